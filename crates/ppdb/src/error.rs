@@ -1,0 +1,101 @@
+//! The database's error type and the seed's error codes.
+//!
+//! Every layer has its own precise error enum; all of them convert into [`Error`], whose
+//! [`Error::code`] is one of the five codes of the PPDB node-layer design note. Clients see the
+//! code as the first word of a Redis error (`-TIMEOUT ...`), so it is part of the protocol.
+
+use std::fmt;
+
+/// The seed's error codes (`PPDB_ERR_*`): what class of failure happened, for machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// A peer is unreachable or sent a bad frame; retrying, maybe elsewhere, can help.
+    Network,
+    /// A deadline passed and the outcome is unknown.
+    Timeout,
+    /// Not the leader (with a hint), or a proposal was dropped by the consensus layer.
+    Consensus,
+    /// No quorum is reachable for the shard.
+    Partition,
+    /// The operation is invalid in the current node lifecycle or transaction state.
+    State,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire, e.g. the first word of a RESP error.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Network => "NETWORK",
+            ErrorCode::Timeout => "TIMEOUT",
+            ErrorCode::Consensus => "CONSENSUS",
+            ErrorCode::Partition => "PARTITION",
+            ErrorCode::State => "STATE",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error of any PPDB layer, with the context a person needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A peer could not be reached or misbehaved on the wire.
+    #[error("network error talking to {peer}: {reason}")]
+    Network {
+        /// The peer's address or node id.
+        peer: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An operation did not finish within its deadline; its outcome is unknown.
+    #[error("timed out after {elapsed_ms} ms waiting for {operation}; the outcome is unknown")]
+    Timeout {
+        /// What was being waited for.
+        operation: String,
+        /// How long was waited.
+        elapsed_ms: u64,
+    },
+    /// The consensus layer refused or dropped the request.
+    #[error("consensus: {0}")]
+    Consensus(#[from] ppdb_raft::ProposeError),
+    /// No quorum is reachable for a group.
+    #[error("no quorum reachable for group {group}")]
+    Partition {
+        /// The Raft group (shard) without quorum.
+        group: u64,
+    },
+    /// The request is not valid in the current state.
+    #[error("invalid in the current state: {0}")]
+    State(String),
+}
+
+impl Error {
+    /// The seed's error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Network { .. } => ErrorCode::Network,
+            Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::Consensus(_) => ErrorCode::Consensus,
+            Error::Partition { .. } => ErrorCode::Partition,
+            Error::State(_) => ErrorCode::State,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_a_seed_code() {
+        let timeout = Error::Timeout { operation: "commit of SET".into(), elapsed_ms: 5000 };
+        assert_eq!(timeout.code(), ErrorCode::Timeout);
+        assert!(timeout.to_string().contains("outcome is unknown"));
+        assert_eq!(Error::Partition { group: 3 }.code().as_str(), "PARTITION");
+        assert_eq!(Error::State("node is leaving".into()).code(), ErrorCode::State);
+    }
+}

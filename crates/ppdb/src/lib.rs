@@ -1,0 +1,10 @@
+//! PPDB: a distributed, strongly consistent, transactional key-value database.
+//!
+//! A cluster is a set of nodes; the key space is split into shards; every shard is a Raft group
+//! (see the `ppdb-raft` crate) replicated on several nodes. Clients speak the Redis protocol.
+//! The layers, top to bottom, are described in `DESIGN.md`; this crate grows them one issue at a
+//! time. Today it holds the error model every layer maps onto.
+
+pub mod error;
+
+pub use error::{Error, ErrorCode};

@@ -1,0 +1,76 @@
+//! The disk the storage layer writes to: a small trait with two implementations.
+//!
+//! [`FsDisk`] is the real file system. [`SimDisk`] is an in-memory disk for deterministic tests
+//! and the simulator: it remembers what was written and what was synced separately, and a
+//! simulated crash keeps only what was synced, optionally tearing the last write or flipping a
+//! bit, all driven by a seed. The WAL and the snapshot files only see the trait, so the same code
+//! runs on both.
+//!
+//! The trait is deliberately narrow: whole-file reads (segments and snapshots are bounded),
+//! positioned writes, `set_len`, data sync, and the directory operations whose durability needs
+//! a directory sync (create, rename, remove).
+
+mod fs;
+mod sim;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+pub use fs::FsDisk;
+pub use sim::{CrashFaults, CrashReport, SimDisk};
+
+/// A file system, real or simulated. Paths are used as given: callers build them by joining
+/// file names onto one directory path, so the same file always has the same spelling.
+pub trait Disk: Send + Sync + fmt::Debug {
+    /// Creates `dir` and its missing parents. Call [`Disk::sync_dir`] on the parent to make the
+    /// new directory durable.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+
+    /// The names of the entries of `dir` (files and directories), in no particular order.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+
+    /// The whole content of the file at `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Creates a new, empty file; fails with [`io::ErrorKind::AlreadyExists`] if it exists.
+    /// The directory entry is durable only after [`Disk::sync_dir`] of its directory.
+    fn create_new(&self, path: &Path) -> io::Result<Box<dyn DiskFile>>;
+
+    /// Opens an existing file for writing.
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn DiskFile>>;
+
+    /// Removes a file; durable only after [`Disk::sync_dir`] of its directory.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Atomically renames `from` to `to`, replacing `to`; durable only after
+    /// [`Disk::sync_dir`] of the directory.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// An open, writable file of a [`Disk`].
+pub trait DiskFile: Send + fmt::Debug {
+    /// Writes all of `buf` at byte `offset`, extending the file if needed.
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
+
+    /// Truncates or extends the file to `len` bytes.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+
+    /// The file's current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+
+    /// Makes the file's data and length durable (`fdatasync`).
+    fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// Creates `dir` (and parents) and makes it durable by syncing its parent directory.
+pub(crate) fn create_dir_durable(disk: &dyn Disk, dir: &Path) -> io::Result<()> {
+    disk.create_dir_all(dir)?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => disk.sync_dir(parent),
+        _ => Ok(()),
+    }
+}
