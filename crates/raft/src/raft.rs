@@ -59,8 +59,15 @@ pub struct RecoveredState {
 
 impl RecoveredState {
     /// The state of a member of a brand-new group with the given voters.
+    ///
+    /// Every founding member starts from the same snapshot at index 1, term 1, holding the
+    /// initial membership and an empty state machine. Because the membership is in a
+    /// snapshot rather than only in local configuration, a node that joins later receives it
+    /// like any other state: the leader cannot send entry 1 and sends this snapshot instead.
     pub fn bootstrap(voters: impl IntoIterator<Item = NodeId>) -> RecoveredState {
         let mut snapshot = Snapshot::default();
+        snapshot.meta.index = LogIndex(1);
+        snapshot.meta.term = Term(1);
         snapshot.meta.membership = Membership::with_voters(voters);
         RecoveredState { snapshot: Some(snapshot), ..RecoveredState::default() }
     }
@@ -233,7 +240,14 @@ impl Raft {
                     return false;
                 }
                 if !pre {
+                    // Adopt the term, but keep the election clock running: only a granted
+                    // vote or a leader's message resets it (Raft, figure 2). Otherwise a node
+                    // with a stale log that keeps campaigning, such as a removed node that
+                    // never learned of its removal, would stop everyone else from ever
+                    // timing out and electing a leader.
+                    let elapsed = self.election_elapsed;
                     self.become_follower(m.term, None);
+                    self.election_elapsed = elapsed;
                 }
             }
             // A granted pre-vote carries the term the candidate will campaign in.
@@ -264,8 +278,11 @@ impl Raft {
                     },
                 );
             }
-            MessageBody::Vote { pre: true, .. } => {
-                self.send(m.from, MessageBody::VoteResponse { pre: true, reject: true });
+            // A candidate behind on terms learns ours from the refusal (Raft, figure 2: every
+            // reply carries the current term); otherwise it could campaign in stale terms
+            // forever while the voter it needs never answers.
+            MessageBody::Vote { pre, .. } => {
+                self.send(m.from, MessageBody::VoteResponse { pre, reject: true });
             }
             _ => {}
         }

@@ -50,6 +50,11 @@ fn sweep(
 fn sim_sweep_keeps_raft_safe_and_live() {
     let ticks = env_u64("PPDB_SIM_TICKS").unwrap_or(DEFAULT_TICKS);
     if let Some(seed) = env_u64("PPDB_SEED") {
+        // A replay shows the protocol's own log lines (RUST_LOG=debug for more).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         match sim::run(seed, ticks) {
             Ok(report) => println!("seed {seed} passed: {report:?}"),
             Err(failure) => panic!("{failure}"),

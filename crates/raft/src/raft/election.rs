@@ -21,8 +21,10 @@ pub(crate) enum Campaign {
 impl Raft {
     /// Follower and candidate clock: campaign when no leader was heard for a randomized timeout.
     pub(super) fn tick_election(&mut self) {
-        self.election_elapsed += 1;
-        if self.election_elapsed >= self.randomized_election_timeout {
+        self.election_elapsed = self.election_elapsed.saturating_add(1);
+        // A node that may not campaign (a learner, or not a member) keeps counting, so that
+        // its leader lease expires and it answers other candidates' vote requests.
+        if self.election_elapsed >= self.randomized_election_timeout && self.promotable() {
             self.election_elapsed = 0;
             let kind = if self.cfg.pre_vote { Campaign::PreVote } else { Campaign::Election };
             self.campaign(kind);

@@ -175,6 +175,7 @@ impl Simulation {
         let mut config = self.opts.raft.clone();
         config.id = id;
         self.boots += 1;
+        tracing::info!(tick = self.now, node = %id, "sim: boot");
         let rng_seed = mix(self.seed, self.boots);
         let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
         node.boot(config, rng_seed).map_err(|e| Violation {
@@ -219,6 +220,7 @@ impl Simulation {
         }
         for m in self.net.due(self.now) {
             self.trace = mix(self.trace, mix(m.from.0 << 32 | m.to.0, m.term.0));
+            tracing::trace!(tick = self.now, from = %m.from, to = %m.to, term = %m.term, body = ?m.body, "sim: deliver");
             if let Some(raft) = self.nodes.get_mut(&m.to).and_then(|n| n.raft.as_mut()) {
                 raft.step(m);
             }
@@ -272,7 +274,7 @@ impl Simulation {
         }
         if let Some(snapshot) = &ready.snapshot {
             let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
-            node.sm = node::StateMachine::decode(&snapshot.data);
+            node.sm = node::StateMachine::from_snapshot(snapshot);
             let (index, digest) = (node.sm.applied, node.sm.digest);
             self.history.check_digest(id, index, digest)?;
         }
@@ -355,6 +357,7 @@ impl Simulation {
     }
 
     fn crash(&mut self, id: NodeId) {
+        tracing::info!(tick = self.now, node = %id, "sim: crash");
         if let Some(node) = self.nodes.get_mut(&id) {
             node.crash();
         }
@@ -423,6 +426,7 @@ impl Simulation {
     }
 
     fn partition(&mut self) {
+        tracing::info!(tick = self.now, "sim: partition");
         let ids = self.ids();
         match self.rng.below(3) {
             0 => {
@@ -494,6 +498,7 @@ impl Simulation {
         };
         let Some(raft) = self.nodes.get_mut(&leader).and_then(|n| n.raft.as_mut()) else { return };
         if let Some(change) = change {
+            tracing::info!(tick = self.now, leader = %leader, ?change, "sim: propose membership change");
             // Refusals (a change in progress, too early in the term) are part of the protocol.
             let _ = raft.propose_conf_change(change);
         }
@@ -518,22 +523,33 @@ impl Simulation {
                 self.boot(id)?;
             }
         }
-        let bound = LIVENESS_ELECTION_TIMEOUTS_MAX * u64::from(self.opts.raft.election_timeout_ticks);
+        // Time to elect, plus time to stream the backlog to the slowest member at one
+        // append batch per round trip.
+        let last = self.nodes.values().filter_map(|n| n.raft.as_ref()).map(|r| r.last_index().0).max();
+        let slowest = self.nodes.values().map(|n| n.sm.applied.0).min();
+        let backlog = last.unwrap_or(0).saturating_sub(slowest.unwrap_or(0));
+        let round_trips = backlog / self.opts.raft.append_entries_max as u64 + 1;
+        let bound = LIVENESS_ELECTION_TIMEOUTS_MAX * u64::from(self.opts.raft.election_timeout_ticks)
+            + round_trips * 2 * (self.opts.delay_ticks_max + 1);
         let start = self.now;
-        let marker = u64::MAX;
-        let mut marker_at: Option<(NodeId, LogIndex)> = None;
+        let mut marker = 0;
+        let mut marker_at: Option<(NodeId, Term, LogIndex)> = None;
         while self.now - start < bound {
             self.step(false)?;
             if marker_at.is_none() {
                 if let Some(leader) = self.leaders().first().copied() {
-                    let raft = self.nodes.get_mut(&leader).and_then(|n| n.raft.as_mut());
-                    if let Some(Ok(index)) = raft.map(|r| r.propose(marker.to_le_bytes().to_vec())) {
-                        marker_at = Some((leader, index));
+                    // Each attempt is a new command: a lost one is never retried by replay.
+                    marker = self.next_command;
+                    self.next_command += 1;
+                    if let Some(raft) = self.nodes.get_mut(&leader).and_then(|n| n.raft.as_mut()) {
+                        if let Ok(index) = raft.propose(marker.to_le_bytes().to_vec()) {
+                            marker_at = Some((leader, raft.term(), index));
+                        }
                     }
                 }
             }
-            if let Some((leader, index)) = marker_at {
-                match self.marker_outcome(leader, index, marker) {
+            if let Some(at) = marker_at {
+                match self.marker_outcome(at, marker) {
                     MarkerOutcome::Everywhere => return Ok(self.now - start),
                     MarkerOutcome::Pending => {}
                     MarkerOutcome::Lost => marker_at = None,
@@ -544,20 +560,48 @@ impl Simulation {
             invariant: "liveness",
             detail: format!(
                 "no command committed on every member within {bound} ticks after faults stopped \
-                 (leaders: {:?}, marker: {marker_at:?}, in flight: {})",
-                self.leaders(),
-                self.net.in_flight()
+                 (marker: {marker_at:?}, in flight: {}); nodes: {}",
+                self.net.in_flight(),
+                self.describe_nodes()
             ),
         })
     }
 
-    fn marker_outcome(&self, leader: NodeId, index: LogIndex, marker: u64) -> MarkerOutcome {
+    /// One line per node: role, term, log cursors, membership and followers' progress.
+    fn describe_nodes(&self) -> String {
+        let mut out = String::new();
+        for (id, node) in &self.nodes {
+            let Some(raft) = node.raft.as_ref() else { continue };
+            let st = raft.status();
+            let followers: Vec<String> =
+                st.followers.iter().map(|f| format!("{}:{}:{:?}", f.id, f.matched, f.state)).collect();
+            out.push_str(&format!(
+                "\n  node {id} {:?} term {} leader {:?} commit {} applied {} last {} snap {} voters {:?} learners {:?} progress [{}]",
+                st.role,
+                st.term,
+                st.leader.map(|l| l.0),
+                st.commit,
+                node.sm.applied,
+                st.last_index,
+                st.snapshot_index,
+                st.membership.voters.iter().map(|v| v.0).collect::<Vec<_>>(),
+                st.membership.learners.iter().map(|v| v.0).collect::<Vec<_>>(),
+                followers.join(" ")
+            ));
+        }
+        out
+    }
+
+    fn marker_outcome(&self, (leader, term, index): (NodeId, Term, LogIndex), marker: u64) -> MarkerOutcome {
         let Some(raft) = self.nodes.get(&leader).and_then(|n| n.raft.as_ref()) else {
             return MarkerOutcome::Lost;
         };
         let holds_marker = raft.entry(index).is_some_and(|e| command_id(&e.payload) == Some(marker));
         if !holds_marker && raft.snapshot_index() < index {
             return MarkerOutcome::Lost;
+        }
+        if raft.commit_index() < index && (raft.role() != PeerRole::Leader || raft.term() != term) {
+            return MarkerOutcome::Lost; // proposed to a leader that has since lost its office
         }
         let members: Vec<NodeId> = raft.membership().members().collect();
         let everywhere = members.iter().all(|m| self.nodes.get(m).is_some_and(|n| n.sm.applied >= index));

@@ -73,6 +73,12 @@ impl StateMachine {
         StateMachine { applied: LogIndex(word(0)), digest: word(1) }
     }
 
+    /// The state a snapshot holds. The bootstrap snapshot has no data: an empty state at its index.
+    pub fn from_snapshot(snapshot: &Snapshot) -> StateMachine {
+        let decoded = StateMachine::decode(&snapshot.data);
+        StateMachine { applied: snapshot.meta.index, digest: decoded.digest }
+    }
+
     /// Applies one entry.
     pub fn apply(&mut self, entry: &Entry) {
         self.applied = entry.index;
@@ -146,8 +152,7 @@ impl SimNode {
     pub fn boot(&mut self, config: Config, rng_seed: u64) -> Result<(), String> {
         let rng = Box::new(super::rng::SimRng::new(rng_seed));
         let raft = RawNode::new(config, self.disk.recovered(), rng).map_err(|e| e.to_string())?;
-        self.sm =
-            self.disk.snapshot.as_ref().map_or_else(StateMachine::default, |s| StateMachine::decode(&s.data));
+        self.sm = self.disk.snapshot.as_ref().map_or_else(StateMachine::default, StateMachine::from_snapshot);
         self.raft = Some(raft);
         Ok(())
     }
