@@ -1,7 +1,7 @@
 //! The simulator sweep: many seeds, each a whole faulty run checked for Raft's safety
 //! properties and for liveness once faults stop.
 //!
-//! - `cargo test -p ppdb-raft sim` runs the default sweep (300 seeds × 3,000 ticks).
+//! - `cargo test -p ppdb-raft sim` runs the default sweep (1,000 seeds × 3,000 ticks).
 //! - `PPDB_SIM_SEEDS=20000 PPDB_SIM_TICKS=3000 cargo test --release -p ppdb-raft sim` runs a
 //!   longer sweep; `PPDB_SIM_FIRST_SEED` moves its start.
 //! - `PPDB_SEED=<n> cargo test -p ppdb-raft sim` replays one seed exactly.
@@ -10,7 +10,7 @@ use ppdb_raft::sim::{self, SimFailure, SimReport};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-const DEFAULT_SEEDS: u64 = 300;
+const DEFAULT_SEEDS: u64 = 1_000;
 const DEFAULT_TICKS: u64 = 3_000;
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -52,7 +52,7 @@ impl SimOptions {
             [10, 15, 20][rng.below(3) as usize].max(3 * raft.heartbeat_interval_ticks);
         raft.pre_vote = rng.below(4) != 0;
         raft.check_quorum = rng.below(4) != 0;
-        raft.append_entries_max = [8, 16, 64][rng.below(3) as usize];
+        raft.append_entries_max = [1, 8, 64][rng.below(3) as usize];
         raft.inflight_appends_max = [1, 2, 8][rng.below(3) as usize];
         let hostile = rng.below(3);
         SimOptions {
