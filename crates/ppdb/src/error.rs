@@ -68,9 +68,20 @@ pub enum Error {
         /// The Raft group (shard) without quorum.
         group: u64,
     },
+    /// A proposal was replaced in the log by a new leader's entries: it did not and will not
+    /// take effect, so it is safe to retry.
+    #[error("proposal to group {group} was dropped by a leader change; retry")]
+    ProposalDropped {
+        /// The Raft group.
+        group: u64,
+    },
     /// The request is not valid in the current state.
     #[error("invalid in the current state: {0}")]
     State(String),
+    /// The storage layer failed: an I/O error, a poisoned WAL, or corruption on disk
+    /// ([`crate::storage::StorageError::Corruption`]). Node-fatal: the node stops serving.
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
 }
 
 impl Error {
@@ -79,9 +90,11 @@ impl Error {
         match self {
             Error::Network { .. } => ErrorCode::Network,
             Error::Timeout { .. } => ErrorCode::Timeout,
-            Error::Consensus(_) => ErrorCode::Consensus,
+            Error::Consensus(_) | Error::ProposalDropped { .. } => ErrorCode::Consensus,
             Error::Partition { .. } => ErrorCode::Partition,
             Error::State(_) => ErrorCode::State,
+            // A node whose storage failed cannot serve: a state error, not a retryable one.
+            Error::Storage(_) => ErrorCode::State,
         }
     }
 }
@@ -97,5 +110,13 @@ mod tests {
         assert!(timeout.to_string().contains("outcome is unknown"));
         assert_eq!(Error::Partition { group: 3 }.code().as_str(), "PARTITION");
         assert_eq!(Error::State("node is leaving".into()).code(), ErrorCode::State);
+        let corrupt: Error = crate::storage::StorageError::Corruption {
+            file: "/data/wal/00000000000000000001.wal".into(),
+            offset: 24,
+            reason: crate::storage::CorruptionKind::BadMagic,
+        }
+        .into();
+        assert_eq!(corrupt.code(), ErrorCode::State);
+        assert!(corrupt.to_string().contains("00000000000000000001.wal at byte offset 24"));
     }
 }

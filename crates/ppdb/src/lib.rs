@@ -8,6 +8,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod node;
 pub mod storage;
 
 pub use error::{Error, ErrorCode};

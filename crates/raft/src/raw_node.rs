@@ -205,6 +205,11 @@ impl RawNode {
         }
     }
 
+    /// The node's current hard state (term, vote, commit).
+    pub fn hard_state(&self) -> HardState {
+        self.raft.hard_state()
+    }
+
     /// The node's id.
     pub fn id(&self) -> NodeId {
         self.raft.id

@@ -1,0 +1,16 @@
+//! The node runtime: hosts this node's Raft group replicas, drives them with a timer, peer
+//! messages and client requests, and keeps their state durable through the shared WAL.
+//!
+//! It talks to the network only through an [`runtime::Outbox`] (and an inbound channel), and
+//! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
+//! replicates any [`state_machine::StateMachine`].
+
+pub mod handle;
+pub mod raft_storage;
+pub mod replica;
+pub mod runtime;
+pub mod state_machine;
+
+pub use handle::NodeHandle;
+pub use runtime::{Outbox, Request, Runtime, RuntimeConfig};
+pub use state_machine::StateMachine;

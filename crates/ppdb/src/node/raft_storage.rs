@@ -1,0 +1,247 @@
+//! The durable state of every Raft group on a node, kept in the node's shared write-ahead log
+//! and its snapshot files.
+//!
+//! What each WAL record holds (payloads encoded by [`crate::codec`]):
+//! - `Entries`: a contiguous run of log entries. On replay, a run starting at index `i`
+//!   replaces whatever the group had from `i` on, exactly as the Ready contract says.
+//! - `HardState`: term, vote and commit index; the last one wins.
+//! - `SnapshotMarker`: the metadata of a snapshot whose file was saved before the marker.
+//!
+//! A snapshot file holds the encoded snapshot metadata followed by the state machine's data.
+//! A *checkpoint* (after a snapshot) appends the marker, the current hard state and the log
+//! entries after the snapshot, then tells the WAL the group needs nothing older, so segments
+//! behind every group's checkpoint can be deleted.
+
+use crate::codec::{self, Decoder, Encoder};
+use crate::storage::disk::Disk;
+use crate::storage::error::{CorruptionKind, StorageError};
+use crate::storage::snapshot_file::SnapshotStore;
+use crate::storage::wal::{DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq};
+use ppdb_raft::{Entry, HardState, Ready, RecoveredState, Snapshot};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Durable Raft state of all groups on one node.
+pub struct RaftStorage {
+    wal: Wal,
+    snapshots: SnapshotStore,
+}
+
+/// What replaying the WAL yields for one group, before its snapshot file is read.
+#[derive(Debug, Default)]
+struct GroupReplay {
+    hard_state: HardState,
+    entries: Vec<Entry>,
+}
+
+impl GroupReplay {
+    fn apply(&mut self, record: &ReplayedRecord<'_>) -> Result<(), StorageError> {
+        let bad =
+            |e: codec::DecodeError| record.corruption(CorruptionKind::BadPayload { reason: e.to_string() });
+        let mut d = Decoder::new(record.record.payload, "raft record");
+        match record.record.kind {
+            RecordKind::Entries => {
+                let entries = codec::decode_entries(&mut d).map_err(bad)?;
+                let Some(first) = entries.first() else { return Ok(()) };
+                let keep = self.entries.partition_point(|e| e.index < first.index);
+                self.entries.truncate(keep);
+                if self.entries.last().is_some_and(|last| last.index.next() != first.index) {
+                    return Err(record.corruption(CorruptionKind::BadPayload {
+                        reason: format!("entries from {} leave a gap in the log", first.index),
+                    }));
+                }
+                self.entries.extend(entries);
+            }
+            RecordKind::HardState => self.hard_state = codec::decode_hard_state(&mut d).map_err(bad)?,
+            RecordKind::SnapshotMarker => {
+                let meta = codec::decode_snapshot_meta(&mut d).map_err(bad)?;
+                self.drop_through(meta.index.0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets entries a snapshot covers; if the rest does not follow it, forgets them too
+    /// (they belonged to a log the snapshot replaced).
+    fn drop_through(&mut self, index: u64) {
+        self.entries.retain(|e| e.index.0 > index);
+        if self.entries.first().is_some_and(|e| e.index.0 != index + 1) {
+            self.entries.clear();
+        }
+    }
+}
+
+fn encode_snapshot_file(snapshot: &Snapshot) -> Vec<u8> {
+    let mut e = Encoder::with_buffer(Vec::with_capacity(snapshot.data.len() + 64));
+    codec::encode_snapshot_meta(&mut e, &snapshot.meta);
+    e.bytes(&snapshot.data);
+    e.finish()
+}
+
+fn decode_snapshot_file(bytes: &[u8]) -> Result<Snapshot, codec::DecodeError> {
+    let mut d = Decoder::new(bytes, "snapshot file");
+    let meta = codec::decode_snapshot_meta(&mut d)?;
+    let data = d.bytes(usize::MAX)?.to_vec();
+    d.finish()?;
+    Ok(Snapshot { meta, data: Arc::new(data) })
+}
+
+impl RaftStorage {
+    /// Opens (or creates) the storage under `dir` and recovers every group found in it.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: &Path,
+        config: WalConfig,
+    ) -> Result<(RaftStorage, BTreeMap<GroupId, RecoveredState>), StorageError> {
+        let snapshots = SnapshotStore::open(Arc::clone(&disk), dir.join("snapshots"))?;
+        let mut replays: BTreeMap<GroupId, GroupReplay> = BTreeMap::new();
+        let (wal, report) = Wal::open(disk, dir.join("wal"), config, |record| {
+            replays.entry(record.record.group).or_default().apply(record)
+        })?;
+        tracing::info!(groups = replays.len(), next_seq = report.next_seq.0, "recovered write-ahead log");
+        let mut recovered = BTreeMap::new();
+        for (group, mut replay) in replays {
+            let snapshot = match snapshots.load_latest(group)? {
+                Some(loaded) => {
+                    let snapshot =
+                        decode_snapshot_file(&loaded.data).map_err(|e| StorageError::Corruption {
+                            file: loaded.path.clone(),
+                            offset: 0,
+                            reason: CorruptionKind::BadPayload { reason: e.to_string() },
+                        })?;
+                    replay.drop_through(snapshot.meta.index.0);
+                    Some(snapshot)
+                }
+                None => None,
+            };
+            let state = RecoveredState { hard_state: replay.hard_state, snapshot, entries: replay.entries };
+            recovered.insert(group, state);
+        }
+        Ok((RaftStorage { wal, snapshots }, recovered))
+    }
+
+    /// Step 1 of the Ready contract for `group`: queues its snapshot, entries and hard state.
+    /// A received snapshot's file is saved (durably) before this returns. The returned ticket
+    /// completes when everything queued is durable; with group commit, awaiting the last
+    /// ticket of a round covers every group's records.
+    pub fn persist(&self, group: GroupId, ready: &Ready) -> Result<Option<DurableTicket>, StorageError> {
+        let mut ticket = None;
+        if let Some(snapshot) = &ready.snapshot {
+            ticket = Some(self.save_snapshot(group, snapshot)?);
+        }
+        if !ready.entries.is_empty() {
+            let mut e = Encoder::default();
+            codec::encode_entries(&mut e, &ready.entries);
+            ticket = Some(self.wal.append(group, RecordKind::Entries, e.finish())?);
+        }
+        if let Some(hs) = &ready.hard_state {
+            ticket = Some(self.append_hard_state(group, hs)?);
+        }
+        Ok(ticket)
+    }
+
+    fn append_hard_state(&self, group: GroupId, hs: &HardState) -> Result<DurableTicket, StorageError> {
+        let mut e = Encoder::default();
+        codec::encode_hard_state(&mut e, hs);
+        self.wal.append(group, RecordKind::HardState, e.finish())
+    }
+
+    fn save_snapshot(&self, group: GroupId, snapshot: &Snapshot) -> Result<DurableTicket, StorageError> {
+        self.snapshots.save(group, snapshot.meta.index.0, &encode_snapshot_file(snapshot))?;
+        let mut e = Encoder::default();
+        codec::encode_snapshot_meta(&mut e, &snapshot.meta);
+        self.wal.append(group, RecordKind::SnapshotMarker, e.finish())
+    }
+
+    /// Makes `snapshot` the base of `group`'s durable state: saves it, re-appends the hard
+    /// state and the entries after it (`tail`), waits until durable, then lets the WAL and the
+    /// snapshot directory drop everything older. Blocks on two fsyncs.
+    pub fn checkpoint(
+        &self,
+        group: GroupId,
+        snapshot: &Snapshot,
+        hard_state: &HardState,
+        tail: &[Entry],
+    ) -> Result<(), StorageError> {
+        let marker = self.save_snapshot(group, snapshot)?;
+        let marker_seq: WalSeq = marker.seq();
+        let mut last = self.append_hard_state(group, hard_state)?;
+        if !tail.is_empty() {
+            let mut e = Encoder::default();
+            codec::encode_entries(&mut e, tail);
+            last = self.wal.append(group, RecordKind::Entries, e.finish())?;
+        }
+        // Records become durable in order: the last one durable means all are.
+        last.wait()?;
+        self.wal.release(group, marker_seq);
+        self.snapshots.remove_older_than(group, snapshot.meta.index.0)?;
+        let removed = self.wal.compact()?;
+        tracing::debug!(group = group.0, index = snapshot.meta.index.0, removed, "checkpoint");
+        Ok(())
+    }
+
+    /// The shared write-ahead log (for statistics).
+    pub fn wal(&self) -> &Wal {
+        &self.wal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::disk::SimDisk;
+    use ppdb_raft::{EntryPayload, LogIndex, NodeId, Term};
+
+    fn entry(index: u64, term: u64, data: &[u8]) -> Entry {
+        Entry { index: LogIndex(index), term: Term(term), payload: EntryPayload::Command(data.to_vec()) }
+    }
+
+    fn ready(entries: Vec<Entry>, hs: Option<HardState>) -> Ready {
+        Ready { entries, hard_state: hs, ..Ready::default() }
+    }
+
+    #[test]
+    fn entries_hard_state_and_truncation_survive_reopen() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(1));
+        let dir = Path::new("/node");
+        {
+            let (storage, recovered) =
+                RaftStorage::open(Arc::clone(&disk), dir, WalConfig::default()).unwrap();
+            assert!(recovered.is_empty());
+            let hs = HardState { term: Term(2), vote: Some(NodeId(1)), commit: LogIndex(1) };
+            let t = storage.persist(GroupId(3), &ready(vec![entry(2, 1, b"a"), entry(3, 1, b"b")], Some(hs)));
+            t.unwrap().unwrap().wait().unwrap();
+            // A new leader overwrote index 3.
+            let t = storage.persist(GroupId(3), &ready(vec![entry(3, 2, b"c")], None)).unwrap();
+            t.unwrap().wait().unwrap();
+        }
+        let (_storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
+        let state = &recovered[&GroupId(3)];
+        assert_eq!(state.hard_state.term, Term(2));
+        assert_eq!(state.entries, vec![entry(2, 1, b"a"), entry(3, 2, b"c")]);
+    }
+
+    #[test]
+    fn checkpoint_replaces_the_log_prefix_with_a_snapshot() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(2));
+        let dir = Path::new("/node");
+        let group = GroupId(1);
+        let mut snapshot = RecoveredState::bootstrap([NodeId(1), NodeId(2), NodeId(3)]).snapshot.unwrap();
+        {
+            let (storage, _) = RaftStorage::open(Arc::clone(&disk), dir, WalConfig::default()).unwrap();
+            let entries: Vec<Entry> = (2..=10).map(|i| entry(i, 1, b"x")).collect();
+            storage.persist(group, &ready(entries.clone(), None)).unwrap().unwrap().wait().unwrap();
+            snapshot.meta.index = LogIndex(8);
+            snapshot.data = Arc::new(b"state at 8".to_vec());
+            let hs = HardState { term: Term(1), vote: None, commit: LogIndex(9) };
+            storage.checkpoint(group, &snapshot, &hs, &entries[7..]).unwrap();
+        }
+        let (_storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
+        let state = &recovered[&group];
+        assert_eq!(state.snapshot.as_ref().map(|s| s.meta.index), Some(LogIndex(8)));
+        assert_eq!(state.snapshot.as_ref().map(|s| s.data.as_slice().to_vec()), Some(b"state at 8".to_vec()));
+        assert_eq!(state.entries.iter().map(|e| e.index.0).collect::<Vec<_>>(), vec![9, 10]);
+        assert_eq!(state.hard_state.commit, LogIndex(9));
+    }
+}

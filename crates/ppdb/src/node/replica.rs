@@ -1,0 +1,182 @@
+//! One node's replica of one Raft group: the Raft core, the state machine it feeds, and the
+//! client requests waiting on it.
+
+use super::state_machine::StateMachine;
+use crate::error::Error;
+use crate::storage::wal::GroupId;
+use ppdb_raft::{Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, Term};
+use std::collections::BTreeMap;
+use tokio::sync::oneshot;
+
+/// Where the answer to a client request goes.
+pub type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+struct PendingProposal<T> {
+    term: Term,
+    reply: Reply<T>,
+}
+
+struct PendingRead<S: StateMachine> {
+    query: S::Query,
+    reply: Reply<S::Output>,
+}
+
+/// A replica of one group on this node.
+pub struct Replica<S: StateMachine> {
+    /// The group.
+    pub group: GroupId,
+    /// The Raft core.
+    pub raft: RawNode,
+    sm: S,
+    applied: LogIndex,
+    proposals: BTreeMap<LogIndex, PendingProposal<S::Output>>,
+    reads_awaiting_index: BTreeMap<u64, PendingRead<S>>,
+    reads_awaiting_apply: Vec<(LogIndex, PendingRead<S>)>,
+    next_read_ctx: u64,
+    applied_since_snapshot: u64,
+    role: PeerRole,
+}
+
+impl<S: StateMachine> Replica<S> {
+    /// A replica whose state machine was restored from the snapshot `raft` starts from.
+    pub fn new(group: GroupId, raft: RawNode, sm: S, applied: LogIndex) -> Replica<S> {
+        let role = raft.role();
+        Replica {
+            group,
+            raft,
+            sm,
+            applied,
+            proposals: BTreeMap::new(),
+            reads_awaiting_index: BTreeMap::new(),
+            reads_awaiting_apply: Vec::new(),
+            next_read_ctx: 1,
+            applied_since_snapshot: 0,
+            role,
+        }
+    }
+
+    /// Proposes a command; `reply` receives the state machine's output once it is applied.
+    pub fn propose(&mut self, command: Vec<u8>, reply: Reply<S::Output>) {
+        match self.raft.propose(command) {
+            Ok(index) => {
+                let term = self.raft.term();
+                self.proposals.insert(index, PendingProposal { term, reply });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(Error::Consensus(e)));
+            }
+        }
+    }
+
+    /// Starts a linearizable read (ReadIndex); `reply` receives the answer once the state
+    /// machine has caught up with the confirmed read index.
+    pub fn read(&mut self, query: S::Query, reply: Reply<S::Output>) {
+        if self.raft.role() != PeerRole::Leader {
+            let _ = reply.send(Err(Error::Consensus(ProposeError::NotLeader { leader: self.raft.leader() })));
+            return;
+        }
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        match self.raft.read_index(ctx) {
+            Ok(()) => {
+                self.reads_awaiting_index.insert(ctx, PendingRead { query, reply });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(Error::Consensus(e)));
+            }
+        }
+    }
+
+    /// Loads a snapshot received from the leader into the state machine.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+        self.sm = S::restore(&snapshot.data).map_err(|reason| {
+            Error::State(format!(
+                "snapshot of group {} at {} is unreadable: {reason}",
+                self.group.0, snapshot.meta.index
+            ))
+        })?;
+        self.applied = snapshot.meta.index;
+        self.applied_since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Applies committed entries in order and answers the proposals they settle.
+    pub fn apply(&mut self, entries: Vec<Entry>) {
+        for entry in entries {
+            if entry.index <= self.applied {
+                continue;
+            }
+            let output = match &entry.payload {
+                EntryPayload::Command(data) => Some(self.sm.apply(entry.index, data)),
+                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+            };
+            self.applied = entry.index;
+            self.applied_since_snapshot += 1;
+            if let Some(pending) = self.proposals.remove(&entry.index) {
+                let result = match output {
+                    Some(out) if pending.term == entry.term => Ok(out),
+                    _ => Err(Error::ProposalDropped { group: self.group.0 }),
+                };
+                let _ = pending.reply.send(result);
+            }
+        }
+        self.serve_reads();
+    }
+
+    /// Records confirmed read indexes and serves the reads whose index is applied.
+    pub fn confirm_reads(&mut self, states: Vec<ReadState>) {
+        for state in states {
+            if let Some(read) = self.reads_awaiting_index.remove(&state.ctx) {
+                self.reads_awaiting_apply.push((state.index, read));
+            }
+        }
+        self.serve_reads();
+    }
+
+    fn serve_reads(&mut self) {
+        let applied = self.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads_awaiting_apply = waiting;
+        for (_, read) in ready {
+            let _ = read.reply.send(Ok(self.sm.query(&read.query)));
+        }
+    }
+
+    /// After a role change: a replica that stopped leading fails its pending reads (they can
+    /// be retried at the new leader); proposals stay, since they may still commit.
+    pub fn observe_role(&mut self) {
+        let role = self.raft.role();
+        if role == self.role {
+            return;
+        }
+        if self.role == PeerRole::Leader {
+            let leader = self.raft.leader();
+            for (_, read) in std::mem::take(&mut self.reads_awaiting_index) {
+                let _ = read.reply.send(Err(Error::Consensus(ProposeError::NotLeader { leader })));
+            }
+        }
+        self.role = role;
+    }
+
+    /// Whether enough was applied since the last snapshot to take a new one.
+    pub fn wants_snapshot(&self, entries_between_snapshots: u64) -> bool {
+        self.applied_since_snapshot >= entries_between_snapshots
+    }
+
+    /// Takes a snapshot of the state machine at the applied index, for a checkpoint.
+    pub fn take_snapshot(&mut self) -> Result<Snapshot, Error> {
+        let snapshot = self
+            .raft
+            .create_snapshot(self.applied, self.sm.snapshot())
+            .map_err(|e| Error::State(format!("snapshot of group {}: {e}", self.group.0)))?;
+        self.applied_since_snapshot = 0;
+        Ok(snapshot)
+    }
+
+    /// The last applied index.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+}
