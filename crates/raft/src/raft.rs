@@ -263,11 +263,11 @@ impl Raft {
     /// Answers a message from an older term so its sender can catch up, where that helps.
     fn answer_stale_term(&mut self, m: &Message) {
         match m.body {
-            // A deposed leader cut off by a partition: our term makes it step down. Without
-            // this, with check-quorum or pre-vote, it could keep the others from electing.
-            MessageBody::Append { .. } | MessageBody::Heartbeat { .. }
-                if self.cfg.check_quorum || self.cfg.pre_vote =>
-            {
+            // A deposed leader: our term makes it step down (Raft, figure 2: every reply
+            // carries the current term). Otherwise a leader that a majority still follows in
+            // its old term would never learn of the newer term of a member it needs, and that
+            // member would never receive the log again.
+            MessageBody::Append { .. } | MessageBody::Heartbeat { .. } => {
                 self.send(
                     m.from,
                     MessageBody::AppendResponse {
