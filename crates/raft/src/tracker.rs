@@ -40,6 +40,11 @@ pub struct ReplicationProgress {
     /// Snapshot state: heartbeats answered since the snapshot was sent. The snapshot is
     /// presumed lost (and the follower probed again) after an election timeout's worth.
     pub heartbeats_since_snapshot: u32,
+    /// Heartbeat answers in a row during which `matched` stayed behind the leader's log and
+    /// did not move: the appends in flight were lost, so the leader starts over from `matched`.
+    pub stalled_heartbeats: u32,
+    /// `matched` at the previous heartbeat answer.
+    pub matched_at_heartbeat: LogIndex,
 }
 
 impl ReplicationProgress {
@@ -54,6 +59,8 @@ impl ReplicationProgress {
             recent_active: false,
             read_round_acked: 0,
             heartbeats_since_snapshot: 0,
+            stalled_heartbeats: 0,
+            matched_at_heartbeat: LogIndex(0),
         }
     }
 

@@ -65,7 +65,7 @@ impl Raft {
 
     /// Starts a campaign of the given kind, if this node is a voter.
     pub(crate) fn campaign(&mut self, kind: Campaign) {
-        if !self.promotable() {
+        if !self.promotable() || self.role == Role::Leader {
             return;
         }
         let pre = kind == Campaign::PreVote;

@@ -67,7 +67,13 @@ impl Raft {
         hint_index: LogIndex,
         hint_term: Term,
     ) {
-        let (hint, _) = self.log.find_conflict_by_term(hint_index, hint_term);
+        // A follower whose log ends inside our compacted prefix needs the snapshot: aim below
+        // the snapshot so the next send is one.
+        let hint = if hint_index < self.log.snapshot_index() {
+            hint_index
+        } else {
+            self.log.find_conflict_by_term(hint_index, hint_term).0
+        };
         let Some(pr) = self.progress.get_mut(&from) else { return };
         if reject {
             if pr.maybe_decrease_to(index, hint) && pr.state == ProgressState::Replicate {
@@ -97,8 +103,19 @@ impl Raft {
     /// Leader: a heartbeat answer proves the follower is alive; unblock a stalled stream.
     pub(super) fn handle_heartbeat_response(&mut self, from: NodeId, read_round: u64) {
         let stall_limit = self.cfg.election_timeout_ticks / self.cfg.heartbeat_interval_ticks;
+        let last_index = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&from) else { return };
         pr.probe_sent = false;
+        // Retransmission (Raft, section 5.3): a follower that stays behind across two heartbeat
+        // answers while nothing it acknowledges moves has lost the appends in flight; stream
+        // again from its match point. A healthy stream advances `matched` between heartbeats.
+        let stalled = pr.matched < last_index && pr.matched == pr.matched_at_heartbeat;
+        pr.stalled_heartbeats = if stalled { pr.stalled_heartbeats + 1 } else { 0 };
+        pr.matched_at_heartbeat = pr.matched;
+        if pr.stalled_heartbeats >= 2 && pr.state == ProgressState::Replicate {
+            pr.become_probe();
+            pr.stalled_heartbeats = 0;
+        }
         match pr.state {
             ProgressState::Replicate if pr.inflights.len() >= self.cfg.inflight_appends_max => {
                 // Appends may have been lost: let one more through; a gap makes the follower
@@ -135,6 +152,9 @@ impl Raft {
             let mut sent = false;
             while self.has_entries_for(peer) && self.send_append(peer) {
                 sent = true;
+                if self.progress.get(&peer).is_some_and(|pr| pr.next > self.log.last_index()) {
+                    break; // an empty probe was sent: wait for its answer
+                }
             }
             if announce && !sent {
                 let idle = self.progress.get(&peer).is_some_and(|pr| pr.state == ProgressState::Replicate);
@@ -153,9 +173,13 @@ impl Raft {
                 || self.progress.keys().any(|&peer| self.has_entries_for(peer)))
     }
 
+    /// Whether an append should go to `peer` now: it lacks entries we can send, or it is being
+    /// probed and its match point is unknown (an empty append finds where its log ends).
     fn has_entries_for(&self, peer: NodeId) -> bool {
+        let last = self.log.last_index();
         self.progress.get(&peer).is_some_and(|pr| {
-            !pr.is_paused(self.cfg.inflight_appends_max) && pr.next <= self.log.last_index()
+            !pr.is_paused(self.cfg.inflight_appends_max)
+                && (pr.next <= last || (pr.state == ProgressState::Probe && pr.matched < last))
         })
     }
 
