@@ -138,8 +138,20 @@ impl Raft {
         self.release_reads_awaiting_term_commit();
         let change_committed = self.conf_history.last().is_none_or(|(i, _)| *i <= self.log.committed());
         if !self.membership.contains(self.id) && change_committed {
-            // Our own removal is committed: hand over by stepping down.
+            // Our own removal is committed: tell the others the commit index, ask the most
+            // up-to-date voter to take over at once (TimeoutNow), and step down.
             tracing::info!(id = %self.id, "removed from the group: stepping down");
+            self.flush_appends();
+            let successor = self
+                .progress
+                .iter()
+                .filter(|(id, _)| self.membership.is_voter(**id))
+                .max_by_key(|(_, pr)| pr.matched)
+                .filter(|(_, pr)| pr.matched == self.log.last_index())
+                .map(|(&id, _)| id);
+            if let Some(successor) = successor {
+                self.send(successor, MessageBody::TimeoutNow);
+            }
             self.become_follower(self.term, None);
         }
     }
