@@ -8,7 +8,9 @@
 
 pub mod codec;
 pub mod error;
+pub mod kv;
 pub mod node;
+pub mod server;
 pub mod storage;
 
 pub use error::{Error, ErrorCode};

@@ -1,0 +1,669 @@
+//! The operations of a shard's state machine: writes as they travel through the Raft log, and
+//! reads as they are answered from the applied state.
+//!
+//! A [`KvWrite`] is fully decided by the leader before it is proposed: every expiry is an absolute
+//! time in milliseconds since the Unix epoch, and the leader's clock reading (`now_ms`) travels
+//! with the operation. Applying the same entry on every replica therefore gives the same state and
+//! the same reply, whatever each replica's own clock says.
+//!
+//! # Encoding (version 1)
+//!
+//! `version:u8 now_ms:varint op_tag:u8 fields...`, where byte strings are `len:varint bytes`,
+//! counts are varints, signed integers are zigzag varints and floats are 8 little-endian bytes of
+//! their IEEE-754 bits. Decoding is bounded: every length is checked against [`VALUE_BYTES_MAX`]
+//! (values), [`KEY_BYTES_MAX`] (keys) or [`BATCH_KEYS_MAX`] (key counts) and against the input
+//! that remains, so a corrupt entry is an error, never a panic or a huge allocation.
+
+use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
+
+/// The largest string value, as Redis's default `proto-max-bulk-len` (512 MiB).
+pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
+/// The largest key accepted in an encoded entry (keys are bulk strings too).
+pub const KEY_BYTES_MAX: u64 = VALUE_BYTES_MAX;
+/// The most keys (or key-value pairs) a single encoded operation may carry.
+pub const BATCH_KEYS_MAX: u64 = 1024 * 1024;
+
+/// Key-value pairs of MSET and MSETNX.
+pub type KeyValuePairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Version byte of the entry encoding written by this build.
+const ENCODING_VERSION: u8 = 1;
+
+/// A write as it is stored in the Raft log: the operation and the leader's clock when proposing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KvWrite {
+    /// The leader's wall clock in milliseconds since the Unix epoch; replicas judge expiry by it.
+    pub now_ms: u64,
+    /// The operation.
+    pub op: WriteOp,
+}
+
+/// Which precondition a SET checks before writing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetCondition {
+    /// Always write.
+    Always,
+    /// NX: only if the key does not exist.
+    IfAbsent,
+    /// XX: only if the key exists.
+    IfPresent,
+}
+
+/// What a SET does to the key's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetTtl {
+    /// Remove any expiry (plain SET).
+    Clear,
+    /// KEEPTTL: keep the existing expiry.
+    Keep,
+    /// Expire at this absolute time (ms since the Unix epoch).
+    At(u64),
+}
+
+/// What GETEX does to the key's time to live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetExTtl {
+    /// No option: leave it.
+    Unchanged,
+    /// PERSIST: remove the expiry.
+    Persist,
+    /// Expire at this absolute time (ms since the Unix epoch); a past time deletes the key.
+    At(u64),
+}
+
+/// The NX/XX/GT/LT option of the EXPIRE family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireCondition {
+    /// No option.
+    Always,
+    /// NX: only if the key has no expiry.
+    IfNoTtl,
+    /// XX: only if the key has an expiry.
+    IfTtl,
+    /// GT: only if the new expiry is later (no expiry counts as infinite).
+    IfLater,
+    /// LT: only if the new expiry is earlier (no expiry counts as infinite).
+    IfEarlier,
+    /// XX and GT together.
+    IfTtlAndLater,
+    /// XX and LT together.
+    IfTtlAndEarlier,
+}
+
+/// A write operation on one shard's key space.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    /// SET, SETEX, PSETEX and GETSET. `get` makes the reply the old value.
+    Set {
+        /// The key.
+        key: Vec<u8>,
+        /// The new value.
+        value: Vec<u8>,
+        /// NX / XX.
+        condition: SetCondition,
+        /// Expiry handling.
+        ttl: SetTtl,
+        /// Reply with the old value instead of OK.
+        get: bool,
+    },
+    /// SETNX: set if absent, reply 1 or 0.
+    SetNx {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// GETDEL.
+    GetDel {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// GETEX.
+    GetEx {
+        /// The key.
+        key: Vec<u8>,
+        /// Expiry change.
+        ttl: GetExTtl,
+    },
+    /// MSET: set every pair, clearing their expiries.
+    MSet {
+        /// Key-value pairs, applied in order.
+        pairs: KeyValuePairs,
+    },
+    /// MSETNX: set every pair only if none of the keys exists.
+    MSetNx {
+        /// Key-value pairs.
+        pairs: KeyValuePairs,
+    },
+    /// DEL and UNLINK.
+    Del {
+        /// Keys to delete; duplicates count once.
+        keys: Vec<Vec<u8>>,
+    },
+    /// INCR, INCRBY, DECR, DECRBY (DECRBY n is sent as INCRBY -n).
+    IncrBy {
+        /// The key.
+        key: Vec<u8>,
+        /// The signed increment.
+        delta: i64,
+    },
+    /// INCRBYFLOAT.
+    IncrByFloat {
+        /// The key.
+        key: Vec<u8>,
+        /// The increment (finite).
+        delta: f64,
+    },
+    /// APPEND.
+    Append {
+        /// The key.
+        key: Vec<u8>,
+        /// Bytes to append.
+        value: Vec<u8>,
+    },
+    /// SETRANGE.
+    SetRange {
+        /// The key.
+        key: Vec<u8>,
+        /// Byte offset where `value` is written.
+        offset: u64,
+        /// Bytes to write.
+        value: Vec<u8>,
+    },
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with the time resolved to absolute milliseconds.
+    Expire {
+        /// The key.
+        key: Vec<u8>,
+        /// Absolute expiry (ms since the Unix epoch); at or before `now_ms` deletes the key.
+        at_ms: i64,
+        /// NX / XX / GT / LT.
+        condition: ExpireCondition,
+    },
+    /// PERSIST.
+    Persist {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// FLUSHALL and FLUSHDB.
+    FlushAll,
+    /// Removal of keys the leader found expired ([`super::KvStore::expired_keys`]). Keys that
+    /// are no longer expired at the entry's `now_ms` (rewritten since) are kept.
+    RemoveExpired {
+        /// Candidate keys.
+        keys: Vec<Vec<u8>>,
+    },
+}
+
+/// A read query, answered from applied state at a given time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvRead {
+    /// GET.
+    Get {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// MGET.
+    MGet {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// EXISTS (duplicates count each time).
+    Exists {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// STRLEN.
+    StrLen {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// GETRANGE (SUBSTR).
+    GetRange {
+        /// The key.
+        key: Vec<u8>,
+        /// First byte, negative counts from the end.
+        start: i64,
+        /// Last byte (inclusive), negative counts from the end.
+        end: i64,
+    },
+    /// TTL (seconds, rounded).
+    Ttl {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// PTTL (milliseconds).
+    PTtl {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// TYPE.
+    Type {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// KEYS pattern.
+    Keys {
+        /// Redis glob pattern.
+        pattern: Vec<u8>,
+    },
+    /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type].
+    Scan {
+        /// Cursor from the previous call, 0 to start. See [`super::scan`].
+        cursor: u64,
+        /// MATCH pattern.
+        pattern: Option<Vec<u8>>,
+        /// COUNT hint: how many keys to visit (at least 1).
+        count: u64,
+        /// TYPE filter.
+        type_name: Option<Vec<u8>>,
+    },
+    /// DBSIZE.
+    DbSize,
+    /// RANDOMKEY.
+    RandomKey,
+}
+
+impl WriteOp {
+    /// The keys this write touches, for routing to shards.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Self::Set { key, .. }
+            | Self::SetNx { key, .. }
+            | Self::GetDel { key }
+            | Self::GetEx { key, .. }
+            | Self::IncrBy { key, .. }
+            | Self::IncrByFloat { key, .. }
+            | Self::Append { key, .. }
+            | Self::SetRange { key, .. }
+            | Self::Expire { key, .. }
+            | Self::Persist { key } => vec![key.as_slice()],
+            Self::MSet { pairs } | Self::MSetNx { pairs } => {
+                pairs.iter().map(|(k, _)| k.as_slice()).collect()
+            }
+            Self::Del { keys } | Self::RemoveExpired { keys } => keys.iter().map(Vec::as_slice).collect(),
+            Self::FlushAll => Vec::new(),
+        }
+    }
+}
+
+impl KvRead {
+    /// The keys this read touches, for routing to shards (empty for whole-keyspace reads).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Self::Get { key }
+            | Self::StrLen { key }
+            | Self::GetRange { key, .. }
+            | Self::Ttl { key }
+            | Self::PTtl { key }
+            | Self::Type { key } => vec![key.as_slice()],
+            Self::MGet { keys } | Self::Exists { keys } => keys.iter().map(Vec::as_slice).collect(),
+            Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
+        }
+    }
+}
+
+// Operation tags of encoding version 1. Never renumber: they are on disk.
+const TAG_SET: u8 = 1;
+const TAG_SETNX: u8 = 2;
+const TAG_GETDEL: u8 = 3;
+const TAG_GETEX: u8 = 4;
+const TAG_MSET: u8 = 5;
+const TAG_MSETNX: u8 = 6;
+const TAG_DEL: u8 = 7;
+const TAG_INCRBY: u8 = 8;
+const TAG_INCRBYFLOAT: u8 = 9;
+const TAG_APPEND: u8 = 10;
+const TAG_SETRANGE: u8 = 11;
+const TAG_EXPIRE: u8 = 12;
+const TAG_PERSIST: u8 = 13;
+const TAG_FLUSHALL: u8 = 14;
+const TAG_REMOVE_EXPIRED: u8 = 15;
+
+impl KvWrite {
+    /// Encodes the write for the Raft log (format described in the module docs).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 + self.payload_len_hint());
+        out.push(ENCODING_VERSION);
+        put_varint(&mut out, self.now_ms);
+        encode_op(&self.op, &mut out);
+        out
+    }
+
+    /// Decodes a write produced by [`KvWrite::encode`]; never panics, bounded allocation.
+    pub fn decode(input: &[u8]) -> Result<Self, KvDecodeError> {
+        let mut reader = Reader::new(input);
+        let version = reader.u8("version")?;
+        if version != ENCODING_VERSION {
+            return Err(KvDecodeError::UnsupportedVersion { version });
+        }
+        let now_ms = reader.varint("now_ms")?;
+        let op = decode_op(&mut reader)?;
+        reader.finish()?;
+        Ok(Self { now_ms, op })
+    }
+
+    fn payload_len_hint(&self) -> usize {
+        match &self.op {
+            WriteOp::Set { key, value, .. }
+            | WriteOp::SetNx { key, value }
+            | WriteOp::Append { key, value }
+            | WriteOp::SetRange { key, value, .. } => key.len() + value.len(),
+            WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => {
+                pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum()
+            }
+            WriteOp::Del { keys } | WriteOp::RemoveExpired { keys } => keys.iter().map(|k| k.len() + 2).sum(),
+            _ => 32,
+        }
+    }
+}
+
+fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
+    match op {
+        WriteOp::Set { key, value, condition, ttl, get } => {
+            out.push(TAG_SET);
+            put_bytes(out, key);
+            put_bytes(out, value);
+            out.push(match condition {
+                SetCondition::Always => 0,
+                SetCondition::IfAbsent => 1,
+                SetCondition::IfPresent => 2,
+            });
+            match ttl {
+                SetTtl::Clear => out.push(0),
+                SetTtl::Keep => out.push(1),
+                SetTtl::At(at) => {
+                    out.push(2);
+                    put_varint(out, *at);
+                }
+            }
+            out.push(u8::from(*get));
+        }
+        WriteOp::SetNx { key, value } => {
+            out.push(TAG_SETNX);
+            put_bytes(out, key);
+            put_bytes(out, value);
+        }
+        WriteOp::GetDel { key } => {
+            out.push(TAG_GETDEL);
+            put_bytes(out, key);
+        }
+        WriteOp::GetEx { key, ttl } => {
+            out.push(TAG_GETEX);
+            put_bytes(out, key);
+            match ttl {
+                GetExTtl::Unchanged => out.push(0),
+                GetExTtl::Persist => out.push(1),
+                GetExTtl::At(at) => {
+                    out.push(2);
+                    put_varint(out, *at);
+                }
+            }
+        }
+        WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => {
+            out.push(if matches!(op, WriteOp::MSet { .. }) { TAG_MSET } else { TAG_MSETNX });
+            put_varint(out, pairs.len() as u64);
+            for (key, value) in pairs {
+                put_bytes(out, key);
+                put_bytes(out, value);
+            }
+        }
+        WriteOp::Del { keys } | WriteOp::RemoveExpired { keys } => {
+            out.push(if matches!(op, WriteOp::Del { .. }) { TAG_DEL } else { TAG_REMOVE_EXPIRED });
+            put_varint(out, keys.len() as u64);
+            for key in keys {
+                put_bytes(out, key);
+            }
+        }
+        WriteOp::IncrBy { key, delta } => {
+            out.push(TAG_INCRBY);
+            put_bytes(out, key);
+            put_signed(out, *delta);
+        }
+        WriteOp::IncrByFloat { key, delta } => {
+            out.push(TAG_INCRBYFLOAT);
+            put_bytes(out, key);
+            out.extend_from_slice(&delta.to_bits().to_le_bytes());
+        }
+        WriteOp::Append { key, value } => {
+            out.push(TAG_APPEND);
+            put_bytes(out, key);
+            put_bytes(out, value);
+        }
+        WriteOp::SetRange { key, offset, value } => {
+            out.push(TAG_SETRANGE);
+            put_bytes(out, key);
+            put_varint(out, *offset);
+            put_bytes(out, value);
+        }
+        WriteOp::Expire { key, at_ms, condition } => {
+            out.push(TAG_EXPIRE);
+            put_bytes(out, key);
+            put_signed(out, *at_ms);
+            out.push(expire_condition_tag(*condition));
+        }
+        WriteOp::Persist { key } => {
+            out.push(TAG_PERSIST);
+            put_bytes(out, key);
+        }
+        WriteOp::FlushAll => out.push(TAG_FLUSHALL),
+    }
+}
+
+fn expire_condition_tag(condition: ExpireCondition) -> u8 {
+    match condition {
+        ExpireCondition::Always => 0,
+        ExpireCondition::IfNoTtl => 1,
+        ExpireCondition::IfTtl => 2,
+        ExpireCondition::IfLater => 3,
+        ExpireCondition::IfEarlier => 4,
+        ExpireCondition::IfTtlAndLater => 5,
+        ExpireCondition::IfTtlAndEarlier => 6,
+    }
+}
+
+fn key(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
+    reader.bytes("key", KEY_BYTES_MAX)
+}
+
+fn value(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
+    reader.bytes("value", VALUE_BYTES_MAX)
+}
+
+fn tag(reader: &mut Reader<'_>, field: &'static str, max: u8) -> Result<u8, KvDecodeError> {
+    let offset = reader.offset();
+    let tag = reader.u8(field)?;
+    if tag > max {
+        return Err(KvDecodeError::InvalidTag { field, tag, offset });
+    }
+    Ok(tag)
+}
+
+fn pairs(reader: &mut Reader<'_>) -> Result<KeyValuePairs, KvDecodeError> {
+    let count = reader.count("pair count", BATCH_KEYS_MAX)?;
+    // Each pair takes at least two bytes, so never reserve more than the input can hold.
+    let mut pairs = Vec::with_capacity((count as usize).min(reader.remaining() / 2));
+    for _ in 0..count {
+        pairs.push((key(reader)?, value(reader)?));
+    }
+    Ok(pairs)
+}
+
+fn keys(reader: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, KvDecodeError> {
+    let count = reader.count("key count", BATCH_KEYS_MAX)?;
+    let mut keys = Vec::with_capacity((count as usize).min(reader.remaining()));
+    for _ in 0..count {
+        keys.push(key(reader)?);
+    }
+    Ok(keys)
+}
+
+fn decode_op(reader: &mut Reader<'_>) -> Result<WriteOp, KvDecodeError> {
+    let offset = reader.offset();
+    let op_tag = reader.u8("operation")?;
+    Ok(match op_tag {
+        TAG_SET => {
+            let key = key(reader)?;
+            let value = value(reader)?;
+            let condition = match tag(reader, "set condition", 2)? {
+                0 => SetCondition::Always,
+                1 => SetCondition::IfAbsent,
+                _ => SetCondition::IfPresent,
+            };
+            let ttl = match tag(reader, "set ttl", 2)? {
+                0 => SetTtl::Clear,
+                1 => SetTtl::Keep,
+                _ => SetTtl::At(reader.varint("expire time")?),
+            };
+            let get = tag(reader, "set get flag", 1)? == 1;
+            WriteOp::Set { key, value, condition, ttl, get }
+        }
+        TAG_SETNX => WriteOp::SetNx { key: key(reader)?, value: value(reader)? },
+        TAG_GETDEL => WriteOp::GetDel { key: key(reader)? },
+        TAG_GETEX => {
+            let key = key(reader)?;
+            let ttl = match tag(reader, "getex ttl", 2)? {
+                0 => GetExTtl::Unchanged,
+                1 => GetExTtl::Persist,
+                _ => GetExTtl::At(reader.varint("expire time")?),
+            };
+            WriteOp::GetEx { key, ttl }
+        }
+        TAG_MSET => WriteOp::MSet { pairs: pairs(reader)? },
+        TAG_MSETNX => WriteOp::MSetNx { pairs: pairs(reader)? },
+        TAG_DEL => WriteOp::Del { keys: keys(reader)? },
+        TAG_REMOVE_EXPIRED => WriteOp::RemoveExpired { keys: keys(reader)? },
+        TAG_INCRBY => WriteOp::IncrBy { key: key(reader)?, delta: reader.signed("delta")? },
+        TAG_INCRBYFLOAT => {
+            let key = key(reader)?;
+            let bits = reader.take(8, "float delta")?;
+            let mut raw = [0u8; 8];
+            raw.copy_from_slice(bits);
+            WriteOp::IncrByFloat { key, delta: f64::from_bits(u64::from_le_bytes(raw)) }
+        }
+        TAG_APPEND => WriteOp::Append { key: key(reader)?, value: value(reader)? },
+        TAG_SETRANGE => {
+            WriteOp::SetRange { key: key(reader)?, offset: reader.varint("offset")?, value: value(reader)? }
+        }
+        TAG_EXPIRE => {
+            let key = key(reader)?;
+            let at_ms = reader.signed("expire time")?;
+            let condition = match tag(reader, "expire condition", 6)? {
+                0 => ExpireCondition::Always,
+                1 => ExpireCondition::IfNoTtl,
+                2 => ExpireCondition::IfTtl,
+                3 => ExpireCondition::IfLater,
+                4 => ExpireCondition::IfEarlier,
+                5 => ExpireCondition::IfTtlAndLater,
+                _ => ExpireCondition::IfTtlAndEarlier,
+            };
+            WriteOp::Expire { key, at_ms, condition }
+        }
+        TAG_PERSIST => WriteOp::Persist { key: key(reader)? },
+        TAG_FLUSHALL => WriteOp::FlushAll,
+        other => return Err(KvDecodeError::InvalidTag { field: "operation", tag: other, offset }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn bytes() -> impl Strategy<Value = Vec<u8>> + Clone {
+        proptest::collection::vec(any::<u8>(), 0..12)
+    }
+
+    fn op() -> impl Strategy<Value = WriteOp> {
+        let condition = prop_oneof![
+            Just(SetCondition::Always),
+            Just(SetCondition::IfAbsent),
+            Just(SetCondition::IfPresent)
+        ];
+        let ttl = prop_oneof![Just(SetTtl::Clear), Just(SetTtl::Keep), any::<u64>().prop_map(SetTtl::At)];
+        let getex = prop_oneof![
+            Just(GetExTtl::Unchanged),
+            Just(GetExTtl::Persist),
+            any::<u64>().prop_map(GetExTtl::At)
+        ];
+        let expire_condition = (0u8..7).prop_map(|t| match t {
+            0 => ExpireCondition::Always,
+            1 => ExpireCondition::IfNoTtl,
+            2 => ExpireCondition::IfTtl,
+            3 => ExpireCondition::IfLater,
+            4 => ExpireCondition::IfEarlier,
+            5 => ExpireCondition::IfTtlAndLater,
+            _ => ExpireCondition::IfTtlAndEarlier,
+        });
+        let pairs = proptest::collection::vec((bytes(), bytes()), 0..4);
+        let keys = proptest::collection::vec(bytes(), 0..4);
+        prop_oneof![
+            (bytes(), bytes(), condition, ttl, any::<bool>()).prop_map(
+                |(key, value, condition, ttl, get)| { WriteOp::Set { key, value, condition, ttl, get } }
+            ),
+            (bytes(), bytes()).prop_map(|(key, value)| WriteOp::SetNx { key, value }),
+            bytes().prop_map(|key| WriteOp::GetDel { key }),
+            (bytes(), getex).prop_map(|(key, ttl)| WriteOp::GetEx { key, ttl }),
+            pairs.clone().prop_map(|pairs| WriteOp::MSet { pairs }),
+            pairs.prop_map(|pairs| WriteOp::MSetNx { pairs }),
+            keys.clone().prop_map(|keys| WriteOp::Del { keys }),
+            keys.prop_map(|keys| WriteOp::RemoveExpired { keys }),
+            (bytes(), any::<i64>()).prop_map(|(key, delta)| WriteOp::IncrBy { key, delta }),
+            (bytes(), -1e300f64..1e300).prop_map(|(key, delta)| WriteOp::IncrByFloat { key, delta }),
+            (bytes(), bytes()).prop_map(|(key, value)| WriteOp::Append { key, value }),
+            (bytes(), any::<u64>(), bytes()).prop_map(|(key, offset, value)| WriteOp::SetRange {
+                key,
+                offset,
+                value
+            }),
+            (bytes(), any::<i64>(), expire_condition).prop_map(|(key, at_ms, condition)| WriteOp::Expire {
+                key,
+                at_ms,
+                condition
+            }),
+            bytes().prop_map(|key| WriteOp::Persist { key }),
+            Just(WriteOp::FlushAll),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn encode_decode_round_trips(now_ms in any::<u64>(), op in op()) {
+            let write = KvWrite { now_ms, op };
+            prop_assert_eq!(KvWrite::decode(&write.encode()), Ok(write));
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(input in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = KvWrite::decode(&input);
+        }
+
+        #[test]
+        fn every_strict_prefix_is_an_error(now_ms in any::<u64>(), op in op()) {
+            let encoded = KvWrite { now_ms, op }.encode();
+            for len in 0..encoded.len() {
+                prop_assert!(KvWrite::decode(&encoded[..len]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_version_and_tag_are_reported() {
+        assert_eq!(KvWrite::decode(&[9, 0, 1]), Err(KvDecodeError::UnsupportedVersion { version: 9 }));
+        assert_eq!(
+            KvWrite::decode(&[1, 0, 200]),
+            Err(KvDecodeError::InvalidTag { field: "operation", tag: 200, offset: 2 })
+        );
+        let mut trailing = KvWrite { now_ms: 5, op: WriteOp::FlushAll }.encode();
+        trailing.push(0);
+        assert_eq!(KvWrite::decode(&trailing), Err(KvDecodeError::TrailingBytes { count: 1 }));
+    }
+
+    #[test]
+    fn keys_cover_every_key_of_the_operation() {
+        let op =
+            WriteOp::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())] };
+        assert_eq!(op.keys(), vec![&b"a"[..], &b"b"[..]]);
+        assert!(WriteOp::FlushAll.keys().is_empty());
+        assert_eq!(KvRead::Exists { keys: vec![b"k".to_vec(), b"k".to_vec()] }.keys().len(), 2);
+    }
+}

@@ -1,0 +1,33 @@
+//! The replicated state machine of one shard: Redis strings and counters with expiry.
+//!
+//! This layer owns the key space of a shard and the meaning of every operation on it: how a
+//! write is encoded into the Raft log ([`KvWrite`]), how applying it changes the state and what
+//! Redis would answer ([`KvStore::apply`], [`Reply`]), how reads are answered ([`KvStore::read`])
+//! and how the whole state is snapshotted ([`KvStore::snapshot`], [`KvStore::restore`]).
+//!
+//! It must stay pure and deterministic: no clock, no randomness, no I/O, no hash-ordered
+//! collections. Time comes from the log entry (`now_ms`, decided by the leader together with
+//! absolute expiry times), so every replica computes the same state and the same replies.
+//! Expired keys are invisible to reads at once and removed through the log
+//! ([`KvStore::expired_keys`], [`WriteOp::RemoveExpired`]). It knows nothing of RESP, Raft types
+//! or networking.
+
+mod codec;
+pub mod command;
+pub mod glob;
+pub mod numeric;
+mod read;
+pub mod reply;
+pub mod scan;
+mod snapshot;
+pub mod state_machine;
+#[cfg(test)]
+mod tests;
+
+pub use codec::KvDecodeError;
+pub use command::{
+    ExpireCondition, GetExTtl, KvRead, KvWrite, SetCondition, SetTtl, WriteOp, BATCH_KEYS_MAX, KEY_BYTES_MAX,
+    VALUE_BYTES_MAX,
+};
+pub use reply::{KvError, Reply};
+pub use state_machine::{KvStore, Value};

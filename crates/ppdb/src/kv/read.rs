@@ -1,0 +1,112 @@
+//! Read queries answered from the applied state at a given time.
+//!
+//! Reads never change the store: an expired key is simply invisible (its removal goes through
+//! the log). The `now_ms` of a read is the serving node's clock; reads of keys near their expiry
+//! can therefore differ between nodes by the clock skew, as they can between Redis replicas.
+
+use super::command::KvRead;
+use super::glob::glob_match;
+use super::reply::Reply;
+use super::scan::{scan_filter, scan_page};
+use super::state_machine::KvStore;
+
+impl KvStore {
+    /// Answers a read query as Redis would at time `now_ms`.
+    pub fn read(&self, query: &KvRead, now_ms: u64) -> Reply {
+        let live = |key: &[u8]| self.get_live(key, now_ms);
+        match query {
+            KvRead::Get { key } => Reply::bulk_or_nil(live(key).map(|v| v.data.as_slice())),
+            KvRead::MGet { keys } => Reply::Array(
+                keys.iter().map(|key| Reply::bulk_or_nil(live(key).map(|v| v.data.as_slice()))).collect(),
+            ),
+            KvRead::Exists { keys } => {
+                Reply::Integer(keys.iter().filter(|key| live(key).is_some()).count() as i64)
+            }
+            KvRead::StrLen { key } => Reply::Integer(live(key).map_or(0, |v| v.data.len() as i64)),
+            KvRead::GetRange { key, start, end } => {
+                let data = live(key).map_or(&[][..], |v| v.data.as_slice());
+                Reply::Bulk(get_range(data, *start, *end).to_vec())
+            }
+            KvRead::Ttl { key } => ttl_reply(self, key, now_ms, false),
+            KvRead::PTtl { key } => ttl_reply(self, key, now_ms, true),
+            KvRead::Type { key } => Reply::Status(if live(key).is_some() { "string" } else { "none" }),
+            KvRead::Keys { pattern } => {
+                let match_all = pattern.as_slice() == b"*";
+                Reply::Array(
+                    self.entries
+                        .iter()
+                        .filter(|(key, value)| {
+                            !value.is_expired(now_ms) && (match_all || glob_match(pattern, key))
+                        })
+                        .map(|(key, _)| Reply::Bulk(key.clone()))
+                        .collect(),
+                )
+            }
+            KvRead::Scan { cursor, pattern, count, type_name } => {
+                let page = scan_page(&self.scan_order, *cursor, *count);
+                let keys = page
+                    .visited
+                    .into_iter()
+                    .filter(|key| live(key).is_some())
+                    .filter(|key| scan_filter(key, pattern.as_deref(), type_name.as_deref()))
+                    .map(<[u8]>::to_vec)
+                    .collect();
+                Reply::Scan { cursor: page.next_cursor, keys }
+            }
+            KvRead::DbSize => Reply::Integer(self.live_len(now_ms) as i64),
+            KvRead::RandomKey => Reply::bulk_or_nil(self.random_key(now_ms)),
+        }
+    }
+
+    /// Number of keys alive at `now_ms`.
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        let expired = self.expiries.range(..(now_ms, Vec::new())).count();
+        self.entries.len() - expired
+    }
+
+    /// A live key chosen from `now_ms` (deterministic, so replicas and tests agree), or `None`.
+    /// O(n): RANDOMKEY is rare and the ordered map has no rank index.
+    fn random_key(&self, now_ms: u64) -> Option<&[u8]> {
+        if self.live_len(now_ms) == 0 {
+            return None;
+        }
+        let start = (splitmix64(now_ms) % self.entries.len() as u64) as usize;
+        let after = self.entries.iter().skip(start);
+        let before = self.entries.iter().take(start);
+        after.chain(before).find(|(_, value)| !value.is_expired(now_ms)).map(|(key, _)| key.as_slice())
+    }
+}
+
+/// GETRANGE's index arithmetic, exactly as Redis 7's `getrangeCommand`.
+pub(crate) fn get_range(data: &[u8], start: i64, end: i64) -> &[u8] {
+    let len = data.len() as i64;
+    if start < 0 && end < 0 && start > end {
+        return &[];
+    }
+    let start = if start < 0 { len.saturating_add(start) } else { start }.max(0);
+    let end = if end < 0 { len.saturating_add(end) } else { end }.max(0);
+    let end = end.min(len - 1);
+    if start > end || len == 0 {
+        return &[];
+    }
+    // 0 <= start <= end < len here.
+    &data[start as usize..=end as usize]
+}
+
+fn ttl_reply(store: &KvStore, key: &[u8], now_ms: u64, millis: bool) -> Reply {
+    let Some(value) = store.get_live(key, now_ms) else {
+        return Reply::Integer(-2);
+    };
+    let Some(at) = value.expire_at_ms else {
+        return Reply::Integer(-1);
+    };
+    let ttl_ms = i64::try_from(at.saturating_sub(now_ms)).unwrap_or(i64::MAX);
+    Reply::Integer(if millis { ttl_ms } else { ttl_ms.saturating_add(500) / 1000 })
+}
+
+fn splitmix64(seed: u64) -> u64 {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

@@ -1,0 +1,81 @@
+//! The typed answer of the state machine to a write or a read.
+//!
+//! A [`Reply`] says what Redis would answer, without choosing a wire encoding: the server turns it
+//! into a RESP2 or RESP3 frame (`server::resp::reply`). Errors are the few a string key space can
+//! produce; their texts are Redis 7's, word for word.
+
+use std::fmt;
+
+/// The answer to one operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// `+OK`.
+    Ok,
+    /// A simple string such as `string` or `none` (TYPE).
+    Status(&'static str),
+    /// The null reply (`$-1` in RESP2, `_` in RESP3): a missing key or an unmet condition.
+    Nil,
+    /// An integer.
+    Integer(i64),
+    /// A bulk string.
+    Bulk(Vec<u8>),
+    /// An array of replies (MGET, KEYS).
+    Array(Vec<Reply>),
+    /// A SCAN page: the next cursor (0 when done) and the keys found.
+    Scan {
+        /// Cursor to pass to the next SCAN; 0 means the iteration is complete.
+        cursor: u64,
+        /// Keys of this page.
+        keys: Vec<Vec<u8>>,
+    },
+    /// An error; the state is unchanged.
+    Error(KvError),
+}
+
+/// An error produced by applying an operation; the text is Redis 7's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvError {
+    /// The stored value (or argument) is not a 64-bit integer.
+    NotInteger,
+    /// INCR/DECR family result out of the 64-bit range.
+    IncrOverflow,
+    /// The stored value is not a valid float (INCRBYFLOAT).
+    NotFloat,
+    /// INCRBYFLOAT produced NaN or an infinity.
+    NanOrInfinity,
+    /// APPEND or SETRANGE would make the value larger than 512 MiB.
+    StringTooLong,
+}
+
+impl KvError {
+    /// The error as Redis sends it, without the leading `-`.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::NotInteger => "ERR value is not an integer or out of range",
+            Self::IncrOverflow => "ERR increment or decrement would overflow",
+            Self::NotFloat => "ERR value is not a valid float",
+            Self::NanOrInfinity => "ERR increment would produce NaN or Infinity",
+            Self::StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        }
+    }
+}
+
+impl fmt::Display for KvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for KvError {}
+
+impl Reply {
+    /// A bulk reply holding `value`, or [`Reply::Nil`] when absent.
+    pub fn bulk_or_nil(value: Option<&[u8]>) -> Self {
+        value.map_or(Reply::Nil, |v| Reply::Bulk(v.to_vec()))
+    }
+
+    /// Whether this reply is an error.
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}

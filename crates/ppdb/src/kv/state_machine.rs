@@ -1,0 +1,352 @@
+//! The key space of one shard and how writes change it.
+//!
+//! [`KvStore`] is pure and deterministic: no clock, no randomness, ordered collections only. Time
+//! enters through each [`KvWrite`]'s `now_ms` (the leader's clock) and through the `now_ms` given
+//! to reads, so every replica that applies the same log holds the same bytes and gives the same
+//! replies. A key whose expiry time is in the past is treated as absent by every operation (as
+//! Redis's lazy expiry does) even before a [`WriteOp::RemoveExpired`] entry deletes it.
+//!
+//! Expiry follows Redis: a key with expiry `t` is alive while `now <= t`; an EXPIRE, GETEX or SET
+//! whose new expiry is at or before `now` deletes the key at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::command::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp, VALUE_BYTES_MAX};
+use super::numeric::{format_f64, parse_f64, parse_i64};
+use super::reply::{KvError, Reply};
+use super::scan::scan_hash;
+
+/// A stored value: the bytes and an optional absolute expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    /// The string value (binary-safe).
+    pub data: Vec<u8>,
+    /// Expiry in milliseconds since the Unix epoch; `None` means the key never expires.
+    pub expire_at_ms: Option<u64>,
+}
+
+impl Value {
+    /// Whether the value is expired at `now_ms` (Redis: alive while `now <= expire`).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_some_and(|at| now_ms > at)
+    }
+}
+
+/// The replicated key space of one shard.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvStore {
+    /// Every key, including expired ones not yet removed.
+    pub(crate) entries: BTreeMap<Vec<u8>, Value>,
+    /// `(expire_at_ms, key)` for every key with an expiry: finds expired keys without a full scan.
+    pub(crate) expiries: BTreeSet<(u64, Vec<u8>)>,
+    /// `(scan_hash(key), key)` for every key: the SCAN cursor order (see [`super::scan`]).
+    pub(crate) scan_order: BTreeSet<(u64, Vec<u8>)>,
+}
+
+impl KvStore {
+    /// An empty key space.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies a committed write and returns Redis's reply to it.
+    pub fn apply(&mut self, write: &KvWrite) -> Reply {
+        let now = write.now_ms;
+        // Lazy expiry first, as Redis's lookupKeyWrite does: a write never sees an expired key.
+        if !matches!(write.op, WriteOp::RemoveExpired { .. }) {
+            for key in write.op.keys() {
+                self.remove_if_expired(key, now);
+            }
+        }
+        match &write.op {
+            WriteOp::Set { key, value, condition, ttl, get } => {
+                self.set(key, value, *condition, *ttl, *get, now)
+            }
+            WriteOp::SetNx { key, value } => {
+                if self.entries.contains_key(key.as_slice()) {
+                    return Reply::Integer(0);
+                }
+                self.insert(key, value.clone(), None);
+                Reply::Integer(1)
+            }
+            WriteOp::GetDel { key } => {
+                Reply::bulk_or_nil(self.remove(key).as_ref().map(|v| v.data.as_slice()))
+            }
+            WriteOp::GetEx { key, ttl } => self.get_ex(key, *ttl, now),
+            WriteOp::MSet { pairs } => {
+                for (key, value) in pairs {
+                    self.insert(key, value.clone(), None);
+                }
+                Reply::Ok
+            }
+            WriteOp::MSetNx { pairs } => {
+                if pairs.iter().any(|(key, _)| self.entries.contains_key(key.as_slice())) {
+                    return Reply::Integer(0);
+                }
+                for (key, value) in pairs {
+                    self.insert(key, value.clone(), None);
+                }
+                Reply::Integer(1)
+            }
+            WriteOp::Del { keys } => {
+                let removed = keys.iter().filter(|key| self.remove(key).is_some()).count();
+                Reply::Integer(removed as i64)
+            }
+            WriteOp::IncrBy { key, delta } => self.incr_by(key, *delta),
+            WriteOp::IncrByFloat { key, delta } => self.incr_by_float(key, *delta),
+            WriteOp::Append { key, value } => self.append(key, value),
+            WriteOp::SetRange { key, offset, value } => self.set_range(key, *offset, value),
+            WriteOp::Expire { key, at_ms, condition } => self.expire(key, *at_ms, *condition, now),
+            WriteOp::Persist { key } => match self.entries.get(key.as_slice()) {
+                Some(Value { expire_at_ms: Some(_), .. }) => {
+                    self.set_expiry(key, None);
+                    Reply::Integer(1)
+                }
+                _ => Reply::Integer(0),
+            },
+            WriteOp::FlushAll => {
+                *self = Self::new();
+                Reply::Ok
+            }
+            WriteOp::RemoveExpired { keys } => {
+                let removed = keys.iter().filter(|key| self.remove_if_expired(key, now)).count();
+                Reply::Integer(removed as i64)
+            }
+        }
+    }
+
+    /// Up to `limit` keys expired at `now_ms`, earliest expiry first, for the leader to propose
+    /// in a [`WriteOp::RemoveExpired`] entry.
+    pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Vec<u8>> {
+        self.expiries.range(..(now_ms, Vec::new())).take(limit).map(|(_, key)| key.clone()).collect()
+    }
+
+    /// Number of keys stored, including expired keys not yet removed.
+    pub fn len_including_expired(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The live value of `key` at `now_ms`.
+    pub fn get_live(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
+        self.entries.get(key).filter(|value| !value.is_expired(now_ms))
+    }
+
+    fn set(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        condition: SetCondition,
+        ttl: SetTtl,
+        get: bool,
+        now: u64,
+    ) -> Reply {
+        let old = self.entries.get(key);
+        let exists = old.is_some();
+        let old_reply = get.then(|| Reply::bulk_or_nil(old.map(|v| v.data.as_slice())));
+        let refused = match condition {
+            SetCondition::Always => false,
+            SetCondition::IfAbsent => exists,
+            SetCondition::IfPresent => !exists,
+        };
+        if refused {
+            return old_reply.unwrap_or(Reply::Nil);
+        }
+        let expire_at_ms = match ttl {
+            SetTtl::Clear => None,
+            SetTtl::Keep => old.and_then(|v| v.expire_at_ms),
+            SetTtl::At(at) => Some(at),
+        };
+        if expire_at_ms.is_some_and(|at| at <= now) {
+            self.remove(key);
+        } else {
+            self.insert(key, value.to_vec(), expire_at_ms);
+        }
+        old_reply.unwrap_or(Reply::Ok)
+    }
+
+    fn get_ex(&mut self, key: &[u8], ttl: GetExTtl, now: u64) -> Reply {
+        let Some(value) = self.entries.get(key) else {
+            return Reply::Nil;
+        };
+        let reply = Reply::Bulk(value.data.clone());
+        match ttl {
+            GetExTtl::Unchanged => {}
+            GetExTtl::Persist => self.set_expiry(key, None),
+            GetExTtl::At(at) if at <= now => {
+                self.remove(key);
+            }
+            GetExTtl::At(at) => self.set_expiry(key, Some(at)),
+        }
+        reply
+    }
+
+    fn incr_by(&mut self, key: &[u8], delta: i64) -> Reply {
+        let (current, expire_at_ms) = match self.entries.get(key) {
+            None => (0, None),
+            Some(value) => match parse_i64(&value.data) {
+                Some(n) => (n, value.expire_at_ms),
+                None => return Reply::Error(KvError::NotInteger),
+            },
+        };
+        let Some(next) = current.checked_add(delta) else {
+            return Reply::Error(KvError::IncrOverflow);
+        };
+        self.insert(key, next.to_string().into_bytes(), expire_at_ms);
+        Reply::Integer(next)
+    }
+
+    fn incr_by_float(&mut self, key: &[u8], delta: f64) -> Reply {
+        let (current, expire_at_ms) = match self.entries.get(key) {
+            None => (0.0, None),
+            Some(value) => match parse_f64(&value.data) {
+                Some(n) => (n, value.expire_at_ms),
+                None => return Reply::Error(KvError::NotFloat),
+            },
+        };
+        let next = current + delta;
+        if !next.is_finite() {
+            return Reply::Error(KvError::NanOrInfinity);
+        }
+        let text = format_f64(next).into_bytes();
+        self.insert(key, text.clone(), expire_at_ms);
+        Reply::Bulk(text)
+    }
+
+    fn append(&mut self, key: &[u8], suffix: &[u8]) -> Reply {
+        let current_len = self.entries.get(key).map_or(0, |v| v.data.len());
+        if current_len as u64 + suffix.len() as u64 > VALUE_BYTES_MAX {
+            return Reply::Error(KvError::StringTooLong);
+        }
+        match self.entries.get_mut(key) {
+            Some(value) => {
+                value.data.extend_from_slice(suffix);
+                Reply::Integer(value.data.len() as i64)
+            }
+            None => {
+                self.insert(key, suffix.to_vec(), None);
+                Reply::Integer(suffix.len() as i64)
+            }
+        }
+    }
+
+    fn set_range(&mut self, key: &[u8], offset: u64, patch: &[u8]) -> Reply {
+        let current_len = self.entries.get(key).map(|v| v.data.len());
+        if patch.is_empty() {
+            // Redis answers the current length (0 for a missing key) and creates nothing.
+            return Reply::Integer(current_len.unwrap_or(0) as i64);
+        }
+        let end = offset.checked_add(patch.len() as u64);
+        let Some(end) = end.filter(|&end| end <= VALUE_BYTES_MAX) else {
+            return Reply::Error(KvError::StringTooLong);
+        };
+        // `end <= VALUE_BYTES_MAX` (512 MiB), so both fit in usize.
+        let (offset, end) = (offset as usize, end as usize);
+        if current_len.is_none() {
+            self.insert(key, Vec::new(), None);
+        }
+        let Some(value) = self.entries.get_mut(key) else {
+            return Reply::Integer(0);
+        };
+        if value.data.len() < end {
+            value.data.resize(end, 0);
+        }
+        value.data[offset..end].copy_from_slice(patch);
+        Reply::Integer(value.data.len() as i64)
+    }
+
+    fn expire(&mut self, key: &[u8], at_ms: i64, condition: ExpireCondition, now: u64) -> Reply {
+        let Some(value) = self.entries.get(key) else {
+            return Reply::Integer(0);
+        };
+        // Redis compares with -1 for "no expiry"; GT treats it as infinite, LT as infinite too.
+        let current = value.expire_at_ms.map(|at| i64::try_from(at).unwrap_or(i64::MAX));
+        let needs_ttl = matches!(
+            condition,
+            ExpireCondition::IfTtl | ExpireCondition::IfTtlAndLater | ExpireCondition::IfTtlAndEarlier
+        );
+        let later = matches!(condition, ExpireCondition::IfLater | ExpireCondition::IfTtlAndLater);
+        let earlier = matches!(condition, ExpireCondition::IfEarlier | ExpireCondition::IfTtlAndEarlier);
+        let refused = (condition == ExpireCondition::IfNoTtl && current.is_some())
+            || (needs_ttl && current.is_none())
+            || (later && current.is_none_or(|cur| at_ms <= cur))
+            || (earlier && current.is_some_and(|cur| at_ms >= cur));
+        if refused {
+            return Reply::Integer(0);
+        }
+        match u64::try_from(at_ms) {
+            Ok(at) if at > now => self.set_expiry(key, Some(at)),
+            _ => {
+                self.remove(key);
+            }
+        }
+        Reply::Integer(1)
+    }
+
+    /// Inserts or replaces `key`, keeping the indexes in step.
+    pub(crate) fn insert(&mut self, key: &[u8], data: Vec<u8>, expire_at_ms: Option<u64>) {
+        debug_assert!(data.len() as u64 <= VALUE_BYTES_MAX, "values are bounded before apply");
+        match self.entries.get_mut(key) {
+            Some(value) => {
+                value.data = data;
+                self.set_expiry(key, expire_at_ms);
+            }
+            None => {
+                self.entries.insert(key.to_vec(), Value { data, expire_at_ms });
+                self.scan_order.insert((scan_hash(key), key.to_vec()));
+                if let Some(at) = expire_at_ms {
+                    self.expiries.insert((at, key.to_vec()));
+                }
+            }
+        }
+    }
+
+    /// Changes the expiry of an existing key.
+    fn set_expiry(&mut self, key: &[u8], expire_at_ms: Option<u64>) {
+        let Some(value) = self.entries.get_mut(key) else {
+            return;
+        };
+        if value.expire_at_ms == expire_at_ms {
+            return;
+        }
+        if let Some(old) = value.expire_at_ms {
+            self.expiries.remove(&(old, key.to_vec()));
+        }
+        if let Some(at) = expire_at_ms {
+            self.expiries.insert((at, key.to_vec()));
+        }
+        value.expire_at_ms = expire_at_ms;
+    }
+
+    /// Removes `key` and its index entries; returns the old value.
+    fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        let value = self.entries.remove(key)?;
+        self.scan_order.remove(&(scan_hash(key), key.to_vec()));
+        if let Some(at) = value.expire_at_ms {
+            self.expiries.remove(&(at, key.to_vec()));
+        }
+        Some(value)
+    }
+
+    /// Removes `key` if it is expired at `now`; returns whether it did.
+    fn remove_if_expired(&mut self, key: &[u8], now: u64) -> bool {
+        let expired = self.entries.get(key).is_some_and(|v| v.is_expired(now));
+        if expired {
+            self.remove(key);
+        }
+        expired
+    }
+
+    /// Checks that the indexes agree with the map (tests and debug assertions).
+    #[cfg(test)]
+    pub(crate) fn check_indexes(&self) {
+        assert_eq!(self.scan_order.len(), self.entries.len());
+        for (key, value) in &self.entries {
+            assert!(self.scan_order.contains(&(scan_hash(key), key.clone())));
+            if let Some(at) = value.expire_at_ms {
+                assert!(self.expiries.contains(&(at, key.clone())));
+            }
+        }
+        let with_ttl = self.entries.values().filter(|v| v.expire_at_ms.is_some()).count();
+        assert_eq!(self.expiries.len(), with_ttl);
+    }
+}

@@ -1,0 +1,485 @@
+//! Behaviour of the state machine compared with Redis 7 (replies checked against redis-server
+//! 7.0.15 by hand; the tests do not need it).
+
+use super::*;
+
+/// A store plus a clock, with one helper per command.
+struct Db {
+    store: KvStore,
+    now: u64,
+}
+
+fn b(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+fn bulk(s: &str) -> Reply {
+    Reply::Bulk(b(s))
+}
+
+impl Db {
+    fn new() -> Self {
+        Self { store: KvStore::new(), now: 1_000_000 }
+    }
+
+    fn write(&mut self, op: WriteOp) -> Reply {
+        let write = KvWrite { now_ms: self.now, op };
+        // Every write also travels through the log encoding.
+        let decoded = KvWrite::decode(&write.encode()).expect("round trip");
+        let reply = self.store.apply(&decoded);
+        self.store.check_indexes();
+        reply
+    }
+
+    fn read(&self, query: KvRead) -> Reply {
+        self.store.read(&query, self.now)
+    }
+
+    fn set(&mut self, key: &str, value: &str) -> Reply {
+        self.set_with(key, value, SetCondition::Always, SetTtl::Clear, false)
+    }
+
+    fn set_with(&mut self, key: &str, value: &str, condition: SetCondition, ttl: SetTtl, get: bool) -> Reply {
+        self.write(WriteOp::Set { key: b(key), value: b(value), condition, ttl, get })
+    }
+
+    fn get(&self, key: &str) -> Reply {
+        self.read(KvRead::Get { key: b(key) })
+    }
+
+    fn incr(&mut self, key: &str, delta: i64) -> Reply {
+        self.write(WriteOp::IncrBy { key: b(key), delta })
+    }
+
+    fn incr_float(&mut self, key: &str, delta: f64) -> Reply {
+        self.write(WriteOp::IncrByFloat { key: b(key), delta })
+    }
+
+    fn expire_in(&mut self, key: &str, ms: i64, condition: ExpireCondition) -> Reply {
+        let at_ms = self.now as i64 + ms;
+        self.write(WriteOp::Expire { key: b(key), at_ms, condition })
+    }
+
+    fn ttl(&self, key: &str) -> Reply {
+        self.read(KvRead::Ttl { key: b(key) })
+    }
+
+    fn pttl(&self, key: &str) -> Reply {
+        self.read(KvRead::PTtl { key: b(key) })
+    }
+
+    fn keys(&self, pattern: &str) -> Vec<String> {
+        match self.read(KvRead::Keys { pattern: b(pattern) }) {
+            Reply::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    Reply::Bulk(k) => String::from_utf8(k).expect("utf8 key"),
+                    other => panic!("unexpected {other:?}"),
+                })
+                .collect(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn set_and_get() {
+    let mut db = Db::new();
+    assert_eq!(db.get("k"), Reply::Nil);
+    assert_eq!(db.set("k", "v"), Reply::Ok);
+    assert_eq!(db.get("k"), bulk("v"));
+    assert_eq!(db.read(KvRead::Type { key: b("k") }), Reply::Status("string"));
+    assert_eq!(db.read(KvRead::Type { key: b("x") }), Reply::Status("none"));
+}
+
+#[test]
+fn set_nx_xx_and_get_option() {
+    let mut db = Db::new();
+    assert_eq!(db.set_with("k", "1", SetCondition::IfPresent, SetTtl::Clear, false), Reply::Nil);
+    assert_eq!(db.get("k"), Reply::Nil);
+    assert_eq!(db.set_with("k", "1", SetCondition::IfAbsent, SetTtl::Clear, false), Reply::Ok);
+    assert_eq!(db.set_with("k", "2", SetCondition::IfAbsent, SetTtl::Clear, false), Reply::Nil);
+    assert_eq!(db.get("k"), bulk("1"));
+    // SET NX GET (Redis 7): refused, but replies the old value.
+    assert_eq!(db.set_with("k", "2", SetCondition::IfAbsent, SetTtl::Clear, true), bulk("1"));
+    assert_eq!(db.set_with("k", "3", SetCondition::IfPresent, SetTtl::Clear, true), bulk("1"));
+    assert_eq!(db.get("k"), bulk("3"));
+    assert_eq!(db.set_with("new", "x", SetCondition::Always, SetTtl::Clear, true), Reply::Nil);
+}
+
+#[test]
+fn set_ttl_clear_keep_and_past() {
+    let mut db = Db::new();
+    db.set_with("k", "v", SetCondition::Always, SetTtl::At(db.now + 10_000), false);
+    assert_eq!(db.ttl("k"), Reply::Integer(10));
+    db.set_with("k", "w", SetCondition::Always, SetTtl::Keep, false);
+    assert_eq!(db.pttl("k"), Reply::Integer(10_000));
+    db.set("k", "x");
+    assert_eq!(db.ttl("k"), Reply::Integer(-1), "plain SET clears the TTL");
+    // SET ... PXAT in the past: OK, and the key is gone.
+    assert_eq!(db.set_with("k", "y", SetCondition::Always, SetTtl::At(1), false), Reply::Ok);
+    assert_eq!(db.get("k"), Reply::Nil);
+    assert_eq!(db.store.len_including_expired(), 0);
+}
+
+#[test]
+fn setnx_getdel_getex() {
+    let mut db = Db::new();
+    assert_eq!(db.write(WriteOp::SetNx { key: b("k"), value: b("1") }), Reply::Integer(1));
+    assert_eq!(db.write(WriteOp::SetNx { key: b("k"), value: b("2") }), Reply::Integer(0));
+    let at = db.now + 5_000;
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::At(at) }), bulk("1"));
+    assert_eq!(db.ttl("k"), Reply::Integer(5));
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::Persist }), bulk("1"));
+    assert_eq!(db.ttl("k"), Reply::Integer(-1));
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::Unchanged }), bulk("1"));
+    // GETEX with a past time returns the value and deletes the key.
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::At(1) }), bulk("1"));
+    assert_eq!(db.get("k"), Reply::Nil);
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::Persist }), Reply::Nil);
+    db.set("d", "v");
+    assert_eq!(db.write(WriteOp::GetDel { key: b("d") }), bulk("v"));
+    assert_eq!(db.write(WriteOp::GetDel { key: b("d") }), Reply::Nil);
+}
+
+#[test]
+fn mset_msetnx_mget_del_exists() {
+    let mut db = Db::new();
+    let pairs = vec![(b("a"), b("1")), (b("b"), b("2"))];
+    assert_eq!(db.write(WriteOp::MSet { pairs }), Reply::Ok);
+    let mget = db.read(KvRead::MGet { keys: vec![b("a"), b("x"), b("b")] });
+    assert_eq!(mget, Reply::Array(vec![bulk("1"), Reply::Nil, bulk("2")]));
+    let overlap = vec![(b("c"), b("3")), (b("a"), b("9"))];
+    assert_eq!(db.write(WriteOp::MSetNx { pairs: overlap }), Reply::Integer(0));
+    assert_eq!(db.get("c"), Reply::Nil, "MSETNX is all or nothing");
+    let fresh = vec![(b("c"), b("3")), (b("d"), b("4"))];
+    assert_eq!(db.write(WriteOp::MSetNx { pairs: fresh }), Reply::Integer(1));
+    let exists = db.read(KvRead::Exists { keys: vec![b("a"), b("a"), b("zz")] });
+    assert_eq!(exists, Reply::Integer(2), "EXISTS counts duplicates");
+    let del = db.write(WriteOp::Del { keys: vec![b("a"), b("a"), b("c"), b("zz")] });
+    assert_eq!(del, Reply::Integer(2), "DEL counts each removed key once");
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(2));
+}
+
+#[test]
+fn incr_family_and_overflow() {
+    let mut db = Db::new();
+    assert_eq!(db.incr("n", 1), Reply::Integer(1));
+    assert_eq!(db.incr("n", -5), Reply::Integer(-4));
+    assert_eq!(db.get("n"), bulk("-4"));
+    db.set("n", &i64::MAX.to_string());
+    assert_eq!(db.incr("n", 1), Reply::Error(KvError::IncrOverflow));
+    assert_eq!(db.get("n"), bulk("9223372036854775807"), "a failed INCR changes nothing");
+    db.set("m", &i64::MIN.to_string());
+    assert_eq!(db.incr("m", -1), Reply::Error(KvError::IncrOverflow));
+    for bad in ["abc", "01", " 1", "1.5", "", "+1"] {
+        db.set("s", bad);
+        assert_eq!(db.incr("s", 1), Reply::Error(KvError::NotInteger), "{bad:?}");
+    }
+    assert_eq!(KvError::IncrOverflow.message(), "ERR increment or decrement would overflow");
+}
+
+#[test]
+fn incr_keeps_the_ttl() {
+    let mut db = Db::new();
+    db.set_with("n", "1", SetCondition::Always, SetTtl::At(db.now + 100_000), false);
+    db.incr("n", 1);
+    assert_eq!(db.ttl("n"), Reply::Integer(100));
+}
+
+#[test]
+fn incrbyfloat_formats_like_redis() {
+    let mut db = Db::new();
+    db.set("f", "10.50");
+    assert_eq!(db.incr_float("f", 0.1), bulk("10.6"));
+    assert_eq!(db.incr_float("f", -5.0), bulk("5.6"));
+    db.set("g", "5.0e3");
+    assert_eq!(db.incr_float("g", 2.0e2), bulk("5200"));
+    assert_eq!(db.incr_float("h", 3.0e3), bulk("3000"));
+    assert_eq!(db.incr_float("h2", 10.5), bulk("10.5"));
+    db.set("p", "0.1");
+    assert_eq!(db.incr_float("p", 0.2), bulk("0.3"));
+    db.set("bad", "abc");
+    assert_eq!(db.incr_float("bad", 1.0), Reply::Error(KvError::NotFloat));
+    assert_eq!(db.incr_float("i", f64::INFINITY), Reply::Error(KvError::NanOrInfinity));
+    db.set("big", "1e308");
+    assert_eq!(db.incr_float("big", 1e308), Reply::Error(KvError::NanOrInfinity));
+    assert_eq!(db.get("big"), bulk("1e308"));
+}
+
+#[test]
+fn append_strlen_getrange() {
+    let mut db = Db::new();
+    assert_eq!(db.write(WriteOp::Append { key: b("k"), value: b("Hello") }), Reply::Integer(5));
+    assert_eq!(db.write(WriteOp::Append { key: b("k"), value: b(" World") }), Reply::Integer(11));
+    assert_eq!(db.read(KvRead::StrLen { key: b("k") }), Reply::Integer(11));
+    assert_eq!(db.read(KvRead::StrLen { key: b("none") }), Reply::Integer(0));
+    db.set("s", "This is a string");
+    let range = |db: &Db, start, end| db.read(KvRead::GetRange { key: b("s"), start, end });
+    assert_eq!(range(&db, 0, 3), bulk("This"));
+    assert_eq!(range(&db, -3, -1), bulk("ing"));
+    assert_eq!(range(&db, 0, -1), bulk("This is a string"));
+    assert_eq!(range(&db, 10, 100), bulk("string"));
+    assert_eq!(range(&db, -1, -5), bulk(""), "both negative and start > end");
+    assert_eq!(range(&db, 5, 3), bulk(""));
+    assert_eq!(range(&db, -100, 3), bulk("This"));
+    assert_eq!(range(&db, 100, 200), bulk(""));
+    assert_eq!(range(&db, i64::MIN, i64::MAX), bulk("This is a string"));
+    let missing = db.read(KvRead::GetRange { key: b("none"), start: 0, end: -1 });
+    assert_eq!(missing, bulk(""), "a missing key is an empty string, not nil");
+}
+
+#[test]
+fn append_and_setrange_respect_the_512_mib_limit() {
+    let mut db = Db::new();
+    let too_far = WriteOp::SetRange { key: b("k"), offset: VALUE_BYTES_MAX, value: b("x") };
+    assert_eq!(db.write(too_far), Reply::Error(KvError::StringTooLong));
+    let overflow = WriteOp::SetRange { key: b("k"), offset: u64::MAX, value: b("x") };
+    assert_eq!(db.write(overflow), Reply::Error(KvError::StringTooLong));
+    // An empty value never checks the limit and creates nothing.
+    let empty = WriteOp::SetRange { key: b("k"), offset: VALUE_BYTES_MAX, value: vec![] };
+    assert_eq!(db.write(empty), Reply::Integer(0));
+    assert_eq!(db.get("k"), Reply::Nil);
+    assert_eq!(
+        KvError::StringTooLong.message(),
+        "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+    );
+}
+
+#[test]
+fn setrange_pads_with_zero_bytes() {
+    let mut db = Db::new();
+    assert_eq!(db.write(WriteOp::SetRange { key: b("k"), offset: 3, value: b("ab") }), Reply::Integer(5));
+    assert_eq!(db.get("k"), Reply::Bulk(b"\0\0\0ab".to_vec()));
+    db.set("h", "Hello World");
+    assert_eq!(db.write(WriteOp::SetRange { key: b("h"), offset: 6, value: b("Redis") }), Reply::Integer(11));
+    assert_eq!(db.get("h"), bulk("Hello Redis"));
+    assert_eq!(db.write(WriteOp::SetRange { key: b("h"), offset: 20, value: vec![] }), Reply::Integer(11));
+}
+
+#[test]
+fn ttl_and_pttl() {
+    let mut db = Db::new();
+    assert_eq!(db.ttl("k"), Reply::Integer(-2));
+    db.set("k", "v");
+    assert_eq!(db.ttl("k"), Reply::Integer(-1));
+    assert_eq!(db.expire_in("k", 1_499, ExpireCondition::Always), Reply::Integer(1));
+    assert_eq!(db.ttl("k"), Reply::Integer(1), "TTL rounds to the nearest second");
+    assert_eq!(db.pttl("k"), Reply::Integer(1_499));
+    db.now += 1_499;
+    assert_eq!(db.pttl("k"), Reply::Integer(0), "alive while now == expire");
+    db.now += 1;
+    assert_eq!(db.ttl("k"), Reply::Integer(-2));
+    assert_eq!(db.get("k"), Reply::Nil, "expired keys are invisible before removal");
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(0));
+    assert_eq!(db.store.len_including_expired(), 1);
+}
+
+#[test]
+fn expire_with_negative_or_past_time_deletes() {
+    let mut db = Db::new();
+    db.set("k", "v");
+    assert_eq!(db.expire_in("k", -(db.now as i64) - 10_000, ExpireCondition::Always), Reply::Integer(1));
+    assert_eq!(db.get("k"), Reply::Nil);
+    assert_eq!(db.store.len_including_expired(), 0);
+    assert_eq!(db.expire_in("k", 10, ExpireCondition::Always), Reply::Integer(0), "missing key");
+}
+
+#[test]
+fn expire_conditions_nx_xx_gt_lt() {
+    let mut db = Db::new();
+    db.set("k", "v");
+    assert_eq!(db.expire_in("k", 100_000, ExpireCondition::IfTtl), Reply::Integer(0));
+    assert_eq!(
+        db.expire_in("k", 100_000, ExpireCondition::IfLater),
+        Reply::Integer(0),
+        "GT: none is infinite"
+    );
+    assert_eq!(
+        db.expire_in("k", 100_000, ExpireCondition::IfEarlier),
+        Reply::Integer(1),
+        "LT: none is infinite"
+    );
+    assert_eq!(db.expire_in("k", 50_000, ExpireCondition::IfNoTtl), Reply::Integer(0));
+    assert_eq!(db.expire_in("k", 200_000, ExpireCondition::IfLater), Reply::Integer(1));
+    assert_eq!(db.expire_in("k", 150_000, ExpireCondition::IfLater), Reply::Integer(0));
+    assert_eq!(db.expire_in("k", 150_000, ExpireCondition::IfTtlAndEarlier), Reply::Integer(1));
+    assert_eq!(
+        db.expire_in("k", 150_000, ExpireCondition::IfEarlier),
+        Reply::Integer(0),
+        "equal is not less"
+    );
+    assert_eq!(db.expire_in("k", 300_000, ExpireCondition::IfTtlAndLater), Reply::Integer(1));
+    assert_eq!(db.pttl("k"), Reply::Integer(300_000));
+    assert_eq!(db.write(WriteOp::Persist { key: b("k") }), Reply::Integer(1));
+    assert_eq!(db.write(WriteOp::Persist { key: b("k") }), Reply::Integer(0));
+    assert_eq!(db.write(WriteOp::Persist { key: b("nokey") }), Reply::Integer(0));
+    assert_eq!(db.expire_in("k", 1_000, ExpireCondition::IfNoTtl), Reply::Integer(1));
+}
+
+#[test]
+fn writes_treat_expired_keys_as_absent() {
+    let mut db = Db::new();
+    db.set_with("k", "old", SetCondition::Always, SetTtl::At(db.now + 10), false);
+    db.now += 11;
+    assert_eq!(db.set_with("k", "new", SetCondition::IfAbsent, SetTtl::Clear, true), Reply::Nil);
+    assert_eq!(db.get("k"), bulk("new"));
+    assert_eq!(db.ttl("k"), Reply::Integer(-1));
+    db.set_with("n", "41", SetCondition::Always, SetTtl::At(db.now + 10), false);
+    db.now += 11;
+    assert_eq!(db.incr("n", 1), Reply::Integer(1), "an expired counter restarts from 0");
+}
+
+#[test]
+fn expired_keys_are_removed_through_the_log() {
+    let mut db = Db::new();
+    for i in 0..5 {
+        let key = format!("k{i}");
+        db.set_with(&key, "v", SetCondition::Always, SetTtl::At(db.now + (i + 1) * 10), false);
+    }
+    db.set("forever", "v");
+    db.now += 35;
+    let expired = db.store.expired_keys(db.now, 100);
+    assert_eq!(expired, vec![b("k0"), b("k1"), b("k2")]);
+    assert_eq!(db.store.expired_keys(db.now, 2).len(), 2);
+    // k1 is rewritten before the removal entry is applied: it must survive.
+    db.set("k1", "fresh");
+    assert_eq!(db.write(WriteOp::RemoveExpired { keys: expired }), Reply::Integer(2));
+    assert_eq!(db.keys("*"), vec!["forever", "k1", "k3", "k4"]);
+    assert!(db.store.expired_keys(db.now, 100).is_empty());
+}
+
+#[test]
+fn keys_patterns() {
+    let mut db = Db::new();
+    for key in ["hello", "hallo", "hxllo", "hllo", "heeeello", "a*b", "a?b", "other"] {
+        db.set(key, "v");
+    }
+    assert_eq!(db.keys("h?llo"), vec!["hallo", "hello", "hxllo"]);
+    assert_eq!(db.keys("h*llo"), vec!["hallo", "heeeello", "hello", "hllo", "hxllo"]);
+    assert_eq!(db.keys("h[ae]llo"), vec!["hallo", "hello"]);
+    assert_eq!(db.keys("h[^e]llo"), vec!["hallo", "hxllo"]);
+    assert_eq!(db.keys("h[a-b]llo"), vec!["hallo"]);
+    assert_eq!(db.keys("a\\*b"), vec!["a*b"]);
+    assert_eq!(db.keys("a\\?b"), vec!["a?b"]);
+    assert_eq!(db.keys("nomatch*"), Vec::<String>::new());
+    assert_eq!(db.keys("*").len(), 8);
+    db.set("", "empty key");
+    assert_eq!(db.keys("*").len(), 9, "a lone star matches the empty key");
+    assert_eq!(db.keys("**").len(), 8, "but `**` goes through the matcher, as in Redis");
+}
+
+#[test]
+fn scan_returns_every_key_exactly_once() {
+    let mut db = Db::new();
+    let pairs: Vec<_> = (0..1000).map(|i| (format!("key:{i}").into_bytes(), b("v"))).collect();
+    db.write(WriteOp::MSet { pairs });
+    for count in [1, 7, 10, 1000, 5000] {
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        let mut calls = 0;
+        loop {
+            let query = KvRead::Scan { cursor, pattern: None, count, type_name: None };
+            let Reply::Scan { cursor: next, keys } = db.read(query) else { panic!("not a scan page") };
+            seen.extend(keys);
+            calls += 1;
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        seen.sort();
+        let before = seen.len();
+        seen.dedup();
+        assert_eq!(before, 1000, "COUNT {count}: every key exactly once");
+        assert_eq!(seen.len(), 1000);
+        assert!(calls >= 1000 / count.min(1000) as usize, "COUNT {count} bounds the page size");
+    }
+}
+
+#[test]
+fn scan_survives_concurrent_writes_and_filters() {
+    let mut db = Db::new();
+    let pairs: Vec<_> = (0..200).map(|i| (format!("a{i}").into_bytes(), b("v"))).collect();
+    db.write(WriteOp::MSet { pairs });
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    let mut round = 0;
+    loop {
+        let query = KvRead::Scan { cursor, pattern: Some(b("a1*")), count: 10, type_name: Some(b("STRING")) };
+        let Reply::Scan { cursor: next, keys } = db.read(query) else { panic!("not a scan page") };
+        seen.extend(keys);
+        // Churn between pages: add and delete other keys.
+        round += 1;
+        db.set(&format!("b{round}"), "x");
+        db.write(WriteOp::Del { keys: vec![format!("b{}", round / 2).into_bytes()] });
+        cursor = next;
+        if cursor == 0 {
+            break;
+        }
+    }
+    seen.sort();
+    let expected: Vec<_> = (0..200)
+        .map(|i| format!("a{i}"))
+        .filter(|k| k.starts_with("a1"))
+        .map(String::into_bytes)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(seen, expected);
+    let other_type = KvRead::Scan { cursor: 0, pattern: None, count: 1000, type_name: Some(b("list")) };
+    assert_eq!(db.read(other_type), Reply::Scan { cursor: 0, keys: vec![] });
+}
+
+#[test]
+fn dbsize_randomkey_flushall() {
+    let mut db = Db::new();
+    assert_eq!(db.read(KvRead::RandomKey), Reply::Nil);
+    db.set("a", "1");
+    db.set_with("b", "2", SetCondition::Always, SetTtl::At(db.now + 5), false);
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(2));
+    db.now += 6;
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(1));
+    for _ in 0..20 {
+        db.now += 1;
+        assert_eq!(db.read(KvRead::RandomKey), bulk("a"), "never an expired key");
+    }
+    assert_eq!(db.write(WriteOp::FlushAll), Reply::Ok);
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(0));
+    assert_eq!(db.store, KvStore::new());
+}
+
+#[test]
+fn replicas_applying_the_same_log_agree() {
+    let log: Vec<KvWrite> = (0..300u64)
+        .map(|i| {
+            let key = format!("k{}", i % 17).into_bytes();
+            let op = match i % 6 {
+                0 => WriteOp::Set {
+                    key,
+                    value: i.to_string().into_bytes(),
+                    condition: SetCondition::Always,
+                    ttl: SetTtl::At(1_000 + i * 3),
+                    get: false,
+                },
+                1 => WriteOp::IncrBy { key, delta: 3 },
+                2 => WriteOp::Append { key, value: b("x") },
+                3 => WriteOp::Expire { key, at_ms: 1_000 + i as i64, condition: ExpireCondition::IfLater },
+                4 => WriteOp::RemoveExpired { keys: vec![key] },
+                _ => WriteOp::IncrByFloat { key, delta: 0.5 },
+            };
+            KvWrite { now_ms: 1_000 + i, op }
+        })
+        .collect();
+    let mut a = KvStore::new();
+    let mut replica = KvStore::new();
+    let replies_a: Vec<_> = log.iter().map(|w| a.apply(w)).collect();
+    let replies_b: Vec<_> =
+        log.iter().map(|w| replica.apply(&KvWrite::decode(&w.encode()).expect("valid"))).collect();
+    assert_eq!(replies_a, replies_b);
+    assert_eq!(a.snapshot(), replica.snapshot());
+    let mut restored = KvStore::restore(&a.snapshot()).expect("valid");
+    let extra = KvWrite { now_ms: 2_000, op: WriteOp::IncrBy { key: b("k1"), delta: 1 } };
+    assert_eq!(restored.apply(&extra), a.apply(&extra));
+    assert_eq!(restored, a);
+}
