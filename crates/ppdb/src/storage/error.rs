@@ -38,12 +38,14 @@ pub enum CorruptionKind {
         /// The sequence number found.
         found: u64,
     },
-    /// A segment header names a different first sequence number than the file name.
-    SegmentNameMismatch {
-        /// The first sequence number in the file name.
-        name_seq: u64,
-        /// The first sequence number in the header.
-        header_seq: u64,
+    /// A file's header disagrees with its name (a misplaced or renamed file).
+    NameMismatch {
+        /// Which number disagrees, e.g. `first sequence number`.
+        field: &'static str,
+        /// The value in the file name.
+        in_name: u64,
+        /// The value in the header.
+        in_header: u64,
     },
     /// A file that must be complete ends in the middle of a record or header.
     UnexpectedEnd {
@@ -60,10 +62,9 @@ pub enum CorruptionKind {
 impl fmt::Display for CorruptionKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CorruptionKind::ChecksumMismatch { stored, computed } => write!(
-                f,
-                "checksum mismatch (stored crc32c {stored:#010x}, computed {computed:#010x})"
-            ),
+            CorruptionKind::ChecksumMismatch { stored, computed } => {
+                write!(f, "checksum mismatch (stored crc32c {stored:#010x}, computed {computed:#010x})")
+            }
             CorruptionKind::LengthOutOfRange { len, max } => {
                 write!(f, "length {len} is larger than the limit {max}")
             }
@@ -73,10 +74,9 @@ impl fmt::Display for CorruptionKind {
             CorruptionKind::SequenceMismatch { expected, found } => {
                 write!(f, "expected sequence number {expected}, found {found}")
             }
-            CorruptionKind::SegmentNameMismatch { name_seq, header_seq } => write!(
-                f,
-                "file name says first sequence number {name_seq}, header says {header_seq}"
-            ),
+            CorruptionKind::NameMismatch { field, in_name, in_header } => {
+                write!(f, "file name says {field} {in_name}, header says {in_header}")
+            }
             CorruptionKind::UnexpectedEnd { missing_bytes } => {
                 write!(f, "file ends {missing_bytes} bytes before the end of the record")
             }
@@ -234,11 +234,7 @@ mod tests {
 
     #[test]
     fn poisoned_says_what_failed() {
-        let cause = PoisonCause::new(
-            "fdatasync",
-            "/data/wal/1.wal".into(),
-            &io::Error::new(io::ErrorKind::Other, "EIO"),
-        );
+        let cause = PoisonCause::new("fdatasync", "/data/wal/1.wal".into(), &io::Error::other("EIO"));
         let text = StorageError::Poisoned { cause }.to_string();
         assert!(text.contains("fdatasync of /data/wal/1.wal failed: EIO"), "{text}");
         assert!(text.contains("restart the node"), "{text}");

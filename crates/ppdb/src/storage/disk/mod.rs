@@ -59,9 +59,6 @@ pub trait DiskFile: Send + fmt::Debug {
     /// Truncates or extends the file to `len` bytes.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 
-    /// The file's current length in bytes.
-    fn len(&self) -> io::Result<u64>;
-
     /// Makes the file's data and length durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
 }

@@ -16,11 +16,13 @@
 //!   the same operations give the same result. Handles opened before a crash fail afterwards.
 //! - [`SimDisk::fail_next_syncs`] and [`SimDisk::fail_next_writes`] make the next calls fail
 //!   with `EIO`, to test that the WAL poisons itself.
+//! - [`SimDisk::block_syncs`] holds every `sync_data` until [`SimDisk::unblock_syncs`], so a test
+//!   can decide exactly what arrives while an fsync is in flight (group commit), without timing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::{Disk, DiskFile};
 
@@ -51,6 +53,41 @@ pub struct CrashReport {
 #[derive(Debug, Clone)]
 pub struct SimDisk {
     state: Arc<Mutex<SimState>>,
+    gate: Arc<SyncGate>,
+}
+
+/// Holds `sync_data` calls while closed. Separate from the state lock so that a held sync does
+/// not block other operations.
+#[derive(Debug, Default)]
+struct SyncGate {
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    /// Syncs currently held at the gate.
+    held: u32,
+}
+
+impl SyncGate {
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pass(&self) {
+        let mut gate = self.lock();
+        if !gate.closed {
+            return;
+        }
+        gate.held += 1;
+        self.changed.notify_all();
+        while gate.closed {
+            gate = self.changed.wait(gate).unwrap_or_else(|p| p.into_inner());
+        }
+        gate.held -= 1;
+    }
 }
 
 #[derive(Debug)]
@@ -103,7 +140,7 @@ impl SimDisk {
             sync_failures_pending: 0,
             write_failures_pending: 0,
         };
-        SimDisk { state: Arc::new(Mutex::new(state)) }
+        SimDisk { state: Arc::new(Mutex::new(state)), gate: Arc::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, SimState> {
@@ -175,6 +212,25 @@ impl SimDisk {
     /// Makes the next `count` calls of [`DiskFile::write_all_at`] (on any file) fail with `EIO`.
     pub fn fail_next_writes(&self, count: u32) {
         self.lock().write_failures_pending = count;
+    }
+
+    /// Holds every later `sync_data` call (on any file) until [`SimDisk::unblock_syncs`].
+    pub fn block_syncs(&self) {
+        self.gate.lock().closed = true;
+    }
+
+    /// Lets held and later `sync_data` calls proceed.
+    pub fn unblock_syncs(&self) {
+        self.gate.lock().closed = false;
+        self.gate.changed.notify_all();
+    }
+
+    /// Blocks until at least one `sync_data` call is held by [`SimDisk::block_syncs`].
+    pub fn wait_until_sync_held(&self) {
+        let mut gate = self.gate.lock();
+        while gate.held == 0 {
+            gate = self.gate.changed.wait(gate).unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// Total bytes written but not yet synced, over all live files.
@@ -311,12 +367,7 @@ impl Disk for SimDisk {
 
 impl SimDisk {
     fn handle(&self, state: &SimState, path: &Path, ino: u64) -> SimFile {
-        SimFile {
-            disk: self.clone(),
-            ino,
-            generation: state.generation,
-            path: path.to_path_buf(),
-        }
+        SimFile { disk: self.clone(), ino, generation: state.generation, path: path.to_path_buf() }
     }
 }
 
@@ -365,18 +416,17 @@ impl DiskFile for SimFile {
         })
     }
 
-    fn len(&self) -> io::Result<u64> {
-        self.with_inode(|state, ino| {
-            state.inodes.get(&ino).map(|i| i.written.len() as u64).ok_or_else(stale)
-        })
-    }
-
     fn sync_data(&mut self) -> io::Result<()> {
-        self.with_inode(|state, ino| {
+        // An injected failure is decided when the call starts, before it waits at the gate.
+        self.with_inode(|state, _| {
             if state.sync_failures_pending > 0 {
                 state.sync_failures_pending -= 1;
                 return Err(io::Error::from_raw_os_error(EIO));
             }
+            Ok(())
+        })?;
+        self.disk.gate.pass();
+        self.with_inode(|state, ino| {
             let inode = state.inodes.get_mut(&ino).ok_or_else(stale)?;
             inode.synced = inode.written.clone();
             inode.unsynced.clear();
@@ -533,6 +583,20 @@ mod tests {
         assert_eq!(f.sync_data().unwrap_err().raw_os_error(), Some(EIO));
         assert_eq!(disk.unsynced_bytes(), 1);
         f.sync_data().unwrap();
+        assert_eq!(disk.unsynced_bytes(), 0);
+    }
+
+    #[test]
+    fn blocked_sync_waits_for_unblock() {
+        let (disk, path) = setup(5);
+        let mut f = disk.create_new(&path).unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        disk.block_syncs();
+        let syncer = std::thread::spawn(move || f.sync_data());
+        disk.wait_until_sync_held();
+        assert_eq!(disk.unsynced_bytes(), 1, "held sync has not happened yet");
+        disk.unblock_syncs();
+        syncer.join().unwrap().unwrap();
         assert_eq!(disk.unsynced_bytes(), 0);
     }
 

@@ -168,20 +168,14 @@ pub fn encode_into(buf: &mut Vec<u8>, record: &Record<'_>) -> Result<(), Storage
 pub fn check_payload_len(len: usize) -> Result<u32, StorageError> {
     match u32::try_from(len) {
         Ok(len32) if len <= RECORD_PAYLOAD_BYTES_MAX => Ok(len32),
-        _ => Err(StorageError::RecordTooLarge {
-            len: encoded_len(len) as u64,
-            max: RECORD_BYTES_MAX as u64,
-        }),
+        _ => Err(StorageError::RecordTooLarge { len: encoded_len(len) as u64, max: RECORD_BYTES_MAX as u64 }),
     }
 }
 
 /// Decodes the record at the start of `bytes`, returning it and its encoded length.
 pub fn decode(bytes: &[u8]) -> Result<(Record<'_>, usize), DecodeError> {
     let Some(header) = bytes.get(..RECORD_HEADER_BYTES) else {
-        return Err(DecodeError::Truncated {
-            available: bytes.len(),
-            needed: RECORD_HEADER_BYTES,
-        });
+        return Err(DecodeError::Truncated { available: bytes.len(), needed: RECORD_HEADER_BYTES });
     };
     let payload_len = u64::from(read_u32(header, 0));
     if payload_len > RECORD_PAYLOAD_BYTES_MAX as u64 {
@@ -296,10 +290,7 @@ mod tests {
     fn oversized_length_is_corrupt_and_oversized_payload_is_refused() {
         let mut buf = encode(&sample(b""));
         buf[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            decode(&buf),
-            Err(DecodeError::Corrupt(CorruptionKind::LengthOutOfRange { .. }))
-        ));
+        assert!(matches!(decode(&buf), Err(DecodeError::Corrupt(CorruptionKind::LengthOutOfRange { .. }))));
         assert!(matches!(
             check_payload_len(RECORD_PAYLOAD_BYTES_MAX + 1),
             Err(StorageError::RecordTooLarge { .. })
@@ -313,18 +304,11 @@ mod tests {
         buf[24] = 99;
         let crc = checksum(&buf);
         buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(
-            decode(&buf).unwrap_err(),
-            DecodeError::Corrupt(CorruptionKind::UnknownRecordKind(99))
-        );
+        assert_eq!(decode(&buf).unwrap_err(), DecodeError::Corrupt(CorruptionKind::UnknownRecordKind(99)));
     }
 
     fn any_kind() -> impl Strategy<Value = RecordKind> {
-        prop_oneof![
-            Just(RecordKind::Entries),
-            Just(RecordKind::HardState),
-            Just(RecordKind::SnapshotMarker)
-        ]
+        prop_oneof![Just(RecordKind::Entries), Just(RecordKind::HardState), Just(RecordKind::SnapshotMarker)]
     }
 
     proptest! {

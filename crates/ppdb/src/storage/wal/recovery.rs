@@ -91,11 +91,7 @@ pub type Visitor<'v> = dyn FnMut(&ReplayedRecord<'_>) -> Result<(), StorageError
 
 /// Recovers the WAL in `dir` (see the module doc for the rules), calling `visit` for every intact
 /// record in order. Repairs a torn tail on disk. An error from `visit` stops recovery.
-pub fn recover(
-    disk: &dyn Disk,
-    dir: &Path,
-    visit: &mut Visitor<'_>,
-) -> Result<RecoveryReport, StorageError> {
+pub fn recover(disk: &dyn Disk, dir: &Path, visit: &mut Visitor<'_>) -> Result<RecoveryReport, StorageError> {
     recover_log(disk, dir, visit).map(|log| log.report)
 }
 
@@ -105,12 +101,8 @@ pub(crate) fn recover_log(
     visit: &mut Visitor<'_>,
 ) -> Result<RecoveredLog, StorageError> {
     let listed = segment::list_segments(disk, dir)?;
-    let mut report = RecoveryReport {
-        segments_read: 0,
-        records_replayed: 0,
-        next_seq: WalSeq::FIRST,
-        torn_tail: None,
-    };
+    let mut report =
+        RecoveryReport { segments_read: 0, records_replayed: 0, next_seq: WalSeq::FIRST, torn_tail: None };
     let mut segments = Vec::with_capacity(listed.len());
     let mut tail = None;
     let mut expected: Option<WalSeq> = None;
@@ -122,17 +114,12 @@ pub(crate) fn recover_log(
             Ok(header_seq) => header_seq,
             Err(_) if is_last && header_is_torn(&bytes) => {
                 remove_torn_segment(disk, dir, seg)?;
-                report.torn_tail = Some(TornTail {
-                    file: seg.path.clone(),
-                    offset: 0,
-                    bytes_discarded: bytes.len() as u64,
-                });
+                report.torn_tail =
+                    Some(TornTail { file: seg.path.clone(), offset: 0, bytes_discarded: bytes.len() as u64 });
                 report.next_seq = seg.first_seq;
                 break;
             }
-            Err(error) => {
-                return Err(StorageError::corruption(&seg.path, 0, error.into_corruption()))
-            }
+            Err(error) => return Err(StorageError::corruption(&seg.path, 0, error.into_corruption())),
         };
         check_segment_start(seg, header_seq, expected)?;
         let scan = scan_records(&bytes, seg, visit)?;
@@ -170,16 +157,16 @@ fn check_segment_start(
     expected: Option<WalSeq>,
 ) -> Result<(), StorageError> {
     if header_seq != seg.first_seq {
-        let reason = CorruptionKind::SegmentNameMismatch {
-            name_seq: seg.first_seq.0,
-            header_seq: header_seq.0,
+        let reason = CorruptionKind::NameMismatch {
+            field: "first sequence number",
+            in_name: seg.first_seq.0,
+            in_header: header_seq.0,
         };
         return Err(StorageError::corruption(&seg.path, 0, reason));
     }
     match expected {
         Some(expected) if expected != seg.first_seq => {
-            let reason =
-                CorruptionKind::SequenceMismatch { expected: expected.0, found: seg.first_seq.0 };
+            let reason = CorruptionKind::SequenceMismatch { expected: expected.0, found: seg.first_seq.0 };
             Err(StorageError::corruption(&seg.path, 0, reason))
         }
         _ => Ok(()),
@@ -199,21 +186,15 @@ struct Scan {
 }
 
 fn scan_records(bytes: &[u8], seg: &SegmentInfo, visit: &mut Visitor<'_>) -> Result<Scan, StorageError> {
-    let mut scan = Scan {
-        end_offset: SEGMENT_HEADER_BYTES,
-        next_seq: seg.first_seq,
-        records: 0,
-        damage: None,
-    };
+    let mut scan =
+        Scan { end_offset: SEGMENT_HEADER_BYTES, next_seq: seg.first_seq, records: 0, damage: None };
     while scan.end_offset < bytes.len() {
         let offset = scan.end_offset;
         match record::decode(&bytes[offset..]) {
             Ok((record, len)) => {
                 if record.seq != scan.next_seq {
-                    let reason = CorruptionKind::SequenceMismatch {
-                        expected: scan.next_seq.0,
-                        found: record.seq.0,
-                    };
+                    let reason =
+                        CorruptionKind::SequenceMismatch { expected: scan.next_seq.0, found: record.seq.0 };
                     return Err(StorageError::corruption(&seg.path, offset as u64, reason));
                 }
                 visit(&ReplayedRecord { record, file: &seg.path, offset: offset as u64 })?;
@@ -271,9 +252,5 @@ fn truncate_torn_tail(
     let mut file = disk.open_write(path).map_err(|e| StorageError::io("open", path, e))?;
     file.set_len(offset as u64).map_err(|e| StorageError::io("truncate", path, e))?;
     file.sync_data().map_err(|e| StorageError::io("fdatasync", path, e))?;
-    Ok(TornTail {
-        file: path.clone(),
-        offset: offset as u64,
-        bytes_discarded: (file_len - offset) as u64,
-    })
+    Ok(TornTail { file: path.clone(), offset: offset as u64, bytes_discarded: (file_len - offset) as u64 })
 }

@@ -71,10 +71,7 @@ pub fn encode_header(first_seq: WalSeq) -> [u8; SEGMENT_HEADER_BYTES] {
 /// Decodes a segment header from the start of `bytes`, returning the first sequence number.
 pub fn decode_header(bytes: &[u8]) -> Result<WalSeq, DecodeError> {
     let Some(header) = bytes.get(..SEGMENT_HEADER_BYTES) else {
-        return Err(DecodeError::Truncated {
-            available: bytes.len(),
-            needed: SEGMENT_HEADER_BYTES,
-        });
+        return Err(DecodeError::Truncated { available: bytes.len(), needed: SEGMENT_HEADER_BYTES });
     };
     let field = |range: std::ops::Range<usize>| &header[range];
     let stored = u32::from_le_bytes([header[20], header[21], header[22], header[23]]);
@@ -119,8 +116,7 @@ pub fn create_segment(
     first_seq: WalSeq,
 ) -> Result<(Box<dyn DiskFile>, SegmentInfo), StorageError> {
     let path = dir.join(segment_file_name(first_seq));
-    let mut file =
-        disk.create_new(&path).map_err(|e| StorageError::io("create segment", &path, e))?;
+    let mut file = disk.create_new(&path).map_err(|e| StorageError::io("create segment", &path, e))?;
     file.write_all_at(&encode_header(first_seq), 0)
         .map_err(|e| StorageError::io("write segment header", &path, e))?;
     file.sync_data().map_err(|e| StorageError::io("fdatasync", &path, e))?;
@@ -214,8 +210,7 @@ mod tests {
             create_segment(&disk, &dir, WalSeq(seq)).unwrap();
         }
         disk.create_new(&dir.join("notes.txt")).unwrap();
-        let listed: Vec<u64> =
-            list_segments(&disk, &dir).unwrap().iter().map(|s| s.first_seq.0).collect();
+        let listed: Vec<u64> = list_segments(&disk, &dir).unwrap().iter().map(|s| s.first_seq.0).collect();
         assert_eq!(listed, vec![2, 10, 100]);
         let bytes = disk.read(&dir.join(segment_file_name(WalSeq(10)))).unwrap();
         assert_eq!(decode_header(&bytes), Ok(WalSeq(10)));

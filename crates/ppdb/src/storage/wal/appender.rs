@@ -1,0 +1,153 @@
+//! The segment appender: encodes records into the active segment and rolls to a new segment at
+//! the size limit. Owned by the writer thread alone; it knows nothing about group commit.
+//!
+//! Records are encoded into a buffer and written with one positioned write per [`sync`]. Before
+//! a record that would push the active segment past `segment_bytes_max`, the buffer is written
+//! and synced, and a new segment (named after that record's sequence number) is created and
+//! synced with its directory. So a segment is complete and durable before the next one exists,
+//! and a single record larger than the limit gets a segment of its own.
+//!
+//! [`sync`]: SegmentAppender::sync
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::record::{self, Record, WalSeq};
+use super::recovery::Tail;
+use super::segment::{self, SegmentInfo, SegmentList, SEGMENT_HEADER_BYTES};
+use super::WalCounters;
+use crate::storage::disk::{Disk, DiskFile};
+use crate::storage::error::{PoisonCause, StorageError};
+
+/// Above this capacity the encode buffer is shrunk after a batch, so one burst of large records
+/// does not pin memory forever.
+const BUFFER_BYTES_RETAINED_MAX: usize = 8 * 1024 * 1024;
+
+/// Writes records into segment files. Every error it returns is fatal for the WAL.
+#[derive(Debug)]
+pub(crate) struct SegmentAppender {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    segment_bytes_max: u64,
+    active: Box<dyn DiskFile>,
+    active_info: SegmentInfo,
+    /// Bytes of the active segment already handed to the disk.
+    active_written: u64,
+    /// Encoded records not yet handed to the disk.
+    buf: Vec<u8>,
+    next_seq: WalSeq,
+    segments: SegmentList,
+    counters: Arc<WalCounters>,
+}
+
+impl SegmentAppender {
+    /// Resumes appending at `tail` (from recovery), or creates the first segment at `next_seq`.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: PathBuf,
+        segment_bytes_max: u64,
+        tail: Option<Tail>,
+        next_seq: WalSeq,
+        segments: SegmentList,
+        counters: Arc<WalCounters>,
+    ) -> Result<Self, StorageError> {
+        let (active, active_info, active_written) = match tail {
+            Some(tail) => {
+                let path = &tail.segment.path;
+                let file = disk.open_write(path).map_err(|e| StorageError::io("open", path, e))?;
+                (file, tail.segment, tail.end_offset)
+            }
+            None => {
+                let (file, info) = segment::create_segment(disk.as_ref(), &dir, next_seq)?;
+                segments.push(info.clone());
+                (file, info, SEGMENT_HEADER_BYTES as u64)
+            }
+        };
+        Ok(SegmentAppender {
+            disk,
+            dir,
+            segment_bytes_max,
+            active,
+            active_info,
+            active_written,
+            buf: Vec::new(),
+            next_seq,
+            segments,
+            counters,
+        })
+    }
+
+    /// Encodes `record` (whose sequence number must be the next one) for the next [`sync`],
+    /// rolling to a new segment first if it would not fit in the active one.
+    ///
+    /// [`sync`]: SegmentAppender::sync
+    pub fn append(&mut self, record: &Record<'_>) -> Result<(), PoisonCause> {
+        debug_assert_eq!(record.seq, self.next_seq, "records must arrive in sequence order");
+        let len = record::encoded_len(record.payload.len()) as u64;
+        let active_len = self.active_written + self.buf.len() as u64;
+        let active_has_records = active_len > SEGMENT_HEADER_BYTES as u64;
+        if active_has_records && active_len + len > self.segment_bytes_max {
+            self.roll(record.seq)?;
+        }
+        record::encode_into(&mut self.buf, record).map_err(|e| self.cause("encode record", &e))?;
+        self.next_seq = record.seq.next();
+        Ok(())
+    }
+
+    /// Writes every encoded record and fdatasyncs the active segment. When it returns `Ok`,
+    /// every record appended so far is durable.
+    pub fn sync(&mut self) -> Result<(), PoisonCause> {
+        self.write_buffer()?;
+        let path = &self.active_info.path;
+        self.active.sync_data().map_err(|e| PoisonCause::new("fdatasync", path.clone(), &e))?;
+        self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        if self.buf.capacity() > BUFFER_BYTES_RETAINED_MAX {
+            self.buf = Vec::new();
+        }
+        Ok(())
+    }
+
+    fn write_buffer(&mut self) -> Result<(), PoisonCause> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let path = &self.active_info.path;
+        self.active
+            .write_all_at(&self.buf, self.active_written)
+            .map_err(|e| PoisonCause::new("write", path.clone(), &e))?;
+        self.active_written += self.buf.len() as u64;
+        self.counters.bytes_written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Completes the active segment (written and synced) and starts a new one at `first_seq`.
+    fn roll(&mut self, first_seq: WalSeq) -> Result<(), PoisonCause> {
+        self.sync()?;
+        let (file, info) = segment::create_segment(self.disk.as_ref(), &self.dir, first_seq)
+            .map_err(|e| self.cause("create segment", &e))?;
+        tracing::debug!(
+            previous = %self.active_info.path.display(),
+            next = %info.path.display(),
+            "rolled WAL segment"
+        );
+        self.segments.push(info.clone());
+        self.active = file;
+        self.active_info = info;
+        self.active_written = SEGMENT_HEADER_BYTES as u64;
+        Ok(())
+    }
+
+    fn cause(&self, operation: &'static str, error: &StorageError) -> PoisonCause {
+        match error {
+            StorageError::Io { operation, path, source } => PoisonCause::new(operation, path.clone(), source),
+            other => PoisonCause {
+                operation,
+                path: self.dir.clone(),
+                kind: std::io::ErrorKind::Other,
+                message: other.to_string(),
+            },
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The write-ahead log: one per node, shared by all its Raft groups, in segment files.
+//!
+//! This layer owns durability of opaque records: it appends them with group commit, recovers
+//! them in order after a crash (repairing a torn tail, refusing corruption), and deletes segments
+//! no group needs. It must not interpret payloads: Raft entries, hard states and snapshot
+//! markers are encoded by the layer above and are bytes here.
+//!
+//! - [`record`]: the on-disk record format and its decoder.
+//! - [`segment`]: segment file names, headers and the list of live segments.
+//! - `appender`: writing records into the active segment, rolling at the size limit.
+//! - `writer`: group commit, the writer thread, poisoning on I/O failure.
+//! - `ticket`: durability tickets, blocking or async.
+//! - [`recovery`]: reading the log back, the torn-tail and corruption rules.
+//! - [`retention`]: which records each group still needs.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ppdb::storage::disk::SimDisk;
+//! use ppdb::storage::wal::{GroupId, RecordKind, Wal, WalConfig};
+//!
+//! let disk = Arc::new(SimDisk::new(7));
+//! let (wal, _report) = Wal::open(disk.clone(), "/node/wal", WalConfig::default(), |_| Ok(()))?;
+//! let seq = wal.append(GroupId(1), RecordKind::Entries, b"entry".to_vec())?.wait()?;
+//! wal.close()?;
+//!
+//! let mut seen = Vec::new();
+//! let (_wal, report) = Wal::open(disk, "/node/wal", WalConfig::default(), |r| {
+//!     seen.push((r.record.seq, r.record.payload.to_vec()));
+//!     Ok(())
+//! })?;
+//! assert_eq!(seen, vec![(seq, b"entry".to_vec())]);
+//! assert_eq!(report.next_seq, seq.next());
+//! # Ok::<(), ppdb::storage::StorageError>(())
+//! ```
+
+mod appender;
+pub mod record;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+mod ticket;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use record::{GroupId, Record, RecordKind, WalSeq, RECORD_BYTES_MAX, RECORD_PAYLOAD_BYTES_MAX};
+pub use recovery::{RecoveryReport, ReplayedRecord, TornTail};
+pub use ticket::DurableTicket;
+
+use crate::storage::disk::{self, Disk};
+use crate::storage::error::{PoisonCause, StorageError};
+use appender::SegmentAppender;
+use retention::Retention;
+use segment::SegmentList;
+use writer::GroupCommitter;
+
+/// The smallest allowed `segment_bytes_max`.
+pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
+/// The largest allowed `segment_bytes_max` (recovery reads a segment into memory at once).
+pub const SEGMENT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
+/// The largest allowed `queue_bytes_max`.
+pub const QUEUE_BYTES_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Tuning of the WAL. [`WalConfig::default`] suits production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalConfig {
+    /// A segment is closed and a new one started before a record would make it larger than this
+    /// (a single larger record gets a segment of its own). Default 64 MiB.
+    pub segment_bytes_max: u64,
+    /// Appends block while this many encoded bytes wait for the writer. At least
+    /// [`RECORD_BYTES_MAX`]. Default 128 MiB.
+    pub queue_bytes_max: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig { segment_bytes_max: 64 * 1024 * 1024, queue_bytes_max: 128 * 1024 * 1024 }
+    }
+}
+
+impl WalConfig {
+    /// Checks every field against its allowed range.
+    pub fn validate(&self) -> Result<(), StorageError> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
+            return Err(StorageError::InvalidConfig {
+                field: "segment_bytes_max",
+                value: self.segment_bytes_max,
+                reason: "must be between 4 KiB and 1 GiB",
+            });
+        }
+        if !(RECORD_BYTES_MAX as u64..=QUEUE_BYTES_LIMIT).contains(&self.queue_bytes_max) {
+            return Err(StorageError::InvalidConfig {
+                field: "queue_bytes_max",
+                value: self.queue_bytes_max,
+                reason: "must be between RECORD_BYTES_MAX (64 MiB) and 4 GiB",
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Counters shared by the WAL's parts.
+#[derive(Debug, Default)]
+pub(crate) struct WalCounters {
+    records_durable: AtomicU64,
+    syncs: AtomicU64,
+    batches: AtomicU64,
+    bytes_written: AtomicU64,
+    /// Highest durable sequence number, 0 if none.
+    durable_seq: AtomicU64,
+}
+
+/// A snapshot of the WAL's counters since it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalStats {
+    /// Records made durable.
+    pub records_durable: u64,
+    /// fdatasync calls on segments (one per batch, plus one per segment roll).
+    pub syncs: u64,
+    /// Batches written (group commits).
+    pub batches: u64,
+    /// Record bytes written.
+    pub bytes_written: u64,
+}
+
+/// The node's write-ahead log. Share it between threads with an `Arc`; every method takes
+/// `&self`.
+#[derive(Debug)]
+pub struct Wal {
+    disk: Arc<dyn Disk>,
+    dir: PathBuf,
+    committer: GroupCommitter,
+    segments: SegmentList,
+    counters: Arc<WalCounters>,
+}
+
+impl Wal {
+    /// Opens the WAL in `dir` (created if missing): recovers it, calling `visit` for every intact
+    /// record in order (see [`recovery`] for the rules), then starts the writer thread at the
+    /// recovered tail. Fails with [`StorageError::Corruption`] if the log is damaged.
+    pub fn open(
+        disk: Arc<dyn Disk>,
+        dir: impl Into<PathBuf>,
+        config: WalConfig,
+        mut visit: impl FnMut(&ReplayedRecord<'_>) -> Result<(), StorageError>,
+    ) -> Result<(Wal, RecoveryReport), StorageError> {
+        config.validate()?;
+        let dir = dir.into();
+        disk::create_dir_durable(disk.as_ref(), &dir)
+            .map_err(|e| StorageError::io("create directory", &dir, e))?;
+        let mut retention = Retention::new();
+        let recovered = recovery::recover_log(disk.as_ref(), &dir, &mut |replayed| {
+            retention.observe(replayed.record.group, replayed.record.seq);
+            visit(replayed)
+        })?;
+        let next_seq = recovered.report.next_seq;
+        let counters = Arc::new(WalCounters::default());
+        counters.durable_seq.store(next_seq.0 - 1, Ordering::Relaxed);
+        let segments = SegmentList::new(recovered.segments);
+        let appender = SegmentAppender::open(
+            Arc::clone(&disk),
+            dir.clone(),
+            config.segment_bytes_max,
+            recovered.tail,
+            next_seq,
+            segments.clone(),
+            Arc::clone(&counters),
+        )?;
+        let committer = GroupCommitter::start(
+            appender,
+            next_seq,
+            usize::try_from(config.queue_bytes_max).unwrap_or(usize::MAX),
+            retention,
+            Arc::clone(&counters),
+            dir.clone(),
+        )?;
+        let wal = Wal { disk, dir, committer, segments, counters };
+        Ok((wal, recovered.report))
+    }
+
+    /// Queues a record for `group` and returns at once with its ticket; the record is durable
+    /// when the ticket says so ([`DurableTicket::wait`] or `.await`). Blocks only while the queue
+    /// is full. Fails if the WAL is poisoned or closed or the payload is larger than
+    /// [`RECORD_PAYLOAD_BYTES_MAX`].
+    pub fn append(
+        &self,
+        group: GroupId,
+        kind: RecordKind,
+        payload: Vec<u8>,
+    ) -> Result<DurableTicket, StorageError> {
+        self.committer.append(group, kind, payload)
+    }
+
+    /// Appends a record and blocks until it is durable.
+    pub fn append_durable(
+        &self,
+        group: GroupId,
+        kind: RecordKind,
+        payload: Vec<u8>,
+    ) -> Result<WalSeq, StorageError> {
+        self.append(group, kind, payload)?.wait()
+    }
+
+    /// The highest durable sequence number (every record up to it is durable), or `None` if
+    /// nothing was ever written.
+    pub fn durable_seq(&self) -> Option<WalSeq> {
+        match self.counters.durable_seq.load(Ordering::Acquire) {
+            0 => None,
+            seq => Some(WalSeq(seq)),
+        }
+    }
+
+    /// Says that `group` no longer needs any record below `needed_from`, typically because a
+    /// snapshot now covers them. Anything the group still needs from older records (its latest
+    /// hard state, say) must have been appended again at or after `needed_from` first. Marks only
+    /// move forward. Call [`Wal::compact`] to delete what became unneeded.
+    pub fn release(&self, group: GroupId, needed_from: WalSeq) {
+        self.committer.with_retention(|r| r.release(group, needed_from));
+    }
+
+    /// Says that `group` left this node and needs none of its records.
+    pub fn forget_group(&self, group: GroupId) {
+        self.committer.with_retention(|r| r.forget(group));
+    }
+
+    /// Deletes every segment whose records no group needs any more (never the active segment),
+    /// and syncs the directory. Returns how many segments were deleted. Runs on the caller's
+    /// thread; appends continue meanwhile.
+    pub fn compact(&self) -> Result<usize, StorageError> {
+        let Some(needed_from) = self.committer.with_retention(|r| r.needed_from()) else {
+            return Ok(0);
+        };
+        let removable = self.segments.take_before(needed_from);
+        for segment in &removable {
+            self.disk
+                .remove_file(&segment.path)
+                .map_err(|e| StorageError::io("remove segment", &segment.path, e))?;
+            tracing::debug!(path = %segment.path.display(), "deleted WAL segment");
+        }
+        if !removable.is_empty() {
+            self.disk.sync_dir(&self.dir).map_err(|e| StorageError::io("fsync directory", &self.dir, e))?;
+        }
+        Ok(removable.len())
+    }
+
+    /// The counters since the WAL was opened.
+    pub fn stats(&self) -> WalStats {
+        let c = &self.counters;
+        WalStats {
+            records_durable: c.records_durable.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            batches: c.batches.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Why the WAL is poisoned, if it is. A poisoned WAL accepts no appends; restart the node.
+    pub fn poisoned(&self) -> Option<PoisonCause> {
+        self.committer.poisoned()
+    }
+
+    /// The segment files currently live, oldest first.
+    pub fn segment_paths(&self) -> Vec<PathBuf> {
+        self.segments.snapshot().into_iter().map(|s| s.path).collect()
+    }
+
+    /// The WAL's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stops accepting appends, makes every queued record durable, and stops the writer thread.
+    /// Dropping the WAL does the same but can only log an error.
+    pub fn close(self) -> Result<(), StorageError> {
+        self.committer.close()
+    }
+}

@@ -1,0 +1,281 @@
+//! Group commit: many appenders, one writer thread, one fdatasync per batch.
+//!
+//! Appenders put records in a bounded queue, get a sequence number and a [`DurableTicket`] at
+//! once, and wait on the ticket. The writer thread takes *everything* that queued up while its
+//! previous fdatasync ran, writes it with one write, issues one fdatasync, and then completes all
+//! of those tickets. Under load a batch holds as many records as there are waiting appenders, so
+//! the cost of one fsync is shared by all of them.
+//!
+//! A failed write or fdatasync *poisons* the WAL: the kernel may have dropped the written pages
+//! (and cleared the error), so nothing in this process can know what is on disk any more. Every
+//! queued and every later append fails with [`StorageError::Poisoned`]; the node must restart and
+//! recover from what is really on disk.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use super::appender::SegmentAppender;
+use super::record::{self, GroupId, Record, RecordKind, WalSeq};
+use super::retention::Retention;
+use super::ticket::{self, Completer, DurableTicket};
+use super::WalCounters;
+use crate::storage::error::{PoisonCause, StorageError};
+
+/// One queued record.
+#[derive(Debug)]
+struct Pending {
+    seq: WalSeq,
+    group: GroupId,
+    kind: RecordKind,
+    payload: Vec<u8>,
+    completer: Completer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Open,
+    /// `close` was called: the writer drains the queue, then exits.
+    Closing,
+    Poisoned(PoisonCause),
+}
+
+#[derive(Debug)]
+struct Queue {
+    pending: Vec<Pending>,
+    /// Encoded bytes of `pending`, bounded by `queue_bytes_max`.
+    pending_bytes: usize,
+    next_seq: WalSeq,
+    state: State,
+    /// The writer is blocked waiting for records and must be notified.
+    writer_idle: bool,
+    /// Which records each group still needs. Kept under the queue lock so that a group's first
+    /// record is observed in the same step that gives it its sequence number.
+    retention: Retention,
+}
+
+#[derive(Debug)]
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Signalled when records arrive or the WAL closes.
+    work: Condvar,
+    /// Signalled when the writer takes a batch, freeing queue space.
+    space: Condvar,
+    queue_bytes_max: usize,
+    counters: Arc<WalCounters>,
+    dir: PathBuf,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // Every queue mutation keeps it consistent between statements that could panic (none of
+        // them do), so a poisoned mutex still guards a valid queue.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Poisons the WAL: records `cause`, and fails `batch` and everything still queued.
+    fn poison(&self, cause: PoisonCause, batch: Vec<Pending>) {
+        tracing::error!(%cause, "WAL poisoned: no further appends will be accepted");
+        let queued = {
+            let mut queue = self.lock();
+            if !matches!(queue.state, State::Poisoned(_)) {
+                queue.state = State::Poisoned(cause.clone());
+            }
+            queue.pending_bytes = 0;
+            std::mem::take(&mut queue.pending)
+        };
+        self.space.notify_all();
+        for pending in batch.into_iter().chain(queued) {
+            pending.completer.fail(cause.clone());
+        }
+    }
+}
+
+/// The group-commit queue and its writer thread.
+#[derive(Debug)]
+pub(crate) struct GroupCommitter {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl GroupCommitter {
+    /// Starts the writer thread, appending through `appender` from `next_seq` on.
+    pub fn start(
+        appender: SegmentAppender,
+        next_seq: WalSeq,
+        queue_bytes_max: usize,
+        retention: Retention,
+        counters: Arc<WalCounters>,
+        dir: PathBuf,
+    ) -> Result<Self, StorageError> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                pending: Vec::new(),
+                pending_bytes: 0,
+                next_seq,
+                state: State::Open,
+                writer_idle: false,
+                retention,
+            }),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            queue_bytes_max,
+            counters,
+            dir: dir.clone(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let writer = std::thread::Builder::new()
+            .name("ppdb-wal-writer".into())
+            .spawn(move || run_writer(&thread_shared, appender))
+            .map_err(|e| StorageError::io("start WAL writer thread", dir, e))?;
+        Ok(GroupCommitter { shared, writer: Mutex::new(Some(writer)) })
+    }
+
+    /// Queues a record and returns its ticket. Blocks while the queue is full (at most about one
+    /// fdatasync). Fails at once if the WAL is poisoned or closed, or the payload is too large.
+    pub fn append(
+        &self,
+        group: GroupId,
+        kind: RecordKind,
+        payload: Vec<u8>,
+    ) -> Result<DurableTicket, StorageError> {
+        record::check_payload_len(payload.len())?;
+        let cost = record::encoded_len(payload.len());
+        let mut queue = self.shared.lock();
+        loop {
+            match &queue.state {
+                State::Poisoned(cause) => return Err(StorageError::Poisoned { cause: cause.clone() }),
+                State::Closing => return Err(StorageError::Closed),
+                State::Open => {}
+            }
+            // An empty queue always takes the record, so a record of any legal size fits.
+            if queue.pending.is_empty() || queue.pending_bytes + cost <= self.shared.queue_bytes_max {
+                break;
+            }
+            queue = self.shared.space.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+        let seq = queue.next_seq;
+        queue.next_seq = seq.next();
+        queue.retention.observe(group, seq);
+        let (ticket, completer) = ticket::ticket(seq);
+        queue.pending.push(Pending { seq, group, kind, payload, completer });
+        queue.pending_bytes += cost;
+        let wake_writer = std::mem::replace(&mut queue.writer_idle, false);
+        drop(queue);
+        if wake_writer {
+            self.shared.work.notify_one();
+        }
+        Ok(ticket)
+    }
+
+    /// Runs `f` on the retention marks, under the queue lock.
+    pub fn with_retention<T>(&self, f: impl FnOnce(&mut Retention) -> T) -> T {
+        f(&mut self.shared.lock().retention)
+    }
+
+    /// Why the WAL is poisoned, if it is.
+    pub fn poisoned(&self) -> Option<PoisonCause> {
+        match &self.shared.lock().state {
+            State::Poisoned(cause) => Some(cause.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stops accepting appends, waits until every queued record is durable (or failed), and
+    /// stops the writer thread. Idempotent.
+    pub fn close(&self) -> Result<(), StorageError> {
+        {
+            let mut queue = self.shared.lock();
+            if queue.state == State::Open {
+                queue.state = State::Closing;
+            }
+        }
+        self.shared.work.notify_one();
+        self.shared.space.notify_all();
+        let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(writer) = writer {
+            if writer.join().is_err() {
+                tracing::error!(dir = %self.shared.dir.display(), "the WAL writer thread panicked");
+            }
+        }
+        match self.poisoned() {
+            Some(cause) => Err(StorageError::Poisoned { cause }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for GroupCommitter {
+    fn drop(&mut self) {
+        if let Err(error) = self.close() {
+            tracing::warn!(%error, "WAL closed with an error");
+        }
+    }
+}
+
+/// The writer thread: take a batch, write it, sync once, acknowledge, repeat.
+fn run_writer(shared: &Shared, mut appender: SegmentAppender) {
+    // If this thread panics, fail everything instead of leaving appenders waiting forever.
+    let _guard = PanicGuard(shared);
+    let mut batch = Vec::new();
+    while take_batch(shared, &mut batch) {
+        let result = batch.iter().try_for_each(|p| {
+            appender.append(&Record { seq: p.seq, group: p.group, kind: p.kind, payload: &p.payload })
+        });
+        if let Err(cause) = result.and_then(|()| appender.sync()) {
+            shared.poison(cause, std::mem::take(&mut batch));
+            return;
+        }
+        let count = batch.len() as u64;
+        shared.counters.records_durable.fetch_add(count, Ordering::Relaxed);
+        shared.counters.batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(last) = batch.last() {
+            shared.counters.durable_seq.store(last.seq.0, Ordering::Release);
+        }
+        for pending in batch.drain(..) {
+            pending.completer.durable();
+        }
+    }
+}
+
+/// Waits for records and moves all of them into `batch`. Returns false when the WAL is closing
+/// (or poisoned) and nothing is left to write.
+fn take_batch(shared: &Shared, batch: &mut Vec<Pending>) -> bool {
+    let mut queue = shared.lock();
+    loop {
+        if matches!(queue.state, State::Poisoned(_)) {
+            return false;
+        }
+        if !queue.pending.is_empty() {
+            break;
+        }
+        if queue.state == State::Closing {
+            return false;
+        }
+        queue.writer_idle = true;
+        queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
+    }
+    std::mem::swap(&mut queue.pending, batch);
+    queue.pending_bytes = 0;
+    queue.writer_idle = false;
+    drop(queue);
+    shared.space.notify_all();
+    true
+}
+
+struct PanicGuard<'a>(&'a Shared);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let cause = PoisonCause {
+                operation: "WAL writer thread",
+                path: self.0.dir.clone(),
+                kind: std::io::ErrorKind::Other,
+                message: "the writer thread panicked".into(),
+            };
+            self.0.poison(cause, Vec::new());
+        }
+    }
+}
