@@ -12,5 +12,6 @@ pub mod kv;
 pub mod node;
 pub mod server;
 pub mod storage;
+pub mod transport;
 
 pub use error::{Error, ErrorCode};

@@ -1,0 +1,277 @@
+//! The handshake that opens every connection. The dialer says who it is and whom it wants
+//! ([`Hello`]); the acceptor answers with an ack or a [`Refusal`] and closes. A node of another
+//! cluster, a protocol version we do not speak, or a node id we do not know is refused; both
+//! sides log the reason and the dialer surfaces it as [`TransportError::Refused`].
+
+use super::config::CLUSTER_ID_BYTES_MAX;
+use super::error::{RefusalReason, TransportError};
+use super::frame::{read_frame, Frame};
+use crate::codec::{DecodeError, Decoder, Encoder};
+use ppdb_raft::NodeId;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+/// The protocol version this build speaks. Bump on any incompatible wire change.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The dialer's introduction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The dialer's protocol version.
+    pub version: u32,
+    /// The dialer's cluster.
+    pub cluster_id: String,
+    /// The dialer's node id.
+    pub from: NodeId,
+    /// The node the dialer means to reach.
+    pub to: NodeId,
+}
+
+impl Hello {
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        e.u32(self.version);
+        e.bytes(self.cluster_id.as_bytes());
+        e.u64(self.from.0);
+        e.u64(self.to.0);
+    }
+
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Hello, DecodeError> {
+        let version = d.u32()?;
+        let cluster_id = decode_string(d)?;
+        Ok(Hello { version, cluster_id, from: NodeId(d.u64()?), to: NodeId(d.u64()?) })
+    }
+}
+
+/// The acceptor's refusal, with the reason as the acceptor sees it (`ours` = the acceptor's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal(pub RefusalReason);
+
+impl Refusal {
+    pub(super) fn encode(&self, e: &mut Encoder) {
+        match &self.0 {
+            RefusalReason::ClusterMismatch { ours, theirs } => {
+                e.u8(1);
+                e.bytes(ours.as_bytes());
+                e.bytes(theirs.as_bytes());
+            }
+            RefusalReason::UnsupportedVersion { ours, theirs } => {
+                e.u8(2);
+                e.u32(*ours);
+                e.u32(*theirs);
+            }
+            RefusalReason::UnknownNode { node } => {
+                e.u8(3);
+                e.u64(node.0);
+            }
+            RefusalReason::WrongNode { expected, actual } => {
+                e.u8(4);
+                e.u64(expected.0);
+                e.u64(actual.0);
+            }
+        }
+    }
+
+    pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Refusal, DecodeError> {
+        Ok(Refusal(match d.u8()? {
+            1 => RefusalReason::ClusterMismatch { ours: decode_string(d)?, theirs: decode_string(d)? },
+            2 => RefusalReason::UnsupportedVersion { ours: d.u32()?, theirs: d.u32()? },
+            3 => RefusalReason::UnknownNode { node: NodeId(d.u64()?) },
+            4 => RefusalReason::WrongNode { expected: NodeId(d.u64()?), actual: NodeId(d.u64()?) },
+            _ => return Err(d.error("unknown refusal reason")),
+        }))
+    }
+
+    /// The reason as the dialer sees it (`ours` = the dialer's).
+    pub fn as_seen_by_dialer(self) -> RefusalReason {
+        match self.0 {
+            RefusalReason::ClusterMismatch { ours, theirs } => {
+                RefusalReason::ClusterMismatch { ours: theirs, theirs: ours }
+            }
+            RefusalReason::UnsupportedVersion { ours, theirs } => {
+                RefusalReason::UnsupportedVersion { ours: theirs, theirs: ours }
+            }
+            other => other,
+        }
+    }
+}
+
+fn decode_string(d: &mut Decoder<'_>) -> Result<String, DecodeError> {
+    let bytes = d.bytes(CLUSTER_ID_BYTES_MAX)?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| d.error("cluster id is not UTF-8"))
+}
+
+/// Who the acceptor is, for checking a [`Hello`].
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Our node id.
+    pub node_id: NodeId,
+    /// Our cluster.
+    pub cluster_id: String,
+}
+
+/// Decides whether the acceptor `us` talks to the dialer that sent `hello`.
+pub fn check_hello(
+    hello: &Hello,
+    us: &Identity,
+    known: impl Fn(NodeId) -> bool,
+) -> Result<(), RefusalReason> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(RefusalReason::UnsupportedVersion { ours: PROTOCOL_VERSION, theirs: hello.version });
+    }
+    if hello.cluster_id != us.cluster_id {
+        return Err(RefusalReason::ClusterMismatch {
+            ours: us.cluster_id.clone(),
+            theirs: hello.cluster_id.clone(),
+        });
+    }
+    if hello.to != us.node_id {
+        return Err(RefusalReason::WrongNode { expected: hello.to, actual: us.node_id });
+    }
+    if !known(hello.from) {
+        return Err(RefusalReason::UnknownNode { node: hello.from });
+    }
+    Ok(())
+}
+
+async fn write<S: AsyncWrite + Unpin>(s: &mut S, frame: &Frame, peer: NodeId) -> Result<(), TransportError> {
+    let net = |e: std::io::Error| TransportError::Network { peer, reason: format!("handshake write: {e}") };
+    s.write_all(&frame.encode()).await.map_err(net)?;
+    s.flush().await.map_err(net)
+}
+
+async fn read<S: AsyncRead + Unpin>(
+    s: &mut S,
+    frame_bytes_max: usize,
+    peer: NodeId,
+) -> Result<Frame, TransportError> {
+    let (frame, _) = read_frame(s, frame_bytes_max)
+        .await
+        .map_err(|e| TransportError::Network { peer, reason: format!("handshake read: {e}") })?;
+    Ok(frame)
+}
+
+/// The dialer's half: sends `hello`, waits for the verdict within `timeout`.
+pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    hello: Hello,
+    timeout: Duration,
+    frame_bytes_max: usize,
+) -> Result<(), TransportError> {
+    let peer = hello.to;
+    let exchange = async {
+        write(s, &Frame::Handshake(hello), peer).await?;
+        match read(s, frame_bytes_max, peer).await? {
+            Frame::HandshakeAck { node_id } if node_id == peer => Ok(()),
+            Frame::HandshakeAck { node_id } => Err(TransportError::Refused {
+                peer,
+                reason: RefusalReason::WrongNode { expected: peer, actual: node_id },
+            }),
+            Frame::HandshakeRefusal(refusal) => {
+                Err(TransportError::Refused { peer, reason: refusal.as_seen_by_dialer() })
+            }
+            other => Err(TransportError::Network {
+                peer,
+                reason: format!("expected a handshake answer, got {:?}", other.kind()),
+            }),
+        }
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| Err(TransportError::Network { peer, reason: "handshake timed out".into() }))
+}
+
+/// The acceptor's half: reads the dialer's [`Hello`] within `timeout`, checks it, answers.
+/// Returns the dialer's node id when accepted.
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    us: &Identity,
+    known: impl Fn(NodeId) -> bool,
+    timeout: Duration,
+    frame_bytes_max: usize,
+) -> Result<NodeId, TransportError> {
+    // Until the dialer has said who it is, errors name node 0 (never a valid id).
+    let unknown = NodeId(0);
+    let exchange = async {
+        let hello = match read(s, frame_bytes_max, unknown).await? {
+            Frame::Handshake(hello) => hello,
+            other => {
+                let reason = format!("expected a handshake, got {:?}", other.kind());
+                return Err(TransportError::Network { peer: unknown, reason });
+            }
+        };
+        let peer = hello.from;
+        match check_hello(&hello, us, known) {
+            Ok(()) => {
+                write(s, &Frame::HandshakeAck { node_id: us.node_id }, peer).await?;
+                Ok(peer)
+            }
+            Err(reason) => {
+                // Best effort: the dialer may already be gone; the refusal stands either way.
+                let _ = write(s, &Frame::HandshakeRefusal(Refusal(reason.clone())), peer).await;
+                Err(TransportError::Refused { peer, reason })
+            }
+        }
+    };
+    tokio::time::timeout(timeout, exchange).await.unwrap_or_else(|_| {
+        Err(TransportError::Network { peer: unknown, reason: "handshake timed out".into() })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn us() -> Identity {
+        Identity { node_id: NodeId(1), cluster_id: "prod".into() }
+    }
+
+    fn hello(cluster: &str) -> Hello {
+        Hello { version: PROTOCOL_VERSION, cluster_id: cluster.into(), from: NodeId(2), to: NodeId(1) }
+    }
+
+    #[test]
+    fn each_refusal_reason_is_detected() {
+        assert_eq!(check_hello(&hello("prod"), &us(), |_| true), Ok(()));
+        assert_eq!(
+            check_hello(&hello("test"), &us(), |_| true),
+            Err(RefusalReason::ClusterMismatch { ours: "prod".into(), theirs: "test".into() })
+        );
+        let old = Hello { version: 0, ..hello("prod") };
+        assert_eq!(
+            check_hello(&old, &us(), |_| true),
+            Err(RefusalReason::UnsupportedVersion { ours: PROTOCOL_VERSION, theirs: 0 })
+        );
+        assert_eq!(
+            check_hello(&hello("prod"), &us(), |_| false),
+            Err(RefusalReason::UnknownNode { node: NodeId(2) })
+        );
+        let misdirected = Hello { to: NodeId(7), ..hello("prod") };
+        assert_eq!(
+            check_hello(&misdirected, &us(), |_| true),
+            Err(RefusalReason::WrongNode { expected: NodeId(7), actual: NodeId(1) })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_foreign_cluster_is_refused_on_both_sides() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let dialer =
+            tokio::spawn(async move { dial(&mut a, hello("test"), Duration::from_secs(5), 1 << 20).await });
+        let accepted = accept(&mut b, &us(), |_| true, Duration::from_secs(5), 1 << 20).await;
+        assert_eq!(
+            accepted,
+            Err(TransportError::Refused {
+                peer: NodeId(2),
+                reason: RefusalReason::ClusterMismatch { ours: "prod".into(), theirs: "test".into() }
+            })
+        );
+        let dialed = dialer.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            dialed,
+            Err(TransportError::Refused {
+                peer: NodeId(1),
+                reason: RefusalReason::ClusterMismatch { ours: "test".into(), theirs: "prod".into() }
+            })
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! The receiving side: the accept loop, one task per inbound connection (handshake, then read
+//! Raft batches, snapshot chunks, requests and pings), and [`Inbound`], the node's end of it.
+//! A connection that sends a bad frame or breaks the protocol is closed with a logged reason;
+//! nothing else is affected.
+
+use super::error::TransportError;
+use super::frame::{read_frame, Frame};
+use super::handshake;
+use super::peer::stopped;
+use super::rpc::Responder;
+use super::snapshot::SnapshotAssembler;
+use super::stats::PeerCounters;
+use super::Shared;
+use ppdb_raft::{Message, NodeId};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// Frames (pongs, responses) waiting to go back on one inbound connection.
+const REPLY_QUEUE_FRAMES_MAX: usize = 1024;
+
+/// What peers send to this node.
+#[derive(Debug)]
+pub enum InboundEvent {
+    /// A Raft message for `group` (the seed's recv).
+    Raft {
+        /// The sending peer (equal to `msg.from`).
+        from: NodeId,
+        /// The Raft group.
+        group: u64,
+        /// The message; an `InstallSnapshot` arrives whole, however it was chunked.
+        msg: Message,
+    },
+    /// A request from a peer's [`super::Transport::call`]; answer through `responder`.
+    Request {
+        /// The calling peer.
+        from: NodeId,
+        /// Opaque to the transport.
+        payload: Vec<u8>,
+        /// Where the answer goes.
+        responder: Responder,
+    },
+}
+
+/// The node's end of the transport: everything peers send, in arrival order per connection.
+/// Bounded (`inbound_queue_events_max`): when the node falls behind, new Raft messages are
+/// dropped and counted, and new requests are answered as dropped.
+#[derive(Debug)]
+pub struct Inbound {
+    rx: mpsc::Receiver<InboundEvent>,
+}
+
+impl Inbound {
+    pub(super) fn new(rx: mpsc::Receiver<InboundEvent>) -> Inbound {
+        Inbound { rx }
+    }
+
+    /// The next event; `None` once the transport is shut down and the queue is empty.
+    pub async fn recv(&mut self) -> Option<InboundEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next event if one is ready.
+    pub fn try_recv(&mut self) -> Option<InboundEvent> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// Accepts connections until shutdown, at most `inbound_connections_max` at once.
+pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut shutdown = shared.shutdown.subscribe();
+    let slots = Arc::new(Semaphore::new(shared.limits.inbound_connections_max));
+    let next_conn_id = AtomicU64::new(1);
+    let mut conns = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        // Reap finished connection tasks so the set does not grow.
+        while conns.try_join_next().is_some() {}
+        let (stream, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Usually out of file descriptors; pause instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, limit = shared.limits.inbound_connections_max, "too many inbound connections; refused");
+            continue;
+        };
+        let conn = InboundConn { shared: shared.clone(), id: next_conn_id.fetch_add(1, Relaxed), addr };
+        conns.spawn(async move {
+            conn.run(stream).await;
+            drop(slot);
+        });
+    }
+    conns.shutdown().await;
+}
+
+/// One accepted connection.
+struct InboundConn {
+    shared: Arc<Shared>,
+    id: u64,
+    addr: std::net::SocketAddr,
+}
+
+/// What an accepted peer's connection needs from its peer record.
+struct PeerLink {
+    peer: NodeId,
+    counters: Arc<PeerCounters>,
+    removed: watch::Receiver<bool>,
+    newest_conn: watch::Receiver<u64>,
+}
+
+impl InboundConn {
+    async fn run(self, mut stream: TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(addr = %self.addr, error = %e, "cannot set TCP_NODELAY");
+        }
+        let limits = &self.shared.limits;
+        let known = |id: NodeId| self.shared.peers().contains_key(&id);
+        let accepted = handshake::accept(
+            &mut stream,
+            &self.shared.identity,
+            known,
+            limits.handshake_timeout,
+            limits.frame_bytes_max,
+        )
+        .await;
+        let peer = match accepted {
+            Ok(peer) => peer,
+            Err(error @ TransportError::Refused { .. }) => {
+                tracing::warn!(addr = %self.addr, %error, "refused a peer's handshake");
+                return;
+            }
+            Err(error) => {
+                tracing::debug!(addr = %self.addr, %error, "inbound handshake failed");
+                return;
+            }
+        };
+        let Some(link) = self.register(peer) else { return };
+        let mut removed = link.removed.clone();
+        let mut newest = link.newest_conn.clone();
+        let mut shutdown = self.shared.shutdown.subscribe();
+        let (rd, wr) = stream.into_split();
+        let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE_FRAMES_MAX);
+        let reason = tokio::select! {
+            r = self.read_loop(&link, BufReader::new(rd), reply_tx) => r,
+            r = self.write_replies(wr, reply_rx, &link.counters) => r,
+            () = stopped(&mut removed, &mut shutdown) => "peer removed or transport shut down".to_string(),
+            _ = newest.wait_for(|id| *id != self.id) => "superseded by a newer connection from the peer".to_string(),
+        };
+        tracing::info!(peer = %peer, addr = %self.addr, %reason, "inbound connection closed");
+    }
+
+    /// Looks the peer up again (it may have been removed during the handshake) and marks this
+    /// connection as its newest.
+    fn register(&self, peer: NodeId) -> Option<PeerLink> {
+        let peers = self.shared.peers();
+        let entry = peers.get(&peer)?;
+        entry.inbound_conn.send_replace(self.id);
+        Some(PeerLink {
+            peer,
+            counters: entry.counters.clone(),
+            removed: entry.stop_signal(),
+            newest_conn: entry.inbound_conn.subscribe(),
+        })
+    }
+
+    async fn write_replies(
+        &self,
+        mut wr: OwnedWriteHalf,
+        mut replies: mpsc::Receiver<Vec<u8>>,
+        counters: &PeerCounters,
+    ) -> String {
+        let write_timeout = self.shared.limits.write_timeout;
+        while let Some(frame) = replies.recv().await {
+            match tokio::time::timeout(write_timeout, wr.write_all(&frame)).await {
+                Err(_) => return format!("reply write blocked for {write_timeout:?}"),
+                Ok(Err(e)) => return format!("reply write failed: {e}"),
+                Ok(Ok(())) => PeerCounters::add(&counters.bytes_sent, frame.len() as u64),
+            }
+        }
+        "reply queue closed".to_string()
+    }
+
+    /// Reads frames until the connection fails or breaks the protocol; returns why.
+    async fn read_loop(
+        &self,
+        link: &PeerLink,
+        mut rd: BufReader<OwnedReadHalf>,
+        replies: mpsc::Sender<Vec<u8>>,
+    ) -> String {
+        let limits = &self.shared.limits;
+        let mut assembler = SnapshotAssembler::new(limits.snapshot_bytes_max, limits.snapshots_in_flight_max);
+        loop {
+            let read =
+                tokio::time::timeout(limits.idle_timeout, read_frame(&mut rd, limits.frame_bytes_max)).await;
+            let (frame, bytes) = match read {
+                Err(_) => return format!("nothing received for {:?}", limits.idle_timeout),
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %link.peer, addr = %self.addr, error = %e, "bad frame; closing the connection");
+                    return e.to_string();
+                }
+                Ok(Ok(read)) => read,
+            };
+            PeerCounters::add(&link.counters.bytes_received, bytes as u64);
+            if let Err(reason) = self.handle(link, frame, &mut assembler, &replies) {
+                tracing::warn!(peer = %link.peer, addr = %self.addr, %reason, "protocol violation; closing the connection");
+                return reason;
+            }
+        }
+    }
+
+    fn handle(
+        &self,
+        link: &PeerLink,
+        frame: Frame,
+        assembler: &mut SnapshotAssembler,
+        replies: &mpsc::Sender<Vec<u8>>,
+    ) -> Result<(), String> {
+        match frame {
+            Frame::Raft(batch) => {
+                for (group, msg) in batch {
+                    self.deliver(link, group, msg)?;
+                }
+            }
+            Frame::SnapshotChunk(chunk) => {
+                if let Some((group, msg)) = assembler.accept(chunk).map_err(|e| e.to_string())? {
+                    self.deliver(link, group, msg)?;
+                }
+            }
+            Frame::Request { id, payload } => {
+                PeerCounters::add(&link.counters.messages_received, 1);
+                let responder =
+                    Responder::new(id, link.peer, replies.clone(), self.shared.limits.frame_bytes_max);
+                let event = InboundEvent::Request { from: link.peer, payload, responder };
+                // On a full queue the event (and so its responder) is dropped: the caller is
+                // told at once that its request was dropped.
+                if self.shared.inbound_tx.try_send(event).is_err() {
+                    PeerCounters::add(&link.counters.dropped_inbound, 1);
+                }
+            }
+            Frame::Ping { nonce } => {
+                // A congested reply queue loses a pong; the next ping measures again.
+                let _ = replies.try_send(Frame::Pong { nonce }.encode());
+            }
+            other => return Err(format!("unexpected {:?} frame on an inbound connection", other.kind())),
+        }
+        Ok(())
+    }
+
+    /// Hands one Raft message to the node after checking it is from the peer and for us.
+    fn deliver(&self, link: &PeerLink, group: u64, msg: Message) -> Result<(), String> {
+        let us = self.shared.identity.node_id;
+        if msg.from != link.peer || msg.to != us {
+            return Err(format!(
+                "message from {} to {} on the connection from {} to {us}",
+                msg.from, msg.to, link.peer
+            ));
+        }
+        PeerCounters::add(&link.counters.messages_received, 1);
+        if self.shared.inbound_tx.try_send(InboundEvent::Raft { from: link.peer, group, msg }).is_err() {
+            PeerCounters::add(&link.counters.dropped_inbound, 1);
+        }
+        Ok(())
+    }
+}
