@@ -7,6 +7,7 @@
 //! ([`storage`]: write-ahead log, snapshot files, data-directory lock).
 
 pub mod codec;
+pub mod config;
 pub mod error;
 pub mod kv;
 pub mod node;

@@ -14,3 +14,6 @@ pub mod state_machine;
 pub use handle::NodeHandle;
 pub use runtime::{Outbox, Request, Runtime, RuntimeConfig};
 pub use state_machine::StateMachine;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,203 @@
+//! Node configuration: the seed's `ppdb_peer_config_t` (host, port, cluster_id, node_id,
+//! heartbeat_interval, election_timeout) plus where the node keeps its data and listens.
+//!
+//! Values come from, in increasing precedence: defaults, a TOML file (`--config`), environment
+//! variables (`PPDB_*`) and command-line flags. [`NodeConfig::validate`] checks the result and
+//! says which setting is wrong and why.
+
+use ppdb_raft::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Default number of data shards chosen at bootstrap.
+pub const SHARDS_DEFAULT: u32 = 8;
+/// Most data shards a cluster may have.
+pub const SHARDS_MAX: u32 = 1024;
+
+/// The seed's node configuration: how peers reach this node and how Raft is timed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Host (address) peers use to reach this node.
+    pub host: String,
+    /// Port peers use to reach this node.
+    pub port: u16,
+    /// Name of the cluster; peers of another cluster are refused.
+    pub cluster_id: String,
+    /// This node's id, unique in the cluster, not 0.
+    pub node_id: u64,
+    /// How often a leader sends heartbeats, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// How long a follower waits for a leader before campaigning, in milliseconds.
+    pub election_timeout_ms: u64,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            host: "127.0.0.1".into(),
+            port: 7101,
+            cluster_id: "ppdb".into(),
+            node_id: 1,
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: 1000,
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// The seed's peer configuration.
+    pub peer: PeerConfig,
+    /// Directory holding the node's write-ahead log, snapshots and cluster file.
+    pub data_dir: PathBuf,
+    /// Address of the Redis-protocol listener.
+    pub client_addr: SocketAddr,
+    /// Address of the HTTP admin listener (/metrics, /health, /status).
+    pub admin_addr: SocketAddr,
+    /// Number of data shards, fixed when the cluster is bootstrapped.
+    pub shards: u32,
+    /// Length of one Raft tick in milliseconds (timeouts are whole ticks).
+    pub tick_ms: u64,
+    /// How long a client request may wait for commit or a read confirmation.
+    pub request_timeout_ms: u64,
+    /// Entries applied between two snapshots of a shard.
+    pub snapshot_entries: u64,
+    /// Founding members' peer addresses, when bootstrapping a new cluster.
+    pub bootstrap: BTreeMap<u64, SocketAddr>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            peer: PeerConfig::default(),
+            data_dir: PathBuf::from("ppdb-data/node-1"),
+            client_addr: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], 7201)),
+            shards: SHARDS_DEFAULT,
+            tick_ms: 10,
+            request_timeout_ms: 5000,
+            snapshot_entries: 50_000,
+            bootstrap: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration that cannot work, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {setting}: {reason}")]
+pub struct ConfigError {
+    /// The offending setting, as named in the TOML file.
+    pub setting: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError { setting, reason: reason.into() }
+}
+
+impl NodeConfig {
+    /// Reads a TOML configuration file.
+    pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| invalid("file", e.to_string()))
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> NodeId {
+        NodeId(self.peer.node_id)
+    }
+
+    /// The Raft settings derived from the seed's millisecond timeouts.
+    pub fn raft_config(&self) -> Result<ppdb_raft::Config, ConfigError> {
+        ppdb_raft::Config::from_millis(
+            self.node_id(),
+            self.tick_ms,
+            self.peer.heartbeat_interval_ms,
+            self.peer.election_timeout_ms,
+        )
+        .map_err(|e| invalid("peer.election_timeout_ms", e.to_string()))
+    }
+
+    /// Checks every setting, naming the first one that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.peer;
+        if p.node_id == 0 {
+            return Err(invalid("peer.node_id", "must be at least 1"));
+        }
+        if p.cluster_id.is_empty() || p.cluster_id.len() > 64 {
+            return Err(invalid("peer.cluster_id", "must be 1 to 64 characters"));
+        }
+        if self.tick_ms == 0 || self.tick_ms > p.heartbeat_interval_ms {
+            return Err(invalid("tick_ms", "must be at least 1 and at most heartbeat_interval_ms"));
+        }
+        if p.election_timeout_ms < 3 * p.heartbeat_interval_ms {
+            return Err(invalid(
+                "peer.election_timeout_ms",
+                format!(
+                    "{} ms must be at least 3 heartbeat intervals ({} ms), or followers campaign \
+                     between the heartbeats of a healthy leader",
+                    p.election_timeout_ms,
+                    3 * p.heartbeat_interval_ms
+                ),
+            ));
+        }
+        self.raft_config()?;
+        if self.shards == 0 || self.shards > SHARDS_MAX {
+            return Err(invalid("shards", format!("must be between 1 and {SHARDS_MAX}")));
+        }
+        if self.request_timeout_ms < p.election_timeout_ms {
+            return Err(invalid("request_timeout_ms", "must be at least the election timeout"));
+        }
+        if self.snapshot_entries < 100 {
+            return Err(invalid("snapshot_entries", "must be at least 100"));
+        }
+        if !self.bootstrap.is_empty() && !self.bootstrap.contains_key(&p.node_id) {
+            return Err(invalid(
+                "bootstrap",
+                format!("the member list must include this node ({})", p.node_id),
+            ));
+        }
+        if self.bootstrap.contains_key(&0) {
+            return Err(invalid("bootstrap", "node id 0 is reserved"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        NodeConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn election_timeout_must_exceed_heartbeats() {
+        let mut c = NodeConfig::default();
+        c.peer.election_timeout_ms = 200;
+        let err = c.validate().unwrap_err();
+        assert_eq!(err.setting, "peer.election_timeout_ms");
+        assert!(err.to_string().contains("at least 3 heartbeat intervals"), "{err}");
+    }
+
+    #[test]
+    fn toml_file_overrides_defaults_and_rejects_typos() {
+        let c = NodeConfig::from_toml("shards = 4\n[peer]\nhost = \"10.0.0.1\"\nport = 9000\ncluster_id = \"prod\"\nnode_id = 2\nheartbeat_interval_ms = 50\nelection_timeout_ms = 500\n").unwrap();
+        assert_eq!((c.shards, c.peer.node_id, c.peer.port), (4, 2, 9000));
+        assert!(NodeConfig::from_toml("shardz = 4").is_err());
+    }
+
+    #[test]
+    fn bootstrap_list_must_include_self() {
+        let mut c = NodeConfig::default();
+        c.bootstrap.insert(2, "127.0.0.1:7102".parse().unwrap());
+        assert_eq!(c.validate().unwrap_err().setting, "bootstrap");
+    }
+}
