@@ -97,9 +97,8 @@ mod tests {
 
     #[test]
     fn the_hash_is_stable() {
-        // Part of the protocol: a cursor from one replica must work on another build.
-        assert_eq!(scan_hash(b""), scan_hash(b""));
-        assert_ne!(scan_hash(b"a"), scan_hash(b"b"));
-        assert_eq!(scan_hash(b"key:1"), 0x7d2f_3a2f_9b36_1d4e_u64.wrapping_add(0).max(scan_hash(b"key:1")));
+        // Part of the protocol: a cursor from one replica or build must work on another.
+        assert_eq!(scan_hash(b""), 0xf52a_15e9_a9b5_e89b);
+        assert_eq!(scan_hash(b"key:1"), 0xcd76_cb99_9eef_dfd5);
     }
 }

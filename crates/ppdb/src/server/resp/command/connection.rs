@@ -1,0 +1,190 @@
+//! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT.
+
+use bytes::Bytes;
+
+use super::args::{arg, integer, is};
+use super::error::CommandError;
+use super::Command;
+use crate::server::resp::frame::ProtocolVersion;
+
+type Parsed = Result<Command, CommandError>;
+
+/// HELLO's arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hello {
+    /// The protocol to switch to; `None` keeps the current one.
+    pub version: Option<ProtocolVersion>,
+    /// AUTH username password.
+    pub auth: Option<(Bytes, Bytes)>,
+    /// SETNAME name (validated).
+    pub client_name: Option<Bytes>,
+}
+
+/// COMMAND and its subcommands, enough for redis-cli and client libraries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandQuery {
+    /// COMMAND: details of every command.
+    All,
+    /// COMMAND COUNT.
+    Count,
+    /// COMMAND INFO [name ...] (all commands when empty).
+    Info(Vec<Bytes>),
+    /// COMMAND DOCS [name ...] (all commands when empty).
+    Docs(Vec<Bytes>),
+    /// COMMAND LIST (filters are not supported and rejected as a syntax error).
+    List,
+}
+
+/// CLIENT subcommands that client libraries send on connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCommand {
+    /// CLIENT SETNAME name (validated; empty clears it).
+    SetName(Bytes),
+    /// CLIENT GETNAME.
+    GetName,
+    /// CLIENT ID.
+    Id,
+    /// CLIENT INFO.
+    Info,
+    /// CLIENT SETINFO LIB-NAME|LIB-VER value.
+    SetInfo {
+        /// `lib-name` or `lib-ver` (lower case).
+        attribute: &'static str,
+        /// The value.
+        value: Bytes,
+    },
+}
+
+/// Parses the connection command `name` (lower case); `None` if not one.
+pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
+    Some(match name {
+        "ping" => match args {
+            [] => Ok(Command::Ping(None)),
+            [message] => Ok(Command::Ping(Some(message.clone()))),
+            _ => Err(CommandError::WrongArity { command: "ping" }),
+        },
+        "echo" => Ok(Command::Echo(args.first().cloned().unwrap_or_default())),
+        "quit" => Ok(Command::Quit),
+        "hello" => hello(args),
+        "command" => command(args),
+        "info" => Ok(Command::Info(args.to_vec())),
+        "select" => match integer(arg(args, 0)) {
+            Ok(0) => Ok(Command::Select),
+            Ok(_) => Err(CommandError::DbIndexOutOfRange),
+            Err(error) => Err(error),
+        },
+        "auth" => match args {
+            [password] => Ok(Command::Auth { username: None, password: password.clone() }),
+            [user, password] => {
+                Ok(Command::Auth { username: Some(user.clone()), password: password.clone() })
+            }
+            _ => Err(CommandError::Syntax),
+        },
+        "client" => client(args),
+        _ => return None,
+    })
+}
+
+fn hello(args: &[Bytes]) -> Parsed {
+    let mut hello = Hello { version: None, auth: None, client_name: None };
+    let Some((version, options)) = args.split_first() else {
+        return Ok(Command::Hello(hello));
+    };
+    hello.version = Some(match integer(version).map_err(|_| CommandError::HelloVersionNotInteger)? {
+        2 => ProtocolVersion::Resp2,
+        3 => ProtocolVersion::Resp3,
+        _ => return Err(CommandError::NoProto),
+    });
+    let mut j = 0;
+    while j < options.len() {
+        let more = options.len() - 1 - j;
+        let option = &options[j];
+        if is(option, "auth") && more >= 2 {
+            hello.auth = Some((options[j + 1].clone(), options[j + 2].clone()));
+            j += 2;
+        } else if is(option, "setname") && more >= 1 {
+            hello.client_name = Some(valid_client_name(&options[j + 1])?);
+            j += 1;
+        } else {
+            return Err(CommandError::HelloSyntax { option: option.to_vec() });
+        }
+        j += 1;
+    }
+    Ok(Command::Hello(hello))
+}
+
+/// Redis accepts client names made of printable ASCII without spaces (`!` to `~`).
+fn valid_client_name(name: &Bytes) -> Result<Bytes, CommandError> {
+    if name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+        Ok(name.clone())
+    } else {
+        Err(CommandError::InvalidClientName)
+    }
+}
+
+fn command(args: &[Bytes]) -> Parsed {
+    let Some((sub, rest)) = args.split_first() else {
+        return Ok(Command::Command(CommandQuery::All));
+    };
+    let arity = |ok: bool, command: &'static str| {
+        if ok {
+            Ok(())
+        } else {
+            Err(CommandError::WrongArity { command })
+        }
+    };
+    let query = if is(sub, "count") {
+        arity(rest.is_empty(), "command|count")?;
+        CommandQuery::Count
+    } else if is(sub, "info") {
+        CommandQuery::Info(rest.to_vec())
+    } else if is(sub, "docs") {
+        CommandQuery::Docs(rest.to_vec())
+    } else if is(sub, "list") {
+        if !rest.is_empty() {
+            return Err(CommandError::Syntax);
+        }
+        CommandQuery::List
+    } else {
+        return Err(CommandError::UnknownSubcommand { command: "COMMAND", subcommand: sub.to_vec() });
+    };
+    Ok(Command::Command(query))
+}
+
+fn client(args: &[Bytes]) -> Parsed {
+    let sub = arg(args, 0);
+    let rest = args.get(1..).unwrap_or_default();
+    let exactly = |n: usize, command: &'static str| {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(CommandError::WrongArity { command })
+        }
+    };
+    let client = if is(sub, "setname") {
+        exactly(1, "client|setname")?;
+        ClientCommand::SetName(valid_client_name(&rest[0])?)
+    } else if is(sub, "getname") {
+        exactly(0, "client|getname")?;
+        ClientCommand::GetName
+    } else if is(sub, "id") {
+        exactly(0, "client|id")?;
+        ClientCommand::Id
+    } else if is(sub, "info") {
+        exactly(0, "client|info")?;
+        ClientCommand::Info
+    } else if is(sub, "setinfo") {
+        exactly(2, "client|setinfo")?;
+        let attribute = if is(&rest[0], "lib-name") {
+            "lib-name"
+        } else if is(&rest[0], "lib-ver") {
+            "lib-ver"
+        } else {
+            return Err(CommandError::UnrecognizedClientInfo { option: rest[0].to_vec() });
+        };
+        ClientCommand::SetInfo { attribute, value: rest[1].clone() }
+    } else {
+        return Err(CommandError::UnknownSubcommand { command: "CLIENT", subcommand: sub.to_vec() });
+    };
+    Ok(Command::Client(client))
+}

@@ -1,0 +1,104 @@
+//! From an argument vector to a typed [`Command`].
+//!
+//! [`Command::parse`] looks the name up in the [`table`], checks the arity, then parses the
+//! options of the command, replying exactly as Redis 7 would to a malformed one
+//! ([`CommandError`]). A parsed command says what it is for routing ([`Command::class`],
+//! [`Command::keys`]). Reads are ready-made [`KvRead`] queries; writes are [`WriteCommand`]s
+//! whose relative expiry times the leader turns into absolute ones with
+//! [`WriteCommand::resolve`] just before proposing them.
+//!
+//! One file per concern: `connection` (PING, HELLO, CLIENT, ...), `strings` (GET, SET, INCR,
+//! ...), `keyspace` (DEL, EXPIRE, SCAN, ...), `write` (the write commands and their expiry
+//! resolution), `args` (integer and option parsing helpers), `table` and `error`.
+
+mod args;
+mod connection;
+pub mod error;
+mod keyspace;
+mod strings;
+pub mod table;
+#[cfg(test)]
+mod tests;
+mod write;
+
+use bytes::Bytes;
+
+use crate::kv::KvRead;
+
+pub use connection::{ClientCommand, CommandQuery, Hello};
+pub use error::CommandError;
+pub use table::{CommandClass, CommandSpec, COMMANDS};
+pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};
+
+/// A parsed client command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// PING [message].
+    Ping(Option<Bytes>),
+    /// ECHO message.
+    Echo(Bytes),
+    /// HELLO [protover [AUTH user pass] [SETNAME name]].
+    Hello(Hello),
+    /// QUIT: reply OK, then close.
+    Quit,
+    /// COMMAND and its subcommands.
+    Command(CommandQuery),
+    /// INFO [section ...].
+    Info(Vec<Bytes>),
+    /// SELECT index (only 0 parses; others are `ERR DB index is out of range`).
+    Select,
+    /// AUTH [username] password.
+    Auth {
+        /// The user, when given.
+        username: Option<Bytes>,
+        /// The password.
+        password: Bytes,
+    },
+    /// CLIENT subcommands.
+    Client(ClientCommand),
+    /// A read of the key space.
+    Read(KvRead),
+    /// A write to the key space.
+    Write(WriteCommand),
+}
+
+impl Command {
+    /// Parses a request's arguments (name first), as Redis 7 validates them.
+    pub fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
+        let Some((name, rest)) = args.split_first() else {
+            return Err(CommandError::UnknownCommand { name: Vec::new(), args: Vec::new() });
+        };
+        let Some(spec) = table::lookup(name) else {
+            return Err(CommandError::UnknownCommand {
+                name: name.to_vec(),
+                args: rest.iter().map(|a| a.to_vec()).collect(),
+            });
+        };
+        if !spec.arity_ok(args.len()) {
+            return Err(CommandError::WrongArity { command: spec.name });
+        }
+        connection::parse(spec.name, rest)
+            .or_else(|| strings::parse(spec.name, rest))
+            .or_else(|| keyspace::parse(spec.name, rest))
+            .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
+    }
+
+    /// Whether the command reads, writes, or concerns only the connection or server.
+    pub fn class(&self) -> CommandClass {
+        match self {
+            Command::Read(_) => CommandClass::Read,
+            Command::Write(_) => CommandClass::Write,
+            _ => CommandClass::Connection,
+        }
+    }
+
+    /// The keys the command touches, for routing to shards (empty for connection commands and
+    /// whole-keyspace ones such as KEYS, SCAN, DBSIZE, FLUSHALL).
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            Command::Read(read) => read.keys(),
+            Command::Write(write) => write.keys(),
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Command parsing compared with Redis 7 (texts checked against redis-server 7.0.15).
+
+use bytes::Bytes;
+
+use super::*;
+use crate::kv::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp};
+
+fn args(line: &str) -> Vec<Bytes> {
+    line.split(' ').filter(|a| !a.is_empty()).map(|a| Bytes::from(a.to_owned())).collect()
+}
+
+fn parse(line: &str) -> Result<Command, CommandError> {
+    Command::parse(&args(line))
+}
+
+fn error(line: &str) -> String {
+    match parse(line) {
+        Ok(command) => panic!("{line:?} parsed as {command:?}"),
+        Err(error) => error.to_string(),
+    }
+}
+
+/// Parses and resolves a write at `now`.
+fn write(line: &str, now: u64) -> Result<KvWrite, CommandError> {
+    match parse(line)? {
+        Command::Write(write) => write.resolve(now),
+        other => panic!("{line:?} is not a write: {other:?}"),
+    }
+}
+
+fn op(line: &str, now: u64) -> WriteOp {
+    write(line, now).expect("valid write").op
+}
+
+#[test]
+fn redis_7_error_texts() {
+    let cases = [
+        ("foo a b", "ERR unknown command 'foo', with args beginning with: 'a' 'b' "),
+        ("foo", "ERR unknown command 'foo', with args beginning with: "),
+        ("GET", "ERR wrong number of arguments for 'get' command"),
+        ("get a b", "ERR wrong number of arguments for 'get' command"),
+        ("ECHO", "ERR wrong number of arguments for 'echo' command"),
+        ("PING a b", "ERR wrong number of arguments for 'ping' command"),
+        ("MSET a b c", "ERR wrong number of arguments for 'mset' command"),
+        ("MSETNX a", "ERR wrong number of arguments for 'msetnx' command"),
+        ("SET k v NX XX", "ERR syntax error"),
+        ("SET k v XX NX", "ERR syntax error"),
+        ("SET k v EX 10 PX 10", "ERR syntax error"),
+        ("SET k v KEEPTTL EX 1", "ERR syntax error"),
+        ("SET k v EX 1 KEEPTTL", "ERR syntax error"),
+        ("SET k v EX", "ERR syntax error"),
+        ("SET k v PERSIST", "ERR syntax error"),
+        ("SET k v EX abc", "ERR value is not an integer or out of range"),
+        ("SET k v EX 0", "ERR invalid expire time in 'set' command"),
+        ("SET k v PX -5", "ERR invalid expire time in 'set' command"),
+        ("SET k v EX 9223372036854775807", "ERR invalid expire time in 'set' command"),
+        ("SET k v EX 0 NX XX", "ERR syntax error"),
+        ("GETEX k PERSIST EX 1", "ERR syntax error"),
+        ("GETEX k NX", "ERR syntax error"),
+        ("GETEX k EX 0", "ERR invalid expire time in 'getex' command"),
+        ("SETEX k 0 v", "ERR invalid expire time in 'setex' command"),
+        ("PSETEX k -1 v", "ERR invalid expire time in 'psetex' command"),
+        ("SETEX k x v", "ERR value is not an integer or out of range"),
+        ("INCRBY k 1.5", "ERR value is not an integer or out of range"),
+        ("INCRBY k 01", "ERR value is not an integer or out of range"),
+        ("DECRBY k -9223372036854775808", "ERR decrement would overflow"),
+        ("INCRBYFLOAT k abc", "ERR value is not a valid float"),
+        ("INCRBYFLOAT k nan", "ERR value is not a valid float"),
+        ("SETRANGE k -1 a", "ERR offset is out of range"),
+        ("SETRANGE k abc a", "ERR value is not an integer or out of range"),
+        ("GETRANGE k a 1", "ERR value is not an integer or out of range"),
+        ("EXPIRE k 10 FOO", "ERR Unsupported option FOO"),
+        ("EXPIRE k 10 NX XX", "ERR NX and XX, GT or LT options at the same time are not compatible"),
+        ("EXPIRE k 10 NX GT", "ERR NX and XX, GT or LT options at the same time are not compatible"),
+        ("EXPIRE k 10 GT LT", "ERR GT and LT options at the same time are not compatible"),
+        ("EXPIRE k abc NX XX", "ERR NX and XX, GT or LT options at the same time are not compatible"),
+        ("EXPIRE k abc", "ERR value is not an integer or out of range"),
+        ("SCAN abc", "ERR invalid cursor"),
+        ("SCAN 18446744073709551616", "ERR invalid cursor"),
+        ("SCAN 0 COUNT 0", "ERR syntax error"),
+        ("SCAN 0 COUNT x", "ERR value is not an integer or out of range"),
+        ("SCAN 0 MATCH", "ERR syntax error"),
+        ("SCAN 0 FOO bar", "ERR syntax error"),
+        ("FLUSHALL a b", "ERR syntax error"),
+        ("FLUSHALL a", "ERR syntax error"),
+        ("HELLO 4", "NOPROTO unsupported protocol version"),
+        ("HELLO abc", "ERR Protocol version is not an integer or out of range"),
+        ("HELLO 3 FOO", "ERR Syntax error in HELLO option 'FOO'"),
+        ("HELLO 2 SETNAME", "ERR Syntax error in HELLO option 'SETNAME'"),
+        ("CLIENT", "ERR wrong number of arguments for 'client' command"),
+        ("CLIENT FOO", "ERR unknown subcommand 'FOO'. Try CLIENT HELP."),
+        ("CLIENT SETNAME", "ERR wrong number of arguments for 'client|setname' command"),
+        ("COMMAND FOO", "ERR unknown subcommand 'FOO'. Try COMMAND HELP."),
+        ("COMMAND COUNT x", "ERR wrong number of arguments for 'command|count' command"),
+        ("COMMAND LIST x", "ERR syntax error"),
+        ("SELECT x", "ERR value is not an integer or out of range"),
+        ("SELECT 1", "ERR DB index is out of range"),
+        ("AUTH a b c", "ERR syntax error"),
+    ];
+    for (line, expected) in cases {
+        assert_eq!(error(line), expected, "{line}");
+    }
+}
+
+#[test]
+fn unknown_command_quotes_at_most_128_bytes_of_arguments() {
+    let long = "x".repeat(200);
+    let text = error(&format!("nope {long} more"));
+    assert_eq!(text, format!("ERR unknown command 'nope', with args beginning with: '{}' ", "x".repeat(128)));
+    let mut with_newline = args("nope");
+    with_newline.push(Bytes::from_static(b"a\r\nb"));
+    let frame = Frame::from(&Command::parse(&with_newline).expect_err("unknown"));
+    assert_eq!(frame, Frame::Error("ERR unknown command 'nope', with args beginning with: 'a  b' ".into()));
+}
+
+#[test]
+fn classification_and_keys() {
+    let class = |line: &str| parse(line).expect("valid").class();
+    assert_eq!(class("GET k"), CommandClass::Read);
+    assert_eq!(class("set k v"), CommandClass::Write);
+    assert_eq!(class("PING"), CommandClass::Connection);
+    assert_eq!(class("DBSIZE"), CommandClass::Read);
+    assert_eq!(class("FLUSHDB ASYNC"), CommandClass::Write);
+    assert_eq!(class("EXPIRE k 10"), CommandClass::Write);
+    let keys = |line: &str| -> Vec<Vec<u8>> {
+        parse(line).expect("valid").keys().into_iter().map(<[u8]>::to_vec).collect()
+    };
+    assert_eq!(keys("MSET a 1 b 2"), vec![b"a".to_vec(), b"b".to_vec()]);
+    assert_eq!(keys("DEL x y"), vec![b"x".to_vec(), b"y".to_vec()]);
+    assert_eq!(keys("SETEX k 10 v"), vec![b"k".to_vec()]);
+    assert_eq!(keys("MGET a b"), vec![b"a".to_vec(), b"b".to_vec()]);
+    assert!(keys("SCAN 0").is_empty());
+    assert!(keys("ECHO hi").is_empty());
+}
+
+#[test]
+fn set_options_resolve_to_absolute_times() {
+    let now = 1_700_000_000_000;
+    let set =
+        |ttl, condition, get| WriteOp::Set { key: b"k".to_vec(), value: b"v".to_vec(), condition, ttl, get };
+    assert_eq!(op("SET k v", now), set(SetTtl::Clear, SetCondition::Always, false));
+    assert_eq!(op("set k v ex 10 nx", now), set(SetTtl::At(now + 10_000), SetCondition::IfAbsent, false));
+    assert_eq!(op("SET k v PX 5 XX GET", now), set(SetTtl::At(now + 5), SetCondition::IfPresent, true));
+    assert_eq!(
+        op("SET k v EXAT 2000000000", now),
+        set(SetTtl::At(2_000_000_000_000), SetCondition::Always, false)
+    );
+    assert_eq!(op("SET k v PXAT 1", now), set(SetTtl::At(1), SetCondition::Always, false));
+    assert_eq!(op("SET k v KEEPTTL", now), set(SetTtl::Keep, SetCondition::Always, false));
+    assert_eq!(op("SET k v EX 10 EX 20", now), set(SetTtl::At(now + 20_000), SetCondition::Always, false));
+    assert_eq!(op("SET k v NX NX GET GET", now), set(SetTtl::Clear, SetCondition::IfAbsent, true));
+    assert_eq!(op("SETEX k 3 v", now), set(SetTtl::At(now + 3_000), SetCondition::Always, false));
+    assert_eq!(op("PSETEX k 3 v", now), set(SetTtl::At(now + 3), SetCondition::Always, false));
+    assert_eq!(op("GETSET k v", now), set(SetTtl::Clear, SetCondition::Always, true));
+    // Overflow only known once the clock is added.
+    let near_max = i64::MAX - 10;
+    assert_eq!(
+        write(&format!("SET k v PX {near_max}"), now).map(|w| w.op),
+        Err(CommandError::InvalidExpireTime { command: "set" })
+    );
+    assert_eq!(write("SET k v EX 10", now).map(|w| w.now_ms), Ok(now), "the clock travels with the write");
+}
+
+#[test]
+fn getex_and_expire_resolve() {
+    let now = 10_000;
+    let getex = |ttl| WriteOp::GetEx { key: b"k".to_vec(), ttl };
+    assert_eq!(op("GETEX k", now), getex(GetExTtl::Unchanged));
+    assert_eq!(op("GETEX k PERSIST", now), getex(GetExTtl::Persist));
+    assert_eq!(op("GETEX k EX 2", now), getex(GetExTtl::At(12_000)));
+    assert_eq!(op("GETEX k PXAT 99", now), getex(GetExTtl::At(99)));
+    let expire = |at_ms, condition| WriteOp::Expire { key: b"k".to_vec(), at_ms, condition };
+    assert_eq!(op("EXPIRE k 10", now), expire(20_000, ExpireCondition::Always));
+    assert_eq!(op("EXPIRE k -10", now), expire(0, ExpireCondition::Always));
+    assert_eq!(op("PEXPIRE k 5 gt", now), expire(10_005, ExpireCondition::IfLater));
+    assert_eq!(op("EXPIREAT k 100 XX LT", now), expire(100_000, ExpireCondition::IfTtlAndEarlier));
+    assert_eq!(op("PEXPIREAT k -3 xx gt", now), expire(-3, ExpireCondition::IfTtlAndLater));
+    assert_eq!(op("EXPIRE k 1 NX", now), expire(11_000, ExpireCondition::IfNoTtl));
+    assert_eq!(
+        write("EXPIRE k 9223372036854775807", now).map(|w| w.op),
+        Err(CommandError::InvalidExpireTime { command: "expire" })
+    );
+    assert_eq!(
+        write("PEXPIRE k 9223372036854775807", now).map(|w| w.op),
+        Err(CommandError::InvalidExpireTime { command: "pexpire" })
+    );
+}
+
+#[test]
+fn other_commands_parse() {
+    let now = 0;
+    assert_eq!(op("DECRBY k 5", now), WriteOp::IncrBy { key: b"k".to_vec(), delta: -5 });
+    assert_eq!(op("DECR k", now), WriteOp::IncrBy { key: b"k".to_vec(), delta: -1 });
+    assert_eq!(op("INCRBYFLOAT k 3.0e3", now), WriteOp::IncrByFloat { key: b"k".to_vec(), delta: 3000.0 });
+    assert_eq!(op("UNLINK a b", now), WriteOp::Del { keys: vec![b"a".to_vec(), b"b".to_vec()] });
+    assert_eq!(op("FLUSHDB", now), WriteOp::FlushAll);
+    assert_eq!(
+        op("SETRANGE k 5 x", now),
+        WriteOp::SetRange { key: b"k".to_vec(), offset: 5, value: b"x".to_vec() }
+    );
+    assert_eq!(
+        parse("SCAN 7 MATCH a* COUNT 100 TYPE string"),
+        Ok(Command::Read(KvRead::Scan {
+            cursor: 7,
+            pattern: Some(b"a*".to_vec()),
+            count: 100,
+            type_name: Some(b"string".to_vec())
+        }))
+    );
+    assert_eq!(
+        parse("substr k 0 -1"),
+        Ok(Command::Read(KvRead::GetRange { key: b"k".to_vec(), start: 0, end: -1 }))
+    );
+    assert_eq!(parse("ping"), Ok(Command::Ping(None)));
+    assert_eq!(parse("SELECT 0"), Ok(Command::Select));
+    assert_eq!(parse("COMMAND DOCS"), Ok(Command::Command(CommandQuery::Docs(vec![]))));
+    assert_eq!(
+        parse("HELLO 3 AUTH default secret SETNAME app"),
+        Ok(Command::Hello(Hello {
+            version: Some(ProtocolVersion::Resp3),
+            auth: Some((Bytes::from("default"), Bytes::from("secret"))),
+            client_name: Some(Bytes::from("app")),
+        }))
+    );
+    assert_eq!(
+        parse("CLIENT SETINFO LIB-NAME redis-py"),
+        Ok(Command::Client(ClientCommand::SetInfo { attribute: "lib-name", value: Bytes::from("redis-py") }))
+    );
+    let bad_name = vec![Bytes::from("CLIENT"), Bytes::from("SETNAME"), Bytes::from("a b")];
+    assert_eq!(Command::parse(&bad_name), Err(CommandError::InvalidClientName));
+    assert_eq!(
+        CommandError::InvalidClientName.to_string(),
+        "ERR Client names cannot contain spaces, newlines or special characters."
+    );
+    assert_eq!(
+        Command::parse(&[]).map_err(|e| e.to_string()),
+        Err("ERR unknown command '', with args beginning with: ".into())
+    );
+}
+
+use crate::kv::KvRead;
+use crate::server::resp::frame::{Frame, ProtocolVersion};

@@ -1,0 +1,188 @@
+//! Write commands as parsed, and how the leader fixes their times before proposing them.
+//!
+//! Most writes need no clock and are ready [`WriteOp`]s. SET (with EX/PX/EXAT/PXAT, and SETEX,
+//! PSETEX), GETEX and the EXPIRE family carry times relative to "now" or in seconds; the leader
+//! calls [`WriteCommand::resolve`] with its clock to get the [`KvWrite`] for the log, with
+//! absolute millisecond times, so every replica applies the same thing. Overflow checks follow
+//! Redis 7 (`getExpireMillisecondsOrReply`, `expireGenericCommand`) and produce the same
+//! `ERR invalid expire time in '<command>' command`.
+
+use super::error::CommandError;
+use crate::kv::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp};
+
+/// The unit of a time argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// EX, EXAT, EXPIRE, EXPIREAT, SETEX.
+    Seconds,
+    /// PX, PXAT, PEXPIRE, PEXPIREAT, PSETEX.
+    Milliseconds,
+}
+
+/// What a time argument counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireBase {
+    /// Relative to the leader's clock (EX, PX, EXPIRE, PEXPIRE).
+    Now,
+    /// Since the Unix epoch (EXAT, PXAT, EXPIREAT, PEXPIREAT).
+    UnixEpoch,
+}
+
+/// A SET/GETEX expiry as given: a positive amount of `unit` from `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    /// The number as sent (validated positive when resolved).
+    pub amount: i64,
+    /// Seconds or milliseconds.
+    pub unit: TimeUnit,
+    /// Relative or absolute.
+    pub base: ExpireBase,
+}
+
+/// SET and the commands Redis implements with it (SETEX, PSETEX, GETSET).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetCommand {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+    /// NX / XX.
+    pub condition: SetCondition,
+    /// EX / PX / EXAT / PXAT.
+    pub expiry: Option<Expiry>,
+    /// KEEPTTL.
+    pub keep_ttl: bool,
+    /// GET: reply with the old value.
+    pub get: bool,
+    /// The command name for error messages (`set`, `setex`, `psetex`, `getset`).
+    pub command: &'static str,
+}
+
+/// GETEX's option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetExOption {
+    /// No option.
+    None,
+    /// PERSIST.
+    Persist,
+    /// EX / PX / EXAT / PXAT.
+    Expire(Expiry),
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpireCommand {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The time as sent (may be negative: the key is then deleted).
+    pub when: i64,
+    /// Seconds or milliseconds.
+    pub unit: TimeUnit,
+    /// Relative or absolute.
+    pub base: ExpireBase,
+    /// NX / XX / GT / LT.
+    pub condition: ExpireCondition,
+    /// The command name for error messages.
+    pub command: &'static str,
+}
+
+/// A write command before the leader fixes its times.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteCommand {
+    /// A write that does not depend on the clock.
+    Ready(WriteOp),
+    /// SET, SETEX, PSETEX, GETSET.
+    Set(SetCommand),
+    /// GETEX.
+    GetEx {
+        /// The key.
+        key: Vec<u8>,
+        /// Its option.
+        option: GetExOption,
+    },
+    /// The EXPIRE family.
+    Expire(ExpireCommand),
+}
+
+impl WriteCommand {
+    /// The keys this write touches, for routing.
+    pub fn keys(&self) -> Vec<&[u8]> {
+        match self {
+            WriteCommand::Ready(op) => op.keys(),
+            WriteCommand::Set(set) => vec![set.key.as_slice()],
+            WriteCommand::GetEx { key, .. } => vec![key.as_slice()],
+            WriteCommand::Expire(expire) => vec![expire.key.as_slice()],
+        }
+    }
+
+    /// The log entry for this write at the leader's clock `now_ms` (ms since the Unix epoch).
+    pub fn resolve(&self, now_ms: u64) -> Result<KvWrite, CommandError> {
+        let op = match self {
+            WriteCommand::Ready(op) => op.clone(),
+            WriteCommand::Set(set) => {
+                let ttl = match (set.expiry, set.keep_ttl) {
+                    (Some(expiry), _) => SetTtl::At(absolute_ms(expiry, now_ms, set.command)?),
+                    (None, true) => SetTtl::Keep,
+                    (None, false) => SetTtl::Clear,
+                };
+                WriteOp::Set {
+                    key: set.key.clone(),
+                    value: set.value.clone(),
+                    condition: set.condition,
+                    ttl,
+                    get: set.get,
+                }
+            }
+            WriteCommand::GetEx { key, option } => {
+                let ttl = match option {
+                    GetExOption::None => GetExTtl::Unchanged,
+                    GetExOption::Persist => GetExTtl::Persist,
+                    GetExOption::Expire(expiry) => GetExTtl::At(absolute_ms(*expiry, now_ms, "getex")?),
+                };
+                WriteOp::GetEx { key: key.clone(), ttl }
+            }
+            WriteCommand::Expire(expire) => WriteOp::Expire {
+                key: expire.key.clone(),
+                at_ms: expire_at_ms(expire, now_ms)?,
+                condition: expire.condition,
+            },
+        };
+        Ok(KvWrite { now_ms, op })
+    }
+}
+
+/// SET/GETEX expiry to absolute ms, as Redis's `getExpireMillisecondsOrReply`.
+fn absolute_ms(expiry: Expiry, now_ms: u64, command: &'static str) -> Result<u64, CommandError> {
+    let invalid = CommandError::InvalidExpireTime { command };
+    if expiry.amount <= 0 {
+        return Err(invalid);
+    }
+    let ms = match expiry.unit {
+        TimeUnit::Seconds => expiry.amount.checked_mul(1000).ok_or(invalid.clone())?,
+        TimeUnit::Milliseconds => expiry.amount,
+    };
+    let ms = match expiry.base {
+        ExpireBase::Now => ms.checked_add(clock(now_ms)).ok_or(invalid.clone())?,
+        ExpireBase::UnixEpoch => ms,
+    };
+    u64::try_from(ms).ok().filter(|&ms| ms > 0).ok_or(invalid)
+}
+
+/// EXPIRE family time to absolute ms, as Redis's `expireGenericCommand` (negative allowed).
+fn expire_at_ms(expire: &ExpireCommand, now_ms: u64) -> Result<i64, CommandError> {
+    let invalid = CommandError::InvalidExpireTime { command: expire.command };
+    let when = match expire.unit {
+        TimeUnit::Seconds => expire.when.checked_mul(1000).ok_or(invalid.clone())?,
+        TimeUnit::Milliseconds => expire.when,
+    };
+    let base = match expire.base {
+        ExpireBase::Now => clock(now_ms),
+        ExpireBase::UnixEpoch => 0,
+    };
+    when.checked_add(base).ok_or(invalid)
+}
+
+/// The clock as a signed number, as Redis keeps it.
+fn clock(now_ms: u64) -> i64 {
+    i64::try_from(now_ms).unwrap_or(i64::MAX)
+}
