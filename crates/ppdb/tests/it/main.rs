@@ -1,0 +1,4 @@
+//! PPDB's integration tests, built into one test binary to save link time (see STYLE.md).
+//! Each module tests one thing that crosses a process or the disk.
+
+mod wal_crash;
