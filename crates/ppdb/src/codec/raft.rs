@@ -1,6 +1,6 @@
 //! Encodings of entries, hard state, snapshot metadata and Raft messages.
 
-use super::{Decoder, DecodeError, Encoder, BYTES_MAX, ENTRIES_MAX, MEMBERS_MAX};
+use super::{DecodeError, Decoder, Encoder, BYTES_MAX, ENTRIES_MAX, MEMBERS_MAX};
 use ppdb_raft::{
     ConfChange, ConfChangeKind, Entry, EntryPayload, HardState, LogIndex, Membership, Message, MessageBody,
     NodeId, Snapshot, SnapshotMeta, Term,
@@ -258,7 +258,10 @@ mod tests {
             Entry {
                 index: LogIndex(7),
                 term: Term(7),
-                payload: EntryPayload::ConfChange(ConfChange { kind: ConfChangeKind::AddLearner, node: NodeId(9) }),
+                payload: EntryPayload::ConfChange(ConfChange {
+                    kind: ConfChangeKind::AddLearner,
+                    node: NodeId(9),
+                }),
             },
         ];
         let mut snapshot = Snapshot::default();

@@ -1,17 +1,22 @@
 //! The client side of the node runtime: a cloneable handle that sends requests to the loop
 //! and waits for their answers, with a deadline.
+//!
+//! A request is handed to the loop *when the method is called*, not when its future is first
+//! polled: requests made one after another from one task reach the loop, and so the Raft log,
+//! in that order, even if their answers are awaited together (pipelining).
 
 use super::runtime::Request;
 use super::state_machine::StateMachine;
 use crate::error::Error;
 use crate::storage::wal::GroupId;
 use ppdb_raft::Status;
+use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// A handle on a running node's groups.
 pub struct NodeHandle<S: StateMachine> {
-    requests: mpsc::Sender<Request<S>>,
+    requests: mpsc::UnboundedSender<Request<S>>,
     timeout: Duration,
 }
 
@@ -23,41 +28,59 @@ impl<S: StateMachine> Clone for NodeHandle<S> {
 
 impl<S: StateMachine> NodeHandle<S> {
     /// A handle sending to `requests`; every request gives up after `timeout`.
-    pub fn new(requests: mpsc::Sender<Request<S>>, timeout: Duration) -> NodeHandle<S> {
+    pub fn new(requests: mpsc::UnboundedSender<Request<S>>, timeout: Duration) -> NodeHandle<S> {
         NodeHandle { requests, timeout }
     }
 
+    /// The deadline of every request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// Replicates `command` in `group`; answers once it is committed and applied here.
-    pub async fn propose(&self, group: GroupId, command: Vec<u8>) -> Result<S::Output, Error> {
-        self.call("a write to commit", |reply| Request::Propose { group, command, reply }).await?
+    pub fn propose(
+        &self,
+        group: GroupId,
+        command: Vec<u8>,
+    ) -> impl Future<Output = Result<S::Output, Error>> + Send + 'static {
+        let submitted = self.submit(|reply| Request::Propose { group, command, reply });
+        let timeout = self.timeout;
+        async move { wait(submitted, timeout, "a write to commit").await? }
     }
 
     /// Answers `query` from `group` linearizably (ReadIndex).
-    pub async fn read(&self, group: GroupId, query: S::Query) -> Result<S::Output, Error> {
-        self.call("a linearizable read", |reply| Request::Read { group, query, reply }).await?
+    pub fn read(
+        &self,
+        group: GroupId,
+        query: S::Query,
+    ) -> impl Future<Output = Result<S::Output, Error>> + Send + 'static {
+        let submitted = self.submit(|reply| Request::Read { group, query, reply });
+        let timeout = self.timeout;
+        async move { wait(submitted, timeout, "a linearizable read").await? }
     }
 
     /// Every group's Raft status on this node.
     pub async fn status(&self) -> Result<Vec<(GroupId, Status)>, Error> {
-        self.call("node status", |reply| Request::Status { reply }).await
+        let submitted = self.submit(|reply| Request::Status { reply });
+        wait(submitted, self.timeout, "node status").await
     }
 
-    async fn call<T>(
-        &self,
-        operation: &str,
-        request: impl FnOnce(oneshot::Sender<T>) -> Request<S>,
-    ) -> Result<T, Error> {
-        let started = Instant::now();
+    fn submit<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request<S>) -> Result<oneshot::Receiver<T>, Error> {
         let (tx, rx) = oneshot::channel();
-        self.requests.send(request(tx)).await.map_err(|_| stopped())?;
-        match tokio::time::timeout(self.timeout, rx).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(_)) => Err(stopped()),
-            Err(_) => Err(Error::Timeout {
-                operation: operation.to_string(),
-                elapsed_ms: started.elapsed().as_millis() as u64,
-            }),
-        }
+        self.requests.send(request(tx)).map_err(|_| stopped())?;
+        Ok(rx)
+    }
+}
+
+async fn wait<T>(submitted: Result<oneshot::Receiver<T>, Error>, timeout: Duration, operation: &str) -> Result<T, Error> {
+    let started = Instant::now();
+    match tokio::time::timeout(timeout, submitted?).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(stopped()),
+        Err(_) => Err(Error::Timeout {
+            operation: operation.to_string(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }),
     }
 }
 

@@ -129,7 +129,7 @@ impl<S: StateMachine> Runtime<S> {
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<(GroupId, Message)>,
-        mut requests: mpsc::Receiver<Request<S>>,
+        mut requests: mpsc::UnboundedReceiver<Request<S>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), Error> {
         let mut ticker = tokio::time::interval(self.config.tick);

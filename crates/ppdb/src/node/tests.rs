@@ -83,7 +83,7 @@ fn start(net: &ChannelNet, root: &Path, id: u64, members: &[NodeId]) -> TestNode
         Runtime::new(config, Arc::new(storage), recovered, bootstrap, Arc::new(net.clone()))
             .expect("runtime");
     let (inbox_tx, inbox_rx) = mpsc::channel(4096);
-    let (req_tx, req_rx) = mpsc::channel::<Request<Journal>>(1024);
+    let (req_tx, req_rx) = mpsc::unbounded_channel::<Request<Journal>>();
     let (stop, stop_rx) = watch::channel(false);
     if let Ok(mut inboxes) = net.inboxes.lock() {
         inboxes.insert(NodeId(id), inbox_tx);
