@@ -75,6 +75,16 @@ pub enum Error {
         /// The Raft group.
         group: u64,
     },
+    /// Another node ran the request and it failed there.
+    #[error("{message} (on node {node})")]
+    Remote {
+        /// The node that answered.
+        node: u64,
+        /// The seed's code of its error.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
     /// The request is not valid in the current state.
     #[error("invalid in the current state: {0}")]
     State(String),
@@ -91,6 +101,7 @@ impl Error {
             Error::Network { .. } => ErrorCode::Network,
             Error::Timeout { .. } => ErrorCode::Timeout,
             Error::Consensus(_) | Error::ProposalDropped { .. } => ErrorCode::Consensus,
+            Error::Remote { code, .. } => *code,
             Error::Partition { .. } => ErrorCode::Partition,
             Error::State(_) => ErrorCode::State,
             // A node whose storage failed cannot serve: a state error, not a retryable one.

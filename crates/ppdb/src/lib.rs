@@ -6,6 +6,7 @@
 //! time. Today it holds the error model every layer maps onto and the durable storage layer
 //! ([`storage`]: write-ahead log, snapshot files, data-directory lock).
 
+pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod error;

@@ -65,14 +65,21 @@ impl<S: StateMachine> NodeHandle<S> {
         wait(submitted, self.timeout, "node status").await
     }
 
-    fn submit<T>(&self, request: impl FnOnce(oneshot::Sender<T>) -> Request<S>) -> Result<oneshot::Receiver<T>, Error> {
+    fn submit<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<T>) -> Request<S>,
+    ) -> Result<oneshot::Receiver<T>, Error> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(request(tx)).map_err(|_| stopped())?;
         Ok(rx)
     }
 }
 
-async fn wait<T>(submitted: Result<oneshot::Receiver<T>, Error>, timeout: Duration, operation: &str) -> Result<T, Error> {
+async fn wait<T>(
+    submitted: Result<oneshot::Receiver<T>, Error>,
+    timeout: Duration,
+    operation: &str,
+) -> Result<T, Error> {
     let started = Instant::now();
     match tokio::time::timeout(timeout, submitted?).await {
         Ok(Ok(answer)) => Ok(answer),

@@ -6,12 +6,14 @@
 //! replicates any [`state_machine::StateMachine`].
 
 pub mod handle;
+pub mod lifecycle;
 pub mod raft_storage;
 pub mod replica;
 pub mod runtime;
 pub mod state_machine;
 
 pub use handle::NodeHandle;
+pub use lifecycle::PeerState;
 pub use runtime::{Outbox, Request, Runtime, RuntimeConfig};
 pub use state_machine::StateMachine;
 

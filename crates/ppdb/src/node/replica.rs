@@ -35,6 +35,8 @@ pub struct Replica<S: StateMachine> {
     next_read_ctx: u64,
     applied_since_snapshot: u64,
     role: PeerRole,
+    /// Index of the last housekeeping command proposed here.
+    housekeeping_index: Option<LogIndex>,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -52,6 +54,7 @@ impl<S: StateMachine> Replica<S> {
             next_read_ctx: 1,
             applied_since_snapshot: 0,
             role,
+            housekeeping_index: None,
         }
     }
 
@@ -173,6 +176,23 @@ impl<S: StateMachine> Replica<S> {
             .map_err(|e| Error::State(format!("snapshot of group {}: {e}", self.group.0)))?;
         self.applied_since_snapshot = 0;
         Ok(snapshot)
+    }
+
+    /// On the leader: proposes the state machine's housekeeping command, if it has one and no
+    /// earlier one is still in flight.
+    pub fn housekeeping(&mut self, now_ms: u64) {
+        if self.raft.role() != PeerRole::Leader || self.housekeeping_in_flight() {
+            return;
+        }
+        if let Some(command) = self.sm.housekeeping(now_ms) {
+            if let Ok(index) = self.raft.propose(command) {
+                self.housekeeping_index = Some(index);
+            }
+        }
+    }
+
+    fn housekeeping_in_flight(&self) -> bool {
+        self.housekeeping_index.is_some_and(|index| index > self.applied)
     }
 
     /// The last applied index.

@@ -21,6 +21,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Most inputs of one kind taken in one turn of the loop, so no source starves the others.
 const INPUTS_PER_TURN_MAX: usize = 4096;
 
+/// Ticks between two housekeeping rounds on leaders.
+const HOUSEKEEPING_TICKS: u64 = 10;
+
 /// Sends Raft messages to peers. Implemented by the TCP transport, and by in-memory networks
 /// in tests.
 pub trait Outbox: Send + Sync + 'static {
@@ -132,6 +135,7 @@ impl<S: StateMachine> Runtime<S> {
         mut requests: mpsc::UnboundedReceiver<Request<S>>,
         mut shutdown: watch::Receiver<bool>,
     ) -> Result<(), Error> {
+        let mut ticks: u64 = 0;
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -143,8 +147,13 @@ impl<S: StateMachine> Runtime<S> {
                     }
                 }
                 _ = ticker.tick() => {
+                    ticks += 1;
+                    let now_ms = (ticks % HOUSEKEEPING_TICKS == 0).then(wall_clock_ms);
                     for replica in self.groups.values_mut() {
                         replica.raft.tick();
+                        if let Some(now_ms) = now_ms {
+                            replica.housekeeping(now_ms);
+                        }
                     }
                 }
                 Some((group, message)) = inbound.recv() => {
@@ -268,6 +277,11 @@ impl<S: StateMachine> Runtime<S> {
 
 fn no_such_group(group: GroupId) -> Error {
     Error::State(format!("group {} is not hosted on this node", group.0))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A per-node, per-group seed for election timeouts: distinct across nodes and restarts.

@@ -23,4 +23,11 @@ pub trait StateMachine: Send + Sized + 'static {
 
     /// Rebuilds a state from snapshot data; empty data is the empty initial state.
     fn restore(data: &[u8]) -> Result<Self, String>;
+
+    /// Called now and then on the group's leader with the wall clock: a command the leader
+    /// should propose to keep the state tidy (e.g. remove expired keys), if any. Because the
+    /// command goes through the log, every replica applies the same tidying.
+    fn housekeeping(&self, _now_ms: u64) -> Option<Vec<u8>> {
+        None
+    }
 }

@@ -1,7 +1,17 @@
-//! The client-facing protocols of a node.
+//! The client-facing layer: the Redis-protocol (RESP) service and the HTTP admin endpoints.
 //!
-//! This layer turns bytes from clients into typed commands and typed answers back into bytes. It
-//! sees the key space only through `kv` types (reads, writes and their replies) and a node handle
-//! added later; it never touches Raft types, the log or the disk.
+//! It sees the node through a `NodeHandle` and the transport (to forward operations to shard
+//! leaders), and speaks RESP to clients; it never touches Raft state directly.
 
+pub mod admin;
+pub mod connection;
+pub mod context;
+pub mod executor;
+pub mod forward;
+pub mod listener;
+pub mod node;
+pub mod report;
 pub mod resp;
+pub mod shard;
+
+pub use node::run_node;

@@ -1,0 +1,5 @@
+//! The `ppdb` executable; see `ppdb --help`.
+
+fn main() -> std::process::ExitCode {
+    ppdb::cli::main()
+}

@@ -1,0 +1,167 @@
+//! `ppdb local`: a whole cluster on this machine, one child process per node, on loopback.
+
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Flags of `ppdb local`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Node i listens for clients on BASE+i, for peers on BASE+100+i, for admin HTTP on BASE+200+i.
+    #[arg(long, default_value_t = 7000)]
+    pub base_port: u16,
+    /// Number of nodes (an odd number tolerates (n-1)/2 failures).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
+    pub nodes: u64,
+    /// Parent directory of the nodes' data directories (node-1, node-2, ...) and logs.
+    #[arg(long, default_value = "ppdb-data")]
+    pub dir: PathBuf,
+    /// Number of data shards.
+    #[arg(long, default_value_t = crate::config::SHARDS_DEFAULT)]
+    pub shards: u32,
+}
+
+struct NodePorts {
+    id: u64,
+    client: u16,
+    peer: u16,
+    admin: u16,
+}
+
+fn ports(args: &LocalArgs) -> Result<Vec<NodePorts>, String> {
+    (1..=args.nodes)
+        .map(|id| {
+            let offset = |extra: u64| {
+                u16::try_from(u64::from(args.base_port) + extra + id).map_err(|_| {
+                    format!("--base-port {} leaves no room for node {id}'s ports", args.base_port)
+                })
+            };
+            Ok(NodePorts { id, client: offset(0)?, peer: offset(100)?, admin: offset(200)? })
+        })
+        .collect()
+}
+
+fn spawn_node(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str) -> Result<Child, String> {
+    let dir = args.dir.join(format!("node-{}", node.id));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let log_path = args.dir.join(format!("node-{}.log", node.id));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    Command::new(exe)
+        .arg("start")
+        .args(["--id", &node.id.to_string()])
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--peer-addr", &format!("127.0.0.1:{}", node.peer)])
+        .args(["--client-addr", &format!("127.0.0.1:{}", node.client)])
+        .args(["--admin-addr", &format!("127.0.0.1:{}", node.admin)])
+        .args(["--cluster-id", "local"])
+        .args(["--shards", &args.shards.to_string()])
+        .args(["--bootstrap", members])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start node {}: {e}", node.id))
+}
+
+/// Starts the nodes, prints how to reach them, and waits for Ctrl-C (or a node's exit).
+pub fn run(args: LocalArgs) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the ppdb executable: {e}"))?;
+    let nodes = ports(&args)?;
+    let members: Vec<String> = nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer)).collect();
+    let members = members.join(",");
+    std::fs::create_dir_all(&args.dir).map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
+    let mut children = Vec::new();
+    for node in &nodes {
+        match spawn_node(&exe, &args, node, &members) {
+            Ok(child) => children.push((node.id, child)),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e);
+            }
+        }
+    }
+    println!("PPDB local cluster: {} nodes, data and logs in {}", nodes.len(), args.dir.display());
+    for node in &nodes {
+        println!(
+            "  node {}: redis on 127.0.0.1:{}  peers on 127.0.0.1:{}  admin http://127.0.0.1:{}/status",
+            node.id, node.client, node.peer, node.admin
+        );
+    }
+    println!("Try: redis-cli -p {}    (Ctrl-C stops the cluster)", nodes[0].client);
+    let result = wait_for_stop(&mut children);
+    stop_all(&mut children);
+    result
+}
+
+/// Waits for Ctrl-C/SIGTERM, or for a node to exit on its own (an error).
+fn wait_for_stop(children: &mut [(u64, Child)]) -> Result<(), String> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the signal handler: {e}"))?;
+    let _signals = std::thread::spawn(move || {
+        runtime.block_on(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            let terminated = async {
+                match term.as_mut() {
+                    Some(t) => {
+                        t.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminated => {}
+            }
+        });
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    loop {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            println!("stopping the cluster...");
+            return Ok(());
+        }
+        for (id, child) in children.iter_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!("node {id} exited ({status}); see its log for why"));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asks every node to stop (SIGTERM), then waits; nodes still running after 10 s are killed.
+fn stop_all(children: &mut [(u64, Child)]) {
+    for (_, child) in children.iter() {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
+            unsafe {
+                libc::kill(pid, libc::SIGTERM);
+            }
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for (id, child) in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() >= deadline => {
+                    eprintln!("node {id} did not stop in time; killing it");
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! `ppdb start`: one node.
+
+use crate::config::NodeConfig;
+use clap::Args;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// Flags of `ppdb start`. Each may also come from the environment (`PPDB_*`) or a TOML file
+/// (`--config`); flags win over the environment, which wins over the file.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// This node's id (the seed's node_id), unique in the cluster, at least 1.
+    #[arg(long, env = "PPDB_ID")]
+    pub id: Option<u64>,
+    /// Data directory (write-ahead log, snapshots, cluster file). A restart with the same
+    /// directory resumes from its data, whatever the bootstrap flags say.
+    #[arg(long, env = "PPDB_DIR")]
+    pub dir: Option<PathBuf>,
+    /// Address peers reach this node at (the seed's host and port), e.g. 127.0.0.1:7101.
+    #[arg(long, env = "PPDB_PEER_ADDR")]
+    pub peer_addr: Option<String>,
+    /// Address of the Redis-protocol listener, e.g. 127.0.0.1:7001.
+    #[arg(long, env = "PPDB_CLIENT_ADDR")]
+    pub client_addr: Option<SocketAddr>,
+    /// Address of the HTTP admin listener (/metrics, /health, /status), e.g. 127.0.0.1:7201.
+    #[arg(long, env = "PPDB_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// Cluster name; peers of another cluster are refused at the handshake.
+    #[arg(long, env = "PPDB_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+    /// Form a new cluster from this member list of peer addresses: 1=HOST:PORT,2=HOST:PORT,...
+    #[arg(long, env = "PPDB_BOOTSTRAP", conflicts_with = "join")]
+    pub bootstrap: Option<String>,
+    /// Join an existing cluster through any member's peer address.
+    #[arg(long, env = "PPDB_JOIN")]
+    pub join: Option<String>,
+    /// TOML configuration file (see docs/configuration.md).
+    #[arg(long, env = "PPDB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Number of data shards when bootstrapping (default 8).
+    #[arg(long, env = "PPDB_SHARDS")]
+    pub shards: Option<u32>,
+    /// Leader heartbeat interval in milliseconds (default 100).
+    #[arg(long, env = "PPDB_HEARTBEAT_INTERVAL_MS")]
+    pub heartbeat_interval_ms: Option<u64>,
+    /// Election timeout in milliseconds (default 1000); at least 3 heartbeat intervals.
+    #[arg(long, env = "PPDB_ELECTION_TIMEOUT_MS")]
+    pub election_timeout_ms: Option<u64>,
+}
+
+/// Parses `1=host:port,2=host:port` into a member map.
+pub fn parse_members(list: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
+    let mut members = BTreeMap::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addr) =
+            item.split_once('=').ok_or_else(|| format!("--bootstrap: `{item}` is not ID=HOST:PORT"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("--bootstrap: `{id}` is not a node id"))?;
+        let addr = resolve(addr.trim()).map_err(|e| format!("--bootstrap: {e}"))?;
+        if members.insert(id, addr).is_some() {
+            return Err(format!("--bootstrap: node {id} is listed twice"));
+        }
+    }
+    if members.is_empty() {
+        return Err("--bootstrap: the member list is empty".into());
+    }
+    Ok(members)
+}
+
+/// Resolves `HOST:PORT` to one socket address.
+pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    addr.to_socket_addrs()
+        .map_err(|e| format!("cannot resolve `{addr}`: {e}"))?
+        .next()
+        .ok_or_else(|| format!("`{addr}` resolves to no address"))
+}
+
+impl StartArgs {
+    /// The node configuration: file, then environment and flags on top, validated.
+    pub fn into_config(self) -> Result<NodeConfig, String> {
+        let mut config = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read configuration file {}: {e}", path.display()))?;
+                NodeConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => NodeConfig::default(),
+        };
+        if let Some(id) = self.id {
+            config.peer.node_id = id;
+            if self.dir.is_none() && self.config.is_none() {
+                config.data_dir = PathBuf::from(format!("ppdb-data/node-{id}"));
+            }
+        }
+        if let Some(dir) = self.dir {
+            config.data_dir = dir;
+        }
+        if let Some(peer) = self.peer_addr {
+            let (host, port) =
+                peer.rsplit_once(':').ok_or_else(|| format!("--peer-addr `{peer}` is not HOST:PORT"))?;
+            config.peer.host = host.to_string();
+            config.peer.port = port.parse().map_err(|_| format!("--peer-addr: `{port}` is not a port"))?;
+        }
+        if let Some(addr) = self.client_addr {
+            config.client_addr = addr;
+        }
+        if let Some(addr) = self.admin_addr {
+            config.admin_addr = addr;
+        }
+        if let Some(cluster) = self.cluster_id {
+            config.peer.cluster_id = cluster;
+        }
+        if let Some(list) = self.bootstrap {
+            config.bootstrap = parse_members(&list)?;
+        }
+        if let Some(join) = self.join {
+            return Err(format!(
+                "--join {join}: adding a node to a running cluster is not supported yet; \
+                 start every member with the same --bootstrap list"
+            ));
+        }
+        if let Some(shards) = self.shards {
+            config.shards = shards;
+        }
+        if let Some(ms) = self.heartbeat_interval_ms {
+            config.peer.heartbeat_interval_ms = ms;
+        }
+        if let Some(ms) = self.election_timeout_ms {
+            config.peer.election_timeout_ms = ms;
+        }
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+}
+
+/// Runs one node until Ctrl-C or SIGTERM.
+pub fn run(args: StartArgs) -> Result<(), String> {
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    runtime.block_on(crate::server::run_node(config)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_lists_parse_and_errors_say_why() {
+        let m = parse_members("1=127.0.0.1:7101, 2=127.0.0.1:7102").unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(parse_members("1=127.0.0.1:7101,1=127.0.0.1:7102").unwrap_err().contains("twice"));
+        assert!(parse_members("x=127.0.0.1:1").unwrap_err().contains("not a node id"));
+        assert!(parse_members("127.0.0.1:1").unwrap_err().contains("ID=HOST:PORT"));
+    }
+}

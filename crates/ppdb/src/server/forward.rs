@@ -1,0 +1,340 @@
+//! Forwarding a shard operation to the shard's leader over the peer transport (the seed's
+//! COMMAND messages), and its wire format.
+//!
+//! A node that receives a client command for a shard it does not lead sends the *resolved*
+//! operation (a [`KvWrite`] with absolute times, or a [`KvRead`]) to the leader, which runs it
+//! through its own Raft group and answers with the typed [`Reply`]. The leader never forwards
+//! again: if it lost leadership meanwhile it says so, and the origin retries.
+//!
+//! Request: `tag u8` (1 write, 2 read), `shard u64`, body (the encoded write, or the read as
+//! below). Response: `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code
+//! (u8) + message.
+
+use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::error::{Error, ErrorCode};
+use crate::kv::{KvError, KvRead, KvWrite, Reply};
+use ppdb_raft::NodeId;
+
+/// Largest key, pattern or value carried in a forwarded operation or reply.
+const ITEM_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// Most items in a forwarded array.
+const ITEMS_MAX: usize = 1 << 20;
+
+/// An operation on one shard, sent to its leader.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardOp {
+    /// A write, already resolved to absolute times.
+    Write(KvWrite),
+    /// A linearizable read.
+    Read(KvRead),
+}
+
+/// A leader's answer to a forwarded operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ForwardOutcome {
+    /// Done.
+    Done(Reply),
+    /// The node is not the shard's leader (any more); the hint is the leader it knows.
+    NotLeader(Option<NodeId>),
+    /// The operation failed there.
+    Failed {
+        /// The seed's error code.
+        code: ErrorCode,
+        /// What happened.
+        message: String,
+    },
+}
+
+/// Encodes a forwarded request.
+pub fn encode_request(shard: u64, op: &ShardOp) -> Vec<u8> {
+    let mut e = Encoder::default();
+    match op {
+        ShardOp::Write(write) => {
+            e.u8(1);
+            e.u64(shard);
+            e.bytes(&write.encode());
+        }
+        ShardOp::Read(read) => {
+            e.u8(2);
+            e.u64(shard);
+            encode_read(&mut e, read);
+        }
+    }
+    e.finish()
+}
+
+/// Decodes a forwarded request.
+pub fn decode_request(bytes: &[u8]) -> Result<(u64, ShardOp), DecodeError> {
+    let mut d = Decoder::new(bytes, "forwarded request");
+    let tag = d.u8()?;
+    let shard = d.u64()?;
+    let op = match tag {
+        1 => {
+            let body = d.bytes(ITEM_BYTES_MAX)?;
+            ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
+        }
+        2 => ShardOp::Read(decode_read(&mut d)?),
+        _ => return Err(d.error("unknown request tag")),
+    };
+    d.finish()?;
+    Ok((shard, op))
+}
+
+fn encode_opt(e: &mut Encoder, v: &Option<Vec<u8>>) {
+    match v {
+        Some(v) => {
+            e.u8(1);
+            e.bytes(v);
+        }
+        None => e.u8(0),
+    }
+}
+
+fn decode_opt(d: &mut Decoder<'_>) -> Result<Option<Vec<u8>>, DecodeError> {
+    match d.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(d.bytes(ITEM_BYTES_MAX)?.to_vec())),
+        _ => Err(d.error("bad option tag")),
+    }
+}
+
+fn encode_keys(e: &mut Encoder, keys: &[Vec<u8>]) {
+    e.u32(u32::try_from(keys.len()).unwrap_or(u32::MAX));
+    for key in keys {
+        e.bytes(key);
+    }
+}
+
+fn decode_keys(d: &mut Decoder<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let n = d.count(ITEMS_MAX, 4)?;
+    (0..n).map(|_| d.bytes(ITEM_BYTES_MAX).map(<[u8]>::to_vec)).collect()
+}
+
+fn encode_read(e: &mut Encoder, read: &KvRead) {
+    let key_only = |e: &mut Encoder, tag: u8, key: &[u8]| {
+        e.u8(tag);
+        e.bytes(key);
+    };
+    match read {
+        KvRead::Get { key } => key_only(e, 1, key),
+        KvRead::MGet { keys } => {
+            e.u8(2);
+            encode_keys(e, keys);
+        }
+        KvRead::Exists { keys } => {
+            e.u8(3);
+            encode_keys(e, keys);
+        }
+        KvRead::StrLen { key } => key_only(e, 4, key),
+        KvRead::GetRange { key, start, end } => {
+            key_only(e, 5, key);
+            e.u64(*start as u64);
+            e.u64(*end as u64);
+        }
+        KvRead::Ttl { key } => key_only(e, 6, key),
+        KvRead::PTtl { key } => key_only(e, 7, key),
+        KvRead::Type { key } => key_only(e, 8, key),
+        KvRead::Keys { pattern } => key_only(e, 9, pattern),
+        KvRead::Scan { cursor, pattern, count, type_name } => {
+            e.u8(10);
+            e.u64(*cursor);
+            encode_opt(e, pattern);
+            e.u64(*count);
+            encode_opt(e, type_name);
+        }
+        KvRead::DbSize => e.u8(11),
+        KvRead::RandomKey => e.u8(12),
+    }
+}
+
+fn decode_read(d: &mut Decoder<'_>) -> Result<KvRead, DecodeError> {
+    let tag = d.u8()?;
+    let key = |d: &mut Decoder<'_>| d.bytes(ITEM_BYTES_MAX).map(<[u8]>::to_vec);
+    Ok(match tag {
+        1 => KvRead::Get { key: key(d)? },
+        2 => KvRead::MGet { keys: decode_keys(d)? },
+        3 => KvRead::Exists { keys: decode_keys(d)? },
+        4 => KvRead::StrLen { key: key(d)? },
+        5 => KvRead::GetRange { key: key(d)?, start: d.u64()? as i64, end: d.u64()? as i64 },
+        6 => KvRead::Ttl { key: key(d)? },
+        7 => KvRead::PTtl { key: key(d)? },
+        8 => KvRead::Type { key: key(d)? },
+        9 => KvRead::Keys { pattern: key(d)? },
+        10 => KvRead::Scan {
+            cursor: d.u64()?,
+            pattern: decode_opt(d)?,
+            count: d.u64()?,
+            type_name: decode_opt(d)?,
+        },
+        11 => KvRead::DbSize,
+        12 => KvRead::RandomKey,
+        _ => return Err(d.error("unknown read tag")),
+    })
+}
+
+const STATUSES: [&str; 3] = ["string", "none", "OK"];
+const KV_ERRORS: [KvError; 5] = [
+    KvError::NotInteger,
+    KvError::IncrOverflow,
+    KvError::NotFloat,
+    KvError::NanOrInfinity,
+    KvError::StringTooLong,
+];
+
+fn encode_reply(e: &mut Encoder, reply: &Reply) {
+    match reply {
+        Reply::Ok => e.u8(0),
+        Reply::Status(text) => {
+            e.u8(1);
+            e.u8(STATUSES.iter().position(|s| s == text).unwrap_or(0) as u8);
+        }
+        Reply::Nil => e.u8(2),
+        Reply::Integer(n) => {
+            e.u8(3);
+            e.u64(*n as u64);
+        }
+        Reply::Bulk(b) => {
+            e.u8(4);
+            e.bytes(b);
+        }
+        Reply::Array(items) => {
+            e.u8(5);
+            e.u32(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            for item in items {
+                encode_reply(e, item);
+            }
+        }
+        Reply::Scan { cursor, keys } => {
+            e.u8(6);
+            e.u64(*cursor);
+            encode_keys(e, keys);
+        }
+        Reply::Error(err) => {
+            e.u8(7);
+            e.u8(KV_ERRORS.iter().position(|k| k == err).unwrap_or(0) as u8);
+        }
+    }
+}
+
+fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
+    if depth > 4 {
+        return Err(d.error("reply nested too deeply"));
+    }
+    Ok(match d.u8()? {
+        0 => Reply::Ok,
+        1 => Reply::Status(STATUSES.get(d.u8()? as usize).copied().ok_or_else(|| d.error("unknown status"))?),
+        2 => Reply::Nil,
+        3 => Reply::Integer(d.u64()? as i64),
+        4 => Reply::Bulk(d.bytes(ITEM_BYTES_MAX)?.to_vec()),
+        5 => {
+            let n = d.count(ITEMS_MAX, 1)?;
+            Reply::Array((0..n).map(|_| decode_reply(d, depth + 1)).collect::<Result<_, _>>()?)
+        }
+        6 => Reply::Scan { cursor: d.u64()?, keys: decode_keys(d)? },
+        7 => Reply::Error(KV_ERRORS.get(d.u8()? as usize).copied().ok_or_else(|| d.error("unknown error"))?),
+        _ => return Err(d.error("unknown reply tag")),
+    })
+}
+
+const CODES: [ErrorCode; 5] =
+    [ErrorCode::Network, ErrorCode::Timeout, ErrorCode::Consensus, ErrorCode::Partition, ErrorCode::State];
+
+/// Encodes the leader's answer.
+pub fn encode_outcome(outcome: &ForwardOutcome) -> Vec<u8> {
+    let mut e = Encoder::default();
+    match outcome {
+        ForwardOutcome::Done(reply) => {
+            e.u8(0);
+            encode_reply(&mut e, reply);
+        }
+        ForwardOutcome::NotLeader(hint) => {
+            e.u8(1);
+            e.u64(hint.map_or(0, |h| h.0));
+        }
+        ForwardOutcome::Failed { code, message } => {
+            e.u8(2);
+            e.u8(CODES.iter().position(|c| c == code).unwrap_or(4) as u8);
+            e.bytes(message.as_bytes());
+        }
+    }
+    e.finish()
+}
+
+/// Decodes the leader's answer.
+pub fn decode_outcome(bytes: &[u8]) -> Result<ForwardOutcome, DecodeError> {
+    let mut d = Decoder::new(bytes, "forwarded reply");
+    let outcome = match d.u8()? {
+        0 => ForwardOutcome::Done(decode_reply(&mut d, 0)?),
+        1 => ForwardOutcome::NotLeader(match d.u64()? {
+            0 => None,
+            id => Some(NodeId(id)),
+        }),
+        2 => {
+            let code = CODES.get(d.u8()? as usize).copied().ok_or_else(|| d.error("unknown error code"))?;
+            let message = String::from_utf8_lossy(d.bytes(64 * 1024)?).into_owned();
+            ForwardOutcome::Failed { code, message }
+        }
+        _ => return Err(d.error("unknown outcome tag")),
+    };
+    d.finish()?;
+    Ok(outcome)
+}
+
+/// The outcome to send back for a local result.
+pub fn outcome_of(result: Result<Reply, Error>) -> ForwardOutcome {
+    match result {
+        Ok(reply) => ForwardOutcome::Done(reply),
+        Err(Error::Consensus(ppdb_raft::ProposeError::NotLeader { leader })) => {
+            ForwardOutcome::NotLeader(leader)
+        }
+        Err(e) => ForwardOutcome::Failed { code: e.code(), message: e.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::WriteOp;
+    use proptest::prelude::*;
+
+    #[test]
+    fn requests_and_outcomes_round_trip() {
+        let reads = vec![
+            KvRead::Get { key: b"k".to_vec() },
+            KvRead::MGet { keys: vec![b"a".to_vec(), b"b".to_vec()] },
+            KvRead::GetRange { key: b"k".to_vec(), start: -3, end: -1 },
+            KvRead::Scan { cursor: 9, pattern: Some(b"a*".to_vec()), count: 10, type_name: None },
+            KvRead::RandomKey,
+        ];
+        for read in reads {
+            let bytes = encode_request(3, &ShardOp::Read(read.clone()));
+            assert_eq!(decode_request(&bytes).unwrap(), (3, ShardOp::Read(read)));
+        }
+        let write = KvWrite { now_ms: 5, op: WriteOp::Del { keys: vec![b"x".to_vec()] } };
+        let bytes = encode_request(1, &ShardOp::Write(write.clone()));
+        assert_eq!(decode_request(&bytes).unwrap(), (1, ShardOp::Write(write)));
+        let outcomes = vec![
+            ForwardOutcome::Done(Reply::Array(vec![
+                Reply::Nil,
+                Reply::Bulk(b"v".to_vec()),
+                Reply::Integer(-4),
+            ])),
+            ForwardOutcome::Done(Reply::Status("string")),
+            ForwardOutcome::Done(Reply::Error(KvError::IncrOverflow)),
+            ForwardOutcome::Done(Reply::Scan { cursor: 0, keys: vec![b"k".to_vec()] }),
+            ForwardOutcome::NotLeader(Some(NodeId(2))),
+            ForwardOutcome::Failed { code: ErrorCode::Timeout, message: "slow".into() },
+        ];
+        for outcome in outcomes {
+            assert_eq!(decode_outcome(&encode_outcome(&outcome)).unwrap(), outcome);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_request(&bytes);
+            let _ = decode_outcome(&bytes);
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! Starting a whole node: storage, transport, the Raft runtime, the RESP and admin
+//! listeners; and stopping it cleanly on Ctrl-C or SIGTERM.
+
+use super::admin;
+use super::context::{ServerContext, ServerStats};
+use super::executor::Executor;
+use super::listener;
+use super::report::NodeReport;
+use super::resp::RespLimits;
+use super::shard::KvShard;
+use crate::config::NodeConfig;
+use crate::error::Error;
+use crate::node::raft_storage::RaftStorage;
+use crate::node::{NodeHandle, Outbox, Runtime, RuntimeConfig};
+use crate::storage::disk::{Disk, FsDisk};
+use crate::storage::lock::DataDirLock;
+use crate::storage::wal::{GroupId, WalConfig};
+use crate::transport::{InboundEvent, Transport, TransportConfig, TransportLimits};
+use ppdb_raft::{Message, NodeId, RecoveredState};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+
+/// Client connections served at once.
+const CLIENT_CONNECTIONS_MAX: usize = 10_000;
+/// Raft messages queued from the transport to the runtime.
+const RAFT_INBOX_MESSAGES_MAX: usize = 65_536;
+
+/// What a node remembers about its cluster, in `<data dir>/cluster.json`, written at bootstrap.
+/// A restart reads it, so the bootstrap flags matter only the first time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterFile {
+    /// Cluster name.
+    pub cluster_id: String,
+    /// This node.
+    pub node_id: u64,
+    /// Number of data shards.
+    pub shards: u32,
+    /// Members' peer addresses.
+    pub members: BTreeMap<u64, SocketAddr>,
+}
+
+impl ClusterFile {
+    fn path(dir: &Path) -> std::path::PathBuf {
+        dir.join("cluster.json")
+    }
+
+    /// Reads the cluster file, or creates it from the bootstrap configuration.
+    pub fn load_or_create(config: &NodeConfig) -> Result<ClusterFile, Error> {
+        let path = Self::path(&config.data_dir);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: ClusterFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::State(format!(
+                        "{} is damaged ({e}); restore it or remove the data directory",
+                        path.display()
+                    ))
+                })?;
+                if file.node_id != config.peer.node_id {
+                    return Err(Error::State(format!(
+                        "{} belongs to node {}, not node {}: wrong --dir or --id?",
+                        config.data_dir.display(),
+                        file.node_id,
+                        config.peer.node_id
+                    )));
+                }
+                if !config.bootstrap.is_empty() && config.bootstrap != file.members {
+                    tracing::warn!("--bootstrap differs from the cluster already recorded in the data directory; using the recorded one");
+                }
+                Ok(file)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if config.bootstrap.is_empty() {
+                    return Err(Error::State(format!(
+                        "{} holds no cluster: give --bootstrap ID=HOST:PORT,... to form a new one",
+                        config.data_dir.display()
+                    )));
+                }
+                let file = ClusterFile {
+                    cluster_id: config.peer.cluster_id.clone(),
+                    node_id: config.peer.node_id,
+                    shards: config.shards,
+                    members: config.bootstrap.clone(),
+                };
+                file.save(&config.data_dir)?;
+                Ok(file)
+            }
+            Err(e) => Err(Error::State(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), Error> {
+        let io = |e: std::io::Error| {
+            Error::State(format!("cannot write the cluster file in {}: {e}", dir.display()))
+        };
+        let tmp = dir.join("cluster.json.tmp");
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::State(e.to_string()))?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, Self::path(dir)).map_err(io)?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)
+    }
+}
+
+/// Sends the runtime's Raft messages through the transport.
+struct TransportOutbox(Transport);
+
+impl Outbox for TransportOutbox {
+    fn send(&self, group: GroupId, message: Message) {
+        let to = message.to;
+        if let Err(e) = self.0.send(to, group.0, message) {
+            tracing::trace!(%to, error = %e, "raft message not queued (Raft retransmits)");
+        }
+    }
+}
+
+/// Runs a node until Ctrl-C or SIGTERM, or until it fails.
+pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| Error::State(format!("cannot create {}: {e}", config.data_dir.display())))?;
+    let _lock = DataDirLock::acquire(&config.data_dir)?;
+    let cluster = ClusterFile::load_or_create(&config)?;
+    let node = NodeId(cluster.node_id);
+    let disk: Arc<dyn Disk> = Arc::new(FsDisk::new());
+    let (storage, recovered) = RaftStorage::open(disk, &config.data_dir, WalConfig::default())?;
+    let storage = Arc::new(storage);
+    let voters: Vec<NodeId> = cluster.members.keys().copied().map(NodeId).collect();
+    let bootstrap: BTreeMap<GroupId, RecoveredState> = if recovered.is_empty() {
+        (1..=u64::from(cluster.shards))
+            .map(|s| (GroupId(s), RecoveredState::bootstrap(voters.clone())))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let listen_addr = *cluster
+        .members
+        .get(&node.0)
+        .ok_or_else(|| Error::State(format!("node {node} is not in the recorded member list")))?;
+    let peers =
+        cluster.members.iter().filter(|(&id, _)| id != node.0).map(|(&id, &a)| (NodeId(id), a)).collect();
+    let transport_config = TransportConfig {
+        node_id: node,
+        cluster_id: cluster.cluster_id.clone(),
+        listen_addr,
+        peers,
+        limits: TransportLimits::default(),
+    };
+    let (transport, mut inbound) = Transport::start(transport_config).await?;
+    let runtime_config = RuntimeConfig {
+        node,
+        tick: Duration::from_millis(config.tick_ms),
+        raft: config.raft_config().map_err(|e| Error::State(e.to_string()))?,
+        entries_between_snapshots: config.snapshot_entries,
+        entries_kept_after_snapshot: config.snapshot_entries / 10,
+    };
+    let outbox = Arc::new(TransportOutbox(transport.clone()));
+    let runtime: Runtime<KvShard> =
+        Runtime::new(runtime_config, Arc::clone(&storage), recovered, bootstrap, outbox)?;
+    let (raft_tx, raft_rx) = mpsc::channel(RAFT_INBOX_MESSAGES_MAX);
+    let (request_tx, request_rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut runtime_task = tokio::spawn(runtime.run(raft_rx, request_rx, stop_rx.clone()));
+    let handle = NodeHandle::new(request_tx, Duration::from_millis(config.request_timeout_ms));
+    let executor = Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards));
+
+    let pump_executor = executor.clone();
+    tokio::spawn(async move {
+        while let Some(event) = inbound.recv().await {
+            match event {
+                InboundEvent::Raft { group, msg, .. } => {
+                    if raft_tx.try_send((GroupId(group), msg)).is_err() {
+                        tracing::debug!("raft inbox full; message dropped (Raft retransmits)");
+                    }
+                }
+                InboundEvent::Request { payload, responder, .. } => {
+                    let answer = pump_executor.serve_forwarded(&payload);
+                    tokio::spawn(async move {
+                        let _ = responder.respond(answer.await);
+                    });
+                }
+            }
+        }
+    });
+
+    let report = NodeReport {
+        node,
+        cluster_id: cluster.cluster_id.clone(),
+        peer_addr: listen_addr,
+        client_addr: config.client_addr,
+        handle,
+        transport: transport.clone(),
+        storage: Arc::clone(&storage),
+    };
+    let ctx = Arc::new(ServerContext {
+        executor,
+        limits: RespLimits::default(),
+        stats: ServerStats::default(),
+        report: report.clone(),
+        started,
+    });
+    let client_listener = tokio::net::TcpListener::bind(config.client_addr)
+        .await
+        .map_err(|e| Error::State(format!("cannot listen for clients on {}: {e}", config.client_addr)))?;
+    tokio::spawn(listener::serve(client_listener, ctx, CLIENT_CONNECTIONS_MAX, stop_rx.clone()));
+    let admin_addr = config.admin_addr;
+    let admin_stop = stop_rx.clone();
+    tokio::spawn(async move {
+        if let Err(e) = admin::serve(admin_addr, report, admin_stop).await {
+            tracing::error!(addr = %admin_addr, error = %e, "admin listener failed");
+        }
+    });
+    tracing::info!(
+        node = %node, cluster = %cluster.cluster_id, peer = %listen_addr, client = %config.client_addr,
+        admin = %config.admin_addr, shards = cluster.shards, "node started"
+    );
+
+    let outcome = tokio::select! {
+        _ = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+        result = &mut runtime_task => match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "node runtime failed; the node stops");
+                Err(e)
+            }
+            Err(e) => Err(Error::State(format!("node runtime crashed: {e}"))),
+        },
+    };
+    let _ = stop_tx.send(true);
+    transport.shutdown().await;
+    if !runtime_task.is_finished() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), runtime_task).await;
+    }
+    outcome
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(t) => {
+                t.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminated => {}
+    }
+}

@@ -1,0 +1,261 @@
+//! The node's status as one document: served as JSON at /status, as Prometheus text at
+//! /metrics, and summarized in INFO and `ppdb cluster status`.
+
+use super::shard::KvShard;
+use crate::error::Error;
+use crate::node::raft_storage::RaftStorage;
+use crate::node::{NodeHandle, PeerState};
+use crate::transport::Transport;
+use ppdb_raft::{NodeId, PeerRole};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Where a node's status comes from.
+#[derive(Clone)]
+pub struct NodeReport {
+    /// This node.
+    pub node: NodeId,
+    /// Its cluster.
+    pub cluster_id: String,
+    /// Its peer address.
+    pub peer_addr: SocketAddr,
+    /// Its client address.
+    pub client_addr: SocketAddr,
+    /// The runtime.
+    pub handle: NodeHandle<KvShard>,
+    /// The transport.
+    pub transport: Transport,
+    /// The storage.
+    pub storage: Arc<RaftStorage>,
+}
+
+/// The /status document.
+#[derive(Debug, Serialize)]
+pub struct StatusDoc {
+    /// The node itself.
+    pub node: NodeDoc,
+    /// One entry per shard hosted here.
+    pub shards: Vec<ShardDoc>,
+    /// One entry per peer.
+    pub peers: Vec<PeerDoc>,
+    /// Write-ahead log counters.
+    pub wal: WalDoc,
+}
+
+/// The node part of [`StatusDoc`].
+#[derive(Debug, Serialize)]
+pub struct NodeDoc {
+    /// Node id.
+    pub id: u64,
+    /// Cluster name.
+    pub cluster_id: String,
+    /// Peer address.
+    pub peer_addr: String,
+    /// Client (RESP) address.
+    pub client_addr: String,
+    /// Lifecycle state (the seed's INIT, JOINING, ACTIVE, LEAVING, INACTIVE).
+    pub state: PeerState,
+}
+
+/// One shard's Raft state on this node.
+#[derive(Debug, Serialize)]
+pub struct ShardDoc {
+    /// Shard (Raft group) id.
+    pub shard: u64,
+    /// follower, candidate or leader.
+    pub role: String,
+    /// Current term.
+    pub term: u64,
+    /// Known leader (0 when none).
+    pub leader: u64,
+    /// Commit index.
+    pub commit: u64,
+    /// Applied index.
+    pub applied: u64,
+    /// Last log index.
+    pub last_index: u64,
+    /// Voters.
+    pub voters: Vec<u64>,
+    /// Learners.
+    pub learners: Vec<u64>,
+    /// Leader only: replication progress of each follower.
+    pub followers: Vec<FollowerDoc>,
+}
+
+/// A follower's replication progress.
+#[derive(Debug, Serialize)]
+pub struct FollowerDoc {
+    /// Follower id.
+    pub id: u64,
+    /// Highest index known replicated on it.
+    #[serde(rename = "match")]
+    pub matched: u64,
+    /// Entries it lags behind the leader's log.
+    pub lag: u64,
+    /// Flow-control state.
+    pub state: String,
+}
+
+/// A peer link.
+#[derive(Debug, Serialize)]
+pub struct PeerDoc {
+    /// Peer id.
+    pub id: u64,
+    /// Whether the outbound connection is up.
+    pub connected: bool,
+    /// Last measured round-trip time in microseconds.
+    pub rtt_us: Option<u64>,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+    /// Bytes received.
+    pub bytes_received: u64,
+    /// Messages sent.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Messages dropped (queue full or peer down).
+    pub dropped: u64,
+}
+
+/// WAL counters.
+#[derive(Debug, Serialize)]
+pub struct WalDoc {
+    /// Records made durable.
+    pub records_durable: u64,
+    /// fdatasync calls.
+    pub syncs: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+impl NodeReport {
+    /// Gathers the status document.
+    pub async fn status(&self) -> Result<StatusDoc, Error> {
+        let groups = self.handle.status().await?;
+        let state = PeerState::from_memberships(self.node, groups.iter().map(|(_, s)| &s.membership), true);
+        let shards = groups
+            .into_iter()
+            .map(|(group, s)| ShardDoc {
+                shard: group.0,
+                role: s.role.to_string(),
+                term: s.term.0,
+                leader: s.leader.map_or(0, |l| l.0),
+                commit: s.commit.0,
+                applied: s.applied.0,
+                last_index: s.last_index.0,
+                voters: s.membership.voters.iter().map(|v| v.0).collect(),
+                learners: s.membership.learners.iter().map(|v| v.0).collect(),
+                followers: s
+                    .followers
+                    .iter()
+                    .map(|f| FollowerDoc {
+                        id: f.id.0,
+                        matched: f.matched.0,
+                        lag: s.last_index.0.saturating_sub(f.matched.0),
+                        state: format!("{:?}", f.state).to_lowercase(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let peers = self
+            .transport
+            .stats()
+            .into_iter()
+            .map(|(id, p)| PeerDoc {
+                id: id.0,
+                connected: p.connected,
+                rtt_us: p.rtt_us_last,
+                bytes_sent: p.bytes_sent,
+                bytes_received: p.bytes_received,
+                messages_sent: p.messages_sent,
+                messages_received: p.messages_received,
+                dropped: p.dropped,
+            })
+            .collect();
+        let wal = self.storage.wal().stats();
+        Ok(StatusDoc {
+            node: NodeDoc {
+                id: self.node.0,
+                cluster_id: self.cluster_id.clone(),
+                peer_addr: self.peer_addr.to_string(),
+                client_addr: self.client_addr.to_string(),
+                state,
+            },
+            shards,
+            peers,
+            wal: WalDoc {
+                records_durable: wal.records_durable,
+                syncs: wal.syncs,
+                bytes_written: wal.bytes_written,
+            },
+        })
+    }
+}
+
+/// Renders the status document as Prometheus text (the seed's metrics: node state, role and
+/// term per shard, replication lag, peer latency and throughput).
+pub fn prometheus(doc: &StatusDoc) -> String {
+    let mut out = String::new();
+    let node = doc.node.id;
+    out.push_str(
+        "# HELP ppdb_node_state 1 for the node's current lifecycle state.\n# TYPE ppdb_node_state gauge\n",
+    );
+    for state in ["INIT", "JOINING", "ACTIVE", "LEAVING", "INACTIVE"] {
+        let v = u8::from(doc.node.state.as_str() == state);
+        let _ = writeln!(out, "ppdb_node_state{{node=\"{node}\",state=\"{state}\"}} {v}");
+    }
+    let gauges: [(&str, &str, fn(&ShardDoc) -> u64); 5] = [
+        ("ppdb_raft_is_leader", "1 if this node leads the shard.", |s| {
+            u64::from(s.role == PeerRole::Leader.to_string())
+        }),
+        ("ppdb_raft_term", "Current Raft term of the shard.", |s| s.term),
+        ("ppdb_raft_commit_index", "Commit index of the shard.", |s| s.commit),
+        ("ppdb_raft_applied_index", "Applied index of the shard.", |s| s.applied),
+        ("ppdb_raft_last_index", "Last log index of the shard.", |s| s.last_index),
+    ];
+    for (name, help, value) in gauges {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n");
+        for shard in &doc.shards {
+            let _ = writeln!(out, "{name}{{node=\"{node}\",shard=\"{}\"}} {}", shard.shard, value(shard));
+        }
+    }
+    let _ = write!(out, "# HELP ppdb_replication_lag_entries Entries a follower lags behind the leader.\n# TYPE ppdb_replication_lag_entries gauge\n");
+    for shard in &doc.shards {
+        for f in &shard.followers {
+            let _ = writeln!(
+                out,
+                "ppdb_replication_lag_entries{{node=\"{node}\",shard=\"{}\",follower=\"{}\"}} {}",
+                shard.shard, f.id, f.lag
+            );
+        }
+    }
+    let peer_metrics: [(&str, &str, &str, fn(&PeerDoc) -> u64); 6] = [
+        ("ppdb_peer_rtt_microseconds", "gauge", "Last measured round-trip time to the peer.", |p| {
+            p.rtt_us.unwrap_or(0)
+        }),
+        ("ppdb_peer_bytes_sent_total", "counter", "Bytes sent to the peer.", |p| p.bytes_sent),
+        ("ppdb_peer_bytes_received_total", "counter", "Bytes received from the peer.", |p| p.bytes_received),
+        ("ppdb_peer_messages_sent_total", "counter", "Messages sent to the peer.", |p| p.messages_sent),
+        ("ppdb_peer_messages_received_total", "counter", "Messages received from the peer.", |p| {
+            p.messages_received
+        }),
+        ("ppdb_peer_dropped_total", "counter", "Messages to the peer dropped (queue full or down).", |p| {
+            p.dropped
+        }),
+    ];
+    for (name, kind, help, value) in peer_metrics {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for peer in &doc.peers {
+            let _ = writeln!(out, "{name}{{node=\"{node}\",peer=\"{}\"}} {}", peer.id, value(peer));
+        }
+    }
+    let _ = write!(
+        out,
+        "# HELP ppdb_wal_syncs_total fdatasync calls of the write-ahead log.\n# TYPE ppdb_wal_syncs_total counter\nppdb_wal_syncs_total{{node=\"{node}\"}} {}\n\
+         # HELP ppdb_wal_records_durable_total Records made durable.\n# TYPE ppdb_wal_records_durable_total counter\nppdb_wal_records_durable_total{{node=\"{node}\"}} {}\n",
+        doc.wal.syncs, doc.wal.records_durable
+    );
+    out
+}
