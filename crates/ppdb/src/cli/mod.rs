@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start one node of a cluster (bootstrap a new cluster, or restart from --dir).
-    Start(start::StartArgs),
+    Start(Box<start::StartArgs>),
     /// Start a 3-node cluster on this machine (loopback), data under ./ppdb-data; Ctrl-C stops it.
     Local(local::LocalArgs),
     /// Inspect or change a running cluster through a node's admin address.
@@ -35,7 +35,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
-        Command::Start(args) => start::run(args),
+        Command::Start(args) => start::run(*args),
         Command::Local(args) => local::run(args),
         Command::Cluster(args) => cluster::run(args),
     };

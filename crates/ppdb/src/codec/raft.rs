@@ -264,14 +264,12 @@ mod tests {
                 }),
             },
         ];
-        let mut snapshot = Snapshot::default();
-        snapshot.meta = SnapshotMeta {
-            index: LogIndex(40),
-            term: Term(6),
-            membership: Membership::with_voters([NodeId(1), NodeId(2)]),
+        let mut membership = Membership::with_voters([NodeId(1), NodeId(2)]);
+        membership.learners.insert(NodeId(3));
+        let snapshot = Snapshot {
+            meta: SnapshotMeta { index: LogIndex(40), term: Term(6), membership },
+            data: Arc::new(vec![1, 2, 3]),
         };
-        snapshot.meta.membership.learners.insert(NodeId(3));
-        snapshot.data = Arc::new(vec![1, 2, 3]);
         let bodies = vec![
             MessageBody::Append { prev_index: LogIndex(4), prev_term: Term(2), entries, commit: LogIndex(3) },
             MessageBody::AppendResponse {

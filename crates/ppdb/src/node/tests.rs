@@ -44,10 +44,13 @@ impl StateMachine for Journal {
     }
 }
 
+/// A node's inbound Raft message queue.
+type Inbox = mpsc::Sender<(GroupId, Message)>;
+
 /// Routes messages to the inbound channel of their recipient, unless it is down.
 #[derive(Clone, Default)]
 struct ChannelNet {
-    inboxes: Arc<Mutex<BTreeMap<NodeId, mpsc::Sender<(GroupId, Message)>>>>,
+    inboxes: Arc<Mutex<BTreeMap<NodeId, Inbox>>>,
 }
 
 impl Outbox for ChannelNet {

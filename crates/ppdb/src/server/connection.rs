@@ -31,7 +31,7 @@ struct Session {
 pub async fn serve(mut stream: TcpStream, ctx: Arc<ServerContext>, id: u64) {
     let _ = stream.set_nodelay(true);
     let mut session = Session { id, version: ProtocolVersion::Resp2, name: None, closing: false };
-    let mut decoder = RequestDecoder::new(ctx.limits.clone());
+    let mut decoder = RequestDecoder::new(ctx.limits);
     let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
     loop {

@@ -19,6 +19,9 @@ use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// A key and its value (MSET).
+type Pair = (Vec<u8>, Vec<u8>);
+
 /// Pause before retrying while a shard has no known leader (an election is running).
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(20);
 
@@ -191,8 +194,8 @@ impl Executor {
         out
     }
 
-    fn group_pairs(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> BTreeMap<u64, Vec<(Vec<u8>, Vec<u8>)>> {
-        let mut out: BTreeMap<u64, Vec<(Vec<u8>, Vec<u8>)>> = BTreeMap::new();
+    fn group_pairs(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> BTreeMap<u64, Vec<Pair>> {
+        let mut out: BTreeMap<u64, Vec<Pair>> = BTreeMap::new();
         for pair in pairs {
             out.entry(shard_of(&pair.0, self.shards)).or_default().push(pair.clone());
         }

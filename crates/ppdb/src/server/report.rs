@@ -194,6 +194,11 @@ impl NodeReport {
     }
 }
 
+/// A per-shard gauge: name, help, value.
+type ShardGauge = (&'static str, &'static str, fn(&ShardDoc) -> u64);
+/// A per-peer metric: name, type, help, value.
+type PeerMetric = (&'static str, &'static str, &'static str, fn(&PeerDoc) -> u64);
+
 /// Renders the status document as Prometheus text (the seed's metrics: node state, role and
 /// term per shard, replication lag, peer latency and throughput).
 pub fn prometheus(doc: &StatusDoc) -> String {
@@ -206,7 +211,7 @@ pub fn prometheus(doc: &StatusDoc) -> String {
         let v = u8::from(doc.node.state.as_str() == state);
         let _ = writeln!(out, "ppdb_node_state{{node=\"{node}\",state=\"{state}\"}} {v}");
     }
-    let gauges: [(&str, &str, fn(&ShardDoc) -> u64); 5] = [
+    let gauges: [ShardGauge; 5] = [
         ("ppdb_raft_is_leader", "1 if this node leads the shard.", |s| {
             u64::from(s.role == PeerRole::Leader.to_string())
         }),
@@ -231,7 +236,7 @@ pub fn prometheus(doc: &StatusDoc) -> String {
             );
         }
     }
-    let peer_metrics: [(&str, &str, &str, fn(&PeerDoc) -> u64); 6] = [
+    let peer_metrics: [PeerMetric; 6] = [
         ("ppdb_peer_rtt_microseconds", "gauge", "Last measured round-trip time to the peer.", |p| {
             p.rtt_us.unwrap_or(0)
         }),
