@@ -33,7 +33,7 @@ pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, Time
 /// A parsed client command.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// PING [message].
+    /// PING \[message\].
     Ping(Option<Bytes>),
     /// ECHO message.
     Echo(Bytes),
@@ -47,7 +47,7 @@ pub enum Command {
     Info(Vec<Bytes>),
     /// SELECT index (only 0 parses; others are `ERR DB index is out of range`).
     Select,
-    /// AUTH [username] password.
+    /// AUTH \[username\] password.
     Auth {
         /// The user, when given.
         username: Option<Bytes>,
