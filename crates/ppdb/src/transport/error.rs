@@ -88,6 +88,15 @@ pub enum TransportError {
         /// The configured `frame_bytes_max`.
         limit: usize,
     },
+    /// A Raft message was handed to [`super::Transport::send`] for a peer other than its
+    /// recipient.
+    #[error("message for node {recipient} cannot be sent to node {to}")]
+    Misaddressed {
+        /// The peer it was handed for.
+        to: NodeId,
+        /// The message's `to`.
+        recipient: NodeId,
+    },
     /// The configuration is invalid.
     #[error("invalid transport configuration: {0}")]
     InvalidConfig(String),
@@ -118,7 +127,9 @@ impl From<TransportError> for crate::Error {
                 crate::Error::Network { peer: format!("node {peer}"), reason: e.to_string() }
             }
             TransportError::InvalidConfig(_) | TransportError::Shutdown => crate::Error::State(e.to_string()),
-            TransportError::TooLarge { .. } | TransportError::Bind { .. } => {
+            TransportError::TooLarge { .. }
+            | TransportError::Bind { .. }
+            | TransportError::Misaddressed { .. } => {
                 crate::Error::Network { peer: "-".into(), reason: e.to_string() }
             }
         }

@@ -167,7 +167,11 @@ impl Transport {
     /// is full the message is dropped and counted (Raft retransmits); the error says so, and
     /// callers driving Raft may ignore it.
     pub fn send(&self, to: NodeId, group: GroupId, msg: Message) -> Result<(), TransportError> {
-        debug_assert_eq!(msg.to, to, "a Raft message must be sent to its recipient");
+        if msg.to != to {
+            // The receiver would close the connection over it; refuse it here instead.
+            debug_assert_eq!(msg.to, to, "a Raft message must be sent to its recipient");
+            return Err(TransportError::Misaddressed { to, recipient: msg.to });
+        }
         self.enqueue(to, Outbound::Raft { group, msg })
     }
 
@@ -191,7 +195,8 @@ impl Transport {
     /// forwarded to a leader). Fails with [`TransportError::Timeout`] after `timeout` (the
     /// outcome is then unknown), with [`TransportError::Network`] if the connection is lost
     /// or the peer dropped the request, and at once with the peer's last connection error
-    /// (e.g. [`TransportError::Refused`]) while it is unreachable.
+    /// (e.g. [`TransportError::Refused`]) while it is unreachable. The peer answers through the
+    /// [`Responder`] of an [`InboundEvent::Request`].
     pub async fn call(
         &self,
         to: NodeId,
@@ -226,7 +231,9 @@ impl Transport {
     }
 
     /// Waits until our outbound connection to `peer` is up. Fails at once if the peer refuses
-    /// our handshake ([`TransportError::Refused`], e.g. a peer of another cluster); otherwise
+    /// our handshake ([`TransportError::Refused`], e.g. a peer of another cluster; an
+    /// `UnknownNode` refusal may be transient while the peer is still being told about us, and
+    /// the transport keeps retrying in the background); otherwise
     /// keeps waiting through reconnect attempts, and after `timeout` returns the last
     /// connection error (or [`TransportError::Timeout`] if no attempt finished).
     pub async fn connect(&self, peer: NodeId, timeout: Duration) -> Result<(), TransportError> {

@@ -156,7 +156,9 @@ impl Link {
                     self.counters.connected.store(false, Relaxed);
                     writer.reset();
                     self.shared.pending.fail_peer(self.peer, &format!("connection lost: {error}"));
-                    tracing::warn!(peer = %self.peer, %error, "connection to peer lost");
+                    if !(*stop.borrow() || *shutdown.borrow()) {
+                        tracing::warn!(peer = %self.peer, %error, "connection to peer lost");
+                    }
                     error
                 }
                 Err(error) => {
