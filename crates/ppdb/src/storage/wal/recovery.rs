@@ -105,38 +105,21 @@ pub(crate) fn recover_log(
         RecoveryReport { segments_read: 0, records_replayed: 0, next_seq: WalSeq::FIRST, torn_tail: None };
     let mut segments = Vec::with_capacity(listed.len());
     let mut tail = None;
-    let mut expected: Option<WalSeq> = None;
     for (i, seg) in listed.iter().enumerate() {
-        let is_last = i + 1 == listed.len();
-        let bytes = disk.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
-        report.segments_read += 1;
-        let header_seq = match segment::decode_header(&bytes) {
-            Ok(header_seq) => header_seq,
-            Err(_) if is_last && header_is_torn(&bytes) => {
-                remove_torn_segment(disk, dir, seg)?;
-                report.torn_tail =
-                    Some(TornTail { file: seg.path.clone(), offset: 0, bytes_discarded: bytes.len() as u64 });
-                report.next_seq = seg.first_seq;
-                break;
-            }
-            Err(error) => return Err(StorageError::corruption(&seg.path, 0, error.into_corruption())),
-        };
-        check_segment_start(seg, header_seq, expected)?;
-        let scan = scan_records(&bytes, seg, visit)?;
-        report.records_replayed += scan.records;
-        let mut end_offset = scan.end_offset;
-        if let Some(error) = scan.damage {
-            let offset = scan.end_offset;
-            if !is_last || find_intact_record_after(&bytes, offset, scan.next_seq).is_some() {
-                return Err(StorageError::corruption(&seg.path, offset as u64, error.into_corruption()));
-            }
-            report.torn_tail = Some(truncate_torn_tail(disk, seg, offset, bytes.len())?);
-            end_offset = offset;
+        // Every segment but the oldest must start where the previous one ended.
+        if i > 0 && seg.first_seq != report.next_seq {
+            let reason =
+                CorruptionKind::SequenceMismatch { expected: report.next_seq.0, found: seg.first_seq.0 };
+            return Err(StorageError::corruption(&seg.path, 0, reason));
         }
-        expected = Some(scan.next_seq);
-        report.next_seq = scan.next_seq;
-        segments.push(seg.clone());
-        tail = Some(Tail { segment: seg.clone(), end_offset: end_offset as u64 });
+        let is_last = i + 1 == listed.len();
+        match recover_segment(disk, dir, seg, is_last, visit, &mut report)? {
+            Some(end_offset) => {
+                segments.push(seg.clone());
+                tail = Some(Tail { segment: seg.clone(), end_offset });
+            }
+            None => break,
+        }
     }
     tracing::info!(
         dir = %dir.display(),
@@ -149,13 +132,30 @@ pub(crate) fn recover_log(
     Ok(RecoveredLog { report, segments, tail })
 }
 
-/// Checks that a segment's header names it correctly and continues the
-/// sequence where the previous segment ended.
-fn check_segment_start(
+/// Recovers one segment: visits its intact records and applies the torn-tail rules, updating
+/// `report`. Returns where its intact records end, or `None` if it was a torn (interrupted)
+/// last segment and was removed.
+fn recover_segment(
+    disk: &dyn Disk,
+    dir: &Path,
     seg: &SegmentInfo,
-    header_seq: WalSeq,
-    expected: Option<WalSeq>,
-) -> Result<(), StorageError> {
+    is_last: bool,
+    visit: &mut Visitor<'_>,
+    report: &mut RecoveryReport,
+) -> Result<Option<u64>, StorageError> {
+    let bytes = disk.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
+    report.segments_read += 1;
+    let header_seq = match segment::decode_header(&bytes) {
+        Ok(header_seq) => header_seq,
+        Err(_) if is_last && header_is_torn(&bytes) => {
+            remove_torn_segment(disk, dir, seg)?;
+            report.torn_tail =
+                Some(TornTail { file: seg.path.clone(), offset: 0, bytes_discarded: bytes.len() as u64 });
+            report.next_seq = seg.first_seq;
+            return Ok(None);
+        }
+        Err(error) => return Err(StorageError::corruption(&seg.path, 0, error.into_corruption())),
+    };
     if header_seq != seg.first_seq {
         let reason = CorruptionKind::NameMismatch {
             field: "first sequence number",
@@ -164,13 +164,17 @@ fn check_segment_start(
         };
         return Err(StorageError::corruption(&seg.path, 0, reason));
     }
-    match expected {
-        Some(expected) if expected != seg.first_seq => {
-            let reason = CorruptionKind::SequenceMismatch { expected: expected.0, found: seg.first_seq.0 };
-            Err(StorageError::corruption(&seg.path, 0, reason))
+    let scan = scan_records(&bytes, seg, visit)?;
+    report.records_replayed += scan.records;
+    report.next_seq = scan.next_seq;
+    if let Some(error) = scan.damage {
+        let offset = scan.end_offset;
+        if !is_last || find_intact_record_after(&bytes, offset, scan.next_seq).is_some() {
+            return Err(StorageError::corruption(&seg.path, offset as u64, error.into_corruption()));
         }
-        _ => Ok(()),
+        report.torn_tail = Some(truncate_torn_tail(disk, seg, offset, bytes.len())?);
     }
+    Ok(Some(scan.end_offset as u64))
 }
 
 /// The outcome of scanning one segment's records.
