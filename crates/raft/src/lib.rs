@@ -12,7 +12,9 @@
 //!
 //! 1. **Persist** the snapshot (if any), the entries and the hard state, durably. A vote or an
 //!    append acknowledgement must not leave the node before the state it depends on is on disk.
-//! 2. **Send** the messages.
+//! 2. **Send** the messages. A leader's appends and heartbeats
+//!    ([`Message::can_send_before_persist`]) may go out before step 1 finishes, so followers
+//!    write in parallel with the leader; responses and votes must wait for it.
 //! 3. **Apply** the snapshot (if any) and then the committed entries to the state machine, in
 //!    order, each exactly once.
 //! 4. **Serve** confirmed reads ([`ReadState`]) once their index is applied.

@@ -184,6 +184,26 @@ pub enum MessageType {
 }
 
 impl Message {
+    /// Whether this message may be sent before the `Ready` it came in is persisted.
+    ///
+    /// A leader may replicate its log while it writes it to its own disk (Raft dissertation,
+    /// section 10.2.1): it only counts itself towards a commit once its write is done. So appends,
+    /// heartbeats, snapshots and leader-transfer orders, and the ReadIndex exchange (which
+    /// carries no persisted state), can go out at once. Everything that promises something
+    /// about this node's durable state (append and vote responses) and vote requests must wait.
+    pub fn can_send_before_persist(&self) -> bool {
+        matches!(
+            self.body,
+            MessageBody::Append { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+                | MessageBody::TimeoutNow
+                | MessageBody::HeartbeatResponse { .. }
+                | MessageBody::ReadIndex { .. }
+                | MessageBody::ReadIndexResponse { .. }
+        )
+    }
+
     /// The seed's message type of this message.
     pub fn kind(&self) -> MessageType {
         match self.body {

@@ -13,7 +13,8 @@ use rand_core::RngCore;
 ///
 /// 1. persist `snapshot` (if any), then `entries` (replacing any persisted entries at or after
 ///    the first one's index), then `hard_state` (if any) — durably (fsync);
-/// 2. send `messages`;
+/// 2. send `messages` (those whose [`Message::can_send_before_persist`] is true may be sent
+///    before or during step 1, which lets a leader replicate while it writes its own log);
 /// 3. install `snapshot` into the state machine (if any), then apply `committed_entries` in
 ///    order, exactly once;
 /// 4. serve each of `read_states` once the state machine has applied its index.

@@ -224,18 +224,25 @@ impl<S: StateMachine> Runtime<S> {
             return Ok(());
         }
         // 1. Persist: queue every group's records, then wait for the one fsync covering them.
+        // A leader's appends and heartbeats go out first, so followers write in parallel.
         let mut last_ticket = None;
-        for (group, ready) in &readies {
+        for (group, ready) in readies.iter_mut() {
             if let Some(ticket) = self.storage.persist(*group, ready)? {
                 last_ticket = Some(ticket);
             }
+            let (early, later): (Vec<Message>, Vec<Message>) =
+                std::mem::take(&mut ready.messages).into_iter().partition(Message::can_send_before_persist);
+            for message in early {
+                self.outbox.send(*group, message);
+            }
+            ready.messages = later;
         }
         if let Some(ticket) = last_ticket {
             ticket.await?;
         }
         for (group, ready) in readies {
             let Some(replica) = self.groups.get_mut(&group) else { continue };
-            // 2. Send.
+            // 2. Send what had to wait for durability.
             for message in ready.messages {
                 self.outbox.send(group, message);
             }
