@@ -7,7 +7,7 @@
 use ppdb_raft::sim::{self, SimFailure};
 use ppdb_raft::Canary;
 
-const SEEDS: u64 = 300;
+const SEEDS: u64 = 1_000; // the default sweep of tests/sim.rs
 const TICKS: u64 = 3_000;
 
 /// Runs the default sweep with `canary` planted until a seed fails; returns that failure.

@@ -251,7 +251,15 @@ impl Simulation {
         if !raft.has_ready() {
             return Ok(false);
         }
-        let ready = raft.ready();
+        let mut ready = raft.ready();
+        // Messages allowed to leave before the write (a leader's appends) do so, as the node
+        // runtime sends them; a crash below then happens after they left.
+        let (early, later): (Vec<Message>, Vec<Message>) =
+            std::mem::take(&mut ready.messages).into_iter().partition(Message::can_send_before_persist);
+        ready.messages = later;
+        for m in early {
+            self.send(m);
+        }
         // Crash in the middle of the Ready: before persisting, or with a torn write.
         if faults && self.rng.chance(self.opts.crash_per_mille / 4) {
             let torn = self.rng.below(ready.entries.len() as u64 + 1) as usize;
@@ -382,7 +390,9 @@ impl Simulation {
     fn inject_events(&mut self) -> Verdict {
         let o = self.opts.clone();
         if self.rng.chance(o.crash_per_mille) {
-            if let Some(id) = self.rng.pick(&self.live()) {
+            // Half the crashes hit a leader: leader changes are where the protocol is subtle.
+            let victims = if self.rng.chance(500) { self.leaders() } else { self.live() };
+            if let Some(id) = self.rng.pick(&victims) {
                 self.crash(id);
             }
         }
