@@ -40,39 +40,74 @@ fn status(admin: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Renders the /status document as a table.
+/// Renders the status document as a table.
 pub fn render_status(status: &Value) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".to_string(),
+        other => other.to_string(),
+    };
+    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
     let mut out = String::new();
     let node = &status["node"];
     out.push_str(&format!(
         "node {} ({}) cluster {}: {}\n",
-        node["id"],
-        node["peer_addr"].as_str().unwrap_or("?"),
-        node["cluster_id"].as_str().unwrap_or("?"),
-        node["state"].as_str().unwrap_or("?")
+        text(&node["id"]),
+        text(&node["peer_addr"]),
+        text(&node["cluster_id"]),
+        text(&node["state"])
     ));
     out.push_str(&format!(
         "{:>6} {:>10} {:>8} {:>8} {:>10} {:>10}  followers (id:match:lag)\n",
         "shard", "role", "term", "leader", "commit", "applied"
     ));
-    for shard in status["shards"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
-        let followers: Vec<String> = shard["followers"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+    for shard in list(&status["shards"]) {
+        let followers: Vec<String> = list(&shard["followers"])
             .iter()
-            .map(|f| format!("{}:{}:{}", f["id"], f["match"], f["lag"]))
+            .map(|f| format!("{}:{}:{}", text(&f["id"]), text(&f["match"]), text(&f["lag"])))
             .collect();
         out.push_str(&format!(
             "{:>6} {:>10} {:>8} {:>8} {:>10} {:>10}  {}\n",
-            shard["shard"],
-            shard["role"].as_str().unwrap_or("?"),
-            shard["term"],
-            shard["leader"],
-            shard["commit"],
-            shard["applied"],
+            text(&shard["shard"]),
+            text(&shard["role"]),
+            text(&shard["term"]),
+            text(&shard["leader"]),
+            text(&shard["commit"]),
+            text(&shard["applied"]),
             followers.join(" ")
         ));
     }
+    out.push_str(&format!("{:>6} {:>10} {:>10} {:>14}\n", "peer", "connected", "rtt_us", "messages_sent"));
+    for peer in list(&status["peers"]) {
+        out.push_str(&format!(
+            "{:>6} {:>10} {:>10} {:>14}\n",
+            text(&peer["id"]),
+            text(&peer["connected"]),
+            text(&peer["rtt_us"]),
+            text(&peer["messages_sent"])
+        ));
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_table_aligns_columns() {
+        let doc = serde_json::json!({
+            "node": {"id": 1, "peer_addr": "127.0.0.1:7101", "cluster_id": "local", "state": "ACTIVE"},
+            "shards": [{"shard": 1, "role": "leader", "term": 3, "leader": 1, "commit": 10, "applied": 10,
+                        "followers": [{"id": 2, "match": 10, "lag": 0}]}],
+            "peers": [{"id": 2, "connected": true, "rtt_us": 120, "messages_sent": 5}]
+        });
+        let table = render_status(&doc);
+        assert!(table.contains("node 1 (127.0.0.1:7101) cluster local: ACTIVE"), "{table}");
+        assert!(
+            table.contains("     1     leader        3        1         10         10  2:10:0"),
+            "{table}"
+        );
+        assert!(table.contains("     2       true        120"), "{table}");
+    }
 }
