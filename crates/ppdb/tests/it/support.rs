@@ -1,0 +1,358 @@
+//! A real cluster of `ppdb` processes on 127.0.0.1 for the integration tests.
+//!
+//! [`TestCluster`] starts N nodes with short Raft timers, each with its own data directory
+//! (under one tempdir) and its stderr in a log file next to it; it waits until every shard has
+//! a leader, kills nodes with SIGKILL or stops them with SIGTERM, restarts them on the same
+//! directory and addresses, and reads each node's `/status`. Dropping it kills every child
+//! still running; when the test is panicking it first prints the tail of every node's log.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest time a cluster may take to elect every shard's leader (generous: CI machines share
+/// two cores between builds and tests).
+pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest time a node may take to exit after SIGTERM.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(15);
+/// Read timeout of client connections: above the server's 5 s request timeout, so a request
+/// the server gives up on is seen as the server's error, not as a client-side timeout.
+pub const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Log lines of each node printed when a test fails.
+const LOG_TAIL_LINES: usize = 40;
+
+/// How to start a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Number of nodes (ids 1..=nodes).
+    pub nodes: u64,
+    /// Number of data shards.
+    pub shards: u64,
+    /// Leader heartbeat interval.
+    pub heartbeat_interval_ms: u64,
+    /// Election timeout.
+    pub election_timeout_ms: u64,
+    /// `--cluster-id`.
+    pub cluster_id: String,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        ClusterOptions {
+            nodes: 3,
+            shards: 8,
+            heartbeat_interval_ms: 50,
+            election_timeout_ms: 500,
+            cluster_id: "it".to_string(),
+        }
+    }
+}
+
+/// `/status` as the admin listener serves it (the fields the tests read).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Status {
+    pub node: NodeDoc,
+    pub shards: Vec<ShardDoc>,
+    pub peers: Vec<PeerDoc>,
+}
+
+/// The node part of [`Status`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct NodeDoc {
+    pub id: u64,
+    pub state: String,
+}
+
+/// One shard of [`Status`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShardDoc {
+    pub shard: u64,
+    pub role: String,
+    pub term: u64,
+    pub leader: u64,
+    pub commit: u64,
+    pub applied: u64,
+    pub voters: Vec<u64>,
+}
+
+/// One peer link of [`Status`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct PeerDoc {
+    pub id: u64,
+    pub connected: bool,
+}
+
+/// One node: its addresses, directory, log and process (when running).
+#[derive(Debug)]
+pub struct TestNode {
+    pub id: u64,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+    pub peer_addr: SocketAddr,
+    pub client_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// The `--cluster-id` this node runs with (a test may start an impostor).
+    pub cluster_id: String,
+    child: Option<Child>,
+}
+
+/// A cluster of real `ppdb` processes.
+pub struct TestCluster {
+    pub options: ClusterOptions,
+    pub nodes: Vec<TestNode>,
+    root: tempfile::TempDir,
+}
+
+/// Free ports on 127.0.0.1: all bound at once (so they differ), then released.
+pub fn free_addrs(count: usize) -> Vec<SocketAddr> {
+    let listeners: Vec<TcpListener> =
+        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
+    listeners.iter().map(|l| l.local_addr().expect("local addr")).collect()
+}
+
+/// The shard of `key`, as the database computes it (crc32c of the key, 1-based).
+pub fn shard_of(key: &[u8], shards: u64) -> u64 {
+    u64::from(crc32c::crc32c(key)) % shards + 1
+}
+
+/// An HTTP GET of `path` on `addr`; `None` when the node does not answer 200.
+pub fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
+    agent.get(&format!("http://{addr}{path}")).call().ok()?.into_string().ok()
+}
+
+/// A server error reply as Redis sends it (`CODE detail`), or the client-side error.
+pub fn error_text(e: &redis::RedisError) -> String {
+    match (e.code(), e.detail()) {
+        (Some(code), Some(detail)) => format!("{code} {detail}"),
+        (Some(code), None) => code.to_string(),
+        _ => format!("client error: {e}"),
+    }
+}
+
+/// Polls `probe` every 50 ms until it returns `Some` or `deadline` passes.
+pub fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl TestCluster {
+    /// Starts the cluster and waits until every shard has a leader and every node is ACTIVE.
+    pub fn start(options: ClusterOptions) -> TestCluster {
+        let root = tempfile::tempdir().expect("tempdir");
+        let addrs = free_addrs(3 * options.nodes as usize);
+        let nodes = (1..=options.nodes)
+            .map(|id| {
+                let i = 3 * (id as usize - 1);
+                TestNode {
+                    id,
+                    dir: root.path().join(format!("node-{id}")),
+                    log: root.path().join(format!("node-{id}.log")),
+                    peer_addr: addrs[i],
+                    client_addr: addrs[i + 1],
+                    admin_addr: addrs[i + 2],
+                    cluster_id: options.cluster_id.clone(),
+                    child: None,
+                }
+            })
+            .collect();
+        let mut cluster = TestCluster { options, nodes, root };
+        for id in cluster.ids() {
+            cluster.spawn(id);
+        }
+        cluster.wait_ready();
+        cluster
+    }
+
+    /// Every node id.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Ids of the nodes whose process runs.
+    pub fn running(&self) -> Vec<u64> {
+        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id).collect()
+    }
+
+    /// The node `id`.
+    pub fn node(&self, id: u64) -> &TestNode {
+        &self.nodes[id as usize - 1]
+    }
+
+    fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    /// The `--bootstrap` member list.
+    pub fn bootstrap_list(&self) -> String {
+        self.nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The election timeout the nodes run with.
+    pub fn election_timeout(&self) -> Duration {
+        Duration::from_millis(self.options.election_timeout_ms)
+    }
+
+    /// Starts node `id`'s process on its directory and addresses (its log is appended to).
+    pub fn spawn(&mut self, id: u64) {
+        let bootstrap = self.bootstrap_list();
+        let options = self.options.clone();
+        let node = self.node_mut(id);
+        assert!(node.child.is_none(), "node {id} already runs");
+        let log = OpenOptions::new().create(true).append(true).open(&node.log).expect("open node log");
+        let child = Command::new(env!("CARGO_BIN_EXE_ppdb"))
+            .arg("start")
+            .args(["--id", &id.to_string()])
+            .arg("--dir")
+            .arg(&node.dir)
+            .args(["--peer-addr", &node.peer_addr.to_string()])
+            .args(["--client-addr", &node.client_addr.to_string()])
+            .args(["--admin-addr", &node.admin_addr.to_string()])
+            .args(["--cluster-id", &node.cluster_id])
+            .args(["--bootstrap", &bootstrap])
+            .args(["--shards", &options.shards.to_string()])
+            .args(["--heartbeat-interval-ms", &options.heartbeat_interval_ms.to_string()])
+            .args(["--election-timeout-ms", &options.election_timeout_ms.to_string()])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn ppdb");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL node `id` and reap it.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.node_mut(id).child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM node `id` and wait for it to exit; its exit status.
+    pub fn terminate(&mut self, id: u64) -> ExitStatus {
+        let mut child = self.node_mut(id).child.take().expect("node runs");
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let end = Instant::now() + STOP_DEADLINE;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() >= end {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("node {id} did not exit within {STOP_DEADLINE:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills node `id` and starts it again on the same directory.
+    pub fn restart(&mut self, id: u64) {
+        self.kill(id);
+        self.spawn(id);
+    }
+
+    /// Node `id`'s `/status`, if it answers.
+    pub fn status(&self, id: u64) -> Option<Status> {
+        let body = http_get(self.node(id).admin_addr, "/status")?;
+        serde_json::from_str(&body).ok()
+    }
+
+    /// The whole log node `id` wrote so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.node(id).log).unwrap_or_default()
+    }
+
+    /// The running nodes' statuses, if all of them answer.
+    pub fn statuses(&self) -> Option<BTreeMap<u64, Status>> {
+        self.running().into_iter().map(|id| self.status(id).map(|s| (id, s))).collect()
+    }
+
+    /// Shard → leader, when every running node answers and, for every shard, one running node
+    /// reports itself leader and every running node names that leader at that term or later.
+    pub fn leaders(&self) -> Option<BTreeMap<u64, u64>> {
+        let statuses = self.statuses()?;
+        let mut leaders = BTreeMap::new();
+        for shard in 1..=self.options.shards {
+            let docs: Vec<&ShardDoc> = statuses
+                .values()
+                .map(|s| s.shards.iter().find(|d| d.shard == shard))
+                .collect::<Option<_>>()?;
+            let leader = docs.iter().find(|d| d.role == "leader")?;
+            let agree = docs.iter().all(|d| d.leader == leader.leader && d.term == leader.term);
+            if !agree {
+                return None;
+            }
+            leaders.insert(shard, leader.leader);
+        }
+        Some(leaders)
+    }
+
+    /// Waits until every shard has a leader all running nodes agree on and every running node
+    /// is ACTIVE; the shard → leader map.
+    pub fn wait_ready(&self) -> BTreeMap<u64, u64> {
+        let ready = wait_for(READY_DEADLINE, || {
+            let statuses = self.statuses()?;
+            statuses.values().all(|s| s.node.state == "ACTIVE").then_some(())?;
+            self.leaders()
+        });
+        ready.unwrap_or_else(|| {
+            panic!("cluster not ready within {READY_DEADLINE:?}; statuses: {:?}", self.statuses())
+        })
+    }
+
+    /// The leader of `key`'s shard, once known.
+    pub fn leader_of_key(&self, key: &[u8]) -> u64 {
+        let shard = shard_of(key, self.options.shards);
+        self.wait_ready()[&shard]
+    }
+
+    /// A client connection to node `id`.
+    pub fn client(&self, id: u64) -> redis::Connection {
+        let client =
+            redis::Client::open(format!("redis://{}/", self.node(id).client_addr)).expect("client url");
+        let con = client.get_connection_with_timeout(Duration::from_secs(5)).expect("connect to node");
+        con.set_read_timeout(Some(CLIENT_READ_TIMEOUT)).expect("set read timeout");
+        con.set_write_timeout(Some(CLIENT_READ_TIMEOUT)).expect("set write timeout");
+        con
+    }
+
+    /// The data root (every node's directory and log are inside).
+    pub fn root(&self) -> &std::path::Path {
+        self.root.path()
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+                eprintln!("---- node {} log (last {} lines) ----\n{}", node.id, tail.len(), tail.join("\n"));
+            }
+        }
+    }
+}
