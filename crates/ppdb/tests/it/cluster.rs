@@ -159,6 +159,7 @@ fn killing_the_busiest_leader_loses_no_acknowledged_write_and_it_catches_up() {
     // Every acknowledged write is readable with its value; a failed one is absent or has its value.
     let mut reader = cluster.client(reader_node);
     let mut failed = 0;
+    let mut errors: BTreeMap<String, usize> = BTreeMap::new();
     for (i, outcome) in outcomes.iter().enumerate() {
         let key = format!("k{i}");
         let value = get(&mut reader, &key);
@@ -166,6 +167,8 @@ fn killing_the_busiest_leader_loses_no_acknowledged_write_and_it_catches_up() {
             Outcome::Ok => assert_eq!(value, Some(format!("v{i}")), "acknowledged write {key} lost or wrong"),
             Outcome::Failed(error) => {
                 failed += 1;
+                let shape: String = error.split(' ').take(4).collect::<Vec<_>>().join(" ");
+                *errors.entry(shape).or_default() += 1;
                 let code = error.split(' ').next().unwrap_or_default();
                 assert!(
                     SEED_CODES.contains(&code),
@@ -179,7 +182,7 @@ fn killing_the_busiest_leader_loses_no_acknowledged_write_and_it_catches_up() {
         }
     }
     eprintln!(
-        "failover: {} writes, {failed} failed, affected shards {affected:?} re-elected within {elapsed:?}",
+        "failover: {} writes, {failed} failed {errors:?}, affected shards {affected:?} re-elected within {elapsed:?}",
         outcomes.len()
     );
 

@@ -159,6 +159,11 @@ fn connection_commands_and_error_texts() {
     assert_eq!(fails(c, &["SET", "k", "v", "EX", "10", "PX", "10"]), "ERR syntax error");
     assert_eq!(fails(c, &["SET", "k", "v", "EX", "0"]), "ERR invalid expire time in 'set' command");
     assert_eq!(fails(c, &["SET", "k", "v", "EX", "ten"]), "ERR value is not an integer or out of range");
+    assert_eq!(
+        fails(c, &["AUTH", "secret"]),
+        "ERR AUTH <password> called without any password configured for the default user. \
+         Are you sure your configuration is correct?"
+    );
     assert_eq!(run::<Value, _>(c, &["PING"]), Value::SimpleString("PONG".into()));
 
     // HELLO switches the protocol of this connection only.
@@ -613,6 +618,11 @@ fn bad_input_is_refused_without_disturbing_other_clients() {
     mixed.write_all(b"*2\r\n$3\r\nGET\r\n$6\r\nsteady\r\n*1\r\nxyz\r\n").unwrap();
     let got = read_until_closed(&mut mixed);
     assert_eq!(String::from_utf8_lossy(&got), "$1\r\n5\r\n-ERR Protocol error: expected '$', got 'x'\r\n");
+
+    // QUIT is answered, then the connection is closed.
+    let mut quitter = TcpStream::connect(addr).unwrap();
+    quitter.write_all(b"*1\r\n$4\r\nQUIT\r\n*1\r\n$4\r\nPING\r\n").unwrap();
+    assert_eq!(read_until_closed(&mut quitter), b"+OK\r\n");
 
     // The idle connection still works (inline command), and so does every node.
     idle.write_all(b"PING\r\n").unwrap();

@@ -12,6 +12,7 @@ use std::fs::OpenOptions;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Longest time a cluster may take to elect every shard's leader (generous: CI machines share
@@ -107,11 +108,31 @@ pub struct TestCluster {
     root: tempfile::TempDir,
 }
 
-/// Free ports on 127.0.0.1: all bound at once (so they differ), then released.
+/// First port of the block tests take ports from: below Linux's ephemeral range (32768 and
+/// up), so an outgoing connection of a running node never takes a port a node is about to bind.
+const PORT_BLOCK_FIRST: u32 = 10_000;
+/// Ports in the block.
+const PORT_BLOCK_SIZE: u32 = 22_000;
+
+/// `count` distinct ports on 127.0.0.1 that are free now. Each test process walks its own
+/// stretch of the port block (derived from its pid), so concurrent test runs rarely meet.
 pub fn free_addrs(count: usize) -> Vec<SocketAddr> {
-    let listeners: Vec<TcpListener> =
-        (0..count).map(|_| TcpListener::bind("127.0.0.1:0").expect("bind port 0")).collect();
-    listeners.iter().map(|l| l.local_addr().expect("local addr")).collect()
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7_919),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let mut addrs = Vec::with_capacity(count);
+    while addrs.len() < count {
+        let port = PORT_BLOCK_FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % PORT_BLOCK_SIZE;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port as u16));
+        if TcpListener::bind(addr).is_ok() {
+            addrs.push(addr);
+        }
+    }
+    addrs
 }
 
 /// The shard of `key`, as the database computes it (crc32c of the key, 1-based).
