@@ -3,6 +3,7 @@
 //! This layer parses flags and configuration, sets up logging and the async runtime, and
 //! calls into the server layer. It holds no database logic of its own.
 
+mod bench;
 mod cluster;
 mod local;
 mod start;
@@ -28,6 +29,8 @@ pub enum Command {
     Local(local::LocalArgs),
     /// Inspect or change a running cluster through a node's admin address.
     Cluster(cluster::ClusterArgs),
+    /// Measure throughput and latency of PPDB or etcd with a closed-loop load generator.
+    Bench(bench::BenchArgs),
 }
 
 /// Entry point of the `ppdb` binary.
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
         Command::Start(args) => start::run(*args),
         Command::Local(args) => local::run(args),
         Command::Cluster(args) => cluster::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
