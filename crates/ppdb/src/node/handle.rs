@@ -43,9 +43,20 @@ impl<S: StateMachine> NodeHandle<S> {
         group: GroupId,
         command: Vec<u8>,
     ) -> impl Future<Output = Result<S::Output, Error>> + Send + 'static {
-        let submitted = self.submit(|reply| Request::Propose { group, command, reply });
-        let timeout = self.timeout;
-        async move { wait(submitted, timeout, "a write to commit").await? }
+        let batch = self.propose_batch(group, vec![command]);
+        async move { batch.await.pop().unwrap_or_else(|| Err(stopped())) }
+    }
+
+    /// Replicates `commands` in `group` as consecutive entries, routed as a whole; answers
+    /// each once applied, in order.
+    pub fn propose_batch(
+        &self,
+        group: GroupId,
+        commands: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Vec<Result<S::Output, Error>>> + Send + 'static {
+        let (replies, receivers) = channels(commands.len());
+        let sent = self.requests.send(Request::Propose { group, commands, replies }).is_ok();
+        wait_all(sent, receivers, self.timeout, "a write to commit")
     }
 
     /// Answers `query` from `group` linearizably (ReadIndex).
@@ -54,9 +65,19 @@ impl<S: StateMachine> NodeHandle<S> {
         group: GroupId,
         query: S::Query,
     ) -> impl Future<Output = Result<S::Output, Error>> + Send + 'static {
-        let submitted = self.submit(|reply| Request::Read { group, query, reply });
-        let timeout = self.timeout;
-        async move { wait(submitted, timeout, "a linearizable read").await? }
+        let batch = self.read_batch(group, vec![query]);
+        async move { batch.await.pop().unwrap_or_else(|| Err(stopped())) }
+    }
+
+    /// Answers `queries` from `group` linearizably, with one ReadIndex round for all.
+    pub fn read_batch(
+        &self,
+        group: GroupId,
+        queries: Vec<S::Query>,
+    ) -> impl Future<Output = Vec<Result<S::Output, Error>>> + Send + 'static {
+        let (replies, receivers) = channels(queries.len());
+        let sent = self.requests.send(Request::Read { group, queries, replies }).is_ok();
+        wait_all(sent, receivers, self.timeout, "a linearizable read")
     }
 
     /// Every group's Raft status on this node.
@@ -72,6 +93,41 @@ impl<S: StateMachine> NodeHandle<S> {
         let (tx, rx) = oneshot::channel();
         self.requests.send(request(tx)).map_err(|_| stopped())?;
         Ok(rx)
+    }
+}
+
+type Answer<T> = oneshot::Receiver<Result<T, Error>>;
+
+fn channels<T>(n: usize) -> (Vec<oneshot::Sender<Result<T, Error>>>, Vec<Answer<T>>) {
+    (0..n).map(|_| oneshot::channel()).unzip()
+}
+
+/// Waits for every answer of a batch, sharing one deadline.
+fn wait_all<T: Send + 'static>(
+    sent: bool,
+    receivers: Vec<Answer<T>>,
+    timeout: Duration,
+    operation: &'static str,
+) -> impl Future<Output = Vec<Result<T, Error>>> + Send + 'static {
+    async move {
+        let started = Instant::now();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut out = Vec::with_capacity(receivers.len());
+        for rx in receivers {
+            out.push(if !sent {
+                Err(stopped())
+            } else {
+                match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(_)) => Err(stopped()),
+                    Err(_) => Err(Error::Timeout {
+                        operation: operation.to_string(),
+                        elapsed_ms: started.elapsed().as_millis() as u64,
+                    }),
+                }
+            });
+        }
+        out
     }
 }
 

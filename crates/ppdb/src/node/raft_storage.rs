@@ -20,12 +20,15 @@ use crate::storage::wal::{DurableTicket, GroupId, RecordKind, ReplayedRecord, Wa
 use ppdb_raft::{Entry, HardState, Ready, RecoveredState, Snapshot};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Durable Raft state of all groups on one node.
 pub struct RaftStorage {
     wal: Wal,
     snapshots: SnapshotStore,
+    /// Each group's last appended hard state, to tell a commit-only change from a term or
+    /// vote change.
+    hard_states: Mutex<BTreeMap<GroupId, HardState>>,
 }
 
 /// What replaying the WAL yields for one group, before its snapshot file is read.
@@ -118,13 +121,18 @@ impl RaftStorage {
             let state = RecoveredState { hard_state: replay.hard_state, snapshot, entries: replay.entries };
             recovered.insert(group, state);
         }
-        Ok((RaftStorage { wal, snapshots }, recovered))
+        let hard_states = Mutex::new(recovered.iter().map(|(&g, state)| (g, state.hard_state)).collect());
+        Ok((RaftStorage { wal, snapshots, hard_states }, recovered))
     }
 
     /// Step 1 of the Ready contract for `group`: queues its snapshot, entries and hard state.
     /// A received snapshot's file is saved (durably) before this returns. The returned ticket
-    /// completes when everything queued is durable; with group commit, awaiting the last
-    /// ticket of a round covers every group's records.
+    /// completes when everything that must be durable before the Ready's responses is; with
+    /// group commit, awaiting the last ticket of a round covers every group's records.
+    ///
+    /// A hard state that differs from the last one only in its commit index is queued but not
+    /// waited for (as etcd does): the commit index can always be relearned from the leader,
+    /// and recovering a lower one is safe. Term and vote changes are waited for.
     pub fn persist(&self, group: GroupId, ready: &Ready) -> Result<Option<DurableTicket>, StorageError> {
         let mut ticket = None;
         if let Some(snapshot) = &ready.snapshot {
@@ -136,9 +144,20 @@ impl RaftStorage {
             ticket = Some(self.wal.append(group, RecordKind::Entries, e.finish())?);
         }
         if let Some(hs) = &ready.hard_state {
-            ticket = Some(self.append_hard_state(group, hs)?);
+            let previous = self.remember_hard_state(group, *hs);
+            let hs_ticket = self.append_hard_state(group, hs)?;
+            let commit_only = previous.is_some_and(|p| p.term == hs.term && p.vote == hs.vote);
+            if !commit_only {
+                ticket = Some(hs_ticket);
+            }
         }
         Ok(ticket)
+    }
+
+    /// Records `hs` as `group`'s latest hard state; returns the previous one.
+    fn remember_hard_state(&self, group: GroupId, hs: HardState) -> Option<HardState> {
+        let mut states = self.hard_states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        states.insert(group, hs)
     }
 
     fn append_hard_state(&self, group: GroupId, hs: &HardState) -> Result<DurableTicket, StorageError> {
@@ -166,6 +185,7 @@ impl RaftStorage {
     ) -> Result<(), StorageError> {
         let marker = self.save_snapshot(group, snapshot)?;
         let marker_seq: WalSeq = marker.seq();
+        self.remember_hard_state(group, *hard_state);
         let mut last = self.append_hard_state(group, hard_state)?;
         if !tail.is_empty() {
             let mut e = Encoder::default();

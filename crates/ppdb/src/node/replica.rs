@@ -30,8 +30,8 @@ pub struct Replica<S: StateMachine> {
     sm: S,
     applied: LogIndex,
     proposals: BTreeMap<LogIndex, PendingProposal<S::Output>>,
-    reads_awaiting_index: BTreeMap<u64, PendingRead<S>>,
-    reads_awaiting_apply: Vec<(LogIndex, PendingRead<S>)>,
+    reads_awaiting_index: BTreeMap<u64, Vec<PendingRead<S>>>,
+    reads_awaiting_apply: Vec<(LogIndex, Vec<PendingRead<S>>)>,
     next_read_ctx: u64,
     applied_since_snapshot: u64,
     role: PeerRole,
@@ -58,34 +58,50 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    /// Proposes a command; `reply` receives the state machine's output once it is applied.
-    pub fn propose(&mut self, command: Vec<u8>, reply: Reply<S::Output>) {
-        match self.raft.propose(command) {
-            Ok(index) => {
+    /// Proposes commands as consecutive entries; each reply receives its command's output
+    /// once applied. A batch is routed as a whole: on a follower every command is refused, so
+    /// a batch is never split between leaders, and if a new leader drops part of it, it drops
+    /// a suffix (the log commits prefixes), which the caller can retry in order.
+    pub fn propose(&mut self, commands: Vec<Vec<u8>>, replies: Vec<Reply<S::Output>>) {
+        let count = commands.len() as u64;
+        match self.raft.propose_batch(commands) {
+            Ok(last) => {
                 let term = self.raft.term();
-                self.proposals.insert(index, PendingProposal { term, reply });
+                for (i, reply) in replies.into_iter().enumerate() {
+                    let index = LogIndex(last.0 + 1 - count + i as u64);
+                    self.proposals.insert(index, PendingProposal { term, reply });
+                }
             }
             Err(e) => {
-                let _ = reply.send(Err(Error::Consensus(e)));
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Consensus(e.clone())));
+                }
             }
         }
     }
 
-    /// Starts a linearizable read (ReadIndex); `reply` receives the answer once the state
-    /// machine has caught up with the confirmed read index.
-    pub fn read(&mut self, query: S::Query, reply: Reply<S::Output>) {
+    /// Starts linearizable reads (one ReadIndex round for the whole batch); each reply
+    /// receives its answer once the state machine has caught up with the confirmed index.
+    pub fn read(&mut self, queries: Vec<S::Query>, replies: Vec<Reply<S::Output>>) {
         if self.raft.role() != PeerRole::Leader {
-            let _ = reply.send(Err(Error::Consensus(ProposeError::NotLeader { leader: self.raft.leader() })));
+            let leader = self.raft.leader();
+            for reply in replies {
+                let _ = reply.send(Err(Error::Consensus(ProposeError::NotLeader { leader })));
+            }
             return;
         }
         let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
         match self.raft.read_index(ctx) {
             Ok(()) => {
-                self.reads_awaiting_index.insert(ctx, PendingRead { query, reply });
+                let reads =
+                    queries.into_iter().zip(replies).map(|(query, reply)| PendingRead { query, reply });
+                self.reads_awaiting_index.insert(ctx, reads.collect());
             }
             Err(e) => {
-                let _ = reply.send(Err(Error::Consensus(e)));
+                for reply in replies {
+                    let _ = reply.send(Err(Error::Consensus(e.clone())));
+                }
             }
         }
     }
@@ -129,8 +145,8 @@ impl<S: StateMachine> Replica<S> {
     /// Records confirmed read indexes and serves the reads whose index is applied.
     pub fn confirm_reads(&mut self, states: Vec<ReadState>) {
         for state in states {
-            if let Some(read) = self.reads_awaiting_index.remove(&state.ctx) {
-                self.reads_awaiting_apply.push((state.index, read));
+            if let Some(reads) = self.reads_awaiting_index.remove(&state.ctx) {
+                self.reads_awaiting_apply.push((state.index, reads));
             }
         }
         self.serve_reads();
@@ -142,7 +158,7 @@ impl<S: StateMachine> Replica<S> {
             .into_iter()
             .partition(|(index, _)| *index <= applied);
         self.reads_awaiting_apply = waiting;
-        for (_, read) in ready {
+        for read in ready.into_iter().flat_map(|(_, reads)| reads) {
             let _ = read.reply.send(Ok(self.sm.query(&read.query)));
         }
     }
@@ -156,7 +172,7 @@ impl<S: StateMachine> Replica<S> {
         }
         if self.role == PeerRole::Leader {
             let leader = self.raft.leader();
-            for (_, read) in std::mem::take(&mut self.reads_awaiting_index) {
+            for read in std::mem::take(&mut self.reads_awaiting_index).into_values().flatten() {
                 let _ = read.reply.send(Err(Error::Consensus(ProposeError::NotLeader { leader })));
             }
         }

@@ -33,23 +33,24 @@ pub trait Outbox: Send + Sync + 'static {
 
 /// A request from a client-facing task to the loop.
 pub enum Request<S: StateMachine> {
-    /// Replicate `command` in `group` and answer with the state machine's output.
+    /// Replicate `commands` in `group`, as consecutive entries, and answer each with the
+    /// state machine's output.
     Propose {
         /// The group.
         group: GroupId,
-        /// The encoded command.
-        command: Vec<u8>,
-        /// Where the answer goes.
-        reply: Reply<S::Output>,
+        /// The encoded commands, in order.
+        commands: Vec<Vec<u8>>,
+        /// Where the answers go, one per command.
+        replies: Vec<Reply<S::Output>>,
     },
-    /// Answer `query` linearizably from `group`'s state.
+    /// Answer `queries` linearizably from `group`'s state (one ReadIndex round).
     Read {
         /// The group.
         group: GroupId,
-        /// The query.
-        query: S::Query,
-        /// Where the answer goes.
-        reply: Reply<S::Output>,
+        /// The queries, in order.
+        queries: Vec<S::Query>,
+        /// Where the answers go, one per query.
+        replies: Vec<Reply<S::Output>>,
     },
     /// Report every group's Raft status.
     Status {
@@ -193,17 +194,13 @@ impl<S: StateMachine> Runtime<S> {
 
     fn handle(&mut self, request: Request<S>) {
         match request {
-            Request::Propose { group, command, reply } => match self.groups.get_mut(&group) {
-                Some(replica) => replica.propose(command, reply),
-                None => {
-                    let _ = reply.send(Err(no_such_group(group)));
-                }
+            Request::Propose { group, commands, replies } => match self.groups.get_mut(&group) {
+                Some(replica) => replica.propose(commands, replies),
+                None => fail_all(replies, group),
             },
-            Request::Read { group, query, reply } => match self.groups.get_mut(&group) {
-                Some(replica) => replica.read(query, reply),
-                None => {
-                    let _ = reply.send(Err(no_such_group(group)));
-                }
+            Request::Read { group, queries, replies } => match self.groups.get_mut(&group) {
+                Some(replica) => replica.read(queries, replies),
+                None => fail_all(replies, group),
             },
             Request::Status { reply } => {
                 let status = self.groups.iter().map(|(&g, r)| (g, r.raft.status())).collect();
@@ -282,8 +279,10 @@ impl<S: StateMachine> Runtime<S> {
     }
 }
 
-fn no_such_group(group: GroupId) -> Error {
-    Error::State(format!("group {} is not hosted on this node", group.0))
+fn fail_all<T>(replies: Vec<Reply<T>>, group: GroupId) {
+    for reply in replies {
+        let _ = reply.send(Err(Error::State(format!("group {} is not hosted on this node", group.0))));
+    }
 }
 
 /// Milliseconds since the Unix epoch.

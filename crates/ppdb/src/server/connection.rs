@@ -1,16 +1,20 @@
 //! One client connection: read RESP requests, run them, write replies in order.
 //!
-//! Pipelined requests are run concurrently where that cannot change their meaning: a run of
-//! consecutive writes is submitted together (the log keeps their order), a run of consecutive
-//! reads likewise, and a read never starts before the writes sent ahead of it on the same
-//! connection have been applied, so a client always reads its own writes.
+//! Pipelined requests keep their order where it can be observed: consecutive single-shard
+//! commands are grouped per shard and each group reaches the shard's leader as one batch, in
+//! client order (so pipelined writes to one key apply in order, even when forwarded); groups
+//! of different shards run at the same time, as Redis Cluster does for different nodes. A
+//! switch between reads and writes, a multi-shard command, or a connection command waits for
+//! everything before it, so a client always reads its own writes.
 
 use super::context::ServerContext;
+use super::forward::ShardOp;
 use super::resp::command::{ClientCommand, Command, CommandClass, Hello};
 use super::resp::reply::command_query_reply;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use crate::error::Error;
 use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,10 +73,54 @@ pub async fn serve(mut stream: TcpStream, ctx: Arc<ServerContext>, id: u64) {
     }
 }
 
-/// Runs a batch of pipelined requests, appending their replies in order.
+/// Replies of the pipelined commands since the last write to the output, by position.
+struct Pipeline<'a> {
+    ctx: &'a ServerContext,
+    slots: Vec<Option<Frame>>,
+    /// Single-shard operations waiting to run: per shard, (slot, operation) in client order.
+    lanes: BTreeMap<u64, Vec<(usize, ShardOp)>>,
+    /// Reads or writes: the two never share a round, so a read sees the writes before it.
+    lanes_class: CommandClass,
+}
+
+impl Pipeline<'_> {
+    fn slot(&mut self) -> usize {
+        self.slots.push(None);
+        self.slots.len() - 1
+    }
+
+    /// Runs the waiting operations: every shard's batch at once, each batch in order.
+    async fn run_lanes(&mut self) {
+        let lanes = std::mem::take(&mut self.lanes);
+        let executor = &self.ctx.executor;
+        let runs = lanes.into_iter().map(|(shard, ops)| async move {
+            let (slots, ops): (Vec<usize>, Vec<ShardOp>) = ops.into_iter().unzip();
+            (slots, executor.on_shard_batch(shard, ops).await)
+        });
+        for (slots, results) in futures::future::join_all(runs).await {
+            for (slot, result) in slots.into_iter().zip(results) {
+                self.slots[slot] = Some(to_frame(result));
+            }
+        }
+    }
+
+    /// Runs everything waiting and appends all replies so far, in order.
+    async fn drain(&mut self, version: ProtocolVersion, out: &mut BytesMut) {
+        self.run_lanes().await;
+        for frame in self.slots.drain(..) {
+            frame.unwrap_or_else(|| Frame::error("ERR internal: missing reply")).encode(version, out);
+        }
+    }
+}
+
+/// Runs a batch of pipelined requests, appending their replies in order. Consecutive
+/// single-shard reads (or writes) are grouped per shard: each shard's group goes to its leader
+/// as one batch, in order, and different shards run at the same time. Commands spanning
+/// shards, connection commands, and a switch between reads and writes wait for what came
+/// before.
 async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<Bytes>>, out: &mut BytesMut) {
-    let mut pending: Vec<futures::future::BoxFuture<'_, Frame>> = Vec::new();
-    let mut pending_class = CommandClass::Connection;
+    let mut pipeline =
+        Pipeline { ctx, slots: Vec::new(), lanes: BTreeMap::new(), lanes_class: CommandClass::Connection };
     for args in batch {
         if session.closing {
             break;
@@ -81,45 +129,48 @@ async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<By
         let command = match Command::parse(&args) {
             Ok(command) => command,
             Err(e) => {
-                flush(&mut pending, session.version, out).await;
-                Frame::from(&e).encode(session.version, out);
+                let slot = pipeline.slot();
+                pipeline.slots[slot] = Some(Frame::from(&e));
                 continue;
             }
         };
         let class = command.class();
-        if class != pending_class || class == CommandClass::Connection {
-            flush(&mut pending, session.version, out).await;
-            pending_class = class;
+        if class != pipeline.lanes_class {
+            pipeline.run_lanes().await;
+            pipeline.lanes_class = class;
         }
-        match command {
-            Command::Read(read) => {
-                let exec = ctx.executor.clone();
-                pending.push(Box::pin(async move { to_frame(exec.read(&read).await) }));
+        let planned = match &command {
+            Command::Read(read) => ctx.executor.plan_read(read).map(Ok),
+            Command::Write(write) => ctx.executor.plan_write(write),
+            _ => None,
+        };
+        match (planned, command) {
+            (Some(Ok((shard, op))), _) => {
+                let slot = pipeline.slot();
+                pipeline.lanes.entry(shard).or_default().push((slot, op));
             }
-            Command::Write(write) => {
-                let exec = ctx.executor.clone();
-                pending.push(Box::pin(async move { to_frame(exec.write(&write).await) }));
+            (Some(Err(e)), _) => {
+                let slot = pipeline.slot();
+                pipeline.slots[slot] = Some(error_frame(&e));
             }
-            other => {
+            (None, Command::Read(read)) => {
+                pipeline.run_lanes().await;
+                let slot = pipeline.slot();
+                pipeline.slots[slot] = Some(to_frame(ctx.executor.read(&read).await));
+            }
+            (None, Command::Write(write)) => {
+                pipeline.run_lanes().await;
+                let slot = pipeline.slot();
+                pipeline.slots[slot] = Some(to_frame(ctx.executor.write(&write).await));
+            }
+            (None, other) => {
+                pipeline.drain(session.version, out).await;
                 let frame = connection_command(ctx, session, other).await;
                 frame.encode(session.version, out);
             }
         }
     }
-    flush(&mut pending, session.version, out).await;
-}
-
-async fn flush(
-    pending: &mut Vec<futures::future::BoxFuture<'_, Frame>>,
-    version: ProtocolVersion,
-    out: &mut BytesMut,
-) {
-    if pending.is_empty() {
-        return;
-    }
-    for frame in futures::future::join_all(pending.drain(..)).await {
-        frame.encode(version, out);
-    }
+    pipeline.drain(session.version, out).await;
 }
 
 /// A database error as a Redis error reply: the seed's code first, for machines.

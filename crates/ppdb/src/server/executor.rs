@@ -14,7 +14,8 @@ use crate::node::runtime::wall_clock_ms;
 use crate::node::NodeHandle;
 use crate::server::resp::command::WriteCommand;
 use crate::storage::wal::GroupId;
-use crate::transport::Transport;
+use crate::transport::{LinkState, Transport};
+use futures::future::BoxFuture;
 use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -205,93 +206,183 @@ impl Executor {
     /// Runs `op` on `shard`'s leader, following leader hints and waiting out elections until
     /// the request deadline.
     pub async fn on_shard(&self, shard: u64, op: ShardOp) -> Result<Reply, Error> {
-        let started = Instant::now();
-        let deadline = started + self.handle.timeout();
+        self.on_shard_batch(shard, vec![op])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::State("empty batch".into())))
+    }
+
+    /// Runs `ops` (all writes or all reads, in client order) on `shard`'s leader as one batch,
+    /// so their order survives forwarding. An operation is retried only when it certainly did
+    /// not take effect, and then together with every later one, so the order holds on retry.
+    pub async fn on_shard_batch(&self, shard: u64, ops: Vec<ShardOp>) -> Vec<Result<Reply, Error>> {
+        let deadline = Instant::now() + self.handle.timeout();
         let mut target = self.node;
-        loop {
-            let result = if target == self.node {
-                self.local(shard, op.clone()).await
+        let mut results: Vec<Result<Reply, Error>> = Vec::with_capacity(ops.len());
+        let mut remaining = ops;
+        while !remaining.is_empty() {
+            let answers = if target == self.node {
+                self.local(shard, remaining.clone()).await
             } else {
-                self.remote(target, shard, &op).await
+                self.remote(target, shard, &remaining).await
             };
-            let retry_at = match result {
+            // Everything before the first retryable answer is final.
+            let first_retry = answers.iter().position(is_retryable).unwrap_or(answers.len());
+            let mut answers = answers.into_iter();
+            results.extend(answers.by_ref().take(first_retry));
+            remaining.drain(..first_retry);
+            let Some(retry) = answers.next() else { break };
+            target = match retry {
                 Err(Error::Consensus(ProposeError::NotLeader { leader: Some(leader) }))
                     if leader != target =>
                 {
-                    target = leader;
-                    None
+                    leader
                 }
-                Err(Error::Consensus(ProposeError::NotLeader { .. }))
-                | Err(Error::Consensus(ProposeError::LeaderTransferring))
-                | Err(Error::ProposalDropped { .. }) => {
-                    target = self.node;
-                    Some(NO_LEADER_BACKOFF)
-                }
-                Err(Error::Network { .. }) if matches!(op, ShardOp::Read(_)) => {
-                    target = self.node;
-                    Some(NO_LEADER_BACKOFF)
-                }
-                other => return other,
+                _ => self.node,
             };
             if Instant::now() >= deadline {
-                return Err(Error::Partition { group: shard });
+                results.extend(remaining.iter().map(|_| Err(Error::Partition { group: shard })));
+                break;
             }
-            if let Some(pause) = retry_at {
-                tokio::time::sleep(pause).await;
+            if target == self.node {
+                tokio::time::sleep(NO_LEADER_BACKOFF).await;
+            }
+        }
+        results
+    }
+
+    /// Submits `ops` to this node's replica of `shard` now (so calls keep their order) and
+    /// returns the wait for their answers.
+    fn local(&self, shard: u64, ops: Vec<ShardOp>) -> BoxFuture<'static, Vec<Result<Reply, Error>>> {
+        let group = GroupId(shard);
+        let mut writes = Vec::new();
+        let mut reads = Vec::new();
+        for op in ops {
+            match op {
+                ShardOp::Write(write) => writes.push(write.encode()),
+                ShardOp::Read(read) => reads.push(ShardQuery { read, now_ms: wall_clock_ms() }),
+            }
+        }
+        match (writes.is_empty(), reads.is_empty()) {
+            (false, true) => Box::pin(self.handle.propose_batch(group, writes)),
+            (true, false) => Box::pin(self.handle.read_batch(group, reads)),
+            (true, true) => Box::pin(async { Vec::new() }),
+            (false, false) => {
+                let n = writes.len() + reads.len();
+                let refused =
+                    (0..n).map(|_| Err(Error::State("a batch mixes reads and writes".into()))).collect();
+                Box::pin(async move { refused })
             }
         }
     }
 
-    /// Submits `op` to this node's replica of `shard` now (so calls keep their order) and
-    /// returns the wait for its answer.
-    fn local(&self, shard: u64, op: ShardOp) -> futures::future::BoxFuture<'static, Result<Reply, Error>> {
-        match op {
-            ShardOp::Write(write) => Box::pin(self.handle.propose(GroupId(shard), write.encode())),
-            ShardOp::Read(read) => {
-                Box::pin(self.handle.read(GroupId(shard), ShardQuery { read, now_ms: wall_clock_ms() }))
+    async fn remote(&self, peer: NodeId, shard: u64, ops: &[ShardOp]) -> Vec<Result<Reply, Error>> {
+        let request = forward::encode_request(shard, ops);
+        let writes = ops.iter().any(|op| matches!(op, ShardOp::Write(_)));
+        let all = |reason: String| {
+            ops.iter()
+                .map(|_| Err(Error::Network { peer: peer.to_string(), reason: reason.clone() }))
+                .collect::<Vec<_>>()
+        };
+        let retry_elsewhere =
+            || ops.iter().map(|_| Err(Error::Consensus(ProposeError::NotLeader { leader: None }))).collect();
+        if matches!(self.transport.link_state(peer), Some(LinkState::Down(_)) | None) {
+            // The believed leader is unreachable and nothing was sent: safe to retry once
+            // the shard's leadership has moved.
+            return retry_elsewhere();
+        }
+        let answer = match self.transport.call(peer, request, self.handle.timeout()).await {
+            Ok(answer) => answer,
+            Err(_) if !writes => return retry_elsewhere(),
+            Err(e) => {
+                let outcome = if writes { "; the write's outcome is unknown" } else { "" };
+                return all(format!("{e}{outcome}"));
             }
+        };
+        match forward::decode_outcomes(&answer) {
+            Ok(outcomes) if outcomes.len() == ops.len() => outcomes
+                .into_iter()
+                .map(|outcome| match outcome {
+                    ForwardOutcome::Done(reply) => Ok(reply),
+                    ForwardOutcome::NotLeader(leader) => {
+                        Err(Error::Consensus(ProposeError::NotLeader { leader }))
+                    }
+                    ForwardOutcome::Failed { code, message } => {
+                        Err(Error::Remote { node: peer.0, code, message })
+                    }
+                })
+                .collect(),
+            Ok(_) => all("forwarded reply has the wrong length".into()),
+            Err(e) => all(format!("bad forwarded reply: {e}")),
         }
     }
 
-    async fn remote(&self, peer: NodeId, shard: u64, op: &ShardOp) -> Result<Reply, Error> {
-        let request = forward::encode_request(shard, op);
-        let answer = self.transport.call(peer, request, self.handle.timeout()).await.map_err(|e| {
-            let outcome =
-                if matches!(op, ShardOp::Write(_)) { "; the write's outcome is unknown" } else { "" };
-            Error::Network { peer: peer.to_string(), reason: format!("{e}{outcome}") }
-        })?;
-        match forward::decode_outcome(&answer) {
-            Ok(ForwardOutcome::Done(reply)) => Ok(reply),
-            Ok(ForwardOutcome::NotLeader(leader)) => {
-                Err(Error::Consensus(ProposeError::NotLeader { leader }))
+    /// Serves a batch forwarded by another node: locally only, never forwarded again. The
+    /// batch is submitted before this returns, so forwarded batches keep their arrival order;
+    /// the returned future yields the encoded answers.
+    pub fn serve_forwarded(&self, request: &[u8]) -> BoxFuture<'static, Vec<u8>> {
+        match forward::decode_request(request) {
+            Ok((shard, ops)) if (1..=self.shards).contains(&shard) => {
+                let answers = self.local(shard, ops);
+                Box::pin(async move {
+                    let outcomes: Vec<ForwardOutcome> =
+                        answers.await.into_iter().map(forward::outcome_of).collect();
+                    forward::encode_outcomes(&outcomes)
+                })
             }
-            Ok(ForwardOutcome::Failed { code, message }) => {
-                Err(Error::Remote { node: peer.0, code, message })
+            Ok((shard, ops)) => {
+                let message = format!("no shard {shard} in this cluster");
+                let outcomes: Vec<ForwardOutcome> = ops
+                    .iter()
+                    .map(|_| ForwardOutcome::Failed { code: ErrorCode::State, message: message.clone() })
+                    .collect();
+                Box::pin(async move { forward::encode_outcomes(&outcomes) })
             }
             Err(e) => {
-                Err(Error::Network { peer: peer.to_string(), reason: format!("bad forwarded reply: {e}") })
+                tracing::warn!(error = %e, "undecodable forwarded request");
+                Box::pin(async { forward::encode_outcomes(&[]) })
             }
         }
     }
 
-    /// Serves an operation forwarded by another node: locally only, never forwarded again.
-    /// The operation is submitted before this returns, so forwarded requests keep the order
-    /// in which they arrived; the returned future yields the encoded answer.
-    pub fn serve_forwarded(&self, request: &[u8]) -> futures::future::BoxFuture<'static, Vec<u8>> {
-        let refuse = |code, message| {
-            let outcome = ForwardOutcome::Failed { code, message };
-            Box::pin(async move { forward::encode_outcome(&outcome) })
-                as futures::future::BoxFuture<'static, Vec<u8>>
-        };
-        match forward::decode_request(request) {
-            Ok((shard, op)) if (1..=self.shards).contains(&shard) => {
-                let answer = self.local(shard, op);
-                Box::pin(async move { forward::encode_outcome(&forward::outcome_of(answer.await)) })
-            }
-            Ok((shard, _)) => refuse(ErrorCode::State, format!("no shard {shard} in this cluster")),
-            Err(e) => refuse(ErrorCode::Network, e.to_string()),
+    /// How a command reaches the shards: one shard (it can join a per-shard batch), or several.
+    pub fn plan_read(&self, read: &KvRead) -> Option<(u64, ShardOp)> {
+        match read {
+            KvRead::Get { key }
+            | KvRead::StrLen { key }
+            | KvRead::GetRange { key, .. }
+            | KvRead::Ttl { key }
+            | KvRead::PTtl { key }
+            | KvRead::Type { key } => Some((shard_of(key, self.shards), ShardOp::Read(read.clone()))),
+            _ => None,
         }
     }
+
+    /// The single shard a write goes to, resolved at this node's clock; `None` for writes
+    /// spanning several shards (or all of them).
+    pub fn plan_write(&self, command: &WriteCommand) -> Option<Result<(u64, ShardOp), Error>> {
+        let keys = command.keys();
+        let first = keys.first()?;
+        let shard = shard_of(first, self.shards);
+        if keys.iter().any(|k| shard_of(k, self.shards) != shard) {
+            return None;
+        }
+        Some(
+            command
+                .resolve(wall_clock_ms())
+                .map(|write| (shard, ShardOp::Write(write)))
+                .map_err(|e| Error::State(format!("cannot resolve write: {e}"))),
+        )
+    }
+}
+
+fn is_retryable(result: &Result<Reply, Error>) -> bool {
+    matches!(
+        result,
+        Err(Error::Consensus(ProposeError::NotLeader { .. }))
+            | Err(Error::Consensus(ProposeError::LeaderTransferring))
+            | Err(Error::ProposalDropped { .. })
+    )
 }
 
 fn sum_integers(results: Vec<Result<Reply, Error>>) -> Result<Reply, Error> {

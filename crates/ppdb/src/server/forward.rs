@@ -6,9 +6,11 @@
 //! through its own Raft group and answers with the typed [`Reply`]. The leader never forwards
 //! again: if it lost leadership meanwhile it says so, and the origin retries.
 //!
-//! Request: `tag u8` (1 write, 2 read), `shard u64`, body (the encoded write, or the read as
-//! below). Response: `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code
-//! (u8) + message.
+//! Operations travel in batches (a client's pipelined commands for one shard), which the leader
+//! submits to its Raft group as a whole so their order survives forwarding.
+//! Request: `shard u64`, `count u32`, then per operation `tag u8` (1 write, 2 read) and its
+//! body (the encoded write, or the read as below). Response: `count u32`, then per operation
+//! `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
@@ -45,39 +47,48 @@ pub enum ForwardOutcome {
     },
 }
 
-/// Encodes a forwarded request.
-pub fn encode_request(shard: u64, op: &ShardOp) -> Vec<u8> {
+/// Most operations in one forwarded batch.
+const BATCH_OPS_MAX: usize = 1 << 16;
+
+/// Encodes a forwarded batch of operations on one shard.
+pub fn encode_request(shard: u64, ops: &[ShardOp]) -> Vec<u8> {
     let mut e = Encoder::default();
-    match op {
-        ShardOp::Write(write) => {
-            e.u8(1);
-            e.u64(shard);
-            e.bytes(&write.encode());
-        }
-        ShardOp::Read(read) => {
-            e.u8(2);
-            e.u64(shard);
-            encode_read(&mut e, read);
+    e.u64(shard);
+    e.u32(u32::try_from(ops.len()).unwrap_or(u32::MAX));
+    for op in ops {
+        match op {
+            ShardOp::Write(write) => {
+                e.u8(1);
+                e.bytes(&write.encode());
+            }
+            ShardOp::Read(read) => {
+                e.u8(2);
+                encode_read(&mut e, read);
+            }
         }
     }
     e.finish()
 }
 
-/// Decodes a forwarded request.
-pub fn decode_request(bytes: &[u8]) -> Result<(u64, ShardOp), DecodeError> {
+/// Decodes a forwarded batch: the shard and its operations, in order.
+pub fn decode_request(bytes: &[u8]) -> Result<(u64, Vec<ShardOp>), DecodeError> {
     let mut d = Decoder::new(bytes, "forwarded request");
-    let tag = d.u8()?;
     let shard = d.u64()?;
-    let op = match tag {
-        1 => {
-            let body = d.bytes(ITEM_BYTES_MAX)?;
-            ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
-        }
-        2 => ShardOp::Read(decode_read(&mut d)?),
-        _ => return Err(d.error("unknown request tag")),
-    };
+    let count = d.count(BATCH_OPS_MAX, 2)?;
+    let mut ops = Vec::with_capacity(count);
+    for _ in 0..count {
+        let op = match d.u8()? {
+            1 => {
+                let body = d.bytes(ITEM_BYTES_MAX)?;
+                ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
+            }
+            2 => ShardOp::Read(decode_read(&mut d)?),
+            _ => return Err(d.error("unknown operation tag")),
+        };
+        ops.push(op);
+    }
     d.finish()?;
-    Ok((shard, op))
+    Ok((shard, ops))
 }
 
 fn encode_opt(e: &mut Encoder, v: &Option<Vec<u8>>) {
@@ -239,13 +250,11 @@ fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
 const CODES: [ErrorCode; 5] =
     [ErrorCode::Network, ErrorCode::Timeout, ErrorCode::Consensus, ErrorCode::Partition, ErrorCode::State];
 
-/// Encodes the leader's answer.
-pub fn encode_outcome(outcome: &ForwardOutcome) -> Vec<u8> {
-    let mut e = Encoder::default();
+fn encode_outcome(e: &mut Encoder, outcome: &ForwardOutcome) {
     match outcome {
         ForwardOutcome::Done(reply) => {
             e.u8(0);
-            encode_reply(&mut e, reply);
+            encode_reply(e, reply);
         }
         ForwardOutcome::NotLeader(hint) => {
             e.u8(1);
@@ -257,14 +266,11 @@ pub fn encode_outcome(outcome: &ForwardOutcome) -> Vec<u8> {
             e.bytes(message.as_bytes());
         }
     }
-    e.finish()
 }
 
-/// Decodes the leader's answer.
-pub fn decode_outcome(bytes: &[u8]) -> Result<ForwardOutcome, DecodeError> {
-    let mut d = Decoder::new(bytes, "forwarded reply");
-    let outcome = match d.u8()? {
-        0 => ForwardOutcome::Done(decode_reply(&mut d, 0)?),
+fn decode_outcome(d: &mut Decoder<'_>) -> Result<ForwardOutcome, DecodeError> {
+    Ok(match d.u8()? {
+        0 => ForwardOutcome::Done(decode_reply(d, 0)?),
         1 => ForwardOutcome::NotLeader(match d.u64()? {
             0 => None,
             id => Some(NodeId(id)),
@@ -275,9 +281,26 @@ pub fn decode_outcome(bytes: &[u8]) -> Result<ForwardOutcome, DecodeError> {
             ForwardOutcome::Failed { code, message }
         }
         _ => return Err(d.error("unknown outcome tag")),
-    };
+    })
+}
+
+/// Encodes the leader's answers to a batch, in order.
+pub fn encode_outcomes(outcomes: &[ForwardOutcome]) -> Vec<u8> {
+    let mut e = Encoder::default();
+    e.u32(u32::try_from(outcomes.len()).unwrap_or(u32::MAX));
+    for outcome in outcomes {
+        encode_outcome(&mut e, outcome);
+    }
+    e.finish()
+}
+
+/// Decodes the leader's answers to a batch.
+pub fn decode_outcomes(bytes: &[u8]) -> Result<Vec<ForwardOutcome>, DecodeError> {
+    let mut d = Decoder::new(bytes, "forwarded reply");
+    let count = d.count(BATCH_OPS_MAX, 1)?;
+    let outcomes = (0..count).map(|_| decode_outcome(&mut d)).collect::<Result<Vec<_>, _>>()?;
     d.finish()?;
-    Ok(outcome)
+    Ok(outcomes)
 }
 
 /// The outcome to send back for a local result.
@@ -306,13 +329,10 @@ mod tests {
             KvRead::Scan { cursor: 9, pattern: Some(b"a*".to_vec()), count: 10, type_name: None },
             KvRead::RandomKey,
         ];
-        for read in reads {
-            let bytes = encode_request(3, &ShardOp::Read(read.clone()));
-            assert_eq!(decode_request(&bytes).unwrap(), (3, ShardOp::Read(read)));
-        }
-        let write = KvWrite { now_ms: 5, op: WriteOp::Del { keys: vec![b"x".to_vec()] } };
-        let bytes = encode_request(1, &ShardOp::Write(write.clone()));
-        assert_eq!(decode_request(&bytes).unwrap(), (1, ShardOp::Write(write)));
+        let mut ops: Vec<ShardOp> = reads.into_iter().map(ShardOp::Read).collect();
+        ops.push(ShardOp::Write(KvWrite { now_ms: 5, op: WriteOp::Del { keys: vec![b"x".to_vec()] } }));
+        let bytes = encode_request(3, &ops);
+        assert_eq!(decode_request(&bytes).unwrap(), (3, ops));
         let outcomes = vec![
             ForwardOutcome::Done(Reply::Array(vec![
                 Reply::Nil,
@@ -325,16 +345,14 @@ mod tests {
             ForwardOutcome::NotLeader(Some(NodeId(2))),
             ForwardOutcome::Failed { code: ErrorCode::Timeout, message: "slow".into() },
         ];
-        for outcome in outcomes {
-            assert_eq!(decode_outcome(&encode_outcome(&outcome)).unwrap(), outcome);
-        }
+        assert_eq!(decode_outcomes(&encode_outcomes(&outcomes)).unwrap(), outcomes);
     }
 
     proptest! {
         #[test]
         fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode_request(&bytes);
-            let _ = decode_outcome(&bytes);
+            let _ = decode_outcomes(&bytes);
         }
     }
 }

@@ -525,7 +525,6 @@ fn binary_data_large_values_and_pipelining() {
 /// Pipelined writes to one key through a node that does not lead its shard must apply in the
 /// order sent, as Redis runs a connection's commands in order.
 #[test]
-#[ignore = "bug: pipelined writes forwarded to a remote shard leader are applied out of order"]
 fn pipelined_writes_through_a_follower_keep_their_order() {
     let mut f = Fixture::start();
     for attempt in 0..3 {
