@@ -97,38 +97,37 @@ impl<S: StateMachine> NodeHandle<S> {
 }
 
 type Answer<T> = oneshot::Receiver<Result<T, Error>>;
+type Answering<T> = oneshot::Sender<Result<T, Error>>;
 
-fn channels<T>(n: usize) -> (Vec<oneshot::Sender<Result<T, Error>>>, Vec<Answer<T>>) {
+fn channels<T>(n: usize) -> (Vec<Answering<T>>, Vec<Answer<T>>) {
     (0..n).map(|_| oneshot::channel()).unzip()
 }
 
 /// Waits for every answer of a batch, sharing one deadline.
-fn wait_all<T: Send + 'static>(
+async fn wait_all<T: Send + 'static>(
     sent: bool,
     receivers: Vec<Answer<T>>,
     timeout: Duration,
     operation: &'static str,
-) -> impl Future<Output = Vec<Result<T, Error>>> + Send + 'static {
-    async move {
-        let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut out = Vec::with_capacity(receivers.len());
-        for rx in receivers {
-            out.push(if !sent {
-                Err(stopped())
-            } else {
-                match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(answer)) => answer,
-                    Ok(Err(_)) => Err(stopped()),
-                    Err(_) => Err(Error::Timeout {
-                        operation: operation.to_string(),
-                        elapsed_ms: started.elapsed().as_millis() as u64,
-                    }),
-                }
-            });
-        }
-        out
+) -> Vec<Result<T, Error>> {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::with_capacity(receivers.len());
+    for rx in receivers {
+        out.push(if !sent {
+            Err(stopped())
+        } else {
+            match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(_)) => Err(stopped()),
+                Err(_) => Err(Error::Timeout {
+                    operation: operation.to_string(),
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                }),
+            }
+        });
     }
+    out
 }
 
 async fn wait<T>(
