@@ -26,9 +26,8 @@ use std::sync::{Arc, Mutex};
 pub struct RaftStorage {
     wal: Wal,
     snapshots: SnapshotStore,
-    /// Each group's last appended hard state, to tell a commit-only change from a term or
-    /// vote change.
-    hard_states: Mutex<BTreeMap<GroupId, HardState>>,
+    /// Each group's latest hard state, and whether it still waits to be appended.
+    hard_states: Mutex<BTreeMap<GroupId, (HardState, bool)>>,
 }
 
 /// What replaying the WAL yields for one group, before its snapshot file is read.
@@ -121,7 +120,8 @@ impl RaftStorage {
             let state = RecoveredState { hard_state: replay.hard_state, snapshot, entries: replay.entries };
             recovered.insert(group, state);
         }
-        let hard_states = Mutex::new(recovered.iter().map(|(&g, state)| (g, state.hard_state)).collect());
+        let hard_states =
+            Mutex::new(recovered.iter().map(|(&g, state)| (g, (state.hard_state, false))).collect());
         Ok((RaftStorage { wal, snapshots, hard_states }, recovered))
     }
 
@@ -130,9 +130,10 @@ impl RaftStorage {
     /// completes when everything that must be durable before the Ready's responses is; with
     /// group commit, awaiting the last ticket of a round covers every group's records.
     ///
-    /// A hard state that differs from the last one only in its commit index is queued but not
-    /// waited for (as etcd does): the commit index can always be relearned from the leader,
-    /// and recovering a lower one is safe. Term and vote changes are waited for.
+    /// A hard state that differs from the last one only in its commit index is not written on
+    /// its own (as etcd does not fsync for it): it rides along with the group's next record.
+    /// The commit index can always be relearned from the leader, and recovering a lower one is
+    /// safe. Term and vote changes are written and waited for.
     pub fn persist(&self, group: GroupId, ready: &Ready) -> Result<Option<DurableTicket>, StorageError> {
         let mut ticket = None;
         if let Some(snapshot) = &ready.snapshot {
@@ -143,21 +144,30 @@ impl RaftStorage {
             codec::encode_entries(&mut e, &ready.entries);
             ticket = Some(self.wal.append(group, RecordKind::Entries, e.finish())?);
         }
-        if let Some(hs) = &ready.hard_state {
-            let previous = self.remember_hard_state(group, *hs);
-            let hs_ticket = self.append_hard_state(group, hs)?;
-            let commit_only = previous.is_some_and(|p| p.term == hs.term && p.vote == hs.vote);
+        let mut states = self.hard_states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let latest = states.entry(group).or_insert((HardState::default(), false));
+        if let Some(hs) = ready.hard_state {
+            let commit_only =
+                latest.0.term == hs.term && latest.0.vote == hs.vote && latest.0 != HardState::default();
+            *latest = (hs, true);
             if !commit_only {
-                ticket = Some(hs_ticket);
+                ticket = Some(self.append_hard_state(group, &hs)?);
+                latest.1 = false;
             }
+        }
+        if ticket.is_some() && latest.1 {
+            // Something is written for this group anyway: the deferred commit index joins it.
+            // Nobody waits for it: it becomes durable with this round's fsync.
+            drop(self.append_hard_state(group, &latest.0)?);
+            latest.1 = false;
         }
         Ok(ticket)
     }
 
-    /// Records `hs` as `group`'s latest hard state; returns the previous one.
-    fn remember_hard_state(&self, group: GroupId, hs: HardState) -> Option<HardState> {
+    /// Records `hs` as `group`'s latest hard state, written now.
+    fn remember_hard_state(&self, group: GroupId, hs: HardState) {
         let mut states = self.hard_states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        states.insert(group, hs)
+        states.insert(group, (hs, false));
     }
 
     fn append_hard_state(&self, group: GroupId, hs: &HardState) -> Result<DurableTicket, StorageError> {
