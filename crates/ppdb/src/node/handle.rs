@@ -5,11 +5,11 @@
 //! polled: requests made one after another from one task reach the loop, and so the Raft log,
 //! in that order, even if their answers are awaited together (pipelining).
 
+use super::runtime::GroupReport;
 use super::runtime::Request;
 use super::state_machine::StateMachine;
 use crate::error::Error;
 use crate::storage::wal::GroupId;
-use ppdb_raft::Status;
 use std::future::Future;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -81,7 +81,7 @@ impl<S: StateMachine> NodeHandle<S> {
     }
 
     /// Every group's Raft status on this node.
-    pub async fn status(&self) -> Result<Vec<(GroupId, Status)>, Error> {
+    pub async fn status(&self) -> Result<Vec<GroupReport>, Error> {
         let submitted = self.submit(|reply| Request::Status { reply });
         wait(submitted, self.timeout, "node status").await
     }

@@ -14,7 +14,7 @@ pub mod state_machine;
 
 pub use handle::NodeHandle;
 pub use lifecycle::PeerState;
-pub use runtime::{Outbox, Request, Runtime, RuntimeConfig};
+pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig};
 pub use state_machine::StateMachine;
 
 #[cfg(test)]

@@ -37,6 +37,10 @@ pub struct Replica<S: StateMachine> {
     role: PeerRole,
     /// Index of the last housekeeping command proposed here.
     housekeeping_index: Option<LogIndex>,
+    /// Campaigns this replica started (the seed's election frequency).
+    pub elections_started: u64,
+    /// Campaigns this replica won.
+    pub elections_won: u64,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -55,6 +59,8 @@ impl<S: StateMachine> Replica<S> {
             applied_since_snapshot: 0,
             role,
             housekeeping_index: None,
+            elections_started: 0,
+            elections_won: 0,
         }
     }
 
@@ -169,6 +175,11 @@ impl<S: StateMachine> Replica<S> {
         let role = self.raft.role();
         if role == self.role {
             return;
+        }
+        match role {
+            PeerRole::Candidate => self.elections_started += 1,
+            PeerRole::Leader => self.elections_won += 1,
+            PeerRole::Follower => {}
         }
         if self.role == PeerRole::Leader {
             let leader = self.raft.leader();

@@ -55,8 +55,21 @@ pub enum Request<S: StateMachine> {
     /// Report every group's Raft status.
     Status {
         /// Where the answer goes.
-        reply: oneshot::Sender<Vec<(GroupId, Status)>>,
+        reply: oneshot::Sender<Vec<GroupReport>>,
     },
+}
+
+/// One group's state on this node, for status pages and metrics.
+#[derive(Debug, Clone)]
+pub struct GroupReport {
+    /// The group.
+    pub group: GroupId,
+    /// Its Raft state.
+    pub raft: Status,
+    /// Campaigns started here (pre-votes included).
+    pub elections_started: u64,
+    /// Campaigns won here.
+    pub elections_won: u64,
 }
 
 /// How the loop runs.
@@ -203,8 +216,17 @@ impl<S: StateMachine> Runtime<S> {
                 None => fail_all(replies, group),
             },
             Request::Status { reply } => {
-                let status = self.groups.iter().map(|(&g, r)| (g, r.raft.status())).collect();
-                let _ = reply.send(status);
+                let reports = self
+                    .groups
+                    .iter()
+                    .map(|(&group, r)| GroupReport {
+                        group,
+                        raft: r.raft.status(),
+                        elections_started: r.elections_started,
+                        elections_won: r.elections_won,
+                    })
+                    .collect();
+                let _ = reply.send(reports);
             }
         }
     }

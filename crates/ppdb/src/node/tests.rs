@@ -99,7 +99,7 @@ async fn leader(nodes: &BTreeMap<u64, TestNode>) -> u64 {
     for _ in 0..300 {
         for (&id, node) in nodes {
             if let Ok(status) = node.handle.status().await {
-                if status.iter().any(|(_, s)| s.role == PeerRole::Leader) {
+                if status.iter().any(|g| g.raft.role == PeerRole::Leader) {
                     return id;
                 }
             }

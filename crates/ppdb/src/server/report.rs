@@ -76,6 +76,10 @@ pub struct ShardDoc {
     pub applied: u64,
     /// Last log index.
     pub last_index: u64,
+    /// Campaigns this node started for the shard (the seed's election frequency).
+    pub elections_started: u64,
+    /// Campaigns it won.
+    pub elections_won: u64,
     /// Voters.
     pub voters: Vec<u64>,
     /// Learners.
@@ -134,11 +138,14 @@ impl NodeReport {
     /// Gathers the status document.
     pub async fn status(&self) -> Result<StatusDoc, Error> {
         let groups = self.handle.status().await?;
-        let state = PeerState::from_memberships(self.node, groups.iter().map(|(_, s)| &s.membership), true);
+        let state = PeerState::from_memberships(self.node, groups.iter().map(|g| &g.raft.membership), true);
         let shards = groups
             .into_iter()
-            .map(|(group, s)| ShardDoc {
+            .map(|g| (g.group, g.raft, g.elections_started, g.elections_won))
+            .map(|(group, s, elections_started, elections_won)| ShardDoc {
                 shard: group.0,
+                elections_started,
+                elections_won,
                 role: s.role.to_string(),
                 term: s.term.0,
                 leader: s.leader.map_or(0, |l| l.0),
@@ -211,6 +218,18 @@ pub fn prometheus(doc: &StatusDoc) -> String {
         let v = u8::from(doc.node.state.as_str() == state);
         let _ = writeln!(out, "ppdb_node_state{{node=\"{node}\",state=\"{state}\"}} {v}");
     }
+    let counters: [ShardGauge; 2] = [
+        ("ppdb_elections_started_total", "Campaigns this node started for the shard.", |s| {
+            s.elections_started
+        }),
+        ("ppdb_elections_won_total", "Campaigns this node won for the shard.", |s| s.elections_won),
+    ];
+    for (name, help, value) in counters {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n");
+        for shard in &doc.shards {
+            let _ = writeln!(out, "{name}{{node=\"{node}\",shard=\"{}\"}} {}", shard.shard, value(shard));
+        }
+    }
     let gauges: [ShardGauge; 5] = [
         ("ppdb_raft_is_leader", "1 if this node leads the shard.", |s| {
             u64::from(s.role == PeerRole::Leader.to_string())
@@ -263,4 +282,61 @@ pub fn prometheus(doc: &StatusDoc) -> String {
         doc.wal.syncs, doc.wal.records_durable
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_carries_the_seed_metrics() {
+        let doc = StatusDoc {
+            node: NodeDoc {
+                id: 1,
+                cluster_id: "c".into(),
+                peer_addr: "127.0.0.1:7101".into(),
+                client_addr: "127.0.0.1:7001".into(),
+                state: PeerState::Active,
+            },
+            shards: vec![ShardDoc {
+                shard: 3,
+                role: "leader".into(),
+                term: 4,
+                leader: 1,
+                commit: 10,
+                applied: 10,
+                last_index: 12,
+                elections_started: 2,
+                elections_won: 1,
+                voters: vec![1, 2, 3],
+                learners: vec![],
+                followers: vec![FollowerDoc { id: 2, matched: 9, lag: 3, state: "replicate".into() }],
+            }],
+            peers: vec![PeerDoc {
+                id: 2,
+                connected: true,
+                rtt_us: Some(150),
+                bytes_sent: 100,
+                bytes_received: 90,
+                messages_sent: 5,
+                messages_received: 4,
+                dropped: 0,
+            }],
+            wal: WalDoc { records_durable: 7, syncs: 3, bytes_written: 700 },
+        };
+        let text = prometheus(&doc);
+        for line in [
+            "ppdb_node_state{node=\"1\",state=\"ACTIVE\"} 1",
+            "ppdb_raft_is_leader{node=\"1\",shard=\"3\"} 1",
+            "ppdb_raft_term{node=\"1\",shard=\"3\"} 4",
+            "ppdb_elections_started_total{node=\"1\",shard=\"3\"} 2",
+            "ppdb_elections_won_total{node=\"1\",shard=\"3\"} 1",
+            "ppdb_replication_lag_entries{node=\"1\",shard=\"3\",follower=\"2\"} 3",
+            "ppdb_peer_rtt_microseconds{node=\"1\",peer=\"2\"} 150",
+            "ppdb_peer_bytes_sent_total{node=\"1\",peer=\"2\"} 100",
+            "ppdb_wal_syncs_total{node=\"1\"} 3",
+        ] {
+            assert!(text.contains(line), "missing `{line}` in:\n{text}");
+        }
+    }
 }
