@@ -68,6 +68,7 @@ pub struct NodeConfig {
     /// Entries applied between two snapshots of a shard.
     pub snapshot_entries: u64,
     /// Founding members' peer addresses, when bootstrapping a new cluster.
+    #[serde(with = "member_map")]
     pub bootstrap: BTreeMap<u64, SocketAddr>,
 }
 
@@ -169,6 +170,32 @@ impl NodeConfig {
     }
 }
 
+/// TOML keys are strings: the member map is written `1 = "host:port"` and read back as ids.
+mod member_map {
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+    use std::net::SocketAddr;
+
+    /// Writes ids as string keys.
+    pub fn serialize<S: Serializer>(map: &BTreeMap<u64, SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        let text: BTreeMap<String, SocketAddr> = map.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        text.serialize(s)
+    }
+
+    /// Reads string keys back as ids, refusing non-numbers.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u64, SocketAddr>, D::Error> {
+        let text = BTreeMap::<String, SocketAddr>::deserialize(d)?;
+        text.into_iter()
+            .map(|(k, v)| {
+                k.parse::<u64>()
+                    .map(|id| (id, v))
+                    .map_err(|_| D::Error::custom(format!("`{k}` is not a node id")))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +219,19 @@ mod tests {
         let c = NodeConfig::from_toml("shards = 4\n[peer]\nhost = \"10.0.0.1\"\nport = 9000\ncluster_id = \"prod\"\nnode_id = 2\nheartbeat_interval_ms = 50\nelection_timeout_ms = 500\n").unwrap();
         assert_eq!((c.shards, c.peer.node_id, c.peer.port), (4, 2, 9000));
         assert!(NodeConfig::from_toml("shardz = 4").is_err());
+    }
+
+    #[test]
+    fn the_documented_example_file_parses() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md"))
+                .expect("docs/configuration.md");
+        let start = text.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let end = start + text[start..].find("```").expect("end of block");
+        let c = NodeConfig::from_toml(&text[start..end]).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.bootstrap.len(), 3);
+        assert_eq!(c.peer.cluster_id, "prod");
     }
 
     #[test]
