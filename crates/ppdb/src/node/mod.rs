@@ -19,3 +19,6 @@ pub use state_machine::StateMachine;
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod sim_wal;

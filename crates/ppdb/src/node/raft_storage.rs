@@ -211,6 +211,11 @@ impl RaftStorage {
         Ok(())
     }
 
+    /// Makes everything queued durable and stops the WAL writer (a clean shutdown).
+    pub fn close(self) -> Result<(), StorageError> {
+        self.wal.close()
+    }
+
     /// The shared write-ahead log (for statistics).
     pub fn wal(&self) -> &Wal {
         &self.wal

@@ -70,6 +70,27 @@ pub struct SimReport {
     pub liveness_ticks: u64,
 }
 
+/// Makes a node's storage from its initial state (see [`node::SimStorage`]).
+pub type StorageFactory<'a> = dyn Fn(NodeId, RecoveredState) -> Box<dyn node::SimStorage> + 'a;
+
+fn default_storage(_: NodeId, state: RecoveredState) -> Box<dyn node::SimStorage> {
+    let mut disk =
+        node::DurableState { hard_state: state.hard_state, snapshot: state.snapshot, entries: state.entries };
+    if disk.snapshot.is_none() {
+        disk.snapshot = Some(crate::message::Snapshot::default());
+    }
+    Box::new(disk)
+}
+
+/// Runs one simulation with every node persisting through `storage`.
+pub fn run_with_storage(
+    seed: u64,
+    ticks: u64,
+    storage: &StorageFactory<'_>,
+) -> Result<SimReport, SimFailure> {
+    Simulation::with_storage(seed, storage).run(ticks)
+}
+
 /// Runs one simulation of `ticks` faulty ticks plus the liveness phase.
 pub fn run(seed: u64, ticks: u64) -> Result<SimReport, SimFailure> {
     let mut sim = Simulation::new(seed);
@@ -125,8 +146,14 @@ pub struct Simulation {
 }
 
 impl Simulation {
-    /// A run for `seed`, its options drawn by swarm testing.
+    /// A run for `seed`, its options drawn by swarm testing, over the exact model of the
+    /// Ready contract's durability.
     pub fn new(seed: u64) -> Simulation {
+        Simulation::with_storage(seed, &default_storage)
+    }
+
+    /// A run for `seed` whose nodes persist through `storage(node, initial state)`.
+    pub fn with_storage(seed: u64, storage: &StorageFactory<'_>) -> Simulation {
         let mut rng = SimRng::new(seed);
         let opts = SimOptions::swarm(seed, &mut rng);
         let voters: Vec<NodeId> = (1..=opts.initial_voters).map(NodeId).collect();
@@ -138,7 +165,7 @@ impl Simulation {
             } else {
                 RecoveredState::default()
             };
-            nodes.insert(id, SimNode::new(id, state));
+            nodes.insert(id, SimNode::new(id, storage(id, state)));
         }
         let net = Network::new(faults_of(&opts));
         let mut sim = Simulation {
@@ -267,7 +294,7 @@ impl Simulation {
             if let Some(n) = persisted_part {
                 self.check_persisted(id, &ready.entries[..n])?;
                 if let Some(node) = self.nodes.get_mut(&id) {
-                    node.persist(&ready, Some(n));
+                    node.persist(&ready, Some(n)).map_err(storage_failure(id))?;
                 }
             }
             self.crash(id);
@@ -275,7 +302,7 @@ impl Simulation {
         }
         self.check_persisted(id, &ready.entries)?;
         if let Some(node) = self.nodes.get_mut(&id) {
-            node.persist(&ready, None);
+            node.persist(&ready, None).map_err(storage_failure(id))?;
         }
         for m in ready.messages {
             self.send(m);
@@ -621,6 +648,10 @@ impl Simulation {
             MarkerOutcome::Pending
         }
     }
+}
+
+fn storage_failure(id: NodeId) -> impl FnOnce(String) -> Violation {
+    move |e| Violation { invariant: "storage", detail: format!("node {id}: {e}") }
 }
 
 enum MarkerOutcome {

@@ -9,6 +9,61 @@ use crate::raft::RecoveredState;
 use crate::raw_node::{RawNode, Ready};
 use crate::types::{LogIndex, NodeId, Term};
 
+/// Where a simulated node keeps what it persists. The default, [`DurableState`], is an exact
+/// model of the Ready contract; the database plugs its real write-ahead log over a simulated
+/// disk in here to run the same simulation against its storage code.
+pub trait SimStorage: Send {
+    /// Step 1 of the Ready contract. With `torn_entries`, the node crashes during the write:
+    /// at most that prefix of the entries may survive, and no hard state.
+    fn persist(&mut self, ready: &Ready, torn_entries: Option<usize>) -> Result<(), String>;
+    /// Durably records the node's own snapshot; `hard_state` and the log `tail` after the
+    /// snapshot are already durable and must stay so.
+    fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        hard_state: HardState,
+        tail: &[Entry],
+    ) -> Result<(), String>;
+    /// The node crashed: everything not durable is gone.
+    fn crash(&mut self);
+    /// What survived, to restart from.
+    fn recover(&mut self) -> Result<RecoveredState, String>;
+}
+
+impl SimStorage for DurableState {
+    fn persist(&mut self, ready: &Ready, torn_entries: Option<usize>) -> Result<(), String> {
+        if let Some(snapshot) = &ready.snapshot {
+            self.persist_snapshot(snapshot);
+        }
+        match torn_entries {
+            Some(n) => self.persist_entries(&ready.entries[..n.min(ready.entries.len())]),
+            None => {
+                self.persist_entries(&ready.entries);
+                if let Some(hs) = ready.hard_state {
+                    self.hard_state = hs;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        _hard_state: HardState,
+        _tail: &[Entry],
+    ) -> Result<(), String> {
+        self.persist_snapshot(snapshot);
+        Ok(())
+    }
+
+    fn crash(&mut self) {}
+
+    fn recover(&mut self) -> Result<RecoveredState, String> {
+        Ok(self.recovered())
+    }
+}
+
 /// What survives a crash: exactly what the node persisted.
 #[derive(Debug, Clone, Default)]
 pub struct DurableState {
@@ -121,7 +176,7 @@ pub struct SimNode {
     /// The running Raft core; `None` while crashed.
     pub raft: Option<RawNode>,
     /// What it persisted.
-    pub disk: DurableState,
+    pub disk: Box<dyn SimStorage>,
     /// Its state machine (rebuilt from the snapshot on restart).
     pub sm: StateMachine,
     /// Confirmed reads waiting for the state machine to catch up: (ctx, read index).
@@ -131,13 +186,8 @@ pub struct SimNode {
 }
 
 impl SimNode {
-    /// A node starting from `state` (bootstrap member or empty spare).
-    pub fn new(id: NodeId, state: RecoveredState) -> SimNode {
-        let mut disk =
-            DurableState { hard_state: state.hard_state, snapshot: state.snapshot, entries: state.entries };
-        if disk.snapshot.is_none() {
-            disk.snapshot = Some(Snapshot::default());
-        }
+    /// A node whose storage starts with what `disk` holds (bootstrap member or empty spare).
+    pub fn new(id: NodeId, disk: Box<dyn SimStorage>) -> SimNode {
         SimNode {
             id,
             raft: None,
@@ -151,34 +201,24 @@ impl SimNode {
     /// Starts (or restarts) the node from its durable state.
     pub fn boot(&mut self, config: Config, rng_seed: u64) -> Result<(), String> {
         let rng = Box::new(super::rng::SimRng::new(rng_seed));
-        let raft = RawNode::new(config, self.disk.recovered(), rng).map_err(|e| e.to_string())?;
-        self.sm = self.disk.snapshot.as_ref().map_or_else(StateMachine::default, StateMachine::from_snapshot);
+        let state = self.disk.recover()?;
+        self.sm = state.snapshot.as_ref().map_or_else(StateMachine::default, StateMachine::from_snapshot);
+        let raft = RawNode::new(config, state, rng).map_err(|e| e.to_string())?;
         self.raft = Some(raft);
         Ok(())
     }
 
     /// Loses everything not persisted.
     pub fn crash(&mut self) {
+        self.disk.crash();
         self.raft = None;
         self.confirmed_reads.clear();
         self.led_term = None;
     }
 
-    /// Step 1 of the Ready contract. `torn_entries` persists only that many entries and no hard
-    /// state, modelling a crash in the middle of the write.
-    pub fn persist(&mut self, ready: &Ready, torn_entries: Option<usize>) {
-        if let Some(snapshot) = &ready.snapshot {
-            self.disk.persist_snapshot(snapshot);
-        }
-        match torn_entries {
-            Some(n) => self.disk.persist_entries(&ready.entries[..n.min(ready.entries.len())]),
-            None => {
-                self.disk.persist_entries(&ready.entries);
-                if let Some(hs) = ready.hard_state {
-                    self.disk.hard_state = hs;
-                }
-            }
-        }
+    /// Step 1 of the Ready contract (see [`SimStorage::persist`]).
+    pub fn persist(&mut self, ready: &Ready, torn_entries: Option<usize>) -> Result<(), String> {
+        self.disk.persist(ready, torn_entries)
     }
 
     /// Takes a snapshot of the state machine and compacts the log behind it, keeping
@@ -190,7 +230,9 @@ impl SimNode {
             return Ok(());
         }
         let snapshot = raft.create_snapshot(index, self.sm.encode()).map_err(|e| e.to_string())?;
-        self.disk.persist_snapshot(&snapshot);
+        let tail: Vec<Entry> =
+            (index.0 + 1..=raft.last_index().0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();
+        self.disk.save_snapshot(&snapshot, raft.hard_state(), &tail)?;
         let compact_to = LogIndex(index.0.saturating_sub(trailing));
         raft.compact(compact_to).map_err(|e| e.to_string())?;
         Ok(())
