@@ -4,7 +4,7 @@
 //! nothing else is affected.
 
 use super::error::TransportError;
-use super::frame::{read_frame, Frame};
+use super::frame::{read_frame, Frame, FrameError};
 use super::handshake;
 use super::peer::stopped;
 use super::rpc::Responder;
@@ -206,6 +206,10 @@ impl InboundConn {
                 tokio::time::timeout(limits.idle_timeout, read_frame(&mut rd, limits.frame_bytes_max)).await;
             let (frame, bytes) = match read {
                 Err(_) => return format!("nothing received for {:?}", limits.idle_timeout),
+                Ok(Err(FrameError::Closed)) => {
+                    tracing::debug!(peer = %link.peer, addr = %self.addr, "peer closed the connection");
+                    return FrameError::Closed.to_string();
+                }
                 Ok(Err(e)) => {
                     tracing::warn!(peer = %link.peer, addr = %self.addr, error = %e, "bad frame; closing the connection");
                     return e.to_string();
