@@ -2,9 +2,11 @@
 //!
 //! A cluster is a set of nodes; the key space is split into shards; every shard is a Raft group
 //! (see the `ppdb-raft` crate) replicated on several nodes. Clients speak the Redis protocol.
-//! The layers, top to bottom, are described in `DESIGN.md`; this crate grows them one issue at a
-//! time. Today it holds the error model every layer maps onto and the durable storage layer
-//! ([`storage`]: write-ahead log, snapshot files, data-directory lock).
+//! The layers, top to bottom (see `DESIGN.md`): [`cli`] (the `ppdb` binary), [`server`] (RESP
+//! and HTTP admin), [`kv`] (a shard's state machine), [`node`] (the runtime driving the Raft
+//! groups), [`transport`] (peer TCP), [`storage`] (write-ahead log, snapshot files, disk), with
+//! [`codec`] for the binary formats and [`error`] for the seed's error codes every layer maps
+//! onto.
 
 pub mod cli;
 pub mod codec;
@@ -13,6 +15,7 @@ pub mod error;
 pub mod kv;
 pub mod node;
 pub mod server;
+pub mod shutdown;
 pub mod storage;
 pub mod transport;
 

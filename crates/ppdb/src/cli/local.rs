@@ -108,21 +108,7 @@ fn wait_for_stop(children: &mut [(u64, Child)]) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the signal handler: {e}"))?;
     let _signals = std::thread::spawn(move || {
-        runtime.block_on(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            let terminated = async {
-                match term.as_mut() {
-                    Some(t) => {
-                        t.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminated => {}
-            }
-        });
+        runtime.block_on(crate::shutdown::signal());
         flag.store(true, std::sync::atomic::Ordering::SeqCst);
     });
     loop {

@@ -224,7 +224,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     );
 
     let outcome = tokio::select! {
-        _ = shutdown_signal() => {
+        _ = crate::shutdown::signal() => {
             tracing::info!("shutting down");
             Ok(())
         }
@@ -243,20 +243,4 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         let _ = tokio::time::timeout(Duration::from_secs(5), runtime_task).await;
     }
     outcome
-}
-
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminated => {}
-    }
 }
