@@ -327,6 +327,7 @@ impl Raft {
     fn step_leader(&mut self, m: Message) {
         if let Some(pr) = self.progress.get_mut(&m.from) {
             pr.recent_active = true;
+            pr.silent_ticks = 0;
         }
         match m.body {
             MessageBody::AppendResponse { reject, index, hint_index, hint_term } => {

@@ -56,6 +56,8 @@ pub struct FollowerStatus {
     pub matched: LogIndex,
     /// Flow-control state.
     pub state: ProgressState,
+    /// Ticks since the follower last answered this leader (0 right after an election).
+    pub silent_ticks: u64,
 }
 
 /// A snapshot of the node's Raft state, for status pages and metrics.
@@ -277,7 +279,12 @@ impl RawNode {
             followers: r
                 .progress
                 .iter()
-                .map(|(&id, pr)| FollowerStatus { id, matched: pr.matched, state: pr.state })
+                .map(|(&id, pr)| FollowerStatus {
+                    id,
+                    matched: pr.matched,
+                    state: pr.state,
+                    silent_ticks: pr.silent_ticks,
+                })
                 .collect(),
         }
     }

@@ -35,6 +35,9 @@ pub struct ReplicationProgress {
     pub inflights: VecDeque<LogIndex>,
     /// Heard from since the last check-quorum round.
     pub recent_active: bool,
+    /// Leader ticks since the follower last answered (failure detection for operators; the
+    /// protocol itself does not use it).
+    pub silent_ticks: u64,
     /// Highest ReadIndex round this follower acknowledged in the current term.
     pub read_round_acked: u64,
     /// Snapshot state: heartbeats answered since the snapshot was sent. The snapshot is
@@ -57,6 +60,7 @@ impl ReplicationProgress {
             probe_sent: false,
             inflights: VecDeque::new(),
             recent_active: false,
+            silent_ticks: 0,
             read_round_acked: 0,
             heartbeats_since_snapshot: 0,
             stalled_heartbeats: 0,

@@ -33,6 +33,9 @@ impl Raft {
 
     /// Leader clock: heartbeats, check-quorum, and the leader-transfer deadline.
     pub(super) fn tick_leader(&mut self) {
+        for pr in self.progress.values_mut() {
+            pr.silent_ticks = pr.silent_ticks.saturating_add(1);
+        }
         self.heartbeat_elapsed += 1;
         self.election_elapsed += 1;
         if self.election_elapsed >= self.cfg.election_timeout_ticks {
