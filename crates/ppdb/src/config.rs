@@ -5,6 +5,7 @@
 //! variables (`PPDB_*`) and command-line flags. [`NodeConfig::validate`] checks the result and
 //! says which setting is wrong and why.
 
+use crate::node::MembershipPolicy;
 use ppdb_raft::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -70,6 +71,12 @@ pub struct NodeConfig {
     /// Founding members' peer addresses, when bootstrapping a new cluster.
     #[serde(with = "member_map")]
     pub bootstrap: BTreeMap<u64, SocketAddr>,
+    /// Peer address of any member of a running cluster to join through (first start only).
+    pub join: Option<SocketAddr>,
+    /// How long a member may be unreachable before the cluster removes it (when that keeps a
+    /// safe quorum: at least 3 active members remain, a majority of them reachable); 0 never
+    /// removes a node automatically.
+    pub failed_node_timeout_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -84,6 +91,8 @@ impl Default for NodeConfig {
             request_timeout_ms: 5000,
             snapshot_entries: 50_000,
             bootstrap: BTreeMap::new(),
+            join: None,
+            failed_node_timeout_ms: 60_000,
         }
     }
 }
@@ -111,6 +120,27 @@ impl NodeConfig {
     /// This node's id.
     pub fn node_id(&self) -> NodeId {
         NodeId(self.peer.node_id)
+    }
+
+    /// The peer address this node listens on and announces (`[peer] host:port`, resolved).
+    pub fn peer_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        let text = format!("{}:{}", self.peer.host, self.peer.port);
+        text.to_socket_addrs()
+            .map_err(|e| invalid("peer.host", format!("cannot resolve `{text}`: {e}")))?
+            .next()
+            .ok_or_else(|| invalid("peer.host", format!("`{text}` resolves to no address")))
+    }
+
+    /// How group memberships follow the directory: the failure timeout in ticks, and a floor
+    /// of 3 voters for automatic removal.
+    pub fn membership_policy(&self) -> MembershipPolicy {
+        let tick_ms = self.tick_ms.max(1);
+        MembershipPolicy {
+            failed_after_ticks: (self.failed_node_timeout_ms > 0)
+                .then(|| self.failed_node_timeout_ms / tick_ms),
+            ..MembershipPolicy::default()
+        }
     }
 
     /// The Raft settings derived from the seed's millisecond timeouts.
@@ -165,6 +195,15 @@ impl NodeConfig {
         }
         if self.bootstrap.contains_key(&0) {
             return Err(invalid("bootstrap", "node id 0 is reserved"));
+        }
+        if self.join.is_some() && !self.bootstrap.is_empty() {
+            return Err(invalid("join", "a node either bootstraps a new cluster or joins one, not both"));
+        }
+        if self.failed_node_timeout_ms != 0 && self.failed_node_timeout_ms < 3 * p.election_timeout_ms {
+            return Err(invalid(
+                "failed_node_timeout_ms",
+                "must be 0 (never remove automatically) or at least 3 election timeouts",
+            ));
         }
         Ok(())
     }

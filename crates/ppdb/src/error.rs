@@ -22,6 +22,29 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as one byte in peer-to-peer answers.
+    pub fn to_wire(self) -> u8 {
+        match self {
+            ErrorCode::Network => 0,
+            ErrorCode::Timeout => 1,
+            ErrorCode::Consensus => 2,
+            ErrorCode::Partition => 3,
+            ErrorCode::State => 4,
+        }
+    }
+
+    /// The code of a byte written by [`ErrorCode::to_wire`].
+    pub fn from_wire(byte: u8) -> Option<ErrorCode> {
+        Some(match byte {
+            0 => ErrorCode::Network,
+            1 => ErrorCode::Timeout,
+            2 => ErrorCode::Consensus,
+            3 => ErrorCode::Partition,
+            4 => ErrorCode::State,
+            _ => return None,
+        })
+    }
+
     /// The code as it appears on the wire, e.g. the first word of a RESP error.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,4 +1,4 @@
-//! `ppdb cluster`: look at a running cluster through a node's HTTP admin address.
+//! `ppdb cluster`: look at or change a running cluster through a node's HTTP admin address.
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -19,12 +19,38 @@ pub struct ClusterArgs {
 pub enum ClusterAction {
     /// Print each node's state and each shard's leader, term, commit index and lag.
     Status,
+    /// Take the node behind --admin out of the cluster gracefully: it hands its leaderships
+    /// over (LEAVING), is removed from every group (INACTIVE), and stops.
+    Leave,
+    /// Remove node NODE from the cluster, through the node behind --admin. Refused if the
+    /// members left reachable would not form a majority.
+    Remove {
+        /// The node id to remove.
+        node: u64,
+    },
 }
 
 /// Runs a `ppdb cluster` operation.
 pub fn run(args: ClusterArgs) -> Result<(), String> {
     match args.action {
         ClusterAction::Status => status(&args.admin),
+        ClusterAction::Leave => post(&args.admin, "/cluster/leave"),
+        ClusterAction::Remove { node } => post(&args.admin, &format!("/cluster/remove/{node}")),
+    }
+}
+
+/// Sends a membership change to the admin endpoint and prints its answer.
+fn post(admin: &str, path: &str) -> Result<(), String> {
+    let url = format!("http://{admin}{path}");
+    match ureq::post(&url).timeout(std::time::Duration::from_secs(30)).call() {
+        Ok(response) => {
+            print!("{}", response.into_string().unwrap_or_default());
+            Ok(())
+        }
+        Err(ureq::Error::Status(code, response)) => {
+            Err(format!("{url} answered {code}: {}", response.into_string().unwrap_or_default().trim()))
+        }
+        Err(e) => Err(format!("cannot reach {url}: {e}")),
     }
 }
 
@@ -57,8 +83,17 @@ pub fn render_status(status: &Value) -> String {
         text(&node["cluster_id"]),
         text(&node["state"])
     ));
+    out.push_str(&format!("{:>6} {:>10} {:>22}\n", "member", "state", "peer_addr"));
+    for member in list(&status["members"]) {
+        out.push_str(&format!(
+            "{:>6} {:>10} {:>22}\n",
+            text(&member["id"]),
+            text(&member["state"]),
+            text(&member["peer_addr"])
+        ));
+    }
     out.push_str(&format!(
-        "{:>6} {:>10} {:>8} {:>8} {:>10} {:>10}  followers (id:match:lag)\n",
+        "{:>6} {:>10} {:>8} {:>8} {:>10} {:>10}  followers (id:match:lag); shard 0 is the meta group\n",
         "shard", "role", "term", "leader", "commit", "applied"
     ));
     for shard in list(&status["shards"]) {
@@ -98,6 +133,7 @@ mod tests {
     fn status_table_aligns_columns() {
         let doc = serde_json::json!({
             "node": {"id": 1, "peer_addr": "127.0.0.1:7101", "cluster_id": "local", "state": "ACTIVE"},
+            "members": [{"id": 4, "state": "JOINING", "peer_addr": "127.0.0.1:7104"}],
             "shards": [{"shard": 1, "role": "leader", "term": 3, "leader": 1, "commit": 10, "applied": 10,
                         "followers": [{"id": 2, "match": 10, "lag": 0}]}],
             "peers": [{"id": 2, "connected": true, "rtt_us": 120, "messages_sent": 5}]
@@ -109,5 +145,6 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("     2       true        120"), "{table}");
+        assert!(table.contains("     4    JOINING         127.0.0.1:7104"), "{table}");
     }
 }

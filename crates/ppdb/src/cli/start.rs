@@ -32,9 +32,15 @@ pub struct StartArgs {
     /// Form a new cluster from this member list of peer addresses: 1=HOST:PORT,2=HOST:PORT,...
     #[arg(long, env = "PPDB_BOOTSTRAP", conflicts_with = "join")]
     pub bootstrap: Option<String>,
-    /// Join an existing cluster through any member's peer address.
+    /// Join a running cluster through any member's peer address (HOST:PORT): this node is
+    /// added as a learner, catches up, and becomes a voter. Give --cluster-id if the cluster
+    /// is not named "ppdb".
     #[arg(long, env = "PPDB_JOIN")]
     pub join: Option<String>,
+    /// Milliseconds a member may be unreachable before the cluster removes it, when that keeps
+    /// a safe quorum (default 60000; 0 never removes automatically).
+    #[arg(long, env = "PPDB_FAILED_NODE_TIMEOUT_MS")]
+    pub failed_node_timeout_ms: Option<u64>,
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "PPDB_CONFIG")]
     pub config: Option<PathBuf>,
@@ -114,10 +120,10 @@ impl StartArgs {
             config.bootstrap = parse_members(&list)?;
         }
         if let Some(join) = self.join {
-            return Err(format!(
-                "--join {join}: adding a node to a running cluster is not supported yet; \
-                 start every member with the same --bootstrap list"
-            ));
+            config.join = Some(resolve(&join).map_err(|e| format!("--join: {e}"))?);
+        }
+        if let Some(ms) = self.failed_node_timeout_ms {
+            config.failed_node_timeout_ms = ms;
         }
         if let Some(shards) = self.shards {
             config.shards = shards;

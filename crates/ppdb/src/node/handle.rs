@@ -5,6 +5,7 @@
 //! polled: requests made one after another from one task reach the loop, and so the Raft log,
 //! in that order, even if their answers are awaited together (pipelining).
 
+use super::directory::{DirectoryCommand, DirectoryOutput};
 use super::runtime::GroupReport;
 use super::runtime::Request;
 use super::state_machine::StateMachine;
@@ -78,6 +79,14 @@ impl<S: StateMachine> NodeHandle<S> {
         let (replies, receivers) = channels(queries.len());
         let sent = self.requests.send(Request::Read { group, queries, replies }).is_ok();
         wait_all(sent, receivers, self.timeout, "a linearizable read")
+    }
+
+    /// Records `command` in the cluster directory through the meta group, if this node leads
+    /// it (otherwise [`Error::Consensus`] names the leader it knows). The inner result is the
+    /// directory's verdict: refused commands change nothing.
+    pub async fn propose_membership(&self, command: DirectoryCommand) -> Result<DirectoryOutput, Error> {
+        let submitted = self.submit(|reply| Request::Membership { command, reply });
+        wait(submitted, self.timeout, "a membership change").await?
     }
 
     /// Every group's Raft status on this node.

@@ -5,16 +5,20 @@
 //! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
 //! replicates any [`state_machine::StateMachine`].
 
+pub mod directory;
 pub mod handle;
 pub mod lifecycle;
 pub mod raft_storage;
+pub mod reconcile;
 pub mod replica;
 pub mod runtime;
 pub mod state_machine;
 
+pub use directory::{Directory, DirectoryCommand, MemberStatus};
 pub use handle::NodeHandle;
 pub use lifecycle::PeerState;
-pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig};
+pub use reconcile::MembershipPolicy;
+pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GROUP};
 pub use state_machine::StateMachine;
 
 #[cfg(test)]

@@ -112,8 +112,71 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    fn serve_reads(&mut self) {
+        let applied = self.applied;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
+            .into_iter()
+            .partition(|(index, _)| *index <= applied);
+        self.reads_awaiting_apply = waiting;
+        for read in ready.into_iter().flat_map(|(_, reads)| reads) {
+            let _ = read.reply.send(Ok(self.sm.query(&read.query)));
+        }
+    }
+
+    fn housekeeping_in_flight(&self) -> bool {
+        self.housekeeping_index.is_some_and(|index| index > self.applied)
+    }
+
+    /// The last applied index.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// The state machine, as of the last applied entry.
+    pub fn state(&self) -> &S {
+        &self.sm
+    }
+}
+
+/// What the runtime does with every replica it hosts, whatever its state machine: the Ready
+/// steps after persisting, and the upkeep around them.
+pub trait GroupReplica: Send {
+    /// The Raft core.
+    fn raft(&mut self) -> &mut RawNode;
+
     /// Loads a snapshot received from the leader into the state machine.
-    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error>;
+
+    /// Applies committed entries in order and answers the proposals they settle.
+    fn apply(&mut self, entries: Vec<Entry>);
+
+    /// Records confirmed read indexes and serves the reads whose index is applied.
+    fn confirm_reads(&mut self, states: Vec<ReadState>);
+
+    /// After a role change: a replica that stopped leading fails its pending reads (they can
+    /// be retried at the new leader); proposals stay, since they may still commit.
+    fn observe_role(&mut self);
+
+    /// Whether enough was applied since the last snapshot to take a new one.
+    fn wants_snapshot(&self, entries_between_snapshots: u64) -> bool;
+
+    /// Takes a snapshot of the state machine at the applied index, for a checkpoint.
+    fn take_snapshot(&mut self) -> Result<Snapshot, Error>;
+
+    /// On the leader: proposes the state machine's housekeeping command, if it has one and no
+    /// earlier one is still in flight.
+    fn housekeeping(&mut self, now_ms: u64);
+
+    /// Campaigns started and won here (the seed's election frequency).
+    fn elections(&self) -> (u64, u64);
+}
+
+impl<S: StateMachine> GroupReplica for Replica<S> {
+    fn raft(&mut self) -> &mut RawNode {
+        &mut self.raft
+    }
+
+    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
         self.sm = S::restore(&snapshot.data).map_err(|reason| {
             Error::State(format!(
                 "snapshot of group {} at {} is unreadable: {reason}",
@@ -125,8 +188,7 @@ impl<S: StateMachine> Replica<S> {
         Ok(())
     }
 
-    /// Applies committed entries in order and answers the proposals they settle.
-    pub fn apply(&mut self, entries: Vec<Entry>) {
+    fn apply(&mut self, entries: Vec<Entry>) {
         for entry in entries {
             if entry.index <= self.applied {
                 continue;
@@ -148,8 +210,7 @@ impl<S: StateMachine> Replica<S> {
         self.serve_reads();
     }
 
-    /// Records confirmed read indexes and serves the reads whose index is applied.
-    pub fn confirm_reads(&mut self, states: Vec<ReadState>) {
+    fn confirm_reads(&mut self, states: Vec<ReadState>) {
         for state in states {
             if let Some(reads) = self.reads_awaiting_index.remove(&state.ctx) {
                 self.reads_awaiting_apply.push((state.index, reads));
@@ -158,20 +219,7 @@ impl<S: StateMachine> Replica<S> {
         self.serve_reads();
     }
 
-    fn serve_reads(&mut self) {
-        let applied = self.applied;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
-            .into_iter()
-            .partition(|(index, _)| *index <= applied);
-        self.reads_awaiting_apply = waiting;
-        for read in ready.into_iter().flat_map(|(_, reads)| reads) {
-            let _ = read.reply.send(Ok(self.sm.query(&read.query)));
-        }
-    }
-
-    /// After a role change: a replica that stopped leading fails its pending reads (they can
-    /// be retried at the new leader); proposals stay, since they may still commit.
-    pub fn observe_role(&mut self) {
+    fn observe_role(&mut self) {
         let role = self.raft.role();
         if role == self.role {
             return;
@@ -190,13 +238,11 @@ impl<S: StateMachine> Replica<S> {
         self.role = role;
     }
 
-    /// Whether enough was applied since the last snapshot to take a new one.
-    pub fn wants_snapshot(&self, entries_between_snapshots: u64) -> bool {
+    fn wants_snapshot(&self, entries_between_snapshots: u64) -> bool {
         self.applied_since_snapshot >= entries_between_snapshots
     }
 
-    /// Takes a snapshot of the state machine at the applied index, for a checkpoint.
-    pub fn take_snapshot(&mut self) -> Result<Snapshot, Error> {
+    fn take_snapshot(&mut self) -> Result<Snapshot, Error> {
         let snapshot = self
             .raft
             .create_snapshot(self.applied, self.sm.snapshot())
@@ -205,9 +251,7 @@ impl<S: StateMachine> Replica<S> {
         Ok(snapshot)
     }
 
-    /// On the leader: proposes the state machine's housekeeping command, if it has one and no
-    /// earlier one is still in flight.
-    pub fn housekeeping(&mut self, now_ms: u64) {
+    fn housekeeping(&mut self, now_ms: u64) {
         if self.raft.role() != PeerRole::Leader || self.housekeeping_in_flight() {
             return;
         }
@@ -218,12 +262,7 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
-    fn housekeeping_in_flight(&self) -> bool {
-        self.housekeeping_index.is_some_and(|index| index > self.applied)
-    }
-
-    /// The last applied index.
-    pub fn applied(&self) -> LogIndex {
-        self.applied
+    fn elections(&self) -> (u64, u64) {
+        (self.elections_started, self.elections_won)
     }
 }

@@ -5,13 +5,20 @@
 //! the Readies of all groups, queues all their records in the shared WAL and waits for *one*
 //! group-commit fsync covering them, then sends, applies and answers. Inputs that arrive during
 //! the fsync are batched into the next turn, so the loop batches more the busier it is.
+//!
+//! Group 0, when hosted, is the meta group: its state machine is the cluster [`Directory`].
+//! The loop publishes every new directory (for the transport's peer list and the status
+//! pages) and, on each housekeeping round, lets each group it leads follow the directory
+//! ([`super::reconcile`]).
 
+use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
 use super::raft_storage::RaftStorage;
-use super::replica::{Replica, Reply};
+use super::reconcile::{self, GroupAction, MembershipPolicy};
+use super::replica::{GroupReplica, Replica, Reply};
 use super::state_machine::StateMachine;
 use crate::error::Error;
 use crate::storage::wal::GroupId;
-use ppdb_raft::{Config, LogIndex, Message, NodeId, RawNode, RecoveredState, Status};
+use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RawNode, RecoveredState, Status};
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +30,9 @@ const INPUTS_PER_TURN_MAX: usize = 4096;
 
 /// Ticks between two housekeeping rounds on leaders.
 const HOUSEKEEPING_TICKS: u64 = 10;
+
+/// The meta group's id.
+pub const META_GROUP: GroupId = GroupId(0);
 
 /// Sends Raft messages to peers. Implemented by the TCP transport, and by in-memory networks
 /// in tests.
@@ -51,6 +61,14 @@ pub enum Request<S: StateMachine> {
         queries: Vec<S::Query>,
         /// Where the answers go, one per query.
         replies: Vec<Reply<S::Output>>,
+    },
+    /// Record `command` in the cluster directory through the meta group. Refused with
+    /// [`Error::Consensus`] (not leader) on a node that does not lead it.
+    Membership {
+        /// The change.
+        command: DirectoryCommand,
+        /// Where the outcome goes.
+        reply: Reply<DirectoryOutput>,
     },
     /// Report every group's Raft status.
     Status {
@@ -86,14 +104,20 @@ pub struct RuntimeConfig {
     /// Entries kept in memory behind a snapshot, so briefly lagging followers get entries
     /// rather than the whole snapshot.
     pub entries_kept_after_snapshot: u64,
+    /// How group memberships follow the directory (used when the meta group is hosted).
+    pub membership: MembershipPolicy,
 }
 
 /// The node's event loop and the replicas it drives.
 pub struct Runtime<S: StateMachine> {
     config: RuntimeConfig,
+    /// The meta group's replica, when this node hosts it.
+    meta: Option<Replica<Directory>>,
+    /// The data groups' replicas.
     groups: BTreeMap<GroupId, Replica<S>>,
     storage: Arc<RaftStorage>,
     outbox: Arc<dyn Outbox>,
+    directory: watch::Sender<Directory>,
 }
 
 impl<S: StateMachine> Runtime<S> {
@@ -115,30 +139,22 @@ impl<S: StateMachine> Runtime<S> {
             }
             recovered.insert(group, state);
         }
+        let meta = match recovered.remove(&META_GROUP) {
+            Some(state) => Some(replica::<Directory>(&config, META_GROUP, state)?),
+            None => None,
+        };
         let mut groups = BTreeMap::new();
         for (group, state) in recovered {
-            groups.insert(group, Self::replica(&config, group, state)?);
+            groups.insert(group, replica(&config, group, state)?);
         }
-        Ok(Runtime { config, groups, storage, outbox })
+        let directory = watch::Sender::new(meta.as_ref().map(|m| m.state().clone()).unwrap_or_default());
+        Ok(Runtime { config, meta, groups, storage, outbox, directory })
     }
 
-    fn replica(config: &RuntimeConfig, group: GroupId, state: RecoveredState) -> Result<Replica<S>, Error> {
-        let (sm, applied) = match &state.snapshot {
-            Some(snapshot) => {
-                let sm = S::restore(&snapshot.data).map_err(|reason| {
-                    Error::State(format!("snapshot of group {} is unreadable: {reason}", group.0))
-                })?;
-                (sm, snapshot.meta.index)
-            }
-            None => (S::restore(&[]).map_err(Error::State)?, LogIndex(0)),
-        };
-        let mut raft_config = config.raft.clone();
-        raft_config.id = config.node;
-        let seed = rng_seed(config.node, group);
-        let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(seed));
-        let raft = RawNode::new(raft_config, state, rng)
-            .map_err(|e| Error::State(format!("group {}: {e}", group.0)))?;
-        Ok(Replica::new(group, raft, sm, applied))
+    /// The cluster directory as this node last applied it; changes are published as they
+    /// are applied. Empty when the meta group is not hosted.
+    pub fn directory(&self) -> watch::Receiver<Directory> {
+        self.directory.subscribe()
     }
 
     /// Runs until `shutdown` turns true or every input closes. Returns an error only for
@@ -162,13 +178,7 @@ impl<S: StateMachine> Runtime<S> {
                 }
                 _ = ticker.tick() => {
                     ticks += 1;
-                    let now_ms = (ticks % HOUSEKEEPING_TICKS == 0).then(wall_clock_ms);
-                    for replica in self.groups.values_mut() {
-                        replica.raft.tick();
-                        if let Some(now_ms) = now_ms {
-                            replica.housekeeping(now_ms);
-                        }
-                    }
+                    self.tick(ticks);
                 }
                 Some((group, message)) = inbound.recv() => {
                     self.step(group, message);
@@ -196,13 +206,76 @@ impl<S: StateMachine> Runtime<S> {
         Ok(())
     }
 
+    /// One timer tick for every group; every [`HOUSEKEEPING_TICKS`], the leaders' upkeep.
+    fn tick(&mut self, ticks: u64) {
+        let housekeeping = ticks % HOUSEKEEPING_TICKS == 0;
+        let now_ms = wall_clock_ms();
+        for (_, replica) in hosted(&mut self.meta, &mut self.groups) {
+            replica.raft().tick();
+            if housekeeping {
+                replica.housekeeping(now_ms);
+            }
+        }
+        if housekeeping {
+            self.reconcile();
+        }
+    }
+
+    /// Lets every group this node leads take its next step towards the directory, and, on
+    /// the meta leader, moves nodes along their lifecycle.
+    fn reconcile(&mut self) {
+        let Some(meta) = self.meta.as_mut() else { return };
+        let directory = meta.state().clone();
+        let policy = self.config.membership;
+        for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
+            let raft = replica.raft();
+            if raft.role() != PeerRole::Leader {
+                continue;
+            }
+            let status = raft.status();
+            match reconcile::next_group_action(&directory, &status, group == META_GROUP, &policy) {
+                Some(GroupAction::Change(change)) => match raft.propose_conf_change(change) {
+                    Ok(index) => {
+                        tracing::info!(group = group.0, ?change, %index, "membership change proposed")
+                    }
+                    Err(e) => {
+                        tracing::debug!(group = group.0, ?change, error = %e, "membership change not proposed yet")
+                    }
+                },
+                Some(GroupAction::TransferLeadership(to)) => {
+                    tracing::info!(group = group.0, %to, "handing leadership over before leaving");
+                    raft.transfer_leader(to);
+                }
+                None => {}
+            }
+        }
+        let Some(meta) = self.meta.as_mut() else { return };
+        if meta.raft.role() != PeerRole::Leader {
+            return;
+        }
+        let meta_status = meta.raft.status();
+        let data: Vec<Status> = self.groups.values().map(|r| r.raft.status()).collect();
+        if let Some(command) = reconcile::next_directory_command(&directory, &meta_status, &data, &policy) {
+            tracing::info!(?command, "directory change proposed");
+            let (reply, _) = tokio::sync::oneshot::channel();
+            meta.propose(vec![command.encode()], vec![reply]);
+        }
+    }
+
     fn step(&mut self, group: GroupId, message: Message) {
-        match self.groups.get_mut(&group) {
-            Some(replica) => replica.raft.step(message),
+        match self.replica_mut(group) {
+            Some(replica) => replica.raft().step(message),
             None => {
                 tracing::debug!(group = group.0, from = %message.from, "message for a group not hosted here")
             }
         }
+    }
+
+    fn replica_mut(&mut self, group: GroupId) -> Option<&mut dyn GroupReplica> {
+        if group == META_GROUP {
+            return self.meta.as_mut().map(|m| m as &mut dyn GroupReplica);
+        }
+        self.groups.get_mut(&group).map(|r| r as &mut dyn GroupReplica)
     }
 
     fn handle(&mut self, request: Request<S>) {
@@ -215,15 +288,15 @@ impl<S: StateMachine> Runtime<S> {
                 Some(replica) => replica.read(queries, replies),
                 None => fail_all(replies, group),
             },
+            Request::Membership { command, reply } => match self.meta.as_mut() {
+                Some(meta) => meta.propose(vec![command.encode()], vec![reply]),
+                None => fail_all(vec![reply], META_GROUP),
+            },
             Request::Status { reply } => {
-                let reports = self
-                    .groups
-                    .iter()
-                    .map(|(&group, r)| GroupReport {
-                        group,
-                        raft: r.raft.status(),
-                        elections_started: r.elections_started,
-                        elections_won: r.elections_won,
+                let reports = hosted(&mut self.meta, &mut self.groups)
+                    .map(|(group, r)| {
+                        let (elections_started, elections_won) = r.elections();
+                        GroupReport { group, raft: r.raft().status(), elections_started, elections_won }
                     })
                     .collect();
                 let _ = reply.send(reports);
@@ -234,9 +307,10 @@ impl<S: StateMachine> Runtime<S> {
     /// One round of the Ready contract for every group with work, sharing one fsync.
     async fn process_readies(&mut self) -> Result<(), Error> {
         let mut readies = Vec::new();
-        for (&group, replica) in self.groups.iter_mut() {
-            if replica.raft.has_ready() {
-                readies.push((group, replica.raft.ready()));
+        for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
+            let raft = replica.raft();
+            if raft.has_ready() {
+                readies.push((group, raft.ready()));
             }
         }
         if readies.is_empty() {
@@ -259,22 +333,38 @@ impl<S: StateMachine> Runtime<S> {
         if let Some(ticket) = last_ticket {
             ticket.await?;
         }
+        let mut directory_changed = false;
         for (group, ready) in readies {
-            let Some(replica) = self.groups.get_mut(&group) else { continue };
+            let entries_between_snapshots = self.config.entries_between_snapshots;
+            let outbox = Arc::clone(&self.outbox);
+            let Some(replica) = self.replica_mut(group) else { continue };
             // 2. Send what had to wait for durability.
             for message in ready.messages {
-                self.outbox.send(group, message);
+                outbox.send(group, message);
             }
             // 3. Apply, 4. serve reads, 5. advance.
+            directory_changed |=
+                group == META_GROUP && (ready.snapshot.is_some() || !ready.committed_entries.is_empty());
             if let Some(snapshot) = &ready.snapshot {
                 replica.install_snapshot(snapshot)?;
             }
             replica.apply(ready.committed_entries);
             replica.confirm_reads(ready.read_states);
-            replica.raft.advance();
+            replica.raft().advance();
             replica.observe_role();
-            if replica.wants_snapshot(self.config.entries_between_snapshots) {
+            if replica.wants_snapshot(entries_between_snapshots) {
                 self.checkpoint(group)?;
+            }
+        }
+        if directory_changed {
+            if let Some(meta) = &self.meta {
+                self.directory.send_if_modified(|published| {
+                    let changed = published != meta.state();
+                    if changed {
+                        *published = meta.state().clone();
+                    }
+                    changed
+                });
             }
         }
         Ok(())
@@ -283,22 +373,53 @@ impl<S: StateMachine> Runtime<S> {
     /// Snapshots a group's state machine, makes it the base of its durable state, and
     /// compacts its in-memory log.
     fn checkpoint(&mut self, group: GroupId) -> Result<(), Error> {
-        let Some(replica) = self.groups.get_mut(&group) else { return Ok(()) };
+        let storage = Arc::clone(&self.storage);
+        let kept = self.config.entries_kept_after_snapshot;
+        let Some(replica) = self.replica_mut(group) else { return Ok(()) };
         let snapshot = replica.take_snapshot()?;
         let index = snapshot.meta.index;
-        let last = replica.raft.last_index();
-        let tail: Vec<_> =
-            (index.0 + 1..=last.0).filter_map(|i| replica.raft.entry(LogIndex(i)).cloned()).collect();
-        let hard_state = replica.raft.hard_state();
-        let storage = Arc::clone(&self.storage);
+        let raft = replica.raft();
+        let last = raft.last_index();
+        let tail: Vec<_> = (index.0 + 1..=last.0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();
+        let hard_state = raft.hard_state();
         tokio::task::block_in_place(|| storage.checkpoint(group, &snapshot, &hard_state, &tail))?;
-        let compact_to = LogIndex(index.0.saturating_sub(self.config.entries_kept_after_snapshot));
-        replica
-            .raft
-            .compact(compact_to)
-            .map_err(|e| Error::State(format!("compact group {}: {e}", group.0)))?;
+        let compact_to = LogIndex(index.0.saturating_sub(kept));
+        raft.compact(compact_to).map_err(|e| Error::State(format!("compact group {}: {e}", group.0)))?;
         Ok(())
     }
+}
+
+/// A replica of `group` starting from its recovered state.
+fn replica<T: StateMachine>(
+    config: &RuntimeConfig,
+    group: GroupId,
+    state: RecoveredState,
+) -> Result<Replica<T>, Error> {
+    let (sm, applied) = match &state.snapshot {
+        Some(snapshot) => {
+            let sm = T::restore(&snapshot.data).map_err(|reason| {
+                Error::State(format!("snapshot of group {} is unreadable: {reason}", group.0))
+            })?;
+            (sm, snapshot.meta.index)
+        }
+        None => (T::restore(&[]).map_err(Error::State)?, LogIndex(0)),
+    };
+    let mut raft_config = config.raft.clone();
+    raft_config.id = config.node;
+    let seed = rng_seed(config.node, group);
+    let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(seed));
+    let raft =
+        RawNode::new(raft_config, state, rng).map_err(|e| Error::State(format!("group {}: {e}", group.0)))?;
+    Ok(Replica::new(group, raft, sm, applied))
+}
+
+/// Every hosted replica, the meta group's first, as the runtime's common view of them.
+fn hosted<'a, S: StateMachine>(
+    meta: &'a mut Option<Replica<Directory>>,
+    groups: &'a mut BTreeMap<GroupId, Replica<S>>,
+) -> impl Iterator<Item = (GroupId, &'a mut dyn GroupReplica)> {
+    let meta = meta.iter_mut().map(|m| (META_GROUP, m as &mut dyn GroupReplica));
+    meta.chain(groups.iter_mut().map(|(&g, r)| (g, r as &mut dyn GroupReplica)))
 }
 
 fn fail_all<T>(replies: Vec<Reply<T>>, group: GroupId) {

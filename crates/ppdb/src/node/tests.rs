@@ -4,7 +4,7 @@
 use super::raft_storage::RaftStorage;
 use super::runtime::{Outbox, Request, Runtime, RuntimeConfig};
 use super::state_machine::StateMachine;
-use super::NodeHandle;
+use super::{MembershipPolicy, NodeHandle};
 use crate::error::{Error, ErrorCode};
 use crate::storage::disk::{Disk, FsDisk};
 use crate::storage::wal::{GroupId, WalConfig};
@@ -80,6 +80,7 @@ fn start(net: &ChannelNet, root: &Path, id: u64, members: &[NodeId]) -> TestNode
         raft: Config::new(NodeId(id)),
         entries_between_snapshots: 20,
         entries_kept_after_snapshot: 5,
+        membership: MembershipPolicy::default(),
     };
     let bootstrap = BTreeMap::from([(GROUP, RecoveredState::bootstrap(members.iter().copied()))]);
     let runtime: Runtime<Journal> =

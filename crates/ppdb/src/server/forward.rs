@@ -8,7 +8,7 @@
 //!
 //! Operations travel in batches (a client's pipelined commands for one shard), which the leader
 //! submits to its Raft group as a whole so their order survives forwarding.
-//! Request: `shard u64`, `count u32`, then per operation `tag u8` (1 write, 2 read) and its
+//! Request: tag [`SHARD_REQUEST_TAG`] u8, `shard u64`, `count u32`, then per operation `tag u8` (1 write, 2 read) and its
 //! body (the encoded write, or the read as below). Response: `count u32`, then per operation
 //! `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
 
@@ -47,12 +47,16 @@ pub enum ForwardOutcome {
     },
 }
 
+/// First byte of a forwarded shard batch (membership requests use another tag).
+pub const SHARD_REQUEST_TAG: u8 = 1;
+
 /// Most operations in one forwarded batch.
 const BATCH_OPS_MAX: usize = 1 << 16;
 
 /// Encodes a forwarded batch of operations on one shard.
 pub fn encode_request(shard: u64, ops: &[ShardOp]) -> Vec<u8> {
     let mut e = Encoder::default();
+    e.u8(SHARD_REQUEST_TAG);
     e.u64(shard);
     e.u32(u32::try_from(ops.len()).unwrap_or(u32::MAX));
     for op in ops {
@@ -73,6 +77,9 @@ pub fn encode_request(shard: u64, ops: &[ShardOp]) -> Vec<u8> {
 /// Decodes a forwarded batch: the shard and its operations, in order.
 pub fn decode_request(bytes: &[u8]) -> Result<(u64, Vec<ShardOp>), DecodeError> {
     let mut d = Decoder::new(bytes, "forwarded request");
+    if d.u8()? != SHARD_REQUEST_TAG {
+        return Err(d.error("not a shard batch"));
+    }
     let shard = d.u64()?;
     let count = d.count(BATCH_OPS_MAX, 2)?;
     let mut ops = Vec::with_capacity(count);
@@ -247,9 +254,6 @@ fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
     })
 }
 
-const CODES: [ErrorCode; 5] =
-    [ErrorCode::Network, ErrorCode::Timeout, ErrorCode::Consensus, ErrorCode::Partition, ErrorCode::State];
-
 fn encode_outcome(e: &mut Encoder, outcome: &ForwardOutcome) {
     match outcome {
         ForwardOutcome::Done(reply) => {
@@ -262,7 +266,7 @@ fn encode_outcome(e: &mut Encoder, outcome: &ForwardOutcome) {
         }
         ForwardOutcome::Failed { code, message } => {
             e.u8(2);
-            e.u8(CODES.iter().position(|c| c == code).unwrap_or(4) as u8);
+            e.u8(code.to_wire());
             e.bytes(message.as_bytes());
         }
     }
@@ -276,7 +280,7 @@ fn decode_outcome(d: &mut Decoder<'_>) -> Result<ForwardOutcome, DecodeError> {
             id => Some(NodeId(id)),
         }),
         2 => {
-            let code = CODES.get(d.u8()? as usize).copied().ok_or_else(|| d.error("unknown error code"))?;
+            let code = ErrorCode::from_wire(d.u8()?).ok_or_else(|| d.error("unknown error code"))?;
             let message = String::from_utf8_lossy(d.bytes(64 * 1024)?).into_owned();
             ForwardOutcome::Failed { code, message }
         }

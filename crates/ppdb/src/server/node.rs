@@ -4,18 +4,23 @@
 use super::admin;
 use super::context::{ServerContext, ServerStats};
 use super::executor::Executor;
+use super::forward::SHARD_REQUEST_TAG;
 use super::listener;
+use super::membership::MembershipService;
 use super::report::NodeReport;
 use super::resp::RespLimits;
 use super::shard::KvShard;
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
-use crate::node::{NodeHandle, Outbox, Runtime, RuntimeConfig};
+use crate::node::state_machine::StateMachine as _;
+use crate::node::{Directory, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, META_GROUP};
 use crate::storage::disk::{Disk, FsDisk};
 use crate::storage::lock::DataDirLock;
 use crate::storage::wal::{GroupId, WalConfig};
-use crate::transport::{InboundEvent, Transport, TransportConfig, TransportLimits};
+use crate::transport::{
+    InboundEvent, LinkState, RefusalReason, Transport, TransportConfig, TransportError, TransportLimits,
+};
 use ppdb_raft::{Message, NodeId, RecoveredState};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,8 +45,13 @@ pub struct ClusterFile {
     pub node_id: u64,
     /// Number of data shards.
     pub shards: u32,
-    /// Members' peer addresses.
+    /// Members' peer addresses, as last known (the meta group's directory is authoritative;
+    /// this copy lets a restarting node find its peers).
     pub members: BTreeMap<u64, SocketAddr>,
+    /// Whether this node joined a running cluster (its groups start empty and are filled by
+    /// the leaders) rather than founding it (its groups start from the bootstrap membership).
+    #[serde(default)]
+    pub joined: bool,
 }
 
 impl ClusterFile {
@@ -49,51 +59,56 @@ impl ClusterFile {
         dir.join("cluster.json")
     }
 
-    /// Reads the cluster file, or creates it from the bootstrap configuration.
-    pub fn load_or_create(config: &NodeConfig) -> Result<ClusterFile, Error> {
+    /// Reads the cluster file of the data directory, if there is one.
+    pub fn load(config: &NodeConfig) -> Result<Option<ClusterFile>, Error> {
         let path = Self::path(&config.data_dir);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let file: ClusterFile = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::State(format!(
-                        "{} is damaged ({e}); restore it or remove the data directory",
-                        path.display()
-                    ))
-                })?;
-                if file.node_id != config.peer.node_id {
-                    return Err(Error::State(format!(
-                        "{} belongs to node {}, not node {}: wrong --dir or --id?",
-                        config.data_dir.display(),
-                        file.node_id,
-                        config.peer.node_id
-                    )));
-                }
-                if !config.bootstrap.is_empty() && config.bootstrap != file.members {
-                    tracing::warn!("--bootstrap differs from the cluster already recorded in the data directory; using the recorded one");
-                }
-                Ok(file)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if config.bootstrap.is_empty() {
-                    return Err(Error::State(format!(
-                        "{} holds no cluster: give --bootstrap ID=HOST:PORT,... to form a new one",
-                        config.data_dir.display()
-                    )));
-                }
-                let file = ClusterFile {
-                    cluster_id: config.peer.cluster_id.clone(),
-                    node_id: config.peer.node_id,
-                    shards: config.shards,
-                    members: config.bootstrap.clone(),
-                };
-                file.save(&config.data_dir)?;
-                Ok(file)
-            }
-            Err(e) => Err(Error::State(format!("cannot read {}: {e}", path.display()))),
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::State(format!("cannot read {}: {e}", path.display()))),
+        };
+        let file: ClusterFile = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::State(format!(
+                "{} is damaged ({e}); restore it or remove the data directory",
+                path.display()
+            ))
+        })?;
+        if file.node_id != config.peer.node_id {
+            return Err(Error::State(format!(
+                "{} belongs to node {}, not node {}: wrong --dir or --id?",
+                config.data_dir.display(),
+                file.node_id,
+                config.peer.node_id
+            )));
         }
+        if !config.bootstrap.is_empty() && config.bootstrap != file.members {
+            tracing::warn!("--bootstrap differs from the cluster already recorded in the data directory; using the recorded one");
+        }
+        Ok(Some(file))
     }
 
-    fn save(&self, dir: &Path) -> Result<(), Error> {
+    /// The cluster file of a node founding a cluster from its bootstrap list.
+    pub fn bootstrap(config: &NodeConfig) -> Result<ClusterFile, Error> {
+        if config.bootstrap.is_empty() {
+            return Err(Error::State(format!(
+                "{} holds no cluster: give --bootstrap ID=HOST:PORT,... to form a new one, or \
+                 --join HOST:PORT to join a running one",
+                config.data_dir.display()
+            )));
+        }
+        let file = ClusterFile {
+            cluster_id: config.peer.cluster_id.clone(),
+            node_id: config.peer.node_id,
+            shards: config.shards,
+            members: config.bootstrap.clone(),
+            joined: false,
+        };
+        file.save(&config.data_dir)?;
+        Ok(file)
+    }
+
+    /// Writes the file atomically (temporary file, fsync, rename, directory fsync).
+    pub fn save(&self, dir: &Path) -> Result<(), Error> {
         let io = |e: std::io::Error| {
             Error::State(format!("cannot write the cluster file in {}: {e}", dir.display()))
         };
@@ -110,6 +125,71 @@ impl ClusterFile {
     }
 }
 
+/// Keeps the transport's peers and the cluster file in step with the directory as it is
+/// applied, and raises `removed` once this node is removed from the cluster: recorded so in
+/// its own directory, or told so by a member refusing its handshake (a removed node stops
+/// receiving the meta group's log, so it may never apply its own removal).
+async fn follow_directory(
+    mut directory: watch::Receiver<Directory>,
+    transport: Transport,
+    mut cluster: ClusterFile,
+    data_dir: std::path::PathBuf,
+    removed: watch::Sender<bool>,
+) {
+    let node = NodeId(cluster.node_id);
+    let mut refusals = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        let current = directory.borrow_and_update().clone();
+        // A joining node knows nothing until the meta leader's snapshot arrives.
+        if !current.members().is_empty() {
+            let live = current.live_addrs();
+            for (&peer, &addr) in live.iter().filter(|(&peer, _)| peer != node) {
+                if let Err(e) = transport.add_peer(peer, addr) {
+                    tracing::warn!(%peer, %addr, error = %e, "cannot add peer");
+                }
+            }
+            for peer in current.with_status(MemberStatus::Removed).filter(|&p| p != node) {
+                transport.retire_peer(peer);
+            }
+            for peer in transport.peers().into_keys().filter(|p| !live.contains_key(p)) {
+                transport.remove_peer(peer);
+            }
+            let members: BTreeMap<u64, SocketAddr> = live.iter().map(|(id, addr)| (id.0, *addr)).collect();
+            if members != cluster.members && members.contains_key(&node.0) {
+                cluster.members = members;
+                if let Err(e) = cluster.save(&data_dir) {
+                    tracing::warn!(error = %e, "cannot record the new member list");
+                }
+            }
+            if current.get(node).is_some_and(|m| m.status == MemberStatus::Removed) {
+                let _ = removed.send(true);
+            }
+        }
+        tokio::select! {
+            changed = directory.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = refusals.tick() => {
+                if told_removed(&transport, node) {
+                    let _ = removed.send(true);
+                }
+            }
+        }
+    }
+}
+
+/// Whether a member refused our handshake because we were removed from the cluster.
+fn told_removed(transport: &Transport, node: NodeId) -> bool {
+    transport.peers().into_keys().any(|peer| {
+        matches!(
+            transport.link_state(peer),
+            Some(LinkState::Down(TransportError::Refused { reason: RefusalReason::Removed { node: n }, .. })) if n == node
+        )
+    })
+}
+
 /// Sends the runtime's Raft messages through the transport.
 struct TransportOutbox(Transport);
 
@@ -122,25 +202,49 @@ impl Outbox for TransportOutbox {
     }
 }
 
-/// Runs a node until Ctrl-C or SIGTERM, or until it fails.
+/// The groups a node starts with: what it recovered, plus, for each group it has no state
+/// for, the founding membership (a founding node) or an empty replica the leaders will fill
+/// (a joining node). Group 0 is the meta group; its founding state is the directory.
+fn initial_groups(
+    cluster: &ClusterFile,
+    recovered: &BTreeMap<GroupId, RecoveredState>,
+) -> BTreeMap<GroupId, RecoveredState> {
+    let voters: Vec<NodeId> = cluster.members.keys().copied().map(NodeId).collect();
+    (0..=u64::from(cluster.shards))
+        .map(GroupId)
+        .filter(|group| !recovered.contains_key(group))
+        .map(|group| {
+            if cluster.joined {
+                return (group, RecoveredState::default());
+            }
+            let mut state = RecoveredState::bootstrap(voters.clone());
+            if group == META_GROUP {
+                if let Some(snapshot) = state.snapshot.as_mut() {
+                    snapshot.data = Arc::new(Directory::bootstrap(&cluster.members).snapshot());
+                }
+            }
+            (group, state)
+        })
+        .collect()
+}
+
+/// Runs a node until Ctrl-C or SIGTERM, until it fails, or until it has been removed from
+/// the cluster.
 pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let started = Instant::now();
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::State(format!("cannot create {}: {e}", config.data_dir.display())))?;
     let _lock = DataDirLock::acquire(&config.data_dir)?;
-    let cluster = ClusterFile::load_or_create(&config)?;
+    let cluster = match (ClusterFile::load(&config)?, config.join) {
+        (Some(file), _) => file,
+        (None, Some(via)) => super::join::join_cluster(&config, via).await?,
+        (None, None) => ClusterFile::bootstrap(&config)?,
+    };
     let node = NodeId(cluster.node_id);
     let disk: Arc<dyn Disk> = Arc::new(FsDisk::new());
     let (storage, recovered) = RaftStorage::open(disk, &config.data_dir, WalConfig::default())?;
     let storage = Arc::new(storage);
-    let voters: Vec<NodeId> = cluster.members.keys().copied().map(NodeId).collect();
-    let bootstrap: BTreeMap<GroupId, RecoveredState> = if recovered.is_empty() {
-        (1..=u64::from(cluster.shards))
-            .map(|s| (GroupId(s), RecoveredState::bootstrap(voters.clone())))
-            .collect()
-    } else {
-        BTreeMap::new()
-    };
+    let bootstrap = initial_groups(&cluster, &recovered);
     let listen_addr = *cluster
         .members
         .get(&node.0)
@@ -161,18 +265,39 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         raft: config.raft_config().map_err(|e| Error::State(e.to_string()))?,
         entries_between_snapshots: config.snapshot_entries,
         entries_kept_after_snapshot: config.snapshot_entries / 10,
+        membership: config.membership_policy(),
     };
     let outbox = Arc::new(TransportOutbox(transport.clone()));
     let runtime: Runtime<KvShard> =
         Runtime::new(runtime_config, Arc::clone(&storage), recovered, bootstrap, outbox)?;
+    let directory = runtime.directory();
+    if directory.borrow().get(node).is_some_and(|m| m.status == MemberStatus::Removed) {
+        transport.shutdown().await;
+        return Err(Error::State(format!(
+            "node {node} was removed from cluster {}; remove {} and join again with a new --id",
+            cluster.cluster_id,
+            config.data_dir.display()
+        )));
+    }
     let (raft_tx, raft_rx) = mpsc::channel(RAFT_INBOX_MESSAGES_MAX);
     let (request_tx, request_rx) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut runtime_task = tokio::spawn(runtime.run(raft_rx, request_rx, stop_rx.clone()));
     let handle = NodeHandle::new(request_tx, Duration::from_millis(config.request_timeout_ms));
     let executor = Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards));
+    let membership =
+        MembershipService::new(node, cluster.shards, handle.clone(), transport.clone(), directory.clone());
+    let (removed_tx, mut removed_rx) = watch::channel(false);
+    tokio::spawn(follow_directory(
+        directory,
+        transport.clone(),
+        cluster.clone(),
+        config.data_dir.clone(),
+        removed_tx,
+    ));
 
     let pump_executor = executor.clone();
+    let pump_membership = membership.clone();
     tokio::spawn(async move {
         while let Some(event) = inbound.recv().await {
             match event {
@@ -181,8 +306,14 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
                         tracing::debug!("raft inbox full; message dropped (Raft retransmits)");
                     }
                 }
-                InboundEvent::Request { payload, responder, .. } => {
-                    let answer = pump_executor.serve_forwarded(&payload);
+                InboundEvent::Request { from, guest, payload, responder } => {
+                    let answer = match payload.first() {
+                        Some(&SHARD_REQUEST_TAG) if !guest => pump_executor.serve_forwarded(&payload),
+                        _ => {
+                            let membership = pump_membership.clone();
+                            Box::pin(async move { membership.serve(from, guest, &payload).await })
+                        }
+                    };
                     tokio::spawn(async move {
                         let _ = responder.respond(answer.await);
                     });
@@ -199,6 +330,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         handle,
         transport: transport.clone(),
         storage: Arc::clone(&storage),
+        membership,
     };
     let ctx = Arc::new(ServerContext {
         executor,
@@ -226,6 +358,10 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let outcome = tokio::select! {
         _ = crate::shutdown::signal() => {
             tracing::info!("shutting down");
+            Ok(())
+        }
+        _ = removed_rx.wait_for(|removed| *removed) => {
+            tracing::info!(%node, "this node was removed from the cluster; stopping");
             Ok(())
         }
         result = &mut runtime_task => match result {

@@ -1,11 +1,12 @@
 //! The node's status as one document: served as JSON at /status, as Prometheus text at
 //! /metrics, and summarized in INFO and `ppdb cluster status`.
 
+use super::membership::MembershipService;
 use super::shard::KvShard;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::{NodeHandle, PeerState};
-use crate::transport::Transport;
+use crate::transport::{LinkState, Transport};
 use ppdb_raft::{NodeId, PeerRole};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -29,6 +30,8 @@ pub struct NodeReport {
     pub transport: Transport,
     /// The storage.
     pub storage: Arc<RaftStorage>,
+    /// Membership changes and the directory.
+    pub membership: MembershipService,
 }
 
 /// The /status document.
@@ -36,7 +39,9 @@ pub struct NodeReport {
 pub struct StatusDoc {
     /// The node itself.
     pub node: NodeDoc,
-    /// One entry per shard hosted here.
+    /// Every member of the cluster, as the directory records it.
+    pub members: Vec<MemberDoc>,
+    /// One entry per Raft group hosted here: group 0 is the meta group, 1..=N the data shards.
     pub shards: Vec<ShardDoc>,
     /// One entry per peer.
     pub peers: Vec<PeerDoc>,
@@ -57,6 +62,20 @@ pub struct NodeDoc {
     pub client_addr: String,
     /// Lifecycle state (the seed's INIT, JOINING, ACTIVE, LEAVING, INACTIVE).
     pub state: PeerState,
+}
+
+/// A member of the cluster.
+#[derive(Debug, Serialize)]
+pub struct MemberDoc {
+    /// Node id.
+    pub id: u64,
+    /// Peer address.
+    pub peer_addr: String,
+    /// Lifecycle state: the directory's, except that a member this node cannot reach is
+    /// INACTIVE (failed, until it answers again or is removed).
+    pub state: PeerState,
+    /// Whether this node's connection to it is up (always true for this node itself).
+    pub reachable: bool,
 }
 
 /// One shard's Raft state on this node.
@@ -138,7 +157,25 @@ impl NodeReport {
     /// Gathers the status document.
     pub async fn status(&self) -> Result<StatusDoc, Error> {
         let groups = self.handle.status().await?;
-        let state = PeerState::from_memberships(self.node, groups.iter().map(|g| &g.raft.membership), true);
+        let directory = self.membership.directory();
+        let members: Vec<MemberDoc> = directory
+            .members()
+            .iter()
+            .map(|(&id, m)| {
+                let reachable =
+                    id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected));
+                let recorded = m.status.peer_state();
+                let state = match recorded {
+                    PeerState::Active | PeerState::Joining if !reachable => PeerState::Inactive,
+                    other => other,
+                };
+                MemberDoc { id: id.0, peer_addr: m.peer_addr.to_string(), state, reachable }
+            })
+            .collect();
+        let state = match directory.get(self.node) {
+            Some(member) => member.status.peer_state(),
+            None => PeerState::from_memberships(self.node, groups.iter().map(|g| &g.raft.membership), false),
+        };
         let shards = groups
             .into_iter()
             .map(|g| (g.group, g.raft, g.elections_started, g.elections_won))
@@ -190,6 +227,7 @@ impl NodeReport {
                 client_addr: self.client_addr.to_string(),
                 state,
             },
+            members,
             shards,
             peers,
             wal: WalDoc {
@@ -217,6 +255,19 @@ pub fn prometheus(doc: &StatusDoc) -> String {
     for state in ["INIT", "JOINING", "ACTIVE", "LEAVING", "INACTIVE"] {
         let v = u8::from(doc.node.state.as_str() == state);
         let _ = writeln!(out, "ppdb_node_state{{node=\"{node}\",state=\"{state}\"}} {v}");
+    }
+    out.push_str(
+        "# HELP ppdb_member_state 1 for each member's lifecycle state as this node sees it.\n# TYPE ppdb_member_state gauge\n",
+    );
+    for member in &doc.members {
+        for state in ["JOINING", "ACTIVE", "LEAVING", "INACTIVE"] {
+            let v = u8::from(member.state.as_str() == state);
+            let _ = writeln!(
+                out,
+                "ppdb_member_state{{node=\"{node}\",member=\"{}\",state=\"{state}\"}} {v}",
+                member.id
+            );
+        }
     }
     let counters: [ShardGauge; 2] = [
         ("ppdb_elections_started_total", "Campaigns this node started for the shard.", |s| {
@@ -298,6 +349,12 @@ mod tests {
                 client_addr: "127.0.0.1:7001".into(),
                 state: PeerState::Active,
             },
+            members: vec![MemberDoc {
+                id: 2,
+                peer_addr: "127.0.0.1:7102".into(),
+                state: PeerState::Leaving,
+                reachable: true,
+            }],
             shards: vec![ShardDoc {
                 shard: 3,
                 role: "leader".into(),
@@ -327,6 +384,7 @@ mod tests {
         let text = prometheus(&doc);
         for line in [
             "ppdb_node_state{node=\"1\",state=\"ACTIVE\"} 1",
+            "ppdb_member_state{node=\"1\",member=\"2\",state=\"LEAVING\"} 1",
             "ppdb_raft_is_leader{node=\"1\",shard=\"3\"} 1",
             "ppdb_raft_term{node=\"1\",shard=\"3\"} 4",
             "ppdb_elections_started_total{node=\"1\",shard=\"3\"} 2",

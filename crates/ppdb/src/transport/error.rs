@@ -23,9 +23,15 @@ pub enum RefusalReason {
         /// The version of the other side.
         theirs: u32,
     },
-    /// The acceptor does not know the dialer's node id (not a member, or removed).
+    /// The acceptor does not know the dialer's node id (not a member yet, or unknown).
     #[error("node {node} is not a known peer")]
     UnknownNode {
+        /// The dialer's node id.
+        node: NodeId,
+    },
+    /// The dialer was removed from the cluster: it must stop (its id is never reused).
+    #[error("node {node} was removed from the cluster")]
+    Removed {
         /// The dialer's node id.
         node: NodeId,
     },

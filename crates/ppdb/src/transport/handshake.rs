@@ -2,6 +2,10 @@
 //! ([`Hello`]); the acceptor answers with an ack or a [`Refusal`] and closes. A node of another
 //! cluster, a protocol version we do not speak, or a node id we do not know is refused; both
 //! sides log the reason and the dialer surfaces it as [`TransportError::Refused`].
+//!
+//! A node that is not a member yet (it wants to join) dials as a *guest*: its hello names
+//! node 0 as the target ([`GUEST_TARGET`]). Guests of our cluster are accepted whatever their
+//! id, but may only send requests (see [`super::guest`]).
 
 use super::config::CLUSTER_ID_BYTES_MAX;
 use super::error::{RefusalReason, TransportError};
@@ -12,7 +16,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// The protocol version this build speaks. Bump on any incompatible wire change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The target a guest names in its [`Hello`]: "whoever you are" (node ids start at 1).
+pub const GUEST_TARGET: NodeId = NodeId(0);
 
 /// The dialer's introduction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +75,10 @@ impl Refusal {
                 e.u64(expected.0);
                 e.u64(actual.0);
             }
+            RefusalReason::Removed { node } => {
+                e.u8(5);
+                e.u64(node.0);
+            }
         }
     }
 
@@ -77,6 +88,7 @@ impl Refusal {
             2 => RefusalReason::UnsupportedVersion { ours: d.u32()?, theirs: d.u32()? },
             3 => RefusalReason::UnknownNode { node: NodeId(d.u64()?) },
             4 => RefusalReason::WrongNode { expected: NodeId(d.u64()?), actual: NodeId(d.u64()?) },
+            5 => RefusalReason::Removed { node: NodeId(d.u64()?) },
             _ => return Err(d.error("unknown refusal reason")),
         }))
     }
@@ -109,11 +121,22 @@ pub struct Identity {
     pub cluster_id: String,
 }
 
+/// What the acceptor knows of a dialer's node id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquaintance {
+    /// A current peer.
+    Peer,
+    /// A node removed from the cluster.
+    Removed,
+    /// Never heard of it.
+    Stranger,
+}
+
 /// Decides whether the acceptor `us` talks to the dialer that sent `hello`.
 pub fn check_hello(
     hello: &Hello,
     us: &Identity,
-    known: impl Fn(NodeId) -> bool,
+    known: impl Fn(NodeId) -> Acquaintance,
 ) -> Result<(), RefusalReason> {
     if hello.version != PROTOCOL_VERSION {
         return Err(RefusalReason::UnsupportedVersion { ours: PROTOCOL_VERSION, theirs: hello.version });
@@ -124,13 +147,17 @@ pub fn check_hello(
             theirs: hello.cluster_id.clone(),
         });
     }
+    if hello.to == GUEST_TARGET {
+        return Ok(());
+    }
     if hello.to != us.node_id {
         return Err(RefusalReason::WrongNode { expected: hello.to, actual: us.node_id });
     }
-    if !known(hello.from) {
-        return Err(RefusalReason::UnknownNode { node: hello.from });
+    match known(hello.from) {
+        Acquaintance::Peer => Ok(()),
+        Acquaintance::Removed => Err(RefusalReason::Removed { node: hello.from }),
+        Acquaintance::Stranger => Err(RefusalReason::UnknownNode { node: hello.from }),
     }
-    Ok(())
 }
 
 async fn write<S: AsyncWrite + Unpin>(s: &mut S, frame: &Frame, peer: NodeId) -> Result<(), TransportError> {
@@ -161,7 +188,7 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     let exchange = async {
         write(s, &Frame::Handshake(hello), peer).await?;
         match read(s, frame_bytes_max, peer).await? {
-            Frame::HandshakeAck { node_id } if node_id == peer => Ok(()),
+            Frame::HandshakeAck { node_id } if node_id == peer || peer == GUEST_TARGET => Ok(()),
             Frame::HandshakeAck { node_id } => Err(TransportError::Refused {
                 peer,
                 reason: RefusalReason::WrongNode { expected: peer, actual: node_id },
@@ -180,15 +207,24 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
         .unwrap_or_else(|_| Err(TransportError::Network { peer, reason: "handshake timed out".into() }))
 }
 
+/// Who an accepted dialer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accepted {
+    /// The dialer's node id.
+    pub peer: NodeId,
+    /// Whether it dialed as a guest (not a member; requests only).
+    pub guest: bool,
+}
+
 /// The acceptor's half: reads the dialer's [`Hello`] within `timeout`, checks it, answers.
-/// Returns the dialer's node id when accepted.
+/// Returns who the dialer is when accepted.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     us: &Identity,
-    known: impl Fn(NodeId) -> bool,
+    known: impl Fn(NodeId) -> Acquaintance,
     timeout: Duration,
     frame_bytes_max: usize,
-) -> Result<NodeId, TransportError> {
+) -> Result<Accepted, TransportError> {
     // Until the dialer has said who it is, errors name node 0 (never a valid id).
     let unknown = NodeId(0);
     let exchange = async {
@@ -203,7 +239,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         match check_hello(&hello, us, known) {
             Ok(()) => {
                 write(s, &Frame::HandshakeAck { node_id: us.node_id }, peer).await?;
-                Ok(peer)
+                Ok(Accepted { peer, guest: hello.to == GUEST_TARGET })
             }
             Err(reason) => {
                 // Best effort: the dialer may already be gone; the refusal stands either way.
@@ -231,25 +267,40 @@ mod tests {
 
     #[test]
     fn each_refusal_reason_is_detected() {
-        assert_eq!(check_hello(&hello("prod"), &us(), |_| true), Ok(()));
+        assert_eq!(check_hello(&hello("prod"), &us(), |_| Acquaintance::Peer), Ok(()));
         assert_eq!(
-            check_hello(&hello("test"), &us(), |_| true),
+            check_hello(&hello("test"), &us(), |_| Acquaintance::Peer),
             Err(RefusalReason::ClusterMismatch { ours: "prod".into(), theirs: "test".into() })
         );
         let old = Hello { version: 0, ..hello("prod") };
         assert_eq!(
-            check_hello(&old, &us(), |_| true),
+            check_hello(&old, &us(), |_| Acquaintance::Peer),
             Err(RefusalReason::UnsupportedVersion { ours: PROTOCOL_VERSION, theirs: 0 })
         );
         assert_eq!(
-            check_hello(&hello("prod"), &us(), |_| false),
+            check_hello(&hello("prod"), &us(), |_| Acquaintance::Stranger),
             Err(RefusalReason::UnknownNode { node: NodeId(2) })
+        );
+        assert_eq!(
+            check_hello(&hello("prod"), &us(), |_| Acquaintance::Removed),
+            Err(RefusalReason::Removed { node: NodeId(2) })
         );
         let misdirected = Hello { to: NodeId(7), ..hello("prod") };
         assert_eq!(
-            check_hello(&misdirected, &us(), |_| true),
+            check_hello(&misdirected, &us(), |_| Acquaintance::Peer),
             Err(RefusalReason::WrongNode { expected: NodeId(7), actual: NodeId(1) })
         );
+        let guest = Hello { to: GUEST_TARGET, ..hello("prod") };
+        assert_eq!(
+            check_hello(&guest, &us(), |_| Acquaintance::Stranger),
+            Ok(()),
+            "an unknown guest may ask to join"
+        );
+        let foreign_guest = Hello { to: GUEST_TARGET, ..hello("test") };
+        assert!(matches!(
+            check_hello(&foreign_guest, &us(), |_| Acquaintance::Stranger),
+            Err(RefusalReason::ClusterMismatch { .. })
+        ));
     }
 
     #[tokio::test]
@@ -257,7 +308,7 @@ mod tests {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let dialer =
             tokio::spawn(async move { dial(&mut a, hello("test"), Duration::from_secs(5), 1 << 20).await });
-        let accepted = accept(&mut b, &us(), |_| true, Duration::from_secs(5), 1 << 20).await;
+        let accepted = accept(&mut b, &us(), |_| Acquaintance::Peer, Duration::from_secs(5), 1 << 20).await;
         assert_eq!(
             accepted,
             Err(TransportError::Refused {

@@ -39,6 +39,9 @@ pub enum InboundEvent {
     Request {
         /// The calling peer.
         from: NodeId,
+        /// Whether the caller is a guest (a node asking to join, not a member): only requests
+        /// meant for newcomers should be served.
+        guest: bool,
         /// Opaque to the transport.
         payload: Vec<u8>,
         /// Where the answer goes.
@@ -115,9 +118,30 @@ struct InboundConn {
 /// What an accepted peer's connection needs from its peer record.
 struct PeerLink {
     peer: NodeId,
+    /// A node that is not a member (yet): it may only send requests and pings.
+    guest: bool,
     counters: Arc<PeerCounters>,
     removed: watch::Receiver<bool>,
     newest_conn: watch::Receiver<u64>,
+    /// Keeps a guest's `removed` and `newest_conn` channels open (members' live in their
+    /// peer record).
+    _guest_signals: Option<(watch::Sender<bool>, watch::Sender<u64>)>,
+}
+
+impl PeerLink {
+    /// The link of guest connection `conn`: its own counters, never superseded or removed.
+    fn guest(peer: NodeId, conn: u64) -> PeerLink {
+        let (removed_tx, removed) = watch::channel(false);
+        let (newest_tx, newest_conn) = watch::channel(conn);
+        PeerLink {
+            peer,
+            guest: true,
+            counters: Arc::default(),
+            removed,
+            newest_conn,
+            _guest_signals: Some((removed_tx, newest_tx)),
+        }
+    }
 }
 
 impl InboundConn {
@@ -126,7 +150,7 @@ impl InboundConn {
             tracing::debug!(addr = %self.addr, error = %e, "cannot set TCP_NODELAY");
         }
         let limits = &self.shared.limits;
-        let known = |id: NodeId| self.shared.peers().contains_key(&id);
+        let known = |id: NodeId| self.shared.acquaintance(id);
         let accepted = handshake::accept(
             &mut stream,
             &self.shared.identity,
@@ -135,8 +159,8 @@ impl InboundConn {
             limits.frame_bytes_max,
         )
         .await;
-        let peer = match accepted {
-            Ok(peer) => peer,
+        let accepted = match accepted {
+            Ok(accepted) => accepted,
             Err(error @ TransportError::Refused { .. }) => {
                 tracing::warn!(addr = %self.addr, %error, "refused a peer's handshake");
                 return;
@@ -146,7 +170,10 @@ impl InboundConn {
                 return;
             }
         };
-        let Some(link) = self.register(peer) else { return };
+        let peer = accepted.peer;
+        let registered =
+            if accepted.guest { Some(PeerLink::guest(peer, self.id)) } else { self.register(peer) };
+        let Some(link) = registered else { return };
         let mut removed = link.removed.clone();
         let mut newest = link.newest_conn.clone();
         let mut shutdown = self.shared.shutdown.subscribe();
@@ -169,9 +196,11 @@ impl InboundConn {
         entry.inbound_conn.send_replace(self.id);
         Some(PeerLink {
             peer,
+            guest: false,
             counters: entry.counters.clone(),
             removed: entry.stop_signal(),
             newest_conn: entry.inbound_conn.subscribe(),
+            _guest_signals: None,
         })
     }
 
@@ -231,6 +260,9 @@ impl InboundConn {
         assembler: &mut SnapshotAssembler,
         replies: &mpsc::Sender<Vec<u8>>,
     ) -> Result<(), String> {
+        if link.guest && !matches!(frame, Frame::Request { .. } | Frame::Ping { .. }) {
+            return Err(format!("a guest may not send {:?} frames", frame.kind()));
+        }
         match frame {
             Frame::Raft(batch) => {
                 for (group, msg) in batch {
@@ -246,7 +278,7 @@ impl InboundConn {
                 PeerCounters::add(&link.counters.messages_received, 1);
                 let responder =
                     Responder::new(id, link.peer, replies.clone(), self.shared.limits.frame_bytes_max);
-                let event = InboundEvent::Request { from: link.peer, payload, responder };
+                let event = InboundEvent::Request { from: link.peer, guest: link.guest, payload, responder };
                 // On a full queue the event (and so its responder) is dropped: the caller is
                 // told at once that its request was dropped.
                 if self.shared.inbound_tx.try_send(event).is_err() {

@@ -22,6 +22,7 @@ mod backoff;
 mod config;
 mod error;
 pub mod frame;
+mod guest;
 pub mod handshake;
 mod inbound;
 mod peer;
@@ -39,6 +40,7 @@ pub use config::{
     SNAPSHOT_CHUNK_BYTES_DEFAULT,
 };
 pub use error::{RefusalReason, TransportError};
+pub use guest::guest_call;
 pub use inbound::{Inbound, InboundEvent};
 pub use peer::LinkState;
 pub use rpc::Responder;
@@ -48,7 +50,7 @@ use handshake::Identity;
 use peer::{Outbound, PeerEntry};
 use ppdb_raft::{Message, NodeId};
 use rpc::PendingCalls;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,6 +67,9 @@ struct Shared {
     limits: TransportLimits,
     local_addr: SocketAddr,
     peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
+    /// Nodes removed from the cluster: their handshakes are refused as
+    /// [`RefusalReason::Removed`], which tells them to stop.
+    removed: Mutex<BTreeSet<NodeId>>,
     pending: PendingCalls,
     next_request_id: AtomicU64,
     next_transfer_id: AtomicU64,
@@ -79,6 +84,17 @@ impl Shared {
     fn peers(&self) -> MutexGuard<'_, BTreeMap<NodeId, PeerEntry>> {
         // A panic while holding this lock leaves only plain data behind; keep serving.
         self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What we know of node `id`, for its handshake.
+    fn acquaintance(&self, id: NodeId) -> handshake::Acquaintance {
+        if self.peers().contains_key(&id) {
+            handshake::Acquaintance::Peer
+        } else if self.removed.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
+            handshake::Acquaintance::Removed
+        } else {
+            handshake::Acquaintance::Stranger
+        }
     }
 
     fn now_us(&self) -> u64 {
@@ -135,6 +151,7 @@ impl Transport {
             limits: config.limits.clone(),
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
+            removed: Mutex::new(BTreeSet::new()),
             pending: PendingCalls::default(),
             next_request_id: AtomicU64::new(1),
             next_transfer_id: AtomicU64::new(1),
@@ -288,6 +305,13 @@ impl Transport {
             self.shared.pending.fail_peer(id, "peer removed");
             tracing::info!(peer = %id, "peer removed");
         }
+    }
+
+    /// Forgets a peer removed from the cluster, like [`Transport::remove_peer`], and from now
+    /// on refuses its handshakes with [`RefusalReason::Removed`], so it learns it must stop.
+    pub fn retire_peer(&self, id: NodeId) {
+        self.shared.removed.lock().unwrap_or_else(|p| p.into_inner()).insert(id);
+        self.remove_peer(id);
     }
 
     /// The known peers and their addresses.

@@ -18,7 +18,7 @@ fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
 fn bootstrap_elects_every_leader_and_any_node_serves_any_key() {
     let cluster = TestCluster::start(ClusterOptions::default());
     let leaders = cluster.wait_ready();
-    assert_eq!(leaders.len(), 8, "one leader per shard: {leaders:?}");
+    assert_eq!(leaders.len(), 9, "one leader for the meta group and each of 8 shards: {leaders:?}");
     for id in cluster.ids() {
         let status = cluster.status(id).expect("status");
         assert_eq!(status.node.id, id);

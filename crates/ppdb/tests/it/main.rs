@@ -2,6 +2,7 @@
 //! Each module tests one thing that crosses a process or the disk.
 
 mod cluster;
+mod membership;
 mod redis_tools;
 mod resp_commands;
 mod support;

@@ -39,6 +39,8 @@ pub struct ClusterOptions {
     pub election_timeout_ms: u64,
     /// `--cluster-id`.
     pub cluster_id: String,
+    /// `--failed-node-timeout-ms` (0: never remove a node automatically).
+    pub failed_node_timeout_ms: u64,
 }
 
 impl Default for ClusterOptions {
@@ -49,6 +51,7 @@ impl Default for ClusterOptions {
             heartbeat_interval_ms: 50,
             election_timeout_ms: 500,
             cluster_id: "it".to_string(),
+            failed_node_timeout_ms: 0,
         }
     }
 }
@@ -57,6 +60,7 @@ impl Default for ClusterOptions {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Status {
     pub node: NodeDoc,
+    pub members: Vec<MemberDoc>,
     pub shards: Vec<ShardDoc>,
     pub peers: Vec<PeerDoc>,
 }
@@ -64,6 +68,13 @@ pub struct Status {
 /// The node part of [`Status`].
 #[derive(Debug, Clone, Deserialize)]
 pub struct NodeDoc {
+    pub id: u64,
+    pub state: String,
+}
+
+/// One member of [`Status`]: the cluster directory as the node sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MemberDoc {
     pub id: u64,
     pub state: String,
 }
@@ -78,6 +89,7 @@ pub struct ShardDoc {
     pub commit: u64,
     pub applied: u64,
     pub voters: Vec<u64>,
+    pub learners: Vec<u64>,
 }
 
 /// One peer link of [`Status`].
@@ -98,6 +110,8 @@ pub struct TestNode {
     pub admin_addr: SocketAddr,
     /// The `--cluster-id` this node runs with (a test may start an impostor).
     pub cluster_id: String,
+    /// The member it joins through (`--join`), for a node added after the bootstrap.
+    pub join: Option<SocketAddr>,
     child: Option<Child>,
 }
 
@@ -185,6 +199,7 @@ impl TestCluster {
                     client_addr: addrs[i + 1],
                     admin_addr: addrs[i + 2],
                     cluster_id: options.cluster_id.clone(),
+                    join: None,
                     child: None,
                 }
             })
@@ -216,9 +231,62 @@ impl TestCluster {
         &mut self.nodes[id as usize - 1]
     }
 
-    /// The `--bootstrap` member list.
+    /// The `--bootstrap` member list (the founding nodes).
     pub fn bootstrap_list(&self) -> String {
-        self.nodes.iter().map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",")
+        let founders = self.nodes.iter().filter(|n| n.join.is_none());
+        founders.map(|n| format!("{}={}", n.id, n.peer_addr)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Adds a node with the next id and fresh addresses, started with `--join` through node
+    /// `via`; its id.
+    pub fn add_node(&mut self, via: u64) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let addrs = free_addrs(3);
+        let join = Some(self.node(via).peer_addr);
+        self.nodes.push(TestNode {
+            id,
+            dir: self.root.path().join(format!("node-{id}")),
+            log: self.root.path().join(format!("node-{id}.log")),
+            peer_addr: addrs[0],
+            client_addr: addrs[1],
+            admin_addr: addrs[2],
+            cluster_id: self.options.cluster_id.clone(),
+            join,
+            child: None,
+        });
+        self.spawn(id);
+        id
+    }
+
+    /// Waits up to `deadline` for node `id`'s process to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, id: u64, deadline: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + deadline;
+        loop {
+            let node = self.node_mut(id);
+            let child = node.child.as_mut()?;
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                node.child = None;
+                return Some(status);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `ppdb cluster --admin <node id's admin address> ARGS...`; its exit status and
+    /// output (stdout then stderr).
+    pub fn cluster_command(&self, id: u64, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_ppdb"))
+            .arg("cluster")
+            .args(["--admin", &self.node(id).admin_addr.to_string()])
+            .args(args)
+            .output()
+            .expect("run ppdb cluster");
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text)
     }
 
     /// The election timeout the nodes run with.
@@ -233,7 +301,8 @@ impl TestCluster {
         let node = self.node_mut(id);
         assert!(node.child.is_none(), "node {id} already runs");
         let log = OpenOptions::new().create(true).append(true).open(&node.log).expect("open node log");
-        let child = Command::new(env!("CARGO_BIN_EXE_ppdb"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ppdb"));
+        command
             .arg("start")
             .args(["--id", &id.to_string()])
             .arg("--dir")
@@ -241,9 +310,14 @@ impl TestCluster {
             .args(["--peer-addr", &node.peer_addr.to_string()])
             .args(["--client-addr", &node.client_addr.to_string()])
             .args(["--admin-addr", &node.admin_addr.to_string()])
-            .args(["--cluster-id", &node.cluster_id])
-            .args(["--bootstrap", &bootstrap])
+            .args(["--cluster-id", &node.cluster_id]);
+        match node.join {
+            Some(via) => command.args(["--join", &via.to_string()]),
+            None => command.args(["--bootstrap", &bootstrap]),
+        };
+        let child = command
             .args(["--shards", &options.shards.to_string()])
+            .args(["--failed-node-timeout-ms", &options.failed_node_timeout_ms.to_string()])
             .args(["--heartbeat-interval-ms", &options.heartbeat_interval_ms.to_string()])
             .args(["--election-timeout-ms", &options.election_timeout_ms.to_string()])
             .env("RUST_LOG", "info")
@@ -304,12 +378,13 @@ impl TestCluster {
         self.running().into_iter().map(|id| self.status(id).map(|s| (id, s))).collect()
     }
 
-    /// Shard → leader, when every running node answers and, for every shard, one running node
+    /// Group → leader (group 0 is the meta group, 1..=N the shards), when every running node
+    /// answers and, for every group, one running node
     /// reports itself leader and every running node names that leader at that term or later.
     pub fn leaders(&self) -> Option<BTreeMap<u64, u64>> {
         let statuses = self.statuses()?;
         let mut leaders = BTreeMap::new();
-        for shard in 1..=self.options.shards {
+        for shard in 0..=self.options.shards {
             let docs: Vec<&ShardDoc> = statuses
                 .values()
                 .map(|s| s.shards.iter().find(|d| d.shard == shard))

@@ -10,7 +10,7 @@ async fn call_round_trips() {
     let (a, _a_in) = nodes.pop().unwrap_or_else(|| unreachable!());
     let server = tokio::spawn(async move {
         while let Some(event) = b_in.recv().await {
-            if let InboundEvent::Request { from, mut payload, responder } = event {
+            if let InboundEvent::Request { from, mut payload, responder, .. } = event {
                 assert_eq!(from, NodeId(1));
                 payload.reverse();
                 responder.respond(payload).unwrap_or_else(|e| panic!("{e}"));
@@ -78,6 +78,36 @@ async fn a_dropped_request_or_a_lost_connection_fails_the_call_with_network() {
     b.shutdown().await;
     let lost = within("the call to fail", call).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(matches!(lost, Err(TransportError::Network { peer: NodeId(2), .. })), "{lost:?}");
+    a.shutdown().await;
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_of_the_cluster_may_call_but_not_a_guest_of_another() {
+    let mut nodes = mesh(1, fast_limits()).await;
+    let (a, mut a_in) = nodes.pop().unwrap_or_else(|| unreachable!());
+    let server = tokio::spawn(async move {
+        while let Some(event) = a_in.recv().await {
+            if let InboundEvent::Request { from, guest, payload, responder } = event {
+                assert_eq!((from, guest), (NodeId(9), true));
+                responder.respond(payload).unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    });
+    let addr = a.local_addr();
+    let answer = crate::transport::guest_call(addr, "test", NodeId(9), b"join".to_vec(), DEADLINE).await;
+    assert_eq!(answer, Ok(b"join".to_vec()));
+    let foreign = crate::transport::guest_call(addr, "other", NodeId(9), b"join".to_vec(), DEADLINE).await;
+    assert!(
+        matches!(
+            foreign,
+            Err(TransportError::Refused {
+                reason: crate::transport::RefusalReason::ClusterMismatch { .. },
+                ..
+            })
+        ),
+        "{foreign:?}"
+    );
     a.shutdown().await;
     server.abort();
 }

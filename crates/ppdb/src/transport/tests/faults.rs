@@ -79,7 +79,8 @@ async fn stalled_peer() -> SocketAddr {
         let us = Identity { node_id: NodeId(3), cluster_id: "test".into() };
         let mut held = Vec::new();
         while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = handshake::accept(&mut stream, &us, |_| true, DEADLINE, 1 << 20).await;
+            let _ = handshake::accept(&mut stream, &us, |_| handshake::Acquaintance::Peer, DEADLINE, 1 << 20)
+                .await;
             held.push(stream);
         }
     });

@@ -1,0 +1,378 @@
+//! The cluster directory: every node ever admitted, its peer address and its place in the
+//! lifecycle. It is the state machine of the meta group (group 0), so every member holds the
+//! same directory and changes to it are linearizable.
+//!
+//! The directory says what the membership *should* be; the group leaders make each Raft
+//! group's membership follow it (see [`super::reconcile`]). A node goes
+//! JOINING → ACTIVE → LEAVING → REMOVED; node ids are never reused, so a removed node's old
+//! votes can never count twice.
+
+use super::lifecycle::PeerState;
+use super::state_machine::StateMachine;
+use crate::codec::{DecodeError, Decoder, Encoder};
+use ppdb_raft::{LogIndex, NodeId};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+/// Longest peer address text accepted from the log or a snapshot.
+const ADDR_BYTES_MAX: usize = 256;
+/// Most members a directory snapshot may list.
+const MEMBERS_MAX: usize = 4096;
+/// Version byte of the snapshot encoding.
+const SNAPSHOT_VERSION: u8 = 1;
+
+/// Where a member is in its lifecycle, as the cluster agreed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatus {
+    /// Admitted; being added to every group as a learner and promoted once caught up.
+    Joining,
+    /// A voter everywhere.
+    Active,
+    /// Being removed (asked to leave, removed by an operator, or failed past the grace period).
+    Leaving,
+    /// Out of every group. Its id is never admitted again.
+    Removed,
+}
+
+impl MemberStatus {
+    /// The seed's node state for this status.
+    pub fn peer_state(self) -> PeerState {
+        match self {
+            MemberStatus::Joining => PeerState::Joining,
+            MemberStatus::Active => PeerState::Active,
+            MemberStatus::Leaving => PeerState::Leaving,
+            MemberStatus::Removed => PeerState::Inactive,
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            MemberStatus::Joining => 1,
+            MemberStatus::Active => 2,
+            MemberStatus::Leaving => 3,
+            MemberStatus::Removed => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<MemberStatus> {
+        Some(match code {
+            1 => MemberStatus::Joining,
+            2 => MemberStatus::Active,
+            3 => MemberStatus::Leaving,
+            4 => MemberStatus::Removed,
+            _ => return None,
+        })
+    }
+}
+
+/// One member of the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// Where its peer transport listens.
+    pub peer_addr: SocketAddr,
+    /// Its lifecycle status.
+    pub status: MemberStatus,
+}
+
+/// A change to the directory, proposed through the meta group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryCommand {
+    /// Admit `node` (a new id) listening on `peer_addr`, as JOINING.
+    Join {
+        /// The new node.
+        node: NodeId,
+        /// Its peer address.
+        peer_addr: SocketAddr,
+    },
+    /// `node` is a voter in every group: JOINING → ACTIVE.
+    Activate {
+        /// The node.
+        node: NodeId,
+    },
+    /// Start removing `node`: JOINING or ACTIVE → LEAVING.
+    Leave {
+        /// The node.
+        node: NodeId,
+    },
+    /// `node` is out of every data group: LEAVING → REMOVED.
+    Retire {
+        /// The node.
+        node: NodeId,
+    },
+}
+
+impl DirectoryCommand {
+    /// The node the command is about.
+    pub fn node(&self) -> NodeId {
+        match self {
+            DirectoryCommand::Join { node, .. }
+            | DirectoryCommand::Activate { node }
+            | DirectoryCommand::Leave { node }
+            | DirectoryCommand::Retire { node } => *node,
+        }
+    }
+
+    /// The command as a log entry.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        match self {
+            DirectoryCommand::Join { node, peer_addr } => {
+                e.u8(1);
+                e.u64(node.0);
+                e.bytes(peer_addr.to_string().as_bytes());
+            }
+            DirectoryCommand::Activate { node } => {
+                e.u8(2);
+                e.u64(node.0);
+            }
+            DirectoryCommand::Leave { node } => {
+                e.u8(3);
+                e.u64(node.0);
+            }
+            DirectoryCommand::Retire { node } => {
+                e.u8(4);
+                e.u64(node.0);
+            }
+        }
+        e.finish()
+    }
+
+    /// Decodes a command from a log entry (or a forwarded request).
+    pub fn decode(bytes: &[u8]) -> Result<DirectoryCommand, DecodeError> {
+        let mut d = Decoder::new(bytes, "directory command");
+        let command = match d.u8()? {
+            1 => DirectoryCommand::Join { node: NodeId(d.u64()?), peer_addr: decode_addr(&mut d)? },
+            2 => DirectoryCommand::Activate { node: NodeId(d.u64()?) },
+            3 => DirectoryCommand::Leave { node: NodeId(d.u64()?) },
+            4 => DirectoryCommand::Retire { node: NodeId(d.u64()?) },
+            _ => return Err(d.error("unknown directory command")),
+        };
+        d.finish()?;
+        Ok(command)
+    }
+}
+
+fn decode_addr(d: &mut Decoder<'_>) -> Result<SocketAddr, DecodeError> {
+    let text = d.bytes(ADDR_BYTES_MAX)?;
+    std::str::from_utf8(text).ok().and_then(|t| t.parse().ok()).ok_or_else(|| d.error("bad peer address"))
+}
+
+/// The outcome of a directory command: done, or refused with the reason.
+pub type DirectoryOutput = Result<(), String>;
+
+/// The members of the cluster, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    members: BTreeMap<NodeId, Member>,
+}
+
+impl Directory {
+    /// The directory of a new cluster: the bootstrap members, all ACTIVE.
+    pub fn bootstrap(members: &BTreeMap<u64, SocketAddr>) -> Directory {
+        let members = members
+            .iter()
+            .map(|(&id, &peer_addr)| (NodeId(id), Member { peer_addr, status: MemberStatus::Active }))
+            .collect();
+        Directory { members }
+    }
+
+    /// Every member, removed ones included.
+    pub fn members(&self) -> &BTreeMap<NodeId, Member> {
+        &self.members
+    }
+
+    /// A member's record.
+    pub fn get(&self, node: NodeId) -> Option<&Member> {
+        self.members.get(&node)
+    }
+
+    /// Peer addresses of every member not removed: the nodes to keep connections with.
+    pub fn live_addrs(&self) -> BTreeMap<NodeId, SocketAddr> {
+        self.members
+            .iter()
+            .filter(|(_, m)| m.status != MemberStatus::Removed)
+            .map(|(&id, m)| (id, m.peer_addr))
+            .collect()
+    }
+
+    /// Members with the given status.
+    pub fn with_status(&self, status: MemberStatus) -> impl Iterator<Item = NodeId> + '_ {
+        self.members.iter().filter(move |(_, m)| m.status == status).map(|(&id, _)| id)
+    }
+
+    /// Applies `command`; refused commands change nothing.
+    pub fn execute(&mut self, command: &DirectoryCommand) -> DirectoryOutput {
+        let node = command.node();
+        let current = self.members.get(&node).map(|m| m.status);
+        let next = match (command, current) {
+            (DirectoryCommand::Join { .. }, _) if node.0 == 0 => return Err("node id 0 is reserved".into()),
+            (DirectoryCommand::Join { .. }, Some(MemberStatus::Removed)) => {
+                return Err(format!("node {node} was removed from this cluster; join with a new id"))
+            }
+            (DirectoryCommand::Join { peer_addr, .. }, Some(_)) => {
+                let known = self.members.get(&node).map(|m| m.peer_addr);
+                return if known == Some(*peer_addr) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "node {node} is already a member, at {}",
+                        known.map_or_else(String::new, |a| a.to_string())
+                    ))
+                };
+            }
+            (DirectoryCommand::Join { peer_addr, .. }, None) => {
+                if let Some((other, _)) = self
+                    .members
+                    .iter()
+                    .find(|(_, m)| m.peer_addr == *peer_addr && m.status != MemberStatus::Removed)
+                {
+                    return Err(format!("{peer_addr} is already the address of node {other}"));
+                }
+                self.members.insert(node, Member { peer_addr: *peer_addr, status: MemberStatus::Joining });
+                return Ok(());
+            }
+            (_, None) => return Err(format!("no node {node} in this cluster")),
+            (DirectoryCommand::Activate { .. }, Some(MemberStatus::Joining)) => MemberStatus::Active,
+            (DirectoryCommand::Activate { .. }, Some(s)) => s,
+            (DirectoryCommand::Leave { .. }, Some(MemberStatus::Joining | MemberStatus::Active)) => {
+                let others_active = self.with_status(MemberStatus::Active).filter(|&n| n != node).count();
+                if others_active == 0 {
+                    return Err(format!("node {node} is the last active member; it cannot leave"));
+                }
+                MemberStatus::Leaving
+            }
+            (DirectoryCommand::Leave { .. }, Some(s)) => s,
+            (DirectoryCommand::Retire { .. }, Some(MemberStatus::Leaving | MemberStatus::Removed)) => {
+                MemberStatus::Removed
+            }
+            (DirectoryCommand::Retire { .. }, Some(_)) => {
+                return Err(format!("node {node} is not leaving; it cannot be retired"))
+            }
+        };
+        if let Some(member) = self.members.get_mut(&node) {
+            member.status = next;
+        }
+        Ok(())
+    }
+}
+
+impl StateMachine for Directory {
+    type Query = Infallible;
+    type Output = DirectoryOutput;
+
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> DirectoryOutput {
+        match DirectoryCommand::decode(command) {
+            Ok(command) => self.execute(&command),
+            // Only this module writes directory entries; an undecodable one is refused by
+            // every replica alike, so they stay identical.
+            Err(e) => Err(format!("undecodable directory command: {e}")),
+        }
+    }
+
+    fn query(&self, query: &Infallible) -> DirectoryOutput {
+        match *query {}
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        let mut e = Encoder::default();
+        e.u8(SNAPSHOT_VERSION);
+        e.u32(u32::try_from(self.members.len()).unwrap_or(u32::MAX));
+        for (id, member) in &self.members {
+            e.u64(id.0);
+            e.bytes(member.peer_addr.to_string().as_bytes());
+            e.u8(member.status.code());
+        }
+        e.finish()
+    }
+
+    fn restore(data: &[u8]) -> Result<Directory, String> {
+        if data.is_empty() {
+            return Ok(Directory::default());
+        }
+        let decode = || -> Result<Directory, DecodeError> {
+            let mut d = Decoder::new(data, "directory snapshot");
+            if d.u8()? != SNAPSHOT_VERSION {
+                return Err(d.error("unknown directory snapshot version"));
+            }
+            let count = d.count(MEMBERS_MAX, 10)?;
+            let mut members = BTreeMap::new();
+            for _ in 0..count {
+                let id = NodeId(d.u64()?);
+                let peer_addr = decode_addr(&mut d)?;
+                let status = MemberStatus::from_code(d.u8()?).ok_or_else(|| d.error("bad member status"))?;
+                members.insert(id, Member { peer_addr, status });
+            }
+            d.finish()?;
+            Ok(Directory { members })
+        };
+        decode().map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn three() -> Directory {
+        Directory::bootstrap(&[(1, addr(1)), (2, addr(2)), (3, addr(3))].into_iter().collect())
+    }
+
+    fn status(d: &Directory, node: u64) -> Option<MemberStatus> {
+        d.get(NodeId(node)).map(|m| m.status)
+    }
+
+    #[test]
+    fn a_node_goes_through_the_lifecycle_once() {
+        let mut d = three();
+        let join = DirectoryCommand::Join { node: NodeId(4), peer_addr: addr(4) };
+        assert_eq!(d.execute(&join), Ok(()));
+        assert_eq!(d.execute(&join), Ok(()), "a retried join is accepted");
+        assert_eq!(status(&d, 4), Some(MemberStatus::Joining));
+        assert!(d.execute(&DirectoryCommand::Retire { node: NodeId(4) }).is_err());
+        assert_eq!(d.execute(&DirectoryCommand::Activate { node: NodeId(4) }), Ok(()));
+        assert_eq!(d.execute(&DirectoryCommand::Leave { node: NodeId(4) }), Ok(()));
+        assert_eq!(status(&d, 4), Some(MemberStatus::Leaving));
+        assert_eq!(d.execute(&DirectoryCommand::Retire { node: NodeId(4) }), Ok(()));
+        assert_eq!(status(&d, 4), Some(MemberStatus::Removed));
+        let again = d.execute(&join);
+        assert!(again.as_ref().is_err_and(|e| e.contains("new id")), "{again:?}");
+        assert!(!d.live_addrs().contains_key(&NodeId(4)));
+    }
+
+    #[test]
+    fn conflicting_joins_and_the_last_member_are_refused() {
+        let mut d = three();
+        assert!(d.execute(&DirectoryCommand::Join { node: NodeId(2), peer_addr: addr(9) }).is_err());
+        assert!(d.execute(&DirectoryCommand::Join { node: NodeId(5), peer_addr: addr(2) }).is_err());
+        assert!(d.execute(&DirectoryCommand::Join { node: NodeId(0), peer_addr: addr(9) }).is_err());
+        assert!(d.execute(&DirectoryCommand::Leave { node: NodeId(7) }).is_err());
+        assert_eq!(d.execute(&DirectoryCommand::Leave { node: NodeId(1) }), Ok(()));
+        assert_eq!(d.execute(&DirectoryCommand::Leave { node: NodeId(2) }), Ok(()));
+        let last = d.execute(&DirectoryCommand::Leave { node: NodeId(3) });
+        assert!(last.is_err_and(|e| e.contains("last active")));
+    }
+
+    #[test]
+    fn commands_and_snapshots_round_trip() {
+        let commands = [
+            DirectoryCommand::Join { node: NodeId(4), peer_addr: "[::1]:7104".parse().unwrap_or(addr(0)) },
+            DirectoryCommand::Activate { node: NodeId(4) },
+            DirectoryCommand::Leave { node: NodeId(4) },
+            DirectoryCommand::Retire { node: NodeId(4) },
+        ];
+        let mut d = three();
+        for command in &commands {
+            assert_eq!(DirectoryCommand::decode(&command.encode()).as_ref(), Ok(command));
+            assert_eq!(d.apply(LogIndex(1), &command.encode()), Ok(()));
+        }
+        assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
+        assert_eq!(Directory::restore(&[]), Ok(Directory::default()));
+        assert!(Directory::restore(&[9, 9, 9]).is_err());
+        assert!(d.apply(LogIndex(2), &[77]).is_err());
+    }
+}

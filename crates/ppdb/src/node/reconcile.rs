@@ -1,0 +1,277 @@
+//! Making every group's membership follow the directory, one safe step at a time.
+//!
+//! The directory (replicated by the meta group) says who should be in the cluster; each
+//! group's leader compares its group's membership with it and proposes the next single-server
+//! change: remove who should be out (a leaving leader hands leadership away first), add
+//! newcomers as learners, promote learners that caught up. The meta group's leader also moves
+//! nodes along the directory's lifecycle: JOINING → ACTIVE once a voter everywhere, LEAVING →
+//! REMOVED once out of every data group, and ACTIVE → LEAVING for a node silent past the
+//! grace period when removing it keeps a safe quorum.
+//!
+//! These are pure functions of the directory and the groups' Raft status: the runtime calls
+//! them on each housekeeping round, and retries naturally (a lost proposal is proposed again
+//! on a later round, because the difference is still there).
+
+use super::directory::{Directory, DirectoryCommand, MemberStatus};
+use ppdb_raft::{ConfChange, ConfChangeKind, NodeId, Status};
+
+/// How memberships follow the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipPolicy {
+    /// A learner is promoted once it is at most this many entries behind the leader's log.
+    pub catch_up_entries: u64,
+    /// Leader ticks without an answer after which the meta leader removes an ACTIVE node
+    /// (the seed's clean-up of failed nodes); `None` never removes automatically.
+    pub failed_after_ticks: Option<u64>,
+    /// Automatic removal never leaves fewer ACTIVE nodes than this.
+    pub min_voters: usize,
+}
+
+impl Default for MembershipPolicy {
+    /// Promote learners within 64 entries of the leader; never remove automatically; keep at
+    /// least 3 voters.
+    fn default() -> Self {
+        MembershipPolicy { catch_up_entries: 64, failed_after_ticks: None, min_voters: 3 }
+    }
+}
+
+/// What a group's leader should do next about its membership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupAction {
+    /// Propose this membership change.
+    Change(ConfChange),
+    /// Hand leadership to this voter first (the leader itself is to be removed).
+    TransferLeadership(NodeId),
+}
+
+/// Whether `node` belongs in a group according to the directory: `None` for a node the
+/// directory does not know (left alone). Leaving nodes stay in the meta group until removed,
+/// so they learn of their own removal.
+fn belongs(directory: &Directory, node: NodeId, is_meta: bool) -> Option<bool> {
+    directory.get(node).map(|m| match m.status {
+        MemberStatus::Joining | MemberStatus::Active => true,
+        MemberStatus::Leaving => is_meta,
+        MemberStatus::Removed => false,
+    })
+}
+
+/// The next step for the group whose leader reports `status`, if its membership differs from
+/// the directory.
+pub fn next_group_action(
+    directory: &Directory,
+    status: &Status,
+    is_meta: bool,
+    policy: &MembershipPolicy,
+) -> Option<GroupAction> {
+    let membership = &status.membership;
+    let change = |kind, node| Some(GroupAction::Change(ConfChange { kind, node }));
+    // A leader on its way out hands over first, also in the meta group, whose leader must
+    // see the data groups from a replica that stays in them.
+    let may_lead = |node| {
+        directory.get(node).is_none_or(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::Active))
+    };
+    if !may_lead(status.id) {
+        let successor = status
+            .followers
+            .iter()
+            .filter(|f| membership.is_voter(f.id) && may_lead(f.id))
+            .max_by_key(|f| f.matched)
+            .map(|f| f.id);
+        if let Some(to) = successor {
+            return Some(GroupAction::TransferLeadership(to));
+        }
+    }
+    for node in membership.members() {
+        if belongs(directory, node, is_meta) == Some(false) {
+            return change(ConfChangeKind::Remove, node);
+        }
+    }
+    for &node in directory.members().keys() {
+        if belongs(directory, node, is_meta) == Some(true) && !membership.contains(node) {
+            return change(ConfChangeKind::AddLearner, node);
+        }
+    }
+    for &node in &membership.learners {
+        let caught_up = status.followers.iter().any(|f| {
+            f.id == node && f.matched.0.saturating_add(policy.catch_up_entries) >= status.last_index.0
+        });
+        if caught_up && belongs(directory, node, is_meta) == Some(true) {
+            return change(ConfChangeKind::AddVoter, node);
+        }
+    }
+    None
+}
+
+/// On the meta group's leader: the next lifecycle step to record in the directory, given the
+/// meta group's status (`meta`, a leader's, with follower silence) and this node's view of
+/// every data group's membership.
+pub fn next_directory_command(
+    directory: &Directory,
+    meta: &Status,
+    data: &[Status],
+    policy: &MembershipPolicy,
+) -> Option<DirectoryCommand> {
+    for node in directory.with_status(MemberStatus::Joining) {
+        if meta.membership.is_voter(node) && data.iter().all(|s| s.membership.is_voter(node)) {
+            return Some(DirectoryCommand::Activate { node });
+        }
+    }
+    for node in directory.with_status(MemberStatus::Leaving) {
+        if data.iter().all(|s| !s.membership.contains(node)) {
+            return Some(DirectoryCommand::Retire { node });
+        }
+    }
+    failed_node(directory, meta, policy).map(|node| DirectoryCommand::Leave { node })
+}
+
+/// An ACTIVE node silent for the grace period whose removal keeps a safe quorum: at least
+/// `min_voters` ACTIVE nodes remain, a majority of them answering. One removal at a time.
+fn failed_node(directory: &Directory, meta: &Status, policy: &MembershipPolicy) -> Option<NodeId> {
+    let limit = policy.failed_after_ticks?;
+    if directory.with_status(MemberStatus::Leaving).next().is_some() {
+        return None;
+    }
+    let active: Vec<NodeId> = directory.with_status(MemberStatus::Active).collect();
+    let silent = |node: NodeId| meta.followers.iter().any(|f| f.id == node && f.silent_ticks >= limit);
+    let failed = active.iter().copied().find(|&n| n != meta.id && silent(n))?;
+    let remaining = active.len() - 1;
+    let answering = active.iter().filter(|&&n| n != failed && !silent(n)).count();
+    (remaining >= policy.min_voters && answering > remaining / 2).then_some(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ppdb_raft::tracker::ProgressState;
+    use ppdb_raft::{FollowerStatus, LogIndex, Membership, PeerRole, Term};
+    use std::net::SocketAddr;
+
+    const POLICY: MembershipPolicy =
+        MembershipPolicy { catch_up_entries: 10, failed_after_ticks: Some(100), min_voters: 3 };
+
+    fn directory(members: &[(u64, MemberStatus)]) -> Directory {
+        let mut d = Directory::default();
+        // Everyone joins and (unless still joining) becomes active before anyone leaves, as
+        // the directory refuses the last active member's leave.
+        for &(id, status) in members {
+            let peer_addr = SocketAddr::from(([127, 0, 0, 1], 7100 + id as u16));
+            let _ = d.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr });
+            if status != MemberStatus::Joining {
+                let _ = d.execute(&DirectoryCommand::Activate { node: NodeId(id) });
+            }
+        }
+        for &(id, status) in members {
+            if matches!(status, MemberStatus::Leaving | MemberStatus::Removed) {
+                let _ = d.execute(&DirectoryCommand::Leave { node: NodeId(id) });
+            }
+            if status == MemberStatus::Removed {
+                let _ = d.execute(&DirectoryCommand::Retire { node: NodeId(id) });
+            }
+        }
+        d
+    }
+
+    /// Node 1 leading a group of `voters` and `learners`; followers at `matched` with
+    /// `silent` ticks of silence.
+    fn leader(voters: &[u64], learners: &[u64], followers: &[(u64, u64, u64)]) -> Status {
+        let mut membership = Membership::with_voters(voters.iter().map(|&v| NodeId(v)));
+        membership.learners = learners.iter().map(|&l| NodeId(l)).collect();
+        Status {
+            id: NodeId(1),
+            role: PeerRole::Leader,
+            term: Term(2),
+            leader: Some(NodeId(1)),
+            commit: LogIndex(100),
+            applied: LogIndex(100),
+            last_index: LogIndex(100),
+            snapshot_index: LogIndex(0),
+            membership,
+            followers: followers
+                .iter()
+                .map(|&(id, matched, silent_ticks)| FollowerStatus {
+                    id: NodeId(id),
+                    matched: LogIndex(matched),
+                    state: ProgressState::Replicate,
+                    silent_ticks,
+                })
+                .collect(),
+        }
+    }
+
+    fn change(kind: ConfChangeKind, node: u64) -> Option<GroupAction> {
+        Some(GroupAction::Change(ConfChange { kind, node: NodeId(node) }))
+    }
+
+    #[test]
+    fn a_newcomer_is_added_as_learner_then_promoted_once_caught_up() {
+        use MemberStatus::*;
+        let d = directory(&[(1, Active), (2, Active), (3, Active), (4, Joining)]);
+        let group = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
+        assert_eq!(next_group_action(&d, &group, false, &POLICY), change(ConfChangeKind::AddLearner, 4));
+        let behind = leader(&[1, 2, 3], &[4], &[(2, 100, 0), (3, 100, 0), (4, 50, 0)]);
+        assert_eq!(next_group_action(&d, &behind, false, &POLICY), None);
+        let caught_up = leader(&[1, 2, 3], &[4], &[(2, 100, 0), (3, 100, 0), (4, 95, 0)]);
+        assert_eq!(next_group_action(&d, &caught_up, false, &POLICY), change(ConfChangeKind::AddVoter, 4));
+        let everywhere = leader(&[1, 2, 3, 4], &[], &[]);
+        assert_eq!(
+            next_directory_command(&d, &everywhere, std::slice::from_ref(&everywhere), &POLICY),
+            Some(DirectoryCommand::Activate { node: NodeId(4) })
+        );
+    }
+
+    #[test]
+    fn a_leaving_node_is_removed_from_data_groups_first_and_the_meta_group_last() {
+        use MemberStatus::*;
+        let d = directory(&[(1, Active), (2, Active), (3, Leaving)]);
+        let group = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
+        assert_eq!(next_group_action(&d, &group, false, &POLICY), change(ConfChangeKind::Remove, 3));
+        assert_eq!(next_group_action(&d, &group, true, &POLICY), None, "stays in meta until removed");
+        let without = leader(&[1, 2], &[], &[(2, 100, 0)]);
+        assert_eq!(
+            next_directory_command(&d, &group, &[without], &POLICY),
+            Some(DirectoryCommand::Retire { node: NodeId(3) })
+        );
+        let removed = directory(&[(1, Active), (2, Active), (3, Removed)]);
+        assert_eq!(next_group_action(&removed, &group, true, &POLICY), change(ConfChangeKind::Remove, 3));
+    }
+
+    #[test]
+    fn a_leader_that_must_go_hands_over_to_the_most_caught_up_voter() {
+        use MemberStatus::*;
+        let d = directory(&[(1, Leaving), (2, Active), (3, Active)]);
+        let group = leader(&[1, 2, 3], &[], &[(2, 90, 0), (3, 99, 0)]);
+        for is_meta in [false, true] {
+            assert_eq!(
+                next_group_action(&d, &group, is_meta, &POLICY),
+                Some(GroupAction::TransferLeadership(NodeId(3)))
+            );
+        }
+        let alone = leader(&[1], &[], &[]);
+        assert_eq!(next_group_action(&d, &alone, false, &POLICY), change(ConfChangeKind::Remove, 1));
+    }
+
+    #[test]
+    fn a_silent_node_is_removed_only_when_a_safe_quorum_remains() {
+        use MemberStatus::*;
+        let five = directory(&[(1, Active), (2, Active), (3, Active), (4, Active), (5, Active)]);
+        let meta = leader(&[1, 2, 3, 4, 5], &[], &[(2, 100, 0), (3, 100, 0), (4, 100, 0), (5, 100, 500)]);
+        assert_eq!(
+            next_directory_command(&five, &meta, &[], &POLICY),
+            Some(DirectoryCommand::Leave { node: NodeId(5) })
+        );
+        let quiet = leader(&[1, 2, 3, 4, 5], &[], &[(2, 100, 0), (3, 100, 0), (4, 100, 0), (5, 100, 50)]);
+        assert_eq!(next_directory_command(&five, &quiet, &[], &POLICY), None, "not silent long enough");
+        let three = directory(&[(1, Active), (2, Active), (3, Active)]);
+        let meta3 = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 500)]);
+        assert_eq!(next_directory_command(&three, &meta3, &[], &POLICY), None, "would go below 3 voters");
+        let two_dead =
+            leader(&[1, 2, 3, 4, 5], &[], &[(2, 100, 0), (3, 100, 500), (4, 100, 500), (5, 100, 500)]);
+        assert_eq!(
+            next_directory_command(&five, &two_dead, &[], &POLICY),
+            None,
+            "no answering majority left"
+        );
+        let never = MembershipPolicy { failed_after_ticks: None, ..POLICY };
+        assert_eq!(next_directory_command(&five, &meta, &[], &never), None);
+    }
+}

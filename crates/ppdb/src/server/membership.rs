@@ -1,0 +1,253 @@
+//! Changing who is in the cluster: joins, graceful leaves and operator removals, submitted to
+//! the meta group's leader wherever it is.
+//!
+//! A change is a [`DirectoryCommand`]. The node that receives it (from the admin API, or from
+//! a joining node over a guest connection) proposes it to its own meta replica; if that is not
+//! the leader, it forwards the command to the leader over the transport and retries through
+//! elections until the request deadline. A node serving a forwarded command from another
+//! member only proposes locally (never forwards again), so requests cannot loop.
+//!
+//! Wire format (a peer request, tag [`MEMBERSHIP_REQUEST_TAG`]): request = tag u8, the encoded
+//! command. Response = `0`, shard count u32, member count u32, per member id u64 + peer
+//! address; or `1` + error code u8 + message.
+
+use super::shard::KvShard;
+use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::error::{Error, ErrorCode};
+use crate::node::{Directory, DirectoryCommand, MemberStatus, NodeHandle};
+use crate::transport::{LinkState, Transport};
+use ppdb_raft::{NodeId, ProposeError};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// First byte of a membership request between nodes (shard batches use another tag).
+pub const MEMBERSHIP_REQUEST_TAG: u8 = 2;
+/// Longest error message or address accepted in a response.
+const TEXT_BYTES_MAX: usize = 4096;
+/// Most members a response may list.
+const MEMBERS_MAX: usize = 4096;
+/// Pause between attempts while the meta group has no leader.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// What a member tells a node it admitted: enough to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    /// Number of data shards.
+    pub shards: u32,
+    /// Peer addresses of the members not removed (the newcomer included once recorded).
+    pub members: BTreeMap<NodeId, SocketAddr>,
+}
+
+/// Encodes a membership request for the transport.
+pub fn encode_request(command: &DirectoryCommand) -> Vec<u8> {
+    let mut bytes = vec![MEMBERSHIP_REQUEST_TAG];
+    bytes.extend_from_slice(&command.encode());
+    bytes
+}
+
+fn decode_request(bytes: &[u8]) -> Result<DirectoryCommand, String> {
+    match bytes.split_first() {
+        Some((&MEMBERSHIP_REQUEST_TAG, command)) => {
+            DirectoryCommand::decode(command).map_err(|e| e.to_string())
+        }
+        _ => Err("not a membership request".into()),
+    }
+}
+
+fn encode_response(outcome: &Result<Admission, Error>) -> Vec<u8> {
+    let mut e = Encoder::default();
+    match outcome {
+        Ok(admission) => {
+            e.u8(0);
+            e.u32(admission.shards);
+            e.u32(u32::try_from(admission.members.len()).unwrap_or(u32::MAX));
+            for (id, addr) in &admission.members {
+                e.u64(id.0);
+                e.bytes(addr.to_string().as_bytes());
+            }
+        }
+        Err(error) => {
+            e.u8(1);
+            e.u8(error.code().to_wire());
+            e.bytes(error.to_string().as_bytes());
+        }
+    }
+    e.finish()
+}
+
+/// Decodes the answer of node `from` (0 when unknown) to a membership request.
+pub fn decode_response(from: u64, bytes: &[u8]) -> Result<Result<Admission, Error>, DecodeError> {
+    let mut d = Decoder::new(bytes, "membership response");
+    let outcome = match d.u8()? {
+        0 => {
+            let shards = d.u32()?;
+            let count = d.count(MEMBERS_MAX, 10)?;
+            let mut members = BTreeMap::new();
+            for _ in 0..count {
+                let id = NodeId(d.u64()?);
+                let text = d.bytes(TEXT_BYTES_MAX)?;
+                let addr = std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(|| d.error("bad member address"))?;
+                members.insert(id, addr);
+            }
+            Ok(Admission { shards, members })
+        }
+        1 => {
+            let code = ErrorCode::from_wire(d.u8()?).ok_or_else(|| d.error("unknown error code"))?;
+            let message = String::from_utf8_lossy(d.bytes(TEXT_BYTES_MAX)?).into_owned();
+            Err(Error::Remote { node: from, code, message })
+        }
+        _ => return Err(d.error("unknown membership outcome")),
+    };
+    d.finish()?;
+    Ok(outcome)
+}
+
+/// Submits membership changes on behalf of this node.
+#[derive(Clone)]
+pub struct MembershipService {
+    node: NodeId,
+    shards: u32,
+    handle: NodeHandle<KvShard>,
+    transport: Transport,
+    directory: watch::Receiver<Directory>,
+}
+
+impl MembershipService {
+    /// A service proposing through `handle`, forwarding through `transport`.
+    pub fn new(
+        node: NodeId,
+        shards: u32,
+        handle: NodeHandle<KvShard>,
+        transport: Transport,
+        directory: watch::Receiver<Directory>,
+    ) -> MembershipService {
+        MembershipService { node, shards, handle, transport, directory }
+    }
+
+    /// The directory as this node last applied it.
+    pub fn directory(&self) -> Directory {
+        self.directory.borrow().clone()
+    }
+
+    /// Records `command` through the meta leader, forwarding and retrying through elections
+    /// until the request deadline. Refusals by the directory are [`Error::State`].
+    pub async fn submit(&self, command: DirectoryCommand) -> Result<Admission, Error> {
+        let deadline = tokio::time::Instant::now() + self.handle.timeout();
+        loop {
+            let attempt = match self.handle.propose_membership(command.clone()).await {
+                Ok(verdict) => return verdict.map(|()| self.admission()).map_err(Error::State),
+                Err(Error::Consensus(ProposeError::NotLeader { leader: Some(leader) }))
+                    if leader != self.node =>
+                {
+                    self.forward(leader, &command).await
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok(admission) => return Ok(admission),
+                Err(e) if retryable(&e) && tokio::time::Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(?command, error = %e, "membership change not recorded yet; retrying");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Removes `node` from the cluster, refusing when the members left reachable from here
+    /// would not be a majority of the remaining members (the cluster would stop).
+    pub async fn remove(&self, node: NodeId) -> Result<(), Error> {
+        let directory = self.directory();
+        let Some(member) = directory.get(node) else {
+            return Err(Error::State(format!("no node {node} in this cluster")));
+        };
+        if matches!(member.status, MemberStatus::Leaving | MemberStatus::Removed) {
+            return Ok(());
+        }
+        let remaining: Vec<NodeId> = directory
+            .members()
+            .iter()
+            .filter(|(&id, m)| id != node && matches!(m.status, MemberStatus::Active | MemberStatus::Joining))
+            .map(|(&id, _)| id)
+            .collect();
+        let reachable = remaining
+            .iter()
+            .filter(|&&id| {
+                id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected))
+            })
+            .count();
+        if reachable <= remaining.len() / 2 {
+            return Err(Error::State(format!(
+                "removing node {node} would leave {} members of which only {reachable} are reachable: \
+                 the cluster would lose its quorum",
+                remaining.len()
+            )));
+        }
+        self.submit(DirectoryCommand::Leave { node }).await.map(|_| ())
+    }
+
+    async fn forward(&self, leader: NodeId, command: &DirectoryCommand) -> Result<Admission, Error> {
+        let answer = self.transport.call(leader, encode_request(command), self.handle.timeout()).await?;
+        match decode_response(leader.0, &answer) {
+            Ok(outcome) => outcome.map(|_| self.admission()),
+            Err(e) => Err(Error::Network { peer: leader.to_string(), reason: e.to_string() }),
+        }
+    }
+
+    fn admission(&self) -> Admission {
+        Admission { shards: self.shards, members: self.directory.borrow().live_addrs() }
+    }
+
+    /// Answers a membership request from another node. A guest (a node asking to join) may
+    /// only ask for its own admission, and is answered once it is recorded; a member's
+    /// forwarded command is proposed here only.
+    pub async fn serve(&self, from: NodeId, guest: bool, request: &[u8]) -> Vec<u8> {
+        let outcome = match decode_request(request) {
+            Err(reason) => Err(Error::State(format!("bad membership request: {reason}"))),
+            Ok(command) if guest => match command {
+                DirectoryCommand::Join { node, .. } if node == from => self.submit(command).await,
+                _ => Err(Error::State("a node that is not a member may only ask to join".into())),
+            },
+            Ok(command) => match self.handle.propose_membership(command).await {
+                Ok(verdict) => verdict.map(|()| self.admission()).map_err(Error::State),
+                Err(e) => Err(e),
+            },
+        };
+        encode_response(&outcome)
+    }
+}
+
+/// Whether a failed attempt may succeed later (an election, a lost message).
+fn retryable(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        ErrorCode::Consensus | ErrorCode::Network | ErrorCode::Timeout | ErrorCode::Partition
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responses_round_trip_and_garbage_is_an_error() {
+        let members = [(NodeId(1), SocketAddr::from(([127, 0, 0, 1], 7101)))].into_iter().collect();
+        let ok: Result<Admission, Error> = Ok(Admission { shards: 8, members });
+        assert_eq!(decode_response(1, &encode_response(&ok)).ok().map(|r| r.ok()), Some(ok.ok()));
+        let refused: Result<Admission, Error> = Err(Error::State("node 4 was removed".into()));
+        let decoded = decode_response(1, &encode_response(&refused));
+        assert!(
+            matches!(&decoded, Ok(Err(Error::Remote { node: 1, code: ErrorCode::State, message })) if message.contains("node 4 was removed")),
+            "{decoded:?}"
+        );
+        assert!(decode_response(1, &[7, 1, 2]).is_err());
+        let command = DirectoryCommand::Leave { node: NodeId(3) };
+        assert_eq!(decode_request(&encode_request(&command)), Ok(command));
+        assert!(decode_request(&[1, 0, 0]).is_err());
+    }
+}
