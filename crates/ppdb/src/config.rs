@@ -274,6 +274,20 @@ mod tests {
     }
 
     #[test]
+    fn join_excludes_bootstrap_and_the_failure_timeout_outlasts_elections() {
+        let mut c = NodeConfig { join: Some("127.0.0.1:7101".parse().unwrap()), ..NodeConfig::default() };
+        c.validate().unwrap();
+        c.bootstrap.insert(1, "127.0.0.1:7101".parse().unwrap());
+        assert_eq!(c.validate().unwrap_err().setting, "join");
+        let short = NodeConfig { failed_node_timeout_ms: 1000, ..NodeConfig::default() };
+        assert_eq!(short.validate().unwrap_err().setting, "failed_node_timeout_ms");
+        let never = NodeConfig { failed_node_timeout_ms: 0, ..NodeConfig::default() };
+        never.validate().unwrap();
+        assert_eq!(never.membership_policy().failed_after_ticks, None);
+        assert_eq!(NodeConfig::default().membership_policy().failed_after_ticks, Some(6000));
+    }
+
+    #[test]
     fn bootstrap_list_must_include_self() {
         let mut c = NodeConfig::default();
         c.bootstrap.insert(2, "127.0.0.1:7102".parse().unwrap());
