@@ -20,6 +20,11 @@
 //! 4. **Serve** confirmed reads ([`ReadState`]) once their index is applied.
 //! 5. **Advance**.
 //!
+//! When the Ready carries no snapshot, steps 3 and 4 may also run before or during step 1:
+//! committed entries are durable on a majority already, whatever this Ready writes, and the
+//! state machine is rebuilt from the durable state after a crash anyway. The simulator drives
+//! its nodes that way, crashes included.
+//!
 //! A three-node group, driven by hand with an in-memory "network":
 //!
 //! ```

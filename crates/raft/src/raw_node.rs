@@ -16,7 +16,7 @@ use rand_core::RngCore;
 /// 2. send `messages` (those whose [`Message::can_send_before_persist`] is true may be sent
 ///    before or during step 1, which lets a leader replicate while it writes its own log);
 /// 3. install `snapshot` into the state machine (if any), then apply `committed_entries` in
-///    order, exactly once;
+///    order, exactly once (without a snapshot, this may happen before or during step 1);
 /// 4. serve each of `read_states` once the state machine has applied its index.
 #[derive(Debug, Default)]
 #[must_use = "a Ready must be persisted, sent, applied, then advanced"]

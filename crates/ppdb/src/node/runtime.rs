@@ -249,6 +249,9 @@ impl<S: StateMachine> Runtime<S> {
                 None => {}
             }
         }
+        if policy.colocate_leaders {
+            self.colocate_leaders();
+        }
         let Some(meta) = self.meta.as_mut() else { return };
         if meta.raft.role() != PeerRole::Leader {
             return;
@@ -259,6 +262,24 @@ impl<S: StateMachine> Runtime<S> {
             tracing::info!(?command, "directory change proposed");
             let (reply, _) = tokio::sync::oneshot::channel();
             meta.propose(vec![command.encode()], vec![reply]);
+        }
+    }
+
+    /// Hands each data group this node leads to the meta group's leader when it is ready to
+    /// take it ([`reconcile::colocation_target`]).
+    fn colocate_leaders(&mut self) {
+        let Some(meta) = self.meta.as_ref() else { return };
+        let meta_leader = meta.raft.leader();
+        let recent_ticks = 2 * u64::from(self.config.raft.heartbeat_interval_ticks);
+        for (group, replica) in self.groups.iter_mut() {
+            if replica.raft.role() != PeerRole::Leader {
+                continue;
+            }
+            if let Some(to) = reconcile::colocation_target(meta_leader, &replica.raft.status(), recent_ticks)
+            {
+                tracing::debug!(group = group.0, %to, "moving leadership to the meta leader");
+                replica.raft.transfer_leader(to);
+            }
         }
     }
 
@@ -318,7 +339,11 @@ impl<S: StateMachine> Runtime<S> {
         }
         // 1. Persist: queue every group's records, then wait for the one fsync covering them.
         // A leader's appends and heartbeats go out first, so followers write in parallel.
+        // Committed entries are applied and confirmed reads served meanwhile (when there is no
+        // snapshot to install first): they are durable on a majority already and do not
+        // depend on this round's writes, so clients get their answers one fsync sooner.
         let mut last_ticket = None;
+        let mut directory_changed = false;
         for (group, ready) in readies.iter_mut() {
             if let Some(ticket) = self.storage.persist(*group, ready)? {
                 last_ticket = Some(ticket);
@@ -329,11 +354,17 @@ impl<S: StateMachine> Runtime<S> {
                 self.outbox.send(*group, message);
             }
             ready.messages = later;
+            if ready.snapshot.is_none() {
+                directory_changed |= *group == META_GROUP && !ready.committed_entries.is_empty();
+                if let Some(replica) = self.replica_mut(*group) {
+                    replica.apply(std::mem::take(&mut ready.committed_entries));
+                    replica.confirm_reads(std::mem::take(&mut ready.read_states));
+                }
+            }
         }
         if let Some(ticket) = last_ticket {
             ticket.await?;
         }
-        let mut directory_changed = false;
         for (group, ready) in readies {
             let entries_between_snapshots = self.config.entries_between_snapshots;
             let outbox = Arc::clone(&self.outbox);
@@ -342,14 +373,13 @@ impl<S: StateMachine> Runtime<S> {
             for message in ready.messages {
                 outbox.send(group, message);
             }
-            // 3. Apply, 4. serve reads, 5. advance.
-            directory_changed |=
-                group == META_GROUP && (ready.snapshot.is_some() || !ready.committed_entries.is_empty());
+            // 3. Install a snapshot, then apply, 4. serve reads (when not done above), 5. advance.
             if let Some(snapshot) = &ready.snapshot {
+                directory_changed |= group == META_GROUP;
                 replica.install_snapshot(snapshot)?;
+                replica.apply(ready.committed_entries);
+                replica.confirm_reads(ready.read_states);
             }
-            replica.apply(ready.committed_entries);
-            replica.confirm_reads(ready.read_states);
             replica.raft().advance();
             replica.observe_role();
             if replica.wants_snapshot(entries_between_snapshots) {

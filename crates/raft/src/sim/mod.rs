@@ -287,6 +287,13 @@ impl Simulation {
         for m in early {
             self.send(m);
         }
+        // Committed entries (already durable on a majority) are applied, and confirmed reads
+        // served, before the write, as the node runtime does when there is no snapshot: a
+        // crash below then happens after clients saw their answers.
+        let apply_early = ready.snapshot.is_none();
+        if apply_early {
+            self.apply_ready(id, &mut ready)?;
+        }
         // Crash in the middle of the Ready: before persisting, or with a torn write.
         if faults && self.rng.chance(self.opts.crash_per_mille / 4) {
             let torn = self.rng.below(ready.entries.len() as u64 + 1) as usize;
@@ -304,7 +311,7 @@ impl Simulation {
         if let Some(node) = self.nodes.get_mut(&id) {
             node.persist(&ready, None).map_err(storage_failure(id))?;
         }
-        for m in ready.messages {
+        for m in std::mem::take(&mut ready.messages) {
             self.send(m);
         }
         if let Some(snapshot) = &ready.snapshot {
@@ -313,14 +320,8 @@ impl Simulation {
             let (index, digest) = (node.sm.applied, node.sm.digest);
             self.history.check_digest(id, index, digest)?;
         }
-        for entry in &ready.committed_entries {
-            self.apply(id, entry)?;
-        }
-        for read in ready.read_states {
-            self.reads.observe_read_index(read.ctx, id, read.index)?;
-            if let Some(node) = self.nodes.get_mut(&id) {
-                node.confirmed_reads.push((read.ctx, read.index));
-            }
+        if !apply_early {
+            self.apply_ready(id, &mut ready)?;
         }
         let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
         let applied = node.sm.applied;
@@ -329,6 +330,20 @@ impl Simulation {
             raft.advance();
         }
         Ok(true)
+    }
+
+    /// Applies a Ready's committed entries and records its confirmed reads.
+    fn apply_ready(&mut self, id: NodeId, ready: &mut crate::Ready) -> Verdict {
+        for entry in &ready.committed_entries {
+            self.apply(id, entry)?;
+        }
+        for read in std::mem::take(&mut ready.read_states) {
+            self.reads.observe_read_index(read.ctx, id, read.index)?;
+            if let Some(node) = self.nodes.get_mut(&id) {
+                node.confirmed_reads.push((read.ctx, read.index));
+            }
+        }
+        Ok(())
     }
 
     fn send(&mut self, m: Message) {
