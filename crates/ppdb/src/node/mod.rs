@@ -7,6 +7,7 @@
 
 pub mod directory;
 pub mod handle;
+pub mod leaders;
 pub mod lifecycle;
 pub mod raft_storage;
 pub mod reconcile;
@@ -16,6 +17,7 @@ pub mod state_machine;
 
 pub use directory::{Directory, DirectoryCommand, MemberStatus};
 pub use handle::NodeHandle;
+pub use leaders::LeaderTable;
 pub use lifecycle::PeerState;
 pub use reconcile::MembershipPolicy;
 pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GROUP};

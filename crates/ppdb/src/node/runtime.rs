@@ -12,6 +12,7 @@
 //! ([`super::reconcile`]).
 
 use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
+use super::leaders::LeaderTable;
 use super::raft_storage::RaftStorage;
 use super::reconcile::{self, GroupAction, MembershipPolicy};
 use super::replica::{GroupReplica, Replica, Reply};
@@ -118,6 +119,7 @@ pub struct Runtime<S: StateMachine> {
     storage: Arc<RaftStorage>,
     outbox: Arc<dyn Outbox>,
     directory: watch::Sender<Directory>,
+    leaders: LeaderTable,
 }
 
 impl<S: StateMachine> Runtime<S> {
@@ -148,7 +150,14 @@ impl<S: StateMachine> Runtime<S> {
             groups.insert(group, replica(&config, group, state)?);
         }
         let directory = watch::Sender::new(meta.as_ref().map(|m| m.state().clone()).unwrap_or_default());
-        Ok(Runtime { config, meta, groups, storage, outbox, directory })
+        let last_group = groups.keys().next_back().copied().unwrap_or(META_GROUP);
+        let leaders = LeaderTable::new(last_group);
+        Ok(Runtime { config, meta, groups, storage, outbox, directory, leaders })
+    }
+
+    /// Each group's leader as this node sees it, updated after every round.
+    pub fn leaders(&self) -> LeaderTable {
+        self.leaders.clone()
     }
 
     /// The cluster directory as this node last applied it; changes are published as they
@@ -201,6 +210,9 @@ impl<S: StateMachine> Runtime<S> {
                 else => break,
             }
             self.process_readies().await?;
+            for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
+                self.leaders.set(group, replica.raft().leader());
+            }
         }
         tracing::info!(node = %self.config.node, "node runtime stopped");
         Ok(())

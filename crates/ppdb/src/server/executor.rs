@@ -11,7 +11,7 @@ use super::shard::{KvShard, ShardQuery};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
 use crate::node::runtime::wall_clock_ms;
-use crate::node::NodeHandle;
+use crate::node::{LeaderTable, NodeHandle};
 use crate::server::resp::command::WriteCommand;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
@@ -38,12 +38,20 @@ pub struct Executor {
     handle: NodeHandle<KvShard>,
     transport: Transport,
     shards: u64,
+    leaders: LeaderTable,
 }
 
 impl Executor {
-    /// An executor for this node's runtime and transport, over `shards` data shards.
-    pub fn new(node: NodeId, handle: NodeHandle<KvShard>, transport: Transport, shards: u64) -> Executor {
-        Executor { node, handle, transport, shards }
+    /// An executor for this node's runtime and transport, over `shards` data shards, sending
+    /// each shard's operations to the leader `leaders` names (its own replica when unknown).
+    pub fn new(
+        node: NodeId,
+        handle: NodeHandle<KvShard>,
+        transport: Transport,
+        shards: u64,
+        leaders: LeaderTable,
+    ) -> Executor {
+        Executor { node, handle, transport, shards, leaders }
     }
 
     /// The number of data shards.
@@ -217,7 +225,7 @@ impl Executor {
     /// not take effect, and then together with every later one, so the order holds on retry.
     pub async fn on_shard_batch(&self, shard: u64, ops: Vec<ShardOp>) -> Vec<Result<Reply, Error>> {
         let deadline = Instant::now() + self.handle.timeout();
-        let mut target = self.node;
+        let mut target = self.leaders.get(GroupId(shard)).unwrap_or(self.node);
         let mut results: Vec<Result<Reply, Error>> = Vec::with_capacity(ops.len());
         let mut remaining = ops;
         while !remaining.is_empty() {

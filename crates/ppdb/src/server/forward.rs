@@ -307,13 +307,18 @@ pub fn decode_outcomes(bytes: &[u8]) -> Result<Vec<ForwardOutcome>, DecodeError>
     Ok(outcomes)
 }
 
-/// The outcome to send back for a local result.
+/// The outcome to send back for a local result. Failures that certainly did not take effect
+/// and may succeed at the (new) leader, a leadership handover or a proposal dropped by a
+/// leader change, travel as "not the leader" so the origin retries them.
 pub fn outcome_of(result: Result<Reply, Error>) -> ForwardOutcome {
     match result {
         Ok(reply) => ForwardOutcome::Done(reply),
         Err(Error::Consensus(ppdb_raft::ProposeError::NotLeader { leader })) => {
             ForwardOutcome::NotLeader(leader)
         }
+        Err(
+            Error::Consensus(ppdb_raft::ProposeError::LeaderTransferring) | Error::ProposalDropped { .. },
+        ) => ForwardOutcome::NotLeader(None),
         Err(e) => ForwardOutcome::Failed { code: e.code(), message: e.to_string() },
     }
 }
@@ -323,6 +328,15 @@ mod tests {
     use super::*;
     use crate::kv::WriteOp;
     use proptest::prelude::*;
+
+    #[test]
+    fn failures_that_did_not_take_effect_are_retried_by_the_origin() {
+        let transferring = Err(Error::Consensus(ppdb_raft::ProposeError::LeaderTransferring));
+        assert_eq!(outcome_of(transferring), ForwardOutcome::NotLeader(None));
+        assert_eq!(outcome_of(Err(Error::ProposalDropped { group: 3 })), ForwardOutcome::NotLeader(None));
+        let timeout = outcome_of(Err(Error::Timeout { operation: "x".into(), elapsed_ms: 1 }));
+        assert!(matches!(timeout, ForwardOutcome::Failed { code: ErrorCode::Timeout, .. }));
+    }
 
     #[test]
     fn requests_and_outcomes_round_trip() {

@@ -271,6 +271,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let runtime: Runtime<KvShard> =
         Runtime::new(runtime_config, Arc::clone(&storage), recovered, bootstrap, outbox)?;
     let directory = runtime.directory();
+    let leaders = runtime.leaders();
     if directory.borrow().get(node).is_some_and(|m| m.status == MemberStatus::Removed) {
         transport.shutdown().await;
         return Err(Error::State(format!(
@@ -284,7 +285,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut runtime_task = tokio::spawn(runtime.run(raft_rx, request_rx, stop_rx.clone()));
     let handle = NodeHandle::new(request_tx, Duration::from_millis(config.request_timeout_ms));
-    let executor = Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards));
+    let executor = Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards), leaders);
     let membership =
         MembershipService::new(node, cluster.shards, handle.clone(), transport.clone(), directory.clone());
     let (removed_tx, mut removed_rx) = watch::channel(false);

@@ -71,10 +71,11 @@ pub struct MemberDoc {
     pub id: u64,
     /// Peer address.
     pub peer_addr: String,
-    /// Lifecycle state: the directory's, except that a member this node cannot reach is
-    /// INACTIVE (failed, until it answers again or is removed).
+    /// Lifecycle state: the directory's, except that an ACTIVE member this node failed to
+    /// reach is INACTIVE (failed, until it answers again or is removed).
     pub state: PeerState,
-    /// Whether this node's connection to it is up (always true for this node itself).
+    /// Whether this node's connection to it is up or being opened, as opposed to failing
+    /// (always true for this node itself).
     pub reachable: bool,
 }
 
@@ -162,11 +163,10 @@ impl NodeReport {
             .members()
             .iter()
             .map(|(&id, m)| {
-                let reachable =
-                    id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected));
-                let recorded = m.status.peer_state();
-                let state = match recorded {
-                    PeerState::Active | PeerState::Joining if !reachable => PeerState::Inactive,
+                let reachable = id == self.node
+                    || !matches!(self.transport.link_state(id), Some(LinkState::Down(_)) | None);
+                let state = match m.status.peer_state() {
+                    PeerState::Active if !reachable => PeerState::Inactive,
                     other => other,
                 };
                 MemberDoc { id: id.0, peer_addr: m.peer_addr.to_string(), state, reachable }
