@@ -98,6 +98,7 @@ fn runtime_config(node: NodeId) -> RuntimeConfig {
         entries_between_snapshots: defaults.snapshot_entries,
         entries_kept_after_snapshot: defaults.snapshot_entries / 10,
         membership: defaults.membership_policy(),
+        rng_seed: None,
     }
 }
 

@@ -28,3 +28,6 @@ mod tests;
 
 #[cfg(test)]
 mod sim_wal;
+
+#[cfg(test)]
+mod sim_runtime;

@@ -107,6 +107,9 @@ pub struct RuntimeConfig {
     pub entries_kept_after_snapshot: u64,
     /// How group memberships follow the directory (used when the meta group is hosted).
     pub membership: MembershipPolicy,
+    /// Seeds the election-timeout RNG of every group (mixed with the node and group ids), so a
+    /// simulated run replays exactly; `None` (production) draws a seed from the clock.
+    pub rng_seed: Option<u64>,
 }
 
 /// The node's event loop and the replicas it drives.
@@ -424,7 +427,7 @@ impl<S: StateMachine> Runtime<S> {
         let last = raft.last_index();
         let tail: Vec<_> = (index.0 + 1..=last.0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();
         let hard_state = raft.hard_state();
-        tokio::task::block_in_place(|| storage.checkpoint(group, &snapshot, &hard_state, &tail))?;
+        blocking(|| storage.checkpoint(group, &snapshot, &hard_state, &tail))?;
         let compact_to = LogIndex(index.0.saturating_sub(kept));
         raft.compact(compact_to).map_err(|e| Error::State(format!("compact group {}: {e}", group.0)))?;
         Ok(())
@@ -448,7 +451,7 @@ fn replica<T: StateMachine>(
     };
     let mut raft_config = config.raft.clone();
     raft_config.id = config.node;
-    let seed = rng_seed(config.node, group);
+    let seed = rng_seed(config.rng_seed, config.node, group);
     let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(seed));
     let raft =
         RawNode::new(raft_config, state, rng).map_err(|e| Error::State(format!("group {}: {e}", group.0)))?;
@@ -475,9 +478,21 @@ pub fn wall_clock_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A per-node, per-group seed for election timeouts: distinct across nodes and restarts.
-fn rng_seed(node: NodeId, group: GroupId) -> u64 {
-    let now =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    now ^ node.0.rotate_left(32) ^ group.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+/// A per-node, per-group seed for election timeouts: distinct across nodes and, unless `fixed`
+/// is given, across restarts.
+fn rng_seed(fixed: Option<u64>, node: NodeId, group: GroupId) -> u64 {
+    let base = fixed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    base ^ node.0.rotate_left(32) ^ group.0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Runs blocking storage work from the loop: on a multi-thread runtime the other tasks move to
+/// other workers meanwhile; a current-thread runtime (the simulator's) just runs it, since
+/// `block_in_place` panics there.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::CurrentThread => work(),
+        _ => tokio::task::block_in_place(work),
+    }
 }

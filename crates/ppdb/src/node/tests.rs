@@ -81,6 +81,7 @@ fn start(net: &ChannelNet, root: &Path, id: u64, members: &[NodeId]) -> TestNode
         entries_between_snapshots: 20,
         entries_kept_after_snapshot: 5,
         membership: MembershipPolicy::default(),
+        rng_seed: None,
     };
     let bootstrap = BTreeMap::from([(GROUP, RecoveredState::bootstrap(members.iter().copied()))]);
     let runtime: Runtime<Journal> =

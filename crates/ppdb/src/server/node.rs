@@ -266,6 +266,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         entries_between_snapshots: config.snapshot_entries,
         entries_kept_after_snapshot: config.snapshot_entries / 10,
         membership: config.membership_policy(),
+        rng_seed: None,
     };
     let outbox = Arc::new(TransportOutbox(transport.clone()));
     let runtime: Runtime<KvShard> =

@@ -5,7 +5,7 @@
 //!
 //! A node that is not a member yet (it wants to join) dials as a *guest*: its hello names
 //! node 0 as the target ([`GUEST_TARGET`]). Guests of our cluster are accepted whatever their
-//! id, but may only send requests (see [`super::guest`]).
+//! id, but may only send requests (see `guest.rs`).
 
 use super::config::CLUSTER_ID_BYTES_MAX;
 use super::error::{RefusalReason, TransportError};

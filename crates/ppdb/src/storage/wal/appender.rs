@@ -1,5 +1,6 @@
 //! The segment appender: encodes records into the active segment and rolls to a new segment at
-//! the size limit. Owned by the writer thread alone; it knows nothing about group commit.
+//! the size limit. Owned by the writer thread alone (or, without one, by the caller-driven
+//! writer); it knows nothing about group commit.
 //!
 //! Records are encoded into a buffer and written with one positioned write per [`sync`]. Before
 //! a record that would push the active segment past `segment_bytes_max`, the buffer is written
@@ -98,7 +99,7 @@ impl SegmentAppender {
     /// Writes every encoded record and fdatasyncs the active segment. When it returns `Ok`,
     /// every record appended so far is durable.
     pub fn sync(&mut self) -> Result<(), PoisonCause> {
-        self.write_buffer()?;
+        self.write()?;
         let path = &self.active_info.path;
         self.active.sync_data().map_err(|e| PoisonCause::new("fdatasync", path.clone(), &e))?;
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
@@ -108,7 +109,9 @@ impl SegmentAppender {
         Ok(())
     }
 
-    fn write_buffer(&mut self) -> Result<(), PoisonCause> {
+    /// Hands every encoded record to the disk without syncing: they may be lost, or torn, by a
+    /// crash until the next [`sync`](SegmentAppender::sync).
+    pub fn write(&mut self) -> Result<(), PoisonCause> {
         if self.buf.is_empty() {
             return Ok(());
         }

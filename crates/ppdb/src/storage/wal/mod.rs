@@ -8,7 +8,8 @@
 //! - [`record`]: the on-disk record format and its decoder.
 //! - [`segment`]: segment file names, headers and the list of live segments.
 //! - `appender`: writing records into the active segment, rolling at the size limit.
-//! - `writer`: group commit, the writer thread, poisoning on I/O failure.
+//! - `writer`: group commit, the writer thread (or the caller-driven writer of simulations),
+//!   poisoning on I/O failure.
 //! - `ticket`: durability tickets, blocking or async.
 //! - [`recovery`]: reading the log back, the torn-tail and corruption rules.
 //! - [`retention`]: which records each group still needs.
@@ -66,6 +67,22 @@ pub const SEGMENT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 /// The largest allowed `queue_bytes_max`.
 pub const QUEUE_BYTES_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
 
+/// Who writes queued records to disk and syncs them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WalWriter {
+    /// A writer thread with group commit (production).
+    #[default]
+    Thread,
+    /// No thread: records stay queued until the owner calls [`Wal::write_queued`] and then
+    /// [`Wal::sync_written`], or blocks in [`DurableTicket::wait`] (which does both at once).
+    /// Appends never block on a full queue. For deterministic simulation on a [`SimDisk`]: under
+    /// a paused tokio clock, a writer thread would make what is durable, and when, depend on the
+    /// operating system instead of the seed.
+    ///
+    /// [`SimDisk`]: crate::storage::disk::SimDisk
+    Caller,
+}
+
 /// Tuning of the WAL. [`WalConfig::default`] suits production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalConfig {
@@ -75,11 +92,17 @@ pub struct WalConfig {
     /// Appends block while this many encoded bytes wait for the writer. At least
     /// [`RECORD_BYTES_MAX`]. Default 128 MiB.
     pub queue_bytes_max: u64,
+    /// Who writes and syncs. Default [`WalWriter::Thread`].
+    pub writer: WalWriter,
 }
 
 impl Default for WalConfig {
     fn default() -> Self {
-        WalConfig { segment_bytes_max: 64 * 1024 * 1024, queue_bytes_max: 128 * 1024 * 1024 }
+        WalConfig {
+            segment_bytes_max: 64 * 1024 * 1024,
+            queue_bytes_max: 128 * 1024 * 1024,
+            writer: WalWriter::Thread,
+        }
     }
 }
 
@@ -142,7 +165,8 @@ pub struct Wal {
 impl Wal {
     /// Opens the WAL in `dir` (created if missing): recovers it, calling `visit` for every intact
     /// record in order (see [`recovery`] for the rules), then starts the writer thread at the
-    /// recovered tail. Fails with [`StorageError::Corruption`] if the log is damaged.
+    /// recovered tail (unless `config.writer` is [`WalWriter::Caller`]). Fails with
+    /// [`StorageError::Corruption`] if the log is damaged.
     pub fn open(
         disk: Arc<dyn Disk>,
         dir: impl Into<PathBuf>,
@@ -175,6 +199,7 @@ impl Wal {
             appender,
             next_seq,
             usize::try_from(config.queue_bytes_max).unwrap_or(usize::MAX),
+            config.writer,
             retention,
             Arc::clone(&counters),
             dir.clone(),
@@ -204,6 +229,20 @@ impl Wal {
         payload: Vec<u8>,
     ) -> Result<WalSeq, StorageError> {
         self.append(group, kind, payload)?.wait()
+    }
+
+    /// With [`WalWriter::Caller`]: hands every queued record to the disk, written but not synced,
+    /// as the writer thread does when it takes a batch. Returns how many records it wrote; 0
+    /// with a writer thread. Fails (and poisons the WAL) if the write fails.
+    pub fn write_queued(&self) -> Result<usize, StorageError> {
+        self.committer.write_queued()
+    }
+
+    /// With [`WalWriter::Caller`]: fdatasyncs what [`Wal::write_queued`] wrote and completes those
+    /// records' tickets. Returns how many became durable; 0 with a writer thread. Fails (and
+    /// poisons the WAL) if the fdatasync fails.
+    pub fn sync_written(&self) -> Result<usize, StorageError> {
+        self.committer.sync_written()
     }
 
     /// The highest durable sequence number (every record up to it is durable), or `None` if

@@ -331,6 +331,49 @@ fn group_commit_makes_everything_queued_during_an_fsync_durable_with_one_more_fs
     assert_eq!(stats.records_durable, 101);
 }
 
+fn caller_driven() -> WalConfig {
+    WalConfig { writer: WalWriter::Caller, ..WalConfig::default() }
+}
+
+#[test]
+fn caller_driven_wal_writes_and_syncs_only_when_told() {
+    let disk = SimDisk::new(17);
+    let (wal, _, _) = open_collect(&disk, caller_driven()).unwrap();
+    let first = wal.append(GroupId(1), RecordKind::Entries, vec![1; 64]).unwrap();
+    assert_eq!(disk.unsynced_bytes(), 0, "nothing is written before write_queued");
+    assert_eq!(wal.write_queued().unwrap(), 1);
+    let second = wal.append(GroupId(1), RecordKind::Entries, vec![2; 64]).unwrap();
+    assert!(disk.unsynced_bytes() > 0 && first.try_result().is_none(), "written, not durable");
+    assert_eq!(wal.sync_written().unwrap(), 1);
+    assert!(matches!(first.try_result(), Some(Ok(WalSeq(1)))));
+    assert!(second.try_result().is_none(), "appended after the batch was taken: the next batch");
+    assert_eq!(wal.durable_seq(), Some(WalSeq(1)));
+    // A crash loses the record never synced; the WAL's later close fails on the dead disk.
+    disk.crash(CrashFaults::default());
+    drop(wal);
+    let (_, _, recovered) = open_collect(&disk, caller_driven()).unwrap();
+    assert_eq!(recovered, vec![(WalSeq(1), GroupId(1), vec![1; 64])]);
+}
+
+#[test]
+fn blocking_wait_on_a_caller_driven_wal_makes_the_record_durable_itself() {
+    let disk = SimDisk::new(18);
+    let (wal, _, _) = open_collect(&disk, caller_driven()).unwrap();
+    let first = wal.append(GroupId(1), RecordKind::Entries, vec![1]).unwrap();
+    assert_eq!(wal.append_durable(GroupId(1), RecordKind::HardState, vec![2]).unwrap(), WalSeq(2));
+    assert!(matches!(first.try_result(), Some(Ok(WalSeq(1)))));
+    assert_eq!((wal.stats().batches, wal.stats().records_durable), (1, 2), "one batch for both");
+    let queued = wal.append(GroupId(1), RecordKind::Entries, vec![3]).unwrap();
+    wal.close().unwrap();
+    assert!(matches!(queued.try_result(), Some(Ok(WalSeq(3)))), "close makes the queue durable");
+
+    let (wal, _, _) = open_collect(&disk, caller_driven()).unwrap();
+    disk.fail_next_syncs(1);
+    let err = wal.append_durable(GroupId(1), RecordKind::Entries, vec![4]).unwrap_err();
+    assert!(matches!(err, StorageError::Poisoned { .. }), "{err}");
+    assert!(matches!(wal.write_queued(), Err(StorageError::Poisoned { .. })));
+}
+
 #[test]
 fn failed_fsync_poisons_the_wal_for_good() {
     let disk = SimDisk::new(11);

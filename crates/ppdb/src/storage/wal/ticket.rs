@@ -4,11 +4,14 @@
 //! ([`DurableTicket::wait`]) or awaited from any async runtime (it implements [`Future`]; no
 //! runtime is required). The writer thread holds the matching [`Completer`]; if the completer is
 //! dropped without completing (a bug or a panic), the ticket fails instead of hanging forever.
+//! A WAL without a writer thread ([`super::WalWriter::Caller`]) gives its tickets a [`Drive`], so
+//! that a blocking wait writes and syncs the record itself rather than waiting for nobody.
 
+use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use super::record::WalSeq;
@@ -42,11 +45,17 @@ impl Completion {
     }
 }
 
+/// Makes queued records durable on the calling thread, for a WAL that has no writer thread.
+pub(crate) trait Drive: Send + Sync + fmt::Debug {
+    /// Writes and syncs every record queued so far; failures reach the tickets.
+    fn drive(&self);
+}
+
 /// Creates a connected ticket and completer for the record `seq`.
 pub(crate) fn ticket(seq: WalSeq) -> (DurableTicket, Completer) {
     let completion =
         Arc::new(Completion { outcome: Mutex::new(Outcome::Pending(None)), done: Condvar::new() });
-    (DurableTicket { seq, completion: Arc::clone(&completion) }, Completer { completion })
+    (DurableTicket { seq, completion: Arc::clone(&completion), driver: None }, Completer { completion })
 }
 
 /// A claim on the durability of one appended record.
@@ -58,6 +67,8 @@ pub(crate) fn ticket(seq: WalSeq) -> (DurableTicket, Completer) {
 pub struct DurableTicket {
     seq: WalSeq,
     completion: Arc<Completion>,
+    /// Set by a WAL without a writer thread: what a blocking wait runs to make progress.
+    driver: Option<Weak<dyn Drive>>,
 }
 
 impl DurableTicket {
@@ -66,8 +77,21 @@ impl DurableTicket {
         self.seq
     }
 
+    /// This ticket's blocking [`wait`](DurableTicket::wait) makes the record durable through
+    /// `driver` instead of waiting for a writer thread.
+    pub(crate) fn driven_by(mut self, driver: Weak<dyn Drive>) -> DurableTicket {
+        self.driver = Some(driver);
+        self
+    }
+
     /// Blocks until the record is durable (returning its sequence number) or the WAL failed.
+    /// On a WAL without a writer thread, writes and syncs everything queued first.
     pub fn wait(self) -> Result<WalSeq, StorageError> {
+        if self.try_result().is_none() {
+            if let Some(driver) = self.driver.as_ref().and_then(Weak::upgrade) {
+                driver.drive();
+            }
+        }
         let mut outcome = self.completion.lock();
         loop {
             if let Some(result) = Completion::result(&outcome, self.seq) {
@@ -83,6 +107,8 @@ impl DurableTicket {
     }
 }
 
+/// Awaiting never writes by itself: on a WAL without a writer thread, the owner's
+/// [`Wal::sync_written`](super::Wal::sync_written) completes the ticket.
 impl Future for DurableTicket {
     type Output = Result<WalSeq, StorageError>;
 

@@ -6,6 +6,11 @@
 //! of those tickets. Under load a batch holds as many records as there are waiting appenders, so
 //! the cost of one fsync is shared by all of them.
 //!
+//! Without a writer thread ([`WalWriter::Caller`], for deterministic simulation), the same steps
+//! run when the owner calls them: [`GroupCommitter::write_queued`] takes and writes a batch,
+//! [`GroupCommitter::sync_written`] fdatasyncs it and completes its tickets. A blocking
+//! [`DurableTicket::wait`] does both, since nobody else would.
+//!
 //! A failed write or fdatasync *poisons* the WAL: the kernel may have dropped the written pages
 //! (and cleared the error), so nothing in this process can know what is on disk any more. Every
 //! queued and every later append fails with [`StorageError::Poisoned`]; the node must restart and
@@ -13,14 +18,14 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
 
 use super::appender::SegmentAppender;
 use super::record::{self, GroupId, Record, RecordKind, WalSeq};
 use super::retention::Retention;
-use super::ticket::{self, Completer, DurableTicket};
-use super::WalCounters;
+use super::ticket::{self, Completer, Drive, DurableTicket};
+use super::{WalCounters, WalWriter};
 use crate::storage::error::{PoisonCause, StorageError};
 
 /// One queued record.
@@ -65,6 +70,16 @@ struct Shared {
     queue_bytes_max: usize,
     counters: Arc<WalCounters>,
     dir: PathBuf,
+    /// The appender, when there is no writer thread ([`WalWriter::Caller`]).
+    caller: Option<Mutex<CallerWriter>>,
+}
+
+/// The writer's state when the owner drives it: the appender, and the batch it wrote but has not
+/// synced yet.
+#[derive(Debug)]
+struct CallerWriter {
+    appender: SegmentAppender,
+    written: Vec<Pending>,
 }
 
 impl Shared {
@@ -90,6 +105,77 @@ impl Shared {
             pending.completer.fail(cause.clone());
         }
     }
+
+    /// Reports a synced batch durable, in sequence order, leaving `batch` empty.
+    fn complete(&self, batch: &mut Vec<Pending>) {
+        self.counters.records_durable.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        if let Some(last) = batch.last() {
+            self.counters.durable_seq.store(last.seq.0, Ordering::Release);
+        }
+        for pending in batch.drain(..) {
+            pending.completer.durable();
+        }
+    }
+
+    /// Takes everything queued, without waiting.
+    fn take_queued(&self) -> Vec<Pending> {
+        let mut queue = self.lock();
+        queue.pending_bytes = 0;
+        let batch = std::mem::take(&mut queue.pending);
+        drop(queue);
+        self.space.notify_all();
+        batch
+    }
+
+    /// The error for a call on a poisoned WAL, if it is poisoned.
+    fn poisoned_error(&self) -> Result<(), StorageError> {
+        match &self.lock().state {
+            State::Poisoned(cause) => Err(StorageError::Poisoned { cause: cause.clone() }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Caller-driven: takes the queued records and writes them, unsynced.
+    fn write_queued(&self) -> Result<usize, StorageError> {
+        let Some(caller) = &self.caller else { return Ok(0) };
+        let mut caller = caller.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.poisoned_error()?;
+        let batch = self.take_queued();
+        let count = batch.len();
+        let result = encode_batch(&mut caller.appender, &batch).and_then(|()| caller.appender.write());
+        caller.written.extend(batch);
+        if let Err(cause) = result {
+            self.poison(cause.clone(), std::mem::take(&mut caller.written));
+            return Err(StorageError::Poisoned { cause });
+        }
+        Ok(count)
+    }
+
+    /// Caller-driven: syncs what was written and completes its tickets.
+    fn sync_written(&self) -> Result<usize, StorageError> {
+        let Some(caller) = &self.caller else { return Ok(0) };
+        let mut caller = caller.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.poisoned_error()?;
+        let mut batch = std::mem::take(&mut caller.written);
+        let count = batch.len();
+        if count == 0 {
+            return Ok(0);
+        }
+        if let Err(cause) = caller.appender.sync() {
+            self.poison(cause.clone(), batch);
+            return Err(StorageError::Poisoned { cause });
+        }
+        self.complete(&mut batch);
+        Ok(count)
+    }
+}
+
+impl Drive for Shared {
+    fn drive(&self) {
+        // A failure poisons the WAL and so fails every ticket: the waiter learns it there.
+        let _ = self.write_queued().and_then(|_| self.sync_written());
+    }
 }
 
 /// The group-commit queue and its writer thread.
@@ -100,15 +186,21 @@ pub(crate) struct GroupCommitter {
 }
 
 impl GroupCommitter {
-    /// Starts the writer thread, appending through `appender` from `next_seq` on.
+    /// Starts the writer thread, appending through `appender` from `next_seq` on; with
+    /// [`WalWriter::Caller`], keeps the appender for the owner to drive instead.
     pub fn start(
         appender: SegmentAppender,
         next_seq: WalSeq,
         queue_bytes_max: usize,
+        mode: WalWriter,
         retention: Retention,
         counters: Arc<WalCounters>,
         dir: PathBuf,
     ) -> Result<Self, StorageError> {
+        let (caller, thread_appender) = match mode {
+            WalWriter::Thread => (None, Some(appender)),
+            WalWriter::Caller => (Some(Mutex::new(CallerWriter { appender, written: Vec::new() })), None),
+        };
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 pending: Vec::new(),
@@ -123,7 +215,11 @@ impl GroupCommitter {
             queue_bytes_max,
             counters,
             dir: dir.clone(),
+            caller,
         });
+        let Some(appender) = thread_appender else {
+            return Ok(GroupCommitter { shared, writer: Mutex::new(None) });
+        };
         let thread_shared = Arc::clone(&shared);
         let writer = std::thread::Builder::new()
             .name("ppdb-wal-writer".into())
@@ -133,7 +229,8 @@ impl GroupCommitter {
     }
 
     /// Queues a record and returns its ticket. Blocks while the queue is full (at most about one
-    /// fdatasync). Fails at once if the WAL is poisoned or closed, or the payload is too large.
+    /// fdatasync; never without a writer thread, which could not drain it). Fails at once if the
+    /// WAL is poisoned or closed, or the payload is too large.
     pub fn append(
         &self,
         group: GroupId,
@@ -150,7 +247,8 @@ impl GroupCommitter {
                 State::Open => {}
             }
             // An empty queue always takes the record, so a record of any legal size fits.
-            if queue.pending.is_empty() || queue.pending_bytes + cost <= self.shared.queue_bytes_max {
+            let fits = queue.pending.is_empty() || queue.pending_bytes + cost <= self.shared.queue_bytes_max;
+            if fits || self.shared.caller.is_some() {
                 break;
             }
             queue = self.shared.space.wait(queue).unwrap_or_else(|p| p.into_inner());
@@ -158,7 +256,11 @@ impl GroupCommitter {
         let seq = queue.next_seq;
         queue.next_seq = seq.next();
         queue.retention.observe(group, seq);
-        let (ticket, completer) = ticket::ticket(seq);
+        let (mut ticket, completer) = ticket::ticket(seq);
+        if self.shared.caller.is_some() {
+            let driver: Weak<dyn Drive> = Arc::<Shared>::downgrade(&self.shared);
+            ticket = ticket.driven_by(driver);
+        }
         queue.pending.push(Pending { seq, group, kind, payload, completer });
         queue.pending_bytes += cost;
         let wake_writer = std::mem::replace(&mut queue.writer_idle, false);
@@ -167,6 +269,16 @@ impl GroupCommitter {
             self.shared.work.notify_one();
         }
         Ok(ticket)
+    }
+
+    /// Caller-driven: takes the queued records and writes them, unsynced (0 with a writer thread).
+    pub fn write_queued(&self) -> Result<usize, StorageError> {
+        self.shared.write_queued()
+    }
+
+    /// Caller-driven: syncs what was written and completes its tickets (0 with a writer thread).
+    pub fn sync_written(&self) -> Result<usize, StorageError> {
+        self.shared.sync_written()
     }
 
     /// Runs `f` on the retention marks, under the queue lock.
@@ -183,7 +295,7 @@ impl GroupCommitter {
     }
 
     /// Stops accepting appends, waits until every queued record is durable (or failed), and
-    /// stops the writer thread. Idempotent.
+    /// stops the writer thread (or, without one, writes and syncs the queue itself). Idempotent.
     pub fn close(&self) -> Result<(), StorageError> {
         {
             let mut queue = self.shared.lock();
@@ -193,6 +305,9 @@ impl GroupCommitter {
         }
         self.shared.work.notify_one();
         self.shared.space.notify_all();
+        if self.shared.caller.is_some() {
+            self.shared.drive();
+        }
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = writer {
             if writer.join().is_err() {
@@ -220,23 +335,19 @@ fn run_writer(shared: &Shared, mut appender: SegmentAppender) {
     let _guard = PanicGuard(shared);
     let mut batch = Vec::new();
     while take_batch(shared, &mut batch) {
-        let result = batch.iter().try_for_each(|p| {
-            appender.append(&Record { seq: p.seq, group: p.group, kind: p.kind, payload: &p.payload })
-        });
-        if let Err(cause) = result.and_then(|()| appender.sync()) {
+        if let Err(cause) = encode_batch(&mut appender, &batch).and_then(|()| appender.sync()) {
             shared.poison(cause, std::mem::take(&mut batch));
             return;
         }
-        let count = batch.len() as u64;
-        shared.counters.records_durable.fetch_add(count, Ordering::Relaxed);
-        shared.counters.batches.fetch_add(1, Ordering::Relaxed);
-        if let Some(last) = batch.last() {
-            shared.counters.durable_seq.store(last.seq.0, Ordering::Release);
-        }
-        for pending in batch.drain(..) {
-            pending.completer.durable();
-        }
+        shared.complete(&mut batch);
     }
+}
+
+/// Encodes a batch into the appender, in sequence order.
+fn encode_batch(appender: &mut SegmentAppender, batch: &[Pending]) -> Result<(), PoisonCause> {
+    batch.iter().try_for_each(|p| {
+        appender.append(&Record { seq: p.seq, group: p.group, kind: p.kind, payload: &p.payload })
+    })
 }
 
 /// Waits for records and moves all of them into `batch`. Returns false when the WAL is closing
