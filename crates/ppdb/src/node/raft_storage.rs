@@ -16,7 +16,9 @@ use crate::codec::{self, Decoder, Encoder};
 use crate::storage::disk::Disk;
 use crate::storage::error::{CorruptionKind, StorageError};
 use crate::storage::snapshot_file::SnapshotStore;
-use crate::storage::wal::{DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq};
+use crate::storage::wal::{
+    DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq, WriteHold,
+};
 use ppdb_raft::{Entry, HardState, Ready, RecoveredState, Snapshot};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -130,11 +132,15 @@ impl RaftStorage {
     /// completes when everything that must be durable before the Ready's responses is; with
     /// group commit, awaiting the last ticket of a round covers every group's records.
     ///
+    /// Call it for every group of a round under one [`RaftStorage::hold_writes`], so the round
+    /// is synced at once.
+    ///
     /// A hard state that differs from the last one only in its commit index is not written on
     /// its own (as etcd does not fsync for it): it rides along with the group's next record.
     /// The commit index can always be relearned from the leader, and recovering a lower one is
     /// safe. Term and vote changes are written and waited for.
     pub fn persist(&self, group: GroupId, ready: &Ready) -> Result<Option<DurableTicket>, StorageError> {
+        let _hold = self.wal.hold_writes();
         let mut ticket = None;
         if let Some(snapshot) = &ready.snapshot {
             ticket = Some(self.save_snapshot(group, snapshot)?);
@@ -162,6 +168,12 @@ impl RaftStorage {
             latest.1 = false;
         }
         Ok(ticket)
+    }
+
+    /// Keeps the WAL writer from starting a batch until the hold is dropped (see
+    /// [`Wal::hold_writes`]).
+    pub fn hold_writes(&self) -> WriteHold<'_> {
+        self.wal.hold_writes()
     }
 
     /// Records `hs` as `group`'s latest hard state, written now.

@@ -358,7 +358,7 @@ impl<S: StateMachine> Runtime<S> {
         // snapshot to install first): they are durable on a majority already and do not
         // depend on this round's writes, so clients get their answers one fsync sooner.
         let mut last_ticket = None;
-        let mut directory_changed = false;
+        let hold = self.storage.hold_writes();
         for (group, ready) in readies.iter_mut() {
             if let Some(ticket) = self.storage.persist(*group, ready)? {
                 last_ticket = Some(ticket);
@@ -369,12 +369,15 @@ impl<S: StateMachine> Runtime<S> {
                 self.outbox.send(*group, message);
             }
             ready.messages = later;
-            if ready.snapshot.is_none() {
-                directory_changed |= *group == META_GROUP && !ready.committed_entries.is_empty();
-                if let Some(replica) = self.replica_mut(*group) {
-                    replica.apply(std::mem::take(&mut ready.committed_entries));
-                    replica.confirm_reads(std::mem::take(&mut ready.read_states));
-                }
+        }
+        // The whole round is queued: one write and one fdatasync take it.
+        drop(hold);
+        let mut directory_changed = false;
+        for (group, ready) in readies.iter_mut().filter(|(_, ready)| ready.snapshot.is_none()) {
+            directory_changed |= *group == META_GROUP && !ready.committed_entries.is_empty();
+            if let Some(replica) = self.replica_mut(*group) {
+                replica.apply(std::mem::take(&mut ready.committed_entries));
+                replica.confirm_reads(std::mem::take(&mut ready.read_states));
             }
         }
         if let Some(ticket) = last_ticket {

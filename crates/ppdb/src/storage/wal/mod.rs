@@ -59,6 +59,7 @@ use appender::SegmentAppender;
 use retention::Retention;
 use segment::SegmentList;
 use writer::GroupCommitter;
+pub use writer::WriteHold;
 
 /// The smallest allowed `segment_bytes_max`.
 pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
@@ -219,6 +220,13 @@ impl Wal {
         payload: Vec<u8>,
     ) -> Result<DurableTicket, StorageError> {
         self.committer.append(group, kind, payload)
+    }
+
+    /// Keeps the writer from starting a batch until the returned hold is dropped, so records
+    /// appended meanwhile share one write and one fdatasync (the runtime holds it while it
+    /// queues one round of every group's records). Never blocks appends.
+    pub fn hold_writes(&self) -> WriteHold<'_> {
+        self.committer.hold()
     }
 
     /// Appends a record and blocks until it is durable.

@@ -331,6 +331,25 @@ fn group_commit_makes_everything_queued_during_an_fsync_durable_with_one_more_fs
     assert_eq!(stats.records_durable, 101);
 }
 
+#[test]
+fn records_appended_under_a_hold_are_written_and_synced_together() {
+    let disk = SimDisk::new(11);
+    let (wal, _, _) = open_collect(&disk, WalConfig::default()).unwrap();
+    let before = wal.stats();
+    let hold = wal.hold_writes();
+    let tickets: Vec<DurableTicket> =
+        (0..10).map(|g| wal.append(GroupId(g), RecordKind::Entries, vec![3; 64]).unwrap()).collect();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(tickets.iter().all(|t| t.try_result().is_none()), "the writer waits for the hold");
+    assert_eq!(wal.stats().batches, before.batches);
+    drop(hold);
+    let last = tickets.into_iter().map(|t| t.wait().unwrap()).last();
+    assert_eq!(last, Some(WalSeq(10)));
+    let stats = wal.stats();
+    assert_eq!(stats.batches - before.batches, 1, "one batch for the whole hold");
+    assert_eq!(stats.syncs - before.syncs, 1);
+}
+
 fn caller_driven() -> WalConfig {
     WalConfig { writer: WalWriter::Caller, ..WalConfig::default() }
 }

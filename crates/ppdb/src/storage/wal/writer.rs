@@ -55,6 +55,9 @@ struct Queue {
     state: State,
     /// The writer is blocked waiting for records and must be notified.
     writer_idle: bool,
+    /// Open [`WriteHold`]s: while any is open the writer does not take a batch (unless the
+    /// queue is half full), so records queued together are synced together.
+    holds: usize,
     /// Which records each group still needs. Kept under the queue lock so that a group's first
     /// record is observed in the same step that gives it its sequence number.
     retention: Retention,
@@ -83,6 +86,14 @@ struct CallerWriter {
 }
 
 impl Shared {
+    /// Whether a [`WriteHold`] keeps the writer waiting: one is open and any record could
+    /// still be queued without blocking (a holder must never wait for space the held writer
+    /// would free).
+    fn held(&self, queue: &Queue) -> bool {
+        queue.holds > 0
+            && queue.pending_bytes.saturating_add(record::RECORD_BYTES_MAX) <= self.queue_bytes_max
+    }
+
     fn lock(&self) -> MutexGuard<'_, Queue> {
         // Every queue mutation keeps it consistent between statements that could panic (none of
         // them do), so a poisoned mutex still guards a valid queue.
@@ -208,6 +219,7 @@ impl GroupCommitter {
                 next_seq,
                 state: State::Open,
                 writer_idle: false,
+                holds: 0,
                 retention,
             }),
             work: Condvar::new(),
@@ -251,6 +263,9 @@ impl GroupCommitter {
             if fits || self.shared.caller.is_some() {
                 break;
             }
+            if std::mem::replace(&mut queue.writer_idle, false) {
+                self.shared.work.notify_one();
+            }
             queue = self.shared.space.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
         let seq = queue.next_seq;
@@ -263,12 +278,20 @@ impl GroupCommitter {
         }
         queue.pending.push(Pending { seq, group, kind, payload, completer });
         queue.pending_bytes += cost;
-        let wake_writer = std::mem::replace(&mut queue.writer_idle, false);
+        let wake_writer = !self.shared.held(&queue) && std::mem::replace(&mut queue.writer_idle, false);
         drop(queue);
         if wake_writer {
             self.shared.work.notify_one();
         }
         Ok(ticket)
+    }
+
+    /// Keeps the writer from taking a batch until the hold is dropped, so that everything
+    /// appended meanwhile (one round of every group's records) goes into one write and one
+    /// fdatasync instead of the first record waking the writer alone. Holds nest.
+    pub fn hold(&self) -> WriteHold<'_> {
+        self.shared.lock().holds += 1;
+        WriteHold { shared: &self.shared }
     }
 
     /// Caller-driven: takes the queued records and writes them, unsynced (0 with a writer thread).
@@ -329,6 +352,26 @@ impl Drop for GroupCommitter {
     }
 }
 
+/// Delays the writer while open; see [`GroupCommitter::hold`].
+#[derive(Debug)]
+#[must_use = "the hold ends when dropped"]
+pub struct WriteHold<'a> {
+    shared: &'a Shared,
+}
+
+impl Drop for WriteHold<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.shared.lock();
+        queue.holds = queue.holds.saturating_sub(1);
+        let wake =
+            queue.holds == 0 && !queue.pending.is_empty() && std::mem::replace(&mut queue.writer_idle, false);
+        drop(queue);
+        if wake {
+            self.shared.work.notify_one();
+        }
+    }
+}
+
 /// The writer thread: take a batch, write it, sync once, acknowledge, repeat.
 fn run_writer(shared: &Shared, mut appender: SegmentAppender) {
     // If this thread panics, fail everything instead of leaving appenders waiting forever.
@@ -358,10 +401,10 @@ fn take_batch(shared: &Shared, batch: &mut Vec<Pending>) -> bool {
         if matches!(queue.state, State::Poisoned(_)) {
             return false;
         }
-        if !queue.pending.is_empty() {
+        if !queue.pending.is_empty() && (!shared.held(&queue) || queue.state == State::Closing) {
             break;
         }
-        if queue.state == State::Closing {
+        if queue.pending.is_empty() && queue.state == State::Closing {
             return false;
         }
         queue.writer_idle = true;
