@@ -75,7 +75,7 @@ pub struct NodeConfig {
     pub join: Option<SocketAddr>,
     /// How long a member may be unreachable before the cluster removes it (when that keeps a
     /// safe quorum: at least 3 active members remain, a majority of them reachable); 0 never
-    /// removes a node automatically.
+    /// removes a node automatically. Default 5 minutes.
     pub failed_node_timeout_ms: u64,
 }
 
@@ -92,7 +92,7 @@ impl Default for NodeConfig {
             snapshot_entries: 50_000,
             bootstrap: BTreeMap::new(),
             join: None,
-            failed_node_timeout_ms: 60_000,
+            failed_node_timeout_ms: 300_000,
         }
     }
 }
@@ -284,7 +284,7 @@ mod tests {
         let never = NodeConfig { failed_node_timeout_ms: 0, ..NodeConfig::default() };
         never.validate().unwrap();
         assert_eq!(never.membership_policy().failed_after_ticks, None);
-        assert_eq!(NodeConfig::default().membership_policy().failed_after_ticks, Some(6000));
+        assert_eq!(NodeConfig::default().membership_policy().failed_after_ticks, Some(30_000));
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct StartArgs {
     #[arg(long, env = "PPDB_JOIN")]
     pub join: Option<String>,
     /// Milliseconds a member may be unreachable before the cluster removes it, when that keeps
-    /// a safe quorum (default 60000; 0 never removes automatically).
+    /// a safe quorum (default 300000, 5 minutes; 0 never removes automatically).
     #[arg(long, env = "PPDB_FAILED_NODE_TIMEOUT_MS")]
     pub failed_node_timeout_ms: Option<u64>,
     /// TOML configuration file (see docs/configuration.md).

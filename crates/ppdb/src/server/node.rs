@@ -290,6 +290,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let membership =
         MembershipService::new(node, cluster.shards, handle.clone(), transport.clone(), directory.clone());
     let (removed_tx, mut removed_rx) = watch::channel(false);
+    let last_directory = directory.clone();
     tokio::spawn(follow_directory(
         directory,
         transport.clone(),
@@ -363,8 +364,22 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
             Ok(())
         }
         _ = removed_rx.wait_for(|removed| *removed) => {
-            tracing::info!(%node, "this node was removed from the cluster; stopping");
-            Ok(())
+            // Asked to leave: a clean exit. Removed while it was failed (or by an operator
+            // while it could not hear of it): say what to do.
+            let left = last_directory
+                .borrow()
+                .get(node)
+                .is_some_and(|m| matches!(m.status, MemberStatus::Leaving | MemberStatus::Removed));
+            if left {
+                tracing::info!(%node, "this node left the cluster; stopping");
+                Ok(())
+            } else {
+                Err(Error::State(format!(
+                    "node {node} was removed from the cluster while it was unreachable; remove {} \
+                     and join again with a new --id",
+                    config.data_dir.display()
+                )))
+            }
         }
         result = &mut runtime_task => match result {
             Ok(Ok(())) => Ok(()),

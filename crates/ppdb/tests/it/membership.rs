@@ -140,6 +140,11 @@ fn a_dead_node_is_removed_only_while_a_safe_quorum_remains() {
         (gone && member_state(&cluster, 1, 4)? == "INACTIVE").then_some(())
     });
     assert!(removed.is_some(), "dead node 4 was not removed: {:?}", cluster.status(1));
+    // Restarted, it is told it was removed and stops with an error saying what to do.
+    cluster.spawn(4);
+    let exit = cluster.wait_exit(4, STEP_DEADLINE);
+    assert!(exit.is_some_and(|s| !s.success()), "removed node 4 kept running or exited 0: {exit:?}");
+    assert!(cluster.log(4).contains("was removed from the cluster"), "{}", cluster.log(4));
 
     // Three members, one dies: removing it would leave two, so it stays a voter.
     cluster.kill(3);
