@@ -352,7 +352,7 @@ impl Drop for GroupCommitter {
     }
 }
 
-/// Delays the writer while open; see [`GroupCommitter::hold`].
+/// Delays the WAL writer while open; see [`super::Wal::hold_writes`].
 #[derive(Debug)]
 #[must_use = "the hold ends when dropped"]
 pub struct WriteHold<'a> {
