@@ -12,9 +12,12 @@
 //! counts are varints, signed integers are zigzag varints and floats are 8 little-endian bytes of
 //! their IEEE-754 bits. Decoding is bounded: every length is checked against [`VALUE_BYTES_MAX`]
 //! (values), [`KEY_BYTES_MAX`] (keys) or [`BATCH_KEYS_MAX`] (key counts) and against the input
-//! that remains, so a corrupt entry is an error, never a panic or a huge allocation.
+//! that remains, so a corrupt entry is an error, never a panic or a huge allocation. A
+//! transaction ([`WriteOp::Transaction`], tag 16) nests the operations of its steps, one level
+//! deep only; its body is described in [`super::txn`].
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
+use super::txn::{decode_steps, encode_steps, TxnStep};
 
 /// The largest string value, as Redis's default `proto-max-bulk-len` (512 MiB).
 pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
@@ -186,6 +189,12 @@ pub enum WriteOp {
     },
     /// FLUSHALL and FLUSHDB.
     FlushAll,
+    /// MULTI/EXEC on one shard: every step applied in order, in one step of the state
+    /// machine; the reply is an array with one element per step (see [`super::txn`]).
+    Transaction {
+        /// The commands, in client order; none is itself a transaction.
+        steps: Vec<TxnStep>,
+    },
     /// Removal of keys the leader found expired ([`super::KvStore::expired_keys`]). Keys that
     /// are no longer expired at the entry's `now_ms` (rewritten since) are kept.
     RemoveExpired {
@@ -281,6 +290,7 @@ impl WriteOp {
                 pairs.iter().map(|(k, _)| k.as_slice()).collect()
             }
             Self::Del { keys } | Self::RemoveExpired { keys } => keys.iter().map(Vec::as_slice).collect(),
+            Self::Transaction { steps } => steps.iter().flat_map(TxnStep::keys).collect(),
             Self::FlushAll => Vec::new(),
         }
     }
@@ -318,6 +328,7 @@ const TAG_EXPIRE: u8 = 12;
 const TAG_PERSIST: u8 = 13;
 const TAG_FLUSHALL: u8 = 14;
 const TAG_REMOVE_EXPIRED: u8 = 15;
+const TAG_TRANSACTION: u8 = 16;
 
 impl KvWrite {
     /// Encodes the write for the Raft log (format described in the module docs).
@@ -337,7 +348,7 @@ impl KvWrite {
             return Err(KvDecodeError::UnsupportedVersion { version });
         }
         let now_ms = reader.varint("now_ms")?;
-        let op = decode_op(&mut reader)?;
+        let op = decode_op(&mut reader, true)?;
         reader.finish()?;
         Ok(Self { now_ms, op })
     }
@@ -352,12 +363,14 @@ impl KvWrite {
                 pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum()
             }
             WriteOp::Del { keys } | WriteOp::RemoveExpired { keys } => keys.iter().map(|k| k.len() + 2).sum(),
+            WriteOp::Transaction { steps } => steps.len() * 32,
             _ => 32,
         }
     }
 }
 
-fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
+/// Appends an operation: its tag, then its fields.
+pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
     match op {
         WriteOp::Set { key, value, condition, ttl, get } => {
             out.push(TAG_SET);
@@ -446,6 +459,10 @@ fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             put_bytes(out, key);
         }
         WriteOp::FlushAll => out.push(TAG_FLUSHALL),
+        WriteOp::Transaction { steps } => {
+            out.push(TAG_TRANSACTION);
+            encode_steps(steps, out);
+        }
     }
 }
 
@@ -497,10 +514,16 @@ fn keys(reader: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, KvDecodeError> {
     Ok(keys)
 }
 
-fn decode_op(reader: &mut Reader<'_>) -> Result<WriteOp, KvDecodeError> {
+/// Reads an operation; a transaction only where `transaction_allowed` (the top level), so a
+/// crafted entry cannot nest them and recurse without bound.
+pub(super) fn decode_op(
+    reader: &mut Reader<'_>,
+    transaction_allowed: bool,
+) -> Result<WriteOp, KvDecodeError> {
     let offset = reader.offset();
     let op_tag = reader.u8("operation")?;
     Ok(match op_tag {
+        TAG_TRANSACTION if transaction_allowed => WriteOp::Transaction { steps: decode_steps(reader)? },
         TAG_SET => {
             let key = key(reader)?;
             let value = value(reader)?;
@@ -625,9 +648,45 @@ mod tests {
         ]
     }
 
+    fn read() -> impl Strategy<Value = KvRead> {
+        let keys = proptest::collection::vec(bytes(), 0..4);
+        prop_oneof![
+            bytes().prop_map(|key| KvRead::Get { key }),
+            keys.clone().prop_map(|keys| KvRead::MGet { keys }),
+            keys.prop_map(|keys| KvRead::Exists { keys }),
+            bytes().prop_map(|key| KvRead::StrLen { key }),
+            (bytes(), any::<i64>(), any::<i64>()).prop_map(|(key, start, end)| KvRead::GetRange {
+                key,
+                start,
+                end
+            }),
+            bytes().prop_map(|key| KvRead::Ttl { key }),
+            bytes().prop_map(|key| KvRead::PTtl { key }),
+            bytes().prop_map(|key| KvRead::Type { key }),
+            bytes().prop_map(|pattern| KvRead::Keys { pattern }),
+            (any::<u64>(), proptest::option::of(bytes()), any::<u64>(), proptest::option::of(bytes()))
+                .prop_map(|(cursor, pattern, count, type_name)| KvRead::Scan {
+                    cursor,
+                    pattern,
+                    count,
+                    type_name
+                }),
+            Just(KvRead::DbSize),
+            Just(KvRead::RandomKey),
+        ]
+    }
+
+    /// Any top-level operation: a plain one, or a transaction of plain ones and reads.
+    fn entry_op() -> impl Strategy<Value = WriteOp> {
+        let step = prop_oneof![op().prop_map(TxnStep::Write), read().prop_map(TxnStep::Read)];
+        let transaction =
+            proptest::collection::vec(step, 0..5).prop_map(|steps| WriteOp::Transaction { steps });
+        prop_oneof![op(), transaction]
+    }
+
     proptest! {
         #[test]
-        fn encode_decode_round_trips(now_ms in any::<u64>(), op in op()) {
+        fn encode_decode_round_trips(now_ms in any::<u64>(), op in entry_op()) {
             let write = KvWrite { now_ms, op };
             prop_assert_eq!(KvWrite::decode(&write.encode()), Ok(write));
         }
@@ -638,7 +697,7 @@ mod tests {
         }
 
         #[test]
-        fn every_strict_prefix_is_an_error(now_ms in any::<u64>(), op in op()) {
+        fn every_strict_prefix_is_an_error(now_ms in any::<u64>(), op in entry_op()) {
             let encoded = KvWrite { now_ms, op }.encode();
             for len in 0..encoded.len() {
                 prop_assert!(KvWrite::decode(&encoded[..len]).is_err());
@@ -659,11 +718,34 @@ mod tests {
     }
 
     #[test]
+    fn transactions_do_not_nest_and_their_step_count_is_bounded() {
+        let inner = WriteOp::Transaction { steps: vec![TxnStep::Read(KvRead::DbSize)] };
+        let mut nested = vec![ENCODING_VERSION, 0, TAG_TRANSACTION, 1, 1];
+        encode_op(&inner, &mut nested);
+        assert_eq!(
+            KvWrite::decode(&nested),
+            Err(KvDecodeError::InvalidTag { field: "operation", tag: TAG_TRANSACTION, offset: 5 })
+        );
+        let mut huge = vec![ENCODING_VERSION, 0, TAG_TRANSACTION];
+        put_varint(&mut huge, crate::kv::TXN_STEPS_MAX + 1);
+        assert!(matches!(KvWrite::decode(&huge), Err(KvDecodeError::TooLarge { .. })));
+        let bad_kind = [ENCODING_VERSION, 0, TAG_TRANSACTION, 1, 9];
+        assert!(matches!(KvWrite::decode(&bad_kind), Err(KvDecodeError::InvalidTag { tag: 9, .. })));
+    }
+
+    #[test]
     fn keys_cover_every_key_of_the_operation() {
         let op =
             WriteOp::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())] };
         assert_eq!(op.keys(), vec![&b"a"[..], &b"b"[..]]);
         assert!(WriteOp::FlushAll.keys().is_empty());
+        let txn = WriteOp::Transaction {
+            steps: vec![
+                TxnStep::Write(WriteOp::Persist { key: b"p".to_vec() }),
+                TxnStep::Read(KvRead::MGet { keys: vec![b"x".to_vec(), b"y".to_vec()] }),
+            ],
+        };
+        assert_eq!(txn.keys(), vec![&b"p"[..], &b"x"[..], &b"y"[..]]);
         assert_eq!(KvRead::Exists { keys: vec![b"k".to_vec(), b"k".to_vec()] }.keys().len(), 2);
     }
 }

@@ -9,7 +9,8 @@
 //! collections. Time comes from the log entry (`now_ms`, decided by the leader together with
 //! absolute expiry times), so every replica computes the same state and the same replies.
 //! Expired keys are invisible to reads at once and removed through the log
-//! ([`KvStore::expired_keys`], [`WriteOp::RemoveExpired`]). It knows nothing of RESP, Raft types
+//! ([`KvStore::expired_keys`], [`WriteOp::RemoveExpired`]). A single-shard MULTI/EXEC is one
+//! entry too ([`WriteOp::Transaction`]), applied in one step. It knows nothing of RESP, Raft types
 //! or networking.
 
 mod codec;
@@ -23,6 +24,7 @@ mod snapshot;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;
+pub mod txn;
 
 pub use codec::KvDecodeError;
 pub use command::{
@@ -31,3 +33,4 @@ pub use command::{
 };
 pub use reply::{KvError, Reply};
 pub use state_machine::{KvStore, Value};
+pub use txn::{TxnStep, TXN_STEPS_MAX};

@@ -15,6 +15,7 @@ use super::command::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, W
 use super::numeric::{format_f64, parse_f64, parse_i64};
 use super::reply::{KvError, Reply};
 use super::scan::scan_hash;
+use super::txn::TxnStep;
 
 /// A stored value: the bytes and an optional absolute expiry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +52,19 @@ impl KvStore {
 
     /// Applies a committed write and returns Redis's reply to it.
     pub fn apply(&mut self, write: &KvWrite) -> Reply {
-        let now = write.now_ms;
+        self.apply_op(&write.op, write.now_ms)
+    }
+
+    /// Applies one operation at the entry's time `now`.
+    fn apply_op(&mut self, op: &WriteOp, now: u64) -> Reply {
         // Lazy expiry first, as Redis's lookupKeyWrite does: a write never sees an expired key.
-        if !matches!(write.op, WriteOp::RemoveExpired { .. }) {
-            for key in write.op.keys() {
+        // A transaction's steps each do it for themselves.
+        if !matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. }) {
+            for key in op.keys() {
                 self.remove_if_expired(key, now);
             }
         }
-        match &write.op {
+        match op {
             WriteOp::Set { key, value, condition, ttl, get } => {
                 self.set(key, value, *condition, *ttl, *get, now)
             }
@@ -112,7 +118,21 @@ impl KvStore {
                 let removed = keys.iter().filter(|key| self.remove_if_expired(key, now)).count();
                 Reply::Integer(removed as i64)
             }
+            WriteOp::Transaction { steps } => self.apply_transaction(steps, now),
         }
+    }
+
+    /// MULTI/EXEC: every step in order, each seeing the ones before; one reply per step. An
+    /// error reply of one step leaves the state as it was and the other steps still apply.
+    fn apply_transaction(&mut self, steps: &[TxnStep], now: u64) -> Reply {
+        let mut replies = Vec::with_capacity(steps.len());
+        for step in steps {
+            replies.push(match step {
+                TxnStep::Write(op) => self.apply_op(op, now),
+                TxnStep::Read(read) => self.read(read, now),
+            });
+        }
+        Reply::Array(replies)
     }
 
     /// Up to `limit` keys expired at `now_ms`, earliest expiry first, for the leader to propose

@@ -483,3 +483,72 @@ fn replicas_applying_the_same_log_agree() {
     assert_eq!(restored.apply(&extra), a.apply(&extra));
     assert_eq!(restored, a);
 }
+
+#[test]
+fn a_transaction_applies_in_order_and_its_reads_see_its_writes() {
+    let mut db = Db::new();
+    db.set("old", "x");
+    let steps = vec![
+        TxnStep::Write(WriteOp::Set {
+            key: b("k"),
+            value: b("1"),
+            condition: SetCondition::Always,
+            ttl: SetTtl::At(db.now + 5_000),
+            get: false,
+        }),
+        TxnStep::Write(WriteOp::IncrBy { key: b("k"), delta: 41 }),
+        TxnStep::Read(KvRead::Get { key: b("k") }),
+        TxnStep::Read(KvRead::PTtl { key: b("k") }),
+        TxnStep::Write(WriteOp::Del { keys: vec![b("old")] }),
+        TxnStep::Read(KvRead::MGet { keys: vec![b("old"), b("k")] }),
+    ];
+    let reply = db.write(WriteOp::Transaction { steps });
+    assert_eq!(
+        reply,
+        Reply::Array(vec![
+            Reply::Ok,
+            Reply::Integer(42),
+            bulk("42"),
+            Reply::Integer(5_000),
+            Reply::Integer(1),
+            Reply::Array(vec![Reply::Nil, bulk("42")]),
+        ])
+    );
+    assert_eq!(db.get("k"), bulk("42"));
+    assert_eq!(db.get("old"), Reply::Nil);
+}
+
+#[test]
+fn an_error_in_the_middle_of_a_transaction_is_that_steps_reply_only() {
+    let mut db = Db::new();
+    db.set("text", "abc");
+    let steps = vec![
+        TxnStep::Write(WriteOp::MSet { pairs: vec![(b("a"), b("1")), (b("b"), b("2"))] }),
+        TxnStep::Write(WriteOp::IncrBy { key: b("text"), delta: 1 }),
+        TxnStep::Write(WriteOp::IncrBy { key: b("a"), delta: 1 }),
+        TxnStep::Read(KvRead::Get { key: b("text") }),
+    ];
+    let reply = db.write(WriteOp::Transaction { steps });
+    assert_eq!(
+        reply,
+        Reply::Array(vec![Reply::Ok, Reply::Error(KvError::NotInteger), Reply::Integer(2), bulk("abc")])
+    );
+    assert_eq!(db.get("a"), bulk("2"));
+    assert_eq!(db.get("b"), bulk("2"));
+    assert_eq!(db.get("text"), bulk("abc"));
+}
+
+#[test]
+fn transaction_steps_judge_expiry_by_the_entry_time_and_an_empty_one_is_empty() {
+    let mut db = Db::new();
+    db.set_with("soon", "v", SetCondition::Always, SetTtl::At(db.now + 10), false);
+    db.now += 11;
+    let steps = vec![
+        TxnStep::Read(KvRead::Exists { keys: vec![b("soon")] }),
+        TxnStep::Write(WriteOp::SetNx { key: b("soon"), value: b("new") }),
+        TxnStep::Read(KvRead::Ttl { key: b("soon") }),
+    ];
+    let reply = db.write(WriteOp::Transaction { steps });
+    assert_eq!(reply, Reply::Array(vec![Reply::Integer(0), Reply::Integer(1), Reply::Integer(-1)]));
+    assert_eq!(db.write(WriteOp::Transaction { steps: Vec::new() }), Reply::Array(Vec::new()));
+}

@@ -6,12 +6,19 @@
 //! of different shards run at the same time, as Redis Cluster does for different nodes. A
 //! switch between reads and writes, a multi-shard command, or a connection command waits for
 //! everything before it, so a client always reads its own writes.
+//!
+//! Between MULTI and EXEC requests are queued, not run ([`Transaction`]); EXEC waits for
+//! everything before it and runs the queue as one log entry ([`super::transaction`]). The
+//! queue belongs to the connection: DISCARD, RESET, QUIT and closing the connection drop it.
 
 use super::context::ServerContext;
 use super::forward::ShardOp;
-use super::resp::command::{ClientCommand, Command, CommandClass, Hello};
+use super::resp::command::{
+    Admission, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
+};
 use super::resp::reply::command_query_reply;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
+use super::transaction::{self, ExecElement};
 use crate::error::Error;
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -29,12 +36,15 @@ struct Session {
     version: ProtocolVersion,
     name: Option<Bytes>,
     closing: bool,
+    /// The queue since MULTI, until EXEC or DISCARD.
+    transaction: Option<Transaction>,
 }
 
 /// Serves one client until it disconnects, sends QUIT, or breaks the protocol.
 pub async fn serve(mut stream: TcpStream, ctx: Arc<ServerContext>, id: u64) {
     let _ = stream.set_nodelay(true);
-    let mut session = Session { id, version: ProtocolVersion::Resp2, name: None, closing: false };
+    let mut session =
+        Session { id, version: ProtocolVersion::Resp2, name: None, closing: false, transaction: None };
     let mut decoder = RequestDecoder::new(ctx.limits);
     let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
     let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
@@ -126,11 +136,11 @@ async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<By
             break;
         }
         ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let command = match Command::parse(&args) {
+        let command = match admit(session, &args) {
             Ok(command) => command,
-            Err(e) => {
+            Err(frame) => {
                 let slot = pipeline.slot();
-                pipeline.slots[slot] = Some(Frame::from(&e));
+                pipeline.slots[slot] = Some(frame);
                 continue;
             }
         };
@@ -173,6 +183,23 @@ async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<By
     pipeline.drain(session.version, out).await;
 }
 
+/// The command to run now, or the reply already decided: a parse error, or, inside MULTI, the
+/// answer to queueing the request.
+fn admit(session: &mut Session, args: &[Bytes]) -> Result<Command, Frame> {
+    let Some(transaction) = session.transaction.as_mut() else {
+        return Command::parse(args).map_err(|e| Frame::from(&e));
+    };
+    match transaction.admit(args) {
+        Admission::Queued => Err(Frame::simple("QUEUED")),
+        Admission::Refused(error) => Err(Frame::error(error.to_string())),
+        Admission::Immediate(command) => Ok(command),
+        Admission::Discarded(error) => {
+            session.transaction = None;
+            Err(Frame::error(error.to_string()))
+        }
+    }
+}
+
 /// A database error as a Redis error reply: the seed's code first, for machines.
 pub fn error_frame(error: &Error) -> Frame {
     let text = error.to_string().replace(['\r', '\n'], " ");
@@ -188,11 +215,67 @@ fn to_frame(result: Result<crate::kv::Reply, Error>) -> Frame {
 
 async fn connection_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
     match command {
+        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
+            transaction_command(ctx, session, command).await
+        }
+        other => session_command(ctx, session, other).await,
+    }
+}
+
+/// MULTI, EXEC, DISCARD, WATCH and RESET (which also drops the transaction).
+async fn transaction_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
+    let error = |error: TransactionError| Frame::error(error.to_string());
+    match command {
+        Command::Multi if session.transaction.is_some() => error(TransactionError::NestedMulti),
+        Command::Multi => {
+            session.transaction = Some(Transaction::default());
+            Frame::simple("OK")
+        }
+        Command::Exec => match session.transaction.take().map(Transaction::into_queued) {
+            None => error(TransactionError::ExecWithoutMulti),
+            Some(Err(abort)) => error(abort),
+            Some(Ok(queued)) => match transaction::exec(&ctx.executor, queued).await {
+                Ok(elements) => exec_reply(ctx, session, elements).await,
+                Err(frame) => frame,
+            },
+        },
+        Command::Discard => match session.transaction.take() {
+            None => error(TransactionError::DiscardWithoutMulti),
+            Some(_) => Frame::simple("OK"),
+        },
+        Command::Watch if session.transaction.is_some() => error(TransactionError::WatchInsideMulti),
+        Command::Watch => error(TransactionError::WatchNotSupported),
+        Command::Reset => {
+            session.transaction = None;
+            session.version = ProtocolVersion::Resp2;
+            session.name = None;
+            Frame::simple("RESET")
+        }
+        other => session_command(ctx, session, other).await,
+    }
+}
+
+/// EXEC's array: the transaction's replies, with queued connection commands answered in place.
+async fn exec_reply(ctx: &ServerContext, session: &mut Session, elements: Vec<ExecElement>) -> Frame {
+    let mut frames = Vec::with_capacity(elements.len());
+    for element in elements {
+        frames.push(match element {
+            ExecElement::Answered(frame) => frame,
+            ExecElement::Local(command) => session_command(ctx, session, command).await,
+        });
+    }
+    Frame::Array(frames)
+}
+
+/// Commands about the connection or the server, answered by this node.
+async fn session_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
+    match command {
         Command::Ping(None) => Frame::simple("PONG"),
         Command::Ping(Some(message)) | Command::Echo(message) => Frame::Bulk(message),
         Command::Hello(hello) => hello_reply(session, hello),
         Command::Quit => {
             session.closing = true;
+            session.transaction = None;
             Frame::simple("OK")
         }
         Command::Command(query) => command_query_reply(&query),
@@ -222,8 +305,12 @@ async fn connection_command(ctx: &ServerContext, session: &mut Session, command:
             },
             ClientCommand::SetInfo { .. } => Frame::simple("OK"),
         },
+        Command::Unwatch => Frame::simple("OK"),
         Command::Read(_) | Command::Write(_) => {
             Frame::error("ERR internal: key-space command in the wrong path")
+        }
+        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
+            Frame::error("ERR internal: transaction command in the wrong path")
         }
     }
 }

@@ -15,5 +15,6 @@ pub mod node;
 pub mod report;
 pub mod resp;
 pub mod shard;
+pub mod transaction;
 
 pub use node::run_node;

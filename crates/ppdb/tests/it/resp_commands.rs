@@ -630,3 +630,109 @@ fn bad_input_is_refused_without_disturbing_other_clients() {
         assert_eq!(get(f.via(id), "steady").as_deref(), Some("5"));
     }
 }
+
+/// MULTI/EXEC on one shard, through the shard's leader and through a node that forwards it:
+/// `redis::pipe().atomic()` sends MULTI, the commands and EXEC; reads inside see the
+/// transaction's earlier writes; queueing errors, DISCARD, nesting and WATCH answer as Redis 7.
+#[test]
+fn transactions_on_one_shard_through_any_node() {
+    let mut f = Fixture::start();
+    let keys = keys_on_shard("tx", 3, 3);
+    let (k0, k1, k2) = (keys[0].as_str(), keys[1].as_str(), keys[2].as_str());
+    let leader = f.cluster.leader_of_key(k0.as_bytes()) as usize;
+    for (round, via) in [leader, leader % 3 + 1].into_iter().enumerate() {
+        let (incremented, value, values, pong, exists): (i64, String, Vec<String>, String, i64) =
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(k0)
+                .arg(10)
+                .ignore()
+                .cmd("INCRBY")
+                .arg(k0)
+                .arg(5)
+                .cmd("GET")
+                .arg(k0)
+                .cmd("MSET")
+                .arg(k1)
+                .arg(format!("a{round}"))
+                .arg(k2)
+                .arg("b")
+                .ignore()
+                .cmd("MGET")
+                .arg(k1)
+                .arg(k2)
+                .cmd("PING")
+                .cmd("EXISTS")
+                .arg(&keys)
+                .query(f.via(via))
+                .unwrap_or_else(|e| {
+                    panic!("MULTI/EXEC through node {via} (leader {leader}): {}", error_text(&e))
+                });
+        assert_eq!((incremented, value.as_str()), (15, "15"), "through node {via}");
+        assert_eq!(values, [format!("a{round}"), "b".to_owned()]);
+        assert_eq!((pong.as_str(), exists), ("PONG", 3));
+        for id in 1..=3 {
+            assert_eq!(get(f.via(id), k1), Some(format!("a{round}")), "node {id} sees the transaction");
+        }
+    }
+
+    // A runtime error is that command's element only; the other commands still apply.
+    let via = leader % 3 + 1;
+    let mut raw = TcpStream::connect(f.cluster.node(via as u64).client_addr).unwrap();
+    raw.write_all(
+        format!("MULTI\r\nSET {k0} abc\r\nINCR {k0}\r\nSET {k1} x\r\nGET {k0}\r\nEXEC\r\n").as_bytes(),
+    )
+    .unwrap();
+    expect_reply(
+        &mut raw,
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n+QUEUED\r\n\
+          *4\r\n+OK\r\n-ERR value is not an integer or out of range\r\n+OK\r\n$3\r\nabc\r\n",
+    );
+    // A command refused at queue time aborts the whole transaction: nothing applies.
+    raw.write_all(format!("MULTI\r\nSET {k1} y\r\nSET {k1}\r\nEXEC\r\nGET {k1}\r\n").as_bytes()).unwrap();
+    expect_reply(
+        &mut raw,
+        b"+OK\r\n+QUEUED\r\n-ERR wrong number of arguments for 'set' command\r\n\
+          -EXECABORT Transaction discarded because of previous errors.\r\n$1\r\nx\r\n",
+    );
+
+    let c = f.via(via);
+    assert_eq!(fails(c, &["EXEC"]), "ERR EXEC without MULTI");
+    assert_eq!(fails(c, &["DISCARD"]), "ERR DISCARD without MULTI");
+    assert!(fails(c, &["WATCH", k0]).starts_with("ERR WATCH is not supported"));
+    ok(c, &["UNWATCH"]);
+    ok(c, &["MULTI"]);
+    assert_eq!(fails(c, &["MULTI"]), "ERR MULTI calls can not be nested");
+    assert_eq!(fails(c, &["WATCH", k0]), "ERR WATCH inside MULTI is not allowed");
+    assert_eq!(run::<String, _>(c, &["SET", k0, "discarded"]), "QUEUED");
+    ok(c, &["DISCARD"]);
+    assert_eq!(get(c, k0).as_deref(), Some("abc"));
+    ok(c, &["MULTI"]);
+    let empty: Vec<Value> = run(c, &["EXEC"]);
+    assert!(empty.is_empty(), "an empty transaction answers an empty array");
+}
+
+/// A transaction whose keys live in several shards is refused at EXEC and nothing applies.
+#[test]
+fn transactions_across_shards_are_refused() {
+    let mut f = Fixture::start();
+    let a = keys_on_shard("xa", 2, 1).remove(0);
+    let b = keys_on_shard("xb", 5, 1).remove(0);
+    let c = f.via(1);
+    ok(c, &["MULTI"]);
+    assert_eq!(run::<String, _>(c, &["SET", &a, "1"]), "QUEUED");
+    assert_eq!(run::<String, _>(c, &["SET", &b, "1"]), "QUEUED");
+    let refused = fails(c, &["EXEC"]);
+    assert!(refused.starts_with("CROSSSLOT Keys in request don't hash to the same slot"), "{refused}");
+    assert!(refused.contains("shards 2, 5"), "{refused}");
+    assert_eq!((get(c, &a), get(c, &b)), (None, None));
+    // One command spanning shards, and a whole-keyspace command, are refused the same way.
+    ok(c, &["MULTI"]);
+    assert_eq!(run::<String, _>(c, &["MSET", &a, "1", &b, "2"]), "QUEUED");
+    assert!(fails(c, &["EXEC"]).starts_with("CROSSSLOT"));
+    ok(c, &["MULTI"]);
+    assert_eq!(run::<String, _>(c, &["DBSIZE"]), "QUEUED");
+    assert!(fails(c, &["EXEC"]).starts_with("CROSSSLOT"));
+    assert_eq!(run::<Value, _>(c, &["PING"]), Value::SimpleString("PONG".into()));
+}

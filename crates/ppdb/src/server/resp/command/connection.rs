@@ -1,4 +1,5 @@
-//! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT.
+//! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT,
+//! RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 
 use bytes::Bytes;
 
@@ -81,6 +82,12 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
             _ => Err(CommandError::Syntax),
         },
         "client" => client(args),
+        "multi" => Ok(Command::Multi),
+        "exec" => Ok(Command::Exec),
+        "discard" => Ok(Command::Discard),
+        "watch" => Ok(Command::Watch),
+        "unwatch" => Ok(Command::Unwatch),
+        "reset" => Ok(Command::Reset),
         _ => return None,
     })
 }

@@ -152,4 +152,13 @@ impl fmt::Display for CommandError {
     }
 }
 
+impl CommandError {
+    /// Whether Redis refuses the command before it runs or is queued (`processCommand`): an
+    /// unknown command or subcommand, or a wrong number of arguments. Inside MULTI such an
+    /// error aborts the transaction; any other error is the command's reply at EXEC.
+    pub fn refused_before_queueing(&self) -> bool {
+        matches!(self, Self::UnknownCommand { .. } | Self::UnknownSubcommand { .. } | Self::WrongArity { .. })
+    }
+}
+
 impl std::error::Error for CommandError {}

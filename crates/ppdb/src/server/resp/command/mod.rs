@@ -9,7 +9,8 @@
 //!
 //! One file per concern: `connection` (PING, HELLO, CLIENT, ...), `strings` (GET, SET, INCR,
 //! ...), `keyspace` (DEL, EXPIRE, SCAN, ...), `write` (the write commands and their expiry
-//! resolution), `args` (integer and option parsing helpers), `table` and `error`.
+//! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
+//! option parsing helpers), `table` and `error`.
 
 mod args;
 mod connection;
@@ -19,6 +20,7 @@ mod strings;
 pub mod table;
 #[cfg(test)]
 mod tests;
+pub mod transaction;
 mod write;
 
 use bytes::Bytes;
@@ -28,6 +30,7 @@ use crate::kv::KvRead;
 pub use connection::{ClientCommand, CommandQuery, Hello};
 pub use error::CommandError;
 pub use table::{CommandClass, CommandSpec, COMMANDS};
+pub use transaction::{Admission, Queued, Transaction, TransactionError};
 pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};
 
 /// A parsed client command.
@@ -56,6 +59,18 @@ pub enum Command {
     },
     /// CLIENT subcommands.
     Client(ClientCommand),
+    /// MULTI: start queueing a transaction.
+    Multi,
+    /// EXEC: run the queued transaction.
+    Exec,
+    /// DISCARD: drop the queued transaction.
+    Discard,
+    /// WATCH key \[key ...\] (not supported yet: answered with an error).
+    Watch,
+    /// UNWATCH.
+    Unwatch,
+    /// RESET: back to a fresh connection's state.
+    Reset,
     /// A read of the key space.
     Read(KvRead),
     /// A write to the key space.

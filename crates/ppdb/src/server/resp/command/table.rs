@@ -103,7 +103,27 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("decr", 2, W, WR_OOM_FAST, 1, 1, 1, "Decrements the integer value of a key by one."),
     spec!("decrby", 3, W, WR_OOM_FAST, 1, 1, 1, "Decrements a number from the integer value of a key."),
     spec!("del", -2, W, WR, 1, -1, 1, "Deletes one or more keys."),
+    spec!(
+        "discard",
+        1,
+        C,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "Discards a transaction."
+    ),
     spec!("echo", 2, C, FAST, 0, 0, 0, "Returns the given string."),
+    spec!(
+        "exec",
+        1,
+        C,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        0,
+        0,
+        0,
+        "Executes all commands in a transaction."
+    ),
     spec!("exists", -2, R, RO_FAST, 1, -1, 1, "Determines whether one or more keys exist."),
     spec!("expire", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key in seconds."),
     spec!("expireat", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key to a Unix timestamp."),
@@ -186,6 +206,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         2,
         "Atomically modifies the string values of one or more keys only when all keys don't exist."
     ),
+    spec!(
+        "multi",
+        1,
+        C,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "Starts a transaction."
+    ),
     spec!("persist", 2, W, WR_FAST, 1, 1, 1, "Removes the expiration time of a key."),
     spec!("pexpire", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key in milliseconds."),
     spec!(
@@ -221,6 +251,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Closes the connection."
     ),
     spec!("randomkey", 1, R, RO, 0, 0, 0, "Returns a random key name from the database."),
+    spec!(
+        "reset",
+        1,
+        C,
+        &["noscript", "loading", "stale", "fast", "no_auth", "allow_busy"],
+        0,
+        0,
+        0,
+        "Resets the connection."
+    ),
     spec!("scan", -2, R, RO, 0, 0, 0, "Iterates over the key names in the database."),
     spec!("select", 2, C, &["loading", "stale", "fast"], 0, 0, 0, "Changes the selected database."),
     spec!("set", -3, W, WR_OOM, 1, 1, 1, "Sets the string value of a key, ignoring its type."),
@@ -250,6 +290,26 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("ttl", 2, R, RO_FAST, 1, 1, 1, "Returns the expiration time in seconds of a key."),
     spec!("type", 2, R, RO_FAST, 1, 1, 1, "Determines the type of value stored at a key."),
     spec!("unlink", -2, W, WR_FAST, 1, -1, 1, "Asynchronously deletes one or more keys."),
+    spec!(
+        "unwatch",
+        1,
+        C,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        0,
+        0,
+        0,
+        "Forgets about watched keys of a transaction."
+    ),
+    spec!(
+        "watch",
+        -2,
+        C,
+        &["noscript", "loading", "stale", "fast", "allow_busy"],
+        1,
+        -1,
+        1,
+        "Monitors changes to keys to determine the execution of a transaction."
+    ),
 ];
 
 /// Finds a command by name, ignoring ASCII case.

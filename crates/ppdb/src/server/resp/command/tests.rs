@@ -240,3 +240,106 @@ fn other_commands_parse() {
 
 use crate::kv::KvRead;
 use crate::server::resp::frame::{Frame, ProtocolVersion};
+
+/// Feeds `lines` to a transaction begun by MULTI; the reply text to each (`QUEUED`, an
+/// error, or `run now` for commands that are not queued).
+fn admit_all(transaction: &mut Transaction, lines: &[&str]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|line| match transaction.admit(&args(line)) {
+            Admission::Queued => "QUEUED".to_owned(),
+            Admission::Refused(error) => error.to_string(),
+            Admission::Immediate(command) => format!("run now: {command:?}"),
+            Admission::Discarded(error) => format!("discarded: {error}"),
+        })
+        .collect()
+}
+
+#[test]
+fn multi_queues_valid_commands_and_option_errors_answer_at_exec() {
+    let mut txn = Transaction::default();
+    let replies = admit_all(&mut txn, &["SET k v", "INCR n", "SET k v NX XX", "PING", "UNWATCH", "GET k"]);
+    assert_eq!(replies, ["QUEUED"; 6]);
+    let queued = txn.into_queued().expect("not aborted");
+    assert_eq!(queued.len(), 6);
+    assert_eq!(queued[2], transaction::Queued::Refused(CommandError::Syntax));
+    assert!(matches!(&queued[0], transaction::Queued::Command(Command::Write(_))));
+    assert_eq!(queued[3], transaction::Queued::Command(Command::Ping(None)));
+    assert!(matches!(&queued[5], transaction::Queued::Command(Command::Read(_))));
+}
+
+#[test]
+fn an_unknown_command_or_a_wrong_arity_aborts_the_transaction() {
+    for bad in ["FOO a", "GET", "CLIENT NOSUCH", "DISCARD now"] {
+        let mut txn = Transaction::default();
+        let replies = admit_all(&mut txn, &["SET k v", bad, "GET k"]);
+        assert_eq!(replies[0], "QUEUED");
+        assert!(replies[1].starts_with("ERR "), "{bad}: {}", replies[1]);
+        assert_eq!(replies[2], "QUEUED", "later commands are still queued");
+        assert_eq!(
+            txn.into_queued().unwrap_err().to_string(),
+            "EXECABORT Transaction discarded because of previous errors."
+        );
+    }
+}
+
+#[test]
+fn exec_with_arguments_drops_the_transaction() {
+    let mut txn = Transaction::default();
+    let replies = admit_all(&mut txn, &["SET k v", "EXEC now"]);
+    assert_eq!(
+        replies[1],
+        "discarded: EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+    );
+}
+
+#[test]
+fn nested_multi_and_watch_are_refused_without_aborting() {
+    let mut txn = Transaction::default();
+    let replies = admit_all(&mut txn, &["MULTI", "WATCH k", "SET k v"]);
+    assert_eq!(
+        replies,
+        ["ERR MULTI calls can not be nested", "ERR WATCH inside MULTI is not allowed", "QUEUED"]
+    );
+    assert_eq!(txn.into_queued().map(|q| q.len()), Ok(1));
+}
+
+#[test]
+fn exec_discard_quit_and_reset_run_at_once() {
+    let mut txn = Transaction::default();
+    let replies = admit_all(&mut txn, &["exec", "DISCARD", "QUIT", "RESET"]);
+    assert_eq!(replies, ["run now: Exec", "run now: Discard", "run now: Quit", "run now: Reset"]);
+    assert_eq!(txn.into_queued().map(|q| q.len()), Ok(0));
+}
+
+#[test]
+fn transaction_error_texts_are_redis_7s() {
+    let cases = [
+        (TransactionError::ExecWithoutMulti, "ERR EXEC without MULTI"),
+        (TransactionError::DiscardWithoutMulti, "ERR DISCARD without MULTI"),
+        (TransactionError::NestedMulti, "ERR MULTI calls can not be nested"),
+    ];
+    for (error, text) in cases {
+        assert_eq!(error.to_string(), text);
+    }
+    let cross = TransactionError::CrossShard { shards: vec![2, 7] }.to_string();
+    assert!(cross.starts_with("CROSSSLOT Keys in request don't hash to the same slot"), "{cross}");
+    assert!(cross.contains("shards 2, 7"), "{cross}");
+    assert!(TransactionError::WatchNotSupported.to_string().starts_with("ERR WATCH is not supported"));
+}
+
+#[test]
+fn the_queue_is_bounded_and_overflow_aborts() {
+    let mut txn = Transaction::default();
+    for _ in 0..transaction::QUEUED_COMMANDS_MAX {
+        assert_eq!(txn.admit(&args("INCR n")), Admission::Queued);
+    }
+    assert_eq!(txn.admit(&args("INCR n")), Admission::Refused(TransactionError::TooLarge));
+    assert_eq!(txn.into_queued(), Err(TransactionError::ExecAbort));
+
+    let mut txn = Transaction::default();
+    let big = Bytes::from(vec![b'x'; transaction::QUEUED_BYTES_MAX / 2]);
+    let set = |key: &str| vec![Bytes::from("SET"), Bytes::from(key.to_owned()), big.clone()];
+    assert_eq!(txn.admit(&set("a")), Admission::Queued);
+    assert_eq!(txn.admit(&set("b")), Admission::Refused(TransactionError::TooLarge));
+}

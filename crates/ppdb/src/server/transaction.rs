@@ -1,0 +1,119 @@
+//! EXEC of a transaction on one shard (DESIGN "Transactions": 1PC).
+//!
+//! The queued key-space commands become one log entry ([`WriteOp::Transaction`]): writes
+//! resolved to absolute times at this node's clock as every other write is, reads as queries
+//! evaluated when the entry is applied, so they are linearizable and see the transaction's
+//! earlier writes. The entry goes to the shard's leader through the executor like any write
+//! (forwarded if needed, retried only when it certainly did not take effect), and the state
+//! machine applies it in one step. Connection commands queued in the transaction (PING, ECHO,
+//! ...) touch no key and are answered by the connection in place.
+//!
+//! Keys in several shards are refused with `CROSSSLOT`, as Redis Cluster refuses keys in
+//! several slots: cross-shard transactions (2PC) are roadmap work.
+
+use std::collections::BTreeSet;
+
+use super::connection::error_frame;
+use super::executor::{shard_of, Executor};
+use super::forward::ShardOp;
+use super::resp::command::{Command, Queued, TransactionError};
+use super::resp::Frame;
+use crate::kv::{KvWrite, Reply, TxnStep, WriteOp};
+use crate::node::runtime::wall_clock_ms;
+
+/// One element of EXEC's reply, in queue order.
+#[derive(Debug)]
+pub enum ExecElement {
+    /// Answered: a key-space command's reply, or the error of a command that could not run.
+    Answered(Frame),
+    /// A connection command, for the connection to answer in place.
+    Local(Command),
+}
+
+/// Runs a transaction's queue. `Err` is the frame EXEC answers instead of an array: the keys
+/// span several shards (nothing ran), or the entry failed (e.g. `TIMEOUT`: outcome unknown).
+pub async fn exec(executor: &Executor, queued: Vec<Queued>) -> Result<Vec<ExecElement>, Frame> {
+    let now_ms = wall_clock_ms();
+    // `None` marks an element answered by the entry's reply array, in order.
+    let mut plan = Vec::with_capacity(queued.len());
+    let mut steps = Vec::new();
+    for item in queued {
+        plan.push(match item {
+            Queued::Refused(error) => Some(ExecElement::Answered(Frame::from(&error))),
+            Queued::Command(Command::Read(read)) => {
+                steps.push(TxnStep::Read(read));
+                None
+            }
+            Queued::Command(Command::Write(write)) => match write.resolve(now_ms) {
+                Ok(write) => {
+                    steps.push(TxnStep::Write(write.op));
+                    None
+                }
+                Err(error) => Some(ExecElement::Answered(Frame::from(&error))),
+            },
+            Queued::Command(other) => Some(ExecElement::Local(other)),
+        });
+    }
+    let mut replies = run_steps(executor, now_ms, steps).await?.into_iter();
+    let missing = || Frame::error("ERR internal: the transaction answered too few replies");
+    let elements = plan.into_iter().map(|element| {
+        element.unwrap_or_else(|| ExecElement::Answered(replies.next().map_or_else(missing, Frame::from)))
+    });
+    Ok(elements.collect())
+}
+
+/// Proposes the steps as one entry on their shard; the replies, one per step.
+async fn run_steps(executor: &Executor, now_ms: u64, steps: Vec<TxnStep>) -> Result<Vec<Reply>, Frame> {
+    if steps.is_empty() {
+        return Ok(Vec::new());
+    }
+    let shard = single_shard(executor.shards(), &steps)?;
+    let entry = KvWrite { now_ms, op: WriteOp::Transaction { steps } };
+    match executor.on_shard(shard, ShardOp::Write(entry)).await {
+        Ok(Reply::Array(replies)) => Ok(replies),
+        Ok(other) => Err(Frame::error(format!("ERR internal: a transaction answered {other:?}"))),
+        Err(error) => Err(error_frame(&error)),
+    }
+}
+
+/// The one shard all steps' keys live on. A step without keys (FLUSHALL, KEYS, SCAN, DBSIZE,
+/// RANDOMKEY) concerns every shard.
+fn single_shard(shards: u64, steps: &[TxnStep]) -> Result<u64, Frame> {
+    let mut touched = BTreeSet::new();
+    for step in steps {
+        let keys = step.keys();
+        if keys.is_empty() {
+            touched.extend(1..=shards.max(1));
+        }
+        touched.extend(keys.into_iter().map(|key| shard_of(key, shards)));
+    }
+    match touched.first() {
+        Some(&shard) if touched.len() == 1 => Ok(shard),
+        _ => {
+            let error = TransactionError::CrossShard { shards: touched.into_iter().collect() };
+            Err(Frame::error(error.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(key: &str) -> TxnStep {
+        TxnStep::Read(crate::kv::KvRead::Get { key: key.as_bytes().to_vec() })
+    }
+
+    #[test]
+    fn a_transaction_runs_on_the_one_shard_of_its_keys_or_is_refused() {
+        let shards = 8;
+        let a = (0..).map(|i| format!("a{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
+        let b = (0..).map(|i| format!("b{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
+        let c = (0..).map(|i| format!("c{i}")).find(|k| shard_of(k.as_bytes(), shards) == 5).unwrap();
+        assert_eq!(single_shard(shards, &[get(&a), get(&b)]), Ok(3));
+        let refused = single_shard(shards, &[get(&a), get(&c)]).unwrap_err();
+        assert_eq!(refused, Frame::error(TransactionError::CrossShard { shards: vec![3, 5] }.to_string()));
+        assert!(single_shard(shards, &[TxnStep::Write(WriteOp::FlushAll)]).is_err());
+        assert_eq!(single_shard(1, &[TxnStep::Write(WriteOp::FlushAll), get(&c)]), Ok(1));
+    }
+}
