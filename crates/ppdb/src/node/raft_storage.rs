@@ -5,7 +5,10 @@
 //! - `Entries`: a contiguous run of log entries. On replay, a run starting at index `i`
 //!   replaces whatever the group had from `i` on, exactly as the Ready contract says.
 //! - `HardState`: term, vote and commit index; the last one wins.
-//! - `SnapshotMarker`: the metadata of a snapshot whose file was saved before the marker.
+//! - `SnapshotMarker`: the metadata of a snapshot whose file was saved before the marker. A
+//!   crash can keep a received snapshot's file and lose its marker; the node then restarts
+//!   from the file and logs on after it, so a run of entries that resumes after a gap is
+//!   accepted when the latest snapshot file covers the gap (and is corruption otherwise).
 //!
 //! A snapshot file holds the encoded snapshot metadata followed by the state machine's data.
 //! A *checkpoint* (after a snapshot) appends the marker, the current hard state and the log
@@ -37,6 +40,11 @@ pub struct RaftStorage {
 struct GroupReplay {
     hard_state: HardState,
     entries: Vec<Entry>,
+    /// Entries resumed after a gap: the index a snapshot file must cover to fill it, and the
+    /// error to report if none does. A snapshot received from the leader is saved before its
+    /// marker is appended, so a crash can keep the file and lose the marker; the node then
+    /// restarts from the file and logs the entries after it.
+    gap: Option<(u64, StorageError)>,
 }
 
 impl GroupReplay {
@@ -51,9 +59,11 @@ impl GroupReplay {
                 let keep = self.entries.partition_point(|e| e.index < first.index);
                 self.entries.truncate(keep);
                 if self.entries.last().is_some_and(|last| last.index.next() != first.index) {
-                    return Err(record.corruption(CorruptionKind::BadPayload {
+                    let error = record.corruption(CorruptionKind::BadPayload {
                         reason: format!("entries from {} leave a gap in the log", first.index),
-                    }));
+                    });
+                    self.entries.clear();
+                    self.gap = Some((first.index.0 - 1, error));
                 }
                 self.entries.extend(entries);
             }
@@ -69,6 +79,9 @@ impl GroupReplay {
     /// Forgets entries a snapshot covers; if the rest does not follow it, forgets them too
     /// (they belonged to a log the snapshot replaced).
     fn drop_through(&mut self, index: u64) {
+        if self.gap.as_ref().is_some_and(|(through, _)| *through <= index) {
+            self.gap = None;
+        }
         self.entries.retain(|e| e.index.0 > index);
         if self.entries.first().is_some_and(|e| e.index.0 != index + 1) {
             self.entries.clear();
@@ -119,6 +132,9 @@ impl RaftStorage {
                 }
                 None => None,
             };
+            if let Some((_, gap)) = replay.gap {
+                return Err(gap);
+            }
             let state = RecoveredState { hard_state: replay.hard_state, snapshot, entries: replay.entries };
             recovered.insert(group, state);
         }
@@ -320,6 +336,39 @@ mod tests {
                 sim.crash(CrashFaults { torn_writes: true, flip_bit: false });
             }
         }
+    }
+
+    /// A leader's snapshot is saved before its WAL marker: a crash between the two keeps the
+    /// file, the node restarts from it and logs on, and the next restart must accept the log
+    /// resuming after the snapshot rather than report a gap.
+    #[test]
+    fn a_snapshot_whose_marker_was_lost_still_covers_the_entries_after_it() {
+        use crate::storage::disk::CrashFaults;
+        use crate::storage::wal::WalWriter;
+        let sim = Arc::new(SimDisk::new(3));
+        let disk: Arc<dyn Disk> = sim.clone();
+        let dir = Path::new("/node");
+        let config = || WalConfig { writer: WalWriter::Caller, ..WalConfig::default() };
+        let group = GroupId(1);
+        let mut snapshot = RecoveredState::bootstrap([NodeId(1), NodeId(2)]).snapshot.unwrap();
+        snapshot.meta.index = LogIndex(9);
+        let (storage, _) = RaftStorage::open(Arc::clone(&disk), dir, config()).unwrap();
+        let entries: Vec<Entry> = (2..=4).map(|i| entry(i, 1, b"x")).collect();
+        storage.persist(group, &ready(entries, None)).unwrap().unwrap().wait().unwrap();
+        let install = Ready { snapshot: Some(snapshot.clone()), ..Ready::default() };
+        drop(storage.persist(group, &install).unwrap());
+        sim.crash(CrashFaults { torn_writes: false, flip_bit: false });
+        drop(storage);
+        let (storage, recovered) = RaftStorage::open(Arc::clone(&disk), dir, config()).unwrap();
+        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
+        assert!(recovered[&group].entries.is_empty());
+        let after: Vec<Entry> = (10..=11).map(|i| entry(i, 2, b"y")).collect();
+        storage.persist(group, &ready(after.clone(), None)).unwrap().unwrap().wait().unwrap();
+        sim.crash(CrashFaults { torn_writes: false, flip_bit: false });
+        drop(storage);
+        let (_storage, recovered) = RaftStorage::open(disk, dir, config()).unwrap();
+        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
+        assert_eq!(recovered[&group].entries, after);
     }
 
     #[test]

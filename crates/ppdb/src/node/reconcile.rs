@@ -2,18 +2,20 @@
 //!
 //! The directory (replicated by the meta group) says who should be in the cluster; each
 //! group's leader compares its group's membership with it and proposes the next single-server
-//! change: remove who should be out (a leaving leader hands leadership away first), add
-//! newcomers as learners, promote learners that caught up. The meta group's leader also moves
-//! nodes along the directory's lifecycle: JOINING → ACTIVE once a voter everywhere, LEAVING →
-//! REMOVED once out of every data group, and ACTIVE → LEAVING for a node silent past the
-//! grace period when removing it keeps a safe quorum.
+//! change: remove who should be out (removed nodes first; a leaving leader hands leadership
+//! away first), add newcomers as learners, promote learners that caught up. The meta group's
+//! leader also moves nodes along the directory's lifecycle: JOINING → ACTIVE once a voter
+//! everywhere, LEAVING → REMOVED once out of every data group (as its own voter replicas see
+//! them) and, when the meta group could not elect a leader without it, out of the meta group
+//! too, and ACTIVE → LEAVING for a node silent past the grace period when removing it keeps a
+//! safe quorum.
 //!
 //! These are pure functions of the directory and the groups' Raft status: the runtime calls
 //! them on each housekeeping round, and retries naturally (a lost proposal is proposed again
 //! on a later round, because the difference is still there).
 
 use super::directory::{Directory, DirectoryCommand, MemberStatus};
-use ppdb_raft::{ConfChange, ConfChangeKind, NodeId, Status};
+use ppdb_raft::{ConfChange, ConfChangeKind, Membership, NodeId, Status};
 
 /// How memberships follow the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,14 +55,33 @@ pub enum GroupAction {
 }
 
 /// Whether `node` belongs in a group according to the directory: `None` for a node the
-/// directory does not know (left alone). Leaving nodes stay in the meta group until removed,
-/// so they learn of their own removal.
-fn belongs(directory: &Directory, node: NodeId, is_meta: bool) -> Option<bool> {
+/// directory does not know (left alone). A leaving member of the meta group (whose
+/// membership is `meta`) stays in it until removed, so it learns of its own removal, if the
+/// meta group can keep it that long ([`meta_keeps`]).
+fn belongs(directory: &Directory, node: NodeId, meta: Option<&Membership>) -> Option<bool> {
     directory.get(node).map(|m| match m.status {
         MemberStatus::Joining | MemberStatus::Active => true,
-        MemberStatus::Leaving => is_meta,
+        MemberStatus::Leaving => {
+            meta.is_some_and(|meta| meta.contains(node) && meta_keeps(directory, meta, node))
+        }
         MemberStatus::Removed => false,
     })
+}
+
+/// Whether the meta group (`meta`) can keep leaving `node` until it is REMOVED. A removed node
+/// stops at once, so the voters not on their way out (JOINING or ACTIVE) must make a majority
+/// without it and any other leaving or removed voter; otherwise (two voters, or several
+/// leaving at once) a leader change before the meta group drops it would leave the group
+/// without a quorum for good. When it cannot, the node leaves the meta group first and is
+/// retired after; it then learns of its removal from its peers refusing it.
+fn meta_keeps(directory: &Directory, meta: &Membership, node: NodeId) -> bool {
+    let staying = |v: &&NodeId| {
+        **v != node
+            && directory
+                .get(**v)
+                .is_none_or(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::Active))
+    };
+    meta.voters.iter().filter(staying).count() >= meta.quorum()
 }
 
 /// The next step for the group whose leader reports `status`, if its membership differs from
@@ -72,6 +93,7 @@ pub fn next_group_action(
     policy: &MembershipPolicy,
 ) -> Option<GroupAction> {
     let membership = &status.membership;
+    let meta = is_meta.then_some(membership);
     let change = |kind, node| Some(GroupAction::Change(ConfChange { kind, node }));
     // A leader on its way out hands over first, also in the meta group, whose leader must
     // see the data groups from a replica that stays in them.
@@ -89,13 +111,16 @@ pub fn next_group_action(
             return Some(GroupAction::TransferLeadership(to));
         }
     }
-    for node in membership.members() {
-        if belongs(directory, node, is_meta) == Some(false) {
-            return change(ConfChangeKind::Remove, node);
-        }
+    // Removed members go first: they have stopped, and while they still count as voters,
+    // removing a live member could leave too few live voters for a quorum.
+    let going: Vec<NodeId> =
+        membership.members().filter(|&n| belongs(directory, n, meta) == Some(false)).collect();
+    let removed = |n: &&NodeId| directory.get(**n).is_some_and(|m| m.status == MemberStatus::Removed);
+    if let Some(&node) = going.iter().find(removed).or(going.first()) {
+        return change(ConfChangeKind::Remove, node);
     }
     for &node in directory.members().keys() {
-        if belongs(directory, node, is_meta) == Some(true) && !membership.contains(node) {
+        if belongs(directory, node, meta) == Some(true) && !membership.contains(node) {
             return change(ConfChangeKind::AddLearner, node);
         }
     }
@@ -103,7 +128,7 @@ pub fn next_group_action(
         let caught_up = status.followers.iter().any(|f| {
             f.id == node && f.matched.0.saturating_add(policy.catch_up_entries) >= status.last_index.0
         });
-        if caught_up && belongs(directory, node, is_meta) == Some(true) {
+        if caught_up && may_lead(node) && belongs(directory, node, meta) == Some(true) {
             return change(ConfChangeKind::AddVoter, node);
         }
     }
@@ -140,8 +165,12 @@ pub fn next_directory_command(
             return Some(DirectoryCommand::Activate { node });
         }
     }
+    // Only a voter's replica of a data group shows who is out of it: a newcomer leading the
+    // meta group may not even have received the data groups' state (empty memberships).
+    let sees_data = data.iter().all(|s| s.membership.is_voter(meta.id));
     for node in directory.with_status(MemberStatus::Leaving) {
-        if data.iter().all(|s| !s.membership.contains(node)) {
+        let meta_done = !meta.membership.contains(node) || meta_keeps(directory, &meta.membership, node);
+        if sees_data && meta_done && data.iter().all(|s| !s.membership.contains(node)) {
             return Some(DirectoryCommand::Retire { node });
         }
     }
@@ -256,11 +285,38 @@ mod tests {
         assert_eq!(next_group_action(&d, &group, true, &POLICY), None, "stays in meta until removed");
         let without = leader(&[1, 2], &[], &[(2, 100, 0)]);
         assert_eq!(
-            next_directory_command(&d, &group, &[without], &POLICY),
+            next_directory_command(&d, &group, std::slice::from_ref(&without), &POLICY),
             Some(DirectoryCommand::Retire { node: NodeId(3) })
         );
+        let not_in_data = Status { membership: Membership::default(), ..without };
+        assert_eq!(next_directory_command(&d, &group, &[not_in_data], &POLICY), None, "a stateless view");
         let removed = directory(&[(1, Active), (2, Active), (3, Removed)]);
         assert_eq!(next_group_action(&removed, &group, true, &POLICY), change(ConfChangeKind::Remove, 3));
+    }
+
+    #[test]
+    fn the_meta_group_drops_a_leaving_node_first_when_it_could_not_elect_without_it() {
+        use MemberStatus::*;
+        let d = directory(&[(1, Active), (2, Leaving)]);
+        let meta = leader(&[1, 2], &[], &[(2, 100, 0)]);
+        let data = leader(&[1], &[], &[]);
+        assert_eq!(next_group_action(&d, &meta, true, &POLICY), change(ConfChangeKind::Remove, 2));
+        assert_eq!(next_directory_command(&d, &meta, std::slice::from_ref(&data), &POLICY), None);
+        let meta_without = leader(&[1], &[], &[]);
+        assert_eq!(next_group_action(&d, &meta_without, true, &POLICY), None, "not added back");
+        assert_eq!(
+            next_directory_command(&d, &meta_without, &[data], &POLICY),
+            Some(DirectoryCommand::Retire { node: NodeId(2) })
+        );
+        let two_leaving = directory(&[(1, Active), (2, Leaving), (3, Leaving)]);
+        let meta3 = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
+        assert_eq!(next_group_action(&two_leaving, &meta3, true, &POLICY), change(ConfChangeKind::Remove, 2));
+        let one_gone = directory(&[(1, Active), (2, Leaving), (3, Removed)]);
+        assert_eq!(
+            next_group_action(&one_gone, &meta3, true, &POLICY),
+            change(ConfChangeKind::Remove, 3),
+            "the stopped node first"
+        );
     }
 
     #[test]

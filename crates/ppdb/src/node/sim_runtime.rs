@@ -1,14 +1,18 @@
 //! The node runtime under deterministic simulation: several [`Runtime`]s, each with its real
 //! event loop (Ready batching, the shared WAL's group commit, appends sent before the fsync,
-//! apply, ReadIndex reads, checkpoints), over the real [`RaftStorage`] on a crashing
-//! [`SimDisk`], connected by a faulty simulated network, driven by clients through
-//! [`NodeHandle`]s, and checked for the core simulator's invariants (see `observer`).
+//! apply, ReadIndex reads, checkpoints, membership reconciliation), over the real
+//! [`RaftStorage`] on a crashing [`SimDisk`], connected by a faulty simulated network, driven
+//! by clients through [`NodeHandle`]s, and checked for the core simulator's invariants and
+//! the directory's (see `observer`).
 //!
-//! A run (one seed) has a fault phase, with message loss, duplication, delay and reordering,
-//! partitions that come and heal, crashes (half of them of the leader, some in the middle of
-//! a WAL batch) and restarts, and then a liveness phase: the network heals, every node
-//! restarts, a marker write must be acknowledged and every node must apply every
-//! acknowledged write within a bound.
+//! Every node hosts the meta group (its state machine the cluster directory) and one data
+//! group. A run (one seed) has a fault phase, with message loss, duplication, delay and
+//! reordering, partitions that come and heal, crashes (half of them of a leader, some in the
+//! middle of a WAL batch) and restarts, and membership changes: spare nodes join, members
+//! are asked to leave, silent nodes are removed by the meta leader (in some seeds). Then
+//! comes a liveness phase: the network heals, every member restarts, a marker write must be
+//! acknowledged, every member must apply every acknowledged write, and every group's
+//! membership must settle where the directory says, within a bound.
 //!
 //! Determinism: every task of a run (runtimes, clients, the simulation) runs on one
 //! current-thread tokio runtime whose clock is paused, so time moves only when every task
@@ -21,12 +25,15 @@
 //! waiter) and in the blocking pool (unused): none can change a run. The same seed gives the
 //! same trace digest (`a_seed_replays_exactly`).
 //!
-//! - `cluster`: the nodes, their disks, crashes, restarts and fault injection.
+//! - `cluster`: the nodes, their disks, starts, crashes, restarts, removals and faults.
 //! - `net`: the simulated network, the runtimes' [`Outbox`](crate::node::Outbox).
 //! - `clients`: writes and linearizable reads through node handles.
+//! - `membership`: joins and leaves through node handles.
 //! - `register`: the replicated state machine, which reports every apply.
-//! - `observer`: what a run saw, and the invariants checked on it.
-//! - `options`: each seed's cluster shape and fault mix.
+//! - `observer`: what a run saw, and the invariants checked on it (with `group_logs` and
+//!   `directories`).
+//! - `convergence`: where memberships must settle once faults stop.
+//! - `options`: each seed's cluster shape, fault mix and membership changes.
 //!
 //! - `cargo test -p ppdb --lib sim_runtime`: the default sweep.
 //! - `PPDB_SEED=<n> cargo test -p ppdb --lib sim_runtime`: replays one seed exactly
@@ -41,6 +48,10 @@
 
 mod clients;
 mod cluster;
+mod convergence;
+mod directories;
+mod group_logs;
+mod membership;
 mod net;
 mod observer;
 mod options;
@@ -48,7 +59,9 @@ mod register;
 
 use clients::{spawn_marker, Clients};
 use cluster::Cluster;
+use convergence::Convergence;
 use futures::FutureExt;
+use membership::MembershipChanges;
 use net::SimNet;
 use observer::{Counts, Observer};
 use options::SimOptions;
@@ -68,8 +81,13 @@ const STEP: Duration = Duration::from_millis(1);
 /// Simulated time with faults on.
 const FAULT_PHASE: Duration = Duration::from_secs(10);
 
+/// Every spare starts joining before this much simulated time (within the fault phase).
+const JOINS_BY: Duration = Duration::from_millis(7_500);
+
 /// Simulated time the liveness phase may take: clients finish their last requests (at most
-/// the request timeout), a leader is elected, the marker commits, and lagging nodes catch up.
+/// the request timeout), a leader is elected, the marker commits, lagging nodes catch up,
+/// and memberships settle (joins finish, leaving nodes are removed, one change at a time per
+/// group, each on a housekeeping round).
 const LIVENESS_MAX: Duration = Duration::from_secs(20);
 
 /// Seeds of the default sweep.
@@ -107,6 +125,10 @@ struct SimReport {
     crashes: u64,
     /// Partitions made.
     partitions: u64,
+    /// Spares the directory admitted.
+    joined: u64,
+    /// Nodes removed (and stopped).
+    removed: u64,
     /// Simulated milliseconds the liveness phase took.
     liveness_ms: u128,
 }
@@ -121,7 +143,8 @@ fn run(seed: u64) -> Result<SimReport, SimFailure> {
     runtime.block_on(simulate(seed))
 }
 
-/// One run: the fault phase with clients, then the liveness phase and the final checks.
+/// One run: the fault phase with clients and membership changes, then the liveness phase and
+/// the final checks.
 async fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
     let epoch = Instant::now();
     let fail = |violation| SimFailure { seed, at_ms: epoch.elapsed().as_millis(), violation };
@@ -131,43 +154,89 @@ async fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
     let observer = Observer::new(seed);
     let net = SimNet::new(mix(seed, 1), opts.net, Arc::clone(&observer));
     let mut cluster = Cluster::start(seed, opts.clone(), rng, net, Arc::clone(&observer)).map_err(fail)?;
-    let mut clients = Clients::spawn(seed, &opts, cluster.handles(), Arc::clone(&observer));
+    let clients = Clients::spawn(seed, &opts, cluster.handles(), Arc::clone(&observer));
+    let joins_by_ms = JOINS_BY.as_millis() as u64;
+    let mut changes = MembershipChanges::plan(
+        seed,
+        &opts,
+        &cluster.spares(),
+        joins_by_ms,
+        cluster.handles(),
+        Arc::clone(&observer),
+    );
     while epoch.elapsed() < FAULT_PHASE {
+        changes.step(&mut cluster, epoch.elapsed().as_millis() as u64).map_err(fail)?;
         cluster.step(true).map_err(fail)?;
         tokio::time::sleep(STEP).await;
     }
     clients.stop();
     cluster.calm().map_err(fail)?;
-    let liveness_ms = liveness(&mut cluster, &mut clients, &observer).await.map_err(fail)?;
+    let mut run = Run { cluster, clients, changes, observer: Arc::clone(&observer) };
+    let liveness_ms = run.liveness().await.map_err(fail)?;
     observer.check_acknowledged_kept().map_err(fail)?;
     let (trace_digest, counts) = observer.summary();
+    let spares = run.cluster.spares();
+    let joined = observer.latest_directory().members().keys().filter(|id| spares.contains(id)).count();
     Ok(SimReport {
         trace_digest,
         counts,
-        crashes: cluster.crashes,
-        partitions: cluster.partitions,
+        crashes: run.cluster.crashes,
+        partitions: run.cluster.partitions,
+        joined: joined as u64,
+        removed: run.cluster.removals,
         liveness_ms,
     })
 }
 
-/// Faults are off: once the clients have stopped, a marker write must be acknowledged, and
-/// every node must apply it and every acknowledged write, within [`LIVENESS_MAX`]. Returns
-/// the simulated milliseconds it took.
-async fn liveness(
-    cluster: &mut Cluster,
-    clients: &mut Clients,
-    observer: &Arc<Observer>,
-) -> Result<u128, Violation> {
-    let start = Instant::now();
-    let mut marker: Option<JoinHandle<LogIndex>> = None;
-    let mut target: Option<LogIndex> = None;
-    while start.elapsed() < LIVENESS_MAX {
-        cluster.step(false)?;
-        if marker.is_none() && clients.finished() {
-            marker = Some(spawn_marker(cluster.handles(), Arc::clone(observer)));
+/// What a run drives once its fault phase is over.
+struct Run {
+    /// The nodes.
+    cluster: Cluster,
+    /// The clients, told to stop.
+    clients: Clients,
+    /// The joins and leaves, some perhaps still in flight.
+    changes: MembershipChanges,
+    /// What the run saw.
+    observer: Arc<Observer>,
+}
+
+/// How far the liveness phase got.
+#[derive(Default)]
+struct Progress {
+    /// The marker writer, once the clients stopped.
+    marker: Option<JoinHandle<LogIndex>>,
+    /// The index every member must apply: the marker's or the highest acknowledged one.
+    target: Option<LogIndex>,
+    /// The memberships' convergence.
+    convergence: Convergence,
+}
+
+impl Run {
+    /// Faults are off: once the clients have stopped, a marker write must be acknowledged;
+    /// every member must apply it and every acknowledged write, the membership changes in
+    /// flight must finish and the memberships settle, within [`LIVENESS_MAX`]. Returns the
+    /// simulated milliseconds it took.
+    async fn liveness(&mut self) -> Result<u128, Violation> {
+        let start = Instant::now();
+        let mut progress = Progress::default();
+        while start.elapsed() < LIVENESS_MAX {
+            self.cluster.step(false)?;
+            if self.done(&mut progress)? {
+                return Ok(start.elapsed().as_millis());
+            }
+            tokio::time::sleep(STEP).await;
         }
-        match marker.as_mut().filter(|_| target.is_none()).and_then(FutureExt::now_or_never) {
-            Some(Ok(index)) => target = Some(index.max(observer.highest_acknowledged())),
+        Err(self.stuck(&progress))
+    }
+
+    /// Advances the liveness goals; returns whether all are met.
+    fn done(&mut self, progress: &mut Progress) -> Result<bool, Violation> {
+        if progress.marker.is_none() && self.clients.finished() {
+            progress.marker = Some(spawn_marker(self.cluster.handles(), Arc::clone(&self.observer)));
+        }
+        let marker = progress.marker.as_mut().filter(|_| progress.target.is_none());
+        match marker.and_then(FutureExt::now_or_never) {
+            Some(Ok(index)) => progress.target = Some(index.max(self.observer.highest_acknowledged())),
             Some(Err(e)) => {
                 return Err(Violation {
                     invariant: "liveness",
@@ -176,23 +245,39 @@ async fn liveness(
             }
             None => {}
         }
-        if target.is_some_and(|index| cluster.all_applied(index)) {
-            return Ok(start.elapsed().as_millis());
-        }
-        tokio::time::sleep(STEP).await;
+        let settled = progress.convergence.step(&self.cluster.handles(), &self.observer);
+        let applied = progress.target.is_some_and(|index| self.cluster.all_applied(index));
+        Ok(applied && settled && self.changes.finished())
     }
-    Err(Violation {
-        invariant: "liveness",
-        detail: format!(
-            "after faults stopped, {} ms passed without {} ({})",
-            LIVENESS_MAX.as_millis(),
-            match target {
-                None => "a marker write being acknowledged".to_string(),
-                Some(index) => format!("every node applying up to index {index}"),
-            },
-            cluster.describe()
-        ),
-    })
+
+    /// The violation of a liveness phase that ran out of time.
+    fn stuck(&mut self, progress: &Progress) -> Violation {
+        let missing = match (progress.target, progress.convergence.unsettled()) {
+            (None, _) => "a marker write being acknowledged".to_string(),
+            (Some(index), _) if !self.cluster.all_applied(index) => {
+                format!("every member applying up to index {index}")
+            }
+            (Some(_), _) if !self.changes.finished() => {
+                "the joins and leaves in flight finishing".to_string()
+            }
+            (Some(_), unsettled) => {
+                let detail = format!(
+                    "after faults stopped, {} ms passed and memberships did not settle: {}",
+                    LIVENESS_MAX.as_millis(),
+                    unsettled.unwrap_or("?")
+                );
+                return Violation { invariant: "membership convergence", detail };
+            }
+        };
+        Violation {
+            invariant: "liveness",
+            detail: format!(
+                "after faults stopped, {} ms passed without {missing} ({})",
+                LIVENESS_MAX.as_millis(),
+                self.cluster.describe()
+            ),
+        }
+    }
 }
 
 /// A number from the environment, if set.
@@ -253,10 +338,13 @@ fn the_node_runtime_stays_safe_and_live_under_simulation() {
     let reads = total(|r| r.counts.reads);
     let crashes = total(|r| r.crashes);
     let restored = total(|r| r.counts.snapshots_restored);
+    let joined = total(|r| r.joined);
+    let removed = total(|r| r.removed);
     let slowest = reports.iter().map(|r| r.liveness_ms).max().unwrap_or(0);
     println!(
         "{count} runtime simulation seeds: {} failed; {acknowledged} writes acknowledged, {reads} reads, \
-         {crashes} crashes, {restored} state machines restored from snapshots, slowest recovery {slowest} ms",
+         {crashes} crashes, {restored} state machines restored from snapshots, {joined} nodes joined, \
+         {removed} removed, slowest recovery {slowest} ms",
         failures.len()
     );
     for failure in failures.iter().take(10) {
@@ -264,13 +352,13 @@ fn the_node_runtime_stays_safe_and_live_under_simulation() {
     }
     assert!(failures.is_empty(), "{} of {count} seeds failed; first: {}", failures.len(), failures[0]);
     assert!(
-        acknowledged > 0 && reads > 0 && crashes > 0 && restored > 0,
-        "the sweep must exercise writes, reads, crashes and snapshots"
+        acknowledged > 0 && reads > 0 && crashes > 0 && restored > 0 && joined > 0 && removed > 0,
+        "the sweep must exercise writes, reads, crashes, snapshots, joins and removals"
     );
 }
 
-/// A seed whose run has crashes, partitions, checkpoints and snapshot restores.
-const REPLAY_SEED: u64 = 5;
+/// A seed whose run has crashes, partitions, checkpoints, snapshot restores, joins and removals.
+const REPLAY_SEED: u64 = 13;
 
 /// Determinism: a seed replays to the same trace, another seed does not.
 #[test]
@@ -279,6 +367,7 @@ fn a_seed_replays_exactly() {
     let b = run(REPLAY_SEED).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(a, b, "a seed must replay exactly");
     assert!(a.crashes > 0 && a.partitions > 0 && a.counts.snapshots_restored > 0, "{a:?}");
+    assert!(a.joined > 0 && a.removed > 0, "{a:?}");
     let c = run(REPLAY_SEED + 1).unwrap_or_else(|f| panic!("{f}"));
     assert_ne!(a.trace_digest, c.trace_digest);
 }

@@ -131,7 +131,7 @@ impl Client {
 }
 
 /// The leader a refusal names, if any.
-fn leader_named(error: &Error) -> Option<NodeId> {
+pub(super) fn leader_named(error: &Error) -> Option<NodeId> {
     match error {
         Error::Consensus(ProposeError::NotLeader { leader }) => *leader,
         _ => None,

@@ -1,6 +1,17 @@
 //! The simulated cluster: one [`Runtime`] per node, persisting through the real
 //! [`RaftStorage`] on the node's own [`SimDisk`], all connected by the [`SimNet`]. It starts,
-//! crashes and restarts nodes, plays every node's disk, and injects the faults of the run.
+//! crashes and restarts nodes, plays every node's disk, and injects the faults of the run
+//! (`faults`).
+//!
+//! Every node hosts the meta group (group 0, whose state machine is the directory) and the
+//! data group [`GROUP`]. The founders bootstrap both, as `server::node` does for a new
+//! cluster: each group from the founders' membership, the meta group's snapshot holding the
+//! directory with every founder ACTIVE. A spare starts only when it joins, with every group
+//! empty, as a joining node does (and again empty if it crashes before state reached it).
+//!
+//! A removed node is stopped for good as soon as any node's published directory says it is
+//! REMOVED: its own (a real node then stops itself) or a peer's (whose transport then refuses
+//! its connections and tells it so, which also makes it stop). It is never restarted.
 //!
 //! The disk is played as the WAL's writer thread would run it, but on the simulated clock:
 //! when the WAL has queued records, they are written as one batch, and the batch's fdatasync
@@ -8,21 +19,25 @@
 //! whatever is not synced then; half of the crashes strike just after the writer took a batch
 //! (its records written, not synced), and the simulated disk may keep a torn prefix of them.
 
+mod faults;
+
+use super::membership::peer_addr;
 use super::net::SimNet;
 use super::observer::Observer;
 use super::options::SimOptions;
 use super::register::{NodeContext, Register, NODE};
 use crate::error::Error;
+use crate::node::directory::{Directory, MemberStatus};
 use crate::node::handle::NodeHandle;
 use crate::node::raft_storage::RaftStorage;
-use crate::node::reconcile::MembershipPolicy;
-use crate::node::runtime::{Outbox, Runtime, RuntimeConfig};
+use crate::node::runtime::{Outbox, Runtime, RuntimeConfig, META_GROUP};
+use crate::node::state_machine::StateMachine;
 use crate::storage::disk::{CrashFaults, Disk, SimDisk};
 use crate::storage::wal::{GroupId, WalConfig, WalWriter};
 use futures::FutureExt;
 use ppdb_raft::sim::check::{Verdict, Violation};
 use ppdb_raft::sim::rng::{mix, SimRng};
-use ppdb_raft::{NodeId, RecoveredState};
+use ppdb_raft::{LogIndex, NodeId, RecoveredState};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-/// The one Raft group every node hosts.
+/// The data group every node hosts, beside the meta group.
 pub(super) const GROUP: GroupId = GroupId(1);
 
 /// Length of one Raft tick.
@@ -56,9 +71,25 @@ pub(super) fn lock(handles: &Handles) -> MutexGuard<'_, BTreeMap<NodeId, NodeHan
     handles.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Where a simulated machine is in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// A spare that has not joined yet: never started.
+    Spare,
+    /// Started at least once: running, or crashed.
+    Member,
+    /// Removed from the cluster: stopped for good.
+    Removed,
+}
+
 /// One simulated machine: its disk survives crashes, its runtime does not.
 struct SimNode {
     disk: Arc<SimDisk>,
+    /// A founder bootstraps its groups; a spare starts them empty.
+    founder: bool,
+    /// Where it is in the run.
+    stage: Stage,
+    /// Its runtime, while it runs.
     running: Option<Running>,
 }
 
@@ -89,10 +120,12 @@ pub(super) struct Cluster {
     pub crashes: u64,
     /// Partitions made.
     pub partitions: u64,
+    /// Nodes stopped for good because they were removed.
+    pub removals: u64,
 }
 
 impl Cluster {
-    /// Builds the nodes of the run and starts them all.
+    /// Builds the nodes of the run and starts the founders.
     pub fn start(
         seed: u64,
         opts: SimOptions,
@@ -100,10 +133,12 @@ impl Cluster {
         net: Arc<SimNet>,
         observer: Arc<Observer>,
     ) -> Result<Cluster, Violation> {
-        let nodes = (1..=opts.nodes)
+        let nodes = (1..=opts.founders + opts.spares)
             .map(|id| {
                 let disk = Arc::new(SimDisk::new(mix(seed, id.rotate_left(40))));
-                (NodeId(id), SimNode { disk, running: None })
+                let founder = id <= opts.founders;
+                let stage = if founder { Stage::Member } else { Stage::Spare };
+                (NodeId(id), SimNode { disk, founder, stage, running: None })
             })
             .collect();
         let handles = Handles::default();
@@ -119,8 +154,9 @@ impl Cluster {
             steps: 0,
             crashes: 0,
             partitions: 0,
+            removals: 0,
         };
-        for id in cluster.ids() {
+        for id in cluster.founders() {
             cluster.boot(id)?;
         }
         Ok(cluster)
@@ -136,14 +172,50 @@ impl Cluster {
         self.nodes.keys().copied().collect()
     }
 
+    /// The founding nodes.
+    fn founders(&self) -> Vec<NodeId> {
+        self.nodes.iter().filter(|(_, n)| n.founder).map(|(&id, _)| id).collect()
+    }
+
+    /// The spare nodes, joined or not.
+    pub fn spares(&self) -> Vec<NodeId> {
+        self.nodes.iter().filter(|(_, n)| !n.founder).map(|(&id, _)| id).collect()
+    }
+
     /// The running nodes.
     fn live(&self) -> Vec<NodeId> {
         self.nodes.iter().filter(|(_, n)| n.running.is_some()).map(|(&id, _)| id).collect()
     }
 
-    /// The crashed nodes.
+    /// The crashed members (not the spares yet to join, nor the removed nodes).
     fn down(&self) -> Vec<NodeId> {
-        self.nodes.iter().filter(|(_, n)| n.running.is_none()).map(|(&id, _)| id).collect()
+        let down = |n: &SimNode| n.stage == Stage::Member && n.running.is_none();
+        self.nodes.iter().filter(|(_, n)| down(n)).map(|(&id, _)| id).collect()
+    }
+
+    /// Starts spare `id`, which is joining, with empty groups.
+    pub fn start_spare(&mut self, id: NodeId) -> Verdict {
+        let Some(node) = self.nodes.get_mut(&id).filter(|n| n.stage == Stage::Spare) else { return Ok(()) };
+        node.stage = Stage::Member;
+        self.boot(id)
+    }
+
+    /// The groups `id` starts with when its disk has no state for them: a founder's bootstrap
+    /// state (the meta group's snapshot holding the founding directory), or empty groups.
+    fn initial_groups(&self, id: NodeId) -> BTreeMap<GroupId, RecoveredState> {
+        if !self.nodes.get(&id).is_some_and(|n| n.founder) {
+            return BTreeMap::from([
+                (META_GROUP, RecoveredState::default()),
+                (GROUP, RecoveredState::default()),
+            ]);
+        }
+        let founders = self.founders();
+        let addrs = founders.iter().map(|f| (f.0, peer_addr(*f))).collect();
+        let mut meta = RecoveredState::bootstrap(founders.iter().copied());
+        if let Some(snapshot) = meta.snapshot.as_mut() {
+            snapshot.data = Arc::new(Directory::bootstrap(&addrs).snapshot());
+        }
+        BTreeMap::from([(META_GROUP, meta), (GROUP, RecoveredState::bootstrap(founders))])
     }
 
     /// The one place a node's runtime settings are made.
@@ -154,7 +226,7 @@ impl Cluster {
             raft: self.opts.raft.clone(),
             entries_between_snapshots: self.opts.entries_between_snapshots,
             entries_kept_after_snapshot: self.opts.entries_kept_after_snapshot,
-            membership: MembershipPolicy::default(),
+            membership: self.opts.membership,
             rng_seed: Some(mix(self.seed, self.boots)),
         }
     }
@@ -175,7 +247,7 @@ impl Cluster {
         self.boots += 1;
         self.observer.started(id);
         let config = self.runtime_config(id);
-        let bootstrap = BTreeMap::from([(GROUP, RecoveredState::bootstrap(self.ids()))]);
+        let bootstrap = self.initial_groups(id);
         let outbox: Arc<dyn Outbox> = self.net.clone();
         let context = NodeContext { node: id, observer: Arc::clone(&self.observer) };
         let runtime: Runtime<Register> = NODE
@@ -183,6 +255,7 @@ impl Cluster {
                 Runtime::new(config, Arc::clone(&storage), recovered, bootstrap, outbox)
             })
             .map_err(|e| failure("recovery", format!("node {id} cannot start its runtime: {e}")))?;
+        self.observer.watch_directory(id, runtime.directory());
         let (inbox, inbound) = mpsc::channel(INBOX_CAPACITY);
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -198,21 +271,43 @@ impl Cluster {
     /// Power loss at `id`: the runtime stops where it is, the disk keeps only what was synced
     /// (and perhaps a torn prefix of the batch being written).
     fn crash(&mut self, id: NodeId) {
-        let Some(node) = self.nodes.get_mut(&id) else { return };
-        let Some(running) = node.running.take() else { return };
+        let Some(running) = self.nodes.get_mut(&id).and_then(|n| n.running.take()) else { return };
         tracing::info!(node = %id, "sim: crash");
-        self.net.disconnect(id);
-        lock(&self.handles).remove(&id);
+        self.disconnect(id);
         if running.sync_at_ms.is_none() && self.rng.chance(500) {
             // The writer took the queued batch just before the power went: written, not synced.
             // An error here only means the WAL was already unusable.
             let _ = running.storage.wal().write_queued();
         }
-        node.disk.crash(CrashFaults { torn_writes: true, flip_bit: false });
+        if let Some(node) = self.nodes.get(&id) {
+            node.disk.crash(CrashFaults { torn_writes: true, flip_bit: false });
+        }
         // Dropped by the scheduler later; the old WAL's handles are stale after the crash, so
         // closing it cannot touch the disk any more.
         running.task.abort();
         self.crashes += 1;
+    }
+
+    /// `id` is no longer reachable: the network, the clients and the checks forget it.
+    fn disconnect(&mut self, id: NodeId) {
+        self.net.disconnect(id);
+        lock(&self.handles).remove(&id);
+        self.observer.unwatch_directory(id);
+    }
+
+    /// Stops, for good, every node a published directory says is removed.
+    fn stop_removed(&mut self) {
+        let directory = self.observer.latest_directory();
+        for id in directory.with_status(MemberStatus::Removed) {
+            let Some(node) = self.nodes.get_mut(&id).filter(|n| n.stage != Stage::Removed) else { continue };
+            tracing::info!(node = %id, "sim: removed, stops");
+            node.stage = Stage::Removed;
+            self.removals += 1;
+            if let Some(running) = node.running.take() {
+                running.task.abort();
+                self.disconnect(id);
+            }
+        }
     }
 
     /// One simulated millisecond: faults (once per tick, if `faults`), disks, deliveries,
@@ -225,6 +320,8 @@ impl Cluster {
         self.step_disks()?;
         self.net.deliver_due();
         self.check_runtimes()?;
+        self.observer.poll_directories();
+        self.stop_removed();
         self.observer.verdict()
     }
 
@@ -264,63 +361,6 @@ impl Cluster {
         Ok(())
     }
 
-    /// Draws this tick's crashes, restarts and partitions.
-    fn inject_faults(&mut self) -> Verdict {
-        if self.rng.chance(self.opts.crash_per_mille) {
-            let live = self.live();
-            let leader = self.observer.leader().filter(|l| live.contains(l));
-            let victim = match leader {
-                Some(leader) if self.rng.chance(500) => Some(leader),
-                _ => self.rng.pick(&live),
-            };
-            if let Some(id) = victim {
-                self.crash(id);
-            }
-        }
-        if self.rng.chance(self.opts.restart_per_mille) {
-            if let Some(id) = self.rng.pick(&self.down()) {
-                self.boot(id)?;
-            }
-        }
-        if self.rng.chance(self.opts.partition_per_mille) {
-            self.partition();
-        }
-        if self.rng.chance(self.opts.heal_per_mille) {
-            tracing::info!("sim: heal");
-            self.net.heal();
-        }
-        Ok(())
-    }
-
-    /// A new partition: a node or the leader cut off, a random split, or a one-way cut.
-    fn partition(&mut self) {
-        let ids = self.ids();
-        let shape = self.rng.below(4);
-        tracing::info!(shape, "sim: partition");
-        self.partitions += 1;
-        match shape {
-            0 => {
-                if let Some(id) = self.rng.pick(&ids) {
-                    self.net.isolate(id, &ids);
-                }
-            }
-            1 => {
-                if let Some(leader) = self.observer.leader() {
-                    self.net.isolate(leader, &ids);
-                }
-            }
-            2 => {
-                let side: Vec<NodeId> = ids.iter().copied().filter(|_| self.rng.chance(500)).collect();
-                self.net.split(&side, &ids);
-            }
-            _ => {
-                if let (Some(from), Some(to)) = (self.rng.pick(&ids), self.rng.pick(&ids)) {
-                    self.net.cut_one_way(from, to);
-                }
-            }
-        }
-    }
-
     /// Faults stop: the network heals and calms down, every crashed node restarts.
     pub fn calm(&mut self) -> Verdict {
         tracing::info!("sim: faults stop");
@@ -332,16 +372,24 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether every node runs and has applied every command up to `index`.
-    pub fn all_applied(&self, index: ppdb_raft::LogIndex) -> bool {
-        self.nodes.iter().all(|(&id, n)| n.running.is_some() && self.observer.applied_index(id) >= index)
+    /// Whether every member (every node started and not removed) runs and has applied every
+    /// command up to `index`.
+    pub fn all_applied(&self, index: LogIndex) -> bool {
+        let applied =
+            |id: NodeId, n: &SimNode| n.running.is_some() && self.observer.applied_index(id) >= index;
+        self.nodes.iter().filter(|(_, n)| n.stage == Stage::Member).all(|(&id, n)| applied(id, n))
     }
 
     /// One line per node, for failure reports.
     pub fn describe(&self) -> String {
         let mut out = format!("messages in flight: {}", self.net.in_flight());
         for (&id, node) in &self.nodes {
-            let state = if node.running.is_some() { "running" } else { "down" };
+            let state = match (node.stage, node.running.is_some()) {
+                (Stage::Spare, _) => "not joined",
+                (Stage::Removed, _) => "removed",
+                (Stage::Member, true) => "running",
+                (Stage::Member, false) => "down",
+            };
             out.push_str(&format!("; node {id} {state}, applied up to {}", self.observer.applied_index(id)));
         }
         out

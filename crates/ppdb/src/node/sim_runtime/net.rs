@@ -179,7 +179,7 @@ impl SimNet {
 
 impl Outbox for SimNet {
     fn send(&self, group: GroupId, message: Message) {
-        self.observer.sent(&message);
+        self.observer.sent(group, &message);
         let now = self.now_ms();
         let mut state = self.state();
         let faults = state.faults;

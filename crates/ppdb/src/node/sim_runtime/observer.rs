@@ -1,14 +1,16 @@
 //! What the simulation sees of a run, checked as it is seen:
 //!
-//! - **Election safety** (the core's [`ElectionSafety`]): a node that sends an append, a
-//!   heartbeat, a snapshot or a `TimeoutNow` leads the term it sends in; at most one node may
-//!   lead a term.
-//! - **State machine safety** (the core's [`CommittedHistory`]): every node applies the same
-//!   command at the same index and reaches the same digest there, no command commits at two
-//!   indexes, a node's applies move strictly forward between two restarts, and a restored
-//!   snapshot holds a digest the nodes really had at its index. The state machine never sees
-//!   terms, so entries are compared by the digest of their command alone. A snapshot
-//!   installed on a running node never takes its state back.
+//! - **Per group** (`group_logs`): election safety, log matching and snapshot agreement, in
+//!   the meta group as in the data group.
+//! - **The directory** (`directories`): every published directory lies on one history, moves
+//!   only forward on a node, keeps an ACTIVE member, and group leaders change memberships only
+//!   as their directory says.
+//! - **State machine safety** of the data group (the core's [`CommittedHistory`]): every node
+//!   applies the same command at the same index and reaches the same digest there, no command
+//!   commits at two indexes, a node's applies move strictly forward between two restarts, and
+//!   a restored snapshot holds a digest the nodes really had at its index. The state machine
+//!   never sees terms, so entries are compared by the digest of their command alone. A
+//!   snapshot installed on a running node never takes its state back.
 //! - **Linearizable reads**: a read answers with a state at or after every write acknowledged
 //!   before it began, and with a digest the nodes really had there.
 //! - **No acknowledged write lost**: at the end, every acknowledged command is still the one
@@ -17,17 +19,19 @@
 //! Every delivered message, apply, acknowledgement and read is also mixed into a trace
 //! digest: two runs of one seed must end with the same one.
 
+use super::directories::DirectoryHistory;
+use super::group_logs::GroupLogs;
 use super::register::{command_digest, command_id, Observed};
 use crate::codec::{self, Encoder};
+use crate::node::directory::Directory;
 use crate::storage::wal::GroupId;
-use ppdb_raft::message::MessageBody;
-use ppdb_raft::sim::check::election_safety::ElectionSafety;
 use ppdb_raft::sim::check::state_machine::CommittedHistory;
 use ppdb_raft::sim::check::{Verdict, Violation};
 use ppdb_raft::sim::rng::mix;
 use ppdb_raft::{LogIndex, Message, NodeId, Term};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
 
 /// Counters of what a run exercised.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub(super) struct Counts {
     pub snapshots_taken: u64,
     /// State machines restored from a non-empty snapshot (restarts and installs).
     pub snapshots_restored: u64,
+    /// Distinct directories published.
+    pub directories: u64,
 }
 
 /// The run's observations and checkers, shared by the network, the state machines and the
@@ -54,15 +60,19 @@ pub(super) struct Observer {
 #[derive(Default)]
 /// Everything observed so far.
 struct Seen {
+    /// The trace digest.
     trace: u64,
+    /// The data group's committed history, from every apply.
     history: CommittedHistory,
-    elections: ElectionSafety,
-    /// The node last seen leading, in the highest term seen led.
-    leader: Option<(Term, NodeId)>,
+    /// Every group's leaders and logs.
+    groups: GroupLogs,
+    /// Every directory published.
+    directories: DirectoryHistory,
     /// Each node's last applied command index, since its state machine was last built.
     applied: BTreeMap<NodeId, LogIndex>,
     /// The first violation seen.
     violation: Option<Violation>,
+    /// What the run exercised.
     counts: Counts,
 }
 
@@ -87,24 +97,17 @@ impl Observer {
         self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// `message` was handed to the network: a leader's message claims its term.
-    pub fn sent(&self, message: &Message) {
-        let leads = matches!(
-            message.body,
-            MessageBody::Append { .. }
-                | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. }
-                | MessageBody::TimeoutNow
-        );
-        if !leads {
-            return;
-        }
+    /// `message` of `group` was handed to the network: a leader's message claims its term
+    /// and shows its log.
+    pub fn sent(&self, group: GroupId, message: &Message) {
         let mut seen = self.seen();
-        let verdict = seen.elections.observe_leader(message.from, message.term);
+        let verdict = match seen.groups.observe(group, message) {
+            Ok(changes) => {
+                changes.into_iter().try_for_each(|c| seen.directories.check_change(group, message.from, c))
+            }
+            Err(violation) => Err(violation),
+        };
         seen.record(verdict);
-        if seen.leader.is_none_or(|(term, _)| term <= message.term) {
-            seen.leader = Some((message.term, message.from));
-        }
     }
 
     /// `message` of `group` reached its recipient's inbox.
@@ -199,9 +202,38 @@ impl Observer {
         seen.record(verdict);
     }
 
-    /// The node last seen leading the highest term seen led.
-    pub fn leader(&self) -> Option<NodeId> {
-        self.seen().leader.map(|(_, node)| node)
+    /// The node last seen leading `group`'s highest term seen led.
+    pub fn leader(&self, group: GroupId) -> Option<NodeId> {
+        self.seen().groups.leader(group)
+    }
+
+    /// `node` started and publishes its directory on `directory`.
+    pub fn watch_directory(&self, node: NodeId, directory: watch::Receiver<Directory>) {
+        let mut seen = self.seen();
+        let verdict = seen.directories.watch(node, directory);
+        seen.record(verdict);
+    }
+
+    /// `node` stopped (crashed or removed).
+    pub fn unwatch_directory(&self, node: NodeId) {
+        self.seen().directories.unwatch(node);
+    }
+
+    /// Looks at the directories published since the last call.
+    pub fn poll_directories(&self) {
+        let mut seen = self.seen();
+        let verdict = seen.directories.poll();
+        seen.record(verdict);
+    }
+
+    /// The most advanced directory seen.
+    pub fn latest_directory(&self) -> Directory {
+        self.seen().directories.latest().clone()
+    }
+
+    /// `node`'s directory as last seen, if it runs.
+    pub fn directory_of(&self, node: NodeId) -> Option<Directory> {
+        self.seen().directories.of(node).cloned()
     }
 
     /// The index of the last command `node`'s state machine applied.
@@ -227,6 +259,6 @@ impl Observer {
     /// The trace digest and counters so far.
     pub fn summary(&self) -> (u64, Counts) {
         let seen = self.seen();
-        (seen.trace, seen.counts)
+        (seen.trace, Counts { directories: seen.directories.distinct(), ..seen.counts })
     }
 }

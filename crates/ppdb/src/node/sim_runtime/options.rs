@@ -1,8 +1,9 @@
 //! Swarm testing, as in the core simulator: every seed draws its own cluster size, Raft
-//! settings, snapshot cadence, network and disk behaviour, fault rates and client load, so a
-//! sweep covers quiet runs, hostile runs and everything between.
+//! settings, snapshot cadence, network and disk behaviour, fault rates, client load and
+//! membership changes, so a sweep covers quiet runs, hostile runs and everything between.
 
 use super::net::NetFaults;
+use crate::node::reconcile::MembershipPolicy;
 use crate::storage::wal::SEGMENT_BYTES_MIN;
 use ppdb_raft::sim::rng::SimRng;
 use ppdb_raft::{Config, NodeId};
@@ -10,8 +11,12 @@ use ppdb_raft::{Config, NodeId};
 /// The knobs of one run. Fault rates are per mille per Raft tick.
 #[derive(Debug, Clone)]
 pub(super) struct SimOptions {
-    /// Nodes, all voters of the one group (3 for even seeds, 5 for odd ones).
-    pub nodes: u64,
+    /// Founding nodes, voters of every group from the start (3 for even seeds, 5 for odd
+    /// ones): ids `1..=founders`.
+    pub founders: u64,
+    /// Spare nodes, the ids after the founders: each starts with empty groups and joins the
+    /// cluster at a random time of the fault phase.
+    pub spares: u64,
     /// Raft settings of every node (the runtime fills in the id).
     pub raft: Config,
     /// Entries applied between two checkpoints of a node.
@@ -41,6 +46,13 @@ pub(super) struct SimOptions {
     pub write_per_mille: u32,
     /// Most filler bytes after a command's id.
     pub command_padding_max: u64,
+    /// How group memberships follow the directory: leaders colocated, at least 3 voters kept,
+    /// and, in some seeds, silent nodes removed automatically.
+    pub membership: MembershipPolicy,
+    /// Most nodes asked to leave during the fault phase.
+    pub leaves_max: u64,
+    /// Probability of asking a node to leave.
+    pub leave_per_mille: u32,
 }
 
 impl SimOptions {
@@ -54,7 +66,8 @@ impl SimOptions {
         raft.append_entries_max = [4, 64][rng.below(2) as usize];
         raft.inflight_appends_max = [1, 8][rng.below(2) as usize];
         SimOptions {
-            nodes: if seed % 2 == 0 { 3 } else { 5 },
+            founders: if seed % 2 == 0 { 3 } else { 5 },
+            spares: 1 + rng.below(2),
             raft,
             entries_between_snapshots: [8, 32, 200][rng.below(3) as usize],
             entries_kept_after_snapshot: [0, 4, 32][rng.below(3) as usize],
@@ -66,13 +79,21 @@ impl SimOptions {
             wal_segment_bytes_max: [SEGMENT_BYTES_MIN, 1 << 20][rng.below(2) as usize],
             fsync_ms_max: [1, 4, 15][rng.below(3) as usize],
             crash_per_mille: [0, 5, 15][rng.below(3) as usize],
-            restart_per_mille: 30,
+            restart_per_mille: [30, 10][rng.below(2) as usize],
             partition_per_mille: [0, 5, 15][rng.below(3) as usize],
             heal_per_mille: 20,
             clients: 1 + rng.below(4),
             think_ms_max: [2, 10, 40][rng.below(3) as usize],
             write_per_mille: [500, 800][rng.below(2) as usize],
             command_padding_max: [0, 100][rng.below(2) as usize],
+            membership: MembershipPolicy {
+                failed_after_ticks: [None, Some(100), Some(300)][rng.below(3) as usize],
+                min_voters: 3,
+                colocate_leaders: true,
+                ..MembershipPolicy::default()
+            },
+            leaves_max: rng.below(3),
+            leave_per_mille: 5,
         }
     }
 }

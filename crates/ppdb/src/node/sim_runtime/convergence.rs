@@ -1,0 +1,122 @@
+//! Where membership must settle once faults stop: probed on the nodes' status pages, on the
+//! meta group's leader (as `reconcile` sees it there), and required by the liveness phase.
+//!
+//! Settled means: nobody is JOINING or LEAVING in the leader's directory; in every group the
+//! voters are exactly the ACTIVE members and there is no learner left (so removed nodes are
+//! in no group); every ACTIVE member runs and publishes the same directory; and the meta
+//! leader leads the data group too (`colocate_leaders`).
+
+use super::cluster::{lock, Handles, GROUP};
+use super::observer::Observer;
+use crate::node::directory::MemberStatus;
+use crate::node::runtime::{GroupReport, META_GROUP};
+use futures::FutureExt;
+use ppdb_raft::{NodeId, PeerRole};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Simulated time between two probes.
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
+
+/// Every running node's groups, as its status page reports them.
+type Reports = Vec<(NodeId, Vec<GroupReport>)>;
+
+/// The probes of the liveness phase and what the last one found.
+pub(super) struct Convergence {
+    /// The probe in flight, if any.
+    probe: Option<JoinHandle<Reports>>,
+    /// What kept the memberships from being settled at the last probe; `None` once settled.
+    unsettled: Option<String>,
+}
+
+impl Default for Convergence {
+    /// Nothing probed yet: not settled.
+    fn default() -> Self {
+        Convergence { probe: None, unsettled: Some("not probed yet".into()) }
+    }
+}
+
+impl Convergence {
+    /// Collects the probe in flight, if it is done, and starts the next one. Returns whether
+    /// the last probe found the memberships settled.
+    pub fn step(&mut self, handles: &Handles, observer: &Observer) -> bool {
+        if let Some(reports) = self.probe.as_mut().and_then(FutureExt::now_or_never) {
+            self.probe = None;
+            self.unsettled = match reports {
+                Ok(reports) => unsettled(&reports, observer),
+                Err(e) => Some(format!("the probe failed: {e}")),
+            };
+        }
+        if self.probe.is_none() && self.unsettled.is_some() {
+            self.probe = Some(tokio::spawn(probe(handles.clone())));
+        }
+        self.unsettled.is_none()
+    }
+
+    /// What kept the memberships from being settled at the last probe.
+    pub fn unsettled(&self) -> Option<&str> {
+        self.unsettled.as_deref()
+    }
+}
+
+/// Asks every running node for its groups' status, after a pause.
+async fn probe(handles: Handles) -> Reports {
+    tokio::time::sleep(PROBE_INTERVAL).await;
+    let nodes: Vec<_> = lock(&handles).iter().map(|(&id, h)| (id, h.clone())).collect();
+    let mut reports = Vec::new();
+    for (id, handle) in nodes {
+        if let Ok(groups) = handle.status().await {
+            reports.push((id, groups));
+        }
+    }
+    reports
+}
+
+/// What keeps the memberships from being settled, as the meta leader among `reports` sees them.
+fn unsettled(reports: &Reports, observer: &Observer) -> Option<String> {
+    let leads_meta = |groups: &Vec<GroupReport>| {
+        groups.iter().find(|g| g.group == META_GROUP && g.raft.role == PeerRole::Leader).map(|g| g.raft.term)
+    };
+    let Some((leader, groups)) = reports
+        .iter()
+        .filter_map(|(id, groups)| leads_meta(groups).map(|term| (term, id, groups)))
+        .max_by_key(|(term, _, _)| *term)
+        .map(|(_, id, groups)| (*id, groups))
+    else {
+        return Some("no node leads the meta group".into());
+    };
+    let Some(directory) = observer.directory_of(leader) else {
+        return Some(format!("the meta leader {leader} publishes no directory"));
+    };
+    let active: BTreeSet<NodeId> = directory.with_status(MemberStatus::Active).collect();
+    if let Some((node, member)) = directory
+        .members()
+        .iter()
+        .find(|(_, m)| matches!(m.status, MemberStatus::Joining | MemberStatus::Leaving))
+    {
+        return Some(format!(
+            "node {node} is still {:?} in the directory of the meta leader {leader}",
+            member.status
+        ));
+    }
+    for group in groups {
+        let membership = &group.raft.membership;
+        if membership.voters != active || !membership.learners.is_empty() {
+            return Some(format!(
+                "on the meta leader {leader}, group {} has voters {:?} and learners {:?}; ACTIVE: {active:?}",
+                group.group.0, membership.voters, membership.learners
+            ));
+        }
+        if group.group == GROUP && group.raft.role != PeerRole::Leader {
+            return Some(format!("the meta leader {leader} does not lead the data group"));
+        }
+    }
+    let differs = |node: &&NodeId| observer.directory_of(**node).as_ref() != Some(&directory);
+    if let Some(node) = active.iter().find(differs) {
+        return Some(format!(
+            "ACTIVE node {node} does not publish the meta leader's directory {directory:?}"
+        ));
+    }
+    None
+}
