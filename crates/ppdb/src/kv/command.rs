@@ -478,7 +478,8 @@ fn expire_condition_tag(condition: ExpireCondition) -> u8 {
     }
 }
 
-fn key(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
+/// Decodes one key, bounded by [`KEY_BYTES_MAX`].
+pub(super) fn key(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
     reader.bytes("key", KEY_BYTES_MAX)
 }
 
@@ -505,7 +506,8 @@ fn pairs(reader: &mut Reader<'_>) -> Result<KeyValuePairs, KvDecodeError> {
     Ok(pairs)
 }
 
-fn keys(reader: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, KvDecodeError> {
+/// Decodes a counted list of keys, bounded by [`BATCH_KEYS_MAX`].
+pub(super) fn keys(reader: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, KvDecodeError> {
     let count = reader.count("key count", BATCH_KEYS_MAX)?;
     let mut keys = Vec::with_capacity((count as usize).min(reader.remaining()));
     for _ in 0..count {

@@ -15,7 +15,7 @@
 //! (`read_tag:u8 fields...`, byte strings and counts bounded as in the rest of the entry).
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
-use super::command::{decode_op, encode_op, KvRead, WriteOp, BATCH_KEYS_MAX, KEY_BYTES_MAX};
+use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp};
 
 /// The most commands one transaction entry may hold.
 pub const TXN_STEPS_MAX: u64 = 16 * 1024;
@@ -139,19 +139,6 @@ fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
         KvRead::DbSize => out.push(READ_DBSIZE),
         KvRead::RandomKey => out.push(READ_RANDOMKEY),
     }
-}
-
-fn key(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
-    reader.bytes("key", KEY_BYTES_MAX)
-}
-
-fn keys(reader: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, KvDecodeError> {
-    let count = reader.count("key count", BATCH_KEYS_MAX)?;
-    let mut keys = Vec::with_capacity((count as usize).min(reader.remaining()));
-    for _ in 0..count {
-        keys.push(key(reader)?);
-    }
-    Ok(keys)
 }
 
 fn option(reader: &mut Reader<'_>) -> Result<Option<Vec<u8>>, KvDecodeError> {
