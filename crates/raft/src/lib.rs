@@ -25,6 +25,23 @@
 //! state machine is rebuilt from the durable state after a crash anyway. The simulator drives
 //! its nodes that way, crashes included.
 //!
+//! # Writes in flight
+//!
+//! A caller whose writes complete asynchronously need not wait for one before taking the next
+//! Ready: a leader can then count its followers' acknowledgements, commit and answer clients
+//! while its own fsync is still running, and a follower can take the next append. The rules:
+//!
+//! - persist the Readies in the order they were handed out (a write-ahead log does);
+//! - send a Ready's remaining messages only once its write *and every earlier one* are
+//!   durable (an acknowledgement may vouch for entries an earlier write carries);
+//! - call [`RawNode::advance`] once per Ready, in order, when its write is durable;
+//! - handle a Ready that carries a snapshot completely (persist, install, advance) before
+//!   taking the next one.
+//!
+//! The core counts its own log towards a commit only up to what was reported durable, and a
+//! write that reports back after the entries it carried were replaced vouches for nothing.
+//! The simulator drives its nodes with up to several writes in flight.
+//!
 //! A three-node group, driven by hand with an in-memory "network":
 //!
 //! ```

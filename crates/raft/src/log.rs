@@ -1,8 +1,10 @@
 //! The replicated log of one node: a compacted prefix (the snapshot) and the entries after it.
 //!
 //! The whole uncompacted suffix lives in memory; the application bounds it by taking snapshots.
-//! Three cursors move forward through it: `persisted` (durable on this node), `committed`
-//! (known replicated on a majority) and `applied` (handed to the state machine).
+//! Four cursors move forward through it: `handed_out` (given to the caller to persist),
+//! `persisted` (durable on this node), `committed` (known replicated on a majority) and
+//! `applied` (handed to the state machine). The caller may have several writes in flight at
+//! once; each reports back with the [`PersistMark`] it was handed out with.
 
 use crate::message::Entry;
 use crate::types::{LogIndex, Term};
@@ -18,6 +20,26 @@ pub struct RaftLog {
     committed: LogIndex,
     applied: LogIndex,
     persisted: LogIndex,
+    handed_out: LogIndex,
+    /// Bumped whenever entries already handed out are replaced (a conflict truncation, a
+    /// snapshot restore), so that a write finishing late cannot vouch for the replacements.
+    epoch: u64,
+}
+
+/// Which entries one handed-out write covers: the last one, and the log's epoch then.
+///
+/// Reported back through [`RaftLog::persisted_to`] once the write is durable. The epoch makes
+/// the report safe against the log having been rewritten while the write was in flight: an
+/// entry can be replaced and then the same (index, term) appended again by a later write, and
+/// only that later write may vouch for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PersistMark {
+    /// The last entry the write covers.
+    pub index: LogIndex,
+    /// Its term.
+    pub term: Term,
+    /// The log's epoch when the write was handed out.
+    pub epoch: u64,
 }
 
 impl RaftLog {
@@ -35,8 +57,11 @@ impl RaftLog {
             committed: snapshot_index,
             applied: snapshot_index,
             persisted: snapshot_index,
+            handed_out: snapshot_index,
+            epoch: 0,
         };
         log.persisted = log.last_index();
+        log.handed_out = log.last_index();
         log.committed = committed.clamp(snapshot_index, log.last_index());
         log
     }
@@ -139,6 +164,10 @@ impl RaftLog {
         let keep = (first.index.0 - self.snapshot_index.0 - 1) as usize;
         self.entries.truncate(keep);
         self.persisted = self.persisted.min(first.index.prev());
+        if first.index <= self.handed_out {
+            self.handed_out = first.index.prev();
+            self.epoch += 1;
+        }
         self.entries.extend(entries.iter().cloned());
     }
 
@@ -183,16 +212,25 @@ impl RaftLog {
         }
     }
 
-    /// Entries not yet reported durable.
-    pub fn unpersisted(&self) -> Vec<Entry> {
-        self.slice(self.persisted.next(), self.last_index(), usize::MAX, usize::MAX)
+    /// Highest index handed to the caller for persisting.
+    pub fn handed_out(&self) -> LogIndex {
+        self.handed_out
     }
 
-    /// Records that the log is durable up to `index`, if the entry there still has `term`
-    /// (it may have been replaced since it was handed out for persisting).
-    pub fn persisted_to(&mut self, index: LogIndex, term: Term) {
-        if index > self.persisted && self.matches(index, term) {
-            self.persisted = index;
+    /// Hands out the entries not handed out yet, for the caller to persist, with the mark to
+    /// report back once they are durable (`None` when there are none).
+    pub fn hand_out(&mut self) -> (Vec<Entry>, Option<PersistMark>) {
+        let entries = self.slice(self.handed_out.next(), self.last_index(), usize::MAX, usize::MAX);
+        let mark = entries.last().map(|e| PersistMark { index: e.index, term: e.term, epoch: self.epoch });
+        self.handed_out = self.handed_out.max(self.last_index());
+        (entries, mark)
+    }
+
+    /// Records that the write handed out with `mark` is durable (and with it every write
+    /// handed out before it), unless the log was rewritten since.
+    pub fn persisted_to(&mut self, mark: PersistMark) {
+        if mark.epoch == self.epoch && mark.index > self.persisted && self.matches(mark.index, mark.term) {
+            self.persisted = mark.index;
         }
     }
 
@@ -207,7 +245,8 @@ impl RaftLog {
         self.applied = self.applied.max(index);
     }
 
-    /// Drops entries up to `index`, which a snapshot now covers. `index` must be applied.
+    /// Drops entries up to `index`, which a durable snapshot now covers. `index` must be
+    /// applied.
     pub fn compact(&mut self, index: LogIndex) {
         if index <= self.snapshot_index {
             return;
@@ -218,6 +257,9 @@ impl RaftLog {
         self.entries.drain(..drop);
         self.snapshot_index = index;
         self.snapshot_term = term;
+        // The snapshot is durable, so everything it covers is too.
+        self.handed_out = self.handed_out.max(index);
+        self.persisted = self.persisted.max(index);
     }
 
     /// Replaces the whole log by a snapshot at (`index`, `term`): everything is committed,
@@ -229,6 +271,8 @@ impl RaftLog {
         self.committed = index;
         self.applied = index;
         self.persisted = index;
+        self.handed_out = index;
+        self.epoch += 1;
     }
 }
 
@@ -261,6 +305,60 @@ mod tests {
         assert_eq!(log.find_conflict(&new), Some(LogIndex(3)));
         log.truncate_and_append(&new);
         assert_eq!((log.last_index(), log.last_term()), (LogIndex(3), Term(3)));
+        assert_eq!(log.persisted(), LogIndex(2));
+        assert_eq!(log.handed_out(), LogIndex(2));
+        let (handed, mark) = log.hand_out();
+        assert_eq!(handed, new);
+        log.persisted_to(mark.unwrap());
+        assert_eq!(log.persisted(), LogIndex(3));
+    }
+
+    #[test]
+    fn writes_in_flight_report_back_in_order() {
+        let mut log = log_with_terms(&[1]);
+        log.append(entries(2, &[1, 1]));
+        let (first, first_mark) = log.hand_out();
+        assert_eq!(first.len(), 2);
+        log.append(entries(4, &[1]));
+        let (second, second_mark) = log.hand_out();
+        assert_eq!(second, entries(4, &[1]));
+        assert_eq!(log.hand_out(), (Vec::new(), None), "nothing new to hand out");
+        assert_eq!(log.persisted(), LogIndex(1));
+        log.persisted_to(first_mark.unwrap());
+        assert_eq!(log.persisted(), LogIndex(3));
+        log.persisted_to(second_mark.unwrap());
+        assert_eq!(log.persisted(), LogIndex(4));
+    }
+
+    #[test]
+    fn a_late_write_cannot_vouch_for_entries_rewritten_after_it() {
+        // Entries 2..3 of term 1 go out to disk; before that write is durable, a leader of
+        // term 2 replaces them, and a leader of term 3 (holding the term-1 entries) puts the
+        // same (index, term) back. Only the last write may report them durable: on disk, the
+        // term-2 write lands after the first one and removes them again.
+        let mut log = log_with_terms(&[1]);
+        log.append(entries(2, &[1, 1]));
+        let (_, stale) = log.hand_out();
+        log.truncate_and_append(&entries(2, &[2]));
+        let (_, replaced) = log.hand_out();
+        log.truncate_and_append(&entries(2, &[1, 1]));
+        let (_, latest) = log.hand_out();
+        log.persisted_to(stale.unwrap());
+        assert_eq!(log.persisted(), LogIndex(1), "the first write must not count");
+        log.persisted_to(replaced.unwrap());
+        assert_eq!(log.persisted(), LogIndex(1));
+        log.persisted_to(latest.unwrap());
+        assert_eq!(log.persisted(), LogIndex(3));
+    }
+
+    #[test]
+    fn truncating_entries_not_handed_out_keeps_writes_in_flight_valid() {
+        let mut log = log_with_terms(&[1]);
+        log.append(entries(2, &[1]));
+        let (_, in_flight) = log.hand_out();
+        log.append(entries(3, &[1]));
+        log.truncate_and_append(&entries(3, &[2]));
+        log.persisted_to(in_flight.unwrap());
         assert_eq!(log.persisted(), LogIndex(2));
     }
 

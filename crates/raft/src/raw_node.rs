@@ -2,12 +2,14 @@
 
 use crate::config::Config;
 use crate::error::{ProposeError, RecoveryError, SnapshotError};
+use crate::log::PersistMark;
 use crate::membership::{ConfChange, Membership};
 use crate::message::{Entry, HardState, Message, Snapshot};
 use crate::raft::{Campaign, Raft, ReadState, RecoveredState, Role};
 use crate::tracker::ProgressState;
 use crate::types::{LogIndex, NodeId, PeerRole, Term};
 use rand_core::RngCore;
+use std::collections::VecDeque;
 
 /// What the caller must do, in order, before calling [`RawNode::advance`]:
 ///
@@ -18,6 +20,9 @@ use rand_core::RngCore;
 /// 3. install `snapshot` into the state machine (if any), then apply `committed_entries` in
 ///    order, exactly once (without a snapshot, this may happen before or during step 1);
 /// 4. serve each of `read_states` once the state machine has applied its index.
+///
+/// The caller may also *pipeline*: take the next Ready before the previous one's write is
+/// durable (see the crate documentation, "Writes in flight").
 #[derive(Debug, Default)]
 #[must_use = "a Ready must be persisted, sent, applied, then advanced"]
 pub struct Ready {
@@ -89,8 +94,9 @@ pub struct Status {
 pub struct RawNode {
     raft: Raft,
     prev_hard_state: HardState,
-    /// Last entry handed out for persisting and not yet acknowledged by `advance`.
-    unacknowledged_persist: Option<(LogIndex, Term)>,
+    /// One element per Ready handed out and not yet acknowledged by `advance`, oldest first:
+    /// the entries its write covers, if any.
+    unacknowledged: VecDeque<Option<PersistMark>>,
 }
 
 impl RawNode {
@@ -103,7 +109,7 @@ impl RawNode {
     ) -> Result<RawNode, RecoveryError> {
         let raft = Raft::new(config, state, rng)?;
         let prev_hard_state = raft.hard_state();
-        Ok(RawNode { raft, prev_hard_state, unacknowledged_persist: None })
+        Ok(RawNode { raft, prev_hard_state, unacknowledged: VecDeque::new() })
     }
 
     /// Advances logical time by one tick.
@@ -166,7 +172,7 @@ impl RawNode {
         r.leader_has_pending_sends()
             || r.hard_state() != self.prev_hard_state
             || r.snapshot_to_install.is_some()
-            || r.log.persisted() < r.log.last_index()
+            || r.log.handed_out() < r.log.last_index()
             || !r.msgs.is_empty()
             || r.log.applied() < r.log.committed()
             || !r.read_states.is_empty()
@@ -180,8 +186,8 @@ impl RawNode {
             r.flush_reads();
         }
         let hard_state = r.hard_state();
-        let entries = r.log.unpersisted();
-        self.unacknowledged_persist = entries.last().map(|e| (e.index, e.term));
+        let (entries, mark) = r.log.hand_out();
+        self.unacknowledged.push_back(mark);
         let committed_entries = r.log.unapplied();
         if let Some(last) = committed_entries.last() {
             r.log.applied_to(last.index);
@@ -198,14 +204,20 @@ impl RawNode {
         ready
     }
 
-    /// Acknowledges that the last [`Ready`] was handled: its entries are durable.
+    /// Acknowledges the oldest [`Ready`] not acknowledged yet: its writes (and so those of
+    /// every Ready before it) are durable. Call it once per Ready, in order.
     pub fn advance(&mut self) {
-        if let Some((index, term)) = self.unacknowledged_persist.take() {
-            self.raft.log.persisted_to(index, term);
+        if let Some(Some(mark)) = self.unacknowledged.pop_front() {
+            self.raft.log.persisted_to(mark);
             if self.raft.role == Role::Leader {
                 self.raft.maybe_commit();
             }
         }
+    }
+
+    /// How many Readies were handed out and not yet acknowledged by [`RawNode::advance`].
+    pub fn readies_in_flight(&self) -> usize {
+        self.unacknowledged.len()
     }
 
     /// The node's current hard state (term, vote, commit).

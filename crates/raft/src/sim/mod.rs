@@ -261,17 +261,21 @@ impl Simulation {
             }
         }
         for id in self.ids() {
-            for _ in 0..3 {
-                if !self.drive_ready(id, faults)? {
-                    break;
+            if self.finish_some_writes(id, false, faults)? {
+                for _ in 0..3 {
+                    if !self.drive_ready(id, faults)? {
+                        break;
+                    }
                 }
             }
-            self.observe_role(id)?;
+            self.observe_role(id, faults)?;
         }
         Ok(())
     }
 
-    /// Handles one Ready of node `id` by the contract; returns whether there was one.
+    /// Takes one Ready of node `id` and starts its write; returns whether there was one (and
+    /// the node is still up). Writes finish later, in order ([`Simulation::finish_write`]):
+    /// at once when the run keeps no writes in flight, or when the Ready carries a snapshot.
     fn drive_ready(&mut self, id: NodeId, faults: bool) -> Result<bool, Violation> {
         let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
         let Some(raft) = node.raft.as_mut() else { return Ok(false) };
@@ -290,16 +294,37 @@ impl Simulation {
         // Committed entries (already durable on a majority) are applied, and confirmed reads
         // served, before the write, as the node runtime does when there is no snapshot: a
         // crash below then happens after clients saw their answers.
-        let apply_early = ready.snapshot.is_none();
-        if apply_early {
+        let snapshot = ready.snapshot.is_some();
+        if !snapshot {
             self.apply_ready(id, &mut ready)?;
         }
-        // Crash in the middle of the Ready: before persisting, or with a torn write.
+        self.check_persisted(id, &ready.entries)?;
+        let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
+        node.writes_in_flight.push_back(ready);
+        let max = self.opts.writes_in_flight_max;
+        loop {
+            let in_flight = self.nodes.get(&id).map_or(0, |n| n.writes_in_flight.len());
+            if in_flight == 0 || !(in_flight > max || snapshot) {
+                return Ok(true);
+            }
+            if !self.finish_write(id, faults)? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Makes node `id`'s oldest write in flight durable: persists it (or crashes in the middle
+    /// of it), sends what waited for it, installs its snapshot, advances. Returns whether the
+    /// node is still up.
+    fn finish_write(&mut self, id: NodeId, faults: bool) -> Result<bool, Violation> {
+        let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
+        let Some(mut ready) = node.writes_in_flight.pop_front() else { return Ok(true) };
+        // Crash in the middle of the write: before persisting, or with a torn write. Every
+        // later write in flight is lost with it.
         if faults && self.rng.chance(self.opts.crash_per_mille / 4) {
             let torn = self.rng.below(ready.entries.len() as u64 + 1) as usize;
             let persisted_part = self.rng.chance(500).then_some(torn);
             if let Some(n) = persisted_part {
-                self.check_persisted(id, &ready.entries[..n])?;
                 if let Some(node) = self.nodes.get_mut(&id) {
                     node.persist(&ready, Some(n)).map_err(storage_failure(id))?;
                 }
@@ -307,7 +332,6 @@ impl Simulation {
             self.crash(id);
             return Ok(false);
         }
-        self.check_persisted(id, &ready.entries)?;
         if let Some(node) = self.nodes.get_mut(&id) {
             node.persist(&ready, None).map_err(storage_failure(id))?;
         }
@@ -319,8 +343,6 @@ impl Simulation {
             node.sm = node::StateMachine::from_snapshot(snapshot);
             let (index, digest) = (node.sm.applied, node.sm.digest);
             self.history.check_digest(id, index, digest)?;
-        }
-        if !apply_early {
             self.apply_ready(id, &mut ready)?;
         }
         let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
@@ -328,6 +350,20 @@ impl Simulation {
         node.confirmed_reads.retain(|&(_, index)| index > applied);
         if let Some(raft) = node.raft.as_mut() {
             raft.advance();
+        }
+        Ok(true)
+    }
+
+    /// Finishes some of node `id`'s writes in flight, oldest first (each with the run's odds;
+    /// all of them without faults, so that the liveness bound need not count slow disks).
+    fn finish_some_writes(&mut self, id: NodeId, all: bool, faults: bool) -> Result<bool, Violation> {
+        while self.nodes.get(&id).is_some_and(|n| !n.writes_in_flight.is_empty()) {
+            if !all && faults && !self.rng.chance(self.opts.write_finish_per_mille) {
+                break;
+            }
+            if !self.finish_write(id, faults)? {
+                return Ok(false);
+            }
         }
         Ok(true)
     }
@@ -390,8 +426,11 @@ impl Simulation {
         Ok(())
     }
 
-    /// Election safety and leader completeness, checked when a node is seen leading.
-    fn observe_role(&mut self, id: NodeId) -> Verdict {
+    /// Election safety and leader completeness, checked when a node is seen leading. With
+    /// faults, a new leader sometimes crashes at once, before its first entry commits: quick
+    /// successions of leaders with uncommitted entries of older terms are where the commit
+    /// rule matters (Raft, figure 8).
+    fn observe_role(&mut self, id: NodeId, faults: bool) -> Verdict {
         let Some(node) = self.nodes.get_mut(&id) else { return Ok(()) };
         let Some(raft) = node.raft.as_ref() else { return Ok(()) };
         if raft.role() != PeerRole::Leader {
@@ -402,6 +441,9 @@ impl Simulation {
         if node.led_term != Some(term) {
             node.led_term = Some(term);
             check::leader_completeness::check_new_leader(raft, &self.history)?;
+            if faults && self.rng.chance(self.opts.new_leader_crash_per_mille) {
+                self.crash(id);
+            }
         }
         Ok(())
     }
@@ -460,7 +502,10 @@ impl Simulation {
         if self.rng.chance(o.snapshot_per_mille) {
             if let Some(id) = self.rng.pick(&self.live()) {
                 let trailing = self.rng.below(8);
-                if let Some(node) = self.nodes.get_mut(&id) {
+                // Like the node runtime's checkpoint, which waits for every write queued
+                // before it: the log tail the snapshot keeps must be durable.
+                let up = self.finish_some_writes(id, true, false)?;
+                if let Some(node) = self.nodes.get_mut(&id).filter(|_| up) {
                     node.snapshot_and_compact(trailing).map_err(|e| Violation {
                         invariant: "snapshot",
                         detail: format!("node {id}: {e}"),

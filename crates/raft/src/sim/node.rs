@@ -8,6 +8,7 @@ use crate::message::{Entry, EntryPayload, HardState, Snapshot};
 use crate::raft::RecoveredState;
 use crate::raw_node::{RawNode, Ready};
 use crate::types::{LogIndex, NodeId, Term};
+use std::collections::VecDeque;
 
 /// Where a simulated node keeps what it persists. The default, [`DurableState`], is an exact
 /// model of the Ready contract; the database plugs its real write-ahead log over a simulated
@@ -183,6 +184,9 @@ pub struct SimNode {
     pub confirmed_reads: Vec<(u64, LogIndex)>,
     /// The term in which this node was last seen as leader.
     pub led_term: Option<Term>,
+    /// Readies handed out whose write is not durable yet, oldest first: their entries, hard
+    /// state and the messages that wait for them (applied and early messages are gone).
+    pub writes_in_flight: VecDeque<Ready>,
 }
 
 impl SimNode {
@@ -195,6 +199,7 @@ impl SimNode {
             sm: StateMachine::default(),
             confirmed_reads: Vec::new(),
             led_term: None,
+            writes_in_flight: VecDeque::new(),
         }
     }
 
@@ -214,6 +219,7 @@ impl SimNode {
         self.raft = None;
         self.confirmed_reads.clear();
         self.led_term = None;
+        self.writes_in_flight.clear();
     }
 
     /// Step 1 of the Ready contract (see [`SimStorage::persist`]).

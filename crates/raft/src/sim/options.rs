@@ -38,6 +38,15 @@ pub struct SimOptions {
     pub transfer_per_mille: u32,
     /// Probability that a node skips a tick (clock drift).
     pub tick_skip_per_mille: u32,
+    /// Probability that a node crashes as soon as it is seen leading a new term.
+    pub new_leader_crash_per_mille: u32,
+    /// Readies a node may have handed out with their writes not yet durable; 0 makes every
+    /// write complete before the next Ready (the synchronous contract).
+    pub writes_in_flight_max: usize,
+    /// Probability per tick that a node's oldest write in flight becomes durable (then the
+    /// next one, with the same odds): low values model a disk slower than the network, so
+    /// that acknowledgements reach a leader before its own write is durable.
+    pub write_finish_per_mille: u32,
     /// Raft settings shared by every node (the id is filled in per node).
     pub raft: Config,
 }
@@ -71,6 +80,9 @@ impl SimOptions {
             conf_change_per_mille: [0, 5, 15][rng.below(3) as usize],
             transfer_per_mille: [0, 3][rng.below(2) as usize],
             tick_skip_per_mille: [0, 50, 200][rng.below(3) as usize],
+            writes_in_flight_max: [0, 2, 8][rng.below(3) as usize],
+            write_finish_per_mille: [100, 300, 700][rng.below(3) as usize],
+            new_leader_crash_per_mille: [0, 0, 100, 300][rng.below(4) as usize],
             raft,
         }
     }
