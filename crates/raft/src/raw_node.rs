@@ -215,11 +215,6 @@ impl RawNode {
         }
     }
 
-    /// How many Readies were handed out and not yet acknowledged by [`RawNode::advance`].
-    pub fn readies_in_flight(&self) -> usize {
-        self.unacknowledged.len()
-    }
-
     /// The node's current hard state (term, vote, commit).
     pub fn hard_state(&self) -> HardState {
         self.raft.hard_state()

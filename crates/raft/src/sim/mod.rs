@@ -301,16 +301,13 @@ impl Simulation {
         self.check_persisted(id, &ready.entries)?;
         let Some(node) = self.nodes.get_mut(&id) else { return Ok(false) };
         node.writes_in_flight.push_back(ready);
-        let max = self.opts.writes_in_flight_max;
-        loop {
-            let in_flight = self.nodes.get(&id).map_or(0, |n| n.writes_in_flight.len());
-            if in_flight == 0 || !(in_flight > max || snapshot) {
-                return Ok(true);
-            }
+        let max = if snapshot { 0 } else { self.opts.writes_in_flight_max };
+        while self.nodes.get(&id).is_some_and(|n| n.writes_in_flight.len() > max) {
             if !self.finish_write(id, faults)? {
                 return Ok(false);
             }
         }
+        Ok(true)
     }
 
     /// Makes node `id`'s oldest write in flight durable: persists it (or crashes in the middle
