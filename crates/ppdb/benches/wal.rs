@@ -1,6 +1,6 @@
 //! WAL benchmark (a measurement, not a test): the raw fdatasync rate of the disk next to durable
 //! appends per second with 1, 16 and 256 concurrent writers of 128-byte records, all in one run on
-//! the same directory. Group commit should turn many writers into few fsyncs: the target
+//! the same directory; one writer also without segment preallocation, to show what it saves. Group commit should turn many writers into few fsyncs: the target
 //! is at least 20x the raw fsync rate in records per second at 256 writers.
 //!
 //! Run: `cargo bench -p ppdb --bench wal`. Environment: `PPDB_BENCH_DIR` (a directory on the
@@ -18,11 +18,13 @@ use ppdb::storage::disk::FsDisk;
 use ppdb::storage::wal::{GroupId, RecordKind, Wal, WalConfig};
 
 const RECORD_PAYLOAD_BYTES: usize = 128;
-const WRITER_COUNTS: [usize; 3] = [1, 16, 256];
+/// (writers, preallocated segments) per row.
+const ROWS: [(usize, bool); 4] = [(1, false), (1, true), (16, true), (256, true)];
 const TARGET_SPEEDUP_AT_256: f64 = 20.0;
 
 struct Row {
     writers: usize,
+    preallocate: bool,
     records_per_sec: f64,
     fsyncs_per_sec: f64,
     records_per_fsync: f64,
@@ -47,11 +49,12 @@ fn raw_fdatasync_per_sec(dir: &Path, duration: Duration) -> f64 {
     rate
 }
 
-/// `writers` threads append 128-byte records and wait for each to be durable, for `duration`.
-fn group_commit(dir: &Path, writers: usize, duration: Duration) -> Row {
-    let wal_dir = dir.join(format!("wal-{writers}"));
-    let (wal, _) =
-        Wal::open(Arc::new(FsDisk::new()), &wal_dir, WalConfig::default(), |_| Ok(())).expect("open WAL");
+/// `writers` threads append 128-byte records and wait for each to be durable, for `duration`,
+/// with or without preallocated segments.
+fn group_commit(dir: &Path, writers: usize, preallocate: bool, duration: Duration) -> Row {
+    let wal_dir = dir.join(format!("wal-{writers}-{preallocate}"));
+    let config = WalConfig { preallocate, ..WalConfig::default() };
+    let (wal, _) = Wal::open(Arc::new(FsDisk::new()), &wal_dir, config, |_| Ok(())).expect("open WAL");
     let stop = AtomicBool::new(false);
     let before = wal.stats();
     let start = Instant::now();
@@ -89,6 +92,7 @@ fn group_commit(dir: &Path, writers: usize, duration: Duration) -> Row {
     let fsyncs = (after.syncs - before.syncs) as f64;
     Row {
         writers,
+        preallocate,
         records_per_sec: records / elapsed,
         fsyncs_per_sec: fsyncs / elapsed,
         records_per_fsync: records / fsyncs.max(1.0),
@@ -117,7 +121,8 @@ fn main() {
     // A virtual disk's fsync latency drifts, so the raw rate is measured before and after the
     // group-commit rows, and speed-ups are against the faster of the two (the conservative one).
     let raw_before = raw_fdatasync_per_sec(&dir, duration);
-    let rows: Vec<Row> = WRITER_COUNTS.iter().map(|&w| group_commit(&dir, w, duration)).collect();
+    let rows: Vec<Row> =
+        ROWS.iter().map(|&(w, prealloc)| group_commit(&dir, w, prealloc, duration)).collect();
     let raw_after = raw_fdatasync_per_sec(&dir, duration);
     let raw = raw_before.max(raw_after);
     println!(
@@ -126,19 +131,27 @@ fn main() {
     );
     println!();
     println!(
-        "{:>7} | {:>11} | {:>9} | {:>13} | {:>10} | {:>10} | {:>12}",
-        "writers", "records/s", "fsyncs/s", "records/fsync", "ack p50 us", "ack p99 us", "x raw fsync"
+        "{:>7} | {:>8} | {:>11} | {:>9} | {:>13} | {:>10} | {:>10} | {:>12}",
+        "writers",
+        "prealloc",
+        "records/s",
+        "fsyncs/s",
+        "records/fsync",
+        "ack p50 us",
+        "ack p99 us",
+        "x raw fsync"
     );
-    println!("{}", "-".repeat(92));
+    println!("{}", "-".repeat(103));
     let mut speedup_at_256 = 0.0;
     for row in &rows {
         let speedup = row.records_per_sec / raw;
-        if row.writers == 256 {
+        if row.writers == 256 && row.preallocate {
             speedup_at_256 = speedup;
         }
         println!(
-            "{:>7} | {:>11.0} | {:>9.0} | {:>13.1} | {:>10} | {:>10} | {:>11.1}x",
+            "{:>7} | {:>8} | {:>11.0} | {:>9.0} | {:>13.1} | {:>10} | {:>10} | {:>11.1}x",
             row.writers,
+            if row.preallocate { "yes" } else { "no" },
             row.records_per_sec,
             row.fsyncs_per_sec,
             row.records_per_fsync,

@@ -16,6 +16,12 @@ use std::sync::Arc;
 
 const GROUP: GroupId = GroupId(1);
 
+/// Small preallocated segments: they roll often, and every restart's recovery reads (and every
+/// crash copies) segments in memory, so production's 16 MiB would make the sweep crawl.
+fn wal_config() -> WalConfig {
+    WalConfig { segment_bytes_max: 64 * 1024, ..WalConfig::default() }
+}
+
 /// A simulated node's storage: the real WAL on a simulated disk.
 struct WalOnSimDisk {
     disk: Arc<SimDisk>,
@@ -36,8 +42,8 @@ impl WalOnSimDisk {
     fn open(&mut self) -> Result<&RaftStorage, String> {
         if self.storage.is_none() {
             let disk: Arc<dyn Disk> = self.disk.clone();
-            let (storage, _) = RaftStorage::open(disk, Path::new("/node"), WalConfig::default())
-                .map_err(|e| e.to_string())?;
+            let (storage, _) =
+                RaftStorage::open(disk, Path::new("/node"), wal_config()).map_err(|e| e.to_string())?;
             self.storage = Some(storage);
         }
         self.storage.as_ref().ok_or_else(|| "storage not open".to_string())
@@ -89,7 +95,7 @@ impl SimStorage for WalOnSimDisk {
         self.storage = None;
         let disk: Arc<dyn Disk> = self.disk.clone();
         let (storage, mut recovered) =
-            RaftStorage::open(disk, Path::new("/node"), WalConfig::default()).map_err(|e| e.to_string())?;
+            RaftStorage::open(disk, Path::new("/node"), wal_config()).map_err(|e| e.to_string())?;
         self.storage = Some(storage);
         Ok(recovered.remove(&GROUP).unwrap_or_default())
     }

@@ -6,7 +6,9 @@
 //! a record that would push the active segment past `segment_bytes_max`, the buffer is written
 //! and synced, and a new segment (named after that record's sequence number) is created and
 //! synced with its directory. So a segment is complete and durable before the next one exists,
-//! and a single record larger than the limit gets a segment of its own.
+//! and a single record larger than the limit gets a segment of its own. With preallocation, new
+//! segments are spares (see [`super::spare`]) and the next spare is asked for once the active
+//! segment is half full.
 //!
 //! [`sync`]: SegmentAppender::sync
 
@@ -17,6 +19,7 @@ use std::sync::Arc;
 use super::record::{self, Record, WalSeq};
 use super::recovery::Tail;
 use super::segment::{self, SegmentInfo, SegmentList, SEGMENT_HEADER_BYTES};
+use super::spare::SpareMaker;
 use super::WalCounters;
 use crate::storage::disk::{Disk, DiskFile};
 use crate::storage::error::{PoisonCause, StorageError};
@@ -40,10 +43,14 @@ pub(crate) struct SegmentAppender {
     next_seq: WalSeq,
     segments: SegmentList,
     counters: Arc<WalCounters>,
+    /// Makes the zero-filled files new segments start from; `None` without preallocation.
+    spares: Option<SpareMaker>,
 }
 
 impl SegmentAppender {
     /// Resumes appending at `tail` (from recovery), or creates the first segment at `next_seq`.
+    /// New segments are preallocated when `spares` is given.
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         disk: Arc<dyn Disk>,
         dir: PathBuf,
@@ -52,6 +59,7 @@ impl SegmentAppender {
         next_seq: WalSeq,
         segments: SegmentList,
         counters: Arc<WalCounters>,
+        mut spares: Option<SpareMaker>,
     ) -> Result<Self, StorageError> {
         let (active, active_info, active_written) = match tail {
             Some(tail) => {
@@ -60,7 +68,7 @@ impl SegmentAppender {
                 (file, tail.segment, tail.end_offset)
             }
             None => {
-                let (file, info) = segment::create_segment(disk.as_ref(), &dir, next_seq)?;
+                let (file, info) = new_segment(disk.as_ref(), &dir, next_seq, spares.as_mut())?;
                 segments.push(info.clone());
                 (file, info, SEGMENT_HEADER_BYTES as u64)
             }
@@ -76,6 +84,7 @@ impl SegmentAppender {
             next_seq,
             segments,
             counters,
+            spares,
         })
     }
 
@@ -122,13 +131,18 @@ impl SegmentAppender {
         self.active_written += self.buf.len() as u64;
         self.counters.bytes_written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
+        if self.active_written > self.segment_bytes_max / 2 {
+            if let Some(spares) = self.spares.as_mut() {
+                spares.ask();
+            }
+        }
         Ok(())
     }
 
     /// Completes the active segment (written and synced) and starts a new one at `first_seq`.
     fn roll(&mut self, first_seq: WalSeq) -> Result<(), PoisonCause> {
         self.sync()?;
-        let (file, info) = segment::create_segment(self.disk.as_ref(), &self.dir, first_seq)
+        let (file, info) = new_segment(self.disk.as_ref(), &self.dir, first_seq, self.spares.as_mut())
             .map_err(|e| self.cause("create segment", &e))?;
         tracing::debug!(
             previous = %self.active_info.path.display(),
@@ -152,5 +166,19 @@ impl SegmentAppender {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// Creates the segment whose first record is `first_seq`: from a spare when preallocating,
+/// otherwise as an empty file.
+fn new_segment(
+    disk: &dyn Disk,
+    dir: &std::path::Path,
+    first_seq: WalSeq,
+    spares: Option<&mut SpareMaker>,
+) -> Result<(Box<dyn DiskFile>, SegmentInfo), StorageError> {
+    match spares {
+        Some(spares) => segment::install_spare(disk, dir, first_seq, spares.take()?),
+        None => segment::create_segment(disk, dir, first_seq),
     }
 }

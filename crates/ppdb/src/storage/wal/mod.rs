@@ -8,6 +8,7 @@
 //! - [`record`]: the on-disk record format and its decoder.
 //! - [`segment`]: segment file names, headers and the list of live segments.
 //! - `appender`: writing records into the active segment, rolling at the size limit.
+//! - [`spare`]: preallocated (zero-filled) files that new segments start from.
 //! - `writer`: group commit, the writer thread (or the caller-driven writer of simulations),
 //!   poisoning on I/O failure.
 //! - `ticket`: durability tickets, blocking or async.
@@ -39,6 +40,7 @@ pub mod record;
 pub mod recovery;
 pub mod retention;
 pub mod segment;
+pub mod spare;
 mod ticket;
 mod writer;
 
@@ -58,6 +60,7 @@ use crate::storage::error::{PoisonCause, StorageError};
 use appender::SegmentAppender;
 use retention::Retention;
 use segment::SegmentList;
+use spare::SpareMaker;
 use writer::GroupCommitter;
 pub use writer::WriteHold;
 
@@ -88,8 +91,13 @@ pub enum WalWriter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalConfig {
     /// A segment is closed and a new one started before a record would make it larger than this
-    /// (a single larger record gets a segment of its own). Default 64 MiB.
+    /// (a single larger record gets a segment of its own). Default 16 MiB.
     pub segment_bytes_max: u64,
+    /// Whether new segments are preallocated: created `segment_bytes_max` long, zero-filled and
+    /// synced before use, so appends never change a segment's size and each fdatasync is one
+    /// data write (see [`spare`]). Costs up to two segments of disk space ahead of use.
+    /// Default true.
+    pub preallocate: bool,
     /// Appends block while this many encoded bytes wait for the writer. At least
     /// [`RECORD_BYTES_MAX`]. Default 128 MiB.
     pub queue_bytes_max: u64,
@@ -100,7 +108,8 @@ pub struct WalConfig {
 impl Default for WalConfig {
     fn default() -> Self {
         WalConfig {
-            segment_bytes_max: 64 * 1024 * 1024,
+            segment_bytes_max: 16 * 1024 * 1024,
+            preallocate: true,
             queue_bytes_max: 128 * 1024 * 1024,
             writer: WalWriter::Thread,
         }
@@ -187,6 +196,16 @@ impl Wal {
         let counters = Arc::new(WalCounters::default());
         counters.durable_seq.store(next_seq.0 - 1, Ordering::Relaxed);
         let segments = SegmentList::new(recovered.segments);
+        spare::remove_stale_spare(disk.as_ref(), &dir)?;
+        let spares = match config.preallocate {
+            true => Some(SpareMaker::new(
+                Arc::clone(&disk),
+                dir.clone(),
+                config.segment_bytes_max,
+                config.writer == WalWriter::Thread,
+            )?),
+            false => None,
+        };
         let appender = SegmentAppender::open(
             Arc::clone(&disk),
             dir.clone(),
@@ -195,6 +214,7 @@ impl Wal {
             next_seq,
             segments.clone(),
             Arc::clone(&counters),
+            spares,
         )?;
         let committer = GroupCommitter::start(
             appender,

@@ -6,17 +6,20 @@
 //!    matches its file name, and (except the oldest, whose predecessors may have been deleted)
 //!    must start exactly where the previous one ended. Records must carry consecutive sequence
 //!    numbers.
-//! 2. A record that cannot be decoded (incomplete, bad checksum, impossible length, unknown
+//! 2. A segment's records end at the end of the file or where only zero bytes are left (the
+//!    unused part of a preallocated segment).
+//! 3. A record that cannot be decoded (incomplete, bad checksum, impossible length, unknown
 //!    kind) is a *torn tail* only if it is in the **last** segment and **no intact record
 //!    follows it** anywhere in that segment. Such a tail was never acknowledged (a write is
-//!    acknowledged only after its fdatasync, and only the last write can be unsynced), so the
-//!    file is truncated to the end of the last good record and synced, and recovery goes on.
-//! 3. A last segment whose header is incomplete or all zeros was being created when the node
+//!    acknowledged only after its fdatasync, and only the last write can be unsynced), so its
+//!    bytes are discarded (overwritten with zeros, or cut off when they reach the end of the
+//!    file) and synced, and recovery goes on.
+//! 4. A last segment whose header is incomplete or all zeros was being created when the node
 //!    stopped; it holds no record and is removed.
-//! 4. Anything else is corruption: [`StorageError::Corruption`] names the file and byte offset,
+//! 5. Anything else is corruption: [`StorageError::Corruption`] names the file and byte offset,
 //!    and the node must not start (remove its data directory and rejoin the cluster).
 //!
-//! Rule 2 errs on the side of safety: if the disk persisted the pages of an unsynced multi-record
+//! Rule 3 errs on the side of safety: if the disk persisted the pages of an unsynced multi-record
 //! write out of order, an intact record may follow a damaged one; recovery then reports
 //! corruption even though no acknowledged data was lost. The alternative, truncating there, could
 //! silently drop acknowledged records after a genuine bit flip.
@@ -52,9 +55,9 @@ impl ReplayedRecord<'_> {
 pub struct TornTail {
     /// The segment file that was truncated (or removed, if its header was torn).
     pub file: PathBuf,
-    /// The offset it was truncated to.
+    /// Where the torn write started: the end of the last intact record.
     pub offset: u64,
-    /// How many bytes were discarded.
+    /// How many non-zero bytes were discarded (zeroed, or cut off the end of the file).
     pub bytes_discarded: u64,
 }
 
@@ -172,7 +175,7 @@ fn recover_segment(
         if !is_last || find_intact_record_after(&bytes, offset, scan.next_seq).is_some() {
             return Err(StorageError::corruption(&seg.path, offset as u64, error.into_corruption()));
         }
-        report.torn_tail = Some(truncate_torn_tail(disk, seg, offset, bytes.len())?);
+        report.torn_tail = Some(truncate_torn_tail(disk, seg, offset, &bytes)?);
     }
     Ok(Some(scan.end_offset as u64))
 }
@@ -206,6 +209,7 @@ fn scan_records(bytes: &[u8], seg: &SegmentInfo, visit: &mut Visitor<'_>) -> Res
                 scan.next_seq = scan.next_seq.next();
                 scan.records += 1;
             }
+            Err(_) if bytes[offset..].iter().all(|&b| b == 0) => break,
             Err(error) => {
                 scan.damage = Some(error);
                 break;
@@ -244,17 +248,25 @@ fn truncate_torn_tail(
     disk: &dyn Disk,
     seg: &SegmentInfo,
     offset: usize,
-    file_len: usize,
+    bytes: &[u8],
 ) -> Result<TornTail, StorageError> {
     let path = &seg.path;
+    // Past the last non-zero byte the file is preallocated space, already as it should be.
+    let garbage_end = bytes.iter().rposition(|&b| b != 0).map_or(offset, |last| last + 1).max(offset);
+    let discarded = garbage_end - offset;
     tracing::warn!(
         file = %path.display(),
         offset,
-        bytes_discarded = file_len - offset,
-        "truncating a torn write at the tail of the WAL (it was never acknowledged)"
+        bytes_discarded = discarded,
+        "discarding a torn write at the tail of the WAL (it was never acknowledged)"
     );
     let mut file = disk.open_write(path).map_err(|e| StorageError::io("open", path, e))?;
-    file.set_len(offset as u64).map_err(|e| StorageError::io("truncate", path, e))?;
+    if garbage_end >= bytes.len() {
+        file.set_len(offset as u64).map_err(|e| StorageError::io("truncate", path, e))?;
+    } else {
+        file.write_all_at(&vec![0; discarded], offset as u64)
+            .map_err(|e| StorageError::io("zero torn write", path, e))?;
+    }
     file.sync_data().map_err(|e| StorageError::io("fdatasync", path, e))?;
-    Ok(TornTail { file: path.clone(), offset: offset as u64, bytes_discarded: (file_len - offset) as u64 })
+    Ok(TornTail { file: path.clone(), offset: offset as u64, bytes_discarded: discarded as u64 })
 }

@@ -7,18 +7,22 @@
 //! | offset | size | field                                   |
 //! |-------:|-----:|-----------------------------------------|
 //! | 0      | 8    | magic `PPDBWAL\0`                       |
-//! | 8      | 4    | format version (u32), currently 1       |
+//! | 8      | 4    | format version (u32), currently 2       |
 //! | 12     | 8    | first sequence number (u64), = the name |
 //! | 20     | 4    | crc32c (u32) of bytes 0..20             |
 //!
-//! Records (see [`super::record`]) follow back to back. A segment is created, its header written
-//! and synced, and its directory synced, before any record goes into it; the previous segment is
-//! synced before that, so only the last segment can ever end in a torn write.
+//! Records (see [`super::record`]) follow back to back. In version 2 they may be followed by zero
+//! bytes up to the end of the file: segments are preallocated (see [`super::spare`]), and the
+//! first all-zero record header marks the end of the records. Version 1 segments end at the end
+//! of the file; both are read. A segment is complete (header written and synced, file renamed or
+//! created, directory synced) before any record goes into it; the previous segment is synced
+//! before that, so only the last segment can ever end in a torn write.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::record::{DecodeError, WalSeq};
+use super::spare::Spare;
 use crate::storage::disk::{Disk, DiskFile};
 use crate::storage::error::{CorruptionKind, StorageError};
 
@@ -28,8 +32,11 @@ pub const SEGMENT_HEADER_BYTES: usize = 24;
 /// The magic bytes every segment file starts with.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PPDBWAL\0";
 
-/// The segment format version this code writes and reads.
-pub const SEGMENT_FORMAT_VERSION: u32 = 1;
+/// The segment format version this code writes.
+pub const SEGMENT_FORMAT_VERSION: u32 = 2;
+
+/// The oldest segment format version this code reads (version 1: no zero-filled tail).
+pub const SEGMENT_FORMAT_VERSION_MIN: u32 = 1;
 
 const SEGMENT_SUFFIX: &str = ".wal";
 const SEGMENT_NAME_DIGITS: usize = 20;
@@ -83,7 +90,7 @@ pub fn decode_header(bytes: &[u8]) -> Result<WalSeq, DecodeError> {
         return Err(DecodeError::Corrupt(CorruptionKind::ChecksumMismatch { stored, computed }));
     }
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-    if version != SEGMENT_FORMAT_VERSION {
+    if !(SEGMENT_FORMAT_VERSION_MIN..=SEGMENT_FORMAT_VERSION).contains(&version) {
         return Err(DecodeError::Corrupt(CorruptionKind::UnsupportedVersion(version)));
     }
     let mut seq = [0u8; 8];
@@ -122,6 +129,32 @@ pub fn create_segment(
     file.sync_data().map_err(|e| StorageError::io("fdatasync", &path, e))?;
     disk.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))?;
     tracing::debug!(path = %path.display(), "created WAL segment");
+    Ok((file, SegmentInfo { first_seq, path }))
+}
+
+/// Turns a spare (zero-filled, synced) into the segment whose first record will be `first_seq`:
+/// writes and syncs its header, renames it, and syncs the directory. Returns the open file and
+/// the segment's info.
+pub(crate) fn install_spare(
+    disk: &dyn Disk,
+    dir: &Path,
+    first_seq: WalSeq,
+    spare: Spare,
+) -> Result<(Box<dyn DiskFile>, SegmentInfo), StorageError> {
+    let name = segment_file_name(first_seq);
+    let path = dir.join(&name);
+    let existing = disk.list_dir(dir).map_err(|e| StorageError::io("list directory", dir, e))?;
+    if existing.contains(&name) {
+        let error = std::io::Error::new(std::io::ErrorKind::AlreadyExists, "segment file exists");
+        return Err(StorageError::io("install spare segment", &path, error));
+    }
+    let Spare { mut file, path: spare_path } = spare;
+    file.write_all_at(&encode_header(first_seq), 0)
+        .map_err(|e| StorageError::io("write segment header", &spare_path, e))?;
+    file.sync_data().map_err(|e| StorageError::io("fdatasync", &spare_path, e))?;
+    disk.rename(&spare_path, &path).map_err(|e| StorageError::io("rename spare segment", &path, e))?;
+    disk.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))?;
+    tracing::debug!(path = %path.display(), "installed a preallocated WAL segment");
     Ok((file, SegmentInfo { first_seq, path }))
 }
 
