@@ -6,7 +6,7 @@
 //! takes one I/O out of every fdatasync (on the reference machine, 195 µs to 140 µs alone, and
 //! 265 µs to 205 µs with three nodes syncing at once). So a segment starts life as a *spare*:
 //! `spare.wal.tmp`, `segment_bytes_max` zero bytes, synced. It becomes a segment when the
-//! appender writes its header and renames it (see [`super::segment::install_spare`]).
+//! appender writes its header and renames it (`segment::install_spare`).
 //!
 //! With a writer thread, a helper thread makes the next spare while the active segment fills
 //! (asked for once it is half full), so a roll does not wait for the zero-fill. Without one
