@@ -7,7 +7,7 @@
 //! leader also moves nodes along the directory's lifecycle: JOINING → ACTIVE once a voter
 //! everywhere, LEAVING → REMOVED once out of every data group (as its own voter replicas see
 //! them) and, when the meta group could not elect a leader without it, out of the meta group
-//! too, and ACTIVE → LEAVING for a node silent past the grace period when removing it keeps a
+//! too (which drops a leaving node only once it is out of every data group), and ACTIVE → LEAVING for a node silent past the grace period when removing it keeps a
 //! safe quorum.
 //!
 //! These are pure functions of the directory and the groups' Raft status: the runtime calls
@@ -16,6 +16,7 @@
 
 use super::directory::{Directory, DirectoryCommand, MemberStatus};
 use ppdb_raft::{ConfChange, ConfChangeKind, Membership, NodeId, Status};
+use std::collections::BTreeSet;
 
 /// How memberships follow the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,15 +56,22 @@ pub enum GroupAction {
 }
 
 /// Whether `node` belongs in a group according to the directory: `None` for a node the
-/// directory does not know (left alone). A leaving member of the meta group (whose
-/// membership is `meta`) stays in it until removed, so it learns of its own removal, if the
-/// meta group can keep it that long ([`meta_keeps`]).
-fn belongs(directory: &Directory, node: NodeId, meta: Option<&Membership>) -> Option<bool> {
+/// directory does not know (left alone). For the meta group, `meta` holds its membership and
+/// the nodes still in some data group. A leaving member of the meta group stays in it while it
+/// is in any data group, so it learns it is leaving and hands over the data groups it leads
+/// (a node dropped from the meta group first never applies its own LEAVING state, and would
+/// lead on with a frozen directory); after that it stays until removed if the meta group can
+/// keep it that long ([`meta_keeps`]).
+fn belongs(
+    directory: &Directory,
+    node: NodeId,
+    meta: Option<(&Membership, &BTreeSet<NodeId>)>,
+) -> Option<bool> {
     directory.get(node).map(|m| match m.status {
         MemberStatus::Joining | MemberStatus::Active => true,
-        MemberStatus::Leaving => {
-            meta.is_some_and(|meta| meta.contains(node) && meta_keeps(directory, meta, node))
-        }
+        MemberStatus::Leaving => meta.is_some_and(|(meta, in_data_groups)| {
+            meta.contains(node) && (in_data_groups.contains(&node) || meta_keeps(directory, meta, node))
+        }),
         MemberStatus::Removed => false,
     })
 }
@@ -85,15 +93,16 @@ fn meta_keeps(directory: &Directory, meta: &Membership, node: NodeId) -> bool {
 }
 
 /// The next step for the group whose leader reports `status`, if its membership differs from
-/// the directory.
+/// the directory. For the meta group, `in_data_groups` is given: the nodes that are still
+/// members of some data group as far as this node knows (see [`nodes_in_data_groups`]).
 pub fn next_group_action(
     directory: &Directory,
     status: &Status,
-    is_meta: bool,
+    in_data_groups: Option<&BTreeSet<NodeId>>,
     policy: &MembershipPolicy,
 ) -> Option<GroupAction> {
     let membership = &status.membership;
-    let meta = is_meta.then_some(membership);
+    let meta = in_data_groups.map(|nodes| (membership, nodes));
     let change = |kind, node| Some(GroupAction::Change(ConfChange { kind, node }));
     // A leader on its way out hands over first, also in the meta group, whose leader must
     // see the data groups from a replica that stays in them.
@@ -149,6 +158,17 @@ pub fn colocation_target(meta_leader: Option<NodeId>, status: &Status, recent_ti
     let target = meta_leader.filter(|&m| m != status.id && status.membership.is_voter(m))?;
     let follower = status.followers.iter().find(|f| f.id == target)?;
     (follower.matched == status.last_index && follower.silent_ticks <= recent_ticks).then_some(target)
+}
+
+/// The nodes that are members of some data group, as this node's replicas (`data`) show them.
+/// Only a voter's replica is sure to be current, so where this node (`me`) is not a voter of
+/// every data group, every node of the directory is counted in.
+pub fn nodes_in_data_groups(directory: &Directory, me: NodeId, data: &[Status]) -> BTreeSet<NodeId> {
+    if data.iter().all(|s| s.membership.is_voter(me)) {
+        data.iter().flat_map(|s| s.membership.members()).collect()
+    } else {
+        directory.members().keys().copied().collect()
+    }
 }
 
 /// On the meta group's leader: the next lifecycle step to record in the directory, given the
@@ -255,6 +275,20 @@ mod tests {
         }
     }
 
+    fn nodes(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().map(|&id| NodeId(id)).collect()
+    }
+
+    #[test]
+    fn the_meta_leader_counts_data_group_members_only_from_voter_replicas() {
+        use MemberStatus::*;
+        let d = directory(&[(1, Active), (2, Active), (3, Leaving)]);
+        let voter = leader(&[1, 2], &[], &[]);
+        assert_eq!(nodes_in_data_groups(&d, NodeId(1), std::slice::from_ref(&voter)), nodes(&[1, 2]));
+        let stale = Status { membership: Membership::default(), ..voter.clone() };
+        assert_eq!(nodes_in_data_groups(&d, NodeId(1), &[voter, stale]), nodes(&[1, 2, 3]), "unsure: all");
+    }
+
     fn change(kind: ConfChangeKind, node: u64) -> Option<GroupAction> {
         Some(GroupAction::Change(ConfChange { kind, node: NodeId(node) }))
     }
@@ -264,11 +298,11 @@ mod tests {
         use MemberStatus::*;
         let d = directory(&[(1, Active), (2, Active), (3, Active), (4, Joining)]);
         let group = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
-        assert_eq!(next_group_action(&d, &group, false, &POLICY), change(ConfChangeKind::AddLearner, 4));
+        assert_eq!(next_group_action(&d, &group, None, &POLICY), change(ConfChangeKind::AddLearner, 4));
         let behind = leader(&[1, 2, 3], &[4], &[(2, 100, 0), (3, 100, 0), (4, 50, 0)]);
-        assert_eq!(next_group_action(&d, &behind, false, &POLICY), None);
+        assert_eq!(next_group_action(&d, &behind, None, &POLICY), None);
         let caught_up = leader(&[1, 2, 3], &[4], &[(2, 100, 0), (3, 100, 0), (4, 95, 0)]);
-        assert_eq!(next_group_action(&d, &caught_up, false, &POLICY), change(ConfChangeKind::AddVoter, 4));
+        assert_eq!(next_group_action(&d, &caught_up, None, &POLICY), change(ConfChangeKind::AddVoter, 4));
         let everywhere = leader(&[1, 2, 3, 4], &[], &[]);
         assert_eq!(
             next_directory_command(&d, &everywhere, std::slice::from_ref(&everywhere), &POLICY),
@@ -281,8 +315,12 @@ mod tests {
         use MemberStatus::*;
         let d = directory(&[(1, Active), (2, Active), (3, Leaving)]);
         let group = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
-        assert_eq!(next_group_action(&d, &group, false, &POLICY), change(ConfChangeKind::Remove, 3));
-        assert_eq!(next_group_action(&d, &group, true, &POLICY), None, "stays in meta until removed");
+        assert_eq!(next_group_action(&d, &group, None, &POLICY), change(ConfChangeKind::Remove, 3));
+        assert_eq!(
+            next_group_action(&d, &group, Some(&nodes(&[])), &POLICY),
+            None,
+            "stays in meta until removed"
+        );
         let without = leader(&[1, 2], &[], &[(2, 100, 0)]);
         assert_eq!(
             next_directory_command(&d, &group, std::slice::from_ref(&without), &POLICY),
@@ -291,7 +329,10 @@ mod tests {
         let not_in_data = Status { membership: Membership::default(), ..without };
         assert_eq!(next_directory_command(&d, &group, &[not_in_data], &POLICY), None, "a stateless view");
         let removed = directory(&[(1, Active), (2, Active), (3, Removed)]);
-        assert_eq!(next_group_action(&removed, &group, true, &POLICY), change(ConfChangeKind::Remove, 3));
+        assert_eq!(
+            next_group_action(&removed, &group, Some(&nodes(&[1, 2, 3])), &POLICY),
+            change(ConfChangeKind::Remove, 3)
+        );
     }
 
     #[test]
@@ -300,20 +341,36 @@ mod tests {
         let d = directory(&[(1, Active), (2, Leaving)]);
         let meta = leader(&[1, 2], &[], &[(2, 100, 0)]);
         let data = leader(&[1], &[], &[]);
-        assert_eq!(next_group_action(&d, &meta, true, &POLICY), change(ConfChangeKind::Remove, 2));
+        assert_eq!(
+            next_group_action(&d, &meta, Some(&nodes(&[1, 2])), &POLICY),
+            None,
+            "kept while still in a data group, so it learns it is leaving and hands over"
+        );
+        assert_eq!(
+            next_group_action(&d, &meta, Some(&nodes(&[1])), &POLICY),
+            change(ConfChangeKind::Remove, 2)
+        );
         assert_eq!(next_directory_command(&d, &meta, std::slice::from_ref(&data), &POLICY), None);
         let meta_without = leader(&[1], &[], &[]);
-        assert_eq!(next_group_action(&d, &meta_without, true, &POLICY), None, "not added back");
+        assert_eq!(next_group_action(&d, &meta_without, Some(&nodes(&[1])), &POLICY), None, "not added back");
         assert_eq!(
             next_directory_command(&d, &meta_without, &[data], &POLICY),
             Some(DirectoryCommand::Retire { node: NodeId(2) })
         );
         let two_leaving = directory(&[(1, Active), (2, Leaving), (3, Leaving)]);
         let meta3 = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
-        assert_eq!(next_group_action(&two_leaving, &meta3, true, &POLICY), change(ConfChangeKind::Remove, 2));
+        assert_eq!(
+            next_group_action(&two_leaving, &meta3, Some(&nodes(&[1])), &POLICY),
+            change(ConfChangeKind::Remove, 2)
+        );
+        assert_eq!(
+            next_group_action(&two_leaving, &meta3, Some(&nodes(&[1, 2])), &POLICY),
+            change(ConfChangeKind::Remove, 3),
+            "the one out of the data groups goes first"
+        );
         let one_gone = directory(&[(1, Active), (2, Leaving), (3, Removed)]);
         assert_eq!(
-            next_group_action(&one_gone, &meta3, true, &POLICY),
+            next_group_action(&one_gone, &meta3, Some(&nodes(&[1, 2])), &POLICY),
             change(ConfChangeKind::Remove, 3),
             "the stopped node first"
         );
@@ -324,14 +381,15 @@ mod tests {
         use MemberStatus::*;
         let d = directory(&[(1, Leaving), (2, Active), (3, Active)]);
         let group = leader(&[1, 2, 3], &[], &[(2, 90, 0), (3, 99, 0)]);
-        for is_meta in [false, true] {
+        let in_data = nodes(&[1, 2, 3]);
+        for meta_view in [None, Some(&in_data)] {
             assert_eq!(
-                next_group_action(&d, &group, is_meta, &POLICY),
+                next_group_action(&d, &group, meta_view, &POLICY),
                 Some(GroupAction::TransferLeadership(NodeId(3)))
             );
         }
         let alone = leader(&[1], &[], &[]);
-        assert_eq!(next_group_action(&d, &alone, false, &POLICY), change(ConfChangeKind::Remove, 1));
+        assert_eq!(next_group_action(&d, &alone, None, &POLICY), change(ConfChangeKind::Remove, 1));
     }
 
     #[test]

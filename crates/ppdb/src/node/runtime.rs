@@ -242,13 +242,16 @@ impl<S: StateMachine> Runtime<S> {
         let Some(meta) = self.meta.as_mut() else { return };
         let directory = meta.state().clone();
         let policy = self.config.membership;
+        let data: Vec<Status> = self.groups.values().map(|r| r.raft.status()).collect();
+        let in_data_groups = reconcile::nodes_in_data_groups(&directory, self.config.node, &data);
         for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
             let raft = replica.raft();
             if raft.role() != PeerRole::Leader {
                 continue;
             }
             let status = raft.status();
-            match reconcile::next_group_action(&directory, &status, group == META_GROUP, &policy) {
+            let meta_view = (group == META_GROUP).then_some(&in_data_groups);
+            match reconcile::next_group_action(&directory, &status, meta_view, &policy) {
                 Some(GroupAction::Change(change)) => match raft.propose_conf_change(change) {
                     Ok(index) => {
                         tracing::info!(group = group.0, ?change, %index, "membership change proposed")
@@ -272,7 +275,6 @@ impl<S: StateMachine> Runtime<S> {
             return;
         }
         let meta_status = meta.raft.status();
-        let data: Vec<Status> = self.groups.values().map(|r| r.raft.status()).collect();
         if let Some(command) = reconcile::next_directory_command(&directory, &meta_status, &data, &policy) {
             tracing::info!(?command, "directory change proposed");
             let (reply, _) = tokio::sync::oneshot::channel();
