@@ -23,6 +23,9 @@ use tokio::task::JoinSet;
 /// Frames (pongs, responses) waiting to go back on one inbound connection.
 const REPLY_QUEUE_FRAMES_MAX: usize = 1024;
 
+/// Replies queued together are written together, up to about this many bytes per write.
+const REPLY_BATCH_BYTES_MAX: usize = 256 * 1024;
+
 /// What peers send to this node.
 #[derive(Debug)]
 pub enum InboundEvent {
@@ -211,11 +214,32 @@ impl InboundConn {
         counters: &PeerCounters,
     ) -> String {
         let write_timeout = self.shared.limits.write_timeout;
+        let mut batch = Vec::new();
         while let Some(frame) = replies.recv().await {
-            match tokio::time::timeout(write_timeout, wr.write_all(&frame)).await {
+            // Every reply already queued goes out in the same write: under load the leader
+            // answers many forwarded requests per round, and one syscall (and one wake-up of
+            // the peer) per reply would cost more than the replies themselves.
+            let mut next = replies.try_recv().ok();
+            let bytes: &[u8] = if next.is_none() {
+                &frame
+            } else {
+                batch.clear();
+                batch.extend_from_slice(&frame);
+                while let Some(more) = next.take() {
+                    batch.extend_from_slice(&more);
+                    if batch.len() < REPLY_BATCH_BYTES_MAX {
+                        next = replies.try_recv().ok();
+                    }
+                }
+                &batch
+            };
+            match tokio::time::timeout(write_timeout, wr.write_all(bytes)).await {
                 Err(_) => return format!("reply write blocked for {write_timeout:?}"),
                 Ok(Err(e)) => return format!("reply write failed: {e}"),
-                Ok(Ok(())) => PeerCounters::add(&counters.bytes_sent, frame.len() as u64),
+                Ok(Ok(())) => PeerCounters::add(&counters.bytes_sent, bytes.len() as u64),
+            }
+            if batch.capacity() > REPLY_BATCH_BYTES_MAX * 4 {
+                batch = Vec::new();
             }
         }
         "reply queue closed".to_string()
