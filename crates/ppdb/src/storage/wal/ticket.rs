@@ -19,7 +19,13 @@ use crate::storage::error::{PoisonCause, StorageError};
 
 #[derive(Debug)]
 enum Outcome {
-    Pending(Option<Waker>),
+    /// Not decided yet: the task to wake, if one awaits, and whether a thread blocks in
+    /// `wait` (only then is the condition variable signalled: a signal is a syscall, and the
+    /// writer completes every record of every batch).
+    Pending {
+        waker: Option<Waker>,
+        blocked: bool,
+    },
     Durable,
     Failed(PoisonCause),
 }
@@ -38,7 +44,7 @@ impl Completion {
 
     fn result(outcome: &Outcome, seq: WalSeq) -> Option<Result<WalSeq, StorageError>> {
         match outcome {
-            Outcome::Pending(_) => None,
+            Outcome::Pending { .. } => None,
             Outcome::Durable => Some(Ok(seq)),
             Outcome::Failed(cause) => Some(Err(StorageError::Poisoned { cause: cause.clone() })),
         }
@@ -53,8 +59,10 @@ pub(crate) trait Drive: Send + Sync + fmt::Debug {
 
 /// Creates a connected ticket and completer for the record `seq`.
 pub(crate) fn ticket(seq: WalSeq) -> (DurableTicket, Completer) {
-    let completion =
-        Arc::new(Completion { outcome: Mutex::new(Outcome::Pending(None)), done: Condvar::new() });
+    let completion = Arc::new(Completion {
+        outcome: Mutex::new(Outcome::Pending { waker: None, blocked: false }),
+        done: Condvar::new(),
+    });
     (DurableTicket { seq, completion: Arc::clone(&completion), driver: None }, Completer { completion })
 }
 
@@ -97,6 +105,9 @@ impl DurableTicket {
             if let Some(result) = Completion::result(&outcome, self.seq) {
                 return result;
             }
+            if let Outcome::Pending { blocked, .. } = &mut *outcome {
+                *blocked = true;
+            }
             outcome = self.completion.done.wait(outcome).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -117,7 +128,7 @@ impl Future for DurableTicket {
         if let Some(result) = Completion::result(&outcome, self.seq) {
             return Poll::Ready(result);
         }
-        if let Outcome::Pending(waker) = &mut *outcome {
+        if let Outcome::Pending { waker, .. } = &mut *outcome {
             match waker {
                 Some(existing) if existing.will_wake(cx.waker()) => {}
                 _ => *waker = Some(cx.waker().clone()),
@@ -147,14 +158,16 @@ impl Completer {
     /// Sets the outcome unless one is already set (the first outcome wins), then wakes the
     /// waiter.
     fn finish(&self, outcome: impl FnOnce() -> Outcome) {
-        let waker = {
+        let (waker, blocked) = {
             let mut current = self.completion.lock();
-            let Outcome::Pending(waker) = &mut *current else { return };
-            let waker = waker.take();
+            let Outcome::Pending { waker, blocked } = &mut *current else { return };
+            let woken = (waker.take(), *blocked);
             *current = outcome();
-            waker
+            woken
         };
-        self.completion.done.notify_all();
+        if blocked {
+            self.completion.done.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
