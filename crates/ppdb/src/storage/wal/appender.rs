@@ -12,7 +12,7 @@
 //!
 //! [`sync`]: SegmentAppender::sync
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -173,7 +173,7 @@ impl SegmentAppender {
 /// otherwise as an empty file.
 fn new_segment(
     disk: &dyn Disk,
-    dir: &std::path::Path,
+    dir: &Path,
     first_seq: WalSeq,
     spares: Option<&mut SpareMaker>,
 ) -> Result<(Box<dyn DiskFile>, SegmentInfo), StorageError> {

@@ -183,6 +183,14 @@ fn crash_without_tearing_loses_exactly_the_unacknowledged_records() {
     }
 }
 
+/// Writes the first 30 bytes of record 2 at `at` in `segment`: a write torn by a crash.
+fn write_torn_record(disk: &SimDisk, segment: &Path, at: u64) {
+    let mut torn = Vec::new();
+    let record = Record { seq: WalSeq(2), group: GroupId(1), kind: RecordKind::Entries, payload: &[7; 64] };
+    encode_into(&mut torn, &record).unwrap();
+    disk.open_write(segment).unwrap().write_all_at(&torn[..30], at).unwrap();
+}
+
 #[test]
 fn recovery_continues_the_sequence_after_cutting_a_torn_tail() {
     let disk = SimDisk::new(3);
@@ -194,13 +202,7 @@ fn recovery_continues_the_sequence_after_cutting_a_torn_tail() {
     // A torn record at the tail: the first 30 bytes of a record that was being written.
     let segment = PathBuf::from(DIR).join(segment_file_name(WalSeq(1)));
     let end = disk.read(&segment).unwrap().len() as u64;
-    let mut torn = Vec::new();
-    encode_into(
-        &mut torn,
-        &Record { seq: WalSeq(2), group: GroupId(1), kind: RecordKind::Entries, payload: &[7; 64] },
-    )
-    .unwrap();
-    disk.open_write(&segment).unwrap().write_all_at(&torn[..30], end).unwrap();
+    write_torn_record(&disk, &segment, end);
 
     let (wal, report, recovered) = open_collect(&disk, small_segments()).unwrap();
     assert_eq!(report.torn_tail, Some(TornTail { file: segment.clone(), offset: end, bytes_discarded: 30 }));
@@ -680,13 +682,7 @@ fn a_torn_write_in_a_preallocated_segment_is_zeroed_not_cut() {
     wal.close().unwrap();
     let segment = PathBuf::from(DIR).join(segment_file_name(WalSeq(1)));
     let end = (SEGMENT_HEADER_BYTES + RECORD_HEADER_BYTES + 10) as u64;
-    let mut torn = Vec::new();
-    encode_into(
-        &mut torn,
-        &Record { seq: WalSeq(2), group: GroupId(1), kind: RecordKind::Entries, payload: &[7; 64] },
-    )
-    .unwrap();
-    disk.open_write(&segment).unwrap().write_all_at(&torn[..30], end).unwrap();
+    write_torn_record(&disk, &segment, end);
 
     let (wal, report, recovered) = open_collect(&disk, small_preallocated()).unwrap();
     assert_eq!(report.torn_tail, Some(TornTail { file: segment.clone(), offset: end, bytes_discarded: 30 }));
