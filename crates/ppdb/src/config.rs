@@ -77,6 +77,11 @@ pub struct NodeConfig {
     /// safe quorum: at least 3 active members remain, a majority of them reachable); 0 never
     /// removes a node automatically. Default 5 minutes.
     pub failed_node_timeout_ms: u64,
+    /// Window over which the meta group's leader counts where client requests enter the
+    /// cluster: when at least two thirds of them came through one other node, leadership moves
+    /// there, saving each request a forwarding round trip (docs/configuration.md). 0 leaves
+    /// leadership where elections put it. Default 2 seconds.
+    pub follow_clients_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -93,6 +98,7 @@ impl Default for NodeConfig {
             bootstrap: BTreeMap::new(),
             join: None,
             failed_node_timeout_ms: 300_000,
+            follow_clients_ms: 2_000,
         }
     }
 }
@@ -132,13 +138,15 @@ impl NodeConfig {
             .ok_or_else(|| invalid("peer.host", format!("`{text}` resolves to no address")))
     }
 
-    /// How group memberships follow the directory: the failure timeout in ticks, and a floor
-    /// of 3 voters for automatic removal.
+    /// How group memberships follow the directory: the failure timeout in ticks, a floor of 3
+    /// voters for automatic removal, and the client traffic window in ticks.
     pub fn membership_policy(&self) -> MembershipPolicy {
         let tick_ms = self.tick_ms.max(1);
         MembershipPolicy {
             failed_after_ticks: (self.failed_node_timeout_ms > 0)
                 .then(|| self.failed_node_timeout_ms / tick_ms),
+            follow_clients_ticks: (self.follow_clients_ms > 0)
+                .then(|| (self.follow_clients_ms / tick_ms).max(1)),
             ..MembershipPolicy::default()
         }
     }

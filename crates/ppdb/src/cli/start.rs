@@ -41,6 +41,11 @@ pub struct StartArgs {
     /// a safe quorum (default 300000, 5 minutes; 0 never removes automatically).
     #[arg(long, env = "PPDB_FAILED_NODE_TIMEOUT_MS")]
     pub failed_node_timeout_ms: Option<u64>,
+    /// Milliseconds over which the cluster watches which node client requests enter through;
+    /// when one node brings two thirds of them, leadership moves to it, so its clients' requests
+    /// need no forwarding (default 2000; 0 leaves leadership where elections put it).
+    #[arg(long, env = "PPDB_FOLLOW_CLIENTS_MS")]
+    pub follow_clients_ms: Option<u64>,
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "PPDB_CONFIG")]
     pub config: Option<PathBuf>,
@@ -129,6 +134,9 @@ impl StartArgs {
         }
         if let Some(ms) = self.failed_node_timeout_ms {
             config.failed_node_timeout_ms = ms;
+        }
+        if let Some(ms) = self.follow_clients_ms {
+            config.follow_clients_ms = ms;
         }
         if let Some(shards) = self.shards {
             config.shards = shards;

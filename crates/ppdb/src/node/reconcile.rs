@@ -31,17 +31,22 @@ pub struct MembershipPolicy {
     /// Whether data groups hand their leadership to the meta group's leader, so one node
     /// leads every group (see [`colocation_target`]).
     pub colocate_leaders: bool,
+    /// Ticks in each window over which the meta group's leader counts where client requests
+    /// enter, to hand leadership to a node that brings most of them
+    /// ([`super::placement::follow_clients_target`]); `None` leaves leadership where it is.
+    pub follow_clients_ticks: Option<u64>,
 }
 
 impl Default for MembershipPolicy {
     /// Promote learners within 64 entries of the leader; never remove automatically; keep at
-    /// least 3 voters; colocate leaders.
+    /// least 3 voters; colocate leaders; leave leadership where elections put it.
     fn default() -> Self {
         MembershipPolicy {
             catch_up_entries: 64,
             failed_after_ticks: None,
             min_voters: 3,
             colocate_leaders: true,
+            follow_clients_ticks: None,
         }
     }
 }
@@ -224,6 +229,7 @@ mod tests {
         failed_after_ticks: Some(100),
         min_voters: 3,
         colocate_leaders: true,
+        follow_clients_ticks: None,
     };
 
     fn directory(members: &[(u64, MemberStatus)]) -> Directory {

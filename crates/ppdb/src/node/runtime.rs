@@ -13,6 +13,7 @@
 
 use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
 use super::leaders::LeaderTable;
+use super::placement::{self, ClientTraffic};
 use super::raft_storage::RaftStorage;
 use super::reconcile::{self, GroupAction, MembershipPolicy};
 use super::replica::{GroupReplica, Replica, Reply};
@@ -123,6 +124,11 @@ pub struct Runtime<S: StateMachine> {
     outbox: Arc<dyn Outbox>,
     directory: watch::Sender<Directory>,
     leaders: LeaderTable,
+    /// Client requests served here, by where they entered the cluster.
+    traffic: ClientTraffic,
+    /// The tick at which the current traffic window started, while this node leads the meta
+    /// group.
+    traffic_window_start: Option<u64>,
 }
 
 impl<S: StateMachine> Runtime<S> {
@@ -155,12 +161,28 @@ impl<S: StateMachine> Runtime<S> {
         let directory = watch::Sender::new(meta.as_ref().map(|m| m.state().clone()).unwrap_or_default());
         let last_group = groups.keys().next_back().copied().unwrap_or(META_GROUP);
         let leaders = LeaderTable::new(last_group);
-        Ok(Runtime { config, meta, groups, storage, outbox, directory, leaders })
+        Ok(Runtime {
+            config,
+            meta,
+            groups,
+            storage,
+            outbox,
+            directory,
+            leaders,
+            traffic: ClientTraffic::default(),
+            traffic_window_start: None,
+        })
     }
 
     /// Each group's leader as this node sees it, updated after every round.
     pub fn leaders(&self) -> LeaderTable {
         self.leaders.clone()
+    }
+
+    /// Where the request path records the client requests this node serves, so that
+    /// leadership can follow the clients ([`placement`]).
+    pub fn client_traffic(&self) -> ClientTraffic {
+        self.traffic.clone()
     }
 
     /// The cluster directory as this node last applied it; changes are published as they
@@ -233,6 +255,37 @@ impl<S: StateMachine> Runtime<S> {
         }
         if housekeeping {
             self.reconcile();
+            self.follow_clients(ticks);
+        }
+    }
+
+    /// On the meta group's leader, at the end of each traffic window: hands leadership to the
+    /// node most client requests entered through, if one brought most of them
+    /// ([`placement::follow_clients_target`]); the data groups then follow the meta leader.
+    /// A window counts only while this node leads throughout it.
+    fn follow_clients(&mut self, ticks: u64) {
+        let Some(window) = self.config.membership.follow_clients_ticks else { return };
+        let Some(meta) = self.meta.as_mut() else { return };
+        if meta.raft.role() != PeerRole::Leader {
+            self.traffic_window_start = None;
+            return;
+        }
+        let Some(start) = self.traffic_window_start else {
+            // A new leader: what was counted before it led says nothing about its clients.
+            self.traffic.take();
+            self.traffic_window_start = Some(ticks);
+            return;
+        };
+        if ticks.saturating_sub(start) < window {
+            return;
+        }
+        self.traffic_window_start = Some(ticks);
+        let served = self.traffic.take();
+        let recent_ticks = 2 * u64::from(self.config.raft.heartbeat_interval_ticks);
+        let status = meta.raft.status();
+        if let Some(to) = placement::follow_clients_target(&served, meta.state(), &status, recent_ticks) {
+            tracing::info!(%to, ?served, "moving leadership to the node the clients use");
+            meta.raft.transfer_leader(to);
         }
     }
 

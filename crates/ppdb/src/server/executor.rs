@@ -11,7 +11,7 @@ use super::shard::{KvShard, ShardQuery};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
 use crate::node::runtime::wall_clock_ms;
-use crate::node::{LeaderTable, NodeHandle};
+use crate::node::{ClientTraffic, LeaderTable, NodeHandle};
 use crate::server::resp::command::WriteCommand;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
@@ -39,19 +39,22 @@ pub struct Executor {
     transport: Transport,
     shards: u64,
     leaders: LeaderTable,
+    traffic: ClientTraffic,
 }
 
 impl Executor {
     /// An executor for this node's runtime and transport, over `shards` data shards, sending
-    /// each shard's operations to the leader `leaders` names (its own replica when unknown).
+    /// each shard's operations to the leader `leaders` names (its own replica when unknown),
+    /// and counting in `traffic` the operations it serves, by the node they entered through.
     pub fn new(
         node: NodeId,
         handle: NodeHandle<KvShard>,
         transport: Transport,
         shards: u64,
         leaders: LeaderTable,
+        traffic: ClientTraffic,
     ) -> Executor {
-        Executor { node, handle, transport, shards, leaders }
+        Executor { node, handle, transport, shards, leaders, traffic }
     }
 
     /// The number of data shards.
@@ -230,6 +233,7 @@ impl Executor {
         let mut remaining = ops;
         while !remaining.is_empty() {
             let answers = if target == self.node {
+                self.traffic.record(self.node, remaining.len() as u64);
                 self.local(shard, remaining.clone()).await
             } else {
                 self.remote(target, shard, &remaining).await
@@ -325,12 +329,13 @@ impl Executor {
         }
     }
 
-    /// Serves a batch forwarded by another node: locally only, never forwarded again. The
+    /// Serves a batch forwarded by node `from`: locally only, never forwarded again. The
     /// batch is submitted before this returns, so forwarded batches keep their arrival order;
     /// the returned future yields the encoded answers.
-    pub fn serve_forwarded(&self, request: &[u8]) -> BoxFuture<'static, Vec<u8>> {
+    pub fn serve_forwarded(&self, from: NodeId, request: &[u8]) -> BoxFuture<'static, Vec<u8>> {
         match forward::decode_request(request) {
             Ok((shard, ops)) if (1..=self.shards).contains(&shard) => {
+                self.traffic.record(from, ops.len() as u64);
                 let answers = self.local(shard, ops);
                 Box::pin(async move {
                     let outcomes: Vec<ForwardOutcome> =

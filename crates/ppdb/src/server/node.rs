@@ -273,6 +273,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         Runtime::new(runtime_config, Arc::clone(&storage), recovered, bootstrap, outbox)?;
     let directory = runtime.directory();
     let leaders = runtime.leaders();
+    let traffic = runtime.client_traffic();
     if directory.borrow().get(node).is_some_and(|m| m.status == MemberStatus::Removed) {
         transport.shutdown().await;
         return Err(Error::State(format!(
@@ -286,7 +287,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut runtime_task = tokio::spawn(runtime.run(raft_rx, request_rx, stop_rx.clone()));
     let handle = NodeHandle::new(request_tx, Duration::from_millis(config.request_timeout_ms));
-    let executor = Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards), leaders);
+    let executor =
+        Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards), leaders, traffic);
     let membership =
         MembershipService::new(node, cluster.shards, handle.clone(), transport.clone(), directory.clone());
     let (removed_tx, mut removed_rx) = watch::channel(false);
@@ -311,7 +313,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
                 }
                 InboundEvent::Request { from, guest, payload, responder } => {
                     let answer = match payload.first() {
-                        Some(&SHARD_REQUEST_TAG) if !guest => pump_executor.serve_forwarded(&payload),
+                        Some(&SHARD_REQUEST_TAG) if !guest => pump_executor.serve_forwarded(from, &payload),
                         _ => {
                             let membership = pump_membership.clone();
                             Box::pin(async move { membership.serve(from, guest, &payload).await })

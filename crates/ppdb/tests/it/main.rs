@@ -3,6 +3,7 @@
 
 mod cluster;
 mod membership;
+mod placement;
 mod redis_tools;
 mod resp_commands;
 mod support;

@@ -41,6 +41,9 @@ pub struct ClusterOptions {
     pub cluster_id: String,
     /// `--failed-node-timeout-ms` (0: never remove a node automatically).
     pub failed_node_timeout_ms: u64,
+    /// `--follow-clients-ms` (0, the tests' default: leadership stays where elections put it,
+    /// so a test that picks "the leader" or "a follower" keeps its choice).
+    pub follow_clients_ms: u64,
 }
 
 impl Default for ClusterOptions {
@@ -52,6 +55,7 @@ impl Default for ClusterOptions {
             election_timeout_ms: 500,
             cluster_id: "it".to_string(),
             failed_node_timeout_ms: 0,
+            follow_clients_ms: 0,
         }
     }
 }
@@ -318,6 +322,7 @@ impl TestCluster {
         let child = command
             .args(["--shards", &options.shards.to_string()])
             .args(["--failed-node-timeout-ms", &options.failed_node_timeout_ms.to_string()])
+            .args(["--follow-clients-ms", &options.follow_clients_ms.to_string()])
             .args(["--heartbeat-interval-ms", &options.heartbeat_interval_ms.to_string()])
             .args(["--election-timeout-ms", &options.election_timeout_ms.to_string()])
             .env("RUST_LOG", "info")

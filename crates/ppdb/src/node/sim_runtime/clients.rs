@@ -2,9 +2,12 @@
 //! [`NodeHandle`] of random nodes, as a real client would through any node's RESP port. Only
 //! the leader accepts; a refusal names the leader it knows, which the client tries next. Every
 //! write carries a command id never used before, so a write is never applied twice by design;
-//! acknowledged writes and the answers of reads go to the [`Observer`].
+//! acknowledged writes and the answers of reads go to the [`Observer`]. Each client has a home
+//! node it counts as its entry point in the serving node's [`Traffic`], as if it were connected
+//! there and its requests forwarded, so that leadership following the clients runs under the
+//! run's faults.
 
-use super::cluster::{lock, Handles, GROUP};
+use super::cluster::{lock, Cluster, Handles, Traffic, GROUP};
 use super::observer::Observer;
 use super::options::SimOptions;
 use super::register::{command, Register};
@@ -20,6 +23,14 @@ use tokio::task::JoinHandle;
 /// The client id of the liveness phase's marker writes (the run's clients count from 1).
 const MARKER_CLIENT: u64 = 0xFFFF;
 
+/// Client requests each simulated request stands for in the traffic counts: a simulated
+/// client is slow next to a real workload, and a window needs
+/// [`crate::node::placement::FOLLOW_CLIENTS_REQUESTS_MIN`] requests to move leadership.
+const REQUESTS_PER_CLIENT_REQUEST: u64 = 20;
+
+/// Chance per request, in thousandths, that a client moves to another home.
+const HOME_MOVE_PER_MILLE: u32 = 3;
+
 /// How long the marker writer waits after a refusal.
 const MARKER_RETRY: Duration = Duration::from_millis(10);
 
@@ -30,15 +41,25 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    /// Starts `opts.clients` clients, each with its own random stream drawn from `seed`.
-    pub fn spawn(seed: u64, opts: &SimOptions, handles: Handles, observer: Arc<Observer>) -> Clients {
+    /// Starts `opts.clients` clients, each with its own random stream drawn from `seed` and a
+    /// home among the cluster's founders.
+    pub fn spawn(seed: u64, opts: &SimOptions, cluster: &Cluster, observer: Arc<Observer>) -> Clients {
         let stop = Arc::new(AtomicBool::new(false));
+        let founders = cluster.founders();
+        // In half the runs every client starts at one home, so one node brings all the traffic.
+        let mut homes = SimRng::new(mix(seed, 999));
+        let shared_home = homes.chance(500).then(|| homes.pick(&founders)).flatten();
         let tasks = (1..=opts.clients)
             .map(|id| {
+                let mut rng = SimRng::new(mix(seed, 1_000 + id));
+                let home = shared_home.or_else(|| rng.pick(&founders)).unwrap_or(NodeId(1));
                 let client = Client {
                     id,
-                    rng: SimRng::new(mix(seed, 1_000 + id)),
-                    handles: Arc::clone(&handles),
+                    rng,
+                    founders: founders.clone(),
+                    home,
+                    handles: cluster.handles(),
+                    traffic: cluster.traffic(),
                     observer: Arc::clone(&observer),
                     stop: Arc::clone(&stop),
                     opts: opts.clone(),
@@ -67,7 +88,13 @@ impl Clients {
 struct Client {
     id: u64,
     rng: SimRng,
+    /// The nodes a home is chosen from.
+    founders: Vec<NodeId>,
+    /// The node this client counts as entering through; it moves now and then, as clients
+    /// reconnect elsewhere.
+    home: NodeId,
     handles: Handles,
+    traffic: Traffic,
     observer: Arc<Observer>,
     stop: Arc<AtomicBool>,
     opts: SimOptions,
@@ -82,6 +109,9 @@ impl Client {
         while !self.stop.load(Ordering::Relaxed) {
             let think_ms = 1 + self.rng.below(self.opts.think_ms_max);
             tokio::time::sleep(Duration::from_millis(think_ms)).await;
+            if self.rng.chance(HOME_MOVE_PER_MILLE) {
+                self.home = self.rng.pick(&self.founders).unwrap_or(self.home);
+            }
             let Some((node, handle)) = self.target() else { continue };
             if self.rng.chance(self.opts.write_per_mille) {
                 self.write(node, &handle).await;
@@ -112,6 +142,7 @@ impl Client {
             Ok(state) => {
                 self.observer.acknowledged(id, state.index);
                 self.leader_hint = Some(node);
+                self.served_by(node);
             }
             Err(error) => self.leader_hint = leader_named(&error),
         }
@@ -124,8 +155,18 @@ impl Client {
             Ok(state) => {
                 self.observer.read_served(node, floor, state);
                 self.leader_hint = Some(node);
+                self.served_by(node);
             }
             Err(error) => self.leader_hint = leader_named(&error),
+        }
+    }
+}
+
+impl Client {
+    /// Counts a request `node` served as one that entered through this client's home.
+    fn served_by(&self, node: NodeId) {
+        if let Some(traffic) = self.traffic.lock().unwrap_or_else(|p| p.into_inner()).get(&node) {
+            traffic.record(self.home, REQUESTS_PER_CLIENT_REQUEST);
         }
     }
 }

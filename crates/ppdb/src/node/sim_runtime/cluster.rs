@@ -29,6 +29,7 @@ use super::register::{NodeContext, Register, NODE};
 use crate::error::Error;
 use crate::node::directory::{Directory, MemberStatus};
 use crate::node::handle::NodeHandle;
+use crate::node::placement::ClientTraffic;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::runtime::{Outbox, Runtime, RuntimeConfig, META_GROUP};
 use crate::node::state_machine::StateMachine;
@@ -65,6 +66,10 @@ const DATA_DIR: &str = "/node";
 
 /// The handles of the running nodes, by node, for the clients.
 pub(super) type Handles = Arc<Mutex<BTreeMap<NodeId, NodeHandle<Register>>>>;
+
+/// Where each running node records the client requests it serves, by the node they entered
+/// through (see [`crate::node::placement`]).
+pub(super) type Traffic = Arc<Mutex<BTreeMap<NodeId, ClientTraffic>>>;
 
 /// Locks the handles (a poisoned lock still holds a usable map).
 pub(super) fn lock(handles: &Handles) -> MutexGuard<'_, BTreeMap<NodeId, NodeHandle<Register>>> {
@@ -111,6 +116,7 @@ pub(super) struct Cluster {
     net: Arc<SimNet>,
     observer: Arc<Observer>,
     handles: Handles,
+    traffic: Traffic,
     nodes: BTreeMap<NodeId, SimNode>,
     /// Runtimes started so far (each start gets its own election-timeout seed).
     boots: u64,
@@ -149,6 +155,7 @@ impl Cluster {
             net,
             observer,
             handles,
+            traffic: Traffic::default(),
             nodes,
             boots: 0,
             steps: 0,
@@ -167,13 +174,18 @@ impl Cluster {
         Arc::clone(&self.handles)
     }
 
+    /// The client traffic counters of the running nodes.
+    pub fn traffic(&self) -> Traffic {
+        Arc::clone(&self.traffic)
+    }
+
     /// Every node.
     fn ids(&self) -> Vec<NodeId> {
         self.nodes.keys().copied().collect()
     }
 
     /// The founding nodes.
-    fn founders(&self) -> Vec<NodeId> {
+    pub fn founders(&self) -> Vec<NodeId> {
         self.nodes.iter().filter(|(_, n)| n.founder).map(|(&id, _)| id).collect()
     }
 
@@ -256,12 +268,14 @@ impl Cluster {
             })
             .map_err(|e| failure("recovery", format!("node {id} cannot start its runtime: {e}")))?;
         self.observer.watch_directory(id, runtime.directory());
+        let traffic = runtime.client_traffic();
         let (inbox, inbound) = mpsc::channel(INBOX_CAPACITY);
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(NODE.scope(context, runtime.run(inbound, requests_rx, shutdown_rx)));
         self.net.connect(id, inbox);
         lock(&self.handles).insert(id, NodeHandle::new(requests, REQUEST_TIMEOUT));
+        self.traffic.lock().unwrap_or_else(|p| p.into_inner()).insert(id, traffic);
         if let Some(node) = self.nodes.get_mut(&id) {
             node.running = Some(Running { storage, task, _shutdown: shutdown, sync_at_ms: None });
         }
@@ -292,6 +306,7 @@ impl Cluster {
     fn disconnect(&mut self, id: NodeId) {
         self.net.disconnect(id);
         lock(&self.handles).remove(&id);
+        self.traffic.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
         self.observer.unwatch_directory(id);
     }
 

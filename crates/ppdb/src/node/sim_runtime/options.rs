@@ -90,6 +90,7 @@ impl SimOptions {
                 failed_after_ticks: [None, Some(100), Some(300)][rng.below(3) as usize],
                 min_voters: 3,
                 colocate_leaders: true,
+                follow_clients_ticks: [None, Some(20), Some(100)][rng.below(3) as usize],
                 ..MembershipPolicy::default()
             },
             leaves_max: rng.below(3),

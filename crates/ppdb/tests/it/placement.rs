@@ -1,0 +1,57 @@
+//! Real-process test of leadership following the clients: writes entering through one node
+//! bring every group's leadership to that node, without an error for the client and without
+//! losing a write; writes spread evenly over the nodes move nothing.
+
+use crate::support::{error_text, wait_for, ClusterOptions, TestCluster};
+use std::time::Duration;
+
+/// Traffic window of the test cluster: short, so the test takes seconds.
+const WINDOW_MS: u64 = 500;
+
+/// How long leadership may take to follow the clients on a loaded 2-core CI box.
+const MOVE_DEADLINE: Duration = Duration::from_secs(60);
+
+#[test]
+fn leadership_moves_to_the_node_the_clients_use_and_stays_with_spread_clients() {
+    let options = ClusterOptions { shards: 4, follow_clients_ms: WINDOW_MS, ..ClusterOptions::default() };
+    let cluster = TestCluster::start(options);
+    let before = cluster.wait_ready();
+    let entry = before[&0] % 3 + 1;
+
+    // One client writes through a node that leads nothing until every group's leader is there.
+    let mut con = cluster.client(entry);
+    let mut written = 0u64;
+    let moved = wait_for(MOVE_DEADLINE, || {
+        for _ in 0..50 {
+            written += 1;
+            let set: redis::RedisResult<()> =
+                redis::cmd("SET").arg(format!("key-{written}")).arg(written).query(&mut con);
+            if let Err(e) = set {
+                panic!("write {written} through node {entry} failed: {}", error_text(&e));
+            }
+        }
+        cluster.leaders().filter(|leaders| leaders.values().all(|&l| l == entry))
+    });
+    assert!(moved.is_some(), "leadership did not move to node {entry}: {:?}", cluster.leaders());
+
+    // Every acknowledged write is there, read through another node.
+    let mut reader = cluster.client(entry % 3 + 1);
+    for i in 1..=written {
+        let value: Option<u64> = redis::cmd("GET").arg(format!("key-{i}")).query(&mut reader).expect("read");
+        assert_eq!(value, Some(i), "key-{i}");
+    }
+
+    // Clients on every node, in lockstep: each node brings a third of the requests, so several
+    // windows pass without leadership moving.
+    let mut cons: Vec<_> = cluster.ids().iter().map(|&id| cluster.client(id)).collect();
+    let settled = cluster.wait_ready();
+    let until = std::time::Instant::now() + Duration::from_millis(6 * WINDOW_MS);
+    let mut i = 0u64;
+    while std::time::Instant::now() < until {
+        i += 1;
+        for con in cons.iter_mut() {
+            let _: () = redis::cmd("SET").arg(format!("spread-{i}")).arg(i).query(con).expect("spread write");
+        }
+    }
+    assert_eq!(cluster.wait_ready(), settled, "leadership moved although the clients were spread");
+}
