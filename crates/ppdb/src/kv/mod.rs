@@ -5,8 +5,8 @@
 //! Redis would answer ([`KvStore::apply`], [`Reply`]), how reads are answered ([`KvStore::read`])
 //! and how the whole state is snapshotted ([`KvStore::snapshot`], [`KvStore::restore`]).
 //!
-//! It must stay pure and deterministic: no clock, no randomness, no I/O, no hash-ordered
-//! collections. Time comes from the log entry (`now_ms`, decided by the leader together with
+//! It must stay pure and deterministic: no clock, no randomness, no I/O, and no reply or state
+//! that depends on a hash table's iteration order. Time comes from the log entry (`now_ms`, decided by the leader together with
 //! absolute expiry times), so every replica computes the same state and the same replies.
 //! Expired keys are invisible to reads at once and removed through the log
 //! ([`KvStore::expired_keys`], [`WriteOp::RemoveExpired`]). A single-shard MULTI/EXEC is one
@@ -22,6 +22,7 @@ pub mod reply;
 pub mod scan;
 mod snapshot;
 pub mod state_machine;
+mod table;
 #[cfg(test)]
 mod tests;
 pub mod txn;

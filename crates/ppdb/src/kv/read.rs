@@ -32,13 +32,13 @@ impl KvStore {
             KvRead::Type { key } => Reply::Status(if live(key).is_some() { "string" } else { "none" }),
             KvRead::Keys { pattern } => {
                 let match_all = pattern.as_slice() == b"*";
+                // In scan order, as Redis answers in its hash table's order.
                 Reply::Array(
-                    self.entries
+                    self.scan_order
                         .iter()
-                        .filter(|(key, value)| {
-                            !value.is_expired(now_ms) && (match_all || glob_match(pattern, key))
-                        })
-                        .map(|(key, _)| Reply::Bulk(key.clone()))
+                        .map(|(_, key)| key)
+                        .filter(|key| live(key).is_some() && (match_all || glob_match(pattern, key)))
+                        .map(|key| Reply::Bulk(key.clone()))
                         .collect(),
                 )
             }
@@ -65,15 +65,15 @@ impl KvStore {
     }
 
     /// A live key chosen from `now_ms` (deterministic, so replicas and tests agree), or `None`.
-    /// O(n): RANDOMKEY is rare and the ordered map has no rank index.
+    /// O(n): RANDOMKEY is rare and the scan index has no rank.
     fn random_key(&self, now_ms: u64) -> Option<&[u8]> {
         if self.live_len(now_ms) == 0 {
             return None;
         }
-        let start = (splitmix64(now_ms) % self.entries.len() as u64) as usize;
-        let after = self.entries.iter().skip(start);
-        let before = self.entries.iter().take(start);
-        after.chain(before).find(|(_, value)| !value.is_expired(now_ms)).map(|(key, _)| key.as_slice())
+        let start = (splitmix64(now_ms) % self.scan_order.len() as u64) as usize;
+        let after = self.scan_order.iter().skip(start);
+        let before = self.scan_order.iter().take(start);
+        after.chain(before).map(|(_, key)| key.as_slice()).find(|key| self.get_live(key, now_ms).is_some())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Snapshots of a shard's key space for the Raft core (log compaction and follower catch-up).
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //!
 //! ```text
 //! magic "PPKV" | version:u8 | count:varint |
@@ -8,27 +8,35 @@
 //! | crc32c:u32 little-endian over every preceding byte
 //! ```
 //!
-//! Entries are in strictly ascending key order, which restore checks. Expired keys not yet
+//! Entries are in strictly ascending scan order (`(scan_hash(key), key)`, the store's SCAN
+//! index, which it can walk without sorting), which restore checks, so a key cannot appear
+//! twice. Version 1, written by earlier releases, is the same with entries in ascending key
+//! order; it is still read. Expired keys not yet
 //! removed are included: the snapshot is the state machine's exact state, so replicas restored
 //! from it keep applying the log identically. The checksum is verified before anything is parsed.
 
 use super::codec::{put_bytes, put_varint, KvDecodeError, Reader};
 use super::command::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+use super::scan::scan_hash;
 use super::state_machine::KvStore;
 
 const MAGIC: &[u8; 4] = b"PPKV";
-const SNAPSHOT_VERSION: u8 = 1;
+/// The version written.
+const SNAPSHOT_VERSION: u8 = 2;
+/// The version with entries in ascending key order, still read.
+const SNAPSHOT_VERSION_KEY_ORDER: u8 = 1;
 const CHECKSUM_BYTES: usize = 4;
 
 impl KvStore {
     /// Serializes the whole key space (format in the module docs).
     pub fn snapshot(&self) -> Vec<u8> {
-        let payload: usize = self.entries.iter().map(|(k, v)| k.len() + v.data.len() + 12).sum();
+        let entries = self.entries.in_scan_order();
+        let payload: usize = entries.iter().map(|(k, v)| k.len() + v.data.len() + 12).sum();
         let mut out = Vec::with_capacity(payload + 16);
         out.extend_from_slice(MAGIC);
         out.push(SNAPSHOT_VERSION);
-        put_varint(&mut out, self.entries.len() as u64);
-        for (key, value) in &self.entries {
+        put_varint(&mut out, entries.len() as u64);
+        for (key, value) in entries {
             put_bytes(&mut out, key);
             put_bytes(&mut out, &value.data);
             match value.expire_at_ms {
@@ -62,12 +70,14 @@ impl KvStore {
         }
         let mut reader = Reader::new(&body[MAGIC.len()..]);
         let version = reader.u8("snapshot version")?;
-        if version != SNAPSHOT_VERSION {
+        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_KEY_ORDER {
             return Err(KvDecodeError::UnsupportedVersion { version });
         }
+        // Version 2 orders by scan hash first; version 1 by key alone (hash 0 for every key).
+        let position = |key: &[u8]| if version == SNAPSHOT_VERSION { scan_hash(key) } else { 0 };
         let count = reader.count("snapshot entry count", u64::MAX)?;
         let mut store = KvStore::new();
-        let mut previous: Option<Vec<u8>> = None;
+        let mut previous: Option<(u64, Vec<u8>)> = None;
         for index in 0..count {
             let key = reader.bytes("snapshot key", KEY_BYTES_MAX)?;
             let data = reader.bytes("snapshot value", VALUE_BYTES_MAX)?;
@@ -77,11 +87,12 @@ impl KvStore {
                 1 => Some(reader.varint("snapshot expire time")?),
                 tag => return Err(KvDecodeError::InvalidTag { field: "snapshot ttl flag", tag, offset }),
             };
-            if previous.as_ref().is_some_and(|prev| prev >= &key) {
+            let here = (position(&key), key);
+            if previous.as_ref().is_some_and(|prev| prev >= &here) {
                 return Err(KvDecodeError::KeysOutOfOrder { index });
             }
-            store.insert(&key, data, expire_at_ms);
-            previous = Some(key);
+            store.insert(&here.1, data, expire_at_ms);
+            previous = Some(here);
         }
         reader.finish()?;
         Ok(store)
@@ -133,19 +144,63 @@ mod tests {
         assert_eq!(KvStore::restore(&wrong_magic), Err(KvDecodeError::BadMagic));
     }
 
-    #[test]
-    fn out_of_order_keys_are_refused_even_with_a_valid_checksum() {
+    /// A snapshot of `version` holding `keys` (value "v", no expiry) in the order given.
+    fn snapshot_of(version: u8, keys: &[&[u8]]) -> Vec<u8> {
         let mut body = MAGIC.to_vec();
-        body.push(SNAPSHOT_VERSION);
-        put_varint(&mut body, 2);
-        for key in [b"b", b"a"] {
+        body.push(version);
+        put_varint(&mut body, keys.len() as u64);
+        for key in keys {
             put_bytes(&mut body, key);
             put_bytes(&mut body, b"v");
             body.push(0);
         }
         let crc = crc32c::crc32c(&body);
         body.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(KvStore::restore(&body), Err(KvDecodeError::KeysOutOfOrder { index: 1 }));
+        body
+    }
+
+    /// `keys` in scan order, the order of a version-2 snapshot.
+    fn in_scan_order<'a>(keys: &[&'a [u8]]) -> Vec<&'a [u8]> {
+        let mut keys = keys.to_vec();
+        keys.sort_by_key(|k| (scan_hash(k), k.to_vec()));
+        keys
+    }
+
+    #[test]
+    fn out_of_order_or_repeated_keys_are_refused_even_with_a_valid_checksum() {
+        let scan = in_scan_order(&[b"a", b"b"]);
+        let reversed = [scan[1], scan[0]];
+        assert_eq!(
+            KvStore::restore(&snapshot_of(2, &reversed)),
+            Err(KvDecodeError::KeysOutOfOrder { index: 1 })
+        );
+        let twice = [scan[0], scan[0]];
+        assert_eq!(
+            KvStore::restore(&snapshot_of(2, &twice)),
+            Err(KvDecodeError::KeysOutOfOrder { index: 1 })
+        );
+        let by_key: [&[u8]; 2] = [b"b", b"a"];
+        assert_eq!(
+            KvStore::restore(&snapshot_of(1, &by_key)),
+            Err(KvDecodeError::KeysOutOfOrder { index: 1 })
+        );
+        assert_eq!(
+            KvStore::restore(&snapshot_of(3, &[])),
+            Err(KvDecodeError::UnsupportedVersion { version: 3 })
+        );
+    }
+
+    #[test]
+    fn version_1_snapshots_in_key_order_are_still_read() {
+        let keys: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let restored = KvStore::restore(&snapshot_of(1, &keys)).expect("version 1 snapshot");
+        restored.check_indexes();
+        let mut expected = KvStore::new();
+        for key in keys {
+            expected.insert(key, b"v".to_vec(), None);
+        }
+        assert_eq!(restored, expected);
+        assert_eq!(KvStore::restore(&snapshot_of(2, &in_scan_order(&keys))), Ok(expected));
     }
 
     proptest! {

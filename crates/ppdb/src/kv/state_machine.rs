@@ -1,6 +1,7 @@
 //! The key space of one shard and how writes change it.
 //!
-//! [`KvStore`] is pure and deterministic: no clock, no randomness, ordered collections only. Time
+//! [`KvStore`] is pure and deterministic: no clock, no randomness, and nothing that depends on the
+//! iteration order of its hash index ([`KeyTable`]). Time
 //! enters through each [`KvWrite`]'s `now_ms` (the leader's clock) and through the `now_ms` given
 //! to reads, so every replica that applies the same log holds the same bytes and gives the same
 //! replies. A key whose expiry time is in the past is treated as absent by every operation (as
@@ -9,12 +10,13 @@
 //! Expiry follows Redis: a key with expiry `t` is alive while `now <= t`; an EXPIRE, GETEX or SET
 //! whose new expiry is at or before `now` deletes the key at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::command::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp, VALUE_BYTES_MAX};
 use super::numeric::{format_f64, parse_f64, parse_i64};
 use super::reply::{KvError, Reply};
 use super::scan::scan_hash;
+use super::table::KeyTable;
 use super::txn::TxnStep;
 
 /// A stored value: the bytes and an optional absolute expiry.
@@ -37,7 +39,7 @@ impl Value {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KvStore {
     /// Every key, including expired ones not yet removed.
-    pub(crate) entries: BTreeMap<Vec<u8>, Value>,
+    pub(crate) entries: KeyTable,
     /// `(expire_at_ms, key)` for every key with an expiry: finds expired keys without a full scan.
     pub(crate) expiries: BTreeSet<(u64, Vec<u8>)>,
     /// `(scan_hash(key), key)` for every key: the SCAN cursor order (see [`super::scan`]).
@@ -360,13 +362,13 @@ impl KvStore {
     #[cfg(test)]
     pub(crate) fn check_indexes(&self) {
         assert_eq!(self.scan_order.len(), self.entries.len());
-        for (key, value) in &self.entries {
+        for (key, value) in self.entries.iter() {
             assert!(self.scan_order.contains(&(scan_hash(key), key.clone())));
             if let Some(at) = value.expire_at_ms {
                 assert!(self.expiries.contains(&(at, key.clone())));
             }
         }
-        let with_ttl = self.entries.values().filter(|v| v.expire_at_ms.is_some()).count();
+        let with_ttl = self.entries.iter().filter(|(_, v)| v.expire_at_ms.is_some()).count();
         assert_eq!(self.expiries.len(), with_ttl);
     }
 }

@@ -68,8 +68,9 @@ impl Db {
         self.read(KvRead::PTtl { key: b(key) })
     }
 
+    /// KEYS `pattern`, sorted (KEYS answers in scan order, as Redis answers in hash order).
     fn keys(&self, pattern: &str) -> Vec<String> {
-        match self.read(KvRead::Keys { pattern: b(pattern) }) {
+        let mut keys: Vec<String> = match self.read(KvRead::Keys { pattern: b(pattern) }) {
             Reply::Array(items) => items
                 .into_iter()
                 .map(|item| match item {
@@ -78,7 +79,9 @@ impl Db {
                 })
                 .collect(),
             other => panic!("unexpected {other:?}"),
-        }
+        };
+        keys.sort();
+        keys
     }
 }
 
