@@ -1,7 +1,7 @@
 //! The key space of one shard and how writes change it.
 //!
 //! [`KvStore`] is pure and deterministic: no clock, no randomness, and nothing that depends on the
-//! iteration order of its hash index ([`KeyTable`]). Time
+//! iteration order of its hash index (`table::KeyTable`). Time
 //! enters through each [`KvWrite`]'s `now_ms` (the leader's clock) and through the `now_ms` given
 //! to reads, so every replica that applies the same log holds the same bytes and gives the same
 //! replies. A key whose expiry time is in the past is treated as absent by every operation (as
