@@ -303,7 +303,25 @@ impl Executor {
             // the shard's leadership has moved.
             return retry_elsewhere();
         }
-        let answer = match self.transport.call(peer, request, self.handle.timeout()).await {
+        let call = self.transport.call(peer, request, self.handle.timeout());
+        let answer = if writes {
+            // A write's outcome is known only from the node it was sent to (or the deadline).
+            call.await
+        } else {
+            // Reads change nothing, so when leadership moves away from `peer` meanwhile (it may
+            // be paused or cut off, and would keep the client waiting until the deadline), they
+            // go to the new leader at once.
+            tokio::select! {
+                answer = call => answer,
+                leader = self.moved_away_from(shard, peer) => {
+                    return ops
+                        .iter()
+                        .map(|_| Err(Error::Consensus(ProposeError::NotLeader { leader: Some(leader) })))
+                        .collect();
+                }
+            }
+        };
+        let answer = match answer {
             Ok(answer) => answer,
             Err(_) if !writes => return retry_elsewhere(),
             Err(e) => {
@@ -326,6 +344,18 @@ impl Executor {
                 .collect(),
             Ok(_) => all("forwarded reply has the wrong length".into()),
             Err(e) => all(format!("bad forwarded reply: {e}")),
+        }
+    }
+
+    /// Waits until this node sees a leader of `shard` other than `peer`; that leader.
+    async fn moved_away_from(&self, shard: u64, peer: NodeId) -> NodeId {
+        let group = GroupId(shard);
+        let mut seen = self.leaders.get(group);
+        loop {
+            match self.leaders.changed(group, seen).await {
+                Some(leader) if leader != peer => return leader,
+                now => seen = now,
+            }
         }
     }
 

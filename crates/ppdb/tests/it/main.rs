@@ -3,6 +3,7 @@
 
 mod cluster;
 mod membership;
+mod pause;
 mod placement;
 mod redis_tools;
 mod resp_commands;

@@ -361,6 +361,14 @@ impl TestCluster {
         }
     }
 
+    /// Sends `signal` to node `id`'s process (SIGSTOP pauses it as a long GC or VM pause
+    /// would, SIGCONT resumes it).
+    pub fn signal(&self, id: u64, signal: libc::c_int) {
+        let child = self.node(id).child.as_ref().expect("node runs");
+        // SAFETY: kill(2) on the pid of a child we have not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+    }
+
     /// Kills node `id` and starts it again on the same directory.
     pub fn restart(&mut self, id: u64) {
         self.kill(id);
