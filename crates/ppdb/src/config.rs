@@ -66,7 +66,9 @@ pub struct NodeConfig {
     pub tick_ms: u64,
     /// How long a client request may wait for commit or a read confirmation.
     pub request_timeout_ms: u64,
-    /// Entries applied between two snapshots of a shard.
+    /// Entries applied between two snapshots of a shard, at least; a shard whose state is
+    /// larger than the log written since its last snapshot waits until that log is as large
+    /// (up to 20 times this many entries), so snapshots of a large state stay rare.
     pub snapshot_entries: u64,
     /// Founding members' peer addresses, when bootstrapping a new cluster.
     #[serde(with = "member_map")]

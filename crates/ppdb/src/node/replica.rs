@@ -21,6 +21,25 @@ struct PendingRead<S: StateMachine> {
     reply: Reply<S::Output>,
 }
 
+/// How many times `entries_between_snapshots` a group may go without a snapshot while its log
+/// since the last one is still smaller than that snapshot.
+const SNAPSHOT_DEFERRAL_MAX: u64 = 20;
+
+/// Whether a group is due a snapshot, having applied `entries` entries of `bytes` bytes since
+/// its last snapshot of `last_snapshot_bytes` bytes. A snapshot rewrites the whole state and,
+/// while it is taken and saved, holds up the node's loop; so once the state is large next to
+/// what changes between snapshots, the snapshot waits until the log since the last one is as
+/// large as that snapshot (at most [`SNAPSHOT_DEFERRAL_MAX`] times `entries_between_snapshots`).
+/// The bytes written for snapshots then stay about those written to the log, as Redis bounds
+/// its AOF rewrites, instead of growing with the state: a shard of 1.5 million keys no longer
+/// rewrites its 170 MB every 50,000 writes. The log kept in memory and replayed at a restart
+/// stays within about one snapshot's size.
+fn snapshot_due(entries: u64, bytes: u64, last_snapshot_bytes: u64, entries_between_snapshots: u64) -> bool {
+    entries >= entries_between_snapshots
+        && (bytes >= last_snapshot_bytes
+            || entries >= entries_between_snapshots.saturating_mul(SNAPSHOT_DEFERRAL_MAX))
+}
+
 /// A replica of one group on this node.
 pub struct Replica<S: StateMachine> {
     /// The group.
@@ -34,6 +53,10 @@ pub struct Replica<S: StateMachine> {
     reads_awaiting_apply: Vec<(LogIndex, Vec<PendingRead<S>>)>,
     next_read_ctx: u64,
     applied_since_snapshot: u64,
+    /// Bytes of the entries applied since the last snapshot.
+    applied_bytes_since_snapshot: u64,
+    /// Size of the last snapshot taken or installed (0 until there is one since the start).
+    last_snapshot_bytes: u64,
     role: PeerRole,
     /// Index of the last housekeeping command proposed here.
     housekeeping_index: Option<LogIndex>,
@@ -57,6 +80,8 @@ impl<S: StateMachine> Replica<S> {
             reads_awaiting_apply: Vec::new(),
             next_read_ctx: 1,
             applied_since_snapshot: 0,
+            applied_bytes_since_snapshot: 0,
+            last_snapshot_bytes: 0,
             role,
             housekeeping_index: None,
             elections_started: 0,
@@ -185,6 +210,8 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         })?;
         self.applied = snapshot.meta.index;
         self.applied_since_snapshot = 0;
+        self.applied_bytes_since_snapshot = 0;
+        self.last_snapshot_bytes = snapshot.data.len() as u64;
         Ok(())
     }
 
@@ -199,6 +226,7 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
             };
             self.applied = entry.index;
             self.applied_since_snapshot += 1;
+            self.applied_bytes_since_snapshot += entry.size_bytes() as u64;
             if let Some(pending) = self.proposals.remove(&entry.index) {
                 let result = match output {
                     Some(out) if pending.term == entry.term => Ok(out),
@@ -239,7 +267,12 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
     }
 
     fn wants_snapshot(&self, entries_between_snapshots: u64) -> bool {
-        self.applied_since_snapshot >= entries_between_snapshots
+        snapshot_due(
+            self.applied_since_snapshot,
+            self.applied_bytes_since_snapshot,
+            self.last_snapshot_bytes,
+            entries_between_snapshots,
+        )
     }
 
     fn take_snapshot(&mut self) -> Result<Snapshot, Error> {
@@ -248,6 +281,8 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
             .create_snapshot(self.applied, self.sm.snapshot())
             .map_err(|e| Error::State(format!("snapshot of group {}: {e}", self.group.0)))?;
         self.applied_since_snapshot = 0;
+        self.applied_bytes_since_snapshot = 0;
+        self.last_snapshot_bytes = snapshot.data.len() as u64;
         Ok(snapshot)
     }
 
@@ -264,5 +299,25 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
 
     fn elections(&self) -> (u64, u64) {
         (self.elections_started, self.elections_won)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_waits_for_a_log_as_large_as_the_last_one_within_a_bound() {
+        // Small state: every `entries_between_snapshots` entries, as before.
+        assert!(!snapshot_due(99, 10_000, 1_000, 100));
+        assert!(snapshot_due(100, 10_000, 1_000, 100));
+        assert!(snapshot_due(100, 0, 0, 100), "no snapshot since the start");
+        // Large state: until the log since the last snapshot is as large as it...
+        assert!(!snapshot_due(100, 10_000, 1_000_000, 100));
+        assert!(!snapshot_due(1_999, 999_999, 1_000_000, 100));
+        assert!(snapshot_due(1_000, 1_000_000, 1_000_000, 100));
+        // ...but never more than SNAPSHOT_DEFERRAL_MAX times the entry count.
+        assert!(snapshot_due(100 * SNAPSHOT_DEFERRAL_MAX, 10, u64::MAX, 100));
+        assert!(!snapshot_due(u64::MAX - 1, 0, u64::MAX, u64::MAX));
     }
 }
