@@ -11,6 +11,15 @@ const WINDOW_MS: u64 = 500;
 /// How long leadership may take to follow the clients on a loaded 2-core CI box.
 const MOVE_DEADLINE: Duration = Duration::from_secs(60);
 
+/// How many times the nodes logged moving leadership to follow the clients.
+fn follow_client_moves(cluster: &TestCluster) -> usize {
+    cluster
+        .ids()
+        .iter()
+        .map(|&id| cluster.log(id).matches("moving leadership to the node the clients use").count())
+        .sum()
+}
+
 #[test]
 fn leadership_moves_to_the_node_the_clients_use_and_stays_with_spread_clients() {
     let options = ClusterOptions { shards: 4, follow_clients_ms: WINDOW_MS, ..ClusterOptions::default() };
@@ -42,9 +51,10 @@ fn leadership_moves_to_the_node_the_clients_use_and_stays_with_spread_clients() 
     }
 
     // Clients on every node, in lockstep: each node brings a third of the requests, so several
-    // windows pass without leadership moving.
+    // windows pass without leadership following them. (Leadership may still change by an
+    // election on a loaded machine; only moves made for the clients count here.)
     let mut cons: Vec<_> = cluster.ids().iter().map(|&id| cluster.client(id)).collect();
-    let settled = cluster.wait_ready();
+    let moves_before = follow_client_moves(&cluster);
     let until = std::time::Instant::now() + Duration::from_millis(6 * WINDOW_MS);
     let mut i = 0u64;
     while std::time::Instant::now() < until {
@@ -53,5 +63,5 @@ fn leadership_moves_to_the_node_the_clients_use_and_stays_with_spread_clients() 
             let _: () = redis::cmd("SET").arg(format!("spread-{i}")).arg(i).query(con).expect("spread write");
         }
     }
-    assert_eq!(cluster.wait_ready(), settled, "leadership moved although the clients were spread");
+    assert_eq!(follow_client_moves(&cluster), moves_before, "leadership followed clients that were spread");
 }
