@@ -151,10 +151,12 @@ etcd_syncs() {
 
 RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
-# run_one SYSTEM WORKLOAD CLIENTS WRITE_PERCENT
+# run_one SYSTEM WORKLOAD CLIENTS WRITE_PERCENT ENDPOINTS (all: clients spread over the three
+# nodes; one: every client on node 1, as an application with one address)
 run_one() {
-    local system=$1 workload=$2 clients=$3 writes=$4 tgt syncs0 syncs1 cpu0 cpu1 json pids
+    local system=$1 workload=$2 clients=$3 writes=$4 endpoints=$5 tgt syncs0 syncs1 cpu0 cpu1 json pids
     if [ "$system" = ppdb ]; then tgt=$PPDB_TARGET; pids=("${PPDB_PIDS[@]}"); else tgt=$ETCD_TARGET; pids=("${ETCD_PIDS[@]}"); fi
+    if [ "$endpoints" = one ]; then tgt=${tgt%%,*}; fi
     syncs0=$("${system}_syncs"); cpu0=$(cpu_ticks "${pids[@]}")
     log "$system: $workload ($clients clients, $writes% writes, ${DURATION_SECS}s + ${WARMUP_SECS}s warm-up)"
     json=$("$PPDB" bench --target "$tgt" --clients "$clients" --write-percent "$writes" \
@@ -176,12 +178,12 @@ print("\t".join([system, workload, "%.0f" % r["ops_per_sec"], "%.2f" % (r["laten
 EOF
 }
 
-WORKLOADS=("64c-50w:$CLIENTS:50" "64c-100w:$CLIENTS:100" "1c-100w:1:100")
+WORKLOADS=("64c-50w:$CLIENTS:50:all" "64c-100w:$CLIENTS:100:all" "64c-100w-1ep:$CLIENTS:100:one" "1c-100w:1:100:all")
 for spec in "${WORKLOADS[@]}"; do
-    IFS=: read -r name clients writes <<<"$spec"
+    IFS=: read -r name clients writes endpoints <<<"$spec"
     # Alternate systems per workload so a drift in machine load affects both alike.
-    run_one ppdb "$name" "$clients" "$writes"
-    run_one etcd "$name" "$clients" "$writes"
+    run_one ppdb "$name" "$clients" "$writes" "$endpoints"
+    run_one etcd "$name" "$clients" "$writes" "$endpoints"
 done
 
 # --- report -------------------------------------------------------------------------------------
@@ -205,7 +207,7 @@ for workload in dict.fromkeys(r[1] for r in rows):
     if not p or not e:
         continue
     ratio = lambda i: float(p[i]) / float(e[i]) if float(e[i]) else float("inf")
-    print("  %-9s ops/s x%.2f   p50 x%.2f   p99 x%.2f" % (workload, ratio(2), ratio(3), ratio(4)))
+    print("  %-12s ops/s x%.2f   p50 x%.2f   p99 x%.2f" % (workload, ratio(2), ratio(3), ratio(4)))
 EOF
 echo
 echo "(server CPU: all 3 nodes' CPU time / wall time, 100% = one core; fsyncs/s: summed over the"
