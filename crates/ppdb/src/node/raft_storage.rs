@@ -22,7 +22,7 @@ use crate::storage::snapshot_file::SnapshotStore;
 use crate::storage::wal::{
     DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq, WriteHold,
 };
-use ppdb_raft::{Entry, HardState, Ready, RecoveredState, Snapshot};
+use ppdb_raft::{Entry, HardState, Ready, RecoveredState, Snapshot, SnapshotMeta};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -211,9 +211,8 @@ impl RaftStorage {
         self.wal.append(group, RecordKind::SnapshotMarker, e.finish())
     }
 
-    /// Makes `snapshot` the base of `group`'s durable state: saves it, re-appends the hard
-    /// state and the entries after it (`tail`), waits until durable, then lets the WAL and the
-    /// snapshot directory drop everything older. Blocks on two fsyncs.
+    /// Makes `snapshot` the base of `group`'s durable state: saves its file, then
+    /// [`RaftStorage::finish_checkpoint`]. Blocks on the file's fsyncs and the WAL's.
     pub fn checkpoint(
         &self,
         group: GroupId,
@@ -221,7 +220,33 @@ impl RaftStorage {
         hard_state: &HardState,
         tail: &[Entry],
     ) -> Result<(), StorageError> {
-        let marker = self.save_snapshot(group, snapshot)?;
+        self.save_snapshot_file(group, snapshot)?;
+        self.finish_checkpoint(group, &snapshot.meta, hard_state, tail)
+    }
+
+    /// The first half of a checkpoint: saves `snapshot`'s file durably, and nothing else, so it
+    /// can run off the node's loop while the group goes on logging. Until the second half, the
+    /// WAL keeps everything; a crash in between restarts from the file and the entries after
+    /// it, as after a crash between a received snapshot's file and its marker.
+    pub fn save_snapshot_file(&self, group: GroupId, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.snapshots.save(group, snapshot.meta.index.0, &encode_snapshot_file(snapshot))?;
+        Ok(())
+    }
+
+    /// The second half of a checkpoint, once the snapshot described by `meta` is saved:
+    /// appends its marker, the current hard state and the log entries after it (`tail`),
+    /// waits until durable, then lets the WAL and the snapshot directory drop everything
+    /// older. Blocks on the WAL's fsync.
+    pub fn finish_checkpoint(
+        &self,
+        group: GroupId,
+        meta: &SnapshotMeta,
+        hard_state: &HardState,
+        tail: &[Entry],
+    ) -> Result<(), StorageError> {
+        let mut e = Encoder::default();
+        codec::encode_snapshot_meta(&mut e, meta);
+        let marker = self.wal.append(group, RecordKind::SnapshotMarker, e.finish())?;
         let marker_seq: WalSeq = marker.seq();
         self.remember_hard_state(group, *hard_state);
         let mut last = self.append_hard_state(group, hard_state)?;
@@ -233,9 +258,9 @@ impl RaftStorage {
         // Records become durable in order: the last one durable means all are.
         last.wait()?;
         self.wal.release(group, marker_seq);
-        self.snapshots.remove_older_than(group, snapshot.meta.index.0)?;
+        self.snapshots.remove_older_than(group, meta.index.0)?;
         let removed = self.wal.compact()?;
-        tracing::debug!(group = group.0, index = snapshot.meta.index.0, removed, "checkpoint");
+        tracing::debug!(group = group.0, index = meta.index.0, removed, "checkpoint");
         Ok(())
     }
 

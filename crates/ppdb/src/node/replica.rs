@@ -27,7 +27,7 @@ const SNAPSHOT_DEFERRAL_MAX: u64 = 20;
 
 /// Whether a group is due a snapshot, having applied `entries` entries of `bytes` bytes since
 /// its last snapshot of `last_snapshot_bytes` bytes. A snapshot rewrites the whole state and,
-/// while it is taken and saved, holds up the node's loop; so once the state is large next to
+/// while it is serialized, holds up the node's loop; so once the state is large next to
 /// what changes between snapshots, the snapshot waits until the log since the last one is as
 /// large as that snapshot (at most [`SNAPSHOT_DEFERRAL_MAX`] times `entries_between_snapshots`).
 /// The bytes written for snapshots then stay about those written to the log, as Redis bounds
@@ -55,7 +55,7 @@ pub struct Replica<S: StateMachine> {
     applied_since_snapshot: u64,
     /// Bytes of the entries applied since the last snapshot.
     applied_bytes_since_snapshot: u64,
-    /// Size of the last snapshot taken or installed (0 until there is one since the start).
+    /// Size of the last snapshot taken, installed or recovered from (0 without one).
     last_snapshot_bytes: u64,
     role: PeerRole,
     /// Index of the last housekeeping command proposed here.
@@ -67,8 +67,9 @@ pub struct Replica<S: StateMachine> {
 }
 
 impl<S: StateMachine> Replica<S> {
-    /// A replica whose state machine was restored from the snapshot `raft` starts from.
-    pub fn new(group: GroupId, raft: RawNode, sm: S, applied: LogIndex) -> Replica<S> {
+    /// A replica whose state machine was restored from the snapshot `raft` starts from
+    /// (`snapshot_bytes` long; 0 without one).
+    pub fn new(group: GroupId, raft: RawNode, sm: S, applied: LogIndex, snapshot_bytes: u64) -> Replica<S> {
         let role = raft.role();
         Replica {
             group,
@@ -81,7 +82,7 @@ impl<S: StateMachine> Replica<S> {
             next_read_ctx: 1,
             applied_since_snapshot: 0,
             applied_bytes_since_snapshot: 0,
-            last_snapshot_bytes: 0,
+            last_snapshot_bytes: snapshot_bytes,
             role,
             housekeeping_index: None,
             elections_started: 0,
@@ -185,6 +186,9 @@ pub trait GroupReplica: Send {
     /// Whether enough was applied since the last snapshot to take a new one.
     fn wants_snapshot(&self, entries_between_snapshots: u64) -> bool;
 
+    /// Size of the last snapshot taken, installed or recovered from (0 without one).
+    fn last_snapshot_bytes(&self) -> u64;
+
     /// Takes a snapshot of the state machine at the applied index, for a checkpoint.
     fn take_snapshot(&mut self) -> Result<Snapshot, Error>;
 
@@ -275,6 +279,10 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         )
     }
 
+    fn last_snapshot_bytes(&self) -> u64 {
+        self.last_snapshot_bytes
+    }
+
     fn take_snapshot(&mut self) -> Result<Snapshot, Error> {
         let snapshot = self
             .raft
@@ -311,7 +319,7 @@ mod tests {
         // Small state: every `entries_between_snapshots` entries, as before.
         assert!(!snapshot_due(99, 10_000, 1_000, 100));
         assert!(snapshot_due(100, 10_000, 1_000, 100));
-        assert!(snapshot_due(100, 0, 0, 100), "no snapshot since the start");
+        assert!(snapshot_due(100, 0, 0, 100), "no snapshot yet");
         // Large state: until the log since the last snapshot is as large as it...
         assert!(!snapshot_due(100, 10_000, 1_000_000, 100));
         assert!(!snapshot_due(1_999, 999_999, 1_000_000, 100));

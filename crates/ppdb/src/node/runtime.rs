@@ -6,6 +6,9 @@
 //! group-commit fsync covering them, then sends, applies and answers. Inputs that arrive during
 //! the fsync are batched into the next turn, so the loop batches more the busier it is.
 //!
+//! A group whose log grew enough snapshots its state machine on the loop and saves the file off
+//! it (`Runtime::checkpoint`, docs/storage.md "When snapshots are taken").
+//!
 //! Group 0, when hosted, is the meta group: its state machine is the cluster [`Directory`].
 //! The loop publishes every new directory (for the transport's peer list and the status
 //! pages) and, on each housekeeping round, lets each group it leads follow the directory
@@ -19,16 +22,33 @@ use super::reconcile::{self, GroupAction, MembershipPolicy};
 use super::replica::{GroupReplica, Replica, Reply};
 use super::state_machine::StateMachine;
 use crate::error::Error;
+use crate::storage::error::StorageError;
 use crate::storage::wal::GroupId;
-use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RawNode, RecoveredState, Status};
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RawNode, RecoveredState, SnapshotMeta, Status};
 use rand::SeedableRng;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Most inputs of one kind taken in one turn of the loop, so no source starves the others.
 const INPUTS_PER_TURN_MAX: usize = 4096;
+
+/// How long saving a snapshot file takes under a current-thread runtime (the simulator's),
+/// where the save runs on the loop's own thread after this pause, so that the group goes on
+/// logging while its snapshot is being saved, as it does on a multi-thread runtime.
+const SNAPSHOT_SAVE_DELAY_CURRENT_THREAD: Duration = Duration::from_millis(5);
+
+/// A snapshot file being saved off the loop: its group and metadata, and how the save ended.
+type SnapshotSave = BoxFuture<'static, (GroupId, SnapshotMeta, Result<(), StorageError>)>;
+
+/// WAL segments a group may keep on disk behind its low-water mark before it checkpoints
+/// whatever its entry count, unless they hold less than twice its last snapshot (then the
+/// snapshot rule decides, [`super::replica`]): a group that writes little (the meta group)
+/// would otherwise keep every segment written since its first record, by every group, forever.
+const WAL_SEGMENTS_HELD_MAX: usize = 4;
 
 /// Ticks between two housekeeping rounds on leaders.
 const HOUSEKEEPING_TICKS: u64 = 10;
@@ -129,6 +149,10 @@ pub struct Runtime<S: StateMachine> {
     /// The tick at which the current traffic window started, while this node leads the meta
     /// group.
     traffic_window_start: Option<u64>,
+    /// Snapshot files being saved off the loop ([`Runtime::checkpoint`]).
+    snapshot_saves: FuturesUnordered<SnapshotSave>,
+    /// The groups whose snapshot is being saved: one at a time per group.
+    saving_snapshot: BTreeSet<GroupId>,
 }
 
 impl<S: StateMachine> Runtime<S> {
@@ -171,6 +195,8 @@ impl<S: StateMachine> Runtime<S> {
             leaders,
             traffic: ClientTraffic::default(),
             traffic_window_start: None,
+            snapshot_saves: FuturesUnordered::new(),
+            saving_snapshot: BTreeSet::new(),
         })
     }
 
@@ -210,9 +236,15 @@ impl<S: StateMachine> Runtime<S> {
                         break;
                     }
                 }
+                Some((group, meta, saved)) = self.snapshot_saves.next(), if !self.snapshot_saves.is_empty() => {
+                    self.finish_checkpoint(group, meta, saved)?;
+                }
                 _ = ticker.tick() => {
                     ticks += 1;
                     self.tick(ticks);
+                    if ticks % HOUSEKEEPING_TICKS == 0 {
+                        self.checkpoint_groups_holding_the_wal()?;
+                    }
                 }
                 Some((group, message)) = inbound.recv() => {
                     self.step(group, message);
@@ -473,19 +505,94 @@ impl<S: StateMachine> Runtime<S> {
         Ok(())
     }
 
-    /// Snapshots a group's state machine, makes it the base of its durable state, and
-    /// compacts its in-memory log.
+    /// Checkpoints every group that keeps at least [`WAL_SEGMENTS_HELD_MAX`] WAL segments on
+    /// disk behind its low-water mark, holding at least twice its last snapshot's size, however
+    /// few entries it applied since that snapshot.
+    fn checkpoint_groups_holding_the_wal(&mut self) -> Result<(), Error> {
+        let wal = self.storage.wal();
+        let mut holding = Vec::new();
+        for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
+            let segments = wal.segments_after_mark(group);
+            let bytes = (segments as u64).saturating_mul(wal.segment_bytes_max());
+            // A group that applied nothing yet has no state to snapshot.
+            let applied_something = replica.raft().status().applied > LogIndex(0);
+            if applied_something
+                && segments >= WAL_SEGMENTS_HELD_MAX
+                && bytes >= replica.last_snapshot_bytes().saturating_mul(2)
+            {
+                holding.push(group);
+            }
+        }
+        for group in holding {
+            tracing::debug!(group = group.0, "checkpoint: the group holds old WAL segments");
+            self.checkpoint(group)?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots a group's state machine and starts saving its file off the loop (a snapshot of
+    /// a large state is hundreds of megabytes, and the loop must keep sending heartbeats and
+    /// taking writes meanwhile); [`Runtime::finish_checkpoint`] completes the checkpoint once the
+    /// file is durable. Serializing the state still happens here, on the loop.
     fn checkpoint(&mut self, group: GroupId) -> Result<(), Error> {
+        if self.saving_snapshot.contains(&group) {
+            return Ok(());
+        }
+        let storage = Arc::clone(&self.storage);
+        let Some(replica) = self.replica_mut(group) else { return Ok(()) };
+        let snapshot = replica.take_snapshot()?;
+        let meta = snapshot.meta.clone();
+        let save: SnapshotSave = match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::CurrentThread => Box::pin(async move {
+                tokio::time::sleep(SNAPSHOT_SAVE_DELAY_CURRENT_THREAD).await;
+                let saved = storage.save_snapshot_file(group, &snapshot);
+                (group, meta, saved)
+            }),
+            _ => Box::pin(async move {
+                let saved = tokio::task::spawn_blocking(move || storage.save_snapshot_file(group, &snapshot))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(StorageError::io(
+                            "save on the snapshot thread",
+                            "snapshots",
+                            std::io::Error::other(e.to_string()),
+                        ))
+                    });
+                (group, meta, saved)
+            }),
+        };
+        self.saving_snapshot.insert(group);
+        self.snapshot_saves.push(save);
+        Ok(())
+    }
+
+    /// Completes a checkpoint whose snapshot file is saved: makes the snapshot the base of the
+    /// group's durable state, with the log entries after it as they are now, and compacts the
+    /// in-memory log. Skipped when the group installed a newer snapshot from its leader
+    /// meanwhile (that one is the base already) or left this node. A failed save is fatal to
+    /// the node, as any failed write to its storage.
+    fn finish_checkpoint(
+        &mut self,
+        group: GroupId,
+        meta: SnapshotMeta,
+        saved: Result<(), StorageError>,
+    ) -> Result<(), Error> {
+        self.saving_snapshot.remove(&group);
+        saved?;
         let storage = Arc::clone(&self.storage);
         let kept = self.config.entries_kept_after_snapshot;
         let Some(replica) = self.replica_mut(group) else { return Ok(()) };
-        let snapshot = replica.take_snapshot()?;
-        let index = snapshot.meta.index;
         let raft = replica.raft();
+        // The log's base moves past this snapshot only by installing a newer one.
+        if raft.snapshot_index() > meta.index {
+            tracing::debug!(group = group.0, index = %meta.index, "a newer snapshot replaced this one");
+            return Ok(());
+        }
+        let index = meta.index;
         let last = raft.last_index();
         let tail: Vec<_> = (index.0 + 1..=last.0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();
         let hard_state = raft.hard_state();
-        blocking(|| storage.checkpoint(group, &snapshot, &hard_state, &tail))?;
+        blocking(|| storage.finish_checkpoint(group, &meta, &hard_state, &tail))?;
         let compact_to = LogIndex(index.0.saturating_sub(kept));
         raft.compact(compact_to).map_err(|e| Error::State(format!("compact group {}: {e}", group.0)))?;
         Ok(())
@@ -498,14 +605,14 @@ fn replica<T: StateMachine>(
     group: GroupId,
     state: RecoveredState,
 ) -> Result<Replica<T>, Error> {
-    let (sm, applied) = match &state.snapshot {
+    let (sm, applied, snapshot_bytes) = match &state.snapshot {
         Some(snapshot) => {
             let sm = T::restore(&snapshot.data).map_err(|reason| {
                 Error::State(format!("snapshot of group {} is unreadable: {reason}", group.0))
             })?;
-            (sm, snapshot.meta.index)
+            (sm, snapshot.meta.index, snapshot.data.len() as u64)
         }
-        None => (T::restore(&[]).map_err(Error::State)?, LogIndex(0)),
+        None => (T::restore(&[]).map_err(Error::State)?, LogIndex(0), 0),
     };
     let mut raft_config = config.raft.clone();
     raft_config.id = config.node;
@@ -513,7 +620,7 @@ fn replica<T: StateMachine>(
     let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(seed));
     let raft =
         RawNode::new(raft_config, state, rng).map_err(|e| Error::State(format!("group {}: {e}", group.0)))?;
-    Ok(Replica::new(group, raft, sm, applied))
+    Ok(Replica::new(group, raft, sm, applied, snapshot_bytes))
 }
 
 /// Every hosted replica, the meta group's first, as the runtime's common view of them.

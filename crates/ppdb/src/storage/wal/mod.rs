@@ -170,6 +170,8 @@ pub struct Wal {
     committer: GroupCommitter,
     segments: SegmentList,
     counters: Arc<WalCounters>,
+    /// The size a segment grows to before the next one starts.
+    segment_bytes_max: u64,
 }
 
 impl Wal {
@@ -225,7 +227,8 @@ impl Wal {
             Arc::clone(&counters),
             dir.clone(),
         )?;
-        let wal = Wal { disk, dir, committer, segments, counters };
+        let segment_bytes_max = config.segment_bytes_max;
+        let wal = Wal { disk, dir, committer, segments, counters, segment_bytes_max };
         Ok((wal, recovered.report))
     }
 
@@ -288,6 +291,20 @@ impl Wal {
     /// move forward. Call [`Wal::compact`] to delete what became unneeded.
     pub fn release(&self, group: GroupId, needed_from: WalSeq) {
         self.committer.with_retention(|r| r.release(group, needed_from));
+    }
+
+    /// How many live segments start after `group`'s low-water mark: the segments kept only
+    /// because of this group when its mark is the lowest. 0 when the group is not tracked.
+    pub fn segments_after_mark(&self, group: GroupId) -> usize {
+        let Some(mark) = self.committer.with_retention(|r| r.group_needed_from(group)) else {
+            return 0;
+        };
+        self.segments.snapshot().iter().filter(|segment| segment.first_seq > mark).count()
+    }
+
+    /// The size a segment grows to before the next one starts (`WalConfig::segment_bytes_max`).
+    pub fn segment_bytes_max(&self) -> u64 {
+        self.segment_bytes_max
     }
 
     /// Says that `group` left this node and needs none of its records.

@@ -468,7 +468,11 @@ fn compaction_waits_for_every_group_and_keeps_the_rest_recoverable() {
     }
     let segments_before = wal.segment_paths().len();
     assert!(segments_before >= 4);
+    assert_eq!(wal.segments_after_mark(GroupId(0)), segments_before - 1, "group 0 wrote record 1");
+    assert_eq!(wal.segments_after_mark(GroupId(7)), 0, "not tracked");
+    assert_eq!(wal.segment_bytes_max(), small_segments().segment_bytes_max);
     wal.release(GroupId(0), WalSeq(100));
+    assert!(wal.segments_after_mark(GroupId(0)) < wal.segments_after_mark(GroupId(1)));
     assert_eq!(wal.compact().unwrap(), 0, "group 1 still needs everything");
     wal.release(GroupId(1), WalSeq(90));
     let removed = wal.compact().unwrap();
