@@ -514,12 +514,11 @@ impl<S: StateMachine> Runtime<S> {
         for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
             let segments = wal.segments_after_mark(group);
             let bytes = (segments as u64).saturating_mul(wal.segment_bytes_max());
+            if segments < WAL_SEGMENTS_HELD_MAX || bytes < replica.last_snapshot_bytes().saturating_mul(2) {
+                continue;
+            }
             // A group that applied nothing yet has no state to snapshot.
-            let applied_something = replica.raft().status().applied > LogIndex(0);
-            if applied_something
-                && segments >= WAL_SEGMENTS_HELD_MAX
-                && bytes >= replica.last_snapshot_bytes().saturating_mul(2)
-            {
+            if replica.raft().status().applied > LogIndex(0) {
                 holding.push(group);
             }
         }
