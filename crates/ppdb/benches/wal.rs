@@ -1,7 +1,9 @@
 //! WAL benchmark (a measurement, not a test): the raw fdatasync rate of the disk next to durable
 //! appends per second with 1, 16 and 256 concurrent writers of 128-byte records, all in one run on
-//! the same directory; one writer also without segment preallocation, to show what it saves. Group commit should turn many writers into few fsyncs: the target
-//! is at least 20x the raw fsync rate in records per second at 256 writers.
+//! the same directory; one writer also without segment preallocation and without direct writes,
+//! to show what each saves (in latency, and in the process's CPU per fsync). Group commit should
+//! turn many writers into few fsyncs: the target is at least 20x the raw fsync rate in
+//! records per second at 256 writers.
 //!
 //! Run: `cargo bench -p ppdb --bench wal`. Environment: `PPDB_BENCH_DIR` (a directory on the
 //! disk to measure; default: a temporary directory under Cargo's target dir), `PPDB_BENCH_SECS`
@@ -18,14 +20,18 @@ use ppdb::storage::disk::FsDisk;
 use ppdb::storage::wal::{GroupId, RecordKind, Wal, WalConfig};
 
 const RECORD_PAYLOAD_BYTES: usize = 128;
-/// (writers, preallocated segments) per row.
-const ROWS: [(usize, bool); 4] = [(1, false), (1, true), (16, true), (256, true)];
+/// (writers, preallocated segments, direct writes) per row.
+const ROWS: [(usize, bool, bool); 5] =
+    [(1, false, false), (1, true, false), (1, true, true), (16, true, true), (256, true, true)];
 const TARGET_SPEEDUP_AT_256: f64 = 20.0;
 
 struct Row {
     writers: usize,
     preallocate: bool,
+    direct_io: bool,
     records_per_sec: f64,
+    /// CPU time (user and system) of the whole process per fsync.
+    cpu_us_per_fsync: f64,
     fsyncs_per_sec: f64,
     records_per_fsync: f64,
     ack_us_p50: u64,
@@ -49,14 +55,26 @@ fn raw_fdatasync_per_sec(dir: &Path, duration: Duration) -> f64 {
     rate
 }
 
+/// CPU time (user and system) this process has used so far.
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage struct, for the calling process.
+    let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
+    assert!(ok, "getrusage failed");
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// `writers` threads append 128-byte records and wait for each to be durable, for `duration`,
-/// with or without preallocated segments.
-fn group_commit(dir: &Path, writers: usize, preallocate: bool, duration: Duration) -> Row {
-    let wal_dir = dir.join(format!("wal-{writers}-{preallocate}"));
-    let config = WalConfig { preallocate, ..WalConfig::default() };
+/// with or without preallocated segments and direct writes.
+fn group_commit(dir: &Path, writers: usize, preallocate: bool, direct_io: bool, duration: Duration) -> Row {
+    let wal_dir = dir.join(format!("wal-{writers}-{preallocate}-{direct_io}"));
+    let config = WalConfig { preallocate, direct_io, ..WalConfig::default() };
     let (wal, _) = Wal::open(Arc::new(FsDisk::new()), &wal_dir, config, |_| Ok(())).expect("open WAL");
     let stop = AtomicBool::new(false);
     let before = wal.stats();
+    let cpu_before = process_cpu();
     let start = Instant::now();
     let mut latencies_us: Vec<u64> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..writers)
@@ -79,6 +97,7 @@ fn group_commit(dir: &Path, writers: usize, preallocate: bool, duration: Duratio
         workers.into_iter().flat_map(|w| w.join().expect("writer thread")).collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = (process_cpu() - cpu_before).as_secs_f64();
     let after = wal.stats();
     wal.close().expect("close WAL");
     std::fs::remove_dir_all(&wal_dir).expect("remove WAL dir");
@@ -93,7 +112,9 @@ fn group_commit(dir: &Path, writers: usize, preallocate: bool, duration: Duratio
     Row {
         writers,
         preallocate,
+        direct_io,
         records_per_sec: records / elapsed,
+        cpu_us_per_fsync: cpu * 1e6 / fsyncs.max(1.0),
         fsyncs_per_sec: fsyncs / elapsed,
         records_per_fsync: records / fsyncs.max(1.0),
         ack_us_p50: percentile(0.50),
@@ -122,7 +143,7 @@ fn main() {
     // group-commit rows, and speed-ups are against the faster of the two (the conservative one).
     let raw_before = raw_fdatasync_per_sec(&dir, duration);
     let rows: Vec<Row> =
-        ROWS.iter().map(|&(w, prealloc)| group_commit(&dir, w, prealloc, duration)).collect();
+        ROWS.iter().map(|&(w, prealloc, direct)| group_commit(&dir, w, prealloc, direct, duration)).collect();
     let raw_after = raw_fdatasync_per_sec(&dir, duration);
     let raw = raw_before.max(raw_after);
     println!(
@@ -131,32 +152,36 @@ fn main() {
     );
     println!();
     println!(
-        "{:>7} | {:>8} | {:>11} | {:>9} | {:>13} | {:>10} | {:>10} | {:>12}",
+        "{:>7} | {:>8} | {:>6} | {:>11} | {:>9} | {:>13} | {:>10} | {:>10} | {:>12} | {:>12}",
         "writers",
         "prealloc",
+        "direct",
         "records/s",
         "fsyncs/s",
         "records/fsync",
         "ack p50 us",
         "ack p99 us",
+        "cpu us/fsync",
         "x raw fsync"
     );
-    println!("{}", "-".repeat(103));
+    println!("{}", "-".repeat(127));
     let mut speedup_at_256 = 0.0;
     for row in &rows {
         let speedup = row.records_per_sec / raw;
-        if row.writers == 256 && row.preallocate {
+        if row.writers == 256 && row.preallocate && row.direct_io {
             speedup_at_256 = speedup;
         }
         println!(
-            "{:>7} | {:>8} | {:>11.0} | {:>9.0} | {:>13.1} | {:>10} | {:>10} | {:>11.1}x",
+            "{:>7} | {:>8} | {:>6} | {:>11.0} | {:>9.0} | {:>13.1} | {:>10} | {:>10} | {:>12.1} | {:>11.1}x",
             row.writers,
             if row.preallocate { "yes" } else { "no" },
+            if row.direct_io { "yes" } else { "no" },
             row.records_per_sec,
             row.fsyncs_per_sec,
             row.records_per_fsync,
             row.ack_us_p50,
             row.ack_us_p99,
+            row.cpu_us_per_fsync,
             speedup
         );
     }

@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{Disk, DiskFile};
+use super::{Block, DirectFile, Disk, DiskFile, BLOCK_BYTES};
 
 /// The real file system. Stateless: every call goes straight to the operating system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -59,6 +59,18 @@ impl Disk for FsDisk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+
+    #[cfg(target_os = "linux")]
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectFile>>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let opened = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT | libc::O_DSYNC).open(path);
+        match opened {
+            Ok(file) => Ok(Some(Box::new(FsDirectFile { file, path: path.to_path_buf() }))),
+            // The file system has no direct I/O (tmpfs, for one).
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// An open file of [`FsDisk`].
@@ -80,6 +92,28 @@ impl DiskFile for FsFile {
     fn sync_data(&mut self) -> io::Result<()> {
         tracing::trace!(path = %self.path.display(), "fdatasync");
         self.file.sync_data()
+    }
+}
+
+/// A file of [`FsDisk`] opened with `O_DIRECT | O_DSYNC`.
+#[derive(Debug)]
+struct FsDirectFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl DirectFile for FsDirectFile {
+    fn write_durable_at(&mut self, blocks: &[Block], offset: u64) -> io::Result<()> {
+        if offset % BLOCK_BYTES as u64 != 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "direct write at an unaligned offset"));
+        }
+        tracing::trace!(path = %self.path.display(), offset, blocks = blocks.len(), "direct write");
+        match FileExt::write_all_at(&self.file, bytemuck::cast_slice(blocks), offset) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                Err(io::Error::new(io::ErrorKind::InvalidInput, format!("direct write refused: {e}")))
+            }
+            other => other,
+        }
     }
 }
 

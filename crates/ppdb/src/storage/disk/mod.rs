@@ -8,7 +8,9 @@
 //!
 //! The trait is deliberately narrow: whole-file reads (segments and snapshots are bounded),
 //! positioned writes, `set_len`, data sync, and the directory operations whose durability needs
-//! a directory sync (create, rename, remove).
+//! a directory sync (create, rename, remove). A disk may also offer *direct* files
+//! ([`Disk::open_direct`]): whole aligned [`Block`]s written past the page cache and durable
+//! when the write returns, which the WAL uses for its appends when it can.
 
 mod fs;
 mod sim;
@@ -49,6 +51,45 @@ pub trait Disk: Send + Sync + fmt::Debug {
 
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// Opens an existing file for durable direct writes, or `None` when this disk has none
+    /// (a file system without direct I/O, such as tmpfs, or a simulated disk): then the caller
+    /// writes through [`Disk::open_write`] and syncs.
+    fn open_direct(&self, path: &Path) -> io::Result<Option<Box<dyn DirectFile>>> {
+        let _ = path;
+        Ok(None)
+    }
+}
+
+/// Bytes in a [`Block`], the unit of direct writes: a multiple of every common logical block
+/// size (512 and 4096 bytes).
+pub const BLOCK_BYTES: usize = 4096;
+
+/// One block of a direct write, aligned in memory as direct I/O requires, so any slice of them
+/// can be handed to the device as is.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C, align(4096))]
+pub struct Block(pub [u8; BLOCK_BYTES]);
+
+impl Block {
+    /// A block of zeros.
+    pub const ZERO: Block = Block([0; BLOCK_BYTES]);
+}
+
+impl fmt::Debug for Block {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Block({} non-zero bytes)", self.0.iter().filter(|&&b| b != 0).count())
+    }
+}
+
+/// A file opened for direct writes ([`Disk::open_direct`]): each write goes to the device,
+/// bypassing the page cache, and is durable when it returns (`O_DIRECT | O_DSYNC`), which
+/// costs the kernel far less than a buffered write and its `fdatasync`.
+pub trait DirectFile: Send + fmt::Debug {
+    /// Writes `blocks` at `offset`, a multiple of [`BLOCK_BYTES`], and makes them durable.
+    /// An [`io::ErrorKind::InvalidInput`] error means the file system refused the direct write
+    /// and wrote nothing.
+    fn write_durable_at(&mut self, blocks: &[Block], offset: u64) -> io::Result<()>;
 }
 
 /// An open, writable file of a [`Disk`].

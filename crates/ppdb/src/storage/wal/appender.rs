@@ -10,12 +10,17 @@
 //! segments are spares (see [`super::spare`]) and the next spare is asked for once the active
 //! segment is half full.
 //!
+//! Where the disk offers direct files, each batch is one direct, durable write of whole blocks
+//! ([`super::direct`]) instead of a buffered write and an fdatasync. If the file system refuses
+//! a direct write, the appender says so once and goes on with buffered writes.
+//!
 //! [`sync`]: SegmentAppender::sync
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::direct::DirectTail;
 use super::record::{self, Record, WalSeq};
 use super::recovery::Tail;
 use super::segment::{self, SegmentInfo, SegmentList, SEGMENT_HEADER_BYTES};
@@ -45,11 +50,17 @@ pub(crate) struct SegmentAppender {
     counters: Arc<WalCounters>,
     /// Makes the zero-filled files new segments start from; `None` without preallocation.
     spares: Option<SpareMaker>,
+    /// Whether to append through direct files; turned off for good when the file system
+    /// refuses a direct write.
+    direct_io: bool,
+    /// The active segment's direct writer, when it has one: then every write is durable.
+    direct: Option<DirectTail>,
 }
 
 impl SegmentAppender {
     /// Resumes appending at `tail` (from recovery), or creates the first segment at `next_seq`.
-    /// New segments are preallocated when `spares` is given.
+    /// New segments are preallocated when `spares` is given; appends are direct writes when
+    /// `direct_io` is set and the disk offers them.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         disk: Arc<dyn Disk>,
@@ -60,20 +71,21 @@ impl SegmentAppender {
         segments: SegmentList,
         counters: Arc<WalCounters>,
         mut spares: Option<SpareMaker>,
+        direct_io: bool,
     ) -> Result<Self, StorageError> {
-        let (active, active_info, active_written) = match tail {
+        let (active, active_info, active_written, before_end) = match tail {
             Some(tail) => {
                 let path = &tail.segment.path;
                 let file = disk.open_write(path).map_err(|e| StorageError::io("open", path, e))?;
-                (file, tail.segment, tail.end_offset)
+                (file, tail.segment, tail.end_offset, tail.before_end)
             }
             None => {
                 let (file, info) = new_segment(disk.as_ref(), &dir, next_seq, spares.as_mut())?;
                 segments.push(info.clone());
-                (file, info, SEGMENT_HEADER_BYTES as u64)
+                (file, info, SEGMENT_HEADER_BYTES as u64, segment::encode_header(next_seq).to_vec())
             }
         };
-        Ok(SegmentAppender {
+        let mut appender = SegmentAppender {
             disk,
             dir,
             segment_bytes_max,
@@ -85,7 +97,31 @@ impl SegmentAppender {
             segments,
             counters,
             spares,
-        })
+            direct_io,
+            direct: None,
+        };
+        appender.open_direct(&before_end)?;
+        Ok(appender)
+    }
+
+    /// Opens the active segment for direct appends, when enabled and offered. `before_end`
+    /// holds its bytes from the start of the block the records end in up to their end.
+    fn open_direct(&mut self, before_end: &[u8]) -> Result<(), StorageError> {
+        self.direct = None;
+        if !self.direct_io {
+            return Ok(());
+        }
+        let path = &self.active_info.path;
+        let file =
+            self.disk.open_direct(path).map_err(|e| StorageError::io("open for direct writes", path, e))?;
+        match file {
+            Some(file) => self.direct = DirectTail::new(file, self.active_written, before_end),
+            None => {
+                tracing::info!(dir = %self.dir.display(), "the file system has no direct I/O: WAL appends are buffered writes and fdatasync");
+                self.direct_io = false;
+            }
+        }
+        Ok(())
     }
 
     /// Encodes `record` (whose sequence number must be the next one) for the next [`sync`],
@@ -105,12 +141,14 @@ impl SegmentAppender {
         Ok(())
     }
 
-    /// Writes every encoded record and fdatasyncs the active segment. When it returns `Ok`,
-    /// every record appended so far is durable.
+    /// Writes every encoded record and fdatasyncs the active segment (a direct write is durable
+    /// already). When it returns `Ok`, every record appended so far is durable.
     pub fn sync(&mut self) -> Result<(), PoisonCause> {
-        self.write()?;
-        let path = &self.active_info.path;
-        self.active.sync_data().map_err(|e| PoisonCause::new("fdatasync", path.clone(), &e))?;
+        let durable = self.write()?;
+        if !durable {
+            let path = &self.active_info.path;
+            self.active.sync_data().map_err(|e| PoisonCause::new("fdatasync", path.clone(), &e))?;
+        }
         self.counters.syncs.fetch_add(1, Ordering::Relaxed);
         if self.buf.capacity() > BUFFER_BYTES_RETAINED_MAX {
             self.buf = Vec::new();
@@ -119,15 +157,29 @@ impl SegmentAppender {
     }
 
     /// Hands every encoded record to the disk without syncing: they may be lost, or torn, by a
-    /// crash until the next [`sync`](SegmentAppender::sync).
-    pub fn write(&mut self) -> Result<(), PoisonCause> {
+    /// crash until the next [`sync`](SegmentAppender::sync). Returns whether everything
+    /// written so far is durable already (every write is, on a direct file).
+    pub fn write(&mut self) -> Result<bool, PoisonCause> {
         if self.buf.is_empty() {
-            return Ok(());
+            return Ok(self.direct.is_some());
         }
         let path = &self.active_info.path;
-        self.active
-            .write_all_at(&self.buf, self.active_written)
-            .map_err(|e| PoisonCause::new("write", path.clone(), &e))?;
+        let durable = match self.direct.as_mut().map(|direct| direct.append(&self.buf)) {
+            Some(Ok(())) => true,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                tracing::warn!(path = %path.display(), error = %e, "the file system refused a direct write: WAL appends are buffered writes and fdatasync from now on");
+                self.direct = None;
+                self.direct_io = false;
+                false
+            }
+            Some(Err(e)) => return Err(PoisonCause::new("direct write", path.clone(), &e)),
+            None => false,
+        };
+        if !durable {
+            self.active
+                .write_all_at(&self.buf, self.active_written)
+                .map_err(|e| PoisonCause::new("write", path.clone(), &e))?;
+        }
         self.active_written += self.buf.len() as u64;
         self.counters.bytes_written.fetch_add(self.buf.len() as u64, Ordering::Relaxed);
         self.buf.clear();
@@ -136,7 +188,7 @@ impl SegmentAppender {
                 spares.ask();
             }
         }
-        Ok(())
+        Ok(durable)
     }
 
     /// Completes the active segment (written and synced) and starts a new one at `first_seq`.
@@ -153,7 +205,7 @@ impl SegmentAppender {
         self.active = file;
         self.active_info = info;
         self.active_written = SEGMENT_HEADER_BYTES as u64;
-        Ok(())
+        self.open_direct(&segment::encode_header(first_seq)).map_err(|e| self.cause("open segment", &e))
     }
 
     fn cause(&self, operation: &'static str, error: &StorageError) -> PoisonCause {

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use super::record::{self, DecodeError, Record, WalSeq, RECORD_HEADER_BYTES};
 use super::segment::{self, SegmentInfo, SEGMENT_HEADER_BYTES};
-use crate::storage::disk::Disk;
+use crate::storage::disk::{Disk, BLOCK_BYTES};
 use crate::storage::error::{CorruptionKind, StorageError};
 
 /// A record handed to the recovery visitor, with where it was found.
@@ -79,6 +79,9 @@ pub struct RecoveryReport {
 pub(crate) struct Tail {
     pub segment: SegmentInfo,
     pub end_offset: u64,
+    /// The segment's bytes from the start of the [`BLOCK_BYTES`] block holding `end_offset` up
+    /// to it, for appending in whole blocks ([`super::direct`]).
+    pub before_end: Vec<u8>,
 }
 
 /// Everything the WAL needs to resume after recovery.
@@ -117,9 +120,9 @@ pub(crate) fn recover_log(
         }
         let is_last = i + 1 == listed.len();
         match recover_segment(disk, dir, seg, is_last, visit, &mut report)? {
-            Some(end_offset) => {
+            Some(recovered) => {
                 segments.push(seg.clone());
-                tail = Some(Tail { segment: seg.clone(), end_offset });
+                tail = Some(recovered);
             }
             None => break,
         }
@@ -145,7 +148,7 @@ fn recover_segment(
     is_last: bool,
     visit: &mut Visitor<'_>,
     report: &mut RecoveryReport,
-) -> Result<Option<u64>, StorageError> {
+) -> Result<Option<Tail>, StorageError> {
     let bytes = disk.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
     report.segments_read += 1;
     let header_seq = match segment::decode_header(&bytes) {
@@ -177,7 +180,9 @@ fn recover_segment(
         }
         report.torn_tail = Some(truncate_torn_tail(disk, seg, offset, &bytes)?);
     }
-    Ok(Some(scan.end_offset as u64))
+    let end = scan.end_offset;
+    let before_end = bytes.get(end - end % BLOCK_BYTES..end).unwrap_or_default().to_vec();
+    Ok(Some(Tail { segment: seg.clone(), end_offset: end as u64, before_end }))
 }
 
 /// The outcome of scanning one segment's records.
