@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::error::{ProposeError, RecoveryError, SnapshotError};
 use crate::log::PersistMark;
 use crate::membership::{ConfChange, Membership};
-use crate::message::{Entry, HardState, Message, Snapshot};
+use crate::message::{Entry, HardState, Message, Snapshot, SnapshotMeta};
 use crate::raft::{Campaign, Raft, ReadState, RecoveredState, Role};
 use crate::tracker::ProgressState;
 use crate::types::{LogIndex, NodeId, PeerRole, Term};
@@ -159,6 +159,19 @@ impl RawNode {
     /// Records the application's snapshot at `index` (already applied); returns it to persist.
     pub fn create_snapshot(&mut self, index: LogIndex, data: Vec<u8>) -> Result<Snapshot, SnapshotError> {
         self.raft.create_snapshot(index, data)
+    }
+
+    /// The metadata of a snapshot at `index` (already applied): the first half of
+    /// [`RawNode::create_snapshot`], for an application that serializes its state elsewhere
+    /// (off its event loop) and hands the result to [`RawNode::adopt_snapshot`].
+    pub fn snapshot_meta(&self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError> {
+        self.raft.snapshot_meta(index)
+    }
+
+    /// Records a snapshot built from [`RawNode::snapshot_meta`]; fails if the log moved past it
+    /// meanwhile (a newer snapshot was installed).
+    pub fn adopt_snapshot(&mut self, snapshot: Snapshot) -> Result<(), SnapshotError> {
+        self.raft.adopt_snapshot(snapshot)
     }
 
     /// Drops log entries up to `index`, which the latest snapshot must cover.

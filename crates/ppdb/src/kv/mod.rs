@@ -33,5 +33,6 @@ pub use command::{
     VALUE_BYTES_MAX,
 };
 pub use reply::{KvError, Reply};
+pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
 pub use txn::{TxnStep, TXN_STEPS_MAX};

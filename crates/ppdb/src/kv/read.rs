@@ -15,16 +15,16 @@ impl KvStore {
     pub fn read(&self, query: &KvRead, now_ms: u64) -> Reply {
         let live = |key: &[u8]| self.get_live(key, now_ms);
         match query {
-            KvRead::Get { key } => Reply::bulk_or_nil(live(key).map(|v| v.data.as_slice())),
+            KvRead::Get { key } => Reply::bulk_or_nil(live(key).map(|v| &v.data[..])),
             KvRead::MGet { keys } => Reply::Array(
-                keys.iter().map(|key| Reply::bulk_or_nil(live(key).map(|v| v.data.as_slice()))).collect(),
+                keys.iter().map(|key| Reply::bulk_or_nil(live(key).map(|v| &v.data[..]))).collect(),
             ),
             KvRead::Exists { keys } => {
                 Reply::Integer(keys.iter().filter(|key| live(key).is_some()).count() as i64)
             }
             KvRead::StrLen { key } => Reply::Integer(live(key).map_or(0, |v| v.data.len() as i64)),
             KvRead::GetRange { key, start, end } => {
-                let data = live(key).map_or(&[][..], |v| v.data.as_slice());
+                let data = live(key).map_or(&[][..], |v| &v.data[..]);
                 Reply::Bulk(get_range(data, *start, *end).to_vec())
             }
             KvRead::Ttl { key } => ttl_reply(self, key, now_ms, false),

@@ -19,6 +19,7 @@ use super::codec::{put_bytes, put_varint, KvDecodeError, Reader};
 use super::command::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use super::scan::scan_hash;
 use super::state_machine::KvStore;
+use super::table::FrozenTable;
 
 const MAGIC: &[u8; 4] = b"PPKV";
 /// The version written.
@@ -27,16 +28,34 @@ const SNAPSHOT_VERSION: u8 = 2;
 const SNAPSHOT_VERSION_KEY_ORDER: u8 = 1;
 const CHECKSUM_BYTES: usize = 4;
 
+/// A shard's key space at one moment ([`KvStore::freeze`]), to serialize on another thread
+/// while the store goes on applying writes.
+#[derive(Debug, Clone)]
+pub struct FrozenKv {
+    entries: FrozenTable,
+}
+
 impl KvStore {
     /// Serializes the whole key space (format in the module docs).
     pub fn snapshot(&self) -> Vec<u8> {
-        let entries = self.entries.in_scan_order();
-        let payload: usize = entries.iter().map(|(k, v)| k.len() + v.data.len() + 12).sum();
-        let mut out = Vec::with_capacity(payload + 16);
+        self.freeze().serialize()
+    }
+
+    /// The key space now, in constant time, for [`FrozenKv::serialize`] later: the store's
+    /// parts are shared copy-on-write (`kv/table.rs`).
+    pub fn freeze(&self) -> FrozenKv {
+        FrozenKv { entries: self.entries.freeze() }
+    }
+}
+
+impl FrozenKv {
+    /// Serializes the frozen key space (format in the module docs).
+    pub fn serialize(self) -> Vec<u8> {
+        let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.push(SNAPSHOT_VERSION);
-        put_varint(&mut out, entries.len() as u64);
-        for (key, value) in entries {
+        put_varint(&mut out, self.entries.len() as u64);
+        self.entries.drain_in_scan_order(|key, value| {
             put_bytes(&mut out, key);
             put_bytes(&mut out, &value.data);
             match value.expire_at_ms {
@@ -46,12 +65,14 @@ impl KvStore {
                     put_varint(&mut out, at);
                 }
             }
-        }
+        });
         let crc = crc32c::crc32c(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
     }
+}
 
+impl KvStore {
     /// Rebuilds a key space from [`KvStore::snapshot`] output; never panics on bad input.
     pub fn restore(snapshot: &[u8]) -> Result<KvStore, KvDecodeError> {
         if snapshot.len() < MAGIC.len() + 1 + CHECKSUM_BYTES {

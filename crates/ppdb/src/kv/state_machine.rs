@@ -11,6 +11,7 @@
 //! whose new expiry is at or before `now` deletes the key at once.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use super::command::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp, VALUE_BYTES_MAX};
 use super::numeric::{format_f64, parse_f64, parse_i64};
@@ -19,11 +20,12 @@ use super::scan::scan_hash;
 use super::table::KeyTable;
 use super::txn::TxnStep;
 
-/// A stored value: the bytes and an optional absolute expiry.
+/// A stored value: the bytes and an optional absolute expiry. The bytes are shared, so a copy
+/// of the key table's part holding them (while a snapshot is serialized) does not copy them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
     /// The string value (binary-safe).
-    pub data: Vec<u8>,
+    pub data: Arc<[u8]>,
     /// Expiry in milliseconds since the Unix epoch; `None` means the key never expires.
     pub expire_at_ms: Option<u64>,
 }
@@ -74,16 +76,14 @@ impl KvStore {
                 if self.entries.contains_key(key.as_slice()) {
                     return Reply::Integer(0);
                 }
-                self.insert(key, value.clone(), None);
+                self.insert(key, value.as_slice(), None);
                 Reply::Integer(1)
             }
-            WriteOp::GetDel { key } => {
-                Reply::bulk_or_nil(self.remove(key).as_ref().map(|v| v.data.as_slice()))
-            }
+            WriteOp::GetDel { key } => Reply::bulk_or_nil(self.remove(key).as_ref().map(|v| &v.data[..])),
             WriteOp::GetEx { key, ttl } => self.get_ex(key, *ttl, now),
             WriteOp::MSet { pairs } => {
                 for (key, value) in pairs {
-                    self.insert(key, value.clone(), None);
+                    self.insert(key, value.as_slice(), None);
                 }
                 Reply::Ok
             }
@@ -92,7 +92,7 @@ impl KvStore {
                     return Reply::Integer(0);
                 }
                 for (key, value) in pairs {
-                    self.insert(key, value.clone(), None);
+                    self.insert(key, value.as_slice(), None);
                 }
                 Reply::Integer(1)
             }
@@ -162,9 +162,11 @@ impl KvStore {
         get: bool,
         now: u64,
     ) -> Reply {
-        let old = self.entries.get(key);
+        // A plain SET needs nothing of the old value: skip the lookup (insert does its own).
+        let needs_old = get || condition != SetCondition::Always || ttl == SetTtl::Keep;
+        let old = if needs_old { self.entries.get(key) } else { None };
         let exists = old.is_some();
-        let old_reply = get.then(|| Reply::bulk_or_nil(old.map(|v| v.data.as_slice())));
+        let old_reply = get.then(|| Reply::bulk_or_nil(old.map(|v| &v.data[..])));
         let refused = match condition {
             SetCondition::Always => false,
             SetCondition::IfAbsent => exists,
@@ -181,7 +183,7 @@ impl KvStore {
         if expire_at_ms.is_some_and(|at| at <= now) {
             self.remove(key);
         } else {
-            self.insert(key, value.to_vec(), expire_at_ms);
+            self.insert(key, value, expire_at_ms);
         }
         old_reply.unwrap_or(Reply::Ok)
     }
@@ -190,7 +192,7 @@ impl KvStore {
         let Some(value) = self.entries.get(key) else {
             return Reply::Nil;
         };
-        let reply = Reply::Bulk(value.data.clone());
+        let reply = Reply::Bulk(value.data.to_vec());
         match ttl {
             GetExTtl::Unchanged => {}
             GetExTtl::Persist => self.set_expiry(key, None),
@@ -213,7 +215,7 @@ impl KvStore {
         let Some(next) = current.checked_add(delta) else {
             return Reply::Error(KvError::IncrOverflow);
         };
-        self.insert(key, next.to_string().into_bytes(), expire_at_ms);
+        self.insert(key, next.to_string().as_bytes(), expire_at_ms);
         Reply::Integer(next)
     }
 
@@ -230,7 +232,7 @@ impl KvStore {
             return Reply::Error(KvError::NanOrInfinity);
         }
         let text = format_f64(next).into_bytes();
-        self.insert(key, text.clone(), expire_at_ms);
+        self.insert(key, &text[..], expire_at_ms);
         Reply::Bulk(text)
     }
 
@@ -241,11 +243,11 @@ impl KvStore {
         }
         match self.entries.get_mut(key) {
             Some(value) => {
-                value.data.extend_from_slice(suffix);
+                value.data = [&value.data[..], suffix].concat().into();
                 Reply::Integer(value.data.len() as i64)
             }
             None => {
-                self.insert(key, suffix.to_vec(), None);
+                self.insert(key, suffix, None);
                 Reply::Integer(suffix.len() as i64)
             }
         }
@@ -264,15 +266,17 @@ impl KvStore {
         // `end <= VALUE_BYTES_MAX` (512 MiB), so both fit in usize.
         let (offset, end) = (offset as usize, end as usize);
         if current_len.is_none() {
-            self.insert(key, Vec::new(), None);
+            self.insert(key, &[][..], None);
         }
         let Some(value) = self.entries.get_mut(key) else {
             return Reply::Integer(0);
         };
-        if value.data.len() < end {
-            value.data.resize(end, 0);
+        let mut data = value.data.to_vec();
+        if data.len() < end {
+            data.resize(end, 0);
         }
-        value.data[offset..end].copy_from_slice(patch);
+        data[offset..end].copy_from_slice(patch);
+        value.data = data.into();
         Reply::Integer(value.data.len() as i64)
     }
 
@@ -305,15 +309,16 @@ impl KvStore {
     }
 
     /// Inserts or replaces `key`, keeping the indexes in step.
-    pub(crate) fn insert(&mut self, key: &[u8], data: Vec<u8>, expire_at_ms: Option<u64>) {
+    pub(crate) fn insert(&mut self, key: &[u8], data: impl Into<Arc<[u8]>>, expire_at_ms: Option<u64>) {
+        let data = data.into();
         debug_assert!(data.len() as u64 <= VALUE_BYTES_MAX, "values are bounded before apply");
         match self.entries.get_mut(key) {
             Some(value) => {
                 value.data = data;
-                self.set_expiry(key, expire_at_ms);
+                change_expiry(&mut self.expiries, key, value, expire_at_ms);
             }
             None => {
-                self.entries.insert(key.to_vec(), Value { data, expire_at_ms });
+                self.entries.insert(key.into(), Value { data, expire_at_ms });
                 self.scan_order.insert((scan_hash(key), key.to_vec()));
                 if let Some(at) = expire_at_ms {
                     self.expiries.insert((at, key.to_vec()));
@@ -324,19 +329,9 @@ impl KvStore {
 
     /// Changes the expiry of an existing key.
     fn set_expiry(&mut self, key: &[u8], expire_at_ms: Option<u64>) {
-        let Some(value) = self.entries.get_mut(key) else {
-            return;
-        };
-        if value.expire_at_ms == expire_at_ms {
-            return;
+        if let Some(value) = self.entries.get_mut(key) {
+            change_expiry(&mut self.expiries, key, value, expire_at_ms);
         }
-        if let Some(old) = value.expire_at_ms {
-            self.expiries.remove(&(old, key.to_vec()));
-        }
-        if let Some(at) = expire_at_ms {
-            self.expiries.insert((at, key.to_vec()));
-        }
-        value.expire_at_ms = expire_at_ms;
     }
 
     /// Removes `key` and its index entries; returns the old value.
@@ -363,12 +358,31 @@ impl KvStore {
     pub(crate) fn check_indexes(&self) {
         assert_eq!(self.scan_order.len(), self.entries.len());
         for (key, value) in self.entries.iter() {
-            assert!(self.scan_order.contains(&(scan_hash(key), key.clone())));
+            assert!(self.scan_order.contains(&(scan_hash(key), key.to_vec())));
             if let Some(at) = value.expire_at_ms {
-                assert!(self.expiries.contains(&(at, key.clone())));
+                assert!(self.expiries.contains(&(at, key.to_vec())));
             }
         }
         let with_ttl = self.entries.iter().filter(|(_, v)| v.expire_at_ms.is_some()).count();
         assert_eq!(self.expiries.len(), with_ttl);
     }
+}
+
+/// Sets `value`'s expiry (the value of `key`), keeping the expiry index in step.
+fn change_expiry(
+    expiries: &mut BTreeSet<(u64, Vec<u8>)>,
+    key: &[u8],
+    value: &mut Value,
+    expire_at_ms: Option<u64>,
+) {
+    if value.expire_at_ms == expire_at_ms {
+        return;
+    }
+    if let Some(old) = value.expire_at_ms {
+        expiries.remove(&(old, key.to_vec()));
+    }
+    if let Some(at) = expire_at_ms {
+        expiries.insert((at, key.to_vec()));
+    }
+    value.expire_at_ms = expire_at_ms;
 }

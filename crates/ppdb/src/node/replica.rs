@@ -1,10 +1,12 @@
 //! One node's replica of one Raft group: the Raft core, the state machine it feeds, and the
 //! client requests waiting on it.
 
-use super::state_machine::StateMachine;
+use super::state_machine::{SnapshotJob, StateMachine};
 use crate::error::Error;
 use crate::storage::wal::GroupId;
-use ppdb_raft::{Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, Term};
+use ppdb_raft::{
+    Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, SnapshotMeta, Term,
+};
 use std::collections::BTreeMap;
 use tokio::sync::oneshot;
 
@@ -189,8 +191,15 @@ pub trait GroupReplica: Send {
     /// Size of the last snapshot taken, installed or recovered from (0 without one).
     fn last_snapshot_bytes(&self) -> u64;
 
-    /// Takes a snapshot of the state machine at the applied index, for a checkpoint.
-    fn take_snapshot(&mut self) -> Result<Snapshot, Error>;
+    /// Starts a snapshot of the state machine at the applied index, for a checkpoint: its
+    /// metadata, and the job that serializes it (run anywhere; see
+    /// [`StateMachine::snapshot_job`]). Entries applied from now on count towards the next one.
+    fn begin_snapshot(&mut self) -> Result<(SnapshotMeta, SnapshotJob), Error>;
+
+    /// Records a snapshot made from [`GroupReplica::begin_snapshot`], once saved, so it can be
+    /// sent to followers. False if the log moved past it meanwhile (a newer snapshot was
+    /// installed).
+    fn adopt_snapshot(&mut self, snapshot: Snapshot) -> bool;
 
     /// On the leader: proposes the state machine's housekeeping command, if it has one and no
     /// earlier one is still in flight.
@@ -283,15 +292,28 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         self.last_snapshot_bytes
     }
 
-    fn take_snapshot(&mut self) -> Result<Snapshot, Error> {
-        let snapshot = self
+    fn begin_snapshot(&mut self) -> Result<(SnapshotMeta, SnapshotJob), Error> {
+        let meta = self
             .raft
-            .create_snapshot(self.applied, self.sm.snapshot())
+            .snapshot_meta(self.applied)
             .map_err(|e| Error::State(format!("snapshot of group {}: {e}", self.group.0)))?;
         self.applied_since_snapshot = 0;
         self.applied_bytes_since_snapshot = 0;
-        self.last_snapshot_bytes = snapshot.data.len() as u64;
-        Ok(snapshot)
+        Ok((meta, self.sm.snapshot_job()))
+    }
+
+    fn adopt_snapshot(&mut self, snapshot: Snapshot) -> bool {
+        let bytes = snapshot.data.len() as u64;
+        match self.raft.adopt_snapshot(snapshot) {
+            Ok(()) => {
+                self.last_snapshot_bytes = bytes;
+                true
+            }
+            Err(e) => {
+                tracing::debug!(group = self.group.0, error = %e, "snapshot not adopted");
+                false
+            }
+        }
     }
 
     fn housekeeping(&mut self, now_ms: u64) {

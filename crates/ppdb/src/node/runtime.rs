@@ -26,7 +26,7 @@ use crate::storage::error::StorageError;
 use crate::storage::wal::GroupId;
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RawNode, RecoveredState, SnapshotMeta, Status};
+use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RawNode, RecoveredState, Snapshot, Status};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -41,14 +41,30 @@ const INPUTS_PER_TURN_MAX: usize = 4096;
 /// logging while its snapshot is being saved, as it does on a multi-thread runtime.
 const SNAPSHOT_SAVE_DELAY_CURRENT_THREAD: Duration = Duration::from_millis(5);
 
-/// A snapshot file being saved off the loop: its group and metadata, and how the save ended.
-type SnapshotSave = BoxFuture<'static, (GroupId, SnapshotMeta, Result<(), StorageError>)>;
+/// A snapshot being serialized and saved off the loop: its group, and the snapshot once its
+/// file is durable (or why it could not be saved).
+type SnapshotSave = BoxFuture<'static, (GroupId, Result<Snapshot, StorageError>)>;
 
 /// WAL segments a group may keep on disk behind its low-water mark before it checkpoints
 /// whatever its entry count, unless they hold less than twice its last snapshot (then the
 /// snapshot rule decides, [`super::replica`]): a group that writes little (the meta group)
 /// would otherwise keep every segment written since its first record, by every group, forever.
 const WAL_SEGMENTS_HELD_MAX: usize = 4;
+
+/// Where one round of [`Runtime::process_readies`] spent its time.
+#[derive(Debug, Default, Clone, Copy)]
+struct RoundTimes {
+    /// Taking the Readies and queueing their records.
+    persist: Duration,
+    /// Applying committed entries and serving reads.
+    apply: Duration,
+    /// Waiting for the WAL to make the records durable.
+    sync: Duration,
+}
+
+/// A turn of the node loop at least this long is logged: it delays heartbeats, so one
+/// approaching the election timeout can cost leadership.
+const SLOW_TURN: Duration = Duration::from_millis(100);
 
 /// Ticks between two housekeeping rounds on leaders.
 const HOUSEKEEPING_TICKS: u64 = 10;
@@ -153,6 +169,8 @@ pub struct Runtime<S: StateMachine> {
     snapshot_saves: FuturesUnordered<SnapshotSave>,
     /// The groups whose snapshot is being saved: one at a time per group.
     saving_snapshot: BTreeSet<GroupId>,
+    /// Where the last round's time went, for the slow-turn warning.
+    round_times: RoundTimes,
 }
 
 impl<S: StateMachine> Runtime<S> {
@@ -197,6 +215,7 @@ impl<S: StateMachine> Runtime<S> {
             traffic_window_start: None,
             snapshot_saves: FuturesUnordered::new(),
             saving_snapshot: BTreeSet::new(),
+            round_times: RoundTimes::default(),
         })
     }
 
@@ -229,6 +248,8 @@ impl<S: StateMachine> Runtime<S> {
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let mut turn = "input";
+            let started = tokio::time::Instant::now();
             tokio::select! {
                 biased;
                 changed = shutdown.changed() => {
@@ -236,10 +257,12 @@ impl<S: StateMachine> Runtime<S> {
                         break;
                     }
                 }
-                Some((group, meta, saved)) = self.snapshot_saves.next(), if !self.snapshot_saves.is_empty() => {
-                    self.finish_checkpoint(group, meta, saved)?;
+                Some((group, saved)) = self.snapshot_saves.next(), if !self.snapshot_saves.is_empty() => {
+                    turn = "checkpoint";
+                    self.finish_checkpoint(group, saved)?;
                 }
                 _ = ticker.tick() => {
+                    turn = "tick";
                     ticks += 1;
                     self.tick(ticks);
                     if ticks % HOUSEKEEPING_TICKS == 0 {
@@ -266,9 +289,25 @@ impl<S: StateMachine> Runtime<S> {
                 }
                 else => break,
             }
+            let worked = tokio::time::Instant::now();
+            self.round_times = RoundTimes::default();
             self.process_readies().await?;
             for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
                 self.leaders.set(group, replica.raft().leader());
+            }
+            let took = started.elapsed();
+            if took >= SLOW_TURN {
+                let waited = started.elapsed().saturating_sub(worked.elapsed());
+                tracing::warn!(
+                    node = %self.config.node,
+                    turn,
+                    took_ms = took.as_millis() as u64,
+                    before_readies_ms = waited.as_millis() as u64,
+                    persist_ms = self.round_times.persist.as_millis() as u64,
+                    apply_ms = self.round_times.apply.as_millis() as u64,
+                    wal_sync_ms = self.round_times.sync.as_millis() as u64,
+                    "slow turn of the node loop: heartbeats and client requests waited"
+                );
             }
         }
         tracing::info!(node = %self.config.node, "node runtime stopped");
@@ -445,6 +484,7 @@ impl<S: StateMachine> Runtime<S> {
         // snapshot to install first): they are durable on a majority already and do not
         // depend on this round's writes, so clients get their answers one fsync sooner.
         let mut last_ticket = None;
+        let persisting = tokio::time::Instant::now();
         let hold = self.storage.hold_writes();
         for (group, ready) in readies.iter_mut() {
             if let Some(ticket) = self.storage.persist(*group, ready)? {
@@ -459,6 +499,8 @@ impl<S: StateMachine> Runtime<S> {
         }
         // The whole round is queued: one write and one fdatasync take it.
         drop(hold);
+        self.round_times.persist = persisting.elapsed();
+        let applying = tokio::time::Instant::now();
         let mut directory_changed = false;
         for (group, ready) in readies.iter_mut().filter(|(_, ready)| ready.snapshot.is_none()) {
             directory_changed |= *group == META_GROUP && !ready.committed_entries.is_empty();
@@ -467,8 +509,11 @@ impl<S: StateMachine> Runtime<S> {
                 replica.confirm_reads(std::mem::take(&mut ready.read_states));
             }
         }
+        self.round_times.apply = applying.elapsed();
         if let Some(ticket) = last_ticket {
+            let waiting = tokio::time::Instant::now();
             ticket.await?;
+            self.round_times.sync = waiting.elapsed();
         }
         for (group, ready) in readies {
             let entries_between_snapshots = self.config.entries_between_snapshots;
@@ -529,35 +574,35 @@ impl<S: StateMachine> Runtime<S> {
         Ok(())
     }
 
-    /// Snapshots a group's state machine and starts saving its file off the loop (a snapshot of
-    /// a large state is hundreds of megabytes, and the loop must keep sending heartbeats and
-    /// taking writes meanwhile); [`Runtime::finish_checkpoint`] completes the checkpoint once the
-    /// file is durable. Serializing the state still happens here, on the loop.
+    /// Checkpoints a group: freezes its state machine's state at the applied index and
+    /// serializes and saves it off the loop (a snapshot of a large state is hundreds of
+    /// megabytes, and the loop must keep sending heartbeats and taking writes meanwhile);
+    /// [`Runtime::finish_checkpoint`] completes the checkpoint once the file is durable.
     fn checkpoint(&mut self, group: GroupId) -> Result<(), Error> {
         if self.saving_snapshot.contains(&group) {
             return Ok(());
         }
         let storage = Arc::clone(&self.storage);
         let Some(replica) = self.replica_mut(group) else { return Ok(()) };
-        let snapshot = replica.take_snapshot()?;
-        let meta = snapshot.meta.clone();
+        let (meta, job) = replica.begin_snapshot()?;
+        let build = move || {
+            let snapshot = Snapshot { meta, data: Arc::new(job()) };
+            storage.save_snapshot_file(group, &snapshot).map(|()| snapshot)
+        };
         let save: SnapshotSave = match tokio::runtime::Handle::current().runtime_flavor() {
             tokio::runtime::RuntimeFlavor::CurrentThread => Box::pin(async move {
                 tokio::time::sleep(SNAPSHOT_SAVE_DELAY_CURRENT_THREAD).await;
-                let saved = storage.save_snapshot_file(group, &snapshot);
-                (group, meta, saved)
+                (group, build())
             }),
             _ => Box::pin(async move {
-                let saved = tokio::task::spawn_blocking(move || storage.save_snapshot_file(group, &snapshot))
-                    .await
-                    .unwrap_or_else(|e| {
-                        Err(StorageError::io(
-                            "save on the snapshot thread",
-                            "snapshots",
-                            std::io::Error::other(e.to_string()),
-                        ))
-                    });
-                (group, meta, saved)
+                let saved = tokio::task::spawn_blocking(build).await.unwrap_or_else(|e| {
+                    Err(StorageError::io(
+                        "save on the snapshot thread",
+                        "snapshots",
+                        std::io::Error::other(e.to_string()),
+                    ))
+                });
+                (group, saved)
             }),
         };
         self.saving_snapshot.insert(group);
@@ -565,28 +610,29 @@ impl<S: StateMachine> Runtime<S> {
         Ok(())
     }
 
-    /// Completes a checkpoint whose snapshot file is saved: makes the snapshot the base of the
-    /// group's durable state, with the log entries after it as they are now, and compacts the
-    /// in-memory log. Skipped when the group installed a newer snapshot from its leader
-    /// meanwhile (that one is the base already) or left this node. A failed save is fatal to
-    /// the node, as any failed write to its storage.
+    /// Completes a checkpoint whose snapshot file is saved: hands the snapshot to the group's
+    /// Raft core (to send to followers), makes it the base of the group's durable state, with
+    /// the log entries after it as they are now, and compacts the in-memory log. Skipped when
+    /// the group installed a newer snapshot from its leader meanwhile (that one is the base
+    /// already) or left this node. A failed save is fatal to the node, as any failed write to
+    /// its storage.
     fn finish_checkpoint(
         &mut self,
         group: GroupId,
-        meta: SnapshotMeta,
-        saved: Result<(), StorageError>,
+        saved: Result<Snapshot, StorageError>,
     ) -> Result<(), Error> {
         self.saving_snapshot.remove(&group);
-        saved?;
+        let snapshot = saved?;
         let storage = Arc::clone(&self.storage);
         let kept = self.config.entries_kept_after_snapshot;
         let Some(replica) = self.replica_mut(group) else { return Ok(()) };
-        let raft = replica.raft();
+        let meta = snapshot.meta.clone();
         // The log's base moves past this snapshot only by installing a newer one.
-        if raft.snapshot_index() > meta.index {
+        if !replica.adopt_snapshot(snapshot) {
             tracing::debug!(group = group.0, index = %meta.index, "a newer snapshot replaced this one");
             return Ok(());
         }
+        let raft = replica.raft();
         let index = meta.index;
         let last = raft.last_index();
         let tail: Vec<_> = (index.0 + 1..=last.0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();

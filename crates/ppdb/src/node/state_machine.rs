@@ -2,6 +2,10 @@
 
 use ppdb_raft::LogIndex;
 
+/// Serializes a state machine's state as of when the job was made
+/// ([`StateMachine::snapshot_job`]).
+pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 /// A deterministic state machine replicated by a Raft group. Every replica applies the same
 /// commands in the same order and must reach the same state: no clocks, no randomness, no
 /// I/O in `apply` (anything time-dependent, such as expiry, is decided by the proposer and
@@ -20,6 +24,15 @@ pub trait StateMachine: Send + Sized + 'static {
 
     /// Serializes the whole state (for a Raft snapshot).
     fn snapshot(&self) -> Vec<u8>;
+
+    /// The state as it is now, serialized later by calling the job, perhaps on another thread
+    /// while the state goes on changing. A large state should hand out a cheap frozen view
+    /// (the key-value store shares its parts copy-on-write), so that the node's loop never
+    /// stalls for a snapshot; the default serializes at once.
+    fn snapshot_job(&self) -> SnapshotJob {
+        let data = self.snapshot();
+        Box::new(move || data)
+    }
 
     /// Rebuilds a state from snapshot data; empty data is the empty initial state.
     fn restore(data: &[u8]) -> Result<Self, String>;

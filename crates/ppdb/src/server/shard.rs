@@ -1,6 +1,7 @@
 //! The key-value state machine as the node runtime replicates it: one [`KvShard`] per shard.
 
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
+use crate::node::state_machine::SnapshotJob;
 use crate::node::StateMachine;
 use ppdb_raft::LogIndex;
 
@@ -44,6 +45,11 @@ impl StateMachine for KvShard {
 
     fn snapshot(&self) -> Vec<u8> {
         self.store.snapshot()
+    }
+
+    fn snapshot_job(&self) -> SnapshotJob {
+        let frozen = self.store.freeze();
+        Box::new(move || frozen.serialize())
     }
 
     fn restore(data: &[u8]) -> Result<Self, String> {

@@ -13,21 +13,38 @@ impl Raft {
     /// Records the application's snapshot of its state at `index` (which must be applied), so
     /// it can be sent to followers. Returns it for the caller to persist.
     pub fn create_snapshot(&mut self, index: LogIndex, data: Vec<u8>) -> Result<Snapshot, SnapshotError> {
+        let snapshot = Snapshot { meta: self.snapshot_meta(index)?, data: Arc::new(data) };
+        self.adopt_snapshot(snapshot.clone())?;
+        Ok(snapshot)
+    }
+
+    /// The metadata a snapshot of the state at `index` (which must be applied, and not older
+    /// than the current snapshot) carries: its term and the membership in force there.
+    pub fn snapshot_meta(&self, index: LogIndex) -> Result<SnapshotMeta, SnapshotError> {
         if index > self.log.applied() {
             return Err(SnapshotError::NotApplied { index, applied: self.log.applied() });
         }
         let current = self.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        let out_of_date =
+            || SnapshotError::OutOfDate { index, snapshot: current.max(self.log.snapshot_index()) };
         if index < current || index < self.log.snapshot_index() {
-            return Err(SnapshotError::OutOfDate { index, snapshot: current.max(self.log.snapshot_index()) });
+            return Err(out_of_date());
         }
-        let term = self
-            .log
-            .term(index)
-            .ok_or(SnapshotError::OutOfDate { index, snapshot: self.log.snapshot_index() })?;
-        let meta = SnapshotMeta { index, term, membership: self.membership_at(index) };
-        let snapshot = Snapshot { meta, data: Arc::new(data) };
-        self.snapshot = Some(snapshot.clone());
-        Ok(snapshot)
+        let term = self.log.term(index).ok_or_else(out_of_date)?;
+        Ok(SnapshotMeta { index, term, membership: self.membership_at(index) })
+    }
+
+    /// Records a snapshot the application built from [`Raft::snapshot_meta`] and its state at
+    /// that index (perhaps serialized elsewhere meanwhile), so it can be sent to followers.
+    /// Fails if the log has moved past it (a newer snapshot was installed or created).
+    pub fn adopt_snapshot(&mut self, snapshot: Snapshot) -> Result<(), SnapshotError> {
+        let meta = self.snapshot_meta(snapshot.meta.index)?;
+        if meta != snapshot.meta {
+            // Applied entries never change, so this means the log was replaced under it.
+            return Err(SnapshotError::OutOfDate { index: meta.index, snapshot: self.log.snapshot_index() });
+        }
+        self.snapshot = Some(snapshot);
+        Ok(())
     }
 
     /// Drops log entries up to `index`, which the latest snapshot must cover. Followers that
