@@ -62,8 +62,10 @@ impl KvStore {
     /// Applies one operation at the entry's time `now`.
     fn apply_op(&mut self, op: &WriteOp, now: u64) -> Reply {
         // Lazy expiry first, as Redis's lookupKeyWrite does: a write never sees an expired key.
-        // A transaction's steps each do it for themselves.
-        if !matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. }) {
+        // A transaction's steps each do it for themselves. When no key at all is expired (the
+        // earliest expiry is still ahead), there is nothing to look up.
+        let any_expired = self.expiries.first().is_some_and(|(at, _)| now > *at);
+        if any_expired && !matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. }) {
             for key in op.keys() {
                 self.remove_if_expired(key, now);
             }

@@ -234,7 +234,7 @@ impl Executor {
         while !remaining.is_empty() {
             let answers = if target == self.node {
                 self.traffic.record(self.node, remaining.len() as u64);
-                self.local(shard, remaining.clone()).await
+                self.local(shard, &remaining).await
             } else {
                 self.remote(target, shard, &remaining).await
             };
@@ -265,14 +265,14 @@ impl Executor {
 
     /// Submits `ops` to this node's replica of `shard` now (so calls keep their order) and
     /// returns the wait for their answers.
-    fn local(&self, shard: u64, ops: Vec<ShardOp>) -> BoxFuture<'static, Vec<Result<Reply, Error>>> {
+    fn local(&self, shard: u64, ops: &[ShardOp]) -> BoxFuture<'static, Vec<Result<Reply, Error>>> {
         let group = GroupId(shard);
         let mut writes = Vec::new();
         let mut reads = Vec::new();
         for op in ops {
             match op {
                 ShardOp::Write(write) => writes.push(write.encode()),
-                ShardOp::Read(read) => reads.push(ShardQuery { read, now_ms: wall_clock_ms() }),
+                ShardOp::Read(read) => reads.push(ShardQuery { read: read.clone(), now_ms: wall_clock_ms() }),
             }
         }
         match (writes.is_empty(), reads.is_empty()) {
@@ -366,7 +366,7 @@ impl Executor {
         match forward::decode_request(request) {
             Ok((shard, ops)) if (1..=self.shards).contains(&shard) => {
                 self.traffic.record(from, ops.len() as u64);
-                let answers = self.local(shard, ops);
+                let answers = self.local(shard, &ops);
                 Box::pin(async move {
                     let outcomes: Vec<ForwardOutcome> =
                         answers.await.into_iter().map(forward::outcome_of).collect();
