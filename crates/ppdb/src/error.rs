@@ -74,6 +74,16 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A listener could not be opened at startup (the address is taken, or not this host's).
+    #[error("cannot listen for {role} on {addr}: {reason}")]
+    Listen {
+        /// Who would have connected there: "peers" or "clients".
+        role: &'static str,
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The OS error.
+        reason: String,
+    },
     /// An operation did not finish within its deadline; its outcome is unknown.
     #[error("timed out after {elapsed_ms} ms waiting for {operation}; the outcome is unknown")]
     Timeout {
@@ -121,7 +131,7 @@ impl Error {
     /// The seed's error code for this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Network { .. } => ErrorCode::Network,
+            Error::Network { .. } | Error::Listen { .. } => ErrorCode::Network,
             Error::Timeout { .. } => ErrorCode::Timeout,
             Error::Consensus(_) | Error::ProposalDropped { .. } => ErrorCode::Consensus,
             Error::Remote { code, .. } => *code,
@@ -144,6 +154,16 @@ mod tests {
         assert!(timeout.to_string().contains("outcome is unknown"));
         assert_eq!(Error::Partition { group: 3 }.code().as_str(), "PARTITION");
         assert_eq!(Error::State("node is leaving".into()).code(), ErrorCode::State);
+        let taken = Error::Listen {
+            role: "peers",
+            addr: "127.0.0.1:7101".parse().unwrap(),
+            reason: "Address already in use (os error 98)".into(),
+        };
+        assert_eq!(taken.code(), ErrorCode::Network);
+        assert_eq!(
+            taken.to_string(),
+            "cannot listen for peers on 127.0.0.1:7101: Address already in use (os error 98)"
+        );
         let corrupt: Error = crate::storage::StorageError::Corruption {
             file: "/data/wal/00000000000000000001.wal".into(),
             offset: 24,

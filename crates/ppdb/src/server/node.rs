@@ -346,7 +346,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await
-        .map_err(|e| Error::State(format!("cannot listen for clients on {}: {e}", config.client_addr)))?;
+        .map_err(|e| Error::Listen { role: "clients", addr: config.client_addr, reason: e.to_string() })?;
     tokio::spawn(listener::serve(client_listener, ctx, CLIENT_CONNECTIONS_MAX, stop_rx.clone()));
     let admin_addr = config.admin_addr;
     let admin_stop = stop_rx.clone();

@@ -133,9 +133,8 @@ impl From<TransportError> for crate::Error {
                 crate::Error::Network { peer: format!("node {peer}"), reason: e.to_string() }
             }
             TransportError::InvalidConfig(_) | TransportError::Shutdown => crate::Error::State(e.to_string()),
-            TransportError::TooLarge { .. }
-            | TransportError::Bind { .. }
-            | TransportError::Misaddressed { .. } => {
+            TransportError::Bind { addr, reason } => crate::Error::Listen { role: "peers", addr, reason },
+            TransportError::TooLarge { .. } | TransportError::Misaddressed { .. } => {
                 crate::Error::Network { peer: "-".into(), reason: e.to_string() }
             }
         }
