@@ -11,9 +11,13 @@
 //!   accepted when the latest snapshot file covers the gap (and is corruption otherwise).
 //!
 //! A snapshot file holds the encoded snapshot metadata followed by the state machine's data.
-//! A *checkpoint* (after a snapshot) appends the marker, the current hard state and the log
-//! entries after the snapshot, then tells the WAL the group needs nothing older, so segments
-//! behind every group's checkpoint can be deleted.
+//! A *checkpoint* (after a snapshot) appends the marker and the current hard state, then tells
+//! the WAL the group needs nothing older than the record holding the first entry after the
+//! snapshot (or than the marker, when no entry follows it), so segments behind every group's
+//! checkpoint can be deleted. The entries after the snapshot stay where they were written: on
+//! replay they come before the marker, which drops what the snapshot covers and keeps them.
+//! (Entries that were never written to the WAL, a new group's first entries, are appended
+//! after the marker instead.)
 
 use crate::codec::{self, Decoder, Encoder};
 use crate::storage::disk::Disk;
@@ -22,7 +26,7 @@ use crate::storage::snapshot_file::SnapshotStore;
 use crate::storage::wal::{
     DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq, WriteHold,
 };
-use ppdb_raft::{Entry, HardState, Ready, RecoveredState, Snapshot, SnapshotMeta};
+use ppdb_raft::{Entry, HardState, LogIndex, Ready, RecoveredState, Snapshot, SnapshotMeta};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -33,6 +37,33 @@ pub struct RaftStorage {
     snapshots: SnapshotStore,
     /// Each group's latest hard state, and whether it still waits to be appended.
     hard_states: Mutex<BTreeMap<GroupId, (HardState, bool)>>,
+    /// Where each group's entries are in the WAL ([`EntryRecords`]).
+    entry_records: Mutex<BTreeMap<GroupId, EntryRecords>>,
+}
+
+/// The WAL records holding a group's log entries: the first index of each `Entries` record
+/// still needed → the record's sequence number. A record starting at index `i` replaces
+/// everything from `i` on, so it replaces the later records here too, and the record holding
+/// index `j` is the one with the greatest first index at or below `j`.
+#[derive(Debug, Default, Clone)]
+struct EntryRecords(BTreeMap<u64, WalSeq>);
+
+impl EntryRecords {
+    /// Notes a record of entries from `first` on, written at `seq`.
+    fn wrote(&mut self, first: u64, seq: WalSeq) {
+        self.0.split_off(&first);
+        self.0.insert(first, seq);
+    }
+
+    /// The record holding entry `index` (its first index and sequence number), if noted.
+    fn holding(&self, index: u64) -> Option<(u64, WalSeq)> {
+        self.0.range(..=index).next_back().map(|(&first, &seq)| (first, seq))
+    }
+
+    /// Forgets the records that start before `first`: the WAL no longer keeps them.
+    fn drop_before(&mut self, first: u64) {
+        self.0 = self.0.split_off(&first);
+    }
 }
 
 /// What replaying the WAL yields for one group, before its snapshot file is read.
@@ -45,6 +76,8 @@ struct GroupReplay {
     /// marker is appended, so a crash can keep the file and lose the marker; the node then
     /// restarts from the file and logs the entries after it.
     gap: Option<(u64, StorageError)>,
+    /// The records the entries came from.
+    records: EntryRecords,
 }
 
 impl GroupReplay {
@@ -56,6 +89,7 @@ impl GroupReplay {
             RecordKind::Entries => {
                 let entries = codec::decode_entries(&mut d).map_err(bad)?;
                 let Some(first) = entries.first() else { return Ok(()) };
+                self.records.wrote(first.index.0, record.record.seq);
                 let keep = self.entries.partition_point(|e| e.index < first.index);
                 self.entries.truncate(keep);
                 if self.entries.last().is_some_and(|last| last.index.next() != first.index) {
@@ -118,7 +152,9 @@ impl RaftStorage {
         })?;
         tracing::info!(groups = replays.len(), next_seq = report.next_seq.0, "recovered write-ahead log");
         let mut recovered = BTreeMap::new();
+        let mut entry_records = BTreeMap::new();
         for (group, mut replay) in replays {
+            entry_records.insert(group, replay.records.clone());
             let snapshot = match snapshots.load_latest(group)? {
                 Some(loaded) => {
                     let snapshot =
@@ -140,7 +176,8 @@ impl RaftStorage {
         }
         let hard_states =
             Mutex::new(recovered.iter().map(|(&g, state)| (g, (state.hard_state, false))).collect());
-        Ok((RaftStorage { wal, snapshots, hard_states }, recovered))
+        let entry_records = Mutex::new(entry_records);
+        Ok((RaftStorage { wal, snapshots, hard_states, entry_records }, recovered))
     }
 
     /// Step 1 of the Ready contract for `group`: queues its snapshot, entries and hard state.
@@ -159,12 +196,14 @@ impl RaftStorage {
         let _hold = self.wal.hold_writes();
         let mut ticket = None;
         if let Some(snapshot) = &ready.snapshot {
+            // The snapshot replaces the log: no earlier record holds an entry after it.
+            self.entry_records(group, |records| *records = EntryRecords::default());
             ticket = Some(self.save_snapshot(group, snapshot)?);
         }
-        if !ready.entries.is_empty() {
-            let mut e = Encoder::default();
-            codec::encode_entries(&mut e, &ready.entries);
-            ticket = Some(self.wal.append(group, RecordKind::Entries, e.finish())?);
+        if let Some(first) = ready.entries.first() {
+            let written = self.append_entries(group, &ready.entries)?;
+            self.entry_records(group, |records| records.wrote(first.index.0, written.seq()));
+            ticket = Some(written);
         }
         let mut states = self.hard_states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let latest = states.entry(group).or_insert((HardState::default(), false));
@@ -192,6 +231,18 @@ impl RaftStorage {
         self.wal.hold_writes()
     }
 
+    /// Runs `f` on `group`'s entry records.
+    fn entry_records<T>(&self, group: GroupId, f: impl FnOnce(&mut EntryRecords) -> T) -> T {
+        let mut all = self.entry_records.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(all.entry(group).or_default())
+    }
+
+    fn append_entries(&self, group: GroupId, entries: &[Entry]) -> Result<DurableTicket, StorageError> {
+        let mut e = Encoder::default();
+        codec::encode_entries(&mut e, entries);
+        self.wal.append(group, RecordKind::Entries, e.finish())
+    }
+
     /// Records `hs` as `group`'s latest hard state, written now.
     fn remember_hard_state(&self, group: GroupId, hs: HardState) {
         let mut states = self.hard_states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -211,8 +262,10 @@ impl RaftStorage {
         self.wal.append(group, RecordKind::SnapshotMarker, e.finish())
     }
 
-    /// Makes `snapshot` the base of `group`'s durable state: saves its file, then
-    /// [`RaftStorage::finish_checkpoint`]. Blocks on the file's fsyncs and the WAL's.
+    /// Makes `snapshot` and `tail`, the entries after it, `group`'s durable state (a new
+    /// group's first state): saves the file, then [`RaftStorage::finish_checkpoint`], appending
+    /// `tail` whatever the WAL held for the group before. Blocks on the file's fsyncs and the
+    /// WAL's.
     pub fn checkpoint(
         &self,
         group: GroupId,
@@ -221,7 +274,9 @@ impl RaftStorage {
         tail: &[Entry],
     ) -> Result<(), StorageError> {
         self.save_snapshot_file(group, snapshot)?;
-        self.finish_checkpoint(group, &snapshot.meta, hard_state, tail)
+        self.entry_records(group, |records| *records = EntryRecords::default());
+        let last_index = tail.last().map_or(snapshot.meta.index, |entry| entry.index);
+        self.finish_checkpoint(group, &snapshot.meta, hard_state, last_index, || tail.to_vec())
     }
 
     /// The first half of a checkpoint: saves `snapshot`'s file durably, and nothing else, so it
@@ -233,34 +288,50 @@ impl RaftStorage {
         Ok(())
     }
 
-    /// The second half of a checkpoint, once the snapshot described by `meta` is saved:
-    /// appends its marker, the current hard state and the log entries after it (`tail`),
-    /// waits until durable, then lets the WAL and the snapshot directory drop everything
-    /// older. Blocks on the WAL's fsync.
+    /// The second half of a checkpoint, once the snapshot described by `meta` is saved and the
+    /// group's log runs to `last_index`: appends the snapshot's marker and the current hard
+    /// state, waits until durable, then lets the WAL drop every record older than the one
+    /// holding the first entry after the snapshot (see the module docs) and the snapshot
+    /// directory every older snapshot. Entries after the snapshot that no WAL record holds (a
+    /// new group's first entries) are taken from `tail` and appended after the marker. Blocks
+    /// on the WAL's fsync.
     pub fn finish_checkpoint(
         &self,
         group: GroupId,
         meta: &SnapshotMeta,
         hard_state: &HardState,
-        tail: &[Entry],
+        last_index: LogIndex,
+        tail: impl FnOnce() -> Vec<Entry>,
     ) -> Result<(), StorageError> {
+        let after = meta.index.0 + 1;
+        let kept = match last_index.0 >= after {
+            true => self.entry_records(group, |records| records.holding(after)),
+            false => None,
+        };
         let mut e = Encoder::default();
         codec::encode_snapshot_meta(&mut e, meta);
         let marker = self.wal.append(group, RecordKind::SnapshotMarker, e.finish())?;
         let marker_seq: WalSeq = marker.seq();
         self.remember_hard_state(group, *hard_state);
         let mut last = self.append_hard_state(group, hard_state)?;
-        if !tail.is_empty() {
-            let mut e = Encoder::default();
-            codec::encode_entries(&mut e, tail);
-            last = self.wal.append(group, RecordKind::Entries, e.finish())?;
+        let mut needed_from = (after, marker_seq);
+        if let Some(record) = kept {
+            needed_from = record;
+        } else if last_index.0 >= after {
+            let tail: Vec<Entry> = tail().into_iter().filter(|entry| entry.index.0 >= after).collect();
+            if let Some(first) = tail.first() {
+                last = self.append_entries(group, &tail)?;
+                self.entry_records(group, |records| records.wrote(first.index.0, last.seq()));
+            }
         }
         // Records become durable in order: the last one durable means all are.
         last.wait()?;
-        self.wal.release(group, marker_seq);
+        let (first_kept, seq) = needed_from;
+        self.wal.release(group, seq.min(marker_seq));
+        self.entry_records(group, |records| records.drop_before(first_kept.min(after)));
         self.snapshots.remove_older_than(group, meta.index.0)?;
         let removed = self.wal.compact()?;
-        tracing::debug!(group = group.0, index = meta.index.0, removed, "checkpoint");
+        tracing::debug!(group = group.0, index = meta.index.0, removed, kept_from = seq.0, "checkpoint");
         Ok(())
     }
 
@@ -394,6 +465,57 @@ mod tests {
         let (_storage, recovered) = RaftStorage::open(disk, dir, config()).unwrap();
         assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
         assert_eq!(recovered[&group].entries, after);
+    }
+
+    /// A checkpoint leaves the entries after the snapshot in the records that hold them (it
+    /// appends no copy), releases the WAL from the record holding the first of them, and a
+    /// restart, also after a crash, recovers the snapshot and exactly those entries.
+    #[test]
+    fn checkpoint_keeps_the_entries_after_the_snapshot_where_they_are() {
+        use crate::storage::disk::CrashFaults;
+        let sim = Arc::new(SimDisk::new(5));
+        let disk: Arc<dyn Disk> = sim.clone();
+        let dir = Path::new("/node");
+        let config = || WalConfig { segment_bytes_max: 4096, preallocate: false, ..WalConfig::default() };
+        let group = GroupId(1);
+        let mut snapshot = RecoveredState::bootstrap([NodeId(1), NodeId(2), NodeId(3)]).snapshot.unwrap();
+        let (storage, _) = RaftStorage::open(Arc::clone(&disk), dir, config()).unwrap();
+        let mut log = Vec::new();
+        // Records of one or two large entries: a few per segment, so the WAL really deletes
+        // the segments before the one a checkpoint keeps from.
+        let mut first = 2;
+        while first < 200 {
+            let count = 1 + first % 2;
+            let entries: Vec<Entry> = (first..first + count).map(|i| entry(i, 1, &[i as u8; 1200])).collect();
+            storage.persist(group, &ready(entries.clone(), None)).unwrap().unwrap().wait().unwrap();
+            log.extend(entries);
+            first += count;
+        }
+        let segments_before = storage.wal().segment_paths().len();
+        // Index 150 ends the record holding 149..=150; so does 151 for 151..=152 and so on.
+        snapshot.meta.index = LogIndex(150);
+        storage.save_snapshot_file(group, &snapshot).unwrap();
+        let hs = HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(190) };
+        let last = log.last().unwrap().index;
+        storage
+            .finish_checkpoint(group, &snapshot.meta, &hs, last, || panic!("the tail is in the WAL"))
+            .unwrap();
+        let segments_after = storage.wal().segment_paths().len();
+        assert!(
+            segments_after < segments_before,
+            "{segments_before} segments before, {segments_after} after"
+        );
+        let more: Vec<Entry> = (first..first + 3).map(|i| entry(i, 1, b"z")).collect();
+        storage.persist(group, &ready(more.clone(), None)).unwrap().unwrap().wait().unwrap();
+        log.extend(more);
+        drop(storage);
+        sim.crash(CrashFaults { torn_writes: true, flip_bit: false });
+        let (_storage, recovered) = RaftStorage::open(disk, dir, config()).unwrap();
+        let state = &recovered[&group];
+        assert_eq!(state.snapshot.as_ref().map(|s| s.meta.index), Some(LogIndex(150)));
+        let expected: Vec<Entry> = log.into_iter().filter(|e| e.index.0 > 150).collect();
+        assert_eq!(state.entries, expected);
+        assert_eq!(state.hard_state.commit, LogIndex(190));
     }
 
     #[test]

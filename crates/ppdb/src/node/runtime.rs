@@ -635,9 +635,9 @@ impl<S: StateMachine> Runtime<S> {
         let raft = replica.raft();
         let index = meta.index;
         let last = raft.last_index();
-        let tail: Vec<_> = (index.0 + 1..=last.0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();
         let hard_state = raft.hard_state();
-        blocking(|| storage.finish_checkpoint(group, &meta, &hard_state, &tail))?;
+        let tail = || (index.0 + 1..=last.0).filter_map(|i| raft.entry(LogIndex(i)).cloned()).collect();
+        blocking(|| storage.finish_checkpoint(group, &meta, &hard_state, last, tail))?;
         let compact_to = LogIndex(index.0.saturating_sub(kept));
         raft.compact(compact_to).map_err(|e| Error::State(format!("compact group {}: {e}", group.0)))?;
         Ok(())
