@@ -45,7 +45,7 @@ pub struct RaftStorage {
 /// still needed → the record's sequence number. A record starting at index `i` replaces
 /// everything from `i` on, so it replaces the later records here too, and the record holding
 /// index `j` is the one with the greatest first index at or below `j`.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct EntryRecords(BTreeMap<u64, WalSeq>);
 
 impl EntryRecords {
@@ -154,7 +154,7 @@ impl RaftStorage {
         let mut recovered = BTreeMap::new();
         let mut entry_records = BTreeMap::new();
         for (group, mut replay) in replays {
-            entry_records.insert(group, replay.records.clone());
+            entry_records.insert(group, std::mem::take(&mut replay.records));
             let snapshot = match snapshots.load_latest(group)? {
                 Some(loaded) => {
                     let snapshot =
@@ -314,24 +314,34 @@ impl RaftStorage {
         let marker_seq: WalSeq = marker.seq();
         self.remember_hard_state(group, *hard_state);
         let mut last = self.append_hard_state(group, hard_state)?;
-        let mut needed_from = (after, marker_seq);
-        if let Some(record) = kept {
-            needed_from = record;
-        } else if last_index.0 >= after {
-            let tail: Vec<Entry> = tail().into_iter().filter(|entry| entry.index.0 >= after).collect();
-            if let Some(first) = tail.first() {
-                last = self.append_entries(group, &tail)?;
-                self.entry_records(group, |records| records.wrote(first.index.0, last.seq()));
+        // The first index and the WAL record the group needs from on.
+        let (records_from, release_from) = match kept {
+            Some(record) => record,
+            None => {
+                let tail: Vec<Entry> = match last_index.0 >= after {
+                    true => tail().into_iter().filter(|entry| entry.index.0 >= after).collect(),
+                    false => Vec::new(),
+                };
+                if let Some(first) = tail.first() {
+                    last = self.append_entries(group, &tail)?;
+                    self.entry_records(group, |records| records.wrote(first.index.0, last.seq()));
+                }
+                (after, marker_seq)
             }
-        }
+        };
         // Records become durable in order: the last one durable means all are.
         last.wait()?;
-        let (first_kept, seq) = needed_from;
-        self.wal.release(group, seq.min(marker_seq));
-        self.entry_records(group, |records| records.drop_before(first_kept.min(after)));
+        self.wal.release(group, release_from);
+        self.entry_records(group, |records| records.drop_before(records_from));
         self.snapshots.remove_older_than(group, meta.index.0)?;
         let removed = self.wal.compact()?;
-        tracing::debug!(group = group.0, index = meta.index.0, removed, kept_from = seq.0, "checkpoint");
+        tracing::debug!(
+            group = group.0,
+            index = meta.index.0,
+            removed,
+            kept_from = release_from.0,
+            "checkpoint"
+        );
         Ok(())
     }
 
