@@ -7,6 +7,7 @@
 //! forwarded write was in flight, leaves the outcome unknown and is reported as such.
 
 use super::forward::{self, ForwardOutcome, ShardOp};
+use super::forward_batch::{ForwardBatcher, ForwardFailure};
 use super::shard::{KvShard, ShardQuery};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
@@ -18,6 +19,7 @@ use crate::transport::{LinkState, Transport};
 use futures::future::BoxFuture;
 use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A key and its value (MSET).
@@ -40,6 +42,8 @@ pub struct Executor {
     shards: u64,
     leaders: LeaderTable,
     traffic: ClientTraffic,
+    /// Joins the operations of concurrent clients for the same leader into one request.
+    batcher: Arc<ForwardBatcher>,
 }
 
 impl Executor {
@@ -54,7 +58,8 @@ impl Executor {
         leaders: LeaderTable,
         traffic: ClientTraffic,
     ) -> Executor {
-        Executor { node, handle, transport, shards, leaders, traffic }
+        let batcher = Arc::new(ForwardBatcher::new(transport.clone(), handle.timeout()));
+        Executor { node, handle, transport, shards, leaders, traffic, batcher }
     }
 
     /// The number of data shards.
@@ -289,7 +294,6 @@ impl Executor {
     }
 
     async fn remote(&self, peer: NodeId, shard: u64, ops: &[ShardOp]) -> Vec<Result<Reply, Error>> {
-        let request = forward::encode_request(shard, ops);
         let writes = ops.iter().any(|op| matches!(op, ShardOp::Write(_)));
         let all = |reason: String| {
             ops.iter()
@@ -303,7 +307,7 @@ impl Executor {
             // the shard's leadership has moved.
             return retry_elsewhere();
         }
-        let call = self.transport.call(peer, request, self.handle.timeout());
+        let call = self.batcher.forward(peer, shard, ops);
         let answer = if writes {
             // A write's outcome is known only from the node it was sent to (or the deadline).
             call.await
@@ -321,16 +325,8 @@ impl Executor {
                 }
             }
         };
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(_) if !writes => return retry_elsewhere(),
-            Err(e) => {
-                let outcome = if writes { "; the write's outcome is unknown" } else { "" };
-                return all(format!("{e}{outcome}"));
-            }
-        };
-        match forward::decode_outcomes(&answer) {
-            Ok(outcomes) if outcomes.len() == ops.len() => outcomes
+        match answer {
+            Ok(outcomes) => outcomes
                 .into_iter()
                 .map(|outcome| match outcome {
                     ForwardOutcome::Done(reply) => Ok(reply),
@@ -342,8 +338,9 @@ impl Executor {
                     }
                 })
                 .collect(),
-            Ok(_) => all("forwarded reply has the wrong length".into()),
-            Err(e) => all(format!("bad forwarded reply: {e}")),
+            Err(ForwardFailure::Transport(_)) if !writes => retry_elsewhere(),
+            Err(ForwardFailure::Transport(e)) => all(format!("{e}; the write's outcome is unknown")),
+            Err(ForwardFailure::BadReply(reason)) => all(reason),
         }
     }
 

@@ -6,8 +6,10 @@
 //! through its own Raft group and answers with the typed [`Reply`]. The leader never forwards
 //! again: if it lost leadership meanwhile it says so, and the origin retries.
 //!
-//! Operations travel in batches (a client's pipelined commands for one shard), which the leader
-//! submits to its Raft group as a whole so their order survives forwarding.
+//! Operations travel in batches (the pipelined commands for one shard of every client that
+//! queued some since the last batch, [`super::forward_batch`]), which the leader submits to its
+//! Raft group as a whole so their order survives forwarding.
+//!
 //! Request: tag [`SHARD_REQUEST_TAG`] u8, `shard u64`, `count u32`, then per operation `tag u8` (1 write, 2 read) and its
 //! body (the encoded write, or the read as below). Response: `count u32`, then per operation
 //! `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
@@ -51,14 +53,12 @@ pub enum ForwardOutcome {
 pub const SHARD_REQUEST_TAG: u8 = 1;
 
 /// Most operations in one forwarded batch.
-const BATCH_OPS_MAX: usize = 1 << 16;
+pub const BATCH_OPS_MAX: usize = 1 << 16;
 
-/// Encodes a forwarded batch of operations on one shard.
-pub fn encode_request(shard: u64, ops: &[ShardOp]) -> Vec<u8> {
+/// Encodes `ops` as they follow a forwarded batch's header, so that the operations of several
+/// callers can be sent as one batch ([`join_request`]).
+pub fn encode_ops(ops: &[ShardOp]) -> Vec<u8> {
     let mut e = Encoder::default();
-    e.u8(SHARD_REQUEST_TAG);
-    e.u64(shard);
-    e.u32(u32::try_from(ops.len()).unwrap_or(u32::MAX));
     for op in ops {
         match op {
             ShardOp::Write(write) => {
@@ -72,6 +72,20 @@ pub fn encode_request(shard: u64, ops: &[ShardOp]) -> Vec<u8> {
         }
     }
     e.finish()
+}
+
+/// A forwarded batch on `shard` of `count` operations in all, encoded in `parts` by
+/// [`encode_ops`], in order.
+pub fn join_request<'a>(shard: u64, count: usize, parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut e = Encoder::default();
+    e.u8(SHARD_REQUEST_TAG);
+    e.u64(shard);
+    e.u32(u32::try_from(count).unwrap_or(u32::MAX));
+    let mut request = e.finish();
+    for part in parts {
+        request.extend_from_slice(part);
+    }
+    request
 }
 
 /// Decodes a forwarded batch: the shard and its operations, in order.
@@ -339,7 +353,7 @@ mod tests {
     }
 
     #[test]
-    fn requests_and_outcomes_round_trip() {
+    fn requests_joined_from_parts_and_outcomes_round_trip() {
         let reads = vec![
             KvRead::Get { key: b"k".to_vec() },
             KvRead::MGet { keys: vec![b"a".to_vec(), b"b".to_vec()] },
@@ -349,7 +363,9 @@ mod tests {
         ];
         let mut ops: Vec<ShardOp> = reads.into_iter().map(ShardOp::Read).collect();
         ops.push(ShardOp::Write(KvWrite { now_ms: 5, op: WriteOp::Del { keys: vec![b"x".to_vec()] } }));
-        let bytes = encode_request(3, &ops);
+        let (first, second) = ops.split_at(2);
+        let parts = [encode_ops(first), encode_ops(second)];
+        let bytes = join_request(3, ops.len(), parts.iter().map(Vec::as_slice));
         assert_eq!(decode_request(&bytes).unwrap(), (3, ops));
         let outcomes = vec![
             ForwardOutcome::Done(Reply::Array(vec![

@@ -8,6 +8,7 @@ pub mod connection;
 pub mod context;
 pub mod executor;
 pub mod forward;
+pub mod forward_batch;
 pub mod join;
 pub mod listener;
 pub mod membership;

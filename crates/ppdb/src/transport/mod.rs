@@ -49,13 +49,14 @@ pub use stats::PeerStats;
 use handshake::Identity;
 use peer::{Outbound, PeerEntry};
 use ppdb_raft::{Message, NodeId};
-use rpc::PendingCalls;
+use rpc::{PendingCalls, PendingGuard};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// A Raft group's id (a shard, or the meta group).
@@ -70,7 +71,7 @@ struct Shared {
     /// Nodes removed from the cluster: their handshakes are refused as
     /// [`RefusalReason::Removed`], which tells them to stop.
     removed: Mutex<BTreeSet<NodeId>>,
-    pending: PendingCalls,
+    pending: Arc<PendingCalls>,
     next_request_id: AtomicU64,
     next_transfer_id: AtomicU64,
     inbound_tx: mpsc::Sender<InboundEvent>,
@@ -152,7 +153,7 @@ impl Transport {
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),
-            pending: PendingCalls::default(),
+            pending: Arc::new(PendingCalls::default()),
             next_request_id: AtomicU64::new(1),
             next_transfer_id: AtomicU64::new(1),
             inbound_tx,
@@ -214,12 +215,34 @@ impl Transport {
     /// or the peer dropped the request, and at once with the peer's last connection error
     /// (e.g. [`TransportError::Refused`]) while it is unreachable. The peer answers through the
     /// [`Responder`] of an [`InboundEvent::Request`].
-    pub async fn call(
+    ///
+    /// The request is queued when `call` is called, not when the returned future is first
+    /// polled, so requests to one peer arrive in the order of the calls.
+    pub fn call(
         &self,
         to: NodeId,
         payload: Vec<u8>,
         timeout: Duration,
-    ) -> Result<Vec<u8>, TransportError> {
+    ) -> impl Future<Output = Result<Vec<u8>, TransportError>> + Send + 'static {
+        let sent = self.send_request(to, payload);
+        async move {
+            let (guard, rx) = sent?;
+            let result = match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(TransportError::Shutdown),
+                Err(_) => Err(TransportError::Timeout { peer: to, after: timeout }),
+            };
+            drop(guard);
+            result
+        }
+    }
+
+    /// Queues a request to `to` and registers it as awaiting its response.
+    fn send_request(
+        &self,
+        to: NodeId,
+        payload: Vec<u8>,
+    ) -> Result<(PendingGuard, oneshot::Receiver<rpc::Reply>), TransportError> {
         let frame_bytes = payload.len().saturating_add(frame::FRAME_HEADER_BYTES + 12);
         if frame_bytes > self.shared.limits.frame_bytes_max {
             return Err(TransportError::TooLarge {
@@ -233,13 +256,7 @@ impl Transport {
         let id = self.shared.next_request_id.fetch_add(1, Relaxed);
         let (guard, rx) = self.shared.pending.register(id, to);
         self.enqueue(to, Outbound::Request { id, payload })?;
-        let result = match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(TransportError::Shutdown),
-            Err(_) => Err(TransportError::Timeout { peer: to, after: timeout }),
-        };
-        drop(guard);
-        result
+        Ok((guard, rx))
     }
 
     /// The state of our outbound connection to `peer`, if it is known.

@@ -5,10 +5,11 @@ use super::error::TransportError;
 use super::frame::{Frame, ResponseStatus};
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, oneshot};
 
-type Reply = Result<Vec<u8>, TransportError>;
+/// A call's outcome: the response payload, or why none came.
+pub(super) type Reply = Result<Vec<u8>, TransportError>;
 
 /// Calls awaiting a response, by request id.
 #[derive(Debug, Default)]
@@ -18,12 +19,12 @@ pub(super) struct PendingCalls {
 
 /// Removes its call from the table when the caller stops waiting (answered, timed out, or
 /// the caller's future was dropped), so the table cannot leak.
-pub(super) struct PendingGuard<'a> {
-    calls: &'a PendingCalls,
+pub(super) struct PendingGuard {
+    calls: Arc<PendingCalls>,
     id: u64,
 }
 
-impl Drop for PendingGuard<'_> {
+impl Drop for PendingGuard {
     fn drop(&mut self) {
         self.calls.lock().remove(&self.id);
     }
@@ -35,10 +36,10 @@ impl PendingCalls {
     }
 
     /// Records a call to `peer`; the receiver yields its outcome.
-    pub fn register(&self, id: u64, peer: NodeId) -> (PendingGuard<'_>, oneshot::Receiver<Reply>) {
+    pub fn register(self: &Arc<Self>, id: u64, peer: NodeId) -> (PendingGuard, oneshot::Receiver<Reply>) {
         let (tx, rx) = oneshot::channel();
         self.lock().insert(id, (peer, tx));
-        (PendingGuard { calls: self, id }, rx)
+        (PendingGuard { calls: Arc::clone(self), id }, rx)
     }
 
     /// Delivers a response that arrived from `from`. Responses to unknown ids (the caller gave
