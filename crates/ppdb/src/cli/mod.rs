@@ -6,6 +6,7 @@
 mod bench;
 mod cluster;
 mod local;
+mod scheduling;
 mod start;
 
 use clap::{Parser, Subcommand};
