@@ -3,8 +3,11 @@
 //!
 //! One task drives all groups. Each turn it takes every input that is waiting, then collects
 //! the Readies of all groups, queues all their records in the shared WAL and waits for *one*
-//! group-commit fsync covering them, then sends, applies and answers. Inputs that arrive during
-//! the fsync are batched into the next turn, so the loop batches more the busier it is.
+//! group-commit fsync covering them, then sends, applies and answers. Client requests that
+//! arrive during the fsync are batched into the next turn, so the loop batches more the busier
+//! it is. Followers' answers to a leader are taken during the fsync: the entries they commit
+//! are applied and their clients answered at once rather than a round later
+//! (`Runtime::commit_while_syncing`).
 //!
 //! A group whose log grew enough snapshots its state machine on the loop and saves the file off
 //! it (`Runtime::checkpoint`, docs/storage.md "When snapshots are taken").
@@ -23,10 +26,12 @@ use super::replica::{GroupReplica, Replica, Reply};
 use super::state_machine::StateMachine;
 use crate::error::Error;
 use crate::storage::error::StorageError;
-use crate::storage::wal::GroupId;
+use crate::storage::wal::{DurableTicket, GroupId};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RawNode, RecoveredState, Snapshot, Status};
+use ppdb_raft::{
+    Config, LogIndex, Message, MessageBody, NodeId, PeerRole, RawNode, RecoveredState, Snapshot, Status,
+};
 use rand::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -60,6 +65,14 @@ struct RoundTimes {
     apply: Duration,
     /// Waiting for the WAL to make the records durable.
     sync: Duration,
+}
+
+/// Peer messages taken while a round synced and kept for after it, in arrival order, and
+/// their groups ([`Runtime::step_while_syncing`]).
+#[derive(Debug, Default)]
+struct Deferred {
+    messages: Vec<(GroupId, Message)>,
+    groups: BTreeSet<GroupId>,
 }
 
 /// A turn of the node loop at least this long is logged: it delays heartbeats, so one
@@ -247,6 +260,8 @@ impl<S: StateMachine> Runtime<S> {
         let mut ticks: u64 = 0;
         let mut ticker = tokio::time::interval(self.config.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Messages stepped while the last round synced may have left Readies to process.
+        let mut stepped_while_syncing = false;
         loop {
             let mut turn = "input";
             let started = tokio::time::Instant::now();
@@ -287,11 +302,14 @@ impl<S: StateMachine> Runtime<S> {
                         }
                     }
                 }
+                _ = std::future::ready(()), if stepped_while_syncing => {
+                    turn = "messages taken while syncing";
+                }
                 else => break,
             }
             let worked = tokio::time::Instant::now();
             self.round_times = RoundTimes::default();
-            self.process_readies().await?;
+            stepped_while_syncing = self.process_readies(&mut inbound).await?;
             for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
                 self.leaders.set(group, replica.raft().leader());
             }
@@ -466,8 +484,14 @@ impl<S: StateMachine> Runtime<S> {
         }
     }
 
-    /// One round of the Ready contract for every group with work, sharing one fsync.
-    async fn process_readies(&mut self) -> Result<(), Error> {
+    /// One round of the Ready contract for every group with work, sharing one fsync. While
+    /// the fsync runs, peer messages are taken too, so that a leader commits and answers as
+    /// soon as its followers acknowledge ([`Runtime::commit_while_syncing`]).
+    /// Returns whether messages were stepped while syncing (groups may have Readies again).
+    async fn process_readies(
+        &mut self,
+        inbound: &mut mpsc::Receiver<(GroupId, Message)>,
+    ) -> Result<bool, Error> {
         let mut readies = Vec::new();
         for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
             let raft = replica.raft();
@@ -476,7 +500,7 @@ impl<S: StateMachine> Runtime<S> {
             }
         }
         if readies.is_empty() {
-            return Ok(());
+            return Ok(false);
         }
         // 1. Persist: queue every group's records, then wait for the one fsync covering them.
         // A leader's appends and heartbeats go out first, so followers write in parallel.
@@ -510,20 +534,44 @@ impl<S: StateMachine> Runtime<S> {
             }
         }
         self.round_times.apply = applying.elapsed();
+        let mut while_syncing = Vec::new();
+        let mut deferred = Deferred::default();
+        let mut stepped = false;
         if let Some(ticket) = last_ticket {
             let waiting = tokio::time::Instant::now();
-            ticket.await?;
+            let installs_snapshot = readies.iter().any(|(_, ready)| ready.snapshot.is_some());
+            tokio::pin!(ticket);
+            loop {
+                tokio::select! {
+                    biased;
+                    durable = &mut ticket => {
+                        durable?;
+                        break;
+                    }
+                    Some((group, message)) = inbound.recv(), if !installs_snapshot && deferred.messages.len() < INPUTS_PER_TURN_MAX => {
+                        self.step_while_syncing(group, message, &mut deferred);
+                        for _ in deferred.messages.len()..INPUTS_PER_TURN_MAX {
+                            match inbound.try_recv() {
+                                Ok((group, message)) => self.step_while_syncing(group, message, &mut deferred),
+                                Err(_) => break,
+                            }
+                        }
+                        stepped |= self.commit_while_syncing(&mut while_syncing, &mut directory_changed)?;
+                    }
+                }
+            }
             self.round_times.sync = waiting.elapsed();
         }
+        // 2. Send what had to wait for durability, 3. install a snapshot, then apply, 4. serve
+        // reads (when not done above), 5. advance: the round's Readies, then those taken while
+        // it synced, in order.
+        let mut advanced = Vec::with_capacity(readies.len());
         for (group, ready) in readies {
-            let entries_between_snapshots = self.config.entries_between_snapshots;
             let outbox = Arc::clone(&self.outbox);
             let Some(replica) = self.replica_mut(group) else { continue };
-            // 2. Send what had to wait for durability.
             for message in ready.messages {
                 outbox.send(group, message);
             }
-            // 3. Install a snapshot, then apply, 4. serve reads (when not done above), 5. advance.
             if let Some(snapshot) = &ready.snapshot {
                 directory_changed |= group == META_GROUP;
                 replica.install_snapshot(snapshot)?;
@@ -531,6 +579,22 @@ impl<S: StateMachine> Runtime<S> {
                 replica.confirm_reads(ready.read_states);
             }
             replica.raft().advance();
+            advanced.push(group);
+        }
+        for (group, messages, ticket) in while_syncing {
+            if let Some(ticket) = ticket {
+                ticket.await?;
+            }
+            let outbox = Arc::clone(&self.outbox);
+            let Some(replica) = self.replica_mut(group) else { continue };
+            for message in messages {
+                outbox.send(group, message);
+            }
+            replica.raft().advance();
+        }
+        let entries_between_snapshots = self.config.entries_between_snapshots;
+        for group in advanced {
+            let Some(replica) = self.replica_mut(group) else { continue };
             replica.observe_role();
             if replica.wants_snapshot(entries_between_snapshots) {
                 self.checkpoint(group)?;
@@ -547,7 +611,69 @@ impl<S: StateMachine> Runtime<S> {
                 });
             }
         }
-        Ok(())
+        for (group, message) in deferred.messages {
+            self.step(group, message);
+            stepped = true;
+        }
+        Ok(stepped)
+    }
+
+    /// While a round syncs: steps now a follower's answer to this node's leadership of
+    /// `group` in its current term (it can only commit entries or confirm reads); defers any
+    /// other message, and every later one of its group, to after the round, when its Ready can
+    /// be taken in the usual order (a message that installs a snapshot or demotes the leader
+    /// must not change the group under the round's checkpoint decisions).
+    fn step_while_syncing(&mut self, group: GroupId, message: Message, deferred: &mut Deferred) {
+        let answers_this_leader = !deferred.groups.contains(&group)
+            && matches!(
+                message.body,
+                MessageBody::AppendResponse { .. } | MessageBody::HeartbeatResponse { .. }
+            )
+            && self.replica_mut(group).is_some_and(|replica| {
+                let raft = replica.raft();
+                raft.role() == PeerRole::Leader && raft.term() == message.term
+            });
+        if answers_this_leader {
+            self.step(group, message);
+        } else {
+            deferred.groups.insert(group);
+            deferred.messages.push((group, message));
+        }
+    }
+
+    /// While this node's fsync of a round runs: takes a second Ready from every group it still
+    /// leads whose followers' answers (just stepped) committed entries or confirmed reads, and
+    /// applies and answers them now instead of after the fsync and the next round's (the
+    /// entries are durable on a majority; a leader's Ready here holds no entries of its own, as
+    /// no proposals are taken meanwhile). Its appends go out at once; its other messages, its
+    /// ticket if it wrote anything, and its advance wait in `pending`, to be done after the
+    /// round's, in order. Returns whether it took any Ready.
+    fn commit_while_syncing(
+        &mut self,
+        pending: &mut Vec<(GroupId, Vec<Message>, Option<DurableTicket>)>,
+        directory_changed: &mut bool,
+    ) -> Result<bool, Error> {
+        let storage = Arc::clone(&self.storage);
+        let outbox = Arc::clone(&self.outbox);
+        let taken = pending.len();
+        for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
+            let raft = replica.raft();
+            if raft.role() != PeerRole::Leader || !raft.has_ready() {
+                continue;
+            }
+            let mut ready = raft.ready();
+            let ticket = storage.persist(group, &ready)?;
+            let (early, later): (Vec<Message>, Vec<Message>) =
+                std::mem::take(&mut ready.messages).into_iter().partition(Message::can_send_before_persist);
+            for message in early {
+                outbox.send(group, message);
+            }
+            *directory_changed |= group == META_GROUP && !ready.committed_entries.is_empty();
+            replica.apply(ready.committed_entries);
+            replica.confirm_reads(ready.read_states);
+            pending.push((group, later, ticket));
+        }
+        Ok(pending.len() > taken)
     }
 
     /// Checkpoints every group that keeps at least [`WAL_SEGMENTS_HELD_MAX`] WAL segments on

@@ -6,12 +6,12 @@ use super::runtime::{Outbox, Request, Runtime, RuntimeConfig};
 use super::state_machine::StateMachine;
 use super::{MembershipPolicy, NodeHandle};
 use crate::error::{Error, ErrorCode};
-use crate::storage::disk::{Disk, FsDisk};
+use crate::storage::disk::{Disk, DiskFile, FsDisk};
 use crate::storage::wal::{GroupId, WalConfig};
 use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RecoveredState};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -71,13 +71,24 @@ struct TestNode {
 const GROUP: GroupId = GroupId(1);
 
 fn start(net: &ChannelNet, root: &Path, id: u64, members: &[NodeId]) -> TestNode {
+    start_on(net, root, id, members, Arc::new(FsDisk::new()), Config::new(NodeId(id)))
+}
+
+/// [`start`] on `disk`, with `raft` settings.
+fn start_on(
+    net: &ChannelNet,
+    root: &Path,
+    id: u64,
+    members: &[NodeId],
+    disk: Arc<dyn Disk>,
+    raft: Config,
+) -> TestNode {
     let dir = root.join(format!("node-{id}"));
-    let disk: Arc<dyn Disk> = Arc::new(FsDisk::new());
     let (storage, recovered) = RaftStorage::open(disk, &dir, WalConfig::default()).expect("open storage");
     let config = RuntimeConfig {
         node: NodeId(id),
         tick: Duration::from_millis(10),
-        raft: Config::new(NodeId(id)),
+        raft,
         entries_between_snapshots: 20,
         entries_kept_after_snapshot: 5,
         membership: MembershipPolicy::default(),
@@ -142,6 +153,130 @@ async fn three_nodes_replicate_survive_a_restart_and_read_linearizably() {
     let all = String::from_utf8(all).expect("utf8");
     assert!(all.starts_with("c0,c1,c2,"), "{all}");
     assert!(all.ends_with(",c49,after-restart"), "{all}");
+    for node in nodes.values() {
+        let _ = node.stop.send(true);
+    }
+}
+
+/// Holds every fsync of one node's disk while closed.
+#[derive(Debug, Default)]
+struct Gate {
+    closed: Mutex<bool>,
+    opened: Condvar,
+    /// Syncs waiting at the gate.
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Gate {
+    fn set_closed(&self, closed: bool) {
+        *self.closed.lock().expect("gate") = closed;
+        self.opened.notify_all();
+    }
+
+    fn pass(&self) {
+        let mut closed = self.closed.lock().expect("gate");
+        self.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        while *closed {
+            closed = self.opened.wait(closed).expect("gate");
+        }
+        self.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn waiting(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The real file system, without direct writes, whose fsyncs pass through a [`Gate`].
+#[derive(Debug)]
+struct GatedDisk {
+    inner: FsDisk,
+    gate: Arc<Gate>,
+}
+
+#[derive(Debug)]
+struct GatedFile {
+    inner: Box<dyn DiskFile>,
+    gate: Arc<Gate>,
+}
+
+impl DiskFile for GatedFile {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+
+    fn set_len(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.gate.pass();
+        self.inner.sync_data()
+    }
+}
+
+impl Disk for GatedDisk {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+
+    fn list_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.inner.read(path)
+    }
+
+    fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(GatedFile { inner: self.inner.create_new(path)?, gate: Arc::clone(&self.gate) }))
+    }
+
+    fn open_write(&self, path: &Path) -> std::io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(GatedFile { inner: self.inner.open_write(path)?, gate: Arc::clone(&self.gate) }))
+    }
+
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.remove_file(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.inner.rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_answers_a_write_its_followers_made_durable_while_its_own_fsync_hangs() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let net = ChannelNet::default();
+    let members = [NodeId(1), NodeId(2), NodeId(3)];
+    let gates: BTreeMap<u64, Arc<Gate>> = (1..=3).map(|id| (id, Arc::new(Gate::default()))).collect();
+    let nodes: BTreeMap<u64, TestNode> = (1..=3)
+        .map(|id| {
+            let disk = Arc::new(GatedDisk { inner: FsDisk::new(), gate: Arc::clone(&gates[&id]) });
+            // Elections stay away while the leader's loop waits at its gate.
+            let mut raft = Config::new(NodeId(id));
+            raft.election_timeout_ticks = 60;
+            (id, start_on(&net, root.path(), id, &members, disk, raft))
+        })
+        .collect();
+    let lead = leader(&nodes).await;
+    nodes[&lead].handle.propose(GROUP, b"settled".to_vec()).await.expect("commit");
+
+    // The leader's disk stops syncing: its round holding the write cannot finish, but both
+    // followers store the write, which makes it committed (a majority has it durably).
+    gates[&lead].set_closed(true);
+    let write = tokio::spawn(nodes[&lead].handle.propose(GROUP, b"while-stalled".to_vec()));
+    let answer = tokio::time::timeout(Duration::from_secs(5), write).await;
+    let still_held = gates[&lead].waiting() > 0;
+    gates[&lead].set_closed(false);
+    let answer = answer.expect("answered while the leader's fsync hung").expect("join").expect("commit");
+    assert_eq!(answer, b"2".to_vec(), "second command of the journal");
+    assert!(still_held, "the leader's own fsync was still held when the write was answered");
     for node in nodes.values() {
         let _ = node.stop.send(true);
     }
