@@ -356,33 +356,54 @@ impl Executor {
         }
     }
 
-    /// Serves a batch forwarded by node `from`: locally only, never forwarded again. The
-    /// batch is submitted before this returns, so forwarded batches keep their arrival order;
-    /// the returned future yields the encoded answers.
+    /// Serves a batch forwarded by node `from`: locally only, never forwarded again. Each
+    /// shard's operations, in section order, are submitted to its group together before this
+    /// returns, so forwarded batches keep their arrival order; the returned future yields the
+    /// encoded answers, in the request's order.
     pub fn serve_forwarded(&self, from: NodeId, request: &[u8]) -> BoxFuture<'static, Vec<u8>> {
-        match forward::decode_request(request) {
-            Ok((shard, ops)) if (1..=self.shards).contains(&shard) => {
-                self.traffic.record(from, ops.len() as u64);
-                let answers = self.local(shard, &ops);
-                Box::pin(async move {
-                    let outcomes: Vec<ForwardOutcome> =
-                        answers.await.into_iter().map(forward::outcome_of).collect();
-                    forward::encode_outcomes(&outcomes)
-                })
-            }
-            Ok((shard, ops)) => {
-                let message = format!("no shard {shard} in this cluster");
-                let outcomes: Vec<ForwardOutcome> = ops
-                    .iter()
-                    .map(|_| ForwardOutcome::Failed { code: ErrorCode::State, message: message.clone() })
-                    .collect();
-                Box::pin(async move { forward::encode_outcomes(&outcomes) })
-            }
+        let sections = match forward::decode_request(request) {
+            Ok(sections) => sections,
             Err(e) => {
                 tracing::warn!(error = %e, "undecodable forwarded request");
-                Box::pin(async { forward::encode_outcomes(&[]) })
+                return Box::pin(async { forward::encode_outcomes(&[]) });
+            }
+        };
+        let total = sections.iter().map(|(_, ops)| ops.len()).sum::<usize>();
+        let by_shard = forward::group_by_shard(sections);
+        self.traffic.record(from, total as u64);
+        let mut outcomes: Vec<Option<ForwardOutcome>> = vec![None; total];
+        let mut answers = Vec::with_capacity(by_shard.len());
+        for (shard, (ops, positions)) in by_shard {
+            if (1..=self.shards).contains(&shard) {
+                answers.push((self.local(shard, &ops), positions));
+                continue;
+            }
+            let message = format!("no shard {shard} in this cluster");
+            for position in positions {
+                if let Some(slot) = outcomes.get_mut(position) {
+                    *slot = Some(ForwardOutcome::Failed { code: ErrorCode::State, message: message.clone() });
+                }
             }
         }
+        Box::pin(async move {
+            for (shard_answers, positions) in answers {
+                for (answer, position) in shard_answers.await.into_iter().zip(positions) {
+                    if let Some(slot) = outcomes.get_mut(position) {
+                        *slot = Some(forward::outcome_of(answer));
+                    }
+                }
+            }
+            let outcomes: Vec<ForwardOutcome> = outcomes
+                .into_iter()
+                .map(|outcome| {
+                    outcome.unwrap_or_else(|| ForwardOutcome::Failed {
+                        code: ErrorCode::State,
+                        message: "the shard gave no answer".into(),
+                    })
+                })
+                .collect();
+            forward::encode_outcomes(&outcomes)
+        })
     }
 
     /// How a command reaches the shards: one shard (it can join a per-shard batch), or several.

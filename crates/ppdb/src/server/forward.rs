@@ -6,18 +6,21 @@
 //! through its own Raft group and answers with the typed [`Reply`]. The leader never forwards
 //! again: if it lost leadership meanwhile it says so, and the origin retries.
 //!
-//! Operations travel in batches (the pipelined commands for one shard of every client that
-//! queued some since the last batch, [`super::forward_batch`]), which the leader submits to its
-//! Raft group as a whole so their order survives forwarding.
+//! Operations travel in batches: the pipelined commands of every client that queued some for
+//! the same leader since the last batch ([`super::forward_batch`]), one section per client and
+//! shard. The leader submits each shard's operations to its Raft group together, in section
+//! order, so each client's order survives forwarding.
 //!
-//! Request: tag [`SHARD_REQUEST_TAG`] u8, `shard u64`, `count u32`, then per operation `tag u8` (1 write, 2 read) and its
-//! body (the encoded write, or the read as below). Response: `count u32`, then per operation
+//! Request: tag [`SHARD_REQUEST_TAG`] u8, `sections u32`, per section `shard u64` and
+//! `count u32`, then every section's operations in order, per operation `tag u8` (1 write,
+//! 2 read) and its body (the encoded write, or the read as below). Response: `count u32`, then per operation
 //! `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{KvError, KvRead, KvWrite, Reply};
 use ppdb_raft::NodeId;
+use std::collections::BTreeMap;
 
 /// Largest key, pattern or value carried in a forwarded operation or reply.
 const ITEM_BYTES_MAX: usize = 512 * 1024 * 1024;
@@ -74,42 +77,90 @@ pub fn encode_ops(ops: &[ShardOp]) -> Vec<u8> {
     e.finish()
 }
 
-/// A forwarded batch on `shard` of `count` operations in all, encoded in `parts` by
-/// [`encode_ops`], in order.
-pub fn join_request<'a>(shard: u64, count: usize, parts: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+/// One caller's part of a forwarded batch: its shard, how many operations, and the operations
+/// as [`encode_ops`] encoded them.
+#[derive(Debug, Clone, Copy)]
+pub struct Section<'a> {
+    /// The shard the operations are for.
+    pub shard: u64,
+    /// How many operations `ops` holds.
+    pub count: usize,
+    /// The encoded operations.
+    pub ops: &'a [u8],
+}
+
+/// A forwarded batch made of `sections`, in order.
+pub fn join_request<'a>(sections: impl IntoIterator<Item = Section<'a>>) -> Vec<u8> {
+    let sections: Vec<Section<'a>> = sections.into_iter().collect();
     let mut e = Encoder::default();
     e.u8(SHARD_REQUEST_TAG);
-    e.u64(shard);
-    e.u32(u32::try_from(count).unwrap_or(u32::MAX));
+    e.u32(u32::try_from(sections.len()).unwrap_or(u32::MAX));
+    for section in &sections {
+        e.u64(section.shard);
+        e.u32(u32::try_from(section.count).unwrap_or(u32::MAX));
+    }
     let mut request = e.finish();
-    for part in parts {
-        request.extend_from_slice(part);
+    for section in &sections {
+        request.extend_from_slice(section.ops);
     }
     request
 }
 
-/// Decodes a forwarded batch: the shard and its operations, in order.
-pub fn decode_request(bytes: &[u8]) -> Result<(u64, Vec<ShardOp>), DecodeError> {
+/// Decodes a forwarded batch: each section's shard and operations, in order.
+pub fn decode_request(bytes: &[u8]) -> Result<Vec<(u64, Vec<ShardOp>)>, DecodeError> {
     let mut d = Decoder::new(bytes, "forwarded request");
     if d.u8()? != SHARD_REQUEST_TAG {
         return Err(d.error("not a shard batch"));
     }
-    let shard = d.u64()?;
-    let count = d.count(BATCH_OPS_MAX, 2)?;
-    let mut ops = Vec::with_capacity(count);
-    for _ in 0..count {
-        let op = match d.u8()? {
-            1 => {
-                let body = d.bytes(ITEM_BYTES_MAX)?;
-                ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
-            }
-            2 => ShardOp::Read(decode_read(&mut d)?),
-            _ => return Err(d.error("unknown operation tag")),
-        };
-        ops.push(op);
+    let sections = d.count(BATCH_OPS_MAX, 12)?;
+    let mut headers = Vec::with_capacity(sections);
+    let mut total = 0usize;
+    for _ in 0..sections {
+        let shard = d.u64()?;
+        let count = d.u32()? as usize;
+        total = total.saturating_add(count);
+        if total > BATCH_OPS_MAX {
+            return Err(d.error("too many operations"));
+        }
+        headers.push((shard, count));
+    }
+    let mut decoded = Vec::with_capacity(sections);
+    for (shard, count) in headers {
+        if count.saturating_mul(2) > d.remaining() {
+            return Err(d.error("operation count exceeds the request"));
+        }
+        let mut ops = Vec::with_capacity(count);
+        for _ in 0..count {
+            let op = match d.u8()? {
+                1 => {
+                    let body = d.bytes(ITEM_BYTES_MAX)?;
+                    ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
+                }
+                2 => ShardOp::Read(decode_read(&mut d)?),
+                _ => return Err(d.error("unknown operation tag")),
+            };
+            ops.push(op);
+        }
+        decoded.push((shard, ops));
     }
     d.finish()?;
-    Ok((shard, ops))
+    Ok(decoded)
+}
+
+/// A decoded batch regrouped by shard: each shard's operations in section order, each with
+/// its position in the batch, where its answer goes.
+pub fn group_by_shard(sections: Vec<(u64, Vec<ShardOp>)>) -> BTreeMap<u64, (Vec<ShardOp>, Vec<usize>)> {
+    let mut by_shard: BTreeMap<u64, (Vec<ShardOp>, Vec<usize>)> = BTreeMap::new();
+    let mut position = 0;
+    for (shard, ops) in sections {
+        let (shard_ops, positions) = by_shard.entry(shard).or_default();
+        for op in ops {
+            shard_ops.push(op);
+            positions.push(position);
+            position += 1;
+        }
+    }
+    by_shard
 }
 
 fn encode_opt(e: &mut Encoder, v: &Option<Vec<u8>>) {
@@ -364,9 +415,17 @@ mod tests {
         let mut ops: Vec<ShardOp> = reads.into_iter().map(ShardOp::Read).collect();
         ops.push(ShardOp::Write(KvWrite { now_ms: 5, op: WriteOp::Del { keys: vec![b"x".to_vec()] } }));
         let (first, second) = ops.split_at(2);
-        let parts = [encode_ops(first), encode_ops(second)];
-        let bytes = join_request(3, ops.len(), parts.iter().map(Vec::as_slice));
-        assert_eq!(decode_request(&bytes).unwrap(), (3, ops));
+        let parts = [encode_ops(first), encode_ops(second), encode_ops(&[])];
+        let sections = [(3, first.len()), (5, second.len()), (3, 0)]
+            .into_iter()
+            .zip(&parts)
+            .map(|((shard, count), ops)| Section { shard, count, ops });
+        let bytes = join_request(sections);
+        let expected = vec![(3, first.to_vec()), (5, second.to_vec()), (3, Vec::new())];
+        assert_eq!(decode_request(&bytes).unwrap(), expected);
+        // A section claiming more operations than the request holds is refused, not allocated.
+        let lying = join_request([Section { shard: 3, count: 1 << 15, ops: &parts[0] }]);
+        assert!(decode_request(&lying).is_err());
         let outcomes = vec![
             ForwardOutcome::Done(Reply::Array(vec![
                 Reply::Nil,
@@ -380,6 +439,18 @@ mod tests {
             ForwardOutcome::Failed { code: ErrorCode::Timeout, message: "slow".into() },
         ];
         assert_eq!(decode_outcomes(&encode_outcomes(&outcomes)).unwrap(), outcomes);
+    }
+
+    #[test]
+    fn a_batch_regrouped_by_shard_keeps_each_shards_order_and_every_answers_place() {
+        let get = |k: &str| ShardOp::Read(KvRead::Get { key: k.as_bytes().to_vec() });
+        let sections = vec![(3, vec![get("a"), get("b")]), (5, vec![get("c")]), (3, vec![get("d")])];
+        let grouped = group_by_shard(sections);
+        let expected = BTreeMap::from([
+            (3, (vec![get("a"), get("b"), get("d")], vec![0, 1, 3])),
+            (5, (vec![get("c")], vec![2])),
+        ]);
+        assert_eq!(grouped, expected);
     }
 
     proptest! {

@@ -1,14 +1,15 @@
-//! Forwarded operations of concurrent clients joined into one request per shard leader.
+//! Forwarded operations of concurrent clients joined into one request per leader.
 //!
 //! A client connection whose shard is led elsewhere hands its operations to the queue of that
-//! (leader, shard, reads or writes). One task per queue takes everything queued since it last
-//! ran, sends it as one forwarded batch, and gives each caller its own answers. Under load a
-//! leader then serves one request per shard from each node and round instead of one per client,
+//! leader for reads or for writes. One task per queue takes everything queued since it last
+//! ran, sends it as one forwarded batch (a section per caller, whatever its shard), and gives
+//! each caller its own answers. Under load a leader then serves one request from each node and
+//! round instead of one per client and shard,
 //! as the WAL's group commit shares one fsync. A batch is sent as soon as it is taken and
 //! answered on a task of its own, so batches do not wait for each other and reach the leader
 //! in the order they were queued.
 
-use super::forward::{self, ForwardOutcome, ShardOp, BATCH_OPS_MAX};
+use super::forward::{self, ForwardOutcome, Section, ShardOp, BATCH_OPS_MAX};
 use crate::transport::{Transport, TransportError};
 use ppdb_raft::NodeId;
 use std::collections::HashMap;
@@ -30,23 +31,23 @@ pub enum ForwardFailure {
     BadReply(String),
 }
 
-/// One caller's operations, encoded, and where its answers go.
+/// One caller's operations on one shard, encoded, and where its answers go.
 struct Job {
+    shard: u64,
     ops: Vec<u8>,
     count: usize,
     answers: oneshot::Sender<Result<Vec<ForwardOutcome>, ForwardFailure>>,
 }
 
-/// Which queue a caller's operations join: the leader, the shard, and whether they are writes
-/// (a leader refuses batches that mix reads and writes).
+/// Which queue a caller's operations join: the leader, and whether they are writes (a leader
+/// refuses batches that mix reads and writes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct QueueKey {
     peer: NodeId,
-    shard: u64,
     writes: bool,
 }
 
-/// The queues of forwarded operations, one per leader, shard and kind.
+/// The queues of forwarded operations, one per leader and kind.
 pub struct ForwardBatcher {
     transport: Transport,
     timeout: Duration,
@@ -70,8 +71,8 @@ impl ForwardBatcher {
     ) -> impl Future<Output = Result<Vec<ForwardOutcome>, ForwardFailure>> + Send + 'static {
         let writes = ops.iter().any(|op| matches!(op, ShardOp::Write(_)));
         let (answers, answered) = oneshot::channel();
-        let job = Job { ops: forward::encode_ops(ops), count: ops.len(), answers };
-        let key = QueueKey { peer, shard, writes };
+        let job = Job { shard, ops: forward::encode_ops(ops), count: ops.len(), answers };
+        let key = QueueKey { peer, writes };
         let mut queues = self.lock();
         let queue = queues.entry(key).or_insert_with(|| self.start_queue(key));
         if let Err(mpsc::error::SendError(job)) = queue.send(job) {
@@ -125,7 +126,8 @@ async fn send_batches(
             bytes += job.ops.len();
             jobs.push(job);
         }
-        let request = forward::join_request(key.shard, ops, jobs.iter().map(|job| job.ops.as_slice()));
+        let sections = jobs.iter().map(|job| Section { shard: job.shard, count: job.count, ops: &job.ops });
+        let request = forward::join_request(sections);
         let call = transport.call(key.peer, request, timeout);
         tokio::spawn(async move { hand_out(jobs, ops, call.await) });
     }
@@ -196,7 +198,8 @@ mod tests {
     /// Answers every operation with what it names: a read of `k` with `k`, a write of `k` with
     /// `k` reversed; refuses batches that mix reads and writes, as a leader does.
     fn echo(request: Vec<u8>) -> Option<Vec<u8>> {
-        let (_, ops) = forward::decode_request(&request).ok()?;
+        let ops: Vec<ShardOp> =
+            forward::decode_request(&request).ok()?.into_iter().flat_map(|(_, ops)| ops).collect();
         let writes = ops.iter().filter(|op| matches!(op, ShardOp::Write(_))).count();
         assert!(writes == 0 || writes == ops.len(), "a batch mixes reads and writes");
         let outcomes: Vec<ForwardOutcome> = ops.iter().map(|op| ForwardOutcome::Done(echoed(op))).collect();
@@ -222,7 +225,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn callers_queued_together_share_one_request_per_kind_and_get_their_own_answers() {
+    async fn callers_queued_together_share_one_request_per_kind_whatever_their_shards() {
         let (a, b, requests) = two_nodes(echo).await;
         let batcher = ForwardBatcher::new(a.clone(), DEADLINE);
         let callers: Vec<Vec<ShardOp>> = (0..100u32)
@@ -232,7 +235,11 @@ mod tests {
                 (0..=i % 3).map(|j| op(&[key.as_slice(), &[b'0' + j as u8]].concat())).collect()
             })
             .collect();
-        let answers: Vec<_> = callers.iter().map(|ops| batcher.forward(NodeId(2), 7, ops)).collect();
+        let answers: Vec<_> = callers
+            .iter()
+            .enumerate()
+            .map(|(i, ops)| batcher.forward(NodeId(2), 1 + i as u64 % 8, ops))
+            .collect();
         let answers = futures::future::join_all(answers).await;
         for (ops, answer) in callers.iter().zip(answers) {
             let expected: Vec<ForwardOutcome> =
