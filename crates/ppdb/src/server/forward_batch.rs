@@ -3,11 +3,10 @@
 //! A client connection whose shard is led elsewhere hands its operations to the queue of that
 //! leader for reads or for writes. One task per queue takes everything queued since it last
 //! ran, sends it as one forwarded batch (a section per caller, whatever its shard), and gives
-//! each caller its own answers. Under load a leader then serves one request from each node and
-//! round instead of one per client and shard,
-//! as the WAL's group commit shares one fsync. A batch is sent as soon as it is taken and
-//! answered on a task of its own, so batches do not wait for each other and reach the leader
-//! in the order they were queued.
+//! each caller its own answers. Under load a leader then serves about one request per node and
+//! round instead of one per client and shard, much as the WAL's group commit shares one fsync.
+//! A batch is sent as soon as it is taken and answered on a task of its own, so batches do not
+//! wait for each other and reach the leader in the order they were queued.
 
 use super::forward::{self, ForwardOutcome, Section, ShardOp, BATCH_OPS_MAX};
 use crate::transport::{Transport, TransportError};
