@@ -514,12 +514,7 @@ impl<S: StateMachine> Runtime<S> {
             if let Some(ticket) = self.storage.persist(*group, ready)? {
                 last_ticket = Some(ticket);
             }
-            let (early, later): (Vec<Message>, Vec<Message>) =
-                std::mem::take(&mut ready.messages).into_iter().partition(Message::can_send_before_persist);
-            for message in early {
-                self.outbox.send(*group, message);
-            }
-            ready.messages = later;
+            ready.messages = send_early(self.outbox.as_ref(), *group, std::mem::take(&mut ready.messages));
         }
         // The whole round is queued: one write and one fdatasync take it.
         drop(hold);
@@ -566,8 +561,8 @@ impl<S: StateMachine> Runtime<S> {
         // reads (when not done above), 5. advance: the round's Readies, then those taken while
         // it synced, in order.
         let mut advanced = Vec::with_capacity(readies.len());
+        let outbox = Arc::clone(&self.outbox);
         for (group, ready) in readies {
-            let outbox = Arc::clone(&self.outbox);
             let Some(replica) = self.replica_mut(group) else { continue };
             for message in ready.messages {
                 outbox.send(group, message);
@@ -585,7 +580,6 @@ impl<S: StateMachine> Runtime<S> {
             if let Some(ticket) = ticket {
                 ticket.await?;
             }
-            let outbox = Arc::clone(&self.outbox);
             let Some(replica) = self.replica_mut(group) else { continue };
             for message in messages {
                 outbox.send(group, message);
@@ -663,11 +657,7 @@ impl<S: StateMachine> Runtime<S> {
             }
             let mut ready = raft.ready();
             let ticket = storage.persist(group, &ready)?;
-            let (early, later): (Vec<Message>, Vec<Message>) =
-                std::mem::take(&mut ready.messages).into_iter().partition(Message::can_send_before_persist);
-            for message in early {
-                outbox.send(group, message);
-            }
+            let later = send_early(outbox.as_ref(), group, std::mem::take(&mut ready.messages));
             *directory_changed |= group == META_GROUP && !ready.committed_entries.is_empty();
             replica.apply(ready.committed_entries);
             replica.confirm_reads(ready.read_states);
@@ -801,6 +791,17 @@ fn hosted<'a, S: StateMachine>(
 ) -> impl Iterator<Item = (GroupId, &'a mut dyn GroupReplica)> {
     let meta = meta.iter_mut().map(|m| (META_GROUP, m as &mut dyn GroupReplica));
     meta.chain(groups.iter_mut().map(|(&g, r)| (g, r as &mut dyn GroupReplica)))
+}
+
+/// Sends those of a Ready's `messages` that may go before its write is durable (a leader's
+/// appends and heartbeats, so followers write in parallel); returns the others, in order.
+fn send_early(outbox: &dyn Outbox, group: GroupId, messages: Vec<Message>) -> Vec<Message> {
+    let (early, later): (Vec<Message>, Vec<Message>) =
+        messages.into_iter().partition(Message::can_send_before_persist);
+    for message in early {
+        outbox.send(group, message);
+    }
+    later
 }
 
 fn fail_all<T>(replies: Vec<Reply<T>>, group: GroupId) {
