@@ -825,8 +825,9 @@ fn rng_seed(fixed: Option<u64>, node: NodeId, group: GroupId) -> u64 {
 }
 
 /// Runs blocking storage work from the loop: on a multi-thread runtime the other tasks move to
-/// other workers meanwhile; a current-thread runtime (the simulator's) just runs it, since
-/// `block_in_place` panics there.
+/// other workers meanwhile; a current-thread runtime (the simulator's, or a node given one
+/// worker thread) just runs it, since `block_in_place` panics there: the node's other tasks
+/// wait for it (a checkpoint's WAL records and file removals, a few milliseconds).
 fn blocking<T>(work: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::CurrentThread => work(),

@@ -128,8 +128,14 @@ fn a_node_joins_under_writes_and_another_leaves_gracefully() {
 
 #[test]
 fn a_dead_node_is_removed_only_while_a_safe_quorum_remains() {
-    let options =
-        ClusterOptions { nodes: 4, shards: 2, failed_node_timeout_ms: 2_000, ..ClusterOptions::default() };
+    // Two worker threads: the multi-thread runtime a node gets on a larger machine.
+    let options = ClusterOptions {
+        nodes: 4,
+        shards: 2,
+        failed_node_timeout_ms: 2_000,
+        worker_threads: 2,
+        ..ClusterOptions::default()
+    };
     let mut cluster = TestCluster::start(options);
 
     // Four members, one dies: three remain, so it is removed after the grace period.

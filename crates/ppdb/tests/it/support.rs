@@ -44,6 +44,9 @@ pub struct ClusterOptions {
     /// `--follow-clients-ms` (0, the tests' default: leadership stays where elections put it,
     /// so a test that picks "the leader" or "a follower" keeps its choice).
     pub follow_clients_ms: u64,
+    /// `--worker-threads` (1, the default here: `ppdb local` gives each node one thread on
+    /// machines with fewer than six CPUs, so the node runs on a current-thread runtime).
+    pub worker_threads: u16,
 }
 
 impl Default for ClusterOptions {
@@ -56,6 +59,7 @@ impl Default for ClusterOptions {
             cluster_id: "it".to_string(),
             failed_node_timeout_ms: 0,
             follow_clients_ms: 0,
+            worker_threads: 1,
         }
     }
 }
@@ -325,6 +329,7 @@ impl TestCluster {
             .args(["--follow-clients-ms", &options.follow_clients_ms.to_string()])
             .args(["--heartbeat-interval-ms", &options.heartbeat_interval_ms.to_string()])
             .args(["--election-timeout-ms", &options.election_timeout_ms.to_string()])
+            .args(["--worker-threads", &options.worker_threads.to_string()])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
