@@ -152,7 +152,7 @@ impl RaftLog {
 
     /// Replaces everything from `entries[0].index` on with `entries` (a follower resolving a
     /// conflict with its leader). Committed entries are never replaced.
-    pub fn truncate_and_append(&mut self, entries: &[Entry]) {
+    pub fn truncate_and_append(&mut self, entries: Vec<Entry>) {
         let Some(first) = entries.first() else { return };
         assert!(
             first.index > self.committed,
@@ -168,7 +168,7 @@ impl RaftLog {
             self.handed_out = first.index.prev();
             self.epoch += 1;
         }
-        self.entries.extend(entries.iter().cloned());
+        self.entries.extend(entries);
     }
 
     /// Entries `lo ..= hi`, stopping early at `count_max` entries or once `bytes_max` would be
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(log.persisted(), LogIndex(4));
         let new = entries(3, &[3]);
         assert_eq!(log.find_conflict(&new), Some(LogIndex(3)));
-        log.truncate_and_append(&new);
+        log.truncate_and_append(new.clone());
         assert_eq!((log.last_index(), log.last_term()), (LogIndex(3), Term(3)));
         assert_eq!(log.persisted(), LogIndex(2));
         assert_eq!(log.handed_out(), LogIndex(2));
@@ -339,9 +339,9 @@ mod tests {
         let mut log = log_with_terms(&[1]);
         log.append(entries(2, &[1, 1]));
         let (_, stale) = log.hand_out();
-        log.truncate_and_append(&entries(2, &[2]));
+        log.truncate_and_append(entries(2, &[2]));
         let (_, replaced) = log.hand_out();
-        log.truncate_and_append(&entries(2, &[1, 1]));
+        log.truncate_and_append(entries(2, &[1, 1]));
         let (_, latest) = log.hand_out();
         log.persisted_to(stale.unwrap());
         assert_eq!(log.persisted(), LogIndex(1), "the first write must not count");
@@ -357,7 +357,7 @@ mod tests {
         log.append(entries(2, &[1]));
         let (_, in_flight) = log.hand_out();
         log.append(entries(3, &[1]));
-        log.truncate_and_append(&entries(3, &[2]));
+        log.truncate_and_append(entries(3, &[2]));
         log.persisted_to(in_flight.unwrap());
         assert_eq!(log.persisted(), LogIndex(2));
     }
@@ -367,7 +367,7 @@ mod tests {
     fn committed_entries_are_never_overwritten() {
         let mut log = log_with_terms(&[1, 1, 2]);
         log.commit_to(LogIndex(2));
-        log.truncate_and_append(&entries(2, &[3]));
+        log.truncate_and_append(entries(2, &[3]));
     }
 
     #[test]

@@ -35,16 +35,19 @@ impl Raft {
         let last_new = LogIndex(prev_index.0 + entries.len() as u64);
         if let Some(conflict) = self.log.find_conflict(&entries) {
             let start = (conflict.0 - prev_index.0 - 1) as usize;
-            let new = &entries[start..];
+            let mut new = entries;
+            new.drain(..start);
             if self.canary(Canary::NoTruncate) && conflict <= self.log.last_index() {
                 let keep = (self.log.last_index().0 - conflict.0 + 1) as usize;
-                let tail: Vec<Entry> = new.iter().skip(keep).cloned().collect();
-                self.log.append(tail.iter().cloned());
+                let tail: Vec<Entry> = new.into_iter().skip(keep).collect();
                 self.track_conf_changes(&tail);
+                self.log.append(tail);
             } else {
+                // A follower's membership does not depend on its log, so the changes can be
+                // tracked before the entries move into it (no copy of each entry).
                 self.untrack_conf_changes_from(conflict);
+                self.track_conf_changes(&new);
                 self.log.truncate_and_append(new);
-                self.track_conf_changes(new);
             }
         }
         self.log.commit_to(commit.min(last_new));
