@@ -99,6 +99,7 @@ fn runtime_config(node: NodeId) -> RuntimeConfig {
         entries_kept_after_snapshot: defaults.snapshot_entries / 10,
         membership: defaults.membership_policy(),
         rng_seed: None,
+        snapshots_on_loop: false,
     }
 }
 

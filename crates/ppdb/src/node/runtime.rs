@@ -41,10 +41,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// Most inputs of one kind taken in one turn of the loop, so no source starves the others.
 const INPUTS_PER_TURN_MAX: usize = 4096;
 
-/// How long saving a snapshot file takes under a current-thread runtime (the simulator's),
+/// How long saving a snapshot file takes in the simulator ([`RuntimeConfig::snapshots_on_loop`]),
 /// where the save runs on the loop's own thread after this pause, so that the group goes on
-/// logging while its snapshot is being saved, as it does on a multi-thread runtime.
-const SNAPSHOT_SAVE_DELAY_CURRENT_THREAD: Duration = Duration::from_millis(5);
+/// logging while its snapshot is being saved, as it does on a node.
+const SNAPSHOT_SAVE_DELAY_ON_LOOP: Duration = Duration::from_millis(5);
 
 /// A snapshot being serialized and saved off the loop: its group, and the snapshot once its
 /// file is durable (or why it could not be saved).
@@ -160,6 +160,11 @@ pub struct RuntimeConfig {
     /// Seeds the election-timeout RNG of every group (mixed with the node and group ids), so a
     /// simulated run replays exactly; `None` (production) draws a seed from the clock.
     pub rng_seed: Option<u64>,
+    /// The simulator's setting: a snapshot is serialized and saved on the loop's own thread
+    /// (after [`SNAPSHOT_SAVE_DELAY_ON_LOOP`]), so a run stays on one thread and replays
+    /// exactly. `false` (nodes) serializes and saves it on the blocking thread pool while the
+    /// loop goes on, whatever the runtime's flavour: on a large state it takes seconds.
+    pub snapshots_on_loop: bool,
 }
 
 /// The node's event loop and the replicas it drives.
@@ -705,12 +710,12 @@ impl<S: StateMachine> Runtime<S> {
             let snapshot = Snapshot { meta, data: Arc::new(job()) };
             storage.save_snapshot_file(group, &snapshot).map(|()| snapshot)
         };
-        let save: SnapshotSave = match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::CurrentThread => Box::pin(async move {
-                tokio::time::sleep(SNAPSHOT_SAVE_DELAY_CURRENT_THREAD).await;
+        let save: SnapshotSave = match self.config.snapshots_on_loop {
+            true => Box::pin(async move {
+                tokio::time::sleep(SNAPSHOT_SAVE_DELAY_ON_LOOP).await;
                 (group, build())
             }),
-            _ => Box::pin(async move {
+            false => Box::pin(async move {
                 let saved = tokio::task::spawn_blocking(build).await.unwrap_or_else(|e| {
                     Err(StorageError::io(
                         "save on the snapshot thread",

@@ -3,7 +3,7 @@
 
 use super::raft_storage::RaftStorage;
 use super::runtime::{Outbox, Request, Runtime, RuntimeConfig};
-use super::state_machine::StateMachine;
+use super::state_machine::{SnapshotJob, StateMachine};
 use super::{MembershipPolicy, NodeHandle};
 use crate::error::{Error, ErrorCode};
 use crate::storage::disk::{Disk, DiskFile, FsDisk};
@@ -44,6 +44,42 @@ impl StateMachine for Journal {
     }
 }
 
+/// How long a [`SlowJournal`] takes to serialize a snapshot.
+const SLOW_SNAPSHOT: Duration = Duration::from_secs(2);
+
+/// A [`Journal`] whose snapshots take [`SLOW_SNAPSHOT`] to serialize, as a large state does.
+#[derive(Default)]
+struct SlowJournal(Journal);
+
+impl StateMachine for SlowJournal {
+    type Query = ();
+    type Output = Vec<u8>;
+
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8> {
+        self.0.apply(index, command)
+    }
+
+    fn query(&self, query: &()) -> Vec<u8> {
+        self.0.query(query)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.snapshot()
+    }
+
+    fn snapshot_job(&self) -> SnapshotJob {
+        let data = self.0.snapshot();
+        Box::new(move || {
+            std::thread::sleep(SLOW_SNAPSHOT);
+            data
+        })
+    }
+
+    fn restore(data: &[u8]) -> Result<Self, String> {
+        Journal::restore(data).map(SlowJournal)
+    }
+}
+
 /// A node's inbound Raft message queue.
 type Inbox = mpsc::Sender<(GroupId, Message)>;
 
@@ -62,8 +98,8 @@ impl Outbox for ChannelNet {
     }
 }
 
-struct TestNode {
-    handle: NodeHandle<Journal>,
+struct TestNode<S: StateMachine = Journal> {
+    handle: NodeHandle<S>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), Error>>,
 }
@@ -74,15 +110,15 @@ fn start(net: &ChannelNet, root: &Path, id: u64, members: &[NodeId]) -> TestNode
     start_on(net, root, id, members, Arc::new(FsDisk::new()), Config::new(NodeId(id)))
 }
 
-/// [`start`] on `disk`, with `raft` settings.
-fn start_on(
+/// [`start`] on `disk`, with `raft` settings, replicating an `S`.
+fn start_on<S: StateMachine>(
     net: &ChannelNet,
     root: &Path,
     id: u64,
     members: &[NodeId],
     disk: Arc<dyn Disk>,
     raft: Config,
-) -> TestNode {
+) -> TestNode<S> {
     let dir = root.join(format!("node-{id}"));
     let (storage, recovered) = RaftStorage::open(disk, &dir, WalConfig::default()).expect("open storage");
     let config = RuntimeConfig {
@@ -93,13 +129,14 @@ fn start_on(
         entries_kept_after_snapshot: 5,
         membership: MembershipPolicy::default(),
         rng_seed: None,
+        snapshots_on_loop: false,
     };
     let bootstrap = BTreeMap::from([(GROUP, RecoveredState::bootstrap(members.iter().copied()))]);
-    let runtime: Runtime<Journal> =
+    let runtime: Runtime<S> =
         Runtime::new(config, Arc::new(storage), recovered, bootstrap, Arc::new(net.clone()))
             .expect("runtime");
     let (inbox_tx, inbox_rx) = mpsc::channel(4096);
-    let (req_tx, req_rx) = mpsc::unbounded_channel::<Request<Journal>>();
+    let (req_tx, req_rx) = mpsc::unbounded_channel::<Request<S>>();
     let (stop, stop_rx) = watch::channel(false);
     if let Ok(mut inboxes) = net.inboxes.lock() {
         inboxes.insert(NodeId(id), inbox_tx);
@@ -108,7 +145,7 @@ fn start_on(
     TestNode { handle: NodeHandle::new(req_tx, Duration::from_secs(3)), stop, task }
 }
 
-async fn leader(nodes: &BTreeMap<u64, TestNode>) -> u64 {
+async fn leader<S: StateMachine>(nodes: &BTreeMap<u64, TestNode<S>>) -> u64 {
     for _ in 0..300 {
         for (&id, node) in nodes {
             if let Ok(status) = node.handle.status().await {
@@ -277,6 +314,34 @@ async fn a_leader_answers_a_write_its_followers_made_durable_while_its_own_fsync
     let answer = answer.expect("answered while the leader's fsync hung").expect("join").expect("commit");
     assert_eq!(answer, b"2".to_vec(), "second command of the journal");
     assert!(still_held, "the leader's own fsync was still held when the write was answered");
+    for node in nodes.values() {
+        let _ = node.stop.send(true);
+    }
+}
+
+/// A node started with one worker thread runs on a current-thread runtime: everything on the
+/// thread of its loop. Its snapshots must still be serialized elsewhere, or every write waits
+/// for them (seconds on a large state).
+#[tokio::test(flavor = "current_thread")]
+async fn writes_go_on_while_snapshots_are_serialized_on_a_current_thread_runtime() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let net = ChannelNet::default();
+    let members = [NodeId(1), NodeId(2), NodeId(3)];
+    let nodes: BTreeMap<u64, TestNode<SlowJournal>> = (1..=3)
+        .map(|id| {
+            let disk = Arc::new(FsDisk::new());
+            (id, start_on(&net, root.path(), id, &members, disk, Config::new(NodeId(id))))
+        })
+        .collect();
+    let lead = leader(&nodes).await;
+    // Snapshots are due every 20 entries: 60 writes start several, each serialized for 2 s.
+    let mut slowest = Duration::ZERO;
+    for i in 0..60 {
+        let started = std::time::Instant::now();
+        nodes[&lead].handle.propose(GROUP, format!("c{i}").into_bytes()).await.expect("commit");
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(slowest < SLOW_SNAPSHOT / 2, "a write waited {slowest:?} while snapshots were serialized");
     for node in nodes.values() {
         let _ = node.stop.send(true);
     }

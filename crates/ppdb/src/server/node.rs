@@ -267,6 +267,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         entries_kept_after_snapshot: config.snapshot_entries / 10,
         membership: config.membership_policy(),
         rng_seed: None,
+        snapshots_on_loop: false,
     };
     let outbox = Arc::new(TransportOutbox(transport.clone()));
     let runtime: Runtime<KvShard> =

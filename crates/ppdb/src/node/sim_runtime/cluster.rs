@@ -240,6 +240,7 @@ impl Cluster {
             entries_kept_after_snapshot: self.opts.entries_kept_after_snapshot,
             membership: self.opts.membership,
             rng_seed: Some(mix(self.seed, self.boots)),
+            snapshots_on_loop: true,
         }
     }
 
