@@ -161,7 +161,7 @@ pub struct RuntimeConfig {
     /// simulated run replays exactly; `None` (production) draws a seed from the clock.
     pub rng_seed: Option<u64>,
     /// The simulator's setting: a snapshot is serialized and saved on the loop's own thread
-    /// (after [`SNAPSHOT_SAVE_DELAY_ON_LOOP`]), so a run stays on one thread and replays
+    /// (after a pause of a few milliseconds), so a run stays on one thread and replays
     /// exactly. `false` (nodes) serializes and saves it on the blocking thread pool while the
     /// loop goes on, whatever the runtime's flavour: on a large state it takes seconds.
     pub snapshots_on_loop: bool,
