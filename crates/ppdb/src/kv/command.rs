@@ -245,6 +245,16 @@ pub enum KvRead {
         /// The key.
         key: Vec<u8>,
     },
+    /// EXPIRETIME: the absolute expiry, in seconds since the Unix epoch.
+    ExpireTime {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// PEXPIRETIME: the absolute expiry, in milliseconds since the Unix epoch.
+    PExpireTime {
+        /// The key.
+        key: Vec<u8>,
+    },
     /// TYPE.
     Type {
         /// The key.
@@ -305,6 +315,8 @@ impl KvRead {
             | Self::GetRange { key, .. }
             | Self::Ttl { key }
             | Self::PTtl { key }
+            | Self::ExpireTime { key }
+            | Self::PExpireTime { key }
             | Self::Type { key } => vec![key.as_slice()],
             Self::MGet { keys } | Self::Exists { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
@@ -664,6 +676,8 @@ mod tests {
             }),
             bytes().prop_map(|key| KvRead::Ttl { key }),
             bytes().prop_map(|key| KvRead::PTtl { key }),
+            bytes().prop_map(|key| KvRead::ExpireTime { key }),
+            bytes().prop_map(|key| KvRead::PExpireTime { key }),
             bytes().prop_map(|key| KvRead::Type { key }),
             bytes().prop_map(|pattern| KvRead::Keys { pattern }),
             (any::<u64>(), proptest::option::of(bytes()), any::<u64>(), proptest::option::of(bytes()))

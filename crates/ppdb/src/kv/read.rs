@@ -29,6 +29,8 @@ impl KvStore {
             }
             KvRead::Ttl { key } => ttl_reply(self, key, now_ms, false),
             KvRead::PTtl { key } => ttl_reply(self, key, now_ms, true),
+            KvRead::ExpireTime { key } => expire_time_reply(self, key, now_ms, false),
+            KvRead::PExpireTime { key } => expire_time_reply(self, key, now_ms, true),
             KvRead::Type { key } => Reply::Status(if live(key).is_some() { "string" } else { "none" }),
             KvRead::Keys { pattern } => {
                 let match_all = pattern.as_slice() == b"*";
@@ -102,6 +104,19 @@ fn ttl_reply(store: &KvStore, key: &[u8], now_ms: u64, millis: bool) -> Reply {
     };
     let ttl_ms = i64::try_from(at.saturating_sub(now_ms)).unwrap_or(i64::MAX);
     Reply::Integer(if millis { ttl_ms } else { ttl_ms.saturating_add(500) / 1000 })
+}
+
+/// EXPIRETIME / PEXPIRETIME: -2 for a missing key, -1 for one without expiry, else the
+/// absolute expiry (seconds rounded down, as Redis, or milliseconds).
+fn expire_time_reply(store: &KvStore, key: &[u8], now_ms: u64, millis: bool) -> Reply {
+    let Some(value) = store.get_live(key, now_ms) else {
+        return Reply::Integer(-2);
+    };
+    let Some(at) = value.expire_at_ms else {
+        return Reply::Integer(-1);
+    };
+    let at = i64::try_from(at).unwrap_or(i64::MAX);
+    Reply::Integer(if millis { at } else { at / 1000 })
 }
 
 fn splitmix64(seed: u64) -> u64 {

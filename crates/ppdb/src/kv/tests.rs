@@ -279,6 +279,22 @@ fn ttl_and_pttl() {
 }
 
 #[test]
+fn expiretime_and_pexpiretime_give_the_absolute_expiry() {
+    let mut db = Db::new();
+    let expire_time = |db: &Db, key: &str| db.read(KvRead::ExpireTime { key: b(key) });
+    let pexpire_time = |db: &Db, key: &str| db.read(KvRead::PExpireTime { key: b(key) });
+    assert_eq!(expire_time(&db, "k"), Reply::Integer(-2));
+    db.set("k", "v");
+    assert_eq!(pexpire_time(&db, "k"), Reply::Integer(-1));
+    let at = db.now as i64 + 2_999;
+    assert_eq!(db.expire_in("k", 2_999, ExpireCondition::Always), Reply::Integer(1));
+    assert_eq!(pexpire_time(&db, "k"), Reply::Integer(at));
+    assert_eq!(expire_time(&db, "k"), Reply::Integer(at / 1000), "seconds round down, as Redis");
+    db.now += 3_000;
+    assert_eq!(expire_time(&db, "k"), Reply::Integer(-2), "an expired key has none");
+}
+
+#[test]
 fn expire_with_negative_or_past_time_deletes() {
     let mut db = Db::new();
     db.set("k", "v");

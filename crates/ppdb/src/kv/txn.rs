@@ -55,6 +55,8 @@ const READ_KEYS: u8 = 9;
 const READ_SCAN: u8 = 10;
 const READ_DBSIZE: u8 = 11;
 const READ_RANDOMKEY: u8 = 12;
+const READ_EXPIRETIME: u8 = 13;
+const READ_PEXPIRETIME: u8 = 14;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -118,6 +120,8 @@ fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
         KvRead::StrLen { key } => key_only(READ_STRLEN, key),
         KvRead::Ttl { key } => key_only(READ_TTL, key),
         KvRead::PTtl { key } => key_only(READ_PTTL, key),
+        KvRead::ExpireTime { key } => key_only(READ_EXPIRETIME, key),
+        KvRead::PExpireTime { key } => key_only(READ_PEXPIRETIME, key),
         KvRead::Type { key } => key_only(READ_TYPE, key),
         KvRead::Keys { pattern } => key_only(READ_KEYS, pattern),
         KvRead::GetRange { key, start, end } => {
@@ -164,6 +168,8 @@ fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeError> {
         },
         READ_TTL => KvRead::Ttl { key: key(reader)? },
         READ_PTTL => KvRead::PTtl { key: key(reader)? },
+        READ_EXPIRETIME => KvRead::ExpireTime { key: key(reader)? },
+        READ_PEXPIRETIME => KvRead::PExpireTime { key: key(reader)? },
         READ_TYPE => KvRead::Type { key: key(reader)? },
         READ_KEYS => KvRead::Keys { pattern: key(reader)? },
         READ_SCAN => KvRead::Scan {

@@ -227,6 +227,8 @@ fn encode_read(e: &mut Encoder, read: &KvRead) {
         }
         KvRead::DbSize => e.u8(11),
         KvRead::RandomKey => e.u8(12),
+        KvRead::ExpireTime { key } => key_only(e, 13, key),
+        KvRead::PExpireTime { key } => key_only(e, 14, key),
     }
 }
 
@@ -251,6 +253,8 @@ fn decode_read(d: &mut Decoder<'_>) -> Result<KvRead, DecodeError> {
         },
         11 => KvRead::DbSize,
         12 => KvRead::RandomKey,
+        13 => KvRead::ExpireTime { key: key(d)? },
+        14 => KvRead::PExpireTime { key: key(d)? },
         _ => return Err(d.error("unknown read tag")),
     })
 }
@@ -411,6 +415,8 @@ mod tests {
             KvRead::GetRange { key: b"k".to_vec(), start: -3, end: -1 },
             KvRead::Scan { cursor: 9, pattern: Some(b"a*".to_vec()), count: 10, type_name: None },
             KvRead::RandomKey,
+            KvRead::ExpireTime { key: b"e".to_vec() },
+            KvRead::PExpireTime { key: b"p".to_vec() },
         ];
         let mut ops: Vec<ShardOp> = reads.into_iter().map(ShardOp::Read).collect();
         ops.push(ShardOp::Write(KvWrite { now_ms: 5, op: WriteOp::Del { keys: vec![b"x".to_vec()] } }));

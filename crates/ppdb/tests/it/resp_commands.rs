@@ -368,11 +368,19 @@ fn expiry_commands() {
     assert_eq!(run::<i64, _>(f.via(3), &["EXPIREAT", "e", &(now_s() + 300).to_string()]), 1);
     let ttl: i64 = run(f.via(1), &["TTL", "e"]);
     assert!((290..=300).contains(&ttl), "EXPIREAT now+300 → TTL {ttl}");
-    assert_eq!(run::<i64, _>(f.via(2), &["PEXPIREAT", "e", &((now_s() + 400) * 1000).to_string()]), 1);
+    let at_ms = (now_s() + 400) * 1000;
+    assert_eq!(run::<i64, _>(f.via(2), &["PEXPIREAT", "e", &at_ms.to_string()]), 1);
     let ttl: i64 = run(f.via(3), &["TTL", "e"]);
     assert!((390..=400).contains(&ttl), "PEXPIREAT now+400s → TTL {ttl}");
+    // The absolute expiry, through any node: seconds and milliseconds since the epoch.
+    assert_eq!(run::<i64, _>(f.via(3), &["PEXPIRETIME", "e"]), at_ms as i64);
+    assert_eq!(run::<i64, _>(f.via(1), &["EXPIRETIME", "e"]), (at_ms / 1000) as i64);
+    assert_eq!(run::<i64, _>(f.via(2), &["EXPIRETIME", "absent"]), -2);
     assert_eq!(run::<i64, _>(f.via(1), &["PERSIST", "e"]), 1);
+    assert_eq!(run::<i64, _>(f.via(3), &["PEXPIRETIME", "e"]), -1);
     assert_eq!(run::<i64, _>(f.via(2), &["PERSIST", "e"]), 0);
+    // TOUCH counts the keys that exist, as EXISTS does (there is no access time to update).
+    assert_eq!(run::<i64, _>(f.via(3), &["TOUCH", "e", "absent", "e"]), 2);
     assert_eq!(run::<i64, _>(f.via(3), &["TTL", "e"]), -1);
     assert_eq!(fails(f.via(1), &["EXPIRE", "e", "soon"]), "ERR value is not an integer or out of range");
 

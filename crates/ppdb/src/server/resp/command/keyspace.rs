@@ -1,4 +1,5 @@
-//! Key-space commands: DEL, EXISTS, the EXPIRE family, TTL, TYPE, KEYS, SCAN, DBSIZE, FLUSHALL.
+//! Key-space commands: DEL, EXISTS, TOUCH, the EXPIRE family, TTL, EXPIRETIME, TYPE, KEYS,
+//! SCAN, DBSIZE, FLUSHALL.
 
 use bytes::Bytes;
 
@@ -21,13 +22,16 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
     let ready = |op| Ok(Command::Write(WriteCommand::Ready(op)));
     Some(match name {
         "del" | "unlink" => ready(WriteOp::Del { keys: owned_from(args, 0) }),
-        "exists" => read(KvRead::Exists { keys: owned_from(args, 0) }),
+        // TOUCH only counts the keys that exist: there is no access time to update.
+        "exists" | "touch" => read(KvRead::Exists { keys: owned_from(args, 0) }),
         "expire" => expire(args, "expire", TimeUnit::Seconds, ExpireBase::Now),
         "pexpire" => expire(args, "pexpire", TimeUnit::Milliseconds, ExpireBase::Now),
         "expireat" => expire(args, "expireat", TimeUnit::Seconds, ExpireBase::UnixEpoch),
         "pexpireat" => expire(args, "pexpireat", TimeUnit::Milliseconds, ExpireBase::UnixEpoch),
         "ttl" => read(KvRead::Ttl { key: key() }),
         "pttl" => read(KvRead::PTtl { key: key() }),
+        "expiretime" => read(KvRead::ExpireTime { key: key() }),
+        "pexpiretime" => read(KvRead::PExpireTime { key: key() }),
         "persist" => ready(WriteOp::Persist { key: key() }),
         "type" => read(KvRead::Type { key: key() }),
         "keys" => read(KvRead::Keys { pattern: key() }),

@@ -127,6 +127,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     spec!("exists", -2, R, RO_FAST, 1, -1, 1, "Determines whether one or more keys exist."),
     spec!("expire", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key in seconds."),
     spec!("expireat", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key to a Unix timestamp."),
+    spec!("expiretime", 2, R, RO_FAST, 1, 1, 1, "Returns the expiration time of a key as a Unix timestamp."),
     spec!("flushall", -1, W, WR, 0, 0, 0, "Removes all keys from all databases."),
     spec!("flushdb", -1, W, WR, 0, 0, 0, "Remove all keys from the current database."),
     spec!("get", 2, R, RO_FAST, 1, 1, 1, "Returns the string value of a key."),
@@ -228,6 +229,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         1,
         "Sets the expiration time of a key to a Unix milliseconds timestamp."
     ),
+    spec!(
+        "pexpiretime",
+        2,
+        R,
+        RO_FAST,
+        1,
+        1,
+        1,
+        "Returns the expiration time of a key as a Unix milliseconds timestamp."
+    ),
     spec!("ping", -1, C, FAST, 0, 0, 0, "Returns the server's liveliness response."),
     spec!(
         "psetex",
@@ -287,6 +298,16 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec!("strlen", 2, R, RO_FAST, 1, 1, 1, "Returns the length of a string value."),
     spec!("substr", 4, R, RO, 1, 1, 1, "Returns a substring from a string value."),
+    spec!(
+        "touch",
+        -2,
+        R,
+        RO_FAST,
+        1,
+        -1,
+        1,
+        "Returns the number of existing keys out of those specified after updating the time they were last accessed."
+    ),
     spec!("ttl", 2, R, RO_FAST, 1, 1, 1, "Returns the expiration time in seconds of a key."),
     spec!("type", 2, R, RO_FAST, 1, 1, 1, "Determines the type of value stored at a key."),
     spec!("unlink", -2, W, WR_FAST, 1, -1, 1, "Asynchronously deletes one or more keys."),
