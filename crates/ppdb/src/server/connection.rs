@@ -283,6 +283,7 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
             Frame::Verbatim { format: *b"txt", text: Bytes::from(ctx.info(&sections).await) }
         }
         Command::Select => Frame::simple("OK"),
+        Command::Time => time_reply(std::time::SystemTime::now()),
         Command::Auth { .. } => Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",
@@ -313,6 +314,16 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
             Frame::error("ERR internal: transaction command in the wrong path")
         }
     }
+}
+
+/// TIME's array: seconds and microseconds since the Unix epoch, as bulk strings (as Redis;
+/// a clock set before the epoch reads 0 0).
+fn time_reply(now: std::time::SystemTime) -> Frame {
+    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from(since.as_secs().to_string())),
+        Frame::Bulk(Bytes::from(since.subsec_micros().to_string())),
+    ])
 }
 
 fn hello_reply(session: &mut Session, hello: Hello) -> Frame {

@@ -128,6 +128,11 @@ fn connection_commands_and_error_texts() {
     assert_eq!(run::<String, _>(c, &["ECHO", "hello\r\nworld"]), "hello\r\nworld");
     ok(c, &["SELECT", "0"]);
     assert!(fails(c, &["SELECT", "1"]).starts_with("ERR "), "SELECT 1 must be refused");
+    let (secs, micros): (String, String) = run(c, &["TIME"]);
+    let secs: u64 = secs.parse().expect("TIME seconds");
+    assert!(secs.abs_diff(now_s()) <= 5, "TIME {secs} against the test's clock {}", now_s());
+    assert!(micros.parse::<u32>().expect("TIME microseconds") < 1_000_000);
+    assert_eq!(fails(c, &["TIME", "now"]), "ERR wrong number of arguments for 'time' command");
 
     let count: i64 = run(c, &["COMMAND", "COUNT"]);
     assert!(count >= ISSUE_COMMANDS.len() as i64, "COMMAND COUNT = {count}");

@@ -66,6 +66,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         },
         "echo" => Ok(Command::Echo(args.first().cloned().unwrap_or_default())),
         "quit" => Ok(Command::Quit),
+        "time" => Ok(Command::Time),
         "hello" => hello(args),
         "command" => command(args),
         "info" => Ok(Command::Info(args.to_vec())),

@@ -50,6 +50,8 @@ pub enum Command {
     Info(Vec<Bytes>),
     /// SELECT index (only 0 parses; others are `ERR DB index is out of range`).
     Select,
+    /// TIME: this node's clock, as seconds and microseconds since the Unix epoch.
+    Time,
     /// AUTH \[username\] password.
     Auth {
         /// The user, when given.

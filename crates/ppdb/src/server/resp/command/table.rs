@@ -298,6 +298,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
     spec!("strlen", 2, R, RO_FAST, 1, 1, 1, "Returns the length of a string value."),
     spec!("substr", 4, R, RO, 1, 1, 1, "Returns a substring from a string value."),
+    spec!("time", 1, C, &["loading", "stale", "fast"], 0, 0, 0, "Returns the server time."),
     spec!(
         "touch",
         -2,

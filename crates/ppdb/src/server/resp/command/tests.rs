@@ -213,6 +213,7 @@ fn other_commands_parse() {
     );
     assert_eq!(parse("ping"), Ok(Command::Ping(None)));
     assert_eq!(parse("SELECT 0"), Ok(Command::Select));
+    assert_eq!(parse("TIME"), Ok(Command::Time));
     assert_eq!(parse("COMMAND DOCS"), Ok(Command::Command(CommandQuery::Docs(vec![]))));
     assert_eq!(
         parse("HELLO 3 AUTH default secret SETNAME app"),
