@@ -307,6 +307,22 @@ impl WriteOp {
 }
 
 impl KvRead {
+    /// Encodes the read as a transaction step holds it (see [`super::txn`]), for a node that
+    /// forwards it to the shard's leader.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        super::txn::encode_read(self, &mut out);
+        out
+    }
+
+    /// Decodes a read produced by [`KvRead::encode`]; never panics, bounded allocation.
+    pub fn decode(input: &[u8]) -> Result<Self, KvDecodeError> {
+        let mut reader = Reader::new(input);
+        let read = super::txn::decode_read(&mut reader)?;
+        reader.finish()?;
+        Ok(read)
+    }
+
     /// The keys this read touches, for routing to shards (empty for whole-keyspace reads).
     pub fn keys(&self) -> Vec<&[u8]> {
         match self {

@@ -110,7 +110,8 @@ fn put_option(out: &mut Vec<u8>, value: &Option<Vec<u8>>) {
     }
 }
 
-fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
+/// Appends a read: its tag and fields (also [`KvRead::encode`]).
+pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
     let mut key_only = |tag: u8, key: &[u8]| {
         out.push(tag);
         put_bytes(out, key);
@@ -154,7 +155,8 @@ fn option(reader: &mut Reader<'_>) -> Result<Option<Vec<u8>>, KvDecodeError> {
     }
 }
 
-fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeError> {
+/// Reads back what [`encode_read`] wrote.
+pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeError> {
     let offset = reader.offset();
     Ok(match reader.u8("read")? {
         READ_GET => KvRead::Get { key: key(reader)? },

@@ -13,8 +13,9 @@
 //!
 //! Request: tag [`SHARD_REQUEST_TAG`] u8, `sections u32`, per section `shard u64` and
 //! `count u32`, then every section's operations in order, per operation `tag u8` (1 write,
-//! 2 read) and its body (the encoded write, or the read as below). Response: `count u32`, then per operation
-//! `0` + reply, `1` + leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
+//! 2 read) and its body as length-prefixed bytes ([`KvWrite::encode`] or [`KvRead::encode`],
+//! the log's own encodings). Response: `count u32`, then per operation `0` + reply, `1` +
+//! leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
@@ -70,7 +71,7 @@ pub fn encode_ops(ops: &[ShardOp]) -> Vec<u8> {
             }
             ShardOp::Read(read) => {
                 e.u8(2);
-                encode_read(&mut e, read);
+                e.bytes(&read.encode());
             }
         }
     }
@@ -136,7 +137,10 @@ pub fn decode_request(bytes: &[u8]) -> Result<Vec<(u64, Vec<ShardOp>)>, DecodeEr
                     let body = d.bytes(ITEM_BYTES_MAX)?;
                     ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
                 }
-                2 => ShardOp::Read(decode_read(&mut d)?),
+                2 => {
+                    let body = d.bytes(ITEM_BYTES_MAX)?;
+                    ShardOp::Read(KvRead::decode(body).map_err(|_| d.error("undecodable read"))?)
+                }
                 _ => return Err(d.error("unknown operation tag")),
             };
             ops.push(op);
@@ -163,24 +167,6 @@ pub fn group_by_shard(sections: Vec<(u64, Vec<ShardOp>)>) -> BTreeMap<u64, (Vec<
     by_shard
 }
 
-fn encode_opt(e: &mut Encoder, v: &Option<Vec<u8>>) {
-    match v {
-        Some(v) => {
-            e.u8(1);
-            e.bytes(v);
-        }
-        None => e.u8(0),
-    }
-}
-
-fn decode_opt(d: &mut Decoder<'_>) -> Result<Option<Vec<u8>>, DecodeError> {
-    match d.u8()? {
-        0 => Ok(None),
-        1 => Ok(Some(d.bytes(ITEM_BYTES_MAX)?.to_vec())),
-        _ => Err(d.error("bad option tag")),
-    }
-}
-
 fn encode_keys(e: &mut Encoder, keys: &[Vec<u8>]) {
     e.u32(u32::try_from(keys.len()).unwrap_or(u32::MAX));
     for key in keys {
@@ -191,72 +177,6 @@ fn encode_keys(e: &mut Encoder, keys: &[Vec<u8>]) {
 fn decode_keys(d: &mut Decoder<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
     let n = d.count(ITEMS_MAX, 4)?;
     (0..n).map(|_| d.bytes(ITEM_BYTES_MAX).map(<[u8]>::to_vec)).collect()
-}
-
-fn encode_read(e: &mut Encoder, read: &KvRead) {
-    let key_only = |e: &mut Encoder, tag: u8, key: &[u8]| {
-        e.u8(tag);
-        e.bytes(key);
-    };
-    match read {
-        KvRead::Get { key } => key_only(e, 1, key),
-        KvRead::MGet { keys } => {
-            e.u8(2);
-            encode_keys(e, keys);
-        }
-        KvRead::Exists { keys } => {
-            e.u8(3);
-            encode_keys(e, keys);
-        }
-        KvRead::StrLen { key } => key_only(e, 4, key),
-        KvRead::GetRange { key, start, end } => {
-            key_only(e, 5, key);
-            e.u64(*start as u64);
-            e.u64(*end as u64);
-        }
-        KvRead::Ttl { key } => key_only(e, 6, key),
-        KvRead::PTtl { key } => key_only(e, 7, key),
-        KvRead::Type { key } => key_only(e, 8, key),
-        KvRead::Keys { pattern } => key_only(e, 9, pattern),
-        KvRead::Scan { cursor, pattern, count, type_name } => {
-            e.u8(10);
-            e.u64(*cursor);
-            encode_opt(e, pattern);
-            e.u64(*count);
-            encode_opt(e, type_name);
-        }
-        KvRead::DbSize => e.u8(11),
-        KvRead::RandomKey => e.u8(12),
-        KvRead::ExpireTime { key } => key_only(e, 13, key),
-        KvRead::PExpireTime { key } => key_only(e, 14, key),
-    }
-}
-
-fn decode_read(d: &mut Decoder<'_>) -> Result<KvRead, DecodeError> {
-    let tag = d.u8()?;
-    let key = |d: &mut Decoder<'_>| d.bytes(ITEM_BYTES_MAX).map(<[u8]>::to_vec);
-    Ok(match tag {
-        1 => KvRead::Get { key: key(d)? },
-        2 => KvRead::MGet { keys: decode_keys(d)? },
-        3 => KvRead::Exists { keys: decode_keys(d)? },
-        4 => KvRead::StrLen { key: key(d)? },
-        5 => KvRead::GetRange { key: key(d)?, start: d.u64()? as i64, end: d.u64()? as i64 },
-        6 => KvRead::Ttl { key: key(d)? },
-        7 => KvRead::PTtl { key: key(d)? },
-        8 => KvRead::Type { key: key(d)? },
-        9 => KvRead::Keys { pattern: key(d)? },
-        10 => KvRead::Scan {
-            cursor: d.u64()?,
-            pattern: decode_opt(d)?,
-            count: d.u64()?,
-            type_name: decode_opt(d)?,
-        },
-        11 => KvRead::DbSize,
-        12 => KvRead::RandomKey,
-        13 => KvRead::ExpireTime { key: key(d)? },
-        14 => KvRead::PExpireTime { key: key(d)? },
-        _ => return Err(d.error("unknown read tag")),
-    })
 }
 
 const STATUSES: [&str; 3] = ["string", "none", "OK"];
