@@ -12,8 +12,13 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Default number of data shards chosen at bootstrap.
-pub const SHARDS_DEFAULT: u32 = 8;
+/// Default number of data shards chosen at bootstrap: one. Until transactions span shards, one
+/// shard is what makes every multi-key command and every `MULTI` atomic, as Redis clients
+/// assume; and more shards add no throughput today (every node hosts every shard and runs all
+/// of them on one loop), while each group costs its own Ready, WAL records and messages every
+/// round (64 clients spread over `ppdb local`: 1-4 shards 41.8-43.4k writes/s, 8 shards 38.1k;
+/// see docs/benchmarks.md).
+pub const SHARDS_DEFAULT: u32 = 1;
 /// Most data shards a cluster may have.
 pub const SHARDS_MAX: u32 = 1024;
 

@@ -49,7 +49,7 @@ pub struct StartArgs {
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "PPDB_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Number of data shards when bootstrapping (default 8).
+    /// Number of data shards when bootstrapping (default 1: every multi-key command atomic).
     #[arg(long, env = "PPDB_SHARDS")]
     pub shards: Option<u32>,
     /// Leader heartbeat interval in milliseconds (default 100).
