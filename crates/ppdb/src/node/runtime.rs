@@ -37,6 +37,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// Most inputs of one kind taken in one turn of the loop, so no source starves the others.
 const INPUTS_PER_TURN_MAX: usize = 4096;
@@ -268,28 +269,31 @@ impl<S: StateMachine> Runtime<S> {
         // Messages stepped while the last round synced may have left Readies to process.
         let mut stepped_while_syncing = false;
         loop {
-            let mut turn = "input";
-            let started = tokio::time::Instant::now();
-            tokio::select! {
+            // The turn's clock starts when the loop wakes, not while it waits for input.
+            let (turn, woke) = tokio::select! {
                 biased;
                 changed = shutdown.changed() => {
                     if changed.is_err() || *shutdown.borrow() {
                         break;
                     }
+                    ("shutdown signal", Instant::now())
                 }
                 Some((group, saved)) = self.snapshot_saves.next(), if !self.snapshot_saves.is_empty() => {
-                    turn = "checkpoint";
+                    let woke = Instant::now();
                     self.finish_checkpoint(group, saved)?;
+                    ("checkpoint", woke)
                 }
                 _ = ticker.tick() => {
-                    turn = "tick";
+                    let woke = Instant::now();
                     ticks += 1;
                     self.tick(ticks);
                     if ticks % HOUSEKEEPING_TICKS == 0 {
                         self.checkpoint_groups_holding_the_wal()?;
                     }
+                    ("tick", woke)
                 }
                 Some((group, message)) = inbound.recv() => {
+                    let woke = Instant::now();
                     self.step(group, message);
                     for _ in 0..INPUTS_PER_TURN_MAX {
                         match inbound.try_recv() {
@@ -297,8 +301,10 @@ impl<S: StateMachine> Runtime<S> {
                             Err(_) => break,
                         }
                     }
+                    ("input", woke)
                 }
                 Some(request) = requests.recv() => {
+                    let woke = Instant::now();
                     self.handle(request);
                     for _ in 0..INPUTS_PER_TURN_MAX {
                         match requests.try_recv() {
@@ -306,26 +312,26 @@ impl<S: StateMachine> Runtime<S> {
                             Err(_) => break,
                         }
                     }
+                    ("input", woke)
                 }
                 _ = std::future::ready(()), if stepped_while_syncing => {
-                    turn = "messages taken while syncing";
+                    ("messages taken while syncing", Instant::now())
                 }
                 else => break,
-            }
-            let worked = tokio::time::Instant::now();
+            };
+            let worked = Instant::now();
             self.round_times = RoundTimes::default();
             stepped_while_syncing = self.process_readies(&mut inbound).await?;
             for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
                 self.leaders.set(group, replica.raft().leader());
             }
-            let took = started.elapsed();
+            let took = woke.elapsed();
             if took >= SLOW_TURN {
-                let waited = started.elapsed().saturating_sub(worked.elapsed());
                 tracing::warn!(
                     node = %self.config.node,
                     turn,
                     took_ms = took.as_millis() as u64,
-                    before_readies_ms = waited.as_millis() as u64,
+                    before_readies_ms = worked.duration_since(woke).as_millis() as u64,
                     persist_ms = self.round_times.persist.as_millis() as u64,
                     apply_ms = self.round_times.apply.as_millis() as u64,
                     wal_sync_ms = self.round_times.sync.as_millis() as u64,
@@ -513,7 +519,7 @@ impl<S: StateMachine> Runtime<S> {
         // snapshot to install first): they are durable on a majority already and do not
         // depend on this round's writes, so clients get their answers one fsync sooner.
         let mut last_ticket = None;
-        let persisting = tokio::time::Instant::now();
+        let persisting = Instant::now();
         let hold = self.storage.hold_writes();
         for (group, ready) in readies.iter_mut() {
             if let Some(ticket) = self.storage.persist(*group, ready)? {
@@ -524,7 +530,7 @@ impl<S: StateMachine> Runtime<S> {
         // The whole round is queued: one write and one fdatasync take it.
         drop(hold);
         self.round_times.persist = persisting.elapsed();
-        let applying = tokio::time::Instant::now();
+        let applying = Instant::now();
         let mut directory_changed = false;
         for (group, ready) in readies.iter_mut().filter(|(_, ready)| ready.snapshot.is_none()) {
             directory_changed |= *group == META_GROUP && !ready.committed_entries.is_empty();
@@ -538,7 +544,7 @@ impl<S: StateMachine> Runtime<S> {
         let mut deferred = Deferred::default();
         let mut stepped = false;
         if let Some(ticket) = last_ticket {
-            let waiting = tokio::time::Instant::now();
+            let waiting = Instant::now();
             let installs_snapshot = readies.iter().any(|(_, ready)| ready.snapshot.is_some());
             tokio::pin!(ticket);
             loop {
