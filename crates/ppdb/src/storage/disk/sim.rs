@@ -102,6 +102,8 @@ struct SimState {
     durable: BTreeMap<PathBuf, u64>,
     sync_failures_pending: u32,
     write_failures_pending: u32,
+    /// The most bytes one file has held written but not synced, since the disk was made.
+    peak_unsynced_file_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +141,7 @@ impl SimDisk {
             durable: BTreeMap::new(),
             sync_failures_pending: 0,
             write_failures_pending: 0,
+            peak_unsynced_file_bytes: 0,
         };
         SimDisk { state: Arc::new(Mutex::new(state)), gate: Arc::default() }
     }
@@ -231,6 +234,12 @@ impl SimDisk {
         while gate.held == 0 {
             gate = self.gate.changed.wait(gate).unwrap_or_else(|p| p.into_inner());
         }
+    }
+
+    /// The most bytes any one file has held written but not yet synced: how much a writer
+    /// leaves for one sync to flush (a sync of the WAL on the same device waits behind it).
+    pub fn peak_unsynced_file_bytes(&self) -> u64 {
+        self.lock().peak_unsynced_file_bytes
     }
 
     /// Total bytes written but not yet synced, over all live files.
@@ -403,6 +412,15 @@ impl DiskFile for SimFile {
             let inode = state.inodes.get_mut(&ino).ok_or_else(stale)?;
             write_into(&mut inode.written, offset, buf);
             inode.unsynced.push(Op::Write { offset, data: buf.to_vec() });
+            let unsynced: u64 = inode
+                .unsynced
+                .iter()
+                .map(|op| match op {
+                    Op::Write { data, .. } => data.len() as u64,
+                    Op::SetLen(_) => 0,
+                })
+                .sum();
+            state.peak_unsynced_file_bytes = state.peak_unsynced_file_bytes.max(unsynced);
             Ok(())
         })
     }

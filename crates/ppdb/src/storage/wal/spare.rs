@@ -5,7 +5,8 @@
 //! inode; overwriting blocks that already hold (zero) data is a pure data write. On ext4 this
 //! takes one I/O out of every fdatasync (on the reference machine, 195 µs to 140 µs alone, and
 //! 265 µs to 205 µs with three nodes syncing at once). So a segment starts life as a *spare*:
-//! `spare.wal.tmp`, `segment_bytes_max` zero bytes, synced. It becomes a segment when the
+//! `spare.wal.tmp`, `segment_bytes_max` zero bytes, synced a chunk at a time (the WAL's syncs
+//! share the device and must not wait behind the whole file). It becomes a segment when the
 //! appender writes its header and renames it (`segment::install_spare`).
 //!
 //! With a writer thread, a helper thread makes the next spare while the active segment fills
@@ -25,7 +26,7 @@ use crate::storage::error::StorageError;
 /// The file name of the spare segment being made or waiting to be used.
 pub const SPARE_FILE_NAME: &str = "spare.wal.tmp";
 
-/// Zero bytes written per call while filling a spare.
+/// Zero bytes written, and then synced, per step while filling a spare.
 const FILL_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A zero-filled, synced file of the segment size, not yet a segment.
@@ -48,7 +49,8 @@ pub(crate) fn remove_stale_spare(disk: &dyn Disk, dir: &Path) -> Result<(), Stor
     Ok(())
 }
 
-/// Makes a spare of `len` bytes in `dir`: creates the file, fills it with zeros, syncs it.
+/// Makes a spare of `len` bytes in `dir`: creates the file and fills it with zeros, synced every
+/// [`FILL_CHUNK_BYTES`].
 pub(crate) fn make_spare(disk: &dyn Disk, dir: &Path, len: u64) -> Result<Spare, StorageError> {
     let path = dir.join(SPARE_FILE_NAME);
     let mut file = disk.create_new(&path).map_err(|e| StorageError::io("create spare segment", &path, e))?;
@@ -59,8 +61,11 @@ pub(crate) fn make_spare(disk: &dyn Disk, dir: &Path, len: u64) -> Result<Spare,
         file.write_all_at(&zeros[..chunk], offset)
             .map_err(|e| StorageError::io("fill spare segment", &path, e))?;
         offset += chunk as u64;
+        // Synced chunk by chunk: the WAL's own syncs share the device, and one sync of the
+        // whole file would make the next WAL sync wait behind all of it (5-16 ms stalls of
+        // the node's writes at 16 MiB segments, measured).
+        file.sync_data().map_err(|e| StorageError::io("fdatasync", &path, e))?;
     }
-    file.sync_data().map_err(|e| StorageError::io("fdatasync", &path, e))?;
     tracing::debug!(path = %path.display(), len, "made a spare WAL segment");
     Ok(Spare { file, path })
 }
@@ -160,5 +165,30 @@ impl Drop for SpareMaker {
                 let _ = thread.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::disk::{Disk, SimDisk};
+
+    #[test]
+    fn a_spare_is_zero_filled_and_synced_chunk_by_chunk() {
+        let disk = SimDisk::new(1);
+        let dir = Path::new("/wal");
+        disk.create_dir_all(dir).unwrap();
+        let len = 3 * FILL_CHUNK_BYTES as u64 + 123;
+        let spare = make_spare(&disk, dir, len).unwrap();
+        drop(spare);
+        let bytes = disk.read(&dir.join(SPARE_FILE_NAME)).unwrap();
+        assert_eq!(bytes.len() as u64, len);
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert_eq!(disk.unsynced_bytes(), 0, "durable when made");
+        assert_eq!(
+            disk.peak_unsynced_file_bytes(),
+            FILL_CHUNK_BYTES as u64,
+            "never more than a chunk unsynced"
+        );
     }
 }
