@@ -38,7 +38,7 @@ pub struct FrozenKv {
 impl KvStore {
     /// Serializes the whole key space (format in the module docs).
     pub fn snapshot(&self) -> Vec<u8> {
-        self.freeze().serialize()
+        self.freeze().serialize(0)
     }
 
     /// The key space now, in constant time, for [`FrozenKv::serialize`] later: the store's
@@ -49,9 +49,11 @@ impl KvStore {
 }
 
 impl FrozenKv {
-    /// Serializes the frozen key space (format in the module docs).
-    pub fn serialize(self) -> Vec<u8> {
-        let mut out = Vec::new();
+    /// Serializes the frozen key space (format in the module docs) into a buffer first sized
+    /// for `expected_bytes`: growing it step by step copies it over and over into freshly
+    /// mapped pages, which the kernel must zero first.
+    pub fn serialize(self, expected_bytes: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(expected_bytes);
         out.extend_from_slice(MAGIC);
         out.push(SNAPSHOT_VERSION);
         put_varint(&mut out, self.entries.len() as u64);
