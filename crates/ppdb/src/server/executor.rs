@@ -96,7 +96,8 @@ impl Executor {
             }
             WriteOp::MSetNx { pairs } if self.group_pairs(pairs).len() > 1 => Err(Error::State(
                 "MSETNX keys span several shards; it is atomic only within one shard until \
-                 cross-shard transactions land (use a hash tag-free single key or one shard)"
+                 cross-shard transactions land (a cluster bootstrapped with one shard, the \
+                 default, keeps every key in it)"
                     .into(),
             )),
             WriteOp::Del { keys } => {
