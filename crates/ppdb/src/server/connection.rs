@@ -16,7 +16,7 @@ use super::forward::ShardOp;
 use super::resp::command::{
     Admission, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
 };
-use super::resp::reply::command_query_reply;
+use super::resp::reply::{command_query_reply, config_get_reply};
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::transaction::{self, ExecElement};
 use crate::error::Error;
@@ -284,6 +284,7 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
         }
         Command::Select => Frame::simple("OK"),
         Command::Time => time_reply(std::time::SystemTime::now()),
+        Command::ConfigGet(patterns) => config_get_reply(&ctx.limits, &patterns),
         Command::Auth { .. } => Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 /// Client connections served at once.
-const CLIENT_CONNECTIONS_MAX: usize = 10_000;
+pub(crate) const CLIENT_CONNECTIONS_MAX: usize = 10_000;
 /// Raft messages queued from the transport to the runtime.
 const RAFT_INBOX_MESSAGES_MAX: usize = 65_536;
 

@@ -133,6 +133,18 @@ fn connection_commands_and_error_texts() {
     assert!(secs.abs_diff(now_s()) <= 5, "TIME {secs} against the test's clock {}", now_s());
     assert!(micros.parse::<u32>().expect("TIME microseconds") < 1_000_000);
     assert_eq!(fails(c, &["TIME", "now"]), "ERR wrong number of arguments for 'time' command");
+    // CONFIG GET: the settings PPDB has an answer for, matched as globs; unknown ones match
+    // nothing; changing settings is not a client's business here.
+    let durability: Vec<String> = run(c, &["CONFIG", "GET", "save", "APPENDONLY", "appendfsync"]);
+    assert_eq!(durability, ["appendonly", "yes", "appendfsync", "always", "save", ""]);
+    let memory: Vec<String> = run(c, &["CONFIG", "GET", "maxmemory*"]);
+    assert_eq!(memory, ["maxmemory", "0", "maxmemory-policy", "noeviction"]);
+    let unknown: Vec<String> = run(c, &["CONFIG", "GET", "no-such-setting"]);
+    assert!(unknown.is_empty(), "{unknown:?}");
+    assert_eq!(
+        fails(c, &["CONFIG", "SET", "maxmemory", "1"]),
+        "ERR unknown subcommand 'SET'. Try CONFIG HELP."
+    );
 
     let count: i64 = run(c, &["COMMAND", "COUNT"]);
     assert!(count >= ISSUE_COMMANDS.len() as i64, "COMMAND COUNT = {count}");

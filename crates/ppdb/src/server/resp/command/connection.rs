@@ -1,5 +1,5 @@
 //! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT,
-//! RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//! CONFIG GET, TIME, RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 
 use bytes::Bytes;
 
@@ -83,6 +83,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
             _ => Err(CommandError::Syntax),
         },
         "client" => client(args),
+        "config" => config(args),
         "multi" => Ok(Command::Multi),
         "exec" => Ok(Command::Exec),
         "discard" => Ok(Command::Discard),
@@ -157,6 +158,19 @@ fn command(args: &[Bytes]) -> Parsed {
         return Err(CommandError::UnknownSubcommand { command: "COMMAND", subcommand: sub.to_vec() });
     };
     Ok(Command::Command(query))
+}
+
+/// CONFIG GET pattern [pattern ...]; the other subcommands change or persist a Redis server's
+/// settings, which PPDB takes from its own configuration instead.
+fn config(args: &[Bytes]) -> Parsed {
+    let sub = arg(args, 0);
+    if !is(sub, "get") {
+        return Err(CommandError::UnknownSubcommand { command: "CONFIG", subcommand: sub.to_vec() });
+    }
+    match args.get(1..) {
+        Some(patterns) if !patterns.is_empty() => Ok(Command::ConfigGet(patterns.to_vec())),
+        _ => Err(CommandError::WrongArity { command: "config|get" }),
+    }
 }
 
 fn client(args: &[Bytes]) -> Parsed {

@@ -61,6 +61,8 @@ pub enum Command {
     },
     /// CLIENT subcommands.
     Client(ClientCommand),
+    /// CONFIG GET pattern \[pattern ...\]: the Redis settings PPDB has an answer for.
+    ConfigGet(Vec<Bytes>),
     /// MULTI: start queueing a transaction.
     Multi,
     /// EXEC: run the queued transaction.

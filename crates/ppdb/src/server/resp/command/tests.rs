@@ -214,6 +214,18 @@ fn other_commands_parse() {
     assert_eq!(parse("ping"), Ok(Command::Ping(None)));
     assert_eq!(parse("SELECT 0"), Ok(Command::Select));
     assert_eq!(parse("TIME"), Ok(Command::Time));
+    assert_eq!(
+        parse("config get save maxmemory*"),
+        Ok(Command::ConfigGet(vec![Bytes::from("save"), Bytes::from("maxmemory*")]))
+    );
+    assert_eq!(
+        parse("CONFIG GET").map_err(|e| e.to_string()),
+        Err("ERR wrong number of arguments for 'config|get' command".to_string())
+    );
+    assert_eq!(
+        parse("CONFIG SET maxmemory 1").map_err(|e| e.to_string()),
+        Err("ERR unknown subcommand 'SET'. Try CONFIG HELP.".to_string())
+    );
     assert_eq!(parse("COMMAND DOCS"), Ok(Command::Command(CommandQuery::Docs(vec![]))));
     assert_eq!(
         parse("HELLO 3 AUTH default secret SETNAME app"),
