@@ -138,6 +138,24 @@ pub enum WriteOp {
         /// Key-value pairs.
         pairs: KeyValuePairs,
     },
+    /// RENAME and RENAMENX: move a key's value and expiry to another name (both in one shard).
+    Rename {
+        /// The key to move; an error if it does not exist.
+        from: Vec<u8>,
+        /// The new name; an existing key there is replaced (RENAME) or kept (RENAMENX).
+        to: Vec<u8>,
+        /// RENAMENX: only if `to` does not exist.
+        if_new: bool,
+    },
+    /// COPY: a copy of a key's value and expiry under another name (both in one shard).
+    Copy {
+        /// The key to copy.
+        from: Vec<u8>,
+        /// The copy's name.
+        to: Vec<u8>,
+        /// REPLACE: overwrite `to` if it exists (otherwise nothing is copied).
+        replace: bool,
+    },
     /// DEL and UNLINK.
     Del {
         /// Keys to delete; duplicates count once.
@@ -299,6 +317,9 @@ impl WriteOp {
             Self::MSet { pairs } | Self::MSetNx { pairs } => {
                 pairs.iter().map(|(k, _)| k.as_slice()).collect()
             }
+            Self::Rename { from, to, .. } | Self::Copy { from, to, .. } => {
+                vec![from.as_slice(), to.as_slice()]
+            }
             Self::Del { keys } | Self::RemoveExpired { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Transaction { steps } => steps.iter().flat_map(TxnStep::keys).collect(),
             Self::FlushAll => Vec::new(),
@@ -357,6 +378,8 @@ const TAG_PERSIST: u8 = 13;
 const TAG_FLUSHALL: u8 = 14;
 const TAG_REMOVE_EXPIRED: u8 = 15;
 const TAG_TRANSACTION: u8 = 16;
+const TAG_RENAME: u8 = 17;
+const TAG_COPY: u8 = 18;
 
 impl KvWrite {
     /// Encodes the write for the Raft log (format described in the module docs).
@@ -447,6 +470,12 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
                 put_bytes(out, key);
                 put_bytes(out, value);
             }
+        }
+        WriteOp::Rename { from, to, if_new: flag } | WriteOp::Copy { from, to, replace: flag } => {
+            out.push(if matches!(op, WriteOp::Rename { .. }) { TAG_RENAME } else { TAG_COPY });
+            put_bytes(out, from);
+            put_bytes(out, to);
+            out.push(u8::from(*flag));
         }
         WriteOp::Del { keys } | WriteOp::RemoveExpired { keys } => {
             out.push(if matches!(op, WriteOp::Del { .. }) { TAG_DEL } else { TAG_REMOVE_EXPIRED });
@@ -583,6 +612,16 @@ pub(super) fn decode_op(
         }
         TAG_MSET => WriteOp::MSet { pairs: pairs(reader)? },
         TAG_MSETNX => WriteOp::MSetNx { pairs: pairs(reader)? },
+        TAG_RENAME => WriteOp::Rename {
+            from: key(reader)?,
+            to: key(reader)?,
+            if_new: tag(reader, "renamenx flag", 1)? == 1,
+        },
+        TAG_COPY => WriteOp::Copy {
+            from: key(reader)?,
+            to: key(reader)?,
+            replace: tag(reader, "copy replace flag", 1)? == 1,
+        },
         TAG_DEL => WriteOp::Del { keys: keys(reader)? },
         TAG_REMOVE_EXPIRED => WriteOp::RemoveExpired { keys: keys(reader)? },
         TAG_INCRBY => WriteOp::IncrBy { key: key(reader)?, delta: reader.signed("delta")? },
@@ -674,6 +713,16 @@ mod tests {
                 condition
             }),
             bytes().prop_map(|key| WriteOp::Persist { key }),
+            (bytes(), bytes(), any::<bool>()).prop_map(|(from, to, if_new)| WriteOp::Rename {
+                from,
+                to,
+                if_new
+            }),
+            (bytes(), bytes(), any::<bool>()).prop_map(|(from, to, replace)| WriteOp::Copy {
+                from,
+                to,
+                replace
+            }),
             Just(WriteOp::FlushAll),
         ]
     }

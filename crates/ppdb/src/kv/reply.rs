@@ -45,6 +45,8 @@ pub enum KvError {
     NanOrInfinity,
     /// APPEND or SETRANGE would make the value larger than 512 MiB.
     StringTooLong,
+    /// RENAME or RENAMENX of a key that does not exist.
+    NoSuchKey,
 }
 
 impl KvError {
@@ -56,6 +58,7 @@ impl KvError {
             Self::NotFloat => "ERR value is not a valid float",
             Self::NanOrInfinity => "ERR increment would produce NaN or Infinity",
             Self::StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+            Self::NoSuchKey => "ERR no such key",
         }
     }
 }

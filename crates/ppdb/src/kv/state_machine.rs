@@ -98,6 +98,8 @@ impl KvStore {
                 }
                 Reply::Integer(1)
             }
+            WriteOp::Rename { from, to, if_new } => self.rename(from, to, *if_new),
+            WriteOp::Copy { from, to, replace } => self.copy(from, to, *replace),
             WriteOp::Del { keys } => {
                 let removed = keys.iter().filter(|key| self.remove(key).is_some()).count();
                 Reply::Integer(removed as i64)
@@ -188,6 +190,42 @@ impl KvStore {
             self.insert(key, value, expire_at_ms);
         }
         old_reply.unwrap_or(Reply::Ok)
+    }
+
+    /// RENAME (`if_new` false: replies OK) and RENAMENX (replies 1, or 0 when `to` exists):
+    /// the value and its absolute expiry move; a key already at `to` is replaced with its own
+    /// expiry. Renaming a key to itself changes nothing.
+    fn rename(&mut self, from: &[u8], to: &[u8], if_new: bool) -> Reply {
+        let Some(value) = self.entries.get(from) else {
+            return Reply::Error(KvError::NoSuchKey);
+        };
+        let done = if if_new { Reply::Integer(1) } else { Reply::Ok };
+        if from == to {
+            return if if_new { Reply::Integer(0) } else { done };
+        }
+        if if_new && self.entries.contains_key(to) {
+            return Reply::Integer(0);
+        }
+        let (data, expire_at_ms) = (Arc::clone(&value.data), value.expire_at_ms);
+        self.remove(from);
+        self.remove(to);
+        self.insert(to, data, expire_at_ms);
+        done
+    }
+
+    /// COPY: 1 when `to` now holds a copy of `from`'s value and expiry, 0 when `from` does
+    /// not exist or `to` does and `replace` is off. The bytes are shared, not duplicated.
+    fn copy(&mut self, from: &[u8], to: &[u8], replace: bool) -> Reply {
+        let Some(value) = self.entries.get(from) else {
+            return Reply::Integer(0);
+        };
+        if from == to || (!replace && self.entries.contains_key(to)) {
+            return Reply::Integer(0);
+        }
+        let (data, expire_at_ms) = (Arc::clone(&value.data), value.expire_at_ms);
+        self.remove(to);
+        self.insert(to, data, expire_at_ms);
+        Reply::Integer(1)
     }
 
     fn get_ex(&mut self, key: &[u8], ttl: GetExTtl, now: u64) -> Reply {

@@ -295,6 +295,51 @@ fn expiretime_and_pexpiretime_give_the_absolute_expiry() {
 }
 
 #[test]
+fn rename_and_renamenx_move_the_value_and_its_expiry() {
+    let mut db = Db::new();
+    let rename = |db: &mut Db, from: &str, to: &str, if_new: bool| {
+        db.write(WriteOp::Rename { from: b(from), to: b(to), if_new })
+    };
+    assert_eq!(rename(&mut db, "missing", "b", false), Reply::Error(KvError::NoSuchKey));
+    assert_eq!(rename(&mut db, "missing", "b", true), Reply::Error(KvError::NoSuchKey));
+    db.set("a", "1");
+    assert_eq!(db.expire_in("a", 5_000, ExpireCondition::Always), Reply::Integer(1));
+    db.set("b", "2");
+    assert_eq!(db.expire_in("b", 9_000, ExpireCondition::Always), Reply::Integer(1));
+    assert_eq!(rename(&mut db, "a", "b", true), Reply::Integer(0), "RENAMENX keeps an existing target");
+    assert_eq!(rename(&mut db, "a", "a", true), Reply::Integer(0));
+    assert_eq!(rename(&mut db, "a", "a", false), Reply::Ok, "to itself: nothing changes");
+    assert_eq!(db.pttl("a"), Reply::Integer(5_000));
+    assert_eq!(rename(&mut db, "a", "b", false), Reply::Ok);
+    assert_eq!((db.get("a"), db.get("b")), (Reply::Nil, bulk("1")));
+    assert_eq!(db.pttl("b"), Reply::Integer(5_000), "the source's expiry replaces the target's");
+    assert_eq!(rename(&mut db, "b", "c", true), Reply::Integer(1));
+    assert_eq!((db.get("b"), db.get("c")), (Reply::Nil, bulk("1")));
+    db.now += 5_001;
+    assert_eq!(rename(&mut db, "c", "d", false), Reply::Error(KvError::NoSuchKey), "expired keys are absent");
+}
+
+#[test]
+fn copy_duplicates_the_value_and_its_expiry() {
+    let mut db = Db::new();
+    let copy = |db: &mut Db, from: &str, to: &str, replace: bool| {
+        db.write(WriteOp::Copy { from: b(from), to: b(to), replace })
+    };
+    assert_eq!(copy(&mut db, "missing", "b", true), Reply::Integer(0));
+    db.set("a", "1");
+    assert_eq!(db.expire_in("a", 5_000, ExpireCondition::Always), Reply::Integer(1));
+    db.set("b", "2");
+    assert_eq!(copy(&mut db, "a", "b", false), Reply::Integer(0), "an existing target needs REPLACE");
+    assert_eq!(db.get("b"), bulk("2"));
+    assert_eq!(copy(&mut db, "a", "b", true), Reply::Integer(1));
+    assert_eq!(copy(&mut db, "a", "c", false), Reply::Integer(1));
+    assert_eq!((db.get("a"), db.get("b"), db.get("c")), (bulk("1"), bulk("1"), bulk("1")));
+    assert_eq!((db.pttl("b"), db.pttl("c")), (Reply::Integer(5_000), Reply::Integer(5_000)));
+    assert_eq!(db.write(WriteOp::Append { key: b("c"), value: b("+") }), Reply::Integer(2));
+    assert_eq!(db.get("a"), bulk("1"), "a copy changes on its own");
+}
+
+#[test]
 fn expire_with_negative_or_past_time_deletes() {
     let mut db = Db::new();
     db.set("k", "v");

@@ -68,7 +68,7 @@ impl Executor {
     }
 
     /// Runs a write command. Multi-key writes that span shards run per shard: MSET and DEL
-    /// are then not atomic across shards (documented), and MSETNX is refused.
+    /// are then not atomic across shards (documented); MSETNX, RENAME and COPY are refused.
     pub async fn write(&self, command: &WriteCommand) -> Result<Reply, Error> {
         let write = command
             .resolve(wall_clock_ms())
@@ -100,6 +100,18 @@ impl Executor {
                  default, keeps every key in it)"
                     .into(),
             )),
+            WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. }
+                if shard_of(from, self.shards) != shard_of(to, self.shards) =>
+            {
+                Err(Error::State(format!(
+                    "{} keys live in different shards (shards {} and {}); it works within one \
+                     shard until cross-shard transactions land (a cluster bootstrapped with one \
+                     shard, the default, keeps every key in it)",
+                    if matches!(write.op, WriteOp::Rename { .. }) { "RENAME" } else { "COPY" },
+                    shard_of(from, self.shards),
+                    shard_of(to, self.shards)
+                )))
+            }
             WriteOp::Del { keys } => {
                 let runs = self.group_keys(keys).into_iter().map(|(shard, keys)| {
                     self.on_shard(

@@ -180,13 +180,27 @@ fn decode_keys(d: &mut Decoder<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
 }
 
 const STATUSES: [&str; 3] = ["string", "none", "OK"];
-const KV_ERRORS: [KvError; 5] = [
+/// Every key-value error, at the index [`kv_error_tag`] gives it on the wire.
+const KV_ERRORS: [KvError; 6] = [
     KvError::NotInteger,
     KvError::IncrOverflow,
     KvError::NotFloat,
     KvError::NanOrInfinity,
     KvError::StringTooLong,
+    KvError::NoSuchKey,
 ];
+
+/// The wire tag of a key-value error: exhaustive, so a new error cannot travel as another.
+fn kv_error_tag(error: KvError) -> u8 {
+    match error {
+        KvError::NotInteger => 0,
+        KvError::IncrOverflow => 1,
+        KvError::NotFloat => 2,
+        KvError::NanOrInfinity => 3,
+        KvError::StringTooLong => 4,
+        KvError::NoSuchKey => 5,
+    }
+}
 
 fn encode_reply(e: &mut Encoder, reply: &Reply) {
     match reply {
@@ -218,7 +232,7 @@ fn encode_reply(e: &mut Encoder, reply: &Reply) {
         }
         Reply::Error(err) => {
             e.u8(7);
-            e.u8(KV_ERRORS.iter().position(|k| k == err).unwrap_or(0) as u8);
+            e.u8(kv_error_tag(*err));
         }
     }
 }
@@ -325,6 +339,18 @@ mod tests {
         assert_eq!(outcome_of(Err(Error::ProposalDropped { group: 3 })), ForwardOutcome::NotLeader(None));
         let timeout = outcome_of(Err(Error::Timeout { operation: "x".into(), elapsed_ms: 1 }));
         assert!(matches!(timeout, ForwardOutcome::Failed { code: ErrorCode::Timeout, .. }));
+    }
+
+    #[test]
+    fn every_key_value_error_crosses_the_wire_as_itself() {
+        for (tag, error) in KV_ERRORS.iter().enumerate() {
+            assert_eq!(usize::from(kv_error_tag(*error)), tag, "{error:?}");
+            let mut e = Encoder::default();
+            encode_reply(&mut e, &Reply::Error(*error));
+            let bytes = e.finish();
+            let mut d = Decoder::new(&bytes, "reply");
+            assert_eq!(decode_reply(&mut d, 0).ok(), Some(Reply::Error(*error)));
+        }
     }
 
     #[test]

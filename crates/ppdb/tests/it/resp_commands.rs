@@ -367,6 +367,35 @@ fn counters_and_string_ranges() {
     assert_eq!(fails(f.via(1), &["SETRANGE", "s", "-1", "x"]), "ERR offset is out of range");
 }
 
+/// RENAME, RENAMENX and COPY within a shard, through different nodes; across shards refused.
+#[test]
+fn rename_and_copy() {
+    let mut f = Fixture::start();
+    let mut keys = keys_on_shard("mv", 3, 4).into_iter();
+    let (a, b, c, d) =
+        (keys.next().unwrap(), keys.next().unwrap(), keys.next().unwrap(), keys.next().unwrap());
+    ok(f.via(1), &["SET", &a, "value", "EX", "100"]);
+    ok(f.via(2), &["RENAME", &a, &b]);
+    assert_eq!((get(f.via(3), &a), get(f.via(3), &b)), (None, Some("value".to_string())));
+    let ttl: i64 = run(f.via(1), &["TTL", &b]);
+    assert!((1..=100).contains(&ttl), "the expiry moves with the value: {ttl}");
+    assert_eq!(run::<i64, _>(f.via(3), &["RENAMENX", &b, &c]), 1);
+    ok(f.via(1), &["SET", &d, "other"]);
+    assert_eq!(run::<i64, _>(f.via(2), &["RENAMENX", &c, &d]), 0);
+    assert_eq!(fails(f.via(2), &["RENAME", &a, &d]), "ERR no such key");
+    assert_eq!(run::<i64, _>(f.via(1), &["COPY", &c, &d]), 0, "an existing target needs REPLACE");
+    assert_eq!(run::<i64, _>(f.via(3), &["COPY", &c, &d, "DB", "0", "REPLACE"]), 1);
+    assert_eq!(get(f.via(2), &d).as_deref(), Some("value"));
+    assert_eq!(fails(f.via(1), &["COPY", &c, &c]), "ERR source and destination objects are the same");
+    assert_eq!(fails(f.via(1), &["COPY", &c, &d, "DB", "1"]), "ERR DB index is out of range");
+    assert_eq!(fails(f.via(1), &["RENAME", &c]), "ERR wrong number of arguments for 'rename' command");
+    let elsewhere = keys_on_shard("mv", 6, 1).remove(0);
+    let refused = fails(f.via(2), &["RENAME", &c, &elsewhere]);
+    assert!(refused.starts_with("STATE ") && refused.contains("different shards"), "{refused}");
+    assert!(fails(f.via(2), &["COPY", &c, &elsewhere]).contains("different shards"));
+    assert_eq!(get(f.via(3), &c).as_deref(), Some("value"), "a refused RENAME changes nothing");
+}
+
 #[test]
 fn expiry_commands() {
     let mut f = Fixture::start();

@@ -53,8 +53,10 @@ pub enum CommandError {
     OffsetOutOfRange,
     /// SCAN with a cursor that is not an unsigned 64-bit integer.
     InvalidCursor,
-    /// SELECT of a database other than 0.
+    /// SELECT (or COPY ... DB) of a database other than 0.
     DbIndexOutOfRange,
+    /// COPY of a key onto itself.
+    SameObject,
     /// HELLO with a protocol version that is not an integer.
     HelloVersionNotInteger,
     /// HELLO with a protocol version other than 2 or 3.
@@ -131,6 +133,7 @@ impl fmt::Display for CommandError {
             Self::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
             Self::InvalidCursor => f.write_str("ERR invalid cursor"),
             Self::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
+            Self::SameObject => f.write_str("ERR source and destination objects are the same"),
             Self::HelloVersionNotInteger => {
                 f.write_str("ERR Protocol version is not an integer or out of range")
             }

@@ -1,5 +1,5 @@
-//! Key-space commands: DEL, EXISTS, TOUCH, the EXPIRE family, TTL, EXPIRETIME, TYPE, KEYS,
-//! SCAN, DBSIZE, FLUSHALL.
+//! Key-space commands: DEL, EXISTS, TOUCH, RENAME, RENAMENX, COPY, the EXPIRE family, TTL,
+//! EXPIRETIME, TYPE, KEYS, SCAN, DBSIZE, FLUSHALL.
 
 use bytes::Bytes;
 
@@ -33,6 +33,9 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "expiretime" => read(KvRead::ExpireTime { key: key() }),
         "pexpiretime" => read(KvRead::PExpireTime { key: key() }),
         "persist" => ready(WriteOp::Persist { key: key() }),
+        "rename" => ready(WriteOp::Rename { from: key(), to: owned(args, 1), if_new: false }),
+        "renamenx" => ready(WriteOp::Rename { from: key(), to: owned(args, 1), if_new: true }),
+        "copy" => copy(args),
         "type" => read(KvRead::Type { key: key() }),
         "keys" => read(KvRead::Keys { pattern: key() }),
         "scan" => scan(args),
@@ -45,6 +48,31 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         },
         _ => return None,
     })
+}
+
+/// COPY source destination [DB 0] [REPLACE]: there is one database, so DB must be 0.
+fn copy(args: &[Bytes]) -> Parsed {
+    let (from, to) = (owned(args, 0), owned(args, 1));
+    let mut replace = false;
+    let mut options = args.iter().skip(2);
+    while let Some(option) = options.next() {
+        if is(option, "replace") {
+            replace = true;
+        } else if is(option, "db") {
+            match options.next().map(|db| integer(db)) {
+                Some(Ok(0)) => {}
+                Some(Ok(_)) => return Err(CommandError::DbIndexOutOfRange),
+                Some(Err(error)) => return Err(error),
+                None => return Err(CommandError::Syntax),
+            }
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if from == to {
+        return Err(CommandError::SameObject);
+    }
+    Ok(Command::Write(WriteCommand::Ready(WriteOp::Copy { from, to, replace })))
 }
 
 /// EXPIRE key time [NX|XX|GT|LT]: options are checked before the time, as in Redis.

@@ -100,6 +100,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Returns detailed information about all commands."
     ),
     spec!("config", -2, C, CONN, 0, 0, 0, "A container for server configuration commands (GET)."),
+    spec!("copy", -3, W, WR_OOM, 1, 2, 1, "Copies the value of a key to a new key."),
     spec!("dbsize", 1, R, RO_FAST, 0, 0, 0, "Returns the number of keys in the database."),
     spec!("decr", 2, W, WR_OOM_FAST, 1, 1, 1, "Decrements the integer value of a key by one."),
     spec!("decrby", 3, W, WR_OOM_FAST, 1, 1, 1, "Decrements a number from the integer value of a key."),
@@ -263,6 +264,8 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Closes the connection."
     ),
     spec!("randomkey", 1, R, RO, 0, 0, 0, "Returns a random key name from the database."),
+    spec!("rename", 3, W, WR, 1, 2, 1, "Renames a key and overwrites the destination."),
+    spec!("renamenx", 3, W, WR_FAST, 1, 2, 1, "Renames a key only when the target key name doesn't exist."),
     spec!(
         "reset",
         1,

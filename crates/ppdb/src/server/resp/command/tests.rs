@@ -215,6 +215,31 @@ fn other_commands_parse() {
     assert_eq!(parse("SELECT 0"), Ok(Command::Select));
     assert_eq!(parse("TIME"), Ok(Command::Time));
     assert_eq!(
+        parse("RENAMENX a b"),
+        Ok(Command::Write(WriteCommand::Ready(WriteOp::Rename {
+            from: b"a".to_vec(),
+            to: b"b".to_vec(),
+            if_new: true
+        })))
+    );
+    assert_eq!(
+        parse("copy a b replace db 0"),
+        Ok(Command::Write(WriteCommand::Ready(WriteOp::Copy {
+            from: b"a".to_vec(),
+            to: b"b".to_vec(),
+            replace: true
+        })))
+    );
+    for (line, error) in [
+        ("COPY a a", "ERR source and destination objects are the same"),
+        ("COPY a b DB 2", "ERR DB index is out of range"),
+        ("COPY a b DB", "ERR syntax error"),
+        ("COPY a b DB x", "ERR value is not an integer or out of range"),
+        ("COPY a b NOW", "ERR syntax error"),
+    ] {
+        assert_eq!(parse(line).map_err(|e| e.to_string()), Err(error.to_string()), "{line}");
+    }
+    assert_eq!(
         parse("config get save maxmemory*"),
         Ok(Command::ConfigGet(vec![Bytes::from("save"), Bytes::from("maxmemory*")]))
     );
