@@ -58,9 +58,8 @@ pub fn config_get_reply(limits: &RespLimits, patterns: &[Bytes]) -> Frame {
         ("maxclients", crate::server::node::CLIENT_CONNECTIONS_MAX.to_string()),
         ("proto-max-bulk-len", limits.bulk_bytes_max.to_string()),
     ];
-    let matches = |name: &str| {
-        patterns.iter().any(|pattern| glob_match(&pattern.to_ascii_lowercase(), name.as_bytes()))
-    };
+    let patterns: Vec<Vec<u8>> = patterns.iter().map(|pattern| pattern.to_ascii_lowercase()).collect();
+    let matches = |name: &str| patterns.iter().any(|pattern| glob_match(pattern, name.as_bytes()));
     Frame::Map(
         settings
             .into_iter()
