@@ -193,24 +193,21 @@ impl KvStore {
     }
 
     /// RENAME (`if_new` false: replies OK) and RENAMENX (replies 1, or 0 when `to` exists):
-    /// the value and its absolute expiry move; a key already at `to` is replaced with its own
-    /// expiry. Renaming a key to itself changes nothing.
+    /// a copy of the value and its absolute expiry to `to`, replacing any key there, then
+    /// `from` removed. Renaming a key to itself changes nothing.
     fn rename(&mut self, from: &[u8], to: &[u8], if_new: bool) -> Reply {
-        let Some(value) = self.entries.get(from) else {
+        if !self.entries.contains_key(from) {
             return Reply::Error(KvError::NoSuchKey);
-        };
-        let done = if if_new { Reply::Integer(1) } else { Reply::Ok };
-        if from == to {
-            return if if_new { Reply::Integer(0) } else { done };
         }
-        if if_new && self.entries.contains_key(to) {
-            return Reply::Integer(0);
+        let unchanged = from == to || (if_new && self.entries.contains_key(to));
+        if !unchanged {
+            self.copy(from, to, true);
+            self.remove(from);
         }
-        let (data, expire_at_ms) = (Arc::clone(&value.data), value.expire_at_ms);
-        self.remove(from);
-        self.remove(to);
-        self.insert(to, data, expire_at_ms);
-        done
+        match (if_new, unchanged) {
+            (false, _) => Reply::Ok,
+            (true, unchanged) => Reply::Integer(i64::from(!unchanged)),
+        }
     }
 
     /// COPY: 1 when `to` now holds a copy of `from`'s value and expiry, 0 when `from` does
