@@ -120,6 +120,9 @@ pub struct FollowerDoc {
     pub lag: u64,
     /// Flow-control state.
     pub state: String,
+    /// Ticks since it last answered this leader: the failure detector's input (a node silent
+    /// for `failed_node_timeout_ms` is a candidate for removal).
+    pub silent_ticks: u64,
 }
 
 /// A peer link.
@@ -199,6 +202,7 @@ impl NodeReport {
                         matched: f.matched.0,
                         lag: s.last_index.0.saturating_sub(f.matched.0),
                         state: format!("{:?}", f.state).to_lowercase(),
+                        silent_ticks: f.silent_ticks,
                     })
                     .collect(),
             })
@@ -367,7 +371,13 @@ mod tests {
                 elections_won: 1,
                 voters: vec![1, 2, 3],
                 learners: vec![],
-                followers: vec![FollowerDoc { id: 2, matched: 9, lag: 3, state: "replicate".into() }],
+                followers: vec![FollowerDoc {
+                    id: 2,
+                    matched: 9,
+                    lag: 3,
+                    state: "replicate".into(),
+                    silent_ticks: 0,
+                }],
             }],
             peers: vec![PeerDoc {
                 id: 2,

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 /// How long a membership step (join, promotion, removal) may take on a loaded 2-core CI box.
 const STEP_DEADLINE: Duration = Duration::from_secs(60);
 
+/// A node's Raft tick (`tick_ms`, which the test cluster leaves at its default).
+const NODE_TICK_MS: u64 = 10;
+
 /// The state `of` has in node `seen_by`'s directory, if it answers.
 fn member_state(cluster: &TestCluster, seen_by: u64, of: u64) -> Option<String> {
     let status = cluster.status(seen_by)?;
@@ -154,7 +157,17 @@ fn a_dead_node_is_removed_only_while_a_safe_quorum_remains() {
 
     // Three members, one dies: removing it would leave two, so it stays a voter.
     cluster.kill(3);
-    std::thread::sleep(Duration::from_secs(6));
+    // Wait until the meta leader has seen node 3 silent for twice the grace period: the failure
+    // detector had what it needs to remove it, and must not have.
+    let grace_ticks = cluster.options.failed_node_timeout_ms / NODE_TICK_MS;
+    let detected = wait_for(STEP_DEADLINE, || {
+        let silent = cluster.statuses()?.values().find_map(|status| {
+            let meta = status.shards.iter().find(|s| s.shard == 0 && s.role == "leader")?;
+            meta.followers.iter().find(|f| f.id == 3).map(|f| f.silent_ticks)
+        })?;
+        (silent >= 2 * grace_ticks).then_some(())
+    });
+    assert!(detected.is_some(), "the meta leader never saw node 3 silent: {:?}", cluster.statuses());
     let status = cluster.status(1).expect("node 1 answers");
     assert!(voter_everywhere(&status, 3), "node 3 removed below a safe quorum: {status:?}");
     let mut con = cluster.client(1);

@@ -42,6 +42,9 @@ fn leadership_moves_to_the_node_the_clients_use_and_stays_with_spread_clients() 
         cluster.leaders().filter(|leaders| leaders.values().all(|&l| l == entry))
     });
     assert!(moved.is_some(), "leadership did not move to node {entry}: {:?}", cluster.leaders());
+    // The move is logged in the words counted below, so that count can see a move at all.
+    let logged = wait_for(Duration::from_secs(10), || (follow_client_moves(&cluster) > 0).then_some(()));
+    assert!(logged.is_some(), "no node logged the move to node {entry}");
 
     // Clients on every node, in lockstep: each node brings a third of the requests, so several
     // windows pass without leadership following them. (Leadership may still change by an

@@ -151,6 +151,7 @@ fn connection_commands_and_error_texts() {
     let mut info = vec!["COMMAND", "INFO"];
     info.extend(ISSUE_COMMANDS);
     let infos: Vec<Value> = run(c, &info);
+    assert_eq!(infos.len(), ISSUE_COMMANDS.len(), "COMMAND INFO answers once per name: {infos:?}");
     for (name, doc) in ISSUE_COMMANDS.iter().zip(&infos) {
         assert!(matches!(doc, Value::Array(fields) if !fields.is_empty()), "COMMAND INFO {name}: {doc:?}");
     }

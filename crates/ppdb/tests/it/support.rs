@@ -98,6 +98,16 @@ pub struct ShardDoc {
     pub applied: u64,
     pub voters: Vec<u64>,
     pub learners: Vec<u64>,
+    /// Filled on the shard's leader only.
+    #[serde(default)]
+    pub followers: Vec<FollowerDoc>,
+}
+
+/// One follower of a [`ShardDoc`], as its leader sees it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FollowerDoc {
+    pub id: u64,
+    pub silent_ticks: u64,
 }
 
 /// One peer link of [`Status`].

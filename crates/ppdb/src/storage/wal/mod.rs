@@ -154,6 +154,7 @@ pub(crate) struct WalCounters {
     syncs: AtomicU64,
     batches: AtomicU64,
     bytes_written: AtomicU64,
+    writes_held: AtomicU64,
     /// Highest durable sequence number, 0 if none.
     durable_seq: AtomicU64,
 }
@@ -169,6 +170,9 @@ pub struct WalStats {
     pub batches: u64,
     /// Record bytes written.
     pub bytes_written: u64,
+    /// Times the writer found records queued but waited for a [`WriteHold`] to end instead of
+    /// writing them at once.
+    pub writes_held: u64,
 }
 
 /// The node's write-ahead log. Share it between threads with an `Arc`; every method takes
@@ -351,6 +355,7 @@ impl Wal {
             syncs: c.syncs.load(Ordering::Relaxed),
             batches: c.batches.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            writes_held: c.writes_held.load(Ordering::Relaxed),
         }
     }
 

@@ -347,18 +347,34 @@ fn records_appended_under_a_hold_are_written_and_synced_together() {
     let disk = SimDisk::new(11);
     let (wal, _, _) = open_collect(&disk, WalConfig::default()).unwrap();
     let before = wal.stats();
+    disk.block_syncs();
+    // The writer is busy syncing a first record while ten more arrive under a hold: when it comes
+    // back for its next batch it must find them queued and wait for the hold, not write them.
+    let first = wal.append(GroupId(1), RecordKind::Entries, vec![1; 64]).unwrap();
+    disk.wait_until_sync_held();
     let hold = wal.hold_writes();
     let tickets: Vec<DurableTicket> =
         (0..10).map(|g| wal.append(GroupId(g), RecordKind::Entries, vec![3; 64]).unwrap()).collect();
-    std::thread::sleep(std::time::Duration::from_millis(50));
+    disk.unblock_syncs();
+    assert_eq!(first.wait().unwrap(), WalSeq(1));
+    wait_for(|| wal.stats().writes_held > before.writes_held, "the writer to wait for the hold");
     assert!(tickets.iter().all(|t| t.try_result().is_none()), "the writer waits for the hold");
-    assert_eq!(wal.stats().batches, before.batches);
+    assert_eq!(wal.stats().batches - before.batches, 1, "only the first record's batch is written");
     drop(hold);
     let last = tickets.into_iter().map(|t| t.wait().unwrap()).last();
-    assert_eq!(last, Some(WalSeq(10)));
+    assert_eq!(last, Some(WalSeq(11)));
     let stats = wal.stats();
-    assert_eq!(stats.batches - before.batches, 1, "one batch for the whole hold");
-    assert_eq!(stats.syncs - before.syncs, 1);
+    assert_eq!(stats.batches - before.batches, 2, "one batch for the whole hold");
+    assert_eq!(stats.syncs - before.syncs, 2);
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after 10 seconds.
+fn wait_for(condition: impl Fn() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
 }
 
 fn caller_driven() -> WalConfig {

@@ -407,6 +407,9 @@ fn take_batch(shared: &Shared, batch: &mut Vec<Pending>) -> bool {
         if queue.pending.is_empty() && queue.state == State::Closing {
             return false;
         }
+        if !queue.pending.is_empty() {
+            shared.counters.writes_held.fetch_add(1, Ordering::Relaxed);
+        }
         queue.writer_idle = true;
         queue = shared.work.wait(queue).unwrap_or_else(|p| p.into_inner());
     }
