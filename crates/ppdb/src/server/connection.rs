@@ -36,8 +36,9 @@ const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// for the client to take them: a client that sends without reading holds at most this much
 /// (plus one window of replies) of the server's memory, and is closed by the write timeout.
 const PIPELINE_UNSENT_BYTES_MAX: usize = 1024 * 1024;
-/// Replies of a pipeline computed at once before the connection has seen how large they are.
-const REPLY_WINDOW_INITIAL: usize = 4;
+/// Replies of a pipeline computed at once before the connection has seen how large they are:
+/// one, so a pipeline of reads of large values never holds two of them before the first is sent.
+const REPLY_WINDOW_INITIAL: usize = 1;
 /// Most replies of a pipeline computed at once (each shard's group of them is one batch).
 const REPLY_WINDOW_MAX: usize = 256;
 /// Buffer capacity a connection keeps between requests; a larger buffer, left by a large
