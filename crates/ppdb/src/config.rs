@@ -150,7 +150,8 @@ impl ClientConfig {
                 "must be at least the largest value (proto-max-bulk-len)",
             ));
         }
-        if self.output_buffer_hard_bytes != 0 && self.output_buffer_soft_bytes > self.output_buffer_hard_bytes {
+        if self.output_buffer_hard_bytes != 0 && self.output_buffer_soft_bytes > self.output_buffer_hard_bytes
+        {
             return Err(invalid("clients.output_buffer_soft_bytes", "must not exceed the hard limit"));
         }
         Ok(())

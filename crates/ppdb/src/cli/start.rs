@@ -98,7 +98,8 @@ pub struct ClientFlags {
 }
 
 fn parse_memory_flag(text: &str) -> Result<u64, String> {
-    parse_memory(text).ok_or_else(|| format!("`{text}` is not a memory value (bytes, or 64kb, 1mb, 1gb, ...)"))
+    parse_memory(text)
+        .ok_or_else(|| format!("`{text}` is not a memory value (bytes, or 64kb, 1mb, 1gb, ...)"))
 }
 
 fn parse_output_limit_flag(text: &str) -> Result<OutputBufferLimit, String> {

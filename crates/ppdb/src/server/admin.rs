@@ -177,3 +177,30 @@ fn membership_answer(result: Result<(), Error>, node: NodeId, doing: &str) -> Re
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn refused_status(method: Method, headers: &[(&'static str, &'static str)]) -> Option<StatusCode> {
+        let mut map = HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, HeaderValue::from_static(value));
+        }
+        refusal(&method, &map).map(|response| response.status())
+    }
+
+    #[test]
+    fn only_a_tool_can_change_the_cluster() {
+        assert_eq!(refused_status(Method::GET, &[("origin", "http://evil.example")]), None, "reads are open");
+        assert_eq!(refused_status(Method::POST, &[]), Some(StatusCode::FORBIDDEN), "no header");
+        let foreign = [(ADMIN_REQUEST_HEADER, "1"), ("origin", "http://evil.example")];
+        assert_eq!(refused_status(Method::POST, &foreign), Some(StatusCode::FORBIDDEN));
+        let fetched = [(ADMIN_REQUEST_HEADER, "1"), ("sec-fetch-site", "same-origin")];
+        assert_eq!(refused_status(Method::POST, &fetched), Some(StatusCode::FORBIDDEN));
+        assert_eq!(refused_status(Method::POST, &[(ADMIN_REQUEST_HEADER, "1")]), None);
+        let large = [("content-length", "1000000")];
+        assert_eq!(refused_status(Method::GET, &large), Some(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+}

@@ -120,7 +120,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>,
     let mut client = Client {
         stream,
         ctx,
-        session: Session { id, version: ProtocolVersion::Resp2, name: None, closing: false, transaction: None },
+        session: Session {
+            id,
+            version: ProtocolVersion::Resp2,
+            name: None,
+            closing: false,
+            transaction: None,
+        },
         decoder: RequestDecoder::default(),
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
         output: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -293,8 +299,12 @@ impl Client {
     /// the pipeline waits while the client leaves too many unread.
     async fn run_batch(&mut self, batch: Vec<Vec<Bytes>>) -> Result<(), Close> {
         let ctx = Arc::clone(&self.ctx);
-        let mut pipeline =
-            Pipeline { ctx: &ctx, slots: Vec::new(), lanes: BTreeMap::new(), lanes_class: CommandClass::Connection };
+        let mut pipeline = Pipeline {
+            ctx: &ctx,
+            slots: Vec::new(),
+            lanes: BTreeMap::new(),
+            lanes_class: CommandClass::Connection,
+        };
         for args in batch {
             if self.session.closing {
                 break;

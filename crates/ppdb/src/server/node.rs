@@ -338,8 +338,10 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         membership,
     };
     let limits = RespLimits::default();
-    let settings =
-        ServerSettings { clients: ClientLimits::new(&config.clients), bulk_bytes_max: limits.bulk_bytes_max as u64 };
+    let settings = ServerSettings {
+        clients: ClientLimits::new(&config.clients),
+        bulk_bytes_max: limits.bulk_bytes_max as u64,
+    };
     settings.clients.fit_open_files_limit();
     let ctx = Arc::new(ServerContext {
         executor,

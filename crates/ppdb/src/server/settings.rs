@@ -52,7 +52,9 @@ impl fmt::Display for OutputLimitError {
         f.write_str(match self {
             Self::WrongArity => "Wrong number of arguments in buffer limit configuration.",
             Self::InvalidClass => "Invalid client class specified in buffer limit configuration.",
-            Self::InvalidNumber => "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+            Self::InvalidNumber => {
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+            }
         })
     }
 }
@@ -184,7 +186,8 @@ impl ClientLimits {
     /// Validates one `CONFIG SET name value` for a client limit; `None` if `name` is not one.
     fn parse_change(name: &str, value: &str) -> Option<Result<Change, String>> {
         let integer = |max: u64| -> Result<u64, String> {
-            let n: i64 = value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_owned())?;
+            let n: i64 =
+                value.parse().map_err(|_| "argument couldn't be parsed into an integer".to_owned())?;
             u64::try_from(n)
                 .ok()
                 .filter(|&n| n <= max)
@@ -331,7 +334,9 @@ impl ServerSettings {
             let name = String::from_utf8_lossy(name).to_ascii_lowercase();
             let value = String::from_utf8_lossy(value);
             let failed = |reason: &str| {
-                Frame::error(format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"))
+                Frame::error(format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+                ))
             };
             if seen.contains(&name) {
                 return failed("duplicate parameter");
@@ -341,7 +346,9 @@ impl ServerSettings {
                 Some(Err(reason)) => return failed(&reason),
                 None if known.contains(&name.as_str()) => return failed("can't set immutable config"),
                 None => {
-                    return Frame::error(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"))
+                    return Frame::error(format!(
+                        "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                    ))
                 }
             }
             seen.push(name);
@@ -395,7 +402,10 @@ mod tests {
         assert_eq!(set(&settings, &[("timeout", "30"), ("MAXCLIENTS", "100")]), Frame::simple("OK"));
         assert_eq!(settings.clients.idle_timeout(), Some(Duration::from_secs(30)));
         assert_eq!(get(&settings, "maxclients"), "100");
-        assert_eq!(set(&settings, &[("client-output-buffer-limit", "normal 8mb 1mb 5")]), Frame::simple("OK"));
+        assert_eq!(
+            set(&settings, &[("client-output-buffer-limit", "normal 8mb 1mb 5")]),
+            Frame::simple("OK")
+        );
         assert_eq!(get(&settings, "client-output-buffer-limit"), "normal 8388608 1048576 5");
         assert_eq!(set(&settings, &[("client-query-buffer-limit", "2gb")]), Frame::simple("OK"));
         assert_eq!(get(&settings, "client-query-buffer-limit"), (2u64 << 30).to_string());
@@ -453,6 +463,9 @@ mod tests {
         }
         let frame = set(&settings(), &[("maxclients", &u32::MAX.to_string())]);
         let Frame::Error(text) = frame else { panic!("{frame:?}") };
-        assert!(text.contains("The operating system is not able to handle the specified number of clients"), "{text}");
+        assert!(
+            text.contains("The operating system is not able to handle the specified number of clients"),
+            "{text}"
+        );
     }
 }

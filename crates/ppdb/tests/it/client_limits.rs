@@ -205,7 +205,11 @@ fn idle_clients_are_closed_after_timeout() {
     let mut idle = TcpStream::connect(cluster.node(1).client_addr).expect("connect");
     let started = Instant::now();
     assert!(read_until_closed(&mut idle, CLOSE_DEADLINE).is_some(), "the idle client stayed connected");
-    assert!(started.elapsed() >= Duration::from_millis(900), "closed before the timeout: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the timeout: {:?}",
+        started.elapsed()
+    );
     let mut busy = TcpStream::connect(cluster.node(1).client_addr).expect("connect");
     for _ in 0..6 {
         busy.write_all(b"PING\r\n").expect("the busy client is still connected");

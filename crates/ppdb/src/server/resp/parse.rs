@@ -367,7 +367,12 @@ mod tests {
             buf.extend_from_slice(&chunk[..n]);
             sent += n;
             assert_eq!(decoder.decode(&mut buf), Ok(None));
-            assert!(buf.capacity() <= 4 * (buf.len() + BULK_RESERVE_BYTES_MIN), "{} for {}", buf.capacity(), buf.len());
+            assert!(
+                buf.capacity() <= 4 * (buf.len() + BULK_RESERVE_BYTES_MIN),
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
         }
         buf.extend_from_slice(b"\r\n");
         let args = decoder.decode(&mut buf).expect("valid").expect("complete");
