@@ -89,6 +89,73 @@ pub struct NodeConfig {
     /// there, saving each request a forwarding round trip (docs/configuration.md). 0 leaves
     /// leadership where elections put it. Default 2 seconds.
     pub follow_clients_ms: u64,
+    /// Limits on client connections (`[clients]`), as Redis has them.
+    pub clients: ClientConfig,
+}
+
+/// Limits on the Redis-protocol clients; each has Redis's name in CONFIG GET/SET
+/// (docs/configuration.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientConfig {
+    /// Most clients connected at once (`maxclients`, default 10000); more are refused.
+    pub maxclients: u64,
+    /// Seconds a client may stay idle before it is closed (`timeout`; 0, the default, never).
+    pub idle_timeout_s: u64,
+    /// Seconds a client may leave its replies unread before it is closed
+    /// (`client-write-timeout`; default 60; 0 never).
+    pub write_timeout_s: u64,
+    /// Most bytes of one request, received but not yet run (`client-query-buffer-limit`).
+    pub query_buffer_bytes_max: u64,
+    /// Unsent reply bytes that close a client at once (`client-output-buffer-limit normal`
+    /// hard limit; 0: none).
+    pub output_buffer_hard_bytes: u64,
+    /// Unsent reply bytes that close a client when they last `output_buffer_soft_s` (soft
+    /// limit; 0: none).
+    pub output_buffer_soft_bytes: u64,
+    /// Seconds a client may stay over the soft limit.
+    pub output_buffer_soft_s: u64,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        let value_bytes_max = crate::kv::command::VALUE_BYTES_MAX;
+        ClientConfig {
+            maxclients: 10_000,
+            idle_timeout_s: 0,
+            write_timeout_s: 60,
+            // Redis's ratio: 1 GiB against a 512 MiB bulk; room for a key and a value.
+            query_buffer_bytes_max: 2 * value_bytes_max,
+            // One largest value can always be read; beyond that a client must read as it asks.
+            output_buffer_hard_bytes: value_bytes_max + OUTPUT_BUFFER_REPLY_OVERHEAD_BYTES,
+            output_buffer_soft_bytes: value_bytes_max / 4,
+            output_buffer_soft_s: 60,
+        }
+    }
+}
+
+/// Room above the largest value in the default hard output limit (the reply's framing, a few
+/// small replies around it).
+const OUTPUT_BUFFER_REPLY_OVERHEAD_BYTES: u64 = 1024 * 1024;
+
+impl ClientConfig {
+    /// Checks the client limits, naming the first one that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.maxclients == 0 {
+            return Err(invalid("clients.maxclients", "must be at least 1"));
+        }
+        if self.query_buffer_bytes_max < crate::kv::command::VALUE_BYTES_MAX {
+            return Err(invalid(
+                "clients.query_buffer_bytes_max",
+                "must be at least the largest value (proto-max-bulk-len)",
+            ));
+        }
+        if self.output_buffer_hard_bytes != 0 && self.output_buffer_soft_bytes > self.output_buffer_hard_bytes
+        {
+            return Err(invalid("clients.output_buffer_soft_bytes", "must not exceed the hard limit"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for NodeConfig {
@@ -106,6 +173,7 @@ impl Default for NodeConfig {
             join: None,
             failed_node_timeout_ms: 300_000,
             follow_clients_ms: 2_000,
+            clients: ClientConfig::default(),
         }
     }
 }
@@ -214,6 +282,7 @@ impl NodeConfig {
         if self.join.is_some() && !self.bootstrap.is_empty() {
             return Err(invalid("join", "a node either bootstraps a new cluster or joins one, not both"));
         }
+        self.clients.validate()?;
         if self.failed_node_timeout_ms != 0 && self.failed_node_timeout_ms < 3 * p.election_timeout_ms {
             return Err(invalid(
                 "failed_node_timeout_ms",

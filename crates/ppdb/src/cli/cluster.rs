@@ -1,5 +1,6 @@
 //! `ppdb cluster`: look at or change a running cluster through a node's HTTP admin address.
 
+use crate::server::admin::ADMIN_REQUEST_HEADER;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
@@ -42,7 +43,9 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
 /// Sends a membership change to the admin endpoint and prints its answer.
 fn post(admin: &str, path: &str) -> Result<(), String> {
     let url = format!("http://{admin}{path}");
-    match ureq::post(&url).timeout(std::time::Duration::from_secs(30)).call() {
+    // The header tells the node the request comes from a tool, not a web page (see admin.rs).
+    let request = ureq::post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(std::time::Duration::from_secs(30));
+    match request.call() {
         Ok(response) => {
             print!("{}", response.into_string().unwrap_or_default());
             Ok(())

@@ -1,6 +1,7 @@
 //! `ppdb start`: one node.
 
-use crate::config::NodeConfig;
+use crate::config::{ClientConfig, NodeConfig};
+use crate::server::settings::{parse_memory, OutputBufferLimit};
 use clap::Args;
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -70,6 +71,62 @@ pub struct StartArgs {
     /// unchanged). `false` keeps the system's default policy.
     #[arg(long, env = "PPDB_BATCH_SCHEDULING")]
     pub batch_scheduling: Option<bool>,
+    /// Limits on client connections.
+    #[command(flatten)]
+    pub clients: ClientFlags,
+}
+
+/// Flags of `ppdb start` for the limits on client connections (the `[clients]` section).
+#[derive(Debug, Args)]
+pub struct ClientFlags {
+    /// Most clients connected at once (Redis's maxclients; default 10000).
+    #[arg(long, env = "PPDB_MAXCLIENTS")]
+    pub maxclients: Option<u64>,
+    /// Seconds a client may stay idle before it is closed (Redis's timeout; default 0: never).
+    #[arg(long, env = "PPDB_CLIENT_IDLE_TIMEOUT_S")]
+    pub client_idle_timeout_s: Option<u64>,
+    /// Seconds a client may leave its replies unread before it is closed (default 60; 0 never).
+    #[arg(long, env = "PPDB_CLIENT_WRITE_TIMEOUT_S")]
+    pub client_write_timeout_s: Option<u64>,
+    /// Most bytes of one request not yet run (Redis's client-query-buffer-limit; 1gb, 64mb, ...).
+    #[arg(long, env = "PPDB_CLIENT_QUERY_BUFFER_LIMIT", value_parser = parse_memory_flag)]
+    pub client_query_buffer_limit: Option<u64>,
+    /// Unsent reply bytes per client: "HARD SOFT SOFT_SECONDS" (Redis's
+    /// client-output-buffer-limit normal class), e.g. "256mb 64mb 60"; 0 disables a limit.
+    #[arg(long, env = "PPDB_CLIENT_OUTPUT_BUFFER_LIMIT", value_parser = parse_output_limit_flag)]
+    pub client_output_buffer_limit: Option<OutputBufferLimit>,
+}
+
+fn parse_memory_flag(text: &str) -> Result<u64, String> {
+    parse_memory(text)
+        .ok_or_else(|| format!("`{text}` is not a memory value (bytes, or 64kb, 1mb, 1gb, ...)"))
+}
+
+fn parse_output_limit_flag(text: &str) -> Result<OutputBufferLimit, String> {
+    OutputBufferLimit::parse(text).map_err(|e| e.to_string())
+}
+
+impl ClientFlags {
+    /// Puts the flags given over `config`.
+    fn apply(self, config: &mut ClientConfig) {
+        if let Some(n) = self.maxclients {
+            config.maxclients = n;
+        }
+        if let Some(s) = self.client_idle_timeout_s {
+            config.idle_timeout_s = s;
+        }
+        if let Some(s) = self.client_write_timeout_s {
+            config.write_timeout_s = s;
+        }
+        if let Some(bytes) = self.client_query_buffer_limit {
+            config.query_buffer_bytes_max = bytes;
+        }
+        if let Some(limit) = self.client_output_buffer_limit {
+            config.output_buffer_hard_bytes = limit.hard_bytes;
+            config.output_buffer_soft_bytes = limit.soft_bytes;
+            config.output_buffer_soft_s = limit.soft_s;
+        }
+    }
 }
 
 /// Parses `1=host:port,2=host:port` into a member map.
@@ -154,6 +211,7 @@ impl StartArgs {
         if let Some(ms) = self.election_timeout_ms {
             config.peer.election_timeout_ms = ms;
         }
+        self.clients.apply(&mut config.clients);
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }

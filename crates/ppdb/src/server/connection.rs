@@ -16,19 +16,36 @@ use super::forward::ShardOp;
 use super::resp::command::{
     Admission, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
 };
-use super::resp::reply::{command_query_reply, config_get_reply};
+use super::resp::reply::command_query_reply;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
+use super::settings::OutputBufferLimit;
 use super::transaction::{self, ExecElement};
 use crate::error::Error;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
+/// Unsent reply bytes at which the connection stops running the client's pipeline and waits
+/// for the client to take them: a client that sends without reading holds at most this much
+/// (plus one window of replies) of the server's memory, and is closed by the write timeout.
+const PIPELINE_UNSENT_BYTES_MAX: usize = 1024 * 1024;
+/// Replies of a pipeline computed at once before the connection has seen how large they are:
+/// one, so a pipeline of reads of large values never holds two of them before the first is sent.
+const REPLY_WINDOW_INITIAL: usize = 1;
+/// Most replies of a pipeline computed at once (each shard's group of them is one batch).
+const REPLY_WINDOW_MAX: usize = 256;
+/// Buffer capacity a connection keeps between requests; a larger buffer, left by a large
+/// request or reply, is given back once empty.
+const BUFFER_KEPT_BYTES_MAX: usize = 256 * 1024;
+/// Longest wait for the socket's orderly shutdown after QUIT or a protocol error.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The state of one connection.
 struct Session {
@@ -40,50 +57,313 @@ struct Session {
     transaction: Option<Transaction>,
 }
 
-/// Serves one client until it disconnects, sends QUIT, or breaks the protocol.
-pub async fn serve(mut stream: TcpStream, ctx: Arc<ServerContext>, id: u64) {
-    let _ = stream.set_nodelay(true);
-    let mut session =
-        Session { id, version: ProtocolVersion::Resp2, name: None, closing: false, transaction: None };
-    let mut decoder = RequestDecoder::new(ctx.limits);
-    let mut input = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    let mut output = BytesMut::with_capacity(READ_CHUNK_BYTES);
-    loop {
-        input.reserve(READ_CHUNK_BYTES);
-        match stream.read_buf(&mut input).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let mut batch = Vec::new();
-        let mut protocol_error = None;
-        loop {
-            match decoder.decode(&mut input) {
-                Ok(Some(args)) if args.is_empty() => {}
-                Ok(Some(args)) => batch.push(args),
-                Ok(None) => break,
-                Err(e) => {
-                    protocol_error = Some(Frame::from(&e));
-                    break;
-                }
-            }
-        }
-        run_batch(&ctx, &mut session, batch, &mut output).await;
-        if let Some(frame) = &protocol_error {
-            frame.encode(session.version, &mut output);
-            session.closing = true;
-        }
-        if !output.is_empty() && stream.write_all(&output).await.is_err() {
-            return;
-        }
-        output.clear();
-        if session.closing {
-            let _ = stream.shutdown().await;
-            return;
+/// Why the server ends a connection.
+#[derive(Debug)]
+enum Close {
+    /// The client closed it, or the socket failed.
+    Gone,
+    /// QUIT, or a protocol error, answered.
+    Done,
+    /// Nothing received for `timeout` seconds.
+    Idle { idle: Duration },
+    /// A request larger than `client-query-buffer-limit`.
+    QueryBuffer { bytes: usize, limit_bytes: u64 },
+    /// Unsent replies over `client-output-buffer-limit`.
+    OutputBuffer { unsent_bytes: usize, limit: OutputBufferLimit },
+    /// The client took none of its replies for `client-write-timeout` seconds.
+    WriteStalled { unsent_bytes: usize, stalled: Duration },
+}
+
+impl Close {
+    /// Says why the connection closes, where an operator should hear of it.
+    fn log(&self, client: SocketAddr) {
+        match self {
+            Close::Gone | Close::Done => {}
+            Close::Idle { idle } => tracing::debug!(%client, idle_s = idle.as_secs(), "closing idle client"),
+            Close::QueryBuffer { bytes, limit_bytes } => tracing::warn!(
+                %client, query_buffer_bytes = bytes, client_query_buffer_limit = limit_bytes,
+                "closing client that reached max query buffer length"
+            ),
+            Close::OutputBuffer { unsent_bytes, limit } => tracing::warn!(
+                %client, unsent_bytes, hard_bytes = limit.hard_bytes, soft_bytes = limit.soft_bytes,
+                soft_s = limit.soft_s, "client closed for overcoming of output buffer limits"
+            ),
+            Close::WriteStalled { unsent_bytes, stalled } => tracing::warn!(
+                %client, unsent_bytes, stalled_s = stalled.as_secs(),
+                "client closed: it took none of its replies within client-write-timeout"
+            ),
         }
     }
 }
 
-/// Replies of the pipelined commands since the last write to the output, by position.
+/// How many replies of a pipeline are computed before they are encoded and, past
+/// [`PIPELINE_UNSENT_BYTES_MAX`], sent: it starts small, doubles while replies are small, and
+/// shrinks to what fits in [`PIPELINE_UNSENT_BYTES_MAX`] as soon as one is large, so pipelined
+/// reads of large values hold a few of them at a time, not the whole pipeline.
+#[derive(Debug)]
+struct ReplyWindow {
+    replies: usize,
+}
+
+impl ReplyWindow {
+    /// Adjusts the window to the largest reply of the last round.
+    fn observe(&mut self, largest_reply_bytes: usize) {
+        let fit = PIPELINE_UNSENT_BYTES_MAX / largest_reply_bytes.max(1);
+        self.replies = fit.min(self.replies * 2).clamp(1, REPLY_WINDOW_MAX);
+    }
+}
+
+/// Serves one client until it disconnects, sends QUIT, breaks the protocol, or passes one of
+/// the client limits (the log says which).
+pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>, id: u64) {
+    let _ = stream.set_nodelay(true);
+    let mut client = Client {
+        stream,
+        ctx,
+        session: Session {
+            id,
+            version: ProtocolVersion::Resp2,
+            name: None,
+            closing: false,
+            transaction: None,
+        },
+        decoder: RequestDecoder::default(),
+        input: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        output: BytesMut::with_capacity(READ_CHUNK_BYTES),
+        over_soft_limit_since: None,
+        window: ReplyWindow { replies: REPLY_WINDOW_INITIAL },
+    };
+    client.decoder = RequestDecoder::new(client.ctx.limits);
+    client.run().await.log(peer);
+}
+
+/// One connection: its socket, buffers and session.
+struct Client {
+    stream: TcpStream,
+    ctx: Arc<ServerContext>,
+    session: Session,
+    decoder: RequestDecoder,
+    /// Received bytes not yet parsed.
+    input: BytesMut,
+    /// Encoded replies not yet sent.
+    output: BytesMut,
+    /// When the unsent replies went over the soft output limit (none: they are under it).
+    over_soft_limit_since: Option<Instant>,
+    window: ReplyWindow,
+}
+
+impl Client {
+    /// Reads, runs and answers requests until the connection ends; why it ended.
+    async fn run(&mut self) -> Close {
+        loop {
+            if let Err(close) = self.read().await {
+                return close;
+            }
+            let (batch, protocol_error) = self.decode();
+            if let Err(close) = self.run_batch(batch).await {
+                return close;
+            }
+            if let Some(frame) = &protocol_error {
+                frame.encode(self.session.version, &mut self.output);
+                self.session.closing = true;
+            }
+            if let Err(close) = self.flush().await {
+                return close;
+            }
+            if self.session.closing {
+                let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.stream.shutdown()).await;
+                return Close::Done;
+            }
+            self.shrink_buffers();
+        }
+    }
+
+    /// Reads what the client sent, within the idle timeout and the query buffer limit.
+    async fn read(&mut self) -> Result<(), Close> {
+        self.input.reserve(READ_CHUNK_BYTES);
+        let read = self.stream.read_buf(&mut self.input);
+        let received = match self.ctx.settings.clients.idle_timeout() {
+            Some(idle) => tokio::time::timeout(idle, read).await.map_err(|_| Close::Idle { idle })?,
+            None => read.await,
+        };
+        if !matches!(received, Ok(n) if n > 0) {
+            return Err(Close::Gone);
+        }
+        let bytes = self.input.len() + self.decoder.held_bytes();
+        let limit_bytes = self.ctx.settings.clients.query_buffer_bytes_max();
+        if bytes as u64 > limit_bytes {
+            return Err(Close::QueryBuffer { bytes, limit_bytes });
+        }
+        Ok(())
+    }
+
+    /// The complete requests received, and the protocol error that ends them, if any.
+    fn decode(&mut self) -> (Vec<Vec<Bytes>>, Option<Frame>) {
+        let mut batch = Vec::new();
+        loop {
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(args)) if args.is_empty() => {}
+                Ok(Some(args)) => batch.push(args),
+                Ok(None) => return (batch, None),
+                Err(e) => return (batch, Some(Frame::from(&e))),
+            }
+        }
+    }
+
+    /// Sends every unsent reply, within the write timeout and the output buffer limits.
+    async fn flush(&mut self) -> Result<(), Close> {
+        while !self.output.is_empty() {
+            self.check_output_limits()?;
+            let write_timeout = self.ctx.settings.clients.write_timeout();
+            let wait = min_duration(write_timeout, self.soft_limit_left());
+            let started = Instant::now();
+            let write = self.stream.write(&self.output);
+            let written = match wait {
+                Some(wait) => match tokio::time::timeout(wait, write).await {
+                    Ok(written) => written,
+                    Err(_) => {
+                        self.check_output_limits()?;
+                        let stalled = started.elapsed();
+                        if write_timeout.is_some_and(|limit| stalled >= limit) {
+                            return Err(Close::WriteStalled { unsent_bytes: self.output.len(), stalled });
+                        }
+                        continue;
+                    }
+                },
+                None => write.await,
+            };
+            match written {
+                Ok(n) if n > 0 => self.output.advance(n),
+                _ => return Err(Close::Gone),
+            }
+        }
+        self.over_soft_limit_since = None;
+        Ok(())
+    }
+
+    /// Closes the client if its unsent replies pass the hard limit, or have stayed over the
+    /// soft limit for its seconds.
+    fn check_output_limits(&mut self) -> Result<(), Close> {
+        let limit = self.ctx.settings.clients.output_buffer();
+        let unsent_bytes = self.output.len();
+        let over = |bytes: u64| bytes > 0 && unsent_bytes as u64 > bytes;
+        if over(limit.hard_bytes) {
+            return Err(Close::OutputBuffer { unsent_bytes, limit });
+        }
+        if !over(limit.soft_bytes) {
+            self.over_soft_limit_since = None;
+            return Ok(());
+        }
+        let since = *self.over_soft_limit_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= Duration::from_secs(limit.soft_s) {
+            return Err(Close::OutputBuffer { unsent_bytes, limit });
+        }
+        Ok(())
+    }
+
+    /// Time left before the soft output limit closes the client (none: it is under it).
+    fn soft_limit_left(&self) -> Option<Duration> {
+        let since = self.over_soft_limit_since?;
+        let soft = Duration::from_secs(self.ctx.settings.clients.output_buffer().soft_s);
+        Some(soft.saturating_sub(since.elapsed()))
+    }
+
+    /// Gives back buffer memory left by a large request or reply.
+    fn shrink_buffers(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > BUFFER_KEPT_BYTES_MAX {
+            self.input = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+        if self.output.is_empty() && self.output.capacity() > BUFFER_KEPT_BYTES_MAX {
+            self.output = BytesMut::with_capacity(READ_CHUNK_BYTES);
+        }
+    }
+
+    /// Encodes the replies computed so far, then, if the unsent replies have reached
+    /// [`PIPELINE_UNSENT_BYTES_MAX`], waits until the client has taken them.
+    async fn drain(&mut self, pipeline: &mut Pipeline<'_>) -> Result<(), Close> {
+        if let Some(largest) = pipeline.drain(self.session.version, &mut self.output).await {
+            self.window.observe(largest);
+        }
+        self.check_output_limits()?;
+        if self.output.len() >= PIPELINE_UNSENT_BYTES_MAX {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a batch of pipelined requests, appending their replies in order. Consecutive
+    /// single-shard reads (or writes) are grouped per shard: each shard's group goes to its
+    /// leader as one batch, in order, and different shards run at the same time. Commands
+    /// spanning shards, connection commands, and a switch between reads and writes wait for
+    /// what came before. At most a window of replies is computed before they are encoded, and
+    /// the pipeline waits while the client leaves too many unread.
+    async fn run_batch(&mut self, batch: Vec<Vec<Bytes>>) -> Result<(), Close> {
+        let ctx = Arc::clone(&self.ctx);
+        let mut pipeline = Pipeline {
+            ctx: &ctx,
+            slots: Vec::new(),
+            lanes: BTreeMap::new(),
+            lanes_class: CommandClass::Connection,
+        };
+        for args in batch {
+            if self.session.closing {
+                break;
+            }
+            if pipeline.slots.len() >= self.window.replies {
+                self.drain(&mut pipeline).await?;
+            }
+            ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
+            let command = match admit(&mut self.session, &args) {
+                Ok(command) => command,
+                Err(frame) => {
+                    pipeline.answer(frame);
+                    continue;
+                }
+            };
+            let class = command.class();
+            if class != pipeline.lanes_class {
+                pipeline.run_lanes().await;
+                pipeline.lanes_class = class;
+            }
+            let planned = match &command {
+                Command::Read(read) => ctx.executor.plan_read(read).map(Ok),
+                Command::Write(write) => ctx.executor.plan_write(write),
+                _ => None,
+            };
+            match (planned, command) {
+                (Some(Ok((shard, op))), _) => {
+                    let slot = pipeline.slot();
+                    pipeline.lanes.entry(shard).or_default().push((slot, op));
+                }
+                (Some(Err(e)), _) => pipeline.answer(error_frame(&e)),
+                (None, Command::Read(read)) => {
+                    pipeline.run_lanes().await;
+                    pipeline.answer(to_frame(ctx.executor.read(&read).await));
+                }
+                (None, Command::Write(write)) => {
+                    pipeline.run_lanes().await;
+                    pipeline.answer(to_frame(ctx.executor.write(&write).await));
+                }
+                (None, other) => {
+                    self.drain(&mut pipeline).await?;
+                    let frame = connection_command(&ctx, &mut self.session, other).await;
+                    pipeline.answer(frame);
+                }
+            }
+        }
+        self.drain(&mut pipeline).await
+    }
+}
+
+/// The shorter of two optional durations (none: no limit).
+fn min_duration(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Replies of the pipelined commands since the last drain, by position.
 struct Pipeline<'a> {
     ctx: &'a ServerContext,
     slots: Vec<Option<Frame>>,
@@ -97,6 +377,11 @@ impl Pipeline<'_> {
     fn slot(&mut self) -> usize {
         self.slots.push(None);
         self.slots.len() - 1
+    }
+
+    /// Takes a reply already decided, in the next position.
+    fn answer(&mut self, frame: Frame) {
+        self.slots.push(Some(frame));
     }
 
     /// Runs the waiting operations: every shard's batch at once, each batch in order.
@@ -114,73 +399,18 @@ impl Pipeline<'_> {
         }
     }
 
-    /// Runs everything waiting and appends all replies so far, in order.
-    async fn drain(&mut self, version: ProtocolVersion, out: &mut BytesMut) {
+    /// Runs everything waiting and appends all replies so far, in order; the size of the
+    /// largest (none if there was no reply).
+    async fn drain(&mut self, version: ProtocolVersion, out: &mut BytesMut) -> Option<usize> {
         self.run_lanes().await;
+        let mut largest = None;
         for frame in self.slots.drain(..) {
+            let before = out.len();
             frame.unwrap_or_else(|| Frame::error("ERR internal: missing reply")).encode(version, out);
+            largest = largest.max(Some(out.len() - before));
         }
+        largest
     }
-}
-
-/// Runs a batch of pipelined requests, appending their replies in order. Consecutive
-/// single-shard reads (or writes) are grouped per shard: each shard's group goes to its leader
-/// as one batch, in order, and different shards run at the same time. Commands spanning
-/// shards, connection commands, and a switch between reads and writes wait for what came
-/// before.
-async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<Bytes>>, out: &mut BytesMut) {
-    let mut pipeline =
-        Pipeline { ctx, slots: Vec::new(), lanes: BTreeMap::new(), lanes_class: CommandClass::Connection };
-    for args in batch {
-        if session.closing {
-            break;
-        }
-        ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let command = match admit(session, &args) {
-            Ok(command) => command,
-            Err(frame) => {
-                let slot = pipeline.slot();
-                pipeline.slots[slot] = Some(frame);
-                continue;
-            }
-        };
-        let class = command.class();
-        if class != pipeline.lanes_class {
-            pipeline.run_lanes().await;
-            pipeline.lanes_class = class;
-        }
-        let planned = match &command {
-            Command::Read(read) => ctx.executor.plan_read(read).map(Ok),
-            Command::Write(write) => ctx.executor.plan_write(write),
-            _ => None,
-        };
-        match (planned, command) {
-            (Some(Ok((shard, op))), _) => {
-                let slot = pipeline.slot();
-                pipeline.lanes.entry(shard).or_default().push((slot, op));
-            }
-            (Some(Err(e)), _) => {
-                let slot = pipeline.slot();
-                pipeline.slots[slot] = Some(error_frame(&e));
-            }
-            (None, Command::Read(read)) => {
-                pipeline.run_lanes().await;
-                let slot = pipeline.slot();
-                pipeline.slots[slot] = Some(to_frame(ctx.executor.read(&read).await));
-            }
-            (None, Command::Write(write)) => {
-                pipeline.run_lanes().await;
-                let slot = pipeline.slot();
-                pipeline.slots[slot] = Some(to_frame(ctx.executor.write(&write).await));
-            }
-            (None, other) => {
-                pipeline.drain(session.version, out).await;
-                let frame = connection_command(ctx, session, other).await;
-                frame.encode(session.version, out);
-            }
-        }
-    }
-    pipeline.drain(session.version, out).await;
 }
 
 /// The command to run now, or the reply already decided: a parse error, or, inside MULTI, the
@@ -284,7 +514,8 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
         }
         Command::Select => Frame::simple("OK"),
         Command::Time => time_reply(std::time::SystemTime::now()),
-        Command::ConfigGet(patterns) => config_get_reply(&ctx.limits, &patterns),
+        Command::ConfigGet(patterns) => ctx.settings.config_get(&patterns),
+        Command::ConfigSet(changes) => ctx.settings.config_set(&changes),
         Command::Auth { .. } => Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",

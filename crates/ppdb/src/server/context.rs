@@ -3,6 +3,7 @@
 use super::executor::Executor;
 use super::report::NodeReport;
 use super::resp::RespLimits;
+use super::settings::ServerSettings;
 use crate::kv::KvRead;
 use bytes::Bytes;
 use std::fmt::Write as _;
@@ -28,6 +29,8 @@ pub struct ServerContext {
     pub executor: Executor,
     /// Request parsing limits.
     pub limits: RespLimits,
+    /// CONFIG GET/SET's settings, among them the client limits in force.
+    pub settings: ServerSettings,
     /// Counters.
     pub stats: ServerStats,
     /// Status reports for INFO.

@@ -15,6 +15,7 @@ pub mod membership;
 pub mod node;
 pub mod report;
 pub mod resp;
+pub mod settings;
 pub mod shard;
 pub mod transaction;
 

@@ -9,6 +9,7 @@ use super::listener;
 use super::membership::MembershipService;
 use super::report::NodeReport;
 use super::resp::RespLimits;
+use super::settings::{ClientLimits, ServerSettings};
 use super::shard::KvShard;
 use crate::config::NodeConfig;
 use crate::error::Error;
@@ -30,8 +31,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
-/// Client connections served at once.
-pub(crate) const CLIENT_CONNECTIONS_MAX: usize = 10_000;
 /// Raft messages queued from the transport to the runtime.
 const RAFT_INBOX_MESSAGES_MAX: usize = 65_536;
 
@@ -338,9 +337,16 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         storage: Arc::clone(&storage),
         membership,
     };
+    let limits = RespLimits::default();
+    let settings = ServerSettings {
+        clients: ClientLimits::new(&config.clients),
+        bulk_bytes_max: limits.bulk_bytes_max as u64,
+    };
+    settings.clients.fit_open_files_limit();
     let ctx = Arc::new(ServerContext {
         executor,
-        limits: RespLimits::default(),
+        limits,
+        settings,
         stats: ServerStats::default(),
         report: report.clone(),
         started,
@@ -348,7 +354,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await
         .map_err(|e| Error::Listen { role: "clients", addr: config.client_addr, reason: e.to_string() })?;
-    tokio::spawn(listener::serve(client_listener, ctx, CLIENT_CONNECTIONS_MAX, stop_rx.clone()));
+    tokio::spawn(listener::serve(client_listener, ctx, stop_rx.clone()));
     let admin_addr = config.admin_addr;
     let admin_stop = stop_rx.clone();
     tokio::spawn(async move {

@@ -7,7 +7,11 @@
 //! pieces is parsed in linear time; bulk arguments are split off the buffer without copying.
 //!
 //! Every length is bounded by [`RespLimits`], and memory reserved up front never exceeds what the
-//! client actually sent (a `*1000000` header reserves at most 1024 slots). Errors are Redis 7's
+//! client actually sent: a `*1000000` header reserves at most 1024 slots, and a `$536870912`
+//! header reserves room for the payload only as its bytes arrive (at most as much again as has
+//! arrived, plus [`BULK_RESERVE_BYTES_MIN`]), so a header that lies about its length costs the
+//! server nothing. The connection bounds the whole request ([`RequestDecoder::held_bytes`] plus
+//! the unparsed input) with the query buffer limit. Errors are Redis 7's
 //! texts; after one, the stream cannot be resynchronised and the connection should send the
 //! error and close, as Redis does. Like Redis, the two bytes after a bulk string's payload are
 //! skipped without checking that they are CRLF.
@@ -17,11 +21,13 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::inline::split_args;
+use crate::kv::command::VALUE_BYTES_MAX;
 
-/// Limits on what a client may send in one request. Defaults are Redis's.
+/// Limits on what a client may send in one request. Defaults are Redis's, except the largest
+/// bulk, which is the largest value the key space stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RespLimits {
-    /// Largest bulk string argument (`proto-max-bulk-len`, 512 MiB).
+    /// Largest bulk string argument (`proto-max-bulk-len`: [`VALUE_BYTES_MAX`]).
     pub bulk_bytes_max: usize,
     /// Most arguments in one multibulk request (1024 × 1024).
     pub multibulk_args_max: usize,
@@ -32,7 +38,7 @@ pub struct RespLimits {
 impl Default for RespLimits {
     fn default() -> Self {
         Self {
-            bulk_bytes_max: 512 * 1024 * 1024,
+            bulk_bytes_max: VALUE_BYTES_MAX as usize,
             multibulk_args_max: 1024 * 1024,
             inline_bytes_max: 64 * 1024,
         }
@@ -41,6 +47,10 @@ impl Default for RespLimits {
 
 /// Most argument slots reserved before the arguments arrive (Redis reserves the same).
 const ARGS_PREALLOCATED_MAX: usize = 1024;
+/// Room reserved for a bulk payload before much of it has arrived; past this, the reservation
+/// at most doubles what has arrived, so reallocation stays amortised and a lying length
+/// reserves nothing it was not sent.
+pub const BULK_RESERVE_BYTES_MIN: usize = 64 * 1024;
 
 /// A malformed request; the connection must reply with it and close.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +98,8 @@ struct Multibulk {
     args: Vec<Bytes>,
     /// Length of the bulk whose `$` header was read but whose payload has not fully arrived.
     pending_bulk_len: Option<usize>,
+    /// Bytes of the arguments read so far (they no longer sit in the input buffer).
+    args_bytes: usize,
 }
 
 /// Turns a client's byte stream into argument vectors, one request at a time.
@@ -126,9 +138,15 @@ impl RequestDecoder {
             }
             let count = count as usize;
             let args = Vec::with_capacity(count.min(ARGS_PREALLOCATED_MAX));
-            self.partial = Some(Multibulk { remaining: count, args, pending_bulk_len: None });
+            self.partial = Some(Multibulk { remaining: count, args, pending_bulk_len: None, args_bytes: 0 });
         }
         self.decode_bulks(buf)
+    }
+
+    /// Bytes of the request in progress that the decoder holds (its complete arguments); with
+    /// the unparsed input, what Redis calls the client's query buffer.
+    pub fn held_bytes(&self) -> usize {
+        self.partial.as_ref().map_or(0, |partial| partial.args_bytes)
     }
 
     /// Reads bulk arguments of the multibulk request in progress.
@@ -158,12 +176,12 @@ impl RequestDecoder {
                 }
             };
             if buf.len() < len + 2 {
-                // Make room once for the whole payload so reads do not reallocate repeatedly.
-                buf.reserve(len + 2 - buf.len());
+                reserve_for_payload(buf, len + 2);
                 return Ok(None);
             }
             let arg = buf.split_to(len).freeze();
             buf.advance(2);
+            partial.args_bytes += len;
             partial.args.push(arg);
             partial.remaining -= 1;
             partial.pending_bulk_len = None;
@@ -193,6 +211,13 @@ impl RequestDecoder {
         let args = split_args(line).ok_or(ProtocolError::UnbalancedQuotes)?;
         Ok(Some(args.into_iter().map(Bytes::from).collect()))
     }
+}
+
+/// Makes room in `buf` towards `needed` bytes without trusting that they will come: at most as
+/// much again as `buf` holds, and at least [`BULK_RESERVE_BYTES_MIN`].
+fn reserve_for_payload(buf: &mut BytesMut, needed: usize) {
+    let missing = needed.saturating_sub(buf.len());
+    buf.reserve(missing.min(buf.len().max(BULK_RESERVE_BYTES_MIN)));
 }
 
 /// Reads a `<prefix><integer>\r\n` header line from the front of `buf`.
@@ -312,6 +337,66 @@ mod tests {
         assert!(partial.args.capacity() <= ARGS_PREALLOCATED_MAX);
         assert_eq!(partial.args.len(), 1);
         assert!(buf.is_empty(), "complete parts were consumed");
+    }
+
+    /// A header announcing the largest bulk followed by 10 bytes reserves little: room is
+    /// made as the payload arrives, never from the announced length.
+    #[test]
+    fn a_lying_bulk_length_reserves_only_what_arrived() {
+        let limits = RespLimits::default();
+        let mut decoder = RequestDecoder::new(limits);
+        let header = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${}\r\n", limits.bulk_bytes_max);
+        let mut buf = BytesMut::from(header.as_bytes());
+        buf.extend_from_slice(&[b'v'; 10]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert!(buf.capacity() <= 4 * BULK_RESERVE_BYTES_MIN, "reserved {} bytes", buf.capacity());
+        assert_eq!(decoder.held_bytes(), 4, "SET and k are held");
+    }
+
+    /// As the payload arrives, the reservation grows with it (at most as much again as arrived),
+    /// and the argument is whole at the end.
+    #[test]
+    fn a_large_bulk_is_reserved_as_it_arrives() {
+        let len = 8 * 1024 * 1024;
+        let mut decoder = RequestDecoder::default();
+        let mut buf = BytesMut::from(format!("*1\r\n${len}\r\n").as_bytes());
+        let chunk = vec![b'x'; 100_000];
+        let mut sent = 0;
+        while sent < len {
+            let n = chunk.len().min(len - sent);
+            buf.extend_from_slice(&chunk[..n]);
+            sent += n;
+            assert_eq!(decoder.decode(&mut buf), Ok(None));
+            assert!(
+                buf.capacity() <= 4 * (buf.len() + BULK_RESERVE_BYTES_MIN),
+                "{} for {}",
+                buf.capacity(),
+                buf.len()
+            );
+        }
+        buf.extend_from_slice(b"\r\n");
+        let args = decoder.decode(&mut buf).expect("valid").expect("complete");
+        assert_eq!(args.len(), 1);
+        assert_eq!(args[0].len(), len);
+        assert_eq!(decoder.held_bytes(), 0);
+    }
+
+    #[test]
+    fn negative_and_oversized_lengths_are_refused() {
+        let limits = RespLimits::default();
+        let over = format!("*1\r\n${}\r\n", limits.bulk_bytes_max + 1);
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"*1\r\n$-5\r\n".to_vec(), "ERR Protocol error: invalid bulk length"),
+            (b"*1\r\n$-9223372036854775808\r\n".to_vec(), "ERR Protocol error: invalid bulk length"),
+            (b"*1\r\n$99999999999999999999\r\n".to_vec(), "ERR Protocol error: invalid bulk length"),
+            (over.into_bytes(), "ERR Protocol error: invalid bulk length"),
+            (b"*-2\r\n".to_vec(), "incomplete"),
+            (b"*99999999999999999999\r\n".to_vec(), "ERR Protocol error: invalid multibulk length"),
+            (b"*2\r\n*1\r\n$1\r\na\r\n".to_vec(), "ERR Protocol error: expected '$', got '*'"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(error_text(&input, limits), expected, "{:?}", String::from_utf8_lossy(&input));
+        }
     }
 
     fn encode_request(args: &[Vec<u8>]) -> Vec<u8> {

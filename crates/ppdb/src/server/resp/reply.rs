@@ -1,12 +1,11 @@
-//! Typed answers to RESP frames: key-space [`Reply`]s, command errors, the COMMAND
-//! introspection replies built from the command table, and CONFIG GET's settings.
+//! Typed answers to RESP frames: key-space [`Reply`]s, command errors, and the COMMAND
+//! introspection replies built from the command table.
 
 use bytes::Bytes;
 
 use super::command::{CommandError, CommandQuery, CommandSpec, COMMANDS};
 use super::frame::Frame;
-use super::parse::{ProtocolError, RespLimits};
-use crate::kv::glob::glob_match;
+use super::parse::ProtocolError;
 use crate::kv::Reply;
 
 impl From<Reply> for Frame {
@@ -38,35 +37,6 @@ impl From<&ProtocolError> for Frame {
     fn from(error: &ProtocolError) -> Frame {
         Frame::error(error.to_string())
     }
-}
-
-/// CONFIG GET's answer: each Redis setting whose name matches one of `patterns` (globs, case
-/// insensitive), with PPDB's value for it. Only settings PPDB has a true answer for are listed
-/// (clients and tools such as redis-benchmark read `save` and `appendonly` to learn about
-/// durability); an unknown name matches nothing, as in Redis.
-pub fn config_get_reply(limits: &RespLimits, patterns: &[Bytes]) -> Frame {
-    let settings: [(&str, String); 9] = [
-        // Every write is in the write-ahead log, fsynced, before it is acknowledged.
-        ("appendonly", "yes".into()),
-        ("appendfsync", "always".into()),
-        // No RDB snapshots on a schedule (Raft snapshots are internal).
-        ("save", String::new()),
-        ("databases", "1".into()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "noeviction".into()),
-        ("timeout", "0".into()),
-        ("maxclients", crate::server::node::CLIENT_CONNECTIONS_MAX.to_string()),
-        ("proto-max-bulk-len", limits.bulk_bytes_max.to_string()),
-    ];
-    let patterns: Vec<Vec<u8>> = patterns.iter().map(|pattern| pattern.to_ascii_lowercase()).collect();
-    let matches = |name: &str| patterns.iter().any(|pattern| glob_match(pattern, name.as_bytes()));
-    Frame::Map(
-        settings
-            .into_iter()
-            .filter(|(name, _)| matches(name))
-            .map(|(name, value)| (Frame::bulk(name.as_bytes()), Frame::Bulk(Bytes::from(value))))
-            .collect(),
-    )
 }
 
 /// The reply to a COMMAND query, from the command table.

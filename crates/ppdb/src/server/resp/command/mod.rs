@@ -63,6 +63,8 @@ pub enum Command {
     Client(ClientCommand),
     /// CONFIG GET pattern \[pattern ...\]: the Redis settings PPDB has an answer for.
     ConfigGet(Vec<Bytes>),
+    /// CONFIG SET name value \[name value ...\]: change client limits while the node runs.
+    ConfigSet(Vec<(Bytes, Bytes)>),
     /// MULTI: start queueing a transaction.
     Multi,
     /// EXEC: run the queued transaction.

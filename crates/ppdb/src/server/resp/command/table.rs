@@ -99,7 +99,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         0,
         "Returns detailed information about all commands."
     ),
-    spec!("config", -2, C, CONN, 0, 0, 0, "A container for server configuration commands (GET)."),
+    spec!("config", -2, C, CONN, 0, 0, 0, "A container for server configuration commands (GET, SET)."),
     spec!("copy", -3, W, WR_OOM, 1, 2, 1, "Copies the value of a key to a new key."),
     spec!("dbsize", 1, R, RO_FAST, 0, 0, 0, "Returns the number of keys in the database."),
     spec!("decr", 2, W, WR_OOM_FAST, 1, 1, 1, "Decrements the integer value of a key by one."),

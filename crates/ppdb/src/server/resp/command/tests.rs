@@ -248,8 +248,16 @@ fn other_commands_parse() {
         Err("ERR wrong number of arguments for 'config|get' command".to_string())
     );
     assert_eq!(
-        parse("CONFIG SET maxmemory 1").map_err(|e| e.to_string()),
-        Err("ERR unknown subcommand 'SET'. Try CONFIG HELP.".to_string())
+        parse("CONFIG SET timeout 5"),
+        Ok(Command::ConfigSet(vec![(Bytes::from("timeout"), Bytes::from("5"))]))
+    );
+    assert_eq!(
+        parse("CONFIG SET timeout").map_err(|e| e.to_string()),
+        Err("ERR wrong number of arguments for 'config|set' command".to_string())
+    );
+    assert_eq!(
+        parse("CONFIG REWRITE").map_err(|e| e.to_string()),
+        Err("ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.".to_string())
     );
     assert_eq!(parse("COMMAND DOCS"), Ok(Command::Command(CommandQuery::Docs(vec![]))));
     assert_eq!(
