@@ -1,6 +1,7 @@
 //! Encodings of entries, hard state, snapshot metadata and Raft messages.
 
 use super::{DecodeError, Decoder, Encoder, BYTES_MAX, ENTRIES_MAX, MEMBERS_MAX};
+use crate::limits::COMMAND_BYTES_MAX;
 use ppdb_raft::{
     ConfChange, ConfChangeKind, Entry, EntryPayload, HardState, LogIndex, Membership, Message, MessageBody,
     NodeId, Snapshot, SnapshotMeta, Term,
@@ -37,7 +38,7 @@ pub fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, DecodeError> {
     let term = Term(d.u64()?);
     let payload = match d.u8()? {
         0 => EntryPayload::Empty,
-        1 => EntryPayload::Command(d.bytes(BYTES_MAX)?.to_vec()),
+        1 => EntryPayload::Command(d.bytes(COMMAND_BYTES_MAX)?.to_vec()),
         2 => {
             let kind = match d.u8()? {
                 0 => ConfChangeKind::AddVoter,

@@ -20,13 +20,16 @@
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{KvError, KvRead, KvWrite, Reply};
+use crate::limits;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 
-/// Largest key, pattern or value carried in a forwarded operation or reply.
-const ITEM_BYTES_MAX: usize = 512 * 1024 * 1024;
-/// Most items in a forwarded array.
-const ITEMS_MAX: usize = 1 << 20;
+/// Largest key, pattern or value carried in a forwarded reply.
+const ITEM_BYTES_MAX: usize = limits::VALUE_BYTES_MAX;
+/// Largest encoded operation in a forwarded batch: a write is one log entry's command.
+const OP_BYTES_MAX: usize = limits::COMMAND_BYTES_MAX;
+/// Most items in a forwarded array (each takes at least one byte of the reply).
+const ITEMS_MAX: usize = limits::REPLY_BYTES_MAX;
 
 /// An operation on one shard, sent to its leader.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +59,8 @@ pub enum ForwardOutcome {
 /// First byte of a forwarded shard batch (membership requests use another tag).
 pub const SHARD_REQUEST_TAG: u8 = 1;
 
-/// Most operations in one forwarded batch.
-pub const BATCH_OPS_MAX: usize = 1 << 16;
+/// Most operations in one forwarded batch ([`limits::FORWARDED_OPS_MAX`]).
+pub const BATCH_OPS_MAX: usize = limits::FORWARDED_OPS_MAX;
 
 /// Encodes `ops` as they follow a forwarded batch's header, so that the operations of several
 /// callers can be sent as one batch ([`join_request`]).
@@ -134,11 +137,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<Vec<(u64, Vec<ShardOp>)>, DecodeEr
         for _ in 0..count {
             let op = match d.u8()? {
                 1 => {
-                    let body = d.bytes(ITEM_BYTES_MAX)?;
+                    let body = d.bytes(OP_BYTES_MAX)?;
                     ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
                 }
                 2 => {
-                    let body = d.bytes(ITEM_BYTES_MAX)?;
+                    let body = d.bytes(OP_BYTES_MAX)?;
                     ShardOp::Read(KvRead::decode(body).map_err(|_| d.error("undecodable read"))?)
                 }
                 _ => return Err(d.error("unknown operation tag")),

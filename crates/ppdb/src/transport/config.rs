@@ -1,21 +1,22 @@
 //! The transport's configuration: identity, addresses, and every limit, validated up front.
 
 use super::error::TransportError;
+use crate::limits;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Default largest frame, header included.
-pub const FRAME_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default largest frame, header included ([`limits::FRAME_BYTES_MAX`]).
+pub const FRAME_BYTES_MAX_DEFAULT: usize = limits::FRAME_BYTES_MAX;
 /// Default bound of each peer's outbound queue, in messages.
 pub const PEER_QUEUE_MESSAGES_MAX_DEFAULT: usize = 4096;
 /// Default bound of the inbound queue (all peers) towards the node, in events.
 pub const INBOUND_QUEUE_EVENTS_MAX_DEFAULT: usize = 16 * 1024;
-/// Default snapshot chunk size.
-pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 1024 * 1024;
-/// Default largest snapshot a receiver reassembles.
-pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+/// Default snapshot chunk size ([`limits::SNAPSHOT_CHUNK_BYTES`]).
+pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = limits::SNAPSHOT_CHUNK_BYTES;
+/// Default largest snapshot a receiver reassembles ([`limits::SNAPSHOT_BYTES_MAX`]).
+pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = limits::SNAPSHOT_BYTES_MAX;
 /// Longest cluster id, in bytes (it travels in every handshake).
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 

@@ -18,10 +18,11 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::inline::split_args;
 
-/// Limits on what a client may send in one request. Defaults are Redis's.
+/// Limits on what a client may send in one request. Defaults are Redis's, except the bulk
+/// length: PPDB's `proto-max-bulk-len` is what it can replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RespLimits {
-    /// Largest bulk string argument (`proto-max-bulk-len`, 512 MiB).
+    /// Largest bulk string argument (`proto-max-bulk-len`, [`crate::limits::VALUE_BYTES_MAX`]).
     pub bulk_bytes_max: usize,
     /// Most arguments in one multibulk request (1024 × 1024).
     pub multibulk_args_max: usize,
@@ -32,7 +33,7 @@ pub struct RespLimits {
 impl Default for RespLimits {
     fn default() -> Self {
         Self {
-            bulk_bytes_max: 512 * 1024 * 1024,
+            bulk_bytes_max: crate::limits::VALUE_BYTES_MAX,
             multibulk_args_max: 1024 * 1024,
             inline_bytes_max: 64 * 1024,
         }
