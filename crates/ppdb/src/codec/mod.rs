@@ -7,7 +7,8 @@ mod raft;
 
 pub use raft::{
     decode_entries, decode_entry, decode_hard_state, decode_message, decode_snapshot_meta, encode_entries,
-    encode_entry, encode_hard_state, encode_message, encode_snapshot_meta,
+    encode_entry, encode_hard_state, encode_message, encode_snapshot_meta, encoded_entry_bytes,
+    APPEND_HEADER_BYTES, ENTRIES_COUNT_BYTES, ENTRY_HEADER_BYTES_MAX,
 };
 
 use std::fmt;

@@ -55,7 +55,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use record::{GroupId, Record, RecordKind, WalSeq, RECORD_BYTES_MAX, RECORD_PAYLOAD_BYTES_MAX};
+pub use record::{
+    GroupId, Record, RecordKind, WalSeq, RECORD_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+};
 pub use recovery::{RecoveryReport, ReplayedRecord, TornTail};
 pub use ticket::DurableTicket;
 
