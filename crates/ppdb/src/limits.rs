@@ -39,8 +39,9 @@ const MIB: usize = 1024 * KIB;
 /// (proto-max-bulk-len)`.
 pub const VALUE_BYTES_MAX: usize = 32 * MIB;
 
-/// The most argument bytes one write may carry in total: a largest key with a largest value,
-/// MSET's pairs, or everything queued by MULTI (which EXEC proposes as one entry).
+/// The argument bytes one write is sized for: a largest key with a largest value. Everything
+/// queued by MULTI (which EXEC proposes as one entry) is refused beyond it while queueing; any
+/// other write (MSET) is bounded by its encoding, [`COMMAND_BYTES_MAX`].
 pub const REQUEST_BYTES_MAX: usize = 2 * VALUE_BYTES_MAX;
 
 /// The most keys (or key-value pairs) one operation may carry.

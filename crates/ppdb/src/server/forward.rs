@@ -331,8 +331,9 @@ fn reply_too_large(bytes: usize, bytes_max: usize) -> ForwardOutcome {
         "reply of {bytes} bytes exceeds the {bytes_max} bytes a reply forwarded from the \
          shard's leader may carry; the command ran there: send it to the leader to read its reply"
     );
-    debug_assert!(message.len() + 1 + 1 + 4 + 1 <= REFUSAL_BYTES_MAX, "{message}");
-    ForwardOutcome::Failed { code: ErrorCode::State, message }
+    let refusal = ForwardOutcome::Failed { code: ErrorCode::State, message };
+    debug_assert!(outcome_bytes(&refusal) <= REFUSAL_BYTES_MAX, "{refusal:?}");
+    refusal
 }
 
 /// Encodes the leader's answers to a batch, in order, in at most [`limits::REPLY_BYTES_MAX`]

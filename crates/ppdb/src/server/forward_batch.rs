@@ -362,6 +362,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_operation_too_large_for_any_frame_is_refused_unsent_and_the_others_keep_their_order() {
+        let (a, b, requests) = two_nodes(echo).await;
+        let batcher = ForwardBatcher::new(a.clone(), DEADLINE);
+        let huge = read(&vec![b'k'; COMMAND_BYTES_MAX]);
+        let ops = [read(b"before"), huge, read(b"after")];
+        let answer = batcher.forward(NodeId(2), 7, &ops).await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(answer[0], ForwardOutcome::Done(echoed(&ops[0])));
+        assert!(
+            matches!(&answer[1], ForwardOutcome::Failed { code: ErrorCode::State, message }
+                if message.contains("it was not sent")),
+            "{:?}",
+            answer[1]
+        );
+        assert_eq!(answer[2], ForwardOutcome::Done(echoed(&ops[2])));
+        assert!(requests.load(Ordering::SeqCst) >= 1, "the operations around it were sent");
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn a_lost_batch_fails_every_caller_in_it() {
         let (a, b, _) = two_nodes(|_| None).await;
         let batcher = ForwardBatcher::new(a.clone(), DEADLINE);

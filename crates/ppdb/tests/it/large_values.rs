@@ -13,6 +13,8 @@ const MIB: usize = 1024 * 1024;
 const VALUE_BYTES_MAX: usize = 32 * MIB;
 /// Larger than a peer frame used to be (16 MiB): such a value once stalled its shard.
 const LARGE_VALUE_BYTES: usize = 20 * MIB;
+/// The values of the concurrent writes.
+const BACKLOG_VALUE_BYTES: usize = 3 * MIB;
 /// How long a node may take to replay, or a follower to catch up with, a few hundred MiB.
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -166,20 +168,20 @@ fn applied(cluster: &TestCluster, id: u64) -> Option<u64> {
 fn a_backlog_larger_than_a_wal_record_survives_catch_up_and_kill_9_of_every_node() {
     let mut cluster = one_shard_cluster();
     let (leader, follower) = leader_and_follower(&cluster);
-    // 24 clients write 3 MiB values at once, so the leader's rounds hold up to 72 MiB of
-    // entries, more than a WAL record held before, while a paused follower falls behind by as
-    // much and then catches up.
+    // 24 clients write 3 MiB values at once, so a leader's round holds up to 72 MiB of entries
+    // (more than a WAL record held before), while a paused follower falls behind by as much and
+    // then catches up. On a loaded machine rounds this large can outlast the request timeout or
+    // an election timeout: a write not acknowledged has an unknown outcome, and is checked only
+    // for atomicity.
     cluster.signal(follower, libc::SIGSTOP);
-    let (acked, failed) = concurrent_writes(&cluster, leader, 24, 1, 3 * MIB);
+    let (acked, unknown) = concurrent_writes(&cluster, leader, 24, 1, BACKLOG_VALUE_BYTES);
     cluster.signal(follower, libc::SIGCONT);
-    assert!(
-        failed.is_empty(),
-        "{} of {} writes failed: {failed:?}",
-        failed.len(),
-        failed.len() + acked.len()
-    );
+    assert!(!acked.is_empty(), "no write was acknowledged: {unknown:?}");
+    for id in cluster.ids() {
+        assert_eq!(cluster.wait_exit(id, Duration::ZERO), None, "node {id} stopped during the writes");
+    }
 
-    let target = applied(&cluster, leader).expect("the leader's status");
+    let target = cluster.ids().into_iter().filter_map(|id| applied(&cluster, id)).max().expect("a status");
     let caught_up = wait_for(CATCH_UP_DEADLINE, || applied(&cluster, follower).filter(|&a| a >= target));
     assert!(
         caught_up.is_some(),
