@@ -228,13 +228,15 @@ impl NodeConfig {
 
     /// The Raft settings derived from the seed's millisecond timeouts.
     pub fn raft_config(&self) -> Result<ppdb_raft::Config, ConfigError> {
-        ppdb_raft::Config::from_millis(
+        let config = ppdb_raft::Config::from_millis(
             self.node_id(),
             self.tick_ms,
             self.peer.heartbeat_interval_ms,
             self.peer.election_timeout_ms,
         )
-        .map_err(|e| invalid("peer.election_timeout_ms", e.to_string()))
+        .map_err(|e| invalid("peer.election_timeout_ms", e.to_string()))?;
+        // Append messages are cut by bytes so that each fits a peer frame (crate::limits).
+        Ok(ppdb_raft::Config { append_bytes_max: crate::limits::APPEND_BYTES_MAX, ..config })
     }
 
     /// Checks every setting, naming the first one that is wrong.

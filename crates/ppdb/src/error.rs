@@ -121,6 +121,17 @@ pub enum Error {
     /// The request is not valid in the current state.
     #[error("invalid in the current state: {0}")]
     State(String),
+    /// A command larger than one log entry may carry ([`crate::limits::COMMAND_BYTES_MAX`]),
+    /// refused before it was proposed.
+    #[error(
+        "command of {bytes} bytes exceeds the {limit} bytes one log entry may carry; nothing was written"
+    )]
+    CommandTooLarge {
+        /// The encoded command's size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// The storage layer failed: an I/O error, a poisoned WAL, or corruption on disk
     /// ([`crate::storage::StorageError::Corruption`]). Node-fatal: the node stops serving.
     #[error("storage: {0}")]
@@ -136,7 +147,7 @@ impl Error {
             Error::Consensus(_) | Error::ProposalDropped { .. } => ErrorCode::Consensus,
             Error::Remote { code, .. } => *code,
             Error::Partition { .. } => ErrorCode::Partition,
-            Error::State(_) => ErrorCode::State,
+            Error::State(_) | Error::CommandTooLarge { .. } => ErrorCode::State,
             // A node whose storage failed cannot serve: a state error, not a retryable one.
             Error::Storage(_) => ErrorCode::State,
         }

@@ -5,14 +5,15 @@
 //! The layers, top to bottom (see `DESIGN.md`): [`cli`] (the `ppdb` binary), [`server`] (RESP
 //! and HTTP admin), [`kv`] (a shard's state machine), [`node`] (the runtime driving the Raft
 //! groups), [`transport`] (peer TCP), [`storage`] (write-ahead log, snapshot files, disk), with
-//! [`codec`] for the binary formats and [`error`] for the seed's error codes every layer maps
-//! onto.
+//! [`codec`] for the binary formats, [`limits`] for the size limits that must agree, and
+//! [`error`] for the seed's error codes every layer maps onto.
 
 pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod error;
 pub mod kv;
+pub mod limits;
 pub mod node;
 pub mod server;
 pub mod shutdown;

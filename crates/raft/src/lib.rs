@@ -120,6 +120,7 @@ pub use error::{ProposeError, RecoveryError, SnapshotError};
 pub use membership::{ConfChange, ConfChangeKind, Membership};
 pub use message::{
     Entry, EntryPayload, HardState, Message, MessageBody, MessageType, Snapshot, SnapshotMeta,
+    ENTRY_HEADER_BYTES,
 };
 pub use raft::{Canary, ReadState, RecoveredState};
 pub use raw_node::{FollowerStatus, RawNode, Ready, Status};

@@ -401,6 +401,37 @@ mod tests {
     }
 
     #[test]
+    fn a_slice_stays_within_its_byte_budget_unless_one_entry_alone_exceeds_it() {
+        let sizes = [300, 500, 200, 2000, 100, 100, 900, 50, 5000, 10];
+        let log_entries: Vec<Entry> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| Entry {
+                index: LogIndex(1 + i as u64),
+                term: Term(1),
+                payload: EntryPayload::Command(vec![0; n]),
+            })
+            .collect();
+        let log = RaftLog::recovered(LogIndex(0), Term(0), log_entries, LogIndex(0));
+        let last = LogIndex(sizes.len() as u64);
+        for budget in [1, 100, 700, 1000, 3000, usize::MAX] {
+            // Every slice a leader would send in turn, from the first entry to the last.
+            let mut next = LogIndex(1);
+            while next <= last {
+                let slice = log.slice(next, last, usize::MAX, budget);
+                let bytes: usize = slice.iter().map(Entry::size_bytes).sum();
+                assert!(!slice.is_empty(), "budget {budget}: nothing sent from {next}");
+                assert!(
+                    bytes <= budget || slice.len() == 1,
+                    "budget {budget}: {} entries of {bytes} bytes from {next}",
+                    slice.len()
+                );
+                next = LogIndex(next.0 + slice.len() as u64);
+            }
+        }
+    }
+
+    #[test]
     fn slice_respects_byte_budget_but_sends_one() {
         let log = log_with_terms(&[1, 1, 1]);
         assert_eq!(log.slice(LogIndex(1), LogIndex(3), 10, 1).len(), 1);

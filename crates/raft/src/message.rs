@@ -32,11 +32,15 @@ pub enum EntryPayload {
     ConfChange(ConfChange),
 }
 
+/// What [`Entry::size_bytes`] counts for an entry besides its payload: index, term, payload
+/// tag and length (an encoding of an entry may use fewer bytes, never more).
+pub const ENTRY_HEADER_BYTES: usize = 24;
+
 impl Entry {
-    /// Approximate encoded size, used to bound message sizes.
+    /// Approximate encoded size, used to bound message sizes: at least the size of any
+    /// encoding whose per-entry header fits in [`ENTRY_HEADER_BYTES`].
     pub fn size_bytes(&self) -> usize {
-        const HEADER_BYTES: usize = 24;
-        HEADER_BYTES
+        ENTRY_HEADER_BYTES
             + match &self.payload {
                 EntryPayload::Empty => 0,
                 EntryPayload::Command(data) => data.len(),

@@ -7,14 +7,15 @@ mod raft;
 
 pub use raft::{
     decode_entries, decode_entry, decode_hard_state, decode_message, decode_snapshot_meta, encode_entries,
-    encode_entry, encode_hard_state, encode_message, encode_snapshot_meta,
+    encode_entry, encode_hard_state, encode_message, encode_snapshot_meta, encoded_entry_bytes,
+    APPEND_HEADER_BYTES, ENTRIES_COUNT_BYTES, ENTRY_HEADER_BYTES_MAX,
 };
 
 use std::fmt;
 
-/// Largest byte string a decoder accepts (a client command, or a snapshot carried in one
-/// message). Larger snapshots travel in chunks.
-pub const BYTES_MAX: usize = 512 * 1024 * 1024 + 4096;
+/// Largest byte string a decoder accepts outside a log entry's command (snapshot data carried
+/// in one message or chunk): anything larger could not have arrived in one frame.
+pub const BYTES_MAX: usize = crate::limits::FRAME_BYTES_MAX;
 
 /// Most entries in one encoded batch.
 pub const ENTRIES_MAX: usize = 1 << 20;
@@ -73,7 +74,7 @@ impl Encoder {
 
     /// A length-prefixed byte string (u32 length).
     pub fn bytes(&mut self, v: &[u8]) {
-        // Callers never hand more than BYTES_MAX (< 4 GiB); saturate rather than wrap.
+        // Callers never hand more than a frame or a record (< 4 GiB); saturate rather than wrap.
         self.u32(u32::try_from(v.len()).unwrap_or(u32::MAX));
         self.buf.extend_from_slice(v);
     }

@@ -1,6 +1,7 @@
 //! Encodings of entries, hard state, snapshot metadata and Raft messages.
 
 use super::{DecodeError, Decoder, Encoder, BYTES_MAX, ENTRIES_MAX, MEMBERS_MAX};
+use crate::limits::COMMAND_BYTES_MAX;
 use ppdb_raft::{
     ConfChange, ConfChangeKind, Entry, EntryPayload, HardState, LogIndex, Membership, Message, MessageBody,
     NodeId, Snapshot, SnapshotMeta, Term,
@@ -8,6 +9,32 @@ use ppdb_raft::{
 use std::sync::Arc;
 
 const ENTRY_BYTES_MIN: usize = 17;
+
+/// Bytes [`encode_entries`] writes before the entries: their count.
+pub const ENTRIES_COUNT_BYTES: usize = 4;
+
+/// Most bytes [`encode_entry`] writes besides a command's data: index, term, payload tag and the
+/// data's length.
+pub const ENTRY_HEADER_BYTES_MAX: usize = 8 + 8 + 1 + 4;
+
+// An encoded entry is never larger than Raft counts it, so Raft's byte bounds hold on the wire
+// and on disk.
+const _: () = assert!(ENTRY_HEADER_BYTES_MAX <= ppdb_raft::ENTRY_HEADER_BYTES);
+
+/// Bytes [`encode_message`] writes for an append message besides its entries: sender,
+/// recipient, term, tag, previous index and term, commit index, and the entries' count.
+pub const APPEND_HEADER_BYTES: usize = 8 + 8 + 8 + 1 + 8 + 8 + 8 + ENTRIES_COUNT_BYTES;
+
+/// Bytes [`encode_entry`] writes for `entry`.
+pub fn encoded_entry_bytes(entry: &Entry) -> usize {
+    8 + 8
+        + 1
+        + match &entry.payload {
+            EntryPayload::Empty => 0,
+            EntryPayload::Command(data) => 4 + data.len(),
+            EntryPayload::ConfChange(_) => 1 + 8,
+        }
+}
 
 /// Appends one entry.
 pub fn encode_entry(e: &mut Encoder, entry: &Entry) {
@@ -37,7 +64,7 @@ pub fn decode_entry(d: &mut Decoder<'_>) -> Result<Entry, DecodeError> {
     let term = Term(d.u64()?);
     let payload = match d.u8()? {
         0 => EntryPayload::Empty,
-        1 => EntryPayload::Command(d.bytes(BYTES_MAX)?.to_vec()),
+        1 => EntryPayload::Command(d.bytes(COMMAND_BYTES_MAX)?.to_vec()),
         2 => {
             let kind = match d.u8()? {
                 0 => ConfChangeKind::AddVoter,
@@ -291,6 +318,34 @@ mod tests {
             let m = msg(body);
             assert_eq!(roundtrip(&m), m);
         }
+    }
+
+    #[test]
+    fn encoded_sizes_are_what_the_encoders_write() {
+        let change = ConfChange { kind: ConfChangeKind::Remove, node: NodeId(4) };
+        let payloads =
+            [EntryPayload::Empty, EntryPayload::Command(vec![7; 1000]), EntryPayload::ConfChange(change)];
+        let entries: Vec<Entry> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, payload)| Entry { index: LogIndex(10 + i as u64), term: Term(3), payload })
+            .collect();
+        for entry in &entries {
+            let mut e = Encoder::default();
+            encode_entry(&mut e, entry);
+            assert_eq!(e.finish().len(), encoded_entry_bytes(entry), "{entry:?}");
+            assert!(encoded_entry_bytes(entry) <= entry.size_bytes(), "Raft counts at least the encoding");
+        }
+        let append = msg(MessageBody::Append {
+            prev_index: LogIndex(9),
+            prev_term: Term(3),
+            entries: entries.clone(),
+            commit: LogIndex(9),
+        });
+        let mut e = Encoder::default();
+        encode_message(&mut e, &append);
+        let entry_bytes: usize = entries.iter().map(encoded_entry_bytes).sum();
+        assert_eq!(e.finish().len(), APPEND_HEADER_BYTES + entry_bytes);
     }
 
     #[test]

@@ -19,12 +19,13 @@
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::txn::{decode_steps, encode_steps, TxnStep};
 
-/// The largest string value, as Redis's default `proto-max-bulk-len` (512 MiB).
-pub const VALUE_BYTES_MAX: u64 = 512 * 1024 * 1024;
+/// The largest string value: PPDB's `proto-max-bulk-len` ([`crate::limits::VALUE_BYTES_MAX`]).
+pub const VALUE_BYTES_MAX: u64 = crate::limits::VALUE_BYTES_MAX as u64;
 /// The largest key accepted in an encoded entry (keys are bulk strings too).
 pub const KEY_BYTES_MAX: u64 = VALUE_BYTES_MAX;
-/// The most keys (or key-value pairs) a single encoded operation may carry.
-pub const BATCH_KEYS_MAX: u64 = 1024 * 1024;
+/// The most keys (or key-value pairs) a single encoded operation may carry
+/// ([`crate::limits::REQUEST_KEYS_MAX`]).
+pub const BATCH_KEYS_MAX: u64 = crate::limits::REQUEST_KEYS_MAX as u64;
 
 /// Key-value pairs of MSET and MSETNX.
 pub type KeyValuePairs = Vec<(Vec<u8>, Vec<u8>)>;

@@ -43,7 +43,8 @@ pub enum KvError {
     NotFloat,
     /// INCRBYFLOAT produced NaN or an infinity.
     NanOrInfinity,
-    /// APPEND or SETRANGE would make the value larger than 512 MiB.
+    /// APPEND or SETRANGE would make the value larger than `proto-max-bulk-len`
+    /// ([`crate::limits::VALUE_BYTES_MAX`]).
     StringTooLong,
     /// RENAME or RENAMENX of a key that does not exist.
     NoSuchKey,

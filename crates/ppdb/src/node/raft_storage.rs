@@ -3,7 +3,9 @@
 //!
 //! What each WAL record holds (payloads encoded by [`crate::codec`]):
 //! - `Entries`: a contiguous run of log entries. On replay, a run starting at index `i`
-//!   replaces whatever the group had from `i` on, exactly as the Ready contract says.
+//!   replaces whatever the group had from `i` on, exactly as the Ready contract says. A
+//!   Ready's entries larger than one record are written as several consecutive runs, each of
+//!   whole entries ([`record_runs`]): one entry always fits a record (`crate::limits`).
 //! - `HardState`: term, vote and commit index; the last one wins.
 //! - `SnapshotMarker`: the metadata of a snapshot whose file was saved before the marker. A
 //!   crash can keep a received snapshot's file and lose its marker; the node then restarts
@@ -20,16 +22,47 @@
 //! after the marker instead.)
 
 use crate::codec::{self, Decoder, Encoder};
+use crate::limits::WAL_RECORD_ENVELOPE_BYTES_MAX;
 use crate::storage::disk::Disk;
 use crate::storage::error::{CorruptionKind, StorageError};
 use crate::storage::snapshot_file::SnapshotStore;
 use crate::storage::wal::{
     DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq, WriteHold,
+    RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
 };
 use ppdb_raft::{Entry, HardState, LogIndex, Ready, RecoveredState, Snapshot, SnapshotMeta};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+
+// Around one entry, a record holds its header, the entries' count and the entry's header: within
+// the room the limits keep, so one largest entry always fits a record.
+const _: () = assert!(
+    RECORD_HEADER_BYTES + codec::ENTRIES_COUNT_BYTES + codec::ENTRY_HEADER_BYTES_MAX
+        <= WAL_RECORD_ENVELOPE_BYTES_MAX
+);
+
+/// Cuts `entries` into consecutive runs whose encoding fits a record payload of
+/// `payload_bytes_max` each; a run holds at least one entry, so an entry larger than that is a
+/// run of its own (and refused by the WAL).
+fn record_runs(entries: &[Entry], payload_bytes_max: usize) -> Vec<&[Entry]> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    let mut bytes = codec::ENTRIES_COUNT_BYTES;
+    for (i, entry) in entries.iter().enumerate() {
+        let size = codec::encoded_entry_bytes(entry);
+        if i > start && bytes + size > payload_bytes_max {
+            runs.push(&entries[start..i]);
+            start = i;
+            bytes = codec::ENTRIES_COUNT_BYTES;
+        }
+        bytes += size;
+    }
+    if start < entries.len() {
+        runs.push(&entries[start..]);
+    }
+    runs
+}
 
 /// Durable Raft state of all groups on one node.
 pub struct RaftStorage {
@@ -200,9 +233,7 @@ impl RaftStorage {
             self.entry_records(group, |records| *records = EntryRecords::default());
             ticket = Some(self.save_snapshot(group, snapshot)?);
         }
-        if let Some(first) = ready.entries.first() {
-            let written = self.append_entries(group, &ready.entries)?;
-            self.entry_records(group, |records| records.wrote(first.index.0, written.seq()));
+        if let Some(written) = self.append_entries(group, &ready.entries)? {
             ticket = Some(written);
         }
         let mut states = self.hard_states.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -237,10 +268,25 @@ impl RaftStorage {
         f(all.entry(group).or_default())
     }
 
-    fn append_entries(&self, group: GroupId, entries: &[Entry]) -> Result<DurableTicket, StorageError> {
-        let mut e = Encoder::default();
-        codec::encode_entries(&mut e, entries);
-        self.wal.append(group, RecordKind::Entries, e.finish())
+    /// Appends `entries` as one record, or as several consecutive ones when they would not fit
+    /// one, and notes where each run is. Returns the last record's ticket (records become
+    /// durable in order, so it covers them all); `None` when there are no entries.
+    fn append_entries(
+        &self,
+        group: GroupId,
+        entries: &[Entry],
+    ) -> Result<Option<DurableTicket>, StorageError> {
+        let mut last = None;
+        for run in record_runs(entries, RECORD_PAYLOAD_BYTES_MAX) {
+            let mut e = Encoder::default();
+            codec::encode_entries(&mut e, run);
+            let written = self.wal.append(group, RecordKind::Entries, e.finish())?;
+            if let Some(first) = run.first() {
+                self.entry_records(group, |records| records.wrote(first.index.0, written.seq()));
+            }
+            last = Some(written);
+        }
+        Ok(last)
     }
 
     /// Records `hs` as `group`'s latest hard state, written now.
@@ -322,9 +368,8 @@ impl RaftStorage {
                     true => tail().into_iter().filter(|entry| entry.index.0 >= after).collect(),
                     false => Vec::new(),
                 };
-                if let Some(first) = tail.first() {
-                    last = self.append_entries(group, &tail)?;
-                    self.entry_records(group, |records| records.wrote(first.index.0, last.seq()));
+                if let Some(written) = self.append_entries(group, &tail)? {
+                    last = written;
                 }
                 (after, marker_seq)
             }
@@ -549,5 +594,37 @@ mod tests {
         assert_eq!(state.snapshot.as_ref().map(|s| s.data.as_slice().to_vec()), Some(b"state at 8".to_vec()));
         assert_eq!(state.entries.iter().map(|e| e.index.0).collect::<Vec<_>>(), vec![9, 10]);
         assert_eq!(state.hard_state.commit, LogIndex(9));
+    }
+
+    #[test]
+    fn record_runs_cut_at_whole_entries_within_the_payload_limit() {
+        // Encoded: 4 bytes of count, then 21 bytes of header and the data per entry.
+        let entries: Vec<Entry> = [10, 30, 5, 60, 1].iter().map(|&n| entry(1, 1, &vec![0; n])).collect();
+        let lens = |runs: Vec<&[Entry]>| runs.iter().map(|run| run.len()).collect::<Vec<_>>();
+        assert_eq!(lens(record_runs(&entries, 4 + 31 + 51)), vec![2, 1, 1, 1]);
+        assert_eq!(lens(record_runs(&entries, 4 + 31 + 51 + 26)), vec![3, 2]);
+        assert_eq!(lens(record_runs(&entries, usize::MAX)), vec![5]);
+        // An entry larger than the limit is a run of its own, never split or dropped.
+        assert_eq!(lens(record_runs(&entries, 1)), vec![1, 1, 1, 1, 1]);
+        assert!(record_runs(&[], 100).is_empty());
+    }
+
+    #[test]
+    fn a_round_larger_than_a_wal_record_is_written_as_several_and_recovered_whole() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(3));
+        let dir = Path::new("/node");
+        let group = GroupId(1);
+        // Three entries of 30 MiB: together more than one record may hold.
+        let third = crate::limits::WAL_RECORD_BYTES_MAX / 8 * 3;
+        let entries: Vec<Entry> = (1..=3).map(|i| entry(i, 1, &vec![i as u8; third])).collect();
+        {
+            let (storage, _) = RaftStorage::open(Arc::clone(&disk), dir, WalConfig::default()).unwrap();
+            let hs = HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(0) };
+            let ticket = storage.persist(group, &ready(entries.clone(), Some(hs)));
+            ticket.unwrap_or_else(|e| panic!("{e}")).unwrap().wait().unwrap();
+            assert_eq!(storage.wal().stats().records_durable, 3, "two records of entries and the hard state");
+        }
+        let (_storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
+        assert!(recovered[&group].entries == entries, "the round's entries came back whole and in order");
     }
 }

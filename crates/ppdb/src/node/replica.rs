@@ -3,6 +3,7 @@
 
 use super::state_machine::{SnapshotJob, StateMachine};
 use crate::error::Error;
+use crate::limits::COMMAND_BYTES_MAX;
 use crate::storage::wal::GroupId;
 use ppdb_raft::{
     Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, SnapshotMeta, Term,
@@ -95,8 +96,15 @@ impl<S: StateMachine> Replica<S> {
     /// Proposes commands as consecutive entries; each reply receives its command's output
     /// once applied. A batch is routed as a whole: on a follower every command is refused, so
     /// a batch is never split between leaders, and if a new leader drops part of it, it drops
-    /// a suffix (the log commits prefixes), which the caller can retry in order.
+    /// a suffix (the log commits prefixes), which the caller can retry in order. A command
+    /// larger than one entry may carry is refused here, before Raft sees it, so every entry
+    /// fits a frame and a WAL record (`crate::limits`).
     pub fn propose(&mut self, commands: Vec<Vec<u8>>, replies: Vec<Reply<S::Output>>) {
+        let (commands, replies): (Vec<_>, Vec<_>) =
+            commands.into_iter().zip(replies).filter_map(refuse_oversized::<S>).unzip();
+        if commands.is_empty() {
+            return;
+        }
         let count = commands.len() as u64;
         match self.raft.propose_batch(commands) {
             Ok(last) => {
@@ -330,6 +338,19 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
     fn elections(&self) -> (u64, u64) {
         (self.elections_started, self.elections_won)
     }
+}
+
+/// The command and its reply, unless the command is larger than a log entry may carry: then
+/// the reply is answered with [`Error::CommandTooLarge`].
+fn refuse_oversized<S: StateMachine>(
+    (command, reply): (Vec<u8>, Reply<S::Output>),
+) -> Option<(Vec<u8>, Reply<S::Output>)> {
+    if command.len() <= COMMAND_BYTES_MAX {
+        return Some((command, reply));
+    }
+    tracing::debug!(bytes = command.len(), limit = COMMAND_BYTES_MAX, "command too large; refused");
+    let _ = reply.send(Err(Error::CommandTooLarge { bytes: command.len(), limit: COMMAND_BYTES_MAX }));
+    None
 }
 
 #[cfg(test)]

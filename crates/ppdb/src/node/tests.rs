@@ -176,6 +176,10 @@ async fn three_nodes_replicate_survive_a_restart_and_read_linearizably() {
     }
     let refused = nodes[&follower].handle.propose(GROUP, b"x".to_vec()).await.unwrap_err();
     assert_eq!(refused.code(), ErrorCode::Consensus, "{refused}");
+    // A command larger than one log entry may carry is refused before it is proposed.
+    let oversized = vec![0; crate::limits::COMMAND_BYTES_MAX + 1];
+    let refused = nodes[&lead].handle.propose(GROUP, oversized).await.unwrap_err();
+    assert!(matches!(refused, Error::CommandTooLarge { .. }), "{refused}");
 
     // Restart a follower from its files (snapshots were taken every 20 entries).
     let node = nodes.remove(&follower).expect("follower");

@@ -16,17 +16,25 @@
 //! 2 read) and its body as length-prefixed bytes ([`KvWrite::encode`] or [`KvRead::encode`],
 //! the log's own encodings). Response: `count u32`, then per operation `0` + reply, `1` +
 //! leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
+//!
+//! Sizes: an operation is at most one log entry's command ([`limits::COMMAND_BYTES_MAX`]); the
+//! answers to a batch are at most [`limits::REPLY_BYTES_MAX`] and cross the transport in
+//! chunks. A reply that would not fit is answered with an error saying so
+//! ([`encode_outcomes`]), at once: the origin never waits for an answer that cannot come.
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{KvError, KvRead, KvWrite, Reply};
+use crate::limits;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 
-/// Largest key, pattern or value carried in a forwarded operation or reply.
-const ITEM_BYTES_MAX: usize = 512 * 1024 * 1024;
-/// Most items in a forwarded array.
-const ITEMS_MAX: usize = 1 << 20;
+/// Largest key, pattern or value carried in a forwarded reply.
+const ITEM_BYTES_MAX: usize = limits::VALUE_BYTES_MAX;
+/// Largest encoded operation in a forwarded batch: a write is one log entry's command.
+const OP_BYTES_MAX: usize = limits::COMMAND_BYTES_MAX;
+/// Most items in a forwarded array (each takes at least one byte of the reply).
+const ITEMS_MAX: usize = limits::REPLY_BYTES_MAX;
 
 /// An operation on one shard, sent to its leader.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,8 +64,8 @@ pub enum ForwardOutcome {
 /// First byte of a forwarded shard batch (membership requests use another tag).
 pub const SHARD_REQUEST_TAG: u8 = 1;
 
-/// Most operations in one forwarded batch.
-pub const BATCH_OPS_MAX: usize = 1 << 16;
+/// Most operations in one forwarded batch ([`limits::FORWARDED_OPS_MAX`]).
+pub const BATCH_OPS_MAX: usize = limits::FORWARDED_OPS_MAX;
 
 /// Encodes `ops` as they follow a forwarded batch's header, so that the operations of several
 /// callers can be sent as one batch ([`join_request`]).
@@ -134,11 +142,11 @@ pub fn decode_request(bytes: &[u8]) -> Result<Vec<(u64, Vec<ShardOp>)>, DecodeEr
         for _ in 0..count {
             let op = match d.u8()? {
                 1 => {
-                    let body = d.bytes(ITEM_BYTES_MAX)?;
+                    let body = d.bytes(OP_BYTES_MAX)?;
                     ShardOp::Write(KvWrite::decode(body).map_err(|_| d.error("undecodable write"))?)
                 }
                 2 => {
-                    let body = d.bytes(ITEM_BYTES_MAX)?;
+                    let body = d.bytes(OP_BYTES_MAX)?;
                     ShardOp::Read(KvRead::decode(body).map_err(|_| d.error("undecodable read"))?)
                 }
                 _ => return Err(d.error("unknown operation tag")),
@@ -291,12 +299,67 @@ fn decode_outcome(d: &mut Decoder<'_>) -> Result<ForwardOutcome, DecodeError> {
     })
 }
 
-/// Encodes the leader's answers to a batch, in order.
+/// Most bytes an answer refusing an oversized reply takes ([`reply_too_large`]).
+const REFUSAL_BYTES_MAX: usize = 256;
+
+/// Bytes [`encode_reply`] writes for `reply`.
+fn reply_bytes(reply: &Reply) -> usize {
+    1 + match reply {
+        Reply::Ok | Reply::Nil => 0,
+        Reply::Status(_) | Reply::Error(_) => 1,
+        Reply::Integer(_) => 8,
+        Reply::Bulk(b) => 4 + b.len(),
+        Reply::Array(items) => 4 + items.iter().map(reply_bytes).sum::<usize>(),
+        Reply::Scan { keys, .. } => 8 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>(),
+    }
+}
+
+/// Bytes [`encode_outcome`] writes for `outcome`.
+fn outcome_bytes(outcome: &ForwardOutcome) -> usize {
+    1 + match outcome {
+        ForwardOutcome::Done(reply) => reply_bytes(reply),
+        ForwardOutcome::NotLeader(_) => 8,
+        ForwardOutcome::Failed { message, .. } => 1 + 4 + message.len(),
+    }
+}
+
+/// The answer in place of a reply of `bytes` that a forwarded answer of at most `bytes_max`
+/// cannot carry. The command ran (on the leader, which the origin names), so a write took
+/// effect; only its reply is missing.
+fn reply_too_large(bytes: usize, bytes_max: usize) -> ForwardOutcome {
+    let message = format!(
+        "reply of {bytes} bytes exceeds the {bytes_max} bytes a reply forwarded from the \
+         shard's leader may carry; the command ran there: send it to the leader to read its reply"
+    );
+    let refusal = ForwardOutcome::Failed { code: ErrorCode::State, message };
+    debug_assert!(outcome_bytes(&refusal) <= REFUSAL_BYTES_MAX, "{refusal:?}");
+    refusal
+}
+
+/// Encodes the leader's answers to a batch, in order, in at most [`limits::REPLY_BYTES_MAX`]
+/// bytes: a reply that does not fit is replaced by an error saying so.
 pub fn encode_outcomes(outcomes: &[ForwardOutcome]) -> Vec<u8> {
+    encode_outcomes_within(outcomes, limits::REPLY_BYTES_MAX)
+}
+
+/// [`encode_outcomes`] within `bytes_max`. Each reply must fit with room left for a refusal of
+/// every answer after it, so the refusals always fit too.
+fn encode_outcomes_within(outcomes: &[ForwardOutcome], bytes_max: usize) -> Vec<u8> {
     let mut e = Encoder::default();
     e.u32(u32::try_from(outcomes.len()).unwrap_or(u32::MAX));
-    for outcome in outcomes {
-        encode_outcome(&mut e, outcome);
+    let mut used = 4;
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let bytes = outcome_bytes(outcome);
+        let reserved = (outcomes.len() - i - 1) * REFUSAL_BYTES_MAX;
+        if used + bytes + reserved <= bytes_max {
+            encode_outcome(&mut e, outcome);
+            used += bytes;
+        } else {
+            tracing::warn!(bytes, limit = bytes_max, "forwarded reply too large; answered with an error");
+            let refusal = reply_too_large(bytes, bytes_max);
+            used += outcome_bytes(&refusal);
+            encode_outcome(&mut e, &refusal);
+        }
     }
     e.finish()
 }
@@ -391,6 +454,35 @@ mod tests {
             ForwardOutcome::Failed { code: ErrorCode::Timeout, message: "slow".into() },
         ];
         assert_eq!(decode_outcomes(&encode_outcomes(&outcomes)).unwrap(), outcomes);
+    }
+
+    #[test]
+    fn replies_that_would_pass_the_reply_limit_are_answered_with_an_error_saying_so() {
+        let big = |n: usize| ForwardOutcome::Done(Reply::Bulk(vec![b'v'; n]));
+        let outcomes = vec![
+            big(600),
+            ForwardOutcome::Done(Reply::Array(vec![Reply::Bulk(vec![1; 300]), Reply::Nil])),
+            big(10),
+            ForwardOutcome::NotLeader(None),
+        ];
+        let exact: usize = 4 + outcomes.iter().map(outcome_bytes).sum::<usize>();
+        // Room for every reply, and for refusing each one after the first.
+        let encoded = encode_outcomes_within(&outcomes, exact + 3 * REFUSAL_BYTES_MAX);
+        assert_eq!(encoded.len(), exact, "sizes are computed as encoded");
+        assert_eq!(decode_outcomes(&encoded).unwrap(), outcomes, "everything fits");
+        // 1 KiB: the 600-byte reply fits only while no room is kept for three refusals.
+        let decoded = decode_outcomes(&encode_outcomes_within(&outcomes, 1024)).unwrap();
+        assert_eq!(decoded.len(), outcomes.len());
+        assert!(
+            matches!(&decoded[0], ForwardOutcome::Failed { code: ErrorCode::State, message }
+                if message.contains("reply of 606 bytes exceeds the 1024 bytes")),
+            "{:?}",
+            decoded[0]
+        );
+        assert_eq!(decoded[1..], outcomes[1..], "the replies after it still fit");
+        for limit in [4, 100, 300, 700, 1024] {
+            assert!(encode_outcomes_within(&outcomes, limit).len() <= limit.max(4 + 4 * REFUSAL_BYTES_MAX));
+        }
     }
 
     #[test]

@@ -7,8 +7,14 @@
 //! round instead of one per client and shard, much as the WAL's group commit shares one fsync.
 //! A batch is sent as soon as it is taken and answered on a task of its own, so batches do not
 //! wait for each other and reach the leader in the order they were queued.
+//!
+//! Every request fits one peer frame: a caller's operations are cut into several jobs when
+//! together they would not ([`JOB_BYTES_MAX`], or more than a batch's operations), and an operation too large for any frame (more
+//! than one log entry's command) is refused at once, without being sent.
 
 use super::forward::{self, ForwardOutcome, Section, ShardOp, BATCH_OPS_MAX};
+use crate::error::ErrorCode;
+use crate::limits::{COMMAND_BYTES_MAX, FORWARDED_OPS_MAX, FRAME_BYTES_MAX, FRAME_ENVELOPE_BYTES_MAX};
 use crate::transport::{Transport, TransportError};
 use ppdb_raft::NodeId;
 use std::collections::HashMap;
@@ -21,6 +27,20 @@ use tokio::sync::{mpsc, oneshot};
 /// this travel alone, as they would unjoined.
 const JOINED_BYTES_MAX: usize = 1024 * 1024;
 
+/// Bytes of a forwarded request besides its operations: tag, section count, and a shard and
+/// operation count per section.
+const REQUEST_HEADER_BYTES_MAX: usize = 1 + 4 + 12 * FORWARDED_OPS_MAX;
+
+/// Most encoded bytes of operations in one job, so that its request fits a frame even with the
+/// largest header; one operation of up to a command (plus its tag and length) always fits.
+const JOB_BYTES_MAX: usize = FRAME_BYTES_MAX - FRAME_ENVELOPE_BYTES_MAX - REQUEST_HEADER_BYTES_MAX;
+
+/// Most encoded bytes of one forwarded operation: a tag, a length and one log entry's command.
+const OP_BYTES_MAX: usize = 1 + 4 + COMMAND_BYTES_MAX;
+
+const _: () = assert!(OP_BYTES_MAX <= JOB_BYTES_MAX);
+const _: () = assert!(JOINED_BYTES_MAX <= JOB_BYTES_MAX);
+
 /// Why a forwarded batch got no answers.
 #[derive(Debug, Clone)]
 pub enum ForwardFailure {
@@ -28,6 +48,14 @@ pub enum ForwardFailure {
     Transport(TransportError),
     /// The leader's answer could not be read.
     BadReply(String),
+}
+
+/// Where one part of a caller's operations gets its outcomes.
+enum Part {
+    /// Sent as a job: its outcomes come with the job's answer.
+    Sent(oneshot::Receiver<Result<Vec<ForwardOutcome>, ForwardFailure>>),
+    /// Refused without being sent.
+    Refused(ForwardOutcome),
 }
 
 /// One caller's operations on one shard, encoded, and where its answers go.
@@ -61,7 +89,9 @@ impl ForwardBatcher {
 
     /// Queues `ops` (all reads or all writes, in order) for `shard`'s leader `peer`; the future
     /// yields their outcomes, in order. The operations are queued before this returns, so calls
-    /// made one after another reach the leader in that order. Must be called on a tokio runtime.
+    /// made one after another reach the leader in that order. Operations that together would
+    /// not fit one request go as several, in order; one larger than a log entry's command is
+    /// refused without being sent. Must be called on a tokio runtime.
     pub fn forward(
         &self,
         peer: NodeId,
@@ -69,9 +99,40 @@ impl ForwardBatcher {
         ops: &[ShardOp],
     ) -> impl Future<Output = Result<Vec<ForwardOutcome>, ForwardFailure>> + Send + 'static {
         let writes = ops.iter().any(|op| matches!(op, ShardOp::Write(_)));
-        let (answers, answered) = oneshot::channel();
-        let job = Job { shard, ops: forward::encode_ops(ops), count: ops.len(), answers };
         let key = QueueKey { peer, writes };
+        let mut parts = Vec::new();
+        let mut job = JobBuilder::default();
+        for op in ops {
+            let encoded = forward::encode_ops(std::slice::from_ref(op));
+            if encoded.len() > OP_BYTES_MAX {
+                parts.extend(job.take().map(|job| self.queue(key, shard, job)));
+                parts.push(Part::Refused(too_large(encoded.len())));
+                continue;
+            }
+            if job.bytes.len() + encoded.len() > JOB_BYTES_MAX || job.count == BATCH_OPS_MAX {
+                parts.extend(job.take().map(|job| self.queue(key, shard, job)));
+            }
+            job.push(&encoded);
+        }
+        parts.extend(job.take().map(|job| self.queue(key, shard, job)));
+        async move {
+            let mut outcomes = Vec::new();
+            for part in parts {
+                match part {
+                    Part::Refused(outcome) => outcomes.push(outcome),
+                    Part::Sent(answered) => outcomes.extend(
+                        answered.await.unwrap_or(Err(ForwardFailure::Transport(TransportError::Shutdown)))?,
+                    ),
+                }
+            }
+            Ok(outcomes)
+        }
+    }
+
+    /// Queues the operations of `job` (encoded, `count` of them) for `shard` on queue `key`.
+    fn queue(&self, key: QueueKey, shard: u64, (ops, count): (Vec<u8>, usize)) -> Part {
+        let (answers, answered) = oneshot::channel();
+        let job = Job { shard, ops, count, answers };
         let mut queues = self.lock();
         let queue = queues.entry(key).or_insert_with(|| self.start_queue(key));
         if let Err(mpsc::error::SendError(job)) = queue.send(job) {
@@ -80,7 +141,7 @@ impl ForwardBatcher {
             let _ = queue.send(job);
             queues.insert(key, queue);
         }
-        async move { answered.await.unwrap_or(Err(ForwardFailure::Transport(TransportError::Shutdown))) }
+        Part::Sent(answered)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<QueueKey, mpsc::UnboundedSender<Job>>> {
@@ -92,6 +153,37 @@ impl ForwardBatcher {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(send_batches(self.transport.clone(), self.timeout, key, rx));
         tx
+    }
+}
+
+/// The encoded operations of a job being built, and how many.
+#[derive(Default)]
+struct JobBuilder {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
+impl JobBuilder {
+    fn push(&mut self, encoded: &[u8]) {
+        self.bytes.extend_from_slice(encoded);
+        self.count += 1;
+    }
+
+    /// The job built so far, if it has operations; starts a new one.
+    fn take(&mut self) -> Option<(Vec<u8>, usize)> {
+        let job = std::mem::take(self);
+        (job.count > 0).then_some((job.bytes, job.count))
+    }
+}
+
+/// The outcome of an operation of `bytes` too large to forward: refused, not sent.
+fn too_large(bytes: usize) -> ForwardOutcome {
+    ForwardOutcome::Failed {
+        code: ErrorCode::State,
+        message: format!(
+            "operation of {bytes} bytes exceeds the {OP_BYTES_MAX} bytes one log entry may carry; \
+             it was not sent to the shard's leader, and nothing was written"
+        ),
     }
 }
 
@@ -265,6 +357,26 @@ mod tests {
             );
         }
         assert_eq!(requests.load(Ordering::SeqCst), 2, "two thirds of the limit twice do not fit");
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_operation_too_large_for_any_frame_is_refused_unsent_and_the_others_keep_their_order() {
+        let (a, b, requests) = two_nodes(echo).await;
+        let batcher = ForwardBatcher::new(a.clone(), DEADLINE);
+        let huge = read(&vec![b'k'; COMMAND_BYTES_MAX]);
+        let ops = [read(b"before"), huge, read(b"after")];
+        let answer = batcher.forward(NodeId(2), 7, &ops).await.unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(answer[0], ForwardOutcome::Done(echoed(&ops[0])));
+        assert!(
+            matches!(&answer[1], ForwardOutcome::Failed { code: ErrorCode::State, message }
+                if message.contains("it was not sent")),
+            "{:?}",
+            answer[1]
+        );
+        assert_eq!(answer[2], ForwardOutcome::Done(echoed(&ops[2])));
+        assert!(requests.load(Ordering::SeqCst) >= 1, "the operations around it were sent");
         a.shutdown().await;
         b.shutdown().await;
     }

@@ -1,21 +1,27 @@
 //! The transport's configuration: identity, addresses, and every limit, validated up front.
 
 use super::error::TransportError;
+use super::frame::RESPONSE_CHUNK_ENVELOPE_BYTES;
+use crate::limits;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Default largest frame, header included.
-pub const FRAME_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
+/// Default largest frame, header included ([`limits::FRAME_BYTES_MAX`]).
+pub const FRAME_BYTES_MAX_DEFAULT: usize = limits::FRAME_BYTES_MAX;
 /// Default bound of each peer's outbound queue, in messages.
 pub const PEER_QUEUE_MESSAGES_MAX_DEFAULT: usize = 4096;
 /// Default bound of the inbound queue (all peers) towards the node, in events.
 pub const INBOUND_QUEUE_EVENTS_MAX_DEFAULT: usize = 16 * 1024;
-/// Default snapshot chunk size.
-pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 1024 * 1024;
-/// Default largest snapshot a receiver reassembles.
-pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
+/// Default snapshot chunk size ([`limits::SNAPSHOT_CHUNK_BYTES`]).
+pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = limits::SNAPSHOT_CHUNK_BYTES;
+/// Default largest snapshot a receiver reassembles ([`limits::SNAPSHOT_BYTES_MAX`]).
+pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = limits::SNAPSHOT_BYTES_MAX;
+/// Default size of the chunks of a large response ([`limits::REPLY_CHUNK_BYTES`]).
+pub const RESPONSE_CHUNK_BYTES_DEFAULT: usize = limits::REPLY_CHUNK_BYTES;
+/// Default largest response a caller reassembles ([`limits::REPLY_BYTES_MAX`]).
+pub const RESPONSE_BYTES_MAX_DEFAULT: usize = limits::REPLY_BYTES_MAX;
 /// Longest cluster id, in bytes (it travels in every handshake).
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 
@@ -49,6 +55,12 @@ pub struct TransportLimits {
     pub snapshot_chunk_bytes: usize,
     /// Largest snapshot a receiver reassembles.
     pub snapshot_bytes_max: usize,
+    /// Responses larger than this travel as chunks of this size, one response after another,
+    /// with the connection's other answers (pongs, small responses) between the chunks.
+    pub response_chunk_bytes: usize,
+    /// Largest response a node sends or a caller reassembles; a handler's larger answer is not
+    /// sent, and the caller is told its request was dropped.
+    pub response_bytes_max: usize,
     /// Snapshots a sender streams to one peer at a time; further ones are dropped and counted.
     pub snapshots_in_flight_max: usize,
     /// Inbound connections open at once (all peers, handshaking ones included).
@@ -77,6 +89,8 @@ impl Default for TransportLimits {
             inbound_queue_events_max: INBOUND_QUEUE_EVENTS_MAX_DEFAULT,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
+            response_chunk_bytes: RESPONSE_CHUNK_BYTES_DEFAULT,
+            response_bytes_max: RESPONSE_BYTES_MAX_DEFAULT,
             snapshots_in_flight_max: 2,
             inbound_connections_max: 256,
             reconnect_backoff_min: Duration::from_millis(50),
@@ -127,11 +141,17 @@ impl TransportConfig {
         if l.snapshot_chunk_bytes == 0 || l.snapshot_chunk_bytes > l.frame_bytes_max / 2 {
             return bad("snapshot_chunk_bytes must be > 0 and at most half of frame_bytes_max".into());
         }
+        // A response chunk frame carries the chunk plus its id, offset and totals.
+        let chunk_frame_bytes = l.response_chunk_bytes.saturating_add(RESPONSE_CHUNK_ENVELOPE_BYTES);
+        if l.response_chunk_bytes == 0 || chunk_frame_bytes > l.frame_bytes_max {
+            return bad("response_chunk_bytes must be > 0 and fit a frame with its header".into());
+        }
         let positive = [
             ("peer_queue_messages_max", l.peer_queue_messages_max),
             ("inbound_queue_events_max", l.inbound_queue_events_max),
             ("snapshots_in_flight_max", l.snapshots_in_flight_max),
             ("inbound_connections_max", l.inbound_connections_max),
+            ("response_bytes_max", l.response_bytes_max),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return bad(format!("{name} must be > 0"));

@@ -1,11 +1,17 @@
 //! The wire frame: `[len u32 LE][kind u8][crc32c u32 LE of kind+payload][payload]`, where `len`
 //! is the payload's length. Every frame is bounded by `frame_bytes_max` (header included) and
 //! checksummed; [`Frame`] is the typed content of each kind. Decoding never panics: any defect
-//! becomes a [`FrameError`], which closes that one connection.
+//! becomes a [`FrameError`], which closes that one connection. A frame's payload is read as it
+//! arrives, so a header announcing a large frame reserves nothing until its bytes come.
+//!
+//! Sizes: with the default `frame_bytes_max` ([`crate::limits::FRAME_BYTES_MAX`]) an append
+//! message of the largest entry always fits one frame (checked below against the room the
+//! limits keep around it), so Raft never produces a message the transport cannot carry.
 
 use super::handshake::{Hello, Refusal};
 use super::snapshot::SnapshotChunk;
-use crate::codec::{decode_message, encode_message, DecodeError, Decoder, Encoder};
+use crate::codec::{decode_message, encode_message, DecodeError, Decoder, Encoder, APPEND_HEADER_BYTES};
+use crate::limits::FRAME_ENVELOPE_BYTES_MAX;
 use ppdb_raft::{Message, NodeId};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -20,6 +26,16 @@ const BATCH_ITEM_BYTES_MIN: usize = 8 + 8 + 8 + 8 + 1;
 
 /// Largest opaque payload of a request or response (bounded again by the frame size).
 pub const RPC_PAYLOAD_BYTES_MAX: usize = u32::MAX as usize;
+
+/// Bytes of a Raft batch frame around one append message's entries: header, message count,
+/// group id, and the message's own header.
+const APPEND_FRAME_ENVELOPE_BYTES: usize = FRAME_HEADER_BYTES + 4 + 8 + APPEND_HEADER_BYTES;
+
+/// Bytes of a response chunk frame around its data: header, id, offset, total, data length.
+pub const RESPONSE_CHUNK_ENVELOPE_BYTES: usize = FRAME_HEADER_BYTES + 8 + 8 + 8 + 4;
+
+const _: () = assert!(APPEND_FRAME_ENVELOPE_BYTES <= FRAME_ENVELOPE_BYTES_MAX);
+const _: () = assert!(RESPONSE_CHUNK_ENVELOPE_BYTES <= FRAME_ENVELOPE_BYTES_MAX);
 
 /// What a frame carries; the byte after the length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +59,8 @@ pub enum FrameKind {
     Ping = 8,
     /// Answer to a probe.
     Pong = 9,
+    /// One piece of a response too large for one frame ([`super::rpc`]).
+    ResponseChunk = 10,
 }
 
 impl FrameKind {
@@ -57,6 +75,7 @@ impl FrameKind {
             7 => FrameKind::Response,
             8 => FrameKind::Ping,
             9 => FrameKind::Pong,
+            10 => FrameKind::ResponseChunk,
             _ => return None,
         })
     }
@@ -151,6 +170,19 @@ pub enum Frame {
         /// The ping's nonce.
         nonce: u64,
     },
+    /// See [`FrameKind::ResponseChunk`]: the bytes `offset..offset + data.len()` of the
+    /// payload of response `id`, which is `total` bytes long. A response's chunks follow each
+    /// other in order; the one that reaches `total` completes it (status Ok).
+    ResponseChunk {
+        /// The request's id.
+        id: u64,
+        /// Where `data` starts in the payload.
+        offset: u64,
+        /// The payload's full size.
+        total: u64,
+        /// The bytes.
+        data: Vec<u8>,
+    },
 }
 
 /// An encoder positioned after a blank frame header; finish with [`seal`].
@@ -167,6 +199,19 @@ pub fn seal(kind: FrameKind, mut buf: Vec<u8>) -> Vec<u8> {
     buf[4] = kind as u8;
     buf[5..9].copy_from_slice(&crc.to_le_bytes());
     buf
+}
+
+/// The frame carrying `data`, the bytes at `offset` of response `id`'s `total`-byte payload,
+/// encoded from a slice of the payload without copying it into a [`Frame`] first.
+pub fn encode_response_chunk(id: u64, offset: u64, total: u64, data: &[u8]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(RESPONSE_CHUNK_ENVELOPE_BYTES + data.len());
+    buf.resize(FRAME_HEADER_BYTES, 0); // the header, filled in by seal()
+    let mut e = Encoder::with_buffer(buf);
+    e.u64(id);
+    e.u64(offset);
+    e.u64(total);
+    e.bytes(data);
+    seal(FrameKind::ResponseChunk, e.finish())
 }
 
 /// Appends one `(group, message)` to a Raft batch being built.
@@ -188,11 +233,15 @@ impl Frame {
             Frame::Response { .. } => FrameKind::Response,
             Frame::Ping { .. } => FrameKind::Ping,
             Frame::Pong { .. } => FrameKind::Pong,
+            Frame::ResponseChunk { .. } => FrameKind::ResponseChunk,
         }
     }
 
     /// The frame's bytes, header included.
     pub fn encode(&self) -> Vec<u8> {
+        if let Frame::ResponseChunk { id, offset, total, data } = self {
+            return encode_response_chunk(*id, *offset, *total, data);
+        }
         let mut e = frame_encoder();
         match self {
             Frame::Handshake(hello) => hello.encode(&mut e),
@@ -218,6 +267,7 @@ impl Frame {
                 e.bytes(payload);
             }
             Frame::Ping { nonce } | Frame::Pong { nonce } => e.u64(*nonce),
+            Frame::ResponseChunk { .. } => {}
         }
         seal(self.kind(), e.finish())
     }
@@ -258,9 +308,18 @@ impl Frame {
             }
             FrameKind::Ping => Frame::Ping { nonce: d.u64()? },
             FrameKind::Pong => Frame::Pong { nonce: d.u64()? },
+            FrameKind::ResponseChunk => Frame::ResponseChunk {
+                id: d.u64()?,
+                offset: d.u64()?,
+                total: d.u64()?,
+                data: d.bytes(RPC_PAYLOAD_BYTES_MAX)?.to_vec(),
+            },
         })
     }
 }
+
+/// Most bytes reserved for a frame's payload before they arrive.
+const PAYLOAD_RESERVED_BYTES_MAX: usize = 64 * 1024;
 
 /// A checked frame header.
 #[derive(Debug, Clone, Copy)]
@@ -311,9 +370,18 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     r.read_exact(&mut h[first..]).await.map_err(|e| FrameError::Io(e.to_string()))?;
     let header = parse_header(&h, frame_bytes_max)?;
-    // Bounded by frame_bytes_max, checked above.
-    let mut payload = vec![0u8; header.payload_len];
-    r.read_exact(&mut payload).await.map_err(|e| FrameError::Io(e.to_string()))?;
+    // Bounded by frame_bytes_max, checked above; memory grows with the bytes that arrive, not
+    // with what the header announces.
+    let mut payload = Vec::with_capacity(header.payload_len.min(PAYLOAD_RESERVED_BYTES_MAX));
+    let read = r.take(header.payload_len as u64).read_to_end(&mut payload).await;
+    read.map_err(|e| FrameError::Io(e.to_string()))?;
+    if payload.len() < header.payload_len {
+        return Err(FrameError::Io(format!(
+            "connection closed {} bytes into a frame of {}",
+            payload.len(),
+            header.payload_len
+        )));
+    }
     Ok((check(header, &payload)?, FRAME_HEADER_BYTES + header.payload_len))
 }
 
@@ -356,6 +424,7 @@ mod tests {
             Frame::Response { id: 6, status: ResponseStatus::Dropped, payload: Vec::new() },
             Frame::Ping { nonce: 42 },
             Frame::Pong { nonce: 42 },
+            Frame::ResponseChunk { id: 5, offset: 3, total: 9, data: b"lo w".to_vec() },
         ]
     }
 
@@ -390,6 +459,31 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn an_append_of_the_largest_entry_fits_a_default_frame() {
+        use crate::limits::{COMMAND_BYTES_MAX, FRAME_BYTES_MAX};
+        use ppdb_raft::{Entry, EntryPayload};
+        let entry = Entry {
+            index: LogIndex(8),
+            term: Term(3),
+            payload: EntryPayload::Command(vec![7; COMMAND_BYTES_MAX]),
+        };
+        let body = MessageBody::Append {
+            prev_index: LogIndex(7),
+            prev_term: Term(3),
+            entries: vec![entry],
+            commit: LogIndex(7),
+        };
+        let append = Message { from: NodeId(1), to: NodeId(2), term: Term(3), body };
+        let mut e = frame_encoder();
+        e.u32(1);
+        encode_batch_item(&mut e, 5, &append);
+        let bytes = seal(FrameKind::Raft, e.finish());
+        assert!(bytes.len() <= FRAME_BYTES_MAX, "{} bytes", bytes.len());
+        let decoded = decode_frame(&bytes, FRAME_BYTES_MAX).unwrap_or_else(|e| panic!("{e}"));
+        assert!(decoded == Some((Frame::Raft(vec![(5, append)]), bytes.len())));
+    }
+
     #[tokio::test]
     async fn read_frame_reports_clean_close_and_truncation() {
         let mut empty: &[u8] = &[];
@@ -399,6 +493,11 @@ mod tests {
         assert!(matches!(read_frame(&mut truncated, MAX).await, Err(FrameError::Io(_))));
         let mut whole = &bytes[..];
         assert_eq!(read_frame(&mut whole, MAX).await, Ok((Frame::Ping { nonce: 1 }, bytes.len())));
+        // A header announcing far more than arrives is a truncation, whatever the limit.
+        let mut lying = Frame::Ping { nonce: 1 }.encode();
+        lying[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut lying = &lying[..];
+        assert!(matches!(read_frame(&mut lying, usize::MAX).await, Err(FrameError::Io(_))));
     }
 
     proptest! {
@@ -409,7 +508,7 @@ mod tests {
 
         #[test]
         fn arbitrary_payloads_with_valid_headers_never_panic(
-            kind in 1u8..=9,
+            kind in 1u8..=10,
             payload in proptest::collection::vec(any::<u8>(), 0..512),
         ) {
             let Some(kind) = FrameKind::from_u8(kind) else { return Ok(()) };

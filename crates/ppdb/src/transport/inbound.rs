@@ -7,11 +7,12 @@ use super::error::TransportError;
 use super::frame::{read_frame, Frame, FrameError};
 use super::handshake;
 use super::peer::stopped;
-use super::rpc::Responder;
+use super::rpc::{Answer, ChunkedResponse, Responder, ResponseLimits};
 use super::snapshot::SnapshotAssembler;
 use super::stats::PeerCounters;
 use super::Shared;
 use ppdb_raft::{Message, NodeId};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -25,6 +26,10 @@ const REPLY_QUEUE_FRAMES_MAX: usize = 1024;
 
 /// Replies queued together are written together, up to about this many bytes per write.
 const REPLY_BATCH_BYTES_MAX: usize = 256 * 1024;
+
+/// Chunked responses taken from the reply queue and waiting for their turn; while this many
+/// wait, the queue is not drained further (the responders behind find it full).
+const CHUNKED_RESPONSES_WAITING_MAX: usize = 16;
 
 /// What peers send to this node.
 #[derive(Debug)]
@@ -207,42 +212,46 @@ impl InboundConn {
         })
     }
 
+    /// Writes the answers queued for this connection. Every answer already queued goes out in
+    /// the same write: under load the leader answers many forwarded requests per round, and
+    /// one syscall (and one wake-up of the peer) per answer would cost more than the answers
+    /// themselves. Chunked responses are sent one after another, one chunk per write, so the
+    /// answers queued behind them go out between their chunks.
     async fn write_replies(
         &self,
         mut wr: OwnedWriteHalf,
-        mut replies: mpsc::Receiver<Vec<u8>>,
+        mut replies: mpsc::Receiver<Answer>,
         counters: &PeerCounters,
     ) -> String {
         let write_timeout = self.shared.limits.write_timeout;
+        let chunk_bytes = self.shared.limits.response_chunk_bytes;
+        let mut chunked: VecDeque<ChunkedResponse> = VecDeque::new();
         let mut batch = Vec::new();
-        while let Some(frame) = replies.recv().await {
-            // Every reply already queued goes out in the same write: under load the leader
-            // answers many forwarded requests per round, and one syscall (and one wake-up of
-            // the peer) per reply would cost more than the replies themselves.
-            let mut next = replies.try_recv().ok();
-            let bytes: &[u8] = if next.is_none() {
-                &frame
-            } else {
-                batch.clear();
-                batch.extend_from_slice(&frame);
-                while let Some(more) = next.take() {
-                    batch.extend_from_slice(&more);
-                    if batch.len() < REPLY_BATCH_BYTES_MAX {
-                        next = replies.try_recv().ok();
-                    }
+        loop {
+            if chunked.is_empty() {
+                let Some(answer) = replies.recv().await else { return "reply queue closed".to_string() };
+                take_answer(answer, &mut batch, &mut chunked);
+            }
+            while batch.len() < REPLY_BATCH_BYTES_MAX && chunked.len() < CHUNKED_RESPONSES_WAITING_MAX {
+                let Ok(answer) = replies.try_recv() else { break };
+                take_answer(answer, &mut batch, &mut chunked);
+            }
+            if let Some(response) = chunked.front_mut() {
+                batch.extend(response.next_frame(chunk_bytes).unwrap_or_default());
+                if response.is_done() {
+                    chunked.pop_front();
                 }
-                &batch
-            };
-            match tokio::time::timeout(write_timeout, wr.write_all(bytes)).await {
+            }
+            match tokio::time::timeout(write_timeout, wr.write_all(&batch)).await {
                 Err(_) => return format!("reply write blocked for {write_timeout:?}"),
                 Ok(Err(e)) => return format!("reply write failed: {e}"),
-                Ok(Ok(())) => PeerCounters::add(&counters.bytes_sent, bytes.len() as u64),
+                Ok(Ok(())) => PeerCounters::add(&counters.bytes_sent, batch.len() as u64),
             }
+            batch.clear();
             if batch.capacity() > REPLY_BATCH_BYTES_MAX * 4 {
                 batch = Vec::new();
             }
         }
-        "reply queue closed".to_string()
     }
 
     /// Reads frames until the connection fails or breaks the protocol; returns why.
@@ -250,7 +259,7 @@ impl InboundConn {
         &self,
         link: &PeerLink,
         mut rd: BufReader<OwnedReadHalf>,
-        replies: mpsc::Sender<Vec<u8>>,
+        replies: mpsc::Sender<Answer>,
     ) -> String {
         let limits = &self.shared.limits;
         let mut assembler = SnapshotAssembler::new(limits.snapshot_bytes_max, limits.snapshots_in_flight_max);
@@ -282,7 +291,7 @@ impl InboundConn {
         link: &PeerLink,
         frame: Frame,
         assembler: &mut SnapshotAssembler,
-        replies: &mpsc::Sender<Vec<u8>>,
+        replies: &mpsc::Sender<Answer>,
     ) -> Result<(), String> {
         if link.guest && !matches!(frame, Frame::Request { .. } | Frame::Ping { .. }) {
             return Err(format!("a guest may not send {:?} frames", frame.kind()));
@@ -300,8 +309,11 @@ impl InboundConn {
             }
             Frame::Request { id, payload } => {
                 PeerCounters::add(&link.counters.messages_received, 1);
-                let responder =
-                    Responder::new(id, link.peer, replies.clone(), self.shared.limits.frame_bytes_max);
+                let limits = ResponseLimits {
+                    chunk_bytes: self.shared.limits.response_chunk_bytes,
+                    bytes_max: self.shared.limits.response_bytes_max,
+                };
+                let responder = Responder::new(id, link.peer, replies.clone(), limits);
                 let event = InboundEvent::Request { from: link.peer, guest: link.guest, payload, responder };
                 // On a full queue the event (and so its responder) is dropped: the caller is
                 // told at once that its request was dropped.
@@ -311,7 +323,7 @@ impl InboundConn {
             }
             Frame::Ping { nonce } => {
                 // A congested reply queue loses a pong; the next ping measures again.
-                let _ = replies.try_send(Frame::Pong { nonce }.encode());
+                let _ = replies.try_send(Answer::Frame(Frame::Pong { nonce }.encode()));
             }
             other => return Err(format!("unexpected {:?} frame on an inbound connection", other.kind())),
         }
@@ -332,5 +344,14 @@ impl InboundConn {
             PeerCounters::add(&link.counters.dropped_inbound, 1);
         }
         Ok(())
+    }
+}
+
+/// Puts a queued answer where [`InboundConn::write_replies`] sends it from: a whole frame in
+/// this write, a chunked response in line behind the others.
+fn take_answer(answer: Answer, batch: &mut Vec<u8>, chunked: &mut VecDeque<ChunkedResponse>) {
+    match answer {
+        Answer::Frame(frame) => batch.extend_from_slice(&frame),
+        Answer::Chunked(response) => chunked.push_back(response),
     }
 }

@@ -4,7 +4,8 @@
 //! What it owns: connections, framing ([`frame`]), the handshake ([`handshake`]), per-peer
 //! bounded outbound queues, reconnects with backoff, batching (all messages queued for one peer,
 //! the heartbeats of every group included, leave in one frame), snapshot streaming in chunks
-//! ([`snapshot`]), round-trip measurement and per-peer counters.
+//! ([`snapshot`]), responses larger than a chunk streamed in chunks (`rpc`), round-trip
+//! measurement and per-peer counters.
 //!
 //! What it must not do: interpret Raft (it never reorders, retries or invents messages: a lost
 //! message is recovered by Raft's own retransmission), block a caller (sending only enqueues;
@@ -36,8 +37,8 @@ mod tests;
 
 pub use config::{
     TransportConfig, TransportLimits, CLUSTER_ID_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT,
-    INBOUND_QUEUE_EVENTS_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, SNAPSHOT_BYTES_MAX_DEFAULT,
-    SNAPSHOT_CHUNK_BYTES_DEFAULT,
+    INBOUND_QUEUE_EVENTS_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, RESPONSE_BYTES_MAX_DEFAULT,
+    RESPONSE_CHUNK_BYTES_DEFAULT, SNAPSHOT_BYTES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT,
 };
 pub use error::{RefusalReason, TransportError};
 pub use guest::guest_call;

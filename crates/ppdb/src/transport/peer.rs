@@ -6,6 +6,7 @@ use super::backoff::Backoff;
 use super::error::TransportError;
 use super::frame::{read_frame, Frame, ResponseStatus};
 use super::handshake::{self, Hello, PROTOCOL_VERSION};
+use super::rpc::ResponseAssembler;
 use super::stats::PeerCounters;
 use super::writer::Writer;
 use super::Shared;
@@ -229,10 +230,11 @@ impl Link {
         }
     }
 
-    /// Reads what comes back on an outbound connection: pongs and responses.
+    /// Reads what comes back on an outbound connection: pongs and responses, whole or in chunks.
     async fn read_answers(&self, mut rd: BufReader<OwnedReadHalf>) -> TransportError {
         let limits = &self.shared.limits;
         let net = |reason: String| TransportError::Network { peer: self.peer, reason };
+        let mut chunked = ResponseAssembler::new(limits.response_bytes_max);
         loop {
             let (frame, bytes) =
                 match tokio::time::timeout(limits.idle_timeout, read_frame(&mut rd, limits.frame_bytes_max))
@@ -255,6 +257,19 @@ impl Link {
                         ResponseStatus::Dropped => Err(net("the peer dropped the request unanswered".into())),
                     };
                     self.shared.pending.complete(id, self.peer, reply);
+                }
+                Frame::ResponseChunk { id, offset, total, data } => {
+                    match chunked.accept(id, offset, total, data) {
+                        Ok(None) => {}
+                        Ok(Some(payload)) => {
+                            PeerCounters::add(&self.counters.messages_received, 1);
+                            self.shared.pending.complete(id, self.peer, Ok(payload));
+                        }
+                        Err(reason) => {
+                            tracing::warn!(peer = %self.peer, %reason, "bad response chunk; closing the connection");
+                            return net(reason);
+                        }
+                    }
                 }
                 other => {
                     return net(format!("unexpected {:?} frame on an outbound connection", other.kind()))

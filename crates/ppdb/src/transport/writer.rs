@@ -126,7 +126,12 @@ impl Writer {
                     }
                     Pushed::Never(bytes) => {
                         PeerCounters::add(&self.counters.dropped, 1);
-                        tracing::error!(peer = %self.peer, group, bytes, limit = max, "message exceeds frame_bytes_max; dropped");
+                        // Cannot happen with the default limits: one entry always fits a frame
+                        // (crate::limits). Raft would resend it, and it would be dropped again.
+                        tracing::error!(
+                            peer = %self.peer, group, bytes, limit = max,
+                            "message larger than frame_bytes_max dropped; frame_bytes_max is below what Raft may send"
+                        );
                     }
                 },
                 Outbound::Request { id, payload } => {

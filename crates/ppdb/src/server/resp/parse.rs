@@ -21,13 +21,12 @@ use std::fmt;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::inline::split_args;
-use crate::kv::command::VALUE_BYTES_MAX;
 
-/// Limits on what a client may send in one request. Defaults are Redis's, except the largest
-/// bulk, which is the largest value the key space stores.
+/// Limits on what a client may send in one request. Defaults are Redis's, except the bulk
+/// length: PPDB's `proto-max-bulk-len` is what it can replicate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RespLimits {
-    /// Largest bulk string argument (`proto-max-bulk-len`: [`VALUE_BYTES_MAX`]).
+    /// Largest bulk string argument (`proto-max-bulk-len`, [`crate::limits::VALUE_BYTES_MAX`]).
     pub bulk_bytes_max: usize,
     /// Most arguments in one multibulk request (1024 × 1024).
     pub multibulk_args_max: usize,
@@ -38,7 +37,7 @@ pub struct RespLimits {
 impl Default for RespLimits {
     fn default() -> Self {
         Self {
-            bulk_bytes_max: VALUE_BYTES_MAX as usize,
+            bulk_bytes_max: crate::limits::VALUE_BYTES_MAX,
             multibulk_args_max: 1024 * 1024,
             inline_bytes_max: 64 * 1024,
         }

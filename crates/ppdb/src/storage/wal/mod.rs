@@ -55,7 +55,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use record::{GroupId, Record, RecordKind, WalSeq, RECORD_BYTES_MAX, RECORD_PAYLOAD_BYTES_MAX};
+pub use record::{
+    GroupId, Record, RecordKind, WalSeq, RECORD_BYTES_MAX, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
+};
 pub use recovery::{RecoveryReport, ReplayedRecord, TornTail};
 pub use ticket::DurableTicket;
 
@@ -74,6 +76,9 @@ pub const SEGMENT_BYTES_MIN: u64 = 4 * 1024;
 pub const SEGMENT_BYTES_LIMIT: u64 = 1024 * 1024 * 1024;
 /// The largest allowed `queue_bytes_max`.
 pub const QUEUE_BYTES_LIMIT: u64 = 4 * 1024 * 1024 * 1024;
+/// The default `queue_bytes_max`: room for two of the largest records, so a round of up to one
+/// largest record's worth is held together for one fdatasync ([`Wal::hold_writes`]).
+pub const QUEUE_BYTES_DEFAULT: u64 = 2 * RECORD_BYTES_MAX as u64;
 
 /// Who writes queued records to disk and syncs them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,7 +113,7 @@ pub struct WalConfig {
     /// to buffered writes by itself where direct I/O is refused. Default true.
     pub direct_io: bool,
     /// Appends block while this many encoded bytes wait for the writer. At least
-    /// [`RECORD_BYTES_MAX`]. Default 128 MiB.
+    /// [`RECORD_BYTES_MAX`]. Default [`QUEUE_BYTES_DEFAULT`] (160 MiB).
     pub queue_bytes_max: u64,
     /// Who writes and syncs. Default [`WalWriter::Thread`].
     pub writer: WalWriter,
@@ -120,7 +125,7 @@ impl Default for WalConfig {
             segment_bytes_max: 16 * 1024 * 1024,
             preallocate: true,
             direct_io: true,
-            queue_bytes_max: 128 * 1024 * 1024,
+            queue_bytes_max: QUEUE_BYTES_DEFAULT,
             writer: WalWriter::Thread,
         }
     }
@@ -140,7 +145,7 @@ impl WalConfig {
             return Err(StorageError::InvalidConfig {
                 field: "queue_bytes_max",
                 value: self.queue_bytes_max,
-                reason: "must be between RECORD_BYTES_MAX (64 MiB) and 4 GiB",
+                reason: "must be between RECORD_BYTES_MAX (80 MiB) and 4 GiB",
             });
         }
         Ok(())

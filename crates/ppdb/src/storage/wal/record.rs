@@ -26,9 +26,10 @@ use crate::storage::error::{CorruptionKind, StorageError};
 /// Size of a record's header: length, checksum, sequence number, group id and kind.
 pub const RECORD_HEADER_BYTES: usize = 25;
 
-/// The largest encoded record, header included (64 MiB). Larger payloads must be split by the
-/// layer above (e.g. a batch of Raft entries into several records).
-pub const RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// The largest encoded record, header included ([`crate::limits::WAL_RECORD_BYTES_MAX`]).
+/// Larger payloads must be split by the layer above (a round's Raft entries are written as
+/// several records, each of whole entries).
+pub const RECORD_BYTES_MAX: usize = crate::limits::WAL_RECORD_BYTES_MAX;
 
 /// The largest payload of one record.
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = RECORD_BYTES_MAX - RECORD_HEADER_BYTES;

@@ -22,9 +22,9 @@ use crate::kv::TXN_STEPS_MAX;
 /// Most commands one transaction may queue: a transaction is one log entry of at most
 /// [`TXN_STEPS_MAX`] steps.
 pub const QUEUED_COMMANDS_MAX: usize = TXN_STEPS_MAX as usize;
-/// Most argument bytes one transaction may queue: Redis's largest bulk string (512 MiB, as
-/// `RespLimits::bulk_bytes_max`), so a transaction's entry is no larger than the largest write.
-pub const QUEUED_BYTES_MAX: usize = 512 * 1024 * 1024;
+/// Most argument bytes one transaction may queue: as many as the largest write
+/// ([`crate::limits::REQUEST_BYTES_MAX`]), since EXEC proposes the queue as one log entry.
+pub const QUEUED_BYTES_MAX: usize = crate::limits::REQUEST_BYTES_MAX;
 
 /// A queued request: a command to run at EXEC, or the error EXEC answers in its place.
 #[derive(Debug, Clone, PartialEq)]
