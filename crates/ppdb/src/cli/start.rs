@@ -46,6 +46,14 @@ pub struct StartArgs {
     /// need no forwarding (default 2000; 0 leaves leadership where elections put it).
     #[arg(long, env = "PPDB_FOLLOW_CLIENTS_MS")]
     pub follow_clients_ms: Option<u64>,
+    /// Most bytes of keys and values this node's shards may hold before writes that need
+    /// memory are refused with -OOM, as Redis's maxmemory: bytes, or e.g. 100mb, 1gb (default
+    /// 0: no limit). CONFIG SET maxmemory changes it while the node runs.
+    #[arg(long, env = "PPDB_MAXMEMORY", value_parser = crate::config::parse_memory_bytes)]
+    pub maxmemory: Option<u64>,
+    /// What happens over maxmemory: only `noeviction` (refuse the writes, evict nothing).
+    #[arg(long, env = "PPDB_MAXMEMORY_POLICY")]
+    pub maxmemory_policy: Option<crate::config::MaxMemoryPolicy>,
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "PPDB_CONFIG")]
     pub config: Option<PathBuf>,
@@ -143,6 +151,12 @@ impl StartArgs {
         }
         if let Some(ms) = self.follow_clients_ms {
             config.follow_clients_ms = ms;
+        }
+        if let Some(bytes) = self.maxmemory {
+            config.maxmemory = bytes;
+        }
+        if let Some(policy) = self.maxmemory_policy {
+            config.maxmemory_policy = policy;
         }
         if let Some(shards) = self.shards {
             config.shards = shards;

@@ -12,9 +12,10 @@
 //! queue belongs to the connection: DISCARD, RESET, QUIT and closing the connection drop it.
 
 use super::context::ServerContext;
+use super::memory::MemorySetting;
 use super::forward::ShardOp;
 use super::resp::command::{
-    Admission, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
+    Admission, ClientCommand, Command, CommandClass, CommandError, Hello, Transaction, TransactionError,
 };
 use super::resp::reply::{command_query_reply, config_get_reply};
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
@@ -136,7 +137,7 @@ async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<By
             break;
         }
         ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
-        let command = match admit(session, &args) {
+        let command = match refuse_over_maxmemory(ctx, session, &args).and_then(|()| admit(session, &args)) {
             Ok(command) => command,
             Err(frame) => {
                 let slot = pipeline.slot();
@@ -181,6 +182,35 @@ async fn run_batch(ctx: &ServerContext, session: &mut Session, batch: Vec<Vec<By
         }
     }
     pipeline.drain(session.version, out).await;
+}
+
+/// Redis's `-OOM` refusal when the node's memory is over `maxmemory` (see `server::memory`);
+/// inside MULTI the refusal also aborts the transaction, as Redis flags it.
+fn refuse_over_maxmemory(ctx: &ServerContext, session: &mut Session, args: &[Bytes]) -> Result<(), Frame> {
+    let Some(error) = ctx.report.memory.refusal(args, session.transaction.as_ref()) else {
+        return Ok(());
+    };
+    if let Some(transaction) = session.transaction.as_mut() {
+        transaction.abort();
+    }
+    Err(Frame::from(&error))
+}
+
+/// CONFIG SET: every `name value` checked first, then all applied, so a bad one changes
+/// nothing (as Redis 7).
+fn config_set(ctx: &ServerContext, pairs: &[(Bytes, Bytes)]) -> Frame {
+    let mut settings = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        match MemorySetting::parse(name, value) {
+            Some(Ok(setting)) => settings.push(setting),
+            Some(Err(error)) => return Frame::from(&error),
+            None => return Frame::from(&CommandError::ConfigSetUnknown { name: name.to_vec() }),
+        }
+    }
+    for setting in settings {
+        ctx.report.memory.apply(setting);
+    }
+    Frame::simple("OK")
 }
 
 /// The command to run now, or the reply already decided: a parse error, or, inside MULTI, the
@@ -284,7 +314,11 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
         }
         Command::Select => Frame::simple("OK"),
         Command::Time => time_reply(std::time::SystemTime::now()),
-        Command::ConfigGet(patterns) => config_get_reply(&ctx.limits, &patterns),
+        Command::ConfigGet(patterns) => {
+            let memory = &ctx.report.memory;
+            config_get_reply(&ctx.limits, memory.maxmemory_bytes(), memory.policy(), &patterns)
+        }
+        Command::ConfigSet(pairs) => config_set(ctx, &pairs),
         Command::Auth { .. } => Frame::error(
             "ERR AUTH <password> called without any password configured for the default user. \
              Are you sure your configuration is correct?",

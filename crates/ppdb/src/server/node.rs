@@ -8,6 +8,7 @@ use super::forward::SHARD_REQUEST_TAG;
 use super::listener;
 use super::membership::MembershipService;
 use super::report::NodeReport;
+use super::memory::MemoryLimit;
 use super::resp::RespLimits;
 use super::shard::KvShard;
 use crate::config::NodeConfig;
@@ -337,6 +338,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         transport: transport.clone(),
         storage: Arc::clone(&storage),
         membership,
+        memory: Arc::new(MemoryLimit::new(config.maxmemory, config.maxmemory_policy)),
     };
     let ctx = Arc::new(ServerContext {
         executor,

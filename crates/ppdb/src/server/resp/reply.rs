@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::command::{CommandError, CommandQuery, CommandSpec, COMMANDS};
 use super::frame::Frame;
 use super::parse::{ProtocolError, RespLimits};
+use crate::config::MaxMemoryPolicy;
 use crate::kv::glob::glob_match;
 use crate::kv::Reply;
 
@@ -44,7 +45,12 @@ impl From<&ProtocolError> for Frame {
 /// insensitive), with PPDB's value for it. Only settings PPDB has a true answer for are listed
 /// (clients and tools such as redis-benchmark read `save` and `appendonly` to learn about
 /// durability); an unknown name matches nothing, as in Redis.
-pub fn config_get_reply(limits: &RespLimits, patterns: &[Bytes]) -> Frame {
+pub fn config_get_reply(
+    limits: &RespLimits,
+    maxmemory_bytes: u64,
+    maxmemory_policy: MaxMemoryPolicy,
+    patterns: &[Bytes],
+) -> Frame {
     let settings: [(&str, String); 9] = [
         // Every write is in the write-ahead log, fsynced, before it is acknowledged.
         ("appendonly", "yes".into()),
@@ -52,8 +58,8 @@ pub fn config_get_reply(limits: &RespLimits, patterns: &[Bytes]) -> Frame {
         // No RDB snapshots on a schedule (Raft snapshots are internal).
         ("save", String::new()),
         ("databases", "1".into()),
-        ("maxmemory", "0".into()),
-        ("maxmemory-policy", "noeviction".into()),
+        ("maxmemory", maxmemory_bytes.to_string()),
+        ("maxmemory-policy", maxmemory_policy.as_str().into()),
         ("timeout", "0".into()),
         ("maxclients", crate::server::node::CLIENT_CONNECTIONS_MAX.to_string()),
         ("proto-max-bulk-len", limits.bulk_bytes_max.to_string()),

@@ -1,5 +1,5 @@
 //! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT,
-//! CONFIG GET, TIME, RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//! CONFIG GET and SET, TIME, RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 
 use bytes::Bytes;
 
@@ -160,17 +160,26 @@ fn command(args: &[Bytes]) -> Parsed {
     Ok(Command::Command(query))
 }
 
-/// CONFIG GET pattern [pattern ...]; the other subcommands change or persist a Redis server's
-/// settings, which PPDB takes from its own configuration instead.
+/// CONFIG GET pattern [pattern ...], and CONFIG SET name value [name value ...] of the
+/// settings a running node can change; the other subcommands persist or reset a Redis
+/// server's settings, which PPDB takes from its own configuration instead.
 fn config(args: &[Bytes]) -> Parsed {
     let sub = arg(args, 0);
-    if !is(sub, "get") {
-        return Err(CommandError::UnknownSubcommand { command: "CONFIG", subcommand: sub.to_vec() });
+    let rest = args.get(1..).unwrap_or_default();
+    if is(sub, "get") {
+        if rest.is_empty() {
+            return Err(CommandError::WrongArity { command: "config|get" });
+        }
+        return Ok(Command::ConfigGet(rest.to_vec()));
     }
-    match args.get(1..) {
-        Some(patterns) if !patterns.is_empty() => Ok(Command::ConfigGet(patterns.to_vec())),
-        _ => Err(CommandError::WrongArity { command: "config|get" }),
+    if is(sub, "set") {
+        if rest.is_empty() || rest.len() % 2 != 0 {
+            return Err(CommandError::WrongArity { command: "config|set" });
+        }
+        let pairs = rest.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
+        return Ok(Command::ConfigSet(pairs));
     }
+    Err(CommandError::UnknownSubcommand { command: "CONFIG", subcommand: sub.to_vec() })
 }
 
 fn client(args: &[Bytes]) -> Parsed {

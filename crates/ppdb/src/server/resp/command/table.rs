@@ -37,6 +37,11 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// Whether the command may grow memory (Redis's `denyoom` flag): refused over `maxmemory`.
+    pub fn denies_oom(&self) -> bool {
+        self.flags.contains(&"denyoom")
+    }
+
     /// Whether `argc` arguments (including the name) satisfy the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = i64::try_from(argc).unwrap_or(i64::MAX);
@@ -99,7 +104,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         0,
         "Returns detailed information about all commands."
     ),
-    spec!("config", -2, C, CONN, 0, 0, 0, "A container for server configuration commands (GET)."),
+    spec!("config", -2, C, CONN, 0, 0, 0, "A container for server configuration commands (GET, SET)."),
     spec!("copy", -3, W, WR_OOM, 1, 2, 1, "Copies the value of a key to a new key."),
     spec!("dbsize", 1, R, RO_FAST, 0, 0, 0, "Returns the number of keys in the database."),
     spec!("decr", 2, W, WR_OOM_FAST, 1, 1, 1, "Decrements the integer value of a key by one."),

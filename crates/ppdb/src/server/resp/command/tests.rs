@@ -248,8 +248,19 @@ fn other_commands_parse() {
         Err("ERR wrong number of arguments for 'config|get' command".to_string())
     );
     assert_eq!(
-        parse("CONFIG SET maxmemory 1").map_err(|e| e.to_string()),
-        Err("ERR unknown subcommand 'SET'. Try CONFIG HELP.".to_string())
+        parse("CONFIG SET maxmemory 1mb"),
+        Ok(Command::ConfigSet(vec![(Bytes::from("maxmemory"), Bytes::from("1mb"))]))
+    );
+    for odd in ["CONFIG SET", "CONFIG SET maxmemory", "CONFIG SET maxmemory 1 maxmemory-policy"] {
+        assert_eq!(
+            parse(odd).map_err(|e| e.to_string()),
+            Err("ERR wrong number of arguments for 'config|set' command".to_string()),
+            "{odd}"
+        );
+    }
+    assert_eq!(
+        parse("CONFIG REWRITE").map_err(|e| e.to_string()),
+        Err("ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.".to_string())
     );
     assert_eq!(parse("COMMAND DOCS"), Ok(Command::Command(CommandQuery::Docs(vec![]))));
     assert_eq!(
