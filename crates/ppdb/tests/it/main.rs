@@ -4,6 +4,7 @@
 mod cluster;
 mod local;
 mod membership;
+mod memory_limit;
 mod pause;
 mod placement;
 mod redis_tools;
