@@ -421,7 +421,8 @@ mod tests {
         assert!(report.starts_with("node 3 died: killed by signal 9 (SIGKILL); last lines of"), "{report}");
         assert!(report.contains("line 4\n    line 5") && !report.contains("line 3"), "{report}");
         assert!(report.contains("restarting node 3 in 1s"), "{report}");
-        let missing = death_report(1, ExitStatus::from_raw(2 << 8), &tmp.path().join("none"), RESTART_DELAY_MIN);
+        let missing =
+            death_report(1, ExitStatus::from_raw(2 << 8), &tmp.path().join("none"), RESTART_DELAY_MIN);
         assert!(missing.starts_with("node 1 died: exited with status 2; its log is"), "{missing}");
     }
 

@@ -231,9 +231,8 @@ fn worker_threads_default(config: &NodeConfig) -> usize {
 /// bootstrap list tells (1 without a list: a restart or a join).
 fn members_on_this_machine(config: &NodeConfig) -> usize {
     let Ok(own) = config.peer_addr() else { return 1 };
-    let here = |addr: &SocketAddr| {
-        addr.ip() == own.ip() || (addr.ip().is_loopback() && own.ip().is_loopback())
-    };
+    let here =
+        |addr: &SocketAddr| addr.ip() == own.ip() || (addr.ip().is_loopback() && own.ip().is_loopback());
     config.bootstrap.values().filter(|addr| here(addr)).count().max(1)
 }
 

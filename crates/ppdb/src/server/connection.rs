@@ -12,8 +12,8 @@
 //! queue belongs to the connection: DISCARD, RESET, QUIT and closing the connection drop it.
 
 use super::context::ServerContext;
-use super::memory::MemorySetting;
 use super::forward::ShardOp;
+use super::memory::MemorySetting;
 use super::resp::command::{
     Admission, ClientCommand, Command, CommandClass, CommandError, Hello, Transaction, TransactionError,
 };

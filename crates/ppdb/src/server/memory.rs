@@ -99,7 +99,10 @@ impl MemorySetting {
         let value = String::from_utf8_lossy(value);
         if name.eq_ignore_ascii_case(b"maxmemory") {
             return Some(parse_memory_bytes(&value).map(MemorySetting::MaxMemory).map_err(|_| {
-                CommandError::ConfigSetFailed { name: "maxmemory", reason: "argument must be a memory value".into() }
+                CommandError::ConfigSetFailed {
+                    name: "maxmemory",
+                    reason: "argument must be a memory value".into(),
+                }
             }));
         }
         if name.eq_ignore_ascii_case(b"maxmemory-policy") {
@@ -153,7 +156,12 @@ impl MemoryLimit {
         self.refusal_at(used_memory_bytes(), args, transaction)
     }
 
-    fn refusal_at(&self, used_bytes: u64, args: &[Bytes], transaction: Option<&Transaction>) -> Option<CommandError> {
+    fn refusal_at(
+        &self,
+        used_bytes: u64,
+        args: &[Bytes],
+        transaction: Option<&Transaction>,
+    ) -> Option<CommandError> {
         if !self.is_exceeded(used_bytes) {
             return None;
         }

@@ -364,7 +364,11 @@ pub fn prometheus(doc: &StatusDoc) -> String {
         doc.wal.syncs, doc.wal.records_durable
     );
     let memory: [(&str, &str, u64); 3] = [
-        ("ppdb_used_memory_bytes", "Bytes of keys and values held, as maxmemory counts them.", doc.memory.used_memory_bytes),
+        (
+            "ppdb_used_memory_bytes",
+            "Bytes of keys and values held, as maxmemory counts them.",
+            doc.memory.used_memory_bytes,
+        ),
         ("ppdb_used_memory_rss_bytes", "Bytes the process holds in RAM.", doc.memory.used_memory_rss_bytes),
         ("ppdb_maxmemory_bytes", "The memory limit (0: none).", doc.memory.maxmemory_bytes),
     ];

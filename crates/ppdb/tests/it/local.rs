@@ -25,7 +25,8 @@ fn free_base_port() -> u16 {
     const FIRST: u32 = 3_000;
     const LAST: u32 = 9_700;
     static SEARCHES: AtomicU32 = AtomicU32::new(0);
-    let start = std::process::id().wrapping_mul(7_919).wrapping_add(SEARCHES.fetch_add(1, Ordering::Relaxed) * 1_000);
+    let start =
+        std::process::id().wrapping_mul(7_919).wrapping_add(SEARCHES.fetch_add(1, Ordering::Relaxed) * 1_000);
     (0..LAST - FIRST)
         .map(|step| (FIRST + start.wrapping_add(step) % (LAST - FIRST)) as u16)
         .find(|&base| {

@@ -44,7 +44,8 @@ fn over_maxmemory_writes_are_refused_with_oom_while_reads_and_del_work_until_del
     );
 
     // Half of what is stored: the node is over the limit at once.
-    let ok: String = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("50kb").query(&mut client).expect("SET");
+    let ok: String =
+        redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("50kb").query(&mut client).expect("SET");
     assert_eq!(ok, "OK");
     let got: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory").query(&mut client).expect("GET");
     assert_eq!(got, ["maxmemory", "51200"]);
@@ -53,7 +54,12 @@ fn over_maxmemory_writes_are_refused_with_oom_while_reads_and_del_work_until_del
     // Writes that need memory are refused, through every node, with Redis's exact error.
     for node in cluster.ids() {
         let mut c = cluster.client(node);
-        redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("50kb").query::<String>(&mut c).expect("CONFIG SET");
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg("50kb")
+            .query::<String>(&mut c)
+            .expect("CONFIG SET");
         assert_eq!(set(&mut c, "new", "v"), Err(OOM.to_string()), "SET through node {node}");
     }
     let append = redis::cmd("APPEND").arg("big:0").arg("more").query::<i64>(&mut client);
@@ -75,7 +81,8 @@ fn over_maxmemory_writes_are_refused_with_oom_while_reads_and_del_work_until_del
     assert!(metrics.contains("ppdb_maxmemory_bytes{node=\"1\"} 51200"), "{metrics}");
     assert!(metrics.contains("ppdb_used_memory_bytes{node=\"1\"}"), "{metrics}");
     let status: serde_json::Value =
-        serde_json::from_str(&http_get(cluster.node(1).admin_addr, "/status").expect("/status")).expect("JSON");
+        serde_json::from_str(&http_get(cluster.node(1).admin_addr, "/status").expect("/status"))
+            .expect("JSON");
     assert_eq!(status["memory"]["maxmemory_bytes"], 51200);
     assert!(status["memory"]["used_memory_bytes"].as_u64().is_some_and(|used| used > 51200), "{status}");
 
@@ -99,7 +106,10 @@ fn config_set_refuses_eviction_policies_and_values_that_are_not_sizes() {
         redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query::<String>(c).map_err(|e| error_text(&e))
     };
     let policy = config_set(&mut client, "maxmemory-policy", "allkeys-lru").unwrap_err();
-    assert!(policy.starts_with("ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy')"), "{policy}");
+    assert!(
+        policy.starts_with("ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy')"),
+        "{policy}"
+    );
     assert!(policy.contains("noeviction"), "{policy}");
     assert_eq!(config_set(&mut client, "maxmemory-policy", "noeviction").as_deref(), Ok("OK"));
     assert_eq!(
