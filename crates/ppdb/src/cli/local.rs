@@ -12,6 +12,7 @@ use crate::storage::StorageError;
 use clap::Args;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -141,7 +142,10 @@ fn spawn_node(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str) -> 
         .append(true)
         .open(&log_path)
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    // In a process group of its own: Ctrl-C in the terminal reaches only the supervisor, which
+    // then stops every node, instead of racing the nodes' own exits (reported as deaths).
     node_command(exe, args, node, members, &dir)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
