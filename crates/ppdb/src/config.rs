@@ -91,6 +91,32 @@ pub struct NodeConfig {
     pub follow_clients_ms: u64,
     /// Limits on client connections (`[clients]`), as Redis has them.
     pub clients: ClientConfig,
+    /// Most bytes of keys and values the shards on this node may hold before writes that
+    /// need memory are refused (Redis's `maxmemory`: a number of bytes, or with a unit such as
+    /// `100mb` or `1gb`); 0, the default, sets no limit.
+    #[serde(with = "memory_bytes")]
+    pub maxmemory: u64,
+    /// What happens over `maxmemory` (Redis's `maxmemory-policy`): only `noeviction`, which
+    /// refuses the writes and evicts nothing.
+    pub maxmemory_policy: MaxMemoryPolicy,
+}
+
+/// Redis's `maxmemory-policy`, of which PPDB has the one that evicts nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MaxMemoryPolicy {
+    /// Over the limit, writes that need memory are refused with `-OOM`; reads and deletes work.
+    #[default]
+    NoEviction,
+}
+
+impl MaxMemoryPolicy {
+    /// The policy's name, as Redis spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaxMemoryPolicy::NoEviction => "noeviction",
+        }
+    }
 }
 
 /// Limits on the Redis-protocol clients; each has Redis's name in CONFIG GET/SET
@@ -158,6 +184,58 @@ impl ClientConfig {
     }
 }
 
+impl std::str::FromStr for MaxMemoryPolicy {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        if name.eq_ignore_ascii_case("noeviction") {
+            Ok(MaxMemoryPolicy::NoEviction)
+        } else {
+            Err(format!(
+                "`{name}` is not supported: PPDB evicts no keys yet, so the only policy is \
+                 `noeviction` (over maxmemory, writes that need memory are refused)"
+            ))
+        }
+    }
+}
+
+impl TryFrom<String> for MaxMemoryPolicy {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        name.parse()
+    }
+}
+
+impl From<MaxMemoryPolicy> for String {
+    fn from(policy: MaxMemoryPolicy) -> String {
+        policy.as_str().to_string()
+    }
+}
+
+/// Reads a memory size as Redis does: digits, then an optional unit, any case: `b`, `k`
+/// (1000), `kb` (1024), `m`, `mb`, `g`, `gb`.
+pub fn parse_memory_bytes(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let multiplier: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("`{text}` is not a memory size (a number of bytes, or e.g. 100mb, 1gb)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(multiplier))
+        .ok_or_else(|| format!("`{text}` is not a memory size (a number of bytes, or e.g. 100mb, 1gb)"))
+}
+
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
@@ -174,6 +252,8 @@ impl Default for NodeConfig {
             failed_node_timeout_ms: 300_000,
             follow_clients_ms: 2_000,
             clients: ClientConfig::default(),
+            maxmemory: 0,
+            maxmemory_policy: MaxMemoryPolicy::NoEviction,
         }
     }
 }
@@ -295,6 +375,30 @@ impl NodeConfig {
     }
 }
 
+/// `maxmemory` in TOML: a number of bytes, or a string with Redis's units (`"100mb"`).
+mod memory_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes the number of bytes.
+    pub fn serialize<S: Serializer>(bytes: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(*bytes)
+    }
+
+    /// Reads a number, or a string such as `"1gb"`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Size {
+            Bytes(u64),
+            Text(String),
+        }
+        match Size::deserialize(d)? {
+            Size::Bytes(bytes) => Ok(bytes),
+            Size::Text(text) => super::parse_memory_bytes(&text).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
 /// TOML keys are strings: the member map is written `1 = "host:port"` and read back as ids.
 mod member_map {
     use serde::de::Error as _;
@@ -371,6 +475,23 @@ mod tests {
         never.validate().unwrap();
         assert_eq!(never.membership_policy().failed_after_ticks, None);
         assert_eq!(NodeConfig::default().membership_policy().failed_after_ticks, Some(30_000));
+    }
+
+    #[test]
+    fn maxmemory_reads_redis_units_and_only_the_noeviction_policy() {
+        assert_eq!(parse_memory_bytes("0"), Ok(0));
+        assert_eq!(parse_memory_bytes("100mb"), Ok(100 * 1024 * 1024));
+        assert_eq!(parse_memory_bytes("1GB"), Ok(1024 * 1024 * 1024));
+        assert_eq!(parse_memory_bytes("2k"), Ok(2000));
+        for bad in ["", "-1", "1.5gb", "12xb", "99999999999999999999gb"] {
+            assert!(parse_memory_bytes(bad).is_err(), "{bad}");
+        }
+        let c = NodeConfig::from_toml("maxmemory = \"1gb\"\nmaxmemory_policy = \"noeviction\"").unwrap();
+        assert_eq!((c.maxmemory, c.maxmemory_policy), (1 << 30, MaxMemoryPolicy::NoEviction));
+        assert_eq!(NodeConfig::from_toml("maxmemory = 1000").unwrap().maxmemory, 1000);
+        let err = NodeConfig::from_toml("maxmemory_policy = \"allkeys-lru\"").unwrap_err();
+        assert!(err.to_string().contains("`allkeys-lru` is not supported"), "{err}");
+        assert!(NodeConfig::from_toml("maxmemory = \"lots\"").is_err());
     }
 
     #[test]

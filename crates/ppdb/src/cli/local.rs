@@ -1,9 +1,39 @@
 //! `ppdb local`: a whole cluster on this machine, one child process per node, on loopback.
+//!
+//! The command is the nodes' supervisor, as a process manager would be for a real cluster: a
+//! node that dies (a crash, or `kill -9` by a user trying out a failover) is reported, with its
+//! exit status and the last lines of its log, and started again after a short pause, while the
+//! other nodes go on serving. Only Ctrl-C or SIGTERM stops them all. What would keep the
+//! cluster from starting at all (a port in use, the data directory held by another process) is
+//! checked before any node starts, and reported with the flag that fixes it.
 
+use crate::storage::lock::DataDirLock;
+use crate::storage::StorageError;
 use clap::Args;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the supervisor looks at its nodes and at the stop signal.
+const SUPERVISION_INTERVAL: Duration = Duration::from_millis(100);
+/// Pause before a node that died is started again: long enough to watch the others elect a
+/// new leader, short enough to watch it catch up soon after.
+const RESTART_DELAY_MIN: Duration = Duration::from_secs(1);
+/// Longest pause between restarts of a node that keeps dying (the pause doubles each time).
+const RESTART_DELAY_MAX: Duration = Duration::from_secs(30);
+/// A node that ran at least this long before dying is restarted after the shortest pause again.
+const STABLE_RUN: Duration = Duration::from_secs(10);
+/// Lines of a dead node's log shown with the report of its death.
+const LOG_TAIL_LINES: usize = 5;
+/// Bytes read from the end of a dead node's log to find those lines.
+const LOG_TAIL_BYTES_MAX: u64 = 8 * 1024;
+/// How long stopping waits for the nodes to exit after SIGTERM before killing them.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Flags of `ppdb local`.
 #[derive(Debug, Args)]
@@ -30,6 +60,13 @@ struct NodePorts {
     admin: u16,
 }
 
+impl NodePorts {
+    /// The node's listeners: what each port is for, and the port.
+    fn listeners(&self) -> [(&'static str, u16); 3] {
+        [("client", self.client), ("peer", self.peer), ("admin", self.admin)]
+    }
+}
+
 fn ports(args: &LocalArgs) -> Result<Vec<NodePorts>, String> {
     (1..=args.nodes)
         .map(|id| {
@@ -43,16 +80,72 @@ fn ports(args: &LocalArgs) -> Result<Vec<NodePorts>, String> {
         .collect()
 }
 
+/// Node `id`'s data directory.
+fn node_dir(args: &LocalArgs, id: u64) -> PathBuf {
+    args.dir.join(format!("node-{id}"))
+}
+
+/// Node `id`'s log file (its stderr).
+fn node_log(args: &LocalArgs, id: u64) -> PathBuf {
+    args.dir.join(format!("node-{id}.log"))
+}
+
+/// Locks the cluster's directory for this `ppdb local` (held until it exits, so a second one
+/// on the same directory is refused even while a node of the first is down), and checks that
+/// no other process holds a node's directory (a `ppdb start` run by hand on it).
+fn lock_directories(args: &LocalArgs, nodes: &[NodePorts]) -> Result<DataDirLock, String> {
+    let held_by_another = |error: StorageError| match error {
+        StorageError::DataDirLocked { dir, holder_pid, .. } => format!(
+            "the data directory {} is in use by another ppdb process{} (another `ppdb local`, or a \
+             node started on it); stop that process, or give this cluster another directory with \
+             --dir",
+            dir.display(),
+            holder_pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
+        ),
+        other => other.to_string(),
+    };
+    let cluster = DataDirLock::acquire(&args.dir).map_err(held_by_another)?;
+    for node in nodes {
+        // Taken and let go at once: the node takes it itself when it starts.
+        drop(DataDirLock::acquire(&node_dir(args, node.id)).map_err(held_by_another)?);
+    }
+    Ok(cluster)
+}
+
+/// Checks that every port the nodes will listen on is free, naming the first that is not.
+fn check_ports_free(args: &LocalArgs, nodes: &[NodePorts]) -> Result<(), String> {
+    for node in nodes {
+        for (purpose, port) in node.listeners() {
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            if let Err(e) = TcpListener::bind(addr) {
+                let why = match e.kind() {
+                    std::io::ErrorKind::AddrInUse => "is in use by another program".to_string(),
+                    _ => format!("cannot be listened on ({e})"),
+                };
+                return Err(format!(
+                    "port {port} (node {}'s {purpose} port, {addr}) {why}; choose other ports with \
+                     --base-port (node i uses BASE+i, BASE+100+i and BASE+200+i; now BASE is {})",
+                    node.id, args.base_port
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn spawn_node(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str) -> Result<Child, String> {
-    let dir = args.dir.join(format!("node-{}", node.id));
+    let dir = node_dir(args, node.id);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let log_path = args.dir.join(format!("node-{}.log", node.id));
+    let log_path = node_log(args, node.id);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    // In a process group of its own: Ctrl-C in the terminal reaches only the supervisor, which
+    // then stops every node, instead of racing the nodes' own exits (reported as deaths).
     node_command(exe, args, node, members, &dir)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -60,18 +153,9 @@ fn spawn_node(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str) -> 
         .map_err(|e| format!("cannot start node {}: {e}", node.id))
 }
 
-/// The environment variable that sets mimalloc's purge delay (read when a process starts).
-const ALLOCATOR_PURGE_DELAY_VAR: &str = "MIMALLOC_PURGE_DELAY";
-
-/// How long, in milliseconds, the nodes' allocator keeps freed memory mapped before returning it
-/// to the OS, unless the user set [`ALLOCATOR_PURGE_DELAY_VAR`]. mimalloc's default (1 s) is
-/// shorter than the time between two snapshots of a busy shard, so every snapshot buffer and
-/// every stretch of the in-memory log came back as fresh pages the kernel must zero first; kept
-/// 10 s, they are reused, and memory still goes back 10 s after the load stops (64 clients
-/// spread: +2.5% writes/s, 3.5% less server CPU per write).
-const ALLOCATOR_PURGE_DELAY_MS: &str = "10000";
-
-/// The `ppdb start` command of one node of the local cluster.
+/// The `ppdb start` command of one node of the local cluster. Worker threads and the
+/// allocator's settings are `ppdb start`'s own defaults, which already share the machine
+/// between the nodes of a cluster running on it.
 fn node_command(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str, dir: &Path) -> Command {
     let mut command = Command::new(exe);
     command
@@ -84,80 +168,198 @@ fn node_command(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str, d
         .args(["--admin-addr", &format!("127.0.0.1:{}", node.admin)])
         .args(["--cluster-id", "local"])
         .args(["--shards", &args.shards.to_string()])
-        .args(["--bootstrap", members])
-        .args(["--worker-threads", &worker_threads_per_node(args.nodes).to_string()]);
-    if std::env::var_os(ALLOCATOR_PURGE_DELAY_VAR).is_none() {
-        command.env(ALLOCATOR_PURGE_DELAY_VAR, ALLOCATOR_PURGE_DELAY_MS);
-    }
+        .args(["--bootstrap", members]);
     command
 }
 
-/// Each node's share of the machine's CPUs, at least one thread: the nodes share the machine,
-/// and threads beyond a node's share only add hand-offs between them (measured on 2 CPUs, 3
-/// nodes: one worker each gave 27.7k writes/s at 64 clients against 25.4k with two).
-fn worker_threads_per_node(nodes: u64) -> usize {
-    (super::start::cpu_count() / usize::try_from(nodes).unwrap_or(1).max(1)).max(1)
-}
-
-/// Starts the nodes, prints how to reach them, and waits for Ctrl-C (or a node's exit).
+/// Starts the nodes, prints how to reach them, and keeps them running until Ctrl-C.
 pub fn run(args: LocalArgs) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the ppdb executable: {e}"))?;
     let nodes = ports(&args)?;
     let members: Vec<String> = nodes.iter().map(|n| format!("{}=127.0.0.1:{}", n.id, n.peer)).collect();
     let members = members.join(",");
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
-    let mut children = Vec::new();
-    for node in &nodes {
-        match spawn_node(&exe, &args, node, &members) {
-            Ok(child) => children.push((node.id, child)),
+    let _cluster_lock = lock_directories(&args, &nodes)?;
+    check_ports_free(&args, &nodes)?;
+    let stop = stop_requested()?;
+    let mut supervised = Vec::new();
+    for node in nodes {
+        match spawn_node(&exe, &args, &node, &members) {
+            Ok(child) => supervised.push(SupervisedNode::running(node, child)),
             Err(e) => {
-                stop_all(&mut children);
+                stop_all(&mut supervised);
                 return Err(e);
             }
         }
     }
-    println!("PPDB local cluster: {} nodes, data and logs in {}", nodes.len(), args.dir.display());
-    for node in &nodes {
+    println!("PPDB local cluster: {} nodes, data and logs in {}", supervised.len(), args.dir.display());
+    for node in supervised.iter().map(|s| &s.ports) {
         println!(
             "  node {}: redis on 127.0.0.1:{}  peers on 127.0.0.1:{}  admin http://127.0.0.1:{}/status",
             node.id, node.client, node.peer, node.admin
         );
     }
-    println!("Try: redis-cli -p {}    (Ctrl-C stops the cluster)", nodes[0].client);
-    let result = wait_for_stop(&mut children);
-    stop_all(&mut children);
-    result
+    println!(
+        "Try: redis-cli -p {}    (a node that dies is restarted; Ctrl-C stops the cluster)",
+        supervised[0].ports.client
+    );
+    while !stop.load(Ordering::SeqCst) {
+        for node in &mut supervised {
+            node.supervise(&exe, &args, &members);
+        }
+        std::thread::sleep(SUPERVISION_INTERVAL);
+    }
+    println!("stopping the cluster...");
+    stop_all(&mut supervised);
+    Ok(())
 }
 
-/// Waits for Ctrl-C/SIGTERM, or for a node to exit on its own (an error).
-fn wait_for_stop(children: &mut [(u64, Child)]) -> Result<(), String> {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = std::sync::Arc::clone(&stop);
+/// A flag raised by Ctrl-C or SIGTERM, watched from a thread of its own.
+fn stop_requested() -> Result<Arc<AtomicBool>, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the signal handler: {e}"))?;
-    let _signals = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         runtime.block_on(crate::shutdown::signal());
-        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        flag.store(true, Ordering::SeqCst);
     });
-    loop {
-        if stop.load(std::sync::atomic::Ordering::SeqCst) {
-            println!("stopping the cluster...");
-            return Ok(());
+    Ok(stop)
+}
+
+/// One node under supervision: its process while it runs, or when it is due to start again.
+struct SupervisedNode {
+    ports: NodePorts,
+    child: Option<Child>,
+    started: Instant,
+    /// When a dead node is started again.
+    restart_at: Option<Instant>,
+    /// The pause before the last restart; doubles while the node keeps dying quickly.
+    restart_delay: Duration,
+}
+
+impl SupervisedNode {
+    fn running(ports: NodePorts, child: Child) -> SupervisedNode {
+        SupervisedNode {
+            ports,
+            child: Some(child),
+            started: Instant::now(),
+            restart_at: None,
+            restart_delay: Duration::ZERO,
         }
-        for (id, child) in children.iter_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("node {id} exited ({status}); see its log for why"));
+    }
+
+    /// Reports the node's death and schedules its restart, or restarts it when it is due.
+    fn supervise(&mut self, exe: &Path, args: &LocalArgs, members: &str) {
+        let id = self.ports.id;
+        if let Some(child) = self.child.as_mut() {
+            let Ok(Some(status)) = child.try_wait() else { return };
+            self.child = None;
+            self.schedule_restart();
+            eprintln!("{}", death_report(id, status, &node_log(args, id), self.restart_delay));
+            return;
+        }
+        if self.restart_at.is_some_and(|at| Instant::now() >= at) {
+            match spawn_node(exe, args, &self.ports, members) {
+                Ok(child) => {
+                    eprintln!("node {id} restarted (pid {})", child.id());
+                    self.child = Some(child);
+                    self.started = Instant::now();
+                    self.restart_at = None;
+                }
+                Err(e) => {
+                    self.schedule_restart();
+                    eprintln!("{e}; trying again in {:?}", self.restart_delay);
+                }
             }
         }
-        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// The next restart: after the shortest pause if the node had been running for a while,
+    /// after twice the last pause (up to a limit) if it died soon after starting.
+    fn schedule_restart(&mut self) {
+        self.restart_delay = next_restart_delay(self.restart_delay, self.started.elapsed());
+        self.restart_at = Some(Instant::now() + self.restart_delay);
     }
 }
 
-/// Asks every node to stop (SIGTERM), then waits; nodes still running after 10 s are killed.
-fn stop_all(children: &mut [(u64, Child)]) {
-    for (_, child) in children.iter() {
+/// The pause before restarting a node that ran for `ran` after the previous pause `previous`.
+fn next_restart_delay(previous: Duration, ran: Duration) -> Duration {
+    if ran >= STABLE_RUN || previous.is_zero() {
+        RESTART_DELAY_MIN
+    } else {
+        (previous * 2).min(RESTART_DELAY_MAX)
+    }
+}
+
+/// What the user reads when a node dies: which node, why, the end of its log, and when it
+/// comes back.
+fn death_report(id: u64, status: ExitStatus, log: &Path, restart_in: Duration) -> String {
+    let mut report = format!("node {id} died: {}", exit_cause(status));
+    let tail = log_tail(log, LOG_TAIL_LINES);
+    if tail.is_empty() {
+        report.push_str(&format!("; its log is {}", log.display()));
+    } else {
+        report.push_str(&format!("; last lines of {}:", log.display()));
+        for line in tail {
+            report.push_str("\n    ");
+            report.push_str(&line);
+        }
+    }
+    report.push_str(&format!("\nrestarting node {id} in {restart_in:?}; the other nodes go on serving"));
+    report
+}
+
+/// Why a process ended: its exit code, or the signal that killed it, by name.
+fn exit_cause(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    let Some(signal) = status.signal() else {
+        return status.to_string();
+    };
+    let name = match signal {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGINT => "SIGINT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        _ => "",
+    };
+    let core = if status.core_dumped() { ", core dumped" } else { "" };
+    if name.is_empty() {
+        format!("killed by signal {signal}{core}")
+    } else {
+        format!("killed by signal {signal} ({name}){core}")
+    }
+}
+
+/// The last `count` non-empty lines of the file at `path` (none if it cannot be read).
+fn log_tail(path: &Path, count: usize) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else { return Vec::new() };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let mut bytes = Vec::new();
+    let read = file
+        .seek(SeekFrom::Start(len.saturating_sub(LOG_TAIL_BYTES_MAX)))
+        .and_then(|_| file.take(LOG_TAIL_BYTES_MAX).read_to_end(&mut bytes));
+    if read.is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().filter(|line| !line.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(count)..].iter().map(|line| line.to_string()).collect()
+}
+
+/// Asks every running node to stop (SIGTERM), then waits; nodes still running after
+/// [`STOP_GRACE`] are killed.
+fn stop_all(nodes: &mut [SupervisedNode]) {
+    for child in nodes.iter().filter_map(|n| n.child.as_ref()) {
         if let Ok(pid) = i32::try_from(child.id()) {
             // SAFETY: kill(2) with a pid we spawned and a valid signal number has no memory effects.
             unsafe {
@@ -165,13 +367,14 @@ fn stop_all(children: &mut [(u64, Child)]) {
             }
         }
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    for (id, child) in children.iter_mut() {
+    let deadline = Instant::now() + STOP_GRACE;
+    for node in nodes.iter_mut() {
+        let Some(child) = node.child.as_mut() else { continue };
         loop {
             match child.try_wait() {
                 Ok(Some(_)) | Err(_) => break,
-                Ok(None) if std::time::Instant::now() >= deadline => {
-                    eprintln!("node {id} did not stop in time; killing it");
+                Ok(None) if Instant::now() >= deadline => {
+                    eprintln!("node {} did not stop in time; killing it", node.ports.id);
                     let _ = child.kill();
                     let _ = child.wait();
                     break;
@@ -186,18 +389,73 @@ fn stop_all(children: &mut [(u64, Child)]) {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+    use std::os::unix::process::ExitStatusExt;
+
+    fn args(dir: &Path, base_port: u16) -> LocalArgs {
+        LocalArgs { base_port, nodes: 3, dir: dir.to_path_buf(), shards: 1 }
+    }
 
     #[test]
-    fn nodes_keep_freed_memory_mapped_across_snapshots_unless_the_user_chose() {
-        let args = LocalArgs { base_port: 7000, nodes: 3, dir: PathBuf::from("data"), shards: 1 };
+    fn nodes_run_with_start_defaults_and_the_chosen_shards() {
+        let args = args(Path::new("data"), 7000);
         let node = NodePorts { id: 2, client: 7002, peer: 7102, admin: 7202 };
         let command = node_command(Path::new("ppdb"), &args, &node, "1=a,2=b,3=c", Path::new("data/node-2"));
-        let set: Vec<_> = command.get_envs().filter(|(name, _)| *name == ALLOCATOR_PURGE_DELAY_VAR).collect();
-        match std::env::var_os(ALLOCATOR_PURGE_DELAY_VAR) {
-            None => assert_eq!(set, [(OsStr::new(ALLOCATOR_PURGE_DELAY_VAR), Some(OsStr::new("10000")))]),
-            Some(_) => assert!(set.is_empty(), "the user's setting is inherited, not replaced"),
-        }
+        assert_eq!(command.get_envs().count(), 0, "settings are ppdb start's defaults, not the supervisor's");
         let argv: Vec<_> = command.get_args().collect();
         assert!(argv.windows(2).any(|w| w == [OsStr::new("--shards"), OsStr::new("1")]), "{argv:?}");
+        assert!(!argv.contains(&OsStr::new("--worker-threads")), "{argv:?}");
+    }
+
+    #[test]
+    fn a_node_that_keeps_dying_waits_longer_each_time_up_to_a_limit() {
+        let quick = Duration::from_millis(300);
+        assert_eq!(next_restart_delay(Duration::ZERO, quick), RESTART_DELAY_MIN);
+        assert_eq!(next_restart_delay(RESTART_DELAY_MIN, quick), RESTART_DELAY_MIN * 2);
+        assert_eq!(next_restart_delay(RESTART_DELAY_MAX, quick), RESTART_DELAY_MAX);
+        assert_eq!(next_restart_delay(RESTART_DELAY_MAX, STABLE_RUN), RESTART_DELAY_MIN);
+    }
+
+    #[test]
+    fn a_death_report_names_the_signal_and_ends_with_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = tmp.path().join("node-3.log");
+        let lines: Vec<String> = (1..=8).map(|i| format!("line {i}")).collect();
+        std::fs::write(&log, lines.join("\n") + "\n\n").unwrap();
+        let report = death_report(3, ExitStatus::from_raw(libc::SIGKILL), &log, RESTART_DELAY_MIN);
+        assert!(report.starts_with("node 3 died: killed by signal 9 (SIGKILL); last lines of"), "{report}");
+        assert!(report.contains("line 4\n    line 5") && !report.contains("line 3"), "{report}");
+        assert!(report.contains("restarting node 3 in 1s"), "{report}");
+        let missing =
+            death_report(1, ExitStatus::from_raw(2 << 8), &tmp.path().join("none"), RESTART_DELAY_MIN);
+        assert!(missing.starts_with("node 1 died: exited with status 2; its log is"), "{missing}");
+    }
+
+    #[test]
+    fn a_port_in_use_is_named_before_anything_starts() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        // Node 1's admin port is the taken one.
+        let Some(base) = port.checked_sub(201) else { return };
+        let tmp = tempfile::tempdir().unwrap();
+        let args = args(tmp.path(), base);
+        let nodes = ports(&args).unwrap();
+        let error = check_ports_free(&args, &nodes).unwrap_err();
+        assert!(error.starts_with(&format!("port {port} (node 1's admin port")), "{error}");
+        assert!(error.contains("--base-port"), "{error}");
+    }
+
+    #[test]
+    fn a_directory_held_by_another_process_is_named_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let args = args(tmp.path(), 7000);
+        let nodes = ports(&args).unwrap();
+        let held = DataDirLock::acquire(&node_dir(&args, 2)).unwrap();
+        let error = lock_directories(&args, &nodes).unwrap_err();
+        assert!(error.contains(&node_dir(&args, 2).display().to_string()), "{error}");
+        assert!(error.contains("--dir"), "{error}");
+        drop(held);
+        let _cluster = lock_directories(&args, &nodes).unwrap();
+        let error = lock_directories(&args, &nodes).unwrap_err();
+        assert!(error.contains(&format!("{} is in use", tmp.path().display())), "{error}");
     }
 }

@@ -46,6 +46,20 @@ pub struct KvStore {
     pub(crate) expiries: BTreeSet<(u64, Vec<u8>)>,
     /// `(scan_hash(key), key)` for every key: the SCAN cursor order (see [`super::scan`]).
     pub(crate) scan_order: BTreeSet<(u64, Vec<u8>)>,
+    /// The memory the keys and values take, as [`stored_bytes`] counts it, kept up to date by
+    /// every change: what `maxmemory` is compared with.
+    data_bytes: u64,
+}
+
+/// Memory a key takes beyond its key and value bytes, roughly: the hash table's slot and the
+/// value's header (about 64 bytes) and the SCAN index's entry (about 48).
+pub const KEY_OVERHEAD_BYTES: u64 = 112;
+
+/// The memory a key with a value of `value_len` bytes is counted for: the key twice (the hash
+/// table and the SCAN index each hold it), the value once, and [`KEY_OVERHEAD_BYTES`]. An
+/// estimate that is the same on every replica and for every allocator, not a measure.
+pub fn stored_bytes(key: &[u8], value_len: usize) -> u64 {
+    2 * key.len() as u64 + value_len as u64 + KEY_OVERHEAD_BYTES
 }
 
 impl KvStore {
@@ -145,6 +159,12 @@ impl KvStore {
     /// in a [`WriteOp::RemoveExpired`] entry.
     pub fn expired_keys(&self, now_ms: u64, limit: usize) -> Vec<Vec<u8>> {
         self.expiries.range(..(now_ms, Vec::new())).take(limit).map(|(_, key)| key.clone()).collect()
+    }
+
+    /// The memory the key space is counted for (see [`stored_bytes`]), expired keys included
+    /// until they are removed.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
     }
 
     /// Number of keys stored, including expired keys not yet removed.
@@ -281,6 +301,7 @@ impl KvStore {
         match self.entries.get_mut(key) {
             Some(value) => {
                 value.data = [&value.data[..], suffix].concat().into();
+                self.data_bytes += suffix.len() as u64;
                 Reply::Integer(value.data.len() as i64)
             }
             None => {
@@ -310,6 +331,7 @@ impl KvStore {
         };
         let mut data = value.data.to_vec();
         if data.len() < end {
+            self.data_bytes += (end - data.len()) as u64;
             data.resize(end, 0);
         }
         data[offset..end].copy_from_slice(patch);
@@ -351,10 +373,12 @@ impl KvStore {
         debug_assert!(data.len() as u64 <= VALUE_BYTES_MAX, "values are bounded before apply");
         match self.entries.get_mut(key) {
             Some(value) => {
+                self.data_bytes = self.data_bytes - value.data.len() as u64 + data.len() as u64;
                 value.data = data;
                 change_expiry(&mut self.expiries, key, value, expire_at_ms);
             }
             None => {
+                self.data_bytes += stored_bytes(key, data.len());
                 self.entries.insert(key.into(), Value { data, expire_at_ms });
                 self.scan_order.insert((scan_hash(key), key.to_vec()));
                 if let Some(at) = expire_at_ms {
@@ -374,6 +398,7 @@ impl KvStore {
     /// Removes `key` and its index entries; returns the old value.
     fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let value = self.entries.remove(key)?;
+        self.data_bytes -= stored_bytes(key, value.data.len());
         self.scan_order.remove(&(scan_hash(key), key.to_vec()));
         if let Some(at) = value.expire_at_ms {
             self.expiries.remove(&(at, key.to_vec()));
@@ -402,6 +427,8 @@ impl KvStore {
         }
         let with_ttl = self.entries.iter().filter(|(_, v)| v.expire_at_ms.is_some()).count();
         assert_eq!(self.expiries.len(), with_ttl);
+        let counted: u64 = self.entries.iter().map(|(key, value)| stored_bytes(key, value.data.len())).sum();
+        assert_eq!(self.data_bytes, counted, "data bytes follow every change");
     }
 }
 

@@ -616,3 +616,22 @@ fn transaction_steps_judge_expiry_by_the_entry_time_and_an_empty_one_is_empty() 
     assert_eq!(reply, Reply::Array(vec![Reply::Integer(0), Reply::Integer(1), Reply::Integer(-1)]));
     assert_eq!(db.write(WriteOp::Transaction { steps: Vec::new() }), Reply::Array(Vec::new()));
 }
+
+#[test]
+fn data_bytes_count_keys_and_values_and_go_back_to_zero() {
+    let mut db = Db::new();
+    assert_eq!(db.store.data_bytes(), 0);
+    db.set("k", "12345");
+    assert_eq!(db.store.data_bytes(), state_machine::stored_bytes(b"k", 5));
+    db.write(WriteOp::Append { key: b("k"), value: b("678") });
+    db.write(WriteOp::SetRange { key: b("k"), offset: 20, value: b("x") });
+    assert_eq!(db.store.data_bytes(), state_machine::stored_bytes(b"k", 21));
+    db.set("other", "v");
+    let restored = KvStore::restore(&db.store.snapshot()).expect("restore");
+    assert_eq!(restored.data_bytes(), db.store.data_bytes(), "a restored replica counts the same");
+    db.write(WriteOp::Del { keys: vec![b("k"), b("other")] });
+    assert_eq!(db.store.data_bytes(), 0);
+    db.set("k", "v");
+    db.write(WriteOp::FlushAll);
+    assert_eq!(db.store.data_bytes(), 0);
+}

@@ -313,7 +313,9 @@ impl Client {
                 self.drain(&mut pipeline).await?;
             }
             ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
-            let command = match admit(&mut self.session, &args) {
+            let admitted = refuse_over_maxmemory(&ctx, &mut self.session, &args)
+                .and_then(|()| admit(&mut self.session, &args));
+            let command = match admitted {
                 Ok(command) => command,
                 Err(frame) => {
                     pipeline.answer(frame);
@@ -411,6 +413,18 @@ impl Pipeline<'_> {
         }
         largest
     }
+}
+
+/// Redis's `-OOM` refusal when the node's memory is over `maxmemory` (see `server::memory`);
+/// inside MULTI the refusal also aborts the transaction, as Redis flags it.
+fn refuse_over_maxmemory(ctx: &ServerContext, session: &mut Session, args: &[Bytes]) -> Result<(), Frame> {
+    let Some(error) = ctx.report.memory.refusal(args, session.transaction.as_ref()) else {
+        return Ok(());
+    };
+    if let Some(transaction) = session.transaction.as_mut() {
+        transaction.abort();
+    }
+    Err(Frame::from(&error))
 }
 
 /// The command to run now, or the reply already decided: a parse error, or, inside MULTI, the

@@ -1,7 +1,8 @@
 //! What every client connection shares: the executor, limits, counters, and INFO.
 
 use super::executor::Executor;
-use super::report::NodeReport;
+use super::memory::human_bytes;
+use super::report::{MemoryDoc, NodeReport};
 use super::resp::RespLimits;
 use super::settings::ServerSettings;
 use crate::kv::KvRead;
@@ -77,6 +78,21 @@ impl ServerContext {
                 self.stats.connections_total.load(Ordering::Relaxed),
                 self.stats.commands.load(Ordering::Relaxed),
                 self.stats.connections_refused.load(Ordering::Relaxed)
+            );
+        }
+        if wanted("memory") {
+            let memory = MemoryDoc::now(&self.report.memory);
+            let _ = write!(
+                out,
+                "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\n\
+                 used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\r\n",
+                memory.used_memory_bytes,
+                human_bytes(memory.used_memory_bytes),
+                memory.used_memory_rss_bytes,
+                human_bytes(memory.used_memory_rss_bytes),
+                memory.maxmemory_bytes,
+                human_bytes(memory.maxmemory_bytes),
+                memory.maxmemory_policy
             );
         }
         if wanted("replication") || wanted("cluster") {

@@ -12,6 +12,7 @@ pub mod forward_batch;
 pub mod join;
 pub mod listener;
 pub mod membership;
+pub mod memory;
 pub mod node;
 pub mod report;
 pub mod resp;

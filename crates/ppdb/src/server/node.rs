@@ -7,6 +7,7 @@ use super::executor::Executor;
 use super::forward::SHARD_REQUEST_TAG;
 use super::listener;
 use super::membership::MembershipService;
+use super::memory::MemoryLimit;
 use super::report::NodeReport;
 use super::resp::RespLimits;
 use super::settings::{ClientLimits, ServerSettings};
@@ -327,6 +328,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         }
     });
 
+    let memory = Arc::new(MemoryLimit::new(config.maxmemory, config.maxmemory_policy));
     let report = NodeReport {
         node,
         cluster_id: cluster.cluster_id.clone(),
@@ -336,11 +338,13 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         transport: transport.clone(),
         storage: Arc::clone(&storage),
         membership,
+        memory: Arc::clone(&memory),
     };
     let limits = RespLimits::default();
     let settings = ServerSettings {
         clients: ClientLimits::new(&config.clients),
         bulk_bytes_max: limits.bulk_bytes_max as u64,
+        memory,
     };
     settings.clients.fit_open_files_limit();
     let ctx = Arc::new(ServerContext {

@@ -2,6 +2,7 @@
 //! /metrics, and summarized in INFO and `ppdb cluster status`.
 
 use super::membership::MembershipService;
+use super::memory::{rss_bytes, used_memory_bytes, MemoryLimit};
 use super::shard::KvShard;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
@@ -32,6 +33,8 @@ pub struct NodeReport {
     pub storage: Arc<RaftStorage>,
     /// Membership changes and the directory.
     pub membership: MembershipService,
+    /// The memory limit (`maxmemory`).
+    pub memory: Arc<MemoryLimit>,
 }
 
 /// The /status document.
@@ -47,6 +50,33 @@ pub struct StatusDoc {
     pub peers: Vec<PeerDoc>,
     /// Write-ahead log counters.
     pub wal: WalDoc,
+    /// Memory used and its limit.
+    pub memory: MemoryDoc,
+}
+
+/// Memory used and its limit, as INFO's memory section has them.
+#[derive(Debug, Serialize)]
+pub struct MemoryDoc {
+    /// Bytes of keys and values of the shards hosted here, as `maxmemory` counts them.
+    pub used_memory_bytes: u64,
+    /// Bytes the process holds in RAM (resident set).
+    pub used_memory_rss_bytes: u64,
+    /// The limit in bytes (0: none).
+    pub maxmemory_bytes: u64,
+    /// What happens over the limit.
+    pub maxmemory_policy: &'static str,
+}
+
+impl MemoryDoc {
+    /// The node's memory now.
+    pub fn now(limit: &MemoryLimit) -> MemoryDoc {
+        MemoryDoc {
+            used_memory_bytes: used_memory_bytes(),
+            used_memory_rss_bytes: rss_bytes(),
+            maxmemory_bytes: limit.maxmemory_bytes(),
+            maxmemory_policy: limit.policy().as_str(),
+        }
+    }
 }
 
 /// The node part of [`StatusDoc`].
@@ -239,6 +269,7 @@ impl NodeReport {
                 syncs: wal.syncs,
                 bytes_written: wal.bytes_written,
             },
+            memory: MemoryDoc::now(&self.memory),
         })
     }
 }
@@ -336,6 +367,18 @@ pub fn prometheus(doc: &StatusDoc) -> String {
          # HELP ppdb_wal_records_durable_total Records made durable.\n# TYPE ppdb_wal_records_durable_total counter\nppdb_wal_records_durable_total{{node=\"{node}\"}} {}\n",
         doc.wal.syncs, doc.wal.records_durable
     );
+    let memory: [(&str, &str, u64); 3] = [
+        (
+            "ppdb_used_memory_bytes",
+            "Bytes of keys and values held, as maxmemory counts them.",
+            doc.memory.used_memory_bytes,
+        ),
+        ("ppdb_used_memory_rss_bytes", "Bytes the process holds in RAM.", doc.memory.used_memory_rss_bytes),
+        ("ppdb_maxmemory_bytes", "The memory limit (0: none).", doc.memory.maxmemory_bytes),
+    ];
+    for (name, help, value) in memory {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{node}\"}} {value}\n");
+    }
     out
 }
 
@@ -390,6 +433,12 @@ mod tests {
                 dropped: 0,
             }],
             wal: WalDoc { records_durable: 7, syncs: 3, bytes_written: 700 },
+            memory: MemoryDoc {
+                used_memory_bytes: 2048,
+                used_memory_rss_bytes: 8192,
+                maxmemory_bytes: 4096,
+                maxmemory_policy: "noeviction",
+            },
         };
         let text = prometheus(&doc);
         for line in [
@@ -403,6 +452,9 @@ mod tests {
             "ppdb_peer_rtt_microseconds{node=\"1\",peer=\"2\"} 150",
             "ppdb_peer_bytes_sent_total{node=\"1\",peer=\"2\"} 100",
             "ppdb_wal_syncs_total{node=\"1\"} 3",
+            "ppdb_used_memory_bytes{node=\"1\"} 2048",
+            "ppdb_used_memory_rss_bytes{node=\"1\"} 8192",
+            "ppdb_maxmemory_bytes{node=\"1\"} 4096",
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
         }

@@ -8,12 +8,14 @@
 //! GET` with PPDB's fixed behaviour and refuse `CONFIG SET` as immutable. A `CONFIG SET` of
 //! several settings applies all of them or none.
 
+use super::memory::{MemoryLimit, MemorySetting};
 use super::resp::Frame;
 use crate::config::ClientConfig;
 use crate::kv::glob::glob_match;
 use bytes::Bytes;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// File descriptors kept for everything but clients (peers, WAL segments, snapshots, admin
@@ -91,20 +93,7 @@ impl OutputBufferLimit {
 /// Redis's `memtoull`: a byte count with an optional unit (`b`, `k` = 1000, `kb` = 1024, `m`,
 /// `mb`, `g`, `gb`), case insensitive.
 pub fn parse_memory(text: &str) -> Option<u64> {
-    let lower = text.to_ascii_lowercase();
-    let digits_end = lower.find(|c: char| !c.is_ascii_digit()).unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(digits_end);
-    let multiplier: u64 = match unit {
-        "" | "b" => 1,
-        "k" => 1000,
-        "kb" => 1024,
-        "m" => 1000 * 1000,
-        "mb" => 1024 * 1024,
-        "g" => 1000 * 1000 * 1000,
-        "gb" => 1024 * 1024 * 1024,
-        _ => return None,
-    };
-    digits.parse::<u64>().ok()?.checked_mul(multiplier)
+    crate::config::parse_memory_bytes(text).ok()
 }
 
 /// The client limits in force; `CONFIG SET` changes them while connections run.
@@ -237,6 +226,7 @@ impl ClientLimits {
                 store(&self.output_soft_bytes, limit.soft_bytes);
                 store(&self.output_soft_s, limit.soft_s);
             }
+            Change::Memory(_) => {}
         }
     }
 }
@@ -249,6 +239,8 @@ enum Change {
     WriteTimeout(u64),
     QueryBuffer(u64),
     OutputBuffer(OutputBufferLimit),
+    /// A memory setting, applied to the node's [`MemoryLimit`].
+    Memory(MemorySetting),
 }
 
 /// Makes sure the process may open `wanted` files, raising its soft limit toward the hard
@@ -280,6 +272,8 @@ pub struct ServerSettings {
     pub clients: ClientLimits,
     /// `proto-max-bulk-len`: the largest bulk argument.
     pub bulk_bytes_max: u64,
+    /// `maxmemory` and `maxmemory-policy`, changeable at run time.
+    pub memory: Arc<MemoryLimit>,
 }
 
 impl ServerSettings {
@@ -294,8 +288,8 @@ impl ServerSettings {
             // No RDB snapshots on a schedule (Raft snapshots are internal).
             ("save", String::new()),
             ("databases", "1".into()),
-            ("maxmemory", "0".into()),
-            ("maxmemory-policy", "noeviction".into()),
+            ("maxmemory", self.memory.maxmemory_bytes().to_string()),
+            ("maxmemory-policy", self.memory.policy().as_str().into()),
             ("timeout", clients.idle_timeout_s.load(Ordering::Relaxed).to_string()),
             ("maxclients", clients.maxclients().to_string()),
             ("proto-max-bulk-len", self.bulk_bytes_max.to_string()),
@@ -341,6 +335,14 @@ impl ServerSettings {
             if seen.contains(&name) {
                 return failed("duplicate parameter");
             }
+            if let Some(setting) = MemorySetting::parse(name.as_bytes(), value.as_bytes()) {
+                match setting {
+                    Ok(setting) => accepted.push(Change::Memory(setting)),
+                    Err(error) => return Frame::from(&error),
+                }
+                seen.push(name);
+                continue;
+            }
             match ClientLimits::parse_change(&name, &value) {
                 Some(Ok(change)) => accepted.push(change),
                 Some(Err(reason)) => return failed(&reason),
@@ -354,7 +356,10 @@ impl ServerSettings {
             seen.push(name);
         }
         for change in accepted {
-            self.clients.apply(change);
+            match change {
+                Change::Memory(setting) => self.memory.apply(setting),
+                change => self.clients.apply(change),
+            }
         }
         Frame::simple("OK")
     }
@@ -365,7 +370,11 @@ mod tests {
     use super::*;
 
     fn settings() -> ServerSettings {
-        ServerSettings { clients: ClientLimits::new(&ClientConfig::default()), bulk_bytes_max: 1 << 20 }
+        ServerSettings {
+            clients: ClientLimits::new(&ClientConfig::default()),
+            bulk_bytes_max: 1 << 20,
+            memory: Arc::new(MemoryLimit::new(0, crate::config::MaxMemoryPolicy::NoEviction)),
+        }
     }
 
     fn set(settings: &ServerSettings, pairs: &[(&str, &str)]) -> Frame {

@@ -1,5 +1,6 @@
 //! The key-value state machine as the node runtime replicates it: one [`KvShard`] per shard.
 
+use super::memory::ShardMemory;
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
 use crate::node::StateMachine;
@@ -29,6 +30,8 @@ pub struct KvShard {
     /// Size of the last snapshot serialized, set by the snapshot job on its thread: the next
     /// one's buffer starts at about that size (see [`crate::kv::FrozenKv::serialize`]).
     last_snapshot_bytes: Arc<AtomicUsize>,
+    /// The shard's part of the node's used memory, kept equal to its data bytes.
+    memory: ShardMemory,
 }
 
 impl StateMachine for KvShard {
@@ -37,7 +40,11 @@ impl StateMachine for KvShard {
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Reply {
         match KvWrite::decode(command) {
-            Ok(write) => self.store.apply(&write),
+            Ok(write) => {
+                let reply = self.store.apply(&write);
+                self.memory.publish(self.store.data_bytes());
+                reply
+            }
             Err(e) => {
                 // Every replica decodes the same bytes the same way, so skipping is
                 // deterministic; but it means a bug or a version mismatch: say so loudly.
@@ -70,9 +77,10 @@ impl StateMachine for KvShard {
         if data.is_empty() {
             return Ok(KvShard::default());
         }
-        KvStore::restore(data)
-            .map(|store| KvShard { store, last_snapshot_bytes: Arc::new(AtomicUsize::new(data.len())) })
-            .map_err(|e| e.to_string())
+        let store = KvStore::restore(data).map_err(|e| e.to_string())?;
+        let mut memory = ShardMemory::default();
+        memory.publish(store.data_bytes());
+        Ok(KvShard { store, last_snapshot_bytes: Arc::new(AtomicUsize::new(data.len())), memory })
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {

@@ -1,20 +1,32 @@
 //! `ppdb local`, the README's first command, as a user runs it: three nodes on loopback from
 //! one process, one data shard by default (so multi-key commands and transactions over any keys
-//! are atomic), and Ctrl-C stops every node.
+//! are atomic), a node killed is restarted while the others serve, Ctrl-C stops every node, and
+//! what keeps it from starting (a port in use, a directory in use) is said before its banner.
 
 use crate::support::{error_text, http_get, wait_for, READY_DEADLINE, STOP_DEADLINE};
 use redis::Value;
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The first line of `ppdb local`'s banner, printed once its nodes are started.
+const BANNER: &str = "PPDB local cluster:";
 
 /// A base port whose nine ports (`ppdb local` node i: base+i, base+100+i, base+200+i) are free,
 /// below the block `support::free_addrs` hands out: a port of that block is free while the test owning
 /// it has the node down (killed, restarting), and taking it would keep that node from coming back.
+/// Tests of this module run at once: each starts its search elsewhere, so two do not pick the
+/// same base before either has bound it.
 fn free_base_port() -> u16 {
     const FIRST: u32 = 3_000;
     const LAST: u32 = 9_700;
-    let start = std::process::id().wrapping_mul(7_919);
+    static SEARCHES: AtomicU32 = AtomicU32::new(0);
+    let start =
+        std::process::id().wrapping_mul(7_919).wrapping_add(SEARCHES.fetch_add(1, Ordering::Relaxed) * 1_000);
     (0..LAST - FIRST)
         .map(|step| (FIRST + start.wrapping_add(step) % (LAST - FIRST)) as u16)
         .find(|&base| {
@@ -105,4 +117,157 @@ fn ppdb_local_runs_three_nodes_with_one_atomic_shard_and_stops_on_ctrl_c() {
         let stopped = wait_for(Duration::from_secs(5), || TcpStream::connect(addr(base + i)).err());
         assert!(stopped.is_some(), "node {i} still accepts clients after Ctrl-C");
     }
+}
+
+/// A running `ppdb local` whose stderr is collected; dropping it stops the cluster (SIGTERM),
+/// so a failing test leaves no node behind.
+struct LocalCluster {
+    process: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl LocalCluster {
+    fn start(base: u16, dir: &Path) -> LocalCluster {
+        let mut process = local_command(base, dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ppdb local");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = process.stderr.take().expect("stderr piped");
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                sink.lock().expect("stderr sink").push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        LocalCluster { process, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("stderr sink").clone()
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.process.id()).expect("pid fits");
+        // SAFETY: sending a signal to our own child process, whose pid we hold.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if let Ok(None) = self.process.try_wait() {
+            self.signal(libc::SIGTERM);
+            if wait_for(STOP_DEADLINE, || self.process.try_wait().ok().flatten()).is_none() {
+                let _ = self.process.kill();
+            }
+        }
+    }
+}
+
+fn local_command(base: u16, dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ppdb"));
+    command.arg("local").args(["--base-port", &base.to_string()]).arg("--dir").arg(dir).stdin(Stdio::null());
+    command
+}
+
+/// Runs `ppdb local` that is expected to give up: its output once it exited (it must within
+/// the ready deadline).
+fn run_to_exit(mut command: Command) -> Output {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start ppdb local");
+    if wait_for(READY_DEADLINE, || child.try_wait().ok().flatten()).is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().expect("ppdb local output")
+}
+
+/// The process id of the node serving clients on `port` (INFO's `process_id`).
+fn node_pid(connection: &mut redis::Connection) -> Option<u32> {
+    let info: String = redis::cmd("INFO").arg("server").query(connection).ok()?;
+    info.lines().find_map(|line| line.strip_prefix("process_id:")).and_then(|pid| pid.trim().parse().ok())
+}
+
+/// Sets `key` through the node on `port`, retrying through a failover; whether it succeeded.
+fn set_eventually(port: u16, key: &str, value: &str) -> bool {
+    wait_for(READY_DEADLINE, || {
+        let client = redis::Client::open(format!("redis://{}/", addr(port))).ok()?;
+        let mut c = client.get_connection().ok()?;
+        c.set_read_timeout(Some(Duration::from_secs(15))).ok()?;
+        redis::cmd("SET").arg(key).arg(value).query::<String>(&mut c).ok()
+    })
+    .is_some()
+}
+
+#[test]
+fn ppdb_local_restarts_a_killed_node_while_the_others_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base_port();
+    let mut local = LocalCluster::start(base, &dir.path().join("ppdb-data"));
+    let mut node3 = connect_when_writable(base + 3);
+    for i in 1..=2 {
+        connect_when_writable(base + i);
+    }
+    let killed = node_pid(&mut node3).expect("node 3 reports its pid");
+    let killed_pid = libc::pid_t::try_from(killed).expect("pid fits");
+    // SAFETY: a signal to a node process of the cluster this test started.
+    assert_eq!(unsafe { libc::kill(killed_pid, libc::SIGKILL) }, 0);
+
+    // The other two nodes go on taking writes (after a new election if node 3 led).
+    assert!(set_eventually(base + 1, "local:after-kill:1", "one"), "node 1 stopped serving writes");
+    assert!(set_eventually(base + 2, "local:after-kill:2", "two"), "node 2 stopped serving writes");
+    let reported = wait_for(READY_DEADLINE, || {
+        let text = local.stderr();
+        text.contains("node 3 died: killed by signal 9 (SIGKILL)").then_some(text)
+    });
+    assert!(reported.is_some(), "no report of node 3's death: {}", local.stderr());
+
+    // The supervisor starts node 3 again; it serves, with the writes made while it was down.
+    let mut back = wait_for(READY_DEADLINE, || {
+        let mut c = connect_when_writable(base + 3);
+        node_pid(&mut c).filter(|&pid| pid != killed).map(|_| c)
+    })
+    .unwrap_or_else(|| panic!("node 3 was not restarted: {}", local.stderr()));
+    let value: Option<String> = redis::cmd("GET").arg("local:after-kill:1").query(&mut back).expect("GET");
+    assert_eq!(value.as_deref(), Some("one"));
+    assert!(local.stderr().contains("node 3 restarted"), "{}", local.stderr());
+    assert!(local.process.try_wait().expect("try_wait").is_none(), "ppdb local exited: {}", local.stderr());
+
+    local.signal(libc::SIGTERM);
+    let status = wait_for(STOP_DEADLINE, || local.process.try_wait().ok().flatten());
+    assert!(status.is_some_and(|s| s.success()), "ppdb local did not stop cleanly on SIGTERM: {status:?}");
+}
+
+#[test]
+fn ppdb_local_names_a_port_in_use_and_the_flag_that_fixes_it_before_its_banner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let base = free_base_port();
+    let taken = base + 102;
+    let _listener = TcpListener::bind(addr(taken)).expect("take node 2's peer port");
+    let output = run_to_exit(local_command(base, &dir.path().join("ppdb-data")));
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "ppdb local started with a port in use: {stdout}{stderr}");
+    assert!(!stdout.contains(BANNER), "the banner came before the error: {stdout}");
+    assert!(stderr.contains(&format!("port {taken} (node 2's peer port")), "{stderr}");
+    assert!(stderr.contains("--base-port"), "{stderr}");
+}
+
+#[test]
+fn a_second_ppdb_local_on_the_same_directory_is_refused_before_its_banner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("ppdb-data");
+    let first_base = free_base_port();
+    let _first = LocalCluster::start(first_base, &data);
+    let mut node1 = connect_when_writable(first_base + 1);
+
+    let output = run_to_exit(local_command(free_base_port(), &data));
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "a second ppdb local started on {}: {stdout}{stderr}", data.display());
+    assert!(!stdout.contains(BANNER), "the banner came before the error: {stdout}");
+    assert!(stderr.contains(&format!("{} is in use", data.display())), "{stderr}");
+    assert!(stderr.contains("--dir"), "{stderr}");
+    // The first cluster is untouched.
+    let reply: String = redis::cmd("SET").arg("local:first").arg("1").query(&mut node1).expect("SET");
+    assert_eq!(reply, "OK");
 }

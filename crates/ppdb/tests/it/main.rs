@@ -6,6 +6,7 @@ mod cluster;
 mod large_values;
 mod local;
 mod membership;
+mod memory_limit;
 mod pause;
 mod placement;
 mod redis_tools;

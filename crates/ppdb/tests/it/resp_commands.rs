@@ -134,7 +134,7 @@ fn connection_commands_and_error_texts() {
     assert!(micros.parse::<u32>().expect("TIME microseconds") < 1_000_000);
     assert_eq!(fails(c, &["TIME", "now"]), "ERR wrong number of arguments for 'time' command");
     // CONFIG GET: the settings PPDB has an answer for, matched as globs; unknown ones match
-    // nothing; CONFIG SET changes the client limits only.
+    // nothing; CONFIG SET changes only the settings a running node can change.
     let durability: Vec<String> = run(c, &["CONFIG", "GET", "save", "APPENDONLY", "appendfsync"]);
     assert_eq!(durability, ["appendonly", "yes", "appendfsync", "always", "save", ""]);
     let memory: Vec<String> = run(c, &["CONFIG", "GET", "maxmemory*"]);
@@ -144,6 +144,10 @@ fn connection_commands_and_error_texts() {
     assert_eq!(
         fails(c, &["CONFIG", "SET", "appendonly", "no"]),
         "ERR CONFIG SET failed (possibly related to argument 'appendonly') - can't set immutable config"
+    );
+    assert_eq!(
+        fails(c, &["CONFIG", "SET", "no-such-setting", "1"]),
+        "ERR Unknown option or number of arguments for CONFIG SET - 'no-such-setting'"
     );
     assert_eq!(fails(c, &["CONFIG", "REWRITE"]), "ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.");
 

@@ -1,5 +1,5 @@
 //! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT,
-//! CONFIG GET, TIME, RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//! CONFIG GET and SET, TIME, RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 
 use bytes::Bytes;
 
@@ -160,9 +160,9 @@ fn command(args: &[Bytes]) -> Parsed {
     Ok(Command::Command(query))
 }
 
-/// CONFIG GET pattern [pattern ...] and CONFIG SET name value [name value ...]; the other
-/// subcommands persist or reset a Redis server's settings, which PPDB takes from its own
-/// configuration instead.
+/// CONFIG GET pattern [pattern ...], and CONFIG SET name value [name value ...] of the
+/// settings a running node can change; the other subcommands persist or reset a Redis
+/// server's settings, which PPDB takes from its own configuration instead.
 fn config(args: &[Bytes]) -> Parsed {
     let sub = arg(args, 0);
     let rest = args.get(1..).unwrap_or_default();

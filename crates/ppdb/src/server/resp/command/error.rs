@@ -75,6 +75,20 @@ pub enum CommandError {
         /// The attribute as sent.
         option: Vec<u8>,
     },
+    /// A command that may grow memory while used memory is over `maxmemory`.
+    OutOfMemory,
+    /// CONFIG SET of a setting PPDB cannot change.
+    ConfigSetUnknown {
+        /// The setting's name as sent.
+        name: Vec<u8>,
+    },
+    /// CONFIG SET of a setting to a value it cannot take.
+    ConfigSetFailed {
+        /// The setting's name.
+        name: &'static str,
+        /// What the value must be.
+        reason: String,
+    },
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -150,6 +164,15 @@ impl fmt::Display for CommandError {
             }
             Self::UnrecognizedClientInfo { option } => {
                 write!(f, "ERR Unrecognized option '{}'", quoted(option, usize::MAX))
+            }
+            Self::OutOfMemory => f.write_str("OOM command not allowed when used memory > 'maxmemory'."),
+            Self::ConfigSetUnknown { name } => write!(
+                f,
+                "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                quoted(name, QUOTED_BYTES_MAX)
+            ),
+            Self::ConfigSetFailed { name, reason } => {
+                write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
             }
         }
     }

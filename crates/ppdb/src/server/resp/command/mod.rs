@@ -63,7 +63,7 @@ pub enum Command {
     Client(ClientCommand),
     /// CONFIG GET pattern \[pattern ...\]: the Redis settings PPDB has an answer for.
     ConfigGet(Vec<Bytes>),
-    /// CONFIG SET name value \[name value ...\]: change client limits while the node runs.
+    /// CONFIG SET name value \[name value ...\]: change settings of the running node.
     ConfigSet(Vec<(Bytes, Bytes)>),
     /// MULTI: start queueing a transaction.
     Multi,

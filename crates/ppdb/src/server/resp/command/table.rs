@@ -37,6 +37,11 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
+    /// Whether the command may grow memory (Redis's `denyoom` flag): refused over `maxmemory`.
+    pub fn denies_oom(&self) -> bool {
+        self.flags.contains(&"denyoom")
+    }
+
     /// Whether `argc` arguments (including the name) satisfy the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {
         let argc = i64::try_from(argc).unwrap_or(i64::MAX);

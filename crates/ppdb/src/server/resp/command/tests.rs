@@ -248,13 +248,16 @@ fn other_commands_parse() {
         Err("ERR wrong number of arguments for 'config|get' command".to_string())
     );
     assert_eq!(
-        parse("CONFIG SET timeout 5"),
-        Ok(Command::ConfigSet(vec![(Bytes::from("timeout"), Bytes::from("5"))]))
+        parse("CONFIG SET maxmemory 1mb"),
+        Ok(Command::ConfigSet(vec![(Bytes::from("maxmemory"), Bytes::from("1mb"))]))
     );
-    assert_eq!(
-        parse("CONFIG SET timeout").map_err(|e| e.to_string()),
-        Err("ERR wrong number of arguments for 'config|set' command".to_string())
-    );
+    for odd in ["CONFIG SET", "CONFIG SET maxmemory", "CONFIG SET maxmemory 1 maxmemory-policy"] {
+        assert_eq!(
+            parse(odd).map_err(|e| e.to_string()),
+            Err("ERR wrong number of arguments for 'config|set' command".to_string()),
+            "{odd}"
+        );
+    }
     assert_eq!(
         parse("CONFIG REWRITE").map_err(|e| e.to_string()),
         Err("ERR unknown subcommand 'REWRITE'. Try CONFIG HELP.".to_string())

@@ -16,6 +16,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use super::table::lookup;
 use super::{Command, CommandError};
 use crate::kv::TXN_STEPS_MAX;
 
@@ -54,6 +55,8 @@ pub struct Transaction {
     queued: Vec<Queued>,
     queued_bytes: usize,
     aborted: bool,
+    /// Whether a queued command may grow memory (is flagged `denyoom`).
+    grows_memory: bool,
 }
 
 impl Transaction {
@@ -76,6 +79,17 @@ impl Transaction {
         }
     }
 
+    /// Marks the transaction so that EXEC answers `EXECABORT`: a request inside it was
+    /// refused before queueing by the server (over `maxmemory`).
+    pub fn abort(&mut self) {
+        self.aborted = true;
+    }
+
+    /// Whether a queued command may grow memory, so that EXEC is refused over `maxmemory`.
+    pub fn grows_memory(&self) -> bool {
+        self.grows_memory
+    }
+
     /// The queue for EXEC, or `EXECABORT` if a request was refused before queueing.
     pub fn into_queued(self) -> Result<Vec<Queued>, TransactionError> {
         if self.aborted {
@@ -92,6 +106,7 @@ impl Transaction {
             return Admission::Refused(TransactionError::TooLarge);
         }
         self.queued_bytes = total;
+        self.grows_memory |= args.first().and_then(|name| lookup(name)).is_some_and(|spec| spec.denies_oom());
         self.queued.push(match parsed {
             Ok(command) => Queued::Command(command),
             Err(error) => Queued::Refused(error),
