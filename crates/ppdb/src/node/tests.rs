@@ -265,6 +265,10 @@ impl Disk for GatedDisk {
         self.inner.read(path)
     }
 
+    fn open_read(&self, path: &Path) -> std::io::Result<Box<dyn crate::storage::disk::DiskReader>> {
+        self.inner.open_read(path)
+    }
+
     fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn DiskFile>> {
         Ok(Box::new(GatedFile { inner: self.inner.create_new(path)?, gate: Arc::clone(&self.gate) }))
     }

@@ -3,7 +3,9 @@
 use super::error::TransportError;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
+use super::snapshot::SnapshotFiles;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default largest frame, header included.
@@ -14,7 +16,9 @@ pub const PEER_QUEUE_MESSAGES_MAX_DEFAULT: usize = 4096;
 pub const INBOUND_QUEUE_EVENTS_MAX_DEFAULT: usize = 16 * 1024;
 /// Default snapshot chunk size.
 pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 1024 * 1024;
-/// Default largest snapshot a receiver reassembles.
+/// The largest snapshot receivers used to reassemble in memory (they now stream any size to
+/// disk); kept for tests that show the old cap is gone.
+#[cfg(test)]
 pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
 /// Longest cluster id, in bytes (it travels in every handshake).
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
@@ -32,6 +36,10 @@ pub struct TransportConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Limits and timers.
     pub limits: TransportLimits,
+    /// The node's snapshot files, which snapshots are streamed from and received into; `None`
+    /// (a transport that carries no Raft traffic) drops snapshots to send and refuses those
+    /// received.
+    pub snapshot_files: Option<Arc<dyn SnapshotFiles>>,
 }
 
 /// The transport's limits and timers, each with its unit in its name.
@@ -45,10 +53,8 @@ pub struct TransportLimits {
     /// Events queued towards the node (Raft messages and requests of all peers); when full,
     /// incoming messages are dropped and counted, and requests are answered as dropped.
     pub inbound_queue_events_max: usize,
-    /// Snapshots larger than this travel as chunks of this size.
+    /// Snapshots travel as chunks of this size.
     pub snapshot_chunk_bytes: usize,
-    /// Largest snapshot a receiver reassembles.
-    pub snapshot_bytes_max: usize,
     /// Snapshots a sender streams to one peer at a time; further ones are dropped and counted.
     pub snapshots_in_flight_max: usize,
     /// Inbound connections open at once (all peers, handshaking ones included).
@@ -76,7 +82,6 @@ impl Default for TransportLimits {
             peer_queue_messages_max: PEER_QUEUE_MESSAGES_MAX_DEFAULT,
             inbound_queue_events_max: INBOUND_QUEUE_EVENTS_MAX_DEFAULT,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
-            snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
             snapshots_in_flight_max: 2,
             inbound_connections_max: 256,
             reconnect_backoff_min: Duration::from_millis(50),
@@ -104,6 +109,7 @@ impl TransportConfig {
             listen_addr,
             peers,
             limits: TransportLimits::default(),
+            snapshot_files: None,
         }
     }
 

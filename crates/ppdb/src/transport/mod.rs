@@ -36,9 +36,11 @@ mod tests;
 
 pub use config::{
     TransportConfig, TransportLimits, CLUSTER_ID_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT,
-    INBOUND_QUEUE_EVENTS_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, SNAPSHOT_BYTES_MAX_DEFAULT,
-    SNAPSHOT_CHUNK_BYTES_DEFAULT,
+    INBOUND_QUEUE_EVENTS_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT,
 };
+#[cfg(test)]
+pub use config::SNAPSHOT_BYTES_MAX_DEFAULT;
+pub use snapshot::{SnapshotFiles, SnapshotSink, SnapshotSource};
 pub use error::{RefusalReason, TransportError};
 pub use guest::guest_call;
 pub use inbound::{Inbound, InboundEvent};
@@ -66,6 +68,8 @@ pub type GroupId = u64;
 struct Shared {
     identity: Identity,
     limits: TransportLimits,
+    /// Where snapshots are streamed from and received into.
+    snapshot_files: Option<Arc<dyn SnapshotFiles>>,
     local_addr: SocketAddr,
     peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
     /// Nodes removed from the cluster: their handshakes are refused as
@@ -150,6 +154,7 @@ impl Transport {
         let shared = Arc::new(Shared {
             identity: Identity { node_id: config.node_id, cluster_id: config.cluster_id.clone() },
             limits: config.limits.clone(),
+            snapshot_files: config.snapshot_files.clone(),
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),
