@@ -42,7 +42,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// What the Raft core holds as a snapshot's data: the name of the snapshot file in the node's
-/// store and its image's size, never the image. Empty data (a bootstrap snapshot not yet
+/// store and its image's size and checksum (which identify the state), never the image. Empty data (a bootstrap snapshot not yet
 /// saved) is the empty initial state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnapshotRef {
@@ -52,15 +52,22 @@ pub struct SnapshotRef {
     pub last_index: u64,
     /// Length of the state machine's image.
     pub image_bytes: u64,
+    /// crc32c of the image.
+    pub image_crc32c: u32,
 }
 
 const SNAPSHOT_REF_MAGIC: [u8; 4] = *b"PSRF";
-const SNAPSHOT_REF_BYTES: usize = 28;
+const SNAPSHOT_REF_BYTES: usize = 32;
 
 impl SnapshotRef {
     /// The reference to a saved file.
     pub fn of(file: &SnapshotFile) -> SnapshotRef {
-        SnapshotRef { group: file.group, last_index: file.last_index, image_bytes: file.image_bytes }
+        SnapshotRef {
+            group: file.group,
+            last_index: file.last_index,
+            image_bytes: file.image_bytes,
+            image_crc32c: file.image_crc32c,
+        }
     }
 
     /// The bytes the Raft core holds.
@@ -70,6 +77,7 @@ impl SnapshotRef {
         for n in [self.group.0, self.last_index, self.image_bytes] {
             out.extend_from_slice(&n.to_le_bytes());
         }
+        out.extend_from_slice(&self.image_crc32c.to_le_bytes());
         out
     }
 
@@ -79,7 +87,8 @@ impl SnapshotRef {
             return None;
         }
         let n = |at: usize| data.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
-        Some(SnapshotRef { group: GroupId(n(4)?), last_index: n(12)?, image_bytes: n(20)? })
+        let crc = data.get(28..32).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)?;
+        Some(SnapshotRef { group: GroupId(n(4)?), last_index: n(12)?, image_bytes: n(20)?, image_crc32c: crc })
     }
 
     /// The snapshot the Raft core holds for a saved file.
@@ -517,6 +526,17 @@ mod tests {
         Ready { entries, hard_state: hs, ..Ready::default() }
     }
 
+    /// The image behind a snapshot the Raft core holds, read back from its file.
+    fn image_of(storage: &RaftStorage, group: GroupId, snapshot: &Snapshot) -> Vec<u8> {
+        storage
+            .restore(group, snapshot, |image| {
+                let mut data = Vec::new();
+                image.read_to_end(&mut data).map_err(|e| e.to_string())?;
+                Ok(data)
+            })
+            .unwrap()
+    }
+
     #[test]
     fn entries_hard_state_and_truncation_survive_reopen() {
         let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(1));
@@ -613,14 +633,16 @@ mod tests {
         sim.crash(CrashFaults { torn_writes: false, flip_bit: false });
         drop(storage);
         let (storage, recovered) = RaftStorage::open(Arc::clone(&disk), dir, config()).unwrap();
-        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
+        let recovered_snapshot = recovered[&group].snapshot.clone().unwrap();
+        assert_eq!(recovered_snapshot.meta, snapshot.meta);
+        assert_eq!(image_of(&storage, group, &recovered_snapshot), *snapshot.data);
         assert!(recovered[&group].entries.is_empty());
         let after: Vec<Entry> = (10..=11).map(|i| entry(i, 2, b"y")).collect();
         storage.persist(group, &ready(after.clone(), None)).unwrap().unwrap().wait().unwrap();
         sim.crash(CrashFaults { torn_writes: false, flip_bit: false });
         drop(storage);
         let (_storage, recovered) = RaftStorage::open(disk, dir, config()).unwrap();
-        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
+        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&recovered_snapshot));
         assert_eq!(recovered[&group].entries, after);
     }
 
@@ -651,7 +673,7 @@ mod tests {
         let segments_before = storage.wal().segment_paths().len();
         // Index 150 ends the record holding 149..=150; so does 151 for 151..=152 and so on.
         snapshot.meta.index = LogIndex(150);
-        storage.save_snapshot_file(group, &snapshot).unwrap();
+        storage.save_snapshot_file(group, snapshot.meta.clone(), |out| out.write_all(&snapshot.data)).unwrap();
         let hs = HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(190) };
         let last = log.last().unwrap().index;
         storage
@@ -690,10 +712,11 @@ mod tests {
             let hs = HardState { term: Term(1), vote: None, commit: LogIndex(9) };
             storage.checkpoint(group, &snapshot, &hs, &entries[7..]).unwrap();
         }
-        let (_storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
+        let (storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
         let state = &recovered[&group];
         assert_eq!(state.snapshot.as_ref().map(|s| s.meta.index), Some(LogIndex(8)));
-        assert_eq!(state.snapshot.as_ref().map(|s| s.data.as_slice().to_vec()), Some(b"state at 8".to_vec()));
+        let image = state.snapshot.as_ref().map(|s| image_of(&storage, group, s));
+        assert_eq!(image, Some(b"state at 8".to_vec()));
         assert_eq!(state.entries.iter().map(|e| e.index.0).collect::<Vec<_>>(), vec![9, 10]);
         assert_eq!(state.hard_state.commit, LogIndex(9));
     }

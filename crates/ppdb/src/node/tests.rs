@@ -2,6 +2,7 @@
 //! real files, a toy state machine, crash and restart.
 
 use super::raft_storage::RaftStorage;
+use super::snapshot_transfer::{copy_snapshot, NodeSnapshotFiles};
 use super::runtime::{Outbox, Request, Runtime, RuntimeConfig};
 use super::state_machine::{SnapshotJob, StateMachine};
 use super::{MembershipPolicy, NodeHandle};
@@ -69,9 +70,9 @@ impl StateMachine for SlowJournal {
 
     fn snapshot_job(&self) -> SnapshotJob {
         let data = self.0.snapshot();
-        Box::new(move || {
+        Box::new(move |out| {
             std::thread::sleep(SLOW_SNAPSHOT);
-            data
+            out.write_all(&data)
         })
     }
 
@@ -83,17 +84,28 @@ impl StateMachine for SlowJournal {
 /// A node's inbound Raft message queue.
 type Inbox = mpsc::Sender<(GroupId, Message)>;
 
-/// Routes messages to the inbound channel of their recipient, unless it is down.
+/// Routes messages to the inbound channel of their recipient, unless it is down; a snapshot
+/// is copied from the sender's snapshot files to the recipient's first, in chunks, as the
+/// transport streams it.
 #[derive(Clone, Default)]
 struct ChannelNet {
-    inboxes: Arc<Mutex<BTreeMap<NodeId, Inbox>>>,
+    inboxes: Arc<Mutex<BTreeMap<NodeId, (Inbox, Arc<NodeSnapshotFiles>)>>>,
 }
+
+/// Chunk size of snapshots copied between nodes of a [`ChannelNet`].
+const NET_SNAPSHOT_CHUNK_BYTES: usize = 4096;
 
 impl Outbox for ChannelNet {
     fn send(&self, group: GroupId, message: Message) {
-        let inbox = self.inboxes.lock().ok().and_then(|m| m.get(&message.to).cloned());
-        if let Some(inbox) = inbox {
-            let _ = inbox.try_send((group, message));
+        let Ok(inboxes) = self.inboxes.lock().map(|m| m.clone()) else { return };
+        let (Some((inbox, to)), Some((_, from))) = (inboxes.get(&message.to), inboxes.get(&message.from)) else {
+            return;
+        };
+        match copy_snapshot(from.as_ref(), to.as_ref(), group, message, NET_SNAPSHOT_CHUNK_BYTES) {
+            Ok(message) => {
+                let _ = inbox.try_send((group, message));
+            }
+            Err(e) => tracing::warn!(error = %e, "snapshot not copied"),
         }
     }
 }
@@ -121,6 +133,7 @@ fn start_on<S: StateMachine>(
 ) -> TestNode<S> {
     let dir = root.join(format!("node-{id}"));
     let (storage, recovered) = RaftStorage::open(disk, &dir, WalConfig::default()).expect("open storage");
+    let files = storage.snapshot_files();
     let config = RuntimeConfig {
         node: NodeId(id),
         tick: Duration::from_millis(10),
@@ -139,7 +152,7 @@ fn start_on<S: StateMachine>(
     let (req_tx, req_rx) = mpsc::unbounded_channel::<Request<S>>();
     let (stop, stop_rx) = watch::channel(false);
     if let Ok(mut inboxes) = net.inboxes.lock() {
-        inboxes.insert(NodeId(id), inbox_tx);
+        inboxes.insert(NodeId(id), (inbox_tx, files));
     }
     let task = tokio::spawn(runtime.run(inbox_rx, req_rx, stop_rx));
     TestNode { handle: NodeHandle::new(req_tx, Duration::from_secs(3)), stop, task }
