@@ -80,7 +80,13 @@ impl FrozenKv {
     /// Serializes the frozen key space (format in the module docs) into `out`, a
     /// [`SNAPSHOT_WRITE_BUFFER_BYTES`] piece at a time; returns the bytes written.
     pub fn serialize_into(self, out: &mut dyn Write) -> io::Result<u64> {
-        let mut sink = ChecksummedSink { out, buf: Vec::with_capacity(2 * SNAPSHOT_WRITE_BUFFER_BYTES), crc: 0, written: 0, failed: None };
+        let mut sink = ChecksummedSink {
+            out,
+            buf: Vec::with_capacity(2 * SNAPSHOT_WRITE_BUFFER_BYTES),
+            crc: 0,
+            written: 0,
+            failed: None,
+        };
         sink.buf.extend_from_slice(MAGIC);
         sink.buf.push(SNAPSHOT_VERSION);
         put_varint(&mut sink.buf, self.entries.len() as u64);
@@ -144,7 +150,9 @@ impl KvStore {
         KvStore::restore_from(&mut &snapshot[..]).map_err(|e| match e {
             SnapshotReadError::Decode(e) => e,
             // A slice only fails by ending, which the image reader reports as truncation.
-            SnapshotReadError::Io(_) => KvDecodeError::Truncated { field: "snapshot", offset: snapshot.len() },
+            SnapshotReadError::Io(_) => {
+                KvDecodeError::Truncated { field: "snapshot", offset: snapshot.len() }
+            }
         })
     }
 

@@ -88,7 +88,12 @@ impl SnapshotRef {
         }
         let n = |at: usize| data.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
         let crc = data.get(28..32).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)?;
-        Some(SnapshotRef { group: GroupId(n(4)?), last_index: n(12)?, image_bytes: n(20)?, image_crc32c: crc })
+        Some(SnapshotRef {
+            group: GroupId(n(4)?),
+            last_index: n(12)?,
+            image_bytes: n(20)?,
+            image_crc32c: crc,
+        })
     }
 
     /// The snapshot the Raft core holds for a saved file.
@@ -366,7 +371,12 @@ impl RaftStorage {
     }
 
     /// Saves an image held in memory as the snapshot described by `meta`.
-    fn save_image(&self, group: GroupId, meta: &SnapshotMeta, image: &[u8]) -> Result<Snapshot, StorageError> {
+    fn save_image(
+        &self,
+        group: GroupId,
+        meta: &SnapshotMeta,
+        image: &[u8],
+    ) -> Result<Snapshot, StorageError> {
         self.save_snapshot_file(group, meta.clone(), |out| out.write_all(image))
     }
 
@@ -387,7 +397,9 @@ impl RaftStorage {
             // The store's own errors come back wrapped in the writer's io::Error.
             return Err(match e.into_inner().map(|inner| inner.downcast::<StorageError>()) {
                 Some(Ok(storage)) => *storage,
-                Some(Err(other)) => StorageError::io("serialize", self.snapshots.dir(), std::io::Error::other(other)),
+                Some(Err(other)) => {
+                    StorageError::io("serialize", self.snapshots.dir(), std::io::Error::other(other))
+                }
                 None => StorageError::io("serialize", self.snapshots.dir(), std::io::Error::other("unknown")),
             });
         }
@@ -673,7 +685,9 @@ mod tests {
         let segments_before = storage.wal().segment_paths().len();
         // Index 150 ends the record holding 149..=150; so does 151 for 151..=152 and so on.
         snapshot.meta.index = LogIndex(150);
-        storage.save_snapshot_file(group, snapshot.meta.clone(), |out| out.write_all(&snapshot.data)).unwrap();
+        storage
+            .save_snapshot_file(group, snapshot.meta.clone(), |out| out.write_all(&snapshot.data))
+            .unwrap();
         let hs = HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(190) };
         let last = log.last().unwrap().index;
         storage

@@ -725,8 +725,12 @@ impl<S: StateMachine> Runtime<S> {
     /// Checkpoints again every group whose last snapshot could not be saved and whose wait
     /// is over.
     fn retry_snapshots(&mut self, now: Instant) -> Result<(), Error> {
-        let due: Vec<GroupId> =
-            self.snapshot_retries.iter().filter(|(_, retry)| retry.at <= now).map(|(&group, _)| group).collect();
+        let due: Vec<GroupId> = self
+            .snapshot_retries
+            .iter()
+            .filter(|(_, retry)| retry.at <= now)
+            .map(|(&group, _)| group)
+            .collect();
         for group in due {
             tracing::info!(group = group.0, "trying again to save the group's snapshot");
             self.checkpoint(group)?;
@@ -786,10 +790,9 @@ impl<S: StateMachine> Runtime<S> {
                 snapshot
             }
             Err(error) => {
-                let backoff = self
-                    .snapshot_retries
-                    .get(&group)
-                    .map_or(SNAPSHOT_RETRY_BACKOFF_MIN, |retry| (retry.backoff * 2).min(SNAPSHOT_RETRY_BACKOFF_MAX));
+                let backoff = self.snapshot_retries.get(&group).map_or(SNAPSHOT_RETRY_BACKOFF_MIN, |retry| {
+                    (retry.backoff * 2).min(SNAPSHOT_RETRY_BACKOFF_MAX)
+                });
                 tracing::error!(
                     group = group.0,
                     %error,

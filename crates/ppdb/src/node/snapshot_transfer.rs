@@ -18,15 +18,17 @@ pub struct NodeSnapshotFiles(pub SnapshotStore);
 
 impl SnapshotFiles for NodeSnapshotFiles {
     fn open(&self, group: u64, snapshot: &Snapshot) -> io::Result<Box<dyn SnapshotSource>> {
-        let reference = SnapshotRef::decode(&snapshot.data)
-            .filter(|r| r.group.0 == group)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the snapshot names no file of its group"))?;
+        let reference =
+            SnapshotRef::decode(&snapshot.data).filter(|r| r.group.0 == group).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "the snapshot names no file of its group")
+            })?;
         let image = self.0.open_image(reference.group, reference.last_index).map_err(io::Error::other)?;
         Ok(Box::new(ImageSource(image)))
     }
 
     fn receive(&self, group: u64, meta: &SnapshotMeta) -> io::Result<Box<dyn SnapshotSink>> {
-        let writer = self.0.create(GroupId(group), meta.index.0, &encode_meta(meta)).map_err(io::Error::other)?;
+        let writer =
+            self.0.create(GroupId(group), meta.index.0, &encode_meta(meta)).map_err(io::Error::other)?;
         Ok(Box::new(FileSink(writer)))
     }
 }

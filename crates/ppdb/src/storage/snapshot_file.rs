@@ -141,7 +141,12 @@ impl SnapshotStore {
     /// Starts writing the snapshot of `group` covering the log up to `last_index`, with its
     /// `meta`; the image is written through the returned writer, and is durable once
     /// [`SnapshotWriter::finish`] returns.
-    pub fn create(&self, group: GroupId, last_index: u64, meta: &[u8]) -> Result<SnapshotWriter, StorageError> {
+    pub fn create(
+        &self,
+        group: GroupId,
+        last_index: u64,
+        meta: &[u8],
+    ) -> Result<SnapshotWriter, StorageError> {
         let meta_len = u32::try_from(meta.len()).ok().filter(|&len| len <= SNAPSHOT_META_BYTES_MAX);
         let Some(meta_len) = meta_len else {
             return Err(StorageError::RecordTooLarge {
@@ -174,7 +179,13 @@ impl SnapshotStore {
     }
 
     /// Durably saves `image` as the snapshot of `group` covering the log up to `last_index`.
-    pub fn save(&self, group: GroupId, last_index: u64, meta: &[u8], image: &[u8]) -> Result<SnapshotFile, StorageError> {
+    pub fn save(
+        &self,
+        group: GroupId,
+        last_index: u64,
+        meta: &[u8],
+        image: &[u8],
+    ) -> Result<SnapshotFile, StorageError> {
         let mut writer = self.create(group, last_index, meta)?;
         writer.append(image)?;
         writer.finish()
@@ -224,7 +235,8 @@ impl SnapshotStore {
                 return Err(StorageError::corruption(&path, 0, reason));
             }
             let bytes = self.disk.read(&path).map_err(|e| StorageError::io("read", &path, e))?;
-            let data = decode_v1(&bytes, group, last_index).map_err(|r| StorageError::corruption(&path, 0, r))?;
+            let data =
+                decode_v1(&bytes, group, last_index).map_err(|r| StorageError::corruption(&path, 0, r))?;
             return Ok(StoredSnapshot::Version1 { last_index, data: data.to_vec(), path });
         }
         let file = read_header(reader.as_ref(), &path, group, last_index)?;
@@ -338,7 +350,8 @@ impl SnapshotWriter {
             return Err(StorageError::corruption(at, self.offset, reason));
         }
         if self.image_crc32c != image_crc32c {
-            let reason = CorruptionKind::ChecksumMismatch { stored: image_crc32c, computed: self.image_crc32c };
+            let reason =
+                CorruptionKind::ChecksumMismatch { stored: image_crc32c, computed: self.image_crc32c };
             return Err(StorageError::corruption(at, SNAPSHOT_HEADER_BYTES as u64, reason));
         }
         self.finish()
@@ -510,7 +523,12 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(raw)
 }
 
-fn read_exact_at(reader: &dyn DiskReader, buf: &mut [u8], offset: u64, path: &Path) -> Result<(), StorageError> {
+fn read_exact_at(
+    reader: &dyn DiskReader,
+    buf: &mut [u8],
+    offset: u64,
+    path: &Path,
+) -> Result<(), StorageError> {
     reader.read_exact_at(buf, offset).map_err(|e| match e.kind() {
         io::ErrorKind::UnexpectedEof => {
             let reason = CorruptionKind::UnexpectedEnd { missing_bytes: buf.len() as u64 };
@@ -575,7 +593,11 @@ fn read_header(
 /// Checks the group and index in a header against the file's name.
 fn check_name(header: &[u8], group: GroupId, last_index: u64) -> Result<(), CorruptionKind> {
     if u64_at(header, 12) != group.0 {
-        return Err(CorruptionKind::NameMismatch { field: "group", in_name: group.0, in_header: u64_at(header, 12) });
+        return Err(CorruptionKind::NameMismatch {
+            field: "group",
+            in_name: group.0,
+            in_header: u64_at(header, 12),
+        });
     }
     if u64_at(header, 20) != last_index {
         return Err(CorruptionKind::NameMismatch {

@@ -1,9 +1,9 @@
 //! The transport's configuration: identity, addresses, and every limit, validated up front.
 
 use super::error::TransportError;
+use super::snapshot::SnapshotFiles;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
-use super::snapshot::SnapshotFiles;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

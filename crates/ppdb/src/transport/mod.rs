@@ -34,18 +34,18 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub use config::SNAPSHOT_BYTES_MAX_DEFAULT;
 pub use config::{
     TransportConfig, TransportLimits, CLUSTER_ID_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT,
     INBOUND_QUEUE_EVENTS_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT,
 };
-#[cfg(test)]
-pub use config::SNAPSHOT_BYTES_MAX_DEFAULT;
-pub use snapshot::{SnapshotFiles, SnapshotSink, SnapshotSource};
 pub use error::{RefusalReason, TransportError};
 pub use guest::guest_call;
 pub use inbound::{Inbound, InboundEvent};
 pub use peer::LinkState;
 pub use rpc::Responder;
+pub use snapshot::{SnapshotFiles, SnapshotSink, SnapshotSource};
 pub use stats::PeerStats;
 
 use handshake::Identity;

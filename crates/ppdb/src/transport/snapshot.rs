@@ -154,7 +154,12 @@ pub struct OutgoingSnapshot {
 impl OutgoingSnapshot {
     /// Starts a transfer of `msg`, which must be an `InstallSnapshot`, reading its image from
     /// `source`.
-    pub fn new(group: u64, transfer_id: u64, msg: Message, source: Box<dyn SnapshotSource>) -> OutgoingSnapshot {
+    pub fn new(
+        group: u64,
+        transfer_id: u64,
+        msg: Message,
+        source: Box<dyn SnapshotSource>,
+    ) -> OutgoingSnapshot {
         debug_assert!(matches!(msg.body, MessageBody::InstallSnapshot { .. }));
         OutgoingSnapshot { group, transfer_id, msg, source, offset: 0, done: false }
     }
@@ -244,7 +249,12 @@ impl SnapshotAssembler {
     /// An assembler writing into `files` (none: every snapshot is refused), receiving at most
     /// `transfers_max` snapshots at once.
     pub fn new(files: Option<Arc<dyn SnapshotFiles>>, transfers_max: usize) -> SnapshotAssembler {
-        SnapshotAssembler { files, transfers_max: transfers_max.max(1), partials: BTreeMap::new(), buffered_bytes_peak: 0 }
+        SnapshotAssembler {
+            files,
+            transfers_max: transfers_max.max(1),
+            partials: BTreeMap::new(),
+            buffered_bytes_peak: 0,
+        }
     }
 
     /// The most image bytes this assembler held at once: one chunk, whatever the snapshot's
@@ -288,7 +298,12 @@ impl SnapshotAssembler {
         let Some(Partial { first, sink, .. }) = self.partials.remove(&id) else { return Ok(None) };
         let data = sink.finish(first.total, first.checksum).map_err(|e| refused(&first, e.to_string()))?;
         let snapshot = Snapshot { meta: first.meta, data: Arc::new(data) };
-        let msg = Message { from: first.from, to: first.to, term: first.term, body: MessageBody::InstallSnapshot { snapshot } };
+        let msg = Message {
+            from: first.from,
+            to: first.to,
+            term: first.term,
+            body: MessageBody::InstallSnapshot { snapshot },
+        };
         Ok(Some((first.group, msg)))
     }
 

@@ -142,13 +142,14 @@ impl SimNet {
             let Some((inbox, to)) = state.inboxes.get(&message.to) else { continue };
             let Some((_, from)) = state.inboxes.get(&message.from) else { continue };
             let group = inflight.group;
-            let message = match copy_snapshot(from.as_ref(), to.as_ref(), group, message, SNAPSHOT_CHUNK_BYTES) {
-                Ok(message) => message,
-                Err(e) => {
-                    tracing::debug!(group = group.0, error = %e, "sim: snapshot not streamed");
-                    continue;
-                }
-            };
+            let message =
+                match copy_snapshot(from.as_ref(), to.as_ref(), group, message, SNAPSHOT_CHUNK_BYTES) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::debug!(group = group.0, error = %e, "sim: snapshot not streamed");
+                        continue;
+                    }
+                };
             self.observer.delivered(inflight.group, &message);
             // A full inbox loses the message, as a congested peer link would.
             let _ = inbox.try_send((inflight.group, message));

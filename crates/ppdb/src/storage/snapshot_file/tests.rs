@@ -135,7 +135,9 @@ fn version_1_files_are_still_read_and_unknown_versions_refused() {
     let (disk, store) = store(5);
     put(&disk, &store, file_name(G, 8), &version_1_file(G, 8, b"old data"));
     let stored = store.load_latest(G).unwrap();
-    assert!(matches!(stored, Some(StoredSnapshot::Version1 { last_index: 8, ref data, .. }) if data == b"old data"));
+    assert!(
+        matches!(stored, Some(StoredSnapshot::Version1 { last_index: 8, ref data, .. }) if data == b"old data")
+    );
     let mut future = vec![0u8; SNAPSHOT_HEADER_BYTES];
     future[0..8].copy_from_slice(&SNAPSHOT_MAGIC);
     future[8..12].copy_from_slice(&3u32.to_le_bytes());
