@@ -89,8 +89,11 @@ type Inbox = mpsc::Sender<(GroupId, Message)>;
 /// transport streams it.
 #[derive(Clone, Default)]
 struct ChannelNet {
-    inboxes: Arc<Mutex<BTreeMap<NodeId, (Inbox, Arc<NodeSnapshotFiles>)>>>,
+    inboxes: Arc<Mutex<BTreeMap<NodeId, NetNode>>>,
 }
+
+/// A running node as a [`ChannelNet`] reaches it: its inbox and its snapshot files.
+type NetNode = (Inbox, Arc<NodeSnapshotFiles>);
 
 /// Chunk size of snapshots copied between nodes of a [`ChannelNet`].
 const NET_SNAPSHOT_CHUNK_BYTES: usize = 4096;

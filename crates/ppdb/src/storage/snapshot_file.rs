@@ -229,7 +229,7 @@ impl SnapshotStore {
             return Err(StorageError::corruption(&path, 0, CorruptionKind::BadMagic));
         }
         if u32_at(&start, 8) == SNAPSHOT_FORMAT_VERSION_V1 {
-            let len = reader.len().map_err(|e| StorageError::io("stat", &path, e))?;
+            let len = reader.file_bytes().map_err(|e| StorageError::io("stat", &path, e))?;
             if len > SNAPSHOT_V1_DATA_BYTES_MAX + SNAPSHOT_HEADER_BYTES_V1 as u64 {
                 let reason = CorruptionKind::LengthOutOfRange { len, max: SNAPSHOT_V1_DATA_BYTES_MAX };
                 return Err(StorageError::corruption(&path, 0, reason));
@@ -580,7 +580,7 @@ fn read_header(
         return Err(StorageError::corruption(path, SNAPSHOT_HEADER_BYTES as u64, reason));
     }
     let image_bytes = u64_at(&header, 36);
-    let file_len = reader.len().map_err(|e| StorageError::io("stat", path, e))?;
+    let file_len = reader.file_bytes().map_err(|e| StorageError::io("stat", path, e))?;
     let expected = (SNAPSHOT_HEADER_BYTES as u64 + u64::from(meta_len)).checked_add(image_bytes);
     if expected != Some(file_len) {
         let reason = CorruptionKind::LengthOutOfRange { len: image_bytes, max: file_len };

@@ -104,7 +104,7 @@ impl DiskFile for FsFile {
 struct FsReader(File);
 
 impl DiskReader for FsReader {
-    fn len(&self) -> io::Result<u64> {
+    fn file_bytes(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 

@@ -111,7 +111,7 @@ pub trait DiskFile: Send + fmt::Debug {
 /// An open, readable file of a [`Disk`].
 pub trait DiskReader: Send + Sync + fmt::Debug {
     /// The file's length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn file_bytes(&self) -> io::Result<u64>;
 
     /// Fills `buf` from byte `offset`; an [`io::ErrorKind::UnexpectedEof`] error if the file
     /// ends first.

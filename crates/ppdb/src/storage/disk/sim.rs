@@ -479,7 +479,7 @@ impl DiskFile for SimFile {
 }
 
 impl DiskReader for SimFile {
-    fn len(&self) -> io::Result<u64> {
+    fn file_bytes(&self) -> io::Result<u64> {
         self.with_inode(|state, ino| Ok(state.inodes.get(&ino).ok_or_else(stale)?.written.len() as u64))
     }
 
