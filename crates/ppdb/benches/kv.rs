@@ -1,6 +1,7 @@
 //! Key-value state machine benchmark (a measurement, not a test): one shard's store applying SETs
 //! of 100-byte values to new and to existing keys, answering GETs, and taking and restoring a
-//! snapshot, at a given key count. The store is what every replica runs for every write, and
+//! snapshot (in memory, and into a snapshot file: streamed, or built in memory first), at a given
+//! key count. The store is what every replica runs for every write, and
 //! what the leader runs for every read.
 //!
 //! Run: `cargo bench -p ppdb --bench kv`. Environment: `PPDB_BENCH_KEYS` (keys in the store,
@@ -10,6 +11,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ppdb::kv::{KvRead, KvStore, KvWrite, SetCondition, SetTtl, WriteOp};
+use ppdb::storage::disk::FsDisk;
+use ppdb::storage::snapshot_file::SnapshotStore;
+use ppdb::storage::wal::GroupId;
+use std::sync::Arc;
 
 const VALUE_BYTES: usize = 100;
 
@@ -65,6 +70,7 @@ fn main() {
             black_box(store.read(read, 1));
         }
     });
+    snapshot_files(&store);
     let start = Instant::now();
     let snapshot = store.snapshot();
     let taken = start.elapsed();
@@ -77,5 +83,40 @@ fn main() {
         snapshot.len() >> 20,
         taken.as_secs_f64() * 1e3,
         restore.as_secs_f64() * 1e3
+    );
+}
+
+/// The process's peak resident memory so far, in MiB (`VmHWM`).
+fn peak_rss_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap_or("VmHWM: 0 kB");
+    line.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok()).unwrap_or(0) >> 10
+}
+
+/// Saves the store's snapshot into a snapshot file twice: streamed through the file writer (as
+/// a node does), then serialized into memory first and written from there; prints the time and
+/// how much the process's peak memory grew in each.
+fn snapshot_files(store: &KvStore) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = SnapshotStore::open(Arc::new(FsDisk::new()), dir.path()).expect("snapshot store");
+    let peak = peak_rss_mib();
+    let start = Instant::now();
+    let mut writer = files.create(GroupId(1), 1, b"meta").expect("create");
+    store.freeze().serialize_into(&mut writer).expect("serialize");
+    let file = writer.finish().expect("finish");
+    let streamed = start.elapsed();
+    let streamed_growth = peak_rss_mib().saturating_sub(peak);
+    let peak = peak_rss_mib();
+    let start = Instant::now();
+    let image = store.snapshot();
+    files.save(GroupId(1), 2, b"meta", &image).expect("save");
+    drop(image);
+    let in_memory = start.elapsed();
+    let in_memory_growth = peak_rss_mib().saturating_sub(peak);
+    println!(
+        "snapshot file: {} MiB; streamed in {:.0} ms (peak memory +{streamed_growth} MiB), built in memory then written in {:.0} ms (+{in_memory_growth} MiB)",
+        file.image_bytes >> 20,
+        streamed.as_secs_f64() * 1e3,
+        in_memory.as_secs_f64() * 1e3,
     );
 }

@@ -84,12 +84,10 @@ pub const WAL_RECORD_ENVELOPE_BYTES_MAX: usize = 4 * KIB;
 /// several records, each of whole entries; one entry always fits a record.
 pub const WAL_RECORD_BYTES_MAX: usize = 80 * MIB;
 
-/// A large snapshot crosses the transport in chunks of this size, between the peer's other
-/// traffic.
+/// A snapshot crosses the transport in chunks of this size, between the peer's other traffic,
+/// streamed from the sender's snapshot file into a file on the receiver: no limit on a
+/// snapshot's size but the disk.
 pub const SNAPSHOT_CHUNK_BYTES: usize = MIB;
-
-/// Largest snapshot a receiver reassembles from chunks.
-pub const SNAPSHOT_BYTES_MAX: usize = 512 * MIB;
 
 /// The largest answer to one forwarded batch: the replies a shard's leader sends back to the
 /// node its clients are connected to. It is held whole on both nodes while it crosses, so it is

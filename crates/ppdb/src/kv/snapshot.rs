@@ -13,13 +13,23 @@
 //! twice. Version 1, written by earlier releases, is the same with entries in ascending key
 //! order; it is still read. Expired keys not yet
 //! removed are included: the snapshot is the state machine's exact state, so replicas restored
-//! from it keep applying the log identically. The checksum is verified before anything is parsed.
+//! from it keep applying the log identically.
+//!
+//! Both directions stream: [`FrozenKv::serialize_into`] writes through a buffer of
+//! [`SNAPSHOT_WRITE_BUFFER_BYTES`] into any writer (a snapshot file), and
+//! [`KvStore::restore_from`] reads through one of [`SNAPSHOT_READ_BUFFER_BYTES`], so a snapshot
+//! of any size costs the state itself plus a buffer, never a second copy of the image. The
+//! checksum is computed as the image is read and checked at its end: a damaged image is
+//! refused, and the store built from it dropped, before anything uses it. Every length is
+//! bounded before it is read, and bytes are only taken as they arrive, so a hostile length
+//! cannot reserve memory the input does not hold.
 
-use super::codec::{put_bytes, put_varint, KvDecodeError, Reader};
+use super::codec::{put_bytes, put_varint, KvDecodeError};
 use super::command::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
 use super::scan::scan_hash;
 use super::state_machine::KvStore;
 use super::table::FrozenTable;
+use std::io::{self, Read, Write};
 
 const MAGIC: &[u8; 4] = b"PPKV";
 /// The version written.
@@ -27,6 +37,10 @@ const SNAPSHOT_VERSION: u8 = 2;
 /// The version with entries in ascending key order, still read.
 const SNAPSHOT_VERSION_KEY_ORDER: u8 = 1;
 const CHECKSUM_BYTES: usize = 4;
+/// Bytes serialized before they are handed to the writer (and checksummed) in one piece.
+pub const SNAPSHOT_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// Bytes read from the image at a time while restoring.
+pub const SNAPSHOT_READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A shard's key space at one moment ([`KvStore::freeze`]), to serialize on another thread
 /// while the store goes on applying writes.
@@ -35,70 +49,128 @@ pub struct FrozenKv {
     entries: FrozenTable,
 }
 
+/// Why a snapshot image could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotReadError {
+    /// The image is malformed or damaged.
+    #[error("{0}")]
+    Decode(#[from] KvDecodeError),
+    /// Reading the image failed.
+    #[error("reading the snapshot image: {0}")]
+    Io(#[from] io::Error),
+}
+
 impl KvStore {
     /// Serializes the whole key space (format in the module docs).
     pub fn snapshot(&self) -> Vec<u8> {
-        self.freeze().serialize(0)
+        let mut out = Vec::new();
+        // Writing into a Vec cannot fail.
+        let _ = self.freeze().serialize_into(&mut out);
+        out
     }
 
-    /// The key space now, in constant time, for [`FrozenKv::serialize`] later: the store's
-    /// parts are shared copy-on-write (`kv/table.rs`).
+    /// The key space now, in constant time, for [`FrozenKv::serialize_into`] later: the
+    /// store's parts are shared copy-on-write (`kv/table.rs`).
     pub fn freeze(&self) -> FrozenKv {
         FrozenKv { entries: self.entries.freeze() }
     }
 }
 
 impl FrozenKv {
-    /// Serializes the frozen key space (format in the module docs) into a buffer first sized
-    /// for `expected_bytes`: growing it step by step copies it over and over into freshly
-    /// mapped pages, which the kernel must zero first.
-    pub fn serialize(self, expected_bytes: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(expected_bytes);
-        out.extend_from_slice(MAGIC);
-        out.push(SNAPSHOT_VERSION);
-        put_varint(&mut out, self.entries.len() as u64);
+    /// Serializes the frozen key space (format in the module docs) into `out`, a
+    /// [`SNAPSHOT_WRITE_BUFFER_BYTES`] piece at a time; returns the bytes written.
+    pub fn serialize_into(self, out: &mut dyn Write) -> io::Result<u64> {
+        let mut sink = ChecksummedSink {
+            out,
+            buf: Vec::with_capacity(2 * SNAPSHOT_WRITE_BUFFER_BYTES),
+            crc: 0,
+            written: 0,
+            failed: None,
+        };
+        sink.buf.extend_from_slice(MAGIC);
+        sink.buf.push(SNAPSHOT_VERSION);
+        put_varint(&mut sink.buf, self.entries.len() as u64);
         self.entries.drain_in_scan_order(|key, value| {
-            put_bytes(&mut out, key);
-            put_bytes(&mut out, &value.data);
+            if sink.failed.is_some() {
+                return;
+            }
+            put_bytes(&mut sink.buf, key);
+            put_bytes(&mut sink.buf, &value.data);
             match value.expire_at_ms {
-                None => out.push(0),
+                None => sink.buf.push(0),
                 Some(at) => {
-                    out.push(1);
-                    put_varint(&mut out, at);
+                    sink.buf.push(1);
+                    put_varint(&mut sink.buf, at);
                 }
             }
+            if sink.buf.len() >= SNAPSHOT_WRITE_BUFFER_BYTES {
+                sink.flush();
+            }
         });
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        sink.flush();
+        let crc = sink.crc;
+        sink.buf.extend_from_slice(&crc.to_le_bytes());
+        let (out, buf) = (sink.out, std::mem::take(&mut sink.buf));
+        match sink.failed {
+            Some(e) => Err(e),
+            None => {
+                out.write_all(&buf)?;
+                Ok(sink.written + buf.len() as u64)
+            }
+        }
+    }
+}
+
+/// The serializer's buffer in front of its writer: checksums each piece as it goes out and
+/// keeps the first write error (the table's walk cannot be stopped halfway).
+struct ChecksummedSink<'a> {
+    out: &'a mut dyn Write,
+    buf: Vec<u8>,
+    crc: u32,
+    written: u64,
+    failed: Option<io::Error>,
+}
+
+impl ChecksummedSink<'_> {
+    fn flush(&mut self) {
+        if self.failed.is_none() {
+            self.crc = crc32c::crc32c_append(self.crc, &self.buf);
+            match self.out.write_all(&self.buf) {
+                Ok(()) => self.written += self.buf.len() as u64,
+                Err(e) => self.failed = Some(e),
+            }
+        }
+        self.buf.clear();
     }
 }
 
 impl KvStore {
     /// Rebuilds a key space from [`KvStore::snapshot`] output; never panics on bad input.
     pub fn restore(snapshot: &[u8]) -> Result<KvStore, KvDecodeError> {
-        if snapshot.len() < MAGIC.len() + 1 + CHECKSUM_BYTES {
-            return Err(KvDecodeError::Truncated { field: "snapshot header", offset: 0 });
+        KvStore::restore_from(&mut &snapshot[..]).map_err(|e| match e {
+            SnapshotReadError::Decode(e) => e,
+            // A slice only fails by ending, which the image reader reports as truncation.
+            SnapshotReadError::Io(_) => {
+                KvDecodeError::Truncated { field: "snapshot", offset: snapshot.len() }
+            }
+        })
+    }
+
+    /// Rebuilds a key space from an image read from `input` to its end, holding no more of the
+    /// image than [`SNAPSHOT_READ_BUFFER_BYTES`] (and the value being read); never panics on
+    /// bad input.
+    pub fn restore_from(input: &mut dyn Read) -> Result<KvStore, SnapshotReadError> {
+        let mut reader = ImageReader::new(input);
+        if reader.take(MAGIC.len(), "snapshot header")? != MAGIC {
+            return Err(KvDecodeError::BadMagic.into());
         }
-        let (body, stored) = snapshot.split_at(snapshot.len() - CHECKSUM_BYTES);
-        if &body[..MAGIC.len()] != MAGIC {
-            return Err(KvDecodeError::BadMagic);
-        }
-        let mut raw = [0u8; CHECKSUM_BYTES];
-        raw.copy_from_slice(stored);
-        let stored = u32::from_le_bytes(raw);
-        let computed = crc32c::crc32c(body);
-        if stored != computed {
-            return Err(KvDecodeError::ChecksumMismatch { stored, computed });
-        }
-        let mut reader = Reader::new(&body[MAGIC.len()..]);
         let version = reader.u8("snapshot version")?;
         if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_KEY_ORDER {
-            return Err(KvDecodeError::UnsupportedVersion { version });
+            return Err(KvDecodeError::UnsupportedVersion { version }.into());
         }
         // Version 2 orders by scan hash first; version 1 by key alone (hash 0 for every key).
         let position = |key: &[u8]| if version == SNAPSHOT_VERSION { scan_hash(key) } else { 0 };
-        let count = reader.count("snapshot entry count", u64::MAX)?;
+        let count = reader.varint("snapshot entry count")?;
         let mut store = KvStore::new();
         let mut previous: Option<(u64, Vec<u8>)> = None;
         for index in 0..count {
@@ -108,17 +180,147 @@ impl KvStore {
             let expire_at_ms = match reader.u8("snapshot ttl flag")? {
                 0 => None,
                 1 => Some(reader.varint("snapshot expire time")?),
-                tag => return Err(KvDecodeError::InvalidTag { field: "snapshot ttl flag", tag, offset }),
+                tag => {
+                    return Err(KvDecodeError::InvalidTag { field: "snapshot ttl flag", tag, offset }.into())
+                }
             };
             let here = (position(&key), key);
             if previous.as_ref().is_some_and(|prev| prev >= &here) {
-                return Err(KvDecodeError::KeysOutOfOrder { index });
+                return Err(KvDecodeError::KeysOutOfOrder { index }.into());
             }
             store.insert(&here.1, data, expire_at_ms);
             previous = Some(here);
         }
         reader.finish()?;
         Ok(store)
+    }
+}
+
+/// Reads a snapshot image through a bounded buffer, checksumming what it consumes.
+struct ImageReader<'a> {
+    input: &'a mut dyn Read,
+    buf: Vec<u8>,
+    /// Consumed bytes of `buf` end here; valid ones at `filled`.
+    pos: usize,
+    filled: usize,
+    /// Checksum of every byte consumed before `buf`'s current contents...
+    crc: u32,
+    /// ...and of `buf[..crc_pos]`.
+    crc_pos: usize,
+    /// Image offset of `buf[0]`.
+    base: usize,
+}
+
+impl<'a> ImageReader<'a> {
+    fn new(input: &'a mut dyn Read) -> ImageReader<'a> {
+        let buf = vec![0; SNAPSHOT_READ_BUFFER_BYTES];
+        ImageReader { input, buf, pos: 0, filled: 0, crc: 0, crc_pos: 0, base: 0 }
+    }
+
+    fn offset(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// Folds the consumed bytes into the checksum.
+    fn checksum_consumed(&mut self) {
+        self.crc = crc32c::crc32c_append(self.crc, &self.buf[self.crc_pos..self.pos]);
+        self.crc_pos = self.pos;
+    }
+
+    /// Makes at least `len` (at most the buffer's size) unconsumed bytes available; fewer
+    /// only at the end of the input.
+    fn fill(&mut self, len: usize) -> io::Result<()> {
+        if self.filled - self.pos >= len {
+            return Ok(());
+        }
+        self.checksum_consumed();
+        self.buf.copy_within(self.pos..self.filled, 0);
+        self.base += self.pos;
+        self.filled -= self.pos;
+        (self.pos, self.crc_pos) = (0, 0);
+        while self.filled < len.min(self.buf.len()) {
+            match self.input.read(&mut self.buf[self.filled..]) {
+                Ok(0) => break,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next `len` bytes (at most the buffer's size).
+    fn take(&mut self, len: usize, field: &'static str) -> Result<&[u8], SnapshotReadError> {
+        self.fill(len)?;
+        if self.filled - self.pos < len {
+            return Err(KvDecodeError::Truncated { field, offset: self.offset() }.into());
+        }
+        self.pos += len;
+        Ok(&self.buf[self.pos - len..self.pos])
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8, SnapshotReadError> {
+        Ok(self.take(1, field)?[0])
+    }
+
+    /// A LEB128 varint.
+    fn varint(&mut self, field: &'static str) -> Result<u64, SnapshotReadError> {
+        let start = self.offset();
+        let mut value: u64 = 0;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8(field)?;
+            let low = u64::from(byte & 0x7f);
+            if shift == 63 && low > 1 {
+                return Err(KvDecodeError::InvalidVarint { offset: start }.into());
+            }
+            value |= low << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(KvDecodeError::InvalidVarint { offset: start }.into())
+    }
+
+    /// A length-prefixed byte string of at most `max` bytes, taken as the bytes arrive (a
+    /// length is not trusted to reserve memory).
+    fn bytes(&mut self, field: &'static str, max: u64) -> Result<Vec<u8>, SnapshotReadError> {
+        let len = self.varint(field)?;
+        if len > max {
+            return Err(KvDecodeError::TooLarge { field, len, max }.into());
+        }
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len <= self.buf.len() {
+            return Ok(self.take(len, field)?.to_vec());
+        }
+        let offset = self.offset();
+        let mut out = self.buf[self.pos..self.filled].to_vec();
+        self.pos = self.filled;
+        self.checksum_consumed();
+        let wanted = (len - out.len()) as u64;
+        let got = (&mut self.input).take(wanted).read_to_end(&mut out)?;
+        self.crc = crc32c::crc32c_append(self.crc, &out[out.len() - got..]);
+        self.base += got;
+        if out.len() < len {
+            return Err(KvDecodeError::Truncated { field, offset }.into());
+        }
+        Ok(out)
+    }
+
+    /// Checks the stored checksum against the bytes read, and that nothing follows it.
+    fn finish(mut self) -> Result<(), SnapshotReadError> {
+        self.checksum_consumed();
+        let computed = self.crc;
+        let mut raw = [0u8; CHECKSUM_BYTES];
+        raw.copy_from_slice(self.take(CHECKSUM_BYTES, "snapshot checksum")?);
+        let stored = u32::from_le_bytes(raw);
+        if stored != computed {
+            return Err(KvDecodeError::ChecksumMismatch { stored, computed }.into());
+        }
+        self.fill(1)?;
+        match self.filled - self.pos {
+            0 => Ok(()),
+            count => Err(KvDecodeError::TrailingBytes { count }.into()),
+        }
     }
 }
 

@@ -14,6 +14,7 @@ pub mod raft_storage;
 pub mod reconcile;
 pub mod replica;
 pub mod runtime;
+pub mod snapshot_transfer;
 pub mod state_machine;
 
 pub use directory::{Directory, DirectoryCommand, MemberStatus};

@@ -12,7 +12,16 @@
 //!   from the file and logs on after it, so a run of entries that resumes after a gap is
 //!   accepted when the latest snapshot file covers the gap (and is corruption otherwise).
 //!
-//! A snapshot file holds the encoded snapshot metadata followed by the state machine's data.
+//! A snapshot file holds the encoded snapshot metadata and the state machine's image
+//! (`storage/snapshot_file.rs`). The image never sits in memory whole: the Raft core's
+//! snapshot data is a [`SnapshotRef`] naming the file, the state machine is serialized into the
+//! file ([`RaftStorage::save_snapshot_file`]) and restored from it by streaming
+//! ([`RaftStorage::restore`]), and the transport streams it to followers and writes a received
+//! one straight into a file of the follower's store (`node/snapshot_transfer.rs`). A received
+//! snapshot's file is complete and durable before the Raft core sees it, so persisting it is
+//! only its marker. Version 1 files, which held both parts in one blob, are rewritten in the
+//! current format when found at start-up.
+//!
 //! A *checkpoint* (after a snapshot) appends the marker and the current hard state, then tells
 //! the WAL the group needs nothing older than the record holding the first entry after the
 //! snapshot (or than the marker, when no entry follows it), so segments behind every group's
@@ -25,13 +34,14 @@ use crate::codec::{self, Decoder, Encoder};
 use crate::limits::WAL_RECORD_ENVELOPE_BYTES_MAX;
 use crate::storage::disk::Disk;
 use crate::storage::error::{CorruptionKind, StorageError};
-use crate::storage::snapshot_file::SnapshotStore;
+use crate::storage::snapshot_file::{SnapshotFile, SnapshotStore, StoredSnapshot};
 use crate::storage::wal::{
     DurableTicket, GroupId, RecordKind, ReplayedRecord, Wal, WalConfig, WalSeq, WriteHold,
     RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX,
 };
 use ppdb_raft::{Entry, HardState, LogIndex, Ready, RecoveredState, Snapshot, SnapshotMeta};
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -62,6 +72,90 @@ fn record_runs(entries: &[Entry], payload_bytes_max: usize) -> Vec<&[Entry]> {
         runs.push(&entries[start..]);
     }
     runs
+}
+
+/// What the Raft core holds as a snapshot's data: the name of the snapshot file in the node's
+/// store and its image's size and checksum (which identify the state), never the image. Empty data (a bootstrap snapshot not yet
+/// saved) is the empty initial state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotRef {
+    /// The group.
+    pub group: GroupId,
+    /// The last log index the snapshot covers.
+    pub last_index: u64,
+    /// Length of the state machine's image.
+    pub image_bytes: u64,
+    /// crc32c of the image.
+    pub image_crc32c: u32,
+}
+
+const SNAPSHOT_REF_MAGIC: [u8; 4] = *b"PSRF";
+const SNAPSHOT_REF_BYTES: usize = 32;
+
+impl SnapshotRef {
+    /// The reference to a saved file.
+    pub fn of(file: &SnapshotFile) -> SnapshotRef {
+        SnapshotRef {
+            group: file.group,
+            last_index: file.last_index,
+            image_bytes: file.image_bytes,
+            image_crc32c: file.image_crc32c,
+        }
+    }
+
+    /// The bytes the Raft core holds.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SNAPSHOT_REF_BYTES);
+        out.extend_from_slice(&SNAPSHOT_REF_MAGIC);
+        for n in [self.group.0, self.last_index, self.image_bytes] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        out.extend_from_slice(&self.image_crc32c.to_le_bytes());
+        out
+    }
+
+    /// Reads the bytes the Raft core holds; `None` if they are not a reference.
+    pub fn decode(data: &[u8]) -> Option<SnapshotRef> {
+        if data.len() != SNAPSHOT_REF_BYTES || data[..4] != SNAPSHOT_REF_MAGIC {
+            return None;
+        }
+        let n = |at: usize| data.get(at..at + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+        let crc = data.get(28..32).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes)?;
+        Some(SnapshotRef {
+            group: GroupId(n(4)?),
+            last_index: n(12)?,
+            image_bytes: n(20)?,
+            image_crc32c: crc,
+        })
+    }
+
+    /// The snapshot the Raft core holds for a saved file.
+    pub fn snapshot(file: &SnapshotFile, meta: SnapshotMeta) -> Snapshot {
+        Snapshot { meta, data: Arc::new(SnapshotRef::of(file).encode()) }
+    }
+}
+
+/// Size of the state machine image behind a snapshot the Raft core holds.
+pub fn image_bytes(snapshot: &Snapshot) -> u64 {
+    SnapshotRef::decode(&snapshot.data).map_or(snapshot.data.len() as u64, |r| r.image_bytes)
+}
+
+/// The metadata bytes stored in a snapshot file.
+pub fn encode_meta(meta: &SnapshotMeta) -> Vec<u8> {
+    let mut e = Encoder::default();
+    codec::encode_snapshot_meta(&mut e, meta);
+    e.finish()
+}
+
+/// Reads the metadata stored in a snapshot file.
+pub fn decode_meta(file: &SnapshotFile) -> Result<SnapshotMeta, StorageError> {
+    let mut d = Decoder::new(&file.meta, "snapshot metadata");
+    let meta = codec::decode_snapshot_meta(&mut d).and_then(|meta| d.finish().map(|()| meta));
+    meta.map_err(|e| StorageError::Corruption {
+        file: file.path.clone(),
+        offset: 0,
+        reason: CorruptionKind::BadPayload { reason: e.to_string() },
+    })
 }
 
 /// Durable Raft state of all groups on one node.
@@ -156,19 +250,14 @@ impl GroupReplay {
     }
 }
 
-fn encode_snapshot_file(snapshot: &Snapshot) -> Vec<u8> {
-    let mut e = Encoder::with_buffer(Vec::with_capacity(snapshot.data.len() + 64));
-    codec::encode_snapshot_meta(&mut e, &snapshot.meta);
-    e.bytes(&snapshot.data);
-    e.finish()
-}
-
-fn decode_snapshot_file(bytes: &[u8]) -> Result<Snapshot, codec::DecodeError> {
+/// Splits a version 1 snapshot file's data (metadata, then the image as length-prefixed
+/// bytes).
+fn decode_version_1(bytes: &[u8]) -> Result<(SnapshotMeta, &[u8]), codec::DecodeError> {
     let mut d = Decoder::new(bytes, "snapshot file");
     let meta = codec::decode_snapshot_meta(&mut d)?;
-    let data = d.bytes(usize::MAX)?.to_vec();
+    let image = d.bytes(usize::MAX)?;
     d.finish()?;
-    Ok(Snapshot { meta, data: Arc::new(data) })
+    Ok((meta, image))
 }
 
 impl RaftStorage {
@@ -189,13 +278,8 @@ impl RaftStorage {
         for (group, mut replay) in replays {
             entry_records.insert(group, std::mem::take(&mut replay.records));
             let snapshot = match snapshots.load_latest(group)? {
-                Some(loaded) => {
-                    let snapshot =
-                        decode_snapshot_file(&loaded.data).map_err(|e| StorageError::Corruption {
-                            file: loaded.path.clone(),
-                            offset: 0,
-                            reason: CorruptionKind::BadPayload { reason: e.to_string() },
-                        })?;
+                Some(stored) => {
+                    let snapshot = current_snapshot(&snapshots, group, stored)?;
                     replay.drop_through(snapshot.meta.index.0);
                     Some(snapshot)
                 }
@@ -301,37 +385,99 @@ impl RaftStorage {
         self.wal.append(group, RecordKind::HardState, e.finish())
     }
 
+    /// Records a snapshot the Raft core takes as the group's new base: a received one, whose
+    /// file the transport saved before handing it over; or, with data that is no reference
+    /// (a bootstrap state), one saved here.
     fn save_snapshot(&self, group: GroupId, snapshot: &Snapshot) -> Result<DurableTicket, StorageError> {
-        self.snapshots.save(group, snapshot.meta.index.0, &encode_snapshot_file(snapshot))?;
+        if SnapshotRef::decode(&snapshot.data).is_none() {
+            self.save_image(group, &snapshot.meta, &snapshot.data)?;
+        }
         let mut e = Encoder::default();
         codec::encode_snapshot_meta(&mut e, &snapshot.meta);
         self.wal.append(group, RecordKind::SnapshotMarker, e.finish())
     }
 
-    /// Makes `snapshot` and `tail`, the entries after it, `group`'s durable state (a new
-    /// group's first state): saves the file, then [`RaftStorage::finish_checkpoint`], appending
-    /// `tail` whatever the WAL held for the group before. Blocks on the file's fsyncs and the
-    /// WAL's.
+    /// Makes `snapshot` (its data the state machine's image) and `tail`, the entries after it,
+    /// `group`'s durable state (a new group's first state): saves the file, then
+    /// [`RaftStorage::finish_checkpoint`], appending `tail` whatever the WAL held for the group
+    /// before. Returns the snapshot as the Raft core must hold it (naming the file). Blocks on
+    /// the file's fsyncs and the WAL's.
     pub fn checkpoint(
         &self,
         group: GroupId,
         snapshot: &Snapshot,
         hard_state: &HardState,
         tail: &[Entry],
-    ) -> Result<(), StorageError> {
-        self.save_snapshot_file(group, snapshot)?;
+    ) -> Result<Snapshot, StorageError> {
+        let saved = self.save_image(group, &snapshot.meta, &snapshot.data)?;
         self.entry_records(group, |records| *records = EntryRecords::default());
         let last_index = tail.last().map_or(snapshot.meta.index, |entry| entry.index);
-        self.finish_checkpoint(group, &snapshot.meta, hard_state, last_index, || tail.to_vec())
+        self.finish_checkpoint(group, &snapshot.meta, hard_state, last_index, || tail.to_vec())?;
+        Ok(saved)
     }
 
-    /// The first half of a checkpoint: saves `snapshot`'s file durably, and nothing else, so it
-    /// can run off the node's loop while the group goes on logging. Until the second half, the
-    /// WAL keeps everything; a crash in between restarts from the file and the entries after
-    /// it, as after a crash between a received snapshot's file and its marker.
-    pub fn save_snapshot_file(&self, group: GroupId, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.snapshots.save(group, snapshot.meta.index.0, &encode_snapshot_file(snapshot))?;
-        Ok(())
+    /// Saves an image held in memory as the snapshot described by `meta`.
+    fn save_image(
+        &self,
+        group: GroupId,
+        meta: &SnapshotMeta,
+        image: &[u8],
+    ) -> Result<Snapshot, StorageError> {
+        self.save_snapshot_file(group, meta.clone(), |out| out.write_all(image))
+    }
+
+    /// The first half of a checkpoint: streams the image `write_image` produces into the
+    /// snapshot file described by `meta`, durably, and nothing else, so it can run off the
+    /// node's loop while the group goes on logging. Returns the snapshot as the Raft core holds
+    /// it. Until the second half, the WAL keeps everything; a crash in between restarts from
+    /// the file and the entries after it, as after a crash between a received snapshot's file
+    /// and its marker.
+    pub fn save_snapshot_file(
+        &self,
+        group: GroupId,
+        meta: SnapshotMeta,
+        write_image: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<Snapshot, StorageError> {
+        let mut writer = self.snapshots.create(group, meta.index.0, &encode_meta(&meta))?;
+        if let Err(e) = write_image(&mut writer) {
+            // The store's own errors come back wrapped in the writer's io::Error.
+            return Err(match e.into_inner().map(|inner| inner.downcast::<StorageError>()) {
+                Some(Ok(storage)) => *storage,
+                Some(Err(other)) => {
+                    StorageError::io("serialize", self.snapshots.dir(), std::io::Error::other(other))
+                }
+                None => StorageError::io("serialize", self.snapshots.dir(), std::io::Error::other("unknown")),
+            });
+        }
+        let file = writer.finish()?;
+        Ok(SnapshotRef::snapshot(&file, meta))
+    }
+
+    /// Restores a state machine from the snapshot the Raft core holds, streaming its image
+    /// from the file (empty data is the empty initial state).
+    pub fn restore<T>(
+        &self,
+        group: GroupId,
+        snapshot: &Snapshot,
+        restore: impl FnOnce(&mut dyn Read) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let Some(reference) = SnapshotRef::decode(&snapshot.data) else {
+            return restore(&mut snapshot.data.as_slice());
+        };
+        let mut image = self.snapshots.open_image(group, reference.last_index).map_err(|e| e.to_string())?;
+        let state = restore(&mut image);
+        // A damaged image is reported as such, whatever the state machine made of it.
+        if let Some(damage) = image.damage() {
+            return Err(damage.to_string());
+        }
+        let state = state?;
+        image.finish().map_err(|e| e.to_string())?;
+        Ok(state)
+    }
+
+    /// The node's snapshot files, for the transport.
+    pub fn snapshot_files(&self) -> Arc<crate::node::snapshot_transfer::NodeSnapshotFiles> {
+        Arc::new(crate::node::snapshot_transfer::NodeSnapshotFiles(self.snapshots.clone()))
     }
 
     /// The second half of a checkpoint, once the snapshot described by `meta` is saved and the
@@ -401,6 +547,28 @@ impl RaftStorage {
     }
 }
 
+/// The snapshot a group recovers from, as the Raft core holds it; a version 1 file is
+/// rewritten in the current format first.
+fn current_snapshot(
+    snapshots: &SnapshotStore,
+    group: GroupId,
+    stored: StoredSnapshot,
+) -> Result<Snapshot, StorageError> {
+    match stored {
+        StoredSnapshot::Current(file) => Ok(SnapshotRef::snapshot(&file, decode_meta(&file)?)),
+        StoredSnapshot::Version1 { last_index, data, path } => {
+            let (meta, image) = decode_version_1(&data).map_err(|e| StorageError::Corruption {
+                file: path.clone(),
+                offset: 0,
+                reason: CorruptionKind::BadPayload { reason: e.to_string() },
+            })?;
+            tracing::info!(path = %path.display(), "rewriting a version 1 snapshot file in the current format");
+            let file = snapshots.save(group, last_index, &encode_meta(&meta), image)?;
+            Ok(SnapshotRef::snapshot(&file, meta))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +581,17 @@ mod tests {
 
     fn ready(entries: Vec<Entry>, hs: Option<HardState>) -> Ready {
         Ready { entries, hard_state: hs, ..Ready::default() }
+    }
+
+    /// The image behind a snapshot the Raft core holds, read back from its file.
+    fn image_of(storage: &RaftStorage, group: GroupId, snapshot: &Snapshot) -> Vec<u8> {
+        storage
+            .restore(group, snapshot, |image| {
+                let mut data = Vec::new();
+                image.read_to_end(&mut data).map_err(|e| e.to_string())?;
+                Ok(data)
+            })
+            .unwrap()
     }
 
     #[test]
@@ -511,14 +690,16 @@ mod tests {
         sim.crash(CrashFaults { torn_writes: false, flip_bit: false });
         drop(storage);
         let (storage, recovered) = RaftStorage::open(Arc::clone(&disk), dir, config()).unwrap();
-        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
+        let recovered_snapshot = recovered[&group].snapshot.clone().unwrap();
+        assert_eq!(recovered_snapshot.meta, snapshot.meta);
+        assert_eq!(image_of(&storage, group, &recovered_snapshot), *snapshot.data);
         assert!(recovered[&group].entries.is_empty());
         let after: Vec<Entry> = (10..=11).map(|i| entry(i, 2, b"y")).collect();
         storage.persist(group, &ready(after.clone(), None)).unwrap().unwrap().wait().unwrap();
         sim.crash(CrashFaults { torn_writes: false, flip_bit: false });
         drop(storage);
         let (_storage, recovered) = RaftStorage::open(disk, dir, config()).unwrap();
-        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&snapshot));
+        assert_eq!(recovered[&group].snapshot.as_ref(), Some(&recovered_snapshot));
         assert_eq!(recovered[&group].entries, after);
     }
 
@@ -549,7 +730,9 @@ mod tests {
         let segments_before = storage.wal().segment_paths().len();
         // Index 150 ends the record holding 149..=150; so does 151 for 151..=152 and so on.
         snapshot.meta.index = LogIndex(150);
-        storage.save_snapshot_file(group, &snapshot).unwrap();
+        storage
+            .save_snapshot_file(group, snapshot.meta.clone(), |out| out.write_all(&snapshot.data))
+            .unwrap();
         let hs = HardState { term: Term(1), vote: Some(NodeId(1)), commit: LogIndex(190) };
         let last = log.last().unwrap().index;
         storage
@@ -588,10 +771,11 @@ mod tests {
             let hs = HardState { term: Term(1), vote: None, commit: LogIndex(9) };
             storage.checkpoint(group, &snapshot, &hs, &entries[7..]).unwrap();
         }
-        let (_storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
+        let (storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
         let state = &recovered[&group];
         assert_eq!(state.snapshot.as_ref().map(|s| s.meta.index), Some(LogIndex(8)));
-        assert_eq!(state.snapshot.as_ref().map(|s| s.data.as_slice().to_vec()), Some(b"state at 8".to_vec()));
+        let image = state.snapshot.as_ref().map(|s| image_of(&storage, group, s));
+        assert_eq!(image, Some(b"state at 8".to_vec()));
         assert_eq!(state.entries.iter().map(|e| e.index.0).collect::<Vec<_>>(), vec![9, 10]);
         assert_eq!(state.hard_state.commit, LogIndex(9));
     }

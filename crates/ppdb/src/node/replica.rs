@@ -1,6 +1,7 @@
 //! One node's replica of one Raft group: the Raft core, the state machine it feeds, and the
 //! client requests waiting on it.
 
+use super::raft_storage::{image_bytes, RaftStorage};
 use super::state_machine::{SnapshotJob, StateMachine};
 use crate::error::Error;
 use crate::limits::COMMAND_BYTES_MAX;
@@ -180,8 +181,9 @@ pub trait GroupReplica: Send {
     /// The Raft core.
     fn raft(&mut self) -> &mut RawNode;
 
-    /// Loads a snapshot received from the leader into the state machine.
-    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error>;
+    /// Loads a snapshot received from the leader into the state machine, streaming its image
+    /// from the file in `storage`.
+    fn install_snapshot(&mut self, snapshot: &Snapshot, storage: &RaftStorage) -> Result<(), Error>;
 
     /// Applies committed entries in order and answers the proposals they settle.
     fn apply(&mut self, entries: Vec<Entry>);
@@ -222,8 +224,8 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         &mut self.raft
     }
 
-    fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), Error> {
-        self.sm = S::restore(&snapshot.data).map_err(|reason| {
+    fn install_snapshot(&mut self, snapshot: &Snapshot, storage: &RaftStorage) -> Result<(), Error> {
+        self.sm = storage.restore(self.group, snapshot, S::restore_from).map_err(|reason| {
             Error::State(format!(
                 "snapshot of group {} at {} is unreadable: {reason}",
                 self.group.0, snapshot.meta.index
@@ -232,7 +234,7 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         self.applied = snapshot.meta.index;
         self.applied_since_snapshot = 0;
         self.applied_bytes_since_snapshot = 0;
-        self.last_snapshot_bytes = snapshot.data.len() as u64;
+        self.last_snapshot_bytes = image_bytes(snapshot);
         Ok(())
     }
 
@@ -311,7 +313,7 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
     }
 
     fn adopt_snapshot(&mut self, snapshot: Snapshot) -> bool {
-        let bytes = snapshot.data.len() as u64;
+        let bytes = image_bytes(&snapshot);
         match self.raft.adopt_snapshot(snapshot) {
             Ok(()) => {
                 self.last_snapshot_bytes = bytes;

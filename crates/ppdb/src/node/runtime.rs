@@ -20,7 +20,7 @@
 use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
 use super::leaders::LeaderTable;
 use super::placement::{self, ClientTraffic};
-use super::raft_storage::RaftStorage;
+use super::raft_storage::{self, RaftStorage};
 use super::reconcile::{self, GroupAction, MembershipPolicy};
 use super::replica::{GroupReplica, Replica, Reply};
 use super::state_machine::StateMachine;
@@ -50,6 +50,20 @@ const SNAPSHOT_SAVE_DELAY_ON_LOOP: Duration = Duration::from_millis(5);
 /// A snapshot being serialized and saved off the loop: its group, and the snapshot once its
 /// file is durable (or why it could not be saved).
 type SnapshotSave = BoxFuture<'static, (GroupId, Result<Snapshot, StorageError>)>;
+
+/// First wait before a snapshot that could not be saved (disk full, I/O error) is tried again;
+/// each further failure doubles it, up to [`SNAPSHOT_RETRY_BACKOFF_MAX`].
+const SNAPSHOT_RETRY_BACKOFF_MIN: Duration = Duration::from_millis(500);
+
+/// Longest wait between two attempts to save a group's snapshot.
+const SNAPSHOT_RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// A group whose last snapshot could not be saved: when to try again, and the wait after that.
+#[derive(Debug, Clone, Copy)]
+struct SnapshotRetry {
+    at: Instant,
+    backoff: Duration,
+}
 
 /// WAL segments a group may keep on disk behind its low-water mark before it checkpoints
 /// whatever its entry count, unless they hold less than twice its last snapshot (then the
@@ -188,6 +202,8 @@ pub struct Runtime<S: StateMachine> {
     snapshot_saves: FuturesUnordered<SnapshotSave>,
     /// The groups whose snapshot is being saved: one at a time per group.
     saving_snapshot: BTreeSet<GroupId>,
+    /// The groups whose last snapshot could not be saved, to be retried.
+    snapshot_retries: BTreeMap<GroupId, SnapshotRetry>,
     /// Where the last round's time went, for the slow-turn warning.
     round_times: RoundTimes,
 }
@@ -202,22 +218,24 @@ impl<S: StateMachine> Runtime<S> {
         bootstrap: BTreeMap<GroupId, RecoveredState>,
         outbox: Arc<dyn Outbox>,
     ) -> Result<Runtime<S>, Error> {
-        for (group, state) in bootstrap {
+        for (group, mut state) in bootstrap {
             if recovered.contains_key(&group) {
                 continue;
             }
             if let Some(snapshot) = &state.snapshot {
-                storage.checkpoint(group, snapshot, &state.hard_state, &state.entries)?;
+                // From now on the Raft core holds the saved file's name, not the image.
+                let saved = storage.checkpoint(group, snapshot, &state.hard_state, &state.entries)?;
+                state.snapshot = Some(saved);
             }
             recovered.insert(group, state);
         }
         let meta = match recovered.remove(&META_GROUP) {
-            Some(state) => Some(replica::<Directory>(&config, META_GROUP, state)?),
+            Some(state) => Some(replica::<Directory>(&config, &storage, META_GROUP, state)?),
             None => None,
         };
         let mut groups = BTreeMap::new();
         for (group, state) in recovered {
-            groups.insert(group, replica(&config, group, state)?);
+            groups.insert(group, replica(&config, &storage, group, state)?);
         }
         let directory = watch::Sender::new(meta.as_ref().map(|m| m.state().clone()).unwrap_or_default());
         let last_group = groups.keys().next_back().copied().unwrap_or(META_GROUP);
@@ -234,6 +252,7 @@ impl<S: StateMachine> Runtime<S> {
             traffic_window_start: None,
             snapshot_saves: FuturesUnordered::new(),
             saving_snapshot: BTreeSet::new(),
+            snapshot_retries: BTreeMap::new(),
             round_times: RoundTimes::default(),
         })
     }
@@ -289,6 +308,7 @@ impl<S: StateMachine> Runtime<S> {
                     self.tick(ticks);
                     if ticks % HOUSEKEEPING_TICKS == 0 {
                         self.checkpoint_groups_holding_the_wal()?;
+                        self.retry_snapshots(woke)?;
                     }
                     ("tick", woke)
                 }
@@ -573,6 +593,7 @@ impl<S: StateMachine> Runtime<S> {
         // it synced, in order.
         let mut advanced = Vec::with_capacity(readies.len());
         let outbox = Arc::clone(&self.outbox);
+        let storage = Arc::clone(&self.storage);
         for (group, ready) in readies {
             let Some(replica) = self.replica_mut(group) else { continue };
             for message in ready.messages {
@@ -580,7 +601,7 @@ impl<S: StateMachine> Runtime<S> {
             }
             if let Some(snapshot) = &ready.snapshot {
                 directory_changed |= group == META_GROUP;
-                replica.install_snapshot(snapshot)?;
+                replica.install_snapshot(snapshot, &storage)?;
                 replica.apply(ready.committed_entries);
                 replica.confirm_reads(ready.read_states);
             }
@@ -701,6 +722,22 @@ impl<S: StateMachine> Runtime<S> {
         Ok(())
     }
 
+    /// Checkpoints again every group whose last snapshot could not be saved and whose wait
+    /// is over.
+    fn retry_snapshots(&mut self, now: Instant) -> Result<(), Error> {
+        let due: Vec<GroupId> = self
+            .snapshot_retries
+            .iter()
+            .filter(|(_, retry)| retry.at <= now)
+            .map(|(&group, _)| group)
+            .collect();
+        for group in due {
+            tracing::info!(group = group.0, "trying again to save the group's snapshot");
+            self.checkpoint(group)?;
+        }
+        Ok(())
+    }
+
     /// Checkpoints a group: freezes its state machine's state at the applied index and
     /// serializes and saves it off the loop (a snapshot of a large state is hundreds of
     /// megabytes, and the loop must keep sending heartbeats and taking writes meanwhile);
@@ -712,10 +749,7 @@ impl<S: StateMachine> Runtime<S> {
         let storage = Arc::clone(&self.storage);
         let Some(replica) = self.replica_mut(group) else { return Ok(()) };
         let (meta, job) = replica.begin_snapshot()?;
-        let build = move || {
-            let snapshot = Snapshot { meta, data: Arc::new(job()) };
-            storage.save_snapshot_file(group, &snapshot).map(|()| snapshot)
-        };
+        let build = move || storage.save_snapshot_file(group, meta, job);
         let save: SnapshotSave = match self.config.snapshots_on_loop {
             true => Box::pin(async move {
                 tokio::time::sleep(SNAPSHOT_SAVE_DELAY_ON_LOOP).await;
@@ -741,15 +775,34 @@ impl<S: StateMachine> Runtime<S> {
     /// Raft core (to send to followers), makes it the base of the group's durable state, with
     /// the log entries after it as they are now, and compacts the in-memory log. Skipped when
     /// the group installed a newer snapshot from its leader meanwhile (that one is the base
-    /// already) or left this node. A failed save is fatal to the node, as any failed write to
-    /// its storage.
+    /// already) or left this node. A snapshot that could not be saved (a full disk, an I/O
+    /// error) is logged and retried later ([`Runtime::retry_snapshots`]): the group keeps its
+    /// log, and the node keeps serving.
     fn finish_checkpoint(
         &mut self,
         group: GroupId,
         saved: Result<Snapshot, StorageError>,
     ) -> Result<(), Error> {
         self.saving_snapshot.remove(&group);
-        let snapshot = saved?;
+        let snapshot = match saved {
+            Ok(snapshot) => {
+                self.snapshot_retries.remove(&group);
+                snapshot
+            }
+            Err(error) => {
+                let backoff = self.snapshot_retries.get(&group).map_or(SNAPSHOT_RETRY_BACKOFF_MIN, |retry| {
+                    (retry.backoff * 2).min(SNAPSHOT_RETRY_BACKOFF_MAX)
+                });
+                tracing::error!(
+                    group = group.0,
+                    %error,
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "snapshot could not be saved; the group keeps its log and the node keeps serving"
+                );
+                self.snapshot_retries.insert(group, SnapshotRetry { at: Instant::now() + backoff, backoff });
+                return Ok(());
+            }
+        };
         let storage = Arc::clone(&self.storage);
         let kept = self.config.entries_kept_after_snapshot;
         let Some(replica) = self.replica_mut(group) else { return Ok(()) };
@@ -774,15 +827,16 @@ impl<S: StateMachine> Runtime<S> {
 /// A replica of `group` starting from its recovered state.
 fn replica<T: StateMachine>(
     config: &RuntimeConfig,
+    storage: &RaftStorage,
     group: GroupId,
     state: RecoveredState,
 ) -> Result<Replica<T>, Error> {
     let (sm, applied, snapshot_bytes) = match &state.snapshot {
         Some(snapshot) => {
-            let sm = T::restore(&snapshot.data).map_err(|reason| {
+            let sm = storage.restore(group, snapshot, T::restore_from).map_err(|reason| {
                 Error::State(format!("snapshot of group {} is unreadable: {reason}", group.0))
             })?;
-            (sm, snapshot.meta.index, snapshot.data.len() as u64)
+            (sm, snapshot.meta.index, raft_storage::image_bytes(snapshot))
         }
         None => (T::restore(&[]).map_err(Error::State)?, LogIndex(0), 0),
     };

@@ -78,7 +78,7 @@ impl SimStorage for WalOnSimDisk {
         hard_state: HardState,
         tail: &[Entry],
     ) -> Result<(), String> {
-        self.open()?.checkpoint(GROUP, snapshot, &hard_state, tail).map_err(|e| e.to_string())
+        self.open()?.checkpoint(GROUP, snapshot, &hard_state, tail).map(drop).map_err(|e| e.to_string())
     }
 
     fn crash(&mut self) {
@@ -96,8 +96,19 @@ impl SimStorage for WalOnSimDisk {
         let disk: Arc<dyn Disk> = self.disk.clone();
         let (storage, mut recovered) =
             RaftStorage::open(disk, Path::new("/node"), wal_config()).map_err(|e| e.to_string())?;
+        let mut state = recovered.remove(&GROUP).unwrap_or_default();
+        // The simulator's state machine reads its image from the snapshot data, where the
+        // storage keeps the file's name: hand it the image.
+        if let Some(snapshot) = state.snapshot.as_mut() {
+            let image = storage.restore(GROUP, snapshot, |image| {
+                let mut data = Vec::new();
+                image.read_to_end(&mut data).map_err(|e| e.to_string())?;
+                Ok(data)
+            })?;
+            snapshot.data = Arc::new(image);
+        }
         self.storage = Some(storage);
-        Ok(recovered.remove(&GROUP).unwrap_or_default())
+        Ok(state)
     }
 }
 

@@ -1,10 +1,11 @@
 //! What a Raft group replicates: any deterministic state machine.
 
 use ppdb_raft::LogIndex;
+use std::io::{self, Read, Write};
 
 /// Serializes a state machine's state as of when the job was made
-/// ([`StateMachine::snapshot_job`]).
-pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
+/// ([`StateMachine::snapshot_job`]) into a writer: the snapshot file, streamed.
+pub type SnapshotJob = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
 /// A deterministic state machine replicated by a Raft group. Every replica applies the same
 /// commands in the same order and must reach the same state: no clocks, no randomness, no
@@ -31,11 +32,20 @@ pub trait StateMachine: Send + Sized + 'static {
     /// stalls for a snapshot; the default serializes at once.
     fn snapshot_job(&self) -> SnapshotJob {
         let data = self.snapshot();
-        Box::new(move || data)
+        Box::new(move |out| out.write_all(&data))
     }
 
     /// Rebuilds a state from snapshot data; empty data is the empty initial state.
     fn restore(data: &[u8]) -> Result<Self, String>;
+
+    /// Rebuilds a state from snapshot data read from `image` to its end (a snapshot file,
+    /// streamed). A large state should decode as it reads, holding a bounded buffer; the
+    /// default reads the whole image first, which suits a small state.
+    fn restore_from(image: &mut dyn Read) -> Result<Self, String> {
+        let mut data = Vec::new();
+        image.read_to_end(&mut data).map_err(|e| format!("reading the snapshot: {e}"))?;
+        Self::restore(&data)
+    }
 
     /// Called now and then on the group's leader with the wall clock: a command the leader
     /// should propose to keep the state tidy (e.g. remove expired keys), if any. Because the

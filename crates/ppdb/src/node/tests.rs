@@ -3,10 +3,11 @@
 
 use super::raft_storage::RaftStorage;
 use super::runtime::{Outbox, Request, Runtime, RuntimeConfig};
+use super::snapshot_transfer::{copy_snapshot, NodeSnapshotFiles};
 use super::state_machine::{SnapshotJob, StateMachine};
 use super::{MembershipPolicy, NodeHandle};
 use crate::error::{Error, ErrorCode};
-use crate::storage::disk::{Disk, DiskFile, FsDisk};
+use crate::storage::disk::{Disk, DiskFile, FsDisk, SimDisk};
 use crate::storage::wal::{GroupId, WalConfig};
 use ppdb_raft::{Config, LogIndex, Message, NodeId, PeerRole, RecoveredState};
 use std::collections::BTreeMap;
@@ -69,9 +70,9 @@ impl StateMachine for SlowJournal {
 
     fn snapshot_job(&self) -> SnapshotJob {
         let data = self.0.snapshot();
-        Box::new(move || {
+        Box::new(move |out| {
             std::thread::sleep(SLOW_SNAPSHOT);
-            data
+            out.write_all(&data)
         })
     }
 
@@ -83,17 +84,32 @@ impl StateMachine for SlowJournal {
 /// A node's inbound Raft message queue.
 type Inbox = mpsc::Sender<(GroupId, Message)>;
 
-/// Routes messages to the inbound channel of their recipient, unless it is down.
+/// Routes messages to the inbound channel of their recipient, unless it is down; a snapshot
+/// is copied from the sender's snapshot files to the recipient's first, in chunks, as the
+/// transport streams it.
 #[derive(Clone, Default)]
 struct ChannelNet {
-    inboxes: Arc<Mutex<BTreeMap<NodeId, Inbox>>>,
+    inboxes: Arc<Mutex<BTreeMap<NodeId, NetNode>>>,
 }
+
+/// A running node as a [`ChannelNet`] reaches it: its inbox and its snapshot files.
+type NetNode = (Inbox, Arc<NodeSnapshotFiles>);
+
+/// Chunk size of snapshots copied between nodes of a [`ChannelNet`].
+const NET_SNAPSHOT_CHUNK_BYTES: usize = 4096;
 
 impl Outbox for ChannelNet {
     fn send(&self, group: GroupId, message: Message) {
-        let inbox = self.inboxes.lock().ok().and_then(|m| m.get(&message.to).cloned());
-        if let Some(inbox) = inbox {
-            let _ = inbox.try_send((group, message));
+        let Ok(inboxes) = self.inboxes.lock().map(|m| m.clone()) else { return };
+        let (Some((inbox, to)), Some((_, from))) = (inboxes.get(&message.to), inboxes.get(&message.from))
+        else {
+            return;
+        };
+        match copy_snapshot(from.as_ref(), to.as_ref(), group, message, NET_SNAPSHOT_CHUNK_BYTES) {
+            Ok(message) => {
+                let _ = inbox.try_send((group, message));
+            }
+            Err(e) => tracing::warn!(error = %e, "snapshot not copied"),
         }
     }
 }
@@ -121,6 +137,7 @@ fn start_on<S: StateMachine>(
 ) -> TestNode<S> {
     let dir = root.join(format!("node-{id}"));
     let (storage, recovered) = RaftStorage::open(disk, &dir, WalConfig::default()).expect("open storage");
+    let files = storage.snapshot_files();
     let config = RuntimeConfig {
         node: NodeId(id),
         tick: Duration::from_millis(10),
@@ -139,7 +156,7 @@ fn start_on<S: StateMachine>(
     let (req_tx, req_rx) = mpsc::unbounded_channel::<Request<S>>();
     let (stop, stop_rx) = watch::channel(false);
     if let Ok(mut inboxes) = net.inboxes.lock() {
-        inboxes.insert(NodeId(id), inbox_tx);
+        inboxes.insert(NodeId(id), (inbox_tx, files));
     }
     let task = tokio::spawn(runtime.run(inbox_rx, req_rx, stop_rx));
     TestNode { handle: NodeHandle::new(req_tx, Duration::from_secs(3)), stop, task }
@@ -269,6 +286,10 @@ impl Disk for GatedDisk {
         self.inner.read(path)
     }
 
+    fn open_read(&self, path: &Path) -> std::io::Result<Box<dyn crate::storage::disk::DiskReader>> {
+        self.inner.open_read(path)
+    }
+
     fn create_new(&self, path: &Path) -> std::io::Result<Box<dyn DiskFile>> {
         Ok(Box::new(GatedFile { inner: self.inner.create_new(path)?, gate: Arc::clone(&self.gate) }))
     }
@@ -346,6 +367,104 @@ async fn writes_go_on_while_snapshots_are_serialized_on_a_current_thread_runtime
         slowest = slowest.max(started.elapsed());
     }
     assert!(slowest < SLOW_SNAPSHOT / 2, "a write waited {slowest:?} while snapshots were serialized");
+    for node in nodes.values() {
+        let _ = node.stop.send(true);
+    }
+}
+
+/// Waits up to 10 s for `cond`, polling.
+async fn eventually(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    for _ in 0..500 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+/// The applied index of `node`'s data group.
+async fn applied(node: &TestNode) -> LogIndex {
+    let status = node.handle.status().await.expect("status");
+    status.iter().find(|g| g.group == GROUP).map_or(LogIndex(0), |g| g.raft.applied)
+}
+
+/// Whether `disk` holds a snapshot file of the data group under `root`'s node `id`.
+fn snapshot_files(disk: &SimDisk, root: &Path, id: u64) -> Vec<String> {
+    let dir = root.join(format!("node-{id}")).join("snapshots");
+    let names = disk.list_dir(&dir).unwrap_or_default();
+    names.into_iter().filter(|n| n.starts_with("00000000000000000001-") && n.ends_with(".snap")).collect()
+}
+
+/// A snapshot that cannot be saved (the snapshot directory's writes fail, as on a full disk)
+/// is logged and tried again later; the node keeps serving meanwhile instead of stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_cannot_be_saved_is_retried_and_the_node_keeps_serving() {
+    let root = Path::new("/sim");
+    let net = ChannelNet::default();
+    let members = [NodeId(1), NodeId(2), NodeId(3)];
+    let disks: BTreeMap<u64, SimDisk> = (1..=3).map(|id| (id, SimDisk::new(id))).collect();
+    let nodes: BTreeMap<u64, TestNode> = (1..=3)
+        .map(|id| {
+            let disk: Arc<dyn Disk> = Arc::new(disks[&id].clone());
+            (id, start_on(&net, root, id, &members, disk, Config::new(NodeId(id))))
+        })
+        .collect();
+    let lead = leader(&nodes).await;
+    let before: BTreeMap<u64, Vec<String>> =
+        disks.iter().map(|(&id, disk)| (id, snapshot_files(disk, root, id))).collect();
+    for (&id, disk) in &disks {
+        disk.fail_next_writes_under(root.join(format!("node-{id}")).join("snapshots"), 2);
+    }
+    // Snapshots are due every 20 entries: the first attempts fail on every node.
+    for i in 0..60 {
+        nodes[&lead]
+            .handle
+            .propose(GROUP, format!("c{i}").into_bytes())
+            .await
+            .expect("commit while saves fail");
+    }
+    for (&id, disk) in &disks {
+        eventually("every node saved a snapshot after its failed attempts", async || {
+            snapshot_files(disk, root, id).iter().any(|name| !before[&id].contains(name))
+        })
+        .await;
+    }
+    nodes[&lead].handle.propose(GROUP, b"after".to_vec()).await.expect("commit after the retries");
+    for node in nodes.values() {
+        assert!(!node.task.is_finished(), "a node stopped");
+        let _ = node.stop.send(true);
+    }
+}
+
+/// A follower that was down while the log moved far past it (and was compacted behind
+/// snapshots) catches up from the leader's snapshot, streamed from file to file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_catches_up_from_a_streamed_snapshot() {
+    let root = Path::new("/sim");
+    let net = ChannelNet::default();
+    let members = [NodeId(1), NodeId(2), NodeId(3)];
+    let disks: BTreeMap<u64, SimDisk> = (1..=3).map(|id| (id, SimDisk::new(id + 10))).collect();
+    let start_node = |id: u64| {
+        let disk: Arc<dyn Disk> = Arc::new(disks[&id].clone());
+        start_on(&net, root, id, &members, disk, Config::new(NodeId(id)))
+    };
+    let mut nodes: BTreeMap<u64, TestNode> = (1..=3).map(|id| (id, start_node(id))).collect();
+    let lead = leader(&nodes).await;
+    let behind = (1..=3).find(|&id| id != lead).expect("a follower");
+    let node = nodes.remove(&behind).expect("follower");
+    let _ = node.stop.send(true);
+    node.task.await.expect("join").expect("clean stop");
+    net.inboxes.lock().expect("net").remove(&NodeId(behind));
+    // Far more entries than are kept behind a snapshot (5): only a snapshot can catch it up.
+    for i in 0..200 {
+        nodes[&lead].handle.propose(GROUP, format!("{i:0100}").into_bytes()).await.expect("commit");
+    }
+    nodes.insert(behind, start_node(behind));
+    let target = applied(&nodes[&lead]).await;
+    eventually("the follower applied everything", async || applied(&nodes[&behind]).await >= target).await;
+    let received = snapshot_files(&disks[&behind], root, behind);
+    assert!(!received.is_empty(), "the follower holds the snapshot it received as a file");
     for node in nodes.values() {
         let _ = node.stop.send(true);
     }

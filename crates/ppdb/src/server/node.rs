@@ -257,6 +257,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         listen_addr,
         peers,
         limits: TransportLimits::default(),
+        snapshot_files: Some(storage.snapshot_files()),
     };
     let (transport, mut inbound) = Transport::start(transport_config).await?;
     let runtime_config = RuntimeConfig {

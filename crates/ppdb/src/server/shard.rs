@@ -5,11 +5,7 @@ use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
 use crate::node::StateMachine;
 use ppdb_raft::LogIndex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
-/// A snapshot's buffer starts 1/8 larger than the previous snapshot, for the writes since.
-const SNAPSHOT_GROWTH_ALLOWANCE_DIVISOR: usize = 8;
+use std::io::Read;
 
 /// Most expired keys removed by one housekeeping entry.
 const EXPIRED_KEYS_PER_ENTRY_MAX: usize = 256;
@@ -27,9 +23,6 @@ pub struct ShardQuery {
 #[derive(Debug, Default)]
 pub struct KvShard {
     store: KvStore,
-    /// Size of the last snapshot serialized, set by the snapshot job on its thread: the next
-    /// one's buffer starts at about that size (see [`crate::kv::FrozenKv::serialize`]).
-    last_snapshot_bytes: Arc<AtomicUsize>,
     /// The shard's part of the node's used memory, kept equal to its data bytes.
     memory: ShardMemory,
 }
@@ -63,24 +56,32 @@ impl StateMachine for KvShard {
     }
 
     fn snapshot_job(&self) -> SnapshotJob {
+        // Streamed into the snapshot file: no image of the whole key space is built in memory.
         let frozen = self.store.freeze();
-        let last_bytes = Arc::clone(&self.last_snapshot_bytes);
-        Box::new(move || {
-            let previous = last_bytes.load(Ordering::Relaxed);
-            let data = frozen.serialize(previous + previous / SNAPSHOT_GROWTH_ALLOWANCE_DIVISOR);
-            last_bytes.store(data.len(), Ordering::Relaxed);
-            data
-        })
+        Box::new(move |out| frozen.serialize_into(out).map(drop))
     }
 
     fn restore(data: &[u8]) -> Result<Self, String> {
-        if data.is_empty() {
+        KvShard::restore_from(&mut &data[..])
+    }
+
+    fn restore_from(image: &mut dyn Read) -> Result<Self, String> {
+        // Empty data is the empty initial state.
+        let mut first = [0u8; 1];
+        let read = loop {
+            match image.read(&mut first) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other.map_err(|e| format!("reading the snapshot: {e}"))?,
+            }
+        };
+        if read == 0 {
             return Ok(KvShard::default());
         }
-        let store = KvStore::restore(data).map_err(|e| e.to_string())?;
+        let mut image = (&first[..]).chain(image);
+        let store = KvStore::restore_from(&mut image).map_err(|e| e.to_string())?;
         let mut memory = ShardMemory::default();
         memory.publish(store.data_bytes());
-        Ok(KvShard { store, last_snapshot_bytes: Arc::new(AtomicUsize::new(data.len())), memory })
+        Ok(KvShard { store, memory })
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {
@@ -109,19 +110,17 @@ mod tests {
     }
 
     #[test]
-    fn a_snapshot_buffer_starts_at_the_previous_snapshots_size() {
+    fn a_snapshot_job_streams_what_restore_reads_back() {
         let mut shard = KvShard::default();
         for i in 0..1000 {
             set(&mut shard, i + 1, &format!("key:{i}"));
         }
-        let first = (shard.snapshot_job())();
-        set(&mut shard, 1001, "one more");
-        let second = (shard.snapshot_job())();
-        assert!(second.len() > first.len());
-        // Sized once, up front (not grown from empty by doubling, each step a copy into fresh
-        // pages), and large enough for the writes since the first snapshot.
-        let expected = first.len() + first.len() / SNAPSHOT_GROWTH_ALLOWANCE_DIVISOR;
-        assert_eq!(second.capacity(), expected, "{} bytes", second.len());
-        assert_eq!(KvShard::restore(&second).map(|s| s.snapshot()), Ok(second.clone()));
+        let job = shard.snapshot_job();
+        set(&mut shard, 1001, "after the freeze");
+        let mut image = Vec::new();
+        job(&mut image).unwrap();
+        let restored = KvShard::restore_from(&mut &image[..]).unwrap();
+        assert_eq!(restored.store.len_including_expired(), 1000);
+        assert_eq!(KvShard::restore(&[]).map(|s| s.store.len_including_expired()), Ok(0));
     }
 }

@@ -85,6 +85,8 @@ impl fmt::Display for CorruptionKind {
     }
 }
 
+impl std::error::Error for CorruptionKind {}
+
 /// Why the WAL stopped accepting appends. Cloned into every failed ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PoisonCause {
@@ -171,6 +173,20 @@ pub enum StorageError {
         lock_file: PathBuf,
         /// The pid written in the lock file by its holder, if readable.
         holder_pid: Option<u32>,
+    },
+    /// A file was written in a format version this build does not read (by a newer release).
+    #[error(
+        "{} was written in format version {version}, which this build cannot read (it reads \
+         versions {supported}): start the node with the release that wrote it, or a newer one",
+        file.display()
+    )]
+    UnsupportedFormat {
+        /// The file.
+        file: PathBuf,
+        /// The version in its header.
+        version: u32,
+        /// The versions this build reads.
+        supported: &'static str,
     },
     /// A configuration value is out of its allowed range.
     #[error("invalid storage configuration: {field} = {value}: {reason}")]

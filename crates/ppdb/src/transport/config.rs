@@ -3,9 +3,11 @@
 use super::error::TransportError;
 use super::frame::RESPONSE_CHUNK_ENVELOPE_BYTES;
 use crate::limits;
+use super::snapshot::SnapshotFiles;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default largest frame, header included ([`limits::FRAME_BYTES_MAX`]).
@@ -16,12 +18,14 @@ pub const PEER_QUEUE_MESSAGES_MAX_DEFAULT: usize = 4096;
 pub const INBOUND_QUEUE_EVENTS_MAX_DEFAULT: usize = 16 * 1024;
 /// Default snapshot chunk size ([`limits::SNAPSHOT_CHUNK_BYTES`]).
 pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = limits::SNAPSHOT_CHUNK_BYTES;
-/// Default largest snapshot a receiver reassembles ([`limits::SNAPSHOT_BYTES_MAX`]).
-pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = limits::SNAPSHOT_BYTES_MAX;
 /// Default size of the chunks of a large response ([`limits::REPLY_CHUNK_BYTES`]).
 pub const RESPONSE_CHUNK_BYTES_DEFAULT: usize = limits::REPLY_CHUNK_BYTES;
 /// Default largest response a caller reassembles ([`limits::REPLY_BYTES_MAX`]).
 pub const RESPONSE_BYTES_MAX_DEFAULT: usize = limits::REPLY_BYTES_MAX;
+/// The largest snapshot receivers used to reassemble in memory (they now stream any size to
+/// disk); kept for tests that show the old cap is gone.
+#[cfg(test)]
+pub const SNAPSHOT_BYTES_MAX_DEFAULT: usize = 512 * 1024 * 1024;
 /// Longest cluster id, in bytes (it travels in every handshake).
 pub const CLUSTER_ID_BYTES_MAX: usize = 255;
 
@@ -38,6 +42,10 @@ pub struct TransportConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Limits and timers.
     pub limits: TransportLimits,
+    /// The node's snapshot files, which snapshots are streamed from and received into; `None`
+    /// (a transport that carries no Raft traffic) drops snapshots to send and refuses those
+    /// received.
+    pub snapshot_files: Option<Arc<dyn SnapshotFiles>>,
 }
 
 /// The transport's limits and timers, each with its unit in its name.
@@ -51,10 +59,8 @@ pub struct TransportLimits {
     /// Events queued towards the node (Raft messages and requests of all peers); when full,
     /// incoming messages are dropped and counted, and requests are answered as dropped.
     pub inbound_queue_events_max: usize,
-    /// Snapshots larger than this travel as chunks of this size.
+    /// Snapshots travel as chunks of this size.
     pub snapshot_chunk_bytes: usize,
-    /// Largest snapshot a receiver reassembles.
-    pub snapshot_bytes_max: usize,
     /// Responses larger than this travel as chunks of this size, one response after another,
     /// with the connection's other answers (pongs, small responses) between the chunks.
     pub response_chunk_bytes: usize,
@@ -88,7 +94,6 @@ impl Default for TransportLimits {
             peer_queue_messages_max: PEER_QUEUE_MESSAGES_MAX_DEFAULT,
             inbound_queue_events_max: INBOUND_QUEUE_EVENTS_MAX_DEFAULT,
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
-            snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
             response_chunk_bytes: RESPONSE_CHUNK_BYTES_DEFAULT,
             response_bytes_max: RESPONSE_BYTES_MAX_DEFAULT,
             snapshots_in_flight_max: 2,
@@ -118,6 +123,7 @@ impl TransportConfig {
             listen_addr,
             peers,
             limits: TransportLimits::default(),
+            snapshot_files: None,
         }
     }
 

@@ -262,7 +262,8 @@ impl InboundConn {
         replies: mpsc::Sender<Answer>,
     ) -> String {
         let limits = &self.shared.limits;
-        let mut assembler = SnapshotAssembler::new(limits.snapshot_bytes_max, limits.snapshots_in_flight_max);
+        let mut assembler =
+            SnapshotAssembler::new(self.shared.snapshot_files.clone(), limits.snapshots_in_flight_max);
         loop {
             let read =
                 tokio::time::timeout(limits.idle_timeout, read_frame(&mut rd, limits.frame_bytes_max)).await;
@@ -302,11 +303,15 @@ impl InboundConn {
                     self.deliver(link, group, msg)?;
                 }
             }
-            Frame::SnapshotChunk(chunk) => {
-                if let Some((group, msg)) = assembler.accept(chunk).map_err(|e| e.to_string())? {
-                    self.deliver(link, group, msg)?;
+            Frame::SnapshotChunk(chunk) => match assembler.accept(chunk) {
+                Ok(Some((group, msg))) => self.deliver(link, group, msg)?,
+                Ok(None) => {}
+                Err(e) if e.closes_connection() => return Err(e.to_string()),
+                Err(e) => {
+                    PeerCounters::add(&link.counters.dropped_inbound, 1);
+                    tracing::warn!(peer = %link.peer, error = %e, "snapshot refused; the leader will send it again");
                 }
-            }
+            },
             Frame::Request { id, payload } => {
                 PeerCounters::add(&link.counters.messages_received, 1);
                 let limits = ResponseLimits {

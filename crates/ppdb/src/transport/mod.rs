@@ -35,16 +35,19 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub use config::SNAPSHOT_BYTES_MAX_DEFAULT;
 pub use config::{
     TransportConfig, TransportLimits, CLUSTER_ID_BYTES_MAX, FRAME_BYTES_MAX_DEFAULT,
     INBOUND_QUEUE_EVENTS_MAX_DEFAULT, PEER_QUEUE_MESSAGES_MAX_DEFAULT, RESPONSE_BYTES_MAX_DEFAULT,
-    RESPONSE_CHUNK_BYTES_DEFAULT, SNAPSHOT_BYTES_MAX_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT,
+    RESPONSE_CHUNK_BYTES_DEFAULT, SNAPSHOT_CHUNK_BYTES_DEFAULT,
 };
 pub use error::{RefusalReason, TransportError};
 pub use guest::guest_call;
 pub use inbound::{Inbound, InboundEvent};
 pub use peer::LinkState;
 pub use rpc::Responder;
+pub use snapshot::{SnapshotFiles, SnapshotSink, SnapshotSource};
 pub use stats::PeerStats;
 
 use handshake::Identity;
@@ -67,6 +70,8 @@ pub type GroupId = u64;
 struct Shared {
     identity: Identity,
     limits: TransportLimits,
+    /// Where snapshots are streamed from and received into.
+    snapshot_files: Option<Arc<dyn SnapshotFiles>>,
     local_addr: SocketAddr,
     peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
     /// Nodes removed from the cluster: their handshakes are refused as
@@ -151,6 +156,7 @@ impl Transport {
         let shared = Arc::new(Shared {
             identity: Identity { node_id: config.node_id, cluster_id: config.cluster_id.clone() },
             limits: config.limits.clone(),
+            snapshot_files: config.snapshot_files.clone(),
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),

@@ -91,9 +91,29 @@ impl Writer {
         }
     }
 
-    fn is_chunked(&self, msg: &Message) -> bool {
-        matches!(&msg.body, MessageBody::InstallSnapshot { snapshot }
-            if snapshot.data.len() > self.shared.limits.snapshot_chunk_bytes)
+    /// Starts streaming a snapshot from its file, unless too many are in flight or the file
+    /// cannot be opened (then it is dropped: Raft sends it again).
+    fn start_snapshot(&mut self, group: u64, msg: Message) {
+        let MessageBody::InstallSnapshot { snapshot } = &msg.body else { return };
+        if self.snapshots.len() >= self.shared.limits.snapshots_in_flight_max {
+            PeerCounters::add(&self.counters.dropped, 1);
+            tracing::warn!(peer = %self.peer, group, "too many snapshots in flight; snapshot dropped");
+            return;
+        }
+        let opened = match &self.shared.snapshot_files {
+            Some(files) => files.open(group, snapshot),
+            None => Err(std::io::Error::other("this transport keeps no snapshot files")),
+        };
+        match opened {
+            Ok(source) => {
+                let id = self.shared.next_transfer_id.fetch_add(1, Relaxed);
+                self.snapshots.push_back(OutgoingSnapshot::new(group, id, msg, source));
+            }
+            Err(e) => {
+                PeerCounters::add(&self.counters.dropped, 1);
+                tracing::warn!(peer = %self.peer, group, error = %e, "snapshot cannot be read; dropped");
+            }
+        }
     }
 
     /// Takes everything queued (up to about one frame's worth) into one write.
@@ -109,14 +129,8 @@ impl Writer {
         while let Some(item) = self.carry.take().or_else(|| queue.try_recv().ok()) {
             let used = out.bytes.len() + batch.len();
             match item {
-                Outbound::Raft { group, msg } if self.is_chunked(&msg) => {
-                    if self.snapshots.len() < limits.snapshots_in_flight_max {
-                        let id = self.shared.next_transfer_id.fetch_add(1, Relaxed);
-                        self.snapshots.push_back(OutgoingSnapshot::new(group, id, msg));
-                    } else {
-                        PeerCounters::add(&self.counters.dropped, 1);
-                        tracing::warn!(peer = %self.peer, group, "too many snapshots in flight; snapshot dropped");
-                    }
+                Outbound::Raft { group, msg } if matches!(msg.body, MessageBody::InstallSnapshot { .. }) => {
+                    self.start_snapshot(group, msg);
                 }
                 Outbound::Raft { group, msg } => match batch.push(group, &msg, used, max) {
                     Pushed::Yes => {}
@@ -156,8 +170,14 @@ impl Writer {
     /// Appends one chunk of the next snapshot in flight (round robin between snapshots).
     fn next_chunk(&mut self, out: &mut WriteBuf) {
         let Some(mut snapshot) = self.snapshots.pop_front() else { return };
-        if let Some(frame) = snapshot.next_frame(self.shared.limits.snapshot_chunk_bytes) {
-            out.bytes.extend(frame);
+        match snapshot.next_frame(self.shared.limits.snapshot_chunk_bytes) {
+            Ok(Some(frame)) => out.bytes.extend(frame),
+            Ok(None) => {}
+            Err(e) => {
+                PeerCounters::add(&self.counters.dropped, 1);
+                tracing::warn!(peer = %self.peer, error = %e, "snapshot file unreadable; transfer abandoned");
+                return;
+            }
         }
         if snapshot.is_done() {
             out.messages += 1;

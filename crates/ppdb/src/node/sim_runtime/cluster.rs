@@ -274,7 +274,7 @@ impl Cluster {
         let (requests, requests_rx) = mpsc::unbounded_channel();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(NODE.scope(context, runtime.run(inbound, requests_rx, shutdown_rx)));
-        self.net.connect(id, inbox);
+        self.net.connect(id, inbox, storage.snapshot_files());
         lock(&self.handles).insert(id, NodeHandle::new(requests, REQUEST_TIMEOUT));
         self.traffic.lock().unwrap_or_else(|p| p.into_inner()).insert(id, traffic);
         if let Some(node) = self.nodes.get_mut(&id) {

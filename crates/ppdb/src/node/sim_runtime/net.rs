@@ -2,10 +2,13 @@
 //! (delays reorder them), and cuts links (partitions, symmetric or one way), all drawn from the
 //! run's seed. Messages wait in one queue ordered by delivery time, then by send order; the run
 //! delivers those that are due, every simulated millisecond, to the inbox of their recipient if
-//! it is running and the link is not cut at that moment.
+//! it is running and the link is not cut at that moment. A snapshot is delivered as the
+//! transport delivers it: its image is streamed from the sender's snapshot files into a new
+//! file of the recipient's, which must both be running then.
 
 use super::observer::Observer;
 use crate::node::runtime::Outbox;
+use crate::node::snapshot_transfer::{copy_snapshot, NodeSnapshotFiles};
 use crate::storage::wal::GroupId;
 use ppdb_raft::sim::rng::SimRng;
 use ppdb_raft::{Message, NodeId};
@@ -17,6 +20,9 @@ use tokio::time::Instant;
 
 /// A runtime's inbound message queue.
 pub(super) type Inbox = mpsc::Sender<(GroupId, Message)>;
+
+/// Chunk size of snapshots streamed between simulated nodes.
+const SNAPSHOT_CHUNK_BYTES: usize = 4096;
 
 /// What the network does to each message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,8 +83,8 @@ struct NetState {
     seq: u64,
     /// Directed links that currently lose everything.
     cut: BTreeSet<(NodeId, NodeId)>,
-    /// The inboxes of running nodes.
-    inboxes: BTreeMap<NodeId, Inbox>,
+    /// The inboxes and snapshot files of running nodes.
+    inboxes: BTreeMap<NodeId, (Inbox, Arc<NodeSnapshotFiles>)>,
 }
 
 /// The network between the simulated nodes.
@@ -113,9 +119,9 @@ impl SimNet {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    /// `node` is running and receives on `inbox`.
-    pub fn connect(&self, node: NodeId, inbox: Inbox) {
-        self.state().inboxes.insert(node, inbox);
+    /// `node` is running, receives on `inbox` and keeps its snapshots in `files`.
+    pub fn connect(&self, node: NodeId, inbox: Inbox, files: Arc<NodeSnapshotFiles>) {
+        self.state().inboxes.insert(node, (inbox, files));
     }
 
     /// `node` is down: what is sent to it is lost.
@@ -133,7 +139,17 @@ impl SimNet {
             if state.cut.contains(&(message.from, message.to)) {
                 continue;
             }
-            let Some(inbox) = state.inboxes.get(&message.to) else { continue };
+            let Some((inbox, to)) = state.inboxes.get(&message.to) else { continue };
+            let Some((_, from)) = state.inboxes.get(&message.from) else { continue };
+            let group = inflight.group;
+            let message =
+                match copy_snapshot(from.as_ref(), to.as_ref(), group, message, SNAPSHOT_CHUNK_BYTES) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        tracing::debug!(group = group.0, error = %e, "sim: snapshot not streamed");
+                        continue;
+                    }
+                };
             self.observer.delivered(inflight.group, &message);
             // A full inbox loses the message, as a congested peer link would.
             let _ = inbox.try_send((inflight.group, message));

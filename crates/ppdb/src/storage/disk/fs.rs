@@ -5,7 +5,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{Block, DirectFile, Disk, DiskFile, BLOCK_BYTES};
+use super::{Block, DirectFile, Disk, DiskFile, DiskReader, BLOCK_BYTES};
 
 /// The real file system. Stateless: every call goes straight to the operating system.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,6 +36,10 @@ impl Disk for FsDisk {
 
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         fs::read(path)
+    }
+
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn DiskReader>> {
+        Ok(Box::new(FsReader(File::open(path)?)))
     }
 
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
@@ -92,6 +96,20 @@ impl DiskFile for FsFile {
     fn sync_data(&mut self) -> io::Result<()> {
         tracing::trace!(path = %self.path.display(), "fdatasync");
         self.file.sync_data()
+    }
+}
+
+/// A file of [`FsDisk`] opened for reading.
+#[derive(Debug)]
+struct FsReader(File);
+
+impl DiskReader for FsReader {
+    fn file_bytes(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(&self.0, buf, offset)
     }
 }
 

@@ -6,8 +6,8 @@
 //! bit, all driven by a seed. The WAL and the snapshot files only see the trait, so the same code
 //! runs on both.
 //!
-//! The trait is deliberately narrow: whole-file reads (segments and snapshots are bounded),
-//! positioned writes, `set_len`, data sync, and the directory operations whose durability needs
+//! The trait is deliberately narrow: whole-file reads (segments are bounded), positioned reads
+//! (snapshot files, which are streamed, whatever their size), positioned writes, `set_len`, data sync, and the directory operations whose durability needs
 //! a directory sync (create, rename, remove). A disk may also offer *direct* files
 //! ([`Disk::open_direct`]): whole aligned [`Block`]s written past the page cache and durable
 //! when the write returns, which the WAL uses for its appends when it can.
@@ -34,6 +34,10 @@ pub trait Disk: Send + Sync + fmt::Debug {
 
     /// The whole content of the file at `path`.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Opens an existing file for positioned reads. The handle keeps reading the file after
+    /// its name is removed, as on Unix.
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn DiskReader>>;
 
     /// Creates a new, empty file; fails with [`io::ErrorKind::AlreadyExists`] if it exists.
     /// The directory entry is durable only after [`Disk::sync_dir`] of its directory.
@@ -102,6 +106,16 @@ pub trait DiskFile: Send + fmt::Debug {
 
     /// Makes the file's data and length durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
+}
+
+/// An open, readable file of a [`Disk`].
+pub trait DiskReader: Send + Sync + fmt::Debug {
+    /// The file's length in bytes.
+    fn file_bytes(&self) -> io::Result<u64>;
+
+    /// Fills `buf` from byte `offset`; an [`io::ErrorKind::UnexpectedEof`] error if the file
+    /// ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
 }
 
 /// Creates `dir` (and parents) and makes it durable by syncing its parent directory.

@@ -15,7 +15,8 @@
 //!   file is flipped. All choices come from the seed given to [`SimDisk::new`]: the same seed and
 //!   the same operations give the same result. Handles opened before a crash fail afterwards.
 //! - [`SimDisk::fail_next_syncs`] and [`SimDisk::fail_next_writes`] make the next calls fail
-//!   with `EIO`, to test that the WAL poisons itself.
+//!   with `EIO`, to test that the WAL poisons itself; [`SimDisk::fail_next_writes_under`] only
+//!   those to files in one directory (a snapshot that cannot be saved, while the WAL works).
 //! - [`SimDisk::block_syncs`] holds every `sync_data` until [`SimDisk::unblock_syncs`], so a test
 //!   can decide exactly what arrives while an fsync is in flight (group commit), without timing.
 
@@ -24,7 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::{Disk, DiskFile};
+use super::{Disk, DiskFile, DiskReader};
 
 /// `EIO`, the error a failing disk reports.
 const EIO: i32 = 5;
@@ -102,6 +103,8 @@ struct SimState {
     durable: BTreeMap<PathBuf, u64>,
     sync_failures_pending: u32,
     write_failures_pending: u32,
+    /// Writes to files in this directory that are still to fail.
+    write_failures_under: Option<(PathBuf, u32)>,
     /// The most bytes one file has held written but not synced, since the disk was made.
     peak_unsynced_file_bytes: u64,
 }
@@ -141,6 +144,7 @@ impl SimDisk {
             durable: BTreeMap::new(),
             sync_failures_pending: 0,
             write_failures_pending: 0,
+            write_failures_under: None,
             peak_unsynced_file_bytes: 0,
         };
         SimDisk { state: Arc::new(Mutex::new(state)), gate: Arc::default() }
@@ -215,6 +219,12 @@ impl SimDisk {
     /// Makes the next `count` calls of [`DiskFile::write_all_at`] (on any file) fail with `EIO`.
     pub fn fail_next_writes(&self, count: u32) {
         self.lock().write_failures_pending = count;
+    }
+
+    /// Makes the next `count` calls of [`DiskFile::write_all_at`] on files in `dir` fail with
+    /// `EIO` (a full or failing snapshot directory while the WAL's writes succeed).
+    pub fn fail_next_writes_under(&self, dir: impl Into<PathBuf>, count: u32) {
+        self.lock().write_failures_under = Some((dir.into(), count));
     }
 
     /// Holds every later `sync_data` call (on any file) until [`SimDisk::unblock_syncs`].
@@ -326,6 +336,12 @@ impl Disk for SimDisk {
         state.inodes.get(ino).map(|i| i.written.clone()).ok_or_else(|| not_found(path))
     }
 
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn DiskReader>> {
+        let state = self.lock();
+        let ino = *state.live.get(path).ok_or_else(|| not_found(path))?;
+        Ok(Box::new(self.handle(&state, path, ino)))
+    }
+
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         let mut state = self.lock();
         let parent_exists = path.parent().is_some_and(|p| state.dirs.contains(p));
@@ -409,6 +425,12 @@ impl DiskFile for SimFile {
                 state.write_failures_pending -= 1;
                 return Err(io::Error::from_raw_os_error(EIO));
             }
+            if let Some((dir, left)) = &mut state.write_failures_under {
+                if *left > 0 && self.path.starts_with(dir) {
+                    *left -= 1;
+                    return Err(io::Error::from_raw_os_error(EIO));
+                }
+            }
             let inode = state.inodes.get_mut(&ino).ok_or_else(stale)?;
             write_into(&mut inode.written, offset, buf);
             inode.unsynced.push(Op::Write { offset, data: buf.to_vec() });
@@ -451,6 +473,25 @@ impl DiskFile for SimFile {
             for op in inode.unsynced.drain(..) {
                 op.apply(&mut inode.synced);
             }
+            Ok(())
+        })
+    }
+}
+
+impl DiskReader for SimFile {
+    fn file_bytes(&self) -> io::Result<u64> {
+        self.with_inode(|state, ino| Ok(state.inodes.get(&ino).ok_or_else(stale)?.written.len() as u64))
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.with_inode(|state, ino| {
+            let written = &state.inodes.get(&ino).ok_or_else(stale)?.written;
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let bytes = start
+                .checked_add(buf.len())
+                .and_then(|end| written.get(start..end))
+                .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+            buf.copy_from_slice(bytes);
             Ok(())
         })
     }

@@ -165,6 +165,9 @@ impl Disk for RefusingDirectDisk {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.0.read(path)
     }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn crate::storage::disk::DiskReader>> {
+        self.0.open_read(path)
+    }
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
         self.0.create_new(path)
     }

@@ -35,6 +35,7 @@ async fn start(
 ) -> (Transport, super::Inbound) {
     let mut config = TransportConfig::new(NodeId(id), cluster, addr, BTreeMap::new());
     config.limits = limits;
+    config.snapshot_files = Some(std::sync::Arc::new(super::snapshot::MemorySnapshotFiles));
     Transport::start(config).await.unwrap_or_else(|e| panic!("start node {id}: {e}"))
 }
 
