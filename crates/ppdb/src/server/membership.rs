@@ -14,9 +14,10 @@
 use super::shard::KvShard;
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
+use crate::node::reconcile::check_removal;
 use crate::node::{Directory, DirectoryCommand, MemberStatus, NodeHandle};
 use crate::transport::{LinkState, Transport};
-use ppdb_raft::{NodeId, ProposeError};
+use ppdb_raft::{Membership, NodeId, ProposeError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -159,8 +160,8 @@ impl MembershipService {
         }
     }
 
-    /// Removes `node` from the cluster, refusing when the members left reachable from here
-    /// would not be a majority of the remaining members (the cluster would stop).
+    /// Removes `node` from the cluster, refusing when some group would be left without a
+    /// majority of its remaining voters reachable from here (it would stop committing).
     pub async fn remove(&self, node: NodeId) -> Result<(), Error> {
         let directory = self.directory();
         let Some(member) = directory.get(node) else {
@@ -169,25 +170,13 @@ impl MembershipService {
         if matches!(member.status, MemberStatus::Leaving | MemberStatus::Removed) {
             return Ok(());
         }
-        let remaining: Vec<NodeId> = directory
-            .members()
-            .iter()
-            .filter(|(&id, m)| id != node && matches!(m.status, MemberStatus::Active | MemberStatus::Joining))
-            .map(|(&id, _)| id)
-            .collect();
-        let reachable = remaining
-            .iter()
-            .filter(|&&id| {
-                id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected))
-            })
-            .count();
-        if reachable <= remaining.len() / 2 {
-            return Err(Error::State(format!(
-                "removing node {node} would leave {} members of which only {reachable} are reachable: \
-                 the cluster would lose its quorum",
-                remaining.len()
-            )));
-        }
+        let groups = self.handle.status().await?;
+        let memberships: Vec<(u64, &Membership)> =
+            groups.iter().map(|g| (g.group.0, &g.raft.membership)).collect();
+        let reachable = |id: NodeId| {
+            id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected))
+        };
+        check_removal(node, &memberships, reachable).map_err(Error::State)?;
         self.submit(DirectoryCommand::Leave { node }).await.map(|_| ())
     }
 
