@@ -267,7 +267,7 @@ mod tests {
         // the directory refuses the last active member's leave.
         for &(id, status) in members {
             let peer_addr = SocketAddr::from(([127, 0, 0, 1], 7100 + id as u16));
-            let _ = d.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr });
+            let _ = d.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr, incarnation: None });
             if status != MemberStatus::Joining {
                 let _ = d.execute(&DirectoryCommand::Activate { node: NodeId(id) });
             }

@@ -1,6 +1,7 @@
 //! The transport's configuration: identity, addresses, and every limit, validated up front.
 
 use super::error::TransportError;
+use super::handshake::Incarnation;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,6 +27,8 @@ pub struct TransportConfig {
     pub node_id: NodeId,
     /// The cluster's name; peers with another name are refused at the handshake.
     pub cluster_id: String,
+    /// This node's incarnation, presented at every handshake.
+    pub incarnation: Incarnation,
     /// Where to accept peer connections (port 0 picks a free port; see `local_addr`).
     pub listen_addr: SocketAddr,
     /// The initial peers and their listen addresses (this node excluded).
@@ -91,7 +94,7 @@ impl Default for TransportLimits {
 }
 
 impl TransportConfig {
-    /// A configuration with default limits.
+    /// A configuration with default limits and a new incarnation.
     pub fn new(
         node_id: NodeId,
         cluster_id: impl Into<String>,
@@ -101,6 +104,7 @@ impl TransportConfig {
         TransportConfig {
             node_id,
             cluster_id: cluster_id.into(),
+            incarnation: Incarnation::random(),
             listen_addr,
             peers,
             limits: TransportLimits::default(),

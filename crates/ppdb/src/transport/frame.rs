@@ -3,7 +3,7 @@
 //! checksummed; [`Frame`] is the typed content of each kind. Decoding never panics: any defect
 //! becomes a [`FrameError`], which closes that one connection.
 
-use super::handshake::{Hello, Refusal};
+use super::handshake::{Hello, Incarnation, Refusal};
 use super::snapshot::SnapshotChunk;
 use crate::codec::{decode_message, encode_message, DecodeError, Decoder, Encoder};
 use ppdb_raft::{Message, NodeId};
@@ -118,6 +118,8 @@ pub enum Frame {
     HandshakeAck {
         /// The acceptor's node id.
         node_id: NodeId,
+        /// The acceptor's incarnation.
+        incarnation: Incarnation,
     },
     /// See [`FrameKind::HandshakeRefusal`].
     HandshakeRefusal(Refusal),
@@ -196,7 +198,10 @@ impl Frame {
         let mut e = frame_encoder();
         match self {
             Frame::Handshake(hello) => hello.encode(&mut e),
-            Frame::HandshakeAck { node_id } => e.u64(node_id.0),
+            Frame::HandshakeAck { node_id, incarnation } => {
+                e.u64(node_id.0);
+                e.u64(incarnation.0);
+            }
             Frame::HandshakeRefusal(refusal) => refusal.encode(&mut e),
             Frame::Raft(batch) => {
                 e.u32(u32::try_from(batch.len()).unwrap_or(u32::MAX));
@@ -232,7 +237,9 @@ impl Frame {
     fn decode_body(kind: FrameKind, d: &mut Decoder<'_>) -> Result<Frame, DecodeError> {
         Ok(match kind {
             FrameKind::Handshake => Frame::Handshake(Hello::decode(d)?),
-            FrameKind::HandshakeAck => Frame::HandshakeAck { node_id: NodeId(d.u64()?) },
+            FrameKind::HandshakeAck => {
+                Frame::HandshakeAck { node_id: NodeId(d.u64()?), incarnation: Incarnation(d.u64()?) }
+            }
             FrameKind::HandshakeRefusal => Frame::HandshakeRefusal(Refusal::decode(d)?),
             FrameKind::Raft => {
                 let n = d.count(BATCH_MESSAGES_MAX, BATCH_ITEM_BYTES_MIN)?;
@@ -343,8 +350,9 @@ mod tests {
                 cluster_id: "prod".into(),
                 from: NodeId(1),
                 to: NodeId(2),
+                incarnation: Incarnation(0x1234),
             }),
-            Frame::HandshakeAck { node_id: NodeId(2) },
+            Frame::HandshakeAck { node_id: NodeId(2), incarnation: Incarnation(7) },
             Frame::HandshakeRefusal(Refusal(RefusalReason::ClusterMismatch {
                 ours: "a".into(),
                 theirs: "b".into(),

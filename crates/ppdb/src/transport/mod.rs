@@ -46,7 +46,7 @@ pub use peer::LinkState;
 pub use rpc::Responder;
 pub use stats::PeerStats;
 
-use handshake::Identity;
+use handshake::{Identity, Incarnation};
 use peer::{Outbound, PeerEntry};
 use ppdb_raft::{Message, NodeId};
 use rpc::{PendingCalls, PendingGuard};
@@ -68,6 +68,9 @@ struct Shared {
     limits: TransportLimits,
     local_addr: SocketAddr,
     peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
+    /// The incarnations the cluster recorded for its members: a peer presenting another one
+    /// is refused ([`RefusalReason::IncarnationMismatch`]), as acceptor and as dialer.
+    incarnations: Mutex<BTreeMap<NodeId, Incarnation>>,
     /// Nodes removed from the cluster: their handshakes are refused as
     /// [`RefusalReason::Removed`], which tells them to stop.
     removed: Mutex<BTreeSet<NodeId>>,
@@ -90,12 +93,17 @@ impl Shared {
     /// What we know of node `id`, for its handshake.
     fn acquaintance(&self, id: NodeId) -> handshake::Acquaintance {
         if self.peers().contains_key(&id) {
-            handshake::Acquaintance::Peer
+            handshake::Acquaintance::Peer(self.recorded_incarnation(id))
         } else if self.removed.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
             handshake::Acquaintance::Removed
         } else {
             handshake::Acquaintance::Stranger
         }
+    }
+
+    /// The incarnation the cluster recorded for node `id`, if any.
+    fn recorded_incarnation(&self, id: NodeId) -> Option<Incarnation> {
+        self.incarnations.lock().unwrap_or_else(|p| p.into_inner()).get(&id).copied()
     }
 
     fn now_us(&self) -> u64 {
@@ -148,10 +156,15 @@ impl Transport {
             .map_err(|e| TransportError::Bind { addr: config.listen_addr, reason: e.to_string() })?;
         let (inbound_tx, inbound_rx) = mpsc::channel(config.limits.inbound_queue_events_max);
         let shared = Arc::new(Shared {
-            identity: Identity { node_id: config.node_id, cluster_id: config.cluster_id.clone() },
+            identity: Identity {
+                node_id: config.node_id,
+                cluster_id: config.cluster_id.clone(),
+                incarnation: config.incarnation,
+            },
             limits: config.limits.clone(),
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
+            incarnations: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),
             pending: Arc::new(PendingCalls::default()),
             next_request_id: AtomicU64::new(1),
@@ -311,6 +324,23 @@ impl Transport {
         peers.insert(id, PeerEntry::spawn(self.shared.clone(), id, addr, counters));
         tracing::info!(peer = %id, %addr, "peer added");
         Ok(())
+    }
+
+    /// Records the incarnation the cluster knows peer `id` by. When it changes, the peer's
+    /// connections (made before it was known) are closed and made again, so each is checked.
+    pub fn record_incarnation(&self, id: NodeId, incarnation: Incarnation) {
+        let previous =
+            self.shared.incarnations.lock().unwrap_or_else(|p| p.into_inner()).insert(id, incarnation);
+        if previous == Some(incarnation) || self.shared.is_shut_down() {
+            return;
+        }
+        let mut peers = self.shared.peers();
+        if let Some(old) = peers.remove(&id) {
+            let addr = old.addr;
+            let counters = old.close();
+            peers.insert(id, PeerEntry::spawn(self.shared.clone(), id, addr, counters));
+        }
+        tracing::debug!(peer = %id, %incarnation, "peer incarnation recorded");
     }
 
     /// Forgets a peer: stops dialing it, drops its queue, closes its connections and refuses
