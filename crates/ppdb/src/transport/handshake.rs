@@ -247,20 +247,22 @@ async fn read<S: AsyncRead + Unpin>(
 
 /// The dialer's half: sends `hello`, waits for the verdict within `timeout`. The acceptor
 /// must be the node the hello names and, when the cluster recorded its incarnation
-/// (`recorded`), that incarnation: a node whose data was lost is sent nothing.
+/// (`recorded`), that incarnation: a node whose data was lost is sent nothing. Returns the
+/// incarnation the acceptor presented.
 pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     hello: Hello,
     recorded: Option<Incarnation>,
     timeout: Duration,
     frame_bytes_max: usize,
-) -> Result<(), TransportError> {
+) -> Result<Incarnation, TransportError> {
     let peer = hello.to;
     let exchange = async {
         write(s, &Frame::Handshake(hello), peer).await?;
         match read(s, frame_bytes_max, peer).await? {
             Frame::HandshakeAck { node_id, incarnation } if node_id == peer || peer == GUEST_TARGET => {
                 check_incarnation(peer, recorded, incarnation)
+                    .map(|()| incarnation)
                     .map_err(|reason| TransportError::Refused { peer, reason })
             }
             Frame::HandshakeAck { node_id, .. } => Err(TransportError::Refused {
@@ -288,6 +290,8 @@ pub struct Accepted {
     pub peer: NodeId,
     /// Whether it dialed as a guest (not a member; requests only).
     pub guest: bool,
+    /// The incarnation it presented.
+    pub incarnation: Incarnation,
 }
 
 /// The acceptor's half: reads the dialer's [`Hello`] within `timeout`, checks it, answers.
@@ -314,7 +318,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(()) => {
                 let ack = Frame::HandshakeAck { node_id: us.node_id, incarnation: us.incarnation };
                 write(s, &ack, peer).await?;
-                Ok(Accepted { peer, guest: hello.to == GUEST_TARGET })
+                Ok(Accepted { peer, guest: hello.to == GUEST_TARGET, incarnation: hello.incarnation })
             }
             Err(reason) => {
                 // Best effort: the dialer may already be gone; the refusal stands either way.

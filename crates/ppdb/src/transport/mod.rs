@@ -71,6 +71,8 @@ struct Shared {
     /// The incarnations the cluster recorded for its members: a peer presenting another one
     /// is refused ([`RefusalReason::IncarnationMismatch`]), as acceptor and as dialer.
     incarnations: Mutex<BTreeMap<NodeId, Incarnation>>,
+    /// The incarnation each peer presented at its last accepted handshake (either way).
+    presented: Mutex<BTreeMap<NodeId, Incarnation>>,
     /// Nodes removed from the cluster: their handshakes are refused as
     /// [`RefusalReason::Removed`], which tells them to stop.
     removed: Mutex<BTreeSet<NodeId>>,
@@ -104,6 +106,11 @@ impl Shared {
     /// The incarnation the cluster recorded for node `id`, if any.
     fn recorded_incarnation(&self, id: NodeId) -> Option<Incarnation> {
         self.incarnations.lock().unwrap_or_else(|p| p.into_inner()).get(&id).copied()
+    }
+
+    /// Notes the incarnation peer `id` presented at an accepted handshake.
+    fn note_presented(&self, id: NodeId, incarnation: Incarnation) {
+        self.presented.lock().unwrap_or_else(|p| p.into_inner()).insert(id, incarnation);
     }
 
     fn now_us(&self) -> u64 {
@@ -165,6 +172,7 @@ impl Transport {
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
             incarnations: Mutex::new(BTreeMap::new()),
+            presented: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),
             pending: Arc::new(PendingCalls::default()),
             next_request_id: AtomicU64::new(1),
@@ -326,12 +334,20 @@ impl Transport {
         Ok(())
     }
 
-    /// Records the incarnation the cluster knows peer `id` by. When it changes, the peer's
-    /// connections (made before it was known) are closed and made again, so each is checked.
+    /// Records the incarnation the cluster knows peer `id` by. If a connection made before
+    /// it was known presented another one, the peer's connections are closed and made again,
+    /// so each is checked.
     pub fn record_incarnation(&self, id: NodeId, incarnation: Incarnation) {
-        let previous =
-            self.shared.incarnations.lock().unwrap_or_else(|p| p.into_inner()).insert(id, incarnation);
-        if previous == Some(incarnation) || self.shared.is_shut_down() {
+        self.shared.incarnations.lock().unwrap_or_else(|p| p.into_inner()).insert(id, incarnation);
+        let mismatched = {
+            let mut presented = self.shared.presented.lock().unwrap_or_else(|p| p.into_inner());
+            let mismatched = presented.get(&id).is_some_and(|&p| p != incarnation);
+            if mismatched {
+                presented.remove(&id);
+            }
+            mismatched
+        };
+        if !mismatched || self.shared.is_shut_down() {
             return;
         }
         let mut peers = self.shared.peers();
@@ -340,7 +356,7 @@ impl Transport {
             let counters = old.close();
             peers.insert(id, PeerEntry::spawn(self.shared.clone(), id, addr, counters));
         }
-        tracing::debug!(peer = %id, %incarnation, "peer incarnation recorded");
+        tracing::warn!(peer = %id, %incarnation, "a connection of peer {id} presented another incarnation; reconnecting");
     }
 
     /// Forgets a peer: stops dialing it, drops its queue, closes its connections and refuses

@@ -213,8 +213,10 @@ impl Link {
             incarnation: self.shared.identity.incarnation,
         };
         let recorded = self.shared.recorded_incarnation(self.peer);
-        handshake::dial(&mut stream, hello, recorded, limits.handshake_timeout, limits.frame_bytes_max)
-            .await?;
+        let presented =
+            handshake::dial(&mut stream, hello, recorded, limits.handshake_timeout, limits.frame_bytes_max)
+                .await?;
+        self.shared.note_presented(self.peer, presented);
         Ok(stream)
     }
 
