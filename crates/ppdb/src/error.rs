@@ -108,6 +108,15 @@ pub enum Error {
         /// The Raft group.
         group: u64,
     },
+    /// A snapshot from the leader replaced this replica's log before a proposal made here was
+    /// applied: the proposal may have taken effect (with an output this node never saw) or not.
+    #[error("the outcome of the proposal to group {group} at index {index} is unknown: a snapshot from the leader replaced the log before it was applied here")]
+    OutcomeUnknown {
+        /// The Raft group.
+        group: u64,
+        /// The proposal's log index.
+        index: u64,
+    },
     /// Another node ran the request and it failed there.
     #[error("{message} (on node {node})")]
     Remote {
@@ -143,7 +152,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Network { .. } | Error::Listen { .. } => ErrorCode::Network,
-            Error::Timeout { .. } => ErrorCode::Timeout,
+            Error::Timeout { .. } | Error::OutcomeUnknown { .. } => ErrorCode::Timeout,
             Error::Consensus(_) | Error::ProposalDropped { .. } => ErrorCode::Consensus,
             Error::Remote { code, .. } => *code,
             Error::Partition { .. } => ErrorCode::Partition,

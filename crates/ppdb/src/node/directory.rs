@@ -6,10 +6,17 @@
 //! group's membership follow it (see [`super::reconcile`]). A node goes
 //! JOINING → ACTIVE → LEAVING → REMOVED; node ids are never reused, so a removed node's old
 //! votes can never count twice.
+//!
+//! Each member's record also holds its *incarnation* ([`Incarnation`]), the random id its
+//! data directory was created with: given at the join, or registered by a founding member once
+//! the cluster runs. Peers refuse a node presenting another incarnation under a recorded id
+//! (its data was lost, and with it its votes and acknowledged entries), and a recorded
+//! incarnation is never replaced: such a node must be removed and join again with a new id.
 
 use super::lifecycle::PeerState;
 use super::state_machine::StateMachine;
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::transport::handshake::Incarnation;
 use ppdb_raft::{LogIndex, NodeId};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -19,8 +26,10 @@ use std::net::SocketAddr;
 const ADDR_BYTES_MAX: usize = 256;
 /// Most members a directory snapshot may list.
 const MEMBERS_MAX: usize = 4096;
-/// Version byte of the snapshot encoding.
-const SNAPSHOT_VERSION: u8 = 1;
+/// Version byte of the snapshot encoding (2: each member's incarnation, 0 when none).
+const SNAPSHOT_VERSION: u8 = 2;
+/// The snapshot encoding before incarnations, still read.
+const SNAPSHOT_VERSION_WITHOUT_INCARNATIONS: u8 = 1;
 
 /// Where a member is in its lifecycle, as the cluster agreed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +55,8 @@ impl MemberStatus {
         }
     }
 
-    fn code(self) -> u8 {
+    /// The status as one byte on the wire and in snapshots.
+    pub fn code(self) -> u8 {
         match self {
             MemberStatus::Joining => 1,
             MemberStatus::Active => 2,
@@ -55,7 +65,8 @@ impl MemberStatus {
         }
     }
 
-    fn from_code(code: u8) -> Option<MemberStatus> {
+    /// The status of a byte written by [`MemberStatus::code`].
+    pub fn from_code(code: u8) -> Option<MemberStatus> {
         Some(match code {
             1 => MemberStatus::Joining,
             2 => MemberStatus::Active,
@@ -73,6 +84,9 @@ pub struct Member {
     pub peer_addr: SocketAddr,
     /// Its lifecycle status.
     pub status: MemberStatus,
+    /// The incarnation it joined or registered with; `None` until a founding member
+    /// registered it.
+    pub incarnation: Option<Incarnation>,
 }
 
 /// A change to the directory, proposed through the meta group.
@@ -84,6 +98,16 @@ pub enum DirectoryCommand {
         node: NodeId,
         /// Its peer address.
         peer_addr: SocketAddr,
+        /// Its incarnation (`None` in entries written before incarnations existed).
+        incarnation: Option<Incarnation>,
+    },
+    /// Record the incarnation of member `node` (a founding member, which the bootstrap
+    /// directory lists without one). Refused if another one is recorded.
+    Register {
+        /// The member.
+        node: NodeId,
+        /// Its incarnation.
+        incarnation: Incarnation,
     },
     /// `node` is a voter in every group: JOINING → ACTIVE.
     Activate {
@@ -107,6 +131,7 @@ impl DirectoryCommand {
     pub fn node(&self) -> NodeId {
         match self {
             DirectoryCommand::Join { node, .. }
+            | DirectoryCommand::Register { node, .. }
             | DirectoryCommand::Activate { node }
             | DirectoryCommand::Leave { node }
             | DirectoryCommand::Retire { node } => *node,
@@ -117,10 +142,16 @@ impl DirectoryCommand {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::default();
         match self {
-            DirectoryCommand::Join { node, peer_addr } => {
-                e.u8(1);
+            DirectoryCommand::Join { node, peer_addr, incarnation } => {
+                e.u8(6);
                 e.u64(node.0);
                 e.bytes(peer_addr.to_string().as_bytes());
+                e.u64(incarnation.map_or(0, |i| i.0));
+            }
+            DirectoryCommand::Register { node, incarnation } => {
+                e.u8(5);
+                e.u64(node.0);
+                e.u64(incarnation.0);
             }
             DirectoryCommand::Activate { node } => {
                 e.u8(2);
@@ -142,7 +173,21 @@ impl DirectoryCommand {
     pub fn decode(bytes: &[u8]) -> Result<DirectoryCommand, DecodeError> {
         let mut d = Decoder::new(bytes, "directory command");
         let command = match d.u8()? {
-            1 => DirectoryCommand::Join { node: NodeId(d.u64()?), peer_addr: decode_addr(&mut d)? },
+            1 => DirectoryCommand::Join {
+                node: NodeId(d.u64()?),
+                peer_addr: decode_addr(&mut d)?,
+                incarnation: None,
+            },
+            6 => DirectoryCommand::Join {
+                node: NodeId(d.u64()?),
+                peer_addr: decode_addr(&mut d)?,
+                incarnation: Incarnation::from_raw(d.u64()?),
+            },
+            5 => {
+                let node = NodeId(d.u64()?);
+                let incarnation = Incarnation::from_raw(d.u64()?).ok_or_else(|| d.error("incarnation 0"))?;
+                DirectoryCommand::Register { node, incarnation }
+            }
             2 => DirectoryCommand::Activate { node: NodeId(d.u64()?) },
             3 => DirectoryCommand::Leave { node: NodeId(d.u64()?) },
             4 => DirectoryCommand::Retire { node: NodeId(d.u64()?) },
@@ -172,7 +217,9 @@ impl Directory {
     pub fn bootstrap(members: &BTreeMap<u64, SocketAddr>) -> Directory {
         let members = members
             .iter()
-            .map(|(&id, &peer_addr)| (NodeId(id), Member { peer_addr, status: MemberStatus::Active }))
+            .map(|(&id, &peer_addr)| {
+                (NodeId(id), Member { peer_addr, status: MemberStatus::Active, incarnation: None })
+            })
             .collect();
         Directory { members }
     }
@@ -201,19 +248,43 @@ impl Directory {
         self.members.iter().filter(move |(_, m)| m.status == status).map(|(&id, _)| id)
     }
 
+    /// Records `incarnation` for member `node` unless another one is recorded: a retried
+    /// join or registration is accepted, a node whose data was lost is refused.
+    fn register(&mut self, node: NodeId, incarnation: Option<Incarnation>) -> DirectoryOutput {
+        let Some(member) = self.members.get_mut(&node) else {
+            return Err(format!("no node {node} in this cluster"));
+        };
+        match (member.incarnation, incarnation) {
+            (Some(recorded), Some(presented)) if recorded != presented => Err(format!(
+                "node {node} is already a member with incarnation {recorded}, not {presented}: its \
+                 data directory was lost or replaced; remove it with `ppdb cluster remove {node}` \
+                 and start it on an empty data directory with a new --id and --join"
+            )),
+            (None, Some(presented)) => {
+                member.incarnation = Some(presented);
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Applies `command`; refused commands change nothing.
     pub fn execute(&mut self, command: &DirectoryCommand) -> DirectoryOutput {
         let node = command.node();
         let current = self.members.get(&node).map(|m| m.status);
         let next = match (command, current) {
             (DirectoryCommand::Join { .. }, _) if node.0 == 0 => return Err("node id 0 is reserved".into()),
-            (DirectoryCommand::Join { .. }, Some(MemberStatus::Removed)) => {
-                return Err(format!("node {node} was removed from this cluster; join with a new id"))
+            (
+                DirectoryCommand::Join { .. } | DirectoryCommand::Register { .. },
+                Some(MemberStatus::Removed),
+            ) => return Err(format!("node {node} was removed from this cluster; join with a new id")),
+            (DirectoryCommand::Register { incarnation, .. }, _) => {
+                return self.register(node, Some(*incarnation))
             }
-            (DirectoryCommand::Join { peer_addr, .. }, Some(_)) => {
+            (DirectoryCommand::Join { peer_addr, incarnation, .. }, Some(_)) => {
                 let known = self.members.get(&node).map(|m| m.peer_addr);
                 return if known == Some(*peer_addr) {
-                    Ok(())
+                    self.register(node, *incarnation)
                 } else {
                     Err(format!(
                         "node {node} is already a member, at {}",
@@ -221,7 +292,7 @@ impl Directory {
                     ))
                 };
             }
-            (DirectoryCommand::Join { peer_addr, .. }, None) => {
+            (DirectoryCommand::Join { peer_addr, incarnation, .. }, None) => {
                 if let Some((other, _)) = self
                     .members
                     .iter()
@@ -229,7 +300,12 @@ impl Directory {
                 {
                     return Err(format!("{peer_addr} is already the address of node {other}"));
                 }
-                self.members.insert(node, Member { peer_addr: *peer_addr, status: MemberStatus::Joining });
+                let member = Member {
+                    peer_addr: *peer_addr,
+                    status: MemberStatus::Joining,
+                    incarnation: *incarnation,
+                };
+                self.members.insert(node, member);
                 return Ok(());
             }
             (_, None) => return Err(format!("no node {node} in this cluster")),
@@ -282,6 +358,7 @@ impl StateMachine for Directory {
             e.u64(id.0);
             e.bytes(member.peer_addr.to_string().as_bytes());
             e.u8(member.status.code());
+            e.u64(member.incarnation.map_or(0, |i| i.0));
         }
         e.finish()
     }
@@ -292,7 +369,8 @@ impl StateMachine for Directory {
         }
         let decode = || -> Result<Directory, DecodeError> {
             let mut d = Decoder::new(data, "directory snapshot");
-            if d.u8()? != SNAPSHOT_VERSION {
+            let version = d.u8()?;
+            if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_WITHOUT_INCARNATIONS {
                 return Err(d.error("unknown directory snapshot version"));
             }
             let count = d.count(MEMBERS_MAX, 10)?;
@@ -301,7 +379,9 @@ impl StateMachine for Directory {
                 let id = NodeId(d.u64()?);
                 let peer_addr = decode_addr(&mut d)?;
                 let status = MemberStatus::from_code(d.u8()?).ok_or_else(|| d.error("bad member status"))?;
-                members.insert(id, Member { peer_addr, status });
+                let incarnation =
+                    if version == SNAPSHOT_VERSION { Incarnation::from_raw(d.u64()?) } else { None };
+                members.insert(id, Member { peer_addr, status, incarnation });
             }
             d.finish()?;
             Ok(Directory { members })
@@ -329,7 +409,11 @@ mod tests {
     #[test]
     fn a_node_goes_through_the_lifecycle_once() {
         let mut d = three();
-        let join = DirectoryCommand::Join { node: NodeId(4), peer_addr: addr(4) };
+        let join = DirectoryCommand::Join {
+            node: NodeId(4),
+            peer_addr: addr(4),
+            incarnation: Some(Incarnation(44)),
+        };
         assert_eq!(d.execute(&join), Ok(()));
         assert_eq!(d.execute(&join), Ok(()), "a retried join is accepted");
         assert_eq!(status(&d, 4), Some(MemberStatus::Joining));
@@ -347,9 +431,15 @@ mod tests {
     #[test]
     fn conflicting_joins_and_the_last_member_are_refused() {
         let mut d = three();
-        assert!(d.execute(&DirectoryCommand::Join { node: NodeId(2), peer_addr: addr(9) }).is_err());
-        assert!(d.execute(&DirectoryCommand::Join { node: NodeId(5), peer_addr: addr(2) }).is_err());
-        assert!(d.execute(&DirectoryCommand::Join { node: NodeId(0), peer_addr: addr(9) }).is_err());
+        assert!(d
+            .execute(&DirectoryCommand::Join { node: NodeId(2), peer_addr: addr(9), incarnation: None })
+            .is_err());
+        assert!(d
+            .execute(&DirectoryCommand::Join { node: NodeId(5), peer_addr: addr(2), incarnation: None })
+            .is_err());
+        assert!(d
+            .execute(&DirectoryCommand::Join { node: NodeId(0), peer_addr: addr(9), incarnation: None })
+            .is_err());
         assert!(d.execute(&DirectoryCommand::Leave { node: NodeId(7) }).is_err());
         assert_eq!(d.execute(&DirectoryCommand::Leave { node: NodeId(1) }), Ok(()));
         assert_eq!(d.execute(&DirectoryCommand::Leave { node: NodeId(2) }), Ok(()));
@@ -360,7 +450,12 @@ mod tests {
     #[test]
     fn commands_and_snapshots_round_trip() {
         let commands = [
-            DirectoryCommand::Join { node: NodeId(4), peer_addr: "[::1]:7104".parse().unwrap_or(addr(0)) },
+            DirectoryCommand::Join {
+                node: NodeId(4),
+                peer_addr: "[::1]:7104".parse().unwrap_or(addr(0)),
+                incarnation: Some(Incarnation(4)),
+            },
+            DirectoryCommand::Register { node: NodeId(1), incarnation: Incarnation(1) },
             DirectoryCommand::Activate { node: NodeId(4) },
             DirectoryCommand::Leave { node: NodeId(4) },
             DirectoryCommand::Retire { node: NodeId(4) },
@@ -373,6 +468,36 @@ mod tests {
         assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
         assert_eq!(Directory::restore(&[]), Ok(Directory::default()));
         assert!(Directory::restore(&[9, 9, 9]).is_err());
+        let legacy_join = [&[1u8][..], &4u64.to_le_bytes(), &10u32.to_le_bytes(), b"[::1]:7104"].concat();
+        assert!(
+            matches!(
+                DirectoryCommand::decode(&legacy_join),
+                Ok(DirectoryCommand::Join { incarnation: None, .. })
+            ),
+            "a join logged before incarnations"
+        );
         assert!(d.apply(LogIndex(2), &[77]).is_err());
+    }
+
+    #[test]
+    fn a_recorded_incarnation_is_never_replaced() {
+        let mut d = three();
+        let register =
+            |node, i| DirectoryCommand::Register { node: NodeId(node), incarnation: Incarnation(i) };
+        assert_eq!(d.execute(&register(3, 30)), Ok(()), "a founding member registers");
+        assert_eq!(d.get(NodeId(3)).and_then(|m| m.incarnation), Some(Incarnation(30)));
+        assert_eq!(d.execute(&register(3, 30)), Ok(()), "a retried registration is accepted");
+        let lost = d.execute(&register(3, 31));
+        assert!(lost.as_ref().is_err_and(|e| e.contains("ppdb cluster remove 3")), "{lost:?}");
+        let rejoin = DirectoryCommand::Join {
+            node: NodeId(3),
+            peer_addr: addr(3),
+            incarnation: Some(Incarnation(32)),
+        };
+        assert!(d.execute(&rejoin).is_err(), "an ACTIVE id with lost data cannot join again");
+        assert_eq!(d.get(NodeId(3)).and_then(|m| m.incarnation), Some(Incarnation(30)));
+        assert_eq!(d.get(NodeId(3)).map(|m| m.status), Some(MemberStatus::Active));
+        assert!(d.execute(&register(9, 90)).is_err(), "not a member");
+        assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
     }
 }

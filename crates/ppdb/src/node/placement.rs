@@ -83,7 +83,8 @@ mod tests {
         let mut directory = Directory::default();
         for &id in active.iter().chain(leaving) {
             let peer_addr = SocketAddr::from(([127, 0, 0, 1], 7100 + id as u16));
-            let _ = directory.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr });
+            let _ =
+                directory.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr, incarnation: None });
             let _ = directory.execute(&DirectoryCommand::Activate { node: NodeId(id) });
         }
         for &id in leaving {

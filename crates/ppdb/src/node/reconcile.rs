@@ -217,6 +217,35 @@ fn failed_node(directory: &Directory, meta: &Status, policy: &MembershipPolicy) 
     (remaining >= policy.min_voters && answering > remaining / 2).then_some(failed)
 }
 
+/// Whether `node` can be removed without leaving a group unable to commit: in every group
+/// (`groups`: each group's id and membership as this node sees it), the voters left once
+/// `node` is out must be a majority reachable (`reachable`). Only voters count: a JOINING
+/// node is a learner, and its acknowledgements commit nothing. The refusal says which group
+/// and why.
+pub fn check_removal(
+    node: NodeId,
+    groups: &[(u64, &Membership)],
+    reachable: impl Fn(NodeId) -> bool,
+) -> Result<(), String> {
+    for &(group, membership) in groups {
+        if membership.voters.is_empty() {
+            return Err(format!(
+                "this node does not know the voters of group {group} yet; ask another member"
+            ));
+        }
+        let remaining: Vec<NodeId> = membership.voters.iter().copied().filter(|&v| v != node).collect();
+        let answering = remaining.iter().filter(|&&v| reachable(v)).count();
+        if answering <= remaining.len() / 2 {
+            return Err(format!(
+                "removing node {node} would leave group {group} with {} voters of which only \
+                 {answering} are reachable: the group would lose its quorum",
+                remaining.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +267,7 @@ mod tests {
         // the directory refuses the last active member's leave.
         for &(id, status) in members {
             let peer_addr = SocketAddr::from(([127, 0, 0, 1], 7100 + id as u16));
-            let _ = d.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr });
+            let _ = d.execute(&DirectoryCommand::Join { node: NodeId(id), peer_addr, incarnation: None });
             if status != MemberStatus::Joining {
                 let _ = d.execute(&DirectoryCommand::Activate { node: NodeId(id) });
             }
@@ -409,6 +438,28 @@ mod tests {
         assert_eq!(colocation_target(Some(NodeId(2)), &quiet, 20), None, "not answering");
         let learner = leader(&[1, 3], &[2], &[(2, 100, 0), (3, 100, 0)]);
         assert_eq!(colocation_target(Some(NodeId(2)), &learner, 20), None, "not a voter");
+    }
+
+    #[test]
+    fn a_removal_counts_the_groups_voters_not_their_learners() {
+        let group = |voters: &[u64], learners: &[u64]| {
+            let mut m = Membership::with_voters(voters.iter().map(|&v| NodeId(v)));
+            m.learners = learners.iter().map(|&l| NodeId(l)).collect();
+            m
+        };
+        let all = |_: NodeId| true;
+        let three = group(&[1, 2, 3], &[]);
+        assert_eq!(check_removal(NodeId(3), &[(0, &three)], all), Ok(()));
+        // Voters 1, 2, 3 and two learners joining: with 2 down, removing 3 leaves voters
+        // {1, 2} with one answering. Counting the learners would see 3 of 4 members answer.
+        let joining = group(&[1, 2, 3], &[4, 5]);
+        assert_eq!(check_removal(NodeId(3), &[(1, &joining)], all), Ok(()));
+        let refused = check_removal(NodeId(3), &[(1, &joining)], |n| n != NodeId(2));
+        assert!(refused.as_ref().is_err_and(|e| e.contains("group 1")), "{refused:?}");
+        let only = group(&[3], &[1, 2]);
+        assert!(check_removal(NodeId(3), &[(2, &only)], all).is_err(), "its only voter");
+        let unknown = Membership::default();
+        assert!(check_removal(NodeId(3), &[(2, &unknown)], all).is_err(), "voters unknown here");
     }
 
     #[test]

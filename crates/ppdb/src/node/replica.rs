@@ -160,6 +160,25 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Answers the proposals a snapshot from the leader moved the applied index past: their
+    /// entries will never be applied here, so their outputs will never be known. The
+    /// snapshot's last entry is from an older term than a proposal: the proposal's entry was
+    /// not committed (every committed entry up to the snapshot is from that term or older), a
+    /// definite drop, safe to retry. Otherwise it may have been committed: the outcome is
+    /// unknown.
+    fn release_proposals_covered_by(&mut self, meta: &SnapshotMeta) {
+        let beyond = self.proposals.split_off(&LogIndex(meta.index.0.saturating_add(1)));
+        let covered = std::mem::replace(&mut self.proposals, beyond);
+        for (index, pending) in covered {
+            let error = if meta.term < pending.term {
+                Error::ProposalDropped { group: self.group.0 }
+            } else {
+                Error::OutcomeUnknown { group: self.group.0, index: index.0 }
+            };
+            let _ = pending.reply.send(Err(error));
+        }
+    }
+
     fn housekeeping_in_flight(&self) -> bool {
         self.housekeeping_index.is_some_and(|index| index > self.applied)
     }
@@ -232,6 +251,7 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
             ))
         })?;
         self.applied = snapshot.meta.index;
+        self.release_proposals_covered_by(&snapshot.meta);
         self.applied_since_snapshot = 0;
         self.applied_bytes_since_snapshot = 0;
         self.last_snapshot_bytes = image_bytes(snapshot);
@@ -358,6 +378,65 @@ fn refuse_oversized<S: StateMachine>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::directory::{Directory, DirectoryOutput};
+    use ppdb_raft::{Config, Membership, NodeId, RecoveredState};
+    use rand::SeedableRng;
+    use std::sync::Arc;
+    use tokio::sync::oneshot::error::TryRecvError;
+
+    /// The one voter of a group, leading it, with a proposal pending at index 3 (after its
+    /// leadership's empty entry).
+    fn leader_with_a_pending_proposal(
+    ) -> (Replica<Directory>, oneshot::Receiver<Result<DirectoryOutput, Error>>) {
+        let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(7));
+        let state = RecoveredState::bootstrap([NodeId(1)]);
+        let raft = RawNode::new(Config::new(NodeId(1)), state, rng).unwrap_or_else(|e| panic!("{e}"));
+        let mut replica = Replica::new(GroupId(0), raft, Directory::default(), LogIndex(1), 0);
+        replica.raft.campaign();
+        assert_eq!(replica.raft.role(), PeerRole::Leader);
+        let (tx, rx) = oneshot::channel();
+        replica.propose(vec![vec![2, 0, 0, 0, 0, 0, 0, 0, 1]], vec![tx]);
+        (replica, rx)
+    }
+
+    fn snapshot(index: u64, term: Term) -> Snapshot {
+        let membership = Membership::with_voters([NodeId(1)]);
+        let meta = SnapshotMeta { index: LogIndex(index), term, membership };
+        Snapshot { meta, data: Arc::new(Directory::default().snapshot()) }
+    }
+
+    /// Storage to install from: the test snapshots carry their image inline, not a file.
+    fn storage() -> RaftStorage {
+        let disk: Arc<dyn crate::storage::disk::Disk> = Arc::new(crate::storage::disk::SimDisk::new(1));
+        let dir = std::path::Path::new("/node");
+        let (storage, _) = RaftStorage::open(disk, dir, crate::storage::wal::WalConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        storage
+    }
+
+    #[test]
+    fn a_proposal_pending_across_a_snapshot_install_is_answered() {
+        let storage = storage();
+        let (mut replica, mut rx) = leader_with_a_pending_proposal();
+        let term = replica.raft.term();
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+        replica.install_snapshot(&snapshot(2, term), &storage).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "index 3 is past the snapshot");
+        replica.install_snapshot(&snapshot(10, Term(term.0 + 1)), &storage).unwrap_or_else(|e| panic!("{e}"));
+        let answer = rx.try_recv();
+        assert!(
+            matches!(answer, Ok(Err(Error::OutcomeUnknown { group: 0, index: 3 }))),
+            "a later leader's snapshot may or may not hold it: {answer:?}"
+        );
+
+        let (mut replica, mut rx) = leader_with_a_pending_proposal();
+        replica.install_snapshot(&snapshot(10, Term(0)), &storage).unwrap_or_else(|e| panic!("{e}"));
+        let answer = rx.try_recv();
+        assert!(
+            matches!(answer, Ok(Err(Error::ProposalDropped { group: 0 }))),
+            "a snapshot ending in an older term cannot hold it: {answer:?}"
+        );
+    }
 
     #[test]
     fn a_snapshot_waits_for_a_log_as_large_as_the_last_one_within_a_bound() {

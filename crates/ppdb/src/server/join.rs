@@ -5,12 +5,19 @@
 //! address. The member has the meta leader record it as JOINING and answers with the shard
 //! count and the members' addresses; the node writes its cluster file and starts with empty
 //! groups, which the group leaders fill (as a learner, by snapshot and log) and then promote.
+//! The join names the node's incarnation, which the directory records with it.
+//!
+//! A node given `--bootstrap` on a data directory without a cluster first asks the other
+//! listed nodes what they record of its id ([`refuse_if_already_member`]): if the cluster
+//! already has this id in another incarnation, its data was lost, and founding afresh would
+//! give it a vote with none of the log it once acknowledged. It stops and says what to do.
 
-use super::membership::{decode_response, encode_request};
+use super::membership::{decode_record, decode_response, encode_lookup, encode_request, MemberRecord};
 use super::node::ClusterFile;
 use crate::config::NodeConfig;
 use crate::error::{Error, ErrorCode};
-use crate::node::DirectoryCommand;
+use crate::node::{DirectoryCommand, MemberStatus};
+use crate::transport::handshake::Incarnation;
 use crate::transport::{guest_call, TransportError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -21,18 +28,26 @@ const JOIN_DEADLINE: Duration = Duration::from_secs(60);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts.
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
+/// Deadline of a member lookup before bootstrapping (a member that does not answer by then
+/// is down, or not started yet, as at a cluster's first start).
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Asks the member at `via` to admit this node; on success records the cluster in the data
-/// directory and returns its cluster file.
-pub async fn join_cluster(config: &NodeConfig, via: SocketAddr) -> Result<ClusterFile, Error> {
+/// Asks the member at `via` to admit this node in `incarnation`; on success records the
+/// cluster in the data directory and returns its cluster file.
+pub async fn join_cluster(
+    config: &NodeConfig,
+    via: SocketAddr,
+    incarnation: Incarnation,
+) -> Result<ClusterFile, Error> {
     let node = config.node_id();
     let peer_addr = config.peer_addr().map_err(|e| Error::State(e.to_string()))?;
-    let command = DirectoryCommand::Join { node, peer_addr };
+    let command = DirectoryCommand::Join { node, peer_addr, incarnation: Some(incarnation) };
     let started = Instant::now();
     tracing::info!(%node, %via, %peer_addr, cluster = %config.peer.cluster_id, "asking to join the cluster");
     let admission = loop {
+        let cluster = &config.peer.cluster_id;
         let answer =
-            guest_call(via, &config.peer.cluster_id, node, encode_request(&command), ATTEMPT_TIMEOUT).await;
+            guest_call(via, cluster, node, incarnation, encode_request(&command), ATTEMPT_TIMEOUT).await;
         let attempt = match answer {
             // Another cluster, or a protocol we do not speak: asking again will not help.
             Err(e @ TransportError::Refused { .. }) => {
@@ -64,6 +79,66 @@ pub async fn join_cluster(config: &NodeConfig, via: SocketAddr) -> Result<Cluste
     file.save(&config.data_dir)?;
     tracing::info!(%node, shards = file.shards, members = file.members.len(), "admitted as JOINING");
     Ok(file)
+}
+
+/// Before a node founds its groups from `--bootstrap` on a directory without a cluster: asks
+/// every other listed node what it records of this node's id, and refuses to start when one
+/// knows it in another incarnation (or removed). Nodes that do not answer (not started yet,
+/// down) are taken as knowing nothing; a node started anyway is still refused by its peers
+/// at the handshake.
+pub async fn refuse_if_already_member(config: &NodeConfig, incarnation: Incarnation) -> Result<(), Error> {
+    let node = config.node_id();
+    let lookups = config.bootstrap.iter().filter(|(&id, _)| id != node.0).map(|(&id, &addr)| async move {
+        let answer =
+            guest_call(addr, &config.peer.cluster_id, node, incarnation, encode_lookup(node), LOOKUP_TIMEOUT)
+                .await;
+        match answer.map(|bytes| decode_record(&bytes)) {
+            Ok(Ok(Some(record))) => Some((id, addr, record)),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = id, %addr, error = %e, "unreadable member lookup answer");
+                None
+            }
+            Err(e) => {
+                tracing::debug!(peer = id, %addr, error = %e, "member lookup unanswered");
+                None
+            }
+        }
+    });
+    let records = futures::future::join_all(lookups).await;
+    for (peer, addr, record) in records.into_iter().flatten() {
+        if let Some(reason) = already_member(config, node.0, peer, addr, record) {
+            return Err(Error::State(reason));
+        }
+    }
+    Ok(())
+}
+
+/// Why node `node`, starting on an empty data directory, must not found its groups, given
+/// what node `peer` (at `addr`) records of it.
+fn already_member(
+    config: &NodeConfig,
+    node: u64,
+    peer: u64,
+    addr: SocketAddr,
+    record: MemberRecord,
+) -> Option<String> {
+    let dir = config.data_dir.display();
+    let cluster = &config.peer.cluster_id;
+    match (record.status, record.incarnation) {
+        (MemberStatus::Removed, _) => Some(format!(
+            "node {node} was removed from cluster {cluster} (node {peer} says so); start this \
+             node on an empty data directory with a new --id and --join {addr}"
+        )),
+        (_, Some(recorded)) => Some(format!(
+            "node {node}'s data directory {dir} is empty but cluster {cluster} already has a node \
+             {node} (incarnation {recorded}, as node {peer} records it): its data was lost. Remove \
+             it with `ppdb cluster remove {node}` (through any member's admin address), then start \
+             this node on an empty data directory with a new --id and --join {addr}"
+        )),
+        // Listed but not registered yet: the cluster is being founded right now.
+        (_, None) => None,
+    }
 }
 
 /// Whether asking again may succeed: the member was unreachable, busy, or between leaders.

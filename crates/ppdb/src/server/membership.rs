@@ -10,13 +10,20 @@
 //! Wire format (a peer request, tag [`MEMBERSHIP_REQUEST_TAG`]): request = tag u8, the encoded
 //! command. Response = `0`, shard count u32, member count u32, per member id u64 + peer
 //! address; or `1` + error code u8 + message.
+//!
+//! A node starting on an empty data directory first asks the members it was given what the
+//! cluster records of its id (a *member lookup*, tag [`MEMBER_LOOKUP_TAG`], allowed to
+//! guests, answered from the local directory without a proposal): request = tag u8, node id
+//! u64. Response = `0` (unknown) or `1`, status u8, incarnation u64 (0 when none recorded).
 
 use super::shard::KvShard;
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
+use crate::node::reconcile::check_removal;
 use crate::node::{Directory, DirectoryCommand, MemberStatus, NodeHandle};
+use crate::transport::handshake::Incarnation;
 use crate::transport::{LinkState, Transport};
-use ppdb_raft::{NodeId, ProposeError};
+use ppdb_raft::{Membership, NodeId, ProposeError};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -24,6 +31,8 @@ use tokio::sync::watch;
 
 /// First byte of a membership request between nodes (shard batches use another tag).
 pub const MEMBERSHIP_REQUEST_TAG: u8 = 2;
+/// First byte of a member lookup.
+pub const MEMBER_LOOKUP_TAG: u8 = 3;
 /// Longest error message or address accepted in a response.
 const TEXT_BYTES_MAX: usize = 4096;
 /// Most members a response may list.
@@ -107,6 +116,60 @@ pub fn decode_response(from: u64, bytes: &[u8]) -> Result<Result<Admission, Erro
     Ok(outcome)
 }
 
+/// What a member's directory records of a node id, as a lookup answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// Its lifecycle status.
+    pub status: MemberStatus,
+    /// Its incarnation, if recorded.
+    pub incarnation: Option<Incarnation>,
+}
+
+/// Encodes a lookup of node `node`'s record.
+pub fn encode_lookup(node: NodeId) -> Vec<u8> {
+    let mut bytes = vec![MEMBER_LOOKUP_TAG];
+    bytes.extend_from_slice(&node.0.to_le_bytes());
+    bytes
+}
+
+fn decode_lookup(bytes: &[u8]) -> Result<NodeId, DecodeError> {
+    let mut d = Decoder::new(bytes, "member lookup");
+    if d.u8()? != MEMBER_LOOKUP_TAG {
+        return Err(d.error("not a member lookup"));
+    }
+    let node = NodeId(d.u64()?);
+    d.finish()?;
+    Ok(node)
+}
+
+fn encode_record(record: Option<MemberRecord>) -> Vec<u8> {
+    let mut e = Encoder::default();
+    match record {
+        None => e.u8(0),
+        Some(record) => {
+            e.u8(1);
+            e.u8(record.status.code());
+            e.u64(record.incarnation.map_or(0, |i| i.0));
+        }
+    }
+    e.finish()
+}
+
+/// Decodes the answer to a member lookup.
+pub fn decode_record(bytes: &[u8]) -> Result<Option<MemberRecord>, DecodeError> {
+    let mut d = Decoder::new(bytes, "member record");
+    let record = match d.u8()? {
+        0 => None,
+        1 => {
+            let status = MemberStatus::from_code(d.u8()?).ok_or_else(|| d.error("bad member status"))?;
+            Some(MemberRecord { status, incarnation: Incarnation::from_raw(d.u64()?) })
+        }
+        _ => return Err(d.error("unknown member record")),
+    };
+    d.finish()?;
+    Ok(record)
+}
+
 /// Submits membership changes on behalf of this node.
 #[derive(Clone)]
 pub struct MembershipService {
@@ -159,8 +222,8 @@ impl MembershipService {
         }
     }
 
-    /// Removes `node` from the cluster, refusing when the members left reachable from here
-    /// would not be a majority of the remaining members (the cluster would stop).
+    /// Removes `node` from the cluster, refusing when some group would be left without a
+    /// majority of its remaining voters reachable from here (it would stop committing).
     pub async fn remove(&self, node: NodeId) -> Result<(), Error> {
         let directory = self.directory();
         let Some(member) = directory.get(node) else {
@@ -169,25 +232,13 @@ impl MembershipService {
         if matches!(member.status, MemberStatus::Leaving | MemberStatus::Removed) {
             return Ok(());
         }
-        let remaining: Vec<NodeId> = directory
-            .members()
-            .iter()
-            .filter(|(&id, m)| id != node && matches!(m.status, MemberStatus::Active | MemberStatus::Joining))
-            .map(|(&id, _)| id)
-            .collect();
-        let reachable = remaining
-            .iter()
-            .filter(|&&id| {
-                id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected))
-            })
-            .count();
-        if reachable <= remaining.len() / 2 {
-            return Err(Error::State(format!(
-                "removing node {node} would leave {} members of which only {reachable} are reachable: \
-                 the cluster would lose its quorum",
-                remaining.len()
-            )));
-        }
+        let groups = self.handle.status().await?;
+        let memberships: Vec<(u64, &Membership)> =
+            groups.iter().map(|g| (g.group.0, &g.raft.membership)).collect();
+        let reachable = |id: NodeId| {
+            id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected))
+        };
+        check_removal(node, &memberships, reachable).map_err(Error::State)?;
         self.submit(DirectoryCommand::Leave { node }).await.map(|_| ())
     }
 
@@ -207,6 +258,9 @@ impl MembershipService {
     /// only ask for its own admission, and is answered once it is recorded; a member's
     /// forwarded command is proposed here only.
     pub async fn serve(&self, from: NodeId, guest: bool, request: &[u8]) -> Vec<u8> {
+        if request.first() == Some(&MEMBER_LOOKUP_TAG) {
+            return self.look_up(request);
+        }
         let outcome = match decode_request(request) {
             Err(reason) => Err(Error::State(format!("bad membership request: {reason}"))),
             Ok(command) if guest => match command {
@@ -219,6 +273,25 @@ impl MembershipService {
             },
         };
         encode_response(&outcome)
+    }
+}
+
+impl MembershipService {
+    /// Answers a member lookup from this node's directory; an undecodable lookup gets an
+    /// empty answer, which no asker reads as a record.
+    fn look_up(&self, request: &[u8]) -> Vec<u8> {
+        match decode_lookup(request) {
+            Ok(node) => encode_record(
+                self.directory
+                    .borrow()
+                    .get(node)
+                    .map(|m| MemberRecord { status: m.status, incarnation: m.incarnation }),
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "bad member lookup");
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -248,6 +321,11 @@ mod tests {
         assert!(decode_response(1, &[7, 1, 2]).is_err());
         let command = DirectoryCommand::Leave { node: NodeId(3) };
         assert_eq!(decode_request(&encode_request(&command)), Ok(command));
+        assert_eq!(decode_lookup(&encode_lookup(NodeId(3))).ok(), Some(NodeId(3)));
+        let record = MemberRecord { status: MemberStatus::Active, incarnation: Some(Incarnation(5)) };
+        assert_eq!(decode_record(&encode_record(Some(record))).ok(), Some(Some(record)));
+        assert_eq!(decode_record(&encode_record(None)).ok(), Some(None));
+        assert!(decode_record(&[1, 9, 0]).is_err());
         assert!(decode_request(&[1, 0, 0]).is_err());
     }
 }

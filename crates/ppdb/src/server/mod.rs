@@ -9,6 +9,7 @@ pub mod context;
 pub mod executor;
 pub mod forward;
 pub mod forward_batch;
+pub mod identity;
 pub mod join;
 pub mod listener;
 pub mod membership;

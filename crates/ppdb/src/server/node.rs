@@ -5,6 +5,7 @@ use super::admin;
 use super::context::{ServerContext, ServerStats};
 use super::executor::Executor;
 use super::forward::SHARD_REQUEST_TAG;
+use super::identity::NodeIdentity;
 use super::listener;
 use super::membership::MembershipService;
 use super::memory::MemoryLimit;
@@ -16,10 +17,13 @@ use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::state_machine::StateMachine as _;
-use crate::node::{Directory, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, META_GROUP};
+use crate::node::{
+    Directory, DirectoryCommand, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, META_GROUP,
+};
 use crate::storage::disk::{Disk, FsDisk};
 use crate::storage::lock::DataDirLock;
 use crate::storage::wal::{GroupId, WalConfig};
+use crate::transport::handshake::Incarnation;
 use crate::transport::{
     InboundEvent, LinkState, RefusalReason, Transport, TransportConfig, TransportError, TransportLimits,
 };
@@ -34,6 +38,8 @@ use tokio::sync::{mpsc, watch};
 
 /// Raft messages queued from the transport to the runtime.
 const RAFT_INBOX_MESSAGES_MAX: usize = 65_536;
+/// Pause between attempts to record this node's incarnation in the directory.
+const REGISTER_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// What a node remembers about its cluster, in `<data dir>/cluster.json`, written at bootstrap.
 /// A restart reads it, so the bootstrap flags matter only the first time.
@@ -125,16 +131,28 @@ impl ClusterFile {
     }
 }
 
-/// Keeps the transport's peers and the cluster file in step with the directory as it is
-/// applied, and raises `removed` once this node is removed from the cluster: recorded so in
-/// its own directory, or told so by a member refusing its handshake (a removed node stops
-/// receiving the meta group's log, so it may never apply its own removal).
+/// Why a running node must stop although nobody asked it to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Dismissal {
+    /// It was removed from the cluster.
+    Removed,
+    /// The cluster knows its id in another incarnation: its data was lost (the message says
+    /// what to do).
+    DataLost(String),
+}
+
+/// Keeps the transport's peers, their incarnations and the cluster file in step with the
+/// directory as it is applied, and raises `dismissed` once this node is removed from the
+/// cluster (recorded so in its own directory, or told so by a member refusing its
+/// handshake: a removed node stops receiving the meta group's log, so it may never apply its
+/// own removal), or once the cluster turns out to know its id in another incarnation.
 async fn follow_directory(
     mut directory: watch::Receiver<Directory>,
     transport: Transport,
     mut cluster: ClusterFile,
+    incarnation: Incarnation,
     data_dir: std::path::PathBuf,
-    removed: watch::Sender<bool>,
+    dismissed: watch::Sender<Option<Dismissal>>,
 ) {
     let node = NodeId(cluster.node_id);
     let mut refusals = tokio::time::interval(Duration::from_millis(500));
@@ -142,6 +160,17 @@ async fn follow_directory(
         let current = directory.borrow_and_update().clone();
         // A joining node knows nothing until the meta leader's snapshot arrives.
         if !current.members().is_empty() {
+            for (&peer, member) in current.members().iter().filter(|(&peer, _)| peer != node) {
+                if let Some(recorded) = member.incarnation {
+                    transport.record_incarnation(peer, recorded);
+                }
+            }
+            if let Some(recorded) =
+                current.get(node).and_then(|m| m.incarnation).filter(|&r| r != incarnation)
+            {
+                let reason = RefusalReason::IncarnationMismatch { node, recorded, presented: incarnation };
+                let _ = dismissed.send(Some(Dismissal::DataLost(reason.to_string())));
+            }
             let live = current.live_addrs();
             for (&peer, &addr) in live.iter().filter(|(&peer, _)| peer != node) {
                 if let Err(e) = transport.add_peer(peer, addr) {
@@ -162,7 +191,7 @@ async fn follow_directory(
                 }
             }
             if current.get(node).is_some_and(|m| m.status == MemberStatus::Removed) {
-                let _ = removed.send(true);
+                let _ = dismissed.send(Some(Dismissal::Removed));
             }
         }
         tokio::select! {
@@ -172,22 +201,51 @@ async fn follow_directory(
                 }
             }
             _ = refusals.tick() => {
-                if told_removed(&transport, node) {
-                    let _ = removed.send(true);
+                if let Some(dismissal) = told_to_stop(&transport, node) {
+                    let _ = dismissed.send(Some(dismissal));
                 }
             }
         }
     }
 }
 
-/// Whether a member refused our handshake because we were removed from the cluster.
-fn told_removed(transport: &Transport, node: NodeId) -> bool {
-    transport.peers().into_keys().any(|peer| {
-        matches!(
-            transport.link_state(peer),
-            Some(LinkState::Down(TransportError::Refused { reason: RefusalReason::Removed { node: n }, .. })) if n == node
-        )
+/// Whether a member refused our handshake because we were removed from the cluster, or
+/// because it knows our id in another incarnation.
+fn told_to_stop(transport: &Transport, node: NodeId) -> Option<Dismissal> {
+    transport.peers().into_keys().find_map(|peer| match transport.link_state(peer) {
+        Some(LinkState::Down(TransportError::Refused { reason, .. })) => match reason {
+            RefusalReason::Removed { node: n } if n == node => Some(Dismissal::Removed),
+            RefusalReason::IncarnationMismatch { node: n, .. } if n == node => {
+                Some(Dismissal::DataLost(reason.to_string()))
+            }
+            _ => None,
+        },
+        _ => None,
     })
+}
+
+/// Records this node's incarnation in the directory if it is not there yet (a founding
+/// member: the bootstrap directory lists none), retrying until it is. A refusal means the
+/// directory records another one; [`follow_directory`] then stops the node.
+async fn register_incarnation(
+    membership: MembershipService,
+    mut directory: watch::Receiver<Directory>,
+    node: NodeId,
+    incarnation: Incarnation,
+) {
+    loop {
+        let recorded = directory.borrow_and_update().get(node).map(|m| m.incarnation);
+        match recorded {
+            Some(Some(_)) => return,
+            Some(None) => match membership.submit(DirectoryCommand::Register { node, incarnation }).await {
+                Ok(_) => tracing::info!(%node, %incarnation, "incarnation recorded in the directory"),
+                Err(e) => tracing::debug!(%node, error = %e, "incarnation not recorded yet; retrying"),
+            },
+            // Not in the directory yet: a joining node before the meta leader's snapshot.
+            None => {}
+        }
+        let _ = tokio::time::timeout(REGISTER_RETRY_PAUSE, directory.changed()).await;
+    }
 }
 
 /// Sends the runtime's Raft messages through the transport.
@@ -235,10 +293,16 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| Error::State(format!("cannot create {}: {e}", config.data_dir.display())))?;
     let _lock = DataDirLock::acquire(&config.data_dir)?;
-    let cluster = match (ClusterFile::load(&config)?, config.join) {
+    let recorded = ClusterFile::load(&config)?;
+    let identity = NodeIdentity::load_or_create(&config.data_dir, config.peer.node_id, recorded.is_some())?;
+    let incarnation = identity.incarnation;
+    let cluster = match (recorded, config.join) {
         (Some(file), _) => file,
-        (None, Some(via)) => super::join::join_cluster(&config, via).await?,
-        (None, None) => ClusterFile::bootstrap(&config)?,
+        (None, Some(via)) => super::join::join_cluster(&config, via, incarnation).await?,
+        (None, None) => {
+            super::join::refuse_if_already_member(&config, incarnation).await?;
+            ClusterFile::bootstrap(&config)?
+        }
     };
     let node = NodeId(cluster.node_id);
     let disk: Arc<dyn Disk> = Arc::new(FsDisk::new());
@@ -254,6 +318,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let transport_config = TransportConfig {
         node_id: node,
         cluster_id: cluster.cluster_id.clone(),
+        incarnation,
         listen_addr,
         peers,
         limits: TransportLimits::default(),
@@ -293,14 +358,16 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         Executor::new(node, handle.clone(), transport.clone(), u64::from(cluster.shards), leaders, traffic);
     let membership =
         MembershipService::new(node, cluster.shards, handle.clone(), transport.clone(), directory.clone());
-    let (removed_tx, mut removed_rx) = watch::channel(false);
+    let (dismissed_tx, mut dismissed_rx) = watch::channel(None);
     let last_directory = directory.clone();
+    tokio::spawn(register_incarnation(membership.clone(), directory.clone(), node, incarnation));
     tokio::spawn(follow_directory(
         directory,
         transport.clone(),
         cluster.clone(),
+        incarnation,
         config.data_dir.clone(),
-        removed_tx,
+        dismissed_tx,
     ));
 
     let pump_executor = executor.clone();
@@ -377,23 +444,9 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
             tracing::info!("shutting down");
             Ok(())
         }
-        _ = removed_rx.wait_for(|removed| *removed) => {
-            // Asked to leave: a clean exit. Removed while it was failed (or by an operator
-            // while it could not hear of it): say what to do.
-            let left = last_directory
-                .borrow()
-                .get(node)
-                .is_some_and(|m| matches!(m.status, MemberStatus::Leaving | MemberStatus::Removed));
-            if left {
-                tracing::info!(%node, "this node left the cluster; stopping");
-                Ok(())
-            } else {
-                Err(Error::State(format!(
-                    "node {node} was removed from the cluster while it was unreachable; remove {} \
-                     and join again with a new --id",
-                    config.data_dir.display()
-                )))
-            }
+        dismissal = dismissed_rx.wait_for(Option::is_some) => {
+            let dismissal = dismissal.map(|d| d.clone()).unwrap_or(None);
+            dismissed(node, &config, &last_directory, dismissal)
         }
         result = &mut runtime_task => match result {
             Ok(Ok(())) => Ok(()),
@@ -410,4 +463,34 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         let _ = tokio::time::timeout(Duration::from_secs(5), runtime_task).await;
     }
     outcome
+}
+
+/// How a node stops once dismissed: a clean exit if it was asked to leave, else an error
+/// saying what to do.
+fn dismissed(
+    node: NodeId,
+    config: &NodeConfig,
+    directory: &watch::Receiver<Directory>,
+    dismissal: Option<Dismissal>,
+) -> Result<(), Error> {
+    if let Some(Dismissal::DataLost(reason)) = dismissal {
+        tracing::error!(%node, %reason, "the cluster knows this node's id with other data; stopping");
+        return Err(Error::State(reason));
+    }
+    // Asked to leave: a clean exit. Removed while it was failed (or by an operator
+    // while it could not hear of it): say what to do.
+    let left = directory
+        .borrow()
+        .get(node)
+        .is_some_and(|m| matches!(m.status, MemberStatus::Leaving | MemberStatus::Removed));
+    if left {
+        tracing::info!(%node, "this node left the cluster; stopping");
+        Ok(())
+    } else {
+        Err(Error::State(format!(
+            "node {node} was removed from the cluster while it was unreachable; remove {} \
+             and join again with a new --id",
+            config.data_dir.display()
+        )))
+    }
 }

@@ -107,6 +107,9 @@ pub struct MemberDoc {
     /// Whether this node's connection to it is up or being opened, as opposed to failing
     /// (always true for this node itself).
     pub reachable: bool,
+    /// The incarnation the directory records for it (hex), once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<String>,
 }
 
 /// One shard's Raft state on this node.
@@ -202,7 +205,8 @@ impl NodeReport {
                     PeerState::Active if !reachable => PeerState::Inactive,
                     other => other,
                 };
-                MemberDoc { id: id.0, peer_addr: m.peer_addr.to_string(), state, reachable }
+                let incarnation = m.incarnation.map(|i| i.to_string());
+                MemberDoc { id: id.0, peer_addr: m.peer_addr.to_string(), state, reachable, incarnation }
             })
             .collect();
         let state = match directory.get(self.node) {
@@ -401,6 +405,7 @@ mod tests {
                 peer_addr: "127.0.0.1:7102".into(),
                 state: PeerState::Leaving,
                 reachable: true,
+                incarnation: None,
             }],
             shards: vec![ShardDoc {
                 shard: 3,

@@ -2,8 +2,9 @@
 
 use super::error::TransportError;
 use super::frame::RESPONSE_CHUNK_ENVELOPE_BYTES;
-use crate::limits;
+use super::handshake::Incarnation;
 use super::snapshot::SnapshotFiles;
+use crate::limits;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -36,6 +37,8 @@ pub struct TransportConfig {
     pub node_id: NodeId,
     /// The cluster's name; peers with another name are refused at the handshake.
     pub cluster_id: String,
+    /// This node's incarnation, presented at every handshake.
+    pub incarnation: Incarnation,
     /// Where to accept peer connections (port 0 picks a free port; see `local_addr`).
     pub listen_addr: SocketAddr,
     /// The initial peers and their listen addresses (this node excluded).
@@ -110,7 +113,7 @@ impl Default for TransportLimits {
 }
 
 impl TransportConfig {
-    /// A configuration with default limits.
+    /// A configuration with default limits and a new incarnation.
     pub fn new(
         node_id: NodeId,
         cluster_id: impl Into<String>,
@@ -120,6 +123,7 @@ impl TransportConfig {
         TransportConfig {
             node_id,
             cluster_id: cluster_id.into(),
+            incarnation: Incarnation::random(),
             listen_addr,
             peers,
             limits: TransportLimits::default(),

@@ -35,6 +35,23 @@ pub enum RefusalReason {
         /// The dialer's node id.
         node: NodeId,
     },
+    /// The node presented an incarnation other than the one the cluster recorded for its id:
+    /// its data directory was lost or replaced, so it remembers none of its votes and
+    /// acknowledged entries. It gets no vote and no message.
+    #[error(
+        "node {node} presented incarnation {presented}, but the cluster recorded incarnation \
+         {recorded} for node {node}: its data directory was lost or replaced; remove the old \
+         node with `ppdb cluster remove {node}` and start this one on an empty data directory \
+         with a new --id and --join"
+    )]
+    IncarnationMismatch {
+        /// The node id.
+        node: NodeId,
+        /// The incarnation the cluster recorded for it.
+        recorded: super::handshake::Incarnation,
+        /// The incarnation it presented.
+        presented: super::handshake::Incarnation,
+    },
     /// The dialer reached a node other than the one it meant to (an address was reused).
     #[error("expected node {expected} at this address, found node {actual}")]
     WrongNode {

@@ -8,7 +8,7 @@
 //! message of the largest entry always fits one frame (checked below against the room the
 //! limits keep around it), so Raft never produces a message the transport cannot carry.
 
-use super::handshake::{Hello, Refusal};
+use super::handshake::{Hello, Incarnation, Refusal};
 use super::snapshot::SnapshotChunk;
 use crate::codec::{decode_message, encode_message, DecodeError, Decoder, Encoder, APPEND_HEADER_BYTES};
 use crate::limits::FRAME_ENVELOPE_BYTES_MAX;
@@ -137,6 +137,8 @@ pub enum Frame {
     HandshakeAck {
         /// The acceptor's node id.
         node_id: NodeId,
+        /// The acceptor's incarnation.
+        incarnation: Incarnation,
     },
     /// See [`FrameKind::HandshakeRefusal`].
     HandshakeRefusal(Refusal),
@@ -245,7 +247,10 @@ impl Frame {
         let mut e = frame_encoder();
         match self {
             Frame::Handshake(hello) => hello.encode(&mut e),
-            Frame::HandshakeAck { node_id } => e.u64(node_id.0),
+            Frame::HandshakeAck { node_id, incarnation } => {
+                e.u64(node_id.0);
+                e.u64(incarnation.0);
+            }
             Frame::HandshakeRefusal(refusal) => refusal.encode(&mut e),
             Frame::Raft(batch) => {
                 e.u32(u32::try_from(batch.len()).unwrap_or(u32::MAX));
@@ -282,7 +287,9 @@ impl Frame {
     fn decode_body(kind: FrameKind, d: &mut Decoder<'_>) -> Result<Frame, DecodeError> {
         Ok(match kind {
             FrameKind::Handshake => Frame::Handshake(Hello::decode(d)?),
-            FrameKind::HandshakeAck => Frame::HandshakeAck { node_id: NodeId(d.u64()?) },
+            FrameKind::HandshakeAck => {
+                Frame::HandshakeAck { node_id: NodeId(d.u64()?), incarnation: Incarnation(d.u64()?) }
+            }
             FrameKind::HandshakeRefusal => Frame::HandshakeRefusal(Refusal::decode(d)?),
             FrameKind::Raft => {
                 let n = d.count(BATCH_MESSAGES_MAX, BATCH_ITEM_BYTES_MIN)?;
@@ -411,8 +418,9 @@ mod tests {
                 cluster_id: "prod".into(),
                 from: NodeId(1),
                 to: NodeId(2),
+                incarnation: Incarnation(0x1234),
             }),
-            Frame::HandshakeAck { node_id: NodeId(2) },
+            Frame::HandshakeAck { node_id: NodeId(2), incarnation: Incarnation(7) },
             Frame::HandshakeRefusal(Refusal(RefusalReason::ClusterMismatch {
                 ours: "a".into(),
                 theirs: "b".into(),

@@ -7,7 +7,7 @@
 
 use super::error::TransportError;
 use super::frame::{read_frame, Frame, ResponseStatus};
-use super::handshake::{self, Hello, GUEST_TARGET, PROTOCOL_VERSION};
+use super::handshake::{self, Hello, Incarnation, GUEST_TARGET, PROTOCOL_VERSION};
 use super::FRAME_BYTES_MAX_DEFAULT;
 use ppdb_raft::NodeId;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-/// Sends `payload` as guest `from` of `cluster_id` to the node listening on `addr` and returns
+/// Sends `payload` as guest `from` (in its `incarnation`) of `cluster_id` to the node listening on `addr` and returns
 /// its answer. The whole exchange gives up after `timeout`. Errors name node 0 as the peer
 /// (its id is unknown to the guest); a member of another cluster answers with
 /// [`TransportError::Refused`].
@@ -23,6 +23,7 @@ pub async fn guest_call(
     addr: SocketAddr,
     cluster_id: &str,
     from: NodeId,
+    incarnation: Incarnation,
     payload: Vec<u8>,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
@@ -31,8 +32,9 @@ pub async fn guest_call(
     let exchange = async {
         let mut stream =
             TcpStream::connect(addr).await.map_err(|e| net(format!("cannot connect to {addr}: {e}")))?;
-        let hello = Hello { version: PROTOCOL_VERSION, cluster_id: cluster_id.to_string(), from, to: peer };
-        handshake::dial(&mut stream, hello, timeout, FRAME_BYTES_MAX_DEFAULT).await?;
+        let cluster_id = cluster_id.to_string();
+        let hello = Hello { version: PROTOCOL_VERSION, cluster_id, from, to: peer, incarnation };
+        handshake::dial(&mut stream, hello, None, timeout, FRAME_BYTES_MAX_DEFAULT).await?;
         let request = Frame::Request { id: 1, payload }.encode();
         stream.write_all(&request).await.map_err(|e| net(format!("request write: {e}")))?;
         loop {

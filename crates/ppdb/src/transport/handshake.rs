@@ -3,6 +3,12 @@
 //! cluster, a protocol version we do not speak, or a node id we do not know is refused; both
 //! sides log the reason and the dialer surfaces it as [`TransportError::Refused`].
 //!
+//! Each side also names its *incarnation*: a random id a node draws when its data directory
+//! is created and keeps with its data. A node whose data was lost comes back under the same
+//! node id with a new incarnation; a peer that knows the old one (the cluster directory
+//! records it) refuses it ([`RefusalReason::IncarnationMismatch`]), as acceptor and as dialer,
+//! so it gets no vote and no message until an operator removes the old node.
+//!
 //! A node that is not a member yet (it wants to join) dials as a *guest*: its hello names
 //! node 0 as the target ([`GUEST_TARGET`]). Guests of our cluster are accepted whatever their
 //! id, but may only send requests (see `guest.rs`).
@@ -15,11 +21,42 @@ use ppdb_raft::NodeId;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
-/// The protocol version this build speaks. Bump on any incompatible wire change.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The protocol version this build speaks. Bump on any incompatible wire change (3: hello
+/// and ack carry the incarnation).
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The target a guest names in its [`Hello`]: "whoever you are" (node ids start at 1).
 pub const GUEST_TARGET: NodeId = NodeId(0);
+
+/// One life of a node id: drawn at random when a node's data directory is created, kept with
+/// its data, never 0 (0 stands for "not recorded" in the directory's encoding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Incarnation(pub u64);
+
+impl Incarnation {
+    /// A new incarnation: the standard library's randomly keyed hasher (its keys come from
+    /// the operating system's random source) over the time and the process id. Uniqueness
+    /// is what matters here, not secrecy.
+    pub fn random() -> Incarnation {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        hasher.write_u128(since_epoch.map(|d| d.as_nanos()).unwrap_or(0));
+        hasher.write_u32(std::process::id());
+        Incarnation(hasher.finish().max(1))
+    }
+
+    /// The incarnation a directory or file recorded as `raw` (0: none recorded).
+    pub fn from_raw(raw: u64) -> Option<Incarnation> {
+        (raw != 0).then_some(Incarnation(raw))
+    }
+}
+
+impl std::fmt::Display for Incarnation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
 
 /// The dialer's introduction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +69,8 @@ pub struct Hello {
     pub from: NodeId,
     /// The node the dialer means to reach.
     pub to: NodeId,
+    /// The dialer's incarnation.
+    pub incarnation: Incarnation,
 }
 
 impl Hello {
@@ -40,12 +79,14 @@ impl Hello {
         e.bytes(self.cluster_id.as_bytes());
         e.u64(self.from.0);
         e.u64(self.to.0);
+        e.u64(self.incarnation.0);
     }
 
     pub(super) fn decode(d: &mut Decoder<'_>) -> Result<Hello, DecodeError> {
         let version = d.u32()?;
         let cluster_id = decode_string(d)?;
-        Ok(Hello { version, cluster_id, from: NodeId(d.u64()?), to: NodeId(d.u64()?) })
+        let (from, to) = (NodeId(d.u64()?), NodeId(d.u64()?));
+        Ok(Hello { version, cluster_id, from, to, incarnation: Incarnation(d.u64()?) })
     }
 }
 
@@ -79,6 +120,12 @@ impl Refusal {
                 e.u8(5);
                 e.u64(node.0);
             }
+            RefusalReason::IncarnationMismatch { node, recorded, presented } => {
+                e.u8(6);
+                e.u64(node.0);
+                e.u64(recorded.0);
+                e.u64(presented.0);
+            }
         }
     }
 
@@ -89,6 +136,11 @@ impl Refusal {
             3 => RefusalReason::UnknownNode { node: NodeId(d.u64()?) },
             4 => RefusalReason::WrongNode { expected: NodeId(d.u64()?), actual: NodeId(d.u64()?) },
             5 => RefusalReason::Removed { node: NodeId(d.u64()?) },
+            6 => RefusalReason::IncarnationMismatch {
+                node: NodeId(d.u64()?),
+                recorded: Incarnation(d.u64()?),
+                presented: Incarnation(d.u64()?),
+            },
             _ => return Err(d.error("unknown refusal reason")),
         }))
     }
@@ -119,13 +171,15 @@ pub struct Identity {
     pub node_id: NodeId,
     /// Our cluster.
     pub cluster_id: String,
+    /// Our incarnation.
+    pub incarnation: Incarnation,
 }
 
 /// What the acceptor knows of a dialer's node id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acquaintance {
-    /// A current peer.
-    Peer,
+    /// A current peer, and its incarnation if the cluster recorded it.
+    Peer(Option<Incarnation>),
     /// A node removed from the cluster.
     Removed,
     /// Never heard of it.
@@ -154,9 +208,23 @@ pub fn check_hello(
         return Err(RefusalReason::WrongNode { expected: hello.to, actual: us.node_id });
     }
     match known(hello.from) {
-        Acquaintance::Peer => Ok(()),
+        Acquaintance::Peer(recorded) => check_incarnation(hello.from, recorded, hello.incarnation),
         Acquaintance::Removed => Err(RefusalReason::Removed { node: hello.from }),
         Acquaintance::Stranger => Err(RefusalReason::UnknownNode { node: hello.from }),
+    }
+}
+
+/// Whether `presented` is the incarnation of `node` the cluster `recorded` (if it did).
+pub fn check_incarnation(
+    node: NodeId,
+    recorded: Option<Incarnation>,
+    presented: Incarnation,
+) -> Result<(), RefusalReason> {
+    match recorded {
+        Some(recorded) if recorded != presented => {
+            Err(RefusalReason::IncarnationMismatch { node, recorded, presented })
+        }
+        _ => Ok(()),
     }
 }
 
@@ -177,19 +245,27 @@ async fn read<S: AsyncRead + Unpin>(
     Ok(frame)
 }
 
-/// The dialer's half: sends `hello`, waits for the verdict within `timeout`.
+/// The dialer's half: sends `hello`, waits for the verdict within `timeout`. The acceptor
+/// must be the node the hello names and, when the cluster recorded its incarnation
+/// (`recorded`), that incarnation: a node whose data was lost is sent nothing. Returns the
+/// incarnation the acceptor presented.
 pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     hello: Hello,
+    recorded: Option<Incarnation>,
     timeout: Duration,
     frame_bytes_max: usize,
-) -> Result<(), TransportError> {
+) -> Result<Incarnation, TransportError> {
     let peer = hello.to;
     let exchange = async {
         write(s, &Frame::Handshake(hello), peer).await?;
         match read(s, frame_bytes_max, peer).await? {
-            Frame::HandshakeAck { node_id } if node_id == peer || peer == GUEST_TARGET => Ok(()),
-            Frame::HandshakeAck { node_id } => Err(TransportError::Refused {
+            Frame::HandshakeAck { node_id, incarnation } if node_id == peer || peer == GUEST_TARGET => {
+                check_incarnation(peer, recorded, incarnation)
+                    .map(|()| incarnation)
+                    .map_err(|reason| TransportError::Refused { peer, reason })
+            }
+            Frame::HandshakeAck { node_id, .. } => Err(TransportError::Refused {
                 peer,
                 reason: RefusalReason::WrongNode { expected: peer, actual: node_id },
             }),
@@ -214,6 +290,8 @@ pub struct Accepted {
     pub peer: NodeId,
     /// Whether it dialed as a guest (not a member; requests only).
     pub guest: bool,
+    /// The incarnation it presented.
+    pub incarnation: Incarnation,
 }
 
 /// The acceptor's half: reads the dialer's [`Hello`] within `timeout`, checks it, answers.
@@ -238,8 +316,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
         let peer = hello.from;
         match check_hello(&hello, us, known) {
             Ok(()) => {
-                write(s, &Frame::HandshakeAck { node_id: us.node_id }, peer).await?;
-                Ok(Accepted { peer, guest: hello.to == GUEST_TARGET })
+                let ack = Frame::HandshakeAck { node_id: us.node_id, incarnation: us.incarnation };
+                write(s, &ack, peer).await?;
+                Ok(Accepted { peer, guest: hello.to == GUEST_TARGET, incarnation: hello.incarnation })
             }
             Err(reason) => {
                 // Best effort: the dialer may already be gone; the refusal stands either way.
@@ -258,23 +337,29 @@ mod tests {
     use super::*;
 
     fn us() -> Identity {
-        Identity { node_id: NodeId(1), cluster_id: "prod".into() }
+        Identity { node_id: NodeId(1), cluster_id: "prod".into(), incarnation: Incarnation(11) }
     }
 
     fn hello(cluster: &str) -> Hello {
-        Hello { version: PROTOCOL_VERSION, cluster_id: cluster.into(), from: NodeId(2), to: NodeId(1) }
+        Hello {
+            version: PROTOCOL_VERSION,
+            cluster_id: cluster.into(),
+            from: NodeId(2),
+            to: NodeId(1),
+            incarnation: Incarnation(22),
+        }
     }
 
     #[test]
     fn each_refusal_reason_is_detected() {
-        assert_eq!(check_hello(&hello("prod"), &us(), |_| Acquaintance::Peer), Ok(()));
+        assert_eq!(check_hello(&hello("prod"), &us(), |_| Acquaintance::Peer(None)), Ok(()));
         assert_eq!(
-            check_hello(&hello("test"), &us(), |_| Acquaintance::Peer),
+            check_hello(&hello("test"), &us(), |_| Acquaintance::Peer(None)),
             Err(RefusalReason::ClusterMismatch { ours: "prod".into(), theirs: "test".into() })
         );
         let old = Hello { version: 0, ..hello("prod") };
         assert_eq!(
-            check_hello(&old, &us(), |_| Acquaintance::Peer),
+            check_hello(&old, &us(), |_| Acquaintance::Peer(None)),
             Err(RefusalReason::UnsupportedVersion { ours: PROTOCOL_VERSION, theirs: 0 })
         );
         assert_eq!(
@@ -287,7 +372,7 @@ mod tests {
         );
         let misdirected = Hello { to: NodeId(7), ..hello("prod") };
         assert_eq!(
-            check_hello(&misdirected, &us(), |_| Acquaintance::Peer),
+            check_hello(&misdirected, &us(), |_| Acquaintance::Peer(None)),
             Err(RefusalReason::WrongNode { expected: NodeId(7), actual: NodeId(1) })
         );
         let guest = Hello { to: GUEST_TARGET, ..hello("prod") };
@@ -307,8 +392,11 @@ mod tests {
     async fn a_foreign_cluster_is_refused_on_both_sides() {
         let (mut a, mut b) = tokio::io::duplex(4096);
         let dialer =
-            tokio::spawn(async move { dial(&mut a, hello("test"), Duration::from_secs(5), 1 << 20).await });
-        let accepted = accept(&mut b, &us(), |_| Acquaintance::Peer, Duration::from_secs(5), 1 << 20).await;
+            tokio::spawn(
+                async move { dial(&mut a, hello("test"), None, Duration::from_secs(5), 1 << 20).await },
+            );
+        let accepted =
+            accept(&mut b, &us(), |_| Acquaintance::Peer(None), Duration::from_secs(5), 1 << 20).await;
         assert_eq!(
             accepted,
             Err(TransportError::Refused {
@@ -322,6 +410,48 @@ mod tests {
             Err(TransportError::Refused {
                 peer: NodeId(1),
                 reason: RefusalReason::ClusterMismatch { ours: "test".into(), theirs: "prod".into() }
+            })
+        );
+    }
+
+    #[test]
+    fn a_recorded_incarnation_must_match() {
+        let recorded = |_| Acquaintance::Peer(Some(Incarnation(22)));
+        assert_eq!(check_hello(&hello("prod"), &us(), recorded), Ok(()));
+        let reborn = Hello { incarnation: Incarnation(33), ..hello("prod") };
+        let refused = check_hello(&reborn, &us(), recorded);
+        assert_eq!(
+            refused,
+            Err(RefusalReason::IncarnationMismatch {
+                node: NodeId(2),
+                recorded: Incarnation(22),
+                presented: Incarnation(33)
+            })
+        );
+        let said = refused.err().map(|r| r.to_string()).unwrap_or_default();
+        assert!(said.contains("ppdb cluster remove 2") && said.contains("--join"), "{said}");
+        assert_eq!(check_hello(&reborn, &us(), |_| Acquaintance::Peer(None)), Ok(()), "not recorded yet");
+    }
+
+    #[tokio::test]
+    async fn a_dialer_sends_nothing_to_an_acceptor_of_another_incarnation() {
+        let (mut a, mut b) = tokio::io::duplex(4096);
+        let dialer = tokio::spawn(async move {
+            dial(&mut a, hello("prod"), Some(Incarnation(99)), Duration::from_secs(5), 1 << 20).await
+        });
+        let accepted =
+            accept(&mut b, &us(), |_| Acquaintance::Peer(None), Duration::from_secs(5), 1 << 20).await;
+        assert!(accepted.is_ok(), "{accepted:?}");
+        let dialed = dialer.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            dialed,
+            Err(TransportError::Refused {
+                peer: NodeId(1),
+                reason: RefusalReason::IncarnationMismatch {
+                    node: NodeId(1),
+                    recorded: Incarnation(99),
+                    presented: Incarnation(11)
+                }
             })
         );
     }

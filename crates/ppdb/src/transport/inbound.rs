@@ -179,6 +179,9 @@ impl InboundConn {
             }
         };
         let peer = accepted.peer;
+        if !accepted.guest {
+            self.shared.note_presented(peer, accepted.incarnation);
+        }
         let registered =
             if accepted.guest { Some(PeerLink::guest(peer, self.id)) } else { self.register(peer) };
         let Some(link) = registered else { return };

@@ -50,7 +50,7 @@ pub use rpc::Responder;
 pub use snapshot::{SnapshotFiles, SnapshotSink, SnapshotSource};
 pub use stats::PeerStats;
 
-use handshake::Identity;
+use handshake::{Identity, Incarnation};
 use peer::{Outbound, PeerEntry};
 use ppdb_raft::{Message, NodeId};
 use rpc::{PendingCalls, PendingGuard};
@@ -74,6 +74,11 @@ struct Shared {
     snapshot_files: Option<Arc<dyn SnapshotFiles>>,
     local_addr: SocketAddr,
     peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
+    /// The incarnations the cluster recorded for its members: a peer presenting another one
+    /// is refused ([`RefusalReason::IncarnationMismatch`]), as acceptor and as dialer.
+    incarnations: Mutex<BTreeMap<NodeId, Incarnation>>,
+    /// The incarnation each peer presented at its last accepted handshake (either way).
+    presented: Mutex<BTreeMap<NodeId, Incarnation>>,
     /// Nodes removed from the cluster: their handshakes are refused as
     /// [`RefusalReason::Removed`], which tells them to stop.
     removed: Mutex<BTreeSet<NodeId>>,
@@ -96,12 +101,22 @@ impl Shared {
     /// What we know of node `id`, for its handshake.
     fn acquaintance(&self, id: NodeId) -> handshake::Acquaintance {
         if self.peers().contains_key(&id) {
-            handshake::Acquaintance::Peer
+            handshake::Acquaintance::Peer(self.recorded_incarnation(id))
         } else if self.removed.lock().unwrap_or_else(|p| p.into_inner()).contains(&id) {
             handshake::Acquaintance::Removed
         } else {
             handshake::Acquaintance::Stranger
         }
+    }
+
+    /// The incarnation the cluster recorded for node `id`, if any.
+    fn recorded_incarnation(&self, id: NodeId) -> Option<Incarnation> {
+        self.incarnations.lock().unwrap_or_else(|p| p.into_inner()).get(&id).copied()
+    }
+
+    /// Notes the incarnation peer `id` presented at an accepted handshake.
+    fn note_presented(&self, id: NodeId, incarnation: Incarnation) {
+        self.presented.lock().unwrap_or_else(|p| p.into_inner()).insert(id, incarnation);
     }
 
     fn now_us(&self) -> u64 {
@@ -154,11 +169,17 @@ impl Transport {
             .map_err(|e| TransportError::Bind { addr: config.listen_addr, reason: e.to_string() })?;
         let (inbound_tx, inbound_rx) = mpsc::channel(config.limits.inbound_queue_events_max);
         let shared = Arc::new(Shared {
-            identity: Identity { node_id: config.node_id, cluster_id: config.cluster_id.clone() },
+            identity: Identity {
+                node_id: config.node_id,
+                cluster_id: config.cluster_id.clone(),
+                incarnation: config.incarnation,
+            },
             limits: config.limits.clone(),
             snapshot_files: config.snapshot_files.clone(),
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
+            incarnations: Mutex::new(BTreeMap::new()),
+            presented: Mutex::new(BTreeMap::new()),
             removed: Mutex::new(BTreeSet::new()),
             pending: Arc::new(PendingCalls::default()),
             next_request_id: AtomicU64::new(1),
@@ -318,6 +339,31 @@ impl Transport {
         peers.insert(id, PeerEntry::spawn(self.shared.clone(), id, addr, counters));
         tracing::info!(peer = %id, %addr, "peer added");
         Ok(())
+    }
+
+    /// Records the incarnation the cluster knows peer `id` by. If a connection made before
+    /// it was known presented another one, the peer's connections are closed and made again,
+    /// so each is checked.
+    pub fn record_incarnation(&self, id: NodeId, incarnation: Incarnation) {
+        self.shared.incarnations.lock().unwrap_or_else(|p| p.into_inner()).insert(id, incarnation);
+        let mismatched = {
+            let mut presented = self.shared.presented.lock().unwrap_or_else(|p| p.into_inner());
+            let mismatched = presented.get(&id).is_some_and(|&p| p != incarnation);
+            if mismatched {
+                presented.remove(&id);
+            }
+            mismatched
+        };
+        if !mismatched || self.shared.is_shut_down() {
+            return;
+        }
+        let mut peers = self.shared.peers();
+        if let Some(old) = peers.remove(&id) {
+            let addr = old.addr;
+            let counters = old.close();
+            peers.insert(id, PeerEntry::spawn(self.shared.clone(), id, addr, counters));
+        }
+        tracing::warn!(peer = %id, %incarnation, "a connection of peer {id} presented another incarnation; reconnecting");
     }
 
     /// Forgets a peer: stops dialing it, drops its queue, closes its connections and refuses

@@ -211,8 +211,13 @@ impl Link {
             cluster_id: self.shared.identity.cluster_id.clone(),
             from: self.shared.identity.node_id,
             to: self.peer,
+            incarnation: self.shared.identity.incarnation,
         };
-        handshake::dial(&mut stream, hello, limits.handshake_timeout, limits.frame_bytes_max).await?;
+        let recorded = self.shared.recorded_incarnation(self.peer);
+        let presented =
+            handshake::dial(&mut stream, hello, recorded, limits.handshake_timeout, limits.frame_bytes_max)
+                .await?;
+        self.shared.note_presented(self.peer, presented);
         Ok(stream)
     }
 

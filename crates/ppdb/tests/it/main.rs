@@ -3,6 +3,7 @@
 
 mod client_limits;
 mod cluster;
+mod identity;
 mod large_values;
 mod local;
 mod membership;

@@ -85,6 +85,8 @@ pub struct NodeDoc {
 pub struct MemberDoc {
     pub id: u64,
     pub state: String,
+    #[serde(default)]
+    pub incarnation: Option<String>,
 }
 
 /// One shard of [`Status`].

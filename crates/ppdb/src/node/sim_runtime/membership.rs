@@ -93,7 +93,8 @@ impl MembershipChanges {
             self.joins.pop();
             tracing::info!(%node, at, "sim: joins");
             cluster.start_spare(node)?;
-            let task = self.propose(DirectoryCommand::Join { node, peer_addr: peer_addr(node) });
+            let task =
+                self.propose(DirectoryCommand::Join { node, peer_addr: peer_addr(node), incarnation: None });
             self.joining.push(task);
         }
         if now_ms % TICK_MS == 0 && self.leaves_left > 0 && self.rng.chance(self.leave_per_mille) {

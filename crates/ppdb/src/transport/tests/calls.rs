@@ -1,6 +1,7 @@
 //! Request/response: round trip, timeout, dropped requests, connection loss.
 
 use super::*;
+use crate::transport::handshake::Incarnation;
 use crate::transport::TransportError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,9 +96,13 @@ async fn a_guest_of_the_cluster_may_call_but_not_a_guest_of_another() {
         }
     });
     let addr = a.local_addr();
-    let answer = crate::transport::guest_call(addr, "test", NodeId(9), b"join".to_vec(), DEADLINE).await;
+    let answer =
+        crate::transport::guest_call(addr, "test", NodeId(9), Incarnation(9), b"join".to_vec(), DEADLINE)
+            .await;
     assert_eq!(answer, Ok(b"join".to_vec()));
-    let foreign = crate::transport::guest_call(addr, "other", NodeId(9), b"join".to_vec(), DEADLINE).await;
+    let foreign =
+        crate::transport::guest_call(addr, "other", NodeId(9), Incarnation(9), b"join".to_vec(), DEADLINE)
+            .await;
     assert!(
         matches!(
             foreign,

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::transport::frame::{read_frame, Frame};
-use crate::transport::handshake::{self, Hello, Identity, PROTOCOL_VERSION};
+use crate::transport::handshake::{self, Hello, Identity, Incarnation, PROTOCOL_VERSION};
 use crate::transport::{LinkState, RefusalReason, TransportError};
 use ppdb_raft::{Entry, EntryPayload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,11 +76,17 @@ async fn stalled_peer() -> SocketAddr {
     let listener = TcpListener::bind(any_port()).await.unwrap_or_else(|e| panic!("{e}"));
     let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
     tokio::spawn(async move {
-        let us = Identity { node_id: NodeId(3), cluster_id: "test".into() };
+        let us = Identity { node_id: NodeId(3), cluster_id: "test".into(), incarnation: Incarnation(3) };
         let mut held = Vec::new();
         while let Ok((mut stream, _)) = listener.accept().await {
-            let _ = handshake::accept(&mut stream, &us, |_| handshake::Acquaintance::Peer, DEADLINE, 1 << 20)
-                .await;
+            let _ = handshake::accept(
+                &mut stream,
+                &us,
+                |_| handshake::Acquaintance::Peer(None),
+                DEADLINE,
+                1 << 20,
+            )
+            .await;
             held.push(stream);
         }
     });
@@ -164,9 +170,14 @@ async fn a_restarted_peer_is_reconnected() {
 /// Opens a connection to `addr` as node `from` of cluster "test" and completes the handshake.
 async fn handshaken(addr: SocketAddr, from: u64, to: u64) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
-    let hello =
-        Hello { version: PROTOCOL_VERSION, cluster_id: "test".into(), from: NodeId(from), to: NodeId(to) };
-    handshake::dial(&mut stream, hello, DEADLINE, 1 << 20).await.unwrap_or_else(|e| panic!("{e}"));
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        cluster_id: "test".into(),
+        from: NodeId(from),
+        to: NodeId(to),
+        incarnation: Incarnation(from),
+    };
+    handshake::dial(&mut stream, hello, None, DEADLINE, 1 << 20).await.unwrap_or_else(|e| panic!("{e}"));
     stream
 }
 
