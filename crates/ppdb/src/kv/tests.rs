@@ -56,8 +56,7 @@ impl Db {
     }
 
     fn expire_in(&mut self, key: &str, ms: i64, condition: ExpireCondition) -> Reply {
-        let at_ms = self.now as i64 + ms;
-        self.write(WriteOp::Expire { key: b(key), at_ms, condition })
+        self.write(WriteOp::Expire { key: b(key), when: ExpireTime::After(ms), condition })
     }
 
     fn ttl(&self, key: &str) -> Reply {
@@ -528,7 +527,11 @@ fn replicas_applying_the_same_log_agree() {
                 },
                 1 => WriteOp::IncrBy { key, delta: 3 },
                 2 => WriteOp::Append { key, value: b("x") },
-                3 => WriteOp::Expire { key, at_ms: 1_000 + i as i64, condition: ExpireCondition::IfLater },
+                3 => WriteOp::Expire {
+                    key,
+                    when: ExpireTime::At(1_000 + i as i64),
+                    condition: ExpireCondition::IfLater,
+                },
                 4 => WriteOp::RemoveExpired { keys: vec![key] },
                 _ => WriteOp::IncrByFloat { key, delta: 0.5 },
             };

@@ -1,6 +1,15 @@
 //! One node's replica of one Raft group: the Raft core, the state machine it feeds, and the
 //! client requests waiting on it.
+//!
+//! Time comes from the leader. As leader, a replica stamps every command it proposes with the
+//! entry's time: the later of its clock and the previous entry's time in its log, so entry
+//! times never decrease along the log, across terms and failovers, whatever each leader's clock
+//! says. It answers reads at the later of its clock and the log's time; a read that would see a
+//! time-dependent change (a key expiring) the log has not reached yet first commits a command
+//! stamped with that time ([`StateMachine::time_entry`]), so no later leader answers as of an
+//! earlier time. See docs/raft.md, "Time".
 
+use super::clock::WallClock;
 use super::state_machine::{SnapshotJob, StateMachine};
 use crate::error::Error;
 use crate::storage::wal::GroupId;
@@ -8,6 +17,7 @@ use ppdb_raft::{
     Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, SnapshotMeta, Term,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Where the answer to a client request goes.
@@ -21,6 +31,8 @@ struct PendingProposal<T> {
 struct PendingRead<S: StateMachine> {
     query: S::Query,
     reply: Reply<S::Output>,
+    /// Answered at the log's time, once the time entry committed for it is applied.
+    at_log_time: bool,
 }
 
 /// How many times `entries_between_snapshots` a group may go without a snapshot while its log
@@ -62,6 +74,10 @@ pub struct Replica<S: StateMachine> {
     role: PeerRole,
     /// Index of the last housekeeping command proposed here.
     housekeeping_index: Option<LogIndex>,
+    /// The clock this replica stamps entries and answers reads with, as leader.
+    clock: Arc<dyn WallClock>,
+    /// The time of the last entry stamped here, and the term it was stamped in.
+    last_stamp: Option<(Term, u64)>,
     /// Campaigns this replica started (the seed's election frequency).
     pub elections_started: u64,
     /// Campaigns this replica won.
@@ -70,8 +86,15 @@ pub struct Replica<S: StateMachine> {
 
 impl<S: StateMachine> Replica<S> {
     /// A replica whose state machine was restored from the snapshot `raft` starts from
-    /// (`snapshot_bytes` long; 0 without one).
-    pub fn new(group: GroupId, raft: RawNode, sm: S, applied: LogIndex, snapshot_bytes: u64) -> Replica<S> {
+    /// (`snapshot_bytes` long; 0 without one), reading time from `clock` as leader.
+    pub fn new(
+        group: GroupId,
+        raft: RawNode,
+        sm: S,
+        applied: LogIndex,
+        snapshot_bytes: u64,
+        clock: Arc<dyn WallClock>,
+    ) -> Replica<S> {
         let role = raft.role();
         Replica {
             group,
@@ -87,6 +110,8 @@ impl<S: StateMachine> Replica<S> {
             last_snapshot_bytes: snapshot_bytes,
             role,
             housekeeping_index: None,
+            clock,
+            last_stamp: None,
             elections_started: 0,
             elections_won: 0,
         }
@@ -96,8 +121,15 @@ impl<S: StateMachine> Replica<S> {
     /// once applied. A batch is routed as a whole: on a follower every command is refused, so
     /// a batch is never split between leaders, and if a new leader drops part of it, it drops
     /// a suffix (the log commits prefixes), which the caller can retry in order.
-    pub fn propose(&mut self, commands: Vec<Vec<u8>>, replies: Vec<Reply<S::Output>>) {
+    pub fn propose(&mut self, mut commands: Vec<Vec<u8>>, replies: Vec<Reply<S::Output>>) {
         let count = commands.len() as u64;
+        if self.raft.role() == PeerRole::Leader {
+            let clock_ms = self.clock.now_ms();
+            for command in &mut commands {
+                let time_ms = self.next_entry_time(clock_ms);
+                S::stamp(command, time_ms);
+            }
+        }
         match self.raft.propose_batch(commands) {
             Ok(last) => {
                 let term = self.raft.term();
@@ -128,8 +160,11 @@ impl<S: StateMachine> Replica<S> {
         self.next_read_ctx += 1;
         match self.raft.read_index(ctx) {
             Ok(()) => {
-                let reads =
-                    queries.into_iter().zip(replies).map(|(query, reply)| PendingRead { query, reply });
+                let reads = queries.into_iter().zip(replies).map(|(query, reply)| PendingRead {
+                    query,
+                    reply,
+                    at_log_time: false,
+                });
                 self.reads_awaiting_index.insert(ctx, reads.collect());
             }
             Err(e) => {
@@ -140,15 +175,81 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Answers the reads whose index is applied, at this replica's clock (or the log's time if
+    /// later). A read whose answer at the clock needs a time the log has not reached waits for
+    /// a time entry (one for all such reads of this call), then is answered at the log's time.
     fn serve_reads(&mut self) {
         let applied = self.applied;
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
             .into_iter()
             .partition(|(index, _)| *index <= applied);
         self.reads_awaiting_apply = waiting;
-        for read in ready.into_iter().flat_map(|(_, reads)| reads) {
-            let _ = read.reply.send(Ok(self.sm.query(&read.query)));
+        let now_ms = self.clock.now_ms();
+        let mut time_entry: Option<LogIndex> = None;
+        let mut held = Vec::new();
+        for mut read in ready.into_iter().flat_map(|(_, reads)| reads) {
+            if read.at_log_time {
+                let _ = read.reply.send(Ok(self.sm.query(&read.query, self.sm.time_ms())));
+                continue;
+            }
+            let Some(command) = self.sm.time_entry(&read.query, now_ms) else {
+                let _ = read.reply.send(Ok(self.sm.query(&read.query, now_ms)));
+                continue;
+            };
+            let index = match time_entry {
+                Some(index) => Ok(index),
+                None => self.propose_stamped(command, now_ms),
+            };
+            match index {
+                Ok(index) => {
+                    time_entry = Some(index);
+                    read.at_log_time = true;
+                    held.push(read);
+                }
+                Err(e) => {
+                    let _ = read.reply.send(Err(Error::Consensus(e)));
+                }
+            }
         }
+        if let Some(index) = time_entry {
+            self.reads_awaiting_apply.push((index, held));
+        }
+    }
+
+    /// Proposes one command stamped with the next entry time at `clock_ms`.
+    fn propose_stamped(&mut self, mut command: Vec<u8>, clock_ms: u64) -> Result<LogIndex, ProposeError> {
+        if self.raft.role() != PeerRole::Leader {
+            return Err(ProposeError::NotLeader { leader: self.raft.leader() });
+        }
+        let time_ms = self.next_entry_time(clock_ms);
+        S::stamp(&mut command, time_ms);
+        self.raft.propose(command)
+    }
+
+    /// The time of the next entry this leader proposes: its clock `clock_ms`, or the previous
+    /// entry's time if later. The first time in a term, the previous entry is the last one in
+    /// its log, whoever stamped it.
+    fn next_entry_time(&mut self, clock_ms: u64) -> u64 {
+        let term = self.raft.term();
+        let previous = match self.last_stamp {
+            Some((stamped_in, time_ms)) if stamped_in == term => time_ms,
+            _ => self.log_time(),
+        };
+        let time_ms = clock_ms.max(previous);
+        self.last_stamp = Some((term, time_ms));
+        time_ms
+    }
+
+    /// The latest entry time in this replica's log: the state machine's for the applied
+    /// entries, the entries' own for the others (kept in memory until applied).
+    fn log_time(&self) -> u64 {
+        let unapplied = (self.applied.0 + 1..=self.raft.last_index().0)
+            .filter_map(|index| self.raft.entry(LogIndex(index)))
+            .filter_map(|entry| match &entry.payload {
+                EntryPayload::Command(data) => S::stamped_time(data),
+                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+            });
+        unapplied.fold(self.sm.time_ms(), u64::max)
     }
 
     fn housekeeping_in_flight(&self) -> bool {
@@ -201,9 +302,9 @@ pub trait GroupReplica: Send {
     /// installed).
     fn adopt_snapshot(&mut self, snapshot: Snapshot) -> bool;
 
-    /// On the leader: proposes the state machine's housekeeping command, if it has one and no
-    /// earlier one is still in flight.
-    fn housekeeping(&mut self, now_ms: u64);
+    /// On the leader: proposes the state machine's housekeeping command at this replica's
+    /// clock, if it has one and no earlier one is still in flight.
+    fn housekeeping(&mut self);
 
     /// Campaigns started and won here (the seed's election frequency).
     fn elections(&self) -> (u64, u64);
@@ -316,12 +417,13 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         }
     }
 
-    fn housekeeping(&mut self, now_ms: u64) {
+    fn housekeeping(&mut self) {
         if self.raft.role() != PeerRole::Leader || self.housekeeping_in_flight() {
             return;
         }
+        let now_ms = self.clock.now_ms();
         if let Some(command) = self.sm.housekeeping(now_ms) {
-            if let Ok(index) = self.raft.propose(command) {
+            if let Ok(index) = self.propose_stamped(command, now_ms) {
                 self.housekeeping_index = Some(index);
             }
         }

@@ -14,7 +14,9 @@ use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::state_machine::StateMachine as _;
-use crate::node::{Directory, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, META_GROUP};
+use crate::node::{
+    Directory, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, SystemClock, META_GROUP,
+};
 use crate::storage::disk::{Disk, FsDisk};
 use crate::storage::lock::DataDirLock;
 use crate::storage::wal::{GroupId, WalConfig};
@@ -268,6 +270,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         membership: config.membership_policy(),
         rng_seed: None,
         snapshots_on_loop: false,
+        clock: Arc::new(SystemClock),
     };
     let outbox = Arc::new(TransportOutbox(transport.clone()));
     let runtime: Runtime<KvShard> =

@@ -1,4 +1,10 @@
 //! The key-value state machine as the node runtime replicates it: one [`KvShard`] per shard.
+//!
+//! Time: the shard's leader stamps each entry with its time ([`KvWrite::stamp`]) and answers
+//! reads at the later of its clock and the log's time ([`KvStore::time_ms`]). A read that would
+//! see a key expire before the log's time reaches its expiry first has the leader commit the
+//! key's removal ([`StateMachine::time_entry`]): once a client saw a key expired, no leader
+//! shows it again, whatever its clock.
 
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
@@ -13,15 +19,6 @@ const SNAPSHOT_GROWTH_ALLOWANCE_DIVISOR: usize = 8;
 /// Most expired keys removed by one housekeeping entry.
 const EXPIRED_KEYS_PER_ENTRY_MAX: usize = 256;
 
-/// A linearizable read of a shard, judged against the serving node's clock for expiry.
-#[derive(Debug, Clone)]
-pub struct ShardQuery {
-    /// The read.
-    pub read: KvRead,
-    /// Milliseconds since the Unix epoch on the serving node.
-    pub now_ms: u64,
-}
-
 /// One shard's key space, driven by its Raft group.
 #[derive(Debug, Default)]
 pub struct KvShard {
@@ -32,7 +29,7 @@ pub struct KvShard {
 }
 
 impl StateMachine for KvShard {
-    type Query = ShardQuery;
+    type Query = KvRead;
     type Output = Reply;
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Reply {
@@ -47,8 +44,8 @@ impl StateMachine for KvShard {
         }
     }
 
-    fn query(&self, query: &ShardQuery) -> Reply {
-        self.store.read(&query.read, query.now_ms)
+    fn query(&self, query: &KvRead, now_ms: u64) -> Reply {
+        self.store.read(query, now_ms.max(self.store.time_ms()))
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -76,11 +73,34 @@ impl StateMachine for KvShard {
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {
+        let now_ms = now_ms.max(self.store.time_ms());
         let keys = self.store.expired_keys(now_ms, EXPIRED_KEYS_PER_ENTRY_MAX);
         if keys.is_empty() {
             return None;
         }
-        Some(KvWrite { now_ms, op: WriteOp::RemoveExpired { keys } }.encode())
+        Some(KvWrite::unstamped(WriteOp::RemoveExpired { keys }).encode())
+    }
+
+    fn stamp(command: &mut [u8], time_ms: u64) {
+        KvWrite::stamp(command, time_ms);
+    }
+
+    fn stamped_time(command: &[u8]) -> Option<u64> {
+        KvWrite::stamped_time(command)
+    }
+
+    fn time_ms(&self) -> u64 {
+        self.store.time_ms()
+    }
+
+    fn time_entry(&self, query: &KvRead, now_ms: u64) -> Option<Vec<u8>> {
+        let keys = self.store.newly_expired(query, now_ms, EXPIRED_KEYS_PER_ENTRY_MAX);
+        if keys.is_empty() {
+            return None;
+        }
+        // Its time is at least `now_ms`: every key expired by then is expired in the log, and
+        // these are removed.
+        Some(KvWrite::unstamped(WriteOp::RemoveExpired { keys }).encode())
     }
 }
 
