@@ -437,6 +437,133 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ppdb_raft::{Config, NodeId, RecoveredState};
+    use rand::SeedableRng;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A state machine whose commands are their 8-byte entry time and nothing else.
+    #[derive(Debug, Default)]
+    struct Times {
+        last_ms: u64,
+    }
+
+    impl StateMachine for Times {
+        type Query = ();
+        type Output = u64;
+
+        fn apply(&mut self, _: LogIndex, command: &[u8]) -> u64 {
+            self.last_ms = self.last_ms.max(Self::stamped_time(command).unwrap_or(0));
+            self.last_ms
+        }
+
+        fn query(&self, _: &(), _now_ms: u64) -> u64 {
+            self.last_ms
+        }
+
+        fn snapshot(&self) -> Vec<u8> {
+            self.last_ms.to_le_bytes().to_vec()
+        }
+
+        fn restore(data: &[u8]) -> Result<Times, String> {
+            Ok(Times { last_ms: Self::stamped_time(data).unwrap_or(0) })
+        }
+
+        fn stamp(command: &mut [u8], time_ms: u64) {
+            if let Some(time) = command.get_mut(..8) {
+                time.copy_from_slice(&time_ms.to_le_bytes());
+            }
+        }
+
+        fn stamped_time(command: &[u8]) -> Option<u64> {
+            command.get(..8)?.try_into().ok().map(u64::from_le_bytes)
+        }
+
+        fn time_ms(&self) -> u64 {
+            self.last_ms
+        }
+    }
+
+    /// A clock the test sets.
+    #[derive(Debug, Default)]
+    struct TestClock(AtomicU64);
+
+    impl TestClock {
+        fn set(&self, now_ms: u64) {
+            self.0.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    impl WallClock for TestClock {
+        fn now_ms(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    /// The single voter of a group whose log holds entries of the given times (term 2, after
+    /// the bootstrap snapshot at index 1, none applied), made leader in term 3.
+    fn leader(entry_times_ms: &[u64], clock: Arc<TestClock>) -> Replica<Times> {
+        let mut state = RecoveredState::bootstrap([NodeId(1)]);
+        state.hard_state.term = Term(2);
+        state.entries = (2..)
+            .zip(entry_times_ms)
+            .map(|(index, time_ms)| Entry {
+                index: LogIndex(index),
+                term: Term(2),
+                payload: EntryPayload::Command(time_ms.to_le_bytes().to_vec()),
+            })
+            .collect();
+        let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(1));
+        let raft = RawNode::new(Config::new(NodeId(1)), state, rng).expect("valid state");
+        let mut replica = Replica::new(GroupId(1), raft, Times::default(), LogIndex(1), 0, clock);
+        replica.raft.campaign();
+        for _ in 0..10 {
+            if replica.raft.role() == PeerRole::Leader {
+                break;
+            }
+            let _ = replica.raft.ready();
+            replica.raft.advance();
+        }
+        assert_eq!(replica.raft.role(), PeerRole::Leader);
+        assert_eq!(replica.raft.term(), Term(3));
+        replica
+    }
+
+    /// Proposes one command; the entry time stamped on it.
+    fn propose(replica: &mut Replica<Times>) -> u64 {
+        let (reply, _) = oneshot::channel();
+        replica.propose(vec![vec![0; 8]], vec![reply]);
+        let last = replica.raft.last_index();
+        let entry = replica.raft.entry(last).expect("the entry just proposed");
+        match &entry.payload {
+            EntryPayload::Command(data) => Times::stamped_time(data).expect("stamped"),
+            other => panic!("entry {last} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entry_times_follow_the_leaders_clock_but_never_go_back_with_it() {
+        let clock = Arc::new(TestClock::default());
+        clock.set(1_000);
+        let mut replica = leader(&[], Arc::clone(&clock));
+        assert_eq!(propose(&mut replica), 1_000);
+        clock.set(1_500);
+        assert_eq!(propose(&mut replica), 1_500);
+        clock.set(400);
+        assert_eq!(propose(&mut replica), 1_500, "the clock stepped back; the entry time did not");
+        clock.set(2_000);
+        assert_eq!(propose(&mut replica), 2_000);
+    }
+
+    #[test]
+    fn a_new_leader_stamps_no_earlier_than_the_last_entry_in_its_log_applied_or_not() {
+        // The previous leader's clock ran 8 s ahead of this one's.
+        let clock = Arc::new(TestClock::default());
+        clock.set(1_000);
+        let mut replica = leader(&[5_000, 9_000], Arc::clone(&clock));
+        assert_eq!(propose(&mut replica), 9_000);
+        clock.set(9_500);
+        assert_eq!(propose(&mut replica), 9_500);
+    }
 
     #[test]
     fn a_snapshot_waits_for_a_log_as_large_as_the_last_one_within_a_bound() {

@@ -120,6 +120,56 @@ mod tests {
         shard.apply(LogIndex(index), &KvWrite { now_ms: 1, op }.encode());
     }
 
+    /// Applies `op` as an entry the leader stamped at `time_ms`.
+    fn apply_at(shard: &mut KvShard, index: u64, time_ms: u64, op: WriteOp) -> Reply {
+        let mut command = KvWrite::unstamped(op).encode();
+        <KvShard as StateMachine>::stamp(&mut command, time_ms);
+        assert_eq!(<KvShard as StateMachine>::stamped_time(&command), Some(time_ms));
+        shard.apply(LogIndex(index), &command)
+    }
+
+    #[test]
+    fn reads_are_judged_no_earlier_than_the_logs_time_and_record_expiries_it_has_not_reached() {
+        let mut shard = KvShard::default();
+        let op = WriteOp::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            condition: SetCondition::Always,
+            ttl: SetTtl::After(1_000),
+            get: false,
+        };
+        assert_eq!(apply_at(&mut shard, 1, 50_000, op), Reply::Ok);
+        assert_eq!(shard.time_ms(), 50_000);
+        let get = KvRead::Get { key: b"k".to_vec() };
+        // A leader whose clock is 10 s behind answers at the log's time.
+        assert_eq!(shard.query(&KvRead::PTtl { key: b"k".to_vec() }, 40_000), Reply::Integer(1_000));
+        assert_eq!(shard.time_entry(&get, 40_000), None);
+        assert_eq!(shard.time_entry(&get, 51_000), None, "alive at its expiry");
+        // Past the expiry by the clock only: the removal goes through the log first.
+        let entry = shard.time_entry(&get, 51_001).map(|bytes| KvWrite::decode(&bytes));
+        let removal = WriteOp::RemoveExpired { keys: vec![b"k".to_vec()] };
+        assert_eq!(entry, Some(Ok(KvWrite::unstamped(removal.clone()))));
+        assert_eq!(apply_at(&mut shard, 2, 51_001, removal), Reply::Integer(1));
+        assert_eq!(shard.query(&get, 0), Reply::Nil, "expired at the log's time, whatever the clock");
+        assert_eq!(shard.time_entry(&get, 60_000), None);
+    }
+
+    #[test]
+    fn housekeeping_finds_keys_expired_at_the_logs_time_on_a_leader_whose_clock_is_behind() {
+        let mut shard = KvShard::default();
+        let op = |key: &str, ttl| WriteOp::Set {
+            key: key.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+            condition: SetCondition::Always,
+            ttl,
+            get: false,
+        };
+        apply_at(&mut shard, 1, 10_000, op("k", SetTtl::After(10)));
+        apply_at(&mut shard, 2, 20_000, op("other", SetTtl::Clear));
+        let command = shard.housekeeping(5_000).map(|bytes| KvWrite::decode(&bytes).map(|w| w.op));
+        assert_eq!(command, Some(Ok(WriteOp::RemoveExpired { keys: vec![b"k".to_vec()] })));
+    }
+
     #[test]
     fn a_snapshot_buffer_starts_at_the_previous_snapshots_size() {
         let mut shard = KvShard::default();

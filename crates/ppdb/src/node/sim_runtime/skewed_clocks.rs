@@ -325,6 +325,12 @@ fn an_expired_key_stays_expired_after_failover_to_a_clock_ten_seconds_behind() {
             assert_eq!(cluster.run(through, "PTTL k").await, Reply::Integer(-2), "seed {seed}");
         }
         assert_eq!(cluster.run(next, "SET k w NX").await, Reply::Ok, "seed {seed}");
+        // The new leader stamps entries no earlier than the last one in its log, not at its
+        // clock: a new key's expiry counts from there.
+        assert_eq!(cluster.run(next, "SET fresh v PX 1000").await, Reply::Ok);
+        assert_eq!(cluster.run(next, "GET fresh").await, bulk("v"), "seed {seed}: expired at birth");
+        let Reply::Integer(pttl) = cluster.run(next, "PTTL fresh").await else { panic!("seed {seed}") };
+        assert!((900..=1_000).contains(&pttl), "seed {seed}: PTTL {pttl}");
     });
 }
 
