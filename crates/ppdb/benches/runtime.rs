@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use ppdb::config::NodeConfig;
 use ppdb::node::raft_storage::RaftStorage;
-use ppdb::node::{NodeHandle, Outbox, Request, Runtime, RuntimeConfig, StateMachine};
+use ppdb::node::{NodeHandle, Outbox, Request, Runtime, RuntimeConfig, StateMachine, SystemClock};
 use ppdb::storage::disk::{Disk, FsDisk};
 use ppdb::storage::wal::{GroupId, WalConfig};
 use ppdb::transport::{InboundEvent, Transport, TransportConfig};
@@ -68,7 +68,7 @@ impl StateMachine for AppliedCounter {
         self.applied
     }
 
-    fn query(&self, _: &()) -> u64 {
+    fn query(&self, _: &(), _now_ms: u64) -> u64 {
         self.applied
     }
 
@@ -100,6 +100,7 @@ fn runtime_config(node: NodeId) -> RuntimeConfig {
         membership: defaults.membership_policy(),
         rng_seed: None,
         snapshots_on_loop: false,
+        clock: Arc::new(SystemClock),
     }
 }
 

@@ -1,16 +1,22 @@
 //! The operations of a shard's state machine: writes as they travel through the Raft log, and
 //! reads as they are answered from the applied state.
 //!
-//! A [`KvWrite`] is fully decided by the leader before it is proposed: every expiry is an absolute
-//! time in milliseconds since the Unix epoch, and the leader's clock reading (`now_ms`) travels
-//! with the operation. Applying the same entry on every replica therefore gives the same state and
-//! the same reply, whatever each replica's own clock says.
+//! A [`KvWrite`] carries its entry's time (`now_ms`), which the shard's leader stamps into the
+//! encoded entry as it proposes it ([`KvWrite::stamp`]): never the clock of the node the client
+//! reached. An expiry is either absolute (EXAT, PXAT, EXPIREAT, ...) or a span after the entry's
+//! time (EX, PX, EXPIRE, ...), which apply adds to that time. Either way the absolute expiry is
+//! fixed by the entry the leader wrote, so applying the same entry on every replica gives the
+//! same state and the same reply, whatever each replica's own clock says. Relative spans stay
+//! relative in the entry, rather than being rewritten by the leader, so that stamping is a write
+//! of 8 bytes at a fixed offset: the leader's loop never decodes or copies a value to stamp it.
 //!
-//! # Encoding (version 1)
+//! # Encoding (version 2)
 //!
-//! `version:u8 now_ms:varint op_tag:u8 fields...`, where byte strings are `len:varint bytes`,
-//! counts are varints, signed integers are zigzag varints and floats are 8 little-endian bytes of
-//! their IEEE-754 bits. Decoding is bounded: every length is checked against [`VALUE_BYTES_MAX`]
+//! `version:u8 now_ms:u64-little-endian op_tag:u8 fields...`, where byte strings are
+//! `len:varint bytes`, counts are varints, signed integers are zigzag varints and floats are 8
+//! little-endian bytes of their IEEE-754 bits. Version 1 entries (written by earlier releases,
+//! still read) hold `now_ms` as a varint, stamped by the node the client reached, and only
+//! absolute expiries. Decoding is bounded: every length is checked against [`VALUE_BYTES_MAX`]
 //! (values), [`KEY_BYTES_MAX`] (keys) or [`BATCH_KEYS_MAX`] (key counts) and against the input
 //! that remains, so a corrupt entry is an error, never a panic or a huge allocation. A
 //! transaction ([`WriteOp::Transaction`], tag 16) nests the operations of its steps, one level
@@ -31,12 +37,18 @@ pub const BATCH_KEYS_MAX: u64 = crate::limits::REQUEST_KEYS_MAX as u64;
 pub type KeyValuePairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Version byte of the entry encoding written by this build.
-const ENCODING_VERSION: u8 = 1;
+const ENCODING_VERSION: u8 = 2;
+/// Version byte of the encoding with a varint time and absolute expiries only, still read.
+const ENCODING_VERSION_VARINT_TIME: u8 = 1;
+/// Where the entry time sits in a version 2 entry, and its width.
+const STAMP_OFFSET: usize = 1;
+const STAMP_BYTES: usize = 8;
 
-/// A write as it is stored in the Raft log: the operation and the leader's clock when proposing.
+/// A write as it is stored in the Raft log: the operation and the entry's time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KvWrite {
-    /// The leader's wall clock in milliseconds since the Unix epoch; replicas judge expiry by it.
+    /// The entry's time in milliseconds since the Unix epoch, stamped by the leader that
+    /// proposes it (0 until then): replicas judge expiry by it. Never decreases along the log.
     pub now_ms: u64,
     /// The operation.
     pub op: WriteOp,
@@ -62,6 +74,8 @@ pub enum SetTtl {
     Keep,
     /// Expire at this absolute time (ms since the Unix epoch).
     At(u64),
+    /// Expire this many milliseconds after the entry's time (EX, PX, SETEX).
+    After(u64),
 }
 
 /// What GETEX does to the key's time to live.
@@ -73,6 +87,28 @@ pub enum GetExTtl {
     Persist,
     /// Expire at this absolute time (ms since the Unix epoch); a past time deletes the key.
     At(u64),
+    /// Expire this many milliseconds after the entry's time (EX, PX).
+    After(u64),
+}
+
+/// When an EXPIRE-family command makes a key expire; at or before the entry's time deletes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireTime {
+    /// At this absolute time, ms since the Unix epoch (EXPIREAT, PEXPIREAT; may be negative).
+    At(i64),
+    /// This many milliseconds after the entry's time (EXPIRE, PEXPIRE; may be negative).
+    After(i64),
+}
+
+impl ExpireTime {
+    /// The absolute time, for an entry of time `now_ms`. Saturates rather than overflows: the
+    /// command was checked for Redis's "invalid expire time" before it was proposed.
+    pub fn at_ms(self, now_ms: u64) -> i64 {
+        match self {
+            Self::At(at) => at,
+            Self::After(span) => i64::try_from(now_ms).unwrap_or(i64::MAX).saturating_add(span),
+        }
+    }
 }
 
 /// The NX/XX/GT/LT option of the EXPIRE family.
@@ -192,12 +228,12 @@ pub enum WriteOp {
         /// Bytes to write.
         value: Vec<u8>,
     },
-    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with the time resolved to absolute milliseconds.
+    /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT.
     Expire {
         /// The key.
         key: Vec<u8>,
-        /// Absolute expiry (ms since the Unix epoch); at or before `now_ms` deletes the key.
-        at_ms: i64,
+        /// When it expires; at or before the entry's time deletes the key.
+        when: ExpireTime,
         /// NX / XX / GT / LT.
         condition: ExpireCondition,
     },
@@ -381,28 +417,61 @@ const TAG_REMOVE_EXPIRED: u8 = 15;
 const TAG_TRANSACTION: u8 = 16;
 const TAG_RENAME: u8 = 17;
 const TAG_COPY: u8 = 18;
+/// EXPIRE relative to the entry's time (version 2); `TAG_EXPIRE` is absolute.
+const TAG_EXPIRE_AFTER: u8 = 19;
+// SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
+const TTL_TAG_AT: u8 = 2;
+const TTL_TAG_AFTER: u8 = 3;
 
 impl KvWrite {
+    /// A write whose time the shard's leader stamps as it proposes it ([`KvWrite::stamp`]).
+    pub fn unstamped(op: WriteOp) -> KvWrite {
+        KvWrite { now_ms: 0, op }
+    }
+
     /// Encodes the write for the Raft log (format described in the module docs).
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.payload_len_hint());
         out.push(ENCODING_VERSION);
-        put_varint(&mut out, self.now_ms);
+        out.extend_from_slice(&self.now_ms.to_le_bytes());
         encode_op(&self.op, &mut out);
         out
     }
 
-    /// Decodes a write produced by [`KvWrite::encode`]; never panics, bounded allocation.
+    /// Decodes a write produced by [`KvWrite::encode`] (or by an earlier release's, version
+    /// 1); never panics, bounded allocation.
     pub fn decode(input: &[u8]) -> Result<Self, KvDecodeError> {
         let mut reader = Reader::new(input);
-        let version = reader.u8("version")?;
-        if version != ENCODING_VERSION {
-            return Err(KvDecodeError::UnsupportedVersion { version });
-        }
-        let now_ms = reader.varint("now_ms")?;
+        let now_ms = match reader.u8("version")? {
+            ENCODING_VERSION => stamp_value(reader.take(STAMP_BYTES, "now_ms")?),
+            ENCODING_VERSION_VARINT_TIME => reader.varint("now_ms")?,
+            version => return Err(KvDecodeError::UnsupportedVersion { version }),
+        };
         let op = decode_op(&mut reader, true)?;
         reader.finish()?;
         Ok(Self { now_ms, op })
+    }
+
+    /// Writes the entry time `now_ms` into an encoded write, in place; false (and nothing
+    /// written) when the bytes are not a version 2 entry.
+    pub fn stamp(encoded: &mut [u8], now_ms: u64) -> bool {
+        match encoded.get_mut(..STAMP_OFFSET + STAMP_BYTES) {
+            Some([ENCODING_VERSION, time @ ..]) => {
+                time.copy_from_slice(&now_ms.to_le_bytes());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The entry time of an encoded write, read without decoding the rest.
+    pub fn stamped_time(encoded: &[u8]) -> Option<u64> {
+        let mut reader = Reader::new(encoded);
+        match reader.u8("version").ok()? {
+            ENCODING_VERSION => reader.take(STAMP_BYTES, "now_ms").ok().map(stamp_value),
+            ENCODING_VERSION_VARINT_TIME => reader.varint("now_ms").ok(),
+            _ => None,
+        }
     }
 
     fn payload_len_hint(&self) -> usize {
@@ -421,6 +490,19 @@ impl KvWrite {
     }
 }
 
+/// The entry time held in the 8 bytes `time` (little-endian).
+fn stamp_value(time: &[u8]) -> u64 {
+    let mut raw = [0u8; STAMP_BYTES];
+    raw.copy_from_slice(time);
+    u64::from_le_bytes(raw)
+}
+
+/// Appends a SET or GETEX time-to-live change that sets an expiry.
+fn put_ttl(out: &mut Vec<u8>, tag: u8, ms: u64) {
+    out.push(tag);
+    put_varint(out, ms);
+}
+
 /// Appends an operation: its tag, then its fields.
 pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
     match op {
@@ -436,10 +518,8 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             match ttl {
                 SetTtl::Clear => out.push(0),
                 SetTtl::Keep => out.push(1),
-                SetTtl::At(at) => {
-                    out.push(2);
-                    put_varint(out, *at);
-                }
+                SetTtl::At(at) => put_ttl(out, TTL_TAG_AT, *at),
+                SetTtl::After(span) => put_ttl(out, TTL_TAG_AFTER, *span),
             }
             out.push(u8::from(*get));
         }
@@ -458,10 +538,8 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             match ttl {
                 GetExTtl::Unchanged => out.push(0),
                 GetExTtl::Persist => out.push(1),
-                GetExTtl::At(at) => {
-                    out.push(2);
-                    put_varint(out, *at);
-                }
+                GetExTtl::At(at) => put_ttl(out, TTL_TAG_AT, *at),
+                GetExTtl::After(span) => put_ttl(out, TTL_TAG_AFTER, *span),
             }
         }
         WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => {
@@ -506,10 +584,14 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             put_varint(out, *offset);
             put_bytes(out, value);
         }
-        WriteOp::Expire { key, at_ms, condition } => {
-            out.push(TAG_EXPIRE);
+        WriteOp::Expire { key, when, condition } => {
+            let (tag, ms) = match when {
+                ExpireTime::At(at) => (TAG_EXPIRE, at),
+                ExpireTime::After(span) => (TAG_EXPIRE_AFTER, span),
+            };
+            out.push(tag);
             put_bytes(out, key);
-            put_signed(out, *at_ms);
+            put_signed(out, *ms);
             out.push(expire_condition_tag(*condition));
         }
         WriteOp::Persist { key } => {
@@ -592,10 +674,11 @@ pub(super) fn decode_op(
                 1 => SetCondition::IfAbsent,
                 _ => SetCondition::IfPresent,
             };
-            let ttl = match tag(reader, "set ttl", 2)? {
+            let ttl = match tag(reader, "set ttl", TTL_TAG_AFTER)? {
                 0 => SetTtl::Clear,
                 1 => SetTtl::Keep,
-                _ => SetTtl::At(reader.varint("expire time")?),
+                TTL_TAG_AT => SetTtl::At(reader.varint("expire time")?),
+                _ => SetTtl::After(reader.varint("expire span")?),
             };
             let get = tag(reader, "set get flag", 1)? == 1;
             WriteOp::Set { key, value, condition, ttl, get }
@@ -604,10 +687,11 @@ pub(super) fn decode_op(
         TAG_GETDEL => WriteOp::GetDel { key: key(reader)? },
         TAG_GETEX => {
             let key = key(reader)?;
-            let ttl = match tag(reader, "getex ttl", 2)? {
+            let ttl = match tag(reader, "getex ttl", TTL_TAG_AFTER)? {
                 0 => GetExTtl::Unchanged,
                 1 => GetExTtl::Persist,
-                _ => GetExTtl::At(reader.varint("expire time")?),
+                TTL_TAG_AT => GetExTtl::At(reader.varint("expire time")?),
+                _ => GetExTtl::After(reader.varint("expire span")?),
             };
             WriteOp::GetEx { key, ttl }
         }
@@ -637,9 +721,10 @@ pub(super) fn decode_op(
         TAG_SETRANGE => {
             WriteOp::SetRange { key: key(reader)?, offset: reader.varint("offset")?, value: value(reader)? }
         }
-        TAG_EXPIRE => {
+        TAG_EXPIRE | TAG_EXPIRE_AFTER => {
             let key = key(reader)?;
-            let at_ms = reader.signed("expire time")?;
+            let ms = reader.signed("expire time")?;
+            let when = if op_tag == TAG_EXPIRE { ExpireTime::At(ms) } else { ExpireTime::After(ms) };
             let condition = match tag(reader, "expire condition", 6)? {
                 0 => ExpireCondition::Always,
                 1 => ExpireCondition::IfNoTtl,
@@ -649,7 +734,7 @@ pub(super) fn decode_op(
                 5 => ExpireCondition::IfTtlAndLater,
                 _ => ExpireCondition::IfTtlAndEarlier,
             };
-            WriteOp::Expire { key, at_ms, condition }
+            WriteOp::Expire { key, when, condition }
         }
         TAG_PERSIST => WriteOp::Persist { key: key(reader)? },
         TAG_FLUSHALL => WriteOp::FlushAll,
@@ -672,12 +757,20 @@ mod tests {
             Just(SetCondition::IfAbsent),
             Just(SetCondition::IfPresent)
         ];
-        let ttl = prop_oneof![Just(SetTtl::Clear), Just(SetTtl::Keep), any::<u64>().prop_map(SetTtl::At)];
+        let ttl = prop_oneof![
+            Just(SetTtl::Clear),
+            Just(SetTtl::Keep),
+            any::<u64>().prop_map(SetTtl::At),
+            any::<u64>().prop_map(SetTtl::After)
+        ];
         let getex = prop_oneof![
             Just(GetExTtl::Unchanged),
             Just(GetExTtl::Persist),
-            any::<u64>().prop_map(GetExTtl::At)
+            any::<u64>().prop_map(GetExTtl::At),
+            any::<u64>().prop_map(GetExTtl::After)
         ];
+        let when =
+            prop_oneof![any::<i64>().prop_map(ExpireTime::At), any::<i64>().prop_map(ExpireTime::After)];
         let expire_condition = (0u8..7).prop_map(|t| match t {
             0 => ExpireCondition::Always,
             1 => ExpireCondition::IfNoTtl,
@@ -708,9 +801,9 @@ mod tests {
                 offset,
                 value
             }),
-            (bytes(), any::<i64>(), expire_condition).prop_map(|(key, at_ms, condition)| WriteOp::Expire {
+            (bytes(), when, expire_condition).prop_map(|(key, when, condition)| WriteOp::Expire {
                 key,
-                at_ms,
+                when,
                 condition
             }),
             bytes().prop_map(|key| WriteOp::Persist { key }),
@@ -797,21 +890,74 @@ mod tests {
         let mut trailing = KvWrite { now_ms: 5, op: WriteOp::FlushAll }.encode();
         trailing.push(0);
         assert_eq!(KvWrite::decode(&trailing), Err(KvDecodeError::TrailingBytes { count: 1 }));
+        assert!(matches!(KvWrite::decode(&[ENCODING_VERSION, 0, 0]), Err(KvDecodeError::Truncated { .. })));
+    }
+
+    #[test]
+    fn the_leader_stamps_the_entry_time_in_place() {
+        let op = WriteOp::Set {
+            key: b"k".to_vec(),
+            value: vec![b'v'; 300],
+            condition: SetCondition::IfAbsent,
+            ttl: SetTtl::After(5_000),
+            get: false,
+        };
+        let mut encoded = KvWrite { now_ms: 0, op: op.clone() }.encode();
+        let len = encoded.len();
+        assert!(KvWrite::stamp(&mut encoded, 1_700_000_000_123));
+        assert_eq!(encoded.len(), len, "stamping writes in place");
+        assert_eq!(KvWrite::stamped_time(&encoded), Some(1_700_000_000_123));
+        assert_eq!(KvWrite::decode(&encoded), Ok(KvWrite { now_ms: 1_700_000_000_123, op }));
+        assert!(!KvWrite::stamp(&mut [ENCODING_VERSION, 0, 0], 7), "too short to hold a time");
+        assert_eq!(KvWrite::stamped_time(&[ENCODING_VERSION, 0]), None);
+    }
+
+    #[test]
+    fn entries_of_the_varint_time_encoding_are_still_read() {
+        // Version 1: SET k v EX-resolved to absolute 9000, stamped 1234 by the node reached.
+        let mut v1 = vec![ENCODING_VERSION_VARINT_TIME];
+        put_varint(&mut v1, 1234);
+        v1.extend_from_slice(&[TAG_SET, 1, b'k', 1, b'v', 0, TTL_TAG_AT]);
+        put_varint(&mut v1, 9000);
+        v1.push(0);
+        let expected = WriteOp::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            condition: SetCondition::Always,
+            ttl: SetTtl::At(9000),
+            get: false,
+        };
+        assert_eq!(KvWrite::decode(&v1), Ok(KvWrite { now_ms: 1234, op: expected }));
+        assert_eq!(KvWrite::stamped_time(&v1), Some(1234));
+        assert!(!KvWrite::stamp(&mut v1, 5), "a version 1 entry has no room for a stamp");
+        let mut expire = vec![ENCODING_VERSION_VARINT_TIME, 0, TAG_EXPIRE, 1, b'k'];
+        put_signed(&mut expire, -5);
+        expire.push(0);
+        let when = ExpireTime::At(-5);
+        let op = WriteOp::Expire { key: b"k".to_vec(), when, condition: ExpireCondition::Always };
+        assert_eq!(KvWrite::decode(&expire).map(|w| w.op), Ok(op));
+    }
+
+    #[test]
+    fn relative_expiry_is_resolved_against_the_entry_time_and_saturates() {
+        assert_eq!(ExpireTime::After(-1_000).at_ms(5_000), 4_000);
+        assert_eq!(ExpireTime::At(42).at_ms(5_000), 42);
+        assert_eq!(ExpireTime::After(i64::MAX).at_ms(u64::MAX), i64::MAX);
     }
 
     #[test]
     fn transactions_do_not_nest_and_their_step_count_is_bounded() {
         let inner = WriteOp::Transaction { steps: vec![TxnStep::Read(KvRead::DbSize)] };
-        let mut nested = vec![ENCODING_VERSION, 0, TAG_TRANSACTION, 1, 1];
+        let mut nested = vec![ENCODING_VERSION_VARINT_TIME, 0, TAG_TRANSACTION, 1, 1];
         encode_op(&inner, &mut nested);
         assert_eq!(
             KvWrite::decode(&nested),
             Err(KvDecodeError::InvalidTag { field: "operation", tag: TAG_TRANSACTION, offset: 5 })
         );
-        let mut huge = vec![ENCODING_VERSION, 0, TAG_TRANSACTION];
+        let mut huge = vec![ENCODING_VERSION_VARINT_TIME, 0, TAG_TRANSACTION];
         put_varint(&mut huge, crate::kv::TXN_STEPS_MAX + 1);
         assert!(matches!(KvWrite::decode(&huge), Err(KvDecodeError::TooLarge { .. })));
-        let bad_kind = [ENCODING_VERSION, 0, TAG_TRANSACTION, 1, 9];
+        let bad_kind = [ENCODING_VERSION_VARINT_TIME, 0, TAG_TRANSACTION, 1, 9];
         assert!(matches!(KvWrite::decode(&bad_kind), Err(KvDecodeError::InvalidTag { tag: 9, .. })));
     }
 

@@ -6,8 +6,9 @@
 //! and how the whole state is snapshotted ([`KvStore::snapshot`], [`KvStore::restore`]).
 //!
 //! It must stay pure and deterministic: no clock, no randomness, no I/O, and no reply or state
-//! that depends on a hash table's iteration order. Time comes from the log entry (`now_ms`, decided by the leader together with
-//! absolute expiry times), so every replica computes the same state and the same replies.
+//! that depends on a hash table's iteration order. Time comes from the log entry (`now_ms`,
+//! stamped by the shard's leader as it proposes the entry; relative expiries count from it), so
+//! every replica computes the same state and the same replies.
 //! Expired keys are invisible to reads at once and removed through the log
 //! ([`KvStore::expired_keys`], [`WriteOp::RemoveExpired`]). A single-shard MULTI/EXEC is one
 //! entry too ([`WriteOp::Transaction`]), applied in one step. It knows nothing of RESP, Raft types
@@ -29,8 +30,8 @@ pub mod txn;
 
 pub use codec::KvDecodeError;
 pub use command::{
-    ExpireCondition, GetExTtl, KvRead, KvWrite, SetCondition, SetTtl, WriteOp, BATCH_KEYS_MAX, KEY_BYTES_MAX,
-    VALUE_BYTES_MAX,
+    ExpireCondition, ExpireTime, GetExTtl, KvRead, KvWrite, SetCondition, SetTtl, WriteOp, BATCH_KEYS_MAX,
+    KEY_BYTES_MAX, VALUE_BYTES_MAX,
 };
 pub use reply::{KvError, Reply};
 pub use snapshot::FrozenKv;

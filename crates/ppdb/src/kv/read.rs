@@ -1,14 +1,17 @@
 //! Read queries answered from the applied state at a given time.
 //!
 //! Reads never change the store: an expired key is simply invisible (its removal goes through
-//! the log). The `now_ms` of a read is the serving node's clock; reads of keys near their expiry
-//! can therefore differ between nodes by the clock skew, as they can between Redis replicas.
+//! the log). The `now_ms` of a read is chosen by the shard's leader: its clock, or the log's time
+//! ([`KvStore::time_ms`]) if that is later, so a read never sees an earlier time than a write
+//! before it. A read that would see a key expire at a time the log has not reached yet first
+//! has the leader record that time in the log ([`KvStore::newly_expired`], `server::shard`), so
+//! no later leader, whatever its clock, shows the key again.
 
 use super::command::KvRead;
 use super::glob::glob_match;
 use super::reply::Reply;
 use super::scan::{scan_filter, scan_page};
-use super::state_machine::KvStore;
+use super::state_machine::{KvStore, Value};
 
 impl KvStore {
     /// Answers a read query as Redis would at time `now_ms`.
@@ -57,6 +60,33 @@ impl KvStore {
             }
             KvRead::DbSize => Reply::Integer(self.live_len(now_ms) as i64),
             KvRead::RandomKey => Reply::bulk_or_nil(self.random_key(now_ms)),
+        }
+    }
+
+    /// Up to `limit` keys `query` would find expired at `now_ms` though they are alive at the
+    /// log's time: answering at `now_ms` needs that time in the log first. Empty when `now_ms`
+    /// is not past the log's time.
+    pub fn newly_expired(&self, query: &KvRead, now_ms: u64, limit: usize) -> Vec<Vec<u8>> {
+        let since = self.time_ms;
+        if now_ms <= since {
+            return Vec::new();
+        }
+        // Alive at `since` (expiry at or after it) and expired at `now_ms` (expiry before it).
+        let expiring = |value: &Value| value.expire_at_ms.is_some_and(|at| since <= at && at < now_ms);
+        match query {
+            KvRead::Keys { .. } | KvRead::Scan { .. } | KvRead::DbSize | KvRead::RandomKey => self
+                .expiries
+                .range((since, Vec::new())..(now_ms, Vec::new()))
+                .take(limit)
+                .map(|(_, key)| key.clone())
+                .collect(),
+            keyed => keyed
+                .keys()
+                .into_iter()
+                .filter(|key| self.entries.get(key).is_some_and(expiring))
+                .take(limit)
+                .map(<[u8]>::to_vec)
+                .collect(),
         }
     }
 

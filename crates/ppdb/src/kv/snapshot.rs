@@ -1,17 +1,19 @@
 //! Snapshots of a shard's key space for the Raft core (log compaction and follower catch-up).
 //!
-//! # Format (version 2)
+//! # Format (version 3)
 //!
 //! ```text
-//! magic "PPKV" | version:u8 | count:varint |
+//! magic "PPKV" | version:u8 | time_ms:varint | count:varint |
 //!   count × (key:len-prefixed bytes | value:len-prefixed bytes | has_ttl:u8 [expire_at_ms:varint])
 //! | crc32c:u32 little-endian over every preceding byte
 //! ```
 //!
 //! Entries are in strictly ascending scan order (`(scan_hash(key), key)`, the store's SCAN
 //! index, which it can walk without sorting), which restore checks, so a key cannot appear
-//! twice. Version 1, written by earlier releases, is the same with entries in ascending key
-//! order; it is still read. Expired keys not yet
+//! twice. `time_ms` is the log's time ([`KvStore::time_ms`]): a replica restored from the
+//! snapshot, should it lead, stamps no entry and answers no read at an earlier time. Versions 2
+//! and 1, written by earlier releases, have no `time_ms` (it reads as 0), and version 1 orders
+//! entries by key alone; both are still read. Expired keys not yet
 //! removed are included: the snapshot is the state machine's exact state, so replicas restored
 //! from it keep applying the log identically.
 //!
@@ -33,7 +35,9 @@ use std::io::{self, Read, Write};
 
 const MAGIC: &[u8; 4] = b"PPKV";
 /// The version written.
-const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION: u8 = 3;
+/// The version without the log's time, still read.
+const SNAPSHOT_VERSION_TIMELESS: u8 = 2;
 /// The version with entries in ascending key order, still read.
 const SNAPSHOT_VERSION_KEY_ORDER: u8 = 1;
 const CHECKSUM_BYTES: usize = 4;
@@ -47,6 +51,7 @@ pub const SNAPSHOT_READ_BUFFER_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct FrozenKv {
     entries: FrozenTable,
+    time_ms: u64,
 }
 
 /// Why a snapshot image could not be restored.
@@ -72,7 +77,7 @@ impl KvStore {
     /// The key space now, in constant time, for [`FrozenKv::serialize_into`] later: the
     /// store's parts are shared copy-on-write (`kv/table.rs`).
     pub fn freeze(&self) -> FrozenKv {
-        FrozenKv { entries: self.entries.freeze() }
+        FrozenKv { entries: self.entries.freeze(), time_ms: self.time_ms }
     }
 }
 
@@ -89,6 +94,7 @@ impl FrozenKv {
         };
         sink.buf.extend_from_slice(MAGIC);
         sink.buf.push(SNAPSHOT_VERSION);
+        put_varint(&mut sink.buf, self.time_ms);
         put_varint(&mut sink.buf, self.entries.len() as u64);
         self.entries.drain_in_scan_order(|key, value| {
             if sink.failed.is_some() {
@@ -165,13 +171,16 @@ impl KvStore {
             return Err(KvDecodeError::BadMagic.into());
         }
         let version = reader.u8("snapshot version")?;
-        if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_KEY_ORDER {
-            return Err(KvDecodeError::UnsupportedVersion { version }.into());
-        }
-        // Version 2 orders by scan hash first; version 1 by key alone (hash 0 for every key).
-        let position = |key: &[u8]| if version == SNAPSHOT_VERSION { scan_hash(key) } else { 0 };
+        let time_ms = match version {
+            SNAPSHOT_VERSION => reader.varint("snapshot time")?,
+            SNAPSHOT_VERSION_TIMELESS | SNAPSHOT_VERSION_KEY_ORDER => 0,
+            _ => return Err(KvDecodeError::UnsupportedVersion { version }.into()),
+        };
+        // Versions 3 and 2 order by scan hash first; version 1 by key alone (hash 0 for all).
+        let position = |key: &[u8]| if version == SNAPSHOT_VERSION_KEY_ORDER { 0 } else { scan_hash(key) };
         let count = reader.varint("snapshot entry count")?;
         let mut store = KvStore::new();
+        store.time_ms = time_ms;
         let mut previous: Option<(u64, Vec<u8>)> = None;
         for index in 0..count {
             let key = reader.bytes("snapshot key", KEY_BYTES_MAX)?;
@@ -341,7 +350,7 @@ mod tests {
                 ttl,
                 get: false,
             };
-            store.apply(&KvWrite { now_ms: 0, op });
+            store.apply(&KvWrite { now_ms: 500 + i as u64, op });
         }
         store
     }
@@ -352,6 +361,7 @@ mod tests {
         let restored = KvStore::restore(&store.snapshot()).expect("valid snapshot");
         assert_eq!(restored, store);
         restored.check_indexes();
+        assert_eq!(restored.time_ms(), 503, "the log's time survives a snapshot");
         assert_eq!(KvStore::restore(&KvStore::new().snapshot()), Ok(KvStore::new()));
     }
 
@@ -369,10 +379,14 @@ mod tests {
         assert_eq!(KvStore::restore(&wrong_magic), Err(KvDecodeError::BadMagic));
     }
 
-    /// A snapshot of `version` holding `keys` (value "v", no expiry) in the order given.
+    /// A snapshot of `version` holding `keys` (value "v", no expiry) in the order given, at
+    /// time 7 from version 3 on.
     fn snapshot_of(version: u8, keys: &[&[u8]]) -> Vec<u8> {
         let mut body = MAGIC.to_vec();
         body.push(version);
+        if version >= SNAPSHOT_VERSION {
+            put_varint(&mut body, 7);
+        }
         put_varint(&mut body, keys.len() as u64);
         for key in keys {
             put_bytes(&mut body, key);
@@ -384,7 +398,7 @@ mod tests {
         body
     }
 
-    /// `keys` in scan order, the order of a version-2 snapshot.
+    /// `keys` in scan order, the order of a version 2 or 3 snapshot.
     fn in_scan_order<'a>(keys: &[&'a [u8]]) -> Vec<&'a [u8]> {
         let mut keys = keys.to_vec();
         keys.sort_by_key(|k| (scan_hash(k), k.to_vec()));
@@ -410,8 +424,8 @@ mod tests {
             Err(KvDecodeError::KeysOutOfOrder { index: 1 })
         );
         assert_eq!(
-            KvStore::restore(&snapshot_of(3, &[])),
-            Err(KvDecodeError::UnsupportedVersion { version: 3 })
+            KvStore::restore(&snapshot_of(4, &[])),
+            Err(KvDecodeError::UnsupportedVersion { version: 4 })
         );
     }
 
@@ -425,7 +439,9 @@ mod tests {
             expected.insert(key, b"v".to_vec(), None);
         }
         assert_eq!(restored, expected);
-        assert_eq!(KvStore::restore(&snapshot_of(2, &in_scan_order(&keys))), Ok(expected));
+        assert_eq!(KvStore::restore(&snapshot_of(2, &in_scan_order(&keys))), Ok(expected.clone()));
+        let with_time = KvStore::restore(&snapshot_of(3, &in_scan_order(&keys)));
+        assert_eq!(with_time, Ok(KvStore { time_ms: 7, ..expected }));
     }
 
     proptest! {

@@ -2,10 +2,16 @@
 //!
 //! [`KvStore`] is pure and deterministic: no clock, no randomness, and nothing that depends on the
 //! iteration order of its hash index (`table::KeyTable`). Time
-//! enters through each [`KvWrite`]'s `now_ms` (the leader's clock) and through the `now_ms` given
-//! to reads, so every replica that applies the same log holds the same bytes and gives the same
-//! replies. A key whose expiry time is in the past is treated as absent by every operation (as
-//! Redis's lazy expiry does) even before a [`WriteOp::RemoveExpired`] entry deletes it.
+//! enters through each [`KvWrite`]'s `now_ms` (the entry time the leader stamped) and through the
+//! `now_ms` given to reads, so every replica that applies the same log holds the same bytes and
+//! gives the same replies. A key whose expiry time is in the past is treated as absent by every
+//! operation (as Redis's lazy expiry does) even before a [`WriteOp::RemoveExpired`] entry
+//! deletes it.
+//!
+//! The store keeps the log's time ([`KvStore::time_ms`]): the latest entry time applied. Entries
+//! are applied at the later of their own time and the log's, so time never goes backwards on a
+//! replica, even over entries of earlier releases, whose times came from whichever node the
+//! client reached. Reads are answered at a time no earlier than it (`server::shard`).
 //!
 //! Expiry follows Redis: a key with expiry `t` is alive while `now <= t`; an EXPIRE, GETEX or SET
 //! whose new expiry is at or before `now` deletes the key at once.
@@ -48,7 +54,9 @@ pub struct KvStore {
     pub(crate) scan_order: BTreeSet<(u64, Vec<u8>)>,
     /// The memory the keys and values take, as [`stored_bytes`] counts it, kept up to date by
     /// every change: what `maxmemory` is compared with.
-    data_bytes: u64,
+    pub(crate) data_bytes: u64,
+    /// The log's time: the latest entry time applied, ms since the Unix epoch.
+    pub(crate) time_ms: u64,
 }
 
 /// Memory a key takes beyond its key and value bytes, roughly: the hash table's slot and the
@@ -68,9 +76,16 @@ impl KvStore {
         Self::default()
     }
 
-    /// Applies a committed write and returns Redis's reply to it.
+    /// Applies a committed write and returns Redis's reply to it, at the entry's time (or the
+    /// log's, if later: see the module docs).
     pub fn apply(&mut self, write: &KvWrite) -> Reply {
-        self.apply_op(&write.op, write.now_ms)
+        self.time_ms = self.time_ms.max(write.now_ms);
+        self.apply_op(&write.op, self.time_ms)
+    }
+
+    /// The log's time: the latest entry time applied (0 before any), ms since the Unix epoch.
+    pub fn time_ms(&self) -> u64 {
+        self.time_ms
     }
 
     /// Applies one operation at the entry's time `now`.
@@ -122,7 +137,7 @@ impl KvStore {
             WriteOp::IncrByFloat { key, delta } => self.incr_by_float(key, *delta),
             WriteOp::Append { key, value } => self.append(key, value),
             WriteOp::SetRange { key, offset, value } => self.set_range(key, *offset, value),
-            WriteOp::Expire { key, at_ms, condition } => self.expire(key, *at_ms, *condition, now),
+            WriteOp::Expire { key, when, condition } => self.expire(key, when.at_ms(now), *condition, now),
             WriteOp::Persist { key } => match self.entries.get(key.as_slice()) {
                 Some(Value { expire_at_ms: Some(_), .. }) => {
                     self.set_expiry(key, None);
@@ -131,7 +146,7 @@ impl KvStore {
                 _ => Reply::Integer(0),
             },
             WriteOp::FlushAll => {
-                *self = Self::new();
+                *self = Self { time_ms: self.time_ms, ..Self::new() };
                 Reply::Ok
             }
             WriteOp::RemoveExpired { keys } => {
@@ -203,6 +218,7 @@ impl KvStore {
             SetTtl::Clear => None,
             SetTtl::Keep => old.and_then(|v| v.expire_at_ms),
             SetTtl::At(at) => Some(at),
+            SetTtl::After(span) => Some(now.saturating_add(span)),
         };
         if expire_at_ms.is_some_and(|at| at <= now) {
             self.remove(key);
@@ -250,13 +266,19 @@ impl KvStore {
             return Reply::Nil;
         };
         let reply = Reply::Bulk(value.data.to_vec());
-        match ttl {
-            GetExTtl::Unchanged => {}
-            GetExTtl::Persist => self.set_expiry(key, None),
-            GetExTtl::At(at) if at <= now => {
-                self.remove(key);
+        let at = match ttl {
+            GetExTtl::Unchanged => return reply,
+            GetExTtl::Persist => {
+                self.set_expiry(key, None);
+                return reply;
             }
-            GetExTtl::At(at) => self.set_expiry(key, Some(at)),
+            GetExTtl::At(at) => at,
+            GetExTtl::After(span) => now.saturating_add(span),
+        };
+        if at <= now {
+            self.remove(key);
+        } else {
+            self.set_expiry(key, Some(at));
         }
         reply
     }

@@ -56,8 +56,7 @@ impl Db {
     }
 
     fn expire_in(&mut self, key: &str, ms: i64, condition: ExpireCondition) -> Reply {
-        let at_ms = self.now as i64 + ms;
-        self.write(WriteOp::Expire { key: b(key), at_ms, condition })
+        self.write(WriteOp::Expire { key: b(key), when: ExpireTime::After(ms), condition })
     }
 
     fn ttl(&self, key: &str) -> Reply {
@@ -510,7 +509,7 @@ fn dbsize_randomkey_flushall() {
     }
     assert_eq!(db.write(WriteOp::FlushAll), Reply::Ok);
     assert_eq!(db.read(KvRead::DbSize), Reply::Integer(0));
-    assert_eq!(db.store, KvStore::new());
+    assert_eq!(db.store, KvStore { time_ms: db.now, ..KvStore::new() });
 }
 
 #[test]
@@ -528,7 +527,11 @@ fn replicas_applying_the_same_log_agree() {
                 },
                 1 => WriteOp::IncrBy { key, delta: 3 },
                 2 => WriteOp::Append { key, value: b("x") },
-                3 => WriteOp::Expire { key, at_ms: 1_000 + i as i64, condition: ExpireCondition::IfLater },
+                3 => WriteOp::Expire {
+                    key,
+                    when: ExpireTime::At(1_000 + i as i64),
+                    condition: ExpireCondition::IfLater,
+                },
                 4 => WriteOp::RemoveExpired { keys: vec![key] },
                 _ => WriteOp::IncrByFloat { key, delta: 0.5 },
             };
@@ -634,4 +637,76 @@ fn data_bytes_count_keys_and_values_and_go_back_to_zero() {
     db.set("k", "v");
     db.write(WriteOp::FlushAll);
     assert_eq!(db.store.data_bytes(), 0);
+}
+
+#[test]
+fn the_logs_time_is_the_latest_entry_time_and_never_goes_backwards() {
+    let mut db = Db::new();
+    assert_eq!(db.store.time_ms(), 0);
+    db.set("a", "1");
+    assert_eq!(db.store.time_ms(), db.now);
+    // An entry of an earlier release, timed by a node whose clock was 6 s behind: applied at
+    // the log's time, so its relative expiry counts from there.
+    let stamped_behind = KvWrite {
+        now_ms: db.now - 6_000,
+        op: WriteOp::Set {
+            key: b("k"),
+            value: b("v"),
+            condition: SetCondition::Always,
+            ttl: SetTtl::After(1_000),
+            get: false,
+        },
+    };
+    assert_eq!(db.store.apply(&stamped_behind), Reply::Ok);
+    assert_eq!(db.store.time_ms(), db.now, "time did not go back");
+    assert_eq!(db.pttl("k"), Reply::Integer(1_000));
+    db.now += 2_000;
+    db.set("b", "2");
+    assert_eq!(db.store.time_ms(), db.now);
+    assert_eq!(db.write(WriteOp::FlushAll), Reply::Ok);
+    assert_eq!(db.store.time_ms(), db.now, "FLUSHALL empties the keys, not the log's time");
+}
+
+#[test]
+fn relative_expiries_count_from_the_entry_time() {
+    let mut db = Db::new();
+    db.set_with("k", "v", SetCondition::Always, SetTtl::After(500), false);
+    assert_eq!(db.pttl("k"), Reply::Integer(500));
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::After(2_000) }), bulk("v"));
+    assert_eq!(db.pttl("k"), Reply::Integer(2_000));
+    assert_eq!(db.expire_in("k", 0, ExpireCondition::Always), Reply::Integer(1));
+    assert_eq!(db.get("k"), Reply::Nil, "an expiry at the entry's time deletes the key");
+    db.set("k", "v");
+    assert_eq!(db.write(WriteOp::GetEx { key: b("k"), ttl: GetExTtl::At(db.now) }), bulk("v"));
+    assert_eq!(db.get("k"), Reply::Nil);
+    let far = WriteOp::Set {
+        key: b("far"),
+        value: b("v"),
+        condition: SetCondition::Always,
+        ttl: SetTtl::After(u64::MAX),
+        get: false,
+    };
+    assert_eq!(db.write(far), Reply::Ok, "a span past the end of time saturates");
+    assert_eq!(db.get("far"), bulk("v"));
+}
+
+#[test]
+fn newly_expired_names_the_keys_a_read_would_see_expire_past_the_logs_time() {
+    let mut db = Db::new();
+    let log_time = db.now;
+    db.set_with("soon", "v", SetCondition::Always, SetTtl::After(100), false);
+    db.set_with("later", "v", SetCondition::Always, SetTtl::After(5_000), false);
+    db.set("never", "v");
+    let get = |key: &str| KvRead::Get { key: b(key) };
+    assert!(db.store.newly_expired(&get("soon"), log_time, 10).is_empty(), "not past the log's time");
+    assert!(db.store.newly_expired(&get("soon"), log_time + 100, 10).is_empty(), "alive at its expiry");
+    assert_eq!(db.store.newly_expired(&get("soon"), log_time + 101, 10), vec![b("soon")]);
+    assert!(db.store.newly_expired(&get("never"), u64::MAX, 10).is_empty());
+    let both = KvRead::MGet { keys: vec![b("later"), b("soon"), b("never")] };
+    assert_eq!(db.store.newly_expired(&both, log_time + 6_000, 10), vec![b("later"), b("soon")]);
+    assert_eq!(db.store.newly_expired(&KvRead::DbSize, log_time + 6_000, 1), vec![b("soon")]);
+    // Once an entry at a later time is applied, the log's time covers the expiry.
+    db.now += 200;
+    db.set("other", "v");
+    assert!(db.store.newly_expired(&get("soon"), db.now + 1, 10).is_empty());
 }

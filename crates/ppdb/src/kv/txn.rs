@@ -1,14 +1,14 @@
 //! Single-shard transactions (MULTI/EXEC) as one log entry: [`WriteOp::Transaction`].
 //!
-//! A transaction is the ordered list of its key-space commands, writes already resolved to
-//! absolute times, reads as queries. The state machine applies the whole entry in one step
+//! A transaction is the ordered list of its key-space commands, writes with their expiries
+//! (absolute, or relative to the entry's time), reads as queries. The state machine applies the whole entry in one step
 //! ([`super::KvStore::apply`]): each step sees the effect of the steps before it, reads are
 //! evaluated at apply time against the entry's `now_ms` (so they are linearizable), and the
 //! reply is an array with one element per step. A step that fails (WRONGTYPE-like errors such
 //! as `ERR value is not an integer`) is just that element's error; the others still apply, as
 //! in Redis.
 //!
-//! # Encoding (inside a version 1 entry, operation tag 16)
+//! # Encoding (inside an entry, operation tag 16)
 //!
 //! `count:varint` (at most [`TXN_STEPS_MAX`]), then per step `kind:u8` — `1` and a nested
 //! operation (`op_tag:u8 fields...`, never itself a transaction), or `2` and a read
@@ -23,7 +23,7 @@ pub const TXN_STEPS_MAX: u64 = 16 * 1024;
 /// One command of a single-shard transaction, in client order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxnStep {
-    /// A write, resolved to absolute times by the leader. Never a nested transaction.
+    /// A write, at the entry's time. Never a nested transaction.
     Write(WriteOp),
     /// A read, answered from the state as the earlier steps left it.
     Read(KvRead),

@@ -346,7 +346,7 @@ impl StateMachine for Directory {
         }
     }
 
-    fn query(&self, query: &Infallible) -> DirectoryOutput {
+    fn query(&self, query: &Infallible, _now_ms: u64) -> DirectoryOutput {
         match *query {}
     }
 

@@ -5,6 +5,7 @@
 //! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
 //! replicates any [`state_machine::StateMachine`].
 
+pub mod clock;
 pub mod directory;
 pub mod handle;
 pub mod leaders;
@@ -17,6 +18,7 @@ pub mod runtime;
 pub mod snapshot_transfer;
 pub mod state_machine;
 
+pub use clock::{SystemClock, WallClock};
 pub use directory::{Directory, DirectoryCommand, MemberStatus};
 pub use handle::NodeHandle;
 pub use leaders::LeaderTable;

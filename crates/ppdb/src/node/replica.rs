@@ -1,6 +1,15 @@
 //! One node's replica of one Raft group: the Raft core, the state machine it feeds, and the
 //! client requests waiting on it.
+//!
+//! Time comes from the leader. As leader, a replica stamps every command it proposes with the
+//! entry's time: the later of its clock and the previous entry's time in its log, so entry
+//! times never decrease along the log, across terms and failovers, whatever each leader's clock
+//! says. It answers reads at the later of its clock and the log's time; a read that would see a
+//! time-dependent change (a key expiring) the log has not reached yet first commits a command
+//! stamped with that time ([`StateMachine::time_entry`]), so no later leader answers as of an
+//! earlier time. See docs/raft.md, "Time".
 
+use super::clock::WallClock;
 use super::raft_storage::{image_bytes, RaftStorage};
 use super::state_machine::{SnapshotJob, StateMachine};
 use crate::error::Error;
@@ -10,6 +19,7 @@ use ppdb_raft::{
     Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, SnapshotMeta, Term,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Where the answer to a client request goes.
@@ -23,6 +33,8 @@ struct PendingProposal<T> {
 struct PendingRead<S: StateMachine> {
     query: S::Query,
     reply: Reply<S::Output>,
+    /// Answered at the log's time, once the time entry committed for it is applied.
+    at_log_time: bool,
 }
 
 /// How many times `entries_between_snapshots` a group may go without a snapshot while its log
@@ -64,6 +76,10 @@ pub struct Replica<S: StateMachine> {
     role: PeerRole,
     /// Index of the last housekeeping command proposed here.
     housekeeping_index: Option<LogIndex>,
+    /// The clock this replica stamps entries and answers reads with, as leader.
+    clock: Arc<dyn WallClock>,
+    /// The time of the last entry stamped here, and the term it was stamped in.
+    last_stamp: Option<(Term, u64)>,
     /// Campaigns this replica started (the seed's election frequency).
     pub elections_started: u64,
     /// Campaigns this replica won.
@@ -72,8 +88,15 @@ pub struct Replica<S: StateMachine> {
 
 impl<S: StateMachine> Replica<S> {
     /// A replica whose state machine was restored from the snapshot `raft` starts from
-    /// (`snapshot_bytes` long; 0 without one).
-    pub fn new(group: GroupId, raft: RawNode, sm: S, applied: LogIndex, snapshot_bytes: u64) -> Replica<S> {
+    /// (`snapshot_bytes` long; 0 without one), reading time from `clock` as leader.
+    pub fn new(
+        group: GroupId,
+        raft: RawNode,
+        sm: S,
+        applied: LogIndex,
+        snapshot_bytes: u64,
+        clock: Arc<dyn WallClock>,
+    ) -> Replica<S> {
         let role = raft.role();
         Replica {
             group,
@@ -89,6 +112,8 @@ impl<S: StateMachine> Replica<S> {
             last_snapshot_bytes: snapshot_bytes,
             role,
             housekeeping_index: None,
+            clock,
+            last_stamp: None,
             elections_started: 0,
             elections_won: 0,
         }
@@ -101,12 +126,19 @@ impl<S: StateMachine> Replica<S> {
     /// larger than one entry may carry is refused here, before Raft sees it, so every entry
     /// fits a frame and a WAL record (`crate::limits`).
     pub fn propose(&mut self, commands: Vec<Vec<u8>>, replies: Vec<Reply<S::Output>>) {
-        let (commands, replies): (Vec<_>, Vec<_>) =
+        let (mut commands, replies): (Vec<Vec<u8>>, Vec<_>) =
             commands.into_iter().zip(replies).filter_map(refuse_oversized::<S>).unzip();
         if commands.is_empty() {
             return;
         }
         let count = commands.len() as u64;
+        if self.raft.role() == PeerRole::Leader {
+            let clock_ms = self.clock.now_ms();
+            for command in &mut commands {
+                let time_ms = self.next_entry_time(clock_ms);
+                S::stamp(command, time_ms);
+            }
+        }
         match self.raft.propose_batch(commands) {
             Ok(last) => {
                 let term = self.raft.term();
@@ -137,8 +169,11 @@ impl<S: StateMachine> Replica<S> {
         self.next_read_ctx += 1;
         match self.raft.read_index(ctx) {
             Ok(()) => {
-                let reads =
-                    queries.into_iter().zip(replies).map(|(query, reply)| PendingRead { query, reply });
+                let reads = queries.into_iter().zip(replies).map(|(query, reply)| PendingRead {
+                    query,
+                    reply,
+                    at_log_time: false,
+                });
                 self.reads_awaiting_index.insert(ctx, reads.collect());
             }
             Err(e) => {
@@ -149,15 +184,81 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Answers the reads whose index is applied, at this replica's clock (or the log's time if
+    /// later). A read whose answer at the clock needs a time the log has not reached waits for
+    /// a time entry (one for all such reads of this call), then is answered at the log's time.
     fn serve_reads(&mut self) {
         let applied = self.applied;
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.reads_awaiting_apply)
             .into_iter()
             .partition(|(index, _)| *index <= applied);
         self.reads_awaiting_apply = waiting;
-        for read in ready.into_iter().flat_map(|(_, reads)| reads) {
-            let _ = read.reply.send(Ok(self.sm.query(&read.query)));
+        let now_ms = self.clock.now_ms();
+        let mut time_entry: Option<LogIndex> = None;
+        let mut held = Vec::new();
+        for mut read in ready.into_iter().flat_map(|(_, reads)| reads) {
+            if read.at_log_time {
+                let _ = read.reply.send(Ok(self.sm.query(&read.query, self.sm.time_ms())));
+                continue;
+            }
+            let Some(command) = self.sm.time_entry(&read.query, now_ms) else {
+                let _ = read.reply.send(Ok(self.sm.query(&read.query, now_ms)));
+                continue;
+            };
+            let index = match time_entry {
+                Some(index) => Ok(index),
+                None => self.propose_stamped(command, now_ms),
+            };
+            match index {
+                Ok(index) => {
+                    time_entry = Some(index);
+                    read.at_log_time = true;
+                    held.push(read);
+                }
+                Err(e) => {
+                    let _ = read.reply.send(Err(Error::Consensus(e)));
+                }
+            }
         }
+        if let Some(index) = time_entry {
+            self.reads_awaiting_apply.push((index, held));
+        }
+    }
+
+    /// Proposes one command stamped with the next entry time at `clock_ms`.
+    fn propose_stamped(&mut self, mut command: Vec<u8>, clock_ms: u64) -> Result<LogIndex, ProposeError> {
+        if self.raft.role() != PeerRole::Leader {
+            return Err(ProposeError::NotLeader { leader: self.raft.leader() });
+        }
+        let time_ms = self.next_entry_time(clock_ms);
+        S::stamp(&mut command, time_ms);
+        self.raft.propose(command)
+    }
+
+    /// The time of the next entry this leader proposes: its clock `clock_ms`, or the previous
+    /// entry's time if later. The first time in a term, the previous entry is the last one in
+    /// its log, whoever stamped it.
+    fn next_entry_time(&mut self, clock_ms: u64) -> u64 {
+        let term = self.raft.term();
+        let previous = match self.last_stamp {
+            Some((stamped_in, time_ms)) if stamped_in == term => time_ms,
+            _ => self.log_time(),
+        };
+        let time_ms = clock_ms.max(previous);
+        self.last_stamp = Some((term, time_ms));
+        time_ms
+    }
+
+    /// The latest entry time in this replica's log: the state machine's for the applied
+    /// entries, the entries' own for the others (kept in memory until applied).
+    fn log_time(&self) -> u64 {
+        let unapplied = (self.applied.0 + 1..=self.raft.last_index().0)
+            .filter_map(|index| self.raft.entry(LogIndex(index)))
+            .filter_map(|entry| match &entry.payload {
+                EntryPayload::Command(data) => S::stamped_time(data),
+                EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
+            });
+        unapplied.fold(self.sm.time_ms(), u64::max)
     }
 
     /// Answers the proposals a snapshot from the leader moved the applied index past: their
@@ -230,9 +331,9 @@ pub trait GroupReplica: Send {
     /// installed).
     fn adopt_snapshot(&mut self, snapshot: Snapshot) -> bool;
 
-    /// On the leader: proposes the state machine's housekeeping command, if it has one and no
-    /// earlier one is still in flight.
-    fn housekeeping(&mut self, now_ms: u64);
+    /// On the leader: proposes the state machine's housekeeping command at this replica's
+    /// clock, if it has one and no earlier one is still in flight.
+    fn housekeeping(&mut self);
 
     /// Campaigns started and won here (the seed's election frequency).
     fn elections(&self) -> (u64, u64);
@@ -346,12 +447,13 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
         }
     }
 
-    fn housekeeping(&mut self, now_ms: u64) {
+    fn housekeeping(&mut self) {
         if self.raft.role() != PeerRole::Leader || self.housekeeping_in_flight() {
             return;
         }
+        let now_ms = self.clock.now_ms();
         if let Some(command) = self.sm.housekeeping(now_ms) {
-            if let Ok(index) = self.raft.propose(command) {
+            if let Ok(index) = self.propose_stamped(command, now_ms) {
                 self.housekeeping_index = Some(index);
             }
         }
@@ -381,8 +483,133 @@ mod tests {
     use crate::node::directory::{Directory, DirectoryOutput};
     use ppdb_raft::{Config, Membership, NodeId, RecoveredState};
     use rand::SeedableRng;
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
     use tokio::sync::oneshot::error::TryRecvError;
+
+    /// A state machine whose commands are their 8-byte entry time and nothing else.
+    #[derive(Debug, Default)]
+    struct Times {
+        last_ms: u64,
+    }
+
+    impl StateMachine for Times {
+        type Query = ();
+        type Output = u64;
+
+        fn apply(&mut self, _: LogIndex, command: &[u8]) -> u64 {
+            self.last_ms = self.last_ms.max(Self::stamped_time(command).unwrap_or(0));
+            self.last_ms
+        }
+
+        fn query(&self, _: &(), _now_ms: u64) -> u64 {
+            self.last_ms
+        }
+
+        fn snapshot(&self) -> Vec<u8> {
+            self.last_ms.to_le_bytes().to_vec()
+        }
+
+        fn restore(data: &[u8]) -> Result<Times, String> {
+            Ok(Times { last_ms: Self::stamped_time(data).unwrap_or(0) })
+        }
+
+        fn stamp(command: &mut [u8], time_ms: u64) {
+            if let Some(time) = command.get_mut(..8) {
+                time.copy_from_slice(&time_ms.to_le_bytes());
+            }
+        }
+
+        fn stamped_time(command: &[u8]) -> Option<u64> {
+            command.get(..8)?.try_into().ok().map(u64::from_le_bytes)
+        }
+
+        fn time_ms(&self) -> u64 {
+            self.last_ms
+        }
+    }
+
+    /// A clock the test sets.
+    #[derive(Debug, Default)]
+    struct TestClock(AtomicU64);
+
+    impl TestClock {
+        fn set(&self, now_ms: u64) {
+            self.0.store(now_ms, Ordering::Relaxed);
+        }
+    }
+
+    impl WallClock for TestClock {
+        fn now_ms(&self) -> u64 {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+
+    /// The single voter of a group whose log holds entries of the given times (term 2, after
+    /// the bootstrap snapshot at index 1, none applied), made leader in term 3.
+    fn leader(entry_times_ms: &[u64], clock: Arc<TestClock>) -> Replica<Times> {
+        let mut state = RecoveredState::bootstrap([NodeId(1)]);
+        state.hard_state.term = Term(2);
+        state.entries = (2..)
+            .zip(entry_times_ms)
+            .map(|(index, time_ms)| Entry {
+                index: LogIndex(index),
+                term: Term(2),
+                payload: EntryPayload::Command(time_ms.to_le_bytes().to_vec()),
+            })
+            .collect();
+        let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(1));
+        let raft = RawNode::new(Config::new(NodeId(1)), state, rng).expect("valid state");
+        let mut replica = Replica::new(GroupId(1), raft, Times::default(), LogIndex(1), 0, clock);
+        replica.raft.campaign();
+        for _ in 0..10 {
+            if replica.raft.role() == PeerRole::Leader {
+                break;
+            }
+            let _ = replica.raft.ready();
+            replica.raft.advance();
+        }
+        assert_eq!(replica.raft.role(), PeerRole::Leader);
+        assert_eq!(replica.raft.term(), Term(3));
+        replica
+    }
+
+    /// Proposes one command; the entry time stamped on it.
+    fn propose(replica: &mut Replica<Times>) -> u64 {
+        let (reply, _) = oneshot::channel();
+        replica.propose(vec![vec![0; 8]], vec![reply]);
+        let last = replica.raft.last_index();
+        let entry = replica.raft.entry(last).expect("the entry just proposed");
+        match &entry.payload {
+            EntryPayload::Command(data) => Times::stamped_time(data).expect("stamped"),
+            other => panic!("entry {last} is {other:?}"),
+        }
+    }
+
+    #[test]
+    fn entry_times_follow_the_leaders_clock_but_never_go_back_with_it() {
+        let clock = Arc::new(TestClock::default());
+        clock.set(1_000);
+        let mut replica = leader(&[], Arc::clone(&clock));
+        assert_eq!(propose(&mut replica), 1_000);
+        clock.set(1_500);
+        assert_eq!(propose(&mut replica), 1_500);
+        clock.set(400);
+        assert_eq!(propose(&mut replica), 1_500, "the clock stepped back; the entry time did not");
+        clock.set(2_000);
+        assert_eq!(propose(&mut replica), 2_000);
+    }
+
+    #[test]
+    fn a_new_leader_stamps_no_earlier_than_the_last_entry_in_its_log_applied_or_not() {
+        // The previous leader's clock ran 8 s ahead of this one's.
+        let clock = Arc::new(TestClock::default());
+        clock.set(1_000);
+        let mut replica = leader(&[5_000, 9_000], Arc::clone(&clock));
+        assert_eq!(propose(&mut replica), 9_000);
+        clock.set(9_500);
+        assert_eq!(propose(&mut replica), 9_500);
+    }
 
     /// The one voter of a group, leading it, with a proposal pending at index 3 (after its
     /// leadership's empty entry).
@@ -391,7 +618,14 @@ mod tests {
         let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(7));
         let state = RecoveredState::bootstrap([NodeId(1)]);
         let raft = RawNode::new(Config::new(NodeId(1)), state, rng).unwrap_or_else(|e| panic!("{e}"));
-        let mut replica = Replica::new(GroupId(0), raft, Directory::default(), LogIndex(1), 0);
+        let mut replica = Replica::new(
+            GroupId(0),
+            raft,
+            Directory::default(),
+            LogIndex(1),
+            0,
+            Arc::new(TestClock::default()),
+        );
         replica.raft.campaign();
         assert_eq!(replica.raft.role(), PeerRole::Leader);
         let (tx, rx) = oneshot::channel();

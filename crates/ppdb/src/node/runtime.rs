@@ -17,6 +17,7 @@
 //! pages) and, on each housekeeping round, lets each group it leads follow the directory
 //! ([`super::reconcile`]).
 
+use super::clock::WallClock;
 use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
 use super::leaders::LeaderTable;
 use super::placement::{self, ClientTraffic};
@@ -175,6 +176,9 @@ pub struct RuntimeConfig {
     /// Seeds the election-timeout RNG of every group (mixed with the node and group ids), so a
     /// simulated run replays exactly; `None` (production) draws a seed from the clock.
     pub rng_seed: Option<u64>,
+    /// Where the groups this node leads read the time they stamp on entries and judge reads
+    /// by: [`SystemClock`](super::clock::SystemClock) on a node, a skewed one in the simulator.
+    pub clock: Arc<dyn WallClock>,
     /// The simulator's setting: a snapshot is serialized and saved on the loop's own thread
     /// (after a pause of a few milliseconds), so a run stays on one thread and replays
     /// exactly. `false` (nodes) serializes and saves it on the blocking thread pool while the
@@ -366,11 +370,10 @@ impl<S: StateMachine> Runtime<S> {
     /// One timer tick for every group; every [`HOUSEKEEPING_TICKS`], the leaders' upkeep.
     fn tick(&mut self, ticks: u64) {
         let housekeeping = ticks % HOUSEKEEPING_TICKS == 0;
-        let now_ms = wall_clock_ms();
         for (_, replica) in hosted(&mut self.meta, &mut self.groups) {
             replica.raft().tick();
             if housekeeping {
-                replica.housekeeping(now_ms);
+                replica.housekeeping();
             }
         }
         if housekeeping {
@@ -846,7 +849,7 @@ fn replica<T: StateMachine>(
     let rng = Box::new(rand::rngs::SmallRng::seed_from_u64(seed));
     let raft =
         RawNode::new(raft_config, state, rng).map_err(|e| Error::State(format!("group {}: {e}", group.0)))?;
-    Ok(Replica::new(group, raft, sm, applied, snapshot_bytes))
+    Ok(Replica::new(group, raft, sm, applied, snapshot_bytes, Arc::clone(&config.clock)))
 }
 
 /// Every hosted replica, the meta group's first, as the runtime's common view of them.

@@ -25,7 +25,10 @@
 //! waiter) and in the blocking pool (unused): none can change a run. The same seed gives the
 //! same trace digest (`a_seed_replays_exactly`).
 //!
-//! - `cluster`: the nodes, their disks, starts, crashes, restarts, removals and faults.
+//! - `cluster`: the nodes, their disks and clocks, starts, crashes, restarts, removals and faults.
+//! - `clock`: each machine's wall clock on simulated time, skewed and steppable.
+//! - `skewed_clocks`: the key-value shard on nodes whose clocks disagree or step back: expiry
+//!   follows the leader's time and never goes backwards.
 //! - `net`: the simulated network, the runtimes' [`Outbox`](crate::node::Outbox).
 //! - `clients`: writes and linearizable reads through node handles.
 //! - `membership`: joins and leaves through node handles.
@@ -47,6 +50,7 @@
 //! [`WalWriter::Caller`]: crate::storage::wal::WalWriter::Caller
 
 mod clients;
+mod clock;
 mod cluster;
 mod convergence;
 mod directories;
@@ -56,6 +60,7 @@ mod net;
 mod observer;
 mod options;
 mod register;
+mod skewed_clocks;
 
 use clients::{spawn_marker, Clients};
 use cluster::Cluster;

@@ -9,8 +9,11 @@ pub type SnapshotJob = Box<dyn FnOnce(&mut dyn Write) -> io::Result<()> + Send>;
 
 /// A deterministic state machine replicated by a Raft group. Every replica applies the same
 /// commands in the same order and must reach the same state: no clocks, no randomness, no
-/// I/O in `apply` (anything time-dependent, such as expiry, is decided by the proposer and
-/// carried inside the command).
+/// I/O in `apply`. A state machine that depends on time (expiry) has its commands carry it:
+/// the group's leader stamps each command with the entry's time ([`StateMachine::stamp`]),
+/// the later of its clock and the previous entry's time, so entry times never decrease along
+/// the log, whichever node leads and whatever its clock says. The default methods are for a
+/// state machine that has no use for time.
 pub trait StateMachine: Send + Sized + 'static {
     /// A read-only request, answered from the local state once it is up to date.
     type Query: Send + 'static;
@@ -20,8 +23,9 @@ pub trait StateMachine: Send + Sized + 'static {
     /// Applies the committed command at `index`.
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Self::Output;
 
-    /// Answers a query from the current state.
-    fn query(&self, query: &Self::Query) -> Self::Output;
+    /// Answers a query from the current state, on the leader whose clock reads `now_ms` (or
+    /// at the log's time, if that is later: see [`StateMachine::time_entry`]).
+    fn query(&self, query: &Self::Query, now_ms: u64) -> Self::Output;
 
     /// Serializes the whole state (for a Raft snapshot).
     fn snapshot(&self) -> Vec<u8>;
@@ -51,6 +55,29 @@ pub trait StateMachine: Send + Sized + 'static {
     /// should propose to keep the state tidy (e.g. remove expired keys), if any. Because the
     /// command goes through the log, every replica applies the same tidying.
     fn housekeeping(&self, _now_ms: u64) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Writes the entry time `time_ms` into `command`, which the leader is about to propose.
+    fn stamp(_command: &mut [u8], _time_ms: u64) {}
+
+    /// The entry time stamped in `command`, if it carries one.
+    fn stamped_time(_command: &[u8]) -> Option<u64> {
+        None
+    }
+
+    /// The log's time: the latest entry time applied (0 without one). It must survive a
+    /// snapshot, since a replica restored from one may lead next.
+    fn time_ms(&self) -> u64 {
+        0
+    }
+
+    /// A command the leader must commit before it answers `query` at `now_ms`, when the answer
+    /// at `now_ms` differs from the answer at the log's time (a key would be seen expired that
+    /// the log still holds alive): committing it puts that time in the log, so no later leader,
+    /// whatever its clock, answers as of an earlier time. The query is then answered at the log's
+    /// time once the command is applied.
+    fn time_entry(&self, _query: &Self::Query, _now_ms: u64) -> Option<Vec<u8>> {
         None
     }
 }

@@ -5,7 +5,7 @@ use super::raft_storage::RaftStorage;
 use super::runtime::{Outbox, Request, Runtime, RuntimeConfig};
 use super::snapshot_transfer::{copy_snapshot, NodeSnapshotFiles};
 use super::state_machine::{SnapshotJob, StateMachine};
-use super::{MembershipPolicy, NodeHandle};
+use super::{MembershipPolicy, NodeHandle, SystemClock};
 use crate::error::{Error, ErrorCode};
 use crate::storage::disk::{Disk, DiskFile, FsDisk, SimDisk};
 use crate::storage::wal::{GroupId, WalConfig};
@@ -29,7 +29,7 @@ impl StateMachine for Journal {
         self.0.len().to_string().into_bytes()
     }
 
-    fn query(&self, _: &()) -> Vec<u8> {
+    fn query(&self, _: &(), _now_ms: u64) -> Vec<u8> {
         self.0.join(&b","[..])
     }
 
@@ -60,8 +60,8 @@ impl StateMachine for SlowJournal {
         self.0.apply(index, command)
     }
 
-    fn query(&self, query: &()) -> Vec<u8> {
-        self.0.query(query)
+    fn query(&self, query: &(), now_ms: u64) -> Vec<u8> {
+        self.0.query(query, now_ms)
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -147,6 +147,7 @@ fn start_on<S: StateMachine>(
         membership: MembershipPolicy::default(),
         rng_seed: None,
         snapshots_on_loop: false,
+        clock: Arc::new(SystemClock),
     };
     let bootstrap = BTreeMap::from([(GROUP, RecoveredState::bootstrap(members.iter().copied()))]);
     let runtime: Runtime<S> =

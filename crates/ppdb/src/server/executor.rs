@@ -2,13 +2,17 @@
 //! operation to the shard's leader (locally, or forwarded over the transport), and combines
 //! the answers of multi-shard commands.
 //!
+//! A write is not given a time here: the shard's leader stamps it as it proposes the entry, and
+//! reads are judged at the leader's time too (`node::replica`), so the node a client reaches
+//! makes no difference to expiry, whatever its clock says.
+//!
 //! Retries are safe only when the operation certainly did not take effect: a "not the leader"
 //! answer, or a proposal overwritten by a new leader. A timeout, or a lost connection while a
 //! forwarded write was in flight, leaves the outcome unknown and is reported as such.
 
 use super::forward::{self, ForwardOutcome, ShardOp};
 use super::forward_batch::{ForwardBatcher, ForwardFailure};
-use super::shard::{KvShard, ShardQuery};
+use super::shard::KvShard;
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
 use crate::node::runtime::wall_clock_ms;
@@ -70,9 +74,7 @@ impl Executor {
     /// Runs a write command. Multi-key writes that span shards run per shard: MSET and DEL
     /// are then not atomic across shards (documented); MSETNX, RENAME and COPY are refused.
     pub async fn write(&self, command: &WriteCommand) -> Result<Reply, Error> {
-        let write = command
-            .resolve(wall_clock_ms())
-            .map_err(|e| Error::State(format!("cannot resolve write: {e}")))?;
+        let write = unstamped(command)?;
         match &write.op {
             WriteOp::FlushAll => {
                 let all = (1..=self.shards).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
@@ -84,10 +86,7 @@ impl Executor {
             WriteOp::MSet { pairs } => {
                 let by_shard = self.group_pairs(pairs);
                 let runs = by_shard.into_iter().map(|(shard, pairs)| {
-                    self.on_shard(
-                        shard,
-                        ShardOp::Write(KvWrite { now_ms: write.now_ms, op: WriteOp::MSet { pairs } }),
-                    )
+                    self.on_shard(shard, ShardOp::Write(KvWrite::unstamped(WriteOp::MSet { pairs })))
                 });
                 for result in futures_join(runs).await {
                     result?;
@@ -114,10 +113,7 @@ impl Executor {
             }
             WriteOp::Del { keys } => {
                 let runs = self.group_keys(keys).into_iter().map(|(shard, keys)| {
-                    self.on_shard(
-                        shard,
-                        ShardOp::Write(KvWrite { now_ms: write.now_ms, op: WriteOp::Del { keys } }),
-                    )
+                    self.on_shard(shard, ShardOp::Write(KvWrite::unstamped(WriteOp::Del { keys })))
                 });
                 sum_integers(futures_join(runs).await)
             }
@@ -290,7 +286,7 @@ impl Executor {
         for op in ops {
             match op {
                 ShardOp::Write(write) => writes.push(write.encode()),
-                ShardOp::Read(read) => reads.push(ShardQuery { read: read.clone(), now_ms: wall_clock_ms() }),
+                ShardOp::Read(read) => reads.push(read.clone()),
             }
         }
         match (writes.is_empty(), reads.is_empty()) {
@@ -432,8 +428,8 @@ impl Executor {
         }
     }
 
-    /// The single shard a write goes to, resolved at this node's clock; `None` for writes
-    /// spanning several shards (or all of them).
+    /// The single shard a write goes to, and its entry (unstamped: the shard's leader stamps
+    /// it); `None` for writes spanning several shards (or all of them).
     pub fn plan_write(&self, command: &WriteCommand) -> Option<Result<(u64, ShardOp), Error>> {
         let keys = command.keys();
         let first = keys.first()?;
@@ -441,13 +437,14 @@ impl Executor {
         if keys.iter().any(|k| shard_of(k, self.shards) != shard) {
             return None;
         }
-        Some(
-            command
-                .resolve(wall_clock_ms())
-                .map(|write| (shard, ShardOp::Write(write)))
-                .map_err(|e| Error::State(format!("cannot resolve write: {e}"))),
-        )
+        Some(unstamped(command).map(|write| (shard, ShardOp::Write(write))))
     }
+}
+
+/// The log entry of `command`, for the shard's leader to stamp with its time. This node's clock
+/// only checks relative expiries for overflow, as Redis does.
+fn unstamped(command: &WriteCommand) -> Result<KvWrite, Error> {
+    command.resolve(wall_clock_ms()).map_err(|e| Error::State(format!("cannot resolve write: {e}")))
 }
 
 fn is_retryable(result: &Result<Reply, Error>) -> bool {

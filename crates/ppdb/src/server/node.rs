@@ -18,7 +18,8 @@ use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::state_machine::StateMachine as _;
 use crate::node::{
-    Directory, DirectoryCommand, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, META_GROUP,
+    Directory, DirectoryCommand, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig, SystemClock,
+    META_GROUP,
 };
 use crate::storage::disk::{Disk, FsDisk};
 use crate::storage::lock::DataDirLock;
@@ -334,6 +335,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         membership: config.membership_policy(),
         rng_seed: None,
         snapshots_on_loop: false,
+        clock: Arc::new(SystemClock),
     };
     let outbox = Arc::new(TransportOutbox(transport.clone()));
     let runtime: Runtime<KvShard> =

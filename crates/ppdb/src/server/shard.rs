@@ -1,4 +1,10 @@
 //! The key-value state machine as the node runtime replicates it: one [`KvShard`] per shard.
+//!
+//! Time: the shard's leader stamps each entry with its time ([`KvWrite::stamp`]) and answers
+//! reads at the later of its clock and the log's time ([`KvStore::time_ms`]). A read that would
+//! see a key expire before the log's time reaches its expiry first has the leader commit the
+//! key's removal ([`StateMachine::time_entry`]): once a client saw a key expired, no leader
+//! shows it again, whatever its clock.
 
 use super::memory::ShardMemory;
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
@@ -10,15 +16,6 @@ use std::io::Read;
 /// Most expired keys removed by one housekeeping entry.
 const EXPIRED_KEYS_PER_ENTRY_MAX: usize = 256;
 
-/// A linearizable read of a shard, judged against the serving node's clock for expiry.
-#[derive(Debug, Clone)]
-pub struct ShardQuery {
-    /// The read.
-    pub read: KvRead,
-    /// Milliseconds since the Unix epoch on the serving node.
-    pub now_ms: u64,
-}
-
 /// One shard's key space, driven by its Raft group.
 #[derive(Debug, Default)]
 pub struct KvShard {
@@ -28,7 +25,7 @@ pub struct KvShard {
 }
 
 impl StateMachine for KvShard {
-    type Query = ShardQuery;
+    type Query = KvRead;
     type Output = Reply;
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Reply {
@@ -47,8 +44,8 @@ impl StateMachine for KvShard {
         }
     }
 
-    fn query(&self, query: &ShardQuery) -> Reply {
-        self.store.read(&query.read, query.now_ms)
+    fn query(&self, query: &KvRead, now_ms: u64) -> Reply {
+        self.store.read(query, now_ms.max(self.store.time_ms()))
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -85,11 +82,34 @@ impl StateMachine for KvShard {
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {
+        let now_ms = now_ms.max(self.store.time_ms());
         let keys = self.store.expired_keys(now_ms, EXPIRED_KEYS_PER_ENTRY_MAX);
         if keys.is_empty() {
             return None;
         }
-        Some(KvWrite { now_ms, op: WriteOp::RemoveExpired { keys } }.encode())
+        Some(KvWrite::unstamped(WriteOp::RemoveExpired { keys }).encode())
+    }
+
+    fn stamp(command: &mut [u8], time_ms: u64) {
+        KvWrite::stamp(command, time_ms);
+    }
+
+    fn stamped_time(command: &[u8]) -> Option<u64> {
+        KvWrite::stamped_time(command)
+    }
+
+    fn time_ms(&self) -> u64 {
+        self.store.time_ms()
+    }
+
+    fn time_entry(&self, query: &KvRead, now_ms: u64) -> Option<Vec<u8>> {
+        let keys = self.store.newly_expired(query, now_ms, EXPIRED_KEYS_PER_ENTRY_MAX);
+        if keys.is_empty() {
+            return None;
+        }
+        // Its time is at least `now_ms`: every key expired by then is expired in the log, and
+        // these are removed.
+        Some(KvWrite::unstamped(WriteOp::RemoveExpired { keys }).encode())
     }
 }
 
@@ -107,6 +127,56 @@ mod tests {
             get: false,
         };
         shard.apply(LogIndex(index), &KvWrite { now_ms: 1, op }.encode());
+    }
+
+    /// Applies `op` as an entry the leader stamped at `time_ms`.
+    fn apply_at(shard: &mut KvShard, index: u64, time_ms: u64, op: WriteOp) -> Reply {
+        let mut command = KvWrite::unstamped(op).encode();
+        <KvShard as StateMachine>::stamp(&mut command, time_ms);
+        assert_eq!(<KvShard as StateMachine>::stamped_time(&command), Some(time_ms));
+        shard.apply(LogIndex(index), &command)
+    }
+
+    #[test]
+    fn reads_are_judged_no_earlier_than_the_logs_time_and_record_expiries_it_has_not_reached() {
+        let mut shard = KvShard::default();
+        let op = WriteOp::Set {
+            key: b"k".to_vec(),
+            value: b"v".to_vec(),
+            condition: SetCondition::Always,
+            ttl: SetTtl::After(1_000),
+            get: false,
+        };
+        assert_eq!(apply_at(&mut shard, 1, 50_000, op), Reply::Ok);
+        assert_eq!(shard.time_ms(), 50_000);
+        let get = KvRead::Get { key: b"k".to_vec() };
+        // A leader whose clock is 10 s behind answers at the log's time.
+        assert_eq!(shard.query(&KvRead::PTtl { key: b"k".to_vec() }, 40_000), Reply::Integer(1_000));
+        assert_eq!(shard.time_entry(&get, 40_000), None);
+        assert_eq!(shard.time_entry(&get, 51_000), None, "alive at its expiry");
+        // Past the expiry by the clock only: the removal goes through the log first.
+        let entry = shard.time_entry(&get, 51_001).map(|bytes| KvWrite::decode(&bytes));
+        let removal = WriteOp::RemoveExpired { keys: vec![b"k".to_vec()] };
+        assert_eq!(entry, Some(Ok(KvWrite::unstamped(removal.clone()))));
+        assert_eq!(apply_at(&mut shard, 2, 51_001, removal), Reply::Integer(1));
+        assert_eq!(shard.query(&get, 0), Reply::Nil, "expired at the log's time, whatever the clock");
+        assert_eq!(shard.time_entry(&get, 60_000), None);
+    }
+
+    #[test]
+    fn housekeeping_finds_keys_expired_at_the_logs_time_on_a_leader_whose_clock_is_behind() {
+        let mut shard = KvShard::default();
+        let op = |key: &str, ttl| WriteOp::Set {
+            key: key.as_bytes().to_vec(),
+            value: b"v".to_vec(),
+            condition: SetCondition::Always,
+            ttl,
+            get: false,
+        };
+        apply_at(&mut shard, 1, 10_000, op("k", SetTtl::After(10)));
+        apply_at(&mut shard, 2, 20_000, op("other", SetTtl::Clear));
+        let command = shard.housekeeping(5_000).map(|bytes| KvWrite::decode(&bytes).map(|w| w.op));
+        assert_eq!(command, Some(Ok(WriteOp::RemoveExpired { keys: vec![b"k".to_vec()] })));
     }
 
     #[test]

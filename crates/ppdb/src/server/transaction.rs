@@ -33,7 +33,8 @@ pub enum ExecElement {
 /// Runs a transaction's queue. `Err` is the frame EXEC answers instead of an array: the keys
 /// span several shards (nothing ran), or the entry failed (e.g. `TIMEOUT`: outcome unknown).
 pub async fn exec(executor: &Executor, queued: Vec<Queued>) -> Result<Vec<ExecElement>, Frame> {
-    let now_ms = wall_clock_ms();
+    // This node's clock only checks relative expiries; the shard's leader stamps the entry.
+    let clock_ms = wall_clock_ms();
     // `None` marks an element answered by the entry's reply array, in order.
     let mut plan = Vec::with_capacity(queued.len());
     let mut steps = Vec::new();
@@ -44,7 +45,7 @@ pub async fn exec(executor: &Executor, queued: Vec<Queued>) -> Result<Vec<ExecEl
                 steps.push(TxnStep::Read(read));
                 None
             }
-            Queued::Command(Command::Write(write)) => match write.resolve(now_ms) {
+            Queued::Command(Command::Write(write)) => match write.resolve(clock_ms) {
                 Ok(write) => {
                     steps.push(TxnStep::Write(write.op));
                     None
@@ -54,7 +55,7 @@ pub async fn exec(executor: &Executor, queued: Vec<Queued>) -> Result<Vec<ExecEl
             Queued::Command(other) => Some(ExecElement::Local(other)),
         });
     }
-    let mut replies = run_steps(executor, now_ms, steps).await?.into_iter();
+    let mut replies = run_steps(executor, steps).await?.into_iter();
     let missing = || Frame::error("ERR internal: the transaction answered too few replies");
     let elements = plan.into_iter().map(|element| {
         element.unwrap_or_else(|| ExecElement::Answered(replies.next().map_or_else(missing, Frame::from)))
@@ -63,12 +64,12 @@ pub async fn exec(executor: &Executor, queued: Vec<Queued>) -> Result<Vec<ExecEl
 }
 
 /// Proposes the steps as one entry on their shard; the replies, one per step.
-async fn run_steps(executor: &Executor, now_ms: u64, steps: Vec<TxnStep>) -> Result<Vec<Reply>, Frame> {
+async fn run_steps(executor: &Executor, steps: Vec<TxnStep>) -> Result<Vec<Reply>, Frame> {
     if steps.is_empty() {
         return Ok(Vec::new());
     }
     let shard = single_shard(executor.shards(), &steps)?;
-    let entry = KvWrite { now_ms, op: WriteOp::Transaction { steps } };
+    let entry = KvWrite::unstamped(WriteOp::Transaction { steps });
     match executor.on_shard(shard, ShardOp::Write(entry)).await {
         Ok(Reply::Array(replies)) => Ok(replies),
         Ok(other) => Err(Frame::error(format!("ERR internal: a transaction answered {other:?}"))),

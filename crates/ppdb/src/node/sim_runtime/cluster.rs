@@ -9,6 +9,10 @@
 //! directory with every founder ACTIVE. A spare starts only when it joins, with every group
 //! empty, as a joining node does (and again empty if it crashes before state reached it).
 //!
+//! Every machine has its own wall clock ([`SimClock`]), up to [`CLOCK_SKEW_MS_MAX`] ahead of or
+//! behind the run's true time, as real machines' clocks disagree; the leaders stamp entries
+//! with it.
+//!
 //! A removed node is stopped for good as soon as any node's published directory says it is
 //! REMOVED: its own (a real node then stops itself) or a peer's (whose transport then refuses
 //! its connections and tells it so, which also makes it stop). It is never restarted.
@@ -21,12 +25,14 @@
 
 mod faults;
 
+use super::clock::SimClock;
 use super::membership::peer_addr;
 use super::net::SimNet;
 use super::observer::Observer;
 use super::options::SimOptions;
 use super::register::{NodeContext, Register, NODE};
 use crate::error::Error;
+use crate::node::clock::WallClock;
 use crate::node::directory::{Directory, MemberStatus};
 use crate::node::handle::NodeHandle;
 use crate::node::placement::ClientTraffic;
@@ -61,6 +67,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Capacity of a runtime's inbound message queue.
 const INBOX_CAPACITY: usize = 4096;
 
+/// Most a machine's clock is ahead of or behind the run's true time, in milliseconds.
+const CLOCK_SKEW_MS_MAX: u64 = 2_000;
+
 /// Where every node keeps its data on its simulated disk.
 const DATA_DIR: &str = "/node";
 
@@ -90,6 +99,8 @@ enum Stage {
 /// One simulated machine: its disk survives crashes, its runtime does not.
 struct SimNode {
     disk: Arc<SimDisk>,
+    /// Its wall clock, skewed; it survives crashes.
+    clock: Arc<SimClock>,
     /// A founder bootstraps its groups; a spare starts them empty.
     founder: bool,
     /// Where it is in the run.
@@ -144,7 +155,10 @@ impl Cluster {
                 let disk = Arc::new(SimDisk::new(mix(seed, id.rotate_left(40))));
                 let founder = id <= opts.founders;
                 let stage = if founder { Stage::Member } else { Stage::Spare };
-                (NodeId(id), SimNode { disk, founder, stage, running: None })
+                // Drawn apart from the run's generator, so the faults of a seed stay as they were.
+                let skew = mix(seed, id ^ 0xC10C) % (2 * CLOCK_SKEW_MS_MAX + 1);
+                let clock = Arc::new(SimClock::new(skew as i64 - CLOCK_SKEW_MS_MAX as i64));
+                (NodeId(id), SimNode { disk, clock, founder, stage, running: None })
             })
             .collect();
         let handles = Handles::default();
@@ -232,6 +246,10 @@ impl Cluster {
 
     /// The one place a node's runtime settings are made.
     fn runtime_config(&self, node: NodeId) -> RuntimeConfig {
+        let clock: Arc<dyn WallClock> = match self.nodes.get(&node) {
+            Some(n) => n.clock.clone(),
+            None => Arc::new(SimClock::new(0)),
+        };
         RuntimeConfig {
             node,
             tick: TICK,
@@ -241,6 +259,7 @@ impl Cluster {
             membership: self.opts.membership,
             rng_seed: Some(mix(self.seed, self.boots)),
             snapshots_on_loop: true,
+            clock,
         }
     }
 

@@ -55,7 +55,7 @@ impl StateMachine for Register {
         self.state
     }
 
-    fn query(&self, _: &()) -> Observed {
+    fn query(&self, _: &(), _now_ms: u64) -> Observed {
         self.state
     }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use super::*;
-use crate::kv::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp};
+use crate::kv::{ExpireCondition, ExpireTime, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp};
 
 fn args(line: &str) -> Vec<Bytes> {
     line.split(' ').filter(|a| !a.is_empty()).map(|a| Bytes::from(a.to_owned())).collect()
@@ -134,23 +134,23 @@ fn classification_and_keys() {
 }
 
 #[test]
-fn set_options_resolve_to_absolute_times() {
+fn set_options_resolve_to_milliseconds_absolute_or_after_the_entry_time() {
     let now = 1_700_000_000_000;
     let set =
         |ttl, condition, get| WriteOp::Set { key: b"k".to_vec(), value: b"v".to_vec(), condition, ttl, get };
     assert_eq!(op("SET k v", now), set(SetTtl::Clear, SetCondition::Always, false));
-    assert_eq!(op("set k v ex 10 nx", now), set(SetTtl::At(now + 10_000), SetCondition::IfAbsent, false));
-    assert_eq!(op("SET k v PX 5 XX GET", now), set(SetTtl::At(now + 5), SetCondition::IfPresent, true));
+    assert_eq!(op("set k v ex 10 nx", now), set(SetTtl::After(10_000), SetCondition::IfAbsent, false));
+    assert_eq!(op("SET k v PX 5 XX GET", now), set(SetTtl::After(5), SetCondition::IfPresent, true));
     assert_eq!(
         op("SET k v EXAT 2000000000", now),
         set(SetTtl::At(2_000_000_000_000), SetCondition::Always, false)
     );
     assert_eq!(op("SET k v PXAT 1", now), set(SetTtl::At(1), SetCondition::Always, false));
     assert_eq!(op("SET k v KEEPTTL", now), set(SetTtl::Keep, SetCondition::Always, false));
-    assert_eq!(op("SET k v EX 10 EX 20", now), set(SetTtl::At(now + 20_000), SetCondition::Always, false));
+    assert_eq!(op("SET k v EX 10 EX 20", now), set(SetTtl::After(20_000), SetCondition::Always, false));
     assert_eq!(op("SET k v NX NX GET GET", now), set(SetTtl::Clear, SetCondition::IfAbsent, true));
-    assert_eq!(op("SETEX k 3 v", now), set(SetTtl::At(now + 3_000), SetCondition::Always, false));
-    assert_eq!(op("PSETEX k 3 v", now), set(SetTtl::At(now + 3), SetCondition::Always, false));
+    assert_eq!(op("SETEX k 3 v", now), set(SetTtl::After(3_000), SetCondition::Always, false));
+    assert_eq!(op("PSETEX k 3 v", now), set(SetTtl::After(3), SetCondition::Always, false));
     assert_eq!(op("GETSET k v", now), set(SetTtl::Clear, SetCondition::Always, true));
     // Overflow only known once the clock is added.
     let near_max = i64::MAX - 10;
@@ -158,7 +158,7 @@ fn set_options_resolve_to_absolute_times() {
         write(&format!("SET k v PX {near_max}"), now).map(|w| w.op),
         Err(CommandError::InvalidExpireTime { command: "set" })
     );
-    assert_eq!(write("SET k v EX 10", now).map(|w| w.now_ms), Ok(now), "the clock travels with the write");
+    assert_eq!(write("SET k v EX 10", now).map(|w| w.now_ms), Ok(0), "the shard's leader stamps the time");
 }
 
 #[test]
@@ -167,15 +167,17 @@ fn getex_and_expire_resolve() {
     let getex = |ttl| WriteOp::GetEx { key: b"k".to_vec(), ttl };
     assert_eq!(op("GETEX k", now), getex(GetExTtl::Unchanged));
     assert_eq!(op("GETEX k PERSIST", now), getex(GetExTtl::Persist));
-    assert_eq!(op("GETEX k EX 2", now), getex(GetExTtl::At(12_000)));
+    assert_eq!(op("GETEX k EX 2", now), getex(GetExTtl::After(2_000)));
     assert_eq!(op("GETEX k PXAT 99", now), getex(GetExTtl::At(99)));
-    let expire = |at_ms, condition| WriteOp::Expire { key: b"k".to_vec(), at_ms, condition };
-    assert_eq!(op("EXPIRE k 10", now), expire(20_000, ExpireCondition::Always));
-    assert_eq!(op("EXPIRE k -10", now), expire(0, ExpireCondition::Always));
-    assert_eq!(op("PEXPIRE k 5 gt", now), expire(10_005, ExpireCondition::IfLater));
-    assert_eq!(op("EXPIREAT k 100 XX LT", now), expire(100_000, ExpireCondition::IfTtlAndEarlier));
-    assert_eq!(op("PEXPIREAT k -3 xx gt", now), expire(-3, ExpireCondition::IfTtlAndLater));
-    assert_eq!(op("EXPIRE k 1 NX", now), expire(11_000, ExpireCondition::IfNoTtl));
+    let expire = |when, condition| WriteOp::Expire { key: b"k".to_vec(), when, condition };
+    let after = ExpireTime::After;
+    assert_eq!(op("EXPIRE k 10", now), expire(after(10_000), ExpireCondition::Always));
+    assert_eq!(op("EXPIRE k -10", now), expire(after(-10_000), ExpireCondition::Always));
+    assert_eq!(op("PEXPIRE k 5 gt", now), expire(after(5), ExpireCondition::IfLater));
+    let at = ExpireTime::At;
+    assert_eq!(op("EXPIREAT k 100 XX LT", now), expire(at(100_000), ExpireCondition::IfTtlAndEarlier));
+    assert_eq!(op("PEXPIREAT k -3 xx gt", now), expire(at(-3), ExpireCondition::IfTtlAndLater));
+    assert_eq!(op("EXPIRE k 1 NX", now), expire(after(1_000), ExpireCondition::IfNoTtl));
     assert_eq!(
         write("EXPIRE k 9223372036854775807", now).map(|w| w.op),
         Err(CommandError::InvalidExpireTime { command: "expire" })

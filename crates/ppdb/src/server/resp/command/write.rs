@@ -1,14 +1,16 @@
-//! Write commands as parsed, and how the leader fixes their times before proposing them.
+//! Write commands as parsed, and how their times become part of a log entry.
 //!
 //! Most writes need no clock and are ready [`WriteOp`]s. SET (with EX/PX/EXAT/PXAT, and SETEX,
-//! PSETEX), GETEX and the EXPIRE family carry times relative to "now" or in seconds; the leader
-//! calls [`WriteCommand::resolve`] with its clock to get the [`KvWrite`] for the log, with
-//! absolute millisecond times, so every replica applies the same thing. Overflow checks follow
-//! Redis 7 (`getExpireMillisecondsOrReply`, `expireGenericCommand`) and produce the same
+//! PSETEX), GETEX and the EXPIRE family carry times relative to "now" or in seconds;
+//! [`WriteCommand::resolve`] turns them into milliseconds, absolute or counted from the entry's
+//! time, in the [`KvWrite`] for the log. The node the client reached does not choose that time:
+//! the shard's leader stamps it as it proposes the entry, so every replica applies the same
+//! thing whichever node took the command. Overflow checks follow Redis 7
+//! (`getExpireMillisecondsOrReply`, `expireGenericCommand`) and produce the same
 //! `ERR invalid expire time in '<command>' command`.
 
 use super::error::CommandError;
-use crate::kv::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp};
+use crate::kv::{ExpireCondition, ExpireTime, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp};
 
 /// The unit of a time argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +24,7 @@ pub enum TimeUnit {
 /// What a time argument counts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExpireBase {
-    /// Relative to the leader's clock (EX, PX, EXPIRE, PEXPIRE).
+    /// Relative to the entry's time, which the shard's leader stamps (EX, PX, EXPIRE, PEXPIRE).
     Now,
     /// Since the Unix epoch (EXAT, PXAT, EXPIREAT, PEXPIREAT).
     UnixEpoch,
@@ -86,7 +88,7 @@ pub struct ExpireCommand {
     pub command: &'static str,
 }
 
-/// A write command before the leader fixes its times.
+/// A write command before its times are in milliseconds.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteCommand {
     /// A write that does not depend on the clock.
@@ -115,13 +117,19 @@ impl WriteCommand {
         }
     }
 
-    /// The log entry for this write at the leader's clock `now_ms` (ms since the Unix epoch).
-    pub fn resolve(&self, now_ms: u64) -> Result<KvWrite, CommandError> {
+    /// The log entry for this write, its time left for the shard's leader to stamp (0 until
+    /// then; relative expiries count from that time). `clock_ms`, this node's clock in ms
+    /// since the Unix epoch, only checks relative expiries as Redis does: one that would
+    /// overflow once added to the clock is an invalid expire time.
+    pub fn resolve(&self, clock_ms: u64) -> Result<KvWrite, CommandError> {
         let op = match self {
             WriteCommand::Ready(op) => op.clone(),
             WriteCommand::Set(set) => {
                 let ttl = match (set.expiry, set.keep_ttl) {
-                    (Some(expiry), _) => SetTtl::At(absolute_ms(expiry, now_ms, set.command)?),
+                    (Some(expiry), _) => match expiry_ms(expiry, clock_ms, set.command)? {
+                        (ExpireBase::Now, ms) => SetTtl::After(ms),
+                        (ExpireBase::UnixEpoch, ms) => SetTtl::At(ms),
+                    },
                     (None, true) => SetTtl::Keep,
                     (None, false) => SetTtl::Clear,
                 };
@@ -137,22 +145,30 @@ impl WriteCommand {
                 let ttl = match option {
                     GetExOption::None => GetExTtl::Unchanged,
                     GetExOption::Persist => GetExTtl::Persist,
-                    GetExOption::Expire(expiry) => GetExTtl::At(absolute_ms(*expiry, now_ms, "getex")?),
+                    GetExOption::Expire(expiry) => match expiry_ms(*expiry, clock_ms, "getex")? {
+                        (ExpireBase::Now, ms) => GetExTtl::After(ms),
+                        (ExpireBase::UnixEpoch, ms) => GetExTtl::At(ms),
+                    },
                 };
                 WriteOp::GetEx { key: key.clone(), ttl }
             }
             WriteCommand::Expire(expire) => WriteOp::Expire {
                 key: expire.key.clone(),
-                at_ms: expire_at_ms(expire, now_ms)?,
+                when: expire_time(expire, clock_ms)?,
                 condition: expire.condition,
             },
         };
-        Ok(KvWrite { now_ms, op })
+        Ok(KvWrite::unstamped(op))
     }
 }
 
-/// SET/GETEX expiry to absolute ms, as Redis's `getExpireMillisecondsOrReply`.
-fn absolute_ms(expiry: Expiry, now_ms: u64, command: &'static str) -> Result<u64, CommandError> {
+/// A SET/GETEX expiry in milliseconds (positive) and what it counts from, checked as Redis's
+/// `getExpireMillisecondsOrReply`.
+fn expiry_ms(
+    expiry: Expiry,
+    clock_ms: u64,
+    command: &'static str,
+) -> Result<(ExpireBase, u64), CommandError> {
     let invalid = CommandError::InvalidExpireTime { command };
     if expiry.amount <= 0 {
         return Err(invalid);
@@ -161,25 +177,23 @@ fn absolute_ms(expiry: Expiry, now_ms: u64, command: &'static str) -> Result<u64
         TimeUnit::Seconds => expiry.amount.checked_mul(1000).ok_or(invalid.clone())?,
         TimeUnit::Milliseconds => expiry.amount,
     };
-    let ms = match expiry.base {
-        ExpireBase::Now => ms.checked_add(clock(now_ms)).ok_or(invalid.clone())?,
-        ExpireBase::UnixEpoch => ms,
-    };
-    u64::try_from(ms).ok().filter(|&ms| ms > 0).ok_or(invalid)
+    if expiry.base == ExpireBase::Now && ms.checked_add(clock(clock_ms)).is_none() {
+        return Err(invalid);
+    }
+    u64::try_from(ms).map(|ms| (expiry.base, ms)).map_err(|_| invalid)
 }
 
-/// EXPIRE family time to absolute ms, as Redis's `expireGenericCommand` (negative allowed).
-fn expire_at_ms(expire: &ExpireCommand, now_ms: u64) -> Result<i64, CommandError> {
+/// EXPIRE family time in milliseconds, as Redis's `expireGenericCommand` (negative allowed).
+fn expire_time(expire: &ExpireCommand, clock_ms: u64) -> Result<ExpireTime, CommandError> {
     let invalid = CommandError::InvalidExpireTime { command: expire.command };
     let when = match expire.unit {
         TimeUnit::Seconds => expire.when.checked_mul(1000).ok_or(invalid.clone())?,
         TimeUnit::Milliseconds => expire.when,
     };
-    let base = match expire.base {
-        ExpireBase::Now => clock(now_ms),
-        ExpireBase::UnixEpoch => 0,
-    };
-    when.checked_add(base).ok_or(invalid)
+    match expire.base {
+        ExpireBase::Now => when.checked_add(clock(clock_ms)).map(|_| ExpireTime::After(when)).ok_or(invalid),
+        ExpireBase::UnixEpoch => Ok(ExpireTime::At(when)),
+    }
 }
 
 /// The clock as a signed number, as Redis keeps it.
