@@ -35,16 +35,9 @@ impl StateMachine for KvShard {
     type Query = ShardQuery;
     type Output = Reply;
 
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Reply {
-        match KvWrite::decode(command) {
-            Ok(write) => self.store.apply(&write),
-            Err(e) => {
-                // Every replica decodes the same bytes the same way, so skipping is
-                // deterministic; but it means a bug or a version mismatch: say so loudly.
-                tracing::error!(index = index.0, error = %e, "undecodable key-value command in the log; skipped");
-                Reply::Nil
-            }
-        }
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Reply, String> {
+        let write = KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
+        Ok(self.store.apply(&write))
     }
 
     fn query(&self, query: &ShardQuery) -> Reply {
@@ -97,7 +90,8 @@ mod tests {
             ttl: SetTtl::Clear,
             get: false,
         };
-        shard.apply(LogIndex(index), &KvWrite { now_ms: 1, op }.encode());
+        let reply = shard.apply(LogIndex(index), &KvWrite { now_ms: 1, op }.encode());
+        assert_eq!(reply, Ok(Reply::Ok));
     }
 
     #[test]
