@@ -44,7 +44,7 @@ fn setrange_allowance(op: &WriteOp) -> u64 {
                 TxnStep::Write(op) => setrange_allowance(op),
                 TxnStep::Read(_) => 0,
             })
-            .sum(),
+            .fold(0, u64::saturating_add),
         _ => 0,
     }
 }
@@ -65,10 +65,13 @@ fn apply_entry(store: &mut KvStore, entry: &[u8]) {
     let reply = store.apply(&write);
     store.check_indexes();
     let after = store_bytes(store);
-    let allowance = 4 * entry.len() as u64
-        + (GROWTH_PER_OPERATION_BYTES + largest_value) * operation_count(&write.op)
-        + setrange_allowance(&write.op);
-    assert!(after <= before + allowance, "grew from {before} to {after} bytes applying {write:?}");
+    let allowance = (4 * entry.len() as u64)
+        .saturating_add((GROWTH_PER_OPERATION_BYTES + largest_value) * operation_count(&write.op))
+        .saturating_add(setrange_allowance(&write.op));
+    assert!(
+        after <= before.saturating_add(allowance),
+        "grew from {before} to {after} bytes applying {write:?}"
+    );
     for (key, value) in store.entries.iter() {
         assert!(value.data.len() as u64 <= VALUE_BYTES_MAX, "value of {key:?} past the limit");
     }
