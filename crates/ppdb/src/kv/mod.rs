@@ -17,6 +17,8 @@
 mod codec;
 pub mod command;
 pub mod glob;
+#[cfg(test)]
+mod hostile_tests;
 pub mod numeric;
 mod read;
 pub mod reply;
@@ -36,4 +38,4 @@ pub use command::{
 pub use reply::{KvError, Reply};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
-pub use txn::{TxnStep, TXN_STEPS_MAX};
+pub use txn::{TxnStep, TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};

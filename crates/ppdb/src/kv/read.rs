@@ -9,7 +9,7 @@
 
 use super::command::KvRead;
 use super::glob::glob_match;
-use super::reply::Reply;
+use super::reply::{Reply, REPLY_ELEMENT_BYTES};
 use super::scan::{scan_filter, scan_page};
 use super::state_machine::{KvStore, Value};
 
@@ -35,28 +35,11 @@ impl KvStore {
             KvRead::ExpireTime { key } => expire_time_reply(self, key, now_ms, false),
             KvRead::PExpireTime { key } => expire_time_reply(self, key, now_ms, true),
             KvRead::Type { key } => Reply::Status(if live(key).is_some() { "string" } else { "none" }),
-            KvRead::Keys { pattern } => {
-                let match_all = pattern.as_slice() == b"*";
-                // In scan order, as Redis answers in its hash table's order.
-                Reply::Array(
-                    self.scan_order
-                        .iter()
-                        .map(|(_, key)| key)
-                        .filter(|key| live(key).is_some() && (match_all || glob_match(pattern, key)))
-                        .map(|key| Reply::Bulk(key.clone()))
-                        .collect(),
-                )
-            }
+            KvRead::Keys { pattern } => keys_reply(self.matching_keys(pattern, now_ms)),
             KvRead::Scan { cursor, pattern, count, type_name } => {
-                let page = scan_page(&self.scan_order, *cursor, *count);
-                let keys = page
-                    .visited
-                    .into_iter()
-                    .filter(|key| live(key).is_some())
-                    .filter(|key| scan_filter(key, pattern.as_deref(), type_name.as_deref()))
-                    .map(<[u8]>::to_vec)
-                    .collect();
-                Reply::Scan { cursor: page.next_cursor, keys }
+                let (next_cursor, keys) =
+                    self.scan_keys(*cursor, pattern.as_deref(), *count, type_name.as_deref(), now_ms);
+                Reply::Scan { cursor: next_cursor, keys: keys.into_iter().map(<[u8]>::to_vec).collect() }
             }
             KvRead::DbSize => Reply::Integer(self.live_len(now_ms) as i64),
             KvRead::RandomKey => Reply::bulk_or_nil(self.random_key(now_ms)),
@@ -90,6 +73,66 @@ impl KvStore {
         }
     }
 
+    /// Answers `query` as [`KvStore::read`] does, unless its reply would hold more than
+    /// `room` bytes as [`Reply::bytes`] counts them: then `None`, and nothing large was built.
+    /// Replies not listed here are a few bytes.
+    pub(super) fn read_within(&self, query: &KvRead, now_ms: u64, room: u64) -> Option<Reply> {
+        let value_bytes = |key: &[u8]| self.get_live(key, now_ms).map_or(0, |v| v.data.len() as u64);
+        let element = REPLY_ELEMENT_BYTES;
+        let bytes = match query {
+            KvRead::Get { key } => element + value_bytes(key),
+            KvRead::MGet { keys } => element + keys.iter().map(|key| element + value_bytes(key)).sum::<u64>(),
+            KvRead::GetRange { key, start, end } => {
+                let data = self.get_live(key, now_ms).map_or(&[][..], |v| &v.data[..]);
+                element + get_range(data, *start, *end).len() as u64
+            }
+            KvRead::Keys { pattern } => {
+                let keys = self.matching_keys(pattern, now_ms);
+                return (keys_bytes(&keys) <= room).then(|| keys_reply(keys));
+            }
+            KvRead::Scan { cursor, pattern, count, type_name } => {
+                let (next_cursor, keys) =
+                    self.scan_keys(*cursor, pattern.as_deref(), *count, type_name.as_deref(), now_ms);
+                let fits = keys_bytes(&keys) <= room;
+                return fits.then(|| Reply::Scan {
+                    cursor: next_cursor,
+                    keys: keys.into_iter().map(<[u8]>::to_vec).collect(),
+                });
+            }
+            _ => 0,
+        };
+        (bytes <= room).then(|| self.read(query, now_ms))
+    }
+
+    /// KEYS: the live keys matching `pattern`, in scan order (as Redis answers in its hash
+    /// table's order).
+    fn matching_keys(&self, pattern: &[u8], now_ms: u64) -> Vec<&[u8]> {
+        let match_all = pattern == b"*";
+        self.scan_order
+            .iter()
+            .map(|(_, key)| key.as_slice())
+            .filter(|key| self.get_live(key, now_ms).is_some() && (match_all || glob_match(pattern, key)))
+            .collect()
+    }
+
+    /// SCAN: the next cursor and the live keys of the page that pass MATCH and TYPE.
+    fn scan_keys(
+        &self,
+        cursor: u64,
+        pattern: Option<&[u8]>,
+        count: u64,
+        type_name: Option<&[u8]>,
+        now_ms: u64,
+    ) -> (u64, Vec<&[u8]>) {
+        let page = scan_page(&self.scan_order, cursor, count);
+        let keys = page
+            .visited
+            .into_iter()
+            .filter(|key| self.get_live(key, now_ms).is_some() && scan_filter(key, pattern, type_name))
+            .collect();
+        (page.next_cursor, keys)
+    }
+
     /// Number of keys alive at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
         let expired = self.expiries.range(..(now_ms, Vec::new())).count();
@@ -107,6 +150,15 @@ impl KvStore {
         let before = self.scan_order.iter().take(start);
         after.chain(before).map(|(_, key)| key.as_slice()).find(|key| self.get_live(key, now_ms).is_some())
     }
+}
+
+/// The bytes of a reply listing `keys` (KEYS, or a SCAN page), as [`Reply::bytes`] counts them.
+fn keys_bytes(keys: &[&[u8]]) -> u64 {
+    REPLY_ELEMENT_BYTES + keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum::<u64>()
+}
+
+fn keys_reply(keys: Vec<&[u8]>) -> Reply {
+    Reply::Array(keys.into_iter().map(|key| Reply::Bulk(key.to_vec())).collect())
 }
 
 /// GETRANGE's index arithmetic, exactly as Redis 7's `getrangeCommand`.

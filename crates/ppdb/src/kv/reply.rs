@@ -6,6 +6,11 @@
 
 use std::fmt;
 
+/// What one reply element costs beyond its bytes, as [`Reply::bytes`] counts it: about the
+/// memory of a [`Reply`] itself, so that a million empty elements count as well as a million
+/// bytes do. A fixed number, not `size_of`, so every replica counts alike.
+pub const REPLY_ELEMENT_BYTES: u64 = 32;
+
 /// The answer to one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
@@ -48,6 +53,9 @@ pub enum KvError {
     StringTooLong,
     /// RENAME or RENAMENX of a key that does not exist.
     NoSuchKey,
+    /// A MULTI/EXEC step whose reply would take the transaction's replies past
+    /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
+    TxnReplyTooLarge,
 }
 
 impl KvError {
@@ -60,6 +68,7 @@ impl KvError {
             Self::NanOrInfinity => "ERR increment would produce NaN or Infinity",
             Self::StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
             Self::NoSuchKey => "ERR no such key",
+            Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
         }
     }
 }
@@ -76,6 +85,18 @@ impl Reply {
     /// A bulk reply holding `value`, or [`Reply::Nil`] when absent.
     pub fn bulk_or_nil(value: Option<&[u8]>) -> Self {
         value.map_or(Reply::Nil, |v| Reply::Bulk(v.to_vec()))
+    }
+
+    /// The memory the reply holds, as the transaction reply limit counts it: its bulk bytes
+    /// plus [`REPLY_ELEMENT_BYTES`] per element, itself included.
+    pub fn bytes(&self) -> u64 {
+        let content = match self {
+            Reply::Bulk(bytes) => bytes.len() as u64,
+            Reply::Array(items) => items.iter().map(Reply::bytes).sum(),
+            Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
+            Reply::Ok | Reply::Status(_) | Reply::Nil | Reply::Integer(_) | Reply::Error(_) => 0,
+        };
+        REPLY_ELEMENT_BYTES + content
     }
 
     /// Whether this reply is an error.

@@ -24,7 +24,7 @@ use super::numeric::{format_f64, parse_f64, parse_i64};
 use super::reply::{KvError, Reply};
 use super::scan::scan_hash;
 use super::table::KeyTable;
-use super::txn::TxnStep;
+use super::txn::{TxnStep, TXN_REPLY_BYTES_MAX};
 
 /// A stored value: the bytes and an optional absolute expiry. The bytes are shared, so a copy
 /// of the key table's part holding them (while a snapshot is serialized) does not copy them.
@@ -159,13 +159,25 @@ impl KvStore {
 
     /// MULTI/EXEC: every step in order, each seeing the ones before; one reply per step. An
     /// error reply of one step leaves the state as it was and the other steps still apply.
+    /// The replies together stay within [`TXN_REPLY_BYTES_MAX`] (see [`super::txn`]).
     fn apply_transaction(&mut self, steps: &[TxnStep], now: u64) -> Reply {
+        self.apply_steps(steps, now, TXN_REPLY_BYTES_MAX)
+    }
+
+    /// The steps of a transaction, their replies holding at most `reply_bytes_max` bytes.
+    pub(super) fn apply_steps(&mut self, steps: &[TxnStep], now: u64, reply_bytes_max: u64) -> Reply {
         let mut replies = Vec::with_capacity(steps.len());
+        let mut reply_bytes = 0u64;
         for step in steps {
-            replies.push(match step {
-                TxnStep::Write(op) => self.apply_op(op, now),
-                TxnStep::Read(read) => self.read(read, now),
-            });
+            let room = reply_bytes_max.saturating_sub(reply_bytes);
+            let reply = match step {
+                TxnStep::Write(op) => Some(self.apply_op(op, now)),
+                TxnStep::Read(read) => self.read_within(read, now, room),
+            }
+            .filter(|reply| reply.bytes() <= room)
+            .unwrap_or(Reply::Error(KvError::TxnReplyTooLarge));
+            reply_bytes = reply_bytes.saturating_add(reply.bytes());
+            replies.push(reply);
         }
         Reply::Array(replies)
     }

@@ -8,6 +8,12 @@
 //! as `ERR value is not an integer`) is just that element's error; the others still apply, as
 //! in Redis.
 //!
+//! Applying a transaction allocates its replies on every replica, so they are bounded: a step
+//! whose reply would take the transaction's replies past [`TXN_REPLY_BYTES_MAX`] answers
+//! `ERR transaction reply exceeds maximum allowed size` instead (a write step still takes
+//! effect; a read builds nothing large). Redis has no such limit, only the client output
+//! buffer's, which it enforces by disconnecting the client.
+//!
 //! # Encoding (inside an entry, operation tag 16)
 //!
 //! `count:varint` (at most [`TXN_STEPS_MAX`]), then per step `kind:u8` — `1` and a nested
@@ -15,10 +21,17 @@
 //! (`read_tag:u8 fields...`, byte strings and counts bounded as in the rest of the entry).
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
-use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp};
+use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp, VALUE_BYTES_MAX};
 
 /// The most commands one transaction entry may hold.
 pub const TXN_STEPS_MAX: u64 = 16 * 1024;
+
+/// Room in a transaction's replies beyond one value of the largest size.
+const TXN_REPLY_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The most memory the replies of one transaction may hold, as [`super::Reply::bytes`]
+/// counts it: one value of the largest size and some more (see the module docs).
+pub const TXN_REPLY_BYTES_MAX: u64 = VALUE_BYTES_MAX + TXN_REPLY_HEADROOM_BYTES;
 
 /// One command of a single-shard transaction, in client order.
 #[derive(Debug, Clone, PartialEq)]

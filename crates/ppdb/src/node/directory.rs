@@ -337,13 +337,13 @@ impl StateMachine for Directory {
     type Query = Infallible;
     type Output = DirectoryOutput;
 
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> DirectoryOutput {
-        match DirectoryCommand::decode(command) {
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<DirectoryOutput, String> {
+        Ok(match DirectoryCommand::decode(command) {
             Ok(command) => self.execute(&command),
             // Only this module writes directory entries; an undecodable one is refused by
             // every replica alike, so they stay identical.
             Err(e) => Err(format!("undecodable directory command: {e}")),
-        }
+        })
     }
 
     fn query(&self, query: &Infallible, _now_ms: u64) -> DirectoryOutput {
@@ -463,7 +463,7 @@ mod tests {
         let mut d = three();
         for command in &commands {
             assert_eq!(DirectoryCommand::decode(&command.encode()).as_ref(), Ok(command));
-            assert_eq!(d.apply(LogIndex(1), &command.encode()), Ok(()));
+            assert_eq!(d.apply(LogIndex(1), &command.encode()), Ok(Ok(())));
         }
         assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
         assert_eq!(Directory::restore(&[]), Ok(Directory::default()));
@@ -476,7 +476,7 @@ mod tests {
             ),
             "a join logged before incarnations"
         );
-        assert!(d.apply(LogIndex(2), &[77]).is_err());
+        assert!(matches!(d.apply(LogIndex(2), &[77]), Ok(Err(_))), "refused alike by every replica");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use ppdb_raft::{
     Entry, EntryPayload, LogIndex, PeerRole, ProposeError, RawNode, ReadState, Snapshot, SnapshotMeta, Term,
 };
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -56,6 +57,17 @@ fn snapshot_due(entries: u64, bytes: u64, last_snapshot_bytes: u64, entries_betw
             || entries >= entries_between_snapshots.saturating_mul(SNAPSHOT_DEFERRAL_MAX))
 }
 
+/// Why a replica stopped applying its group's log: the committed entry it could not apply.
+/// The node keeps running its other groups; this one takes no further part here (it applies,
+/// votes and answers nothing) until the node restarts, when the entry is tried again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyStopped {
+    /// The entry's index.
+    pub index: LogIndex,
+    /// Why it could not be applied: the state machine's error, or the message of a panic.
+    pub reason: String,
+}
+
 /// A replica of one group on this node.
 pub struct Replica<S: StateMachine> {
     /// The group.
@@ -84,6 +96,8 @@ pub struct Replica<S: StateMachine> {
     pub elections_started: u64,
     /// Campaigns this replica won.
     pub elections_won: u64,
+    /// Set once an entry could not be applied: the replica then applies nothing more.
+    stopped: Option<ApplyStopped>,
 }
 
 impl<S: StateMachine> Replica<S> {
@@ -116,6 +130,7 @@ impl<S: StateMachine> Replica<S> {
             last_stamp: None,
             elections_started: 0,
             elections_won: 0,
+            stopped: None,
         }
     }
 
@@ -126,6 +141,12 @@ impl<S: StateMachine> Replica<S> {
     /// larger than one entry may carry is refused here, before Raft sees it, so every entry
     /// fits a frame and a WAL record (`crate::limits`).
     pub fn propose(&mut self, commands: Vec<Vec<u8>>, replies: Vec<Reply<S::Output>>) {
+        if let Some(stopped) = &self.stopped {
+            for reply in replies {
+                let _ = reply.send(Err(stopped_error(self.group, stopped)));
+            }
+            return;
+        }
         let (mut commands, replies): (Vec<Vec<u8>>, Vec<_>) =
             commands.into_iter().zip(replies).filter_map(refuse_oversized::<S>).unzip();
         if commands.is_empty() {
@@ -158,6 +179,12 @@ impl<S: StateMachine> Replica<S> {
     /// Starts linearizable reads (one ReadIndex round for the whole batch); each reply
     /// receives its answer once the state machine has caught up with the confirmed index.
     pub fn read(&mut self, queries: Vec<S::Query>, replies: Vec<Reply<S::Output>>) {
+        if let Some(stopped) = &self.stopped {
+            for reply in replies {
+                let _ = reply.send(Err(stopped_error(self.group, stopped)));
+            }
+            return;
+        }
         if self.raft.role() != PeerRole::Leader {
             let leader = self.raft.leader();
             for reply in replies {
@@ -280,6 +307,36 @@ impl<S: StateMachine> Replica<S> {
         }
     }
 
+    /// Applies one committed command; a panic inside the state machine is caught and, like an
+    /// error, reported as the reason the command cannot be applied.
+    fn apply_command(&mut self, index: LogIndex, command: &[u8]) -> Result<S::Output, String> {
+        let sm = &mut self.sm;
+        catch_unwind(AssertUnwindSafe(|| sm.apply(index, command)))
+            .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(panic.as_ref()))))
+    }
+
+    /// Stops applying this group at `index` (the state machine may be half way through that
+    /// entry, so nothing may read or change it any more) and fails every request waiting on it.
+    fn stop_applying(&mut self, index: LogIndex, reason: String) {
+        tracing::error!(
+            group = self.group.0,
+            index = index.0,
+            %reason,
+            "cannot apply a committed entry: this group stops on this node, the others go on"
+        );
+        let stopped = ApplyStopped { index, reason };
+        let error = || Err(stopped_error(self.group, &stopped));
+        for pending in std::mem::take(&mut self.proposals).into_values() {
+            let _ = pending.reply.send(error());
+        }
+        let awaiting_index = std::mem::take(&mut self.reads_awaiting_index).into_values().flatten();
+        let awaiting_apply = std::mem::take(&mut self.reads_awaiting_apply).into_iter().flat_map(|(_, r)| r);
+        for read in awaiting_index.chain(awaiting_apply) {
+            let _ = read.reply.send(error());
+        }
+        self.stopped = Some(stopped);
+    }
+
     fn housekeeping_in_flight(&self) -> bool {
         self.housekeeping_index.is_some_and(|index| index > self.applied)
     }
@@ -305,8 +362,12 @@ pub trait GroupReplica: Send {
     /// from the file in `storage`.
     fn install_snapshot(&mut self, snapshot: &Snapshot, storage: &RaftStorage) -> Result<(), Error>;
 
-    /// Applies committed entries in order and answers the proposals they settle.
+    /// Applies committed entries in order and answers the proposals they settle. An entry
+    /// that cannot be applied stops the replica ([`ApplyStopped`]).
     fn apply(&mut self, entries: Vec<Entry>);
+
+    /// Set once the replica stopped applying its log: the runtime then leaves it alone.
+    fn apply_stopped(&self) -> Option<&ApplyStopped>;
 
     /// Records confirmed read indexes and serves the reads whose index is applied.
     fn confirm_reads(&mut self, states: Vec<ReadState>);
@@ -364,8 +425,14 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
             if entry.index <= self.applied {
                 continue;
             }
+            if self.stopped.is_some() {
+                return;
+            }
             let output = match &entry.payload {
-                EntryPayload::Command(data) => Some(self.sm.apply(entry.index, data)),
+                EntryPayload::Command(data) => match self.apply_command(entry.index, data) {
+                    Ok(output) => Some(output),
+                    Err(reason) => return self.stop_applying(entry.index, reason),
+                },
                 EntryPayload::Empty | EntryPayload::ConfChange(_) => None,
             };
             self.applied = entry.index;
@@ -380,6 +447,10 @@ impl<S: StateMachine> GroupReplica for Replica<S> {
             }
         }
         self.serve_reads();
+    }
+
+    fn apply_stopped(&self) -> Option<&ApplyStopped> {
+        self.stopped.as_ref()
     }
 
     fn confirm_reads(&mut self, states: Vec<ReadState>) {
@@ -477,6 +548,23 @@ fn refuse_oversized<S: StateMachine>(
     None
 }
 
+/// The error a request to a stopped group gets.
+fn stopped_error(group: GroupId, stopped: &ApplyStopped) -> Error {
+    Error::State(format!(
+        "group {} stopped applying its log on this node at index {}: {}",
+        group.0, stopped.index, stopped.reason
+    ))
+}
+
+/// The message a panic was raised with, when it is text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,9 +585,9 @@ mod tests {
         type Query = ();
         type Output = u64;
 
-        fn apply(&mut self, _: LogIndex, command: &[u8]) -> u64 {
+        fn apply(&mut self, _: LogIndex, command: &[u8]) -> Result<u64, String> {
             self.last_ms = self.last_ms.max(Self::stamped_time(command).unwrap_or(0));
-            self.last_ms
+            Ok(self.last_ms)
         }
 
         fn query(&self, _: &(), _now_ms: u64) -> u64 {

@@ -23,7 +23,7 @@ use super::leaders::LeaderTable;
 use super::placement::{self, ClientTraffic};
 use super::raft_storage::{self, RaftStorage};
 use super::reconcile::{self, GroupAction, MembershipPolicy};
-use super::replica::{GroupReplica, Replica, Reply};
+use super::replica::{ApplyStopped, GroupReplica, Replica, Reply};
 use super::state_machine::StateMachine;
 use crate::error::Error;
 use crate::storage::error::StorageError;
@@ -155,6 +155,8 @@ pub struct GroupReport {
     pub elections_started: u64,
     /// Campaigns won here.
     pub elections_won: u64,
+    /// Set when this node stopped applying the group's log (the entry it could not apply).
+    pub apply_stopped: Option<ApplyStopped>,
 }
 
 /// How the loop runs.
@@ -485,11 +487,14 @@ impl<S: StateMachine> Runtime<S> {
         }
     }
 
+    /// The replica of `group`, unless it is not hosted here or stopped applying its log.
     fn replica_mut(&mut self, group: GroupId) -> Option<&mut dyn GroupReplica> {
-        if group == META_GROUP {
-            return self.meta.as_mut().map(|m| m as &mut dyn GroupReplica);
-        }
-        self.groups.get_mut(&group).map(|r| r as &mut dyn GroupReplica)
+        let replica = if group == META_GROUP {
+            self.meta.as_mut().map(|m| m as &mut dyn GroupReplica)
+        } else {
+            self.groups.get_mut(&group).map(|r| r as &mut dyn GroupReplica)
+        };
+        replica.filter(|r| r.apply_stopped().is_none())
     }
 
     fn handle(&mut self, request: Request<S>) {
@@ -507,10 +512,12 @@ impl<S: StateMachine> Runtime<S> {
                 None => fail_all(vec![reply], META_GROUP),
             },
             Request::Status { reply } => {
-                let reports = hosted(&mut self.meta, &mut self.groups)
+                let reports = hosted_even_stopped(&mut self.meta, &mut self.groups)
                     .map(|(group, r)| {
                         let (elections_started, elections_won) = r.elections();
-                        GroupReport { group, raft: r.raft().status(), elections_started, elections_won }
+                        let apply_stopped = r.apply_stopped().cloned();
+                        let raft = r.raft().status();
+                        GroupReport { group, raft, elections_started, elections_won, apply_stopped }
                     })
                     .collect();
                 let _ = reply.send(reports);
@@ -852,8 +859,18 @@ fn replica<T: StateMachine>(
     Ok(Replica::new(group, raft, sm, applied, snapshot_bytes, Arc::clone(&config.clock)))
 }
 
-/// Every hosted replica, the meta group's first, as the runtime's common view of them.
+/// Every hosted replica that still applies its log, the meta group's first, as the runtime's
+/// common view of them. A replica that stopped ([`ApplyStopped`]) takes no further part: no
+/// ticks, messages or rounds, so the group's other replicas go on without it.
 fn hosted<'a, S: StateMachine>(
+    meta: &'a mut Option<Replica<Directory>>,
+    groups: &'a mut BTreeMap<GroupId, Replica<S>>,
+) -> impl Iterator<Item = (GroupId, &'a mut dyn GroupReplica)> {
+    hosted_even_stopped(meta, groups).filter(|(_, r)| r.apply_stopped().is_none())
+}
+
+/// Every hosted replica, including those that stopped applying their log (for status).
+fn hosted_even_stopped<'a, S: StateMachine>(
     meta: &'a mut Option<Replica<Directory>>,
     groups: &'a mut BTreeMap<GroupId, Replica<S>>,
 ) -> impl Iterator<Item = (GroupId, &'a mut dyn GroupReplica)> {

@@ -20,8 +20,11 @@ pub trait StateMachine: Send + Sized + 'static {
     /// The answer to a command or a query.
     type Output: Send + 'static;
 
-    /// Applies the committed command at `index`.
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Self::Output;
+    /// Applies the committed command at `index`. An error says the command cannot be applied
+    /// at all (it does not decode: a corrupt log, or one written by an incompatible version);
+    /// the node then stops applying this group rather than skip or guess, since replicas that
+    /// applied it would differ from this one.
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Self::Output, String>;
 
     /// Answers a query from the current state, on the leader whose clock reads `now_ms` (or
     /// at the log's time, if that is later: see [`StateMachine::time_entry`]).

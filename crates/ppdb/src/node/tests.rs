@@ -24,9 +24,9 @@ impl StateMachine for Journal {
     type Query = ();
     type Output = Vec<u8>;
 
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
         self.0.push(command.to_vec());
-        self.0.len().to_string().into_bytes()
+        Ok(self.0.len().to_string().into_bytes())
     }
 
     fn query(&self, _: &(), _now_ms: u64) -> Vec<u8> {
@@ -56,7 +56,7 @@ impl StateMachine for SlowJournal {
     type Query = ();
     type Output = Vec<u8>;
 
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Vec<u8> {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
         self.0.apply(index, command)
     }
 
@@ -123,10 +123,10 @@ struct TestNode<S: StateMachine = Journal> {
 const GROUP: GroupId = GroupId(1);
 
 fn start(net: &ChannelNet, root: &Path, id: u64, members: &[NodeId]) -> TestNode {
-    start_on(net, root, id, members, Arc::new(FsDisk::new()), Config::new(NodeId(id)))
+    start_on(net, root, id, members, Arc::new(FsDisk::new()), Config::new(NodeId(id)), &[GROUP])
 }
 
-/// [`start`] on `disk`, with `raft` settings, replicating an `S`.
+/// [`start`] on `disk`, with `raft` settings, replicating an `S` in each of `groups`.
 fn start_on<S: StateMachine>(
     net: &ChannelNet,
     root: &Path,
@@ -134,6 +134,7 @@ fn start_on<S: StateMachine>(
     members: &[NodeId],
     disk: Arc<dyn Disk>,
     raft: Config,
+    groups: &[GroupId],
 ) -> TestNode<S> {
     let dir = root.join(format!("node-{id}"));
     let (storage, recovered) = RaftStorage::open(disk, &dir, WalConfig::default()).expect("open storage");
@@ -149,7 +150,8 @@ fn start_on<S: StateMachine>(
         snapshots_on_loop: false,
         clock: Arc::new(SystemClock),
     };
-    let bootstrap = BTreeMap::from([(GROUP, RecoveredState::bootstrap(members.iter().copied()))]);
+    let bootstrap =
+        groups.iter().map(|&group| (group, RecoveredState::bootstrap(members.iter().copied()))).collect();
     let runtime: Runtime<S> =
         Runtime::new(config, Arc::new(storage), recovered, bootstrap, Arc::new(net.clone()))
             .expect("runtime");
@@ -324,7 +326,7 @@ async fn a_leader_answers_a_write_its_followers_made_durable_while_its_own_fsync
             // Elections stay away while the leader's loop waits at its gate.
             let mut raft = Config::new(NodeId(id));
             raft.election_timeout_ticks = 60;
-            (id, start_on(&net, root.path(), id, &members, disk, raft))
+            (id, start_on(&net, root.path(), id, &members, disk, raft, &[GROUP]))
         })
         .collect();
     let lead = leader(&nodes).await;
@@ -356,7 +358,7 @@ async fn writes_go_on_while_snapshots_are_serialized_on_a_current_thread_runtime
     let nodes: BTreeMap<u64, TestNode<SlowJournal>> = (1..=3)
         .map(|id| {
             let disk = Arc::new(FsDisk::new());
-            (id, start_on(&net, root.path(), id, &members, disk, Config::new(NodeId(id))))
+            (id, start_on(&net, root.path(), id, &members, disk, Config::new(NodeId(id)), &[GROUP]))
         })
         .collect();
     let lead = leader(&nodes).await;
@@ -408,7 +410,7 @@ async fn a_snapshot_that_cannot_be_saved_is_retried_and_the_node_keeps_serving()
     let nodes: BTreeMap<u64, TestNode> = (1..=3)
         .map(|id| {
             let disk: Arc<dyn Disk> = Arc::new(disks[&id].clone());
-            (id, start_on(&net, root, id, &members, disk, Config::new(NodeId(id))))
+            (id, start_on(&net, root, id, &members, disk, Config::new(NodeId(id)), &[GROUP]))
         })
         .collect();
     let lead = leader(&nodes).await;
@@ -448,7 +450,7 @@ async fn a_follower_far_behind_catches_up_from_a_streamed_snapshot() {
     let disks: BTreeMap<u64, SimDisk> = (1..=3).map(|id| (id, SimDisk::new(id + 10))).collect();
     let start_node = |id: u64| {
         let disk: Arc<dyn Disk> = Arc::new(disks[&id].clone());
-        start_on(&net, root, id, &members, disk, Config::new(NodeId(id)))
+        start_on(&net, root, id, &members, disk, Config::new(NodeId(id)), &[GROUP])
     };
     let mut nodes: BTreeMap<u64, TestNode> = (1..=3).map(|id| (id, start_node(id))).collect();
     let lead = leader(&nodes).await;
@@ -468,5 +470,134 @@ async fn a_follower_far_behind_catches_up_from_a_streamed_snapshot() {
     assert!(!received.is_empty(), "the follower holds the snapshot it received as a file");
     for node in nodes.values() {
         let _ = node.stop.send(true);
+    }
+}
+
+/// A [`Journal`] that cannot apply two commands: `panic` makes it panic, `undecodable` makes
+/// it fail as a state machine does on an entry it cannot decode.
+#[derive(Default)]
+struct FragileJournal(Journal);
+
+impl StateMachine for FragileJournal {
+    type Query = ();
+    type Output = Vec<u8>;
+
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Vec<u8>, String> {
+        match command {
+            b"panic" => panic!("the journal cannot take this"),
+            b"undecodable" => Err("undecodable journal command".into()),
+            _ => self.0.apply(index, command),
+        }
+    }
+
+    fn query(&self, query: &(), now_ms: u64) -> Vec<u8> {
+        self.0.query(query, now_ms)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.0.snapshot()
+    }
+
+    fn restore(data: &[u8]) -> Result<Self, String> {
+        Journal::restore(data).map(FragileJournal)
+    }
+}
+
+/// The group beside [`GROUP`] in [`a_committed_entry_that_cannot_be_applied_stops_its_group_only`].
+const OTHER_GROUP: GroupId = GroupId(2);
+
+/// Polls (every 20 ms) before a wait below gives up: 15 s, for a loaded machine.
+const WAIT_ROUNDS: usize = 750;
+
+/// Waits until some node leads `group`; returns it.
+async fn leader_of<S: StateMachine>(nodes: &BTreeMap<u64, TestNode<S>>, group: GroupId) -> u64 {
+    for _ in 0..WAIT_ROUNDS {
+        for (&id, node) in nodes {
+            let reports = node.handle.status().await.unwrap_or_default();
+            if reports.iter().any(|g| g.group == group && g.raft.role == PeerRole::Leader) {
+                return id;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no leader of group {} within 15 s", group.0);
+}
+
+/// Where each node stopped applying `group`, once `node` did (any node if `None`). Only the
+/// nodes that learn the entry is committed stop: a follower may never learn it once the
+/// others stopped, nor may a node restarted before its commit index was written (the runtime
+/// writes a commit index alone with the group's next record).
+async fn stopped_at<S: StateMachine>(
+    nodes: &BTreeMap<u64, TestNode<S>>,
+    group: GroupId,
+    node: Option<u64>,
+) -> BTreeMap<u64, (LogIndex, String)> {
+    for _ in 0..WAIT_ROUNDS {
+        let mut stopped = BTreeMap::new();
+        for (&id, running) in nodes {
+            let reports = running.handle.status().await.expect("a node with a stopped group still answers");
+            let report = reports.into_iter().find(|g| g.group == group).expect("the group is still reported");
+            stopped.extend(report.apply_stopped.map(|s| (id, (s.index, s.reason))));
+        }
+        if node.map_or(!stopped.is_empty(), |node| stopped.contains_key(&node)) {
+            return stopped;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("node {node:?} did not stop applying group {} within 15 s", group.0);
+}
+
+fn start_fragile(
+    net: &ChannelNet,
+    root: &Path,
+    members: &[NodeId],
+) -> BTreeMap<u64, TestNode<FragileJournal>> {
+    (1..=3)
+        .map(|id| {
+            let (disk, raft) = (Arc::new(FsDisk::new()), Config::new(NodeId(id)));
+            (id, start_on(net, root, id, members, disk, raft, &[GROUP, OTHER_GROUP]))
+        })
+        .collect()
+}
+
+/// An entry no replica can apply (a panic in the state machine, or an error such as an
+/// undecodable command) stops its group on every node, which says where and why; the nodes
+/// and their other groups go on, and a restart on the same files stops the group again at
+/// the same entry instead of crashing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_entry_that_cannot_be_applied_stops_its_group_only() {
+    for (poison, reason) in
+        [("panic", "panicked: the journal cannot take this"), ("undecodable", "undecodable journal command")]
+    {
+        let root = tempfile::tempdir().expect("tempdir");
+        let net = ChannelNet::default();
+        let members = [NodeId(1), NodeId(2), NodeId(3)];
+        let nodes = start_fragile(&net, root.path(), &members);
+        let lead = leader_of(&nodes, GROUP).await;
+        nodes[&lead].handle.propose(GROUP, b"before".to_vec()).await.expect("commit");
+        let refused = nodes[&lead].handle.propose(GROUP, poison.as_bytes().to_vec()).await.unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::State, "{refused}");
+        assert!(refused.to_string().contains(reason), "{refused}");
+        let stopped = stopped_at(&nodes, GROUP, Some(lead)).await;
+        let index = stopped[&lead].0;
+        assert!(stopped.values().all(|s| *s == (index, reason.to_string())), "{stopped:?}");
+        let other = leader_of(&nodes, OTHER_GROUP).await;
+        nodes[&other].handle.propose(OTHER_GROUP, b"still".to_vec()).await.expect("the other group goes on");
+
+        // Restarted on the same files, the nodes stop the group at the same entry again.
+        for node in nodes.into_values() {
+            let _ = node.stop.send(true);
+            node.task.await.expect("join").expect("clean stop");
+        }
+        let nodes = start_fragile(&net, root.path(), &members);
+        let again = stopped_at(&nodes, GROUP, None).await;
+        assert!(again.values().all(|s| s.0 == index), "{again:?} after a restart, {index} before");
+        let other = leader_of(&nodes, OTHER_GROUP).await;
+        let all = nodes[&other].handle.read(OTHER_GROUP, ()).await.expect("read");
+        assert_eq!(all, b"still".to_vec());
+        assert!(nodes.values().all(|node| !node.task.is_finished()), "every node still runs");
+        for node in nodes.values() {
+            let _ = node.stop.send(true);
+        }
     }
 }

@@ -189,13 +189,14 @@ fn decode_keys(d: &mut Decoder<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
 
 const STATUSES: [&str; 3] = ["string", "none", "OK"];
 /// Every key-value error, at the index [`kv_error_tag`] gives it on the wire.
-const KV_ERRORS: [KvError; 6] = [
+const KV_ERRORS: [KvError; 7] = [
     KvError::NotInteger,
     KvError::IncrOverflow,
     KvError::NotFloat,
     KvError::NanOrInfinity,
     KvError::StringTooLong,
     KvError::NoSuchKey,
+    KvError::TxnReplyTooLarge,
 ];
 
 /// The wire tag of a key-value error: exhaustive, so a new error cannot travel as another.
@@ -207,6 +208,7 @@ fn kv_error_tag(error: KvError) -> u8 {
         KvError::NanOrInfinity => 3,
         KvError::StringTooLong => 4,
         KvError::NoSuchKey => 5,
+        KvError::TxnReplyTooLarge => 6,
     }
 }
 

@@ -139,6 +139,19 @@ pub struct ShardDoc {
     pub learners: Vec<u64>,
     /// Leader only: replication progress of each follower.
     pub followers: Vec<FollowerDoc>,
+    /// Set when this node stopped applying the shard's log: the entry it could not apply and
+    /// why. The shard then takes no further part on this node until it restarts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_stopped: Option<ApplyStoppedDoc>,
+}
+
+/// The committed entry a node could not apply.
+#[derive(Debug, Serialize)]
+pub struct ApplyStoppedDoc {
+    /// Its log index.
+    pub index: u64,
+    /// Why: the state machine's error, or a panic's message.
+    pub reason: String,
 }
 
 /// A follower's replication progress.
@@ -215,9 +228,11 @@ impl NodeReport {
         };
         let shards = groups
             .into_iter()
-            .map(|g| (g.group, g.raft, g.elections_started, g.elections_won))
-            .map(|(group, s, elections_started, elections_won)| ShardDoc {
+            .map(|g| (g.group, g.raft, g.elections_started, g.elections_won, g.apply_stopped))
+            .map(|(group, s, elections_started, elections_won, stopped)| ShardDoc {
                 shard: group.0,
+                apply_stopped: stopped
+                    .map(|entry| ApplyStoppedDoc { index: entry.index.0, reason: entry.reason }),
                 elections_started,
                 elections_won,
                 role: s.role.to_string(),
@@ -426,6 +441,7 @@ mod tests {
                     state: "replicate".into(),
                     silent_ticks: 0,
                 }],
+                apply_stopped: None,
             }],
             peers: vec![PeerDoc {
                 id: 2,

@@ -28,20 +28,11 @@ impl StateMachine for KvShard {
     type Query = KvRead;
     type Output = Reply;
 
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Reply {
-        match KvWrite::decode(command) {
-            Ok(write) => {
-                let reply = self.store.apply(&write);
-                self.memory.publish(self.store.data_bytes());
-                reply
-            }
-            Err(e) => {
-                // Every replica decodes the same bytes the same way, so skipping is
-                // deterministic; but it means a bug or a version mismatch: say so loudly.
-                tracing::error!(index = index.0, error = %e, "undecodable key-value command in the log; skipped");
-                Reply::Nil
-            }
-        }
+    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Reply, String> {
+        let write = KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
+        let reply = self.store.apply(&write);
+        self.memory.publish(self.store.data_bytes());
+        Ok(reply)
     }
 
     fn query(&self, query: &KvRead, now_ms: u64) -> Reply {
@@ -126,7 +117,8 @@ mod tests {
             ttl: SetTtl::Clear,
             get: false,
         };
-        shard.apply(LogIndex(index), &KvWrite { now_ms: 1, op }.encode());
+        let reply = shard.apply(LogIndex(index), &KvWrite { now_ms: 1, op }.encode());
+        assert_eq!(reply, Ok(Reply::Ok));
     }
 
     /// Applies `op` as an entry the leader stamped at `time_ms`.
@@ -134,7 +126,7 @@ mod tests {
         let mut command = KvWrite::unstamped(op).encode();
         <KvShard as StateMachine>::stamp(&mut command, time_ms);
         assert_eq!(<KvShard as StateMachine>::stamped_time(&command), Some(time_ms));
-        shard.apply(LogIndex(index), &command)
+        shard.apply(LogIndex(index), &command).unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]

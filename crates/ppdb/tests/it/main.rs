@@ -3,6 +3,7 @@
 
 mod client_limits;
 mod cluster;
+mod hostile_apply;
 mod identity;
 mod large_values;
 mod local;

@@ -48,11 +48,11 @@ impl StateMachine for Register {
     type Query = ();
     type Output = Observed;
 
-    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Observed {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Observed, String> {
         let digest = mix(self.state.digest, mix(index.0, command_digest(command)));
         self.state = Observed { index, digest };
         NODE.with(|ctx| ctx.observer.applied(ctx.node, index, command, digest));
-        self.state
+        Ok(self.state)
     }
 
     fn query(&self, _: &(), _now_ms: u64) -> Observed {

@@ -67,6 +67,8 @@ fn redis_7_error_texts() {
         ("INCRBYFLOAT k abc", "ERR value is not a valid float"),
         ("INCRBYFLOAT k nan", "ERR value is not a valid float"),
         ("SETRANGE k -1 a", "ERR offset is out of range"),
+        ("SETRANGE k 536870912 x", "ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
+        ("SETRANGE k 9223372036854775807 x", "ERR string exceeds maximum allowed size (proto-max-bulk-len)"),
         ("SETRANGE k abc a", "ERR value is not an integer or out of range"),
         ("GETRANGE k a 1", "ERR value is not an integer or out of range"),
         ("EXPIRE k 10 FOO", "ERR Unsupported option FOO"),
