@@ -55,14 +55,16 @@ impl KvStore {
             return Vec::new();
         }
         // Alive at `since` (expiry at or after it) and expired at `now_ms` (expiry before it).
+        let mut window = self.expiries.range((since, Vec::new())..(now_ms, Vec::new())).peekable();
+        if window.peek().is_none() {
+            // The usual case, found without looking the query's keys up.
+            return Vec::new();
+        }
         let expiring = |value: &Value| value.expire_at_ms.is_some_and(|at| since <= at && at < now_ms);
         match query {
-            KvRead::Keys { .. } | KvRead::Scan { .. } | KvRead::DbSize | KvRead::RandomKey => self
-                .expiries
-                .range((since, Vec::new())..(now_ms, Vec::new()))
-                .take(limit)
-                .map(|(_, key)| key.clone())
-                .collect(),
+            KvRead::Keys { .. } | KvRead::Scan { .. } | KvRead::DbSize | KvRead::RandomKey => {
+                window.take(limit).map(|(_, key)| key.clone()).collect()
+            }
             keyed => keyed
                 .keys()
                 .into_iter()
