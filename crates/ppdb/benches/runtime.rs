@@ -63,9 +63,9 @@ impl StateMachine for AppliedCounter {
     type Query = ();
     type Output = u64;
 
-    fn apply(&mut self, _index: LogIndex, _command: &[u8]) -> u64 {
+    fn apply(&mut self, _index: LogIndex, _command: &[u8]) -> Result<u64, String> {
         self.applied += 1;
-        self.applied
+        Ok(self.applied)
     }
 
     fn query(&self, _: &()) -> u64 {
