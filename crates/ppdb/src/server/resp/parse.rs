@@ -324,7 +324,10 @@ mod tests {
             error_text(b"*1\r\n$123456789012", small),
             "ERR Protocol error: too big bulk count string"
         );
-        assert_eq!(error_text(b"*1\r\n$536870912\r\n", limits), "incomplete", "the limit itself is fine");
+        let at_limit = format!("*1\r\n${}\r\n", limits.bulk_bytes_max);
+        assert_eq!(error_text(at_limit.as_bytes(), limits), "incomplete", "the limit itself is fine");
+        let past_limit = format!("*1\r\n${}\r\n", limits.bulk_bytes_max + 1);
+        assert_eq!(error_text(past_limit.as_bytes(), limits), "ERR Protocol error: invalid bulk length");
     }
 
     #[test]
