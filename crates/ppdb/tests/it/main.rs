@@ -2,6 +2,7 @@
 //! Each module tests one thing that crosses a process or the disk.
 
 mod cluster;
+mod hostile_input;
 mod local;
 mod membership;
 mod pause;
