@@ -4,6 +4,7 @@
 mod client_limits;
 mod cluster;
 mod hostile_apply;
+mod hostile_input;
 mod identity;
 mod large_values;
 mod local;

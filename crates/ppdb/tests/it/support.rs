@@ -386,6 +386,28 @@ impl TestCluster {
         unsafe { libc::kill(child.id() as libc::pid_t, signal) };
     }
 
+    /// Whether node `id`'s process is still running (false once it exited, and it is reaped).
+    pub fn alive(&mut self, id: u64) -> bool {
+        let node = self.node_mut(id);
+        match node.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                node.child = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Node `id`'s resident memory in bytes (VmRSS of its process), while it runs.
+    pub fn rss_bytes(&self, id: u64) -> Option<u64> {
+        let pid = self.node(id).child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// Kills node `id` and starts it again on the same directory.
     pub fn restart(&mut self, id: u64) {
         self.kill(id);
