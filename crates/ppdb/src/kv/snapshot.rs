@@ -83,7 +83,7 @@ impl KvStore {
 
 impl FrozenKv {
     /// Serializes the frozen key space (format in the module docs) into `out`, a
-    /// [`SNAPSHOT_WRITE_BUFFER_BYTES`] piece at a time; returns the bytes written.
+    /// `SNAPSHOT_WRITE_BUFFER_BYTES` piece at a time; returns the bytes written.
     pub fn serialize_into(self, out: &mut dyn Write) -> io::Result<u64> {
         let mut sink = ChecksummedSink {
             out,
@@ -163,7 +163,7 @@ impl KvStore {
     }
 
     /// Rebuilds a key space from an image read from `input` to its end, holding no more of the
-    /// image than [`SNAPSHOT_READ_BUFFER_BYTES`] (and the value being read); never panics on
+    /// image than `SNAPSHOT_READ_BUFFER_BYTES` (and the value being read); never panics on
     /// bad input.
     pub fn restore_from(input: &mut dyn Read) -> Result<KvStore, SnapshotReadError> {
         let mut reader = ImageReader::new(input);

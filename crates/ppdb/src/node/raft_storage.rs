@@ -5,7 +5,7 @@
 //! - `Entries`: a contiguous run of log entries. On replay, a run starting at index `i`
 //!   replaces whatever the group had from `i` on, exactly as the Ready contract says. A
 //!   Ready's entries larger than one record are written as several consecutive runs, each of
-//!   whole entries ([`record_runs`]): one entry always fits a record (`crate::limits`).
+//!   whole entries (`record_runs`): one entry always fits a record (`crate::limits`).
 //! - `HardState`: term, vote and commit index; the last one wins.
 //! - `SnapshotMarker`: the metadata of a snapshot whose file was saved before the marker. A
 //!   crash can keep a received snapshot's file and lose its marker; the node then restarts

@@ -9,7 +9,7 @@
 //! wait for each other and reach the leader in the order they were queued.
 //!
 //! Every request fits one peer frame: a caller's operations are cut into several jobs when
-//! together they would not ([`JOB_BYTES_MAX`], or more than a batch's operations), and an operation too large for any frame (more
+//! together they would not (`JOB_BYTES_MAX`, or more than a batch's operations), and an operation too large for any frame (more
 //! than one log entry's command) is refused at once, without being sent.
 
 use super::forward::{self, ForwardOutcome, Section, ShardOp, BATCH_OPS_MAX};

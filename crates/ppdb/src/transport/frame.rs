@@ -59,7 +59,7 @@ pub enum FrameKind {
     Ping = 8,
     /// Answer to a probe.
     Pong = 9,
-    /// One piece of a response too large for one frame ([`super::rpc`]).
+    /// One piece of a response too large for one frame (`transport::rpc`).
     ResponseChunk = 10,
 }
 
