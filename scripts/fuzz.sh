@@ -47,19 +47,21 @@ for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "seeds/$target" "artifacts/$target"
   log="logs/$target.log"
   status=0
+  started=$SECONDS
   # In-process, one worker: the machine is shared. -timeout: an input taking 10 s is a hang.
   cargo fuzz run "${build_flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
     -max_total_time="$SECONDS_EACH" -max_len="$MAX_LEN_BYTES" -timeout=10 \
     -print_final_stats=1 >"$log" 2>&1 || status=$?
+  elapsed=$((SECONDS - started))
   executions=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   corpus=$(find "corpus/$target" -type f | wc -l)
   if [ "$status" -ne 0 ]; then
-    printf '%-14s %8s %12s %8s %8s\n' "$target" "$SECONDS_EACH" "${executions:-?}" "$corpus" 1
+    printf '%-14s %8s %12s %8s %8s\n' "$target" "$elapsed" "${executions:-?}" "$corpus" 1
     echo "fuzz target $target failed (exit $status); log: fuzz/$log" >&2
     grep -E 'ERROR|panicked|overflow|Test unit written to' "$log" | head -n 5 >&2 || true
     artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -n 1)
     [ -n "$artifact" ] && echo "crashing input: $artifact" >&2
     exit 1
   fi
-  printf '%-14s %8s %12s %8s %8s\n' "$target" "$SECONDS_EACH" "${executions:-?}" "$corpus" 0
+  printf '%-14s %8s %12s %8s %8s\n' "$target" "$elapsed" "${executions:-?}" "$corpus" 0
 done

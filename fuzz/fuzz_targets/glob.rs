@@ -1,8 +1,10 @@
 //! The glob matcher of KEYS and SCAN MATCH (`kv/glob.rs`), against a reference matcher written
 //! here from the documented rules (Redis's `stringmatchlen`, quirks included).
 //!
-//! Input: two bytes giving the pattern's length, then the pattern and the string. libFuzzer's
-//! `-max_len` (4 KiB in `scripts/fuzz.sh`) bounds them together.
+//! Input: one byte saying where the rest splits (0 = all string, 255 = all pattern, in
+//! proportion between), then the pattern and the string. A proportion rather than a length lets
+//! a mutation that repeats part of the input grow the pattern and the string together.
+//! libFuzzer's `-max_len` (4 KiB in `scripts/fuzz.sh`) bounds them together.
 //!
 //! The matcher runs on a thread with a small stack (`MATCHER_STACK_BYTES`): a pattern and key
 //! come from clients and may be up to 512 MiB, so the matcher's stack use must not grow with
@@ -125,9 +127,8 @@ fn match_on_small_stack(pattern: &[u8], string: &[u8]) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
-    let pattern_len = usize::from(u16::from_le_bytes(*len)) % (rest.len() + 1);
-    let (pattern, string) = rest.split_at(pattern_len);
+    let Some((&split, rest)) = data.split_first() else { return };
+    let (pattern, string) = rest.split_at(rest.len() * usize::from(split) / 255);
     let expected = reference_match(pattern, string);
     assert_eq!(match_on_small_stack(pattern, string), expected, "glob_match disagrees with the reference");
 });

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use ppdb::transport::frame::{decode_frame, Frame, FRAME_HEADER_BYTES};
-use ppdb::transport::handshake::{accept, check_hello, dial, Acquaintance, Hello, Identity, PROTOCOL_VERSION};
+use ppdb::transport::handshake::{
+    accept, check_hello, dial, Acquaintance, Hello, Identity, PROTOCOL_VERSION,
+};
 use ppdb_raft::NodeId;
 
 const FRAME_BYTES_MAX: usize = 64 * 1024;
@@ -87,7 +89,8 @@ fn run_acceptor(incoming: &[u8]) {
 
 fn run_dialer(incoming: &[u8]) {
     let peer = NodeId(2);
-    let hello = Hello { version: PROTOCOL_VERSION, cluster_id: CLUSTER.to_string(), from: NodeId(1), to: peer };
+    let hello =
+        Hello { version: PROTOCOL_VERSION, cluster_id: CLUSTER.to_string(), from: NodeId(1), to: peer };
     let mut sent = Vec::new();
     let mut conn = tokio::io::join(incoming, &mut sent);
     let dialed = runtime().block_on(dial(&mut conn, hello.clone(), TIMEOUT, FRAME_BYTES_MAX));

@@ -48,7 +48,12 @@ fn check_raft<T: PartialEq + std::fmt::Debug>(
 fn check_kv_write(bytes: &[u8]) {
     let Ok(write) = KvWrite::decode(bytes) else { return };
     let encoded = write.encode();
-    assert!(encoded.len() <= bytes.len(), "re-encoding grew a write from {} to {} bytes", bytes.len(), encoded.len());
+    assert!(
+        encoded.len() <= bytes.len(),
+        "re-encoding grew a write from {} to {} bytes",
+        bytes.len(),
+        encoded.len()
+    );
     let again = KvWrite::decode(&encoded).expect("a re-encoded write decodes");
     assert_eq!(again.encode(), encoded, "a write's encoding is not stable");
 }
@@ -56,7 +61,12 @@ fn check_kv_write(bytes: &[u8]) {
 fn check_kv_read(bytes: &[u8]) {
     let Ok(read) = KvRead::decode(bytes) else { return };
     let encoded = read.encode();
-    assert!(encoded.len() <= bytes.len(), "re-encoding grew a read from {} to {} bytes", bytes.len(), encoded.len());
+    assert!(
+        encoded.len() <= bytes.len(),
+        "re-encoding grew a read from {} to {} bytes",
+        bytes.len(),
+        encoded.len()
+    );
     let again = KvRead::decode(&encoded).expect("a re-encoded read decodes");
     assert_eq!(again, read, "a re-encoded read decodes differently");
 }

@@ -57,11 +57,21 @@ enum HeaderChoice {
 #[derive(Arbitrary, Debug)]
 enum Part {
     /// A valid record whose sequence number is `seq_step` away from the expected one.
-    Record { seq_step: i8, group: u8, kind: u8, payload: Vec<u8> },
+    Record {
+        seq_step: i8,
+        group: u8,
+        kind: u8,
+        payload: Vec<u8>,
+    },
     Raw(Vec<u8>),
     Zeros(u16),
-    FlipBit { at: u16, bit: u8 },
-    Truncate { keep: u16 },
+    FlipBit {
+        at: u16,
+        bit: u8,
+    },
+    Truncate {
+        keep: u16,
+    },
 }
 
 fn step(seq: u64, choice: SeqChoice) -> u64 {
