@@ -93,12 +93,18 @@ pub fn decode_entries(d: &mut Decoder<'_>) -> Result<Vec<Entry>, DecodeError> {
     let mut out: Vec<Entry> = Vec::with_capacity(n);
     for _ in 0..n {
         let entry = decode_entry(d)?;
-        if out.last().is_some_and(|prev| prev.index.next() != entry.index) {
+        if out.last().is_some_and(|prev| !follows(prev.index, entry.index)) {
             return Err(d.error("entries are not contiguous"));
         }
         out.push(entry);
     }
     Ok(out)
+}
+
+/// Whether `index` comes right after `prev`. Checked, not `prev.next()`: the indexes are
+/// untrusted, and `u64::MAX` has no successor.
+fn follows(prev: LogIndex, index: LogIndex) -> bool {
+    prev.0.checked_add(1) == Some(index.0)
 }
 
 /// Appends a hard state.
@@ -219,7 +225,7 @@ pub fn decode_message(d: &mut Decoder<'_>) -> Result<Message, DecodeError> {
             let prev_term = Term(d.u64()?);
             let commit = LogIndex(d.u64()?);
             let entries = decode_entries(d)?;
-            if entries.first().is_some_and(|e| e.index != prev_index.next()) {
+            if entries.first().is_some_and(|e| !follows(prev_index, e.index)) {
                 return Err(d.error("append entries do not follow prev_index"));
             }
             MessageBody::Append { prev_index, prev_term, entries, commit }
@@ -360,6 +366,30 @@ mod tests {
         encode_message(&mut e, &m);
         let bytes = e.finish();
         assert!(decode_message(&mut Decoder::new(&bytes, "message")).is_err());
+    }
+
+    /// Found by the `peer_frame` fuzz target: an append after index u64::MAX, or a batch with an
+    /// entry after index u64::MAX, overflowed computing the next index (a panic in debug builds,
+    /// a wrap to index 0 accepted as contiguous in release builds).
+    #[test]
+    fn indexes_after_the_last_possible_one_are_refused() {
+        let entry = |index| Entry { index: LogIndex(index), term: Term(1), payload: EntryPayload::Empty };
+        let mut e = Encoder::default();
+        encode_message(
+            &mut e,
+            &msg(MessageBody::Append {
+                prev_index: LogIndex(u64::MAX),
+                prev_term: Term(1),
+                entries: vec![entry(0)],
+                commit: LogIndex(0),
+            }),
+        );
+        let bytes = e.finish();
+        assert!(decode_message(&mut Decoder::new(&bytes, "message")).is_err());
+        let mut e = Encoder::default();
+        encode_entries(&mut e, &[entry(u64::MAX), entry(0)]);
+        let bytes = e.finish();
+        assert!(decode_entries(&mut Decoder::new(&bytes, "entries")).is_err());
     }
 
     proptest! {

@@ -38,6 +38,13 @@ pub enum CorruptionKind {
         /// The sequence number found.
         found: u64,
     },
+    /// A sequence number outside the range the WAL ever writes.
+    SequenceOutOfRange {
+        /// The sequence number found.
+        found: u64,
+        /// The largest one allowed (the smallest is 1).
+        max: u64,
+    },
     /// A file's header disagrees with its name (a misplaced or renamed file).
     NameMismatch {
         /// Which number disagrees, e.g. `first sequence number`.
@@ -73,6 +80,9 @@ impl fmt::Display for CorruptionKind {
             CorruptionKind::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
             CorruptionKind::SequenceMismatch { expected, found } => {
                 write!(f, "expected sequence number {expected}, found {found}")
+            }
+            CorruptionKind::SequenceOutOfRange { found, max } => {
+                write!(f, "sequence number {found} is outside 1..={max}")
             }
             CorruptionKind::NameMismatch { field, in_name, in_header } => {
                 write!(f, "file name says {field} {in_name}, header says {in_header}")

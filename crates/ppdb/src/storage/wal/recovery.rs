@@ -31,6 +31,11 @@ use super::segment::{self, SegmentInfo, SEGMENT_HEADER_BYTES};
 use crate::storage::disk::{Disk, BLOCK_BYTES};
 use crate::storage::error::{CorruptionKind, StorageError};
 
+/// The largest first sequence number of a segment. A WAL appending a billion records a second
+/// takes 146 years to get there, and a segment holds far fewer than `u64::MAX - FIRST_SEQ_MAX`
+/// records, so sequence numbers read back can always be incremented.
+const FIRST_SEQ_MAX: u64 = 1 << 62;
+
 /// A record handed to the recovery visitor, with where it was found.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplayedRecord<'a> {
@@ -149,6 +154,11 @@ fn recover_segment(
     visit: &mut Visitor<'_>,
     report: &mut RecoveryReport,
 ) -> Result<Option<Tail>, StorageError> {
+    // The name decides `next_seq` even when the header turns out torn, so it is checked first.
+    if !(WalSeq::FIRST.0..=FIRST_SEQ_MAX).contains(&seg.first_seq.0) {
+        let reason = CorruptionKind::SequenceOutOfRange { found: seg.first_seq.0, max: FIRST_SEQ_MAX };
+        return Err(StorageError::corruption(&seg.path, 0, reason));
+    }
     let bytes = disk.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
     report.segments_read += 1;
     let header_seq = match segment::decode_header(&bytes) {

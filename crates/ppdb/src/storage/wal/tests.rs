@@ -785,3 +785,24 @@ fn crashes_of_a_preallocated_wal_keep_every_acknowledged_record() {
     }
     assert!(rolls > 200, "segments must roll often: {rolls}");
 }
+
+/// Found by the `wal_recovery` fuzz target: a segment named 0 or u64::MAX (a foreign or damaged
+/// file name, with a header to match) was recovered, leaving the next sequence number at 0 (the
+/// WAL then underflowed computing its durable mark) or u64::MAX (numbering the next records
+/// past the end of the range). Such a name is corruption, reported before anything is appended.
+#[test]
+fn segment_numbered_outside_the_sequence_range_is_corruption() {
+    for first_seq in [0, u64::MAX] {
+        let disk = SimDisk::new(first_seq);
+        disk.create_dir_all(Path::new(DIR)).unwrap();
+        let path = Path::new(DIR).join(segment_file_name(WalSeq(first_seq)));
+        let mut file = disk.create_new(&path).unwrap();
+        file.write_all_at(&encode_header(WalSeq(first_seq)), 0).unwrap();
+        file.sync_data().unwrap();
+        let err = open_collect(&disk, small_segments()).map(|(_, report, _)| report).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::Corruption { file, offset: 0, reason: CorruptionKind::SequenceOutOfRange { .. } } if file == &path),
+            "first sequence number {first_seq}: {err}"
+        );
+    }
+}
