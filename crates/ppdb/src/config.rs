@@ -152,15 +152,17 @@ impl Default for ClientConfig {
             write_timeout_s: 60,
             // Redis's ratio: 1 GiB against a 512 MiB bulk; room for a key and a value.
             query_buffer_bytes_max: 2 * value_bytes_max,
-            // One largest value can always be read; beyond that a client must read as it asks.
-            output_buffer_hard_bytes: value_bytes_max + OUTPUT_BUFFER_REPLY_OVERHEAD_BYTES,
+            // Any reply PPDB can build (a large MGET or KEYS) can always be read; the pipeline
+            // stops while 1 MiB is unsent, so only one such reply is ever held per client.
+            output_buffer_hard_bytes: crate::limits::REPLY_BYTES_MAX as u64
+                + OUTPUT_BUFFER_REPLY_OVERHEAD_BYTES,
             output_buffer_soft_bytes: value_bytes_max / 4,
             output_buffer_soft_s: 60,
         }
     }
 }
 
-/// Room above the largest value in the default hard output limit (the reply's framing, a few
+/// Room above the largest reply in the default hard output limit (the reply's framing, a few
 /// small replies around it).
 const OUTPUT_BUFFER_REPLY_OVERHEAD_BYTES: u64 = 1024 * 1024;
 

@@ -39,6 +39,13 @@ const MIB: usize = 1024 * KIB;
 /// (proto-max-bulk-len)`.
 pub const VALUE_BYTES_MAX: usize = 32 * MIB;
 
+/// The largest value or key read back from disk (snapshots and log entries): Redis's 512 MiB,
+/// which releases before [`VALUE_BYTES_MAX`] was chosen accepted (a value could grow there by
+/// APPEND). Reading up to it means an upgrade never refuses data it wrote itself; new writes are
+/// refused above [`VALUE_BYTES_MAX`]. Decoding takes bytes as they arrive, so this bound reserves
+/// nothing.
+pub const STORED_VALUE_BYTES_MAX: usize = 512 * MIB;
+
 /// The argument bytes one write is sized for: a largest key with a largest value. Everything
 /// queued by MULTI (which EXEC proposes as one entry) is refused beyond it while queueing; any
 /// other write (MSET) is bounded by its encoding, [`COMMAND_BYTES_MAX`].
@@ -112,6 +119,7 @@ const fn max(a: usize, b: usize) -> usize {
 
 // A write's arguments: each bulk within the request, and the request within a command.
 const _: () = assert!(2 * VALUE_BYTES_MAX <= REQUEST_BYTES_MAX);
+const _: () = assert!(VALUE_BYTES_MAX <= STORED_VALUE_BYTES_MAX);
 const _: () = assert!(REQUEST_BYTES_MAX + 10 * REQUEST_KEYS_MAX <= COMMAND_BYTES_MAX);
 // One entry always fits an append message, and the largest append message a frame.
 const _: () = assert!(ENTRY_BYTES_MAX <= APPEND_ENTRIES_BYTES_MAX);

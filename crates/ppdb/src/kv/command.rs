@@ -16,8 +16,9 @@
 //! `len:varint bytes`, counts are varints, signed integers are zigzag varints and floats are 8
 //! little-endian bytes of their IEEE-754 bits. Version 1 entries (written by earlier releases,
 //! still read) hold `now_ms` as a varint, stamped by the node the client reached, and only
-//! absolute expiries. Decoding is bounded: every length is checked against [`VALUE_BYTES_MAX`]
-//! (values), [`KEY_BYTES_MAX`] (keys) or [`BATCH_KEYS_MAX`] (key counts) and against the input
+//! absolute expiries. Decoding is bounded: every length is checked against
+//! [`crate::limits::STORED_VALUE_BYTES_MAX`] (keys and values, the bound of every release) or
+//! [`BATCH_KEYS_MAX`] (key counts) and against the input
 //! that remains, so a corrupt entry is an error, never a panic or a huge allocation. A
 //! transaction ([`WriteOp::Transaction`], tag 16) nests the operations of its steps, one level
 //! deep only; its body is described in [`super::txn`].
@@ -618,13 +619,16 @@ fn expire_condition_tag(condition: ExpireCondition) -> u8 {
     }
 }
 
-/// Decodes one key, bounded by [`KEY_BYTES_MAX`].
+/// Decodes one key. Keys and values in entries are read up to the bound of every release
+/// ([`crate::limits::STORED_VALUE_BYTES_MAX`]): an entry an earlier release logged is applied,
+/// never refused; new commands are bounded by [`KEY_BYTES_MAX`] and [`VALUE_BYTES_MAX`] before
+/// they are proposed.
 pub(super) fn key(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
-    reader.bytes("key", KEY_BYTES_MAX)
+    reader.bytes("key", crate::limits::STORED_VALUE_BYTES_MAX as u64)
 }
 
 fn value(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
-    reader.bytes("value", VALUE_BYTES_MAX)
+    reader.bytes("value", crate::limits::STORED_VALUE_BYTES_MAX as u64)
 }
 
 fn tag(reader: &mut Reader<'_>, field: &'static str, max: u8) -> Result<u8, KvDecodeError> {

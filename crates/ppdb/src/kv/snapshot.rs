@@ -27,7 +27,8 @@
 //! cannot reserve memory the input does not hold.
 
 use super::codec::{put_bytes, put_varint, KvDecodeError};
-use super::command::{KEY_BYTES_MAX, VALUE_BYTES_MAX};
+/// Keys and values are read back up to the bound of every release ([`crate::limits`]).
+const STORED_VALUE_BYTES_MAX: u64 = crate::limits::STORED_VALUE_BYTES_MAX as u64;
 use super::scan::scan_hash;
 use super::state_machine::KvStore;
 use super::table::FrozenTable;
@@ -183,8 +184,8 @@ impl KvStore {
         store.time_ms = time_ms;
         let mut previous: Option<(u64, Vec<u8>)> = None;
         for index in 0..count {
-            let key = reader.bytes("snapshot key", KEY_BYTES_MAX)?;
-            let data = reader.bytes("snapshot value", VALUE_BYTES_MAX)?;
+            let key = reader.bytes("snapshot key", STORED_VALUE_BYTES_MAX)?;
+            let data = reader.bytes("snapshot value", STORED_VALUE_BYTES_MAX)?;
             let offset = reader.offset();
             let expire_at_ms = match reader.u8("snapshot ttl flag")? {
                 0 => None,
@@ -377,6 +378,17 @@ mod tests {
         let mut wrong_magic = snapshot.clone();
         wrong_magic[0] = b'X';
         assert_eq!(KvStore::restore(&wrong_magic), Err(KvDecodeError::BadMagic));
+    }
+
+    #[test]
+    fn a_value_larger_than_new_writes_may_be_is_still_restored() {
+        // An earlier release accepted values up to 512 MiB (grown by APPEND); its snapshot must
+        // not become unreadable because new writes are bounded lower.
+        let mut store = KvStore::new();
+        let large = vec![7u8; crate::limits::VALUE_BYTES_MAX + 1];
+        store.insert(b"grown", large.clone(), None);
+        let restored = KvStore::restore(&store.snapshot()).expect("a legacy-sized value restores");
+        assert_eq!(restored.entries.get(b"grown".as_slice()).map(|v| v.data.len()), Some(large.len()));
     }
 
     /// A snapshot of `version` holding `keys` (value "v", no expiry) in the order given, at

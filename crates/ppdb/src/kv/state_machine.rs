@@ -404,7 +404,7 @@ impl KvStore {
     /// Inserts or replaces `key`, keeping the indexes in step.
     pub(crate) fn insert(&mut self, key: &[u8], data: impl Into<Arc<[u8]>>, expire_at_ms: Option<u64>) {
         let data = data.into();
-        debug_assert!(data.len() as u64 <= VALUE_BYTES_MAX, "values are bounded before apply");
+        debug_assert!(data.len() <= crate::limits::STORED_VALUE_BYTES_MAX, "values are bounded before apply");
         match self.entries.get_mut(key) {
             Some(value) => {
                 self.data_bytes = self.data_bytes - value.data.len() as u64 + data.len() as u64;
