@@ -23,8 +23,8 @@ pub enum ClusterAction {
     /// Take the node behind --admin out of the cluster gracefully: it hands its leaderships
     /// over (LEAVING), is removed from every group (INACTIVE), and stops.
     Leave,
-    /// Remove node NODE from the cluster, through the node behind --admin. Refused if the
-    /// members left reachable would not form a majority.
+    /// Remove node NODE from the cluster, through the node behind --admin. Refused if, in any
+    /// group, the voters left (learners do not count) would not have a reachable majority.
     Remove {
         /// The node id to remove.
         node: u64,
