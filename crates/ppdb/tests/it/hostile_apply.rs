@@ -40,7 +40,7 @@ fn every_node_alive_and_writable(cluster: &mut TestCluster, tag: &str) {
     }
 }
 
-/// Defect 1 of issue 17: `SET <100,000 x "a"> 1`, then `KEYS <"*a" x 100,000>` directly,
+/// Reproduced at 585e066: `SET <100,000 x "a"> 1`, then `KEYS <"*a" x 100,000>` directly,
 /// queued in MULTI/EXEC (committed to the log, so every replica evaluates it) and as SCAN
 /// MATCH. The recursive glob matcher overflowed its stack (SIGABRT) on the leader, and inside
 /// MULTI on every replica, again at every restart. Now each answers like Redis 7.2: nothing

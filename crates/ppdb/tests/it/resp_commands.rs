@@ -70,7 +70,7 @@ fn keys_on_shard(prefix: &str, shard: u64, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// The commands issue 5 asks for.
+/// The string, key-space and connection commands every node must answer (DESIGN.md's list).
 const ISSUE_COMMANDS: [&str; 45] = [
     "PING",
     "ECHO",
