@@ -3,7 +3,7 @@
 //! on the client and admin ports, and cross-site requests to the admin port. After each, the
 //! node serves other clients, and its memory stayed bounded.
 
-use crate::support::{error_text, http_get, wait_for, ClusterOptions, TestCluster};
+use crate::support::{error_text, http_get, pseudo_random_bytes, wait_for, ClusterOptions, TestCluster};
 use redis::Connection;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -221,19 +221,6 @@ fn idle_clients_are_closed_after_timeout() {
     assert!(closed.is_err(), "the first client, idle since CONFIG SET, was not closed");
 }
 
-/// Deterministic noise: xorshift64.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.max(1);
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
-}
-
 /// Random bytes on the client port and on the admin port close (at most) those connections:
 /// a client connected before keeps being served, and the admin port still answers.
 #[test]
@@ -242,7 +229,7 @@ fn random_bytes_close_only_their_connection() {
     let mut bystander = cluster.client(1);
     let node = cluster.node(1);
     for seed in 1..=20u64 {
-        let mut bytes = noise(seed, 96 * 1024);
+        let mut bytes = pseudo_random_bytes(seed, 96 * 1024);
         if seed % 2 == 0 {
             bytes[0] = b'*'; // through the multibulk parser rather than the inline one
         }

@@ -3,7 +3,7 @@
 //! before anything is proposed; and a backlog of multi-MiB writes larger than a WAL record
 //! survives a follower's catch-up and kill -9 of every node.
 
-use crate::support::{wait_for, ClusterOptions, TestCluster};
+use crate::support::{pseudo_random_bytes, wait_for, ClusterOptions, TestCluster};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -20,15 +20,7 @@ const CATCH_UP_DEADLINE: Duration = Duration::from_secs(60);
 
 /// `len` bytes that differ for each `seed`, so a value read back under the wrong key shows.
 fn value(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect()
+    pseudo_random_bytes(seed, len)
 }
 
 /// A three-node cluster with one shard: every key has the same leader.

@@ -189,6 +189,20 @@ pub fn error_text(e: &redis::RedisError) -> String {
     }
 }
 
+/// `len` deterministic pseudo-random bytes (xorshift64) that differ for each `seed`: test values
+/// that a read under the wrong key, or a torn copy, would not match.
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
 /// Polls `probe` every 50 ms until it returns `Some` or `deadline` passes.
 pub fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
     let end = Instant::now() + deadline;
