@@ -63,6 +63,13 @@ pub enum KvDecodeError {
         /// Index of the offending entry.
         index: u64,
     },
+    /// A field holds a value it can never take (a NaN score, an empty collection).
+    Invalid {
+        /// What was being read.
+        field: &'static str,
+        /// Byte offset where the read started.
+        offset: usize,
+    },
 }
 
 impl fmt::Display for KvDecodeError {
@@ -89,6 +96,7 @@ impl fmt::Display for KvDecodeError {
             Self::KeysOutOfOrder { index } => {
                 write!(f, "snapshot entry {index} is not in strictly ascending key order")
             }
+            Self::Invalid { field, offset } => write!(f, "invalid {field} at byte {offset}"),
         }
     }
 }

@@ -25,6 +25,7 @@
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::txn::{decode_steps, encode_steps, TxnStep};
+use super::types::{CollectionRead, CollectionWrite};
 
 /// The largest string value: PPDB's `proto-max-bulk-len` ([`crate::limits::VALUE_BYTES_MAX`]).
 pub const VALUE_BYTES_MAX: u64 = crate::limits::VALUE_BYTES_MAX as u64;
@@ -251,6 +252,8 @@ pub enum WriteOp {
         /// The commands, in client order; none is itself a transaction.
         steps: Vec<TxnStep>,
     },
+    /// A hash, list, set or sorted-set command (see [`super::types`]).
+    Collection(CollectionWrite),
     /// Removal of keys the leader found expired ([`super::KvStore::expired_keys`]). Keys that
     /// are no longer expired at the entry's `now_ms` (rewritten since) are kept.
     RemoveExpired {
@@ -260,7 +263,7 @@ pub enum WriteOp {
 }
 
 /// A read query, answered from applied state at a given time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KvRead {
     /// GET.
     Get {
@@ -336,6 +339,8 @@ pub enum KvRead {
     DbSize,
     /// RANDOMKEY.
     RandomKey,
+    /// A hash, list, set or sorted-set query (see [`super::types`]).
+    Collection(CollectionRead),
 }
 
 impl WriteOp {
@@ -360,6 +365,7 @@ impl WriteOp {
             }
             Self::Del { keys } | Self::RemoveExpired { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Transaction { steps } => steps.iter().flat_map(TxnStep::keys).collect(),
+            Self::Collection(op) => op.keys(),
             Self::FlushAll => Vec::new(),
         }
     }
@@ -395,6 +401,7 @@ impl KvRead {
             | Self::Type { key } => vec![key.as_slice()],
             Self::MGet { keys } | Self::Exists { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
+            Self::Collection(query) => query.keys(),
         }
     }
 }
@@ -420,6 +427,8 @@ const TAG_RENAME: u8 = 17;
 const TAG_COPY: u8 = 18;
 /// EXPIRE relative to the entry's time (version 2); `TAG_EXPIRE` is absolute.
 const TAG_EXPIRE_AFTER: u8 = 19;
+/// A collection command: a type tag, then the type's own operation (see [`super::types`]).
+const TAG_COLLECTION: u8 = 20;
 // SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
 const TTL_TAG_AT: u8 = 2;
 const TTL_TAG_AFTER: u8 = 3;
@@ -604,6 +613,10 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             out.push(TAG_TRANSACTION);
             encode_steps(steps, out);
         }
+        WriteOp::Collection(op) => {
+            out.push(TAG_COLLECTION);
+            op.encode(out);
+        }
     }
 }
 
@@ -627,7 +640,7 @@ pub(super) fn key(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
     reader.bytes("key", crate::limits::STORED_VALUE_BYTES_MAX as u64)
 }
 
-fn value(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
+pub(super) fn value(reader: &mut Reader<'_>) -> Result<Vec<u8>, KvDecodeError> {
     reader.bytes("value", crate::limits::STORED_VALUE_BYTES_MAX as u64)
 }
 
@@ -640,7 +653,7 @@ fn tag(reader: &mut Reader<'_>, field: &'static str, max: u8) -> Result<u8, KvDe
     Ok(tag)
 }
 
-fn pairs(reader: &mut Reader<'_>) -> Result<KeyValuePairs, KvDecodeError> {
+pub(super) fn pairs(reader: &mut Reader<'_>) -> Result<KeyValuePairs, KvDecodeError> {
     let count = reader.count("pair count", BATCH_KEYS_MAX)?;
     // Each pair takes at least two bytes, so never reserve more than the input can hold.
     let mut pairs = Vec::with_capacity((count as usize).min(reader.remaining() / 2));
@@ -742,6 +755,7 @@ pub(super) fn decode_op(
         }
         TAG_PERSIST => WriteOp::Persist { key: key(reader)? },
         TAG_FLUSHALL => WriteOp::FlushAll,
+        TAG_COLLECTION => WriteOp::Collection(CollectionWrite::decode(reader)?),
         other => return Err(KvDecodeError::InvalidTag { field: "operation", tag: other, offset }),
     })
 }

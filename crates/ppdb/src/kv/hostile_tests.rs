@@ -25,8 +25,9 @@ fn store_bytes(store: &KvStore) -> u64 {
     let mut bytes = 0u64;
     for (key, value) in store.entries.iter() {
         bytes += 3 * key.len() as u64;
-        if values.insert(Arc::as_ptr(&value.data) as *const u8 as usize) {
-            bytes += value.data.len() as u64;
+        let Some(data) = value.data.as_string() else { continue };
+        if values.insert(Arc::as_ptr(data) as *const u8 as usize) {
+            bytes += data.len() as u64;
         }
     }
     bytes
@@ -61,7 +62,7 @@ fn operation_count(op: &WriteOp) -> u64 {
 fn apply_entry(store: &mut KvStore, entry: &[u8]) {
     let Ok(write) = KvWrite::decode(entry) else { return };
     let before = store_bytes(store);
-    let largest_value = store.entries.iter().map(|(_, v)| v.data.len() as u64).max().unwrap_or(0);
+    let largest_value = store.entries.iter().map(|(_, v)| v.data.bytes()).max().unwrap_or(0);
     let reply = store.apply(&write);
     store.check_indexes();
     let after = store_bytes(store);
@@ -73,7 +74,7 @@ fn apply_entry(store: &mut KvStore, entry: &[u8]) {
         "grew from {before} to {after} bytes applying {write:?}"
     );
     for (key, value) in store.entries.iter() {
-        assert!(value.data.len() as u64 <= VALUE_BYTES_MAX, "value of {key:?} past the limit");
+        assert!(value.data.bytes() <= VALUE_BYTES_MAX, "value of {key:?} past the limit");
     }
     let reply_bytes_max = TXN_REPLY_BYTES_MAX + reply::REPLY_ELEMENT_BYTES * operation_count(&write.op);
     assert!(reply.bytes() <= reply_bytes_max.max(VALUE_BYTES_MAX), "reply of {} bytes", reply.bytes());

@@ -1,4 +1,5 @@
-//! The replicated state machine of one shard: Redis strings and counters with expiry.
+//! The replicated state machine of one shard: Redis strings, hashes, lists, sets and sorted sets,
+//! with expiry.
 //!
 //! This layer owns the key space of a shard and the meaning of every operation on it: how a
 //! write is encoded into the Raft log ([`KvWrite`]), how applying it changes the state and what
@@ -29,6 +30,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 pub mod txn;
+pub mod types;
 
 pub use codec::KvDecodeError;
 pub use command::{
@@ -39,3 +41,4 @@ pub use reply::{KvError, Reply};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
 pub use txn::{TxnStep, TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};
+pub use types::{CollectionRead, CollectionWrite, Data};

@@ -12,29 +12,39 @@ use super::glob::glob_match;
 use super::reply::{Reply, REPLY_ELEMENT_BYTES};
 use super::scan::{scan_filter, scan_page};
 use super::state_machine::{KvStore, Value};
+use super::types::live_string;
 
 impl KvStore {
     /// Answers a read query as Redis would at time `now_ms`.
     pub fn read(&self, query: &KvRead, now_ms: u64) -> Reply {
         let live = |key: &[u8]| self.get_live(key, now_ms);
+        let string = |key: &[u8]| live_string(self, key, now_ms);
         match query {
-            KvRead::Get { key } => Reply::bulk_or_nil(live(key).map(|v| &v.data[..])),
+            KvRead::Get { key } => match string(key) {
+                Ok(data) => Reply::bulk_or_nil(data.map(|d| &d[..])),
+                Err(error) => Reply::Error(error),
+            },
             KvRead::MGet { keys } => Reply::Array(
-                keys.iter().map(|key| Reply::bulk_or_nil(live(key).map(|v| &v.data[..]))).collect(),
+                keys.iter()
+                    .map(|key| Reply::bulk_or_nil(string(key).ok().flatten().map(|d| &d[..])))
+                    .collect(),
             ),
             KvRead::Exists { keys } => {
                 Reply::Integer(keys.iter().filter(|key| live(key).is_some()).count() as i64)
             }
-            KvRead::StrLen { key } => Reply::Integer(live(key).map_or(0, |v| v.data.len() as i64)),
-            KvRead::GetRange { key, start, end } => {
-                let data = live(key).map_or(&[][..], |v| &v.data[..]);
-                Reply::Bulk(get_range(data, *start, *end).to_vec())
-            }
+            KvRead::StrLen { key } => match string(key) {
+                Ok(data) => Reply::Integer(data.map_or(0, |d| d.len() as i64)),
+                Err(error) => Reply::Error(error),
+            },
+            KvRead::GetRange { key, start, end } => match string(key) {
+                Ok(data) => Reply::Bulk(get_range(data.map_or(&[][..], |d| &d[..]), *start, *end).to_vec()),
+                Err(error) => Reply::Error(error),
+            },
             KvRead::Ttl { key } => ttl_reply(self, key, now_ms, false),
             KvRead::PTtl { key } => ttl_reply(self, key, now_ms, true),
             KvRead::ExpireTime { key } => expire_time_reply(self, key, now_ms, false),
             KvRead::PExpireTime { key } => expire_time_reply(self, key, now_ms, true),
-            KvRead::Type { key } => Reply::Status(if live(key).is_some() { "string" } else { "none" }),
+            KvRead::Type { key } => Reply::Status(live(key).map_or("none", |v| v.data.type_name())),
             KvRead::Keys { pattern } => keys_reply(self.matching_keys(pattern, now_ms)),
             KvRead::Scan { cursor, pattern, count, type_name } => {
                 let (next_cursor, keys) =
@@ -43,6 +53,7 @@ impl KvStore {
             }
             KvRead::DbSize => Reply::Integer(self.live_len(now_ms) as i64),
             KvRead::RandomKey => Reply::bulk_or_nil(self.random_key(now_ms)),
+            KvRead::Collection(query) => query.read(self, now_ms),
         }
     }
 
@@ -79,13 +90,14 @@ impl KvStore {
     /// `room` bytes as [`Reply::bytes`] counts them: then `None`, and nothing large was built.
     /// Replies not listed here are a few bytes.
     pub(super) fn read_within(&self, query: &KvRead, now_ms: u64, room: u64) -> Option<Reply> {
-        let value_bytes = |key: &[u8]| self.get_live(key, now_ms).map_or(0, |v| v.data.len() as u64);
+        let string = |key: &[u8]| live_string(self, key, now_ms).ok().flatten();
+        let value_bytes = |key: &[u8]| string(key).map_or(0, |d| d.len() as u64);
         let element = REPLY_ELEMENT_BYTES;
         let bytes = match query {
             KvRead::Get { key } => element + value_bytes(key),
             KvRead::MGet { keys } => element + keys.iter().map(|key| element + value_bytes(key)).sum::<u64>(),
             KvRead::GetRange { key, start, end } => {
-                let data = self.get_live(key, now_ms).map_or(&[][..], |v| &v.data[..]);
+                let data = string(key).map_or(&[][..], |d| &d[..]);
                 element + get_range(data, *start, *end).len() as u64
             }
             KvRead::Keys { pattern } => {
@@ -100,6 +112,11 @@ impl KvStore {
                     cursor: next_cursor,
                     keys: keys.into_iter().map(<[u8]>::to_vec).collect(),
                 });
+            }
+            KvRead::Collection(query) => {
+                // Collection replies are not sized before they are built: built, then measured.
+                let reply = query.read(self, now_ms);
+                return (reply.bytes() <= room).then_some(reply);
             }
             _ => 0,
         };
@@ -130,7 +147,10 @@ impl KvStore {
         let keys = page
             .visited
             .into_iter()
-            .filter(|key| self.get_live(key, now_ms).is_some() && scan_filter(key, pattern, type_name))
+            .filter(|key| {
+                self.get_live(key, now_ms)
+                    .is_some_and(|value| scan_filter(key, pattern, type_name, value.data.type_name()))
+            })
             .collect();
         (page.next_cursor, keys)
     }

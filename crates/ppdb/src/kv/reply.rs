@@ -1,10 +1,13 @@
 //! The typed answer of the state machine to a write or a read.
 //!
 //! A [`Reply`] says what Redis would answer, without choosing a wire encoding: the server turns it
-//! into a RESP2 or RESP3 frame (`server::resp::reply`). Errors are the few a string key space can
-//! produce; their texts are Redis 7's, word for word.
+//! into a RESP2 or RESP3 frame (`server::resp::reply`). Errors are those applying a command can
+//! produce (argument errors are found before, by the parser); their texts are Redis 7's, word
+//! for word.
 
 use std::fmt;
+
+use super::types::Score;
 
 /// What one reply element costs beyond its bytes, as [`Reply::bytes`] counts it: about the
 /// memory of a [`Reply`] itself, so that a million empty elements count as well as a million
@@ -26,6 +29,14 @@ pub enum Reply {
     Bulk(Vec<u8>),
     /// An array of replies (MGET, KEYS).
     Array(Vec<Reply>),
+    /// Pairs: a map in RESP3, a flat array in RESP2 (HGETALL).
+    Map(Vec<(Reply, Reply)>),
+    /// Distinct members: a set in RESP3, an array in RESP2 (SMEMBERS).
+    Set(Vec<Reply>),
+    /// A float: a double in RESP3, a bulk string in RESP2 (ZSCORE); never NaN.
+    Double(Score),
+    /// The null array (`*-1` in RESP2, `_` in RESP3): BLPOP's timeout, LMPOP with nothing.
+    NilArray,
     /// A SCAN page: the next cursor (0 when done) and the keys found.
     Scan {
         /// Cursor to pass to the next SCAN; 0 means the iteration is complete.
@@ -53,6 +64,8 @@ pub enum KvError {
     StringTooLong,
     /// RENAME or RENAMENX of a key that does not exist.
     NoSuchKey,
+    /// A command for one type on a key holding another.
+    WrongType,
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
     /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
@@ -68,8 +81,44 @@ impl KvError {
             Self::NanOrInfinity => "ERR increment would produce NaN or Infinity",
             Self::StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
             Self::NoSuchKey => "ERR no such key",
+            Self::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
         }
+    }
+}
+
+impl KvError {
+    /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
+    /// nodes. Never reorder; add new errors at the end.
+    const ALL: [KvError; 8] = [
+        KvError::NotInteger,
+        KvError::IncrOverflow,
+        KvError::NotFloat,
+        KvError::NanOrInfinity,
+        KvError::StringTooLong,
+        KvError::NoSuchKey,
+        KvError::TxnReplyTooLarge,
+        KvError::WrongType,
+    ];
+
+    /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
+    /// another.
+    pub fn wire_tag(self) -> u8 {
+        match self {
+            Self::NotInteger => 0,
+            Self::IncrOverflow => 1,
+            Self::NotFloat => 2,
+            Self::NanOrInfinity => 3,
+            Self::StringTooLong => 4,
+            Self::NoSuchKey => 5,
+            Self::TxnReplyTooLarge => 6,
+            Self::WrongType => 7,
+        }
+    }
+
+    /// The error with wire tag `tag`, if there is one.
+    pub fn from_wire_tag(tag: u8) -> Option<KvError> {
+        Self::ALL.get(usize::from(tag)).copied()
     }
 }
 
@@ -92,9 +141,16 @@ impl Reply {
     pub fn bytes(&self) -> u64 {
         let content = match self {
             Reply::Bulk(bytes) => bytes.len() as u64,
-            Reply::Array(items) => items.iter().map(Reply::bytes).sum(),
+            Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::bytes).sum(),
+            Reply::Map(pairs) => pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum(),
             Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
-            Reply::Ok | Reply::Status(_) | Reply::Nil | Reply::Integer(_) | Reply::Error(_) => 0,
+            Reply::Ok
+            | Reply::Status(_)
+            | Reply::Nil
+            | Reply::NilArray
+            | Reply::Integer(_)
+            | Reply::Double(_)
+            | Reply::Error(_) => 0,
         };
         REPLY_ELEMENT_BYTES + content
     }
@@ -102,5 +158,18 @@ impl Reply {
     /// Whether this reply is an error.
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_travels_as_itself() {
+        for error in KvError::ALL {
+            assert_eq!(KvError::from_wire_tag(error.wire_tag()), Some(error), "{error}");
+        }
+        assert_eq!(KvError::from_wire_tag(KvError::ALL.len() as u8), None);
     }
 }

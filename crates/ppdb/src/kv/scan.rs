@@ -71,9 +71,14 @@ pub(crate) fn scan_page(index: &BTreeSet<(u64, Vec<u8>)>, cursor: u64, count: u6
     ScanPage { visited, next_cursor: 0 }
 }
 
-/// Whether a key passes SCAN's MATCH and TYPE filters (every PPDB value is a string).
-pub(crate) fn scan_filter(key: &[u8], pattern: Option<&[u8]>, type_name: Option<&[u8]>) -> bool {
-    let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case(b"string"));
+/// Whether a key of type `key_type` (its TYPE name) passes SCAN's MATCH and TYPE filters.
+pub(crate) fn scan_filter(
+    key: &[u8],
+    pattern: Option<&[u8]>,
+    type_name: Option<&[u8]>,
+    key_type: &str,
+) -> bool {
+    let type_ok = type_name.is_none_or(|t| t.eq_ignore_ascii_case(key_type.as_bytes()));
     // `*` matches everything, even the empty key, as Redis's fast path does (glob `*` alone
     // would not match an empty string).
     type_ok && pattern.is_none_or(|p| p == b"*" || glob_match(p, key))

@@ -1,12 +1,19 @@
 //! Snapshots of a shard's key space for the Raft core (log compaction and follower catch-up).
 //!
-//! # Format (version 3)
+//! # Format (version 4)
 //!
 //! ```text
 //! magic "PPKV" | version:u8 | time_ms:varint | count:varint |
-//!   count × (key:len-prefixed bytes | value:len-prefixed bytes | has_ttl:u8 [expire_at_ms:varint])
+//!   count × (key:len-prefixed bytes | type:u8 value | has_ttl:u8 [expire_at_ms:varint])
 //! | crc32c:u32 little-endian over every preceding byte
 //! ```
+//!
+//! A value is, by its type: `0` a string (len-prefixed bytes); `1` a hash (`n:varint`, then
+//! `n` fields and values); `2` a list (`n`, then `n` elements, head first); `3` a set (`n`,
+//! then `n` members); `4` a sorted set (`n`, then `n` × member and its score as 8
+//! little-endian bytes of its IEEE-754 bits). Byte strings are len-prefixed; a collection is
+//! never empty and a score never NaN. Versions 3 and earlier hold strings only, as a
+//! len-prefixed value without the type byte.
 //!
 //! Entries are in strictly ascending scan order (`(scan_hash(key), key)`, the store's SCAN
 //! index, which it can walk without sorting), which restore checks, so a key cannot appear
@@ -32,11 +39,14 @@ const STORED_VALUE_BYTES_MAX: u64 = crate::limits::STORED_VALUE_BYTES_MAX as u64
 use super::scan::scan_hash;
 use super::state_machine::KvStore;
 use super::table::FrozenTable;
+use super::types::{Collection, Data, HashValue, ListValue, SetValue, SortedSetValue};
 use std::io::{self, Read, Write};
 
 const MAGIC: &[u8; 4] = b"PPKV";
 /// The version written.
-const SNAPSHOT_VERSION: u8 = 3;
+const SNAPSHOT_VERSION: u8 = 4;
+/// The version with strings only, still read.
+const SNAPSHOT_VERSION_STRINGS: u8 = 3;
 /// The version without the log's time, still read.
 const SNAPSHOT_VERSION_TIMELESS: u8 = 2;
 /// The version with entries in ascending key order, still read.
@@ -102,7 +112,7 @@ impl FrozenKv {
                 return;
             }
             put_bytes(&mut sink.buf, key);
-            put_bytes(&mut sink.buf, &value.data);
+            put_value(&mut sink, &value.data);
             match value.expire_at_ms {
                 None => sink.buf.push(0),
                 Some(at) => {
@@ -136,6 +146,56 @@ struct ChecksummedSink<'a> {
     crc: u32,
     written: u64,
     failed: Option<io::Error>,
+}
+
+// Value types in a version 4 image. Never renumber.
+const TYPE_STRING: u8 = 0;
+const TYPE_HASH: u8 = 1;
+const TYPE_LIST: u8 = 2;
+const TYPE_SET: u8 = 3;
+const TYPE_SORTED_SET: u8 = 4;
+
+/// Appends a value (format in the module docs), handing full buffers to the writer between
+/// elements, so a large collection never sits whole in the buffer.
+fn put_value(sink: &mut ChecksummedSink<'_>, data: &Data) {
+    let element = |sink: &mut ChecksummedSink<'_>, parts: &[&[u8]]| {
+        for part in parts {
+            put_bytes(&mut sink.buf, part);
+        }
+        if sink.buf.len() >= SNAPSHOT_WRITE_BUFFER_BYTES {
+            sink.flush();
+        }
+    };
+    match data {
+        Data::String(bytes) => {
+            sink.buf.push(TYPE_STRING);
+            put_bytes(&mut sink.buf, bytes);
+        }
+        Data::Hash(hash) => {
+            sink.buf.push(TYPE_HASH);
+            put_varint(&mut sink.buf, hash.len() as u64);
+            hash.iter().for_each(|(field, value)| element(sink, &[field, value]));
+        }
+        Data::List(list) => {
+            sink.buf.push(TYPE_LIST);
+            put_varint(&mut sink.buf, list.len() as u64);
+            list.iter().for_each(|item| element(sink, &[item]));
+        }
+        Data::Set(set) => {
+            sink.buf.push(TYPE_SET);
+            put_varint(&mut sink.buf, set.len() as u64);
+            set.iter().for_each(|member| element(sink, &[member]));
+        }
+        Data::SortedSet(zset) => {
+            sink.buf.push(TYPE_SORTED_SET);
+            put_varint(&mut sink.buf, zset.len() as u64);
+            for (member, score) in zset.iter() {
+                put_bytes(&mut sink.buf, member);
+                sink.buf.extend_from_slice(&score.to_bits().to_le_bytes());
+                element(sink, &[]);
+            }
+        }
+    }
 }
 
 impl ChecksummedSink<'_> {
@@ -173,7 +233,7 @@ impl KvStore {
         }
         let version = reader.u8("snapshot version")?;
         let time_ms = match version {
-            SNAPSHOT_VERSION => reader.varint("snapshot time")?,
+            SNAPSHOT_VERSION | SNAPSHOT_VERSION_STRINGS => reader.varint("snapshot time")?,
             SNAPSHOT_VERSION_TIMELESS | SNAPSHOT_VERSION_KEY_ORDER => 0,
             _ => return Err(KvDecodeError::UnsupportedVersion { version }.into()),
         };
@@ -185,7 +245,11 @@ impl KvStore {
         let mut previous: Option<(u64, Vec<u8>)> = None;
         for index in 0..count {
             let key = reader.bytes("snapshot key", STORED_VALUE_BYTES_MAX)?;
-            let data = reader.bytes("snapshot value", STORED_VALUE_BYTES_MAX)?;
+            let data = if version == SNAPSHOT_VERSION {
+                read_value(&mut reader)?
+            } else {
+                Data::String(reader.bytes("snapshot value", STORED_VALUE_BYTES_MAX)?.into())
+            };
             let offset = reader.offset();
             let expire_at_ms = match reader.u8("snapshot ttl flag")? {
                 0 => None,
@@ -198,12 +262,69 @@ impl KvStore {
             if previous.as_ref().is_some_and(|prev| prev >= &here) {
                 return Err(KvDecodeError::KeysOutOfOrder { index }.into());
             }
-            store.insert(&here.1, data, expire_at_ms);
+            store.insert_value(&here.1, data, expire_at_ms);
             previous = Some(here);
         }
         reader.finish()?;
         Ok(store)
     }
+}
+
+/// Reads a value of a version 4 image (format in the module docs). Elements are added as they
+/// are read, so a count is never trusted to reserve memory.
+fn read_value(reader: &mut ImageReader<'_>) -> Result<Data, SnapshotReadError> {
+    let offset = reader.offset();
+    let element = |reader: &mut ImageReader<'_>| reader.bytes("snapshot element", STORED_VALUE_BYTES_MAX);
+    let data = match reader.u8("snapshot value type")? {
+        TYPE_STRING => {
+            return Ok(Data::String(reader.bytes("snapshot value", STORED_VALUE_BYTES_MAX)?.into()))
+        }
+        TYPE_HASH => {
+            let mut hash = HashValue::default();
+            for _ in 0..reader.varint("snapshot hash length")? {
+                let field = element(reader)?;
+                hash.insert(&field, &element(reader)?);
+            }
+            hash.into_data()
+        }
+        TYPE_LIST => {
+            let mut list = ListValue::default();
+            for _ in 0..reader.varint("snapshot list length")? {
+                list.push_back(&element(reader)?);
+            }
+            list.into_data()
+        }
+        TYPE_SET => {
+            let mut set = SetValue::default();
+            for _ in 0..reader.varint("snapshot set length")? {
+                set.insert(&element(reader)?);
+            }
+            set.into_data()
+        }
+        TYPE_SORTED_SET => {
+            let mut zset = SortedSetValue::default();
+            for _ in 0..reader.varint("snapshot sorted set length")? {
+                let member = element(reader)?;
+                let score_offset = reader.offset();
+                let mut bits = [0u8; 8];
+                bits.copy_from_slice(reader.take(8, "snapshot score")?);
+                let score = f64::from_bits(u64::from_le_bytes(bits));
+                if score.is_nan() {
+                    return Err(
+                        KvDecodeError::Invalid { field: "snapshot score", offset: score_offset }.into()
+                    );
+                }
+                zset.insert(&member, score);
+            }
+            zset.into_data()
+        }
+        tag => return Err(KvDecodeError::InvalidTag { field: "snapshot value type", tag, offset }.into()),
+    };
+    // Every element counts some memory, so a collection of 0 bytes has no elements.
+    if data.bytes() == 0 {
+        return Err(KvDecodeError::Invalid { field: "snapshot collection (empty)", offset }.into());
+    }
+    Ok(data)
 }
 
 /// Reads a snapshot image through a bounded buffer, checksumming what it consumes.
@@ -388,7 +509,10 @@ mod tests {
         let large = vec![7u8; crate::limits::VALUE_BYTES_MAX + 1];
         store.insert(b"grown", large.clone(), None);
         let restored = KvStore::restore(&store.snapshot()).expect("a legacy-sized value restores");
-        assert_eq!(restored.entries.get(b"grown".as_slice()).map(|v| v.data.len()), Some(large.len()));
+        assert_eq!(
+            restored.entries.get(b"grown".as_slice()).map(|v| v.data.bytes()),
+            Some(large.len() as u64)
+        );
     }
 
     /// A snapshot of `version` holding `keys` (value "v", no expiry) in the order given, at
@@ -396,12 +520,15 @@ mod tests {
     fn snapshot_of(version: u8, keys: &[&[u8]]) -> Vec<u8> {
         let mut body = MAGIC.to_vec();
         body.push(version);
-        if version >= SNAPSHOT_VERSION {
+        if version >= SNAPSHOT_VERSION_STRINGS {
             put_varint(&mut body, 7);
         }
         put_varint(&mut body, keys.len() as u64);
         for key in keys {
             put_bytes(&mut body, key);
+            if version >= SNAPSHOT_VERSION {
+                body.push(TYPE_STRING);
+            }
             put_bytes(&mut body, b"v");
             body.push(0);
         }
@@ -436,8 +563,8 @@ mod tests {
             Err(KvDecodeError::KeysOutOfOrder { index: 1 })
         );
         assert_eq!(
-            KvStore::restore(&snapshot_of(4, &[])),
-            Err(KvDecodeError::UnsupportedVersion { version: 4 })
+            KvStore::restore(&snapshot_of(5, &[])),
+            Err(KvDecodeError::UnsupportedVersion { version: 5 })
         );
     }
 
@@ -453,10 +580,64 @@ mod tests {
         assert_eq!(restored, expected);
         assert_eq!(KvStore::restore(&snapshot_of(2, &in_scan_order(&keys))), Ok(expected.clone()));
         let with_time = KvStore::restore(&snapshot_of(3, &in_scan_order(&keys)));
-        assert_eq!(with_time, Ok(KvStore { time_ms: 7, ..expected }));
+        assert_eq!(with_time, Ok(KvStore { time_ms: 7, ..expected.clone() }));
+        let typed = KvStore::restore(&snapshot_of(4, &in_scan_order(&keys)));
+        assert_eq!(typed, Ok(KvStore { time_ms: 7, ..expected }));
+    }
+
+    /// Any mix of hashes, lists, sets and sorted sets (each element a small byte string, scores
+    /// any non-NaN float).
+    fn collections() -> impl Strategy<Value = Vec<(Vec<u8>, Data)>> {
+        let element = || proptest::collection::vec(any::<u8>(), 0..4);
+        let elements = || proptest::collection::vec(element(), 1..6);
+        let score = any::<f64>().prop_filter("scores are never NaN", |s| !s.is_nan());
+        let data = prop_oneof![
+            proptest::collection::vec((element(), element()), 1..6).prop_map(|pairs| {
+                let mut hash = HashValue::default();
+                pairs.iter().for_each(|(f, v)| {
+                    hash.insert(f, v);
+                });
+                hash.into_data()
+            }),
+            elements().prop_map(|items| {
+                let mut list = ListValue::default();
+                items.iter().for_each(|item| list.push_back(item));
+                list.into_data()
+            }),
+            elements().prop_map(|members| {
+                let mut set = SetValue::default();
+                members.iter().for_each(|member| {
+                    set.insert(member);
+                });
+                set.into_data()
+            }),
+            proptest::collection::vec((element(), score), 1..6).prop_map(|members| {
+                let mut zset = SortedSetValue::default();
+                members.iter().for_each(|(member, score)| {
+                    zset.insert(member, *score);
+                });
+                zset.into_data()
+            }),
+        ];
+        proptest::collection::vec((element(), data), 0..8)
     }
 
     proptest! {
+        /// A store of every type comes back from its snapshot as it was, element orders
+        /// included (they decide SPOP and HRANDFIELD on every replica).
+        #[test]
+        fn collections_round_trip(values in collections()) {
+            let mut store = KvStore::new();
+            for (key, data) in values {
+                store.insert_value(&key, data, Some(99));
+            }
+            let restored = KvStore::restore(&store.snapshot());
+            prop_assert_eq!(restored.as_ref(), Ok(&store));
+            if let Ok(restored) = restored {
+                restored.check_indexes();
+            }
+        }
+
         #[test]
         fn restore_never_panics(input in proptest::collection::vec(any::<u8>(), 0..96)) {
             let _ = KvStore::restore(&input);

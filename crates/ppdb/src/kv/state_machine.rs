@@ -25,13 +25,15 @@ use super::reply::{KvError, Reply};
 use super::scan::scan_hash;
 use super::table::KeyTable;
 use super::txn::{TxnStep, TXN_REPLY_BYTES_MAX};
+use super::types::Data;
 
-/// A stored value: the bytes and an optional absolute expiry. The bytes are shared, so a copy
-/// of the key table's part holding them (while a snapshot is serialized) does not copy them.
+/// A stored value: its contents and an optional absolute expiry. The contents are shared, so a
+/// copy of the key table's part holding them (while a snapshot is serialized) does not copy
+/// them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
-    /// The string value (binary-safe).
-    pub data: Arc<[u8]>,
+    /// A string or a collection (see [`super::types`]).
+    pub data: Data,
     /// Expiry in milliseconds since the Unix epoch; `None` means the key never expires.
     pub expire_at_ms: Option<u64>,
 }
@@ -63,11 +65,12 @@ pub struct KvStore {
 /// value's header (about 64 bytes) and the SCAN index's entry (about 48).
 pub const KEY_OVERHEAD_BYTES: u64 = 112;
 
-/// The memory a key with a value of `value_len` bytes is counted for: the key twice (the hash
-/// table and the SCAN index each hold it), the value once, and [`KEY_OVERHEAD_BYTES`]. An
-/// estimate that is the same on every replica and for every allocator, not a measure.
-pub fn stored_bytes(key: &[u8], value_len: usize) -> u64 {
-    2 * key.len() as u64 + value_len as u64 + KEY_OVERHEAD_BYTES
+/// The memory a key with a value of `value_bytes` ([`Data::bytes`]) is counted for: the
+/// key twice (the hash table and the SCAN index each hold it), the value once, and
+/// [`KEY_OVERHEAD_BYTES`]. An estimate that is the same on every replica and for every
+/// allocator, not a measure.
+pub fn stored_bytes(key: &[u8], value_bytes: u64) -> u64 {
+    2 * key.len() as u64 + value_bytes + KEY_OVERHEAD_BYTES
 }
 
 impl KvStore {
@@ -110,7 +113,13 @@ impl KvStore {
                 self.insert(key, value.as_slice(), None);
                 Reply::Integer(1)
             }
-            WriteOp::GetDel { key } => Reply::bulk_or_nil(self.remove(key).as_ref().map(|v| &v.data[..])),
+            WriteOp::GetDel { key } => match self.string(key) {
+                Ok(Some(_)) => Reply::bulk_or_nil(
+                    self.remove(key).as_ref().and_then(|v| v.data.as_string()).map(|d| &d[..]),
+                ),
+                Ok(None) => Reply::Nil,
+                Err(error) => Reply::Error(error),
+            },
             WriteOp::GetEx { key, ttl } => self.get_ex(key, *ttl, now),
             WriteOp::MSet { pairs } => {
                 for (key, value) in pairs {
@@ -154,6 +163,7 @@ impl KvStore {
                 Reply::Integer(removed as i64)
             }
             WriteOp::Transaction { steps } => self.apply_transaction(steps, now),
+            WriteOp::Collection(op) => op.apply(self, now),
         }
     }
 
@@ -204,6 +214,15 @@ impl KvStore {
         self.entries.get(key).filter(|value| !value.is_expired(now_ms))
     }
 
+    /// The string stored at `key` (a write: expired keys are already removed): `Ok(None)` when
+    /// absent, `WRONGTYPE` when the key holds a collection.
+    pub(crate) fn string(&self, key: &[u8]) -> Result<Option<&Arc<[u8]>>, KvError> {
+        match self.entries.get(key) {
+            None => Ok(None),
+            Some(value) => value.data.as_string().map(Some).ok_or(KvError::WrongType),
+        }
+    }
+
     fn set(
         &mut self,
         key: &[u8],
@@ -217,7 +236,11 @@ impl KvStore {
         let needs_old = get || condition != SetCondition::Always || ttl == SetTtl::Keep;
         let old = if needs_old { self.entries.get(key) } else { None };
         let exists = old.is_some();
-        let old_reply = get.then(|| Reply::bulk_or_nil(old.map(|v| &v.data[..])));
+        let old_string = match old.map(|v| v.data.as_string()) {
+            Some(None) if get => return Reply::Error(KvError::WrongType),
+            old_string => old_string.flatten(),
+        };
+        let old_reply = get.then(|| Reply::bulk_or_nil(old_string.map(|d| &d[..])));
         let refused = match condition {
             SetCondition::Always => false,
             SetCondition::IfAbsent => exists,
@@ -259,7 +282,8 @@ impl KvStore {
     }
 
     /// COPY: 1 when `to` now holds a copy of `from`'s value and expiry, 0 when `from` does
-    /// not exist or `to` does and `replace` is off. The bytes are shared, not duplicated.
+    /// not exist or `to` does and `replace` is off. The contents are shared, not duplicated:
+    /// a collection is copied when either key first changes it.
     fn copy(&mut self, from: &[u8], to: &[u8], replace: bool) -> Reply {
         let Some(value) = self.entries.get(from) else {
             return Reply::Integer(0);
@@ -267,17 +291,18 @@ impl KvStore {
         if from == to || (!replace && self.entries.contains_key(to)) {
             return Reply::Integer(0);
         }
-        let (data, expire_at_ms) = (Arc::clone(&value.data), value.expire_at_ms);
+        let (data, expire_at_ms) = (value.data.clone(), value.expire_at_ms);
         self.remove(to);
-        self.insert(to, data, expire_at_ms);
+        self.insert_value(to, data, expire_at_ms);
         Reply::Integer(1)
     }
 
     fn get_ex(&mut self, key: &[u8], ttl: GetExTtl, now: u64) -> Reply {
-        let Some(value) = self.entries.get(key) else {
-            return Reply::Nil;
+        let reply = match self.string(key) {
+            Ok(Some(data)) => Reply::Bulk(data.to_vec()),
+            Ok(None) => return Reply::Nil,
+            Err(error) => return Reply::Error(error),
         };
-        let reply = Reply::Bulk(value.data.to_vec());
         let at = match ttl {
             GetExTtl::Unchanged => return reply,
             GetExTtl::Persist => {
@@ -296,10 +321,11 @@ impl KvStore {
     }
 
     fn incr_by(&mut self, key: &[u8], delta: i64) -> Reply {
-        let (current, expire_at_ms) = match self.entries.get(key) {
-            None => (0, None),
-            Some(value) => match parse_i64(&value.data) {
-                Some(n) => (n, value.expire_at_ms),
+        let (current, expire_at_ms) = match self.string(key) {
+            Err(error) => return Reply::Error(error),
+            Ok(None) => (0, None),
+            Ok(Some(data)) => match parse_i64(data) {
+                Some(n) => (n, self.expiry_of(key)),
                 None => return Reply::Error(KvError::NotInteger),
             },
         };
@@ -311,10 +337,11 @@ impl KvStore {
     }
 
     fn incr_by_float(&mut self, key: &[u8], delta: f64) -> Reply {
-        let (current, expire_at_ms) = match self.entries.get(key) {
-            None => (0.0, None),
-            Some(value) => match parse_f64(&value.data) {
-                Some(n) => (n, value.expire_at_ms),
+        let (current, expire_at_ms) = match self.string(key) {
+            Err(error) => return Reply::Error(error),
+            Ok(None) => (0.0, None),
+            Ok(Some(data)) => match parse_f64(data) {
+                Some(n) => (n, self.expiry_of(key)),
                 None => return Reply::Error(KvError::NotFloat),
             },
         };
@@ -328,25 +355,28 @@ impl KvStore {
     }
 
     fn append(&mut self, key: &[u8], suffix: &[u8]) -> Reply {
-        let current_len = self.entries.get(key).map_or(0, |v| v.data.len());
-        if current_len as u64 + suffix.len() as u64 > VALUE_BYTES_MAX {
+        let current = match self.string(key) {
+            Ok(current) => current,
+            Err(error) => return Reply::Error(error),
+        };
+        let Some(current) = current else {
+            self.insert(key, suffix, None);
+            return Reply::Integer(suffix.len() as i64);
+        };
+        if current.len() as u64 + suffix.len() as u64 > VALUE_BYTES_MAX {
             return Reply::Error(KvError::StringTooLong);
         }
-        match self.entries.get_mut(key) {
-            Some(value) => {
-                value.data = [&value.data[..], suffix].concat().into();
-                self.data_bytes += suffix.len() as u64;
-                Reply::Integer(value.data.len() as i64)
-            }
-            None => {
-                self.insert(key, suffix, None);
-                Reply::Integer(suffix.len() as i64)
-            }
-        }
+        let data: Arc<[u8]> = [&current[..], suffix].concat().into();
+        let len = data.len();
+        self.insert(key, data, self.expiry_of(key));
+        Reply::Integer(len as i64)
     }
 
     fn set_range(&mut self, key: &[u8], offset: u64, patch: &[u8]) -> Reply {
-        let current_len = self.entries.get(key).map(|v| v.data.len());
+        let current_len = match self.string(key) {
+            Ok(current) => current.map(|data| data.len()),
+            Err(error) => return Reply::Error(error),
+        };
         if patch.is_empty() {
             // Redis answers the current length (0 for a missing key) and creates nothing.
             return Reply::Integer(current_len.unwrap_or(0) as i64);
@@ -357,20 +387,14 @@ impl KvStore {
         };
         // `end <= VALUE_BYTES_MAX` (512 MiB), so both fit in usize.
         let (offset, end) = (offset as usize, end as usize);
-        if current_len.is_none() {
-            self.insert(key, &[][..], None);
-        }
-        let Some(value) = self.entries.get_mut(key) else {
-            return Reply::Integer(0);
-        };
-        let mut data = value.data.to_vec();
+        let mut data = self.string(key).ok().flatten().map_or_else(Vec::new, |data| data.to_vec());
         if data.len() < end {
-            self.data_bytes += (end - data.len()) as u64;
             data.resize(end, 0);
         }
         data[offset..end].copy_from_slice(patch);
-        value.data = data.into();
-        Reply::Integer(value.data.len() as i64)
+        let len = data.len();
+        self.insert(key, data, self.expiry_of(key));
+        Reply::Integer(len as i64)
     }
 
     fn expire(&mut self, key: &[u8], at_ms: i64, condition: ExpireCondition, now: u64) -> Reply {
@@ -401,18 +425,28 @@ impl KvStore {
         Reply::Integer(1)
     }
 
-    /// Inserts or replaces `key`, keeping the indexes in step.
+    /// Inserts or replaces `key` with a string, keeping the indexes in step.
     pub(crate) fn insert(&mut self, key: &[u8], data: impl Into<Arc<[u8]>>, expire_at_ms: Option<u64>) {
         let data = data.into();
         debug_assert!(data.len() <= crate::limits::STORED_VALUE_BYTES_MAX, "values are bounded before apply");
+        self.insert_value(key, Data::String(data), expire_at_ms);
+    }
+
+    /// The expiry of `key`, if it exists and has one.
+    fn expiry_of(&self, key: &[u8]) -> Option<u64> {
+        self.entries.get(key).and_then(|value| value.expire_at_ms)
+    }
+
+    /// Inserts or replaces `key` with a value of any type, keeping the indexes in step.
+    pub(crate) fn insert_value(&mut self, key: &[u8], data: Data, expire_at_ms: Option<u64>) {
         match self.entries.get_mut(key) {
             Some(value) => {
-                self.data_bytes = self.data_bytes - value.data.len() as u64 + data.len() as u64;
+                self.data_bytes = self.data_bytes - value.data.bytes() + data.bytes();
                 value.data = data;
                 change_expiry(&mut self.expiries, key, value, expire_at_ms);
             }
             None => {
-                self.data_bytes += stored_bytes(key, data.len());
+                self.data_bytes += stored_bytes(key, data.bytes());
                 self.entries.insert(key.into(), Value { data, expire_at_ms });
                 self.scan_order.insert((scan_hash(key), key.to_vec()));
                 if let Some(at) = expire_at_ms {
@@ -430,9 +464,9 @@ impl KvStore {
     }
 
     /// Removes `key` and its index entries; returns the old value.
-    fn remove(&mut self, key: &[u8]) -> Option<Value> {
+    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let value = self.entries.remove(key)?;
-        self.data_bytes -= stored_bytes(key, value.data.len());
+        self.data_bytes -= stored_bytes(key, value.data.bytes());
         self.scan_order.remove(&(scan_hash(key), key.to_vec()));
         if let Some(at) = value.expire_at_ms {
             self.expiries.remove(&(at, key.to_vec()));
@@ -461,7 +495,8 @@ impl KvStore {
         }
         let with_ttl = self.entries.iter().filter(|(_, v)| v.expire_at_ms.is_some()).count();
         assert_eq!(self.expiries.len(), with_ttl);
-        let counted: u64 = self.entries.iter().map(|(key, value)| stored_bytes(key, value.data.len())).sum();
+        let counted: u64 =
+            self.entries.iter().map(|(key, value)| stored_bytes(key, value.data.bytes())).sum();
         assert_eq!(self.data_bytes, counted, "data bytes follow every change");
     }
 }

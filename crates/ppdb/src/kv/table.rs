@@ -154,11 +154,12 @@ impl FrozenTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::types::Data;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
     fn value(n: u8) -> Value {
-        Value { data: vec![n].into(), expire_at_ms: None }
+        Value { data: Data::String(vec![n].into()), expire_at_ms: None }
     }
 
     #[test]
@@ -172,13 +173,13 @@ mod tests {
         assert_eq!(table.get(b"a"), Some(&value(3)));
         assert!(table.contains_key(b""));
         if let Some(v) = table.get_mut(b"") {
-            v.data = vec![9].into();
+            v.data = Data::String(vec![9].into());
         }
         assert_eq!(table.get(b""), Some(&value(9)));
         assert_eq!(table.remove(b"a"), Some(value(3)));
         assert_eq!(table.remove(b"a"), None);
         assert_eq!(table.len(), 1);
-        assert_eq!(format!("{table:?}"), "{[]: Value { data: [9], expire_at_ms: None }}");
+        assert_eq!(format!("{table:?}"), "{[]: Value { data: String([9]), expire_at_ms: None }}");
     }
 
     #[test]
@@ -203,7 +204,10 @@ mod tests {
         frozen.drain_in_scan_order(|k, v| after.push((k.to_vec(), v.clone())));
         assert_eq!(before, after, "the frozen view did not change");
         assert_eq!(table.len(), 51);
-        assert_eq!(table.get(&[3]), Some(&Value { data: vec![4].into(), expire_at_ms: Some(1) }));
+        assert_eq!(
+            table.get(&[3]),
+            Some(&Value { data: Data::String(vec![4].into()), expire_at_ms: Some(1) })
+        );
         assert_eq!(table.freeze().len(), 51);
     }
 

@@ -22,6 +22,7 @@
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp, VALUE_BYTES_MAX};
+use super::types::CollectionRead;
 
 /// The most commands one transaction entry may hold.
 pub const TXN_STEPS_MAX: u64 = 16 * 1024;
@@ -70,6 +71,8 @@ const READ_DBSIZE: u8 = 11;
 const READ_RANDOMKEY: u8 = 12;
 const READ_EXPIRETIME: u8 = 13;
 const READ_PEXPIRETIME: u8 = 14;
+/// A collection query: a type tag, then the type's own query (see [`super::types`]).
+const READ_COLLECTION: u8 = 15;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -156,6 +159,10 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
         }
         KvRead::DbSize => out.push(READ_DBSIZE),
         KvRead::RandomKey => out.push(READ_RANDOMKEY),
+        KvRead::Collection(query) => {
+            out.push(READ_COLLECTION);
+            query.encode(out);
+        }
     }
 }
 
@@ -195,6 +202,7 @@ pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeErr
         },
         READ_DBSIZE => KvRead::DbSize,
         READ_RANDOMKEY => KvRead::RandomKey,
+        READ_COLLECTION => KvRead::Collection(CollectionRead::decode(reader)?),
         tag => return Err(KvDecodeError::InvalidTag { field: "read", tag, offset }),
     })
 }

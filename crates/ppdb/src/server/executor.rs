@@ -118,7 +118,7 @@ impl Executor {
                 sum_integers(futures_join(runs).await)
             }
             op => {
-                let shard = op.keys().first().map_or(1, |k| shard_of(k, self.shards));
+                let shard = self.one_shard(&op.keys())?;
                 self.on_shard(shard, ShardOp::Write(write)).await
             }
         }
@@ -158,7 +158,7 @@ impl Executor {
                 Ok(Reply::Nil)
             }
             other => {
-                let shard = other.keys().first().map_or(1, |k| shard_of(k, self.shards));
+                let shard = self.one_shard(&other.keys())?;
                 self.on_shard(shard, ShardOp::Read(other.clone())).await
             }
         }
@@ -210,6 +210,22 @@ impl Executor {
             .collect();
         keys.sort_by_key(|k| scan_hash(k));
         Ok(Reply::Scan { cursor: next, keys })
+    }
+
+    /// The one shard that holds every key of a command (shard 1 for none); an error when the
+    /// keys live in several, as a multi-key command runs within one shard until cross-shard
+    /// transactions land.
+    fn one_shard(&self, keys: &[&[u8]]) -> Result<u64, Error> {
+        let mut shards = keys.iter().map(|key| shard_of(key, self.shards));
+        let first = shards.next().unwrap_or(1);
+        match shards.find(|&shard| shard != first) {
+            None => Ok(first),
+            Some(other) => Err(Error::State(format!(
+                "the command's keys live in different shards (shards {first} and {other}); a \
+                 multi-key command runs within one shard until cross-shard transactions land (a \
+                 cluster bootstrapped with one shard, the default, keeps every key in it)"
+            ))),
+        }
     }
 
     fn group_keys(&self, keys: &[Vec<u8>]) -> BTreeMap<u64, Vec<Vec<u8>>> {

@@ -24,6 +24,7 @@
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
+use crate::kv::types::Score;
 use crate::kv::{KvError, KvRead, KvWrite, Reply};
 use crate::limits;
 use ppdb_raft::NodeId;
@@ -35,6 +36,9 @@ const ITEM_BYTES_MAX: usize = limits::VALUE_BYTES_MAX;
 const OP_BYTES_MAX: usize = limits::COMMAND_BYTES_MAX;
 /// Most items in a forwarded array (each takes at least one byte of the reply).
 const ITEMS_MAX: usize = limits::REPLY_BYTES_MAX;
+/// How deeply replies nest: a transaction's array of ZMPOP replies (key, then member-score
+/// pairs) is four levels.
+const REPLY_DEPTH_MAX: u32 = 8;
 
 /// An operation on one shard, sent to its leader.
 #[derive(Debug, Clone, PartialEq)]
@@ -187,30 +191,8 @@ fn decode_keys(d: &mut Decoder<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
     (0..n).map(|_| d.bytes(ITEM_BYTES_MAX).map(<[u8]>::to_vec)).collect()
 }
 
-const STATUSES: [&str; 3] = ["string", "none", "OK"];
-/// Every key-value error, at the index [`kv_error_tag`] gives it on the wire.
-const KV_ERRORS: [KvError; 7] = [
-    KvError::NotInteger,
-    KvError::IncrOverflow,
-    KvError::NotFloat,
-    KvError::NanOrInfinity,
-    KvError::StringTooLong,
-    KvError::NoSuchKey,
-    KvError::TxnReplyTooLarge,
-];
-
-/// The wire tag of a key-value error: exhaustive, so a new error cannot travel as another.
-fn kv_error_tag(error: KvError) -> u8 {
-    match error {
-        KvError::NotInteger => 0,
-        KvError::IncrOverflow => 1,
-        KvError::NotFloat => 2,
-        KvError::NanOrInfinity => 3,
-        KvError::StringTooLong => 4,
-        KvError::NoSuchKey => 5,
-        KvError::TxnReplyTooLarge => 6,
-    }
-}
+/// Every status reply, at its wire index. Never reorder: nodes of one release talk.
+const STATUSES: [&str; 7] = ["string", "none", "OK", "hash", "list", "set", "zset"];
 
 fn encode_reply(e: &mut Encoder, reply: &Reply) {
     match reply {
@@ -242,13 +224,33 @@ fn encode_reply(e: &mut Encoder, reply: &Reply) {
         }
         Reply::Error(err) => {
             e.u8(7);
-            e.u8(kv_error_tag(*err));
+            e.u8(err.wire_tag());
         }
+        Reply::Map(pairs) => {
+            e.u8(8);
+            e.u32(u32::try_from(pairs.len()).unwrap_or(u32::MAX));
+            for (key, value) in pairs {
+                encode_reply(e, key);
+                encode_reply(e, value);
+            }
+        }
+        Reply::Set(items) => {
+            e.u8(9);
+            e.u32(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            for item in items {
+                encode_reply(e, item);
+            }
+        }
+        Reply::Double(score) => {
+            e.u8(10);
+            e.u64(score.0.to_bits());
+        }
+        Reply::NilArray => e.u8(11),
     }
 }
 
 fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
-    if depth > 4 {
+    if depth > REPLY_DEPTH_MAX {
         return Err(d.error("reply nested too deeply"));
     }
     Ok(match d.u8()? {
@@ -262,7 +264,27 @@ fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
             Reply::Array((0..n).map(|_| decode_reply(d, depth + 1)).collect::<Result<_, _>>()?)
         }
         6 => Reply::Scan { cursor: d.u64()?, keys: decode_keys(d)? },
-        7 => Reply::Error(KV_ERRORS.get(d.u8()? as usize).copied().ok_or_else(|| d.error("unknown error"))?),
+        7 => Reply::Error(KvError::from_wire_tag(d.u8()?).ok_or_else(|| d.error("unknown error"))?),
+        8 => {
+            let n = d.count(ITEMS_MAX, 2)?;
+            let mut pairs = Vec::with_capacity(n);
+            for _ in 0..n {
+                pairs.push((decode_reply(d, depth + 1)?, decode_reply(d, depth + 1)?));
+            }
+            Reply::Map(pairs)
+        }
+        9 => {
+            let n = d.count(ITEMS_MAX, 1)?;
+            Reply::Set((0..n).map(|_| decode_reply(d, depth + 1)).collect::<Result<_, _>>()?)
+        }
+        10 => {
+            let value = f64::from_bits(d.u64()?);
+            if value.is_nan() {
+                return Err(d.error("NaN score"));
+            }
+            Reply::Double(Score(value))
+        }
+        11 => Reply::NilArray,
         _ => return Err(d.error("unknown reply tag")),
     })
 }
@@ -307,11 +329,12 @@ const REFUSAL_BYTES_MAX: usize = 256;
 /// Bytes [`encode_reply`] writes for `reply`.
 fn reply_bytes(reply: &Reply) -> usize {
     1 + match reply {
-        Reply::Ok | Reply::Nil => 0,
+        Reply::Ok | Reply::Nil | Reply::NilArray => 0,
         Reply::Status(_) | Reply::Error(_) => 1,
-        Reply::Integer(_) => 8,
+        Reply::Integer(_) | Reply::Double(_) => 8,
         Reply::Bulk(b) => 4 + b.len(),
-        Reply::Array(items) => 4 + items.iter().map(reply_bytes).sum::<usize>(),
+        Reply::Array(items) | Reply::Set(items) => 4 + items.iter().map(reply_bytes).sum::<usize>(),
+        Reply::Map(pairs) => 4 + pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum::<usize>(),
         Reply::Scan { keys, .. } => 8 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>(),
     }
 }
@@ -408,13 +431,12 @@ mod tests {
 
     #[test]
     fn every_key_value_error_crosses_the_wire_as_itself() {
-        for (tag, error) in KV_ERRORS.iter().enumerate() {
-            assert_eq!(usize::from(kv_error_tag(*error)), tag, "{error:?}");
+        for error in (0..=u8::MAX).filter_map(KvError::from_wire_tag) {
             let mut e = Encoder::default();
-            encode_reply(&mut e, &Reply::Error(*error));
+            encode_reply(&mut e, &Reply::Error(error));
             let bytes = e.finish();
             let mut d = Decoder::new(&bytes, "reply");
-            assert_eq!(decode_reply(&mut d, 0).ok(), Some(Reply::Error(*error)));
+            assert_eq!(decode_reply(&mut d, 0).ok(), Some(Reply::Error(error)));
         }
     }
 

@@ -23,6 +23,12 @@ impl From<Reply> for Frame {
                 Frame::Array(keys.into_iter().map(|k| Frame::Bulk(Bytes::from(k))).collect()),
             ]),
             Reply::Error(error) => Frame::error(error.message()),
+            Reply::Map(pairs) => Frame::Map(
+                pairs.into_iter().map(|(key, value)| (Frame::from(key), Frame::from(value))).collect(),
+            ),
+            Reply::Set(items) => Frame::Set(items.into_iter().map(Frame::from).collect()),
+            Reply::Double(score) => Frame::Double(score.0),
+            Reply::NilArray => Frame::NullArray,
         }
     }
 }

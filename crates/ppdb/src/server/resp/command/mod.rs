@@ -8,13 +8,15 @@
 //! [`WriteCommand::resolve`] just before proposing them.
 //!
 //! One file per concern: `connection` (PING, HELLO, CLIENT, ...), `strings` (GET, SET, INCR,
-//! ...), `keyspace` (DEL, EXPIRE, SCAN, ...), `write` (the write commands and their expiry
+//! ...), `keyspace` (DEL, EXPIRE, SCAN, ...), one file per collection type (`hash`, ...),
+//! `write` (the write commands and their expiry
 //! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
 //! option parsing helpers), `table` and `error`.
 
 mod args;
 mod connection;
 pub mod error;
+mod hash;
 mod keyspace;
 mod strings;
 pub mod table;
@@ -101,6 +103,7 @@ impl Command {
         connection::parse(spec.name, rest)
             .or_else(|| strings::parse(spec.name, rest))
             .or_else(|| keyspace::parse(spec.name, rest))
+            .or_else(|| hash::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
