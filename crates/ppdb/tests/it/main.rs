@@ -13,6 +13,7 @@ mod memory_limit;
 mod pause;
 mod placement;
 mod redis_tools;
+mod reference;
 mod resp_commands;
 mod support;
 mod wal_crash;

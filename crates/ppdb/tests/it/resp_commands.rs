@@ -796,3 +796,29 @@ fn transactions_across_shards_are_refused() {
     assert!(fails(c, &["EXEC"]).starts_with("CROSSSLOT"));
     assert_eq!(run::<Value, _>(c, &["PING"]), Value::SimpleString("PONG".into()));
 }
+
+/// Hash commands answer as Redis 7 does, errors included.
+#[test]
+fn hash_commands_answer_as_redis_does() {
+    let cluster = TestCluster::start(ClusterOptions::default());
+    let reference = super::reference::Reference::start();
+    let script = "
+        HSET h a 1 b 2
+        HSET h a 3
+        HGET h a
+        HGET h zz
+        HGET nohash a
+        HLEN h
+        HLEN nohash
+        HMSET h c 4
+        HSET h odd
+        SET s v
+        HSET s f v
+        HGET s f
+        GET h
+        TYPE h
+        DEL h
+        TYPE h
+    ";
+    super::reference::assert_same_replies(&mut cluster.client(1), &mut reference.client(), script);
+}
