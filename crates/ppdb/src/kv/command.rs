@@ -24,6 +24,7 @@
 //! deep only; its body is described in [`super::txn`].
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
+use super::introspect::ObjectField;
 use super::txn::{decode_steps, encode_steps, TxnStep};
 use super::types::{CollectionRead, CollectionWrite};
 
@@ -341,6 +342,18 @@ pub enum KvRead {
     RandomKey,
     /// A hash, list, set or sorted-set query (see [`super::types`]).
     Collection(CollectionRead),
+    /// OBJECT ENCODING|REFCOUNT|IDLETIME|FREQ key.
+    Object {
+        /// The key.
+        key: Vec<u8>,
+        /// What is asked.
+        field: ObjectField,
+    },
+    /// MEMORY USAGE key.
+    MemoryUsage {
+        /// The key.
+        key: Vec<u8>,
+    },
 }
 
 impl WriteOp {
@@ -398,7 +411,9 @@ impl KvRead {
             | Self::PTtl { key }
             | Self::ExpireTime { key }
             | Self::PExpireTime { key }
-            | Self::Type { key } => vec![key.as_slice()],
+            | Self::Type { key }
+            | Self::Object { key, .. }
+            | Self::MemoryUsage { key } => vec![key.as_slice()],
             Self::MGet { keys } | Self::Exists { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
             Self::Collection(query) => query.keys(),

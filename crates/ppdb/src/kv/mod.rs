@@ -20,6 +20,7 @@ pub mod command;
 pub mod glob;
 #[cfg(test)]
 mod hostile_tests;
+pub mod introspect;
 pub mod numeric;
 mod read;
 pub mod reply;

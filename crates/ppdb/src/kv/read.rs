@@ -9,6 +9,7 @@
 
 use super::command::KvRead;
 use super::glob::glob_match;
+use super::introspect::{memory_usage_reply, object_reply};
 use super::reply::{Reply, REPLY_ELEMENT_BYTES};
 use super::scan::{scan_filter, scan_page};
 use super::state_machine::{KvStore, Value};
@@ -54,6 +55,8 @@ impl KvStore {
             KvRead::DbSize => Reply::Integer(self.live_len(now_ms) as i64),
             KvRead::RandomKey => Reply::bulk_or_nil(self.random_key(now_ms)),
             KvRead::Collection(query) => query.read(self, now_ms),
+            KvRead::Object { key, field } => object_reply(live(key), *field),
+            KvRead::MemoryUsage { key } => memory_usage_reply(key, live(key)),
         }
     }
 

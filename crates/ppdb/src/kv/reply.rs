@@ -66,6 +66,8 @@ pub enum KvError {
     NoSuchKey,
     /// A command for one type on a key holding another.
     WrongType,
+    /// OBJECT FREQ without an LFU eviction policy (PPDB has none).
+    LfuNotSelected,
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
     /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
@@ -82,6 +84,10 @@ impl KvError {
             Self::StringTooLong => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
             Self::NoSuchKey => "ERR no such key",
             Self::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
+            Self::LfuNotSelected => {
+                "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note \
+                 that when switching between policies at runtime LRU and LFU data will take some time to adjust."
+            }
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
         }
     }
@@ -90,7 +96,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 8] = [
+    const ALL: [KvError; 9] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -99,6 +105,7 @@ impl KvError {
         KvError::NoSuchKey,
         KvError::TxnReplyTooLarge,
         KvError::WrongType,
+        KvError::LfuNotSelected,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -113,6 +120,7 @@ impl KvError {
             Self::NoSuchKey => 5,
             Self::TxnReplyTooLarge => 6,
             Self::WrongType => 7,
+            Self::LfuNotSelected => 8,
         }
     }
 

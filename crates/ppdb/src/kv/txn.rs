@@ -22,6 +22,7 @@
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp, VALUE_BYTES_MAX};
+use super::introspect::ObjectField;
 use super::types::CollectionRead;
 
 /// The most commands one transaction entry may hold.
@@ -73,6 +74,8 @@ const READ_EXPIRETIME: u8 = 13;
 const READ_PEXPIRETIME: u8 = 14;
 /// A collection query: a type tag, then the type's own query (see [`super::types`]).
 const READ_COLLECTION: u8 = 15;
+const READ_OBJECT: u8 = 16;
+const READ_MEMORY_USAGE: u8 = 17;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -163,6 +166,16 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
             out.push(READ_COLLECTION);
             query.encode(out);
         }
+        KvRead::Object { key, field } => {
+            key_only(READ_OBJECT, key);
+            out.push(match field {
+                ObjectField::Encoding => 0,
+                ObjectField::RefCount => 1,
+                ObjectField::IdleTime => 2,
+                ObjectField::Freq => 3,
+            });
+        }
+        KvRead::MemoryUsage { key } => key_only(READ_MEMORY_USAGE, key),
     }
 }
 
@@ -173,6 +186,17 @@ fn option(reader: &mut Reader<'_>) -> Result<Option<Vec<u8>>, KvDecodeError> {
         1 => Ok(Some(key(reader)?)),
         tag => Err(KvDecodeError::InvalidTag { field: "option flag", tag, offset }),
     }
+}
+
+fn object_field(reader: &mut Reader<'_>) -> Result<ObjectField, KvDecodeError> {
+    let offset = reader.offset();
+    Ok(match reader.u8("object field")? {
+        0 => ObjectField::Encoding,
+        1 => ObjectField::RefCount,
+        2 => ObjectField::IdleTime,
+        3 => ObjectField::Freq,
+        tag => return Err(KvDecodeError::InvalidTag { field: "object field", tag, offset }),
+    })
 }
 
 /// Reads back what [`encode_read`] wrote.
@@ -203,6 +227,8 @@ pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeErr
         READ_DBSIZE => KvRead::DbSize,
         READ_RANDOMKEY => KvRead::RandomKey,
         READ_COLLECTION => KvRead::Collection(CollectionRead::decode(reader)?),
+        READ_OBJECT => KvRead::Object { key: key(reader)?, field: object_field(reader)? },
+        READ_MEMORY_USAGE => KvRead::MemoryUsage { key: key(reader)? },
         tag => return Err(KvDecodeError::InvalidTag { field: "read", tag, offset }),
     })
 }

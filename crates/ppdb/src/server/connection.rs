@@ -527,6 +527,7 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
             Frame::Verbatim { format: *b"txt", text: Bytes::from(ctx.info(&sections).await) }
         }
         Command::Select => Frame::simple("OK"),
+        Command::Help(lines) => Frame::Array(lines.iter().map(|line| Frame::simple(line)).collect()),
         Command::Time => time_reply(std::time::SystemTime::now()),
         Command::ConfigGet(patterns) => ctx.settings.config_get(&patterns),
         Command::ConfigSet(changes) => ctx.settings.config_set(&changes),

@@ -822,3 +822,39 @@ fn hash_commands_answer_as_redis_does() {
     ";
     super::reference::assert_same_replies(&mut cluster.client(1), &mut reference.client(), script);
 }
+
+/// OBJECT and MEMORY answer as Redis 7.0 does for what clients read: encodings, refcounts,
+/// help, and the errors of malformed calls (MEMORY USAGE's figure is PPDB's own estimate).
+#[test]
+fn object_and_memory_answer_as_redis_does() {
+    let cluster = TestCluster::start(ClusterOptions::default());
+    let reference = super::reference::Reference::start();
+    let script = "
+        SET n 123
+        SET s abc
+        SET big aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+        HSET h f v
+        OBJECT ENCODING n
+        OBJECT ENCODING s
+        OBJECT ENCODING big
+        OBJECT ENCODING h
+        OBJECT ENCODING nokey
+        OBJECT REFCOUNT n
+        OBJECT REFCOUNT s
+        OBJECT FREQ n
+        OBJECT IDLETIME nokey
+        OBJECT ENCODING
+        OBJECT ENCODING a b
+        OBJECT foo
+        OBJECT HELP
+        MEMORY USAGE nokey
+        MEMORY USAGE
+        MEMORY USAGE n SAMPLES x
+        MEMORY USAGE n SAMPLES
+        MEMORY foo
+    ";
+    let mut ppdb = cluster.client(1);
+    super::reference::assert_same_replies(&mut ppdb, &mut reference.client(), script);
+    let usage: i64 = redis::cmd("MEMORY").arg("USAGE").arg("big").query(&mut ppdb).expect("memory usage");
+    assert!(usage > 62, "the value's 62 bytes at least: {usage}");
+}

@@ -17,6 +17,7 @@ mod args;
 mod connection;
 pub mod error;
 mod hash;
+mod introspect;
 mod keyspace;
 mod strings;
 pub mod table;
@@ -79,6 +80,8 @@ pub enum Command {
     Unwatch,
     /// RESET: back to a fresh connection's state.
     Reset,
+    /// The help of a container command (OBJECT HELP, MEMORY HELP): one status line each.
+    Help(&'static [&'static str]),
     /// A read of the key space.
     Read(KvRead),
     /// A write to the key space.
@@ -103,6 +106,7 @@ impl Command {
         connection::parse(spec.name, rest)
             .or_else(|| strings::parse(spec.name, rest))
             .or_else(|| keyspace::parse(spec.name, rest))
+            .or_else(|| introspect::parse(spec.name, rest))
             .or_else(|| hash::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
