@@ -59,6 +59,13 @@ pub struct BenchArgs {
     /// Share of writes (SET / Put) in percent; the rest are linearizable reads (GET / Range).
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub write_percent: u8,
+    /// The data type the writes and reads use (resp:// targets only): `set` (SET / GET),
+    /// `hset` (HSET key field value / HGET), `lpush` (LPUSH key value / LINDEX key 0), `sadd`
+    /// (SADD key member / SISMEMBER) or `zadd` (ZADD key score member / ZSCORE). Fields,
+    /// members and scores are drawn from a million, so collections grow as Redis's own
+    /// benchmark makes them grow.
+    #[arg(long, value_enum, default_value_t = TypeWorkload::Set)]
+    pub command: TypeWorkload,
     /// Seconds of load before measuring starts (connections, leader caches, page cache warm up).
     #[arg(long, default_value_t = 2)]
     pub warmup_secs: u64,
@@ -71,6 +78,62 @@ pub struct BenchArgs {
     /// Print one JSON line (for scripts) instead of the human-readable summary.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The commands a RESP benchmark sends (see [`BenchArgs::command`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TypeWorkload {
+    /// SET and GET.
+    Set,
+    /// HSET and HGET.
+    Hset,
+    /// LPUSH and LINDEX 0.
+    Lpush,
+    /// SADD and SISMEMBER.
+    Sadd,
+    /// ZADD and ZSCORE.
+    Zadd,
+}
+
+/// How many distinct fields, members or scores the collection workloads draw from.
+const ELEMENTS: u64 = 1_000_000;
+
+impl TypeWorkload {
+    /// The prefix of the workload's keys: its own, so that workloads run one after another on
+    /// one server never meet a key of another type.
+    fn key_prefix(self) -> &'static str {
+        match self {
+            TypeWorkload::Set => "key",
+            TypeWorkload::Hset => "hash",
+            TypeWorkload::Lpush => "list",
+            TypeWorkload::Sadd => "set",
+            TypeWorkload::Zadd => "zset",
+        }
+    }
+
+    /// The request for `key`: a write of `value` (or of element `element`), or its read.
+    fn args<'a>(
+        self,
+        key: &'a [u8],
+        write: bool,
+        value: &'a [u8],
+        element: &'a [u8],
+        score: &'a [u8],
+    ) -> Vec<&'a [u8]> {
+        match (self, write) {
+            (TypeWorkload::Set, true) => vec![b"SET", key, value],
+            (TypeWorkload::Set, false) => vec![b"GET", key],
+            (TypeWorkload::Hset, true) => vec![b"HSET", key, element, value],
+            (TypeWorkload::Hset, false) => vec![b"HGET", key, element],
+            (TypeWorkload::Lpush, true) => vec![b"LPUSH", key, value],
+            (TypeWorkload::Lpush, false) => vec![b"LINDEX", key, b"0"],
+            (TypeWorkload::Sadd, true) => vec![b"SADD", key, element],
+            (TypeWorkload::Sadd, false) => vec![b"SISMEMBER", key, element],
+            (TypeWorkload::Zadd, true) => vec![b"ZADD", key, score, element],
+            (TypeWorkload::Zadd, false) => vec![b"ZSCORE", key, element],
+        }
+    }
 }
 
 /// Which protocol the endpoints speak.
@@ -123,6 +186,7 @@ struct Plan {
     endpoints: Vec<SocketAddr>,
     keys: u64,
     write_percent: u64,
+    command: TypeWorkload,
     value: bytes::Bytes,
     request_timeout: Duration,
     /// Requests started at or after this instant are measured.
@@ -210,6 +274,9 @@ impl RequestError {
 /// Runs the benchmark and prints its result.
 pub fn run(args: BenchArgs) -> Result<(), String> {
     let (protocol, endpoints) = parse_target(&args.target)?;
+    if protocol == Protocol::Etcd && args.command != TypeWorkload::Set {
+        return Err("--command: etcd targets only take `set` (Put and Range)".to_string());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads as usize)
         .enable_all()
@@ -222,6 +289,7 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         endpoints,
         keys: args.keys,
         write_percent: u64::from(args.write_percent),
+        command: args.command,
         value: bytes::Bytes::from(vec![b'v'; args.value_bytes as usize]),
         request_timeout: Duration::from_millis(args.request_timeout_ms.max(1)),
         measure_from,
@@ -268,14 +336,17 @@ async fn run_client(plan: Arc<Plan>, index: u32) -> Result<Tally, String> {
             },
         };
         key.clear();
-        key.extend_from_slice(format!("key:{:012}", rng.next() % plan.keys).as_bytes());
+        key.extend_from_slice(
+            format!("{}:{:012}", plan.command.key_prefix(), rng.next() % plan.keys).as_bytes(),
+        );
         let write = rng.next() % 100 < plan.write_percent;
+        let element = rng.next() % ELEMENTS;
+        let request = Request { key: &key, write, value: &plan.value, command: plan.command, element };
         let sent_at = Instant::now();
-        let outcome =
-            match tokio::time::timeout(plan.request_timeout, conn.request(&key, write, &plan.value)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(RequestError::Timeout),
-            };
+        let outcome = match tokio::time::timeout(plan.request_timeout, conn.request(&request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(RequestError::Timeout),
+        };
         match outcome {
             Ok(()) if measured => {
                 let us = u64::try_from(sent_at.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -330,24 +401,42 @@ impl Connection {
         })
     }
 
-    async fn request(&mut self, key: &[u8], write: bool, value: &[u8]) -> Result<(), RequestError> {
+    async fn request(&mut self, request: &Request<'_>) -> Result<(), RequestError> {
         match self {
-            Connection::Resp(conn) => conn.request(key, write, value).await,
-            Connection::Etcd(conn) => conn.request(key, write, value).await,
+            Connection::Resp(conn) => conn.request(request).await,
+            Connection::Etcd(conn) => conn.request(request.key, request.write, request.value).await,
         }
     }
 }
 
-/// A minimal Redis-protocol client: `SET key value` and `GET key`, one at a time.
+/// One request of a client.
+struct Request<'a> {
+    key: &'a [u8],
+    write: bool,
+    value: &'a [u8],
+    command: TypeWorkload,
+    /// The field, member or score drawn for a collection workload.
+    element: u64,
+}
+
+/// A minimal Redis-protocol client: one request of the workload at a time.
 struct RespConnection {
     stream: BufStream<TcpStream>,
     line: Vec<u8>,
 }
 
 impl RespConnection {
-    async fn request(&mut self, key: &[u8], write: bool, value: &[u8]) -> Result<(), RequestError> {
+    async fn request(&mut self, request: &Request<'_>) -> Result<(), RequestError> {
         let io = |e: std::io::Error| RequestError::Io(e.kind().to_string());
-        let args: &[&[u8]] = if write { &[b"SET", key, value] } else { &[b"GET", key] };
+        let element = format!("element:{}", request.element);
+        let score = request.element.to_string();
+        let args = request.command.args(
+            request.key,
+            request.write,
+            request.value,
+            element.as_bytes(),
+            score.as_bytes(),
+        );
         let mut header = itoa::Buffer::new();
         self.stream.write_all(b"*").await.map_err(io)?;
         self.stream.write_all(header.format(args.len()).as_bytes()).await.map_err(io)?;
@@ -560,6 +649,7 @@ fn print_report(args: &BenchArgs, protocol: Protocol, total: &Tally, elapsed_sec
             "target": args.target,
             "clients": args.clients,
             "write_percent": args.write_percent,
+            "command": args.command,
             "value_bytes": args.value_bytes,
             "keys": args.keys,
             "ops": total.ops,
@@ -578,11 +668,12 @@ fn print_report(args: &BenchArgs, protocol: Protocol, total: &Tally, elapsed_sec
     }
     let ms = |us: u64| us as f64 / 1000.0;
     println!(
-        "{} ({}): {} clients, {}% writes, {}-byte values, {} keys",
+        "{} ({}): {} clients, {}% writes ({:?}), {}-byte values, {} keys",
         args.target,
         protocol.name(),
         args.clients,
         args.write_percent,
+        args.command,
         args.value_bytes,
         args.keys
     );
@@ -633,6 +724,7 @@ mod tests {
             endpoints: vec![],
             keys: 1,
             write_percent: 100,
+            command: TypeWorkload::Set,
             value: bytes::Bytes::new(),
             request_timeout: Duration::from_secs(1),
             measure_from: now,
