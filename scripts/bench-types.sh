@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The data types' write throughput, side by side: a 3-node PPDB (`ppdb local`) and one Redis with
+# `appendonly yes` and `appendfsync always` (every write fsynced before its reply, PPDB's own
+# durability) on loopback, measured by the same load generator (`ppdb bench --command ...`):
+# SET, HSET, LPUSH, SADD and ZADD, 100% writes, clients spread over the three PPDB nodes.
+# Prints ops/s and p50/p99 latency per command, and each type's share of PPDB's own SET.
+#
+# Usage: scripts/bench-types.sh
+# Environment (all optional):
+#   DURATION_SECS=10 WARMUP_SECS=2 CLIENTS=64 VALUE_BYTES=100 KEYS=100000
+#   BENCH_DIR=/tmp   parent of the temporary data directories (must be a real disk)
+#   KEEP_DIR=1       keep the data directories and logs afterwards
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION_SECS=${DURATION_SECS:-10}
+WARMUP_SECS=${WARMUP_SECS:-2}
+CLIENTS=${CLIENTS:-64}
+VALUE_BYTES=${VALUE_BYTES:-100}
+KEYS=${KEYS:-100000}
+COMMANDS=(set hset lpush sadd zadd)
+
+log() { echo "[bench] $*" >&2; }
+
+log "building ppdb (release)"
+cargo build --release -p ppdb --bin ppdb >&2
+PPDB="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)/ppdb"
+command -v redis-server >/dev/null || { apt-get update >&2 && apt-get install -y redis-server >&2; }
+
+WORK=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}" ppdb-bench-types.XXXXXX)
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    if [ "${KEEP_DIR:-0}" = 1 ]; then log "data and logs kept in $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { # a free TCP port at or above $1 whose next three ports (and +100, +200) are free too
+    local base=$1 used offset ok
+    used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -un)
+    while [ "$base" -lt 60000 ]; do
+        ok=1
+        for offset in 0 1 2 3 101 102 103 201 202 203; do
+            if grep -qx "$((base + offset))" <<<"$used"; then ok=0; break; fi
+        done
+        if [ "$ok" = 1 ]; then echo "$base"; return; fi
+        base=$((base + 1000))
+    done
+    log "no free ports"; exit 1
+}
+
+REDIS_PORT=$(free_port 26000)
+mkdir -p "$WORK/redis"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save '' \
+    --appendonly yes --appendfsync always >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+PPDB_BASE=$(free_port 18000)
+"$PPDB" local --base-port "$PPDB_BASE" --dir "$WORK/ppdb" >"$WORK/ppdb-local.log" 2>&1 &
+PIDS+=($!)
+PPDB_TARGET=""
+for i in 1 2 3; do PPDB_TARGET+="${PPDB_TARGET:+,}resp://127.0.0.1:$((PPDB_BASE + i))"; done
+REDIS_TARGET="resp://127.0.0.1:$REDIS_PORT"
+
+wait_ready() { # wait_ready NAME TARGET
+    local deadline=$((SECONDS + 60)) out
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        out=$(timeout 10 "$PPDB" bench --target "$2" --clients 3 --requests 30 --warmup-secs 0 \
+            --write-percent 100 --request-timeout-ms 2000 --json 2>/dev/null || true)
+        if grep -q '"errors":0,' <<<"$out" && grep -q '"ops":30,' <<<"$out"; then log "$1 is ready"; return; fi
+        sleep 0.5
+    done
+    log "$1 did not become ready; logs in $WORK"; KEEP_DIR=1; exit 1
+}
+wait_ready redis "$REDIS_TARGET"
+wait_ready ppdb "$PPDB_TARGET"
+
+RESULTS="$WORK/results.jsonl"
+for command in "${COMMANDS[@]}"; do
+    # Alternate systems per command so a drift in machine load affects both alike.
+    for system in ppdb redis; do
+        if [ "$system" = ppdb ]; then target=$PPDB_TARGET; else target=$REDIS_TARGET; fi
+        log "$system: $command ($CLIENTS clients, ${DURATION_SECS}s + ${WARMUP_SECS}s warm-up)"
+        "$PPDB" bench --target "$target" --command "$command" --clients "$CLIENTS" --write-percent 100 \
+            --duration-secs "$DURATION_SECS" --warmup-secs "$WARMUP_SECS" --value-bytes "$VALUE_BYTES" \
+            --keys "$KEYS" --json | sed "s/^{/{\"system\":\"$system\",/" >>"$RESULTS"
+    done
+done
+
+echo
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); $(redis-server --version | awk '{print $3}')"
+echo "workloads: 100% writes, $CLIENTS clients, ${VALUE_BYTES}-byte values, $KEYS keys, ${DURATION_SECS}s measured after ${WARMUP_SECS}s warm-up"
+echo "redis: one process, appendonly yes, appendfsync always; ppdb: ppdb local (3 nodes), clients over all three"
+echo
+python3 - "$RESULTS" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+by = {(r["system"], r["command"]): r for r in rows}
+ppdb_set = by[("ppdb", "set")]["ops_per_sec"]
+head = ["command", "ppdb ops/s", "p50 ms", "p99 ms", "of ppdb SET", "redis ops/s", "p50 ms", "p99 ms", "ppdb/redis", "errors"]
+table = [head]
+for command in ["set", "hset", "lpush", "sadd", "zadd"]:
+    p, r = by[("ppdb", command)], by[("redis", command)]
+    table.append([command, "%.0f" % p["ops_per_sec"], "%.2f" % (p["latency_us_p50"] / 1000),
+                  "%.2f" % (p["latency_us_p99"] / 1000), "%.0f%%" % (100 * p["ops_per_sec"] / ppdb_set),
+                  "%.0f" % r["ops_per_sec"], "%.2f" % (r["latency_us_p50"] / 1000),
+                  "%.2f" % (r["latency_us_p99"] / 1000), "x%.2f" % (p["ops_per_sec"] / max(r["ops_per_sec"], 1)),
+                  "%d/%d" % (p["errors"], r["errors"])])
+widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+for row in table:
+    print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+PY
