@@ -319,7 +319,14 @@ pub struct Group {
     pub name: &'static str,
     /// Its families.
     pub families: Families,
+    /// The read that shows a key's whole value of this group's type (GET, HGETALL, LRANGE 0 -1,
+    /// ...), sent for every key of the pool after a sequence that used the group; `None` for
+    /// groups without a type of their own.
+    pub inspect: Option<Inspect>,
 }
+
+/// A read of one key's whole value (see [`Group::inspect`]).
+pub type Inspect = fn(&[u8]) -> Command;
 
 /// Arguments a malformed command may gain: options in the wrong place, bad numbers.
 const STRAY_ARGS: &[&[u8]] = &[
@@ -353,8 +360,8 @@ pub struct Sequence {
     pub groups: Vec<&'static str>,
     /// The commands, in order (FLUSHALL, sent first, is not among them).
     pub commands: Vec<Command>,
-    /// Reads of the state the commands left, compared after them: DBSIZE, then the type,
-    /// TTL class and string value of every key of the pool.
+    /// Reads of the state the commands left, compared after them: DBSIZE, then the type, the
+    /// TTL class and the [`Group::inspect`] reads of every key of the pool.
     pub final_checks: Vec<Command>,
 }
 
@@ -387,13 +394,11 @@ impl Sequence {
                 }
             })
             .collect();
+        let inspects: Vec<Inspect> = chosen.iter().filter_map(|g| g.inspect).collect();
         let final_checks = std::iter::once(Command::new("DBSIZE"))
             .chain(pool.all().iter().flat_map(|key| {
-                [
-                    Command::new("TYPE").arg(key),
-                    Command::new("PTTL").arg(key).ttl(),
-                    Command::new("GET").arg(key),
-                ]
+                let generic = [Command::new("TYPE").arg(key), Command::new("PTTL").arg(key).ttl()];
+                generic.into_iter().chain(inspects.iter().map(|inspect| inspect(key)))
             }))
             .collect();
         let groups = chosen.iter().map(|g| g.name).collect();
@@ -430,7 +435,7 @@ mod tests {
 
     #[test]
     fn a_seed_draws_the_same_sequence_every_time() {
-        let group = Group { name: "test", families: &[("set", set)] };
+        let group = Group { name: "test", families: &[("set", set)], inspect: None };
         let one = Sequence::draw(7, &[&group]);
         let two = Sequence::draw(7, &[&group]);
         assert_eq!(one.commands, two.commands);

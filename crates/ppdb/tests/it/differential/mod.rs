@@ -4,15 +4,15 @@
 //! Redis is the reference: its replies, error texts, nil-versus-empty and RESP3 types are what
 //! PPDB must send. A sequence starts with FLUSHALL on both, then 20 to 40 commands drawn from
 //! its seed (see `generator`), each sent to Redis and to one PPDB node in turn (rotating over
-//! the nodes, so followers forward and reads are linearizable); after the last command, the
-//! type and TTL class of every key are compared too. The first mismatch panics with the seed,
+//! the nodes, so followers forward and reads are linearizable); after the last command, every
+//! key's type, TTL class and value (each group's `inspect` read) are compared too. The first mismatch panics with the seed,
 //! the command's index, the command, both replies and the sequence so far, and says how to
 //! replay it. Nothing waits on the clock: expiries are far ahead or long past.
 //!
 //! The cluster runs one shard, PPDB's default: multi-key writes across shards are a known
 //! difference (docs/compatibility.md), and keeping every key in one shard lets the tests
 //! compare MSETNX, RENAME, COPY and the other multi-key commands. Commands that differ by
-//! design ([`known_difference`]) are skipped, and counted.
+//! design (`compatibility`) are skipped, and counted.
 //!
 //! Environment:
 //! - `PPDB_SEED=<seed>`: run only that sequence (the replay a failure message prints).
@@ -22,14 +22,17 @@
 //! - `PPDB_DIFF_KEEP_GOING=1`: run every sequence, then report each failing one.
 //!
 //! Adding a type's commands: write `differential/<type>.rs` with families
-//! (`fn(&mut Rng, &KeyPool) -> Command`) and a `FAMILIES` list, then add one line to [`GROUPS`].
+//! (`fn(&mut Rng, &KeyPool) -> Command`), a `FAMILIES` list and an `inspect` read of a whole
+//! value, then add one line to [`GROUPS`] (strings.rs is the model).
 
+mod compatibility;
 mod generator;
 mod keyspace;
 mod resp;
 mod strings;
 
 use crate::support::{free_addrs, wait_for, ClusterOptions, TestCluster};
+use compatibility::{counts_expired_keys, known_difference, known_reply_difference};
 use generator::{Command, Group, Sequence};
 use resp::{command_line, Reply, RespConnection};
 use std::collections::BTreeMap;
@@ -38,65 +41,14 @@ use std::time::{Duration, Instant};
 
 /// Every generator group; a sequence draws its commands from a random subset of them.
 const GROUPS: &[Group] = &[
-    Group { name: "strings", families: strings::FAMILIES },
-    Group { name: "keyspace", families: keyspace::FAMILIES },
+    Group { name: "strings", families: strings::FAMILIES, inspect: Some(strings::inspect) },
+    Group { name: "keyspace", families: keyspace::FAMILIES, inspect: None },
 ];
 
 /// Sequences `cargo test` runs (about 25 s on a 2-core machine; scripts/differential.sh runs more).
 const SEQUENCES_DEFAULT: u64 = 200;
 /// Longest time the reference Redis may take to answer PING after starting.
 const REDIS_START_DEADLINE: Duration = Duration::from_secs(10);
-
-/// Why a command is not compared, when it is one PPDB answers differently by design; each
-/// reason names its section of docs/compatibility.md.
-fn known_difference(args: &[Vec<u8>]) -> Option<&'static str> {
-    let name = String::from_utf8_lossy(args.first()?).to_ascii_lowercase();
-    let integer_at = |i: usize| args.get(i).and_then(|a| std::str::from_utf8(a).ok()?.parse::<i64>().ok());
-    match name.as_str() {
-        "select" | "swapdb" | "move" => Some("One database"),
-        "copy" => {
-            let db_at = args.iter().position(|a| a.eq_ignore_ascii_case(b"db"))?;
-            integer_at(db_at + 1).is_some_and(|db| (1..16).contains(&db)).then_some("One database")
-        }
-        "getex" => {
-            let at = args.iter().position(|a| {
-                [&b"ex"[..], b"px", b"exat", b"pxat"].iter().any(|option| a.eq_ignore_ascii_case(option))
-            })?;
-            // Seconds up to i64::MAX / 1000 and milliseconds far from overflowing the clock.
-            let valid = integer_at(at + 1).is_some_and(|n| n > 0 && n <= i64::MAX / 1000);
-            (!valid).then_some("GETEX with an invalid expiry")
-        }
-        "incrbyfloat" => args.iter().skip(2).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal"),
-        _ => None,
-    }
-}
-
-/// Whether `arg` reads as a hexadecimal number (`0x10`, `-0X1p3`).
-fn is_hexadecimal(arg: &[u8]) -> bool {
-    let unsigned = arg.strip_prefix(b"-").or_else(|| arg.strip_prefix(b"+")).unwrap_or(arg);
-    unsigned.get(..2).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"0x"))
-}
-
-/// Why two different replies are not a failure: PPDB's INCRBYFLOAT computes in 64-bit floats
-/// and prints 15 significant digits, where Redis's 80-bit long double prints more. The states
-/// may differ from then on, so the sequence ends there.
-fn known_reply_difference(command: &Command, redis: &Reply) -> Option<&'static str> {
-    let Reply::Bulk(text) = redis else { return None };
-    let digits =
-        text.iter().skip_while(|&&b| b == b'-' || b == b'0' || b == b'.').filter(|b| b.is_ascii_digit());
-    let significant =
-        String::from_utf8_lossy(&digits.copied().collect::<Vec<u8>>()).trim_end_matches('0').len();
-    (command.args[0].eq_ignore_ascii_case(b"incrbyfloat") && significant > 15)
-        .then_some("INCRBYFLOAT precision")
-}
-
-/// Whether Redis may count keys that have expired but that it has not removed yet in the
-/// reply to `args` (DBSIZE): Redis removes an expired key when a command touches it or in its
-/// background cycle, so the harness first makes Redis visit every key with a full SCAN (which
-/// removes the expired ones it meets).
-fn counts_expired_keys(args: &[Vec<u8>]) -> bool {
-    args.first().is_some_and(|name| name.eq_ignore_ascii_case(b"dbsize"))
-}
 
 /// A throwaway `redis-server` on a free port, without persistence, killed on drop.
 struct ReferenceRedis {

@@ -22,6 +22,11 @@ pub const FAMILIES: Families = &[
     ("strlen", strlen),
 ];
 
+/// The whole value of a string key, read after a sequence.
+pub fn inspect(key: &[u8]) -> Command {
+    Command::new("GET").arg(key)
+}
+
 fn get(rng: &mut Rng, keys: &KeyPool) -> Command {
     Command::new("GET").arg(keys.key(rng))
 }
