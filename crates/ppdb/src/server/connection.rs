@@ -21,6 +21,7 @@ use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::settings::OutputBufferLimit;
 use super::transaction::{self, ExecElement};
 use crate::error::Error;
+use crate::node::runtime::wall_clock_ms;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -431,7 +432,12 @@ fn refuse_over_maxmemory(ctx: &ServerContext, session: &mut Session, args: &[Byt
 /// answer to queueing the request.
 fn admit(session: &mut Session, args: &[Bytes]) -> Result<Command, Frame> {
     let Some(transaction) = session.transaction.as_mut() else {
-        return Command::parse(args).map_err(|e| Frame::from(&e));
+        let command = Command::parse(args).map_err(|e| Frame::from(&e))?;
+        // An expiry that overflows the clock is the client's error, answered as Redis does.
+        if let Command::Write(write) = &command {
+            write.check_times(wall_clock_ms()).map_err(|e| Frame::from(&e))?;
+        }
+        return Ok(command);
     };
     match transaction.admit(args) {
         Admission::Queued => Err(Frame::simple("QUEUED")),

@@ -3,6 +3,7 @@
 
 mod client_limits;
 mod cluster;
+mod differential;
 mod hostile_apply;
 mod hostile_input;
 mod identity;

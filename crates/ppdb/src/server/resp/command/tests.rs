@@ -190,6 +190,35 @@ fn getex_and_expire_resolve() {
     );
 }
 
+/// `check_times` refuses exactly what `resolve` refuses, so an overflowing expiry is answered
+/// with Redis's error before the command is routed (it once reached clients as a STATE error).
+#[test]
+fn checking_times_refuses_what_resolving_refuses() {
+    let now = 1_700_000_000_000;
+    for line in [
+        "SET k v PX 9223372036854775807",
+        "SET k v PXAT 9223372036854775807",
+        "SETEX k 9223372036854775807 v",
+        "PSETEX k 9223372036854775807 v",
+        "GETEX k PX 9223372036854775807",
+        "GETEX k PXAT 9223372036854775807",
+        "EXPIRE k 9223372036854775807",
+        "EXPIRE k -9223372036854775808",
+        "PEXPIRE k 9223372036854775807",
+        "EXPIREAT k 9223372036854775807",
+        "PEXPIREAT k 9223372036854775807",
+        "SET k v EX 10",
+        "GETEX k PERSIST",
+        "INCR k",
+    ] {
+        let Ok(Command::Write(command)) = parse(line) else { panic!("{line:?} is not a write") };
+        let resolved = command.resolve(now).map(drop);
+        assert_eq!(command.check_times(now), resolved, "{line}");
+    }
+    let Ok(Command::Write(command)) = parse("PEXPIRE k 9223372036854775807") else { unreachable!() };
+    assert_eq!(command.check_times(now), Err(CommandError::InvalidExpireTime { command: "pexpire" }));
+}
+
 #[test]
 fn other_commands_parse() {
     let now = 0;

@@ -117,6 +117,23 @@ impl WriteCommand {
         }
     }
 
+    /// Checks the write's times as [`WriteCommand::resolve`] does, without building its entry:
+    /// a relative expiry that overflows once added to `clock_ms` is Redis's `invalid expire
+    /// time` error, answered before the command is routed.
+    pub fn check_times(&self, clock_ms: u64) -> Result<(), CommandError> {
+        match self {
+            WriteCommand::Ready(_)
+            | WriteCommand::GetEx { option: GetExOption::None | GetExOption::Persist, .. } => Ok(()),
+            WriteCommand::Set(set) => {
+                set.expiry.map_or(Ok(()), |e| expiry_ms(e, clock_ms, set.command).map(drop))
+            }
+            WriteCommand::GetEx { option: GetExOption::Expire(expiry), .. } => {
+                expiry_ms(*expiry, clock_ms, "getex").map(drop)
+            }
+            WriteCommand::Expire(expire) => expire_time(expire, clock_ms).map(drop),
+        }
+    }
+
     /// The log entry for this write, its time left for the shard's leader to stamp (0 until
     /// then; relative expiries count from that time). `clock_ms`, this node's clock in ms
     /// since the Unix epoch, only checks relative expiries as Redis does: one that would

@@ -1,0 +1,317 @@
+//! Differential tests: the same random command sequences sent to a real Redis 7 and to a
+//! 3-node PPDB cluster, every reply compared frame for frame.
+//!
+//! Redis is the reference: its replies, error texts, nil-versus-empty and RESP3 types are what
+//! PPDB must send. A sequence starts with FLUSHALL on both, then 20 to 40 commands drawn from
+//! its seed (see `generator`), each sent to Redis and to one PPDB node in turn (rotating over
+//! the nodes, so followers forward and reads are linearizable); after the last command, every
+//! key's type, TTL class and value (each group's `inspect` read) are compared too. The first mismatch panics with the seed,
+//! the command's index, the command, both replies and the sequence so far, and says how to
+//! replay it. Nothing waits on the clock: expiries are far ahead or long past.
+//!
+//! The cluster runs one shard, PPDB's default: multi-key writes across shards are a known
+//! difference (docs/compatibility.md), and keeping every key in one shard lets the tests
+//! compare MSETNX, RENAME, COPY and the other multi-key commands. Commands that differ by
+//! design (`compatibility`) are skipped, and counted.
+//!
+//! Environment:
+//! - `PPDB_SEED=<seed>`: run only that sequence (the replay a failure message prints).
+//! - `PPDB_DIFF_SEQUENCES=<n>`: run `n` sequences (default [`SEQUENCES_DEFAULT`]);
+//!   `PPDB_DIFF_FIRST_SEED=<seed>` starts them elsewhere than seed 1.
+//! - `PPDB_DIFF_GROUPS=strings,keyspace`: only those generator groups.
+//! - `PPDB_DIFF_KEEP_GOING=1`: run every sequence, then report each failing one.
+//!
+//! Adding a type's commands: write `differential/<type>.rs` with families
+//! (`fn(&mut Rng, &KeyPool) -> Command`), a `FAMILIES` list and an `inspect` read of a whole
+//! value, then add one line to [`GROUPS`] (strings.rs is the model).
+
+mod compatibility;
+mod generator;
+mod keyspace;
+mod resp;
+mod strings;
+
+use crate::support::{free_addrs, wait_for, ClusterOptions, TestCluster};
+use compatibility::{counts_expired_keys, known_difference, known_reply_difference};
+use generator::{Command, Group, Sequence};
+use resp::{command_line, Reply, RespConnection};
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// Every generator group; a sequence draws its commands from a random subset of them.
+const GROUPS: &[Group] = &[
+    Group { name: "strings", families: strings::FAMILIES, inspect: Some(strings::inspect) },
+    Group { name: "keyspace", families: keyspace::FAMILIES, inspect: None },
+];
+
+/// Sequences `cargo test` runs (about 25 s on a 2-core machine; scripts/differential.sh runs more).
+const SEQUENCES_DEFAULT: u64 = 200;
+/// Longest time the reference Redis may take to answer PING after starting.
+const REDIS_START_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A throwaway `redis-server` on a free port, without persistence, killed on drop.
+struct ReferenceRedis {
+    child: Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl ReferenceRedis {
+    fn start() -> ReferenceRedis {
+        let addr = free_addrs(1)[0];
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spawned = std::process::Command::new("redis-server")
+            .args(["--port", &addr.port().to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+                "redis-server is not installed: the differential tests compare PPDB with a real \
+                 Redis 7 (Debian: apt-get install redis-server; .ci/run installs it)"
+            ),
+            Err(e) => panic!("start redis-server: {e}"),
+        };
+        let redis = ReferenceRedis { child, addr, _dir: dir };
+        let pong = wait_for(REDIS_START_DEADLINE, || {
+            let stream = std::net::TcpStream::connect(addr).ok()?;
+            drop(stream);
+            Some(RespConnection::connect(addr).call(&[b"PING".to_vec()]))
+        });
+        assert_eq!(pong, Some(Reply::Simple(b"PONG".to_vec())), "redis-server on {addr} did not answer PING");
+        redis.check_version();
+        redis
+    }
+
+    /// The reference must be Redis 7: replies and error texts changed between major versions.
+    fn check_version(&self) {
+        let info = RespConnection::connect(self.addr).call(&[b"INFO".to_vec(), b"server".to_vec()]);
+        let Reply::Bulk(text) = info else { panic!("INFO server answered {info}") };
+        let text = String::from_utf8_lossy(&text);
+        let version = text.lines().find_map(|l| l.strip_prefix("redis_version:")).unwrap_or("?");
+        assert!(version.starts_with("7."), "the differential tests need redis-server 7, found {version}");
+    }
+}
+
+impl Drop for ReferenceRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What to run, from the environment.
+struct Plan {
+    seeds: Vec<u64>,
+    groups: Vec<&'static Group>,
+    keep_going: bool,
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(value.trim().parse().unwrap_or_else(|_| panic!("{name}={value:?} is not a number")))
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        let seeds = match env_u64("PPDB_SEED") {
+            Some(seed) => vec![seed],
+            None => {
+                let first = env_u64("PPDB_DIFF_FIRST_SEED").unwrap_or(1);
+                let count = env_u64("PPDB_DIFF_SEQUENCES").unwrap_or(SEQUENCES_DEFAULT);
+                (first..first.saturating_add(count)).collect()
+            }
+        };
+        let groups = match std::env::var("PPDB_DIFF_GROUPS") {
+            Ok(names) => names
+                .split(',')
+                .map(|name| {
+                    GROUPS.iter().find(|g| g.name == name.trim()).unwrap_or_else(|| {
+                        let known: Vec<&str> = GROUPS.iter().map(|g| g.name).collect();
+                        panic!("PPDB_DIFF_GROUPS names {name:?}; the groups are {known:?}")
+                    })
+                })
+                .collect(),
+            Err(_) => GROUPS.iter().collect(),
+        };
+        let keep_going = std::env::var_os("PPDB_DIFF_KEEP_GOING").is_some_and(|v| v != "0");
+        Plan { seeds, groups, keep_going }
+    }
+}
+
+/// Where two replies differed.
+struct Mismatch {
+    seed: u64,
+    protocol: u8,
+    groups: Vec<&'static str>,
+    index: usize,
+    node: u64,
+    command: Command,
+    redis: Reply,
+    ppdb: Reply,
+    history: Vec<String>,
+}
+
+impl Mismatch {
+    fn report(&self) -> String {
+        let mut text = format!(
+            "PPDB differs from Redis in sequence {} (RESP{}, groups {:?}) at command {} (sent to \
+             node {}):\n  {}\n  redis: {}\n  ppdb:  {}\n  compared: {:?}\n",
+            self.seed,
+            self.protocol,
+            self.groups,
+            self.index,
+            self.node,
+            command_line(&self.command.args),
+            self.redis,
+            self.ppdb,
+            self.command.compare,
+        );
+        text.push_str("the sequence up to it (after FLUSHALL), with Redis's replies:\n");
+        for line in &self.history {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text.push_str(&format!(
+            "replay: PPDB_SEED={} cargo test -p ppdb --test it differential\n",
+            self.seed
+        ));
+        text
+    }
+}
+
+/// The two sides under test and the connections to them.
+struct Differential {
+    redis: RespConnection,
+    nodes: Vec<(u64, RespConnection)>,
+    /// Commands skipped, by reason.
+    skipped: BTreeMap<&'static str, u64>,
+    /// Commands compared, by name: how many, and how many Redis answered with an error (a
+    /// family whose commands mostly fail tests little but the error paths).
+    compared: BTreeMap<String, (u64, u64)>,
+    _reference: ReferenceRedis,
+    _cluster: TestCluster,
+}
+
+impl Differential {
+    fn start() -> Differential {
+        let reference = ReferenceRedis::start();
+        let cluster = TestCluster::start(ClusterOptions { shards: 1, ..ClusterOptions::default() });
+        let nodes =
+            cluster.ids().into_iter().map(|id| (id, RespConnection::connect(cluster.node(id).client_addr)));
+        Differential {
+            redis: RespConnection::connect(reference.addr),
+            nodes: nodes.collect(),
+            skipped: BTreeMap::new(),
+            compared: BTreeMap::new(),
+            _reference: reference,
+            _cluster: cluster,
+        }
+    }
+
+    /// Both servers flushed, every connection speaking `protocol`.
+    fn reset(&mut self, protocol: u8) {
+        let hello = [b"HELLO".to_vec(), protocol.to_string().into_bytes()];
+        let flush = [b"FLUSHALL".to_vec()];
+        for connection in std::iter::once(&mut self.redis).chain(self.nodes.iter_mut().map(|(_, c)| c)) {
+            let reply = connection.call(&hello);
+            assert!(!reply.is_error(), "HELLO {protocol}: {reply}");
+        }
+        assert_eq!(self.redis.call(&flush), Reply::Simple(b"OK".to_vec()), "FLUSHALL on Redis");
+        let (id, node) = &mut self.nodes[0];
+        assert_eq!(node.call(&flush), Reply::Simple(b"OK".to_vec()), "FLUSHALL on node {id}");
+    }
+
+    /// Runs one sequence; the first mismatch, if any.
+    fn run(&mut self, sequence: &Sequence) -> Option<Mismatch> {
+        self.reset(sequence.protocol);
+        let mut history = Vec::new();
+        let checks = sequence.commands.iter().chain(&sequence.final_checks);
+        for (index, command) in checks.enumerate() {
+            if let Some(reason) = known_difference(&command.args) {
+                *self.skipped.entry(reason).or_default() += 1;
+                history.push(format!("{index}: {} (skipped: {reason})", command_line(&command.args)));
+                continue;
+            }
+            if counts_expired_keys(&command.args) {
+                self.redis.call(&[b"SCAN".to_vec(), b"0".to_vec(), b"COUNT".to_vec(), b"100000".to_vec()]);
+            }
+            let at = (sequence.seed as usize + index) % self.nodes.len();
+            let (node, connection) = &mut self.nodes[at];
+            let redis = self.redis.call(&command.args);
+            let ppdb = connection.call(&command.args);
+            let counts =
+                self.compared.entry(String::from_utf8_lossy(&command.args[0]).to_uppercase()).or_default();
+            counts.0 += 1;
+            counts.1 += u64::from(redis.is_error());
+            if command.compare.canonical(redis.clone()) != command.compare.canonical(ppdb.clone()) {
+                if let Some(reason) = known_reply_difference(command, &redis) {
+                    *self.skipped.entry(reason).or_default() += 1;
+                    return None;
+                }
+                return Some(Mismatch {
+                    seed: sequence.seed,
+                    protocol: sequence.protocol,
+                    groups: sequence.groups.clone(),
+                    index,
+                    node: *node,
+                    command: command.clone(),
+                    redis,
+                    ppdb,
+                    history,
+                });
+            }
+            history.push(format!("{index}: {} -> {redis}", command_line(&command.args)));
+        }
+        None
+    }
+}
+
+impl Differential {
+    /// What ran: commands compared (and the share Redis refused) by name, skips by reason.
+    fn summary(&self, sequences: usize, elapsed: Duration) -> String {
+        let total: u64 = self.compared.values().map(|(count, _)| count).sum();
+        let mut text = format!(
+            "differential: {sequences} sequences, {total} commands compared in {:.1} s\n",
+            elapsed.as_secs_f64()
+        );
+        for (name, (count, errors)) in &self.compared {
+            text.push_str(&format!("  {name:<12} {count:>6}  {:>3}% errors\n", errors * 100 / count));
+        }
+        for (reason, count) in &self.skipped {
+            text.push_str(&format!("  skipped as a known difference ({reason}): {count}\n"));
+        }
+        text
+    }
+}
+
+#[test]
+fn random_sequences_answer_as_redis_does() {
+    let plan = Plan::from_env();
+    let mut harness = Differential::start();
+    let started = Instant::now();
+    let mut mismatches = Vec::new();
+    for &seed in &plan.seeds {
+        let sequence = Sequence::draw(seed, &plan.groups);
+        if let Some(mismatch) = harness.run(&sequence) {
+            if !plan.keep_going {
+                panic!("{}", mismatch.report());
+            }
+            eprintln!("{}", mismatch.report());
+            mismatches.push(mismatch);
+        }
+    }
+    eprintln!("{}", harness.summary(plan.seeds.len(), started.elapsed()));
+    if !mismatches.is_empty() {
+        let summary: Vec<String> = mismatches
+            .iter()
+            .map(|m| format!("seed {} command {}: {}", m.seed, m.index, command_line(&m.command.args)))
+            .collect();
+        panic!("{} of {} sequences differ:\n{}", mismatches.len(), plan.seeds.len(), summary.join("\n"));
+    }
+}
