@@ -69,6 +69,8 @@ pub enum KvError {
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
     /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
+    /// LSET of an index the list does not have.
+    IndexOutOfRange,
 }
 
 impl KvError {
@@ -83,6 +85,7 @@ impl KvError {
             Self::NoSuchKey => "ERR no such key",
             Self::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
+            Self::IndexOutOfRange => "ERR index out of range",
         }
     }
 }
@@ -90,7 +93,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 8] = [
+    const ALL: [KvError; 9] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -99,6 +102,7 @@ impl KvError {
         KvError::NoSuchKey,
         KvError::TxnReplyTooLarge,
         KvError::WrongType,
+        KvError::IndexOutOfRange,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -113,6 +117,7 @@ impl KvError {
             Self::NoSuchKey => 5,
             Self::TxnReplyTooLarge => 6,
             Self::WrongType => 7,
+            Self::IndexOutOfRange => 8,
         }
     }
 
