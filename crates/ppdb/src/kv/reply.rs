@@ -71,6 +71,8 @@ pub enum KvError {
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
     /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
+    /// LSET of an index the list does not have.
+    IndexOutOfRange,
 }
 
 impl KvError {
@@ -89,6 +91,7 @@ impl KvError {
                  that when switching between policies at runtime LRU and LFU data will take some time to adjust."
             }
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
+            Self::IndexOutOfRange => "ERR index out of range",
         }
     }
 }
@@ -96,7 +99,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 9] = [
+    const ALL: [KvError; 10] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -106,6 +109,7 @@ impl KvError {
         KvError::TxnReplyTooLarge,
         KvError::WrongType,
         KvError::LfuNotSelected,
+        KvError::IndexOutOfRange,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -121,6 +125,7 @@ impl KvError {
             Self::TxnReplyTooLarge => 6,
             Self::WrongType => 7,
             Self::LfuNotSelected => 8,
+            Self::IndexOutOfRange => 9,
         }
     }
 

@@ -17,4 +17,5 @@ mod redis_tools;
 mod reference;
 mod resp_commands;
 mod support;
+mod types_list;
 mod wal_crash;

@@ -91,6 +91,13 @@ pub enum CommandError {
         /// What the value must be.
         reason: String,
     },
+    /// LPOS with RANK 0.
+    RankZero,
+    /// LPOS with a COUNT or MAXLEN that is negative or not an integer.
+    Negative {
+        /// The option, as Redis names it in the message.
+        option: &'static str,
+    },
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -179,6 +186,11 @@ impl fmt::Display for CommandError {
             Self::ConfigSetFailed { name, reason } => {
                 write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
             }
+            Self::RankZero => f.write_str(
+                "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... \
+                 or use negative to start from the end of the list",
+            ),
+            Self::Negative { option } => write!(f, "ERR {option} can't be negative"),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod error;
 mod hash;
 mod introspect;
 mod keyspace;
+mod list;
 mod strings;
 pub mod table;
 #[cfg(test)]
@@ -108,6 +109,7 @@ impl Command {
             .or_else(|| keyspace::parse(spec.name, rest))
             .or_else(|| introspect::parse(spec.name, rest))
             .or_else(|| hash::parse(spec.name, rest))
+            .or_else(|| list::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
