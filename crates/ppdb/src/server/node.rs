@@ -415,6 +415,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         clients: ClientLimits::new(&config.clients),
         bulk_bytes_max: limits.bulk_bytes_max as u64,
         memory,
+        client_addr: config.client_addr,
+        data_dir: config.data_dir.clone(),
     };
     settings.clients.fit_open_files_limit();
     let ctx = Arc::new(ServerContext {

@@ -16,3 +16,4 @@ mod redis_tools;
 mod resp_commands;
 mod support;
 mod wal_crash;
+mod server_commands;
