@@ -18,7 +18,8 @@ use std::time::Instant;
 use tokio::sync::Notify;
 
 /// Commands whose subcommand Redis names with them in CLIENT LIST's `cmd` (`client|list`).
-const CONTAINER_COMMANDS: [&str; 7] = ["client", "command", "config", "function", "memory", "object", "script"];
+const CONTAINER_COMMANDS: [&str; 7] =
+    ["client", "command", "config", "function", "memory", "object", "script"];
 
 /// What a connection says about itself and may change: its name, library, protocol and the
 /// last command it ran.
@@ -143,7 +144,13 @@ impl ClientRecord {
 
     /// The buffers the connection holds: bytes received but not yet run (and the room left
     /// for more), and replies not yet sent.
-    pub fn set_buffers(&self, query_bytes: usize, query_capacity: usize, output_bytes: usize, output_capacity: usize) {
+    pub fn set_buffers(
+        &self,
+        query_bytes: usize,
+        query_capacity: usize,
+        output_bytes: usize,
+        output_capacity: usize,
+    ) {
         let store = |cell: &AtomicU64, bytes: usize| cell.store(bytes as u64, Ordering::Relaxed);
         store(&self.query_bytes, query_bytes);
         store(&self.query_free_bytes, query_capacity.saturating_sub(query_bytes));
@@ -175,7 +182,9 @@ impl ClientRecord {
     /// not use them; buffer sizes are those of the connection's last read or write.
     pub fn line(&self) -> ClientLine {
         let identity = self.identity();
-        let text = |value: &Option<Bytes>| String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned();
+        let text = |value: &Option<Bytes>| {
+            String::from_utf8_lossy(value.as_deref().unwrap_or_default()).into_owned()
+        };
         let multi = self.multi.load(Ordering::Relaxed);
         let mut flags = String::new();
         if multi >= 0 {
@@ -218,10 +227,10 @@ impl ClientRecord {
     /// Whether CLIENT KILL's filters (all of them) select this connection.
     fn matches(&self, filter: &KillFilter) -> bool {
         let addr_is = |wanted: &Option<Bytes>, addr: SocketAddr| {
-            wanted.as_ref().map_or(true, |wanted| wanted.as_ref() == addr.to_string().as_bytes())
+            wanted.as_ref().is_none_or(|wanted| wanted.as_ref() == addr.to_string().as_bytes())
         };
-        filter.id.map_or(true, |id| id == self.id)
-            && filter.client_type.map_or(true, |kind| kind == ClientType::Normal)
+        filter.id.is_none_or(|id| id == self.id)
+            && filter.client_type.is_none_or(|kind| kind == ClientType::Normal)
             && addr_is(&filter.addr, self.addr)
             && addr_is(&filter.laddr, self.laddr)
     }
@@ -338,13 +347,39 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "id", "addr", "laddr", "fd", "name", "age", "idle", "flags", "db", "sub", "psub", "ssub",
-                "multi", "qbuf", "qbuf-free", "argv-mem", "multi-mem", "rbs", "rbp", "obl", "oll", "omem",
-                "tot-mem", "events", "cmd", "user", "redir", "resp", "lib-name", "lib-ver"
+                "id",
+                "addr",
+                "laddr",
+                "fd",
+                "name",
+                "age",
+                "idle",
+                "flags",
+                "db",
+                "sub",
+                "psub",
+                "ssub",
+                "multi",
+                "qbuf",
+                "qbuf-free",
+                "argv-mem",
+                "multi-mem",
+                "rbs",
+                "rbp",
+                "obl",
+                "oll",
+                "omem",
+                "tot-mem",
+                "events",
+                "cmd",
+                "user",
+                "redir",
+                "resp",
+                "lib-name",
+                "lib-ver"
             ]
         );
-        for field in
-            ["id=7", "addr=127.0.0.1:5000", "laddr=127.0.0.1:6379", "fd=9", "name=worker", "flags=N"]
+        for field in ["id=7", "addr=127.0.0.1:5000", "laddr=127.0.0.1:6379", "fd=9", "name=worker", "flags=N"]
         {
             assert!(line.contains(field), "{field} in {line}");
         }
@@ -363,9 +398,17 @@ mod tests {
         let all = KillFilter { skip_me: true, ..KillFilter::default() };
         let by_addr = KillFilter { addr: Some(Bytes::from_static(b"127.0.0.1:5002")), ..all.clone() };
         assert_eq!(registry.kill(&by_addr, 1), Killed { count: 1, caller: false });
-        assert_eq!(registry.kill(&KillFilter { id: Some(2), laddr: Some("1.1.1.1:1".into()), ..all.clone() }, 1).count, 0);
+        assert_eq!(
+            registry
+                .kill(&KillFilter { id: Some(2), laddr: Some("1.1.1.1:1".into()), ..all.clone() }, 1)
+                .count,
+            0
+        );
         assert_eq!(registry.kill(&all, 1), Killed { count: 1, caller: false }, "only 2; 1 is spared");
-        assert_eq!(registry.kill(&KillFilter { skip_me: false, ..all.clone() }, 1), Killed { count: 2, caller: true });
+        assert_eq!(
+            registry.kill(&KillFilter { skip_me: false, ..all.clone() }, 1),
+            Killed { count: 2, caller: true }
+        );
         let pubsub = KillFilter { client_type: Some(ClientType::PubSub), ..all };
         assert_eq!(registry.kill(&pubsub, 1).count, 0);
         assert!(registry.list(&ClientListFilter::All).lines().count() == 2);

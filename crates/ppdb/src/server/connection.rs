@@ -322,22 +322,27 @@ impl Client {
             lanes: BTreeMap::new(),
             lanes_class: CommandClass::Connection,
         };
-        for args in batch {
+        // CLIENT LIST's `cmd` is the last request of the batch (and each connection command,
+        // noted as it runs): one update per batch, not per pipelined request.
+        let requests = batch.len();
+        for (position, args) in batch.into_iter().enumerate() {
             if self.session.closing {
                 break;
+            }
+            if position + 1 == requests {
+                self.session.record.note_request(&args);
             }
             if pipeline.slots.len() >= self.window.replies {
                 self.drain(&mut pipeline).await?;
             }
             ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
-            self.session.record.note_request(&args);
             self.run_request(&mut pipeline, args).await?;
             if self.session.replies.silenced() {
                 pipeline.silence_last();
             }
             self.session.replies.advance();
-            self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
         }
+        self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
         self.drain(&mut pipeline).await
     }
 
@@ -381,6 +386,8 @@ impl Client {
                 pipeline.answer(to_frame(ctx.executor.write(&write).await));
             }
             (None, other) => {
+                self.session.record.note_request(&args);
+                self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
                 self.drain(pipeline).await?;
                 let frame = connection_command(ctx, &mut self.session, other).await;
                 pipeline.answer(frame);

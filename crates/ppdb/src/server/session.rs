@@ -129,7 +129,8 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         Command::Wait { replicas, timeout_ms } => {
             let shards = ctx.executor.shards();
             let handle = &ctx.report.handle;
-            let count = wait_for_replicas(handle, &session.written, shards, replicas, timeout_ms, &session.record);
+            let count =
+                wait_for_replicas(handle, &session.written, shards, replicas, timeout_ms, &session.record);
             Frame::Integer(count.await)
         }
         Command::Unwatch => Frame::simple("OK"),

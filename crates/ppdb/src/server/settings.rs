@@ -496,7 +496,10 @@ mod tests {
     #[test]
     fn durability_settings_accept_the_value_they_have_and_where_clients_connect_is_listed() {
         let settings = settings();
-        assert_eq!(set(&settings, &[("save", ""), ("appendonly", "YES"), ("appendfsync", "always")]), Frame::simple("OK"));
+        assert_eq!(
+            set(&settings, &[("save", ""), ("appendonly", "YES"), ("appendfsync", "always")]),
+            Frame::simple("OK")
+        );
         assert_eq!(get(&settings, "port"), "7001");
         assert_eq!(get(&settings, "bind"), "127.0.0.1");
         assert_eq!(get(&settings, "dir"), "/var/lib/ppdb/node-1");

@@ -67,7 +67,12 @@ pub type Targets = BTreeMap<u64, LogIndex>;
 
 /// Replicas holding every write in `written` (see the module's rule), from this node's view
 /// of its shards; the first look at a shard led here fixes its target in `targets`.
-pub fn replicas_holding(reports: &[GroupReport], written: &WrittenShards, shards: u64, targets: &mut Targets) -> i64 {
+pub fn replicas_holding(
+    reports: &[GroupReport],
+    written: &WrittenShards,
+    shards: u64,
+    targets: &mut Targets,
+) -> i64 {
     let status = |shard: u64| reports.iter().find(|r| r.group == GroupId(shard)).map(|r| &r.raft);
     let written = written.list(shards);
     if written.is_empty() {
@@ -185,7 +190,11 @@ mod tests {
         written.note(1);
         assert_eq!(replicas_holding(&reports, &written, 3, &mut Targets::new()), 2);
         written.note(2);
-        assert_eq!(replicas_holding(&reports, &written, 3, &mut Targets::new()), 1, "quorum 2 of 3, minus one");
+        assert_eq!(
+            replicas_holding(&reports, &written, 3, &mut Targets::new()),
+            1,
+            "quorum 2 of 3, minus one"
+        );
         written.note_all();
         assert_eq!(replicas_holding(&reports, &written, 3, &mut Targets::new()), 0, "shard 3 is not hosted");
         let nothing = WrittenShards::default();

@@ -14,6 +14,6 @@ mod pause;
 mod placement;
 mod redis_tools;
 mod resp_commands;
+mod server_commands;
 mod support;
 mod wal_crash;
-mod server_commands;

@@ -127,7 +127,9 @@ fn short(reply: Result<Value, String>) -> Result<String, String> {
             Value::Int(n) => n.to_string(),
             Value::BulkString(bytes) => bytes.iter().map(|&b| char::from(b)).collect(),
             Value::VerbatimString { text, .. } => text,
-            Value::Array(items) => format!("[{}]", items.into_iter().map(render).collect::<Vec<_>>().join(", ")),
+            Value::Array(items) => {
+                format!("[{}]", items.into_iter().map(render).collect::<Vec<_>>().join(", "))
+            }
             other => format!("{other:?}"),
         }
     }
@@ -243,14 +245,21 @@ fn client_reply_off_and_skip_withhold_replies_but_commands_run() {
             "CLIENT REPLY OFF\r\nSET reply:k v\r\nGET reply:k\r\nPING\r\nCLIENT REPLY ON\r\nGET reply:k\r\n",
             "+OK\r\n$1\r\nv\r\n",
         ),
-        ("CLIENT REPLY SKIP\r\nPING one\r\nPING two\r\nFOO\r\nCLIENT REPLY SKIP\r\n", "$3\r\ntwo\r\n-ERR unknown command 'FOO', with args beginning with: \r\n"),
+        (
+            "CLIENT REPLY SKIP\r\nPING one\r\nPING two\r\nFOO\r\nCLIENT REPLY SKIP\r\n",
+            "$3\r\ntwo\r\n-ERR unknown command 'FOO', with args beginning with: \r\n",
+        ),
         ("CLIENT REPLY OFF\r\nCLIENT REPLY SKIP\r\nPING\r\nCLIENT REPLY ON\r\nPING\r\n", "+OK\r\n+PONG\r\n"),
     ];
     let redis = RealRedis::start();
     for (request, expected) in exchanges {
         assert_eq!(raw_exchange(addr, request, expected.len()), expected, "PPDB: {request:?}");
         if let Some(redis) = &redis {
-            assert_eq!(raw_exchange(redis.addr, request, expected.len()), expected, "redis-server: {request:?}");
+            assert_eq!(
+                raw_exchange(redis.addr, request, expected.len()),
+                expected,
+                "redis-server: {request:?}"
+            );
         }
     }
     let mut con = cluster.client(3);
@@ -284,14 +293,27 @@ fn info_sections_config_and_lastsave() {
     let mut con = cluster.client(1);
     assert_eq!(run(&mut con, "SET info:k v"), Value::Okay);
     let info = text(run(&mut con, "INFO"));
-    for header in ["# Server", "# Clients", "# Memory", "# Persistence", "# Stats", "# Replication", "# CPU", "# Cluster", "# Keyspace"] {
+    for header in [
+        "# Server",
+        "# Clients",
+        "# Memory",
+        "# Persistence",
+        "# Stats",
+        "# Replication",
+        "# CPU",
+        "# Cluster",
+        "# Keyspace",
+    ] {
         assert!(info.contains(&format!("{header}\r\n")), "INFO lacks {header}:\n{info}");
     }
     let value = |info: &str, name: &str| {
-        let line = info.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no {name}"));
+        let line =
+            info.lines().find(|l| l.starts_with(&format!("{name}:"))).unwrap_or_else(|| panic!("no {name}"));
         line.split_once(':').unwrap().1.to_owned()
     };
-    for (name, expected) in [("loading", "0"), ("rdb_bgsave_in_progress", "0"), ("aof_enabled", "1"), ("cluster_enabled", "0")] {
+    for (name, expected) in
+        [("loading", "0"), ("rdb_bgsave_in_progress", "0"), ("aof_enabled", "1"), ("cluster_enabled", "0")]
+    {
         assert_eq!(value(&info, name), expected, "{name}");
     }
     assert_eq!(value(&info, "tcp_port"), cluster.node(1).client_addr.port().to_string());
@@ -310,7 +332,13 @@ fn info_sections_config_and_lastsave() {
     // Where clients connect, and durability settings set to what they are.
     let addr = cluster.node(1).client_addr;
     let got = run(&mut con, "CONFIG GET port");
-    assert_eq!(got, Value::Array(vec![Value::BulkString(b"port".to_vec()), Value::BulkString(addr.port().to_string().into_bytes())]));
+    assert_eq!(
+        got,
+        Value::Array(vec![
+            Value::BulkString(b"port".to_vec()),
+            Value::BulkString(addr.port().to_string().into_bytes())
+        ])
+    );
     let mut set_save = redis::cmd("CONFIG");
     set_save.arg("SET").arg("save").arg("").arg("appendonly").arg("yes");
     assert_eq!(set_save.query::<Value>(&mut con).unwrap(), Value::Okay);

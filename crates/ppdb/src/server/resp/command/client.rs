@@ -261,8 +261,14 @@ mod tests {
     #[test]
     fn list_filters_and_their_errors_read_as_redis() {
         assert_eq!(parse("CLIENT LIST"), Ok(ClientCommand::List(ClientListFilter::All)));
-        assert_eq!(parse("client list type PUBSUB"), Ok(ClientCommand::List(ClientListFilter::Type(ClientType::PubSub))));
-        assert_eq!(parse("CLIENT LIST ID 3 -5 0"), Ok(ClientCommand::List(ClientListFilter::Ids(vec![3, -5, 0]))));
+        assert_eq!(
+            parse("client list type PUBSUB"),
+            Ok(ClientCommand::List(ClientListFilter::Type(ClientType::PubSub)))
+        );
+        assert_eq!(
+            parse("CLIENT LIST ID 3 -5 0"),
+            Ok(ClientCommand::List(ClientListFilter::Ids(vec![3, -5, 0])))
+        );
         // Texts from redis-server 7.0.15.
         for (line, text) in [
             ("CLIENT LIST TYPE foo", "ERR Unknown client type 'foo'"),
@@ -281,9 +287,14 @@ mod tests {
         let old = parse("CLIENT KILL 127.0.0.1:5000").unwrap();
         assert_eq!(
             old,
-            ClientCommand::Kill(KillFilter { legacy: true, addr: Some("127.0.0.1:5000".into()), ..KillFilter::default() })
+            ClientCommand::Kill(KillFilter {
+                legacy: true,
+                addr: Some("127.0.0.1:5000".into()),
+                ..KillFilter::default()
+            })
         );
-        let filters = parse("CLIENT KILL ID 7 LADDR 127.0.0.1:6379 USER default TYPE normal SKIPME no").unwrap();
+        let filters =
+            parse("CLIENT KILL ID 7 LADDR 127.0.0.1:6379 USER default TYPE normal SKIPME no").unwrap();
         let expected = KillFilter {
             id: Some(7),
             laddr: Some("127.0.0.1:6379".into()),
@@ -320,7 +331,8 @@ mod tests {
         ] {
             assert_eq!(parse(line).unwrap_err(), text, "{line}");
         }
-        let spaced = vec![Bytes::from("CLIENT"), Bytes::from("SETINFO"), Bytes::from("lib-ver"), Bytes::from("1 2")];
+        let spaced =
+            vec![Bytes::from("CLIENT"), Bytes::from("SETINFO"), Bytes::from("lib-ver"), Bytes::from("1 2")];
         assert_eq!(
             Command::parse(&spaced).unwrap_err().to_string(),
             "ERR lib-ver cannot contain spaces, newlines or special characters."

@@ -32,8 +32,8 @@ use crate::kv::KvRead;
 
 pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
 pub use connection::{CommandQuery, Hello};
-pub use server::{FunctionCommand, ScriptCommand};
 pub use error::CommandError;
+pub use server::{FunctionCommand, ScriptCommand};
 pub use table::{CommandClass, CommandSpec, COMMANDS};
 pub use transaction::{Admission, Queued, Transaction, TransactionError};
 pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};

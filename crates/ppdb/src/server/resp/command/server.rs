@@ -171,7 +171,8 @@ mod tests {
         for line in ["FUNCTION FLUSH", "function flush async", "FUNCTION FLUSH SYNC"] {
             assert_eq!(parse(line), Ok(Command::Function(FunctionCommand::Flush)), "{line}");
         }
-        for line in ["FUNCTION LIST", "FUNCTION LIST WITHCODE LIBRARYNAME x*", "FUNCTION LIST libraryname a"] {
+        for line in ["FUNCTION LIST", "FUNCTION LIST WITHCODE LIBRARYNAME x*", "FUNCTION LIST libraryname a"]
+        {
             assert_eq!(parse(line), Ok(Command::Function(FunctionCommand::List)), "{line}");
         }
         assert_eq!(parse("SCRIPT EXISTS a b"), Ok(Command::Script(ScriptCommand::Exists(2))));
@@ -179,7 +180,10 @@ mod tests {
         // Texts from redis-server 7.0.15.
         for (line, text) in [
             ("FUNCTION FLUSH foo", "ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
-            ("FUNCTION FLUSH a b", "ERR unknown subcommand or wrong number of arguments for 'FLUSH'. Try FUNCTION HELP."),
+            (
+                "FUNCTION FLUSH a b",
+                "ERR unknown subcommand or wrong number of arguments for 'FLUSH'. Try FUNCTION HELP.",
+            ),
             ("FUNCTION LIST foo", "ERR Unknown argument foo"),
             ("FUNCTION LIST withcode withcode", "ERR Unknown argument withcode"),
             ("FUNCTION LIST libraryname", "ERR library name argument was not given"),
@@ -202,7 +206,9 @@ mod tests {
     #[test]
     fn debug_is_refused_and_aborts_a_transaction() {
         let refused = parse("DEBUG SLEEP 0").expect_err("DEBUG");
-        assert!(refused.to_string().starts_with("ERR DEBUG command not allowed. If the enable-debug-command"));
+        assert!(refused
+            .to_string()
+            .starts_with("ERR DEBUG command not allowed. If the enable-debug-command"));
         assert!(refused.refused_before_queueing());
     }
 
