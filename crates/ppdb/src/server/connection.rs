@@ -10,21 +10,29 @@
 //! Between MULTI and EXEC requests are queued, not run ([`Transaction`]); EXEC waits for
 //! everything before it and runs the queue as one log entry ([`super::transaction`]). The
 //! queue belongs to the connection: DISCARD, RESET, QUIT and closing the connection drop it.
+//!
+//! The connection publishes what CLIENT LIST shows of it in the node's registry
+//! ([`super::clients`]) and closes when CLIENT KILL asks; under CLIENT REPLY OFF or SKIP the
+//! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
+use super::clients::ClientRecord;
 use super::context::ServerContext;
+use super::executor::shard_of;
 use super::forward::ShardOp;
 use super::resp::command::{
-    Admission, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
+    Admission, Command, CommandClass, Queued, Transaction, TransactionError, WriteCommand,
 };
-use super::resp::reply::command_query_reply;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
+use super::session::{session_command, Session};
 use super::settings::OutputBufferLimit;
 use super::transaction::{self, ExecElement};
+use super::wait::WrittenShards;
 use crate::error::Error;
 use crate::node::runtime::wall_clock_ms;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,16 +56,6 @@ const BUFFER_KEPT_BYTES_MAX: usize = 256 * 1024;
 /// Longest wait for the socket's orderly shutdown after QUIT or a protocol error.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The state of one connection.
-struct Session {
-    id: u64,
-    version: ProtocolVersion,
-    name: Option<Bytes>,
-    closing: bool,
-    /// The queue since MULTI, until EXEC or DISCARD.
-    transaction: Option<Transaction>,
-}
-
 /// Why the server ends a connection.
 #[derive(Debug)]
 enum Close {
@@ -65,6 +63,8 @@ enum Close {
     Gone,
     /// QUIT, or a protocol error, answered.
     Done,
+    /// CLIENT KILL from another connection.
+    Killed,
     /// Nothing received for `timeout` seconds.
     Idle { idle: Duration },
     /// A request larger than `client-query-buffer-limit`.
@@ -80,6 +80,7 @@ impl Close {
     fn log(&self, client: SocketAddr) {
         match self {
             Close::Gone | Close::Done => {}
+            Close::Killed => tracing::debug!(%client, "closing client killed by CLIENT KILL"),
             Close::Idle { idle } => tracing::debug!(%client, idle_s = idle.as_secs(), "closing idle client"),
             Close::QueryBuffer { bytes, limit_bytes } => tracing::warn!(
                 %client, query_buffer_bytes = bytes, client_query_buffer_limit = limit_bytes,
@@ -118,16 +119,13 @@ impl ReplyWindow {
 /// the client limits (the log says which).
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>, id: u64) {
     let _ = stream.set_nodelay(true);
+    let laddr = stream.local_addr().unwrap_or(ctx.report.client_addr);
+    let record = Arc::new(ClientRecord::new(id, peer, laddr, stream.as_raw_fd()));
+    let _registration = ctx.clients.register(Arc::clone(&record));
     let mut client = Client {
         stream,
         ctx,
-        session: Session {
-            id,
-            version: ProtocolVersion::Resp2,
-            name: None,
-            closing: false,
-            transaction: None,
-        },
+        session: Session::new(record),
         decoder: RequestDecoder::default(),
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
         output: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -171,6 +169,9 @@ impl Client {
             if let Err(close) = self.flush().await {
                 return close;
             }
+            if self.session.record.is_killed() {
+                return Close::Killed;
+            }
             if self.session.closing {
                 let _ = tokio::time::timeout(SHUTDOWN_TIMEOUT, self.stream.shutdown()).await;
                 return Close::Done;
@@ -182,14 +183,20 @@ impl Client {
     /// Reads what the client sent, within the idle timeout and the query buffer limit.
     async fn read(&mut self) -> Result<(), Close> {
         self.input.reserve(READ_CHUNK_BYTES);
-        let read = self.stream.read_buf(&mut self.input);
-        let received = match self.ctx.settings.clients.idle_timeout() {
-            Some(idle) => tokio::time::timeout(idle, read).await.map_err(|_| Close::Idle { idle })?,
-            None => read.await,
+        let record = Arc::clone(&self.session.record);
+        let read = async {
+            tokio::select! {
+                received = self.stream.read_buf(&mut self.input) => Ok(received),
+                () = record.killed() => Err(Close::Killed),
+            }
         };
-        if !matches!(received, Ok(n) if n > 0) {
-            return Err(Close::Gone);
-        }
+        let received = match self.ctx.settings.clients.idle_timeout() {
+            Some(idle) => tokio::time::timeout(idle, read).await.map_err(|_| Close::Idle { idle })??,
+            None => read.await?,
+        };
+        let Ok(n @ 1..) = received else { return Err(Close::Gone) };
+        self.ctx.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.publish_buffers();
         let bytes = self.input.len() + self.decoder.held_bytes();
         let limit_bytes = self.ctx.settings.clients.query_buffer_bytes_max();
         if bytes as u64 > limit_bytes {
@@ -234,12 +241,22 @@ impl Client {
                 None => write.await,
             };
             match written {
-                Ok(n) if n > 0 => self.output.advance(n),
+                Ok(n) if n > 0 => {
+                    self.output.advance(n);
+                    self.ctx.stats.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 _ => return Err(Close::Gone),
             }
         }
         self.over_soft_limit_since = None;
+        self.publish_buffers();
         Ok(())
+    }
+
+    /// Shows the connection's buffers in CLIENT LIST.
+    fn publish_buffers(&self) {
+        let (input, output) = (&self.input, &self.output);
+        self.session.record.set_buffers(input.len(), input.capacity(), output.len(), output.capacity());
     }
 
     /// Closes the client if its unsent replies pass the hard limit, or have stayed over the
@@ -306,55 +323,89 @@ impl Client {
             lanes: BTreeMap::new(),
             lanes_class: CommandClass::Connection,
         };
-        for args in batch {
+        // CLIENT LIST's `cmd` is the last request of the batch (and each connection command,
+        // noted as it runs): one update per batch, not per pipelined request.
+        let requests = batch.len();
+        for (position, args) in batch.into_iter().enumerate() {
             if self.session.closing {
                 break;
+            }
+            if position + 1 == requests {
+                self.session.record.note_request(&args);
             }
             if pipeline.slots.len() >= self.window.replies {
                 self.drain(&mut pipeline).await?;
             }
             ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
-            let admitted = refuse_over_maxmemory(&ctx, &mut self.session, &args)
-                .and_then(|()| admit(&mut self.session, &args));
-            let command = match admitted {
-                Ok(command) => command,
-                Err(frame) => {
-                    pipeline.answer(frame);
-                    continue;
-                }
-            };
-            let class = command.class();
-            if class != pipeline.lanes_class {
-                pipeline.run_lanes().await;
-                pipeline.lanes_class = class;
+            self.run_request(&mut pipeline, args).await?;
+            if self.session.replies.silenced() {
+                pipeline.silence_last();
             }
-            let planned = match &command {
-                Command::Read(read) => ctx.executor.plan_read(read).map(Ok),
-                Command::Write(write) => ctx.executor.plan_write(write),
-                _ => None,
-            };
-            match (planned, command) {
-                (Some(Ok((shard, op))), _) => {
-                    let slot = pipeline.slot();
-                    pipeline.lanes.entry(shard).or_default().push((slot, op));
-                }
-                (Some(Err(e)), _) => pipeline.answer(error_frame(&e)),
-                (None, Command::Read(read)) => {
-                    pipeline.run_lanes().await;
-                    pipeline.answer(to_frame(ctx.executor.read(&read).await));
-                }
-                (None, Command::Write(write)) => {
-                    pipeline.run_lanes().await;
-                    pipeline.answer(to_frame(ctx.executor.write(&write).await));
-                }
-                (None, other) => {
-                    self.drain(&mut pipeline).await?;
-                    let frame = connection_command(&ctx, &mut self.session, other).await;
-                    pipeline.answer(frame);
-                }
+            self.session.replies.advance();
+        }
+        self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
+        self.drain(&mut pipeline).await
+    }
+
+    /// Runs one request of a pipeline: its reply takes the pipeline's next position.
+    async fn run_request(&mut self, pipeline: &mut Pipeline<'_>, args: Vec<Bytes>) -> Result<(), Close> {
+        let ctx = pipeline.ctx;
+        let admitted = refuse_over_maxmemory(ctx, &mut self.session, &args)
+            .and_then(|()| admit(&mut self.session, &args));
+        let command = match admitted {
+            Ok(command) => command,
+            Err(frame) => {
+                pipeline.answer(frame);
+                return Ok(());
+            }
+        };
+        if let Command::Write(write) = &command {
+            note_written(&mut self.session.written, write, ctx.executor.shards());
+        }
+        let class = command.class();
+        if class != pipeline.lanes_class {
+            pipeline.run_lanes().await;
+            pipeline.lanes_class = class;
+        }
+        let planned = match &command {
+            Command::Read(read) => ctx.executor.plan_read(read).map(Ok),
+            Command::Write(write) => ctx.executor.plan_write(write),
+            _ => None,
+        };
+        match (planned, command) {
+            (Some(Ok((shard, op))), _) => {
+                let slot = pipeline.slot();
+                pipeline.lanes.entry(shard).or_default().push((slot, op));
+            }
+            (Some(Err(e)), _) => pipeline.answer(error_frame(&e)),
+            (None, Command::Read(read)) => {
+                pipeline.run_lanes().await;
+                pipeline.answer(to_frame(ctx.executor.read(&read).await));
+            }
+            (None, Command::Write(write)) => {
+                pipeline.run_lanes().await;
+                pipeline.answer(to_frame(ctx.executor.write(&write).await));
+            }
+            (None, other) => {
+                self.session.record.note_request(&args);
+                self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
+                self.drain(pipeline).await?;
+                let frame = connection_command(ctx, &mut self.session, other).await;
+                pipeline.answer(frame);
             }
         }
-        self.drain(&mut pipeline).await
+        Ok(())
+    }
+}
+
+/// Notes the shards `write` goes to, for WAIT (every shard for a write without keys).
+fn note_written(written: &mut WrittenShards, write: &WriteCommand, shards: u64) {
+    let keys = write.keys();
+    if keys.is_empty() {
+        written.note_all();
+    }
+    for key in keys {
+        written.note(shard_of(key, shards));
     }
 }
 
@@ -366,10 +417,17 @@ fn min_duration(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
+/// One position of a pipeline: its reply once known, and whether CLIENT REPLY withholds it.
+#[derive(Default)]
+struct Slot {
+    reply: Option<Frame>,
+    silent: bool,
+}
+
 /// Replies of the pipelined commands since the last drain, by position.
 struct Pipeline<'a> {
     ctx: &'a ServerContext,
-    slots: Vec<Option<Frame>>,
+    slots: Vec<Slot>,
     /// Single-shard operations waiting to run: per shard, (slot, operation) in client order.
     lanes: BTreeMap<u64, Vec<(usize, ShardOp)>>,
     /// Reads or writes: the two never share a round, so a read sees the writes before it.
@@ -378,13 +436,20 @@ struct Pipeline<'a> {
 
 impl Pipeline<'_> {
     fn slot(&mut self) -> usize {
-        self.slots.push(None);
+        self.slots.push(Slot::default());
         self.slots.len() - 1
     }
 
     /// Takes a reply already decided, in the next position.
     fn answer(&mut self, frame: Frame) {
-        self.slots.push(Some(frame));
+        self.slots.push(Slot { reply: Some(frame), silent: false });
+    }
+
+    /// Withholds the reply of the last position (CLIENT REPLY OFF or SKIP).
+    fn silence_last(&mut self) {
+        if let Some(slot) = self.slots.last_mut() {
+            slot.silent = true;
+        }
     }
 
     /// Runs the waiting operations: every shard's batch at once, each batch in order.
@@ -397,7 +462,7 @@ impl Pipeline<'_> {
         });
         for (slots, results) in futures::future::join_all(runs).await {
             for (slot, result) in slots.into_iter().zip(results) {
-                self.slots[slot] = Some(to_frame(result));
+                self.slots[slot].reply = Some(to_frame(result));
             }
         }
     }
@@ -407,9 +472,10 @@ impl Pipeline<'_> {
     async fn drain(&mut self, version: ProtocolVersion, out: &mut BytesMut) -> Option<usize> {
         self.run_lanes().await;
         let mut largest = None;
-        for frame in self.slots.drain(..) {
+        for slot in self.slots.drain(..).filter(|slot| !slot.silent) {
             let before = out.len();
-            frame.unwrap_or_else(|| Frame::error("ERR internal: missing reply")).encode(version, out);
+            let frame = slot.reply.unwrap_or_else(|| Frame::error("ERR internal: missing reply"));
+            frame.encode(version, out);
             largest = largest.max(Some(out.len() - before));
         }
         largest
@@ -484,10 +550,17 @@ async fn transaction_command(ctx: &ServerContext, session: &mut Session, command
         Command::Exec => match session.transaction.take().map(Transaction::into_queued) {
             None => error(TransactionError::ExecWithoutMulti),
             Some(Err(abort)) => error(abort),
-            Some(Ok(queued)) => match transaction::exec(&ctx.executor, queued).await {
-                Ok(elements) => exec_reply(ctx, session, elements).await,
-                Err(frame) => frame,
-            },
+            Some(Ok(queued)) => {
+                for queued in &queued {
+                    if let Queued::Command(Command::Write(write)) = queued {
+                        note_written(&mut session.written, write, ctx.executor.shards());
+                    }
+                }
+                match transaction::exec(&ctx.executor, queued).await {
+                    Ok(elements) => exec_reply(ctx, session, elements).await,
+                    Err(frame) => frame,
+                }
+            }
         },
         Command::Discard => match session.transaction.take() {
             None => error(TransactionError::DiscardWithoutMulti),
@@ -496,9 +569,7 @@ async fn transaction_command(ctx: &ServerContext, session: &mut Session, command
         Command::Watch if session.transaction.is_some() => error(TransactionError::WatchInsideMulti),
         Command::Watch => error(TransactionError::WatchNotSupported),
         Command::Reset => {
-            session.transaction = None;
-            session.version = ProtocolVersion::Resp2;
-            session.name = None;
+            session.reset();
             Frame::simple("RESET")
         }
         other => session_command(ctx, session, other).await,
@@ -511,89 +582,14 @@ async fn exec_reply(ctx: &ServerContext, session: &mut Session, elements: Vec<Ex
     for element in elements {
         frames.push(match element {
             ExecElement::Answered(frame) => frame,
+            // Inside a transaction WAIT does not block (Redis denies blocking there): it
+            // answers at once, as if every count were enough.
+            ExecElement::Local(Command::Wait { timeout_ms, .. }) => {
+                let at_once = Command::Wait { replicas: i64::MIN, timeout_ms };
+                session_command(ctx, session, at_once).await
+            }
             ExecElement::Local(command) => session_command(ctx, session, command).await,
         });
     }
     Frame::Array(frames)
-}
-
-/// Commands about the connection or the server, answered by this node.
-async fn session_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
-    match command {
-        Command::Ping(None) => Frame::simple("PONG"),
-        Command::Ping(Some(message)) | Command::Echo(message) => Frame::Bulk(message),
-        Command::Hello(hello) => hello_reply(session, hello),
-        Command::Quit => {
-            session.closing = true;
-            session.transaction = None;
-            Frame::simple("OK")
-        }
-        Command::Command(query) => command_query_reply(&query),
-        Command::Info(sections) => {
-            Frame::Verbatim { format: *b"txt", text: Bytes::from(ctx.info(&sections).await) }
-        }
-        Command::Select => Frame::simple("OK"),
-        Command::Help(lines) => Frame::Array(lines.iter().map(|line| Frame::simple(line)).collect()),
-        Command::Time => time_reply(std::time::SystemTime::now()),
-        Command::ConfigGet(patterns) => ctx.settings.config_get(&patterns),
-        Command::ConfigSet(changes) => ctx.settings.config_set(&changes),
-        Command::Auth { .. } => Frame::error(
-            "ERR AUTH <password> called without any password configured for the default user. \
-             Are you sure your configuration is correct?",
-        ),
-        Command::Client(client) => match client {
-            ClientCommand::SetName(name) => {
-                session.name = (!name.is_empty()).then_some(name);
-                Frame::simple("OK")
-            }
-            ClientCommand::GetName => session.name.clone().map_or(Frame::Null, Frame::Bulk),
-            ClientCommand::Id => Frame::Integer(session.id as i64),
-            ClientCommand::Info => Frame::Verbatim {
-                format: *b"txt",
-                text: Bytes::from(format!(
-                    "id={} name={} db=0 resp={}\n",
-                    session.id,
-                    session.name.as_deref().map(String::from_utf8_lossy).unwrap_or_default(),
-                    session.version.number()
-                )),
-            },
-            ClientCommand::SetInfo { .. } => Frame::simple("OK"),
-        },
-        Command::Unwatch => Frame::simple("OK"),
-        Command::Read(_) | Command::Write(_) => {
-            Frame::error("ERR internal: key-space command in the wrong path")
-        }
-        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
-            Frame::error("ERR internal: transaction command in the wrong path")
-        }
-    }
-}
-
-/// TIME's array: seconds and microseconds since the Unix epoch, as bulk strings (as Redis;
-/// a clock set before the epoch reads 0 0).
-fn time_reply(now: std::time::SystemTime) -> Frame {
-    let since = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    Frame::Array(vec![
-        Frame::Bulk(Bytes::from(since.as_secs().to_string())),
-        Frame::Bulk(Bytes::from(since.subsec_micros().to_string())),
-    ])
-}
-
-fn hello_reply(session: &mut Session, hello: Hello) -> Frame {
-    if let Some(version) = hello.version {
-        session.version = version;
-    }
-    if let Some(name) = hello.client_name {
-        session.name = Some(name);
-    }
-    let text = |s: &str| Frame::bulk(s.as_bytes());
-    Frame::Map(vec![
-        (text("server"), text("ppdb")),
-        (text("version"), text(env!("CARGO_PKG_VERSION"))),
-        (text("proto"), Frame::Integer(session.version.number())),
-        (text("id"), Frame::Integer(session.id as i64)),
-        (text("mode"), text("cluster")),
-        (text("role"), text("master")),
-        (text("modules"), Frame::Array(Vec::new())),
-    ])
 }

@@ -1,14 +1,13 @@
-//! What every client connection shares: the executor, limits, counters, and INFO.
+//! What every client connection shares: the executor, limits, counters, the registry of open
+//! connections, and the node's report (INFO is rendered in `super::info`).
 
+use super::clients::ClientRegistry;
 use super::executor::Executor;
-use super::memory::human_bytes;
-use super::report::{MemoryDoc, NodeReport};
+use super::report::NodeReport;
 use super::resp::RespLimits;
 use super::settings::ServerSettings;
-use crate::kv::KvRead;
-use bytes::Bytes;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Counters of the client service.
@@ -22,6 +21,10 @@ pub struct ServerStats {
     pub connections_refused: AtomicU64,
     /// Commands received.
     pub commands: AtomicU64,
+    /// Bytes read from clients.
+    pub net_input_bytes: AtomicU64,
+    /// Bytes written to clients.
+    pub net_output_bytes: AtomicU64,
 }
 
 /// Shared by all connections of a node.
@@ -38,85 +41,30 @@ pub struct ServerContext {
     pub report: NodeReport,
     /// When the node started.
     pub started: Instant,
+    /// The same moment by the wall clock, in seconds since the Unix epoch (LASTSAVE).
+    pub started_unix_s: u64,
+    /// The open client connections (CLIENT LIST, CLIENT KILL).
+    pub clients: Arc<ClientRegistry>,
+}
+
+impl ServerStats {
+    /// CONFIG RESETSTAT: zeroes the counters (not the count of open connections).
+    pub fn reset(&self) {
+        for counter in [
+            &self.connections_total,
+            &self.connections_refused,
+            &self.commands,
+            &self.net_input_bytes,
+            &self.net_output_bytes,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
 }
 
 impl ServerContext {
-    /// The INFO text for the requested sections (all when none).
-    pub async fn info(&self, sections: &[Bytes]) -> String {
-        let wanted = |name: &str| {
-            sections.is_empty()
-                || sections.iter().any(|s| {
-                    s.eq_ignore_ascii_case(name.as_bytes())
-                        || s.eq_ignore_ascii_case(b"all")
-                        || s.eq_ignore_ascii_case(b"everything")
-                        || s.eq_ignore_ascii_case(b"default")
-                })
-        };
-        let mut out = String::new();
-        if wanted("server") {
-            let _ = write!(
-                out,
-                "# Server\r\nredis_version:7.2.0\r\nppdb_version:{}\r\nredis_mode:cluster\r\nprocess_id:{}\r\n\
-                 tcp_port:{}\r\nuptime_in_seconds:{}\r\n\r\n",
-                env!("CARGO_PKG_VERSION"),
-                std::process::id(),
-                self.report.client_addr.port(),
-                self.started.elapsed().as_secs()
-            );
-        }
-        if wanted("clients") {
-            let _ = write!(
-                out,
-                "# Clients\r\nconnected_clients:{}\r\n\r\n",
-                self.stats.connections_open.load(Ordering::Relaxed)
-            );
-        }
-        if wanted("stats") {
-            let _ = write!(
-                out,
-                "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\nrejected_connections:{}\r\n\r\n",
-                self.stats.connections_total.load(Ordering::Relaxed),
-                self.stats.commands.load(Ordering::Relaxed),
-                self.stats.connections_refused.load(Ordering::Relaxed)
-            );
-        }
-        if wanted("memory") {
-            let memory = MemoryDoc::now(&self.report.memory);
-            let _ = write!(
-                out,
-                "# Memory\r\nused_memory:{}\r\nused_memory_human:{}\r\nused_memory_rss:{}\r\n\
-                 used_memory_rss_human:{}\r\nmaxmemory:{}\r\nmaxmemory_human:{}\r\nmaxmemory_policy:{}\r\n\r\n",
-                memory.used_memory_bytes,
-                human_bytes(memory.used_memory_bytes),
-                memory.used_memory_rss_bytes,
-                human_bytes(memory.used_memory_rss_bytes),
-                memory.maxmemory_bytes,
-                human_bytes(memory.maxmemory_bytes),
-                memory.maxmemory_policy
-            );
-        }
-        if wanted("replication") || wanted("cluster") {
-            out.push_str("# Replication\r\nrole:master\r\n");
-            if let Ok(status) = self.report.status().await {
-                for shard in &status.shards {
-                    let _ = write!(
-                        out,
-                        "shard{}:role={},term={},leader={},commit={},applied={}\r\n",
-                        shard.shard, shard.role, shard.term, shard.leader, shard.commit, shard.applied
-                    );
-                }
-            }
-            out.push_str("\r\n");
-        }
-        if wanted("keyspace") {
-            out.push_str("# Keyspace\r\n");
-            if let Ok(crate::kv::Reply::Integer(keys)) = self.executor.read(&KvRead::DbSize).await {
-                if keys > 0 {
-                    let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
-                }
-            }
-            out.push_str("\r\n");
-        }
-        out
+    /// When the node started, in seconds since the Unix epoch.
+    pub fn started_unix_s(&self) -> u64 {
+        self.started_unix_s
     }
 }

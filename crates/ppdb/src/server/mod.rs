@@ -21,4 +21,9 @@ pub mod settings;
 pub mod shard;
 pub mod transaction;
 
+pub mod clients;
+pub mod info;
+pub mod session;
+pub mod wait;
+
 pub use node::run_node;

@@ -415,6 +415,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         clients: ClientLimits::new(&config.clients),
         bulk_bytes_max: limits.bulk_bytes_max as u64,
         memory,
+        client_addr: config.client_addr,
+        data_dir: config.data_dir.clone(),
     };
     settings.clients.fit_open_files_limit();
     let ctx = Arc::new(ServerContext {
@@ -424,6 +426,8 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         stats: ServerStats::default(),
         report: report.clone(),
         started,
+        started_unix_s: crate::node::runtime::wall_clock_ms() / 1000,
+        clients: Arc::default(),
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await

@@ -5,8 +5,10 @@
 //! (`maxclients`, `timeout`, `client-query-buffer-limit`, `client-output-buffer-limit`, and
 //! PPDB's own `client-write-timeout`) as atomics: every connection reads them at each step, so
 //! a change applies to connections already open, as in Redis. Other settings answer `CONFIG
-//! GET` with PPDB's fixed behaviour and refuse `CONFIG SET` as immutable. A `CONFIG SET` of
-//! several settings applies all of them or none.
+//! GET` with PPDB's fixed behaviour and refuse `CONFIG SET` as immutable, except that the
+//! durability settings Redis changes at run time (`save`, `appendonly`, `appendfsync`) accept
+//! the value they already have, so a client that sets them to PPDB's behaviour succeeds. A
+//! `CONFIG SET` of several settings applies all of them or none.
 
 use super::memory::{MemoryLimit, MemorySetting};
 use super::resp::Frame;
@@ -14,6 +16,8 @@ use crate::config::ClientConfig;
 use crate::kv::glob::glob_match;
 use bytes::Bytes;
 use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +29,9 @@ const FILES_RESERVED_COUNT: u64 = 256;
 const TIMEOUT_S_MAX: u64 = i32::MAX as u64;
 /// Smallest `client-query-buffer-limit` (Redis's).
 const QUERY_BUFFER_BYTES_MIN: u64 = 1024 * 1024;
+/// Settings Redis changes at run time that PPDB holds fixed: `CONFIG SET` accepts for them
+/// only the value they have.
+const FIXED_AT_RUN_TIME: [&str; 3] = ["save", "appendonly", "appendfsync"];
 
 /// The `client-output-buffer-limit` of normal clients: unsent reply bytes past `hard_bytes`
 /// close a client at once, past `soft_bytes` for `soft_s` seconds too; 0 disables a limit.
@@ -274,6 +281,10 @@ pub struct ServerSettings {
     pub bulk_bytes_max: u64,
     /// `maxmemory` and `maxmemory-policy`, changeable at run time.
     pub memory: Arc<MemoryLimit>,
+    /// `port` and `bind`: where clients connect.
+    pub client_addr: SocketAddr,
+    /// `dir`: the node's data directory.
+    pub data_dir: PathBuf,
 }
 
 impl ServerSettings {
@@ -299,6 +310,13 @@ impl ServerSettings {
                 format!("normal {} {} {}", output.hard_bytes, output.soft_bytes, output.soft_s),
             ),
             ("client-write-timeout", clients.write_timeout_s.load(Ordering::Relaxed).to_string()),
+            ("port", self.client_addr.port().to_string()),
+            ("bind", self.client_addr.ip().to_string()),
+            ("dir", self.data_dir.display().to_string()),
+            // No password: every connection is the default user (AUTH says so).
+            ("requirepass", String::new()),
+            // DEBUG is refused as a Redis with this setting refuses it.
+            ("enable-debug-command", "no".into()),
         ]
     }
 
@@ -321,7 +339,8 @@ impl ServerSettings {
     /// CONFIG SET's answer: `+OK` after applying every change, or Redis's error for the first
     /// change that cannot be made (and then none is made).
     pub fn config_set(&self, changes: &[(Bytes, Bytes)]) -> Frame {
-        let known: Vec<&str> = self.entries().iter().map(|(name, _)| *name).collect();
+        let entries = self.entries();
+        let current = |name: &str| entries.iter().find(|(known, _)| *known == name).map(|(_, value)| value);
         let mut accepted = Vec::with_capacity(changes.len());
         let mut seen: Vec<String> = Vec::with_capacity(changes.len());
         for (name, value) in changes {
@@ -346,7 +365,9 @@ impl ServerSettings {
             match ClientLimits::parse_change(&name, &value) {
                 Some(Ok(change)) => accepted.push(change),
                 Some(Err(reason)) => return failed(&reason),
-                None if known.contains(&name.as_str()) => return failed("can't set immutable config"),
+                None if FIXED_AT_RUN_TIME.contains(&name.as_str())
+                    && current(&name).is_some_and(|now| now.eq_ignore_ascii_case(&value)) => {}
+                None if current(&name).is_some() => return failed("can't set immutable config"),
                 None => {
                     return Frame::error(format!(
                         "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
@@ -374,6 +395,8 @@ mod tests {
             clients: ClientLimits::new(&ClientConfig::default()),
             bulk_bytes_max: 1 << 20,
             memory: Arc::new(MemoryLimit::new(0, crate::config::MaxMemoryPolicy::NoEviction)),
+            client_addr: "127.0.0.1:7001".parse().unwrap(),
+            data_dir: PathBuf::from("/var/lib/ppdb/node-1"),
         }
     }
 
@@ -445,6 +468,14 @@ mod tests {
             "ERR CONFIG SET failed (possibly related to argument 'appendonly') - can't set immutable config"
         );
         assert_eq!(
+            error(set(&settings, &[("save", ""), ("appendonly", "no")])),
+            "ERR CONFIG SET failed (possibly related to argument 'appendonly') - can't set immutable config"
+        );
+        assert_eq!(
+            error(set(&settings, &[("port", "7002")])),
+            "ERR CONFIG SET failed (possibly related to argument 'port') - can't set immutable config"
+        );
+        assert_eq!(
             error(set(&settings, &[("client-output-buffer-limit", "normal 1mb")])),
             "ERR CONFIG SET failed (possibly related to argument 'client-output-buffer-limit') - Wrong number of arguments in buffer limit configuration."
         );
@@ -460,6 +491,19 @@ mod tests {
             error(set(&settings, &[("client-query-buffer-limit", "1kb")])),
             format!("ERR CONFIG SET failed (possibly related to argument 'client-query-buffer-limit') - argument must be between 1048576 and {} inclusive", i64::MAX)
         );
+    }
+
+    #[test]
+    fn durability_settings_accept_the_value_they_have_and_where_clients_connect_is_listed() {
+        let settings = settings();
+        assert_eq!(
+            set(&settings, &[("save", ""), ("appendonly", "YES"), ("appendfsync", "always")]),
+            Frame::simple("OK")
+        );
+        assert_eq!(get(&settings, "port"), "7001");
+        assert_eq!(get(&settings, "bind"), "127.0.0.1");
+        assert_eq!(get(&settings, "dir"), "/var/lib/ppdb/node-1");
+        assert_eq!(get(&settings, "enable-debug-command"), "no");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT,
-//! CONFIG GET and SET, TIME, RESET, and the transaction commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//! Connection and server commands: PING, ECHO, HELLO, QUIT, COMMAND, INFO, SELECT, AUTH, CLIENT
+//! (parsed in `client`), CONFIG GET, SET and RESETSTAT, TIME, RESET, and the transaction
+//! commands MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 
 use bytes::Bytes;
 
@@ -36,26 +37,6 @@ pub enum CommandQuery {
     List,
 }
 
-/// CLIENT subcommands that client libraries send on connect.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientCommand {
-    /// CLIENT SETNAME name (validated; empty clears it).
-    SetName(Bytes),
-    /// CLIENT GETNAME.
-    GetName,
-    /// CLIENT ID.
-    Id,
-    /// CLIENT INFO.
-    Info,
-    /// CLIENT SETINFO LIB-NAME|LIB-VER value.
-    SetInfo {
-        /// `lib-name` or `lib-ver` (lower case).
-        attribute: &'static str,
-        /// The value.
-        value: Bytes,
-    },
-}
-
 /// Parses the connection command `name` (lower case); `None` if not one.
 pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
     Some(match name {
@@ -82,7 +63,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
             }
             _ => Err(CommandError::Syntax),
         },
-        "client" => client(args),
+        "client" => super::client::parse(args),
         "config" => config(args),
         "multi" => Ok(Command::Multi),
         "exec" => Ok(Command::Exec),
@@ -123,7 +104,7 @@ fn hello(args: &[Bytes]) -> Parsed {
 }
 
 /// Redis accepts client names made of printable ASCII without spaces (`!` to `~`).
-fn valid_client_name(name: &Bytes) -> Result<Bytes, CommandError> {
+pub(super) fn valid_client_name(name: &Bytes) -> Result<Bytes, CommandError> {
     if name.iter().all(|b| (b'!'..=b'~').contains(b)) {
         Ok(name.clone())
     } else {
@@ -160,9 +141,9 @@ fn command(args: &[Bytes]) -> Parsed {
     Ok(Command::Command(query))
 }
 
-/// CONFIG GET pattern [pattern ...], and CONFIG SET name value [name value ...] of the
-/// settings a running node can change; the other subcommands persist or reset a Redis
-/// server's settings, which PPDB takes from its own configuration instead.
+/// CONFIG GET pattern [pattern ...], CONFIG SET name value [name value ...] of the settings a
+/// running node can change, and CONFIG RESETSTAT; the other subcommands persist or reset a
+/// Redis server's settings, which PPDB takes from its own configuration instead.
 fn config(args: &[Bytes]) -> Parsed {
     let sub = arg(args, 0);
     let rest = args.get(1..).unwrap_or_default();
@@ -179,43 +160,11 @@ fn config(args: &[Bytes]) -> Parsed {
         let pairs = rest.chunks_exact(2).map(|pair| (pair[0].clone(), pair[1].clone())).collect();
         return Ok(Command::ConfigSet(pairs));
     }
-    Err(CommandError::UnknownSubcommand { command: "CONFIG", subcommand: sub.to_vec() })
-}
-
-fn client(args: &[Bytes]) -> Parsed {
-    let sub = arg(args, 0);
-    let rest = args.get(1..).unwrap_or_default();
-    let exactly = |n: usize, command: &'static str| {
-        if rest.len() == n {
-            Ok(())
-        } else {
-            Err(CommandError::WrongArity { command })
+    if is(sub, "resetstat") {
+        if !rest.is_empty() {
+            return Err(CommandError::WrongArity { command: "config|resetstat" });
         }
-    };
-    let client = if is(sub, "setname") {
-        exactly(1, "client|setname")?;
-        ClientCommand::SetName(valid_client_name(&rest[0])?)
-    } else if is(sub, "getname") {
-        exactly(0, "client|getname")?;
-        ClientCommand::GetName
-    } else if is(sub, "id") {
-        exactly(0, "client|id")?;
-        ClientCommand::Id
-    } else if is(sub, "info") {
-        exactly(0, "client|info")?;
-        ClientCommand::Info
-    } else if is(sub, "setinfo") {
-        exactly(2, "client|setinfo")?;
-        let attribute = if is(&rest[0], "lib-name") {
-            "lib-name"
-        } else if is(&rest[0], "lib-ver") {
-            "lib-ver"
-        } else {
-            return Err(CommandError::UnrecognizedClientInfo { option: rest[0].to_vec() });
-        };
-        ClientCommand::SetInfo { attribute, value: rest[1].clone() }
-    } else {
-        return Err(CommandError::UnknownSubcommand { command: "CLIENT", subcommand: sub.to_vec() });
-    };
-    Ok(Command::Client(client))
+        return Ok(Command::ConfigResetStat);
+    }
+    Err(CommandError::UnknownSubcommand { command: "CONFIG", subcommand: sub.to_vec() })
 }

@@ -98,6 +98,60 @@ pub enum CommandError {
         /// The option, as Redis names it in the message.
         option: &'static str,
     },
+    /// CLIENT KILL ID with an id that is not a positive integer.
+    ClientIdNotPositive,
+    /// CLIENT LIST ID with an id that is not an integer.
+    InvalidClientId,
+    /// CLIENT KILL TYPE / CLIENT LIST TYPE with an unknown class.
+    UnknownClientType {
+        /// The type as sent.
+        name: Vec<u8>,
+    },
+    /// CLIENT KILL USER naming a user that does not exist (PPDB has only `default`).
+    NoSuchUser {
+        /// The user as sent.
+        name: Vec<u8>,
+    },
+    /// CLIENT KILL ip:port matched no connection.
+    NoSuchClient,
+    /// FUNCTION FLUSH with an option other than SYNC or ASYNC.
+    FunctionFlushOption,
+    /// SCRIPT FLUSH with an option other than SYNC or ASYNC (Redis's wording differs by one letter).
+    ScriptFlushOption,
+    /// A subcommand given too many arguments, as its own handler reports it (FUNCTION FLUSH).
+    SubcommandSyntax {
+        /// The subcommand as sent.
+        subcommand: Vec<u8>,
+        /// The container command, upper-cased.
+        command: &'static str,
+    },
+    /// FUNCTION LIST with an unknown or repeated option.
+    UnknownArgument {
+        /// The argument as sent.
+        argument: Vec<u8>,
+    },
+    /// FUNCTION LIST LIBRARYNAME without a pattern.
+    LibraryNameMissing,
+    /// FUNCTION DELETE of a library that is not loaded (none is).
+    LibraryNotFound,
+    /// FUNCTION KILL / SCRIPT KILL while no script runs (none ever does).
+    NotBusy,
+    /// A scripting command PPDB does not run yet (FUNCTION LOAD, SCRIPT LOAD, ...).
+    ScriptingNotSupported {
+        /// The command, upper-cased (`FUNCTION LOAD`).
+        command: &'static str,
+    },
+    /// WAIT's timeout is not an integer.
+    TimeoutNotInteger,
+    /// WAIT's timeout is negative.
+    TimeoutNegative,
+    /// DEBUG: refused, as a Redis with `enable-debug-command no` refuses it.
+    DebugNotAllowed,
+    /// CLIENT SETINFO with spaces or special characters in the value (Redis 7.2's check).
+    InvalidClientInfo {
+        /// `lib-name` or `lib-ver`.
+        attribute: &'static str,
+    },
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -191,16 +245,55 @@ impl fmt::Display for CommandError {
                  or use negative to start from the end of the list",
             ),
             Self::Negative { option } => write!(f, "ERR {option} can't be negative"),
+            Self::ClientIdNotPositive => f.write_str("ERR client-id should be greater than 0"),
+            Self::InvalidClientId => f.write_str("ERR Invalid client ID"),
+            Self::UnknownClientType { name } => {
+                write!(f, "ERR Unknown client type '{}'", quoted(name, usize::MAX))
+            }
+            Self::NoSuchUser { name } => write!(f, "ERR No such user '{}'", quoted(name, usize::MAX)),
+            Self::NoSuchClient => f.write_str("ERR No such client"),
+            Self::FunctionFlushOption => f.write_str("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
+            Self::ScriptFlushOption => f.write_str("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+            Self::SubcommandSyntax { subcommand, command } => write!(
+                f,
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try {command} HELP.",
+                quoted(subcommand, QUOTED_BYTES_MAX)
+            ),
+            Self::UnknownArgument { argument } => {
+                write!(f, "ERR Unknown argument {}", quoted(argument, usize::MAX))
+            }
+            Self::LibraryNameMissing => f.write_str("ERR library name argument was not given"),
+            Self::LibraryNotFound => f.write_str("ERR Library not found"),
+            Self::NotBusy => f.write_str("NOTBUSY No scripts in execution right now."),
+            Self::ScriptingNotSupported { command } => {
+                write!(f, "ERR {command} is not supported yet: PPDB does not run scripts")
+            }
+            Self::TimeoutNotInteger => f.write_str("ERR timeout is not an integer or out of range"),
+            Self::TimeoutNegative => f.write_str("ERR timeout is negative"),
+            Self::DebugNotAllowed => f.write_str(
+                "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", \
+                 you can run it from a local connection, otherwise you need to set this option in the \
+                 configuration file, and then restart the server.",
+            ),
+            Self::InvalidClientInfo { attribute } => {
+                write!(f, "ERR {attribute} cannot contain spaces, newlines or special characters.")
+            }
         }
     }
 }
 
 impl CommandError {
     /// Whether Redis refuses the command before it runs or is queued (`processCommand`): an
-    /// unknown command or subcommand, or a wrong number of arguments. Inside MULTI such an
-    /// error aborts the transaction; any other error is the command's reply at EXEC.
+    /// unknown command or subcommand, a wrong number of arguments, or a refused DEBUG. Inside
+    /// MULTI such an error aborts the transaction; any other error is the command's reply at EXEC.
     pub fn refused_before_queueing(&self) -> bool {
-        matches!(self, Self::UnknownCommand { .. } | Self::UnknownSubcommand { .. } | Self::WrongArity { .. })
+        matches!(
+            self,
+            Self::UnknownCommand { .. }
+                | Self::UnknownSubcommand { .. }
+                | Self::WrongArity { .. }
+                | Self::DebugNotAllowed
+        )
     }
 }
 

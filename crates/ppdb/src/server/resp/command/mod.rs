@@ -7,19 +7,22 @@
 //! whose relative expiry times the leader turns into absolute ones with
 //! [`WriteCommand::resolve`] just before proposing them.
 //!
-//! One file per concern: `connection` (PING, HELLO, CLIENT, ...), `strings` (GET, SET, INCR,
-//! ...), `keyspace` (DEL, EXPIRE, SCAN, ...), one file per collection type (`hash`, ...),
-//! `write` (the write commands and their expiry
+//! One file per concern: `connection` (PING, HELLO, CONFIG, ...), `client` (CLIENT), `server`
+//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `strings` (GET,
+//! SET, INCR, ...), `keyspace` (DEL, EXPIRE, SCAN, ...), one file per collection type (`hash`,
+//! `list`, ...), `write` (the write commands and their expiry
 //! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
 //! option parsing helpers), `table` and `error`.
 
 mod args;
+mod client;
 mod connection;
 pub mod error;
 mod hash;
 mod introspect;
 mod keyspace;
 mod list;
+mod server;
 mod strings;
 pub mod table;
 #[cfg(test)]
@@ -31,8 +34,10 @@ use bytes::Bytes;
 
 use crate::kv::KvRead;
 
-pub use connection::{ClientCommand, CommandQuery, Hello};
+pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
+pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
+pub use server::{FunctionCommand, ScriptCommand};
 pub use table::{CommandClass, CommandSpec, COMMANDS};
 pub use transaction::{Admission, Queued, Transaction, TransactionError};
 pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};
@@ -87,6 +92,21 @@ pub enum Command {
     Read(KvRead),
     /// A write to the key space.
     Write(WriteCommand),
+    /// CONFIG RESETSTAT: zero the server's counters.
+    ConfigResetStat,
+    /// FUNCTION subcommands answered without a scripting engine.
+    Function(FunctionCommand),
+    /// SCRIPT subcommands answered without a scripting engine.
+    Script(ScriptCommand),
+    /// LASTSAVE: when the node's data was last made durable as a whole.
+    LastSave,
+    /// WAIT numreplicas timeout: how many replicas hold this connection's writes.
+    Wait {
+        /// Replicas to wait for (none is needed when zero or negative).
+        replicas: i64,
+        /// Longest wait in milliseconds (0: no limit).
+        timeout_ms: u64,
+    },
 }
 
 impl Command {
@@ -110,6 +130,7 @@ impl Command {
             .or_else(|| introspect::parse(spec.name, rest))
             .or_else(|| hash::parse(spec.name, rest))
             .or_else(|| list::parse(spec.name, rest))
+            .or_else(|| server::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 

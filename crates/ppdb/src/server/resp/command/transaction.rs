@@ -85,6 +85,16 @@ impl Transaction {
         self.aborted = true;
     }
 
+    /// How many commands are queued (CLIENT LIST's `multi`).
+    pub fn len(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.queued.is_empty()
+    }
+
     /// Whether a queued command may grow memory, so that EXEC is refused over `maxmemory`.
     pub fn grows_memory(&self) -> bool {
         self.grows_memory

@@ -1,0 +1,253 @@
+//! A connection's state, and the answers to the commands about the connection or the server
+//! (PING, HELLO, CLIENT, CONFIG, INFO, FUNCTION, SCRIPT, LASTSAVE, WAIT, ...), which the node a
+//! client is connected to answers itself.
+
+use super::clients::{ClientRecord, Killed};
+use super::context::ServerContext;
+use super::resp::command::{
+    ClientCommand, Command, FunctionCommand, Hello, ReplyMode, ScriptCommand, Transaction,
+};
+use super::resp::reply::command_query_reply;
+use super::resp::{Frame, ProtocolVersion};
+use super::wait::{wait_for_replicas, WrittenShards};
+use crate::server::resp::command::CommandError;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// FUNCTION DUMP's payload when no library is loaded, as Redis 7.0 serializes it: the RDB
+/// version (10, two bytes little endian) and the CRC-64 of what precedes it, nothing between.
+const EMPTY_FUNCTION_DUMP: &[u8] = b"\x0a\x00\x5d\x9b\x5c\x40\x0f\x7f\xa2\xda";
+
+/// The state of one connection.
+pub struct Session {
+    /// CLIENT ID.
+    pub id: u64,
+    /// The protocol replies are encoded in.
+    pub version: ProtocolVersion,
+    /// Close once the replies so far are sent (QUIT, CLIENT KILL of itself).
+    pub closing: bool,
+    /// The queue since MULTI, until EXEC or DISCARD.
+    pub transaction: Option<Transaction>,
+    /// What CLIENT LIST shows of the connection.
+    pub record: Arc<ClientRecord>,
+    /// CLIENT REPLY's state.
+    pub replies: ReplySwitch,
+    /// The shards the connection wrote to, for WAIT.
+    pub written: WrittenShards,
+}
+
+impl Session {
+    /// A fresh connection's state.
+    pub fn new(record: Arc<ClientRecord>) -> Session {
+        Session {
+            id: record.id,
+            version: ProtocolVersion::Resp2,
+            closing: false,
+            transaction: None,
+            record,
+            replies: ReplySwitch::default(),
+            written: WrittenShards::default(),
+        }
+    }
+
+    /// RESET: back to a fresh connection's state, same id.
+    pub fn reset(&mut self) {
+        self.transaction = None;
+        self.set_version(ProtocolVersion::Resp2);
+        self.record.set_name(None);
+        self.record.set_no_evict(false);
+        self.replies = ReplySwitch::default();
+    }
+
+    fn set_version(&mut self, version: ProtocolVersion) {
+        self.version = version;
+        self.record.set_protocol(version);
+    }
+}
+
+/// Whether replies are sent (CLIENT REPLY ON|OFF|SKIP), command by command, as Redis decides:
+/// OFF silences every reply including its own, until ON (whose `OK` is sent); SKIP silences
+/// its own reply and the next command's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplySwitch {
+    off: bool,
+    skip_this: bool,
+    skip_next: bool,
+}
+
+impl ReplySwitch {
+    /// Applies CLIENT REPLY `mode`.
+    fn set(&mut self, mode: ReplyMode) {
+        match mode {
+            ReplyMode::On => *self = ReplySwitch::default(),
+            ReplyMode::Off => self.off = true,
+            ReplyMode::Skip => self.skip_next |= !self.off,
+        }
+    }
+
+    /// Whether the reply of the command just run is withheld.
+    pub fn silenced(&self) -> bool {
+        self.off || self.skip_this || self.skip_next
+    }
+
+    /// Moves on to the next command.
+    pub fn advance(&mut self) {
+        self.skip_this = std::mem::take(&mut self.skip_next);
+    }
+}
+
+/// Commands about the connection or the server, answered by this node.
+pub async fn session_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
+    match command {
+        Command::Ping(None) => Frame::simple("PONG"),
+        Command::Ping(Some(message)) | Command::Echo(message) => Frame::Bulk(message),
+        Command::Hello(hello) => hello_reply(session, hello),
+        Command::Quit => {
+            session.closing = true;
+            session.transaction = None;
+            Frame::simple("OK")
+        }
+        Command::Command(query) => command_query_reply(&query),
+        Command::Info(sections) => {
+            Frame::Verbatim { format: *b"txt", text: Bytes::from(ctx.info(&sections).await) }
+        }
+        Command::Select => Frame::simple("OK"),
+        Command::Help(lines) => Frame::Array(lines.iter().map(|line| Frame::simple(line)).collect()),
+        Command::Time => time_reply(SystemTime::now()),
+        Command::ConfigGet(patterns) => ctx.settings.config_get(&patterns),
+        Command::ConfigSet(changes) => ctx.settings.config_set(&changes),
+        Command::ConfigResetStat => {
+            ctx.stats.reset();
+            Frame::simple("OK")
+        }
+        Command::Auth { .. } => Frame::from(&CommandError::AuthNotConfigured),
+        Command::Client(client) => client_reply(ctx, session, client),
+        Command::Function(function) => function_reply(function),
+        Command::Script(ScriptCommand::Flush) => Frame::simple("OK"),
+        Command::Script(ScriptCommand::Exists(digests)) => Frame::Array(vec![Frame::Integer(0); digests]),
+        Command::LastSave => Frame::Integer(ctx.started_unix_s() as i64),
+        Command::Wait { replicas, timeout_ms } => {
+            let shards = ctx.executor.shards();
+            let handle = &ctx.report.handle;
+            let count =
+                wait_for_replicas(handle, &session.written, shards, replicas, timeout_ms, &session.record);
+            Frame::Integer(count.await)
+        }
+        Command::Unwatch => Frame::simple("OK"),
+        Command::Read(_) | Command::Write(_) => {
+            Frame::error("ERR internal: key-space command in the wrong path")
+        }
+        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
+            Frame::error("ERR internal: transaction command in the wrong path")
+        }
+    }
+}
+
+/// CLIENT's subcommands.
+fn client_reply(ctx: &ServerContext, session: &mut Session, client: ClientCommand) -> Frame {
+    let text = |text: String| Frame::Verbatim { format: *b"txt", text: Bytes::from(text) };
+    match client {
+        ClientCommand::SetName(name) => {
+            session.record.set_name((!name.is_empty()).then_some(name));
+            Frame::simple("OK")
+        }
+        ClientCommand::GetName => session.record.name().map_or(Frame::Null, Frame::Bulk),
+        ClientCommand::Id => Frame::Integer(session.id as i64),
+        ClientCommand::Info => text(session.record.line() + "\n"),
+        ClientCommand::SetInfo { attribute, value } => {
+            session.record.set_library(attribute, value);
+            Frame::simple("OK")
+        }
+        ClientCommand::List(filter) => text(ctx.clients.list(&filter)),
+        ClientCommand::Kill(filter) => {
+            let Killed { count, caller } = ctx.clients.kill(&filter, session.id);
+            session.closing |= caller;
+            match (filter.legacy, count) {
+                (true, 0) => Frame::from(&CommandError::NoSuchClient),
+                (true, _) => Frame::simple("OK"),
+                (false, count) => Frame::Integer(count as i64),
+            }
+        }
+        ClientCommand::NoEvict(on) => {
+            session.record.set_no_evict(on);
+            Frame::simple("OK")
+        }
+        ClientCommand::Reply(mode) => {
+            session.replies.set(mode);
+            Frame::simple("OK")
+        }
+    }
+}
+
+/// FUNCTION's answers with no library loaded. STATS lists no engine: PPDB has none yet.
+fn function_reply(function: FunctionCommand) -> Frame {
+    match function {
+        FunctionCommand::Flush => Frame::simple("OK"),
+        FunctionCommand::List => Frame::Array(Vec::new()),
+        FunctionCommand::Dump => Frame::bulk(EMPTY_FUNCTION_DUMP),
+        FunctionCommand::Stats => Frame::Map(vec![
+            (Frame::bulk(b"running_script"), Frame::Null),
+            (Frame::bulk(b"engines"), Frame::Map(Vec::new())),
+        ]),
+    }
+}
+
+/// TIME's array: seconds and microseconds since the Unix epoch, as bulk strings (as Redis;
+/// a clock set before the epoch reads 0 0).
+fn time_reply(now: SystemTime) -> Frame {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    Frame::Array(vec![
+        Frame::Bulk(Bytes::from(since.as_secs().to_string())),
+        Frame::Bulk(Bytes::from(since.subsec_micros().to_string())),
+    ])
+}
+
+fn hello_reply(session: &mut Session, hello: Hello) -> Frame {
+    if let Some(version) = hello.version {
+        session.set_version(version);
+    }
+    if let Some(name) = hello.client_name {
+        session.record.set_name(Some(name));
+    }
+    let text = |s: &str| Frame::bulk(s.as_bytes());
+    Frame::Map(vec![
+        (text("server"), text("ppdb")),
+        (text("version"), text(env!("CARGO_PKG_VERSION"))),
+        (text("proto"), Frame::Integer(session.version.number())),
+        (text("id"), Frame::Integer(session.id as i64)),
+        (text("mode"), text("cluster")),
+        (text("role"), text("master")),
+        (text("modules"), Frame::Array(Vec::new())),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_switch_follows_redis() {
+        let mut replies = ReplySwitch::default();
+        let mut run = |mode: Option<ReplyMode>| {
+            if let Some(mode) = mode {
+                replies.set(mode);
+            }
+            let silenced = replies.silenced();
+            replies.advance();
+            silenced
+        };
+        assert!(!run(None));
+        assert!(run(Some(ReplyMode::Skip)), "SKIP's own reply");
+        assert!(run(None), "the command after SKIP");
+        assert!(!run(None));
+        assert!(run(Some(ReplyMode::Off)));
+        assert!(run(None));
+        assert!(run(Some(ReplyMode::Skip)), "SKIP while OFF changes nothing");
+        assert!(run(None));
+        assert!(!run(Some(ReplyMode::On)), "ON's OK is sent");
+        assert!(run(Some(ReplyMode::Skip)));
+        assert!(!run(Some(ReplyMode::On)), "ON right after SKIP is answered");
+        assert!(!run(None));
+    }
+}
