@@ -69,6 +69,11 @@ pub enum KvError {
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
     /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
+    /// An option is unknown or misplaced, found only once the key was looked up (SSCAN).
+    Syntax,
+    /// A reply PPDB will not build, larger than [`crate::limits::REPLY_BYTES_MAX`] (SRANDMEMBER
+    /// with a large negative count).
+    ReplyTooLarge,
 }
 
 impl KvError {
@@ -83,6 +88,8 @@ impl KvError {
             Self::NoSuchKey => "ERR no such key",
             Self::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
+            Self::Syntax => "ERR syntax error",
+            Self::ReplyTooLarge => "ERR reply exceeds maximum allowed size",
         }
     }
 }
@@ -90,7 +97,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 8] = [
+    const ALL: [KvError; 10] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -99,6 +106,8 @@ impl KvError {
         KvError::NoSuchKey,
         KvError::TxnReplyTooLarge,
         KvError::WrongType,
+        KvError::Syntax,
+        KvError::ReplyTooLarge,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -113,6 +122,8 @@ impl KvError {
             Self::NoSuchKey => 5,
             Self::TxnReplyTooLarge => 6,
             Self::WrongType => 7,
+            Self::Syntax => 8,
+            Self::ReplyTooLarge => 9,
         }
     }
 

@@ -18,6 +18,7 @@ mod connection;
 pub mod error;
 mod hash;
 mod keyspace;
+mod set;
 mod strings;
 pub mod table;
 #[cfg(test)]
@@ -104,6 +105,7 @@ impl Command {
             .or_else(|| strings::parse(spec.name, rest))
             .or_else(|| keyspace::parse(spec.name, rest))
             .or_else(|| hash::parse(spec.name, rest))
+            .or_else(|| set::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
