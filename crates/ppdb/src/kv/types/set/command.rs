@@ -29,8 +29,10 @@ use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader}
 use crate::kv::command::{key, keys, value};
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
+use crate::kv::types::Collection;
 
 use super::algebra::{intersection, operands};
+use super::codec::{algebra, algebra_tag, error, option, put_list, put_option};
 use super::random::Draws;
 use super::SetValue;
 
@@ -308,7 +310,6 @@ impl KvStore {
     /// Replaces whatever `key` holds with `set`, without an expiry; deletes `key` when `set`
     /// is empty (the STORE commands).
     fn replace_with_set(&mut self, key: &[u8], set: SetValue) {
-        use crate::kv::types::Collection;
         self.remove(key);
         if !set.is_empty() {
             self.insert_value(key, set.into_data(), None);
@@ -474,60 +475,4 @@ fn bulks(members: Vec<&[u8]>, reply: fn(Vec<Reply>) -> Reply) -> Reply {
 /// 1 or 0.
 fn flag(yes: bool) -> Reply {
     Reply::Integer(i64::from(yes))
-}
-
-/// Appends a counted list of byte strings.
-fn put_list(out: &mut Vec<u8>, items: &[Vec<u8>]) {
-    put_varint(out, items.len() as u64);
-    for item in items {
-        put_bytes(out, item);
-    }
-}
-
-/// Appends an optional field: 0, or 1 and the field.
-fn put_option<T>(out: &mut Vec<u8>, field: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
-    match field {
-        None => out.push(0),
-        Some(field) => {
-            out.push(1);
-            put(out, field);
-        }
-    }
-}
-
-/// Reads what [`put_option`] wrote.
-fn option<'a, T>(
-    reader: &mut Reader<'a>,
-    read: impl FnOnce(&mut Reader<'a>) -> Result<T, KvDecodeError>,
-) -> Result<Option<T>, KvDecodeError> {
-    let offset = reader.offset();
-    match reader.u8("option")? {
-        0 => Ok(None),
-        1 => read(reader).map(Some),
-        tag => Err(KvDecodeError::InvalidTag { field: "option", tag, offset }),
-    }
-}
-
-fn algebra_tag(algebra: SetAlgebra) -> u8 {
-    match algebra {
-        SetAlgebra::Intersection => 0,
-        SetAlgebra::Union => 1,
-        SetAlgebra::Difference => 2,
-    }
-}
-
-fn algebra(reader: &mut Reader<'_>) -> Result<SetAlgebra, KvDecodeError> {
-    let offset = reader.offset();
-    match reader.u8("set combination")? {
-        0 => Ok(SetAlgebra::Intersection),
-        1 => Ok(SetAlgebra::Union),
-        2 => Ok(SetAlgebra::Difference),
-        tag => Err(KvDecodeError::InvalidTag { field: "set combination", tag, offset }),
-    }
-}
-
-fn error(reader: &mut Reader<'_>) -> Result<KvError, KvDecodeError> {
-    let offset = reader.offset();
-    let tag = reader.u8("sscan error")?;
-    KvError::from_wire_tag(tag).ok_or(KvDecodeError::InvalidTag { field: "sscan error", tag, offset })
 }
