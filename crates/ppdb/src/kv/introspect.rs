@@ -16,8 +16,6 @@ use super::types::Data;
 const LISTPACK_ENTRIES_MAX: usize = 128;
 /// Redis's `hash-max-listpack-value` and `zset-max-listpack-value`.
 const LISTPACK_VALUE_BYTES_MAX: usize = 64;
-/// Redis's `set-max-intset-entries`.
-const INTSET_ENTRIES_MAX: usize = 512;
 /// The longest string Redis stores as `embstr`.
 const EMBSTR_BYTES_MAX: usize = 44;
 /// What OBJECT REFCOUNT answers for a shared integer (0 to 9999) in Redis.
@@ -72,10 +70,7 @@ fn encoding(data: &Data) -> &'static str {
             }
         }
         Data::List(_) => "quicklist",
-        Data::Set(set) if set.len() <= INTSET_ENTRIES_MAX && set.iter().all(|m| parse_i64(m).is_some()) => {
-            "intset"
-        }
-        Data::Set(_) => "hashtable",
+        Data::Set(set) => set.encoding().name(),
         Data::SortedSet(zset) => {
             let members = zset.iter().map(|(member, _)| member);
             if fits_listpack(zset.len(), members) {

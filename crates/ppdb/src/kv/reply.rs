@@ -73,6 +73,11 @@ pub enum KvError {
     TxnReplyTooLarge,
     /// LSET of an index the list does not have.
     IndexOutOfRange,
+    /// An option is unknown or misplaced, found only once the key was looked up (SSCAN).
+    Syntax,
+    /// A reply PPDB will not build, larger than [`crate::limits::REPLY_BYTES_MAX`] (SRANDMEMBER
+    /// with a large negative count).
+    ReplyTooLarge,
 }
 
 impl KvError {
@@ -92,6 +97,8 @@ impl KvError {
             }
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
             Self::IndexOutOfRange => "ERR index out of range",
+            Self::Syntax => "ERR syntax error",
+            Self::ReplyTooLarge => "ERR reply exceeds maximum allowed size",
         }
     }
 }
@@ -99,7 +106,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 10] = [
+    const ALL: [KvError; 12] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -110,6 +117,8 @@ impl KvError {
         KvError::WrongType,
         KvError::LfuNotSelected,
         KvError::IndexOutOfRange,
+        KvError::Syntax,
+        KvError::ReplyTooLarge,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -126,6 +135,8 @@ impl KvError {
             Self::WrongType => 7,
             Self::LfuNotSelected => 8,
             Self::IndexOutOfRange => 9,
+            Self::Syntax => 10,
+            Self::ReplyTooLarge => 11,
         }
     }
 

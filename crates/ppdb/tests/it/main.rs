@@ -19,4 +19,5 @@ mod resp_commands;
 mod server_commands;
 mod support;
 mod types_list;
+mod types_set;
 mod wal_crash;

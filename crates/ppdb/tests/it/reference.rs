@@ -62,22 +62,32 @@ impl Drop for Reference {
 }
 
 /// The reply to `args` as comparable text: the value's debug form, or the error as Redis
-/// words it. With `unordered`, the elements of an array reply are sorted first (replies whose
-/// order Redis does not define, such as SMEMBERS or HGETALL's pairs).
+/// words it. With `unordered`, the elements of array and set replies, nested ones too, are
+/// sorted first (replies whose order Redis does not define, such as SMEMBERS or HGETALL's
+/// pairs).
 pub fn reply_text(con: &mut redis::Connection, args: &[&[u8]], unordered: bool) -> String {
     let mut cmd = redis::cmd(std::str::from_utf8(args[0]).unwrap_or("?"));
     for arg in &args[1..] {
         cmd.arg(*arg);
     }
     match cmd.query::<redis::Value>(con) {
-        Ok(redis::Value::Array(items)) if unordered => {
-            let mut items: Vec<String> = items.iter().map(|item| format!("{item:?}")).collect();
-            items.sort();
-            format!("unordered {items:?}")
-        }
+        Ok(value) if unordered => unordered_text(&value),
         Ok(value) => format!("{value:?}"),
         Err(e) => format!("error: {}", error_text(&e)),
     }
+}
+
+/// `value` as text with the elements of every array and set in it sorted (an SSCAN page's
+/// members too), the kind of each kept.
+fn unordered_text(value: &redis::Value) -> String {
+    let (kind, items) = match value {
+        redis::Value::Array(items) => ("array", items),
+        redis::Value::Set(items) => ("set", items),
+        other => return format!("{other:?}"),
+    };
+    let mut items: Vec<String> = items.iter().map(unordered_text).collect();
+    items.sort();
+    format!("unordered {kind} {items:?}")
 }
 
 /// Sends each line of `script` (a command, its words split on whitespace; a line starting with

@@ -152,6 +152,21 @@ pub enum CommandError {
         /// `lib-name` or `lib-ver`.
         attribute: &'static str,
     },
+    /// SINTERCARD (and the other numkeys commands) with a numkeys below 1 or not an integer.
+    NumKeysNotPositive,
+    /// A numkeys larger than the arguments that follow it.
+    NumKeysExceedArgs,
+    /// SINTERCARD's LIMIT negative or not an integer.
+    LimitNegative,
+    /// SPOP's count negative or not an integer.
+    CountNotPositive,
+    /// An integer outside the range the command accepts (SRANDMEMBER's count).
+    ValueOutOfRange {
+        /// The smallest accepted.
+        min: i64,
+        /// The largest accepted.
+        max: i64,
+    },
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -277,6 +292,13 @@ impl fmt::Display for CommandError {
             ),
             Self::InvalidClientInfo { attribute } => {
                 write!(f, "ERR {attribute} cannot contain spaces, newlines or special characters.")
+            }
+            Self::NumKeysNotPositive => f.write_str("ERR numkeys should be greater than 0"),
+            Self::NumKeysExceedArgs => f.write_str("ERR Number of keys can't be greater than number of args"),
+            Self::LimitNegative => f.write_str("ERR LIMIT can't be negative"),
+            Self::CountNotPositive => f.write_str("ERR value is out of range, must be positive"),
+            Self::ValueOutOfRange { min, max } => {
+                write!(f, "ERR value is out of range, value must between {min} and {max}")
             }
         }
     }

@@ -23,6 +23,7 @@ mod introspect;
 mod keyspace;
 mod list;
 mod server;
+mod set;
 mod strings;
 pub mod table;
 #[cfg(test)]
@@ -131,6 +132,7 @@ impl Command {
             .or_else(|| hash::parse(spec.name, rest))
             .or_else(|| list::parse(spec.name, rest))
             .or_else(|| server::parse(spec.name, rest))
+            .or_else(|| set::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
