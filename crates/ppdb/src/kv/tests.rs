@@ -248,6 +248,21 @@ fn append_and_setrange_respect_the_512_mib_limit() {
     );
 }
 
+/// Redis checks the key's type before the size: SETRANGE past the limit on a list is WRONGTYPE.
+#[test]
+fn setrange_past_the_limit_on_another_type_is_wrongtype() {
+    let mut db = Db::new();
+    let push = types::ListWrite::Push {
+        key: b("list"),
+        elements: vec![b("x")],
+        side: types::list::Side::Left,
+        existing_only: false,
+    };
+    db.write(WriteOp::Collection(CollectionWrite::List(push)));
+    let too_far = WriteOp::SetRange { key: b("list"), offset: VALUE_BYTES_MAX, value: b("x") };
+    assert_eq!(db.write(too_far), Reply::Error(KvError::WrongType));
+}
+
 #[test]
 fn setrange_pads_with_zero_bytes() {
     let mut db = Db::new();

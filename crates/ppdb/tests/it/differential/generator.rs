@@ -58,6 +58,32 @@ impl Rng {
         self.pick(VALUES).to_vec()
     }
 
+    /// An element of a collection (a list element, a set member, a hash field): mostly one of
+    /// a handful, so that LREM, LPOS, SISMEMBER and intersections find what they look for, and
+    /// integers among them (Redis keeps a set of integers as an intset); sometimes any value.
+    pub fn element(&mut self) -> Vec<u8> {
+        if self.chance(75) {
+            self.pick(ELEMENTS).to_vec()
+        } else {
+            self.value()
+        }
+    }
+
+    /// 1 to `max` elements ([`Rng::element`]).
+    pub fn elements(&mut self, max: usize) -> Vec<Vec<u8>> {
+        (0..1 + self.below(max)).map(|_| self.element()).collect()
+    }
+
+    /// An index or a range bound: mostly small and of either sign, sometimes at the edges of
+    /// i64 or not a number.
+    pub fn index(&mut self) -> Vec<u8> {
+        if self.chance(90) {
+            self.range(-8, 8).to_string().into_bytes()
+        } else {
+            self.integer()
+        }
+    }
+
     /// An integer argument: mostly small, sometimes at the edges of i64 or not a number.
     pub fn integer(&mut self) -> Vec<u8> {
         if self.chance(80) {
@@ -111,6 +137,9 @@ const VALUES: &[&[u8]] = &[
     b"\x00\xff\r\n",
     b"\xc3\xa9t\xc3\xa9",
 ];
+
+/// Elements [`Rng::element`] draws most often.
+const ELEMENTS: &[&[u8]] = &[b"a", b"b", b"c", b"x", b"1", b"2", b"-3", b"10", b""];
 
 /// Integers [`Rng::integer`] draws beside small ones.
 const ODD_INTEGERS: &[&[u8]] = &[
@@ -188,7 +217,7 @@ impl KeyPool {
 }
 
 /// How the two replies to a command are compared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Compare {
     /// Frame for frame.
     Exact,
@@ -201,11 +230,18 @@ pub enum Compare {
     /// Positive integers compare equal, others exactly: for TTL, PTTL, EXPIRETIME, whose
     /// exact value depends on when each server ran the command (-2 and -1 still must match).
     Ttl,
+    /// Only the reply's shape: its types, lengths and nesting, every string and double
+    /// emptied. For replies Redis draws at random (SRANDMEMBER, HRANDFIELD, ZRANDMEMBER with
+    /// a count below the collection's size): the same number of elements, of the same kinds.
+    Shape,
+    /// An array compared element by element, each as its own command's replies are: EXEC's
+    /// reply to the commands of a transaction. Any other reply (an error) is compared exactly.
+    Elements(Vec<Compare>),
 }
 
 impl Compare {
     /// `reply` in the canonical form this comparison compares.
-    pub fn canonical(self, reply: Reply) -> Reply {
+    pub fn canonical(&self, reply: Reply) -> Reply {
         match self {
             Compare::Exact => reply,
             Compare::Unordered => sorted(reply),
@@ -214,7 +250,26 @@ impl Compare {
                 Reply::Integer(n) if n > 0 => Reply::Integer(1),
                 other => other,
             },
+            Compare::Shape => shape(reply),
+            Compare::Elements(modes) => match reply {
+                Reply::Array(items) if items.len() == modes.len() => Reply::Array(
+                    items.into_iter().zip(modes).map(|(item, mode)| mode.canonical(item)).collect(),
+                ),
+                other => other,
+            },
         }
+    }
+}
+
+fn shape(reply: Reply) -> Reply {
+    let shapes = |items: Vec<Reply>| items.into_iter().map(shape).collect();
+    match reply {
+        Reply::Bulk(_) => Reply::Bulk(Vec::new()),
+        Reply::Double(_) => Reply::Double(Vec::new()),
+        Reply::Array(items) => Reply::Array(shapes(items)),
+        Reply::Set(items) => Reply::Set(shapes(items)),
+        Reply::Map(pairs) => Reply::Map(pairs.into_iter().map(|(k, v)| (shape(k), shape(v))).collect()),
+        other => other,
     }
 }
 
@@ -254,19 +309,46 @@ fn sorted_pairs(reply: Reply) -> Reply {
     }
 }
 
-/// One generated command: its arguments (name first) and how its replies are compared.
+/// One generated command: its arguments (name first), how its replies are compared, and the
+/// commands sent right after it on the same connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
     /// The arguments, the command's name first.
     pub args: Vec<Vec<u8>>,
     /// How the two servers' replies are compared.
     pub compare: Compare,
+    /// Commands sent next on the same connection, each compared by its own mode: a
+    /// transaction's body and its EXEC, or the reads and the DEL that bring the two servers
+    /// back in step after a random write (SPOP).
+    pub then: Vec<Command>,
+    /// Sent as drawn, never malformed: its arguments force a reply that would otherwise be
+    /// random (SPOP with a count above the set's size), or keep it from hanging the reference.
+    pub as_given: bool,
 }
 
 impl Command {
     /// The command `name` without arguments, compared exactly.
     pub fn new(name: impl AsRef<[u8]>) -> Command {
-        Command { args: vec![name.as_ref().to_vec()], compare: Compare::Exact }
+        Command {
+            args: vec![name.as_ref().to_vec()],
+            compare: Compare::Exact,
+            then: Vec::new(),
+            as_given: false,
+        }
+    }
+
+    /// This command and the ones sent after it, in order.
+    pub fn flattened(mut self) -> Vec<Command> {
+        let then = std::mem::take(&mut self.then);
+        let mut all = vec![self];
+        all.extend(then.into_iter().flat_map(Command::flattened));
+        all
+    }
+
+    /// Sends `command` (and what follows it) after this one.
+    pub fn then(mut self, command: Command) -> Command {
+        self.then.push(command);
+        self
     }
 
     /// Appends one argument.
@@ -298,6 +380,17 @@ impl Command {
     /// Compares the replies as [`Compare::Ttl`].
     pub fn ttl(self) -> Command {
         self.compared(Compare::Ttl)
+    }
+
+    /// Never malformed (see [`Command::as_given`]).
+    pub fn as_given(mut self) -> Command {
+        self.as_given = true;
+        self
+    }
+
+    /// Compares the replies as [`Compare::Shape`].
+    pub fn shape(self) -> Command {
+        self.compared(Compare::Shape)
     }
 
     /// Compares the replies as `compare`.
@@ -382,18 +475,7 @@ impl Sequence {
         }
         let pool = KeyPool::draw(&mut rng);
         let count = SEQUENCE_COMMANDS.0 + rng.below(SEQUENCE_COMMANDS.1 - SEQUENCE_COMMANDS.0 + 1);
-        let commands = (0..count)
-            .map(|_| {
-                let group = chosen[rng.below(chosen.len())];
-                let (_, family) = rng.pick(group.families);
-                let command = family(&mut rng, &pool);
-                if rng.chance(MALFORMED_PERCENT) {
-                    malformed(&mut rng, command)
-                } else {
-                    command
-                }
-            })
-            .collect();
+        let commands = (0..count).map(|_| draw_command(&mut rng, &chosen, &pool)).collect();
         let inspects: Vec<Inspect> = chosen.iter().filter_map(|g| g.inspect).collect();
         let final_checks = std::iter::once(Command::new("DBSIZE"))
             .chain(pool.all().iter().flat_map(|key| {
@@ -403,6 +485,18 @@ impl Sequence {
             .collect();
         let groups = chosen.iter().map(|g| g.name).collect();
         Sequence { seed, protocol, groups, commands, final_checks }
+    }
+}
+
+/// One command of a family of one of `groups` (not empty), malformed now and then.
+pub fn draw_command(rng: &mut Rng, groups: &[&Group], pool: &KeyPool) -> Command {
+    let group = groups[rng.below(groups.len())];
+    let (_, family) = rng.pick(group.families);
+    let command = family(rng, pool);
+    if rng.chance(MALFORMED_PERCENT) && !command.as_given {
+        malformed(rng, command)
+    } else {
+        command
     }
 }
 

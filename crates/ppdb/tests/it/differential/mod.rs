@@ -28,8 +28,11 @@
 mod compatibility;
 mod generator;
 mod keyspace;
+mod lists;
 mod resp;
+mod sets;
 mod strings;
+mod transactions;
 
 use crate::support::{free_addrs, wait_for, ClusterOptions, TestCluster};
 use compatibility::{counts_expired_keys, known_difference, known_reply_difference};
@@ -43,6 +46,9 @@ use std::time::{Duration, Instant};
 const GROUPS: &[Group] = &[
     Group { name: "strings", families: strings::FAMILIES, inspect: Some(strings::inspect) },
     Group { name: "keyspace", families: keyspace::FAMILIES, inspect: None },
+    Group { name: "lists", families: lists::FAMILIES, inspect: Some(lists::inspect) },
+    Group { name: "sets", families: sets::FAMILIES, inspect: Some(sets::inspect) },
+    Group { name: transactions::GROUP, families: transactions::FAMILIES, inspect: None },
 ];
 
 /// Sequences `cargo test` runs (about 25 s on a 2-core machine; scripts/differential.sh runs more).
@@ -227,12 +233,17 @@ impl Differential {
         assert_eq!(node.call(&flush), Reply::Simple(b"OK".to_vec()), "FLUSHALL on node {id}");
     }
 
-    /// Runs one sequence; the first mismatch, if any.
+    /// Runs one sequence; the first mismatch, if any. A command and those sent after it
+    /// ([`Command::then`]) go to the same node.
     fn run(&mut self, sequence: &Sequence) -> Option<Mismatch> {
         self.reset(sequence.protocol);
         let mut history = Vec::new();
-        let checks = sequence.commands.iter().chain(&sequence.final_checks);
-        for (index, command) in checks.enumerate() {
+        let steps = sequence.commands.iter().chain(&sequence.final_checks);
+        let sent = steps.enumerate().flat_map(|(step, command)| {
+            let at = (sequence.seed as usize + step) % self.nodes.len();
+            command.clone().flattened().into_iter().map(move |command| (at, command))
+        });
+        for (index, (at, command)) in sent.collect::<Vec<_>>().into_iter().enumerate() {
             if let Some(reason) = known_difference(&command.args) {
                 *self.skipped.entry(reason).or_default() += 1;
                 history.push(format!("{index}: {} (skipped: {reason})", command_line(&command.args)));
@@ -241,7 +252,6 @@ impl Differential {
             if counts_expired_keys(&command.args) {
                 self.redis.call(&[b"SCAN".to_vec(), b"0".to_vec(), b"COUNT".to_vec(), b"100000".to_vec()]);
             }
-            let at = (sequence.seed as usize + index) % self.nodes.len();
             let (node, connection) = &mut self.nodes[at];
             let redis = self.redis.call(&command.args);
             let ppdb = connection.call(&command.args);
@@ -250,7 +260,7 @@ impl Differential {
             counts.0 += 1;
             counts.1 += u64::from(redis.is_error());
             if command.compare.canonical(redis.clone()) != command.compare.canonical(ppdb.clone()) {
-                if let Some(reason) = known_reply_difference(command, &redis) {
+                if let Some(reason) = known_reply_difference(&command, &redis) {
                     *self.skipped.entry(reason).or_default() += 1;
                     return None;
                 }
@@ -260,7 +270,7 @@ impl Differential {
                     groups: sequence.groups.clone(),
                     index,
                     node: *node,
-                    command: command.clone(),
+                    command,
                     redis,
                     ppdb,
                     history,

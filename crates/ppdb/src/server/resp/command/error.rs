@@ -51,8 +51,6 @@ pub enum CommandError {
     DecrementOverflow,
     /// SETRANGE with a negative offset.
     OffsetOutOfRange,
-    /// SETRANGE that would make the string larger than the value limit.
-    StringTooLong,
     /// SCAN with a cursor that is not an unsigned 64-bit integer.
     InvalidCursor,
     /// SELECT (or COPY ... DB) of a database other than 0.
@@ -223,9 +221,6 @@ impl fmt::Display for CommandError {
             }
             Self::DecrementOverflow => f.write_str("ERR decrement would overflow"),
             Self::OffsetOutOfRange => f.write_str("ERR offset is out of range"),
-            Self::StringTooLong => {
-                f.write_str("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
-            }
             Self::InvalidCursor => f.write_str("ERR invalid cursor"),
             Self::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
             Self::SameObject => f.write_str("ERR source and destination objects are the same"),

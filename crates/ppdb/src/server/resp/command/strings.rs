@@ -6,7 +6,7 @@ use super::args::{arg, float, integer, is, owned, owned_from};
 use super::error::CommandError;
 use super::write::{ExpireBase, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};
 use super::Command;
-use crate::kv::{KvRead, SetCondition, WriteOp, VALUE_BYTES_MAX};
+use crate::kv::{KvRead, SetCondition, WriteOp};
 
 type Parsed = Result<Command, CommandError>;
 
@@ -58,16 +58,11 @@ fn get_range(args: &[Bytes]) -> Parsed {
     Ok(Command::Read(KvRead::GetRange { key: owned(args, 0), start, end }))
 }
 
-/// SETRANGE, refused before it is proposed when the string would pass [`VALUE_BYTES_MAX`]
-/// (Redis's `checkStringLength`, which does not depend on the key: an empty patch changes
-/// nothing and is never refused).
+/// SETRANGE. A patch that would take the string past [`crate::kv::VALUE_BYTES_MAX`] is refused when
+/// applied, after the key's type is checked, as Redis checks them (WRONGTYPE first).
 fn set_range(args: &[Bytes]) -> Parsed {
     let offset = integer(arg(args, 1))?;
     let offset = u64::try_from(offset).map_err(|_| CommandError::OffsetOutOfRange)?;
-    let patch_bytes = arg(args, 2).len() as u64;
-    if patch_bytes > 0 && offset.saturating_add(patch_bytes) > VALUE_BYTES_MAX {
-        return Err(CommandError::StringTooLong);
-    }
     Ok(Command::Write(WriteCommand::Ready(WriteOp::SetRange {
         key: owned(args, 0),
         offset,
