@@ -11,16 +11,18 @@
 //! everything before it and runs the queue as one log entry ([`super::transaction`]). The
 //! queue belongs to the connection: DISCARD, RESET, QUIT and closing the connection drop it.
 
+use super::blocking;
 use super::context::ServerContext;
 use super::forward::ShardOp;
 use super::resp::command::{
-    Admission, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
+    Admission, BlockingPop, ClientCommand, Command, CommandClass, Hello, Transaction, TransactionError,
 };
 use super::resp::reply::command_query_reply;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::settings::OutputBufferLimit;
 use super::transaction::{self, ExecElement};
 use crate::error::Error;
+use crate::kv::Reply;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -346,6 +348,13 @@ impl Client {
                     pipeline.run_lanes().await;
                     pipeline.answer(to_frame(ctx.executor.write(&write).await));
                 }
+                (None, Command::Block(pop)) => {
+                    // The replies before it are sent first: it may wait a long time.
+                    self.drain(&mut pipeline).await?;
+                    self.flush().await?;
+                    let reply = self.block(&pop).await?;
+                    pipeline.answer(to_frame(reply));
+                }
                 (None, other) => {
                     self.drain(&mut pipeline).await?;
                     let frame = connection_command(&ctx, &mut self.session, other).await;
@@ -354,6 +363,32 @@ impl Client {
             }
         }
         self.drain(&mut pipeline).await
+    }
+}
+
+impl Client {
+    /// Runs a blocking pop while watching the socket: a client that disconnects stops
+    /// waiting (and so never pops an element it could not receive). What the client sends
+    /// meanwhile waits in the input buffer, within the query buffer limit.
+    async fn block(&mut self, pop: &BlockingPop) -> Result<Result<Reply, Error>, Close> {
+        let served = blocking::serve(&self.ctx.executor, pop);
+        tokio::pin!(served);
+        loop {
+            self.input.reserve(READ_CHUNK_BYTES);
+            tokio::select! {
+                reply = &mut served => return Ok(reply),
+                received = self.stream.read_buf(&mut self.input) => {
+                    if !matches!(received, Ok(n) if n > 0) {
+                        return Err(Close::Gone);
+                    }
+                    let bytes = self.input.len() + self.decoder.held_bytes();
+                    let limit_bytes = self.ctx.settings.clients.query_buffer_bytes_max();
+                    if bytes as u64 > limit_bytes {
+                        return Err(Close::QueryBuffer { bytes, limit_bytes });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -450,7 +485,7 @@ pub fn error_frame(error: &Error) -> Frame {
     Frame::error(format!("{} {text}", error.code().as_str()))
 }
 
-fn to_frame(result: Result<crate::kv::Reply, Error>) -> Frame {
+fn to_frame(result: Result<Reply, Error>) -> Frame {
     match result {
         Ok(reply) => Frame::from(reply),
         Err(e) => error_frame(&e),
@@ -553,7 +588,7 @@ async fn session_command(ctx: &ServerContext, session: &mut Session, command: Co
             ClientCommand::SetInfo { .. } => Frame::simple("OK"),
         },
         Command::Unwatch => Frame::simple("OK"),
-        Command::Read(_) | Command::Write(_) => {
+        Command::Read(_) | Command::Write(_) | Command::Block(_) => {
             Frame::error("ERR internal: key-space command in the wrong path")
         }
         Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {

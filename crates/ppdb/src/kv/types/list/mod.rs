@@ -1,10 +1,12 @@
 //! Lists: a key holding a sequence of elements, pushed and popped at both ends.
 
 mod command;
+mod pop;
 
 use std::collections::VecDeque;
 
 pub use command::{ListRead, ListWrite};
+pub use pop::{End, ListPop};
 
 /// Memory counted per element beyond its bytes: the deque's slot (a boxed byte string) and the
 /// allocator's header of the element. An estimate.

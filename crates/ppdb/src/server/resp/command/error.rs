@@ -91,6 +91,16 @@ pub enum CommandError {
         /// What the value must be.
         reason: String,
     },
+    /// A count that must be 0 or more is not (LPOP, RPOP).
+    NotPositive,
+    /// A COUNT option that must be 1 or more is not (LMPOP, ZMPOP, ...).
+    CountNotPositive,
+    /// A numkeys that must be 1 or more is not (LMPOP, ZMPOP, ...).
+    NumKeysNotPositive,
+    /// A blocking command's timeout is not a float.
+    TimeoutNotFloat,
+    /// A blocking command's timeout is negative.
+    TimeoutNegative,
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -179,6 +189,11 @@ impl fmt::Display for CommandError {
             Self::ConfigSetFailed { name, reason } => {
                 write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
             }
+            Self::NotPositive => f.write_str("ERR value is out of range, must be positive"),
+            Self::CountNotPositive => f.write_str("ERR count should be greater than 0"),
+            Self::NumKeysNotPositive => f.write_str("ERR numkeys should be greater than 0"),
+            Self::TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
+            Self::TimeoutNegative => f.write_str("ERR timeout is negative"),
         }
     }
 }

@@ -18,6 +18,7 @@ mod connection;
 pub mod error;
 mod hash;
 mod keyspace;
+mod pop;
 mod strings;
 pub mod table;
 #[cfg(test)]
@@ -31,6 +32,7 @@ use crate::kv::KvRead;
 
 pub use connection::{ClientCommand, CommandQuery, Hello};
 pub use error::CommandError;
+pub use pop::BlockingPop;
 pub use table::{CommandClass, CommandSpec, COMMANDS};
 pub use transaction::{Admission, Queued, Transaction, TransactionError};
 pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};
@@ -83,6 +85,8 @@ pub enum Command {
     Read(KvRead),
     /// A write to the key space.
     Write(WriteCommand),
+    /// A pop that waits for something to pop (BLPOP, ...): see `server::blocking`.
+    Block(BlockingPop),
 }
 
 impl Command {
@@ -104,6 +108,7 @@ impl Command {
             .or_else(|| strings::parse(spec.name, rest))
             .or_else(|| keyspace::parse(spec.name, rest))
             .or_else(|| hash::parse(spec.name, rest))
+            .or_else(|| pop::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
@@ -111,7 +116,7 @@ impl Command {
     pub fn class(&self) -> CommandClass {
         match self {
             Command::Read(_) => CommandClass::Read,
-            Command::Write(_) => CommandClass::Write,
+            Command::Write(_) | Command::Block(_) => CommandClass::Write,
             _ => CommandClass::Connection,
         }
     }
@@ -122,6 +127,7 @@ impl Command {
         match self {
             Command::Read(read) => read.keys(),
             Command::Write(write) => write.keys(),
+            Command::Block(pop) => pop.op.keys(),
             _ => Vec::new(),
         }
     }
