@@ -42,6 +42,11 @@ impl Reference {
         reference
     }
 
+    /// The reference server's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// A connection to the reference server.
     pub fn client(&self) -> redis::Connection {
         let client = redis::Client::open(format!("redis://{}/", self.addr)).expect("client url");
