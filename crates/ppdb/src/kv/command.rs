@@ -1022,7 +1022,10 @@ mod tests {
         assert!(WriteOp::Attempt { id: 8, op: None }.keys().is_empty());
         for nested in [attempt(persist.clone()), attempt(WriteOp::Transaction { steps: Vec::new() })] {
             let encoded = KvWrite::unstamped(nested).encode();
-            assert!(matches!(KvWrite::decode(&encoded), Err(KvDecodeError::InvalidTag { field: "operation", .. })));
+            assert!(matches!(
+                KvWrite::decode(&encoded),
+                Err(KvDecodeError::InvalidTag { field: "operation", .. })
+            ));
         }
         let in_transaction = WriteOp::Transaction { steps: vec![TxnStep::Write(persist)] };
         assert!(KvWrite::decode(&KvWrite::unstamped(in_transaction).encode()).is_err());

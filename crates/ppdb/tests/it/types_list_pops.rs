@@ -170,7 +170,9 @@ fn timeouts_are_honoured_with_the_nil_array() {
     for (protocol, nil) in [("2", "*-1\r\n"), ("3", "_\r\n")] {
         let mut client = Raw::connect(cluster.node(2).client_addr);
         client.call(&format!("HELLO {protocol}"));
-        for command in ["BLPOP t1 t2 0.3", "BRPOP t1 0.3", "BLMOVE t1 t2 LEFT LEFT 0.3", "BLMPOP 0.3 1 t1 LEFT"] {
+        for command in
+            ["BLPOP t1 t2 0.3", "BRPOP t1 0.3", "BLMOVE t1 t2 LEFT LEFT 0.3", "BLMPOP 0.3 1 t1 LEFT"]
+        {
             let started = Instant::now();
             assert_eq!(client.call(command), nil, "{command}");
             let waited = started.elapsed();
@@ -241,7 +243,7 @@ fn a_killed_leader_loses_and_duplicates_no_element_of_blocked_pops() {
     let consumer_errors = Arc::new(Mutex::new(Vec::<String>::new()));
     let consumers: Vec<_> = survivors
         .iter()
-        .flat_map(|&id| std::iter::repeat(addrs[&id]).take(CONSUMERS_PER_NODE))
+        .flat_map(|&id| std::iter::repeat_n(addrs[&id], CONSUMERS_PER_NODE))
         .map(|addr| {
             let (done, delivered, errors) = (done.clone(), delivered.clone(), consumer_errors.clone());
             std::thread::spawn(move || {
@@ -301,8 +303,10 @@ fn a_killed_leader_loses_and_duplicates_no_element_of_blocked_pops() {
         })
         .collect();
 
-    crate::support::wait_for(Duration::from_secs(60), || (pushed.load(Ordering::Acquire) >= ELEMENTS / 3).then_some(()))
-        .expect("a third of the elements pushed");
+    crate::support::wait_for(Duration::from_secs(60), || {
+        (pushed.load(Ordering::Acquire) >= ELEMENTS / 3).then_some(())
+    })
+    .expect("a third of the elements pushed");
     cluster.kill(leader);
     for producer in producers {
         producer.join().expect("producer");

@@ -204,7 +204,11 @@ pub fn absent_watched_keys(op: &WriteOp, exists: impl Fn(&[u8]) -> bool) -> Vec<
         return Vec::new();
     }
     let table = Table::lock();
-    op.keys().into_iter().filter(|key| table.by_key.contains_key(*key) && !exists(key)).map(<[u8]>::to_vec).collect()
+    op.keys()
+        .into_iter()
+        .filter(|key| table.by_key.contains_key(*key) && !exists(key))
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// Called by a shard's replica after applying `op` with `reply`: gives turns for the keys it
@@ -257,5 +261,63 @@ pub fn restored() {
         if owners.contains(id) {
             signals.applied.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::types::{CollectionWrite, End, ListPop, ListWrite};
+    use std::time::Duration;
+
+    /// Whether `waiter` has a turn now.
+    async fn has_turn(waiter: &Waiter) -> bool {
+        tokio::time::timeout(Duration::from_millis(20), waiter.turn()).await.is_ok()
+    }
+
+    fn lpop(key: &[u8]) -> WriteOp {
+        let pop = ListPop::Pop { key: key.to_vec(), end: End::Head, count: None };
+        WriteOp::Collection(CollectionWrite::List(ListWrite::Pop(pop)))
+    }
+
+    #[tokio::test]
+    async fn a_created_key_gives_its_oldest_waiter_a_turn_and_a_pop_the_next_one() {
+        // Keys of their own: the table is the process's, shared with other tests.
+        let key = b"waiters-test-queue".to_vec();
+        let first = Waiter::enter(vec![key.clone()]);
+        let second = Waiter::enter(vec![key.clone(), b"waiters-test-other".to_vec()]);
+        let push = WriteOp::Del { keys: vec![key.clone()] };
+        let absent = absent_watched_keys(&push, |_| false);
+        assert_eq!(absent, vec![key.clone()]);
+        applied(&push, &Reply::Integer(1), &absent, |_| true);
+        assert!(has_turn(&first).await);
+        assert!(!has_turn(&second).await, "one turn per creation, to the first blocked");
+
+        let attempt = first.attempt();
+        assert_eq!(attempt.outcome(), Outcome::Pending);
+        let entry = WriteOp::Attempt { id: attempt.id(), op: Some(Box::new(lpop(&key))) };
+        let reply = Reply::Bulk(b"x".to_vec());
+        applied(&entry, &reply, &[], |_| true);
+        assert_eq!(attempt.outcome(), Outcome::Applied(reply));
+        assert!(has_turn(&second).await, "the key still holds elements: the next waiter's turn");
+        drop(attempt);
+
+        // A nil pop gives no turn; a fence neither.
+        let attempt = second.attempt();
+        let entry = WriteOp::Attempt { id: attempt.id(), op: Some(Box::new(lpop(&key))) };
+        applied(&entry, &Reply::Nil, &[], |_| true);
+        applied(&WriteOp::Attempt { id: 1, op: None }, &Reply::Nil, &[], |_| true);
+        assert!(!has_turn(&first).await && !has_turn(&second).await);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_leaving_with_an_unused_turn_hands_it_on() {
+        let key = b"waiters-test-handover".to_vec();
+        let first = Waiter::enter(vec![key.clone()]);
+        let second = Waiter::enter(vec![key.clone()]);
+        let push = WriteOp::Del { keys: vec![key.clone()] };
+        applied(&push, &Reply::Integer(1), &absent_watched_keys(&push, |_| false), |_| true);
+        drop(first);
+        assert!(has_turn(&second).await);
     }
 }

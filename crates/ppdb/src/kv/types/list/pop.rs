@@ -328,7 +328,10 @@ mod tests {
         assert_eq!(apply(&mut store, pop_op("l", End::Head, None)), bulk("a"));
         assert_eq!(apply(&mut store, pop_op("l", End::Tail, None)), bulk("d"));
         assert_eq!(apply(&mut store, pop_op("l", End::Head, Some(0))), Reply::Array(vec![]));
-        assert_eq!(apply(&mut store, pop_op("l", End::Tail, Some(5))), Reply::Array(vec![bulk("c"), bulk("b")]));
+        assert_eq!(
+            apply(&mut store, pop_op("l", End::Tail, Some(5))),
+            Reply::Array(vec![bulk("c"), bulk("b")])
+        );
         assert_eq!(elements(&store, b"l"), None, "the emptied list's key is gone");
         assert_eq!(store.data_bytes(), 0);
         assert_eq!(apply(&mut store, pop_op("l", End::Head, None)), Reply::Nil);
@@ -346,13 +349,27 @@ mod tests {
         let wrongtype = Reply::Error(KvError::WrongType);
         assert_eq!(apply(&mut store, pop_op("s", End::Head, None)), wrongtype);
         assert_eq!(apply(&mut store, pop_op("s", End::Head, Some(0))), wrongtype);
-        let first = ListPop::First { keys: vec![b"none".to_vec(), b"s".to_vec(), b"l".to_vec()], end: End::Head, count: None };
+        let first = ListPop::First {
+            keys: vec![b"none".to_vec(), b"s".to_vec(), b"l".to_vec()],
+            end: End::Head,
+            count: None,
+        };
         assert_eq!(apply(&mut store, first), wrongtype);
-        let onto_string = ListPop::Move { source: b"l".to_vec(), destination: b"s".to_vec(), from: End::Head, to: End::Head };
+        let onto_string = ListPop::Move {
+            source: b"l".to_vec(),
+            destination: b"s".to_vec(),
+            from: End::Head,
+            to: End::Head,
+        };
         assert_eq!(apply(&mut store, onto_string), wrongtype);
         assert_eq!(store, before);
         // A missing source answers nil whatever the destination holds.
-        let from_missing = ListPop::Move { source: b"none".to_vec(), destination: b"s".to_vec(), from: End::Head, to: End::Head };
+        let from_missing = ListPop::Move {
+            source: b"none".to_vec(),
+            destination: b"s".to_vec(),
+            from: End::Head,
+            to: End::Head,
+        };
         assert_eq!(apply(&mut store, from_missing), Reply::Nil);
     }
 
@@ -365,8 +382,14 @@ mod tests {
         let blpop = ListPop::First { keys: keys.clone(), end: End::Tail, count: None };
         assert_eq!(apply(&mut store, blpop), Reply::Array(vec![bulk("b"), bulk("3")]));
         let lmpop = ListPop::First { keys: keys.clone(), end: End::Head, count: Some(10) };
-        assert_eq!(apply(&mut store, lmpop.clone()), Reply::Array(vec![bulk("b"), Reply::Array(vec![bulk("1"), bulk("2")])]));
-        assert_eq!(apply(&mut store, lmpop.clone()), Reply::Array(vec![bulk("c"), Reply::Array(vec![bulk("x")])]));
+        assert_eq!(
+            apply(&mut store, lmpop.clone()),
+            Reply::Array(vec![bulk("b"), Reply::Array(vec![bulk("1"), bulk("2")])])
+        );
+        assert_eq!(
+            apply(&mut store, lmpop.clone()),
+            Reply::Array(vec![bulk("c"), Reply::Array(vec![bulk("x")])])
+        );
         assert_eq!(apply(&mut store, lmpop), Reply::NilArray);
         assert_eq!(store.len_including_expired(), 0);
     }
@@ -399,7 +422,11 @@ mod tests {
     fn an_expired_list_has_nothing_to_pop() {
         let mut store = KvStore::new();
         with_list(&mut store, b"l", &["a"]);
-        let expire = WriteOp::Expire { key: b"l".to_vec(), when: ExpireTime::At(5), condition: ExpireCondition::Always };
+        let expire = WriteOp::Expire {
+            key: b"l".to_vec(),
+            when: ExpireTime::At(5),
+            condition: ExpireCondition::Always,
+        };
         assert_eq!(store.apply(&KvWrite { now_ms: 1, op: expire }), Reply::Integer(1));
         let pop = WriteOp::Collection(CollectionWrite::List(ListWrite::Pop(pop_op("l", End::Head, None))));
         assert_eq!(store.apply(&KvWrite { now_ms: 6, op: pop }), Reply::Nil);
@@ -414,7 +441,11 @@ mod tests {
         let key = || proptest::collection::vec(any::<u8>(), 0..6);
         let count = proptest::option::of(any::<u64>());
         prop_oneof![
-            (key(), end_strategy(), count.clone()).prop_map(|(key, end, count)| ListPop::Pop { key, end, count }),
+            (key(), end_strategy(), count.clone()).prop_map(|(key, end, count)| ListPop::Pop {
+                key,
+                end,
+                count
+            }),
             (proptest::collection::vec(key(), 1..4), end_strategy(), count)
                 .prop_map(|(keys, end, count)| ListPop::First { keys, end, count }),
             (key(), key(), end_strategy(), end_strategy())

@@ -203,7 +203,8 @@ mod tests {
         assert_eq!(blmove.timeout, None);
         assert_eq!(blmove.op.keys(), vec![&b"src"[..], b"dst"]);
         let Ok(Command::Block(blmpop)) = parse_line("BLMPOP 0.5 2 a b RIGHT COUNT 3") else { panic!() };
-        let lmpop = ListPop::First { keys: vec![b"a".to_vec(), b"b".to_vec()], end: End::Tail, count: Some(3) };
+        let lmpop =
+            ListPop::First { keys: vec![b"a".to_vec(), b"b".to_vec()], end: End::Tail, count: Some(3) };
         assert_eq!(blmpop.op, list_pop(lmpop));
     }
 
