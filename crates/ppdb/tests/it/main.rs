@@ -19,5 +19,6 @@ mod resp_commands;
 mod server_commands;
 mod support;
 mod types_list;
+mod types_list_pops;
 mod types_set;
 mod wal_crash;
