@@ -17,5 +17,6 @@ mod redis_tools;
 mod reference;
 mod resp_commands;
 mod support;
+mod types_hash;
 mod types_list;
 mod wal_crash;

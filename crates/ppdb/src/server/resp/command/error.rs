@@ -98,6 +98,17 @@ pub enum CommandError {
         /// The option, as Redis names it in the message.
         option: &'static str,
     },
+    /// HINCRBYFLOAT with an infinite increment.
+    NanOrInfinity,
+    /// A count outside the range a command allows (HRANDFIELD ... WITHVALUES).
+    OutOfRange,
+    /// A count outside `min..=max` (HRANDFIELD).
+    OutOfRangeBetween {
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+    },
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -191,6 +202,11 @@ impl fmt::Display for CommandError {
                  or use negative to start from the end of the list",
             ),
             Self::Negative { option } => write!(f, "ERR {option} can't be negative"),
+            Self::NanOrInfinity => f.write_str("ERR value is NaN or Infinity"),
+            Self::OutOfRange => f.write_str("ERR value is out of range"),
+            Self::OutOfRangeBetween { min, max } => {
+                write!(f, "ERR value is out of range, value must between {min} and {max}")
+            }
         }
     }
 }
