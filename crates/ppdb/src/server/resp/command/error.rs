@@ -171,6 +171,10 @@ pub enum CommandError {
     CountBelowOne,
     /// A blocking command's timeout is not a float.
     TimeoutNotFloat,
+    /// HINCRBYFLOAT with an infinite increment.
+    NanOrInfinity,
+    /// A count outside the range a command allows (HRANDFIELD ... WITHVALUES).
+    OutOfRange,
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -306,6 +310,8 @@ impl fmt::Display for CommandError {
             }
             Self::CountBelowOne => f.write_str("ERR count should be greater than 0"),
             Self::TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
+            Self::NanOrInfinity => f.write_str("ERR value is NaN or Infinity"),
+            Self::OutOfRange => f.write_str("ERR value is out of range"),
         }
     }
 }
