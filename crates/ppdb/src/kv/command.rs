@@ -261,6 +261,16 @@ pub enum WriteOp {
         /// Candidate keys.
         keys: Vec<Vec<u8>>,
     },
+    /// One try of a blocked client's pop (BLPOP, BLMOVE, ...): `op` applied as itself, or
+    /// nothing at all (`None`: a fence). `id` lets the node hosting the client recognise the
+    /// entry when its own replica applies it, whichever leader committed it, so the pop's
+    /// outcome is learnt even when the leader's answer is lost (see `server::blocking`).
+    Attempt {
+        /// Chosen at random by the node hosting the client.
+        id: u64,
+        /// The non-blocking pop, or none for a fence.
+        op: Option<Box<WriteOp>>,
+    },
 }
 
 /// A read query, answered from applied state at a given time.
@@ -380,6 +390,7 @@ impl WriteOp {
             Self::Transaction { steps } => steps.iter().flat_map(TxnStep::keys).collect(),
             Self::Collection(op) => op.keys(),
             Self::FlushAll => Vec::new(),
+            Self::Attempt { op, .. } => op.as_deref().map_or_else(Vec::new, WriteOp::keys),
         }
     }
 }
@@ -444,6 +455,8 @@ const TAG_COPY: u8 = 18;
 const TAG_EXPIRE_AFTER: u8 = 19;
 /// A collection command: a type tag, then the type's own operation (see [`super::types`]).
 const TAG_COLLECTION: u8 = 20;
+/// A blocked client's try: an id, then a flag and the operation it wraps (none for a fence).
+const TAG_ATTEMPT: u8 = 21;
 // SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
 const TTL_TAG_AT: u8 = 2;
 const TTL_TAG_AFTER: u8 = 3;
@@ -632,6 +645,17 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             out.push(TAG_COLLECTION);
             op.encode(out);
         }
+        WriteOp::Attempt { id, op } => {
+            out.push(TAG_ATTEMPT);
+            put_varint(out, *id);
+            match op {
+                None => out.push(0),
+                Some(op) => {
+                    out.push(1);
+                    encode_op(op, out);
+                }
+            }
+        }
     }
 }
 
@@ -698,6 +722,15 @@ pub(super) fn decode_op(
     let op_tag = reader.u8("operation")?;
     Ok(match op_tag {
         TAG_TRANSACTION if transaction_allowed => WriteOp::Transaction { steps: decode_steps(reader)? },
+        // At the top level only, wrapping no transaction and no other attempt.
+        TAG_ATTEMPT if transaction_allowed => {
+            let id = reader.varint("attempt id")?;
+            let op = match tag(reader, "attempt flag", 1)? {
+                0 => None,
+                _ => Some(Box::new(decode_op(reader, false)?)),
+            };
+            WriteOp::Attempt { id, op }
+        }
         TAG_SET => {
             let key = key(reader)?;
             let value = value(reader)?;
@@ -889,7 +922,9 @@ mod tests {
         let step = prop_oneof![op().prop_map(TxnStep::Write), read().prop_map(TxnStep::Read)];
         let transaction =
             proptest::collection::vec(step, 0..5).prop_map(|steps| WriteOp::Transaction { steps });
-        prop_oneof![op(), transaction]
+        let attempt = (any::<u64>(), proptest::option::of(op()))
+            .prop_map(|(id, op)| WriteOp::Attempt { id, op: op.map(Box::new) });
+        prop_oneof![op(), transaction, attempt]
     }
 
     proptest! {
@@ -992,6 +1027,23 @@ mod tests {
         assert!(matches!(KvWrite::decode(&huge), Err(KvDecodeError::TooLarge { .. })));
         let bad_kind = [ENCODING_VERSION_VARINT_TIME, 0, TAG_TRANSACTION, 1, 9];
         assert!(matches!(KvWrite::decode(&bad_kind), Err(KvDecodeError::InvalidTag { tag: 9, .. })));
+    }
+
+    #[test]
+    fn attempts_wrap_one_plain_operation_at_the_top_level_only() {
+        let attempt = |op: WriteOp| WriteOp::Attempt { id: 7, op: Some(Box::new(op)) };
+        let persist = attempt(WriteOp::Persist { key: b"p".to_vec() });
+        assert_eq!(persist.keys(), vec![&b"p"[..]]);
+        assert!(WriteOp::Attempt { id: 8, op: None }.keys().is_empty());
+        for nested in [attempt(persist.clone()), attempt(WriteOp::Transaction { steps: Vec::new() })] {
+            let encoded = KvWrite::unstamped(nested).encode();
+            assert!(matches!(
+                KvWrite::decode(&encoded),
+                Err(KvDecodeError::InvalidTag { field: "operation", .. })
+            ));
+        }
+        let in_transaction = WriteOp::Transaction { steps: vec![TxnStep::Write(persist)] };
+        assert!(KvWrite::decode(&KvWrite::unstamped(in_transaction).encode()).is_err());
     }
 
     #[test]

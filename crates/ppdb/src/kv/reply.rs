@@ -46,6 +46,9 @@ pub enum Reply {
     },
     /// An error; the state is unchanged.
     Error(KvError),
+    /// Pairs that may repeat: an array of two-element arrays in RESP3, a flat array in RESP2
+    /// (HRANDFIELD WITHVALUES).
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 /// An error produced by applying an operation; the text is Redis 7's.
@@ -73,6 +76,10 @@ pub enum KvError {
     TxnReplyTooLarge,
     /// LSET of an index the list does not have.
     IndexOutOfRange,
+    /// HINCRBY on a field whose value is not a 64-bit integer.
+    HashValueNotInteger,
+    /// HINCRBYFLOAT on a field whose value is not a float.
+    HashValueNotFloat,
     /// An option is unknown or misplaced, found only once the key was looked up (SSCAN).
     Syntax,
     /// A reply PPDB will not build, larger than [`crate::limits::REPLY_BYTES_MAX`] (SRANDMEMBER
@@ -97,6 +104,8 @@ impl KvError {
             }
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
             Self::IndexOutOfRange => "ERR index out of range",
+            Self::HashValueNotInteger => "ERR hash value is not an integer",
+            Self::HashValueNotFloat => "ERR hash value is not a float",
             Self::Syntax => "ERR syntax error",
             Self::ReplyTooLarge => "ERR reply exceeds maximum allowed size",
         }
@@ -106,7 +115,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 12] = [
+    const ALL: [KvError; 14] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -119,6 +128,8 @@ impl KvError {
         KvError::IndexOutOfRange,
         KvError::Syntax,
         KvError::ReplyTooLarge,
+        KvError::HashValueNotInteger,
+        KvError::HashValueNotFloat,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -137,6 +148,8 @@ impl KvError {
             Self::IndexOutOfRange => 9,
             Self::Syntax => 10,
             Self::ReplyTooLarge => 11,
+            Self::HashValueNotInteger => 12,
+            Self::HashValueNotFloat => 13,
         }
     }
 
@@ -166,7 +179,9 @@ impl Reply {
         let content = match self {
             Reply::Bulk(bytes) => bytes.len() as u64,
             Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::bytes).sum(),
-            Reply::Map(pairs) => pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum(),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
+                pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum()
+            }
             Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
             Reply::Ok
             | Reply::Status(_)

@@ -164,6 +164,7 @@ impl KvStore {
             }
             WriteOp::Transaction { steps } => self.apply_transaction(steps, now),
             WriteOp::Collection(op) => op.apply(self, now),
+            WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
         }
     }
 

@@ -15,12 +15,13 @@
 //! ([`super::clients`]) and closes when CLIENT KILL asks; under CLIENT REPLY OFF or SKIP the
 //! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
+use super::blocking;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
 use super::executor::shard_of;
 use super::forward::ShardOp;
 use super::resp::command::{
-    Admission, Command, CommandClass, Queued, Transaction, TransactionError, WriteCommand,
+    Admission, BlockingPop, Command, CommandClass, Queued, Transaction, TransactionError, WriteCommand,
 };
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::session::{session_command, Session};
@@ -28,6 +29,7 @@ use super::settings::OutputBufferLimit;
 use super::transaction::{self, ExecElement};
 use super::wait::WrittenShards;
 use crate::error::Error;
+use crate::kv::Reply;
 use crate::node::runtime::wall_clock_ms;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -386,6 +388,13 @@ impl Client {
                 pipeline.run_lanes().await;
                 pipeline.answer(to_frame(ctx.executor.write(&write).await));
             }
+            (None, Command::Block(pop)) => {
+                // The replies before it are sent first: it may wait a long time.
+                self.drain(pipeline).await?;
+                self.flush().await?;
+                let reply = self.block(&pop).await?;
+                pipeline.answer(to_frame(reply));
+            }
             (None, other) => {
                 self.session.record.note_request(&args);
                 self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
@@ -406,6 +415,32 @@ fn note_written(written: &mut WrittenShards, write: &WriteCommand, shards: u64) 
     }
     for key in keys {
         written.note(shard_of(key, shards));
+    }
+}
+
+impl Client {
+    /// Runs a blocking pop while watching the socket: a client that disconnects stops
+    /// waiting (and so never pops an element it could not receive). What the client sends
+    /// meanwhile waits in the input buffer, within the query buffer limit.
+    async fn block(&mut self, pop: &BlockingPop) -> Result<Result<Reply, Error>, Close> {
+        let served = blocking::serve(&self.ctx.executor, pop);
+        tokio::pin!(served);
+        loop {
+            self.input.reserve(READ_CHUNK_BYTES);
+            tokio::select! {
+                reply = &mut served => return Ok(reply),
+                received = self.stream.read_buf(&mut self.input) => {
+                    if !matches!(received, Ok(n) if n > 0) {
+                        return Err(Close::Gone);
+                    }
+                    let bytes = self.input.len() + self.decoder.held_bytes();
+                    let limit_bytes = self.ctx.settings.clients.query_buffer_bytes_max();
+                    if bytes as u64 > limit_bytes {
+                        return Err(Close::QueryBuffer { bytes, limit_bytes });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -522,7 +557,7 @@ pub fn error_frame(error: &Error) -> Frame {
     Frame::error(format!("{} {text}", error.code().as_str()))
 }
 
-fn to_frame(result: Result<crate::kv::Reply, Error>) -> Frame {
+fn to_frame(result: Result<Reply, Error>) -> Frame {
     match result {
         Ok(reply) => Frame::from(reply),
         Err(e) => error_frame(&e),

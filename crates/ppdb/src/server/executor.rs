@@ -215,7 +215,7 @@ impl Executor {
     /// The one shard that holds every key of a command (shard 1 for none); an error when the
     /// keys live in several, as a multi-key command runs within one shard until cross-shard
     /// transactions land.
-    fn one_shard(&self, keys: &[&[u8]]) -> Result<u64, Error> {
+    pub(crate) fn one_shard(&self, keys: &[&[u8]]) -> Result<u64, Error> {
         let mut shards = keys.iter().map(|key| shard_of(key, self.shards));
         let first = shards.next().unwrap_or(1);
         match shards.find(|&shard| shard != first) {

@@ -4,6 +4,7 @@
 //! leaders), and speaks RESP to clients; it never touches Raft state directly.
 
 pub mod admin;
+pub mod blocking;
 pub mod connection;
 pub mod context;
 pub mod executor;

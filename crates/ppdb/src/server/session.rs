@@ -135,7 +135,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
             Frame::Integer(count.await)
         }
         Command::Unwatch => Frame::simple("OK"),
-        Command::Read(_) | Command::Write(_) => {
+        Command::Read(_) | Command::Write(_) | Command::Block(_) => {
             Frame::error("ERR internal: key-space command in the wrong path")
         }
         Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {

@@ -5,7 +5,13 @@
 //! see a key expire before the log's time reaches its expiry first has the leader commit the
 //! key's removal ([`StateMachine::time_entry`]): once a client saw a key expired, no leader
 //! shows it again, whatever its clock.
+//!
+//! Blocked clients: after each write the shard tells `server::blocking::waiters` which keys
+//! that clients wait on it created, and the reply of a blocked client's attempt, so the client
+//! is woken by its own node's replica and learns what its pop did even if the leader's answer
+//! was lost.
 
+use super::blocking::waiters;
 use super::memory::ShardMemory;
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
@@ -24,14 +30,23 @@ pub struct KvShard {
     memory: ShardMemory,
 }
 
+impl KvShard {
+    /// Whether `key` holds a live value at the log's time.
+    fn exists(&self, key: &[u8]) -> bool {
+        self.store.get_live(key, self.store.time_ms()).is_some()
+    }
+}
+
 impl StateMachine for KvShard {
     type Query = KvRead;
     type Output = Reply;
 
     fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Reply, String> {
         let write = KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
+        let absent = waiters::absent_watched_keys(&write.op, |key| self.exists(key));
         let reply = self.store.apply(&write);
         self.memory.publish(self.store.data_bytes());
+        waiters::applied(&write.op, &reply, &absent, |key| self.exists(key));
         Ok(reply)
     }
 
@@ -69,6 +84,7 @@ impl StateMachine for KvShard {
         let store = KvStore::restore_from(&mut image).map_err(|e| e.to_string())?;
         let mut memory = ShardMemory::default();
         memory.publish(store.data_bytes());
+        waiters::restored();
         Ok(KvShard { store, memory })
     }
 

@@ -18,6 +18,8 @@ mod reference;
 mod resp_commands;
 mod server_commands;
 mod support;
+mod types_hash;
 mod types_list;
+mod types_list_pops;
 mod types_set;
 mod wal_crash;

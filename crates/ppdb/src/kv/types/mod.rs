@@ -32,7 +32,7 @@ use super::reply::{KvError, Reply};
 use super::state_machine::KvStore;
 
 pub use hash::{HashRead, HashValue, HashWrite};
-pub use list::{ListRead, ListValue, ListWrite};
+pub use list::{End, ListPop, ListRead, ListValue, ListWrite};
 pub use set::{SetRead, SetValue, SetWrite};
 pub use zset::{Score, SortedSetRead, SortedSetValue, SortedSetWrite};
 

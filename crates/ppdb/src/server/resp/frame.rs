@@ -60,6 +60,8 @@ pub enum Frame {
         /// The text.
         text: Bytes,
     },
+    /// Pairs that may repeat: `*n` of two-element arrays in RESP3, one flat array in RESP2.
+    Pairs(Vec<(Frame, Frame)>),
 }
 
 impl Frame {
@@ -128,6 +130,16 @@ impl Frame {
                 out.put_slice(b"\r\n");
             }
             Frame::Verbatim { text, .. } => bulk(out, b'$', text),
+            Frame::Pairs(pairs) => {
+                integer_line(out, b'*', if resp3 { 1 } else { 2 } * pairs.len() as i64);
+                for (first, second) in pairs {
+                    if resp3 {
+                        integer_line(out, b'*', 2);
+                    }
+                    first.encode(version, out);
+                    second.encode(version, out);
+                }
+            }
         }
     }
 
@@ -216,5 +228,13 @@ mod tests {
         );
         both(Frame::Set(vec![Frame::Integer(7)]), b"*1\r\n:7\r\n", b"~1\r\n:7\r\n");
         both(Frame::Array(vec![]), b"*0\r\n", b"*0\r\n");
+        both(
+            Frame::Pairs(vec![
+                (Frame::bulk(b"f"), Frame::bulk(b"v")),
+                (Frame::bulk(b"f"), Frame::bulk(b"v")),
+            ]),
+            b"*4\r\n$1\r\nf\r\n$1\r\nv\r\n$1\r\nf\r\n$1\r\nv\r\n",
+            b"*2\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n*2\r\n$1\r\nf\r\n$1\r\nv\r\n",
+        );
     }
 }

@@ -35,6 +35,7 @@ pub enum Side {
     /// The tail: index -1.
     Right,
 }
+use super::pop::ListPop;
 
 /// A list command that changes the key space.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,7 +90,12 @@ pub enum ListWrite {
         /// Last index kept, negative from the tail.
         stop: i64,
     },
+    /// LPOP, RPOP, LMPOP, LMOVE, RPOPLPUSH and the blocking pops' non-blocking form.
+    Pop(ListPop),
 }
+
+// List write tags. Never renumber: they are on disk. The pops' own tags follow theirs.
+const WRITE_POP: u8 = 64;
 
 /// A list command that only reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +157,7 @@ impl ListWrite {
             | Self::Insert { key, .. }
             | Self::Remove { key, .. }
             | Self::Trim { key, .. } => vec![key.as_slice()],
+            Self::Pop(pop) => pop.keys(),
         }
     }
 
@@ -189,6 +196,10 @@ impl ListWrite {
                 put_signed(out, *start);
                 put_signed(out, *stop);
             }
+            Self::Pop(pop) => {
+                out.push(WRITE_POP);
+                pop.encode(out);
+            }
         }
     }
 
@@ -220,11 +231,12 @@ impl ListWrite {
                 start: reader.signed("trim start")?,
                 stop: reader.signed("trim stop")?,
             },
+            WRITE_POP => Self::Pop(ListPop::decode(reader)?),
             tag => return Err(KvDecodeError::InvalidTag { field: "list write", tag, offset }),
         })
     }
 
-    pub(crate) fn apply(&self, store: &mut KvStore, _now: u64) -> Reply {
+    pub(crate) fn apply(&self, store: &mut KvStore, now: u64) -> Reply {
         match self {
             Self::Push { key, elements, side, existing_only } => {
                 let pushed = store.change_collection(key, !existing_only, |list: &mut ListValue| {
@@ -276,6 +288,7 @@ impl ListWrite {
                 });
                 trimmed.map_or_else(Reply::Error, |_| Reply::Ok)
             }
+            Self::Pop(pop) => pop.apply(store, now),
         }
     }
 }

@@ -8,10 +8,12 @@ mod command;
 #[cfg(test)]
 mod command_tests;
 mod element;
+mod pop;
 
 use std::collections::VecDeque;
 
 use element::Element;
+pub use pop::{End, ListPop};
 
 pub use command::{ListRead, ListWrite, Side};
 

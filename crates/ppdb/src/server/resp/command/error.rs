@@ -165,6 +165,14 @@ pub enum CommandError {
         /// The largest accepted.
         max: i64,
     },
+    /// A COUNT option that must be 1 or more is not (LMPOP, ZMPOP, ...).
+    CountBelowOne,
+    /// A blocking command's timeout is not a float.
+    TimeoutNotFloat,
+    /// HINCRBYFLOAT with an infinite increment.
+    NanOrInfinity,
+    /// A count outside the range a command allows (HRANDFIELD ... WITHVALUES).
+    OutOfRange,
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -295,6 +303,10 @@ impl fmt::Display for CommandError {
             Self::ValueOutOfRange { min, max } => {
                 write!(f, "ERR value is out of range, value must between {min} and {max}")
             }
+            Self::CountBelowOne => f.write_str("ERR count should be greater than 0"),
+            Self::TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
+            Self::NanOrInfinity => f.write_str("ERR value is NaN or Infinity"),
+            Self::OutOfRange => f.write_str("ERR value is out of range"),
         }
     }
 }

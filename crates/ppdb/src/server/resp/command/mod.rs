@@ -22,6 +22,7 @@ mod hash;
 mod introspect;
 mod keyspace;
 mod list;
+mod pop;
 mod server;
 mod set;
 mod strings;
@@ -38,6 +39,7 @@ use crate::kv::KvRead;
 pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
 pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
+pub use pop::BlockingPop;
 pub use server::{FunctionCommand, ScriptCommand};
 pub use table::{CommandClass, CommandSpec, COMMANDS};
 pub use transaction::{Admission, Queued, Transaction, TransactionError};
@@ -108,6 +110,8 @@ pub enum Command {
         /// Longest wait in milliseconds (0: no limit).
         timeout_ms: u64,
     },
+    /// A pop that waits for something to pop (BLPOP, ...): see `server::blocking`.
+    Block(BlockingPop),
 }
 
 impl Command {
@@ -133,6 +137,7 @@ impl Command {
             .or_else(|| list::parse(spec.name, rest))
             .or_else(|| server::parse(spec.name, rest))
             .or_else(|| set::parse(spec.name, rest))
+            .or_else(|| pop::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
@@ -140,7 +145,7 @@ impl Command {
     pub fn class(&self) -> CommandClass {
         match self {
             Command::Read(_) => CommandClass::Read,
-            Command::Write(_) => CommandClass::Write,
+            Command::Write(_) | Command::Block(_) => CommandClass::Write,
             _ => CommandClass::Connection,
         }
     }
@@ -151,6 +156,7 @@ impl Command {
         match self {
             Command::Read(read) => read.keys(),
             Command::Write(write) => write.keys(),
+            Command::Block(pop) => pop.op.keys(),
             _ => Vec::new(),
         }
     }

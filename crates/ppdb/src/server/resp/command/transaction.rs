@@ -75,6 +75,8 @@ impl Transaction {
             Ok(command @ (Command::Exec | Command::Discard | Command::Quit | Command::Reset)) => {
                 Admission::Immediate(command)
             }
+            // A blocking pop cannot block inside a transaction: it runs once, as in Redis.
+            Ok(Command::Block(pop)) => self.push(args, Ok(pop.into_non_blocking())),
             parsed => self.push(args, parsed),
         }
     }
