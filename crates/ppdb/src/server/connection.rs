@@ -21,7 +21,8 @@ use super::context::ServerContext;
 use super::executor::shard_of;
 use super::forward::ShardOp;
 use super::resp::command::{
-    Admission, BlockingPop, Command, CommandClass, Queued, Transaction, TransactionError, WriteCommand,
+    refused_outside_multi, Admission, BlockingPop, Command, CommandClass, Queued, Transaction,
+    TransactionError, WriteCommand,
 };
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::session::{session_command, Session};
@@ -533,7 +534,7 @@ fn refuse_over_maxmemory(ctx: &ServerContext, session: &mut Session, args: &[Byt
 /// answer to queueing the request.
 fn admit(session: &mut Session, args: &[Bytes]) -> Result<Command, Frame> {
     let Some(transaction) = session.transaction.as_mut() else {
-        let command = Command::parse(args).map_err(|e| Frame::from(&e))?;
+        let command = Command::parse(args).map_err(|e| Frame::error(refused_outside_multi(e)))?;
         // An expiry that overflows the clock is the client's error, answered as Redis does.
         if let Command::Write(write) = &command {
             write.check_times(wall_clock_ms()).map_err(|e| Frame::from(&e))?;

@@ -24,6 +24,7 @@ pub fn known_difference(args: &[Vec<u8>]) -> Option<&'static str> {
             (!valid).then_some("GETEX with an invalid expiry")
         }
         "incrbyfloat" => args.iter().skip(2).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal"),
+        "hincrbyfloat" => args.iter().skip(3).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal"),
         _ => None,
     }
 }
@@ -34,17 +35,24 @@ fn is_hexadecimal(arg: &[u8]) -> bool {
     unsigned.get(..2).is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"0x"))
 }
 
-/// Why two different replies are not a failure: PPDB's INCRBYFLOAT computes in 64-bit floats
-/// and prints 15 significant digits, where Redis's 80-bit long double prints more. The states
-/// may differ from then on, so the sequence ends there.
+/// Why two different replies are not a failure: PPDB's INCRBYFLOAT and HINCRBYFLOAT compute in
+/// 64-bit floats and print 15 significant digits, where Redis's 80-bit long double prints more.
+/// The states may differ from then on, so the sequence ends there.
 pub fn known_reply_difference(command: &Command, redis: &Reply) -> Option<&'static str> {
     let Reply::Bulk(text) = redis else { return None };
     let digits =
         text.iter().skip_while(|&&b| b == b'-' || b == b'0' || b == b'.').filter(|b| b.is_ascii_digit());
     let significant =
         String::from_utf8_lossy(&digits.copied().collect::<Vec<u8>>()).trim_end_matches('0').len();
-    (command.args[0].eq_ignore_ascii_case(b"incrbyfloat") && significant > 15)
-        .then_some("INCRBYFLOAT precision")
+    (is_float_increment(&command.args) && significant > 15).then_some("INCRBYFLOAT precision")
+}
+
+/// Whether `args` is INCRBYFLOAT or HINCRBYFLOAT, whose replies may show the precision
+/// difference.
+pub fn is_float_increment(args: &[Vec<u8>]) -> bool {
+    args.first().is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"incrbyfloat") || name.eq_ignore_ascii_case(b"hincrbyfloat")
+    })
 }
 
 /// Whether Redis may count keys that have expired but that it has not removed yet in the

@@ -293,9 +293,20 @@ fn sorted(reply: Reply) -> Reply {
     }
 }
 
+/// Arrays sorted as (field, value) pairs, or as a list of pairs when every element is an array
+/// (RESP3's HRANDFIELD WITHVALUES), nested arrays first (HSCAN's [cursor, pairs]); maps sorted
+/// by entry.
 fn sorted_pairs(reply: Reply) -> Reply {
     match reply {
-        Reply::Array(items) if items.len() % 2 == 0 => {
+        Reply::Array(items) => {
+            let mut items: Vec<Reply> = items.into_iter().map(sorted_pairs).collect();
+            if items.iter().all(|item| matches!(item, Reply::Array(_))) {
+                items.sort();
+                return Reply::Array(items);
+            }
+            if items.len() % 2 != 0 {
+                return Reply::Array(items);
+            }
             let mut pairs: Vec<[Reply; 2]> =
                 items.chunks_exact(2).map(|pair| [pair[0].clone(), pair[1].clone()]).collect();
             pairs.sort();

@@ -1,5 +1,6 @@
 //! Generators for the list commands: the pushes, LRANGE, LINDEX, LSET, LINSERT, LREM, LTRIM,
-//! LLEN and LPOS with its options.
+//! LLEN, LPOS with its options, and the pops: LPOP, RPOP, LMPOP, LMOVE, RPOPLPUSH and their
+//! blocking forms, with timeouts short enough that a pop that waits ends within the test.
 
 use super::generator::{Command, Families, KeyPool, Rng};
 
@@ -16,6 +17,10 @@ pub const FAMILIES: Families = &[
     ("ltrim", ltrim),
     ("llen", llen),
     ("lpos", lpos),
+    ("pop", pop),
+    ("lmpop", lmpop),
+    ("lmove", lmove),
+    ("blocking_pop", blocking_pop),
 ];
 
 /// The whole value of a list key, read after a sequence.
@@ -80,4 +85,72 @@ fn lpos(rng: &mut Rng, keys: &KeyPool) -> Command {
             command.arg(if rng.chance(10) { option.to_lowercase() } else { option.to_string() }).arg(value);
     }
     command
+}
+
+/// LPOP or RPOP, with a count now and then (zero, negative and odd ones too).
+fn pop(rng: &mut Rng, keys: &KeyPool) -> Command {
+    let command = Command::new(rng.pick(&["LPOP", "RPOP"])).arg(keys.key(rng));
+    match rng.below(3) {
+        0 => command.arg(rng.pick(&["0", "1", "2", "5", "100", "-1", "x"])),
+        _ => command,
+    }
+}
+
+/// The direction of a pop or a push: LEFT or RIGHT, or not one.
+fn direction(rng: &mut Rng) -> &'static str {
+    if rng.chance(95) {
+        *rng.pick(&["LEFT", "RIGHT", "left"])
+    } else {
+        *rng.pick(&["UP", ""])
+    }
+}
+
+/// LMPOP's arguments after the timeout: numkeys (sometimes not the keys' count), the keys, a
+/// direction, and COUNT now and then.
+fn lmpop_args(rng: &mut Rng, keys: &KeyPool) -> Vec<Vec<u8>> {
+    let keys = keys.keys(rng, 3);
+    let numkeys = match rng.below(10) {
+        0 => rng.pick(&["0", "-1", "x", "4"]).to_string(),
+        _ => keys.len().to_string(),
+    };
+    let mut args = vec![numkeys.into_bytes()];
+    args.extend(keys);
+    args.push(direction(rng).into());
+    if rng.chance(40) {
+        args.push(b"COUNT".to_vec());
+        args.push(rng.pick(&["1", "2", "10", "0", "-1", "x"]).as_bytes().to_vec());
+    }
+    args
+}
+
+fn lmpop(rng: &mut Rng, keys: &KeyPool) -> Command {
+    Command::new("LMPOP").args(lmpop_args(rng, keys))
+}
+
+/// LMOVE source destination LEFT|RIGHT LEFT|RIGHT, or RPOPLPUSH source destination.
+fn lmove(rng: &mut Rng, keys: &KeyPool) -> Command {
+    let (source, destination) = (keys.key(rng), keys.key(rng));
+    if rng.chance(25) {
+        return Command::new("RPOPLPUSH").arg(source).arg(destination);
+    }
+    Command::new("LMOVE").arg(source).arg(destination).arg(direction(rng)).arg(direction(rng))
+}
+
+/// A blocking pop with a timeout of at most 20 ms (or a bad one). Never malformed: a stray
+/// "0" in the timeout's place would block both servers for ever.
+fn blocking_pop(rng: &mut Rng, keys: &KeyPool) -> Command {
+    let timeout =
+        if rng.chance(90) { *rng.pick(&["0.01", "0.02", ".01"]) } else { *rng.pick(&["-1", "x", "-0.5"]) };
+    let command = match rng.below(5) {
+        0 | 1 => Command::new(rng.pick(&["BLPOP", "BRPOP"])).args(keys.keys(rng, 3)).arg(timeout),
+        2 => Command::new("BLMPOP").arg(timeout).args(lmpop_args(rng, keys)),
+        3 => Command::new("BLMOVE")
+            .arg(keys.key(rng))
+            .arg(keys.key(rng))
+            .arg(direction(rng))
+            .arg(direction(rng))
+            .arg(timeout),
+        _ => Command::new("BRPOPLPUSH").arg(keys.key(rng)).arg(keys.key(rng)).arg(timeout),
+    };
+    command.as_given()
 }

@@ -27,6 +27,7 @@
 
 mod compatibility;
 mod generator;
+mod hashes;
 mod keyspace;
 mod lists;
 mod resp;
@@ -48,6 +49,7 @@ const GROUPS: &[Group] = &[
     Group { name: "keyspace", families: keyspace::FAMILIES, inspect: None },
     Group { name: "lists", families: lists::FAMILIES, inspect: Some(lists::inspect) },
     Group { name: "sets", families: sets::FAMILIES, inspect: Some(sets::inspect) },
+    Group { name: "hashes", families: hashes::FAMILIES, inspect: Some(hashes::inspect) },
     Group { name: transactions::GROUP, families: transactions::FAMILIES, inspect: None },
 ];
 
@@ -220,11 +222,13 @@ impl Differential {
         }
     }
 
-    /// Both servers flushed, every connection speaking `protocol`.
+    /// Both servers flushed, every connection speaking `protocol` and out of any transaction
+    /// (a sequence that stopped inside MULTI leaves one open).
     fn reset(&mut self, protocol: u8) {
         let hello = [b"HELLO".to_vec(), protocol.to_string().into_bytes()];
         let flush = [b"FLUSHALL".to_vec()];
         for connection in std::iter::once(&mut self.redis).chain(self.nodes.iter_mut().map(|(_, c)| c)) {
+            connection.call(&[b"DISCARD".to_vec()]);
             let reply = connection.call(&hello);
             assert!(!reply.is_error(), "HELLO {protocol}: {reply}");
         }

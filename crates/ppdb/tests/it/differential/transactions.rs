@@ -5,7 +5,7 @@
 //! Each queued command's reply (`QUEUED`, or an error that aborts the transaction) is compared
 //! exactly, and EXEC's reply element by element, each as its command's own reply would be.
 
-use super::compatibility::{counts_expired_keys, known_difference};
+use super::compatibility::{counts_expired_keys, is_float_increment, known_difference};
 use super::generator::{draw_command, Command, Compare, Families, Group, KeyPool, Rng};
 
 /// The transaction families, registered in `GROUPS` (mod.rs).
@@ -62,9 +62,8 @@ fn body(rng: &mut Rng, keys: &KeyPool) -> Vec<Command> {
 }
 
 /// Whether a command's reply inside EXEC is compared like its reply alone: not one the harness
-/// skips or treats specially (a known difference, DBSIZE, and INCRBYFLOAT, whose precision
-/// difference ends a sequence only when it is the reply of a command of its own).
+/// skips or treats specially (a known difference, DBSIZE, and the float increments, whose
+/// precision difference ends a sequence only when it is the reply of a command of its own).
 fn comparable_in_exec(args: &[Vec<u8>]) -> bool {
-    let incrbyfloat = args.first().is_some_and(|name| name.eq_ignore_ascii_case(b"incrbyfloat"));
-    known_difference(args).is_none() && !counts_expired_keys(args) && !incrbyfloat
+    known_difference(args).is_none() && !counts_expired_keys(args) && !is_float_increment(args)
 }

@@ -42,7 +42,7 @@ pub use error::CommandError;
 pub use pop::BlockingPop;
 pub use server::{FunctionCommand, ScriptCommand};
 pub use table::{CommandClass, CommandSpec, COMMANDS};
-pub use transaction::{Admission, Queued, Transaction, TransactionError};
+pub use transaction::{refused_outside_multi, Admission, Queued, Transaction, TransactionError};
 pub use write::{ExpireBase, ExpireCommand, Expiry, GetExOption, SetCommand, TimeUnit, WriteCommand};
 
 /// A parsed client command.

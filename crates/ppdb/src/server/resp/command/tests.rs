@@ -368,6 +368,36 @@ fn an_unknown_command_or_a_wrong_arity_aborts_the_transaction() {
     }
 }
 
+/// Redis answers EXEC with arguments `EXECABORT` outside MULTI too; other refusals keep their
+/// error.
+#[test]
+fn exec_with_arguments_outside_multi_is_execabort() {
+    let refused = |line: &str| refused_outside_multi(parse(line).unwrap_err());
+    assert_eq!(
+        refused("EXEC now"),
+        "EXECABORT Transaction discarded because of: wrong number of arguments for 'exec' command"
+    );
+    assert_eq!(refused("DISCARD now"), "ERR wrong number of arguments for 'discard' command");
+}
+
+/// A wrong number of arguments that the command finds itself, after the table's arity check,
+/// is queued and answered at EXEC, as Redis finds it when the command runs; the table's (and a
+/// subcommand's) abort the transaction.
+#[test]
+fn an_arity_error_found_by_the_command_is_answered_at_exec() {
+    let mut txn = Transaction::default();
+    let replies = admit_all(&mut txn, &["HSET h f v g", "MSET a 1 b", "LPOP k 1 2", "PING a b"]);
+    assert_eq!(replies, ["QUEUED"; 4]);
+    let queued = txn.into_queued().expect("not aborted");
+    let arity = |command| transaction::Queued::Refused(CommandError::WrongArity { command });
+    assert_eq!(queued, [arity("hset"), arity("mset"), arity("lpop"), arity("ping")]);
+    for table_arity in ["HSET h f", "CONFIG GET"] {
+        let mut txn = Transaction::default();
+        assert!(admit_all(&mut txn, &[table_arity])[0].starts_with("ERR wrong number"), "{table_arity}");
+        assert_eq!(txn.into_queued(), Err(TransactionError::ExecAbort), "{table_arity}");
+    }
+}
+
 #[test]
 fn exec_with_arguments_drops_the_transaction() {
     let mut txn = Transaction::default();

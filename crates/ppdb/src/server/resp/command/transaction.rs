@@ -59,6 +59,26 @@ pub struct Transaction {
     grows_memory: bool,
 }
 
+/// The reply to a request refused when parsed outside MULTI: its error, but for EXEC with
+/// arguments, which Redis 7 answers `EXECABORT` there too (its `rejectCommand`).
+pub fn refused_outside_multi(error: CommandError) -> String {
+    match error {
+        CommandError::WrongArity { command: "exec" } => TransactionError::ExecRejected(error).to_string(),
+        error => error.to_string(),
+    }
+}
+
+/// Whether `error` is a wrong number of arguments that the command finds itself once the
+/// table's arity check has passed (HSET with a field without a value, MSET, LPOP k 1 2, PING a
+/// b): Redis finds it when the command runs, so inside MULTI it is queued and is the command's
+/// element of EXEC's reply. A subcommand's arity (`config|get`) is the table's, checked first.
+fn arity_found_when_run(args: &[Bytes], error: &CommandError) -> bool {
+    let CommandError::WrongArity { command } = error else { return false };
+    let table_passed =
+        args.first().and_then(|name| lookup(name)).is_some_and(|spec| spec.arity_ok(args.len()));
+    table_passed && !command.contains('|')
+}
+
 impl Transaction {
     /// Decides what to do with the request `args` (name first) received inside MULTI.
     pub fn admit(&mut self, args: &[Bytes]) -> Admission {
@@ -66,7 +86,7 @@ impl Transaction {
             Err(error @ CommandError::WrongArity { command: "exec" }) => {
                 Admission::Discarded(TransactionError::ExecRejected(error))
             }
-            Err(error) if error.refused_before_queueing() => {
+            Err(error) if error.refused_before_queueing() && !arity_found_when_run(args, &error) => {
                 self.aborted = true;
                 Admission::Refused(TransactionError::Command(error))
             }
