@@ -46,6 +46,9 @@ pub enum Reply {
     },
     /// An error; the state is unchanged.
     Error(KvError),
+    /// Pairs: an array of two-element arrays in RESP3, a flat array in RESP2 (ZRANGE ...
+    /// WITHSCORES).
+    Pairs(Vec<(Reply, Reply)>),
 }
 
 /// An error produced by applying an operation; the text is Redis 7's.
@@ -69,6 +72,8 @@ pub enum KvError {
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
     /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
+    /// ZADD INCR or ZINCRBY made a score NaN (`inf` plus `-inf`).
+    ScoreNotANumber,
 }
 
 impl KvError {
@@ -83,6 +88,7 @@ impl KvError {
             Self::NoSuchKey => "ERR no such key",
             Self::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value",
             Self::TxnReplyTooLarge => "ERR transaction reply exceeds maximum allowed size",
+            Self::ScoreNotANumber => "ERR resulting score is not a number (NaN)",
         }
     }
 }
@@ -90,7 +96,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 8] = [
+    const ALL: [KvError; 9] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -99,6 +105,7 @@ impl KvError {
         KvError::NoSuchKey,
         KvError::TxnReplyTooLarge,
         KvError::WrongType,
+        KvError::ScoreNotANumber,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -113,6 +120,7 @@ impl KvError {
             Self::NoSuchKey => 5,
             Self::TxnReplyTooLarge => 6,
             Self::WrongType => 7,
+            Self::ScoreNotANumber => 8,
         }
     }
 
@@ -142,7 +150,7 @@ impl Reply {
         let content = match self {
             Reply::Bulk(bytes) => bytes.len() as u64,
             Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::bytes).sum(),
-            Reply::Map(pairs) => pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum(),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum(),
             Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
             Reply::Ok
             | Reply::Status(_)

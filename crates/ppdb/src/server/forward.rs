@@ -246,6 +246,14 @@ fn encode_reply(e: &mut Encoder, reply: &Reply) {
             e.u64(score.0.to_bits());
         }
         Reply::NilArray => e.u8(11),
+        Reply::Pairs(pairs) => {
+            e.u8(12);
+            e.u32(u32::try_from(pairs.len()).unwrap_or(u32::MAX));
+            for (first, second) in pairs {
+                encode_reply(e, first);
+                encode_reply(e, second);
+            }
+        }
     }
 }
 
@@ -285,6 +293,14 @@ fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
             Reply::Double(Score(value))
         }
         11 => Reply::NilArray,
+        12 => {
+            let n = d.count(ITEMS_MAX, 2)?;
+            let mut pairs = Vec::with_capacity(n);
+            for _ in 0..n {
+                pairs.push((decode_reply(d, depth + 1)?, decode_reply(d, depth + 1)?));
+            }
+            Reply::Pairs(pairs)
+        }
         _ => return Err(d.error("unknown reply tag")),
     })
 }
@@ -334,7 +350,7 @@ fn reply_bytes(reply: &Reply) -> usize {
         Reply::Integer(_) | Reply::Double(_) => 8,
         Reply::Bulk(b) => 4 + b.len(),
         Reply::Array(items) | Reply::Set(items) => 4 + items.iter().map(reply_bytes).sum::<usize>(),
-        Reply::Map(pairs) => 4 + pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum::<usize>(),
+        Reply::Map(pairs) | Reply::Pairs(pairs) => 4 + pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum::<usize>(),
         Reply::Scan { keys, .. } => 8 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>(),
     }
 }

@@ -29,6 +29,9 @@ impl From<Reply> for Frame {
             Reply::Set(items) => Frame::Set(items.into_iter().map(Frame::from).collect()),
             Reply::Double(score) => Frame::Double(score.0),
             Reply::NilArray => Frame::NullArray,
+            Reply::Pairs(pairs) => Frame::Pairs(
+                pairs.into_iter().map(|(first, second)| (Frame::from(first), Frame::from(second))).collect(),
+            ),
         }
     }
 }
