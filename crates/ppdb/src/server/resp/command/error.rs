@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub use super::zset_error::SortedSetError;
+
 /// How many bytes of a client-supplied name or argument an error message quotes (Redis: 128).
 const QUOTED_BYTES_MAX: usize = 128;
 
@@ -91,6 +93,8 @@ pub enum CommandError {
         /// What the value must be.
         reason: String,
     },
+    /// A sorted-set command's own argument errors.
+    SortedSet(SortedSetError),
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -179,6 +183,7 @@ impl fmt::Display for CommandError {
             Self::ConfigSetFailed { name, reason } => {
                 write!(f, "ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
             }
+            Self::SortedSet(error) => error.fmt(f),
         }
     }
 }

@@ -24,6 +24,9 @@ pub mod table;
 mod tests;
 pub mod transaction;
 mod write;
+mod zset;
+mod zset_error;
+mod zset_range;
 
 use bytes::Bytes;
 
@@ -104,6 +107,7 @@ impl Command {
             .or_else(|| strings::parse(spec.name, rest))
             .or_else(|| keyspace::parse(spec.name, rest))
             .or_else(|| hash::parse(spec.name, rest))
+            .or_else(|| zset::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 
