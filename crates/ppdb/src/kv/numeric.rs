@@ -117,7 +117,11 @@ pub fn format_double(value: f64) -> String {
 
 /// `1.500` -> `1.5`, `2.000` -> `2`; a number without a point is left alone.
 fn without_trailing_zeros(number: &str) -> &str {
-    if number.contains('.') { number.trim_end_matches('0').trim_end_matches('.') } else { number }
+    if number.contains('.') {
+        number.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        number
+    }
 }
 
 /// Rewrites `-d.ddde±x` as plain decimal notation without trailing zeros.

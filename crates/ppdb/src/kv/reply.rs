@@ -150,7 +150,9 @@ impl Reply {
         let content = match self {
             Reply::Bulk(bytes) => bytes.len() as u64,
             Reply::Array(items) | Reply::Set(items) => items.iter().map(Reply::bytes).sum(),
-            Reply::Map(pairs) | Reply::Pairs(pairs) => pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum(),
+            Reply::Map(pairs) | Reply::Pairs(pairs) => {
+                pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum()
+            }
             Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
             Reply::Ok
             | Reply::Status(_)

@@ -350,7 +350,9 @@ fn reply_bytes(reply: &Reply) -> usize {
         Reply::Integer(_) | Reply::Double(_) => 8,
         Reply::Bulk(b) => 4 + b.len(),
         Reply::Array(items) | Reply::Set(items) => 4 + items.iter().map(reply_bytes).sum::<usize>(),
-        Reply::Map(pairs) | Reply::Pairs(pairs) => 4 + pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum::<usize>(),
+        Reply::Map(pairs) | Reply::Pairs(pairs) => {
+            4 + pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum::<usize>()
+        }
         Reply::Scan { keys, .. } => 8 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>(),
     }
 }

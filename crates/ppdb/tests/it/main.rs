@@ -16,4 +16,5 @@ mod redis_tools;
 mod reference;
 mod resp_commands;
 mod support;
+mod types_zset;
 mod wal_crash;

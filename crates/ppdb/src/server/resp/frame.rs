@@ -171,7 +171,6 @@ fn bulk(out: &mut BytesMut, prefix: u8, bytes: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

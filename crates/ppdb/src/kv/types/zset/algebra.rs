@@ -98,7 +98,11 @@ impl<'a> Input<'a> {
 /// `score * weight`, NaN counted as 0.
 fn weighted(score: f64, weight: f64) -> f64 {
     let value = score * weight;
-    if value.is_nan() { 0.0 } else { value }
+    if value.is_nan() {
+        0.0
+    } else {
+        value
+    }
 }
 
 impl Aggregate {
@@ -219,7 +223,12 @@ impl Combine {
 }
 
 /// ZINTERCARD: how many members every input holds, counting up to `limit` (0: no limit).
-pub(super) fn intersection_size(store: &KvStore, now: u64, keys: &[Vec<u8>], limit: u64) -> Result<u64, KvError> {
+pub(super) fn intersection_size(
+    store: &KvStore,
+    now: u64,
+    keys: &[Vec<u8>],
+    limit: u64,
+) -> Result<u64, KvError> {
     let mut inputs = Vec::with_capacity(keys.len());
     for key in keys {
         inputs.push(Input::of(store, key, now)?);
@@ -227,6 +236,52 @@ pub(super) fn intersection_size(store: &KvStore, now: u64, keys: &[Vec<u8>], lim
     inputs.sort_by_key(|input| input.len());
     let Some((smallest, others)) = inputs.split_first() else { return Ok(0) };
     let limit = if limit == 0 { u64::MAX } else { limit };
-    let common = smallest.members().filter(|(member, _)| others.iter().all(|other| other.score(member).is_some()));
+    let common =
+        smallest.members().filter(|(member, _)| others.iter().all(|other| other.score(member).is_some()));
     Ok(common.take(usize::try_from(limit).unwrap_or(usize::MAX)).count() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::types::Collection;
+
+    fn combine(operation: SetOperation, weights: Vec<f64>, aggregate: Aggregate) -> Combine {
+        Combine { operation, keys: vec![b"z".to_vec(), b"s".to_vec()], weights, aggregate }
+    }
+
+    #[test]
+    fn plain_sets_take_part_with_score_one_and_nan_counts_as_zero() {
+        let mut store = KvStore::new();
+        let mut zset = SortedSetValue::default();
+        zset.insert(b"a", 1.0);
+        zset.insert(b"b", f64::INFINITY);
+        let mut set = SetValue::default();
+        set.insert(b"a");
+        set.insert(b"b");
+        set.insert(b"x");
+        store.insert_value(b"z", zset.into_data(), None);
+        store.insert_value(b"s", set.into_data(), None);
+        let union = combine(SetOperation::Union, Vec::new(), Aggregate::Sum).evaluate(&store, 1);
+        let expected = vec![(b"x".to_vec(), 1.0), (b"a".to_vec(), 2.0), (b"b".to_vec(), f64::INFINITY)];
+        assert_eq!(union, Ok(expected));
+        // inf * 0 is NaN, counted as 0; inf + -inf likewise.
+        let inter = combine(SetOperation::Inter, vec![0.0, 1.0], Aggregate::Max).evaluate(&store, 1);
+        assert_eq!(inter, Ok(vec![(b"a".to_vec(), 1.0), (b"b".to_vec(), 1.0)]));
+        let sum =
+            combine(SetOperation::Inter, vec![1.0, f64::NEG_INFINITY], Aggregate::Sum).evaluate(&store, 1);
+        assert_eq!(sum, Ok(vec![(b"a".to_vec(), f64::NEG_INFINITY), (b"b".to_vec(), 0.0)]));
+        let diff = Combine {
+            keys: vec![b"s".to_vec(), b"z".to_vec()],
+            ..combine(SetOperation::Diff, Vec::new(), Aggregate::Sum)
+        };
+        assert_eq!(diff.evaluate(&store, 1), Ok(vec![(b"x".to_vec(), 1.0)]));
+        assert_eq!(intersection_size(&store, 1, &[b"z".to_vec(), b"s".to_vec()], 1), Ok(1));
+        store.insert(b"str", &b"v"[..], None);
+        let wrong = Combine {
+            keys: vec![b"z".to_vec(), b"str".to_vec()],
+            ..combine(SetOperation::Union, Vec::new(), Aggregate::Sum)
+        };
+        assert_eq!(wrong.evaluate(&store, 1), Err(KvError::WrongType));
+    }
 }

@@ -326,7 +326,9 @@ impl RangeBy {
 
     pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<Self, KvDecodeError> {
         Ok(match tag(reader, "range kind", RANGE_LEX)? {
-            RANGE_RANK => Self::Rank(RankRange { start: reader.signed("rank")?, stop: reader.signed("rank")? }),
+            RANGE_RANK => {
+                Self::Rank(RankRange { start: reader.signed("rank")?, stop: reader.signed("rank")? })
+            }
             RANGE_SCORE => Self::Score(ScoreRange::decode(reader)?),
             _ => Self::Lex(LexRange::decode(reader)?),
         })
@@ -675,10 +677,21 @@ mod tests {
     }
 
     fn combine() -> impl Strategy<Value = Combine> {
-        let operation = prop_oneof![Just(SetOperation::Union), Just(SetOperation::Inter), Just(SetOperation::Diff)];
+        let operation =
+            prop_oneof![Just(SetOperation::Union), Just(SetOperation::Inter), Just(SetOperation::Diff)];
         let aggregate = prop_oneof![Just(Aggregate::Sum), Just(Aggregate::Min), Just(Aggregate::Max)];
-        (operation, proptest::collection::vec(bytes(), 1..4), proptest::collection::vec(score(), 0..4), aggregate)
-            .prop_map(|(operation, keys, weights, aggregate)| Combine { operation, keys, weights, aggregate })
+        (
+            operation,
+            proptest::collection::vec(bytes(), 1..4),
+            proptest::collection::vec(score(), 0..4),
+            aggregate,
+        )
+            .prop_map(|(operation, keys, weights, aggregate)| Combine {
+                operation,
+                keys,
+                weights,
+                aggregate,
+            })
     }
 
     fn write() -> impl Strategy<Value = SortedSetWrite> {
@@ -718,22 +731,35 @@ mod tests {
             (bytes(), bytes()).prop_map(|(key, member)| SortedSetRead::Score { key, member }),
             (bytes(), proptest::collection::vec(bytes(), 0..4))
                 .prop_map(|(key, members)| SortedSetRead::MultiScore { key, members }),
-            (bytes(), bytes(), any::<bool>())
-                .prop_map(|(key, member, reverse)| SortedSetRead::Rank { key, member, reverse }),
+            (bytes(), bytes(), any::<bool>()).prop_map(|(key, member, reverse)| SortedSetRead::Rank {
+                key,
+                member,
+                reverse
+            }),
             bytes().prop_map(|key| SortedSetRead::Card { key }),
             (bytes(), score_range()).prop_map(|(key, range)| SortedSetRead::Count { key, range }),
             (bytes(), lex_bound(), lex_bound())
                 .prop_map(|(key, min, max)| SortedSetRead::LexCount { key, range: LexRange { min, max } }),
-            (bytes(), query(), any::<bool>())
-                .prop_map(|(key, query, with_scores)| SortedSetRead::Range { key, query, with_scores }),
-            (combine(), any::<bool>()).prop_map(|(combine, with_scores)| SortedSetRead::Combine { combine, with_scores }),
+            (bytes(), query(), any::<bool>()).prop_map(|(key, query, with_scores)| SortedSetRead::Range {
+                key,
+                query,
+                with_scores
+            }),
+            (combine(), any::<bool>())
+                .prop_map(|(combine, with_scores)| SortedSetRead::Combine { combine, with_scores }),
             (proptest::collection::vec(bytes(), 1..4), any::<u64>())
                 .prop_map(|(keys, limit)| SortedSetRead::InterCard { keys, limit }),
             (bytes(), proptest::option::of(any::<i64>()), any::<bool>(), any::<u64>()).prop_map(
-                |(key, count, with_scores, seed)| SortedSetRead::RandomMembers { key, count, with_scores, seed }
+                |(key, count, with_scores, seed)| SortedSetRead::RandomMembers {
+                    key,
+                    count,
+                    with_scores,
+                    seed
+                }
             ),
-            (bytes(), any::<u64>(), proptest::option::of(bytes()), any::<u64>())
-                .prop_map(|(key, cursor, pattern, count)| SortedSetRead::Scan { key, cursor, pattern, count }),
+            (bytes(), any::<u64>(), proptest::option::of(bytes()), any::<u64>()).prop_map(
+                |(key, cursor, pattern, count)| SortedSetRead::Scan { key, cursor, pattern, count }
+            ),
         ]
     }
 

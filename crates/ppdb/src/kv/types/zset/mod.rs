@@ -23,7 +23,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 pub use algebra::{Aggregate, Combine, SetOperation};
-pub use command::{PopEnd, PopReply, RangeBy, RangeQuery, SortedSetRead, SortedSetWrite, StoreSource, ZaddOptions};
+pub use command::{
+    PopEnd, PopReply, RangeBy, RangeQuery, SortedSetRead, SortedSetWrite, StoreSource, ZaddOptions,
+};
 pub use range::{LexBound, LexRange, RankRange, ScoreBound, ScoreRange};
 
 /// Memory counted per member beyond its bytes: the map's entry, the ordered set's entry and
@@ -164,7 +166,10 @@ mod tests {
         assert!(zset.score(b"z").is_some_and(|score| score.is_sign_positive()));
         assert_eq!(zset.rank(b"z"), Some(0));
         assert_eq!(zset.rank(b"c"), Some(2));
-        assert_eq!(zset.pop(true).map(|(member, score)| (member.to_vec(), score)), Some((b"c".to_vec(), 2.0)));
+        assert_eq!(
+            zset.pop(true).map(|(member, score)| (member.to_vec(), score)),
+            Some((b"c".to_vec(), 2.0))
+        );
         assert_eq!(zset.pop(false).map(|(member, _)| member.to_vec()), Some(b"z".to_vec()));
         zset.insert(b"c", 2.0);
         zset.remove(b"b");

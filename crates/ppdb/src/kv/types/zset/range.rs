@@ -354,11 +354,15 @@ mod tests {
         assert_eq!(names(z.in_lex(&range(incl("b"), excl("d")), false)), ["b", "c"]);
         assert_eq!(names(z.in_lex(&range(LexBound::Lowest, LexBound::Highest), true)), ["d", "c", "b", "a"]);
         assert_eq!(names(z.in_lex(&range(excl("b"), excl("b")), false)), Vec::<String>::new());
-        assert_eq!(names(z.in_lex(&range(LexBound::Highest, LexBound::Highest), false)), Vec::<String>::new());
+        assert_eq!(
+            names(z.in_lex(&range(LexBound::Highest, LexBound::Highest), false)),
+            Vec::<String>::new()
+        );
         // Several scores: from the first member >= min up to the first member > max.
         let mixed = zset(&[("c", 1.0), ("a", 2.0), ("d", 3.0), ("b", 4.0)]);
-        assert_eq!(names(mixed.in_lex(&range(incl("b"), incl("c")), false)), Vec::<String>::new());
-        assert_eq!(names(mixed.in_lex(&range(incl("c"), incl("c")), false)), ["c"]);
+        assert_eq!(names(mixed.in_lex(&range(incl("b"), incl("c")), false)), ["c", "a"]);
+        assert_eq!(names(mixed.in_lex(&range(incl("d"), incl("d")), false)), Vec::<String>::new());
+        assert_eq!(names(mixed.in_lex(&range(incl("c"), incl("c")), false)), Vec::<String>::new());
         assert_eq!(names(mixed.in_lex(&range(LexBound::Lowest, incl("c")), false)), ["c", "a"]);
         assert_eq!(names(mixed.in_lex(&range(incl("b"), LexBound::Highest), true)), ["b", "d"]);
     }

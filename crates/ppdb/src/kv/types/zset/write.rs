@@ -42,7 +42,12 @@ enum Added {
 }
 
 /// ZADD (and ZINCRBY) of every pair in order.
-fn add(store: &mut KvStore, key: &[u8], options: ZaddOptions, members: &[(f64, Vec<u8>)]) -> Result<Reply, KvError> {
+fn add(
+    store: &mut KvStore,
+    key: &[u8],
+    options: ZaddOptions,
+    members: &[(f64, Vec<u8>)],
+) -> Result<Reply, KvError> {
     let create = !options.only_existing;
     let outcomes = store.change_collection(key, create, |zset: &mut SortedSetValue| {
         let mut outcomes = Vec::with_capacity(members.len());
@@ -54,7 +59,9 @@ fn add(store: &mut KvStore, key: &[u8], options: ZaddOptions, members: &[(f64, V
     let outcomes = outcomes.unwrap_or_else(|| Ok(Vec::new()))?;
     if options.increment {
         return Ok(match outcomes.first() {
-            Some(Added::New(score) | Added::Changed(score) | Added::Same(score)) => Reply::Double(Score(*score)),
+            Some(Added::New(score) | Added::Changed(score) | Added::Same(score)) => {
+                Reply::Double(Score(*score))
+            }
             Some(Added::Skipped) | None => Reply::Nil,
         });
     }
@@ -67,7 +74,12 @@ fn add(store: &mut KvStore, key: &[u8], options: ZaddOptions, members: &[(f64, V
 }
 
 /// ZADD of one member, as Redis's `zsetAdd` decides.
-fn add_one(zset: &mut SortedSetValue, options: ZaddOptions, score: f64, member: &[u8]) -> Result<Added, KvError> {
+fn add_one(
+    zset: &mut SortedSetValue,
+    options: ZaddOptions,
+    score: f64,
+    member: &[u8],
+) -> Result<Added, KvError> {
     let Some(current) = zset.score(member) else {
         if options.only_existing {
             return Ok(Added::Skipped);
@@ -103,7 +115,13 @@ fn remove_range(zset: &mut SortedSetValue, by: &RangeBy) -> usize {
 }
 
 /// The pops: up to `count` members from the first key holding any, replied in `shape`.
-fn pop(store: &mut KvStore, keys: &[Vec<u8>], end: PopEnd, count: u64, shape: PopReply) -> Result<Reply, KvError> {
+fn pop(
+    store: &mut KvStore,
+    keys: &[Vec<u8>],
+    end: PopEnd,
+    count: u64,
+    shape: PopReply,
+) -> Result<Reply, KvError> {
     let limit = usize::try_from(count).unwrap_or(usize::MAX);
     for key in keys {
         let popped = store.change_collection(key, false, |zset: &mut SortedSetValue| {
@@ -123,7 +141,8 @@ fn pop(store: &mut KvStore, keys: &[Vec<u8>], end: PopEnd, count: u64, shape: Po
 
 /// The reply to a pop that took `popped` (at least one member) from `key`.
 fn pop_reply(shape: PopReply, key: &[u8], popped: Vec<(Arc<[u8]>, f64)>) -> Reply {
-    let mut pairs = popped.into_iter().map(|(member, score)| (Reply::Bulk(member.to_vec()), Reply::Double(Score(score))));
+    let mut pairs =
+        popped.into_iter().map(|(member, score)| (Reply::Bulk(member.to_vec()), Reply::Double(Score(score))));
     let key = Reply::Bulk(key.to_vec());
     match shape {
         PopReply::Single => pairs.next().map_or(Reply::Array(Vec::new()), |(m, s)| Reply::Array(vec![m, s])),
@@ -140,7 +159,12 @@ fn pop_reply(shape: PopReply, key: &[u8], popped: Vec<(Arc<[u8]>, f64)>) -> Repl
 
 /// The STORE forms: `destination` becomes the result (or is deleted when it is empty), whatever
 /// it held; the reply is the result's size.
-fn store_result(store: &mut KvStore, now: u64, destination: &[u8], source: &StoreSource) -> Result<Reply, KvError> {
+fn store_result(
+    store: &mut KvStore,
+    now: u64,
+    destination: &[u8],
+    source: &StoreSource,
+) -> Result<Reply, KvError> {
     let result = match source {
         StoreSource::Combine(combine) => combine.evaluate_set(store, now)?,
         StoreSource::Range { key, query } => {

@@ -7,8 +7,8 @@ use super::args::{arg, integer, is, owned};
 use super::error::{CommandError, SortedSetError};
 use super::zset::{numkeys_and_keys, read, refuse, write, Parsed};
 use crate::kv::types::zset::{
-    Aggregate, Combine, LexBound, LexRange, RangeBy, RangeQuery, RankRange, ScoreBound, ScoreRange, SetOperation,
-    SortedSetRead, SortedSetWrite, StoreSource,
+    Aggregate, Combine, LexBound, LexRange, RangeBy, RangeQuery, RankRange, ScoreBound, ScoreRange,
+    SetOperation, SortedSetRead, SortedSetWrite, StoreSource,
 };
 
 /// What a ZRANGE-family command's range is measured in.
@@ -64,7 +64,8 @@ fn score_bound(text: &[u8]) -> Result<ScoreBound, CommandError> {
         Some((b'(', rest)) => (true, rest),
         _ => (false, text),
     };
-    let number = std::str::from_utf8(number).map_err(|_| CommandError::SortedSet(SortedSetError::MinMaxNotFloat))?;
+    let number =
+        std::str::from_utf8(number).map_err(|_| CommandError::SortedSet(SortedSetError::MinMaxNotFloat))?;
     let number = number.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let score = if number.is_empty() && !text.is_empty() { Ok(0.0) } else { number.parse::<f64>() };
     match score {
@@ -192,7 +193,10 @@ fn combine(args: &[Bytes], operation: SetOperation, store: Option<&'static str>)
     let combine = Combine { operation, keys, weights, aggregate };
     match store {
         None => read(SortedSetRead::Combine { combine, with_scores }),
-        Some(_) => write(SortedSetWrite::Store { destination: owned(args, 0), source: StoreSource::Combine(combine) }),
+        Some(_) => write(SortedSetWrite::Store {
+            destination: owned(args, 0),
+            source: StoreSource::Combine(combine),
+        }),
     }
 }
 
