@@ -106,7 +106,7 @@ pub fn format_double(value: f64) -> String {
     let scientific = format!("{:.*e}", (DOUBLE_SIGNIFICANT_DIGITS - 1) as usize, value);
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    if exponent < -4 || exponent >= DOUBLE_SIGNIFICANT_DIGITS {
+    if !(-4..DOUBLE_SIGNIFICANT_DIGITS).contains(&exponent) {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{}e{sign}{:02}", without_trailing_zeros(mantissa), exponent.unsigned_abs())
     } else {
@@ -215,7 +215,7 @@ mod tests {
             (5e-324, "4.9406564584124654e-324"),
             (f64::MAX, "1.7976931348623157e+308"),
             // 2^-25 has 18 significant digits ending in 5: the tie rounds to even.
-            (2.98023223876953125e-08, "2.9802322387695312e-08"),
+            (2f64.powi(-25), "2.9802322387695312e-08"),
             (4.1 - 0.0, "4.0999999999999996"),
             (1234567.0, "1234567"),
             (f64::INFINITY, "inf"),

@@ -81,15 +81,28 @@ impl ScoreRange {
         // score": the next representable score stands in for "after every member of `score`".
         let lower = match (self.min.exclusive, min) {
             (true, f64::INFINITY) => return None,
-            (true, _) => Bound::Included((Score(min.next_up()), Arc::clone(&empty))),
+            (true, _) => Bound::Included((Score(score_after(min)), Arc::clone(&empty))),
             (false, _) => Bound::Included((Score(min), Arc::clone(&empty))),
         };
         let upper = match (self.max.exclusive, max) {
             (true, _) => Bound::Excluded((Score(max), empty)),
             (false, f64::INFINITY) => Bound::Unbounded,
-            (false, _) => Bound::Excluded((Score(max.next_up()), empty)),
+            (false, _) => Bound::Excluded((Score(score_after(max)), empty)),
         };
         Some((lower, upper))
+    }
+}
+
+/// The smallest float above `score` (finite, not NaN): `f64::next_up`, which needs a newer
+/// Rust than the crate's minimum.
+fn score_after(score: f64) -> f64 {
+    let bits = score.to_bits();
+    if score == 0.0 {
+        f64::from_bits(1)
+    } else if score > 0.0 {
+        f64::from_bits(bits + 1)
+    } else {
+        f64::from_bits(bits - 1)
     }
 }
 
@@ -365,6 +378,18 @@ mod tests {
         assert_eq!(names(mixed.in_lex(&range(incl("c"), incl("c")), false)), Vec::<String>::new());
         assert_eq!(names(mixed.in_lex(&range(LexBound::Lowest, incl("c")), false)), ["c", "a"]);
         assert_eq!(names(mixed.in_lex(&range(incl("b"), LexBound::Highest), true)), ["b", "d"]);
+    }
+
+    #[test]
+    fn the_score_after_is_the_next_float() {
+        for score in [-1.5, -5e-324, -0.0, 0.0, 5e-324, 1.0, f64::MAX / 2.0, f64::NEG_INFINITY] {
+            assert!(score_after(score) > score, "{score}");
+        }
+        assert_eq!(score_after(0.0), 5e-324);
+        assert_eq!(score_after(-5e-324), -0.0);
+        assert_eq!(score_after(f64::NEG_INFINITY), -f64::MAX);
+        assert_eq!(score_after(1.0), 1.0 + f64::EPSILON);
+        assert_eq!(score_after(f64::MAX), f64::INFINITY);
     }
 
     #[test]
