@@ -104,7 +104,7 @@ fn repair(bytes: &mut Vec<u8>, mode: u8) {
     let image_start = if v1 { HEADER_BYTES_V1 } else { SNAPSHOT_HEADER_BYTES + meta_len(bytes) };
     if mode & 8 != 0 {
         let end = bytes.len() - 4;
-        put_crc(bytes, end, image_start..end);
+        put_crc(bytes, end, image_start.min(end)..end);
     }
     if mode & 1 != 0 {
         let end = bytes.len();
