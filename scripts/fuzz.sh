@@ -11,7 +11,7 @@
 #   SANITIZER=address      address, none, ... (cargo fuzz --sanitizer)
 #
 # Corpora grow in fuzz/corpus/<target> (not committed); the committed seeds in
-# fuzz/seeds/<target> are read too. Crashing inputs land in fuzz/artifacts/<target>, logs in
+# fuzz/seeds/<target> and crash inputs of fixed findings in fuzz/regressions/<target> are read too. Crashing inputs land in fuzz/artifacts/<target>, logs in
 # fuzz/logs/<target>.log. Replay a crash with
 # `RUSTC_BOOTSTRAP=1 cargo fuzz run -O -a <target> <artifact>` in fuzz/.
 #
@@ -45,11 +45,13 @@ mkdir -p logs
 printf '%-14s %8s %12s %8s %8s\n' target seconds executions corpus crashes
 for target in "${targets[@]}"; do
   mkdir -p "corpus/$target" "seeds/$target" "artifacts/$target"
+  regressions=()
+  [ -d "regressions/$target" ] && regressions=("regressions/$target")
   log="logs/$target.log"
   status=0
   started=$SECONDS
   # In-process, one worker: the machine is shared. -timeout: an input taking 10 s is a hang.
-  cargo fuzz run "${build_flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
+  cargo fuzz run "${build_flags[@]}" "$target" "corpus/$target" "seeds/$target" "${regressions[@]}" -- \
     -max_total_time="$SECONDS_EACH" -max_len="$MAX_LEN_BYTES" -timeout=10 \
     -print_final_stats=1 >"$log" 2>&1 || status=$?
   elapsed=$((SECONDS - started))

@@ -4,11 +4,16 @@
 //!
 //! Input: a mode byte, then the bytes the other side sends: raw (mode bit 1 clear) or sealed
 //! into one frame of the kind given by the next byte (mode bit 1 set). Mode bit 0 picks the
-//! half: the acceptor reading a hello, or the dialer reading the verdict.
+//! half: the acceptor reading a hello, or the dialer reading the verdict. The acceptor (node 1,
+//! incarnation 11) knows node 2 as a peer of unrecorded incarnation, node 3 as one recorded at
+//! incarnation 33, node 4 as removed. The dialer dials node 2, expecting incarnation 22 when
+//! mode bit 2 is set (else none recorded), or as a guest (node 0) when mode bit 3 is set.
 //!
-//! Asserts: nothing panics; the acceptor admits exactly the hellos that `check_hello` accepts
-//! and answers every decodable hello with exactly one ack or refusal frame; the dialer succeeds
-//! only on an ack from the node it dialed.
+//! Asserts: nothing panics; the acceptor admits exactly the hellos that `check_hello` accepts,
+//! reports the dialer's id, guest flag and incarnation as the hello gave them, and answers every
+//! decodable hello with exactly one ack (naming its id and incarnation) or refusal frame; the
+//! dialer succeeds only on an ack from the node it dialed (any node for a guest) presenting the
+//! recorded incarnation if one is, and returns that incarnation.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -17,7 +22,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use ppdb::transport::frame::{decode_frame, Frame, FRAME_HEADER_BYTES};
 use ppdb::transport::handshake::{
-    accept, check_hello, dial, Acquaintance, Hello, Identity, PROTOCOL_VERSION,
+    accept, check_hello, dial, Acquaintance, Hello, Identity, Incarnation, GUEST_TARGET, PROTOCOL_VERSION,
 };
 use ppdb_raft::NodeId;
 
@@ -33,12 +38,13 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 fn us() -> Identity {
-    Identity { node_id: NodeId(1), cluster_id: CLUSTER.to_string() }
+    Identity { node_id: NodeId(1), cluster_id: CLUSTER.to_string(), incarnation: Incarnation(11) }
 }
 
 fn known(node: NodeId) -> Acquaintance {
     match node.0 {
-        2 | 3 => Acquaintance::Peer,
+        2 => Acquaintance::Peer(None),
+        3 => Acquaintance::Peer(Some(Incarnation(33))),
         4 => Acquaintance::Removed,
         _ => Acquaintance::Stranger,
     }
@@ -73,10 +79,17 @@ fn run_acceptor(incoming: &[u8]) {
     };
     let verdict = check_hello(&hello, &us(), known);
     assert_eq!(accepted.is_ok(), verdict.is_ok(), "accept and check_hello disagree on {hello:?}");
+    if let Ok(accepted) = accepted {
+        assert_eq!(
+            (accepted.peer, accepted.guest, accepted.incarnation),
+            (hello.from, hello.to == GUEST_TARGET, hello.incarnation),
+            "accepted {hello:?} as someone else"
+        );
+    }
     let answer = decode_frame(&sent, FRAME_BYTES_MAX);
     match (answer, verdict) {
-        (Ok(Some((Frame::HandshakeAck { node_id }, used))), Ok(())) => {
-            assert_eq!(node_id, NodeId(1));
+        (Ok(Some((Frame::HandshakeAck { node_id, incarnation }, used))), Ok(())) => {
+            assert_eq!((node_id, incarnation), (us().node_id, us().incarnation));
             assert_eq!(used, sent.len(), "more than one answer");
         }
         (Ok(Some((Frame::HandshakeRefusal(refusal), used))), Err(reason)) => {
@@ -87,15 +100,27 @@ fn run_acceptor(incoming: &[u8]) {
     }
 }
 
-fn run_dialer(incoming: &[u8]) {
-    let peer = NodeId(2);
-    let hello =
-        Hello { version: PROTOCOL_VERSION, cluster_id: CLUSTER.to_string(), from: NodeId(1), to: peer };
+fn run_dialer(incoming: &[u8], recorded: Option<Incarnation>, guest: bool) {
+    let peer = if guest { GUEST_TARGET } else { NodeId(2) };
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        cluster_id: CLUSTER.to_string(),
+        from: NodeId(1),
+        to: peer,
+        incarnation: Incarnation(11),
+    };
     let mut sent = Vec::new();
     let mut conn = tokio::io::join(incoming, &mut sent);
-    let dialed = runtime().block_on(dial(&mut conn, hello.clone(), TIMEOUT, FRAME_BYTES_MAX));
-    let acked = matches!(first_frame(incoming), Some(Frame::HandshakeAck { node_id }) if node_id == peer);
-    assert_eq!(dialed.is_ok(), acked, "dial returned {dialed:?}");
+    let dialed = runtime().block_on(dial(&mut conn, hello.clone(), recorded, TIMEOUT, FRAME_BYTES_MAX));
+    let acked = match first_frame(incoming) {
+        Some(Frame::HandshakeAck { node_id, incarnation })
+            if (node_id == peer || guest) && recorded.is_none_or(|r| r == incarnation) =>
+        {
+            Some(incarnation)
+        }
+        _ => None,
+    };
+    assert_eq!(dialed.as_ref().ok(), acked.as_ref(), "dial returned {dialed:?}");
     assert_eq!(first_frame(&sent), Some(Frame::Handshake(hello)), "the dialer did not send its hello");
 }
 
@@ -112,6 +137,7 @@ fuzz_target!(|data: &[u8]| {
     if mode & 1 == 0 {
         run_acceptor(incoming);
     } else {
-        run_dialer(incoming);
+        let recorded = (mode & 4 != 0).then_some(Incarnation(22));
+        run_dialer(incoming, recorded, mode & 8 != 0);
     }
 });

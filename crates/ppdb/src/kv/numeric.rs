@@ -85,6 +85,45 @@ pub fn format_f64(value: f64) -> String {
     scientific_to_plain(&scientific)
 }
 
+/// Significant digits of a reply's double (Redis 7.0's `%.17g`).
+const DOUBLE_SIGNIFICANT_DIGITS: i32 = 17;
+
+/// Formats a double as Redis 7.0 replies with it (ZSCORE, WITHSCORES, RESP3 doubles): C's
+/// `%.17g`, i.e. 17 significant digits without trailing zeros, in exponent form below `1e-4`
+/// and from `1e17` (`1.1000000000000001`, `3`, `1e+20`, `1.0000000000000001e-05`), and `inf`,
+/// `-inf`, `nan`.
+pub fn format_double(value: f64) -> String {
+    if value.is_nan() {
+        return "nan".to_owned();
+    }
+    if value.is_infinite() {
+        return if value > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    if value == 0.0 {
+        return if value.is_sign_negative() { "-0" } else { "0" }.to_owned();
+    }
+    // The exponent %g chooses by is the one after rounding to 17 digits.
+    let scientific = format!("{:.*e}", (DOUBLE_SIGNIFICANT_DIGITS - 1) as usize, value);
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if !(-4..DOUBLE_SIGNIFICANT_DIGITS).contains(&exponent) {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", without_trailing_zeros(mantissa), exponent.unsigned_abs())
+    } else {
+        let decimals = (DOUBLE_SIGNIFICANT_DIGITS - 1 - exponent) as usize;
+        without_trailing_zeros(&format!("{value:.decimals$}")).to_owned()
+    }
+}
+
+/// `1.500` -> `1.5`, `2.000` -> `2`; a number without a point is left alone.
+fn without_trailing_zeros(number: &str) -> &str {
+    if number.contains('.') {
+        number.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        number
+    }
+}
+
 /// Rewrites `-d.ddde±x` as plain decimal notation without trailing zeros.
 fn scientific_to_plain(scientific: &str) -> String {
     let (mantissa, exponent) = scientific.split_once('e').unwrap_or((scientific, "0"));
@@ -153,6 +192,39 @@ mod tests {
         assert_eq!(parse_f64(b"inf"), Some(f64::INFINITY));
         for bad in [&b""[..], b" 1", b"1 ", b"nan", b"abc", b"1e400", b"1.2.3"] {
             assert_eq!(parse_f64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn doubles_print_like_redis_7_0_replies() {
+        // Each expected text is what redis-server 7.0.15 replied (ZSCORE / ZRANGE WITHSCORES).
+        let cases = [
+            (1.1, "1.1000000000000001"),
+            (3.0, "3"),
+            (-1.5, "-1.5"),
+            (16.0, "16"),
+            (0.1, "0.10000000000000001"),
+            (1e-5, "1.0000000000000001e-05"),
+            (0.0001, "0.0001"),
+            (1e16, "10000000000000000"),
+            (12345678901234567.0, "12345678901234568"),
+            (1e17, "1e+17"),
+            (1e20, "1e+20"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (1e-300, "1e-300"),
+            (5e-324, "4.9406564584124654e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            // 2^-25 has 18 significant digits ending in 5: the tie rounds to even.
+            (2f64.powi(-25), "2.9802322387695312e-08"),
+            (4.1 - 0.0, "4.0999999999999996"),
+            (1234567.0, "1234567"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+        ];
+        for (value, text) in cases {
+            assert_eq!(format_double(value), text, "{value:e}");
         }
     }
 

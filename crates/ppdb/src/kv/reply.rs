@@ -47,7 +47,7 @@ pub enum Reply {
     /// An error; the state is unchanged.
     Error(KvError),
     /// Pairs that may repeat: an array of two-element arrays in RESP3, a flat array in RESP2
-    /// (HRANDFIELD WITHVALUES).
+    /// (ZRANGE ... WITHSCORES, HRANDFIELD WITHVALUES).
     Pairs(Vec<(Reply, Reply)>),
 }
 
@@ -85,6 +85,8 @@ pub enum KvError {
     /// A reply PPDB will not build, larger than [`crate::limits::REPLY_BYTES_MAX`] (SRANDMEMBER
     /// with a large negative count).
     ReplyTooLarge,
+    /// ZADD INCR or ZINCRBY made a score NaN (`inf` plus `-inf`).
+    ScoreNotANumber,
 }
 
 impl KvError {
@@ -108,6 +110,7 @@ impl KvError {
             Self::HashValueNotFloat => "ERR hash value is not a float",
             Self::Syntax => "ERR syntax error",
             Self::ReplyTooLarge => "ERR reply exceeds maximum allowed size",
+            Self::ScoreNotANumber => "ERR resulting score is not a number (NaN)",
         }
     }
 }
@@ -115,7 +118,7 @@ impl KvError {
 impl KvError {
     /// Every error, at the index [`KvError::wire_tag`] gives it: how errors travel between
     /// nodes. Never reorder; add new errors at the end.
-    const ALL: [KvError; 14] = [
+    const ALL: [KvError; 15] = [
         KvError::NotInteger,
         KvError::IncrOverflow,
         KvError::NotFloat,
@@ -130,6 +133,7 @@ impl KvError {
         KvError::ReplyTooLarge,
         KvError::HashValueNotInteger,
         KvError::HashValueNotFloat,
+        KvError::ScoreNotANumber,
     ];
 
     /// The error's tag on the wire between nodes: exhaustive, so a new error cannot travel as
@@ -150,6 +154,7 @@ impl KvError {
             Self::ReplyTooLarge => 11,
             Self::HashValueNotInteger => 12,
             Self::HashValueNotFloat => 13,
+            Self::ScoreNotANumber => 14,
         }
     }
 

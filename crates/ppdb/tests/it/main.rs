@@ -22,4 +22,5 @@ mod types_hash;
 mod types_list;
 mod types_list_pops;
 mod types_set;
+mod types_zset;
 mod wal_crash;

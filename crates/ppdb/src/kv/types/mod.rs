@@ -16,8 +16,8 @@
 //! changes, so `maxmemory` and `MEMORY USAGE` cost nothing to answer. Iteration orders are
 //! those of the collections' own structures, never of a hash function, so replicas that apply
 //! the same log iterate alike (SPOP, HRANDFIELD and replies inside transactions depend on it).
-//! Commands reach a collection only through [`KvStore::collection`] and
-//! [`KvStore::change_collection`], which check the type (`WRONGTYPE`), keep the memory count,
+//! Commands reach a collection only through `KvStore::collection` and
+//! `KvStore::change_collection`, which check the type (`WRONGTYPE`), keep the memory count,
 //! and delete a key whose collection became empty, as Redis does.
 
 pub mod hash;

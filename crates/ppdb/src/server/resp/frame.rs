@@ -53,6 +53,9 @@ pub enum Frame {
     Double(f64),
     /// RESP3 `#t` / `#f`; the integer 1 / 0 in RESP2.
     Boolean(bool),
+    /// Pairs that may repeat: `*n` of two-element arrays in RESP3; a flat array in RESP2
+    /// (ZRANGE WITHSCORES, HRANDFIELD WITHVALUES).
+    Pairs(Vec<(Frame, Frame)>),
     /// RESP3 `=` verbatim string with a three-letter format (`txt`, `mkd`); bulk in RESP2.
     Verbatim {
         /// The format, e.g. `*b"txt"`.
@@ -60,8 +63,6 @@ pub enum Frame {
         /// The text.
         text: Bytes,
     },
-    /// Pairs that may repeat: `*n` of two-element arrays in RESP3, one flat array in RESP2.
-    Pairs(Vec<(Frame, Frame)>),
 }
 
 impl Frame {
@@ -108,12 +109,22 @@ impl Frame {
                     value.encode(version, out);
                 }
             }
+            Frame::Pairs(pairs) => {
+                integer_line(out, b'*', if resp3 { 1 } else { 2 } * pairs.len() as i64);
+                for (first, second) in pairs {
+                    if resp3 {
+                        out.put_slice(b"*2\r\n");
+                    }
+                    first.encode(version, out);
+                    second.encode(version, out);
+                }
+            }
             Frame::Set(items) => {
                 integer_line(out, if resp3 { b'~' } else { b'*' }, items.len() as i64);
                 items.iter().for_each(|item| item.encode(version, out));
             }
             Frame::Double(value) => {
-                let text = format_double(*value);
+                let text = crate::kv::numeric::format_double(*value);
                 if resp3 {
                     line(out, b',', text.as_bytes());
                 } else {
@@ -130,16 +141,6 @@ impl Frame {
                 out.put_slice(b"\r\n");
             }
             Frame::Verbatim { text, .. } => bulk(out, b'$', text),
-            Frame::Pairs(pairs) => {
-                integer_line(out, b'*', if resp3 { 1 } else { 2 } * pairs.len() as i64);
-                for (first, second) in pairs {
-                    if resp3 {
-                        integer_line(out, b'*', 2);
-                    }
-                    first.encode(version, out);
-                    second.encode(version, out);
-                }
-            }
         }
     }
 
@@ -171,17 +172,6 @@ fn bulk(out: &mut BytesMut, prefix: u8, bytes: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
-/// Redis 7.2's double format: the shortest round-trip decimal, `inf`, `-inf` or `nan`.
-fn format_double(value: f64) -> String {
-    if value.is_nan() {
-        "nan".to_owned()
-    } else if value.is_infinite() {
-        if value > 0.0 { "inf" } else { "-inf" }.to_owned()
-    } else {
-        format!("{value}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +196,12 @@ mod tests {
         both(Frame::NullArray, b"*-1\r\n", b"_\r\n");
         both(Frame::Double(1.5), b"$3\r\n1.5\r\n", b",1.5\r\n");
         both(Frame::Double(f64::NEG_INFINITY), b"$4\r\n-inf\r\n", b",-inf\r\n");
+        both(Frame::Double(1.1), b"$18\r\n1.1000000000000001\r\n", b",1.1000000000000001\r\n");
+        both(
+            Frame::Pairs(vec![(Frame::bulk(b"a"), Frame::Double(3.0))]),
+            b"*2\r\n$1\r\na\r\n$1\r\n3\r\n",
+            b"*1\r\n*2\r\n$1\r\na\r\n,3\r\n",
+        );
         both(Frame::Boolean(true), b":1\r\n", b"#t\r\n");
         both(
             Frame::Verbatim { format: *b"txt", text: Bytes::from_static(b"hi") },

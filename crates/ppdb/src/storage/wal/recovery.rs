@@ -15,7 +15,9 @@
 //!    bytes are discarded (overwritten with zeros, or cut off when they reach the end of the
 //!    file) and synced, and recovery goes on.
 //! 4. A last segment whose header is incomplete or all zeros was being created when the node
-//!    stopped; it holds no record and is removed.
+//!    stopped; it holds no record and is removed. If it is the only segment, its name is all
+//!    that says where numbering resumes, so it is kept: its header is written again, and it
+//!    is an empty segment (else a second recovery would start numbering at 1).
 //! 5. Anything else is corruption: [`StorageError::Corruption`] names the file and byte offset,
 //!    and the node must not start (remove its data directory and rejoin the cluster).
 //!
@@ -124,7 +126,8 @@ pub(crate) fn recover_log(
             return Err(StorageError::corruption(&seg.path, 0, reason));
         }
         let is_last = i + 1 == listed.len();
-        match recover_segment(disk, dir, seg, is_last, visit, &mut report)? {
+        let only = i == 0 && is_last;
+        match recover_segment(disk, dir, seg, (is_last, only), visit, &mut report)? {
             Some(recovered) => {
                 segments.push(seg.clone());
                 tail = Some(recovered);
@@ -150,7 +153,7 @@ fn recover_segment(
     disk: &dyn Disk,
     dir: &Path,
     seg: &SegmentInfo,
-    is_last: bool,
+    (is_last, only): (bool, bool),
     visit: &mut Visitor<'_>,
     report: &mut RecoveryReport,
 ) -> Result<Option<Tail>, StorageError> {
@@ -159,10 +162,15 @@ fn recover_segment(
         let reason = CorruptionKind::SequenceOutOfRange { found: seg.first_seq.0, max: FIRST_SEQ_MAX };
         return Err(StorageError::corruption(&seg.path, 0, reason));
     }
-    let bytes = disk.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
+    let mut bytes = disk.read(&seg.path).map_err(|e| StorageError::io("read", &seg.path, e))?;
     report.segments_read += 1;
     let header_seq = match segment::decode_header(&bytes) {
         Ok(header_seq) => header_seq,
+        Err(_) if only && header_is_torn(&bytes) => {
+            report.torn_tail = Some(rewrite_torn_header(disk, seg, bytes.len())?);
+            bytes = segment::encode_header(seg.first_seq).to_vec();
+            seg.first_seq
+        }
         Err(_) if is_last && header_is_torn(&bytes) => {
             remove_torn_segment(disk, dir, seg)?;
             report.torn_tail =
@@ -257,6 +265,19 @@ fn remove_torn_segment(disk: &dyn Disk, dir: &Path, seg: &SegmentInfo) -> Result
     tracing::warn!(file = %seg.path.display(), "removing a WAL segment whose creation was interrupted");
     disk.remove_file(&seg.path).map_err(|e| StorageError::io("remove torn segment", &seg.path, e))?;
     disk.sync_dir(dir).map_err(|e| StorageError::io("fsync directory", dir, e))
+}
+
+/// Writes again the header of the only segment, whose creation was interrupted, and cuts
+/// the file to it: an empty segment that keeps the number where the log resumes.
+fn rewrite_torn_header(disk: &dyn Disk, seg: &SegmentInfo, len: usize) -> Result<TornTail, StorageError> {
+    let path = &seg.path;
+    tracing::warn!(file = %path.display(), "rewriting the header of a WAL segment whose creation was interrupted");
+    let mut file = disk.open_write(path).map_err(|e| StorageError::io("open", path, e))?;
+    file.set_len(0).map_err(|e| StorageError::io("truncate", path, e))?;
+    file.write_all_at(&segment::encode_header(seg.first_seq), 0)
+        .map_err(|e| StorageError::io("write segment header", path, e))?;
+    file.sync_data().map_err(|e| StorageError::io("fdatasync", path, e))?;
+    Ok(TornTail { file: path.clone(), offset: 0, bytes_discarded: len as u64 })
 }
 
 fn truncate_torn_tail(

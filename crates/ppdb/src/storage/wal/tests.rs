@@ -308,6 +308,25 @@ fn segment_whose_creation_was_interrupted_is_removed() {
     assert_eq!(wal.append_durable(GroupId(0), RecordKind::HardState, vec![1]).unwrap(), WalSeq(4));
 }
 
+/// Found by the `wal_recovery` fuzz target (input in fuzz/regressions/wal_recovery): the only
+/// segment, numbered 10 (its predecessors deleted after a checkpoint), with a torn header was
+/// removed, so a crash before the WAL made its next segment left an empty directory, whose
+/// recovery started numbering at 1.
+#[test]
+fn only_segment_whose_creation_was_interrupted_keeps_its_number() {
+    let disk = SimDisk::new(8);
+    disk.create_dir_all(Path::new(DIR)).unwrap();
+    let torn = PathBuf::from(DIR).join(segment_file_name(WalSeq(10)));
+    disk.create_new(&torn).unwrap().write_all_at(&encode_header(WalSeq(10))[..3], 0).unwrap();
+    let first = recovery::recover(&disk, Path::new(DIR), &mut |_| Ok(())).unwrap();
+    assert_eq!((first.next_seq, first.torn_tail.map(|t| t.file)), (WalSeq(10), Some(torn)));
+    let second = recovery::recover(&disk, Path::new(DIR), &mut |_| Ok(())).unwrap();
+    assert_eq!((second.next_seq, second.torn_tail), (WalSeq(10), None));
+    let (wal, _, recovered) = open_collect(&disk, small_segments()).unwrap();
+    assert!(recovered.is_empty());
+    assert_eq!(wal.append_durable(GroupId(0), RecordKind::HardState, vec![1]).unwrap(), WalSeq(10));
+}
+
 #[test]
 fn header_that_disagrees_with_the_name_is_corruption() {
     let disk = SimDisk::new(9);

@@ -6,7 +6,7 @@
 //! order; removing one from a larger hash moves the last field into its place, in O(1) (Redis's
 //! own order is then a hash table's). Either way the order is the same on every replica that
 //! applied the same log, whatever each process's hashing, and a removal only ever moves fields
-//! to lower positions, which HSCAN's cursor relies on ([`read`]).
+//! to lower positions, which HSCAN's cursor relies on (`read`).
 
 mod apply;
 mod command;

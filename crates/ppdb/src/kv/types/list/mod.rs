@@ -2,7 +2,7 @@
 //!
 //! The elements sit in a ring buffer, so both ends and any index are reached in O(1) (Redis's
 //! quicklist walks its nodes to an index). Short elements are stored inside their slot
-//! ([`element`]): 24 bytes per short element, 1.5x what Redis's packed quicklist takes.
+//! (`element`): 24 bytes per short element, 1.5x what Redis's packed quicklist takes.
 
 mod command;
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //!
 //! Members keep the order of an insertion-ordered table (removing one moves the last into its
 //! place), the same on every replica, so a random choice by position (SPOP, SRANDMEMBER) picks
-//! the same member everywhere, and SSCAN can walk positions ([`scan`]).
+//! the same member everywhere, and SSCAN can walk positions (`scan`).
 //!
 //! A set also remembers how Redis 7.0 would encode it ([`SetEncoding`]): an `intset` while
 //! every member ever added was an integer and there were never more than

@@ -2,18 +2,36 @@
 //! by member bytes (as Redis orders them).
 //!
 //! A member is found by its bytes in a hash map and ranged over in an ordered set of
-//! `(score, member)`; both hold the same shared member bytes.
+//! `(score, member)`; both hold the same shared member bytes. The hash map is only looked up,
+//! never iterated, so no reply depends on its order.
+//!
+//! Files: the value here, its ranges by score, bytes and rank (`range`), the commands as logged
+//! (`command`), applied (`write`) and answered (`read`), and the union, intersection and
+//! difference of several sets (`algebra`).
+//!
+//! Ranks (ZRANK, ZRANGE by index, ZREMRANGEBYRANK) cost O(rank): the ordered set is a B-tree
+//! without subtree counts, where Redis's skiplist answers in O(log n).
 
+mod algebra;
 mod command;
+mod range;
+mod read;
+mod write;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-pub use command::{SortedSetRead, SortedSetWrite};
+pub use algebra::{Aggregate, Combine, SetOperation};
+pub use command::{
+    PopEnd, PopReply, RangeBy, RangeQuery, SortedSetRead, SortedSetWrite, StoreSource, ZaddOptions,
+};
+pub use range::{LexBound, LexRange, RankRange, ScoreBound, ScoreRange};
 
 /// Memory counted per member beyond its bytes: the map's entry, the ordered set's entry and
-/// the shared member's header. An estimate.
+/// the shared member's header. An estimate: a 1M-member set of 14-byte members is counted as
+/// 110 MB, and grew a debug node's RSS by 205 MB, the Raft log of its ZADDs included (Redis
+/// 7.0.15: MEMORY USAGE 101.7 MB, RSS +114 MB).
 pub const MEMBER_OVERHEAD_BYTES: u64 = 96;
 
 /// A score: a float that is never NaN (commands refuse NaN before it is stored), so scores are
@@ -67,9 +85,11 @@ impl SortedSetValue {
         self.scores.get(member).map(|score| score.0)
     }
 
-    /// Sets `member`'s score (never NaN); returns its previous score.
+    /// Sets `member`'s score (never NaN); returns its previous score. `-0` is stored as `0`, as
+    /// the compact encoding Redis uses for small sets stores it.
     pub fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
         debug_assert!(!score.is_nan(), "scores are never NaN");
+        let score = score + 0.0;
         match self.scores.get_key_value(member) {
             Some((shared, &old)) => {
                 let shared = Arc::clone(shared);
@@ -94,6 +114,20 @@ impl SortedSetValue {
         self.order.remove(&(score, shared));
         self.bytes -= member_bytes(member);
         Some(score.0)
+    }
+
+    /// The zero-based rank of `member` in ascending order: O(rank).
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let (shared, score) = self.scores.get_key_value(member)?;
+        Some(self.order.range(..(*score, Arc::clone(shared))).count())
+    }
+
+    /// Removes and returns the member with the lowest score (`highest`: the highest).
+    pub fn pop(&mut self, highest: bool) -> Option<(Arc<[u8]>, f64)> {
+        let (score, member) = if highest { self.order.pop_last()? } else { self.order.pop_first()? };
+        self.scores.remove(&member);
+        self.bytes -= member_bytes(&member);
+        Some((member, score.0))
     }
 
     /// Every member and score in ascending order (score, then member bytes); reversible.
@@ -130,6 +164,16 @@ mod tests {
         assert_eq!(zset.score(b"a"), None);
         assert_eq!(zset.len(), 2);
         assert_eq!(Score(-0.0), Score(0.0));
+        zset.insert(b"z", -0.0);
+        assert!(zset.score(b"z").is_some_and(|score| score.is_sign_positive()));
+        assert_eq!(zset.rank(b"z"), Some(0));
+        assert_eq!(zset.rank(b"c"), Some(2));
+        assert_eq!(
+            zset.pop(true).map(|(member, score)| (member.to_vec(), score)),
+            Some((b"c".to_vec(), 2.0))
+        );
+        assert_eq!(zset.pop(false).map(|(member, _)| member.to_vec()), Some(b"z".to_vec()));
+        zset.insert(b"c", 2.0);
         zset.remove(b"b");
         zset.remove(b"c");
         assert!(zset.is_empty());

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+pub use super::zset_error::SortedSetError;
+
 /// How many bytes of a client-supplied name or argument an error message quotes (Redis: 128).
 const QUOTED_BYTES_MAX: usize = 128;
 
@@ -173,6 +175,8 @@ pub enum CommandError {
     NanOrInfinity,
     /// A count outside the range a command allows (HRANDFIELD ... WITHVALUES).
     OutOfRange,
+    /// A sorted-set command's own argument errors.
+    SortedSet(SortedSetError),
 }
 
 /// A client-supplied byte string as Redis's `%.128s` prints it: cut at a NUL byte and 128 bytes.
@@ -307,6 +311,7 @@ impl fmt::Display for CommandError {
             Self::TimeoutNotFloat => f.write_str("ERR timeout is not a float or out of range"),
             Self::NanOrInfinity => f.write_str("ERR value is NaN or Infinity"),
             Self::OutOfRange => f.write_str("ERR value is out of range"),
+            Self::SortedSet(error) => error.fmt(f),
         }
     }
 }

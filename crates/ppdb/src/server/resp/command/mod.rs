@@ -31,6 +31,9 @@ pub mod table;
 mod tests;
 pub mod transaction;
 mod write;
+mod zset;
+mod zset_error;
+mod zset_range;
 
 use bytes::Bytes;
 
@@ -138,6 +141,7 @@ impl Command {
             .or_else(|| server::parse(spec.name, rest))
             .or_else(|| set::parse(spec.name, rest))
             .or_else(|| pop::parse(spec.name, rest))
+            .or_else(|| zset::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 

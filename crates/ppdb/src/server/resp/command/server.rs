@@ -14,7 +14,7 @@ use super::Command;
 pub enum FunctionCommand {
     /// FUNCTION FLUSH [ASYNC|SYNC]: there is nothing to delete.
     Flush,
-    /// FUNCTION LIST [WITHCODE] [LIBRARYNAME pattern]: no library.
+    /// FUNCTION LIST \[WITHCODE\] \[LIBRARYNAME pattern\]: no library.
     List,
     /// FUNCTION DUMP: the serialized empty set of libraries.
     Dump,
