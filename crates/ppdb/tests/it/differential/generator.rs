@@ -393,8 +393,8 @@ impl Command {
         self.compared(Compare::Ttl)
     }
 
-    /// Never malformed (see [`Command::as_given`]).
-    pub fn as_given(mut self) -> Command {
+    /// Never malformed (see the `as_given` field).
+    pub fn kept_as_given(mut self) -> Command {
         self.as_given = true;
         self
     }

@@ -98,11 +98,8 @@ fn pop(rng: &mut Rng, keys: &KeyPool) -> Command {
 
 /// The direction of a pop or a push: LEFT or RIGHT, or not one.
 fn direction(rng: &mut Rng) -> &'static str {
-    if rng.chance(95) {
-        *rng.pick(&["LEFT", "RIGHT", "left"])
-    } else {
-        *rng.pick(&["UP", ""])
-    }
+    let choices: &[&'static str] = if rng.chance(95) { &["LEFT", "RIGHT", "left"] } else { &["UP", ""] };
+    choices[rng.below(choices.len())]
 }
 
 /// LMPOP's arguments after the timeout: numkeys (sometimes not the keys' count), the keys, a
@@ -152,5 +149,5 @@ fn blocking_pop(rng: &mut Rng, keys: &KeyPool) -> Command {
             .arg(timeout),
         _ => Command::new("BRPOPLPUSH").arg(keys.key(rng)).arg(keys.key(rng)).arg(timeout),
     };
-    command.as_given()
+    command.kept_as_given()
 }
