@@ -88,7 +88,7 @@ for command in "${COMMANDS[@]}"; do
         log "$system: $command ($CLIENTS clients, ${DURATION_SECS}s + ${WARMUP_SECS}s warm-up)"
         "$PPDB" bench --target "$target" --command "$command" --clients "$CLIENTS" --write-percent 100 \
             --duration-secs "$DURATION_SECS" --warmup-secs "$WARMUP_SECS" --value-bytes "$VALUE_BYTES" \
-            --keys "$KEYS" --json | sed "s/^{/{\"system\":\"$system\",/" >>"$RESULTS"
+            --keys "$KEYS" --json | sed "s/^{/{\"server\":\"$system\",/" >>"$RESULTS"
     done
 done
 
@@ -100,7 +100,7 @@ echo
 python3 - "$RESULTS" <<'PY'
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
-by = {(r["system"], r["command"]): r for r in rows}
+by = {(r["server"], r["command"]): r for r in rows}
 ppdb_set = by[("ppdb", "set")]["ops_per_sec"]
 head = ["command", "ppdb ops/s", "p50 ms", "p99 ms", "of ppdb SET", "redis ops/s", "p50 ms", "p99 ms", "ppdb/redis", "errors"]
 table = [head]

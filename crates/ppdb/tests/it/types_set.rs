@@ -206,8 +206,8 @@ fn sets_work_with_transactions_expiry_rename_and_copy() {
         SCARD m
         SINTERSTORE m2 m
         ~ SMEMBERS m2
-        EXEC
         ~ EXEC
+        EXEC
         EXPIRE m 100
         TTL m
         RENAME m renamed

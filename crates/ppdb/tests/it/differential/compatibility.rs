@@ -23,7 +23,11 @@ pub fn known_difference(args: &[Vec<u8>]) -> Option<&'static str> {
             let valid = integer_at(at + 1).is_some_and(|n| n > 0 && n <= i64::MAX / 1000);
             (!valid).then_some("GETEX with an invalid expiry")
         }
-        "incrbyfloat" => args.iter().skip(2).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal"),
+        "incrbyfloat" if args.iter().skip(2).any(|a| is_hexadecimal(a)) => Some("Floats in hexadecimal"),
+        "incrbyfloat" => args
+            .get(2)
+            .is_some_and(|a| !is_decimal_float(a))
+            .then_some("INCRBYFLOAT with a malformed increment"),
         "hincrbyfloat" => args.iter().skip(3).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal"),
         "zincrby" => args
             .get(2)
@@ -37,6 +41,11 @@ pub fn known_difference(args: &[Vec<u8>]) -> Option<&'static str> {
         }
         _ => None,
     }
+}
+
+/// Whether `arg` reads as a decimal float that is not NaN, as PPDB's parser accepts it.
+fn is_decimal_float(arg: &[u8]) -> bool {
+    std::str::from_utf8(arg).ok().and_then(|text| text.parse::<f64>().ok()).is_some_and(|v| !v.is_nan())
 }
 
 /// Whether `arg` reads as a hexadecimal number (`0x10`, `-0X1p3`).
