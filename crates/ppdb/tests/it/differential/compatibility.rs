@@ -29,6 +29,16 @@ pub fn known_difference(args: &[Vec<u8>]) -> Option<&'static str> {
             .is_some_and(|a| !is_decimal_float(a))
             .then_some("INCRBYFLOAT with a malformed increment"),
         "hincrbyfloat" => args.iter().skip(3).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal"),
+        "zincrby" => args
+            .get(2)
+            .is_some_and(|a| {
+                [&b"nx"[..], b"xx", b"gt", b"lt", b"ch", b"incr"].iter().any(|o| a.eq_ignore_ascii_case(o))
+            })
+            .then_some("ZINCRBY with a ZADD option"),
+        // Scores, bounds and weights: any argument of a sorted-set command.
+        zset if zset.starts_with('z') || zset.starts_with("bz") => {
+            args.iter().skip(1).any(|a| is_hexadecimal(a)).then_some("Floats in hexadecimal")
+        }
         _ => None,
     }
 }
@@ -45,15 +55,43 @@ fn is_hexadecimal(arg: &[u8]) -> bool {
 }
 
 /// Why two different replies are not a failure: PPDB's INCRBYFLOAT and HINCRBYFLOAT compute in
-/// 64-bit floats and print 15 significant digits, where Redis's 80-bit long double prints more.
-/// The states may differ from then on, so the sequence ends there.
-pub fn known_reply_difference(command: &Command, redis: &Reply) -> Option<&'static str> {
+/// 64-bit floats and print 15 significant digits, where Redis's 80-bit long double prints more
+/// (the states may differ from then on, so the sequence ends there); and the differences of
+/// [`difference_by_design`].
+pub fn known_reply_difference(command: &Command, redis: &Reply, ppdb: &Reply) -> Option<&'static str> {
+    if let Some(reason) = difference_by_design(redis, ppdb) {
+        return Some(reason);
+    }
     let Reply::Bulk(text) = redis else { return None };
     let digits =
         text.iter().skip_while(|&&b| b == b'-' || b == b'0' || b == b'.').filter(|b| b.is_ascii_digit());
     let significant =
         String::from_utf8_lossy(&digits.copied().collect::<Vec<u8>>()).trim_end_matches('0').len();
     (is_float_increment(&command.args) && significant > 15).then_some("INCRBYFLOAT precision")
+}
+
+/// The reason two replies differ, when they differ only by design, alone or in EXEC's reply:
+/// one answered WRONGTYPE and the other another error (an argument checked before or after the
+/// key's type), or Redis answered `-0` where PPDB answers `0` (a sorted-set increment of a new
+/// member by `-0`).
+fn difference_by_design(redis: &Reply, ppdb: &Reply) -> Option<&'static str> {
+    let wrongtype = |text: &[u8]| text.starts_with(b"WRONGTYPE");
+    match (redis, ppdb) {
+        (Reply::Error(a), Reply::Error(b)) if wrongtype(a) != wrongtype(b) => {
+            Some("Argument errors before the key's type")
+        }
+        (Reply::Bulk(a), Reply::Bulk(b)) | (Reply::Double(a), Reply::Double(b))
+            if a == b"-0" && b == b"0" =>
+        {
+            Some("Negative zero")
+        }
+        (Reply::Array(a), Reply::Array(b)) if a.len() == b.len() => {
+            let reasons: Vec<_> =
+                a.iter().zip(b).filter(|(a, b)| a != b).map(|(a, b)| difference_by_design(a, b)).collect();
+            reasons.first().copied().flatten().filter(|_| reasons.iter().all(Option::is_some))
+        }
+        _ => None,
+    }
 }
 
 /// Whether `args` is INCRBYFLOAT or HINCRBYFLOAT, whose replies may show the precision

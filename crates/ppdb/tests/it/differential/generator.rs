@@ -334,7 +334,7 @@ pub struct Command {
     pub then: Vec<Command>,
     /// Sent as drawn, never malformed: its arguments force a reply that would otherwise be
     /// random (SPOP with a count above the set's size), or keep it from hanging the reference.
-    pub as_given: bool,
+    pub never_malformed: bool,
 }
 
 impl Command {
@@ -344,7 +344,7 @@ impl Command {
             args: vec![name.as_ref().to_vec()],
             compare: Compare::Exact,
             then: Vec::new(),
-            as_given: false,
+            never_malformed: false,
         }
     }
 
@@ -393,9 +393,9 @@ impl Command {
         self.compared(Compare::Ttl)
     }
 
-    /// Never malformed (see the `as_given` field).
-    pub fn kept_as_given(mut self) -> Command {
-        self.as_given = true;
+    /// Never malformed (see [`Command::never_malformed`]).
+    pub fn never_malformed(mut self) -> Command {
+        self.never_malformed = true;
         self
     }
 
@@ -504,7 +504,7 @@ pub fn draw_command(rng: &mut Rng, groups: &[&Group], pool: &KeyPool) -> Command
     let group = groups[rng.below(groups.len())];
     let (_, family) = rng.pick(group.families);
     let command = family(rng, pool);
-    if rng.chance(MALFORMED_PERCENT) && !command.as_given {
+    if rng.chance(MALFORMED_PERCENT) && !command.never_malformed {
         malformed(rng, command)
     } else {
         command

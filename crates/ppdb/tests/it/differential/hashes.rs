@@ -93,15 +93,16 @@ fn hrandfield(rng: &mut Rng, keys: &KeyPool) -> Command {
         0 | 1 => (command.arg(rng.pick(&["100", "1000", "4611686018427387903"])), true),
         2 => return command.shape(),
         // Out of range with WITHVALUES only: without, Redis would try to send that many.
-        3 => return command.arg("-4611686018427387904").arg("WITHVALUES").kept_as_given(),
+        3 => return command.arg("-4611686018427387904").arg("WITHVALUES").never_malformed(),
         4 => (command.arg(rng.pick(&["0", "-9223372036854775808", "x"])), false),
         _ => (command.arg(rng.range(-5, 5).to_string()), false),
     };
-    let command = command.arg_if(rng.chance(40), "WITHVALUES").kept_as_given();
-    if forced {
-        command.compared(Compare::UnorderedPairs)
-    } else {
-        command.shape()
+    let with = rng.chance(40);
+    let command = command.arg_if(with, "WITHVALUES").never_malformed();
+    match (forced, with) {
+        (true, true) => command.compared(Compare::UnorderedPairs),
+        (true, false) => command.unordered(),
+        (false, _) => command.shape(),
     }
 }
 

@@ -149,5 +149,5 @@ fn blocking_pop(rng: &mut Rng, keys: &KeyPool) -> Command {
             .arg(timeout),
         _ => Command::new("BRPOPLPUSH").arg(keys.key(rng)).arg(keys.key(rng)).arg(timeout),
     };
-    command.kept_as_given()
+    command.never_malformed()
 }

@@ -55,8 +55,8 @@ fn spop(rng: &mut Rng, keys: &KeyPool) -> Command {
     let key = keys.key(rng);
     let command = Command::new("SPOP").arg(&key);
     match rng.below(6) {
-        0 | 1 => command.arg(rng.pick(COVERING_COUNTS)).unordered().kept_as_given(),
-        2 => command.arg(rng.pick(&["0", "-1", "x", "-9223372036854775808", ""])).kept_as_given(),
+        0 | 1 => command.arg(rng.pick(COVERING_COUNTS)).unordered().never_malformed(),
+        2 => command.arg(rng.pick(&["0", "-1", "x", "-9223372036854775808", ""])).never_malformed(),
         random => {
             let command = if random == 3 { command } else { command.arg(rng.range(1, 3).to_string()) };
             command.shape().then(Command::new("SCARD").arg(&key)).then(Command::new("DEL").arg(&key))
@@ -82,10 +82,10 @@ fn scard(rng: &mut Rng, keys: &KeyPool) -> Command {
 fn srandmember(rng: &mut Rng, keys: &KeyPool) -> Command {
     let command = Command::new("SRANDMEMBER").arg(keys.key(rng));
     match rng.below(5) {
-        0 | 1 => command.arg(rng.pick(COVERING_COUNTS)).unordered().kept_as_given(),
+        0 | 1 => command.arg(rng.pick(COVERING_COUNTS)).unordered().never_malformed(),
         2 => command.shape(),
-        3 => command.arg(rng.pick(&["0", "-9223372036854775808", "x", ""])).shape().kept_as_given(),
-        _ => command.arg(rng.range(-5, 5).to_string()).shape().kept_as_given(),
+        3 => command.arg(rng.pick(&["0", "-9223372036854775808", "x", ""])).shape().never_malformed(),
+        _ => command.arg(rng.range(-5, 5).to_string()).shape().never_malformed(),
     }
 }
 

@@ -18,6 +18,7 @@
 
 use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use crate::kv::command::{key, keys, value, BATCH_KEYS_MAX};
+use crate::kv::reply::KvError;
 
 use super::algebra::Combine;
 use super::range::{flag, put_score, score, LexRange, RankRange, ScoreRange};
@@ -233,6 +234,14 @@ pub enum SortedSetRead {
         /// COUNT hint.
         count: u64,
     },
+    /// ZSCAN with options Redis refuses once it finds the key holds a sorted set (a missing
+    /// key answers an empty page, another type WRONGTYPE).
+    ScanRefused {
+        /// The key.
+        key: Vec<u8>,
+        /// Why the options are refused.
+        error: KvError,
+    },
 }
 
 // Operation tags. Never renumber: they are on disk.
@@ -252,6 +261,7 @@ const READ_COMBINE: u8 = 8;
 const READ_INTER_CARD: u8 = 9;
 const READ_RANDOM_MEMBERS: u8 = 10;
 const READ_SCAN: u8 = 11;
+const READ_SCAN_REFUSED: u8 = 12;
 
 const RANGE_RANK: u8 = 0;
 const RANGE_SCORE: u8 = 1;
@@ -502,7 +512,8 @@ impl SortedSetRead {
             | Self::LexCount { key, .. }
             | Self::Range { key, .. }
             | Self::RandomMembers { key, .. }
-            | Self::Scan { key, .. } => vec![key],
+            | Self::Scan { key, .. }
+            | Self::ScanRefused { key, .. } => vec![key],
             Self::Combine { combine, .. } => combine.keys.iter().map(Vec::as_slice).collect(),
             Self::InterCard { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
         }
@@ -569,6 +580,11 @@ impl SortedSetRead {
                 out.push(u8::from(*with_scores));
                 out.extend_from_slice(&seed.to_le_bytes());
             }
+            Self::ScanRefused { key, error } => {
+                out.push(READ_SCAN_REFUSED);
+                put_bytes(out, key);
+                out.push(error.wire_tag());
+            }
             Self::Scan { key, cursor, pattern, count } => {
                 out.push(READ_SCAN);
                 put_bytes(out, key);
@@ -623,6 +639,17 @@ impl SortedSetRead {
                     true => Some(value(reader)?),
                 };
                 Self::Scan { key, cursor, pattern, count: reader.varint("count")? }
+            }
+            READ_SCAN_REFUSED => {
+                let key = key(reader)?;
+                let offset = reader.offset();
+                let tag = reader.u8("error")?;
+                let error = KvError::from_wire_tag(tag).ok_or(KvDecodeError::InvalidTag {
+                    field: "error",
+                    tag,
+                    offset,
+                })?;
+                Self::ScanRefused { key, error }
             }
             tag => return Err(KvDecodeError::InvalidTag { field: "sorted-set read", tag, offset }),
         })
@@ -760,6 +787,8 @@ mod tests {
             (bytes(), any::<u64>(), proptest::option::of(bytes()), any::<u64>()).prop_map(
                 |(key, cursor, pattern, count)| SortedSetRead::Scan { key, cursor, pattern, count }
             ),
+            (bytes(), proptest::sample::select(vec![KvError::Syntax, KvError::NotInteger]))
+                .prop_map(|(key, error)| SortedSetRead::ScanRefused { key, error }),
         ]
     }
 

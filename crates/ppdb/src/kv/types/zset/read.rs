@@ -65,6 +65,10 @@ impl SortedSetRead {
                 None => Reply::Scan { cursor: 0, keys: Vec::new() },
                 Some(zset) => scan(zset, *cursor, pattern.as_deref(), *count),
             },
+            Self::ScanRefused { key, error } => match zset(key)? {
+                None => Reply::Scan { cursor: 0, keys: Vec::new() },
+                Some(_) => return Err(*error),
+            },
         })
     }
 }
@@ -197,7 +201,9 @@ fn scan(zset: &SortedSetValue, cursor: u64, pattern: Option<&[u8]>, count: u64) 
     }
     let keys = page
         .into_iter()
-        .filter(|(member, _)| pattern.is_none_or(|pattern| glob_match(pattern, member)))
+        // Redis does not match a pattern of `*` (which its matcher finds the empty member not
+        // to match): every member is kept.
+        .filter(|(member, _)| pattern.is_none_or(|pattern| pattern == b"*" || glob_match(pattern, member)))
         .flat_map(|(member, score)| [member.to_vec(), format_double(score).into_bytes()])
         .collect();
     Reply::Scan { cursor: next_cursor, keys }
@@ -206,6 +212,31 @@ fn scan(zset: &SortedSetValue, cursor: u64, pattern: Option<&[u8]>, count: u64) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::types::{Collection, SetValue};
+
+    /// ZSCAN's bad options are refused only for a sorted set, as Redis looks the key up first:
+    /// a missing key is an empty page, another type WRONGTYPE.
+    #[test]
+    fn refused_scan_options_answer_after_the_key_is_looked_up() {
+        let mut store = KvStore::new();
+        let mut zset = SortedSetValue::default();
+        zset.insert(b"a", 1.0);
+        store.insert_value(b"z", zset.into_data(), None);
+        store.insert_value(b"s", SetValue::default().into_data(), None);
+        let refused = |key: &[u8]| SortedSetRead::ScanRefused { key: key.to_vec(), error: KvError::Syntax };
+        assert_eq!(refused(b"missing").read(&store, 1), Reply::Scan { cursor: 0, keys: Vec::new() });
+        assert_eq!(refused(b"z").read(&store, 1), Reply::Error(KvError::Syntax));
+        assert_eq!(refused(b"s").read(&store, 1), Reply::Error(KvError::WrongType));
+    }
+
+    #[test]
+    fn a_star_pattern_keeps_the_empty_member() {
+        let mut zset = SortedSetValue::default();
+        zset.insert(b"", 1.0);
+        let page = |pattern: &[u8]| scan(&zset, 0, Some(pattern), 10);
+        assert_eq!(page(b"*"), Reply::Scan { cursor: 0, keys: vec![Vec::new(), b"1".to_vec()] });
+        assert_eq!(page(b"?"), Reply::Scan { cursor: 0, keys: Vec::new() });
+    }
 
     #[test]
     fn score_cursors_keep_the_order_of_scores_and_are_never_zero() {

@@ -48,9 +48,8 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "rpop" => pop(name, args, End::Tail),
         "blpop" => first_blocking(args, End::Head),
         "brpop" => first_blocking(args, End::Tail),
-        "lmpop" => lmpop(args.get(1..).unwrap_or_default(), arg(args, 0), None),
-        "blmpop" => timeout(arg(args, 0))
-            .and_then(|timeout| lmpop(args.get(2..).unwrap_or_default(), arg(args, 1), Some(timeout))),
+        "lmpop" => lmpop(args.get(1..).unwrap_or_default(), arg(args, 0)).and_then(|(_, pop)| write(pop)),
+        "blmpop" => blmpop(args),
         "lmove" => ends(arg(args, 2), arg(args, 3)).and_then(|(from, to)| write(lmove(args, from, to))),
         "blmove" => ends(arg(args, 2), arg(args, 3))
             .and_then(|(from, to)| blocking(lmove(args, from, to), vec![owned(args, 0)], arg(args, 4))),
@@ -93,9 +92,9 @@ fn first_blocking(args: &[Bytes], end: End) -> Parsed {
     blocking(ListPop::First { keys: keys.clone(), end, count: None }, keys, timeout_arg)
 }
 
-/// LMPOP numkeys key \[key ...\] LEFT|RIGHT \[COUNT count\] (`rest` after numkeys), and BLMPOP
-/// with its timeout already read.
-fn lmpop(rest: &[Bytes], numkeys: &[u8], blocking_timeout: Option<Option<Duration>>) -> Parsed {
+/// LMPOP numkeys key \[key ...\] LEFT|RIGHT \[COUNT count\] (`rest` after numkeys): the keys
+/// and the pop (also BLMPOP's, before its timeout is read).
+fn lmpop(rest: &[Bytes], numkeys: &[u8]) -> Result<(Vec<Vec<u8>>, ListPop), CommandError> {
     let numkeys = integer(numkeys).ok().filter(|&n| n > 0).ok_or(CommandError::NumKeysNotPositive)?;
     let numkeys = usize::try_from(numkeys).unwrap_or(usize::MAX);
     if numkeys >= rest.len() {
@@ -103,19 +102,30 @@ fn lmpop(rest: &[Bytes], numkeys: &[u8], blocking_timeout: Option<Option<Duratio
     }
     let (keys, options) = rest.split_at(numkeys);
     let end = end(&options[0]).ok_or(CommandError::Syntax)?;
-    let count = match &options[1..] {
-        [] => 1,
-        [option, count] if is(option, "count") => {
-            integer(count).ok().filter(|&n| n > 0).ok_or(CommandError::CountBelowOne)? as u64
+    // As Redis reads them: one COUNT with a value, its value checked before what follows it.
+    let (mut count, mut rest) = (None, &options[1..]);
+    while let [option, after @ ..] = rest {
+        match after {
+            [value, after @ ..] if count.is_none() && is(option, "count") => {
+                count =
+                    Some(integer(value).ok().filter(|&n| n > 0).ok_or(CommandError::CountBelowOne)? as u64);
+                rest = after;
+            }
+            _ => return Err(CommandError::Syntax),
         }
-        _ => return Err(CommandError::Syntax),
-    };
+    }
+    let count = count.unwrap_or(1);
     let keys: Vec<Vec<u8>> = keys.iter().map(|key| key.to_vec()).collect();
     let pop = ListPop::First { keys: keys.clone(), end, count: Some(count) };
-    match blocking_timeout {
-        None => write(pop),
-        Some(timeout) => Ok(Command::Block(BlockingPop { op: list_pop(pop), keys, timeout })),
-    }
+    Ok((keys, pop))
+}
+
+/// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count]: the timeout is read after
+/// the other arguments, as Redis reads it.
+fn blmpop(args: &[Bytes]) -> Parsed {
+    let (keys, pop) = lmpop(args.get(2..).unwrap_or_default(), arg(args, 1))?;
+    let timeout = timeout(arg(args, 0))?;
+    Ok(Command::Block(BlockingPop { op: list_pop(pop), keys, timeout }))
 }
 
 /// LMOVE source destination (and the blocking forms' first two arguments).
@@ -221,6 +231,10 @@ mod tests {
         assert_eq!(error("LMOVE a b UP LEFT"), "ERR syntax error");
         assert_eq!(error("BLPOP a -1"), "ERR timeout is negative");
         assert_eq!(error("BLMPOP x 1 a LEFT"), "ERR timeout is not a float or out of range");
+        // Redis reads BLMPOP's timeout last, and COUNT's value before what follows it.
+        assert_eq!(error("BLMPOP -1 1 a MIDDLE"), "ERR syntax error");
+        assert_eq!(error("LMPOP 1 a LEFT COUNT x 0"), "ERR count should be greater than 0");
+        assert_eq!(error("LMPOP 1 a LEFT COUNT 1 COUNT 1"), "ERR syntax error");
         assert_eq!(error("BRPOPLPUSH a b nan"), "ERR timeout is not a float or out of range");
     }
 }

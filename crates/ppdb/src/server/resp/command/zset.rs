@@ -10,7 +10,7 @@ use super::zset_range;
 use super::{BlockingPop, Command};
 use crate::kv::scan::parse_cursor;
 use crate::kv::types::zset::{PopEnd, PopReply, SortedSetRead, SortedSetWrite, ZaddOptions};
-use crate::kv::{CollectionRead, CollectionWrite, KvRead, WriteOp};
+use crate::kv::{CollectionRead, CollectionWrite, KvError, KvRead, WriteOp};
 
 pub(super) type Parsed = Result<Command, CommandError>;
 
@@ -140,16 +140,20 @@ fn multi_pop(args: &[Bytes]) -> Result<SortedSetWrite, CommandError> {
         Some(end) if is(end, "max") => PopEnd::Max,
         _ => return Err(CommandError::Syntax),
     };
-    let count = match args.get(next + 1..).unwrap_or_default() {
-        [] => 1,
-        [option, count] if is(option, "count") => integer(count)
-            .ok()
-            .and_then(|count| u64::try_from(count).ok())
-            .filter(|&count| count >= 1)
-            .ok_or(CommandError::SortedSet(SortedSetError::CountNotPositive))?,
-        _ => return Err(CommandError::Syntax),
-    };
-    Ok(SortedSetWrite::Pop { keys, end, count, reply: PopReply::KeyAndPairs })
+    // As Redis reads them: one COUNT with a value, its value checked before what follows it.
+    let (mut count, mut options) = (None, args.get(next + 1..).unwrap_or_default());
+    while let [option, rest @ ..] = options {
+        match rest {
+            [value, rest @ ..] if count.is_none() && is(option, "count") => {
+                let value =
+                    integer(value).ok().and_then(|count| u64::try_from(count).ok()).filter(|&n| n >= 1);
+                count = Some(value.ok_or(CommandError::SortedSet(SortedSetError::CountNotPositive))?);
+                options = rest;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    Ok(SortedSetWrite::Pop { keys, end, count: count.unwrap_or(1), reply: PopReply::KeyAndPairs })
 }
 
 /// A pop that waits while every key is empty (`server::blocking`).
@@ -171,9 +175,10 @@ fn blocking_pop(name: &str, args: &[Bytes]) -> Parsed {
 
 /// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
 fn blocking_multi_pop(args: &[Bytes]) -> Parsed {
+    // Redis reads the timeout after the other arguments.
+    let op = multi_pop(args.get(1..).unwrap_or_default())?;
     let timeout = arg(args, 0);
     super::pop::timeout(timeout)?;
-    let op = multi_pop(args.get(1..).unwrap_or_default())?;
     let SortedSetWrite::Pop { keys, .. } = &op else {
         return Err(CommandError::Syntax);
     };
@@ -220,18 +225,48 @@ fn random_seed() -> u64 {
 /// ZSCAN key cursor [MATCH pattern] [COUNT count].
 fn scan(args: &[Bytes]) -> Parsed {
     let cursor = parse_cursor(arg(args, 1)).ok_or(CommandError::InvalidCursor)?;
+    let key = owned(args, 0);
+    let query = match scan_options(args.get(2..).unwrap_or_default()) {
+        Ok((pattern, count)) => SortedSetRead::Scan { key, cursor, pattern, count },
+        Err(error) => SortedSetRead::ScanRefused { key, error },
+    };
+    read(query)
+}
+
+/// ZSCAN's MATCH and COUNT (the last of each wins), or Redis's error for the first bad one,
+/// answered only once the key is found to hold a sorted set.
+fn scan_options(options: &[Bytes]) -> Result<(Option<Vec<u8>>, u64), KvError> {
     let (mut pattern, mut count) = (None, SCAN_COUNT_DEFAULT);
-    for option in args.get(2..).unwrap_or_default().chunks(2) {
-        let [name, value] = option else {
-            return Err(CommandError::Syntax);
-        };
-        if is(name, "match") {
-            pattern = Some(value.to_vec());
-        } else if is(name, "count") {
-            count = u64::try_from(integer(value)?).ok().filter(|&n| n >= 1).ok_or(CommandError::Syntax)?;
-        } else {
-            return Err(CommandError::Syntax);
+    for option in options.chunks(2) {
+        match option {
+            [name, value] if is(name, "count") => {
+                let value = integer(value).map_err(|_| KvError::NotInteger)?;
+                count = u64::try_from(value).ok().filter(|&n| n >= 1).ok_or(KvError::Syntax)?;
+            }
+            [name, value] if is(name, "match") => pattern = Some(value.to_vec()),
+            _ => return Err(KvError::Syntax),
         }
     }
-    read(SortedSetRead::Scan { key: owned(args, 0), cursor, pattern, count })
+    Ok((pattern, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ZMPOP's COUNT value is checked before what follows it, and BZMPOP's timeout last, as
+    /// Redis reads them.
+    #[test]
+    fn zmpop_reads_count_then_bzmpop_its_timeout_last() {
+        let error = |line: &str| {
+            let mut words = line.split(' ');
+            let name = words.next().unwrap_or_default();
+            let args: Vec<Bytes> = words.map(|a| Bytes::from(a.to_owned())).collect();
+            parse(name, &args).and_then(Result::err).map(|e| e.to_string())
+        };
+        assert_eq!(error("zmpop 1 z MIN COUNT x 0").as_deref(), Some("ERR count should be greater than 0"));
+        assert_eq!(error("zmpop 1 z MIN COUNT 1 COUNT 1").as_deref(), Some("ERR syntax error"));
+        assert_eq!(error("bzmpop -1 1 z MIDDLE").as_deref(), Some("ERR syntax error"));
+        assert_eq!(error("bzmpop -1 1 z MIN").as_deref(), Some("ERR timeout is negative"));
+    }
 }

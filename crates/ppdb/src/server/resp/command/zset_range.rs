@@ -67,7 +67,7 @@ fn score_bound(text: &[u8]) -> Result<ScoreBound, CommandError> {
     let number =
         std::str::from_utf8(number).map_err(|_| CommandError::SortedSet(SortedSetError::MinMaxNotFloat))?;
     let number = number.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let score = if number.is_empty() && !text.is_empty() { Ok(0.0) } else { number.parse::<f64>() };
+    let score = if number.is_empty() { Ok(0.0) } else { number.parse::<f64>() };
     match score {
         Ok(score) if !score.is_nan() => Ok(ScoreBound { score, exclusive }),
         _ => refuse(SortedSetError::MinMaxNotFloat),
@@ -127,8 +127,12 @@ fn range(args: &[Bytes], form: RangeForm) -> Parsed {
         at += 1;
     }
     let (measure, reverse) = (measure.unwrap_or(Measure::Rank), reverse.unwrap_or(false));
-    if limit.is_some() && measure == Measure::Rank {
-        return refuse(SortedSetError::LimitWithoutBy);
+    // Redis refuses LIMIT by rank only when its count is not the default -1 (then it is ignored).
+    if measure == Measure::Rank {
+        if limit.is_some_and(|(_, count)| count != -1) {
+            return refuse(SortedSetError::LimitWithoutBy);
+        }
+        limit = None;
     }
     if with_scores && measure == Measure::Lex {
         return refuse(SortedSetError::WithScoresByLex);
@@ -213,4 +217,27 @@ fn intersection_size(args: &[Bytes]) -> Parsed {
         _ => return Err(CommandError::Syntax),
     };
     read(SortedSetRead::InterCard { keys, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Score bounds as C's `strtod` reads them in Redis's `zslParseRange`: an empty text (after
+    /// the `(`, or at all) is 0; a trailing space or a second `(` is refused.
+    #[test]
+    fn score_bounds_read_as_strtod_reads_them() {
+        let bound = |text: &str| score_bound(text.as_bytes()).map(|b| (b.score, b.exclusive));
+        assert_eq!(bound(""), Ok((0.0, false)));
+        assert_eq!(bound("("), Ok((0.0, true)));
+        assert_eq!(bound(" 1"), Ok((1.0, false)));
+        assert_eq!(bound("(-inf"), Ok((f64::NEG_INFINITY, true)));
+        for refused in ["1 ", "((1", "[1", "x", "nan"] {
+            assert_eq!(
+                bound(refused),
+                Err(CommandError::SortedSet(SortedSetError::MinMaxNotFloat)),
+                "{refused}"
+            );
+        }
+    }
 }
