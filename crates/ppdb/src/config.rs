@@ -65,6 +65,11 @@ pub struct NodeConfig {
     pub client_addr: SocketAddr,
     /// Address of the HTTP admin listener (/metrics, /health, /status).
     pub admin_addr: SocketAddr,
+    /// Address of the memcached-protocol listener; none (the default) serves no memcached.
+    pub memcached_addr: Option<SocketAddr>,
+    /// The largest value a memcached storage command may carry (memcached's `-I`), default
+    /// 1 MiB, at most the largest value PPDB stores.
+    pub memcached_item_bytes_max: u64,
     /// Number of data shards, fixed when the cluster is bootstrapped.
     pub shards: u32,
     /// Length of one Raft tick in milliseconds (timeouts are whole ticks).
@@ -245,6 +250,8 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("ppdb-data/node-1"),
             client_addr: SocketAddr::from(([127, 0, 0, 1], 7001)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], 7201)),
+            memcached_addr: None,
+            memcached_item_bytes_max: crate::server::memcached::parse::ITEM_BYTES_MAX_DEFAULT as u64,
             shards: SHARDS_DEFAULT,
             tick_ms: 10,
             request_timeout_ms: 5000,
@@ -367,6 +374,14 @@ impl NodeConfig {
             return Err(invalid("join", "a node either bootstraps a new cluster or joins one, not both"));
         }
         self.clients.validate()?;
+        if self.memcached_item_bytes_max == 0
+            || self.memcached_item_bytes_max > crate::limits::VALUE_BYTES_MAX as u64
+        {
+            return Err(invalid(
+                "memcached_item_bytes_max",
+                format!("must be between 1 and the largest value, {} bytes", crate::limits::VALUE_BYTES_MAX),
+            ));
+        }
         if self.failed_node_timeout_ms != 0 && self.failed_node_timeout_ms < 3 * p.election_timeout_ms {
             return Err(invalid(
                 "failed_node_timeout_ms",

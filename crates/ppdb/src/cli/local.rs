@@ -38,7 +38,9 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Flags of `ppdb local`.
 #[derive(Debug, Args)]
 pub struct LocalArgs {
-    /// Node i listens for clients on BASE+i, for peers on BASE+100+i, for admin HTTP on BASE+200+i.
+    /// Node i listens for clients on BASE+i, for peers on BASE+100+i, for admin HTTP on
+    /// BASE+200+i, and for memcached clients on BASE+4210+i (11211 for node 1 by default,
+    /// memcached's own port).
     #[arg(long, default_value_t = 7000)]
     pub base_port: u16,
     /// Number of nodes (an odd number tolerates (n-1)/2 failures).
@@ -58,12 +60,17 @@ struct NodePorts {
     client: u16,
     peer: u16,
     admin: u16,
+    memcached: u16,
 }
+
+/// Where node i's memcached port is past the base port: node 1 on memcached's 11211 with the
+/// default base port 7000.
+const MEMCACHED_PORT_OFFSET: u64 = 4210;
 
 impl NodePorts {
     /// The node's listeners: what each port is for, and the port.
-    fn listeners(&self) -> [(&'static str, u16); 3] {
-        [("client", self.client), ("peer", self.peer), ("admin", self.admin)]
+    fn listeners(&self) -> [(&'static str, u16); 4] {
+        [("client", self.client), ("peer", self.peer), ("admin", self.admin), ("memcached", self.memcached)]
     }
 }
 
@@ -75,7 +82,13 @@ fn ports(args: &LocalArgs) -> Result<Vec<NodePorts>, String> {
                     format!("--base-port {} leaves no room for node {id}'s ports", args.base_port)
                 })
             };
-            Ok(NodePorts { id, client: offset(0)?, peer: offset(100)?, admin: offset(200)? })
+            Ok(NodePorts {
+                id,
+                client: offset(0)?,
+                peer: offset(100)?,
+                admin: offset(200)?,
+                memcached: offset(MEMCACHED_PORT_OFFSET)?,
+            })
         })
         .collect()
 }
@@ -166,6 +179,7 @@ fn node_command(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str, d
         .args(["--peer-addr", &format!("127.0.0.1:{}", node.peer)])
         .args(["--client-addr", &format!("127.0.0.1:{}", node.client)])
         .args(["--admin-addr", &format!("127.0.0.1:{}", node.admin)])
+        .args(["--memcached-addr", &format!("127.0.0.1:{}", node.memcached)])
         .args(["--cluster-id", "local"])
         .args(["--shards", &args.shards.to_string()])
         .args(["--bootstrap", members]);
@@ -195,8 +209,9 @@ pub fn run(args: LocalArgs) -> Result<(), String> {
     println!("PPDB local cluster: {} nodes, data and logs in {}", supervised.len(), args.dir.display());
     for node in supervised.iter().map(|s| &s.ports) {
         println!(
-            "  node {}: redis on 127.0.0.1:{}  peers on 127.0.0.1:{}  admin http://127.0.0.1:{}/status",
-            node.id, node.client, node.peer, node.admin
+            "  node {}: redis on 127.0.0.1:{}  memcached on 127.0.0.1:{}  peers on 127.0.0.1:{}  admin \
+             http://127.0.0.1:{}/status",
+            node.id, node.client, node.memcached, node.peer, node.admin
         );
     }
     println!(
@@ -398,12 +413,23 @@ mod tests {
     #[test]
     fn nodes_run_with_start_defaults_and_the_chosen_shards() {
         let args = args(Path::new("data"), 7000);
-        let node = NodePorts { id: 2, client: 7002, peer: 7102, admin: 7202 };
+        let node = NodePorts { id: 2, client: 7002, peer: 7102, admin: 7202, memcached: 11212 };
         let command = node_command(Path::new("ppdb"), &args, &node, "1=a,2=b,3=c", Path::new("data/node-2"));
         assert_eq!(command.get_envs().count(), 0, "settings are ppdb start's defaults, not the supervisor's");
         let argv: Vec<_> = command.get_args().collect();
         assert!(argv.windows(2).any(|w| w == [OsStr::new("--shards"), OsStr::new("1")]), "{argv:?}");
         assert!(!argv.contains(&OsStr::new("--worker-threads")), "{argv:?}");
+        let memcached = [OsStr::new("--memcached-addr"), OsStr::new("127.0.0.1:11212")];
+        assert!(argv.windows(2).any(|w| w == memcached), "{argv:?}");
+    }
+
+    #[test]
+    fn memcached_is_on_its_own_port_for_node_one_and_moves_with_the_base_port() {
+        let ports = |base| {
+            ports(&args(Path::new("d"), base)).unwrap().iter().map(|n| n.memcached).collect::<Vec<_>>()
+        };
+        assert_eq!(ports(7000), [11211, 11212, 11213]);
+        assert_eq!(ports(8000), [12211, 12212, 12213]);
     }
 
     #[test]

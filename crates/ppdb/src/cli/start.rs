@@ -27,6 +27,14 @@ pub struct StartArgs {
     /// Address of the HTTP admin listener (/metrics, /health, /status), e.g. 127.0.0.1:7201.
     #[arg(long, env = "PPDB_ADMIN_ADDR")]
     pub admin_addr: Option<SocketAddr>,
+    /// Address of the memcached-protocol listener, e.g. 127.0.0.1:11211 (default: none, no
+    /// memcached listener).
+    #[arg(long, env = "PPDB_MEMCACHED_ADDR")]
+    pub memcached_addr: Option<SocketAddr>,
+    /// The largest value a memcached storage command may carry, in bytes or with a unit such
+    /// as 1mb (memcached's -I; default 1mb).
+    #[arg(long, env = "PPDB_MEMCACHED_ITEM_SIZE_MAX", value_parser = crate::config::parse_memory_bytes)]
+    pub memcached_item_size_max: Option<u64>,
     /// Cluster name; peers of another cluster are refused at the handshake.
     #[arg(long, env = "PPDB_CLUSTER_ID")]
     pub cluster_id: Option<String>,
@@ -193,6 +201,12 @@ impl StartArgs {
         }
         if let Some(addr) = self.admin_addr {
             config.admin_addr = addr;
+        }
+        if let Some(addr) = self.memcached_addr {
+            config.memcached_addr = Some(addr);
+        }
+        if let Some(bytes) = self.memcached_item_size_max {
+            config.memcached_item_bytes_max = bytes;
         }
         if let Some(cluster) = self.cluster_id {
             config.peer.cluster_id = cluster;

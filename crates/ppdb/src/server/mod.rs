@@ -14,6 +14,7 @@ pub mod identity;
 pub mod join;
 pub mod listener;
 pub mod membership;
+pub mod memcached;
 pub mod memory;
 pub mod node;
 pub mod report;

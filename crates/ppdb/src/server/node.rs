@@ -432,6 +432,23 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await
         .map_err(|e| Error::Listen { role: "clients", addr: config.client_addr, reason: e.to_string() })?;
+    if let Some(addr) = config.memcached_addr {
+        let memcached_listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Listen {
+            role: "memcached clients",
+            addr,
+            reason: e.to_string(),
+        })?;
+        let settings = super::memcached::MemcachedSettings {
+            addr,
+            item_bytes_max: config.memcached_item_bytes_max as usize,
+        };
+        tokio::spawn(super::memcached::serve(
+            memcached_listener,
+            Arc::clone(&ctx),
+            settings,
+            stop_rx.clone(),
+        ));
+    }
     tokio::spawn(listener::serve(client_listener, ctx, stop_rx.clone()));
     let admin_addr = config.admin_addr;
     let admin_stop = stop_rx.clone();
