@@ -9,6 +9,7 @@ mod hostile_input;
 mod identity;
 mod large_values;
 mod local;
+mod memcached;
 mod membership;
 mod memory_limit;
 mod pause;

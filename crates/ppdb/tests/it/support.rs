@@ -128,6 +128,8 @@ pub struct TestNode {
     pub peer_addr: SocketAddr,
     pub client_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Address of its memcached listener.
+    pub memcached_addr: SocketAddr,
     /// The `--cluster-id` this node runs with (a test may start an impostor).
     pub cluster_id: String,
     /// The member it joins through (`--join`), for a node added after the bootstrap.
@@ -221,10 +223,10 @@ impl TestCluster {
     /// Starts the cluster and waits until every shard has a leader and every node is ACTIVE.
     pub fn start(options: ClusterOptions) -> TestCluster {
         let root = tempfile::tempdir().expect("tempdir");
-        let addrs = free_addrs(3 * options.nodes as usize);
+        let addrs = free_addrs(4 * options.nodes as usize);
         let nodes = (1..=options.nodes)
             .map(|id| {
-                let i = 3 * (id as usize - 1);
+                let i = 4 * (id as usize - 1);
                 TestNode {
                     id,
                     dir: root.path().join(format!("node-{id}")),
@@ -232,6 +234,7 @@ impl TestCluster {
                     peer_addr: addrs[i],
                     client_addr: addrs[i + 1],
                     admin_addr: addrs[i + 2],
+                    memcached_addr: addrs[i + 3],
                     cluster_id: options.cluster_id.clone(),
                     join: None,
                     child: None,
@@ -275,7 +278,7 @@ impl TestCluster {
     /// `via`; its id.
     pub fn add_node(&mut self, via: u64) -> u64 {
         let id = self.nodes.len() as u64 + 1;
-        let addrs = free_addrs(3);
+        let addrs = free_addrs(4);
         let join = Some(self.node(via).peer_addr);
         self.nodes.push(TestNode {
             id,
@@ -284,6 +287,7 @@ impl TestCluster {
             peer_addr: addrs[0],
             client_addr: addrs[1],
             admin_addr: addrs[2],
+            memcached_addr: addrs[3],
             cluster_id: self.options.cluster_id.clone(),
             join,
             child: None,
@@ -344,6 +348,7 @@ impl TestCluster {
             .args(["--peer-addr", &node.peer_addr.to_string()])
             .args(["--client-addr", &node.client_addr.to_string()])
             .args(["--admin-addr", &node.admin_addr.to_string()])
+            .args(["--memcached-addr", &node.memcached_addr.to_string()])
             .args(["--cluster-id", &node.cluster_id]);
         match node.join {
             Some(via) => command.args(["--join", &via.to_string()]),

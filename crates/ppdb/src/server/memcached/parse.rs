@@ -276,7 +276,7 @@ fn meta_set(
     if value_bytes > item_bytes_max {
         return Err(skip("SERVER_ERROR object too large for cache"));
     }
-    let flags = match meta_flags(flag_tokens, b"cCFkOqTM") {
+    let flags = match meta_flags(flag_tokens, b"cCFIkOqTM") {
         Ok(flags) => flags,
         Err(Refusal::Reply(Some(reply))) => return Err(skip(reply)),
         Err(other) => return Err(other),
@@ -301,6 +301,8 @@ fn meta_flags(tokens: &[&[u8]], allowed: &[u8]) -> Result<MetaFlags, Refusal> {
         match letter {
             b'v' => flags.value = true,
             b'q' => flags.quiet = true,
+            // Invalidation (marking an item stale on a cas race) is not kept: a plain set.
+            b'I' => {}
             b'C' => flags.compare_cas = Some(number()?),
             b'T' => flags.ttl = Some(signed()?),
             b'F' => flags.client_flags = Some(client_flags(value).ok_or(error(BAD_FORMAT))?),

@@ -295,8 +295,9 @@ impl McSession<'_> {
                 return;
             }
         };
-        let item = cas.map(|cas| McItem { value: Vec::new(), flags: 0, cas, ttl_s: -1 });
-        reply::meta(out, code, &key, flags, item.as_ref(), b"ckO");
+        // memcached shows `c0` when nothing was stored.
+        let item = McItem { value: Vec::new(), flags: 0, cas: cas.unwrap_or(0), ttl_s: -1 };
+        reply::meta(out, code, &key, flags, Some(&item), b"ckO");
     }
 
     async fn meta_arithmetic(&self, key: Vec<u8>, flags: &MetaFlags, out: &mut Vec<u8>) {

@@ -26,7 +26,7 @@
 //! value, then add one line to [`GROUPS`] (strings.rs is the model).
 
 mod compatibility;
-mod generator;
+pub mod generator;
 mod hashes;
 mod keyspace;
 mod lists;
