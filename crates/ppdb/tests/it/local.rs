@@ -16,7 +16,8 @@ use std::time::Duration;
 /// The first line of `ppdb local`'s banner, printed once its nodes are started.
 const BANNER: &str = "PPDB local cluster:";
 
-/// A base port whose nine ports (`ppdb local` node i: base+i, base+100+i, base+200+i) are free,
+/// A base port whose twelve ports (`ppdb local` node i: base+i, base+100+i, base+200+i, and
+/// memcached base+4210+i) are free,
 /// below the block `support::free_addrs` hands out: a port of that block is free while the test owning
 /// it has the node down (killed, restarting), and taking it would keep that node from coming back.
 /// Tests of this module run at once: each starts its search elsewhere, so two do not pick the
@@ -31,7 +32,7 @@ fn free_base_port() -> u16 {
         .map(|step| (FIRST + start.wrapping_add(step) % (LAST - FIRST)) as u16)
         .find(|&base| {
             (1..=3u16).all(|i| {
-                [base + i, base + 100 + i, base + 200 + i]
+                [base + i, base + 100 + i, base + 200 + i, base + 4210 + i]
                     .iter()
                     .all(|&port| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).is_ok())
             })

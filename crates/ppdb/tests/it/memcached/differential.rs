@@ -30,7 +30,18 @@ const KEYS: &[&str] = &["a", "b", "c", "n"];
 /// Values: text, numbers for the counters (the largest u64, zero-padded, signed, spaced) and
 /// empty; never "MN" (the end marker of a reply).
 const VALUES: &[&str] = &[
-    "x", "hello", "", "0", "7", "100", "18446744073709551615", "18446744073709551614", "00012", "-5", " 7", "12a",
+    "x",
+    "hello",
+    "",
+    "0",
+    "7",
+    "100",
+    "18446744073709551615",
+    "18446744073709551614",
+    "00012",
+    "-5",
+    " 7",
+    "12a",
     "abc def",
 ];
 
@@ -81,7 +92,10 @@ fn draw(rng: &mut Rng) -> Request {
             let k = key(rng);
             let value = rng.pick(VALUES);
             let n = noreply(rng);
-            Request { text: format!("cas {k} 0 0 {} {{cas}}{n}\r\n{value}\r\n", value.len()), cas_of: Some(k) }
+            Request {
+                text: format!("cas {k} 0 0 {} {{cas}}{n}\r\n{value}\r\n", value.len()),
+                cas_of: Some(k),
+            }
         }
         6..=8 => {
             let command = rng.pick(&["get", "gets", "gets", "gat 1000", "gats 0", "gat -1"]);
@@ -139,7 +153,15 @@ fn draw(rng: &mut Rng) -> Request {
             ];
             plain(rng.pick(&malformed).clone())
         }
-        18 => plain(rng.pick(&["verbosity 1\r\n", "verbosity 0 noreply\r\n", "flush_all\r\n", "flush_all noreply\r\n"]).to_string()),
+        18 => plain(
+            rng.pick(&[
+                "verbosity 1\r\n",
+                "verbosity 0 noreply\r\n",
+                "flush_all\r\n",
+                "flush_all noreply\r\n",
+            ])
+            .to_string(),
+        ),
         _ => {
             // A number to count with.
             let value = rng.pick(&["0", "9", "100", "18446744073709551615", "00012"]);
@@ -236,14 +258,21 @@ fn memcached_and_ppdb_answer_the_same_sequences_alike() {
     let seeds: Vec<u64> = match std::env::var("PPDB_SEED").ok().and_then(|s| s.parse().ok()) {
         Some(seed) => vec![seed],
         None => {
-            let count = std::env::var("PPDB_MC_SEQUENCES").ok().and_then(|s| s.parse().ok()).unwrap_or(SEQUENCES_DEFAULT);
+            let count = std::env::var("PPDB_MC_SEQUENCES")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(SEQUENCES_DEFAULT);
             (1..=count).collect()
         }
     };
     let started = std::time::Instant::now();
     for seed in &seeds {
         let mut reference = Side::new(vec![TextClient::connect(real.addr).expect("connect to memcached")]);
-        let nodes = cluster.ids().iter().map(|&id| TextClient::connect(cluster.node(id).memcached_addr).expect("connect to ppdb")).collect();
+        let nodes = cluster
+            .ids()
+            .iter()
+            .map(|&id| TextClient::connect(cluster.node(id).memcached_addr).expect("connect to ppdb"))
+            .collect();
         let mut ppdb = Side::new(nodes);
         let flush = Request { text: "flush_all\r\n".into(), cas_of: None };
         assert_eq!(reference.call(&flush, 0), ppdb.call(&flush, 0));
