@@ -461,6 +461,22 @@ mod tests {
     }
 
     #[test]
+    fn memcached_is_off_by_default_and_its_item_limit_is_bounded() {
+        let default = NodeConfig::default();
+        assert_eq!((default.memcached_addr, default.memcached_item_bytes_max), (None, 1024 * 1024));
+        let c = NodeConfig::from_toml(
+            "memcached_addr = \"127.0.0.1:11211\"\nmemcached_item_bytes_max = 4194304\n",
+        )
+        .unwrap();
+        assert_eq!(c.memcached_addr, Some(SocketAddr::from(([127, 0, 0, 1], 11211))));
+        assert!(c.validate().is_ok());
+        for bytes in [0, crate::limits::VALUE_BYTES_MAX as u64 + 1] {
+            let c = NodeConfig { memcached_item_bytes_max: bytes, ..NodeConfig::default() };
+            assert_eq!(c.validate().map_err(|e| e.setting), Err("memcached_item_bytes_max"));
+        }
+    }
+
+    #[test]
     fn toml_file_overrides_defaults_and_rejects_typos() {
         let c = NodeConfig::from_toml("shards = 4\n[peer]\nhost = \"10.0.0.1\"\nport = 9000\ncluster_id = \"prod\"\nnode_id = 2\nheartbeat_interval_ms = 50\nelection_timeout_ms = 500\n").unwrap();
         assert_eq!((c.shards, c.peer.node_id, c.peer.port), (4, 2, 9000));

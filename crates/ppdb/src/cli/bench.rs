@@ -1,5 +1,5 @@
-//! `ppdb bench`: a closed-loop load generator that measures PPDB (Redis protocol) and etcd (gRPC)
-//! with the same client code, so the two can be compared side by side.
+//! `ppdb bench`: a closed-loop load generator that measures PPDB (Redis protocol, memcached's text
+//! protocol) and etcd (gRPC) with the same client code, so they can be compared side by side.
 //!
 //! Each client is a tokio task with its own connection that sends one request, waits for the
 //! answer, and sends the next (a closed loop: throughput is what the server sustains at that many
@@ -37,8 +37,9 @@ const RECONNECT_PAUSE_MS: u64 = 50;
 /// Flags of `ppdb bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// Endpoints, comma-separated, all of one kind: resp://HOST:PORT (PPDB, or any Redis server)
-    /// or etcd://HOST:PORT (etcd's client port, gRPC).
+    /// Endpoints, comma-separated, all of one kind: resp://HOST:PORT (PPDB, or any Redis server),
+    /// memcache://HOST:PORT (PPDB's memcached listener, or any memcached: set / get) or
+    /// etcd://HOST:PORT (etcd's client port, gRPC).
     #[arg(long)]
     pub target: String,
     /// Concurrent clients, each with its own connection, spread round-robin over the endpoints.
@@ -140,6 +141,7 @@ impl TypeWorkload {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Resp,
+    Memcache,
     Etcd,
 }
 
@@ -147,6 +149,7 @@ impl Protocol {
     fn name(self) -> &'static str {
         match self {
             Protocol::Resp => "resp",
+            Protocol::Memcache => "memcache",
             Protocol::Etcd => "etcd",
         }
     }
@@ -161,8 +164,13 @@ fn parse_target(target: &str) -> Result<(Protocol, Vec<SocketAddr>), String> {
             item.split_once("://").ok_or_else(|| format!("--target: `{item}` is not SCHEME://HOST:PORT"))?;
         let this = match scheme {
             "resp" | "redis" => Protocol::Resp,
+            "memcache" | "memcached" => Protocol::Memcache,
             "etcd" => Protocol::Etcd,
-            other => return Err(format!("--target: unknown scheme `{other}` (use resp:// or etcd://)")),
+            other => {
+                return Err(format!(
+                    "--target: unknown scheme `{other}` (use resp://, memcache:// or etcd://)"
+                ))
+            }
         };
         if protocol.is_some_and(|p| p != this) {
             return Err("--target: all endpoints must use the same scheme".to_string());
@@ -277,6 +285,9 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     if protocol == Protocol::Etcd && args.command != TypeWorkload::Set {
         return Err("--command: etcd targets only take `set` (Put and Range)".to_string());
     }
+    if protocol == Protocol::Memcache && args.command != TypeWorkload::Set {
+        return Err("--command: memcache targets only take `set` (set and get)".to_string());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads as usize)
         .enable_all()
@@ -385,6 +396,7 @@ impl SplitMix64 {
 /// One client connection, of either protocol.
 enum Connection {
     Resp(RespConnection),
+    Memcache(MemcacheConnection),
     Etcd(EtcdConnection),
 }
 
@@ -397,6 +409,9 @@ impl Connection {
             Protocol::Resp => {
                 Connection::Resp(RespConnection { stream: BufStream::new(stream), line: Vec::new() })
             }
+            Protocol::Memcache => {
+                Connection::Memcache(MemcacheConnection { stream: BufStream::new(stream), line: Vec::new() })
+            }
             Protocol::Etcd => Connection::Etcd(EtcdConnection::handshake(stream, endpoint).await?),
         })
     }
@@ -404,6 +419,7 @@ impl Connection {
     async fn request(&mut self, request: &Request<'_>) -> Result<(), RequestError> {
         match self {
             Connection::Resp(conn) => conn.request(request).await,
+            Connection::Memcache(conn) => conn.request(request.key, request.write, request.value).await,
             Connection::Etcd(conn) => conn.request(request.key, request.write, request.value).await,
         }
     }
@@ -496,6 +512,74 @@ impl RespConnection {
             }
             _ => Err(RequestError::Protocol("unexpected reply type".to_string())),
         }
+    }
+}
+
+/// A minimal memcached text-protocol client: `set` for writes, `get` for reads.
+struct MemcacheConnection {
+    stream: BufStream<TcpStream>,
+    line: Vec<u8>,
+}
+
+impl MemcacheConnection {
+    async fn request(&mut self, key: &[u8], write: bool, value: &[u8]) -> Result<(), RequestError> {
+        let io = |e: std::io::Error| RequestError::Io(e.kind().to_string());
+        if write {
+            let header = format!(" 0 0 {}\r\n", value.len());
+            for part in [&b"set "[..], key, header.as_bytes(), value, b"\r\n"] {
+                self.stream.write_all(part).await.map_err(io)?;
+            }
+        } else {
+            for part in [&b"get "[..], key, b"\r\n"] {
+                self.stream.write_all(part).await.map_err(io)?;
+            }
+        }
+        self.stream.flush().await.map_err(io)?;
+        let expected: &[u8] = if write { b"STORED" } else { b"END" };
+        loop {
+            let line = self.read_line().await?;
+            if line == expected {
+                return Ok(());
+            }
+            let words: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+            match words.as_slice() {
+                [b"VALUE", _, _, len, ..] if !write => {
+                    let len: usize = std::str::from_utf8(len)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .filter(|&len| len <= REPLY_BYTES_MAX)
+                        .ok_or_else(|| RequestError::Protocol("bad VALUE length".to_string()))?;
+                    let mut remaining = len + 2;
+                    let mut chunk = [0u8; 4096];
+                    while remaining > 0 {
+                        let want = remaining.min(chunk.len());
+                        self.stream.read_exact(&mut chunk[..want]).await.map_err(io)?;
+                        remaining -= want;
+                    }
+                }
+                [word, ..] => {
+                    return Err(RequestError::Reply(String::from_utf8_lossy(word).into_owned()));
+                }
+                [] => return Err(RequestError::Protocol("empty reply line".to_string())),
+            }
+        }
+    }
+
+    /// One reply line, without its CRLF.
+    async fn read_line(&mut self) -> Result<Vec<u8>, RequestError> {
+        self.line.clear();
+        let read = (&mut self.stream)
+            .take(REPLY_LINE_BYTES_MAX as u64)
+            .read_until(b'\n', &mut self.line)
+            .await
+            .map_err(|e| RequestError::Io(e.kind().to_string()))?;
+        if read == 0 {
+            return Err(RequestError::Io("connection closed".to_string()));
+        }
+        self.line
+            .strip_suffix(b"\r\n")
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| RequestError::Protocol("reply line without CRLF or too long".to_string()))
     }
 }
 
@@ -701,6 +785,7 @@ mod tests {
         assert_eq!(protocol, Protocol::Resp);
         assert_eq!(endpoints.len(), 2);
         assert_eq!(parse_target("etcd://127.0.0.1:2379").unwrap().0, Protocol::Etcd);
+        assert_eq!(parse_target("memcache://127.0.0.1:11211").unwrap().0, Protocol::Memcache);
         assert!(parse_target("resp://127.0.0.1:7001,etcd://127.0.0.1:2379").is_err());
         assert!(parse_target("http://127.0.0.1:1").is_err());
         assert!(parse_target("").is_err());

@@ -106,7 +106,7 @@ impl McSession<'_> {
             }
             Request::FlushAll { delay, noreply } => {
                 counter(&self.stats.cmd_flush, 1);
-                let delay = McExpiry::from_exptime(i64::from(delay.max(0)));
+                let delay = McExpiry::from_exptime(delay.max(0));
                 let mut result = Ok(McOutcome::Ok);
                 for shard in 1..=self.executor().shards() {
                     let op =
