@@ -20,6 +20,7 @@
 //! `KvStore::change_collection`, which check the type (`WRONGTYPE`), keep the memory count,
 //! and delete a key whose collection became empty, as Redis does.
 
+mod draws;
 pub mod hash;
 pub mod list;
 pub mod set;

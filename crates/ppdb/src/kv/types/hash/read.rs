@@ -17,8 +17,8 @@ use crate::kv::reply::{KvError, Reply, REPLY_ELEMENT_BYTES};
 use crate::kv::state_machine::KvStore;
 use crate::limits::REPLY_BYTES_MAX;
 
-use super::random::SeededPositions;
 use super::{HashRead, HashValue, SMALL_HASH_FIELDS_MAX};
+use crate::kv::types::draws::Draws;
 
 impl HashRead {
     /// Answers the query as Redis would at time `now`.
@@ -82,7 +82,7 @@ fn random_fields(
     with_values: bool,
     seed: u64,
 ) -> Result<Reply, KvError> {
-    let mut positions = SeededPositions::new(seed);
+    let mut positions = Draws::new(seed);
     let Some(count) = count else {
         let field = hash.and_then(|hash| hash.get_index(positions.below(hash.len())));
         return Ok(Reply::bulk_or_nil(field.map(|(field, _)| field)));

@@ -33,8 +33,8 @@ use crate::kv::types::Collection;
 
 use super::algebra::{intersection, operands};
 use super::codec::{algebra, algebra_tag, error, option, put_list, put_option};
-use super::random::Draws;
 use super::SetValue;
+use crate::kv::types::draws::Draws;
 
 pub use super::algebra::SetAlgebra;
 
