@@ -23,6 +23,7 @@
 mod draws;
 pub mod hash;
 pub mod list;
+mod scan_query;
 pub mod set;
 pub mod zset;
 
@@ -34,6 +35,7 @@ use super::state_machine::KvStore;
 
 pub use hash::{HashRead, HashValue, HashWrite};
 pub use list::{End, ListPop, ListRead, ListValue, ListWrite};
+pub use scan_query::{ScanQuery, ScanRefusal};
 pub use set::{SetRead, SetValue, SetWrite};
 pub use zset::{Score, SortedSetRead, SortedSetValue, SortedSetWrite};
 

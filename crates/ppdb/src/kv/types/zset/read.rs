@@ -6,6 +6,7 @@ use crate::kv::numeric::format_double;
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
 use crate::kv::types::draws::Draws;
+use crate::kv::types::{ScanQuery, ScanRefusal};
 
 use super::algebra::intersection_size;
 use super::command::{RangeBy, RangeQuery, SortedSetRead};
@@ -62,11 +63,11 @@ impl SortedSetRead {
             Self::RandomMembers { key, count, with_scores, seed } => {
                 random_members(zset(key)?, *count, *with_scores, *seed)
             }
-            Self::Scan { key, cursor, pattern, count } => match zset(key)? {
+            Self::Scan(ScanQuery { key, cursor, pattern, count }) => match zset(key)? {
                 None => Reply::Scan { cursor: 0, keys: Vec::new() },
                 Some(zset) => scan(zset, *cursor, pattern.as_deref(), *count),
             },
-            Self::ScanRefused { key, error } => match zset(key)? {
+            Self::ScanRefused(ScanRefusal { key, error }) => match zset(key)? {
                 None => Reply::Scan { cursor: 0, keys: Vec::new() },
                 Some(_) => return Err(*error),
             },
@@ -209,7 +210,9 @@ mod tests {
         zset.insert(b"a", 1.0);
         store.insert_value(b"z", zset.into_data(), None);
         store.insert_value(b"s", SetValue::default().into_data(), None);
-        let refused = |key: &[u8]| SortedSetRead::ScanRefused { key: key.to_vec(), error: KvError::Syntax };
+        let refused = |key: &[u8]| {
+            SortedSetRead::ScanRefused(ScanRefusal { key: key.to_vec(), error: KvError::Syntax })
+        };
         assert_eq!(refused(b"missing").read(&store, 1), Reply::Scan { cursor: 0, keys: Vec::new() });
         assert_eq!(refused(b"z").read(&store, 1), Reply::Error(KvError::Syntax));
         assert_eq!(refused(b"s").read(&store, 1), Reply::Error(KvError::WrongType));

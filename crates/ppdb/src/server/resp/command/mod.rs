@@ -17,6 +17,7 @@
 mod args;
 mod client;
 mod connection;
+mod element_scan;
 pub mod error;
 mod hash;
 mod introspect;
