@@ -25,6 +25,7 @@
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::introspect::ObjectField;
+use super::memcached::McWrite;
 use super::txn::{decode_steps, encode_steps, TxnStep};
 use super::types::{CollectionRead, CollectionWrite};
 
@@ -255,6 +256,8 @@ pub enum WriteOp {
     },
     /// A hash, list, set or sorted-set command (see [`super::types`]).
     Collection(CollectionWrite),
+    /// A memcached item command (see [`super::memcached`]).
+    Memcached(McWrite),
     /// Removal of keys the leader found expired ([`super::KvStore::expired_keys`]). Keys that
     /// are no longer expired at the entry's `now_ms` (rewritten since) are kept.
     RemoveExpired {
@@ -364,6 +367,12 @@ pub enum KvRead {
         /// The key.
         key: Vec<u8>,
     },
+    /// memcached's get: the item's data, flags, cas unique and time to live
+    /// ([`super::memcached::McItem`]), or nil.
+    McGet {
+        /// The key.
+        key: Vec<u8>,
+    },
 }
 
 impl WriteOp {
@@ -389,6 +398,7 @@ impl WriteOp {
             Self::Del { keys } | Self::RemoveExpired { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Transaction { steps } => steps.iter().flat_map(TxnStep::keys).collect(),
             Self::Collection(op) => op.keys(),
+            Self::Memcached(op) => op.key().into_iter().collect(),
             Self::FlushAll => Vec::new(),
             Self::Attempt { op, .. } => op.as_deref().map_or_else(Vec::new, WriteOp::keys),
         }
@@ -424,7 +434,8 @@ impl KvRead {
             | Self::PExpireTime { key }
             | Self::Type { key }
             | Self::Object { key, .. }
-            | Self::MemoryUsage { key } => vec![key.as_slice()],
+            | Self::MemoryUsage { key }
+            | Self::McGet { key } => vec![key.as_slice()],
             Self::MGet { keys } | Self::Exists { keys } => keys.iter().map(Vec::as_slice).collect(),
             Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
             Self::Collection(query) => query.keys(),
@@ -457,6 +468,8 @@ const TAG_EXPIRE_AFTER: u8 = 19;
 const TAG_COLLECTION: u8 = 20;
 /// A blocked client's try: an id, then a flag and the operation it wraps (none for a fence).
 const TAG_ATTEMPT: u8 = 21;
+/// A memcached item command: its own tag, then its fields (see [`super::memcached`]).
+const TAG_MEMCACHED: u8 = 22;
 // SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
 const TTL_TAG_AT: u8 = 2;
 const TTL_TAG_AFTER: u8 = 3;
@@ -517,7 +530,8 @@ impl KvWrite {
             WriteOp::Set { key, value, .. }
             | WriteOp::SetNx { key, value }
             | WriteOp::Append { key, value }
-            | WriteOp::SetRange { key, value, .. } => key.len() + value.len(),
+            | WriteOp::SetRange { key, value, .. }
+            | WriteOp::Memcached(McWrite::Store { key, value, .. }) => key.len() + value.len(),
             WriteOp::MSet { pairs } | WriteOp::MSetNx { pairs } => {
                 pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum()
             }
@@ -643,6 +657,10 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
         }
         WriteOp::Collection(op) => {
             out.push(TAG_COLLECTION);
+            op.encode(out);
+        }
+        WriteOp::Memcached(op) => {
+            out.push(TAG_MEMCACHED);
             op.encode(out);
         }
         WriteOp::Attempt { id, op } => {
@@ -804,6 +822,7 @@ pub(super) fn decode_op(
         TAG_PERSIST => WriteOp::Persist { key: key(reader)? },
         TAG_FLUSHALL => WriteOp::FlushAll,
         TAG_COLLECTION => WriteOp::Collection(CollectionWrite::decode(reader)?),
+        TAG_MEMCACHED => WriteOp::Memcached(McWrite::decode(reader)?),
         other => return Err(KvDecodeError::InvalidTag { field: "operation", tag: other, offset }),
     })
 }

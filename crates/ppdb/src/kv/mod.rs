@@ -21,6 +21,7 @@ pub mod glob;
 #[cfg(test)]
 mod hostile_tests;
 pub mod introspect;
+pub mod memcached;
 pub mod numeric;
 mod read;
 pub mod reply;

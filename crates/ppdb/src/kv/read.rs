@@ -10,6 +10,7 @@
 use super::command::KvRead;
 use super::glob::glob_match;
 use super::introspect::{memory_usage_reply, object_reply};
+use super::memcached::McItem;
 use super::reply::{Reply, REPLY_ELEMENT_BYTES};
 use super::scan::{scan_filter, scan_page};
 use super::state_machine::{KvStore, Value};
@@ -18,6 +19,12 @@ use super::types::live_string;
 impl KvStore {
     /// Answers a read query as Redis would at time `now_ms`.
     pub fn read(&self, query: &KvRead, now_ms: u64) -> Reply {
+        if self.flush_due(now_ms) {
+            // A delayed flush_all has come: nothing is left to read, though the entry that
+            // removes the keys is not applied yet.
+            static FLUSHED: std::sync::LazyLock<KvStore> = std::sync::LazyLock::new(KvStore::new);
+            return FLUSHED.read(query, now_ms);
+        }
         let live = |key: &[u8]| self.get_live(key, now_ms);
         let string = |key: &[u8]| live_string(self, key, now_ms);
         match query {
@@ -57,6 +64,7 @@ impl KvStore {
             KvRead::Collection(query) => query.read(self, now_ms),
             KvRead::Object { key, field } => object_reply(live(key), *field),
             KvRead::MemoryUsage { key } => memory_usage_reply(key, live(key)),
+            KvRead::McGet { key } => self.mc_get(key, now_ms).map_or(Reply::Nil, McItem::into_reply),
         }
     }
 

@@ -1,12 +1,19 @@
 //! Snapshots of a shard's key space for the Raft core (log compaction and follower catch-up).
 //!
-//! # Format (version 4)
+//! # Format (version 5)
 //!
 //! ```text
-//! magic "PPKV" | version:u8 | time_ms:varint | count:varint |
-//!   count × (key:len-prefixed bytes | type:u8 value | has_ttl:u8 [expire_at_ms:varint])
+//! magic "PPKV" | version:u8 | time_ms:varint | write_version:varint | flush_at_ms:varint |
+//!   count:varint |
+//!   count × (key:len-prefixed bytes | type:u8 value | has_ttl:u8 [expire_at_ms:varint] |
+//!            version:varint | flags:varint)
 //! | crc32c:u32 little-endian over every preceding byte
 //! ```
+//!
+//! `write_version` is the log index of the last entry applied, `flush_at_ms` the time of a
+//! delayed memcached `flush_all` (0 for none), and each key's `version` and `flags` its
+//! [`Value::version`](super::Value::version) and memcached flags. Version 4 images, without
+//! them, are still read: their keys have version 0 and flags 0.
 //!
 //! A value is, by its type: `0` a string (len-prefixed bytes); `1` a hash (`n:varint`, then
 //! `n` fields and values); `2` a list (`n`, then `n` elements, head first); `3` a set (`n`,
@@ -44,7 +51,9 @@ use std::io::{self, Read, Write};
 
 const MAGIC: &[u8; 4] = b"PPKV";
 /// The version written.
-const SNAPSHOT_VERSION: u8 = 4;
+const SNAPSHOT_VERSION: u8 = 5;
+/// The version without versions and flags, still read.
+const SNAPSHOT_VERSION_UNVERSIONED: u8 = 4;
 /// The version with strings only, still read.
 const SNAPSHOT_VERSION_STRINGS: u8 = 3;
 /// The version without the log's time, still read.
@@ -63,6 +72,8 @@ pub const SNAPSHOT_READ_BUFFER_BYTES: usize = 64 * 1024;
 pub struct FrozenKv {
     entries: FrozenTable,
     time_ms: u64,
+    write_version: u64,
+    flush_at_ms: Option<u64>,
 }
 
 /// Why a snapshot image could not be restored.
@@ -88,7 +99,12 @@ impl KvStore {
     /// The key space now, in constant time, for [`FrozenKv::serialize_into`] later: the
     /// store's parts are shared copy-on-write (`kv/table.rs`).
     pub fn freeze(&self) -> FrozenKv {
-        FrozenKv { entries: self.entries.freeze(), time_ms: self.time_ms }
+        FrozenKv {
+            entries: self.entries.freeze(),
+            time_ms: self.time_ms,
+            write_version: self.write_version,
+            flush_at_ms: self.flush_at_ms,
+        }
     }
 }
 
@@ -106,6 +122,8 @@ impl FrozenKv {
         sink.buf.extend_from_slice(MAGIC);
         sink.buf.push(SNAPSHOT_VERSION);
         put_varint(&mut sink.buf, self.time_ms);
+        put_varint(&mut sink.buf, self.write_version);
+        put_varint(&mut sink.buf, self.flush_at_ms.unwrap_or(0));
         put_varint(&mut sink.buf, self.entries.len() as u64);
         self.entries.drain_in_scan_order(|key, value| {
             if sink.failed.is_some() {
@@ -120,6 +138,8 @@ impl FrozenKv {
                     put_varint(&mut sink.buf, at);
                 }
             }
+            put_varint(&mut sink.buf, value.version);
+            put_varint(&mut sink.buf, u64::from(value.flags));
             if sink.buf.len() >= SNAPSHOT_WRITE_BUFFER_BYTES {
                 sink.flush();
             }
@@ -233,19 +253,25 @@ impl KvStore {
         }
         let version = reader.u8("snapshot version")?;
         let time_ms = match version {
-            SNAPSHOT_VERSION | SNAPSHOT_VERSION_STRINGS => reader.varint("snapshot time")?,
+            SNAPSHOT_VERSION | SNAPSHOT_VERSION_UNVERSIONED | SNAPSHOT_VERSION_STRINGS => {
+                reader.varint("snapshot time")?
+            }
             SNAPSHOT_VERSION_TIMELESS | SNAPSHOT_VERSION_KEY_ORDER => 0,
             _ => return Err(KvDecodeError::UnsupportedVersion { version }.into()),
         };
         // Versions 3 and 2 order by scan hash first; version 1 by key alone (hash 0 for all).
         let position = |key: &[u8]| if version == SNAPSHOT_VERSION_KEY_ORDER { 0 } else { scan_hash(key) };
-        let count = reader.varint("snapshot entry count")?;
         let mut store = KvStore::new();
         store.time_ms = time_ms;
+        if version == SNAPSHOT_VERSION {
+            store.write_version = reader.varint("snapshot write version")?;
+            store.flush_at_ms = Some(reader.varint("snapshot flush time")?).filter(|&at| at != 0);
+        }
+        let count = reader.varint("snapshot entry count")?;
         let mut previous: Option<(u64, Vec<u8>)> = None;
         for index in 0..count {
             let key = reader.bytes("snapshot key", STORED_VALUE_BYTES_MAX)?;
-            let data = if version == SNAPSHOT_VERSION {
+            let data = if version >= SNAPSHOT_VERSION_UNVERSIONED {
                 read_value(&mut reader)?
             } else {
                 Data::String(reader.bytes("snapshot value", STORED_VALUE_BYTES_MAX)?.into())
@@ -258,11 +284,25 @@ impl KvStore {
                     return Err(KvDecodeError::InvalidTag { field: "snapshot ttl flag", tag, offset }.into())
                 }
             };
+            let (key_version, flags) = match version {
+                SNAPSHOT_VERSION => {
+                    let key_version = reader.varint("snapshot key version")?;
+                    let offset = reader.offset();
+                    let flags = u32::try_from(reader.varint("snapshot flags")?)
+                        .map_err(|_| KvDecodeError::Invalid { field: "snapshot flags", offset })?;
+                    (key_version, flags)
+                }
+                _ => (0, 0),
+            };
             let here = (position(&key), key);
             if previous.as_ref().is_some_and(|prev| prev >= &here) {
                 return Err(KvDecodeError::KeysOutOfOrder { index }.into());
             }
             store.insert_value(&here.1, data, expire_at_ms);
+            if let Some(value) = store.entries.get_mut(&here.1) {
+                value.version = key_version;
+                value.flags = flags;
+            }
             previous = Some(here);
         }
         reader.finish()?;
@@ -523,14 +563,22 @@ mod tests {
         if version >= SNAPSHOT_VERSION_STRINGS {
             put_varint(&mut body, 7);
         }
+        if version >= SNAPSHOT_VERSION {
+            put_varint(&mut body, 9); // write version
+            put_varint(&mut body, 0); // no flush pending
+        }
         put_varint(&mut body, keys.len() as u64);
         for key in keys {
             put_bytes(&mut body, key);
-            if version >= SNAPSHOT_VERSION {
+            if version >= SNAPSHOT_VERSION_UNVERSIONED {
                 body.push(TYPE_STRING);
             }
             put_bytes(&mut body, b"v");
             body.push(0);
+            if version >= SNAPSHOT_VERSION {
+                put_varint(&mut body, 3); // version
+                put_varint(&mut body, 5); // flags
+            }
         }
         let crc = crc32c::crc32c(&body);
         body.extend_from_slice(&crc.to_le_bytes());
@@ -563,8 +611,8 @@ mod tests {
             Err(KvDecodeError::KeysOutOfOrder { index: 1 })
         );
         assert_eq!(
-            KvStore::restore(&snapshot_of(5, &[])),
-            Err(KvDecodeError::UnsupportedVersion { version: 5 })
+            KvStore::restore(&snapshot_of(6, &[])),
+            Err(KvDecodeError::UnsupportedVersion { version: 6 })
         );
     }
 
@@ -582,7 +630,25 @@ mod tests {
         let with_time = KvStore::restore(&snapshot_of(3, &in_scan_order(&keys)));
         assert_eq!(with_time, Ok(KvStore { time_ms: 7, ..expected.clone() }));
         let typed = KvStore::restore(&snapshot_of(4, &in_scan_order(&keys)));
-        assert_eq!(typed, Ok(KvStore { time_ms: 7, ..expected }));
+        assert_eq!(typed, Ok(KvStore { time_ms: 7, ..expected.clone() }));
+        let versioned = KvStore::restore(&snapshot_of(5, &in_scan_order(&keys))).expect("version 5");
+        assert_eq!(versioned.write_version, 9);
+        for key in keys {
+            let value = versioned.entries.get(key);
+            assert_eq!(value.map(|v| (v.version, v.flags)), Some((3, 5)), "version and flags kept");
+        }
+    }
+
+    #[test]
+    fn versions_flags_and_a_pending_flush_survive_a_snapshot() {
+        let mut store = sample();
+        store.set_flags(b"zz", 0xdead_beef);
+        store.flush_at_ms = Some(123_456);
+        let restored = KvStore::restore(&store.snapshot()).expect("valid snapshot");
+        assert_eq!(restored, store);
+        assert_eq!(restored.write_version, 4);
+        assert_eq!(restored.entries.get(b"zz").map(|v| (v.version, v.flags)), Some((4, 0xdead_beef)));
+        assert_eq!(restored.entries.get(b"a").map(|v| v.version), Some(1));
     }
 
     /// Any mix of hashes, lists, sets and sorted sets (each element a small byte string, scores

@@ -27,15 +27,22 @@ use super::table::KeyTable;
 use super::txn::{TxnStep, TXN_REPLY_BYTES_MAX};
 use super::types::Data;
 
-/// A stored value: its contents and an optional absolute expiry. The contents are shared, so a
-/// copy of the key table's part holding them (while a snapshot is serialized) does not copy
-/// them.
+/// A stored value: its contents, an optional absolute expiry, its version and memcached's
+/// client flags. The contents are shared, so a copy of the key table's part holding them
+/// (while a snapshot is serialized) does not copy them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
     /// A string or a collection (see [`super::types`]).
     pub data: Data,
     /// Expiry in milliseconds since the Unix epoch; `None` means the key never expires.
     pub expire_at_ms: Option<u64>,
+    /// The log index of the entry that last wrote the key as a whole or its string
+    /// (memcached's `cas` unique): the same on every replica. A change of expiry alone keeps
+    /// it, as memcached's `touch` does, and so does a change to a collection's elements.
+    pub version: u64,
+    /// memcached's 32-bit client flags, kept with the value; 0 for a value written through
+    /// RESP (SET, MSET, ...), kept by the writes that change a value in place (APPEND, INCR).
+    pub flags: u32,
 }
 
 impl Value {
@@ -45,8 +52,10 @@ impl Value {
     }
 }
 
-/// The replicated key space of one shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The replicated key space of one shard. Two stores are equal when they hold the same keys,
+/// values, versions and time, wherever in the log each stands (`write_version`): an error
+/// reply changes nothing.
+#[derive(Debug, Clone, Default)]
 pub struct KvStore {
     /// Every key, including expired ones not yet removed.
     pub(crate) entries: KeyTable,
@@ -59,7 +68,28 @@ pub struct KvStore {
     pub(crate) data_bytes: u64,
     /// The log's time: the latest entry time applied, ms since the Unix epoch.
     pub(crate) time_ms: u64,
+    /// The log index of the entry being applied (the last one, between entries): the
+    /// [`Value::version`] of what it writes.
+    pub(crate) write_version: u64,
+    /// A delayed memcached `flush_all`: at this log time every key is removed (see
+    /// [`super::memcached`]).
+    pub(crate) flush_at_ms: Option<u64>,
 }
+
+impl PartialEq for KvStore {
+    fn eq(&self, other: &Self) -> bool {
+        let KvStore { entries, expiries, scan_order, data_bytes, time_ms, write_version: _, flush_at_ms } =
+            self;
+        *entries == other.entries
+            && *expiries == other.expiries
+            && *scan_order == other.scan_order
+            && *data_bytes == other.data_bytes
+            && *time_ms == other.time_ms
+            && *flush_at_ms == other.flush_at_ms
+    }
+}
+
+impl Eq for KvStore {}
 
 /// Memory a key takes beyond its key and value bytes, roughly: the hash table's slot and the
 /// value's header (about 64 bytes) and the SCAN index's entry (about 48).
@@ -79,11 +109,35 @@ impl KvStore {
         Self::default()
     }
 
-    /// Applies a committed write and returns Redis's reply to it, at the entry's time (or the
-    /// log's, if later: see the module docs).
+    /// Applies a committed write as the entry after the last one applied (tests and tools
+    /// without a log); see [`KvStore::apply_at`].
     pub fn apply(&mut self, write: &KvWrite) -> Reply {
+        self.apply_at(self.write_version + 1, write)
+    }
+
+    /// Applies the committed write of log entry `index` and returns Redis's reply to it, at
+    /// the entry's time (or the log's, if later: see the module docs). What it writes takes
+    /// `index` as its version; a delayed `flush_all` whose time has come happens first.
+    pub fn apply_at(&mut self, index: u64, write: &KvWrite) -> Reply {
+        debug_assert!(index >= self.write_version, "entries are applied in log order");
+        self.write_version = index;
         self.time_ms = self.time_ms.max(write.now_ms);
+        if self.flush_due(self.time_ms) {
+            self.flush();
+        }
         self.apply_op(&write.op, self.time_ms)
+    }
+
+    /// Whether a delayed `flush_all` is due at `now_ms`: every key is then gone to reads,
+    /// and the next entry applied removes them.
+    pub fn flush_due(&self, now_ms: u64) -> bool {
+        self.flush_at_ms.is_some_and(|at| now_ms >= at)
+    }
+
+    /// Removes every key (FLUSHALL, memcached's `flush_all`), keeping the log's time and
+    /// index; a delayed `flush_all` pending is done by it.
+    pub(crate) fn flush(&mut self) {
+        *self = Self { time_ms: self.time_ms, write_version: self.write_version, ..Self::new() };
     }
 
     /// The log's time: the latest entry time applied (0 before any), ms since the Unix epoch.
@@ -155,7 +209,7 @@ impl KvStore {
                 _ => Reply::Integer(0),
             },
             WriteOp::FlushAll => {
-                *self = Self { time_ms: self.time_ms, ..Self::new() };
+                self.flush();
                 Reply::Ok
             }
             WriteOp::RemoveExpired { keys } => {
@@ -164,6 +218,7 @@ impl KvStore {
             }
             WriteOp::Transaction { steps } => self.apply_transaction(steps, now),
             WriteOp::Collection(op) => op.apply(self, now),
+            WriteOp::Memcached(op) => op.apply(self, now),
             WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
         }
     }
@@ -292,9 +347,10 @@ impl KvStore {
         if from == to || (!replace && self.entries.contains_key(to)) {
             return Reply::Integer(0);
         }
-        let (data, expire_at_ms) = (value.data.clone(), value.expire_at_ms);
+        let (data, expire_at_ms, flags) = (value.data.clone(), value.expire_at_ms, value.flags);
         self.remove(to);
         self.insert_value(to, data, expire_at_ms);
+        self.set_flags(to, flags);
         Reply::Integer(1)
     }
 
@@ -333,7 +389,7 @@ impl KvStore {
         let Some(next) = current.checked_add(delta) else {
             return Reply::Error(KvError::IncrOverflow);
         };
-        self.insert(key, next.to_string().as_bytes(), expire_at_ms);
+        self.update_string(key, next.to_string().as_bytes(), expire_at_ms);
         Reply::Integer(next)
     }
 
@@ -351,7 +407,7 @@ impl KvStore {
             return Reply::Error(KvError::NanOrInfinity);
         }
         let text = format_f64(next).into_bytes();
-        self.insert(key, &text[..], expire_at_ms);
+        self.update_string(key, &text[..], expire_at_ms);
         Reply::Bulk(text)
     }
 
@@ -369,7 +425,7 @@ impl KvStore {
         }
         let data: Arc<[u8]> = [&current[..], suffix].concat().into();
         let len = data.len();
-        self.insert(key, data, self.expiry_of(key));
+        self.update_string(key, data, self.expiry_of(key));
         Reply::Integer(len as i64)
     }
 
@@ -394,7 +450,7 @@ impl KvStore {
         }
         data[offset..end].copy_from_slice(patch);
         let len = data.len();
-        self.insert(key, data, self.expiry_of(key));
+        self.update_string(key, data, self.expiry_of(key));
         Reply::Integer(len as i64)
     }
 
@@ -426,11 +482,29 @@ impl KvStore {
         Reply::Integer(1)
     }
 
-    /// Inserts or replaces `key` with a string, keeping the indexes in step.
+    /// Inserts or replaces `key` with a new string, flags 0, keeping the indexes in step.
     pub(crate) fn insert(&mut self, key: &[u8], data: impl Into<Arc<[u8]>>, expire_at_ms: Option<u64>) {
+        self.update_string(key, data, expire_at_ms);
+        self.set_flags(key, 0);
+    }
+
+    /// Changes the string of `key` (or creates it), keeping its flags.
+    pub(crate) fn update_string(
+        &mut self,
+        key: &[u8],
+        data: impl Into<Arc<[u8]>>,
+        expire_at_ms: Option<u64>,
+    ) {
         let data = data.into();
         debug_assert!(data.len() <= crate::limits::STORED_VALUE_BYTES_MAX, "values are bounded before apply");
         self.insert_value(key, Data::String(data), expire_at_ms);
+    }
+
+    /// Sets the memcached flags of an existing key.
+    pub(crate) fn set_flags(&mut self, key: &[u8], flags: u32) {
+        if let Some(value) = self.entries.get_mut(key) {
+            value.flags = flags;
+        }
     }
 
     /// The expiry of `key`, if it exists and has one.
@@ -438,17 +512,20 @@ impl KvStore {
         self.entries.get(key).and_then(|value| value.expire_at_ms)
     }
 
-    /// Inserts or replaces `key` with a value of any type, keeping the indexes in step.
+    /// Inserts or replaces `key` with a value of any type, keeping the indexes in step. The
+    /// key takes the entry's version; a replaced value's flags are kept, a new key's are 0.
     pub(crate) fn insert_value(&mut self, key: &[u8], data: Data, expire_at_ms: Option<u64>) {
+        let version = self.write_version;
         match self.entries.get_mut(key) {
             Some(value) => {
                 self.data_bytes = self.data_bytes - value.data.bytes() + data.bytes();
                 value.data = data;
+                value.version = version;
                 change_expiry(&mut self.expiries, key, value, expire_at_ms);
             }
             None => {
                 self.data_bytes += stored_bytes(key, data.bytes());
-                self.entries.insert(key.into(), Value { data, expire_at_ms });
+                self.entries.insert(key.into(), Value { data, expire_at_ms, version, flags: 0 });
                 self.scan_order.insert((scan_hash(key), key.to_vec()));
                 if let Some(at) = expire_at_ms {
                     self.expiries.insert((at, key.to_vec()));
@@ -457,8 +534,8 @@ impl KvStore {
         }
     }
 
-    /// Changes the expiry of an existing key.
-    fn set_expiry(&mut self, key: &[u8], expire_at_ms: Option<u64>) {
+    /// Changes the expiry of an existing key (its version stays).
+    pub(crate) fn set_expiry(&mut self, key: &[u8], expire_at_ms: Option<u64>) {
         if let Some(value) = self.entries.get_mut(key) {
             change_expiry(&mut self.expiries, key, value, expire_at_ms);
         }

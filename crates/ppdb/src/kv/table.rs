@@ -159,7 +159,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn value(n: u8) -> Value {
-        Value { data: Data::String(vec![n].into()), expire_at_ms: None }
+        Value { data: Data::String(vec![n].into()), expire_at_ms: None, version: 0, flags: 0 }
     }
 
     #[test]
@@ -179,7 +179,10 @@ mod tests {
         assert_eq!(table.remove(b"a"), Some(value(3)));
         assert_eq!(table.remove(b"a"), None);
         assert_eq!(table.len(), 1);
-        assert_eq!(format!("{table:?}"), "{[]: Value { data: String([9]), expire_at_ms: None }}");
+        assert_eq!(
+            format!("{table:?}"),
+            "{[]: Value { data: String([9]), expire_at_ms: None, version: 0, flags: 0 }}"
+        );
     }
 
     #[test]
@@ -206,7 +209,7 @@ mod tests {
         assert_eq!(table.len(), 51);
         assert_eq!(
             table.get(&[3]),
-            Some(&Value { data: Data::String(vec![4].into()), expire_at_ms: Some(1) })
+            Some(&Value { data: Data::String(vec![4].into()), expire_at_ms: Some(1), version: 0, flags: 0 })
         );
         assert_eq!(table.freeze().len(), 51);
     }

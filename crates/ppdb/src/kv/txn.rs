@@ -76,6 +76,7 @@ const READ_PEXPIRETIME: u8 = 14;
 const READ_COLLECTION: u8 = 15;
 const READ_OBJECT: u8 = 16;
 const READ_MEMORY_USAGE: u8 = 17;
+const READ_MC_GET: u8 = 18;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -176,6 +177,7 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
             });
         }
         KvRead::MemoryUsage { key } => key_only(READ_MEMORY_USAGE, key),
+        KvRead::McGet { key } => key_only(READ_MC_GET, key),
     }
 }
 
@@ -229,6 +231,7 @@ pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeErr
         READ_COLLECTION => KvRead::Collection(CollectionRead::decode(reader)?),
         READ_OBJECT => KvRead::Object { key: key(reader)?, field: object_field(reader)? },
         READ_MEMORY_USAGE => KvRead::MemoryUsage { key: key(reader)? },
+        READ_MC_GET => KvRead::McGet { key: key(reader)? },
         tag => return Err(KvDecodeError::InvalidTag { field: "read", tag, offset }),
     })
 }

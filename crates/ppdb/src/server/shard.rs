@@ -41,10 +41,10 @@ impl StateMachine for KvShard {
     type Query = KvRead;
     type Output = Reply;
 
-    fn apply(&mut self, _index: LogIndex, command: &[u8]) -> Result<Reply, String> {
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Reply, String> {
         let write = KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
         let absent = waiters::absent_watched_keys(&write.op, |key| self.exists(key));
-        let reply = self.store.apply(&write);
+        let reply = self.store.apply_at(index.0, &write);
         self.memory.publish(self.store.data_bytes());
         waiters::applied(&write.op, &reply, &absent, |key| self.exists(key));
         Ok(reply)
@@ -91,7 +91,8 @@ impl StateMachine for KvShard {
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {
         let now_ms = now_ms.max(self.store.time_ms());
         let keys = self.store.expired_keys(now_ms, EXPIRED_KEYS_PER_ENTRY_MAX);
-        if keys.is_empty() {
+        // A delayed flush_all that has come is done by the next entry applied: this one.
+        if keys.is_empty() && !self.store.flush_due(now_ms) {
             return None;
         }
         Some(KvWrite::unstamped(WriteOp::RemoveExpired { keys }).encode())
@@ -111,7 +112,8 @@ impl StateMachine for KvShard {
 
     fn time_entry(&self, query: &KvRead, now_ms: u64) -> Option<Vec<u8>> {
         let keys = self.store.newly_expired(query, now_ms, EXPIRED_KEYS_PER_ENTRY_MAX);
-        if keys.is_empty() {
+        let flush_comes = self.store.flush_due(now_ms) && !self.store.flush_due(self.store.time_ms());
+        if keys.is_empty() && !flush_comes {
             return None;
         }
         // Its time is at least `now_ms`: every key expired by then is expired in the log, and
