@@ -65,6 +65,13 @@ impl KvStore {
             KvRead::Object { key, field } => object_reply(live(key), *field),
             KvRead::MemoryUsage { key } => memory_usage_reply(key, live(key)),
             KvRead::McGet { key } => self.mc_get(key, now_ms).map_or(Reply::Nil, McItem::into_reply),
+            KvRead::Versions { keys } => Reply::Array(
+                keys.iter()
+                    .map(|key| {
+                        Reply::Integer(i64::try_from(self.live_version(key, now_ms)).unwrap_or(i64::MAX))
+                    })
+                    .collect(),
+            ),
         }
     }
 

@@ -69,7 +69,7 @@ async fn run_steps(executor: &Executor, steps: Vec<TxnStep>) -> Result<Vec<Reply
         return Ok(Vec::new());
     }
     let shard = single_shard(executor.shards(), &steps)?;
-    let entry = KvWrite::unstamped(WriteOp::Transaction { steps });
+    let entry = KvWrite::unstamped(WriteOp::Transaction { steps, watched: Vec::new() });
     match executor.on_shard(shard, ShardOp::Write(entry)).await {
         Ok(Reply::Array(replies)) => Ok(replies),
         Ok(other) => Err(Frame::error(format!("ERR internal: a transaction answered {other:?}"))),
