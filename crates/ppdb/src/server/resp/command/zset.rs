@@ -1,12 +1,11 @@
-//! Sorted-set commands: ZADD, ZSCORE, the pops, ZRANDMEMBER, ZSCAN; the range and
-//! multi-set commands are parsed in `zset_range`.
+//! Sorted-set commands: ZADD, ZSCORE, the pops, ZRANDMEMBER, ZSCAN, and the argument helpers
+//! the range and multi-set commands (parsed in `zset_range`) share.
 
 use bytes::Bytes;
 
 use super::args::{arg, float, integer, is, owned, owned_from};
 use super::error::{CommandError, SortedSetError};
 use super::write::WriteCommand;
-use super::zset_range;
 use super::{BlockingPop, Command};
 use crate::kv::scan::parse_cursor;
 use crate::kv::types::zset::{PopEnd, PopReply, SortedSetRead, SortedSetWrite, ZaddOptions};
@@ -43,7 +42,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "bzmpop" => blocking_multi_pop(args),
         "zrandmember" => random_members(args),
         "zscan" => scan(args),
-        _ => return zset_range::parse(name, args),
+        _ => return None,
     })
 }
 
