@@ -24,6 +24,7 @@ use super::resp::command::{
     refused_outside_multi, Admission, BlockingPop, Command, CommandClass, Queued, Transaction,
     TransactionError, WriteCommand,
 };
+use super::resp::reply::error_frame;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::session::{session_command, Session};
 use super::settings::OutputBufferLimit;
@@ -550,12 +551,6 @@ fn admit(session: &mut Session, args: &[Bytes]) -> Result<Command, Frame> {
             Err(Frame::error(error.to_string()))
         }
     }
-}
-
-/// A database error as a Redis error reply: the seed's code first, for machines.
-pub fn error_frame(error: &Error) -> Frame {
-    let text = error.to_string().replace(['\r', '\n'], " ");
-    Frame::error(format!("{} {text}", error.code().as_str()))
 }
 
 fn to_frame(result: Result<Reply, Error>) -> Frame {

@@ -1,11 +1,12 @@
-//! Typed answers to RESP frames: key-space [`Reply`]s, command errors, and the COMMAND
-//! introspection replies built from the command table.
+//! Typed answers to RESP frames: key-space [`Reply`]s, PPDB's errors, command errors, and the
+//! COMMAND introspection replies built from the command table.
 
 use bytes::Bytes;
 
 use super::command::{CommandError, CommandQuery, CommandSpec, COMMANDS};
 use super::frame::Frame;
 use super::parse::ProtocolError;
+use crate::error::Error;
 use crate::kv::Reply;
 
 impl From<Reply> for Frame {
@@ -34,6 +35,12 @@ impl From<Reply> for Frame {
             ),
         }
     }
+}
+
+/// A database error as a Redis error reply: the seed's code first, for machines.
+pub fn error_frame(error: &Error) -> Frame {
+    let text = error.to_string().replace(['\r', '\n'], " ");
+    Frame::error(format!("{} {text}", error.code().as_str()))
 }
 
 impl From<&CommandError> for Frame {
