@@ -5,11 +5,17 @@
 //! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
 //! replicates any [`state_machine::StateMachine`].
 
+pub mod assembly;
 pub mod clock;
+pub mod cluster_file;
 pub mod directory;
+mod directory_sync;
 pub mod handle;
+pub mod identity;
+pub mod join;
 pub mod leaders;
 pub mod lifecycle;
+pub mod membership;
 pub mod placement;
 pub mod raft_storage;
 pub mod reconcile;
@@ -18,11 +24,14 @@ pub mod runtime;
 pub mod snapshot_transfer;
 pub mod state_machine;
 
+pub use assembly::{AssembledNode, PeerService};
 pub use clock::{SystemClock, WallClock};
+pub use cluster_file::ClusterFile;
 pub use directory::{Directory, DirectoryCommand, MemberStatus};
 pub use handle::NodeHandle;
 pub use leaders::LeaderTable;
 pub use lifecycle::PeerState;
+pub use membership::MembershipService;
 pub use placement::ClientTraffic;
 pub use reconcile::MembershipPolicy;
 pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GROUP};
