@@ -5,11 +5,9 @@
 
 pub mod admin;
 pub mod blocking;
+pub mod client;
 pub mod connection;
 pub mod context;
-pub mod executor;
-pub mod forward;
-pub mod forward_batch;
 pub mod listener;
 pub mod memory;
 pub mod node;

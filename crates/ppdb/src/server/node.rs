@@ -3,9 +3,10 @@
 //! and the HTTP admin endpoints) and the answers to other members' forwarded shard operations.
 
 use super::admin;
-use super::context::{ServerContext, ServerStats};
-use super::executor::Executor;
-use super::forward::SHARD_REQUEST_TAG;
+use super::client::executor::Executor;
+use super::client::forward::SHARD_REQUEST_TAG;
+use super::client::stats::ServerStats;
+use super::context::ServerContext;
 use super::listener;
 use super::memory::MemoryLimit;
 use super::report::NodeReport;

@@ -13,8 +13,8 @@
 
 use std::collections::BTreeSet;
 
-use super::executor::{shard_of, Executor};
-use super::forward::ShardOp;
+use super::client::executor::{shard_of, Executor};
+use super::client::forward::ShardOp;
 use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
 use super::resp::Frame;

@@ -8,6 +8,7 @@ use super::frame::Frame;
 use super::parse::ProtocolError;
 use crate::error::Error;
 use crate::kv::Reply;
+use crate::server::client::failure::Failure;
 
 impl From<Reply> for Frame {
     /// The frame Redis would send; RESP2/RESP3 differences (null) are left to the encoder.
@@ -39,8 +40,7 @@ impl From<Reply> for Frame {
 
 /// A database error as a Redis error reply: the seed's code first, for machines.
 pub fn error_frame(error: &Error) -> Frame {
-    let text = error.to_string().replace(['\r', '\n'], " ");
-    Frame::error(format!("{} {text}", error.code().as_str()))
+    Frame::error(Failure::from(error).to_string())
 }
 
 impl From<&CommandError> for Frame {
