@@ -32,7 +32,7 @@ use super::transaction::{self, ExecElement};
 use super::wait::WrittenShards;
 use crate::error::Error;
 use crate::kv::{KvWrite, Reply};
-use crate::node::runtime::wall_clock_ms;
+use crate::node::clock::wall_clock_ms;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -65,7 +65,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         stats: ServerStats::default(),
         report: report.clone(),
         started,
-        started_unix_s: crate::node::runtime::wall_clock_ms() / 1000,
+        started_unix_s: crate::node::clock::wall_clock_ms() / 1000,
         clients: Arc::default(),
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)

@@ -14,7 +14,7 @@ use super::forward::{self, ForwardOutcome, ShardOp};
 use super::forward_batch::{ForwardBatcher, ForwardFailure};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
-use crate::node::runtime::wall_clock_ms;
+use crate::node::clock::wall_clock_ms;
 use crate::node::{ClientTraffic, LeaderTable, NodeHandle};
 use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
