@@ -4,6 +4,12 @@
 //! It talks to the network only through an [`runtime::Outbox`] (and an inbound channel), and
 //! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
 //! replicates any [`state_machine::StateMachine`].
+//!
+//! [`assembly`] starts what every node has whatever client protocols it serves: the data
+//! directory's [`cluster_file`] and [`identity`], joining ([`join`]) or founding the cluster,
+//! the storage, the transport and the runtime, the node's [`membership`] service, and the
+//! upkeep that follows the directory. The layers above start their services on the
+//! [`AssembledNode`] it returns; this layer imports nothing from them.
 
 pub mod assembly;
 pub mod clock;
