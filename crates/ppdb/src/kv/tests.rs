@@ -766,7 +766,8 @@ fn a_watched_transaction_runs_while_its_keys_keep_their_versions() {
 
 #[test]
 fn any_write_to_a_watched_key_makes_exec_answer_nil_and_run_nothing() {
-    let writes: Vec<(&str, Box<dyn Fn(&mut Db)>)> = vec![
+    type Write = Box<dyn Fn(&mut Db)>;
+    let writes: Vec<(&str, Write)> = vec![
         ("SET of the same value", Box::new(|db| drop(db.set("w", "1")))),
         ("DEL", Box::new(|db| drop(db.write(WriteOp::Del { keys: vec![b("w")] })))),
         ("EXPIRE", Box::new(|db| drop(db.expire_in("w", 60_000, ExpireCondition::Always)))),

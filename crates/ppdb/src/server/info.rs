@@ -65,7 +65,7 @@ impl ServerContext {
             usize::BITS,
             std::process::id(),
             self.report.client_addr.port(),
-            crate::node::runtime::wall_clock_ms().saturating_mul(1000),
+            crate::node::clock::wall_clock_ms().saturating_mul(1000),
             uptime_s / 86_400,
         );
     }

@@ -13,13 +13,13 @@
 
 use std::collections::BTreeSet;
 
-use super::connection::error_frame;
-use super::executor::{shard_of, Executor};
-use super::forward::ShardOp;
+use super::client::executor::{shard_of, Executor};
+use super::client::forward::ShardOp;
 use super::resp::command::{Command, Queued, TransactionError};
+use super::resp::reply::error_frame;
 use super::resp::Frame;
 use crate::kv::{KvWrite, Reply, TxnStep, WriteOp};
-use crate::node::runtime::wall_clock_ms;
+use crate::node::clock::wall_clock_ms;
 
 /// One element of EXEC's reply, in queue order.
 #[derive(Debug)]

@@ -143,6 +143,7 @@ impl Command {
             .or_else(|| set::parse(spec.name, rest))
             .or_else(|| pop::parse(spec.name, rest))
             .or_else(|| zset::parse(spec.name, rest))
+            .or_else(|| zset_range::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 

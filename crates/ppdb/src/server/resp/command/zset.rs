@@ -1,5 +1,5 @@
-//! Sorted-set commands: ZADD, ZSCORE, the pops, ZRANDMEMBER, ZSCAN; the range and
-//! multi-set commands are parsed in `zset_range`.
+//! Sorted-set commands: ZADD, ZSCORE, the pops, ZRANDMEMBER, ZSCAN, and the argument helpers
+//! the range and multi-set commands (parsed in `zset_range`) share.
 
 use bytes::Bytes;
 
@@ -7,7 +7,6 @@ use super::args::{arg, float, integer, is, owned, owned_from};
 use super::element_scan::element_scan;
 use super::error::{CommandError, SortedSetError};
 use super::write::WriteCommand;
-use super::zset_range;
 use super::{BlockingPop, Command};
 use crate::kv::types::zset::{PopEnd, PopReply, SortedSetRead, SortedSetWrite, ZaddOptions};
 use crate::kv::{CollectionRead, CollectionWrite, KvRead, WriteOp};
@@ -40,7 +39,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "bzmpop" => blocking_multi_pop(args),
         "zrandmember" => random_members(args),
         "zscan" => scan(args),
-        _ => return zset_range::parse(name, args),
+        _ => return None,
     })
 }
 

@@ -12,12 +12,11 @@
 
 use super::forward::{self, ForwardOutcome, ShardOp};
 use super::forward_batch::{ForwardBatcher, ForwardFailure};
-use super::shard::KvShard;
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
-use crate::node::runtime::wall_clock_ms;
+use crate::node::clock::wall_clock_ms;
 use crate::node::{ClientTraffic, LeaderTable, NodeHandle};
-use crate::server::resp::command::WriteCommand;
+use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
 use futures::future::BoxFuture;
@@ -71,10 +70,10 @@ impl Executor {
         self.shards
     }
 
-    /// Runs a write command. Multi-key writes that span shards run per shard: MSET and DEL
-    /// are then not atomic across shards (documented); MSETNX, RENAME and COPY are refused.
-    pub async fn write(&self, command: &WriteCommand) -> Result<Reply, Error> {
-        let write = unstamped(command)?;
+    /// Runs a write (its entry unstamped: the shard's leader stamps it). Multi-key writes that
+    /// span shards run per shard: MSET and DEL are then not atomic across shards (documented);
+    /// MSETNX, RENAME and COPY are refused.
+    pub async fn write(&self, write: KvWrite) -> Result<Reply, Error> {
         match &write.op {
             WriteOp::FlushAll => {
                 let all = (1..=self.shards).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
@@ -444,23 +443,13 @@ impl Executor {
         }
     }
 
-    /// The single shard a write goes to, and its entry (unstamped: the shard's leader stamps
-    /// it); `None` for writes spanning several shards (or all of them).
-    pub fn plan_write(&self, command: &WriteCommand) -> Option<Result<(u64, ShardOp), Error>> {
-        let keys = command.keys();
-        let first = keys.first()?;
-        let shard = shard_of(first, self.shards);
-        if keys.iter().any(|k| shard_of(k, self.shards) != shard) {
-            return None;
-        }
-        Some(unstamped(command).map(|write| (shard, ShardOp::Write(write))))
+    /// The single shard a write goes to (it can join a per-shard batch); `None` for writes
+    /// spanning several shards (or all of them).
+    pub fn write_shard(&self, write: &KvWrite) -> Option<u64> {
+        let keys = write.op.keys();
+        let shard = shard_of(keys.first()?, self.shards);
+        keys.iter().all(|k| shard_of(k, self.shards) == shard).then_some(shard)
     }
-}
-
-/// The log entry of `command`, for the shard's leader to stamp with its time. This node's clock
-/// only checks relative expiries for overflow, as Redis does.
-fn unstamped(command: &WriteCommand) -> Result<KvWrite, Error> {
-    command.resolve(wall_clock_ms()).map_err(|e| Error::State(format!("cannot resolve write: {e}")))
 }
 
 fn is_retryable(result: &Result<Reply, Error>) -> bool {
