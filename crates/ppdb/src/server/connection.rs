@@ -569,7 +569,7 @@ fn to_frame(result: Result<Reply, Error>) -> Frame {
 
 async fn connection_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
     match command {
-        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
+        Command::Multi | Command::Exec | Command::Discard | Command::Watch { .. } | Command::Reset => {
             transaction_command(ctx, session, command).await
         }
         other => session_command(ctx, session, other).await,
@@ -585,27 +585,40 @@ async fn transaction_command(ctx: &ServerContext, session: &mut Session, command
             session.transaction = Some(Transaction::default());
             Frame::simple("OK")
         }
-        Command::Exec => match session.transaction.take().map(Transaction::into_queued) {
-            None => error(TransactionError::ExecWithoutMulti),
-            Some(Err(abort)) => error(abort),
-            Some(Ok(queued)) => {
-                for queued in &queued {
-                    if let Queued::Command(Command::Write(write)) = queued {
-                        note_written(&mut session.written, write, ctx.executor.shards());
-                    }
-                }
-                match transaction::exec(&ctx.executor, queued).await {
-                    Ok(elements) => exec_reply(ctx, session, elements).await,
-                    Err(frame) => frame,
+        Command::Exec => {
+            let Some(transaction) = session.transaction.take() else {
+                return error(TransactionError::ExecWithoutMulti);
+            };
+            // EXEC unwatches whatever it answers, as Redis does.
+            let watched = std::mem::take(&mut session.watched);
+            let queued = match transaction.into_queued() {
+                Ok(queued) => queued,
+                Err(abort) => return error(abort),
+            };
+            for queued in &queued {
+                if let Queued::Command(Command::Write(write)) = queued {
+                    note_written(&mut session.written, write, ctx.executor.shards());
                 }
             }
-        },
+            match transaction::exec(&ctx.executor, queued, watched).await {
+                Ok(elements) => exec_reply(ctx, session, elements).await,
+                Err(frame) => frame,
+            }
+        }
         Command::Discard => match session.transaction.take() {
             None => error(TransactionError::DiscardWithoutMulti),
-            Some(_) => Frame::simple("OK"),
+            Some(_) => {
+                session.watched.clear();
+                Frame::simple("OK")
+            }
         },
-        Command::Watch if session.transaction.is_some() => error(TransactionError::WatchInsideMulti),
-        Command::Watch => error(TransactionError::WatchNotSupported),
+        Command::Watch { .. } if session.transaction.is_some() => error(TransactionError::WatchInsideMulti),
+        Command::Watch { keys } => {
+            match transaction::watch(&ctx.executor, keys, &mut session.watched).await {
+                Ok(()) => Frame::simple("OK"),
+                Err(error) => error_frame(&error),
+            }
+        }
         Command::Reset => {
             session.reset();
             Frame::simple("RESET")

@@ -126,7 +126,8 @@ impl Executor {
     /// Runs a read command linearizably.
     pub async fn read(&self, read: &KvRead) -> Result<Reply, Error> {
         match read {
-            KvRead::MGet { keys } => self.mget(keys).await,
+            KvRead::MGet { keys } => self.per_key(keys, |keys| KvRead::MGet { keys }).await,
+            KvRead::Versions { keys } => self.per_key(keys, |keys| KvRead::Versions { keys }).await,
             KvRead::Exists { keys } => {
                 let runs = self
                     .group_keys(keys)
@@ -167,21 +168,30 @@ impl Executor {
         futures_join((1..=self.shards).map(|s| self.on_shard(s, ShardOp::Read(read.clone())))).await
     }
 
-    async fn mget(&self, keys: &[Vec<u8>]) -> Result<Reply, Error> {
+    /// A read answering one element per key (MGET, WATCH's versions), over the keys' shards at
+    /// once: each shard answers for its keys, and the elements are put back in the keys' order.
+    async fn per_key(
+        &self,
+        keys: &[Vec<u8>],
+        query: impl Fn(Vec<Vec<u8>>) -> KvRead,
+    ) -> Result<Reply, Error> {
         let mut positions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, key) in keys.iter().enumerate() {
             positions.entry(shard_of(key, self.shards)).or_default().push(i);
         }
         let runs = positions.iter().map(|(&shard, idx)| {
             let keys = idx.iter().map(|&i| keys[i].clone()).collect();
-            self.on_shard(shard, ShardOp::Read(KvRead::MGet { keys }))
+            self.on_shard(shard, ShardOp::Read(query(keys)))
         });
         let results = futures_join(runs).await;
         let mut out = vec![Reply::Nil; keys.len()];
         for ((_, idx), result) in positions.iter().zip(results) {
             let Reply::Array(values) = result? else {
-                return Err(Error::State("MGET on a shard did not answer an array".into()));
+                return Err(Error::State("a per-key read on a shard did not answer an array".into()));
             };
+            if values.len() != idx.len() {
+                return Err(Error::State("a per-key read on a shard answered for other keys".into()));
+            }
             for (&i, value) in idx.iter().zip(values) {
                 out[i] = value;
             }

@@ -69,7 +69,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "multi" => Ok(Command::Multi),
         "exec" => Ok(Command::Exec),
         "discard" => Ok(Command::Discard),
-        "watch" => Ok(Command::Watch),
+        "watch" => Ok(Command::Watch { keys: args.iter().map(|key| key.to_vec()).collect() }),
         "unwatch" => Ok(Command::Unwatch),
         "reset" => Ok(Command::Reset),
         _ => return None,

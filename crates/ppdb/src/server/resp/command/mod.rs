@@ -87,8 +87,12 @@ pub enum Command {
     Exec,
     /// DISCARD: drop the queued transaction.
     Discard,
-    /// WATCH key \[key ...\] (not supported yet: answered with an error).
-    Watch,
+    /// WATCH key \[key ...\]: EXEC runs nothing, and answers a null array, if one of the keys
+    /// is written before it.
+    Watch {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
     /// UNWATCH.
     Unwatch,
     /// RESET: back to a fresh connection's state.
