@@ -354,6 +354,8 @@ pub enum KvRead {
     },
     /// DBSIZE.
     DbSize,
+    /// INFO keyspace's `expires`: how many live keys have an expiry.
+    Expires,
     /// RANDOMKEY.
     RandomKey,
     /// A hash, list, set or sorted-set query (see [`super::types`]).
@@ -450,7 +452,9 @@ impl KvRead {
             Self::MGet { keys } | Self::Exists { keys } | Self::Versions { keys } => {
                 keys.iter().map(Vec::as_slice).collect()
             }
-            Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
+            Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::Expires | Self::RandomKey => {
+                Vec::new()
+            }
             Self::Collection(query) => query.keys(),
         }
     }
@@ -958,6 +962,7 @@ mod tests {
                     type_name
                 }),
             Just(KvRead::DbSize),
+            Just(KvRead::Expires),
             Just(KvRead::RandomKey),
             proptest::collection::vec(bytes(), 0..4).prop_map(|keys| KvRead::Versions { keys }),
         ]

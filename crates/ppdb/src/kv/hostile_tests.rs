@@ -201,6 +201,7 @@ fn read() -> impl Strategy<Value = KvRead> {
         (any::<u64>(), prop::option::of(pattern()), prop::sample::select(vec![0, 1, 10, u64::MAX]))
             .prop_map(|(cursor, pattern, count)| KvRead::Scan { cursor, pattern, count, type_name: None }),
         Just(KvRead::DbSize),
+        Just(KvRead::Expires),
         Just(KvRead::RandomKey),
     ]
 }

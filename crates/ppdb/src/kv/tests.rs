@@ -812,3 +812,15 @@ fn changing_a_watched_collection_breaks_the_watch() {
     db.write(hset("2"));
     assert_eq!(db.exec_watched(watched), Reply::NilArray);
 }
+
+#[test]
+fn expires_counts_the_live_keys_with_an_expiry() {
+    let mut db = Db::new();
+    db.set("plain", "v");
+    db.set_with("soon", "v", SetCondition::Always, SetTtl::At(db.now + 10), false);
+    db.set_with("later", "v", SetCondition::Always, SetTtl::At(db.now + 10_000), false);
+    assert_eq!(db.read(KvRead::Expires), Reply::Integer(2));
+    db.now += 11;
+    assert_eq!(db.read(KvRead::Expires), Reply::Integer(1), "an expired key no longer counts");
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(2));
+}

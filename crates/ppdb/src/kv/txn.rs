@@ -90,6 +90,7 @@ const READ_OBJECT: u8 = 16;
 const READ_MEMORY_USAGE: u8 = 17;
 const READ_MC_GET: u8 = 18;
 const READ_VERSIONS: u8 = 19;
+const READ_EXPIRES: u8 = 20;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -195,6 +196,7 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
             put_option(out, type_name);
         }
         KvRead::DbSize => out.push(READ_DBSIZE),
+        KvRead::Expires => out.push(READ_EXPIRES),
         KvRead::RandomKey => out.push(READ_RANDOMKEY),
         KvRead::Collection(query) => {
             out.push(READ_COLLECTION);
@@ -264,6 +266,7 @@ pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeErr
             type_name: option(reader)?,
         },
         READ_DBSIZE => KvRead::DbSize,
+        READ_EXPIRES => KvRead::Expires,
         READ_RANDOMKEY => KvRead::RandomKey,
         READ_COLLECTION => KvRead::Collection(CollectionRead::decode(reader)?),
         READ_OBJECT => KvRead::Object { key: key(reader)?, field: object_field(reader)? },

@@ -170,6 +170,9 @@ fn connection_commands_and_error_texts() {
     }
     let keyspace: String = run(c, &["INFO", "keyspace"]);
     assert!(keyspace.contains("# Keyspace") && !keyspace.contains("# Server"), "INFO keyspace:\n{keyspace}");
+    ok(c, &["SET", "info-expiring", "1", "EX", "100"]);
+    let keyspace: String = run(c, &["INFO", "keyspace"]);
+    assert!(keyspace.contains("db0:keys=2,expires=1,"), "INFO keyspace counts keys with a TTL:\n{keyspace}");
 
     // Redis 7's error texts; the connection stays usable after each.
     assert_eq!(

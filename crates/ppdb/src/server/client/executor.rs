@@ -135,7 +135,7 @@ impl Executor {
                     .map(|(shard, keys)| self.on_shard(shard, ShardOp::Read(KvRead::Exists { keys })));
                 sum_integers(futures_join(runs).await)
             }
-            KvRead::DbSize => sum_integers(self.everywhere(read).await),
+            KvRead::DbSize | KvRead::Expires => sum_integers(self.everywhere(read).await),
             KvRead::Keys { .. } => {
                 let mut keys = Vec::new();
                 for result in self.everywhere(read).await {
