@@ -343,14 +343,14 @@ impl KvStore {
         change: impl FnOnce(&mut T) -> R,
         counts: impl FnOnce(&R) -> bool,
     ) -> Result<Option<R>, KvError> {
-        match self.entries.get(key) {
-            Some(value) if T::of(&value.data).is_none() => return Err(KvError::WrongType),
-            Some(_) => {}
-            None if create => self.insert_value(key, T::default().into_data(), None),
-            None => return Ok(None),
-        }
+        let version = self.write_version;
+        // One lookup for an existing key, the usual case.
         let Some(value) = self.entries.get_mut(key) else {
-            return Ok(None);
+            if !create {
+                return Ok(None);
+            }
+            self.insert_value(key, T::default().into_data(), None);
+            return self.change_collection_counted(key, false, change, counts);
         };
         let Some(collection) = T::of_mut(&mut value.data) else {
             return Err(KvError::WrongType);
@@ -359,7 +359,7 @@ impl KvStore {
         let result = change(collection);
         let (after, empty) = (collection.bytes(), collection.is_empty());
         if counts(&result) {
-            value.version = self.write_version;
+            value.version = version;
         }
         self.data_bytes = self.data_bytes - before + after;
         if empty {
