@@ -1,12 +1,14 @@
-//! EXEC of a transaction on one shard (DESIGN "Transactions": 1PC).
+//! EXEC of a transaction on one shard: one log entry, one Raft round (docs/architecture.md,
+//! "MULTI/EXEC with WATCH").
 //!
 //! The queued key-space commands become one log entry ([`WriteOp::Transaction`]): writes
-//! resolved to absolute times at this node's clock as every other write is, reads as queries
-//! evaluated when the entry is applied, so they are linearizable and see the transaction's
-//! earlier writes. The entry goes to the shard's leader through the executor like any write
-//! (forwarded if needed, retried only when it certainly did not take effect), and the state
-//! machine applies it in one step. Connection commands queued in the transaction (PING, ECHO,
-//! ...) touch no key and are answered by the connection in place.
+//! resolved as every other write is (a relative expiry stays a span from the entry's time,
+//! which the shard's leader stamps), reads as queries evaluated when the entry is applied, so
+//! they are linearizable and see the transaction's earlier writes. The entry goes to the
+//! shard's leader through the executor like any write (forwarded if needed, retried only when
+//! it certainly did not take effect), and the state machine applies it in one step.
+//! Connection commands queued in the transaction (PING, ECHO, ...) touch no key and are
+//! answered by the connection in place.
 //!
 //! WATCH reads the watched keys' versions (the log index of each key's last write, 0 for an
 //! absent key) linearizably; EXEC puts them in the entry, and the state machine runs none of

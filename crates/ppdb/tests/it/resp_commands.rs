@@ -70,7 +70,8 @@ fn keys_on_shard(prefix: &str, shard: u64, count: usize) -> Vec<String> {
         .collect()
 }
 
-/// The string, key-space and connection commands every node must answer (DESIGN.md's list).
+/// The string, key-space and connection commands every node must answer (the first list of
+/// commands PPDB set out to serve).
 const ISSUE_COMMANDS: [&str; 45] = [
     "PING",
     "ECHO",
