@@ -36,9 +36,10 @@ pub struct Value {
     pub data: Data,
     /// Expiry in milliseconds since the Unix epoch; `None` means the key never expires.
     pub expire_at_ms: Option<u64>,
-    /// The log index of the entry that last wrote the key as a whole or its string
-    /// (memcached's `cas` unique): the same on every replica. A change of expiry alone keeps
-    /// it, as memcached's `touch` does, and so does a change to a collection's elements.
+    /// The log index of the entry that last wrote the key, the same on every replica: what
+    /// WATCH compares and memcached's `cas` unique. Every write counts (a collection's
+    /// elements, EXPIRE, PERSIST, GETEX too) but memcached's `touch` and `gat`, which keep an
+    /// item's `cas` as memcached does.
     pub version: u64,
     /// memcached's 32-bit client flags, kept with the value; 0 for a value written through
     /// RESP (SET, MSET, ...), kept by the writes that change a value in place (APPEND, INCR).

@@ -4,8 +4,8 @@
 //! options of the command, replying exactly as Redis 7 would to a malformed one
 //! ([`CommandError`]). A parsed command says what it is for routing ([`Command::class`],
 //! [`Command::keys`]). Reads are ready-made [`KvRead`] queries; writes are [`WriteCommand`]s
-//! whose relative expiry times the leader turns into absolute ones with
-//! [`WriteCommand::resolve`] just before proposing them.
+//! that [`WriteCommand::resolve`] turns into log entries, relative expiries kept as spans from
+//! the time the shard's leader stamps on the entry.
 //!
 //! One file per concern: `connection` (PING, HELLO, CONFIG, ...), `client` (CLIENT), `server`
 //! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `strings` (GET,
