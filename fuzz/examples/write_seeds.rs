@@ -109,7 +109,7 @@ fn log_entry_seeds() {
     write("log_entry", "kv_hset", &entry(hset("h", &[("f1", "v1"), ("f2", "v2")], false)));
     write("log_entry", "kv_hmset", &entry(hset("h", &[("f", "v")], true)));
     let steps = vec![TxnStep::Write(hset("h", &[("f", "v")], false)), TxnStep::Read(hget("h", "f"))];
-    write("log_entry", "kv_txn_hset_hget", &entry(WriteOp::Transaction { steps }));
+    write("log_entry", "kv_txn_hset_hget", &entry(WriteOp::Transaction { steps, watched: Vec::new() }));
     write("log_entry", "kv_hget", &read(hget("h", "f")));
 }
 

@@ -44,7 +44,7 @@ const PROPOSER_COUNTS: [usize; 2] = [1, 64];
 /// Proposals committed one by one before the first row, so the first row does not pay for
 /// connection set-up and the leader's first entries.
 const WARMUP_PROPOSALS: u64 = 200;
-/// Raft messages queued from the transport to a runtime (as in `server::node`).
+/// Raft messages queued from the transport to a runtime (as in `node::assembly`).
 const RAFT_INBOX_MESSAGES_MAX: usize = 65_536;
 /// How long to wait for the transports to connect and a leader to be elected.
 const LEADER_WAIT_MAX: Duration = Duration::from_secs(20);
@@ -104,7 +104,7 @@ fn runtime_config(node: NodeId) -> RuntimeConfig {
     }
 }
 
-/// Sends the runtime's Raft messages through the transport (as `server::node` does).
+/// Sends the runtime's Raft messages through the transport (as `node::assembly` does).
 struct TransportOutbox(Transport);
 
 impl Outbox for TransportOutbox {

@@ -2,11 +2,12 @@
 //!
 //! A cluster is a set of nodes; the key space is split into shards; every shard is a Raft group
 //! (see the `ppdb-raft` crate) replicated on several nodes. Clients speak the Redis protocol.
-//! The layers, top to bottom (see `DESIGN.md`): [`cli`] (the `ppdb` binary), [`server`] (RESP
-//! and HTTP admin), [`kv`] (a shard's state machine), [`node`] (the runtime driving the Raft
-//! groups), [`transport`] (peer TCP), [`storage`] (write-ahead log, snapshot files, disk), with
-//! [`codec`] for the binary formats, [`limits`] for the size limits that must agree, and
-//! [`error`] for the seed's error codes every layer maps onto.
+//! The layers, top to bottom: [`cli`] (the `ppdb` binary), [`server`] (RESP and HTTP admin),
+//! [`kv`] (a shard's state machine), [`node`] (the runtime driving the Raft groups),
+//! [`transport`] (peer TCP), [`storage`] (write-ahead log, snapshot files, disk), with [`codec`]
+//! for the binary formats, [`limits`] for the size limits that must agree, and [`error`] for the
+//! seed's error codes every layer maps onto. `docs/architecture.md` in the repository says what
+//! each layer owns and follows a read, a write and a transaction through them.
 
 pub mod cli;
 pub mod codec;

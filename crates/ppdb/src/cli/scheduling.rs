@@ -6,8 +6,8 @@
 //! becomes readable) does not preempt the thread running on its CPU, but waits for it to block
 //! or use up its time slice. A node's work comes in rounds of many small steps separated by
 //! fsyncs, so preempting halfway through a round only adds a context switch and delays the
-//! round: with three nodes on two CPUs, 64 writing clients went from 32.5-34.1k to
-//! 36.0-38.8k writes/s (docs/benchmarks.md). Threads wait at most a time slice (a few
+//! round: with three nodes on two CPUs, 64 writing clients went from 31.6-35.3k to
+//! 36.4-38.4k writes/s (4739335, docs/benchmarks.md). Threads wait at most a time slice (a few
 //! milliseconds), far below the election timeout.
 
 /// Puts the calling thread, and every thread it starts from now on, under `SCHED_BATCH`.

@@ -123,6 +123,25 @@ pub(crate) fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// Appends a counted list of byte strings.
+pub(crate) fn put_list(out: &mut Vec<u8>, items: &[Vec<u8>]) {
+    put_varint(out, items.len() as u64);
+    for item in items {
+        put_bytes(out, item);
+    }
+}
+
+/// Appends an optional field: 0, or 1 and the field.
+pub(crate) fn put_option<T>(out: &mut Vec<u8>, field: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
+    match field {
+        None => out.push(0),
+        Some(field) => {
+            out.push(1);
+            put(out, field);
+        }
+    }
+}
+
 /// A bounds-checked cursor over an input buffer.
 pub(crate) struct Reader<'a> {
     input: &'a [u8],
@@ -201,6 +220,34 @@ impl<'a> Reader<'a> {
         // `len <= max` fits in usize on 64-bit targets; on smaller ones `take` reports truncation.
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         Ok(self.take(len, field)?.to_vec())
+    }
+
+    /// Reads a 0/1 flag byte.
+    pub(crate) fn flag(&mut self, field: &'static str) -> Result<bool, KvDecodeError> {
+        let offset = self.pos;
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            tag => Err(KvDecodeError::InvalidTag { field, tag, offset }),
+        }
+    }
+
+    /// Reads what [`put_option`] wrote.
+    pub(crate) fn option<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, KvDecodeError>,
+    ) -> Result<Option<T>, KvDecodeError> {
+        match self.flag("option")? {
+            false => Ok(None),
+            true => read(self).map(Some),
+        }
+    }
+
+    /// Reads eight raw bytes as a little-endian `u64` (a seed, a float's bits).
+    pub(crate) fn u64_le(&mut self, field: &'static str) -> Result<u64, KvDecodeError> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(self.take(8, field)?);
+        Ok(u64::from_le_bytes(raw))
     }
 
     /// Fails unless every byte was consumed.

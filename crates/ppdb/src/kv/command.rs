@@ -26,7 +26,7 @@
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::introspect::ObjectField;
 use super::memcached::McWrite;
-use super::txn::{decode_steps, encode_steps, TxnStep};
+use super::txn::{decode_steps, decode_watched, encode_steps, encode_watched, TxnStep, WatchedKey};
 use super::types::{CollectionRead, CollectionWrite};
 
 /// The largest string value: PPDB's `proto-max-bulk-len` ([`crate::limits::VALUE_BYTES_MAX`]).
@@ -253,6 +253,9 @@ pub enum WriteOp {
     Transaction {
         /// The commands, in client order; none is itself a transaction.
         steps: Vec<TxnStep>,
+        /// WATCH: the keys the client watched and the versions it saw. If any key's version
+        /// differs when the entry applies, no step runs and EXEC answers a null array.
+        watched: Vec<WatchedKey>,
     },
     /// A hash, list, set or sorted-set command (see [`super::types`]).
     Collection(CollectionWrite),
@@ -351,6 +354,8 @@ pub enum KvRead {
     },
     /// DBSIZE.
     DbSize,
+    /// INFO keyspace's `expires`: how many live keys have an expiry.
+    Expires,
     /// RANDOMKEY.
     RandomKey,
     /// A hash, list, set or sorted-set query (see [`super::types`]).
@@ -372,6 +377,11 @@ pub enum KvRead {
     McGet {
         /// The key.
         key: Vec<u8>,
+    },
+    /// WATCH: each key's version as [`super::KvStore::live_version`] gives it (0 when absent).
+    Versions {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
     },
 }
 
@@ -396,7 +406,10 @@ impl WriteOp {
                 vec![from.as_slice(), to.as_slice()]
             }
             Self::Del { keys } | Self::RemoveExpired { keys } => keys.iter().map(Vec::as_slice).collect(),
-            Self::Transaction { steps } => steps.iter().flat_map(TxnStep::keys).collect(),
+            Self::Transaction { steps, watched } => {
+                let watched = watched.iter().map(|watched| watched.key.as_slice());
+                steps.iter().flat_map(TxnStep::keys).chain(watched).collect()
+            }
             Self::Collection(op) => op.keys(),
             Self::Memcached(op) => op.key().into_iter().collect(),
             Self::FlushAll => Vec::new(),
@@ -436,8 +449,12 @@ impl KvRead {
             | Self::Object { key, .. }
             | Self::MemoryUsage { key }
             | Self::McGet { key } => vec![key.as_slice()],
-            Self::MGet { keys } | Self::Exists { keys } => keys.iter().map(Vec::as_slice).collect(),
-            Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::RandomKey => Vec::new(),
+            Self::MGet { keys } | Self::Exists { keys } | Self::Versions { keys } => {
+                keys.iter().map(Vec::as_slice).collect()
+            }
+            Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::Expires | Self::RandomKey => {
+                Vec::new()
+            }
             Self::Collection(query) => query.keys(),
         }
     }
@@ -470,6 +487,8 @@ const TAG_COLLECTION: u8 = 20;
 const TAG_ATTEMPT: u8 = 21;
 /// A memcached item command: its own tag, then its fields (see [`super::memcached`]).
 const TAG_MEMCACHED: u8 = 22;
+/// A transaction with watched keys: their versions, then the steps (see [`super::txn`]).
+const TAG_WATCHED_TRANSACTION: u8 = 23;
 // SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
 const TTL_TAG_AT: u8 = 2;
 const TTL_TAG_AFTER: u8 = 3;
@@ -536,7 +555,7 @@ impl KvWrite {
                 pairs.iter().map(|(k, v)| k.len() + v.len() + 4).sum()
             }
             WriteOp::Del { keys } | WriteOp::RemoveExpired { keys } => keys.iter().map(|k| k.len() + 2).sum(),
-            WriteOp::Transaction { steps } => steps.len() * 32,
+            WriteOp::Transaction { steps, watched } => (steps.len() + watched.len()) * 32,
             _ => 32,
         }
     }
@@ -651,8 +670,13 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             put_bytes(out, key);
         }
         WriteOp::FlushAll => out.push(TAG_FLUSHALL),
-        WriteOp::Transaction { steps } => {
+        WriteOp::Transaction { steps, watched } if watched.is_empty() => {
             out.push(TAG_TRANSACTION);
+            encode_steps(steps, out);
+        }
+        WriteOp::Transaction { steps, watched } => {
+            out.push(TAG_WATCHED_TRANSACTION);
+            encode_watched(watched, out);
             encode_steps(steps, out);
         }
         WriteOp::Collection(op) => {
@@ -739,7 +763,13 @@ pub(super) fn decode_op(
     let offset = reader.offset();
     let op_tag = reader.u8("operation")?;
     Ok(match op_tag {
-        TAG_TRANSACTION if transaction_allowed => WriteOp::Transaction { steps: decode_steps(reader)? },
+        TAG_TRANSACTION if transaction_allowed => {
+            WriteOp::Transaction { steps: decode_steps(reader)?, watched: Vec::new() }
+        }
+        TAG_WATCHED_TRANSACTION if transaction_allowed => {
+            let watched = decode_watched(reader)?;
+            WriteOp::Transaction { steps: decode_steps(reader)?, watched }
+        }
         // At the top level only, wrapping no transaction and no other attempt.
         TAG_ATTEMPT if transaction_allowed => {
             let id = reader.varint("attempt id")?;
@@ -932,7 +962,9 @@ mod tests {
                     type_name
                 }),
             Just(KvRead::DbSize),
+            Just(KvRead::Expires),
             Just(KvRead::RandomKey),
+            proptest::collection::vec(bytes(), 0..4).prop_map(|keys| KvRead::Versions { keys }),
         ]
     }
 
@@ -940,7 +972,11 @@ mod tests {
     fn entry_op() -> impl Strategy<Value = WriteOp> {
         let step = prop_oneof![op().prop_map(TxnStep::Write), read().prop_map(TxnStep::Read)];
         let transaction =
-            proptest::collection::vec(step, 0..5).prop_map(|steps| WriteOp::Transaction { steps });
+            (proptest::collection::vec(step, 0..5), proptest::collection::vec((bytes(), any::<u64>()), 0..3))
+                .prop_map(|(steps, watched)| WriteOp::Transaction {
+                    steps,
+                    watched: watched.into_iter().map(|(key, version)| WatchedKey { key, version }).collect(),
+                });
         let attempt = (any::<u64>(), proptest::option::of(op()))
             .prop_map(|(id, op)| WriteOp::Attempt { id, op: op.map(Box::new) });
         prop_oneof![op(), transaction, attempt]
@@ -1034,7 +1070,7 @@ mod tests {
 
     #[test]
     fn transactions_do_not_nest_and_their_step_count_is_bounded() {
-        let inner = WriteOp::Transaction { steps: vec![TxnStep::Read(KvRead::DbSize)] };
+        let inner = WriteOp::Transaction { steps: vec![TxnStep::Read(KvRead::DbSize)], watched: Vec::new() };
         let mut nested = vec![ENCODING_VERSION_VARINT_TIME, 0, TAG_TRANSACTION, 1, 1];
         encode_op(&inner, &mut nested);
         assert_eq!(
@@ -1054,14 +1090,18 @@ mod tests {
         let persist = attempt(WriteOp::Persist { key: b"p".to_vec() });
         assert_eq!(persist.keys(), vec![&b"p"[..]]);
         assert!(WriteOp::Attempt { id: 8, op: None }.keys().is_empty());
-        for nested in [attempt(persist.clone()), attempt(WriteOp::Transaction { steps: Vec::new() })] {
+        for nested in [
+            attempt(persist.clone()),
+            attempt(WriteOp::Transaction { steps: Vec::new(), watched: Vec::new() }),
+        ] {
             let encoded = KvWrite::unstamped(nested).encode();
             assert!(matches!(
                 KvWrite::decode(&encoded),
                 Err(KvDecodeError::InvalidTag { field: "operation", .. })
             ));
         }
-        let in_transaction = WriteOp::Transaction { steps: vec![TxnStep::Write(persist)] };
+        let in_transaction =
+            WriteOp::Transaction { steps: vec![TxnStep::Write(persist)], watched: Vec::new() };
         assert!(KvWrite::decode(&KvWrite::unstamped(in_transaction).encode()).is_err());
     }
 
@@ -1076,8 +1116,9 @@ mod tests {
                 TxnStep::Write(WriteOp::Persist { key: b"p".to_vec() }),
                 TxnStep::Read(KvRead::MGet { keys: vec![b"x".to_vec(), b"y".to_vec()] }),
             ],
+            watched: vec![WatchedKey { key: b"w".to_vec(), version: 3 }],
         };
-        assert_eq!(txn.keys(), vec![&b"p"[..], &b"x"[..], &b"y"[..]]);
+        assert_eq!(txn.keys(), vec![&b"p"[..], &b"x"[..], &b"y"[..], &b"w"[..]]);
         assert_eq!(KvRead::Exists { keys: vec![b"k".to_vec(), b"k".to_vec()] }.keys().len(), 2);
     }
 }

@@ -39,7 +39,7 @@ fn setrange_allowance(op: &WriteOp) -> u64 {
         WriteOp::SetRange { offset, value, .. } if !value.is_empty() => {
             offset.saturating_add(value.len() as u64)
         }
-        WriteOp::Transaction { steps } => steps
+        WriteOp::Transaction { steps, .. } => steps
             .iter()
             .map(|step| match step {
                 TxnStep::Write(op) => setrange_allowance(op),
@@ -52,7 +52,7 @@ fn setrange_allowance(op: &WriteOp) -> u64 {
 
 fn operation_count(op: &WriteOp) -> u64 {
     match op {
-        WriteOp::Transaction { steps } => steps.len() as u64 + 1,
+        WriteOp::Transaction { steps, .. } => steps.len() as u64 + 1,
         _ => 1,
     }
 }
@@ -201,6 +201,7 @@ fn read() -> impl Strategy<Value = KvRead> {
         (any::<u64>(), prop::option::of(pattern()), prop::sample::select(vec![0, 1, 10, u64::MAX]))
             .prop_map(|(cursor, pattern, count)| KvRead::Scan { cursor, pattern, count, type_name: None }),
         Just(KvRead::DbSize),
+        Just(KvRead::Expires),
         Just(KvRead::RandomKey),
     ]
 }
@@ -210,7 +211,7 @@ fn entry_op() -> impl Strategy<Value = WriteOp> {
     let step = prop_oneof![write_op().prop_map(TxnStep::Write), read().prop_map(TxnStep::Read)];
     prop_oneof![
         3 => write_op(),
-        1 => prop::collection::vec(step, 0..12).prop_map(|steps| WriteOp::Transaction { steps }),
+        1 => prop::collection::vec(step, 0..12).prop_map(|steps| WriteOp::Transaction { steps, watched: Vec::new() }),
     ]
 }
 
@@ -269,7 +270,7 @@ fn a_transaction_with_the_stack_overflowing_pattern_applies_at_once() {
         TxnStep::Read(KvRead::Keys { pattern: pattern.clone() }),
         TxnStep::Read(KvRead::Scan { cursor: 0, pattern: Some(pattern), count: u64::MAX, type_name: None }),
     ];
-    let reply = store.apply(&KvWrite { now_ms: 1, op: WriteOp::Transaction { steps } });
+    let reply = store.apply(&KvWrite { now_ms: 1, op: WriteOp::Transaction { steps, watched: Vec::new() } });
     let no_keys = Reply::Array(vec![Reply::Array(Vec::new()), Reply::Scan { cursor: 0, keys: Vec::new() }]);
     assert_eq!(reply, no_keys, "more than 1000 star groups match nothing, as in Redis");
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());

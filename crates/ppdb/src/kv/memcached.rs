@@ -474,7 +474,7 @@ impl KvStore {
             Ok(Some(value)) => McItem::of(value, now),
         };
         match expiry.resolve(now) {
-            Ok(at) => self.set_expiry(key, at),
+            Ok(at) => self.retime(key, at),
             Err(()) => {
                 self.remove(key);
             }

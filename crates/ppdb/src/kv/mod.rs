@@ -42,5 +42,5 @@ pub use command::{
 pub use reply::{KvError, Reply};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
-pub use txn::{TxnStep, TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};
+pub use txn::{TxnStep, WatchedKey, TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};
 pub use types::{CollectionRead, CollectionWrite, Data};

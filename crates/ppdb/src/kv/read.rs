@@ -60,11 +60,19 @@ impl KvStore {
                 Reply::Scan { cursor: next_cursor, keys: keys.into_iter().map(<[u8]>::to_vec).collect() }
             }
             KvRead::DbSize => Reply::Integer(self.live_len(now_ms) as i64),
+            KvRead::Expires => Reply::Integer(self.live_expiring_len(now_ms) as i64),
             KvRead::RandomKey => Reply::bulk_or_nil(self.random_key(now_ms)),
             KvRead::Collection(query) => query.read(self, now_ms),
             KvRead::Object { key, field } => object_reply(live(key), *field),
             KvRead::MemoryUsage { key } => memory_usage_reply(key, live(key)),
             KvRead::McGet { key } => self.mc_get(key, now_ms).map_or(Reply::Nil, McItem::into_reply),
+            KvRead::Versions { keys } => Reply::Array(
+                keys.iter()
+                    .map(|key| {
+                        Reply::Integer(i64::try_from(self.live_version(key, now_ms)).unwrap_or(i64::MAX))
+                    })
+                    .collect(),
+            ),
         }
     }
 
@@ -84,9 +92,11 @@ impl KvStore {
         }
         let expiring = |value: &Value| value.expire_at_ms.is_some_and(|at| since <= at && at < now_ms);
         match query {
-            KvRead::Keys { .. } | KvRead::Scan { .. } | KvRead::DbSize | KvRead::RandomKey => {
-                window.take(limit).map(|(_, key)| key.clone()).collect()
-            }
+            KvRead::Keys { .. }
+            | KvRead::Scan { .. }
+            | KvRead::DbSize
+            | KvRead::Expires
+            | KvRead::RandomKey => window.take(limit).map(|(_, key)| key.clone()).collect(),
             keyed => keyed
                 .keys()
                 .into_iter()
@@ -168,8 +178,17 @@ impl KvStore {
 
     /// Number of keys alive at `now_ms`.
     pub fn live_len(&self, now_ms: u64) -> usize {
-        let expired = self.expiries.range(..(now_ms, Vec::new())).count();
-        self.entries.len() - expired
+        self.entries.len() - self.expired_len(now_ms)
+    }
+
+    /// Number of live keys with an expiry at `now_ms`.
+    fn live_expiring_len(&self, now_ms: u64) -> usize {
+        self.expiries.len() - self.expired_len(now_ms)
+    }
+
+    /// Number of keys expired at `now_ms` and not yet removed.
+    fn expired_len(&self, now_ms: u64) -> usize {
+        self.expiries.range(..(now_ms, Vec::new())).count()
     }
 
     /// A live key chosen from `now_ms` (deterministic, so replicas and tests agree), or `None`.

@@ -24,7 +24,7 @@ use super::numeric::{format_f64, parse_f64, parse_i64};
 use super::reply::{KvError, Reply};
 use super::scan::scan_hash;
 use super::table::KeyTable;
-use super::txn::{TxnStep, TXN_REPLY_BYTES_MAX};
+use super::txn::{TxnStep, WatchedKey, TXN_REPLY_BYTES_MAX};
 use super::types::Data;
 
 /// A stored value: its contents, an optional absolute expiry, its version and memcached's
@@ -36,9 +36,10 @@ pub struct Value {
     pub data: Data,
     /// Expiry in milliseconds since the Unix epoch; `None` means the key never expires.
     pub expire_at_ms: Option<u64>,
-    /// The log index of the entry that last wrote the key as a whole or its string
-    /// (memcached's `cas` unique): the same on every replica. A change of expiry alone keeps
-    /// it, as memcached's `touch` does, and so does a change to a collection's elements.
+    /// The log index of the entry that last wrote the key, the same on every replica: what
+    /// WATCH compares and memcached's `cas` unique. Every write counts (a collection's
+    /// elements, EXPIRE, PERSIST, GETEX too) but memcached's `touch` and `gat`, which keep an
+    /// item's `cas` as memcached does.
     pub version: u64,
     /// memcached's 32-bit client flags, kept with the value; 0 for a value written through
     /// RESP (SET, MSET, ...), kept by the writes that change a value in place (APPEND, INCR).
@@ -216,7 +217,10 @@ impl KvStore {
                 let removed = keys.iter().filter(|key| self.remove_if_expired(key, now)).count();
                 Reply::Integer(removed as i64)
             }
-            WriteOp::Transaction { steps } => self.apply_transaction(steps, now),
+            WriteOp::Transaction { steps, watched } => match self.watch_holds(watched, now) {
+                true => self.apply_transaction(steps, now),
+                false => Reply::NilArray,
+            },
             WriteOp::Collection(op) => op.apply(self, now),
             WriteOp::Memcached(op) => op.apply(self, now),
             WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
@@ -226,6 +230,12 @@ impl KvStore {
     /// MULTI/EXEC: every step in order, each seeing the ones before; one reply per step. An
     /// error reply of one step leaves the state as it was and the other steps still apply.
     /// The replies together stay within [`TXN_REPLY_BYTES_MAX`] (see [`super::txn`]).
+    /// Whether every watched key still has the version the client saw: a key written since,
+    /// deleted, created or expired (Redis 7 counts expiry as a change) breaks the watch.
+    fn watch_holds(&self, watched: &[WatchedKey], now: u64) -> bool {
+        watched.iter().all(|watched| self.live_version(&watched.key, now) == watched.version)
+    }
+
     fn apply_transaction(&mut self, steps: &[TxnStep], now: u64) -> Reply {
         self.apply_steps(steps, now, TXN_REPLY_BYTES_MAX)
     }
@@ -534,11 +544,29 @@ impl KvStore {
         }
     }
 
-    /// Changes the expiry of an existing key (its version stays).
+    /// Changes the expiry of an existing key, a write to it as `WATCH` sees writes (EXPIRE,
+    /// PERSIST, GETEX): the key takes the entry's version.
     pub(crate) fn set_expiry(&mut self, key: &[u8], expire_at_ms: Option<u64>) {
+        let version = self.write_version;
+        if let Some(value) = self.entries.get_mut(key) {
+            change_expiry(&mut self.expiries, key, value, expire_at_ms);
+            value.version = version;
+        }
+    }
+
+    /// Changes the expiry of an existing key and keeps its version: memcached's `touch` and
+    /// `gat`, which leave an item's `cas` unique as it was.
+    pub(crate) fn retime(&mut self, key: &[u8], expire_at_ms: Option<u64>) {
         if let Some(value) = self.entries.get_mut(key) {
             change_expiry(&mut self.expiries, key, value, expire_at_ms);
         }
+    }
+
+    /// The version `WATCH` records for `key` at `now`: 0 when the key is absent or expired,
+    /// else the log index of its last write (at least 1, so that a key restored from a
+    /// snapshot taken before versions existed still differs from an absent one).
+    pub fn live_version(&self, key: &[u8], now: u64) -> u64 {
+        self.get_live(key, now).map_or(0, |value| value.version.max(1))
     }
 
     /// Removes `key` and its index entries; returns the old value.

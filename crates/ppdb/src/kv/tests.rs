@@ -584,7 +584,7 @@ fn a_transaction_applies_in_order_and_its_reads_see_its_writes() {
         TxnStep::Write(WriteOp::Del { keys: vec![b("old")] }),
         TxnStep::Read(KvRead::MGet { keys: vec![b("old"), b("k")] }),
     ];
-    let reply = db.write(WriteOp::Transaction { steps });
+    let reply = db.write(WriteOp::Transaction { steps, watched: Vec::new() });
     assert_eq!(
         reply,
         Reply::Array(vec![
@@ -610,7 +610,7 @@ fn an_error_in_the_middle_of_a_transaction_is_that_steps_reply_only() {
         TxnStep::Write(WriteOp::IncrBy { key: b("a"), delta: 1 }),
         TxnStep::Read(KvRead::Get { key: b("text") }),
     ];
-    let reply = db.write(WriteOp::Transaction { steps });
+    let reply = db.write(WriteOp::Transaction { steps, watched: Vec::new() });
     assert_eq!(
         reply,
         Reply::Array(vec![Reply::Ok, Reply::Error(KvError::NotInteger), Reply::Integer(2), bulk("abc")])
@@ -630,9 +630,12 @@ fn transaction_steps_judge_expiry_by_the_entry_time_and_an_empty_one_is_empty() 
         TxnStep::Write(WriteOp::SetNx { key: b("soon"), value: b("new") }),
         TxnStep::Read(KvRead::Ttl { key: b("soon") }),
     ];
-    let reply = db.write(WriteOp::Transaction { steps });
+    let reply = db.write(WriteOp::Transaction { steps, watched: Vec::new() });
     assert_eq!(reply, Reply::Array(vec![Reply::Integer(0), Reply::Integer(1), Reply::Integer(-1)]));
-    assert_eq!(db.write(WriteOp::Transaction { steps: Vec::new() }), Reply::Array(Vec::new()));
+    assert_eq!(
+        db.write(WriteOp::Transaction { steps: Vec::new(), watched: Vec::new() }),
+        Reply::Array(Vec::new())
+    );
 }
 
 #[test]
@@ -724,4 +727,100 @@ fn newly_expired_names_the_keys_a_read_would_see_expire_past_the_logs_time() {
     db.now += 200;
     db.set("other", "v");
     assert!(db.store.newly_expired(&get("soon"), db.now + 1, 10).is_empty());
+}
+
+impl Db {
+    /// WATCH: the keys' versions now.
+    fn watch(&self, keys: &[&str]) -> Vec<WatchedKey> {
+        let keys: Vec<Vec<u8>> = keys.iter().map(|key| b(key)).collect();
+        let Reply::Array(versions) = self.read(KvRead::Versions { keys: keys.clone() }) else {
+            panic!("versions are an array");
+        };
+        let version = |reply: &Reply| match reply {
+            Reply::Integer(version) => u64::try_from(*version).expect("a version"),
+            other => panic!("not a version: {other:?}"),
+        };
+        keys.into_iter()
+            .zip(&versions)
+            .map(|(key, reply)| WatchedKey { key, version: version(reply) })
+            .collect()
+    }
+
+    /// EXEC of `INCR counter` under `watched`: the reply.
+    fn exec_watched(&mut self, watched: Vec<WatchedKey>) -> Reply {
+        let steps = vec![TxnStep::Write(WriteOp::IncrBy { key: b("counter"), delta: 1 })];
+        self.write(WriteOp::Transaction { steps, watched })
+    }
+}
+
+#[test]
+fn a_watched_transaction_runs_while_its_keys_keep_their_versions() {
+    let mut db = Db::new();
+    db.set("w", "1");
+    let watched = db.watch(&["w", "absent"]);
+    assert!(watched[0].version >= 1 && watched[1].version == 0, "{watched:?}");
+    // Other keys written meanwhile, and reads, do not matter.
+    db.set("other", "x");
+    assert_eq!(db.exec_watched(watched), Reply::Array(vec![Reply::Integer(1)]));
+}
+
+#[test]
+fn any_write_to_a_watched_key_makes_exec_answer_nil_and_run_nothing() {
+    type Write = Box<dyn Fn(&mut Db)>;
+    let writes: Vec<(&str, Write)> = vec![
+        ("SET of the same value", Box::new(|db| drop(db.set("w", "1")))),
+        ("DEL", Box::new(|db| drop(db.write(WriteOp::Del { keys: vec![b("w")] })))),
+        ("EXPIRE", Box::new(|db| drop(db.expire_in("w", 60_000, ExpireCondition::Always)))),
+        ("INCR", Box::new(|db| drop(db.incr("w", 1)))),
+        ("APPEND", Box::new(|db| drop(db.write(WriteOp::Append { key: b("w"), value: b("x") })))),
+        ("FLUSHALL", Box::new(|db| drop(db.write(WriteOp::FlushAll)))),
+    ];
+    for (name, write) in writes {
+        let mut db = Db::new();
+        db.set("w", "1");
+        let watched = db.watch(&["w"]);
+        write(&mut db);
+        assert_eq!(db.exec_watched(watched), Reply::NilArray, "{name}");
+        assert_eq!(db.get("counter"), Reply::Nil, "{name}: nothing ran");
+    }
+}
+
+#[test]
+fn creating_or_expiring_a_watched_key_breaks_the_watch() {
+    let mut db = Db::new();
+    let watched = db.watch(&["w"]);
+    db.set("w", "new");
+    assert_eq!(db.exec_watched(watched), Reply::NilArray, "created after WATCH");
+
+    let mut db = Db::new();
+    db.set_with("w", "1", SetCondition::Always, SetTtl::At(db.now + 10), false);
+    let watched = db.watch(&["w"]);
+    db.now += 11;
+    assert_eq!(db.exec_watched(watched), Reply::NilArray, "expired after WATCH (Redis 7)");
+}
+
+#[test]
+fn changing_a_watched_collection_breaks_the_watch() {
+    use super::types::{CollectionWrite, HashWrite};
+    let mut db = Db::new();
+    let hset = |value: &str| {
+        let pairs = vec![(b("f"), b(value))];
+        WriteOp::Collection(CollectionWrite::Hash(HashWrite::Set { key: b("h"), pairs, reply_ok: false }))
+    };
+    db.write(hset("1"));
+    let watched = db.watch(&["h"]);
+    db.write(hset("2"));
+    assert_eq!(db.exec_watched(watched), Reply::NilArray);
+}
+
+#[test]
+fn expires_counts_the_live_keys_with_an_expiry() {
+    let mut db = Db::new();
+    db.set("plain", "v");
+    db.set_with("soon", "v", SetCondition::Always, SetTtl::At(db.now + 10), false);
+    db.set_with("later", "v", SetCondition::Always, SetTtl::At(db.now + 10_000), false);
+    assert_eq!(db.read(KvRead::Expires), Reply::Integer(2));
+    db.now += 11;
+    assert_eq!(db.read(KvRead::Expires), Reply::Integer(1), "an expired key no longer counts");
+    assert_eq!(db.read(KvRead::DbSize), Reply::Integer(2));
 }

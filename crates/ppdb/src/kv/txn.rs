@@ -16,12 +16,14 @@
 //!
 //! # Encoding (inside an entry, operation tag 16)
 //!
-//! `count:varint` (at most [`TXN_STEPS_MAX`]), then per step `kind:u8` — `1` and a nested
+//! With watched keys (WATCH), operation tag 23 and first `count:varint` (at most
+//! [`super::command::BATCH_KEYS_MAX`]) and per key `key:bytes version:varint`; then, as for
+//! tag 16: `count:varint` (at most [`TXN_STEPS_MAX`]), then per step `kind:u8` — `1` and a nested
 //! operation (`op_tag:u8 fields...`, never itself a transaction), or `2` and a read
 //! (`read_tag:u8 fields...`, byte strings and counts bounded as in the rest of the entry).
 
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
-use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp, VALUE_BYTES_MAX};
+use super::command::{decode_op, encode_op, key, keys, KvRead, WriteOp, BATCH_KEYS_MAX, VALUE_BYTES_MAX};
 use super::introspect::ObjectField;
 use super::types::CollectionRead;
 
@@ -34,6 +36,16 @@ const TXN_REPLY_HEADROOM_BYTES: u64 = 64 * 1024 * 1024;
 /// The most memory the replies of one transaction may hold, as [`super::Reply::bytes`]
 /// counts it: one value of the largest size and some more (see the module docs).
 pub const TXN_REPLY_BYTES_MAX: u64 = VALUE_BYTES_MAX + TXN_REPLY_HEADROOM_BYTES;
+
+/// A key the client watched (WATCH) and the version it saw then
+/// ([`super::KvStore::live_version`]): the transaction runs only if the key still has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchedKey {
+    /// The key.
+    pub key: Vec<u8>,
+    /// Its version when watched; 0 for a key that was absent.
+    pub version: u64,
+}
 
 /// One command of a single-shard transaction, in client order.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +89,8 @@ const READ_COLLECTION: u8 = 15;
 const READ_OBJECT: u8 = 16;
 const READ_MEMORY_USAGE: u8 = 17;
 const READ_MC_GET: u8 = 18;
+const READ_VERSIONS: u8 = 19;
+const READ_EXPIRES: u8 = 20;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -94,6 +108,26 @@ pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
             }
         }
     }
+}
+
+/// Appends the watched keys of a transaction (operation tag 23, before its steps).
+pub(super) fn encode_watched(watched: &[WatchedKey], out: &mut Vec<u8>) {
+    put_varint(out, watched.len() as u64);
+    for WatchedKey { key, version } in watched {
+        put_bytes(out, key);
+        put_varint(out, *version);
+    }
+}
+
+/// Decodes what [`encode_watched`] wrote.
+pub(super) fn decode_watched(reader: &mut Reader<'_>) -> Result<Vec<WatchedKey>, KvDecodeError> {
+    let count = reader.count("watched key count", BATCH_KEYS_MAX)?;
+    // Each watched key takes at least two bytes.
+    let mut watched = Vec::with_capacity((count as usize).min(reader.remaining() / 2));
+    for _ in 0..count {
+        watched.push(WatchedKey { key: key(reader)?, version: reader.varint("watched version")? });
+    }
+    Ok(watched)
 }
 
 /// Decodes the body of a transaction operation; a nested transaction is an error.
@@ -162,6 +196,7 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
             put_option(out, type_name);
         }
         KvRead::DbSize => out.push(READ_DBSIZE),
+        KvRead::Expires => out.push(READ_EXPIRES),
         KvRead::RandomKey => out.push(READ_RANDOMKEY),
         KvRead::Collection(query) => {
             out.push(READ_COLLECTION);
@@ -178,6 +213,10 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
         }
         KvRead::MemoryUsage { key } => key_only(READ_MEMORY_USAGE, key),
         KvRead::McGet { key } => key_only(READ_MC_GET, key),
+        KvRead::Versions { keys } => {
+            out.push(READ_VERSIONS);
+            put_keys(out, keys);
+        }
     }
 }
 
@@ -227,11 +266,13 @@ pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeErr
             type_name: option(reader)?,
         },
         READ_DBSIZE => KvRead::DbSize,
+        READ_EXPIRES => KvRead::Expires,
         READ_RANDOMKEY => KvRead::RandomKey,
         READ_COLLECTION => KvRead::Collection(CollectionRead::decode(reader)?),
         READ_OBJECT => KvRead::Object { key: key(reader)?, field: object_field(reader)? },
         READ_MEMORY_USAGE => KvRead::MemoryUsage { key: key(reader)? },
         READ_MC_GET => KvRead::McGet { key: key(reader)? },
+        READ_VERSIONS => KvRead::Versions { keys: keys(reader)? },
         tag => return Err(KvDecodeError::InvalidTag { field: "read", tag, offset }),
     })
 }

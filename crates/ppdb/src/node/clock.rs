@@ -17,6 +17,11 @@ pub struct SystemClock;
 
 impl WallClock for SystemClock {
     fn now_ms(&self) -> u64 {
-        super::runtime::wall_clock_ms()
+        wall_clock_ms()
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

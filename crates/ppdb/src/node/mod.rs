@@ -4,12 +4,24 @@
 //! It talks to the network only through an [`runtime::Outbox`] (and an inbound channel), and
 //! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
 //! replicates any [`state_machine::StateMachine`].
+//!
+//! [`assembly`] starts what every node has whatever client protocols it serves: the data
+//! directory's [`cluster_file`] and [`identity`], joining ([`join`]) or founding the cluster,
+//! the storage, the transport and the runtime, the node's [`membership`] service, and the
+//! upkeep that follows the directory. The layers above start their services on the
+//! [`AssembledNode`] it returns; this layer imports nothing from them.
 
+pub mod assembly;
 pub mod clock;
+pub mod cluster_file;
 pub mod directory;
+mod directory_sync;
 pub mod handle;
+pub mod identity;
+pub mod join;
 pub mod leaders;
 pub mod lifecycle;
+pub mod membership;
 pub mod placement;
 pub mod raft_storage;
 pub mod reconcile;
@@ -18,11 +30,14 @@ pub mod runtime;
 pub mod snapshot_transfer;
 pub mod state_machine;
 
+pub use assembly::{AssembledNode, PeerService};
 pub use clock::{SystemClock, WallClock};
+pub use cluster_file::ClusterFile;
 pub use directory::{Directory, DirectoryCommand, MemberStatus};
 pub use handle::NodeHandle;
 pub use leaders::LeaderTable;
 pub use lifecycle::PeerState;
+pub use membership::MembershipService;
 pub use placement::ClientTraffic;
 pub use reconcile::MembershipPolicy;
 pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GROUP};

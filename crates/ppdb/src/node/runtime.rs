@@ -895,11 +895,6 @@ fn fail_all<T>(replies: Vec<Reply<T>>, group: GroupId) {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn wall_clock_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// A per-node, per-group seed for election timeouts: distinct across nodes and, unless `fixed`
 /// is given, across restarts.
 fn rng_seed(fixed: Option<u64>, node: NodeId, group: GroupId) -> u64 {

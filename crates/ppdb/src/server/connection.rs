@@ -16,22 +16,23 @@
 //! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
 use super::blocking;
+use super::client::executor::shard_of;
+use super::client::forward::ShardOp;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
-use super::executor::shard_of;
-use super::forward::ShardOp;
 use super::resp::command::{
     refused_outside_multi, Admission, BlockingPop, Command, CommandClass, Queued, Transaction,
     TransactionError, WriteCommand,
 };
+use super::resp::reply::error_frame;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::session::{session_command, Session};
 use super::settings::OutputBufferLimit;
 use super::transaction::{self, ExecElement};
 use super::wait::WrittenShards;
 use crate::error::Error;
-use crate::kv::Reply;
-use crate::node::runtime::wall_clock_ms;
+use crate::kv::{KvWrite, Reply};
+use crate::node::clock::wall_clock_ms;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -370,33 +371,32 @@ impl Client {
             pipeline.run_lanes().await;
             pipeline.lanes_class = class;
         }
-        let planned = match &command {
-            Command::Read(read) => ctx.executor.plan_read(read).map(Ok),
-            Command::Write(write) => ctx.executor.plan_write(write),
-            _ => None,
-        };
-        match (planned, command) {
-            (Some(Ok((shard, op))), _) => {
-                let slot = pipeline.slot();
-                pipeline.lanes.entry(shard).or_default().push((slot, op));
-            }
-            (Some(Err(e)), _) => pipeline.answer(error_frame(&e)),
-            (None, Command::Read(read)) => {
-                pipeline.run_lanes().await;
-                pipeline.answer(to_frame(ctx.executor.read(&read).await));
-            }
-            (None, Command::Write(write)) => {
-                pipeline.run_lanes().await;
-                pipeline.answer(to_frame(ctx.executor.write(&write).await));
-            }
-            (None, Command::Block(pop)) => {
+        match command {
+            Command::Read(read) => match ctx.executor.plan_read(&read) {
+                Some((shard, op)) => pipeline.queue(shard, op),
+                None => {
+                    pipeline.run_lanes().await;
+                    pipeline.answer(to_frame(ctx.executor.read(&read).await));
+                }
+            },
+            Command::Write(write) => match unstamped(&write) {
+                Err(e) => pipeline.answer(error_frame(&e)),
+                Ok(entry) => match ctx.executor.write_shard(&entry) {
+                    Some(shard) => pipeline.queue(shard, ShardOp::Write(entry)),
+                    None => {
+                        pipeline.run_lanes().await;
+                        pipeline.answer(to_frame(ctx.executor.write(entry).await));
+                    }
+                },
+            },
+            Command::Block(pop) => {
                 // The replies before it are sent first: it may wait a long time.
                 self.drain(pipeline).await?;
                 self.flush().await?;
                 let reply = self.block(&pop).await?;
                 pipeline.answer(to_frame(reply));
             }
-            (None, other) => {
+            other => {
                 self.session.record.note_request(&args);
                 self.session.record.set_multi(self.session.transaction.as_ref().map(Transaction::len));
                 self.drain(pipeline).await?;
@@ -471,9 +471,11 @@ struct Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
-    fn slot(&mut self) -> usize {
+    /// Queues a single-shard operation on its shard's lane, its reply in the next position.
+    fn queue(&mut self, shard: u64, op: ShardOp) {
         self.slots.push(Slot::default());
-        self.slots.len() - 1
+        let slot = self.slots.len() - 1;
+        self.lanes.entry(shard).or_default().push((slot, op));
     }
 
     /// Takes a reply already decided, in the next position.
@@ -552,10 +554,10 @@ fn admit(session: &mut Session, args: &[Bytes]) -> Result<Command, Frame> {
     }
 }
 
-/// A database error as a Redis error reply: the seed's code first, for machines.
-pub fn error_frame(error: &Error) -> Frame {
-    let text = error.to_string().replace(['\r', '\n'], " ");
-    Frame::error(format!("{} {text}", error.code().as_str()))
+/// The log entry of `command`, for the shard's leader to stamp with its time. This node's clock
+/// only checks relative expiries for overflow, as Redis does.
+fn unstamped(command: &WriteCommand) -> Result<KvWrite, Error> {
+    command.resolve(wall_clock_ms()).map_err(|e| Error::State(format!("cannot resolve write: {e}")))
 }
 
 fn to_frame(result: Result<Reply, Error>) -> Frame {
@@ -567,7 +569,7 @@ fn to_frame(result: Result<Reply, Error>) -> Frame {
 
 async fn connection_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
     match command {
-        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
+        Command::Multi | Command::Exec | Command::Discard | Command::Watch { .. } | Command::Reset => {
             transaction_command(ctx, session, command).await
         }
         other => session_command(ctx, session, other).await,
@@ -583,27 +585,40 @@ async fn transaction_command(ctx: &ServerContext, session: &mut Session, command
             session.transaction = Some(Transaction::default());
             Frame::simple("OK")
         }
-        Command::Exec => match session.transaction.take().map(Transaction::into_queued) {
-            None => error(TransactionError::ExecWithoutMulti),
-            Some(Err(abort)) => error(abort),
-            Some(Ok(queued)) => {
-                for queued in &queued {
-                    if let Queued::Command(Command::Write(write)) = queued {
-                        note_written(&mut session.written, write, ctx.executor.shards());
-                    }
-                }
-                match transaction::exec(&ctx.executor, queued).await {
-                    Ok(elements) => exec_reply(ctx, session, elements).await,
-                    Err(frame) => frame,
+        Command::Exec => {
+            let Some(transaction) = session.transaction.take() else {
+                return error(TransactionError::ExecWithoutMulti);
+            };
+            // EXEC unwatches whatever it answers, as Redis does.
+            let watched = std::mem::take(&mut session.watched);
+            let queued = match transaction.into_queued() {
+                Ok(queued) => queued,
+                Err(abort) => return error(abort),
+            };
+            for queued in &queued {
+                if let Queued::Command(Command::Write(write)) = queued {
+                    note_written(&mut session.written, write, ctx.executor.shards());
                 }
             }
-        },
+            match transaction::exec(&ctx.executor, queued, watched).await {
+                Ok(elements) => exec_reply(ctx, session, elements).await,
+                Err(frame) => frame,
+            }
+        }
         Command::Discard => match session.transaction.take() {
             None => error(TransactionError::DiscardWithoutMulti),
-            Some(_) => Frame::simple("OK"),
+            Some(_) => {
+                session.watched.clear();
+                Frame::simple("OK")
+            }
         },
-        Command::Watch if session.transaction.is_some() => error(TransactionError::WatchInsideMulti),
-        Command::Watch => error(TransactionError::WatchNotSupported),
+        Command::Watch { .. } if session.transaction.is_some() => error(TransactionError::WatchInsideMulti),
+        Command::Watch { keys } => {
+            match transaction::watch(&ctx.executor, keys, &mut session.watched).await {
+                Ok(()) => Frame::simple("OK"),
+                Err(error) => error_frame(&error),
+            }
+        }
         Command::Reset => {
             session.reset();
             Frame::simple("RESET")

@@ -65,7 +65,7 @@ impl ServerContext {
             usize::BITS,
             std::process::id(),
             self.report.client_addr.port(),
-            crate::node::runtime::wall_clock_ms().saturating_mul(1000),
+            crate::node::clock::wall_clock_ms().saturating_mul(1000),
             uptime_s / 86_400,
         );
     }
@@ -122,7 +122,13 @@ impl ServerContext {
     async fn info_keyspace(&self, out: &mut String) {
         out.push_str("# Keyspace\r\n");
         if let Ok(Reply::Integer(keys @ 1..)) = self.executor.read(&KvRead::DbSize).await {
-            let _ = write!(out, "db0:keys={keys},expires=0,avg_ttl=0\r\n");
+            let expires = match self.executor.read(&KvRead::Expires).await {
+                Ok(Reply::Integer(expires)) => expires,
+                _ => 0,
+            };
+            // avg_ttl is Redis's sampled estimate; PPDB does not sample, and 0 is what Redis
+            // shows before it has one.
+            let _ = write!(out, "db0:keys={keys},expires={expires},avg_ttl=0\r\n");
         }
         out.push_str("\r\n");
     }

@@ -1,31 +1,44 @@
-//! The client-facing layer: the Redis-protocol (RESP) service and the HTTP admin endpoints.
+//! The client-facing layer: the services a node offers on top of the node layer's
+//! [`crate::node::AssembledNode`] (storage, transport and Raft runtime, started by
+//! [`node::run_node`]). It reaches the groups through a `NodeHandle` and the transport (to
+//! forward operations to shard leaders), never Raft state directly.
 //!
-//! It sees the node through a `NodeHandle` and the transport (to forward operations to shard
-//! leaders), and speaks RESP to clients; it never touches Raft state directly.
+//! What each part owns, bottom up:
+//! - [`resp`]: the Redis protocol itself (frames, request parsing, commands, reply wording),
+//!   without I/O.
+//! - [`client`]: what any client connection needs whatever protocol it speaks: running
+//!   key-space operations on the key's shard ([`client::executor`], with forwarding to the
+//!   leader), the neutral form of PPDB's errors ([`client::failure`]), the client counters.
+//!   It imports nothing from `resp`; a second protocol (memcached) builds on it beside RESP.
+//! - [`shard`]: [`shard::KvShard`], the key space as the node runtime replicates it (the
+//!   state machine of every data group), with [`blocking`]'s wake-ups and [`memory`]'s
+//!   accounting.
+//! - The RESP service: [`listener`] accepts connections within `maxclients`; [`connection`]
+//!   runs one (socket loop, pipelining, MULTI); [`transaction`] runs EXEC; [`session`] holds a
+//!   connection's state and answers the commands about the connection or the server, with
+//!   [`info`], [`wait`], [`clients`] (CLIENT LIST/KILL) and [`settings`] (CONFIG).
+//! - The node's shared state and its reports: [`context`] (what all connections share),
+//!   [`report`] (the node's status as one document), [`admin`] (the HTTP endpoints).
+//! - [`memcached`]: memcached's text protocol beside RESP, on [`client`]'s executor.
+//! - [`node`]: starts all of it on an assembled node.
 
 pub mod admin;
 pub mod blocking;
+pub mod client;
+pub mod clients;
 pub mod connection;
 pub mod context;
-pub mod executor;
-pub mod forward;
-pub mod forward_batch;
-pub mod identity;
-pub mod join;
+pub mod info;
 pub mod listener;
-pub mod membership;
 pub mod memcached;
 pub mod memory;
 pub mod node;
 pub mod report;
 pub mod resp;
+pub mod session;
 pub mod settings;
 pub mod shard;
 pub mod transaction;
-
-pub mod clients;
-pub mod info;
-pub mod session;
 pub mod wait;
 
 pub use node::run_node;

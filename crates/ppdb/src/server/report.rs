@@ -1,11 +1,11 @@
 //! The node's status as one document: served as JSON at /status, as Prometheus text at
 //! /metrics, and summarized in INFO and `ppdb cluster status`.
 
-use super::membership::MembershipService;
 use super::memory::{rss_bytes, used_memory_bytes, MemoryLimit};
 use super::shard::KvShard;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
+use crate::node::MembershipService;
 use crate::node::{NodeHandle, PeerState};
 use crate::transport::{LinkState, Transport};
 use ppdb_raft::{NodeId, PeerRole};
@@ -32,7 +32,7 @@ pub struct NodeReport {
     /// The storage.
     pub storage: Arc<RaftStorage>,
     /// Membership changes and the directory.
-    pub membership: MembershipService,
+    pub membership: MembershipService<KvShard>,
     /// The memory limit (`maxmemory`).
     pub memory: Arc<MemoryLimit>,
 }

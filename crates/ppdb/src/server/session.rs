@@ -10,6 +10,7 @@ use super::resp::command::{
 use super::resp::reply::command_query_reply;
 use super::resp::{Frame, ProtocolVersion};
 use super::wait::{wait_for_replicas, WrittenShards};
+use crate::kv::WatchedKey;
 use crate::server::resp::command::CommandError;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -29,6 +30,9 @@ pub struct Session {
     pub closing: bool,
     /// The queue since MULTI, until EXEC or DISCARD.
     pub transaction: Option<Transaction>,
+    /// The keys WATCH watches and the versions they had then, until EXEC, DISCARD, UNWATCH
+    /// or RESET.
+    pub watched: Vec<WatchedKey>,
     /// What CLIENT LIST shows of the connection.
     pub record: Arc<ClientRecord>,
     /// CLIENT REPLY's state.
@@ -45,6 +49,7 @@ impl Session {
             version: ProtocolVersion::Resp2,
             closing: false,
             transaction: None,
+            watched: Vec::new(),
             record,
             replies: ReplySwitch::default(),
             written: WrittenShards::default(),
@@ -54,6 +59,7 @@ impl Session {
     /// RESET: back to a fresh connection's state, same id.
     pub fn reset(&mut self) {
         self.transaction = None;
+        self.watched.clear();
         self.set_version(ProtocolVersion::Resp2);
         self.record.set_name(None);
         self.record.set_no_evict(false);
@@ -134,11 +140,14 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
                 wait_for_replicas(handle, &session.written, shards, replicas, timeout_ms, &session.record);
             Frame::Integer(count.await)
         }
-        Command::Unwatch => Frame::simple("OK"),
+        Command::Unwatch => {
+            session.watched.clear();
+            Frame::simple("OK")
+        }
         Command::Read(_) | Command::Write(_) | Command::Block(_) => {
             Frame::error("ERR internal: key-space command in the wrong path")
         }
-        Command::Multi | Command::Exec | Command::Discard | Command::Watch | Command::Reset => {
+        Command::Multi | Command::Exec | Command::Discard | Command::Watch { .. } | Command::Reset => {
             Frame::error("ERR internal: transaction command in the wrong path")
         }
     }

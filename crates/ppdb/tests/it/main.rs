@@ -25,3 +25,4 @@ mod types_list_pops;
 mod types_set;
 mod types_zset;
 mod wal_crash;
+mod watch;

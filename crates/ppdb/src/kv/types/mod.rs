@@ -20,8 +20,10 @@
 //! `KvStore::change_collection`, which check the type (`WRONGTYPE`), keep the memory count,
 //! and delete a key whose collection became empty, as Redis does.
 
+mod draws;
 pub mod hash;
 pub mod list;
+mod scan_query;
 pub mod set;
 pub mod zset;
 
@@ -33,6 +35,7 @@ use super::state_machine::KvStore;
 
 pub use hash::{HashRead, HashValue, HashWrite};
 pub use list::{End, ListPop, ListRead, ListValue, ListWrite};
+pub use scan_query::{ScanQuery, ScanRefusal};
 pub use set::{SetRead, SetValue, SetWrite};
 pub use zset::{Score, SortedSetRead, SortedSetValue, SortedSetWrite};
 
@@ -306,20 +309,48 @@ impl KvStore {
     /// `create` is set, otherwise `change` does not run and the answer is `Ok(None)`;
     /// `WRONGTYPE` when the key holds another type. The memory count follows the change, and a
     /// collection left empty deletes its key.
+    ///
+    /// The key takes the entry's version (a write, as WATCH sees writes), even when the change
+    /// left the elements as they were (SADD of a member already there): EXEC may then fail
+    /// where Redis's would not, never the other way round. A change that can be refused is
+    /// [`KvStore::try_change_collection`].
     pub(crate) fn change_collection<T: Collection, R>(
         &mut self,
         key: &[u8],
         create: bool,
         change: impl FnOnce(&mut T) -> R,
     ) -> Result<Option<R>, KvError> {
-        match self.entries.get(key) {
-            Some(value) if T::of(&value.data).is_none() => return Err(KvError::WrongType),
-            Some(_) => {}
-            None if create => self.insert_value(key, T::default().into_data(), None),
-            None => return Ok(None),
-        }
+        self.change_collection_counted(key, create, change, |_| true)
+    }
+
+    /// [`KvStore::change_collection`] for a change that can be refused: a refusal (which must
+    /// leave the collection as it was) keeps the key's version, as Redis does not signal a
+    /// write that failed; it is the answer, as is WRONGTYPE.
+    pub(crate) fn try_change_collection<T: Collection, R>(
+        &mut self,
+        key: &[u8],
+        create: bool,
+        change: impl FnOnce(&mut T) -> Result<R, KvError>,
+    ) -> Result<Option<R>, KvError> {
+        self.change_collection_counted(key, create, change, Result::is_ok)?.transpose()
+    }
+
+    /// The body of both: `counts` says whether the change's result is a write.
+    fn change_collection_counted<T: Collection, R>(
+        &mut self,
+        key: &[u8],
+        create: bool,
+        change: impl FnOnce(&mut T) -> R,
+        counts: impl FnOnce(&R) -> bool,
+    ) -> Result<Option<R>, KvError> {
+        let version = self.write_version;
+        // One lookup for an existing key, the usual case.
         let Some(value) = self.entries.get_mut(key) else {
-            return Ok(None);
+            if !create {
+                return Ok(None);
+            }
+            self.insert_value(key, T::default().into_data(), None);
+            return self.change_collection_counted(key, false, change, counts);
         };
         let Some(collection) = T::of_mut(&mut value.data) else {
             return Err(KvError::WrongType);
@@ -327,6 +358,9 @@ impl KvStore {
         let before = collection.bytes();
         let result = change(collection);
         let (after, empty) = (collection.bytes(), collection.is_empty());
+        if counts(&result) {
+            value.version = version;
+        }
         self.data_bytes = self.data_bytes - before + after;
         if empty {
             self.remove(key);

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::kv::{KvWrite, Reply, WriteOp};
-use crate::server::executor::Executor;
-use crate::server::forward::ShardOp;
+use crate::server::client::executor::Executor;
+use crate::server::client::forward::ShardOp;
 use crate::server::resp::command::BlockingPop;
 
 pub use waiters::popped;

@@ -5,7 +5,7 @@
 //! how each request becomes key-space operations ([`session`]), and the listener and its
 //! connections ([`connection`]). What an item operation means is the key-value layer's
 //! (`kv::memcached`), pure and replicated; operations reach the shards' leaders through the
-//! node's executor, as RESP commands do. It must not keep state of its own beyond a
+//! node's executor (`server::client`), as RESP commands do. It must not keep state of its own beyond a
 //! connection's buffers and the counters `stats` shows.
 //!
 //! Requests of a connection are answered in order, one after another, pipelined or not.

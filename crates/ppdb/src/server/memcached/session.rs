@@ -11,9 +11,10 @@ use super::{McStats, MemcachedSettings};
 use crate::error::Error;
 use crate::kv::memcached::{McExpiry, McItem, McOutcome, McWrite, StoreMode};
 use crate::kv::{KvRead, KvWrite, Reply, WriteOp};
+use crate::server::client::executor::{shard_of, Executor};
+use crate::server::client::failure::Failure;
+use crate::server::client::forward::ShardOp;
 use crate::server::context::ServerContext;
-use crate::server::executor::{shard_of, Executor};
-use crate::server::forward::ShardOp;
 use crate::server::memory::used_memory_bytes;
 use std::sync::atomic::Ordering;
 
@@ -40,7 +41,7 @@ pub struct McSession<'a> {
 }
 
 fn server_error(out: &mut Vec<u8>, error: &Error) {
-    reply::line(out, &format!("SERVER_ERROR {} {error}", error.code().as_str()));
+    reply::line(out, &format!("SERVER_ERROR {}", Failure::from(error)));
 }
 
 fn counter(counter: &std::sync::atomic::AtomicU64, n: u64) {
@@ -338,7 +339,7 @@ impl McSession<'_> {
                     Ok(Reply::Integer(n)) => n,
                     _ => 0,
                 };
-                let now_s = crate::node::runtime::wall_clock_ms() / 1000;
+                let now_s = crate::node::clock::wall_clock_ms() / 1000;
                 stat("pid", std::process::id().to_string());
                 stat("uptime", ctx.started.elapsed().as_secs().to_string());
                 stat("time", now_s.to_string());

@@ -1,12 +1,14 @@
-//! Typed answers to RESP frames: key-space [`Reply`]s, command errors, and the COMMAND
-//! introspection replies built from the command table.
+//! Typed answers to RESP frames: key-space [`Reply`]s, PPDB's errors, command errors, and the
+//! COMMAND introspection replies built from the command table.
 
 use bytes::Bytes;
 
 use super::command::{CommandError, CommandQuery, CommandSpec, COMMANDS};
 use super::frame::Frame;
 use super::parse::ProtocolError;
+use crate::error::Error;
 use crate::kv::Reply;
+use crate::server::client::failure::Failure;
 
 impl From<Reply> for Frame {
     /// The frame Redis would send; RESP2/RESP3 differences (null) are left to the encoder.
@@ -34,6 +36,11 @@ impl From<Reply> for Frame {
             ),
         }
     }
+}
+
+/// A database error as a Redis error reply: the seed's code first, for machines.
+pub fn error_frame(error: &Error) -> Frame {
+    Frame::error(Failure::from(error).to_string())
 }
 
 impl From<&CommandError> for Frame {

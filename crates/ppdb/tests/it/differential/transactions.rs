@@ -1,5 +1,6 @@
 //! Generators for transactions: MULTI, two to five commands of the other groups (of every
-//! type, on the same keys), then EXEC or DISCARD; and EXEC, DISCARD and MULTI out of place.
+//! type, on the same keys), then EXEC or DISCARD, sometimes under WATCH; and EXEC, DISCARD and
+//! MULTI out of place.
 //!
 //! A transaction is one step of a sequence: MULTI, its commands and EXEC go to the same node.
 //! Each queued command's reply (`QUEUED`, or an error that aborts the transaction) is compared
@@ -13,6 +14,7 @@ pub const FAMILIES: Families = &[
     ("multi_exec", multi_exec),
     ("multi_exec", multi_exec),
     ("multi_discard", multi_discard),
+    ("watch_exec", watch_exec),
     ("stray", stray),
 ];
 
@@ -24,6 +26,28 @@ fn multi_exec(rng: &mut Rng, keys: &KeyPool) -> Command {
     let body = body(rng, keys);
     let modes = body.iter().map(|command| command.compare.clone()).collect();
     with_body(body).then(Command::new("EXEC").compared(Compare::Elements(modes)))
+}
+
+/// WATCH of one or two keys, perhaps a command between (one that PPDB and Redis both count as
+/// a write of the key, or not: PPDB also counts a collection write that changed nothing), now
+/// and then UNWATCH, then MULTI, its commands, EXEC: a null reply when a watched key changed.
+fn watch_exec(rng: &mut Rng, keys: &KeyPool) -> Command {
+    let (watched, other) = (keys.key(rng), keys.key(rng));
+    let watch = Command::new("WATCH").arg(&watched).arg_if(rng.chance(50), &other);
+    let between = match rng.below(7) {
+        0 => None,
+        1 => Some(Command::new("SET").arg(&watched).arg("w")),
+        2 => Some(Command::new("DEL").arg(&watched)),
+        3 => Some(Command::new("EXPIRE").arg(&watched).arg("100")),
+        4 => Some(Command::new("GET").arg(&watched)),
+        5 => Some(Command::new("SET").arg(&other).arg("o")),
+        _ => Some(Command::new("UNWATCH").then(Command::new("SET").arg(&watched).arg("u"))),
+    };
+    let watch = match between {
+        Some(command) => watch.then(command),
+        None => watch,
+    };
+    watch.then(multi_exec(rng, keys))
 }
 
 /// MULTI, its commands, DISCARD (nothing is applied).

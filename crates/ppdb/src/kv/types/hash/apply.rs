@@ -33,22 +33,24 @@ impl HashWrite {
                 removed.map_or_else(Reply::Error, |removed| Reply::Integer(removed.unwrap_or(0) as i64))
             }
             Self::IncrBy { key, field, delta } => {
-                let result =
-                    store.change_collection(key, true, |hash: &mut HashValue| incr_by(hash, field, *delta));
-                flatten(result).map_or_else(Reply::Error, Reply::Integer)
+                let result = store
+                    .try_change_collection(key, true, |hash: &mut HashValue| incr_by(hash, field, *delta));
+                created(result).map_or_else(Reply::Error, Reply::Integer)
             }
             Self::IncrByFloat { key, field, delta } => {
-                let result = store
-                    .change_collection(key, true, |hash: &mut HashValue| incr_by_float(hash, field, *delta));
-                flatten(result).map_or_else(Reply::Error, Reply::Bulk)
+                let result = store.try_change_collection(key, true, |hash: &mut HashValue| {
+                    incr_by_float(hash, field, *delta)
+                });
+                created(result).map_or_else(Reply::Error, Reply::Bulk)
             }
         }
     }
 }
 
-/// The result of a change that may itself fail; `change_collection` with `create` always runs it.
-fn flatten<T>(result: Result<Option<Result<T, KvError>>, KvError>) -> Result<T, KvError> {
-    result?.ok_or(KvError::WrongType)?
+/// The result of a change that may itself fail; `try_change_collection` with `create` always
+/// runs it.
+fn created<T>(result: Result<Option<T>, KvError>) -> Result<T, KvError> {
+    result?.ok_or(KvError::WrongType)
 }
 
 /// HINCRBY on one field: the new value, stored in decimal.

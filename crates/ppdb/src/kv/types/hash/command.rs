@@ -22,9 +22,9 @@
 //! | read Scan            | 10  | key, cursor:varint, pattern (0 none / 1 + bytes), count:varint |
 //! | read ScanRefused     | 11  | key, error:u8 (its wire tag)                                |
 
-use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
+use crate::kv::codec::{put_bytes, put_list, put_signed, put_varint, KvDecodeError, Reader};
 use crate::kv::command::{key, keys, pairs, value, KeyValuePairs};
-use crate::kv::reply::KvError;
+use crate::kv::types::{ScanQuery, ScanRefusal};
 
 /// A hash command that changes the key space.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,24 +139,9 @@ pub enum HashRead {
         seed: u64,
     },
     /// HSCAN with valid options (see `read.rs` for the cursor).
-    Scan {
-        /// The key.
-        key: Vec<u8>,
-        /// Where to continue; 0 starts.
-        cursor: u64,
-        /// MATCH: only fields matching this glob pattern.
-        pattern: Option<Vec<u8>>,
-        /// COUNT: how many positions one page visits; at least 1.
-        count: u64,
-    },
-    /// HSCAN with options Redis refuses: Redis looks the key up first, so a missing key still
-    /// answers an empty page and another type WRONGTYPE; a hash answers `error`.
-    ScanRefused {
-        /// The key.
-        key: Vec<u8>,
-        /// Why the options are refused.
-        error: KvError,
-    },
+    Scan(ScanQuery),
+    /// HSCAN with options Redis refuses: a hash answers the refusal's error.
+    ScanRefused(ScanRefusal),
 }
 
 // Operation tags. Never renumber: they are on disk.
@@ -230,7 +215,9 @@ impl HashWrite {
     pub(crate) fn decode(reader: &mut Reader<'_>) -> Result<Self, KvDecodeError> {
         let offset = reader.offset();
         Ok(match reader.u8("hash write")? {
-            WRITE_SET => Self::Set { key: key(reader)?, pairs: pairs(reader)?, reply_ok: flag(reader)? },
+            WRITE_SET => {
+                Self::Set { key: key(reader)?, pairs: pairs(reader)?, reply_ok: reader.flag("flag")? }
+            }
             WRITE_SET_IF_ABSENT => {
                 Self::SetIfAbsent { key: key(reader)?, field: value(reader)?, value: value(reader)? }
             }
@@ -259,8 +246,8 @@ impl HashRead {
             | Self::Exists { key, .. }
             | Self::StrLen { key, .. }
             | Self::RandomFields { key, .. }
-            | Self::Scan { key, .. }
-            | Self::ScanRefused { key, .. } => vec![key.as_slice()],
+            | Self::Scan(ScanQuery { key, .. })
+            | Self::ScanRefused(ScanRefusal { key, .. }) => vec![key.as_slice()],
         }
     }
 
@@ -302,23 +289,13 @@ impl HashRead {
                 out.push(u8::from(*with_values));
                 out.extend_from_slice(&seed.to_le_bytes());
             }
-            Self::Scan { key, cursor, pattern, count } => {
+            Self::Scan(query) => {
                 out.push(READ_SCAN);
-                put_bytes(out, key);
-                put_varint(out, *cursor);
-                match pattern {
-                    None => out.push(0),
-                    Some(pattern) => {
-                        out.push(1);
-                        put_bytes(out, pattern);
-                    }
-                }
-                put_varint(out, *count);
+                query.encode(out);
             }
-            Self::ScanRefused { key, error } => {
+            Self::ScanRefused(refusal) => {
                 out.push(READ_SCAN_REFUSED);
-                put_bytes(out, key);
-                out.push(error.wire_tag());
+                refusal.encode(out);
             }
         }
     }
@@ -336,66 +313,21 @@ impl HashRead {
             READ_STRLEN => Self::StrLen { key: key(reader)?, field: value(reader)? },
             READ_RANDOM_FIELDS => Self::RandomFields {
                 key: key(reader)?,
-                count: if flag(reader)? { Some(reader.signed("count")?) } else { None },
-                with_values: flag(reader)?,
-                seed: u64::from_le_bytes(eight_bytes(reader, "seed")?),
+                count: if reader.flag("flag")? { Some(reader.signed("count")?) } else { None },
+                with_values: reader.flag("flag")?,
+                seed: reader.u64_le("seed")?,
             },
-            READ_SCAN => {
-                let key = key(reader)?;
-                let cursor = reader.varint("cursor")?;
-                let pattern = if flag(reader)? { Some(value(reader)?) } else { None };
-                let count_offset = reader.offset();
-                let count = reader.varint("count")?;
-                if count == 0 {
-                    return Err(KvDecodeError::Invalid { field: "scan count", offset: count_offset });
-                }
-                Self::Scan { key, cursor, pattern, count }
-            }
-            READ_SCAN_REFUSED => {
-                let key = key(reader)?;
-                let offset = reader.offset();
-                let tag = reader.u8("error")?;
-                let error = KvError::from_wire_tag(tag).ok_or(KvDecodeError::InvalidTag {
-                    field: "error",
-                    tag,
-                    offset,
-                })?;
-                Self::ScanRefused { key, error }
-            }
+            READ_SCAN => Self::Scan(ScanQuery::decode(reader)?),
+            READ_SCAN_REFUSED => Self::ScanRefused(ScanRefusal::decode(reader)?),
             tag => return Err(KvDecodeError::InvalidTag { field: "hash read", tag, offset }),
         })
     }
 }
 
-/// Appends a counted list of byte strings.
-fn put_list(out: &mut Vec<u8>, items: &[Vec<u8>]) {
-    put_varint(out, items.len() as u64);
-    for item in items {
-        put_bytes(out, item);
-    }
-}
-
-/// A 0/1 flag byte.
-fn flag(reader: &mut Reader<'_>) -> Result<bool, KvDecodeError> {
-    let offset = reader.offset();
-    match reader.u8("flag")? {
-        0 => Ok(false),
-        1 => Ok(true),
-        tag => Err(KvDecodeError::InvalidTag { field: "flag", tag, offset }),
-    }
-}
-
-/// Eight raw bytes (a seed, a float's bits).
-fn eight_bytes(reader: &mut Reader<'_>, field: &'static str) -> Result<[u8; 8], KvDecodeError> {
-    let mut raw = [0u8; 8];
-    raw.copy_from_slice(reader.take(8, field)?);
-    Ok(raw)
-}
-
 /// A finite float's bits; a NaN or an infinity is refused (the parser never sends one).
 fn f64_bits(reader: &mut Reader<'_>) -> Result<f64, KvDecodeError> {
     let offset = reader.offset();
-    let delta = f64::from_bits(u64::from_le_bytes(eight_bytes(reader, "float delta")?));
+    let delta = f64::from_bits(reader.u64_le("float delta")?);
     if !delta.is_finite() {
         return Err(KvDecodeError::Invalid { field: "float delta", offset });
     }
@@ -407,6 +339,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::kv::reply::KvError;
+    use crate::kv::types::scan_query::strategies::{scan_query, scan_refusal};
     use crate::kv::types::{CollectionRead, CollectionWrite};
 
     fn bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -441,7 +375,6 @@ mod tests {
     }
 
     fn any_read() -> impl Strategy<Value = HashRead> {
-        let error = prop::sample::select(vec![KvError::Syntax, KvError::NotInteger]);
         prop_oneof![
             (bytes(), bytes()).prop_map(|(key, field)| HashRead::Get { key, field }),
             bytes().prop_map(|key| HashRead::Len { key }),
@@ -454,9 +387,8 @@ mod tests {
             (bytes(), prop::option::of(any::<i64>()), any::<bool>(), any::<u64>()).prop_map(
                 |(key, count, with_values, seed)| HashRead::RandomFields { key, count, with_values, seed }
             ),
-            (bytes(), any::<u64>(), prop::option::of(bytes()), 1..u64::MAX)
-                .prop_map(|(key, cursor, pattern, count)| HashRead::Scan { key, cursor, pattern, count }),
-            (bytes(), error).prop_map(|(key, error)| HashRead::ScanRefused { key, error }),
+            scan_query().prop_map(HashRead::Scan),
+            scan_refusal().prop_map(HashRead::ScanRefused),
         ]
     }
 
@@ -503,13 +435,14 @@ mod tests {
 
         let scan = |count| {
             let mut out = Vec::new();
-            HashRead::Scan { key: b"k".to_vec(), cursor: 0, pattern: None, count }.encode(&mut out);
+            HashRead::Scan(ScanQuery { key: b"k".to_vec(), cursor: 0, pattern: None, count })
+                .encode(&mut out);
             out
         };
         assert!(matches!(HashRead::decode(&mut Reader::new(&scan(0))), Err(KvDecodeError::Invalid { .. })));
 
         let mut out = Vec::new();
-        HashRead::ScanRefused { key: b"k".to_vec(), error: KvError::Syntax }.encode(&mut out);
+        HashRead::ScanRefused(ScanRefusal { key: b"k".to_vec(), error: KvError::Syntax }).encode(&mut out);
         *out.last_mut().unwrap() = 255;
         assert!(matches!(HashRead::decode(&mut Reader::new(&out)), Err(KvDecodeError::InvalidTag { .. })));
     }

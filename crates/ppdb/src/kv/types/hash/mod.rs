@@ -10,7 +10,6 @@
 
 mod apply;
 mod command;
-mod random;
 mod read;
 
 use indexmap::IndexMap;

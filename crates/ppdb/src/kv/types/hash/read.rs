@@ -15,10 +15,11 @@
 use crate::kv::glob::glob_match;
 use crate::kv::reply::{KvError, Reply, REPLY_ELEMENT_BYTES};
 use crate::kv::state_machine::KvStore;
+use crate::kv::types::{ScanQuery, ScanRefusal};
 use crate::limits::REPLY_BYTES_MAX;
 
-use super::random::SeededPositions;
 use super::{HashRead, HashValue, SMALL_HASH_FIELDS_MAX};
+use crate::kv::types::draws::Draws;
 
 impl HashRead {
     /// Answers the query as Redis would at time `now`.
@@ -53,9 +54,9 @@ impl HashRead {
             Self::RandomFields { key, count, with_values, seed } => {
                 hash(key).and_then(|hash| random_fields(hash, *count, *with_values, *seed))
             }
-            Self::Scan { key, cursor, pattern, count } => hash(key)
+            Self::Scan(ScanQuery { key, cursor, pattern, count }) => hash(key)
                 .map(|hash| hash.map_or_else(empty_page, |h| scan(h, *cursor, pattern.as_deref(), *count))),
-            Self::ScanRefused { key, error } => {
+            Self::ScanRefused(ScanRefusal { key, error }) => {
                 hash(key).and_then(|hash| if hash.is_some() { Err(*error) } else { Ok(empty_page()) })
             }
         };
@@ -82,7 +83,7 @@ fn random_fields(
     with_values: bool,
     seed: u64,
 ) -> Result<Reply, KvError> {
-    let mut positions = SeededPositions::new(seed);
+    let mut positions = Draws::new(seed);
     let Some(count) = count else {
         let field = hash.and_then(|hash| hash.get_index(positions.below(hash.len())));
         return Ok(Reply::bulk_or_nil(field.map(|(field, _)| field)));
@@ -220,8 +221,8 @@ mod tests {
             HashRead::Exists { key: s(), field: b"f".to_vec() },
             HashRead::StrLen { key: s(), field: b"f".to_vec() },
             HashRead::RandomFields { key: s(), count: Some(0), with_values: false, seed: 1 },
-            HashRead::Scan { key: s(), cursor: 0, pattern: None, count: 10 },
-            HashRead::ScanRefused { key: s(), error: KvError::Syntax },
+            HashRead::Scan(ScanQuery { key: s(), cursor: 0, pattern: None, count: 10 }),
+            HashRead::ScanRefused(ScanRefusal { key: s(), error: KvError::Syntax }),
         ] {
             assert_eq!(read(&store, query.clone()), Reply::Error(KvError::WrongType), "{query:?}");
         }
@@ -296,7 +297,7 @@ mod tests {
 
     fn scan(store: &KvStore, cursor: u64, pattern: Option<&str>, count: u64) -> (u64, Vec<Vec<u8>>) {
         let pattern = pattern.map(|p| p.as_bytes().to_vec());
-        match read(store, HashRead::Scan { key: k(), cursor, pattern, count }) {
+        match read(store, HashRead::Scan(ScanQuery { key: k(), cursor, pattern, count })) {
             Reply::Scan { cursor, keys } => (cursor, keys),
             other => panic!("not a scan page: {other:?}"),
         }
@@ -320,8 +321,10 @@ mod tests {
                 .collect()
             )
         );
-        let missing =
-            read(&store, HashRead::Scan { key: b"none".to_vec(), cursor: 0, pattern: None, count: 10 });
+        let missing = read(
+            &store,
+            HashRead::Scan(ScanQuery { key: b"none".to_vec(), cursor: 0, pattern: None, count: 10 }),
+        );
         assert_eq!(missing, empty_page());
     }
 
@@ -329,11 +332,14 @@ mod tests {
     fn hscan_refused_options_are_an_error_only_for_a_hash() {
         let store = store_with(b"h", 2);
         assert_eq!(
-            read(&store, HashRead::ScanRefused { key: k(), error: KvError::Syntax }),
+            read(&store, HashRead::ScanRefused(ScanRefusal { key: k(), error: KvError::Syntax })),
             Reply::Error(KvError::Syntax)
         );
         assert_eq!(
-            read(&store, HashRead::ScanRefused { key: b"none".to_vec(), error: KvError::Syntax }),
+            read(
+                &store,
+                HashRead::ScanRefused(ScanRefusal { key: b"none".to_vec(), error: KvError::Syntax })
+            ),
             empty_page()
         );
     }

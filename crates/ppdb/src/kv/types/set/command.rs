@@ -25,16 +25,16 @@
 //! | SSCAN | read 7 | key, cursor, pattern?, count |
 //! | SSCAN refused | read 8 | key, error |
 
-use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
+use crate::kv::codec::{put_bytes, put_list, put_option, put_signed, put_varint, KvDecodeError, Reader};
 use crate::kv::command::{key, keys, value};
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
-use crate::kv::types::Collection;
+use crate::kv::types::{Collection, ScanQuery, ScanRefusal};
 
 use super::algebra::{intersection, operands};
-use super::codec::{algebra, algebra_tag, error, option, put_list, put_option};
-use super::random::Draws;
+use super::codec::{algebra, algebra_tag};
 use super::SetValue;
+use crate::kv::types::draws::Draws;
 
 pub use super::algebra::SetAlgebra;
 
@@ -137,24 +137,9 @@ pub enum SetRead {
         limit: u64,
     },
     /// SSCAN: one page of members.
-    Scan {
-        /// The key.
-        key: Vec<u8>,
-        /// Where the page starts (0: the beginning).
-        cursor: u64,
-        /// MATCH: only members matching this glob pattern.
-        pattern: Option<Vec<u8>>,
-        /// COUNT: about how many members to visit (at least 1).
-        count: u64,
-    },
-    /// SSCAN with options Redis refuses, but only after looking the key up: a missing key is
-    /// still an empty page and another type still WRONGTYPE; otherwise `error`.
-    ScanRefused {
-        /// The key.
-        key: Vec<u8>,
-        /// The options' error.
-        error: KvError,
-    },
+    Scan(ScanQuery),
+    /// SSCAN with options Redis refuses: a set answers the refusal's error.
+    ScanRefused(ScanRefusal),
 }
 
 // Operation tags. Never renumber: they are on disk.
@@ -219,7 +204,7 @@ impl SetWrite {
             WRITE_REMOVE => Self::Remove { key: key(reader)?, members: keys(reader)? },
             WRITE_POP => Self::Pop {
                 key: key(reader)?,
-                count: option(reader, |r| r.varint("spop count"))?,
+                count: reader.option(|r| r.varint("spop count"))?,
                 seed: reader.varint("spop seed")?,
             },
             WRITE_MOVE => {
@@ -325,8 +310,8 @@ impl SetRead {
             | Self::AreMembers { key, .. }
             | Self::Card { key }
             | Self::RandomMembers { key, .. }
-            | Self::Scan { key, .. }
-            | Self::ScanRefused { key, .. } => vec![key.as_slice()],
+            | Self::Scan(ScanQuery { key, .. })
+            | Self::ScanRefused(ScanRefusal { key, .. }) => vec![key.as_slice()],
             Self::Combine { keys, .. } | Self::IntersectionCard { keys, .. } => {
                 keys.iter().map(Vec::as_slice).collect()
             }
@@ -365,17 +350,13 @@ impl SetRead {
                 put_list(out, keys);
                 put_varint(out, *limit);
             }
-            Self::Scan { key, cursor, pattern, count } => {
+            Self::Scan(query) => {
                 out.push(READ_SCAN);
-                put_bytes(out, key);
-                put_varint(out, *cursor);
-                put_option(out, pattern.as_deref(), put_bytes);
-                put_varint(out, *count);
+                query.encode(out);
             }
-            Self::ScanRefused { key, error } => {
+            Self::ScanRefused(refusal) => {
                 out.push(READ_SCAN_REFUSED);
-                put_bytes(out, key);
-                out.push(error.wire_tag());
+                refusal.encode(out);
             }
         }
     }
@@ -388,20 +369,15 @@ impl SetRead {
             READ_CARD => Self::Card { key: key(reader)? },
             READ_RANDOM_MEMBERS => Self::RandomMembers {
                 key: key(reader)?,
-                count: option(reader, |r| r.signed("srandmember count"))?,
+                count: reader.option(|r| r.signed("srandmember count"))?,
                 seed: reader.varint("srandmember seed")?,
             },
             READ_COMBINE => Self::Combine { algebra: algebra(reader)?, keys: keys(reader)? },
             READ_INTERSECTION_CARD => {
                 Self::IntersectionCard { keys: keys(reader)?, limit: reader.varint("sintercard limit")? }
             }
-            READ_SCAN => Self::Scan {
-                key: key(reader)?,
-                cursor: reader.varint("sscan cursor")?,
-                pattern: option(reader, value)?,
-                count: reader.varint("sscan count")?,
-            },
-            READ_SCAN_REFUSED => Self::ScanRefused { key: key(reader)?, error: error(reader)? },
+            READ_SCAN => Self::Scan(ScanQuery::decode(reader)?),
+            READ_SCAN_REFUSED => Self::ScanRefused(ScanRefusal::decode(reader)?),
             tag => return Err(KvDecodeError::InvalidTag { field: "set read", tag, offset }),
         })
     }
@@ -427,12 +403,12 @@ impl SetRead {
                     if *limit == 0 { usize::MAX } else { usize::try_from(*limit).unwrap_or(usize::MAX) };
                 Reply::Integer(intersection(&sets).take(limit).count() as i64)
             }),
-            Self::Scan { key, cursor, pattern, count } => set(key).map(|set| {
+            Self::Scan(ScanQuery { key, cursor, pattern, count }) => set(key).map(|set| {
                 let page = set.map(|s| s.scan(*cursor, pattern.as_deref(), *count));
                 let (cursor, members) = page.map_or((0, Vec::new()), |page| (page.cursor, page.members));
                 Reply::Array(vec![Reply::Bulk(cursor.to_string().into_bytes()), bulks(members, Reply::Array)])
             }),
-            Self::ScanRefused { key, error } => set(key).and_then(|set| match set {
+            Self::ScanRefused(ScanRefusal { key, error }) => set(key).and_then(|set| match set {
                 None => Ok(Reply::Array(vec![Reply::Bulk(b"0".to_vec()), Reply::Array(Vec::new())])),
                 Some(_) => Err(*error),
             }),

@@ -5,7 +5,9 @@ use proptest::prelude::*;
 use super::command::RANDOM_REPLY_BYTES_MAX;
 use super::*;
 use crate::kv::codec::Reader;
+use crate::kv::types::scan_query::strategies::{scan_query, scan_refusal};
 use crate::kv::types::CollectionWrite;
+use crate::kv::types::{ScanQuery, ScanRefusal};
 use crate::kv::{KvError, KvStore, KvWrite, Reply, WriteOp};
 
 const NOW: u64 = 1;
@@ -104,8 +106,8 @@ fn every_set_command_on_a_string_is_wrongtype_and_changes_nothing() {
         SetRead::Combine { algebra: SetAlgebra::Intersection, keys: list(&["missing", "str"]) },
         SetRead::Combine { algebra: SetAlgebra::Difference, keys: list(&["missing", "str"]) },
         SetRead::IntersectionCard { keys: list(&["missing", "str"]), limit: 0 },
-        SetRead::Scan { key: b("str"), cursor: 0, pattern: None, count: 10 },
-        SetRead::ScanRefused { key: b("str"), error: KvError::Syntax },
+        SetRead::Scan(ScanQuery { key: b("str"), cursor: 0, pattern: None, count: 10 }),
+        SetRead::ScanRefused(ScanRefusal { key: b("str"), error: KvError::Syntax }),
     ];
     for query in reads {
         assert_eq!(read(&store, query.clone()), wrong, "{query:?}");
@@ -231,12 +233,15 @@ fn sscan_refuses_bad_options_only_for_an_existing_set() {
     let mut store = KvStore::new();
     sadd(&mut store, "s", &["a", "b"]);
     let empty_page = Reply::Array(vec![Reply::Bulk(b("0")), Reply::Array(Vec::new())]);
-    let refused = |key: &str| read(&store, SetRead::ScanRefused { key: b(key), error: KvError::Syntax });
+    let refused =
+        |key: &str| read(&store, SetRead::ScanRefused(ScanRefusal { key: b(key), error: KvError::Syntax }));
     assert_eq!(refused("missing"), empty_page);
     assert_eq!(refused("s"), Reply::Error(KvError::Syntax));
-    let page = read(&store, SetRead::Scan { key: b("s"), cursor: 0, pattern: Some(b("a*")), count: 10 });
+    let page =
+        read(&store, SetRead::Scan(ScanQuery { key: b("s"), cursor: 0, pattern: Some(b("a*")), count: 10 }));
     assert_eq!(page, Reply::Array(vec![Reply::Bulk(b("0")), Reply::Array(vec![Reply::Bulk(b("a"))])]));
-    let missing = read(&store, SetRead::Scan { key: b("missing"), cursor: 5, pattern: None, count: 10 });
+    let missing =
+        read(&store, SetRead::Scan(ScanQuery { key: b("missing"), cursor: 5, pattern: None, count: 10 }));
     assert_eq!(missing, empty_page);
 }
 
@@ -275,7 +280,6 @@ fn set_write() -> impl Strategy<Value = SetWrite> {
 }
 
 fn set_read() -> impl Strategy<Value = SetRead> {
-    let error = (0u8..10).prop_filter_map("a known error", KvError::from_wire_tag);
     prop_oneof![
         (bytes(), bytes()).prop_map(|(key, member)| SetRead::IsMember { key, member }),
         (bytes(), byte_lists()).prop_map(|(key, members)| SetRead::AreMembers { key, members }),
@@ -287,9 +291,8 @@ fn set_read() -> impl Strategy<Value = SetRead> {
         }),
         (algebra(), byte_lists()).prop_map(|(algebra, keys)| SetRead::Combine { algebra, keys }),
         (byte_lists(), any::<u64>()).prop_map(|(keys, limit)| SetRead::IntersectionCard { keys, limit }),
-        (bytes(), any::<u64>(), proptest::option::of(bytes()), any::<u64>())
-            .prop_map(|(key, cursor, pattern, count)| SetRead::Scan { key, cursor, pattern, count }),
-        (bytes(), error).prop_map(|(key, error)| SetRead::ScanRefused { key, error }),
+        scan_query().prop_map(SetRead::Scan),
+        scan_refusal().prop_map(SetRead::ScanRefused),
     ]
 }
 

@@ -1,41 +1,12 @@
 //! SPOP and SRANDMEMBER: random members chosen from a seed.
 //!
 //! The kv layer has no randomness of its own: the parser draws a seed and puts it in the
-//! operation, and every choice here follows from that seed and the set's order ([`Draws`]), so
+//! operation, and every choice here follows from that seed and the set's order (`Draws`), so
 //! every replica applying the same SPOP removes the same members, and two SRANDMEMBER calls,
 //! with two seeds, differ.
 
-use std::collections::BTreeSet;
-
 use super::SetValue;
-
-/// A deterministic stream of 64-bit draws from a seed (splitmix64).
-pub(super) struct Draws {
-    state: u64,
-}
-
-impl Draws {
-    /// The stream of `seed`.
-    pub(super) fn new(seed: u64) -> Draws {
-        Draws { state: seed }
-    }
-
-    /// The next draw.
-    fn next(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A position in `0..len` (`len` > 0), by multiplying a draw (Lemire's method; the bias
-    /// is below `len / 2^64`).
-    pub(super) fn below(&mut self, len: usize) -> usize {
-        debug_assert!(len > 0, "a draw needs at least one position");
-        ((u128::from(self.next()) * len as u128) >> 64) as usize
-    }
-}
+use crate::kv::types::draws::Draws;
 
 impl SetValue {
     /// SPOP: removes up to `count` members chosen by `draws`, each one in O(1); all of them,
@@ -47,25 +18,16 @@ impl SetValue {
         (0..count).filter_map(|_| self.remove_index(draws.below(self.len()))).collect()
     }
 
-    /// SRANDMEMBER with a positive count: `count` distinct members chosen by `draws` (Floyd's
-    /// sampling, O(count log count)); the whole set, in its order, when `count` reaches its
-    /// size.
+    /// SRANDMEMBER with a positive count: `count` distinct members chosen by `draws`, in the
+    /// order drawn; the whole set, in its order, when `count` reaches its size.
     pub(super) fn sample_distinct(&self, count: u64, draws: &mut Draws) -> Vec<&[u8]> {
         let len = self.len();
         if count >= len as u64 {
             return self.iter().collect();
         }
         // count < len, so it is a usize.
-        let count = count as usize;
-        let mut chosen = BTreeSet::new();
-        let mut order = Vec::with_capacity(count);
-        for last in len - count..len {
-            let pick = draws.below(last + 1);
-            let index = if chosen.insert(pick) { pick } else { last };
-            chosen.insert(index);
-            order.push(index);
-        }
-        order.into_iter().filter_map(|index| self.get_index(index)).collect()
+        let positions = draws.distinct(count as usize, len);
+        positions.into_iter().filter_map(|index| self.get_index(index)).collect()
     }
 
     /// SRANDMEMBER with a negative count: members chosen by `draws`, each independently (so
@@ -83,6 +45,7 @@ impl SetValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn set_of(count: usize) -> SetValue {
         let members: Vec<String> = (0..count).map(|n| format!("m{n}")).collect();

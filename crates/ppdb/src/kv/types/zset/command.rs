@@ -18,7 +18,7 @@
 
 use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use crate::kv::command::{key, keys, value, BATCH_KEYS_MAX};
-use crate::kv::reply::KvError;
+use crate::kv::types::{ScanQuery, ScanRefusal};
 
 use super::algebra::Combine;
 use super::range::{flag, put_score, score, LexRange, RankRange, ScoreRange};
@@ -224,24 +224,9 @@ pub enum SortedSetRead {
         seed: u64,
     },
     /// ZSCAN.
-    Scan {
-        /// The key.
-        key: Vec<u8>,
-        /// Where to continue (0: from the start).
-        cursor: u64,
-        /// MATCH pattern.
-        pattern: Option<Vec<u8>>,
-        /// COUNT hint.
-        count: u64,
-    },
-    /// ZSCAN with options Redis refuses once it finds the key holds a sorted set (a missing
-    /// key answers an empty page, another type WRONGTYPE).
-    ScanRefused {
-        /// The key.
-        key: Vec<u8>,
-        /// Why the options are refused.
-        error: KvError,
-    },
+    Scan(ScanQuery),
+    /// ZSCAN with options Redis refuses: a sorted set answers the refusal's error.
+    ScanRefused(ScanRefusal),
 }
 
 // Operation tags. Never renumber: they are on disk.
@@ -512,8 +497,8 @@ impl SortedSetRead {
             | Self::LexCount { key, .. }
             | Self::Range { key, .. }
             | Self::RandomMembers { key, .. }
-            | Self::Scan { key, .. }
-            | Self::ScanRefused { key, .. } => vec![key],
+            | Self::Scan(ScanQuery { key, .. })
+            | Self::ScanRefused(ScanRefusal { key, .. }) => vec![key],
             Self::Combine { combine, .. } => combine.keys.iter().map(Vec::as_slice).collect(),
             Self::InterCard { keys, .. } => keys.iter().map(Vec::as_slice).collect(),
         }
@@ -580,23 +565,13 @@ impl SortedSetRead {
                 out.push(u8::from(*with_scores));
                 out.extend_from_slice(&seed.to_le_bytes());
             }
-            Self::ScanRefused { key, error } => {
+            Self::ScanRefused(refusal) => {
                 out.push(READ_SCAN_REFUSED);
-                put_bytes(out, key);
-                out.push(error.wire_tag());
+                refusal.encode(out);
             }
-            Self::Scan { key, cursor, pattern, count } => {
+            Self::Scan(query) => {
                 out.push(READ_SCAN);
-                put_bytes(out, key);
-                put_varint(out, *cursor);
-                match pattern {
-                    None => out.push(0),
-                    Some(pattern) => {
-                        out.push(1);
-                        put_bytes(out, pattern);
-                    }
-                }
-                put_varint(out, *count);
+                query.encode(out);
             }
         }
     }
@@ -632,25 +607,8 @@ impl SortedSetRead {
                 seed.copy_from_slice(reader.take(8, "seed")?);
                 Self::RandomMembers { key, count, with_scores, seed: u64::from_le_bytes(seed) }
             }
-            READ_SCAN => {
-                let (key, cursor) = (key(reader)?, reader.varint("cursor")?);
-                let pattern = match flag(reader, "pattern")? {
-                    false => None,
-                    true => Some(value(reader)?),
-                };
-                Self::Scan { key, cursor, pattern, count: reader.varint("count")? }
-            }
-            READ_SCAN_REFUSED => {
-                let key = key(reader)?;
-                let offset = reader.offset();
-                let tag = reader.u8("error")?;
-                let error = KvError::from_wire_tag(tag).ok_or(KvDecodeError::InvalidTag {
-                    field: "error",
-                    tag,
-                    offset,
-                })?;
-                Self::ScanRefused { key, error }
-            }
+            READ_SCAN => Self::Scan(ScanQuery::decode(reader)?),
+            READ_SCAN_REFUSED => Self::ScanRefused(ScanRefusal::decode(reader)?),
             tag => return Err(KvDecodeError::InvalidTag { field: "sorted-set read", tag, offset }),
         })
     }
@@ -663,6 +621,7 @@ mod tests {
     use super::super::algebra::{Aggregate, SetOperation};
     use super::super::range::{LexBound, ScoreBound};
     use super::*;
+    use crate::kv::types::scan_query::strategies::{scan_query, scan_refusal};
     use crate::kv::types::{CollectionRead, CollectionWrite};
     use crate::kv::{KvRead, KvWrite, WriteOp};
 
@@ -784,11 +743,8 @@ mod tests {
                     seed
                 }
             ),
-            (bytes(), any::<u64>(), proptest::option::of(bytes()), any::<u64>()).prop_map(
-                |(key, cursor, pattern, count)| SortedSetRead::Scan { key, cursor, pattern, count }
-            ),
-            (bytes(), proptest::sample::select(vec![KvError::Syntax, KvError::NotInteger]))
-                .prop_map(|(key, error)| SortedSetRead::ScanRefused { key, error }),
+            scan_query().prop_map(SortedSetRead::Scan),
+            scan_refusal().prop_map(SortedSetRead::ScanRefused),
         ]
     }
 

@@ -5,6 +5,8 @@ use crate::kv::glob::glob_match;
 use crate::kv::numeric::format_double;
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
+use crate::kv::types::draws::Draws;
+use crate::kv::types::{ScanQuery, ScanRefusal};
 
 use super::algebra::intersection_size;
 use super::command::{RangeBy, RangeQuery, SortedSetRead};
@@ -61,11 +63,11 @@ impl SortedSetRead {
             Self::RandomMembers { key, count, with_scores, seed } => {
                 random_members(zset(key)?, *count, *with_scores, *seed)
             }
-            Self::Scan { key, cursor, pattern, count } => match zset(key)? {
+            Self::Scan(ScanQuery { key, cursor, pattern, count }) => match zset(key)? {
                 None => Reply::Scan { cursor: 0, keys: Vec::new() },
                 Some(zset) => scan(zset, *cursor, pattern.as_deref(), *count),
             },
-            Self::ScanRefused { key, error } => match zset(key)? {
+            Self::ScanRefused(ScanRefusal { key, error }) => match zset(key)? {
                 None => Reply::Scan { cursor: 0, keys: Vec::new() },
                 Some(_) => return Err(*error),
             },
@@ -108,42 +110,27 @@ pub(super) fn select<'a>(zset: &'a SortedSetValue, query: &'a RangeQuery) -> Mem
     }
 }
 
-/// splitmix64: the random sequence ZRANDMEMBER draws from its seed.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// ZRANDMEMBER: one member (no count), distinct members (positive count), or draws with
 /// repetition (negative count). O(n) to index the members, then O(1) a draw.
 fn random_members(zset: Option<&SortedSetValue>, count: Option<i64>, with_scores: bool, seed: u64) -> Reply {
-    let mut state = seed;
+    let mut draws = Draws::new(seed);
     let members: Vec<(&[u8], f64)> = zset.map(|z| z.iter().collect()).unwrap_or_default();
-    let len = members.len() as u64;
+    let len = members.len();
     let Some(count) = count else {
         return match len {
             0 => Reply::Nil,
-            _ => Reply::Bulk(members[(next_random(&mut state) % len) as usize].0.to_vec()),
+            _ => Reply::Bulk(members[draws.below(len)].0.to_vec()),
         };
     };
     let picked: Vec<(&[u8], f64)> = if len == 0 {
         Vec::new()
     } else if count < 0 {
-        (0..count.unsigned_abs()).map(|_| members[(next_random(&mut state) % len) as usize]).collect()
-    } else if count.unsigned_abs() >= len {
+        (0..count.unsigned_abs()).map(|_| members[draws.below(len)]).collect()
+    } else if count.unsigned_abs() >= len as u64 {
         members
     } else {
-        // A partial Fisher-Yates shuffle: the first `count` places hold distinct members.
-        let mut members = members;
-        for place in 0..count as usize {
-            let from = place + (next_random(&mut state) % (len - place as u64)) as usize;
-            members.swap(place, from);
-        }
-        members.truncate(count as usize);
-        members
+        // count < len, so it is a usize.
+        draws.distinct(count as usize, len).into_iter().map(|index| members[index]).collect()
     };
     members_reply(Box::new(picked.into_iter()), with_scores)
 }
@@ -223,7 +210,9 @@ mod tests {
         zset.insert(b"a", 1.0);
         store.insert_value(b"z", zset.into_data(), None);
         store.insert_value(b"s", SetValue::default().into_data(), None);
-        let refused = |key: &[u8]| SortedSetRead::ScanRefused { key: key.to_vec(), error: KvError::Syntax };
+        let refused = |key: &[u8]| {
+            SortedSetRead::ScanRefused(ScanRefusal { key: key.to_vec(), error: KvError::Syntax })
+        };
         assert_eq!(refused(b"missing").read(&store, 1), Reply::Scan { cursor: 0, keys: Vec::new() });
         assert_eq!(refused(b"z").read(&store, 1), Reply::Error(KvError::Syntax));
         assert_eq!(refused(b"s").read(&store, 1), Reply::Error(KvError::WrongType));

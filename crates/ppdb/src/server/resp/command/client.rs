@@ -4,12 +4,20 @@
 use bytes::Bytes;
 
 use super::args::{integer, is};
-use super::connection::valid_client_name;
 use super::error::CommandError;
 use super::Command;
 
 /// The only user PPDB has: every connection is authenticated as it (no ACLs).
 pub const DEFAULT_USER: &str = "default";
+
+/// Redis accepts client names made of printable ASCII without spaces (`!` to `~`).
+pub(super) fn valid_client_name(name: &Bytes) -> Result<Bytes, CommandError> {
+    if name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+        Ok(name.clone())
+    } else {
+        Err(CommandError::InvalidClientName)
+    }
+}
 
 /// CLIENT subcommands.
 #[derive(Debug, Clone, PartialEq, Eq)]

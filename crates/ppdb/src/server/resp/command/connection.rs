@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use super::args::{arg, integer, is};
+use super::client::valid_client_name;
 use super::error::CommandError;
 use super::Command;
 use crate::server::resp::frame::ProtocolVersion;
@@ -68,7 +69,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "multi" => Ok(Command::Multi),
         "exec" => Ok(Command::Exec),
         "discard" => Ok(Command::Discard),
-        "watch" => Ok(Command::Watch),
+        "watch" => Ok(Command::Watch { keys: args.iter().map(|key| key.to_vec()).collect() }),
         "unwatch" => Ok(Command::Unwatch),
         "reset" => Ok(Command::Reset),
         _ => return None,
@@ -101,15 +102,6 @@ fn hello(args: &[Bytes]) -> Parsed {
         j += 1;
     }
     Ok(Command::Hello(hello))
-}
-
-/// Redis accepts client names made of printable ASCII without spaces (`!` to `~`).
-pub(super) fn valid_client_name(name: &Bytes) -> Result<Bytes, CommandError> {
-    if name.iter().all(|b| (b'!'..=b'~').contains(b)) {
-        Ok(name.clone())
-    } else {
-        Err(CommandError::InvalidClientName)
-    }
 }
 
 fn command(args: &[Bytes]) -> Parsed {

@@ -4,17 +4,14 @@
 use bytes::Bytes;
 
 use super::args::{arg, float, integer, is, owned, owned_from};
+use super::element_scan::element_scan;
 use super::error::CommandError;
 use super::write::WriteCommand;
 use super::Command;
-use crate::kv::scan::parse_cursor;
 use crate::kv::types::{HashRead, HashWrite};
-use crate::kv::{CollectionRead, CollectionWrite, KvError, KvRead, WriteOp};
+use crate::kv::{CollectionRead, CollectionWrite, KvRead, WriteOp};
 
 type Parsed = Result<Command, CommandError>;
-
-/// HSCAN's page size when COUNT is not given (Redis's).
-const SCAN_COUNT_DEFAULT: u64 = 10;
 
 /// Parses the hash command `name` (lower case) with its arguments; `None` if not one.
 pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
@@ -92,37 +89,16 @@ fn random_fields(args: &[Bytes]) -> Parsed {
     read(HashRead::RandomFields { key: owned(args, 0), count, with_values, seed: rand::random() })
 }
 
-/// HSCAN key cursor [MATCH pattern] [COUNT count]. A bad cursor is refused here; bad options
-/// are refused by the query, after the key is looked up, as Redis does.
+/// HSCAN key cursor [MATCH pattern] [COUNT count] (see [`element_scan`]).
 fn scan(args: &[Bytes]) -> Parsed {
-    let cursor = parse_cursor(arg(args, 1)).ok_or(CommandError::InvalidCursor)?;
-    let key = owned(args, 0);
-    let query = match scan_options(args.get(2..).unwrap_or_default()) {
-        Ok((pattern, count)) => HashRead::Scan { key, cursor, pattern, count },
-        Err(error) => HashRead::ScanRefused { key, error },
-    };
-    read(query)
-}
-
-/// HSCAN's MATCH and COUNT (the last of each wins), or Redis's error for the first bad one.
-fn scan_options(options: &[Bytes]) -> Result<(Option<Vec<u8>>, u64), KvError> {
-    let (mut pattern, mut count) = (None, SCAN_COUNT_DEFAULT);
-    for option in options.chunks(2) {
-        match option {
-            [name, value] if is(name, "count") => {
-                let value = integer(value).map_err(|_| KvError::NotInteger)?;
-                count = u64::try_from(value).ok().filter(|&n| n >= 1).ok_or(KvError::Syntax)?;
-            }
-            [name, value] if is(name, "match") => pattern = Some(value.to_vec()),
-            _ => return Err(KvError::Syntax),
-        }
-    }
-    Ok((pattern, count))
+    read(element_scan(args)?.map_or_else(HashRead::ScanRefused, HashRead::Scan))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::types::{ScanQuery, ScanRefusal};
+    use crate::kv::KvError;
 
     fn parse_words(words: &str) -> Parsed {
         let mut words = words.split_whitespace();
@@ -182,11 +158,16 @@ mod tests {
     fn hscan_options_are_kept_or_their_error_travels_with_the_query() {
         assert_eq!(
             query("hscan h 5 MATCH a* COUNT 3 match b*"),
-            HashRead::Scan { key: b"h".to_vec(), cursor: 5, pattern: Some(b"b*".to_vec()), count: 3 }
+            HashRead::Scan(ScanQuery {
+                key: b"h".to_vec(),
+                cursor: 5,
+                pattern: Some(b"b*".to_vec()),
+                count: 3
+            })
         );
         assert_eq!(
             query("hscan h 0"),
-            HashRead::Scan { key: b"h".to_vec(), cursor: 0, pattern: None, count: 10 }
+            HashRead::Scan(ScanQuery { key: b"h".to_vec(), cursor: 0, pattern: None, count: 10 })
         );
         for (words, error) in [
             ("hscan h 0 count 0", KvError::Syntax),
@@ -196,7 +177,11 @@ mod tests {
             ("hscan h 0 type hash", KvError::Syntax),
             ("hscan h 0 novalues", KvError::Syntax),
         ] {
-            assert_eq!(query(words), HashRead::ScanRefused { key: b"h".to_vec(), error }, "{words}");
+            assert_eq!(
+                query(words),
+                HashRead::ScanRefused(ScanRefusal { key: b"h".to_vec(), error }),
+                "{words}"
+            );
         }
     }
 }

@@ -4,8 +4,8 @@
 //! options of the command, replying exactly as Redis 7 would to a malformed one
 //! ([`CommandError`]). A parsed command says what it is for routing ([`Command::class`],
 //! [`Command::keys`]). Reads are ready-made [`KvRead`] queries; writes are [`WriteCommand`]s
-//! whose relative expiry times the leader turns into absolute ones with
-//! [`WriteCommand::resolve`] just before proposing them.
+//! that [`WriteCommand::resolve`] turns into log entries, relative expiries kept as spans from
+//! the time the shard's leader stamps on the entry.
 //!
 //! One file per concern: `connection` (PING, HELLO, CONFIG, ...), `client` (CLIENT), `server`
 //! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `strings` (GET,
@@ -17,6 +17,7 @@
 mod args;
 mod client;
 mod connection;
+mod element_scan;
 pub mod error;
 mod hash;
 mod introspect;
@@ -86,8 +87,12 @@ pub enum Command {
     Exec,
     /// DISCARD: drop the queued transaction.
     Discard,
-    /// WATCH key \[key ...\] (not supported yet: answered with an error).
-    Watch,
+    /// WATCH key \[key ...\]: EXEC runs nothing, and answers a null array, if one of the keys
+    /// is written before it.
+    Watch {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
     /// UNWATCH.
     Unwatch,
     /// RESET: back to a fresh connection's state.
@@ -142,6 +147,7 @@ impl Command {
             .or_else(|| set::parse(spec.name, rest))
             .or_else(|| pop::parse(spec.name, rest))
             .or_else(|| zset::parse(spec.name, rest))
+            .or_else(|| zset_range::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 

@@ -10,19 +10,16 @@ use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 
 use super::args::{arg, integer, is, owned, owned_from};
+use super::element_scan::element_scan;
 use super::error::CommandError;
 use super::write::WriteCommand;
 use super::Command;
 use crate::kv::numeric::parse_i64;
-use crate::kv::scan::parse_cursor;
 use crate::kv::types::set::SetAlgebra;
 use crate::kv::types::{SetRead, SetWrite};
-use crate::kv::{CollectionRead, CollectionWrite, KvError, KvRead, WriteOp};
+use crate::kv::{CollectionRead, CollectionWrite, KvRead, WriteOp};
 
 type Parsed = Result<Command, CommandError>;
-
-/// SSCAN's default COUNT, as Redis.
-const SCAN_COUNT_DEFAULT: u64 = 10;
 
 /// Parses the set command `name` (lower case) with its arguments; `None` if not one.
 pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
@@ -126,37 +123,16 @@ fn intersection_card(args: &[Bytes]) -> Parsed {
     read(SetRead::IntersectionCard { keys: owned_from(&args[..keys_end], 1), limit })
 }
 
-/// SSCAN key cursor [MATCH pattern] [COUNT count]. A bad cursor is refused at once; bad options
-/// only once the key is found to hold a set, as Redis checks them ([`SetRead::ScanRefused`]).
+/// SSCAN key cursor [MATCH pattern] [COUNT count] (see [`element_scan`]).
 fn scan(args: &[Bytes]) -> Parsed {
-    let cursor = parse_cursor(arg(args, 1)).ok_or(CommandError::InvalidCursor)?;
-    let key = owned(args, 0);
-    let (mut pattern, mut count) = (None, SCAN_COUNT_DEFAULT);
-    let mut options = args[2..].iter();
-    while let Some(option) = options.next() {
-        let error = match options.next() {
-            Some(value) if is(option, "count") => match parse_i64(value) {
-                Some(value) if value >= 1 => {
-                    count = value.unsigned_abs();
-                    continue;
-                }
-                Some(_) => KvError::Syntax,
-                None => KvError::NotInteger,
-            },
-            Some(value) if is(option, "match") => {
-                pattern = Some(value.to_vec());
-                continue;
-            }
-            _ => KvError::Syntax,
-        };
-        return read(SetRead::ScanRefused { key, error });
-    }
-    read(SetRead::Scan { key, cursor, pattern, count })
+    read(element_scan(args)?.map_or_else(SetRead::ScanRefused, SetRead::Scan))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kv::types::{ScanQuery, ScanRefusal};
+    use crate::kv::KvError;
 
     fn parse_line(line: &str) -> Parsed {
         let args: Vec<Bytes> = line.split(' ').map(|a| Bytes::from(a.to_owned())).collect();
@@ -210,7 +186,11 @@ mod tests {
     #[test]
     fn sscan_options_are_refused_only_when_read() {
         let refused = |line, error| {
-            assert_eq!(set_read(line), SetRead::ScanRefused { key: b"k".to_vec(), error }, "{line}")
+            assert_eq!(
+                set_read(line),
+                SetRead::ScanRefused(ScanRefusal { key: b"k".to_vec(), error }),
+                "{line}"
+            )
         };
         refused("SSCAN k 0 COUNT 0", KvError::Syntax);
         refused("SSCAN k 0 COUNT abc", KvError::NotInteger);
@@ -218,7 +198,12 @@ mod tests {
         refused("SSCAN k 0 MATCH", KvError::Syntax);
         assert_eq!(
             set_read("SSCAN k 18446744073709551615 match a* COUNT 3 count 5"),
-            SetRead::Scan { key: b"k".to_vec(), cursor: u64::MAX, pattern: Some(b"a*".to_vec()), count: 5 }
+            SetRead::Scan(ScanQuery {
+                key: b"k".to_vec(),
+                cursor: u64::MAX,
+                pattern: Some(b"a*".to_vec()),
+                count: 5
+            })
         );
     }
 

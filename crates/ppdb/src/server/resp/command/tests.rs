@@ -440,7 +440,6 @@ fn transaction_error_texts_are_redis_7s() {
     let cross = TransactionError::CrossShard { shards: vec![2, 7] }.to_string();
     assert!(cross.starts_with("CROSSSLOT Keys in request don't hash to the same slot"), "{cross}");
     assert!(cross.contains("shards 2, 7"), "{cross}");
-    assert!(TransactionError::WatchNotSupported.to_string().starts_with("ERR WATCH is not supported"));
 }
 
 #[test]

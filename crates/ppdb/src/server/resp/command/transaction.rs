@@ -91,7 +91,7 @@ impl Transaction {
                 Admission::Refused(TransactionError::Command(error))
             }
             Ok(Command::Multi) => Admission::Refused(TransactionError::NestedMulti),
-            Ok(Command::Watch) => Admission::Refused(TransactionError::WatchInsideMulti),
+            Ok(Command::Watch { .. }) => Admission::Refused(TransactionError::WatchInsideMulti),
             Ok(command @ (Command::Exec | Command::Discard | Command::Quit | Command::Reset)) => {
                 Admission::Immediate(command)
             }
@@ -162,8 +162,6 @@ pub enum TransactionError {
     ExecRejected(CommandError),
     /// WATCH inside MULTI.
     WatchInsideMulti,
-    /// WATCH outside MULTI: optimistic locking is not implemented yet.
-    WatchNotSupported,
     /// More than [`QUEUED_COMMANDS_MAX`] commands or [`QUEUED_BYTES_MAX`] bytes queued.
     TooLarge,
     /// A request refused before queueing (unknown command, wrong number of arguments).
@@ -183,9 +181,6 @@ impl fmt::Display for TransactionError {
             Self::DiscardWithoutMulti => f.write_str("ERR DISCARD without MULTI"),
             Self::ExecAbort => f.write_str("EXECABORT Transaction discarded because of previous errors."),
             Self::WatchInsideMulti => f.write_str("ERR WATCH inside MULTI is not allowed"),
-            Self::WatchNotSupported => f.write_str(
-                "ERR WATCH is not supported by PPDB yet; MULTI/EXEC without WATCH is atomic on one shard",
-            ),
             Self::TooLarge => write!(
                 f,
                 "ERR transaction too large: at most {QUEUED_COMMANDS_MAX} commands and \

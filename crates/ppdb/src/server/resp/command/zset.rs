@@ -1,24 +1,20 @@
-//! Sorted-set commands: ZADD, ZSCORE, the pops, ZRANDMEMBER, ZSCAN; the range and
-//! multi-set commands are parsed in `zset_range`.
+//! Sorted-set commands: ZADD, ZSCORE, the pops, ZRANDMEMBER, ZSCAN, and the argument helpers
+//! the range and multi-set commands (parsed in `zset_range`) share.
 
 use bytes::Bytes;
 
 use super::args::{arg, float, integer, is, owned, owned_from};
+use super::element_scan::element_scan;
 use super::error::{CommandError, SortedSetError};
 use super::write::WriteCommand;
-use super::zset_range;
 use super::{BlockingPop, Command};
-use crate::kv::scan::parse_cursor;
 use crate::kv::types::zset::{PopEnd, PopReply, SortedSetRead, SortedSetWrite, ZaddOptions};
-use crate::kv::{CollectionRead, CollectionWrite, KvError, KvRead, WriteOp};
+use crate::kv::{CollectionRead, CollectionWrite, KvRead, WriteOp};
 
 pub(super) type Parsed = Result<Command, CommandError>;
 
 /// The most members one ZRANDMEMBER with a negative count draws: its reply is held whole.
 pub const RANDOM_MEMBERS_MAX: u64 = 16 * 1024 * 1024;
-/// ZSCAN's COUNT when none is given (Redis's).
-const SCAN_COUNT_DEFAULT: u64 = 10;
-
 /// Parses the sorted-set command `name` (lower case) with its arguments; `None` if not one.
 pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
     let key = || owned(args, 0);
@@ -43,7 +39,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
         "bzmpop" => blocking_multi_pop(args),
         "zrandmember" => random_members(args),
         "zscan" => scan(args),
-        _ => return zset_range::parse(name, args),
+        _ => return None,
     })
 }
 
@@ -222,32 +218,9 @@ fn random_seed() -> u64 {
     SEEDS.with(|seeds| seeds.borrow_mut().gen())
 }
 
-/// ZSCAN key cursor [MATCH pattern] [COUNT count].
+/// ZSCAN key cursor [MATCH pattern] [COUNT count] (see [`element_scan`]).
 fn scan(args: &[Bytes]) -> Parsed {
-    let cursor = parse_cursor(arg(args, 1)).ok_or(CommandError::InvalidCursor)?;
-    let key = owned(args, 0);
-    let query = match scan_options(args.get(2..).unwrap_or_default()) {
-        Ok((pattern, count)) => SortedSetRead::Scan { key, cursor, pattern, count },
-        Err(error) => SortedSetRead::ScanRefused { key, error },
-    };
-    read(query)
-}
-
-/// ZSCAN's MATCH and COUNT (the last of each wins), or Redis's error for the first bad one,
-/// answered only once the key is found to hold a sorted set.
-fn scan_options(options: &[Bytes]) -> Result<(Option<Vec<u8>>, u64), KvError> {
-    let (mut pattern, mut count) = (None, SCAN_COUNT_DEFAULT);
-    for option in options.chunks(2) {
-        match option {
-            [name, value] if is(name, "count") => {
-                let value = integer(value).map_err(|_| KvError::NotInteger)?;
-                count = u64::try_from(value).ok().filter(|&n| n >= 1).ok_or(KvError::Syntax)?;
-            }
-            [name, value] if is(name, "match") => pattern = Some(value.to_vec()),
-            _ => return Err(KvError::Syntax),
-        }
-    }
-    Ok((pattern, count))
+    read(element_scan(args)?.map_or_else(SortedSetRead::ScanRefused, SortedSetRead::Scan))
 }
 
 #[cfg(test)]

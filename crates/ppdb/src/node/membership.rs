@@ -16,11 +16,10 @@
 //! guests, answered from the local directory without a proposal): request = tag u8, node id
 //! u64. Response = `0` (unknown) or `1`, status u8, incarnation u64 (0 when none recorded).
 
-use super::shard::KvShard;
+use super::reconcile::check_removal;
+use super::{Directory, DirectoryCommand, MemberStatus, NodeHandle, StateMachine};
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
-use crate::node::reconcile::check_removal;
-use crate::node::{Directory, DirectoryCommand, MemberStatus, NodeHandle};
 use crate::transport::handshake::Incarnation;
 use crate::transport::{LinkState, Transport};
 use ppdb_raft::{Membership, NodeId, ProposeError};
@@ -170,25 +169,36 @@ pub fn decode_record(bytes: &[u8]) -> Result<Option<MemberRecord>, DecodeError> 
     Ok(record)
 }
 
-/// Submits membership changes on behalf of this node.
-#[derive(Clone)]
-pub struct MembershipService {
+/// Submits membership changes on behalf of this node, whose groups replicate `S`.
+pub struct MembershipService<S: StateMachine> {
     node: NodeId,
     shards: u32,
-    handle: NodeHandle<KvShard>,
+    handle: NodeHandle<S>,
     transport: Transport,
     directory: watch::Receiver<Directory>,
 }
 
-impl MembershipService {
+impl<S: StateMachine> Clone for MembershipService<S> {
+    fn clone(&self) -> Self {
+        MembershipService {
+            node: self.node,
+            shards: self.shards,
+            handle: self.handle.clone(),
+            transport: self.transport.clone(),
+            directory: self.directory.clone(),
+        }
+    }
+}
+
+impl<S: StateMachine> MembershipService<S> {
     /// A service proposing through `handle`, forwarding through `transport`.
     pub fn new(
         node: NodeId,
         shards: u32,
-        handle: NodeHandle<KvShard>,
+        handle: NodeHandle<S>,
         transport: Transport,
         directory: watch::Receiver<Directory>,
-    ) -> MembershipService {
+    ) -> MembershipService<S> {
         MembershipService { node, shards, handle, transport, directory }
     }
 
@@ -276,7 +286,7 @@ impl MembershipService {
     }
 }
 
-impl MembershipService {
+impl<S: StateMachine> MembershipService<S> {
     /// Answers a member lookup from this node's directory; an undecodable lookup gets an
     /// empty answer, which no asker reads as a record.
     fn look_up(&self, request: &[u8]) -> Vec<u8> {

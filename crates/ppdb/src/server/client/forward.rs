@@ -2,7 +2,8 @@
 //! COMMAND messages), and its wire format.
 //!
 //! A node that receives a client command for a shard it does not lead sends the *resolved*
-//! operation (a [`KvWrite`] with absolute times, or a [`KvRead`]) to the leader, which runs it
+//! operation (an unstamped [`KvWrite`], relative expiries still spans, or a [`KvRead`]) to the
+//! leader, which stamps it with its time and runs it
 //! through its own Raft group and answers with the typed [`Reply`]. The leader never forwards
 //! again: if it lost leadership meanwhile it says so, and the origin retries.
 //!
@@ -43,7 +44,7 @@ const REPLY_DEPTH_MAX: u32 = 8;
 /// An operation on one shard, sent to its leader.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShardOp {
-    /// A write, already resolved to absolute times.
+    /// A write entry, unstamped: the leader stamps its time, and relative expiries count from it.
     Write(KvWrite),
     /// A linearizable read.
     Read(KvRead),

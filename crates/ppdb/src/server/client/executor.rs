@@ -12,12 +12,11 @@
 
 use super::forward::{self, ForwardOutcome, ShardOp};
 use super::forward_batch::{ForwardBatcher, ForwardFailure};
-use super::shard::KvShard;
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
-use crate::node::runtime::wall_clock_ms;
+use crate::node::clock::wall_clock_ms;
 use crate::node::{ClientTraffic, LeaderTable, NodeHandle};
-use crate::server::resp::command::WriteCommand;
+use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
 use futures::future::BoxFuture;
@@ -71,10 +70,10 @@ impl Executor {
         self.shards
     }
 
-    /// Runs a write command. Multi-key writes that span shards run per shard: MSET and DEL
-    /// are then not atomic across shards (documented); MSETNX, RENAME and COPY are refused.
-    pub async fn write(&self, command: &WriteCommand) -> Result<Reply, Error> {
-        let write = unstamped(command)?;
+    /// Runs a write (its entry unstamped: the shard's leader stamps it). Multi-key writes that
+    /// span shards run per shard: MSET and DEL are then not atomic across shards (documented);
+    /// MSETNX, RENAME and COPY are refused.
+    pub async fn write(&self, write: KvWrite) -> Result<Reply, Error> {
         match &write.op {
             WriteOp::FlushAll => {
                 let all = (1..=self.shards).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
@@ -127,7 +126,8 @@ impl Executor {
     /// Runs a read command linearizably.
     pub async fn read(&self, read: &KvRead) -> Result<Reply, Error> {
         match read {
-            KvRead::MGet { keys } => self.mget(keys).await,
+            KvRead::MGet { keys } => self.per_key(keys, |keys| KvRead::MGet { keys }).await,
+            KvRead::Versions { keys } => self.per_key(keys, |keys| KvRead::Versions { keys }).await,
             KvRead::Exists { keys } => {
                 let runs = self
                     .group_keys(keys)
@@ -135,7 +135,7 @@ impl Executor {
                     .map(|(shard, keys)| self.on_shard(shard, ShardOp::Read(KvRead::Exists { keys })));
                 sum_integers(futures_join(runs).await)
             }
-            KvRead::DbSize => sum_integers(self.everywhere(read).await),
+            KvRead::DbSize | KvRead::Expires => sum_integers(self.everywhere(read).await),
             KvRead::Keys { .. } => {
                 let mut keys = Vec::new();
                 for result in self.everywhere(read).await {
@@ -168,21 +168,30 @@ impl Executor {
         futures_join((1..=self.shards).map(|s| self.on_shard(s, ShardOp::Read(read.clone())))).await
     }
 
-    async fn mget(&self, keys: &[Vec<u8>]) -> Result<Reply, Error> {
+    /// A read answering one element per key (MGET, WATCH's versions), over the keys' shards at
+    /// once: each shard answers for its keys, and the elements are put back in the keys' order.
+    async fn per_key(
+        &self,
+        keys: &[Vec<u8>],
+        query: impl Fn(Vec<Vec<u8>>) -> KvRead,
+    ) -> Result<Reply, Error> {
         let mut positions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, key) in keys.iter().enumerate() {
             positions.entry(shard_of(key, self.shards)).or_default().push(i);
         }
         let runs = positions.iter().map(|(&shard, idx)| {
             let keys = idx.iter().map(|&i| keys[i].clone()).collect();
-            self.on_shard(shard, ShardOp::Read(KvRead::MGet { keys }))
+            self.on_shard(shard, ShardOp::Read(query(keys)))
         });
         let results = futures_join(runs).await;
         let mut out = vec![Reply::Nil; keys.len()];
         for ((_, idx), result) in positions.iter().zip(results) {
             let Reply::Array(values) = result? else {
-                return Err(Error::State("MGET on a shard did not answer an array".into()));
+                return Err(Error::State("a per-key read on a shard did not answer an array".into()));
             };
+            if values.len() != idx.len() {
+                return Err(Error::State("a per-key read on a shard answered for other keys".into()));
+            }
             for (&i, value) in idx.iter().zip(values) {
                 out[i] = value;
             }
@@ -444,23 +453,13 @@ impl Executor {
         }
     }
 
-    /// The single shard a write goes to, and its entry (unstamped: the shard's leader stamps
-    /// it); `None` for writes spanning several shards (or all of them).
-    pub fn plan_write(&self, command: &WriteCommand) -> Option<Result<(u64, ShardOp), Error>> {
-        let keys = command.keys();
-        let first = keys.first()?;
-        let shard = shard_of(first, self.shards);
-        if keys.iter().any(|k| shard_of(k, self.shards) != shard) {
-            return None;
-        }
-        Some(unstamped(command).map(|write| (shard, ShardOp::Write(write))))
+    /// The single shard a write goes to (it can join a per-shard batch); `None` for writes
+    /// spanning several shards (or all of them).
+    pub fn write_shard(&self, write: &KvWrite) -> Option<u64> {
+        let keys = write.op.keys();
+        let shard = shard_of(keys.first()?, self.shards);
+        keys.iter().all(|k| shard_of(k, self.shards) == shard).then_some(shard)
     }
-}
-
-/// The log entry of `command`, for the shard's leader to stamp with its time. This node's clock
-/// only checks relative expiries for overflow, as Redis does.
-fn unstamped(command: &WriteCommand) -> Result<KvWrite, Error> {
-    command.resolve(wall_clock_ms()).map_err(|e| Error::State(format!("cannot resolve write: {e}")))
 }
 
 fn is_retryable(result: &Result<Reply, Error>) -> bool {

@@ -12,11 +12,11 @@
 //! already has this id in another incarnation, its data was lost, and founding afresh would
 //! give it a vote with none of the log it once acknowledged. It stops and says what to do.
 
+use super::cluster_file::ClusterFile;
 use super::membership::{decode_record, decode_response, encode_lookup, encode_request, MemberRecord};
-use super::node::ClusterFile;
+use super::{DirectoryCommand, MemberStatus};
 use crate::config::NodeConfig;
 use crate::error::{Error, ErrorCode};
-use crate::node::{DirectoryCommand, MemberStatus};
 use crate::transport::handshake::Incarnation;
 use crate::transport::{guest_call, TransportError};
 use std::net::SocketAddr;
