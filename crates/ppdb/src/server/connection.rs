@@ -21,7 +21,7 @@ use super::client::forward::ShardOp;
 use super::channels::pubsub_command;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
-use super::pubsub::{Mailbox, Subscriptions, PUBSUB_OUTPUT_BUFFER_LIMIT};
+use super::pubsub::{Mailbox, Subscriptions};
 use super::resp::command::{
     refused_outside_multi, refused_while_subscribed, Admission, BlockingPop, Command, CommandClass, Queued,
     Transaction, TransactionError, WriteCommand,
@@ -30,7 +30,7 @@ use super::resp::push::delivery_frame;
 use super::resp::reply::error_frame;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::session::{session_command, Session};
-use super::settings::OutputBufferLimit;
+use super::settings::{OutputBufferLimit, PUBSUB_OUTPUT_BUFFER_LIMIT};
 use super::transaction::{self, ExecElement};
 use super::wait::WrittenShards;
 use crate::error::Error;
@@ -440,11 +440,12 @@ impl Client {
             Command::PubSub(command) => {
                 self.session.record.note_request(&args);
                 self.drain(pipeline).await?;
-                // Messages that came before it are written before its replies, as Redis writes
+                let frames = pubsub_command(ctx, &mut self.session, command);
+                // Messages that came meanwhile are written before its replies, as Redis writes
                 // them as they come: a PUBLISH to the connection's own channel answers after
                 // its message.
                 self.deliver()?;
-                for frame in pubsub_command(ctx, &mut self.session, command) {
+                for frame in frames {
                     pipeline.answer(frame);
                 }
             }

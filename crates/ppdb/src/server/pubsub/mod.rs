@@ -3,8 +3,9 @@
 //!
 //! What each part owns:
 //! - [`mailbox`]: one subscribed connection's queue of messages waiting to be written, bounded
-//!   in bytes by the pub/sub class of `client-output-buffer-limit`: a subscriber that does not
-//!   read is disconnected rather than holding unbounded memory.
+//!   in bytes by the pub/sub class of `client-output-buffer-limit`
+//!   ([`super::settings::PUBSUB_OUTPUT_BUFFER_LIMIT`]): a subscriber that does not read is
+//!   disconnected rather than holding unbounded memory.
 //! - [`registry`]: the node's subscribers by channel, pattern and shard channel, and the
 //!   delivery of one message to this node's subscribers (patterns matched with
 //!   [`crate::kv::glob`]).
@@ -32,14 +33,3 @@ pub use mailbox::{Delivery, Mailbox, MailboxClosed};
 pub use peer::{ClusterPubSub, Publication, PUBSUB_MESSAGE_TAG};
 pub use registry::{PubSubRegistry, Space, SubscriptionKind};
 pub use subscriptions::{Confirmation, Subscriptions};
-
-use super::settings::OutputBufferLimit;
-
-/// Mebibyte.
-const MIB: u64 = 1024 * 1024;
-
-/// Redis's default `client-output-buffer-limit pubsub 32mb 8mb 60`: a subscribed connection
-/// whose unsent messages and replies pass 32 MiB is closed at once, past 8 MiB for 60 seconds
-/// too.
-pub const PUBSUB_OUTPUT_BUFFER_LIMIT: OutputBufferLimit =
-    OutputBufferLimit { hard_bytes: 32 * MIB, soft_bytes: 8 * MIB, soft_s: 60 };
