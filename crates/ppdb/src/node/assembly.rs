@@ -4,9 +4,9 @@
 //! joined through a member, or founded from `--bootstrap`), opens the storage, starts the
 //! transport and the Raft runtime, records the node's incarnation and follows the directory.
 //! The layer above then builds its services on the parts it exposes, hands the node the peer
-//! requests it answers ([`AssembledNode::serve_peers`], one service per first byte), and waits in [`AssembledNode::run`]
-//! until the node stops: on Ctrl-C or SIGTERM, on a fatal runtime error, or once the cluster
-//! dismissed it.
+//! requests it answers ([`AssembledNode::serve_peers`], one service per first byte), and
+//! waits in [`AssembledNode::run`] until the node stops: on Ctrl-C or SIGTERM, on a fatal
+//! runtime error, or once the cluster dismissed it.
 
 use super::cluster_file::ClusterFile;
 use super::directory_sync::{dismissed, follow_directory, register_incarnation, Dismissal};

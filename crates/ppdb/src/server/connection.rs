@@ -16,9 +16,9 @@
 //! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
 use super::blocking;
+use super::channels::pubsub_command;
 use super::client::executor::shard_of;
 use super::client::forward::ShardOp;
-use super::channels::pubsub_command;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
 use super::pubsub::{Mailbox, Subscriptions};
@@ -227,10 +227,11 @@ impl Client {
     /// Appends the messages waiting in the connection's mailbox to its unsent replies; closes
     /// it if the mailbox passed the pub/sub output buffer limit.
     fn deliver(&mut self) -> Result<(), Close> {
-        let deliveries = self.session.subscriptions.mailbox().take().map_err(|closed| Close::OutputBuffer {
-            unsent_bytes: usize::try_from(closed.queued_bytes).unwrap_or(usize::MAX),
-            limit: PUBSUB_OUTPUT_BUFFER_LIMIT,
-        })?;
+        let deliveries =
+            self.session.subscriptions.mailbox().take().map_err(|closed| Close::OutputBuffer {
+                unsent_bytes: usize::try_from(closed.queued_bytes).unwrap_or(usize::MAX),
+                limit: PUBSUB_OUTPUT_BUFFER_LIMIT,
+            })?;
         for delivery in deliveries {
             delivery_frame(delivery).encode(self.session.version, &mut self.output);
         }
@@ -550,7 +551,11 @@ impl Pipeline<'_> {
     /// Withholds the replies of the request running (CLIENT REPLY OFF or SKIP).
     fn silence_request(&mut self) {
         let request = self.request;
-        self.slots.iter_mut().rev().take_while(|slot| slot.request == request).for_each(|slot| slot.silent = true);
+        self.slots
+            .iter_mut()
+            .rev()
+            .take_while(|slot| slot.request == request)
+            .for_each(|slot| slot.silent = true);
     }
 
     /// Runs the waiting operations: every shard's batch at once, each batch in order.

@@ -119,10 +119,9 @@ impl ReplySwitch {
 pub async fn session_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
     match command {
         // Subscribed over RESP2, PING answers as a message would come: an array.
-        Command::Ping(message) if session.subscribed_resp2() => Frame::Array(vec![
-            Frame::bulk(b"pong"),
-            Frame::Bulk(message.unwrap_or_default()),
-        ]),
+        Command::Ping(message) if session.subscribed_resp2() => {
+            Frame::Array(vec![Frame::bulk(b"pong"), Frame::Bulk(message.unwrap_or_default())])
+        }
         Command::Ping(None) => Frame::simple("PONG"),
         Command::Ping(Some(message)) | Command::Echo(message) => Frame::Bulk(message),
         Command::Hello(hello) => hello_reply(session, hello),

@@ -42,9 +42,14 @@ fn assert_same_frames(ppdb: &mut [RespConnection], redis: &mut [RespConnection],
         }
         for index in 0..frames {
             let ours = ppdb[who].receive().unwrap_or_else(|e| panic!("`{line}`: PPDB's frame {index}: {e}"));
-            let theirs = redis[who].receive().unwrap_or_else(|e| panic!("`{line}`: Redis's frame {index}: {e}"));
+            let theirs =
+                redis[who].receive().unwrap_or_else(|e| panic!("`{line}`: Redis's frame {index}: {e}"));
             if compare {
-                assert_eq!(ours.to_string(), theirs.to_string(), "`{line}`, frame {index}: PPDB (left), Redis (right)");
+                assert_eq!(
+                    ours.to_string(),
+                    theirs.to_string(),
+                    "`{line}`, frame {index}: PPDB (left), Redis (right)"
+                );
             }
         }
     }
@@ -166,7 +171,8 @@ fn percentile(samples: &[Duration], p: usize) -> Duration {
 fn a_message_published_through_any_node_reaches_a_subscriber_on_every_node() {
     let mut cluster = TestCluster::start(ClusterOptions::default());
     let ids = cluster.ids();
-    let mut subscribers: Vec<RespConnection> = ids.iter().map(|&id| subscriber(&cluster, id, "news")).collect();
+    let mut subscribers: Vec<RespConnection> =
+        ids.iter().map(|&id| subscriber(&cluster, id, "news")).collect();
     let mut publishers: Vec<RespConnection> =
         ids.iter().map(|&id| RespConnection::connect(cluster.node(id).client_addr)).collect();
     // The links between nodes come up with the cluster; a message sent before a link is up
@@ -185,8 +191,9 @@ fn a_message_published_through_any_node_reaches_a_subscriber_on_every_node() {
             }
             all.then_some(())
         });
-        reached_all
-            .unwrap_or_else(|| panic!("a message published through node {} never reached every node", ids[from]));
+        reached_all.unwrap_or_else(|| {
+            panic!("a message published through node {} never reached every node", ids[from])
+        });
     }
     // Each node's PUBLISH counts its own subscriber (Redis Cluster's semantics); every node's
     // subscriber receives every publisher's messages, each publisher's in order.
@@ -219,7 +226,7 @@ fn a_message_published_through_any_node_reaches_a_subscriber_on_every_node() {
     }
     samples.sort();
     println!(
-        "publish-to-delivery across nodes (node 1 to node 2, {LATENCY_SAMPLES} messages, debug build): \
+        "publish-to-delivery across nodes (node 1 to node 2, {LATENCY_SAMPLES} messages, test build): \
          p50 {} us, p99 {} us",
         percentile(&samples, 50).as_micros(),
         percentile(&samples, 99).as_micros()
@@ -277,11 +284,9 @@ fn a_subscriber_that_reads_nothing_is_closed_by_the_pubsub_output_limit() {
         publisher.call(&[b"PUBLISH".to_vec(), b"flood".to_vec(), message.as_bytes().to_vec()]);
     }
     let mut observer = RespConnection::connect(addr);
-    let gone = wait_for(Duration::from_secs(20), || {
-        match observer.call(&words("CLIENT LIST TYPE pubsub")) {
-            Reply::Bulk(text) if text.is_empty() => Some(()),
-            _ => None,
-        }
+    let gone = wait_for(Duration::from_secs(20), || match observer.call(&words("CLIENT LIST TYPE pubsub")) {
+        Reply::Bulk(text) if text.is_empty() => Some(()),
+        _ => None,
     });
     assert!(gone.is_some(), "the subscriber that reads nothing is still connected");
     assert_eq!(observer.call(&words("PUBSUB NUMSUB flood")).to_string(), "[\"flood\", (integer) 0]");

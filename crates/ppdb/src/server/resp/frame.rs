@@ -231,7 +231,11 @@ mod tests {
             b"%1\r\n$5\r\nproto\r\n:3\r\n",
         );
         both(Frame::Set(vec![Frame::Integer(7)]), b"*1\r\n:7\r\n", b"~1\r\n:7\r\n");
-        both(Frame::Push(vec![Frame::bulk(b"m"), Frame::Null]), b"*2\r\n$1\r\nm\r\n$-1\r\n", b">2\r\n$1\r\nm\r\n_\r\n");
+        both(
+            Frame::Push(vec![Frame::bulk(b"m"), Frame::Null]),
+            b"*2\r\n$1\r\nm\r\n$-1\r\n",
+            b">2\r\n$1\r\nm\r\n_\r\n",
+        );
         both(Frame::Array(vec![]), b"*0\r\n", b"*0\r\n");
         both(
             Frame::Pairs(vec![

@@ -131,7 +131,8 @@ mod tests {
     use super::*;
 
     fn parse_line(line: &str) -> Parsed {
-        let args: Vec<Bytes> = line.split_whitespace().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let args: Vec<Bytes> =
+            line.split_whitespace().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
         Command::parse(&args)
     }
 
@@ -152,7 +153,11 @@ mod tests {
         );
         assert_eq!(
             parse_line("spublish s m"),
-            Ok(Command::PubSub(PubSubCommand::Publish { space: Space::Shard, channel: b("s"), message: b("m") }))
+            Ok(Command::PubSub(PubSubCommand::Publish {
+                space: Space::Shard,
+                channel: b("s"),
+                message: b("m")
+            }))
         );
         assert_eq!(
             parse_line("pubsub SHARDNUMSUB a"),
@@ -173,7 +178,8 @@ mod tests {
     #[test]
     fn a_subscribed_resp2_connection_runs_only_what_redis_allows() {
         let refused = |line: &str| {
-            let args: Vec<Bytes> = line.split_whitespace().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+            let args: Vec<Bytes> =
+                line.split_whitespace().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
             refused_while_subscribed(&args).map(|e| e.to_string())
         };
         let context = |name: &str| {
