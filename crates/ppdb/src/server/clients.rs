@@ -431,6 +431,30 @@ mod tests {
         assert_eq!(registry.list(&ClientListFilter::Ids(vec![2, 1, -3])).lines().count(), 1);
     }
 
+    #[test]
+    fn a_subscribed_connection_is_of_the_pubsub_type_with_its_counts() {
+        let registry = Arc::new(ClientRegistry::default());
+        let subscriber = record(1, 5004);
+        let _subscriber = registry.register(Arc::clone(&subscriber));
+        let _other = registry.register(record(2, 5005));
+        subscriber.set_subscriptions([2, 1, 0]);
+        assert!(subscriber.line().contains("flags=P db=0 sub=2 psub=1 ssub=0"), "{}", subscriber.line());
+        let listed = |kind| registry.list(&ClientListFilter::Type(kind));
+        assert!(
+            listed(ClientType::PubSub).starts_with("id=1 ")
+                && listed(ClientType::PubSub).lines().count() == 1
+        );
+        assert!(
+            listed(ClientType::Normal).starts_with("id=2 ")
+                && listed(ClientType::Normal).lines().count() == 1
+        );
+        let pubsub = KillFilter { client_type: Some(ClientType::PubSub), ..KillFilter::default() };
+        assert_eq!(registry.kill(&pubsub, 2).count, 1);
+        assert!(subscriber.is_killed());
+        subscriber.set_subscriptions([0; 3]);
+        assert!(subscriber.line().contains("flags=N db=0 sub=0 psub=0 ssub=0"), "unsubscribed: normal again");
+    }
+
     #[tokio::test]
     async fn a_kill_before_the_wait_is_not_missed() {
         let client = record(1, 5003);
