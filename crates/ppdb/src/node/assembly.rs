@@ -4,9 +4,9 @@
 //! joined through a member, or founded from `--bootstrap`), opens the storage, starts the
 //! transport and the Raft runtime, records the node's incarnation and follows the directory.
 //! The layer above then builds its services on the parts it exposes, hands the node the peer
-//! requests it answers ([`AssembledNode::serve_peers`]), and waits in [`AssembledNode::run`]
-//! until the node stops: on Ctrl-C or SIGTERM, on a fatal runtime error, or once the cluster
-//! dismissed it.
+//! requests it answers ([`AssembledNode::serve_peers`], one service per first byte), and
+//! waits in [`AssembledNode::run`] until the node stops: on Ctrl-C or SIGTERM, on a fatal
+//! runtime error, or once the cluster dismissed it.
 
 use super::cluster_file::ClusterFile;
 use super::directory_sync::{dismissed, follow_directory, register_incarnation, Dismissal};
@@ -178,9 +178,10 @@ impl<S: StateMachine> AssembledNode<S> {
     }
 
     /// Starts delivering what the peers send: Raft messages to the runtime, membership
-    /// requests to the membership service, and the requests `service` owns to it. Called once,
-    /// before [`Self::run`].
-    pub fn serve_peers(&mut self, service: PeerService) {
+    /// requests to the membership service, and the requests each of `services` owns to it.
+    /// A service is handed its requests one at a time, in the order each member sent them.
+    /// Called once, before [`Self::run`].
+    pub fn serve_peers(&mut self, services: Vec<PeerService>) {
         let Some(mut inbound) = self.inbound.take() else {
             debug_assert!(false, "the peers are served once");
             return;
@@ -196,9 +197,11 @@ impl<S: StateMachine> AssembledNode<S> {
                         }
                     }
                     InboundEvent::Request { from, guest, payload, responder } => {
-                        let answer = match payload.first() {
-                            Some(&tag) if tag == service.tag && !guest => (service.serve)(from, &payload),
-                            _ => {
+                        let tag = payload.first().copied();
+                        let service = services.iter().find(|s| Some(s.tag) == tag && !guest);
+                        let answer = match service {
+                            Some(service) => (service.serve)(from, &payload),
+                            None => {
                                 let membership = membership.clone();
                                 Box::pin(async move { membership.serve(from, guest, &payload).await })
                             }

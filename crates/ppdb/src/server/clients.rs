@@ -17,10 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::Notify;
 
-/// Commands whose subcommand Redis names with them in CLIENT LIST's `cmd` (`client|list`).
-const CONTAINER_COMMANDS: [&str; 7] =
-    ["client", "command", "config", "function", "memory", "object", "script"];
-
 /// What a connection says about itself and may change: its name, library, protocol and the
 /// last command it ran.
 #[derive(Debug)]
@@ -54,6 +50,8 @@ pub struct ClientRecord {
     query_free_bytes: AtomicU64,
     output_bytes: AtomicU64,
     buffers_bytes: AtomicU64,
+    /// Channels, patterns and shard channels subscribed to.
+    subscriptions: Mutex<[usize; 3]>,
     killed: AtomicBool,
     kill_signal: Notify,
 }
@@ -84,6 +82,7 @@ impl ClientRecord {
             query_free_bytes: AtomicU64::new(0),
             output_bytes: AtomicU64::new(0),
             buffers_bytes: AtomicU64::new(0),
+            subscriptions: Mutex::new([0; 3]),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
         }
@@ -97,15 +96,8 @@ impl ClientRecord {
     pub fn note_request(&self, args: &[Bytes]) {
         let elapsed_ms = self.created.elapsed().as_millis();
         self.active_ms.store(u64::try_from(elapsed_ms).unwrap_or(u64::MAX), Ordering::Relaxed);
-        let Some(spec) = args.first().and_then(|name| super::resp::command::table::lookup(name)) else {
-            return;
-        };
-        let mut identity = self.identity();
-        identity.command.clear();
-        identity.command.push_str(spec.name);
-        if let Some(sub) = args.get(1).filter(|_| CONTAINER_COMMANDS.contains(&spec.name)) {
-            identity.command.push('|');
-            identity.command.push_str(&String::from_utf8_lossy(sub).to_ascii_lowercase());
+        if let Some(name) = super::resp::command::table::full_name(args) {
+            self.identity().command = name;
         }
     }
 
@@ -158,6 +150,25 @@ impl ClientRecord {
         store(&self.buffers_bytes, query_capacity.saturating_add(output_capacity));
     }
 
+    /// The channels, patterns and shard channels the connection subscribes to (`sub`, `psub`,
+    /// `ssub`); a subscribed connection is of the pub/sub type, flagged `P`.
+    pub fn set_subscriptions(&self, counts: [usize; 3]) {
+        *self.subscriptions.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = counts;
+    }
+
+    fn subscription_counts(&self) -> [usize; 3] {
+        *self.subscriptions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Redis's class of the connection: pub/sub while subscribed, normal otherwise.
+    fn client_type(&self) -> ClientType {
+        if self.subscription_counts().iter().any(|&n| n > 0) {
+            ClientType::PubSub
+        } else {
+            ClientType::Normal
+        }
+    }
+
     /// Asks the connection to close (CLIENT KILL).
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Relaxed);
@@ -178,7 +189,7 @@ impl ClientRecord {
     }
 
     /// The connection's CLIENT LIST line, with Redis 7.2's fields in Redis's order. Fields of
-    /// features PPDB lacks (pub/sub, tracking, ACL users) read as on a Redis client that does
+    /// features PPDB lacks (tracking, ACL users) read as on a Redis client that does
     /// not use them; buffer sizes are those of the connection's last read or write.
     pub fn line(&self) -> ClientLine {
         let identity = self.identity();
@@ -187,6 +198,10 @@ impl ClientRecord {
         };
         let multi = self.multi.load(Ordering::Relaxed);
         let mut flags = String::new();
+        let [sub, psub, ssub] = self.subscription_counts();
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
         if multi >= 0 {
             flags.push('x');
         }
@@ -202,8 +217,8 @@ impl ClientRecord {
         let mut line = String::with_capacity(320);
         let _ = write!(
             line,
-            "id={} addr={} laddr={} fd={} name={} age={age_s} idle={idle_s} flags={flags} db=0 sub=0 \
-             psub=0 ssub=0 multi={multi} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 \
+            "id={} addr={} laddr={} fd={} name={} age={age_s} idle={idle_s} flags={flags} db=0 sub={sub} \
+             psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 \
              obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={DEFAULT_USER} redir=-1 resp={} \
              lib-name={} lib-ver={}",
             self.id,
@@ -230,7 +245,7 @@ impl ClientRecord {
             wanted.as_ref().is_none_or(|wanted| wanted.as_ref() == addr.to_string().as_bytes())
         };
         filter.id.is_none_or(|id| id == self.id)
-            && filter.client_type.is_none_or(|kind| kind == ClientType::Normal)
+            && filter.client_type.is_none_or(|kind| kind == self.client_type())
             && addr_is(&filter.addr, self.addr)
             && addr_is(&filter.laddr, self.laddr)
     }
@@ -268,10 +283,10 @@ impl ClientRegistry {
         let selected: Vec<Arc<ClientRecord>> = {
             let clients = self.clients();
             match filter {
-                ClientListFilter::All | ClientListFilter::Type(ClientType::Normal) => {
-                    clients.values().cloned().collect()
+                ClientListFilter::All => clients.values().cloned().collect(),
+                ClientListFilter::Type(kind) => {
+                    clients.values().filter(|record| record.client_type() == *kind).cloned().collect()
                 }
-                ClientListFilter::Type(_) => Vec::new(),
                 ClientListFilter::Ids(ids) => ids
                     .iter()
                     .filter_map(|&id| u64::try_from(id).ok().and_then(|id| clients.get(&id)).cloned())
@@ -414,6 +429,30 @@ mod tests {
         assert!(registry.list(&ClientListFilter::All).lines().count() == 2);
         drop(_b);
         assert_eq!(registry.list(&ClientListFilter::Ids(vec![2, 1, -3])).lines().count(), 1);
+    }
+
+    #[test]
+    fn a_subscribed_connection_is_of_the_pubsub_type_with_its_counts() {
+        let registry = Arc::new(ClientRegistry::default());
+        let subscriber = record(1, 5004);
+        let _subscriber = registry.register(Arc::clone(&subscriber));
+        let _other = registry.register(record(2, 5005));
+        subscriber.set_subscriptions([2, 1, 0]);
+        assert!(subscriber.line().contains("flags=P db=0 sub=2 psub=1 ssub=0"), "{}", subscriber.line());
+        let listed = |kind| registry.list(&ClientListFilter::Type(kind));
+        assert!(
+            listed(ClientType::PubSub).starts_with("id=1 ")
+                && listed(ClientType::PubSub).lines().count() == 1
+        );
+        assert!(
+            listed(ClientType::Normal).starts_with("id=2 ")
+                && listed(ClientType::Normal).lines().count() == 1
+        );
+        let pubsub = KillFilter { client_type: Some(ClientType::PubSub), ..KillFilter::default() };
+        assert_eq!(registry.kill(&pubsub, 2).count, 1);
+        assert!(subscriber.is_killed());
+        subscriber.set_subscriptions([0; 3]);
+        assert!(subscriber.line().contains("flags=N db=0 sub=0 psub=0 ssub=0"), "unsubscribed: normal again");
     }
 
     #[tokio::test]

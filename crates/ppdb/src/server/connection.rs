@@ -16,18 +16,21 @@
 //! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
 use super::blocking;
+use super::channels::pubsub_command;
 use super::client::executor::shard_of;
 use super::client::forward::ShardOp;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
+use super::pubsub::{Mailbox, Subscriptions};
 use super::resp::command::{
-    refused_outside_multi, Admission, BlockingPop, Command, CommandClass, Queued, Transaction,
-    TransactionError, WriteCommand,
+    refused_outside_multi, refused_while_subscribed, Admission, BlockingPop, Command, CommandClass, Queued,
+    Transaction, TransactionError, WriteCommand,
 };
+use super::resp::push::delivery_frame;
 use super::resp::reply::error_frame;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
 use super::session::{session_command, Session};
-use super::settings::OutputBufferLimit;
+use super::settings::{OutputBufferLimit, PUBSUB_OUTPUT_BUFFER_LIMIT};
 use super::transaction::{self, ExecElement};
 use super::wait::WrittenShards;
 use crate::error::Error;
@@ -126,10 +129,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>,
     let laddr = stream.local_addr().unwrap_or(ctx.report.client_addr);
     let record = Arc::new(ClientRecord::new(id, peer, laddr, stream.as_raw_fd()));
     let _registration = ctx.clients.register(Arc::clone(&record));
+    let mailbox = Mailbox::new(id, PUBSUB_OUTPUT_BUFFER_LIMIT.hard_bytes);
+    let subscriptions = Subscriptions::new(Arc::clone(&ctx.pubsub.registry), mailbox);
     let mut client = Client {
         stream,
         ctx,
-        session: Session::new(record),
+        session: Session::new(record, subscriptions),
         decoder: RequestDecoder::default(),
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
         output: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -156,7 +161,8 @@ struct Client {
 }
 
 impl Client {
-    /// Reads, runs and answers requests until the connection ends; why it ended.
+    /// Reads, runs and answers requests, and writes the messages of its subscriptions, until
+    /// the connection ends; why it ended.
     async fn run(&mut self) -> Close {
         loop {
             if let Err(close) = self.read().await {
@@ -169,6 +175,9 @@ impl Client {
             if let Some(frame) = &protocol_error {
                 frame.encode(self.session.version, &mut self.output);
                 self.session.closing = true;
+            }
+            if let Err(close) = self.deliver() {
+                return close;
             }
             if let Err(close) = self.flush().await {
                 return close;
@@ -184,20 +193,26 @@ impl Client {
         }
     }
 
-    /// Reads what the client sent, within the idle timeout and the query buffer limit.
+    /// Waits for what the client sends, within the idle timeout (none while subscribed, as in
+    /// Redis) and the query buffer limit, or for messages of its subscriptions.
     async fn read(&mut self) -> Result<(), Close> {
         self.input.reserve(READ_CHUNK_BYTES);
         let record = Arc::clone(&self.session.record);
+        let mailbox = Arc::clone(self.session.subscriptions.mailbox());
         let read = async {
             tokio::select! {
-                received = self.stream.read_buf(&mut self.input) => Ok(received),
+                received = self.stream.read_buf(&mut self.input) => Ok(Some(received)),
                 () = record.killed() => Err(Close::Killed),
+                () = mailbox.ready() => Ok(None),
             }
         };
-        let received = match self.ctx.settings.clients.idle_timeout() {
+        let idle_timeout =
+            self.ctx.settings.clients.idle_timeout().filter(|_| !self.session.subscriptions.is_active());
+        let received = match idle_timeout {
             Some(idle) => tokio::time::timeout(idle, read).await.map_err(|_| Close::Idle { idle })??,
             None => read.await?,
         };
+        let Some(received) = received else { return Ok(()) };
         let Ok(n @ 1..) = received else { return Err(Close::Gone) };
         self.ctx.stats.net_input_bytes.fetch_add(n as u64, Ordering::Relaxed);
         self.publish_buffers();
@@ -205,6 +220,20 @@ impl Client {
         let limit_bytes = self.ctx.settings.clients.query_buffer_bytes_max();
         if bytes as u64 > limit_bytes {
             return Err(Close::QueryBuffer { bytes, limit_bytes });
+        }
+        Ok(())
+    }
+
+    /// Appends the messages waiting in the connection's mailbox to its unsent replies; closes
+    /// it if the mailbox passed the pub/sub output buffer limit.
+    fn deliver(&mut self) -> Result<(), Close> {
+        let deliveries =
+            self.session.subscriptions.mailbox().take().map_err(|closed| Close::OutputBuffer {
+                unsent_bytes: usize::try_from(closed.queued_bytes).unwrap_or(usize::MAX),
+                limit: PUBSUB_OUTPUT_BUFFER_LIMIT,
+            })?;
+        for delivery in deliveries {
+            delivery_frame(delivery).encode(self.session.version, &mut self.output);
         }
         Ok(())
     }
@@ -229,7 +258,14 @@ impl Client {
             let write_timeout = self.ctx.settings.clients.write_timeout();
             let wait = min_duration(write_timeout, self.soft_limit_left());
             let started = Instant::now();
-            let write = self.stream.write(&self.output);
+            let mailbox = Arc::clone(self.session.subscriptions.mailbox());
+            let write = async {
+                tokio::select! {
+                    written = self.stream.write(&self.output) => written,
+                    // A subscriber that does not read: its mailbox filled up meanwhile.
+                    () = mailbox.closed() => Ok(0),
+                }
+            };
             let written = match wait {
                 Some(wait) => match tokio::time::timeout(wait, write).await {
                     Ok(written) => written,
@@ -249,7 +285,7 @@ impl Client {
                     self.output.advance(n);
                     self.ctx.stats.net_output_bytes.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                _ => return Err(Close::Gone),
+                _ => return self.deliver().and(Err(Close::Gone)),
             }
         }
         self.over_soft_limit_since = None;
@@ -261,13 +297,14 @@ impl Client {
     fn publish_buffers(&self) {
         let (input, output) = (&self.input, &self.output);
         self.session.record.set_buffers(input.len(), input.capacity(), output.len(), output.capacity());
+        self.session.subscriptions.mailbox().note_unsent(output.len());
     }
 
-    /// Closes the client if its unsent replies pass the hard limit, or have stayed over the
-    /// soft limit for its seconds.
+    /// Closes the client if its unsent replies (and messages, while subscribed) pass the hard
+    /// limit of its class, or have stayed over the soft limit for its seconds.
     fn check_output_limits(&mut self) -> Result<(), Close> {
-        let limit = self.ctx.settings.clients.output_buffer();
-        let unsent_bytes = self.output.len();
+        let limit = self.output_limit();
+        let unsent_bytes = self.output.len() + self.session.subscriptions.mailbox().queued_bytes();
         let over = |bytes: u64| bytes > 0 && unsent_bytes as u64 > bytes;
         if over(limit.hard_bytes) {
             return Err(Close::OutputBuffer { unsent_bytes, limit });
@@ -283,10 +320,20 @@ impl Client {
         Ok(())
     }
 
+    /// The output buffer limit of the connection's class: pub/sub while it subscribes to
+    /// anything, normal otherwise.
+    fn output_limit(&self) -> OutputBufferLimit {
+        if self.session.subscriptions.is_active() {
+            PUBSUB_OUTPUT_BUFFER_LIMIT
+        } else {
+            self.ctx.settings.clients.output_buffer()
+        }
+    }
+
     /// Time left before the soft output limit closes the client (none: it is under it).
     fn soft_limit_left(&self) -> Option<Duration> {
         let since = self.over_soft_limit_since?;
-        let soft = Duration::from_secs(self.ctx.settings.clients.output_buffer().soft_s);
+        let soft = Duration::from_secs(self.output_limit().soft_s);
         Some(soft.saturating_sub(since.elapsed()))
     }
 
@@ -324,6 +371,7 @@ impl Client {
         let mut pipeline = Pipeline {
             ctx: &ctx,
             slots: Vec::new(),
+            request: 0,
             lanes: BTreeMap::new(),
             lanes_class: CommandClass::Connection,
         };
@@ -341,9 +389,10 @@ impl Client {
                 self.drain(&mut pipeline).await?;
             }
             ctx.stats.commands.fetch_add(1, Ordering::Relaxed);
+            pipeline.request = position;
             self.run_request(&mut pipeline, args).await?;
             if self.session.replies.silenced() {
-                pipeline.silence_last();
+                pipeline.silence_request();
             }
             self.session.replies.advance();
         }
@@ -389,6 +438,18 @@ impl Client {
                     }
                 },
             },
+            Command::PubSub(command) => {
+                self.session.record.note_request(&args);
+                self.drain(pipeline).await?;
+                let frames = pubsub_command(ctx, &mut self.session, command);
+                // Messages that came meanwhile are written before its replies, as Redis writes
+                // them as they come: a PUBLISH to the connection's own channel answers after
+                // its message.
+                self.deliver()?;
+                for frame in frames {
+                    pipeline.answer(frame);
+                }
+            }
             Command::Block(pop) => {
                 // The replies before it are sent first: it may wait a long time.
                 self.drain(pipeline).await?;
@@ -453,17 +514,21 @@ fn min_duration(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     }
 }
 
-/// One position of a pipeline: its reply once known, and whether CLIENT REPLY withholds it.
+/// One position of a pipeline: its reply once known, whether CLIENT REPLY withholds it, and
+/// the request of the batch it answers (a pub/sub command answers several).
 #[derive(Default)]
 struct Slot {
     reply: Option<Frame>,
     silent: bool,
+    request: usize,
 }
 
 /// Replies of the pipelined commands since the last drain, by position.
 struct Pipeline<'a> {
     ctx: &'a ServerContext,
     slots: Vec<Slot>,
+    /// The position in the batch of the request running.
+    request: usize,
     /// Single-shard operations waiting to run: per shard, (slot, operation) in client order.
     lanes: BTreeMap<u64, Vec<(usize, ShardOp)>>,
     /// Reads or writes: the two never share a round, so a read sees the writes before it.
@@ -473,21 +538,24 @@ struct Pipeline<'a> {
 impl Pipeline<'_> {
     /// Queues a single-shard operation on its shard's lane, its reply in the next position.
     fn queue(&mut self, shard: u64, op: ShardOp) {
-        self.slots.push(Slot::default());
+        self.slots.push(Slot { request: self.request, ..Slot::default() });
         let slot = self.slots.len() - 1;
         self.lanes.entry(shard).or_default().push((slot, op));
     }
 
     /// Takes a reply already decided, in the next position.
     fn answer(&mut self, frame: Frame) {
-        self.slots.push(Slot { reply: Some(frame), silent: false });
+        self.slots.push(Slot { reply: Some(frame), silent: false, request: self.request });
     }
 
-    /// Withholds the reply of the last position (CLIENT REPLY OFF or SKIP).
-    fn silence_last(&mut self) {
-        if let Some(slot) = self.slots.last_mut() {
-            slot.silent = true;
-        }
+    /// Withholds the replies of the request running (CLIENT REPLY OFF or SKIP).
+    fn silence_request(&mut self) {
+        let request = self.request;
+        self.slots
+            .iter_mut()
+            .rev()
+            .take_while(|slot| slot.request == request)
+            .for_each(|slot| slot.silent = true);
     }
 
     /// Runs the waiting operations: every shard's batch at once, each batch in order.
@@ -532,9 +600,12 @@ fn refuse_over_maxmemory(ctx: &ServerContext, session: &mut Session, args: &[Byt
     Err(Frame::from(&error))
 }
 
-/// The command to run now, or the reply already decided: a parse error, or, inside MULTI, the
-/// answer to queueing the request.
+/// The command to run now, or the reply already decided: a parse error, a command a subscribed
+/// RESP2 connection may not run, or, inside MULTI, the answer to queueing the request.
 fn admit(session: &mut Session, args: &[Bytes]) -> Result<Command, Frame> {
+    if let Some(error) = refused_while_subscribed(args).filter(|_| session.subscribed_resp2()) {
+        return Err(Frame::from(&error));
+    }
     let Some(transaction) = session.transaction.as_mut() else {
         let command = Command::parse(args).map_err(|e| Frame::error(refused_outside_multi(e)))?;
         // An expiry that overflows the clock is the client's error, answered as Redis does.
@@ -633,6 +704,11 @@ async fn exec_reply(ctx: &ServerContext, session: &mut Session, elements: Vec<Ex
     for element in elements {
         frames.push(match element {
             ExecElement::Answered(frame) => frame,
+            // (Un)subscribing several channels answers several frames; each is an element.
+            ExecElement::Local(Command::PubSub(command)) => {
+                frames.extend(pubsub_command(ctx, session, command));
+                continue;
+            }
             // Inside a transaction WAIT does not block (Redis denies blocking there): it
             // answers at once, as if every count were enough.
             ExecElement::Local(Command::Wait { timeout_ms, .. }) => {

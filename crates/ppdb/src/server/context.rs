@@ -1,9 +1,10 @@
 //! What every client connection shares: the executor, limits, counters, the registry of open
-//! connections, and the node's report (INFO is rendered in `super::info`).
+//! connections, pub/sub, and the node's report (INFO is rendered in `super::info`).
 
 use super::client::executor::Executor;
 use super::client::stats::ServerStats;
 use super::clients::ClientRegistry;
+use super::pubsub::ClusterPubSub;
 use super::report::NodeReport;
 use super::resp::RespLimits;
 use super::settings::ServerSettings;
@@ -28,6 +29,8 @@ pub struct ServerContext {
     pub started_unix_s: u64,
     /// The open client connections (CLIENT LIST, CLIENT KILL).
     pub clients: Arc<ClientRegistry>,
+    /// Pub/sub: this node's subscribers and the publications sent to the other members.
+    pub pubsub: ClusterPubSub,
 }
 
 impl ServerContext {

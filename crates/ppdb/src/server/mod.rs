@@ -14,9 +14,12 @@
 //!   state machine of every data group), with [`blocking`]'s wake-ups and [`memory`]'s
 //!   accounting.
 //! - The RESP service: [`listener`] accepts connections within `maxclients`; [`connection`]
-//!   runs one (socket loop, pipelining, MULTI); [`transaction`] runs EXEC; [`session`] holds a
+//!   runs one (socket loop, pipelining, MULTI, writing its pub/sub messages); [`channels`]
+//!   answers its pub/sub commands; [`transaction`] runs EXEC; [`session`] holds a
 //!   connection's state and answers the commands about the connection or the server, with
 //!   [`info`], [`wait`], [`clients`] (CLIENT LIST/KILL) and [`settings`] (CONFIG).
+//! - [`pubsub`]: channels, patterns and shard channels, delivered to this node's subscribers
+//!   and sent to every other member (not through the log); the connection writes them.
 //! - The node's shared state and its reports: [`context`] (what all connections share),
 //!   [`report`] (the node's status as one document), [`admin`] (the HTTP endpoints).
 //! - [`memcached`]: memcached's text protocol beside RESP, on [`client`]'s executor.
@@ -24,6 +27,7 @@
 
 pub mod admin;
 pub mod blocking;
+pub mod channels;
 pub mod client;
 pub mod clients;
 pub mod connection;
@@ -33,6 +37,7 @@ pub mod listener;
 pub mod memcached;
 pub mod memory;
 pub mod node;
+pub mod pubsub;
 pub mod report;
 pub mod resp;
 pub mod session;

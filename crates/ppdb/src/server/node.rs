@@ -1,6 +1,6 @@
 //! Starting a whole node: the node layer assembles storage, transport and the Raft runtime
 //! ([`AssembledNode`]); on top of it this starts the client-facing services (the RESP listener
-//! and the HTTP admin endpoints) and the answers to other members' forwarded shard operations.
+//! and the HTTP admin endpoints) and the answers to other members' forwarded shard operations and publications.
 
 use super::admin;
 use super::client::executor::Executor;
@@ -9,6 +9,7 @@ use super::client::stats::ServerStats;
 use super::context::ServerContext;
 use super::listener;
 use super::memory::MemoryLimit;
+use super::pubsub::{ClusterPubSub, PUBSUB_MESSAGE_TAG};
 use super::report::NodeReport;
 use super::resp::RespLimits;
 use super::settings::{ClientLimits, ServerSettings};
@@ -33,10 +34,18 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         node.traffic.clone(),
     );
     let forwarded = executor.clone();
-    node.serve_peers(PeerService {
-        tag: SHARD_REQUEST_TAG,
-        serve: Box::new(move |from, request| forwarded.serve_forwarded(from, request)),
-    });
+    let pubsub = ClusterPubSub::new(Arc::default(), node.transport.clone());
+    let published = pubsub.clone();
+    node.serve_peers(vec![
+        PeerService {
+            tag: SHARD_REQUEST_TAG,
+            serve: Box::new(move |from, request| forwarded.serve_forwarded(from, request)),
+        },
+        PeerService {
+            tag: PUBSUB_MESSAGE_TAG,
+            serve: Box::new(move |from, request| published.serve_peer(from, request)),
+        },
+    ]);
     let memory = Arc::new(MemoryLimit::new(config.maxmemory, config.maxmemory_policy));
     let report = NodeReport {
         node: node.node,
@@ -67,6 +76,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         started,
         started_unix_s: crate::node::clock::wall_clock_ms() / 1000,
         clients: Arc::default(),
+        pubsub,
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await

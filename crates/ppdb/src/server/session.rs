@@ -4,6 +4,7 @@
 
 use super::clients::{ClientRecord, Killed};
 use super::context::ServerContext;
+use super::pubsub::Subscriptions;
 use super::resp::command::{
     ClientCommand, Command, FunctionCommand, Hello, ReplyMode, ScriptCommand, Transaction,
 };
@@ -39,11 +40,13 @@ pub struct Session {
     pub replies: ReplySwitch,
     /// The shards the connection wrote to, for WAIT.
     pub written: WrittenShards,
+    /// The channels and patterns it subscribes to, and its messages on their way.
+    pub subscriptions: Subscriptions,
 }
 
 impl Session {
-    /// A fresh connection's state.
-    pub fn new(record: Arc<ClientRecord>) -> Session {
+    /// A fresh connection's state; its messages will arrive in `subscriptions`' mailbox.
+    pub fn new(record: Arc<ClientRecord>, subscriptions: Subscriptions) -> Session {
         Session {
             id: record.id,
             version: ProtocolVersion::Resp2,
@@ -53,7 +56,14 @@ impl Session {
             record,
             replies: ReplySwitch::default(),
             written: WrittenShards::default(),
+            subscriptions,
         }
+    }
+
+    /// Whether the connection is in Redis's RESP2 subscribed context, where only the pub/sub
+    /// commands, PING, QUIT and RESET run.
+    pub fn subscribed_resp2(&self) -> bool {
+        self.version == ProtocolVersion::Resp2 && self.subscriptions.is_active()
     }
 
     /// RESET: back to a fresh connection's state, same id.
@@ -64,6 +74,8 @@ impl Session {
         self.record.set_name(None);
         self.record.set_no_evict(false);
         self.replies = ReplySwitch::default();
+        self.subscriptions.clear();
+        self.record.set_subscriptions(self.subscriptions.counts());
     }
 
     fn set_version(&mut self, version: ProtocolVersion) {
@@ -106,6 +118,10 @@ impl ReplySwitch {
 /// Commands about the connection or the server, answered by this node.
 pub async fn session_command(ctx: &ServerContext, session: &mut Session, command: Command) -> Frame {
     match command {
+        // Subscribed over RESP2, PING answers as a message would come: an array.
+        Command::Ping(message) if session.subscribed_resp2() => {
+            Frame::Array(vec![Frame::bulk(b"pong"), Frame::Bulk(message.unwrap_or_default())])
+        }
         Command::Ping(None) => Frame::simple("PONG"),
         Command::Ping(Some(message)) | Command::Echo(message) => Frame::Bulk(message),
         Command::Hello(hello) => hello_reply(session, hello),
@@ -144,8 +160,8 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
             session.watched.clear();
             Frame::simple("OK")
         }
-        Command::Read(_) | Command::Write(_) | Command::Block(_) => {
-            Frame::error("ERR internal: key-space command in the wrong path")
+        Command::Read(_) | Command::Write(_) | Command::Block(_) | Command::PubSub(_) => {
+            Frame::error("ERR internal: key-space or pub/sub command in the wrong path")
         }
         Command::Multi | Command::Exec | Command::Discard | Command::Watch { .. } | Command::Reset => {
             Frame::error("ERR internal: transaction command in the wrong path")

@@ -33,6 +33,15 @@ const QUERY_BUFFER_BYTES_MIN: u64 = 1024 * 1024;
 /// only the value they have.
 const FIXED_AT_RUN_TIME: [&str; 3] = ["save", "appendonly", "appendfsync"];
 
+/// Mebibyte.
+const MIB: u64 = 1024 * 1024;
+
+/// The `client-output-buffer-limit` of pub/sub clients (connections subscribed to anything),
+/// Redis's default `pubsub 32mb 8mb 60`, fixed: past 32 MiB of unsent messages and replies a
+/// subscriber is closed at once, past 8 MiB for 60 seconds too.
+pub const PUBSUB_OUTPUT_BUFFER_LIMIT: OutputBufferLimit =
+    OutputBufferLimit { hard_bytes: 32 * MIB, soft_bytes: 8 * MIB, soft_s: 60 };
+
 /// The `client-output-buffer-limit` of normal clients: unsent reply bytes past `hard_bytes`
 /// close a client at once, past `soft_bytes` for `soft_s` seconds too; 0 disables a limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +59,7 @@ pub struct OutputBufferLimit {
 pub enum OutputLimitError {
     /// Not a multiple of four words (class hard soft seconds), or of three for a flag.
     WrongArity,
-    /// A class other than `normal` (PPDB has no replica or pub/sub clients).
+    /// A class other than `normal` (PPDB has no replicas, and its pub/sub class is fixed).
     InvalidClass,
     /// A number or memory value did not parse.
     InvalidNumber,
@@ -307,7 +316,15 @@ impl ServerSettings {
             ("client-query-buffer-limit", clients.query_buffer_bytes_max().to_string()),
             (
                 "client-output-buffer-limit",
-                format!("normal {} {} {}", output.hard_bytes, output.soft_bytes, output.soft_s),
+                format!(
+                    "normal {} {} {} pubsub {} {} {}",
+                    output.hard_bytes,
+                    output.soft_bytes,
+                    output.soft_s,
+                    PUBSUB_OUTPUT_BUFFER_LIMIT.hard_bytes,
+                    PUBSUB_OUTPUT_BUFFER_LIMIT.soft_bytes,
+                    PUBSUB_OUTPUT_BUFFER_LIMIT.soft_s
+                ),
             ),
             ("client-write-timeout", clients.write_timeout_s.load(Ordering::Relaxed).to_string()),
             ("port", self.client_addr.port().to_string()),
@@ -438,7 +455,11 @@ mod tests {
             set(&settings, &[("client-output-buffer-limit", "normal 8mb 1mb 5")]),
             Frame::simple("OK")
         );
-        assert_eq!(get(&settings, "client-output-buffer-limit"), "normal 8388608 1048576 5");
+        assert_eq!(
+            get(&settings, "client-output-buffer-limit"),
+            "normal 8388608 1048576 5 pubsub 33554432 8388608 60",
+            "the pub/sub class is Redis's default, fixed"
+        );
         assert_eq!(set(&settings, &[("client-query-buffer-limit", "2gb")]), Frame::simple("OK"));
         assert_eq!(get(&settings, "client-query-buffer-limit"), (2u64 << 30).to_string());
     }

@@ -4,7 +4,8 @@
 //! [`ProtocolVersion`] (HELLO 2 or 3) and downgrades RESP3-only types for RESP2 clients the way
 //! Redis does: null becomes `$-1` (or `*-1` for a null array), a map becomes a flat array of
 //! key, value, ..., a set an array, a double a bulk string, a boolean the integer 1 or 0, and a
-//! verbatim string a bulk string without its format prefix.
+//! verbatim string a bulk string without its format prefix, and a push (pub/sub's messages and
+//! subscription confirmations) an array.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -63,6 +64,8 @@ pub enum Frame {
         /// The text.
         text: Bytes,
     },
+    /// RESP3 `>n` + items: out-of-band data (pub/sub); an array in RESP2.
+    Push(Vec<Frame>),
 }
 
 impl Frame {
@@ -119,8 +122,13 @@ impl Frame {
                     second.encode(version, out);
                 }
             }
-            Frame::Set(items) => {
-                integer_line(out, if resp3 { b'~' } else { b'*' }, items.len() as i64);
+            Frame::Set(items) | Frame::Push(items) => {
+                let prefix = match self {
+                    _ if !resp3 => b'*',
+                    Frame::Push(_) => b'>',
+                    _ => b'~',
+                };
+                integer_line(out, prefix, items.len() as i64);
                 items.iter().for_each(|item| item.encode(version, out));
             }
             Frame::Double(value) => {
@@ -223,6 +231,11 @@ mod tests {
             b"%1\r\n$5\r\nproto\r\n:3\r\n",
         );
         both(Frame::Set(vec![Frame::Integer(7)]), b"*1\r\n:7\r\n", b"~1\r\n:7\r\n");
+        both(
+            Frame::Push(vec![Frame::bulk(b"m"), Frame::Null]),
+            b"*2\r\n$1\r\nm\r\n$-1\r\n",
+            b">2\r\n$1\r\nm\r\n_\r\n",
+        );
         both(Frame::Array(vec![]), b"*0\r\n", b"*0\r\n");
         both(
             Frame::Pairs(vec![

@@ -30,7 +30,7 @@ pub mod generator;
 mod hashes;
 mod keyspace;
 mod lists;
-mod resp;
+pub mod resp;
 mod sets;
 mod strings;
 mod transactions;

@@ -125,6 +125,28 @@ impl RespConnection {
         RespConnection { addr, reader: BufReader::new(stream) }
     }
 
+    /// Sends `args` without reading anything (the replies are read with [`Self::receive`]).
+    pub fn send(&mut self, args: &[Vec<u8>]) {
+        let mut request = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            request.extend_from_slice(arg);
+            request.extend_from_slice(b"\r\n");
+        }
+        let addr = self.addr;
+        self.reader.get_mut().write_all(&request).unwrap_or_else(|e| panic!("send to {addr}: {e}"));
+    }
+
+    /// Sets how long [`Self::receive`] waits for a frame.
+    pub fn set_read_timeout(&mut self, timeout: Duration) {
+        self.reader.get_ref().set_read_timeout(Some(timeout)).expect("set read timeout");
+    }
+
+    /// Reads the next frame the server sends (a reply or a pushed message).
+    pub fn receive(&mut self) -> Result<Reply, String> {
+        self.read_reply()
+    }
+
     /// Sends `args` and reads the reply.
     pub fn call(&mut self, args: &[Vec<u8>]) -> Reply {
         let mut request = format!("*{}\r\n", args.len()).into_bytes();

@@ -29,6 +29,12 @@ pub enum CommandError {
         /// The command's full name.
         command: &'static str,
     },
+    /// A command other than (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT and RESET on a RESP2
+    /// connection that is subscribed.
+    SubscribedContext {
+        /// The command's lower-case full name (`get`, `client|list`).
+        command: String,
+    },
     /// An option is unknown, repeated in a conflicting way, or misplaced.
     Syntax,
     /// An argument is not a 64-bit integer.
@@ -276,6 +282,11 @@ impl fmt::Display for CommandError {
             Self::NoSuchClient => f.write_str("ERR No such client"),
             Self::FunctionFlushOption => f.write_str("ERR FUNCTION FLUSH only supports SYNC|ASYNC option"),
             Self::ScriptFlushOption => f.write_str("ERR SCRIPT FLUSH only support SYNC|ASYNC option"),
+            Self::SubscribedContext { command } => write!(
+                f,
+                "ERR Can't execute '{command}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / \
+                 RESET are allowed in this context"
+            ),
             Self::SubcommandSyntax { subcommand, command } => write!(
                 f,
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try {command} HELP.",

@@ -8,7 +8,7 @@
 //! the time the shard's leader stamps on the entry.
 //!
 //! One file per concern: `connection` (PING, HELLO, CONFIG, ...), `client` (CLIENT), `server`
-//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `strings` (GET,
+//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `pubsub` (SUBSCRIBE, PUBLISH, PUBSUB, ...), `strings` (GET,
 //! SET, INCR, ...), `keyspace` (DEL, EXPIRE, SCAN, ...), one file per collection type (`hash`,
 //! `list`, ...), `write` (the write commands and their expiry
 //! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
@@ -24,6 +24,7 @@ mod introspect;
 mod keyspace;
 mod list;
 mod pop;
+mod pubsub;
 mod server;
 mod set;
 mod strings;
@@ -44,6 +45,7 @@ pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyM
 pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
 pub use pop::BlockingPop;
+pub use pubsub::{refused_while_subscribed, PubSubCommand};
 pub use server::{FunctionCommand, ScriptCommand};
 pub use table::{CommandClass, CommandSpec, COMMANDS};
 pub use transaction::{refused_outside_multi, Admission, Queued, Transaction, TransactionError};
@@ -120,6 +122,8 @@ pub enum Command {
     },
     /// A pop that waits for something to pop (BLPOP, ...): see `server::blocking`.
     Block(BlockingPop),
+    /// A pub/sub command: see `server::pubsub`.
+    PubSub(PubSubCommand),
 }
 
 impl Command {
@@ -148,6 +152,7 @@ impl Command {
             .or_else(|| pop::parse(spec.name, rest))
             .or_else(|| zset::parse(spec.name, rest))
             .or_else(|| zset_range::parse(spec.name, rest))
+            .or_else(|| pubsub::parse(spec.name, rest))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 

@@ -64,6 +64,8 @@ const WR_OOM: &[&str] = &["write", "denyoom"];
 const WR_OOM_FAST: &[&str] = &["write", "denyoom", "fast"];
 const FAST: &[&str] = &["fast"];
 const CONN: &[&str] = &["noscript", "loading", "stale"];
+const PUBSUB_CONN: &[&str] = &["pubsub", "noscript", "loading", "stale"];
+const PUBSUB_FAST: &[&str] = &["pubsub", "loading", "stale", "fast"];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $class:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $summary:literal) => {
@@ -78,6 +80,21 @@ macro_rules! spec {
             summary: $summary,
         }
     };
+}
+
+/// Commands with subcommands: Redis names them with their subcommand (`client|list`) in
+/// CLIENT LIST's `cmd` and in its errors.
+pub const CONTAINER_COMMANDS: &[&str] =
+    &["client", "command", "config", "function", "memory", "object", "pubsub", "script"];
+
+/// The full name of the command `args` asks for (`get`, `client|list`), as Redis names it;
+/// none for an unknown command.
+pub fn full_name(args: &[bytes::Bytes]) -> Option<String> {
+    let spec = lookup(args.first()?)?;
+    Some(match args.get(1).filter(|_| CONTAINER_COMMANDS.contains(&spec.name)) {
+        Some(sub) => format!("{}|{}", spec.name, String::from_utf8_lossy(sub).to_ascii_lowercase()),
+        None => spec.name.to_string(),
+    })
 }
 
 /// Every command, sorted by name.
@@ -299,7 +316,11 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
         1,
         "Sets both string value and expiration time in milliseconds of a key."
     ),
+    spec!("psubscribe", -2, C, PUBSUB_CONN, 0, 0, 0, "Listen for messages published to channels matching the given patterns"),
     spec!("pttl", 2, R, RO_FAST, 1, 1, 1, "Returns the expiration time in milliseconds of a key."),
+    spec!("publish", 3, C, PUBSUB_FAST, 0, 0, 0, "Post a message to a channel"),
+    spec!("pubsub", -2, C, &[], 0, 0, 0, "A container for Pub/Sub commands"),
+    spec!("punsubscribe", -1, C, PUBSUB_CONN, 0, 0, 0, "Stop listening for messages posted to channels matching the given patterns"),
     spec!(
         "quit",
         -1,
@@ -364,13 +385,17 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
     spec!("smismember", -3, R, &["readonly", "fast"], 1, 1, 1, "Returns the membership associated with the given elements for a set"),
     spec!("smove", 4, W, &["write", "fast"], 1, 2, 1, "Move a member from one set to another"),
     spec!("spop", -2, W, &["write", "fast"], 1, 1, 1, "Remove and return one or multiple random members from a set"),
+    spec!("spublish", 3, C, PUBSUB_FAST, 1, 1, 1, "Post a message to a shard channel"),
     spec!("srandmember", -2, R, &["readonly"], 1, 1, 1, "Get one or multiple random members from a set"),
     spec!("srem", -3, W, &["write", "fast"], 1, 1, 1, "Remove one or more members from a set"),
     spec!("sscan", -3, R, &["readonly"], 1, 1, 1, "Incrementally iterate Set elements"),
+    spec!("ssubscribe", -2, C, PUBSUB_CONN, 1, -1, 1, "Listen for messages published to the given shard channels"),
     spec!("strlen", 2, R, RO_FAST, 1, 1, 1, "Returns the length of a string value."),
+    spec!("subscribe", -2, C, PUBSUB_CONN, 0, 0, 0, "Listen for messages published to the given channels"),
     spec!("substr", 4, R, RO, 1, 1, 1, "Returns a substring from a string value."),
     spec!("sunion", -2, R, &["readonly"], 1, -1, 1, "Add multiple sets"),
     spec!("sunionstore", -3, W, &["write", "denyoom"], 1, -1, 1, "Add multiple sets and store the resulting set in a key"),
+    spec!("sunsubscribe", -1, C, PUBSUB_CONN, 1, -1, 1, "Stop listening for messages posted to the given shard channels"),
     spec!("time", 1, C, &["loading", "stale", "fast"], 0, 0, 0, "Returns the server time."),
     spec!(
         "touch",
@@ -385,6 +410,7 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
     spec!("ttl", 2, R, RO_FAST, 1, 1, 1, "Returns the expiration time in seconds of a key."),
     spec!("type", 2, R, RO_FAST, 1, 1, 1, "Determines the type of value stored at a key."),
     spec!("unlink", -2, W, WR_FAST, 1, -1, 1, "Asynchronously deletes one or more keys."),
+    spec!("unsubscribe", -1, C, PUBSUB_CONN, 0, 0, 0, "Stop listening for messages posted to the given channels"),
     spec!(
         "unwatch",
         1,
