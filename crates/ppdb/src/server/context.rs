@@ -6,6 +6,7 @@ use super::client::stats::ServerStats;
 use super::clients::ClientRegistry;
 use super::report::NodeReport;
 use super::resp::RespLimits;
+use super::script::ScriptCache;
 use super::settings::ServerSettings;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,8 @@ pub struct ServerContext {
     pub started_unix_s: u64,
     /// The open client connections (CLIENT LIST, CLIENT KILL).
     pub clients: Arc<ClientRegistry>,
+    /// The node's script cache (EVALSHA, SCRIPT LOAD/EXISTS/FLUSH).
+    pub scripts: ScriptCache,
 }
 
 impl ServerContext {

@@ -12,7 +12,7 @@
 //!   It imports nothing from `resp`; a second protocol (memcached) builds on it beside RESP.
 //! - [`shard`]: [`shard::KvShard`], the key space as the node runtime replicates it (the
 //!   state machine of every data group), with [`blocking`]'s wake-ups and [`memory`]'s
-//!   accounting.
+//!   accounting, and [`script`]'s Lua state, which runs the entries of EVAL and its kin.
 //! - The RESP service: [`listener`] accepts connections within `maxclients`; [`connection`]
 //!   runs one (socket loop, pipelining, MULTI); [`transaction`] runs EXEC; [`session`] holds a
 //!   connection's state and answers the commands about the connection or the server, with
@@ -34,6 +34,7 @@ pub mod node;
 pub mod report;
 pub mod resp;
 pub mod session;
+pub mod script;
 pub mod settings;
 pub mod shard;
 pub mod transaction;

@@ -67,6 +67,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         started,
         started_unix_s: crate::node::clock::wall_clock_ms() / 1000,
         clients: Arc::default(),
+        scripts: Default::default(),
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await

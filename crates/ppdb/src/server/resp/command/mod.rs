@@ -8,7 +8,7 @@
 //! [`WriteCommand::resolve`] just before proposing them.
 //!
 //! One file per concern: `connection` (PING, HELLO, CONFIG, ...), `client` (CLIENT), `server`
-//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `strings` (GET,
+//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `eval` (EVAL and its kin), `introspect` (OBJECT, MEMORY), `strings` (GET,
 //! SET, INCR, ...), `keyspace` (DEL, EXPIRE, SCAN, ...), one file per collection type (`hash`,
 //! `list`, ...), `write` (the write commands and their expiry
 //! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
@@ -18,6 +18,7 @@ mod args;
 mod client;
 mod connection;
 mod element_scan;
+pub mod eval;
 pub mod error;
 mod hash;
 mod introspect;
@@ -43,6 +44,7 @@ use crate::kv::KvRead;
 pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
 pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
+pub use eval::{EvalCommand, ScriptSource};
 pub use pop::BlockingPop;
 pub use server::{FunctionCommand, ScriptCommand};
 pub use table::{CommandClass, CommandSpec, COMMANDS};
@@ -120,6 +122,8 @@ pub enum Command {
     },
     /// A pop that waits for something to pop (BLPOP, ...): see `server::blocking`.
     Block(BlockingPop),
+    /// EVAL and its kin: a Lua script run on the shard of its keys (see `server::script`).
+    Eval(EvalCommand),
 }
 
 impl Command {
@@ -144,6 +148,7 @@ impl Command {
             .or_else(|| hash::parse(spec.name, rest))
             .or_else(|| list::parse(spec.name, rest))
             .or_else(|| server::parse(spec.name, rest))
+            .or_else(|| eval::parse(spec.name, rest))
             .or_else(|| set::parse(spec.name, rest))
             .or_else(|| pop::parse(spec.name, rest))
             .or_else(|| zset::parse(spec.name, rest))
@@ -155,7 +160,7 @@ impl Command {
     pub fn class(&self) -> CommandClass {
         match self {
             Command::Read(_) => CommandClass::Read,
-            Command::Write(_) | Command::Block(_) => CommandClass::Write,
+            Command::Write(_) | Command::Block(_) | Command::Eval(_) => CommandClass::Write,
             _ => CommandClass::Connection,
         }
     }
@@ -167,6 +172,7 @@ impl Command {
             Command::Read(read) => read.keys(),
             Command::Write(write) => write.keys(),
             Command::Block(pop) => pop.op.keys(),
+            Command::Eval(eval) => eval.keys.iter().map(Vec::as_slice).collect(),
             _ => Vec::new(),
         }
     }
