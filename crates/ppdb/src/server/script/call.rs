@@ -8,8 +8,10 @@
 //! key in a cluster node`). Of the connection commands, PING, ECHO, SELECT 0 and TIME (the
 //! entry's time) answer; the others are refused.
 
+use std::ffi::c_int;
+
 use bytes::Bytes;
-use mlua::{Lua, MultiValue, Value};
+use mlua::{ffi, Lua, MultiValue, Value};
 
 use super::convert::{error_table, reply_to_lua};
 use super::engine::{RunState, LUA_MEMORY_BYTES_MAX};
@@ -17,6 +19,27 @@ use crate::kv::{Reply, TxnStep};
 use crate::server::client::executor::shard_of;
 use crate::server::resp::command::{table, Command};
 use crate::server::resp::Frame;
+
+/// Where [`raw_call`] is kept in the Lua registry, for [`redis_call`].
+pub(super) const RAW_CALL_KEY: &str = "ppdb.raw_call";
+
+/// `redis.call`: [`raw_call`], raising the error table of an error reply. A C function rather
+/// than a Lua one, so that `return redis.call(...)` is no tail call: the script's frame, and
+/// its line in the error, stays on the stack.
+///
+/// # Safety
+///
+/// Called by Lua only, on a state whose registry holds [`raw_call`] at [`RAW_CALL_KEY`].
+pub(super) unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> c_int {
+    let arguments = ffi::lua_gettop(state);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"ppdb.raw_call".as_ptr());
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, arguments, 2);
+    if ffi::lua_toboolean(state, -2) != 0 {
+        return 1;
+    }
+    ffi::lua_error(state)
+}
 
 /// The host function behind both: `(true, reply)`, or `(false, {err=text})` for an error,
 /// which `redis.call` raises and `redis.pcall` returns.

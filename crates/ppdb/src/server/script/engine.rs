@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
-use super::call::raw_call;
+use super::call::{raw_call, redis_call, RAW_CALL_KEY};
 use super::convert::to_reply;
 use super::library::install_library;
 use crate::kv::{KvStore, Reply, ScriptCall};
@@ -120,6 +120,9 @@ impl ScriptEngine {
             failure: None,
         };
         state.lua.set_app_data(run);
+        // Setting the hook restarts its count: the first charge comes after exactly
+        // HOOK_INSTRUCTIONS of this run, whatever the runs before left of the count.
+        state.lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS), charge_instructions);
         let reply = state.execute(call);
         let run = state.lua.remove_app_data::<RunState>();
         if let Some(run) = run {
@@ -127,6 +130,13 @@ impl ScriptEngine {
         }
         reply
     }
+}
+
+/// `redis.call`, a C function finding `raw_call` in the registry.
+fn redis_call_function(lua: &Lua) -> mlua::Result<Function> {
+    lua.set_named_registry_value(RAW_CALL_KEY, lua.create_function(raw_call)?)?;
+    // SAFETY: `redis_call` only uses the Lua stack and the registry entry just set.
+    unsafe { lua.create_c_function(redis_call) }
 }
 
 /// Whether `body` compiles, as SCRIPT LOAD checks it: `Err` is Redis's error text.
@@ -144,17 +154,17 @@ impl LuaState {
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         lua.set_memory_limit(LUA_MEMORY_BYTES_MAX)?;
         let globals = lua.globals();
-        for name in ["dofile", "loadfile", "print", "getfenv", "setfenv", "module", "require", "newproxy", "gcinfo", "collectgarbage"] {
-            globals.raw_set(name, Value::Nil)?;
-        }
         install_library(&lua, &globals)?;
         let budget_spent =
             lua.create_function(|lua, ()| Ok(lua.app_data_ref::<RunState>().is_some_and(|run| run.budget_spent)))?;
         let handler = lua.create_function(error_handler)?;
         let sandbox = lua.load(include_str!("sandbox.lua")).set_name("=sandbox").into_function()?;
         let (env, run, sweep): (Table, Function, Function) =
-            sandbox.call((lua.create_function(raw_call)?, budget_spent, handler))?;
-        lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS), charge_instructions);
+            sandbox.call((lua.create_function(raw_call)?, redis_call_function(&lua)?, budget_spent, handler))?;
+        // What reaches outside the state, or differs between replicas (the collector's counts).
+        for name in ["dofile", "loadfile", "print", "getfenv", "setfenv", "module", "require", "newproxy", "gcinfo", "collectgarbage"] {
+            globals.raw_set(name, Value::Nil)?;
+        }
         Ok(LuaState { lua, globals, env, run, sweep, compiled: BTreeMap::new() })
     }
 

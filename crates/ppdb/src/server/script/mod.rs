@@ -25,3 +25,6 @@ pub mod library;
 
 pub use cache::ScriptCache;
 pub use engine::{check_compiles, ScriptEngine, LUA_MEMORY_BYTES_MAX, SCRIPT_INSTRUCTIONS_MAX};
+
+#[cfg(test)]
+mod tests;

@@ -1,10 +1,10 @@
 -- Run once when a shard's Lua state is made, with the globals of the state as _G. It
--- installs redis.call and redis.pcall over the host's `raw_call`, makes the libraries and
+-- installs redis.call (the host's) and redis.pcall over the host's `raw_call`, makes the libraries and
 -- the scripts' globals read-only (as Redis 7 does), keeps pcall from swallowing the end of
 -- the instruction budget, and returns what the host needs: the scripts' environment, the
 -- runner that calls a script under the host's error handler, and the sweep that undoes what
 -- a script may have slipped into a read-only table with a raw write.
-local raw_call, budget_spent, error_handler = ...
+local raw_call, redis_call, budget_spent, error_handler = ...
 local G = _G
 local error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type =
     error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type
@@ -24,13 +24,7 @@ G.xpcall = function(...) return unless_spent(xpcall(...)) end
 coroutine.resume = function(...) return unless_spent(resume(...)) end
 
 local redis = G.redis
-redis.call = function(...)
-    local ok, reply = raw_call(...)
-    if ok then
-        return reply
-    end
-    error(reply, 0)
-end
+redis.call = redis_call
 redis.pcall = function(...)
     local _, reply = raw_call(...)
     return reply
