@@ -87,3 +87,46 @@ fn list(reader: &mut Reader<'_>, field: &'static str) -> Result<Vec<Vec<u8>>, Kv
     }
     Ok(items)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use crate::kv::{KvWrite, WriteOp};
+
+    use super::*;
+
+    fn call() -> impl Strategy<Value = ScriptCall> {
+        let items = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4);
+        (prop::collection::vec(any::<u8>(), 0..64), items.clone(), items, any::<bool>(), 1..9u64, 1..9u64)
+            .prop_map(|(body, keys, args, read_only, shard, shards)| ScriptCall { body, keys, args, read_only, shard, shards })
+    }
+
+    proptest! {
+        #[test]
+        fn a_script_entry_decodes_to_itself_and_every_truncation_is_an_error(call in call()) {
+            let write = KvWrite { now_ms: 7, op: WriteOp::Script(call) };
+            let encoded = write.encode();
+            prop_assert_eq!(KvWrite::decode(&encoded), Ok(write));
+            for end in 0..encoded.len() {
+                prop_assert!(KvWrite::decode(&encoded[..end]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn a_script_is_no_step_of_a_transaction() {
+        let nested = WriteOp::Transaction {
+            steps: vec![crate::kv::TxnStep::Write(WriteOp::Script(ScriptCall {
+                body: b"return 1".to_vec(),
+                keys: Vec::new(),
+                args: Vec::new(),
+                read_only: false,
+                shard: 1,
+                shards: 1,
+            }))],
+            watched: Vec::new(),
+        };
+        assert!(KvWrite::decode(&KvWrite::unstamped(nested).encode()).is_err());
+    }
+}

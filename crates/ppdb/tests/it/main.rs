@@ -16,6 +16,7 @@ mod placement;
 mod redis_tools;
 mod reference;
 mod resp_commands;
+mod scripting;
 mod server_commands;
 mod support;
 mod types_hash;

@@ -38,20 +38,30 @@ pub(super) unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) ->
     if ffi::lua_toboolean(state, -2) != 0 {
         return 1;
     }
+    // Redis 7 raises the error's text, which a pcall around redis.call receives.
+    ffi::lua_getfield(state, -1, c"err".as_ptr());
     ffi::lua_error(state)
 }
 
 /// The host function behind both: `(true, reply)`, or `(false, {err=text})` for an error,
-/// which `redis.call` raises and `redis.pcall` returns.
+/// which `redis.pcall` returns and `redis.call` raises as its text (as Redis 7 does).
 pub(super) fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
     let outcome = arguments(lua, args).and_then(|args| run(lua, &args));
-    match outcome {
-        Ok(reply) => Ok(match reply_to_lua(lua, reply)? {
-            Ok(value) => (true, value),
-            Err(error) => (false, error),
-        }),
-        Err(text) => Ok((false, error_table(lua, &text)?)),
+    let text = match outcome {
+        Ok(Reply::Error(error)) => error.message().to_owned(),
+        Ok(Reply::ErrorText(text)) | Err(text) => text,
+        Ok(reply) => {
+            return Ok(match reply_to_lua(lua, reply)? {
+                Ok(value) => (true, value),
+                Err(error) => (false, error),
+            })
+        }
+    };
+    // Should redis.call raise it and nothing catch it, the script's error is this reply.
+    if let Some(mut run) = lua.app_data_mut::<RunState>() {
+        run.call_error = Some(text.clone());
     }
+    Ok((false, error_table(lua, &text)?))
 }
 
 /// The command's arguments: strings, or numbers as Lua writes them (`5.5`, `1e+20`).

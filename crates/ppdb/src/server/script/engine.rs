@@ -51,6 +51,8 @@ pub(super) struct RunState {
     pub random: u64,
     /// The failure the error handler saw: its text and the script's line.
     pub failure: Option<Failure>,
+    /// The text of the last error reply `redis.call` raised, to tell it from a Lua error.
+    pub call_error: Option<String>,
 }
 
 /// The parts of a call that `redis.call` checks.
@@ -118,6 +120,7 @@ impl ScriptEngine {
             budget_spent: false,
             random: index,
             failure: None,
+            call_error: None,
         };
         state.lua.set_app_data(run);
         // Setting the hook restarts its count: the first charge comes after exactly
@@ -294,9 +297,11 @@ fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Value> {
         let line = frame.curr_line();
         (ours && line > 0).then_some(line as usize)
     });
-    let failure = describe(&error, line);
+    let mut failure = describe(&error, line);
     // Only an error that leaves the script reaches this handler (pcall inside it sets its own).
     if let Some(mut run) = lua.app_data_mut::<RunState>() {
+        // An error reply redis.call raised reads as the reply, not as a Lua error.
+        failure.is_reply |= run.call_error.as_deref() == Some(failure.text.as_str());
         run.failure = Some(failure);
     }
     Ok(error)
