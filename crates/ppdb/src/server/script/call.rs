@@ -14,7 +14,7 @@ use bytes::Bytes;
 use mlua::{ffi, Lua, MultiValue, Value};
 
 use super::convert::{error_table, reply_to_lua};
-use super::engine::{RunState, LUA_MEMORY_BYTES_MAX};
+use super::engine::{RunState, CALL_INSTRUCTIONS, LUA_MEMORY_BYTES_MAX};
 use crate::kv::{Reply, TxnStep};
 use crate::server::client::executor::shard_of;
 use crate::server::resp::command::{table, Command};
@@ -93,6 +93,7 @@ fn run(lua: &Lua, args: &[Bytes]) -> Result<Reply, String> {
     }
     let command = Command::parse(args).map_err(|e| e.to_string())?;
     let mut run = lua.app_data_mut::<RunState>().ok_or("ERR internal: no script is running")?;
+    run.instructions += CALL_INSTRUCTIONS;
     let scope = run.call;
     let step = match command {
         Command::Read(read) => TxnStep::Read(read),

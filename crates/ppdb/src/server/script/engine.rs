@@ -20,9 +20,13 @@ use super::convert::to_reply;
 use super::library::install_library;
 use crate::kv::{KvStore, Reply, ScriptCall};
 
-/// Lua instructions one script may run: the same on every replica, so an endless script stops
-/// at the same instruction everywhere (after about a quarter of a second here).
-pub const SCRIPT_INSTRUCTIONS_MAX: u64 = 20_000_000;
+/// Lua instructions one script may run, each `redis.call` counting [`CALL_INSTRUCTIONS`]: the
+/// same on every replica, so an endless script stops at the same instruction everywhere.
+pub const SCRIPT_INSTRUCTIONS_MAX: u64 = 10_000_000;
+
+/// What one `redis.call` or `redis.pcall` costs of the budget, in instructions: the command's
+/// work is done outside Lua, and an endless loop of calls must end as soon as one of Lua alone.
+pub const CALL_INSTRUCTIONS: u64 = 500;
 
 /// The count hook runs every this many instructions: the budget's granularity.
 const HOOK_INSTRUCTIONS: u32 = 1_000;
