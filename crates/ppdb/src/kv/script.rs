@@ -99,7 +99,14 @@ mod tests {
     fn call() -> impl Strategy<Value = ScriptCall> {
         let items = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4);
         (prop::collection::vec(any::<u8>(), 0..64), items.clone(), items, any::<bool>(), 1..9u64, 1..9u64)
-            .prop_map(|(body, keys, args, read_only, shard, shards)| ScriptCall { body, keys, args, read_only, shard, shards })
+            .prop_map(|(body, keys, args, read_only, shard, shards)| ScriptCall {
+                body,
+                keys,
+                args,
+                read_only,
+                shard,
+                shards,
+            })
     }
 
     proptest! {

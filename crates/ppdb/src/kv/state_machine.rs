@@ -150,7 +150,9 @@ impl KvStore {
             TxnStep::Write(op) => Some(self.apply_op(op, now)),
             TxnStep::Read(read) => self.read_within(read, now, reply_bytes_max),
         };
-        reply.filter(|reply| reply.bytes() <= reply_bytes_max).unwrap_or(Reply::Error(KvError::TxnReplyTooLarge))
+        reply
+            .filter(|reply| reply.bytes() <= reply_bytes_max)
+            .unwrap_or(Reply::Error(KvError::TxnReplyTooLarge))
     }
 
     /// Whether a delayed `flush_all` is due at `now_ms`: every key is then gone to reads,
@@ -176,7 +178,8 @@ impl KvStore {
         // A transaction's steps each do it for themselves. When no key at all is expired (the
         // earliest expiry is still ahead), there is nothing to look up.
         let any_expired = self.expiries.first().is_some_and(|(at, _)| now > *at);
-        let own_steps = matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. } | WriteOp::Script(_));
+        let own_steps =
+            matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. } | WriteOp::Script(_));
         if any_expired && !own_steps {
             for key in op.keys() {
                 self.remove_if_expired(key, now);
@@ -250,7 +253,9 @@ impl KvStore {
             WriteOp::Memcached(op) => op.apply(self, now),
             WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
             // The shard runs scripts (`server::script`); the key space alone cannot.
-            WriteOp::Script(_) => Reply::ErrorText("ERR scripts are run by the shard, not the key space".into()),
+            WriteOp::Script(_) => {
+                Reply::ErrorText("ERR scripts are run by the shard, not the key space".into())
+            }
         }
     }
 

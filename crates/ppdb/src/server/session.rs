@@ -3,16 +3,16 @@
 //! MULTI, which the node a
 //! client is connected to answers itself.
 
+use super::client::forward::ShardOp;
 use super::clients::{ClientRecord, Killed};
 use super::context::ServerContext;
 use super::resp::command::{
     ClientCommand, Command, FunctionCommand, Hello, ReplyMode, ScriptCommand, Transaction,
 };
-use super::client::forward::ShardOp;
 use super::resp::reply::{command_query_reply, error_frame};
+use super::resp::{Frame, ProtocolVersion};
 use super::script::check_compiles;
 use super::script::eval::script_entry;
-use super::resp::{Frame, ProtocolVersion};
 use super::wait::{wait_for_replicas, WrittenShards};
 use crate::kv::WatchedKey;
 use crate::server::resp::command::CommandError;

@@ -139,13 +139,18 @@ fn keys_on_several_shards_are_refused_as_multi_refuses_them() {
     let shards = ClusterOptions::default().shards;
     let (a, b) = (0..)
         .map(|i| (format!("a{i}"), format!("b{i}")))
-        .find(|(a, b)| crate::support::shard_of(a.as_bytes(), shards) != crate::support::shard_of(b.as_bytes(), shards))
+        .find(|(a, b)| {
+            crate::support::shard_of(a.as_bytes(), shards) != crate::support::shard_of(b.as_bytes(), shards)
+        })
         .unwrap();
     let refused = reply_text(&mut con, &[b"EVAL", b"return 1", b"2", a.as_bytes(), b.as_bytes()], false);
     assert!(refused.starts_with("error: CROSSSLOT"), "{refused}");
     let body = format!("return redis.call('GET', '{b}')");
     let refused = reply_text(&mut con, &[b"EVAL", body.as_bytes(), b"1", a.as_bytes()], false);
-    assert!(refused.contains("ERR Script attempted to access a non local key in a cluster node"), "{refused}");
+    assert!(
+        refused.contains("ERR Script attempted to access a non local key in a cluster node"),
+        "{refused}"
+    );
 }
 
 #[test]
@@ -177,5 +182,9 @@ fn an_endless_script_stops_at_the_same_point_on_every_replica_and_the_shard_keep
         let mut con = cluster.client(entry);
         redis::cmd("GET").arg("i").query::<String>(&mut con).ok()
     });
-    assert_eq!(same.as_deref(), Some(counted.as_str()), "the new leader's replica stopped where the old one did");
+    assert_eq!(
+        same.as_deref(),
+        Some(counted.as_str()),
+        "the new leader's replica stopped where the old one did"
+    );
 }

@@ -46,7 +46,9 @@ impl ScriptCache {
         if cached.bodies.contains_key(&sha) {
             return sha;
         }
-        while cached.bytes + body.len() > SCRIPT_CACHE_BYTES_MAX || cached.bodies.len() >= SCRIPT_CACHE_SCRIPTS_MAX {
+        while cached.bytes + body.len() > SCRIPT_CACHE_BYTES_MAX
+            || cached.bodies.len() >= SCRIPT_CACHE_SCRIPTS_MAX
+        {
             let Some(oldest) = cached.order.pop_front() else { break };
             if let Some(dropped) = cached.bodies.remove(&oldest) {
                 cached.bytes -= dropped.len();

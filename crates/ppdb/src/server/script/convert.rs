@@ -40,7 +40,7 @@ fn lua_to_reply(value: &Value, depth: usize, bytes: &mut u64) -> Option<Reply> {
         Value::Boolean(true) => Reply::Integer(1),
         // Truncation towards zero, saturating, as C's cast does for the values Redis sees.
         Value::Number(number) => Reply::Integer(*number as i64),
-        Value::Integer(number) => Reply::Integer(*number as i64),
+        Value::Integer(number) => Reply::Integer(*number),
         Value::String(text) => {
             *bytes += text.as_bytes().len() as u64;
             Reply::Bulk(text.as_bytes().to_vec())
@@ -150,7 +150,10 @@ mod tests {
         assert_eq!(eval(&lua, "return {ok='FINE'}"), Reply::StatusText("FINE".into()));
         assert_eq!(eval(&lua, "return {err='-MY bad'}"), Reply::ErrorText("MY bad".into()));
         assert_eq!(eval(&lua, "return {err='MY bad', ok='x'}"), Reply::ErrorText("MY bad".into()));
-        assert_eq!(eval(&lua, "local t = {} t[1] = t return t"), Reply::ErrorText("ERR reached lua stack limit".into()));
+        assert_eq!(
+            eval(&lua, "local t = {} t[1] = t return t"),
+            Reply::ErrorText("ERR reached lua stack limit".into())
+        );
     }
 
     #[test]
@@ -165,7 +168,10 @@ mod tests {
         };
         assert_eq!(convert(Reply::Nil), Reply::Bulk(b"false".to_vec()));
         assert_eq!(convert(Reply::Ok), Reply::Bulk(b"ok:OK".to_vec()));
-        assert_eq!(convert(Reply::Error(KvError::WrongType)), Reply::Bulk(format!("err:{}", KvError::WrongType).into_bytes()));
+        assert_eq!(
+            convert(Reply::Error(KvError::WrongType)),
+            Reply::Bulk(format!("err:{}", KvError::WrongType).into_bytes())
+        );
         assert_eq!(convert(Reply::Integer(7)), Reply::Integer(7));
         assert_eq!(convert(Reply::Double(crate::kv::types::Score(1.5))), Reply::Bulk(b"1.5".to_vec()));
         let map = Reply::Map(vec![(Reply::Bulk(b"f".to_vec()), Reply::Bulk(b"v".to_vec()))]);

@@ -7,7 +7,7 @@
 //! and the random generator is reseeded from the entry. So a replica that made its state
 //! afresh (after a restart) runs every script as one that kept its state does.
 //!
-//! During a run the shard's key space is lent to the state ([`RunState`]): `redis.call`
+//! During a run the shard's key space is lent to the state (`RunState`): `redis.call`
 //! ([`super::call`]) applies each command to it at the entry's time, and the count hook charges
 //! the run's instructions against [`SCRIPT_INSTRUCTIONS_MAX`].
 
@@ -91,7 +91,9 @@ pub struct ScriptEngine {
 
 impl std::fmt::Debug for ScriptEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScriptEngine").field("compiled", &self.state.as_ref().map_or(0, |s| s.compiled.len())).finish()
+        f.debug_struct("ScriptEngine")
+            .field("compiled", &self.state.as_ref().map_or(0, |s| s.compiled.len()))
+            .finish()
     }
 }
 
@@ -162,14 +164,30 @@ impl LuaState {
         lua.set_memory_limit(LUA_MEMORY_BYTES_MAX)?;
         let globals = lua.globals();
         install_library(&lua, &globals)?;
-        let budget_spent =
-            lua.create_function(|lua, ()| Ok(lua.app_data_ref::<RunState>().is_some_and(|run| run.budget_spent)))?;
+        let budget_spent = lua.create_function(|lua, ()| {
+            Ok(lua.app_data_ref::<RunState>().is_some_and(|run| run.budget_spent))
+        })?;
         let handler = lua.create_function(error_handler)?;
         let sandbox = lua.load(include_str!("sandbox.lua")).set_name("=sandbox").into_function()?;
-        let (env, run, sweep): (Table, Function, Function) =
-            sandbox.call((lua.create_function(raw_call)?, redis_call_function(&lua)?, budget_spent, handler))?;
+        let (env, run, sweep): (Table, Function, Function) = sandbox.call((
+            lua.create_function(raw_call)?,
+            redis_call_function(&lua)?,
+            budget_spent,
+            handler,
+        ))?;
         // What reaches outside the state, or differs between replicas (the collector's counts).
-        for name in ["dofile", "loadfile", "print", "getfenv", "setfenv", "module", "require", "newproxy", "gcinfo", "collectgarbage"] {
+        for name in [
+            "dofile",
+            "loadfile",
+            "print",
+            "getfenv",
+            "setfenv",
+            "module",
+            "require",
+            "newproxy",
+            "gcinfo",
+            "collectgarbage",
+        ] {
             globals.raw_set(name, Value::Nil)?;
         }
         Ok(LuaState { lua, globals, env, run, sweep, compiled: BTreeMap::new() })
@@ -179,7 +197,12 @@ impl LuaState {
     fn execute(&mut self, call: &ScriptCall) -> Reply {
         let script = match self.compiled(&call.body) {
             Ok(script) => script,
-            Err(e) => return Reply::ErrorText(format!("ERR Error compiling script (new function): {}", compile_message(&e))),
+            Err(e) => {
+                return Reply::ErrorText(format!(
+                    "ERR Error compiling script (new function): {}",
+                    compile_message(&e)
+                ))
+            }
         };
         let outcome = self.set_arguments(call).and_then(|()| self.run.call::<MultiValue>(script));
         let reply = match outcome {
@@ -235,7 +258,9 @@ impl LuaState {
         let sha = super::cache::script_sha(body);
         let Failure { text, is_reply, line } = match (spent, failure) {
             (true, failure) => Failure {
-                text: format!("ERR Script exceeded its instruction budget of {SCRIPT_INSTRUCTIONS_MAX} instructions"),
+                text: format!(
+                    "ERR Script exceeded its instruction budget of {SCRIPT_INSTRUCTIONS_MAX} instructions"
+                ),
                 is_reply: true,
                 line: failure.and_then(|f| f.line),
             },

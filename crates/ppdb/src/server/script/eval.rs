@@ -52,7 +52,8 @@ mod tests {
     fn a_script_runs_on_the_shard_of_its_keys_and_evalsha_needs_the_body_cached() {
         let cache = ScriptCache::default();
         let shards = 8;
-        let on = |shard| (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), shards) == shard).unwrap();
+        let on =
+            |shard| (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), shards) == shard).unwrap();
         let (a, b, c) = (on(3), format!("{{{}}}", on(3)), on(5));
         let b = (0..).map(|i| format!("{b}{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
         let body = ScriptSource::Body(Bytes::from_static(b"return 1"));

@@ -12,7 +12,7 @@
 //!   sorted, a table whose keys are 1..n is an array, an empty table is `{}`, JSON's null is
 //!   `cjson.null`.
 
-use mlua::{Lua, LightUserData, MultiValue, Table, Value, Variadic};
+use mlua::{LightUserData, Lua, MultiValue, Table, Value, Variadic};
 
 use super::convert::error_table;
 use super::engine::RunState;
@@ -27,8 +27,16 @@ const JSON_DEPTH_MAX: usize = 1000;
 /// Installs `redis`, `cjson` and the deterministic `math.random` into the state's globals.
 pub(super) fn install_library(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let redis = lua.create_table()?;
-    redis.raw_set("sha1hex", lua.create_function(|_, text: mlua::String| Ok(sha1_smol::Sha1::from(&text.as_bytes()[..]).digest().to_string()))?)?;
-    redis.raw_set("error_reply", lua.create_function(|lua, text: mlua::String| error_table(lua, &text.to_string_lossy()))?)?;
+    redis.raw_set(
+        "sha1hex",
+        lua.create_function(|_, text: mlua::String| {
+            Ok(sha1_smol::Sha1::from(&text.as_bytes()[..]).digest().to_string())
+        })?,
+    )?;
+    redis.raw_set(
+        "error_reply",
+        lua.create_function(|lua, text: mlua::String| error_table(lua, &text.to_string_lossy()))?,
+    )?;
     redis.raw_set(
         "status_reply",
         lua.create_function(|lua, text: mlua::String| {
@@ -52,7 +60,9 @@ pub(super) fn install_library(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     for (name, value) in [("LOG_DEBUG", 0), ("LOG_VERBOSE", 1), ("LOG_NOTICE", 2), ("LOG_WARNING", 3)] {
         redis.raw_set(name, value)?;
     }
-    for (name, value) in [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)] {
+    for (name, value) in
+        [("REPL_NONE", 0), ("REPL_AOF", 1), ("REPL_SLAVE", 2), ("REPL_REPLICA", 2), ("REPL_ALL", 3)]
+    {
         redis.raw_set(name, value)?;
     }
     redis.raw_set("REDIS_VERSION", REDIS_VERSION)?;
@@ -74,7 +84,10 @@ pub(super) fn install_library(lua: &Lua, globals: &Table) -> mlua::Result<()> {
     let cjson = lua.create_table()?;
     cjson.raw_set("null", Value::LightUserData(LightUserData(std::ptr::null_mut())))?;
     cjson.raw_set("encode", lua.create_function(|_, value: Value| encode_json(&value))?)?;
-    cjson.raw_set("decode", lua.create_function(|lua, text: mlua::String| decode_json(lua, &text.as_bytes()))?)?;
+    cjson.raw_set(
+        "decode",
+        lua.create_function(|lua, text: mlua::String| decode_json(lua, &text.as_bytes()))?,
+    )?;
     globals.raw_set("cjson", cjson)
 }
 
@@ -132,15 +145,16 @@ fn to_json(value: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
         Value::Boolean(b) => Json::Bool(*b),
         Value::Integer(n) => Json::from(*n),
         Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => Json::from(*n as i64),
-        Value::Number(n) => serde_json::Number::from_f64(*n)
-            .map(Json::Number)
-            .ok_or_else(|| mlua::Error::RuntimeError("Cannot serialise number: must not be NaN or Inf".into()))?,
+        Value::Number(n) => serde_json::Number::from_f64(*n).map(Json::Number).ok_or_else(|| {
+            mlua::Error::RuntimeError("Cannot serialise number: must not be NaN or Inf".into())
+        })?,
         Value::String(text) => Json::String(text.to_string_lossy()),
         Value::Table(table) => {
             let length = table.raw_len();
             let pairs = table.clone().pairs::<Value, Value>().count();
             if length > 0 && pairs == length {
-                let items = (1..=length).map(|i| table.raw_get::<Value>(i).and_then(|v| to_json(&v, depth + 1)));
+                let items =
+                    (1..=length).map(|i| table.raw_get::<Value>(i).and_then(|v| to_json(&v, depth + 1)));
                 Json::Array(items.collect::<mlua::Result<_>>()?)
             } else {
                 let mut object = serde_json::Map::new();
@@ -150,19 +164,29 @@ fn to_json(value: &Value, depth: usize) -> mlua::Result<serde_json::Value> {
                         Value::String(text) => text.to_string_lossy(),
                         Value::Integer(n) => n.to_string(),
                         Value::Number(n) => n.to_string(),
-                        _ => return Err(mlua::Error::RuntimeError("Cannot serialise table: table key must be a number or string".into())),
+                        _ => {
+                            return Err(mlua::Error::RuntimeError(
+                                "Cannot serialise table: table key must be a number or string".into(),
+                            ))
+                        }
                     };
                     object.insert(key, to_json(&value, depth + 1)?);
                 }
                 Json::Object(object)
             }
         }
-        other => return Err(mlua::Error::RuntimeError(format!("Cannot serialise {}: type not supported", other.type_name()))),
+        other => {
+            return Err(mlua::Error::RuntimeError(format!(
+                "Cannot serialise {}: type not supported",
+                other.type_name()
+            )))
+        }
     })
 }
 
 fn decode_json(lua: &Lua, text: &[u8]) -> mlua::Result<Value> {
-    let json: serde_json::Value = serde_json::from_slice(text).map_err(|e| mlua::Error::RuntimeError(format!("Expected value but found invalid token: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(text)
+        .map_err(|e| mlua::Error::RuntimeError(format!("Expected value but found invalid token: {e}")))?;
     from_json(lua, &json, 0)
 }
 

@@ -55,7 +55,10 @@ fn a_script_reads_and_writes_its_keys_through_redis_call() {
     assert_eq!(shard.eval("return redis.call('GET', 'missing')", &[], &[]), Reply::Nil);
     assert_eq!(shard.eval("return redis.call('SET', 'f', 5.5)", &[], &[]), Reply::StatusText("OK".into()));
     assert_eq!(shard.get("f"), bulk("5.5"), "numbers are sent as Lua writes them");
-    assert_eq!(shard.eval("return {KEYS[1], ARGV[1], #KEYS}", &["k"], &["a"]), Reply::Array(vec![bulk("k"), bulk("a"), Reply::Integer(1)]));
+    assert_eq!(
+        shard.eval("return {KEYS[1], ARGV[1], #KEYS}", &["k"], &["a"]),
+        Reply::Array(vec![bulk("k"), bulk("a"), Reply::Integer(1)])
+    );
 }
 
 #[test]
@@ -65,14 +68,23 @@ fn errors_read_as_redis_7_words_them() {
     let body = "return redis.call('INCR', 's')";
     assert_eq!(shard.eval(body, &[], &[]), error("ERR value is not an integer or out of range", body, 1));
     let caught = "local e = redis.pcall('INCR', 's') return e";
-    assert_eq!(shard.eval(caught, &[], &[]), Reply::ErrorText("ERR value is not an integer or out of range".into()));
+    assert_eq!(
+        shard.eval(caught, &[], &[]),
+        Reply::ErrorText("ERR value is not an integer or out of range".into())
+    );
     let body = "\nreturn foo";
     let text = "ERR user_script:2: Script attempted to access nonexistent global variable 'foo'";
     assert_eq!(shard.eval(body, &[], &[]), error(text, body, 2));
     let body = "x = 1";
-    assert_eq!(shard.eval(body, &[], &[]), error("ERR user_script:1: Attempt to modify a readonly table", body, 1));
+    assert_eq!(
+        shard.eval(body, &[], &[]),
+        error("ERR user_script:1: Attempt to modify a readonly table", body, 1)
+    );
     let body = "string.x = 1";
-    assert_eq!(shard.eval(body, &[], &[]), error("ERR user_script:1: Attempt to modify a readonly table", body, 1));
+    assert_eq!(
+        shard.eval(body, &[], &[]),
+        error("ERR user_script:1: Attempt to modify a readonly table", body, 1)
+    );
     let body = "error({err='X boom'})";
     assert_eq!(shard.eval(body, &[], &[]), error("X boom", body, 1));
     for (body, text) in [
@@ -87,7 +99,9 @@ fn errors_read_as_redis_7_words_them() {
     }
     assert_eq!(
         shard.eval("return +", &[], &[]),
-        Reply::ErrorText("ERR Error compiling script (new function): user_script:1: unexpected symbol near '+'".into())
+        Reply::ErrorText(
+            "ERR Error compiling script (new function): user_script:1: unexpected symbol near '+'".into()
+        )
     );
 }
 
@@ -105,7 +119,9 @@ fn an_endless_script_stops_at_its_budget_and_even_pcall_cannot_keep_it_going() {
         let mut shard = Shard::default();
         let reply = shard.eval(&format!("redis.call('SET', 'before', '1')\n{body}"), &[], &[]);
         let Reply::ErrorText(text) = reply else { panic!("{body}: {reply:?}") };
-        let expected = format!("ERR Script exceeded its instruction budget of {SCRIPT_INSTRUCTIONS_MAX} instructions script:");
+        let expected = format!(
+            "ERR Script exceeded its instruction budget of {SCRIPT_INSTRUCTIONS_MAX} instructions script:"
+        );
         assert!(text.starts_with(&expected), "{text}");
         assert!(text.ends_with("on @user_script:2."), "{text}");
         assert_eq!(shard.get("before"), bulk("1"), "no rollback");
@@ -165,12 +181,22 @@ fn read_only_scripts_and_keys_of_other_shards_are_refused() {
 #[test]
 fn the_redis_library_answers_as_redis() {
     let mut shard = Shard::default();
-    assert_eq!(shard.eval("return redis.sha1hex('')", &[], &[]), bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709"));
+    assert_eq!(
+        shard.eval("return redis.sha1hex('')", &[], &[]),
+        bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    );
     assert_eq!(shard.eval("return redis.error_reply('MY err')", &[], &[]), Reply::ErrorText("MY err".into()));
     assert_eq!(shard.eval("return redis.status_reply('FINE')", &[], &[]), Reply::StatusText("FINE".into()));
     assert_eq!(shard.eval("redis.log(redis.LOG_WARNING, 'hello') return 1", &[], &[]), Reply::Integer(1));
     assert_eq!(shard.eval("return loadstring('return 1 + 1')()", &[], &[]), Reply::Integer(2));
     let binary = "return loadstring(string.dump(function() return 1 end))";
     assert_eq!(shard.eval(binary, &[], &[]), Reply::Nil, "bytecode is refused");
-    assert_eq!(shard.eval("return type(os)", &[], &[]), error("ERR user_script:1: Script attempted to access nonexistent global variable 'os'", "return type(os)", 1));
+    assert_eq!(
+        shard.eval("return type(os)", &[], &[]),
+        error(
+            "ERR user_script:1: Script attempted to access nonexistent global variable 'os'",
+            "return type(os)",
+            1
+        )
+    );
 }

@@ -182,7 +182,10 @@ mod tests {
         }
         let digests = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
         assert_eq!(parse("SCRIPT EXISTS a b"), Ok(Command::Script(ScriptCommand::Exists(digests))));
-        assert_eq!(parse("SCRIPT LOAD x"), Ok(Command::Script(ScriptCommand::Load(Bytes::from_static(b"x")))));
+        assert_eq!(
+            parse("SCRIPT LOAD x"),
+            Ok(Command::Script(ScriptCommand::Load(Bytes::from_static(b"x"))))
+        );
         assert_eq!(parse("SCRIPT FLUSH ASYNC"), Ok(Command::Script(ScriptCommand::Flush)));
         // Texts from redis-server 7.0.15.
         for (line, text) in [

@@ -65,7 +65,8 @@ const WR_OOM_FAST: &[&str] = &["write", "denyoom", "fast"];
 const FAST: &[&str] = &["fast"];
 const CONN: &[&str] = &["noscript", "loading", "stale"];
 const SCRIPTING: &[&str] = &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"];
-const SCRIPTING_RO: &[&str] = &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"];
+const SCRIPTING_RO: &[&str] =
+    &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $class:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $summary:literal) => {
