@@ -38,6 +38,9 @@ pub const LUA_MEMORY_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// compiled again from the body its entry carries).
 pub const COMPILED_SCRIPTS_MAX: usize = 512;
 
+/// The most KEYS and ARGV passed to a run on Lua's stack (past it, as two tables).
+const STACK_ARGUMENTS_MAX: usize = 1_000;
+
 /// The chunk name scripts compile under, as Redis names them in errors (`user_script:1:`).
 const CHUNK_NAME: &str = "@user_script";
 
@@ -87,6 +90,9 @@ pub(super) struct Failure {
 #[derive(Default)]
 pub struct ScriptEngine {
     state: Option<LuaState>,
+    /// An empty key space standing in for the shard's while a run borrows it: made once, as
+    /// an empty key table is not free to make.
+    stand_in: Option<KvStore>,
 }
 
 impl std::fmt::Debug for ScriptEngine {
@@ -99,10 +105,9 @@ impl std::fmt::Debug for ScriptEngine {
 
 struct LuaState {
     lua: Lua,
-    globals: Table,
     env: Table,
+    /// `sandbox.lua`'s runner: sets KEYS and ARGV, runs a script, cleans up.
     run: Function,
-    sweep: Function,
     compiled: BTreeMap<Vec<u8>, Function>,
 }
 
@@ -119,8 +124,9 @@ impl ScriptEngine {
             },
         };
         let scope = CallScope { shard: call.shard, shards: call.shards, read_only: call.read_only, now_ms };
+        let stand_in = self.stand_in.take().unwrap_or_default();
         let run = RunState {
-            store: std::mem::take(store),
+            store: std::mem::replace(store, stand_in),
             call: scope,
             instructions: 0,
             budget_spent: false,
@@ -133,10 +139,9 @@ impl ScriptEngine {
         // HOOK_INSTRUCTIONS of this run, whatever the runs before left of the count.
         state.lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS), charge_instructions);
         let reply = state.execute(call);
-        let run = state.lua.remove_app_data::<RunState>();
-        if let Some(run) = run {
-            *store = run.store;
-        }
+        // Set above and taken nowhere else: the shard's key space comes back here.
+        let run = state.lua.remove_app_data::<RunState>().expect("the run's state outlives the run");
+        self.stand_in = Some(std::mem::replace(store, run.store));
         reply
     }
 }
@@ -169,7 +174,7 @@ impl LuaState {
         })?;
         let handler = lua.create_function(error_handler)?;
         let sandbox = lua.load(include_str!("sandbox.lua")).set_name("=sandbox").into_function()?;
-        let (env, run, sweep): (Table, Function, Function) = sandbox.call((
+        let (env, run): (Table, Function) = sandbox.call((
             lua.create_function(raw_call)?,
             redis_call_function(&lua)?,
             budget_spent,
@@ -190,7 +195,7 @@ impl LuaState {
         ] {
             globals.raw_set(name, Value::Nil)?;
         }
-        Ok(LuaState { lua, globals, env, run, sweep, compiled: BTreeMap::new() })
+        Ok(LuaState { lua, env, run, compiled: BTreeMap::new() })
     }
 
     /// Compiles (or finds) the script and runs it with its KEYS and ARGV.
@@ -204,8 +209,8 @@ impl LuaState {
                 ))
             }
         };
-        let outcome = self.set_arguments(call).and_then(|()| self.run.call::<MultiValue>(script));
-        let reply = match outcome {
+        let outcome = self.arguments(script, call).and_then(|arguments| self.run.call::<MultiValue>(arguments));
+        match outcome {
             Ok(values) => {
                 let mut values = values.into_iter();
                 match (values.next(), values.next()) {
@@ -214,9 +219,7 @@ impl LuaState {
                 }
             }
             Err(e) => self.failure_reply(&call.body, Some(Value::Error(Box::new(e)))),
-        };
-        self.clean_up();
-        reply
+        }
     }
 
     fn compiled(&mut self, body: &[u8]) -> mlua::Result<Function> {
@@ -237,16 +240,29 @@ impl LuaState {
         Ok(script)
     }
 
-    fn set_arguments(&self, call: &ScriptCall) -> mlua::Result<()> {
-        let list = |items: &[Vec<u8>]| -> mlua::Result<Table> {
+    /// The runner's arguments: the script, then KEYS and ARGV as strings after their count, or,
+    /// when there are too many for Lua's stack, as two tables after -1.
+    fn arguments(&self, script: Function, call: &ScriptCall) -> mlua::Result<MultiValue> {
+        let mut arguments = MultiValue::with_capacity(2 + call.keys.len() + call.args.len());
+        arguments.push_back(Value::Function(script));
+        if call.keys.len() + call.args.len() <= STACK_ARGUMENTS_MAX {
+            arguments.push_back(Value::Integer(call.keys.len() as mlua::Integer));
+            for item in call.keys.iter().chain(&call.args) {
+                arguments.push_back(Value::String(self.lua.create_string(item)?));
+            }
+            return Ok(arguments);
+        }
+        let list = |items: &[Vec<u8>]| -> mlua::Result<Value> {
             let table = self.lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
                 table.raw_set(i + 1, self.lua.create_string(item)?)?;
             }
-            Ok(table)
+            Ok(Value::Table(table))
         };
-        self.globals.raw_set("KEYS", list(&call.keys)?)?;
-        self.globals.raw_set("ARGV", list(&call.args)?)
+        arguments.push_back(Value::Integer(-1));
+        arguments.push_back(list(&call.keys)?);
+        arguments.push_back(list(&call.args)?);
+        Ok(arguments)
     }
 
     /// The error reply of a failed run: Redis's text, then which script and line.
@@ -270,18 +286,6 @@ impl LuaState {
         let text = if is_reply { text } else { format!("ERR {text}") };
         let line = line.map_or_else(|| "?".to_owned(), |line| line.to_string());
         Reply::ErrorText(format!("{text} script: {sha}, on @user_script:{line}."))
-    }
-
-    /// Undoes what the run left: KEYS and ARGV, raw writes into read-only tables.
-    fn clean_up(&self) {
-        let cleared = self
-            .globals
-            .raw_set("KEYS", Value::Nil)
-            .and_then(|()| self.globals.raw_set("ARGV", Value::Nil))
-            .and_then(|()| self.sweep.call::<()>(()));
-        if let Err(e) = cleared {
-            tracing::warn!(error = %e, "could not clean the Lua state after a script");
-        }
     }
 }
 

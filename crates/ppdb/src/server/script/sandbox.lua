@@ -1,9 +1,9 @@
 -- Run once when a shard's Lua state is made, with the globals of the state as _G. It
--- installs redis.call (the host's) and redis.pcall over the host's `raw_call`, makes the libraries and
--- the scripts' globals read-only (as Redis 7 does), keeps pcall from swallowing the end of
--- the instruction budget, and returns what the host needs: the scripts' environment, the
--- runner that calls a script under the host's error handler, and the sweep that undoes what
--- a script may have slipped into a read-only table with a raw write.
+-- installs redis.call (the host's) and redis.pcall over the host's `raw_call`, makes the
+-- libraries and the scripts' globals read-only (as Redis 7 does), keeps pcall from swallowing
+-- the end of the instruction budget, and returns what the host needs: the scripts'
+-- environment and the runner of one script (which also undoes what a script may have
+-- slipped into a read-only table with a raw write).
 local raw_call, redis_call, budget_spent, error_handler = ...
 local G = _G
 local error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type =
@@ -92,10 +92,6 @@ end
 getmetatable("").__metatable = false
 G._G = env
 
-local function run(script)
-    return xpcall(script, error_handler)
-end
-
 local function sweep()
     for proxy in pairs(protected) do
         local key = next(proxy)
@@ -106,4 +102,28 @@ local function sweep()
     end
 end
 
-return env, run, sweep
+-- One run: KEYS and ARGV set (from the first `key_count` strings and the rest, or, with a
+-- negative count, from the two tables given), the script called under the host's error
+-- handler, then KEYS, ARGV and any raw write into a read-only table undone.
+local function run(script, key_count, ...)
+    local keys, argv = ...
+    if key_count >= 0 then
+        local all = { ... }
+        keys, argv = {}, {}
+        for i = 1, key_count do
+            keys[i] = all[i]
+        end
+        for i = key_count + 1, select("#", ...) do
+            argv[i - key_count] = all[i]
+        end
+    end
+    rawset(G, "KEYS", keys)
+    rawset(G, "ARGV", argv)
+    local ok, result = xpcall(script, error_handler)
+    rawset(G, "KEYS", nil)
+    rawset(G, "ARGV", nil)
+    sweep()
+    return ok, result
+end
+
+return env, run
