@@ -209,7 +209,8 @@ impl LuaState {
                 ))
             }
         };
-        let outcome = self.arguments(script, call).and_then(|arguments| self.run.call::<MultiValue>(arguments));
+        let outcome =
+            self.arguments(script, call).and_then(|arguments| self.run.call::<MultiValue>(arguments));
         match outcome {
             Ok(values) => {
                 let mut values = values.into_iter();
