@@ -62,7 +62,8 @@ pub struct BenchArgs {
     pub write_percent: u8,
     /// The data type the writes and reads use (resp:// targets only): `set` (SET / GET),
     /// `hset` (HSET key field value / HGET), `lpush` (LPUSH key value / LINDEX key 0), `sadd`
-    /// (SADD key member / SISMEMBER) or `zadd` (ZADD key score member / ZSCORE). Fields,
+    /// (SADD key member / SISMEMBER), `zadd` (ZADD key score member / ZSCORE) or `eval` (EVAL
+    /// of a script doing INCR key and EXPIRE key 100 / GET). Fields,
     /// members and scores are drawn from a million, so collections grow as Redis's own
     /// benchmark makes them grow.
     #[arg(long, value_enum, default_value_t = TypeWorkload::Set)]
@@ -95,7 +96,12 @@ pub enum TypeWorkload {
     Sadd,
     /// ZADD and ZSCORE.
     Zadd,
+    /// EVAL of a small script (INCR of the key, then EXPIRE 100) and GET.
+    Eval,
 }
+
+/// The script of the `eval` workload: one INCR and one EXPIRE, as a rate limiter's.
+const EVAL_SCRIPT: &[u8] = b"redis.call('INCR', KEYS[1]) redis.call('EXPIRE', KEYS[1], 100)";
 
 /// How many distinct fields, members or scores the collection workloads draw from.
 const ELEMENTS: u64 = 1_000_000;
@@ -110,6 +116,7 @@ impl TypeWorkload {
             TypeWorkload::Lpush => "list",
             TypeWorkload::Sadd => "set",
             TypeWorkload::Zadd => "zset",
+            TypeWorkload::Eval => "eval",
         }
     }
 
@@ -133,6 +140,8 @@ impl TypeWorkload {
             (TypeWorkload::Sadd, false) => vec![b"SISMEMBER", key, element],
             (TypeWorkload::Zadd, true) => vec![b"ZADD", key, score, element],
             (TypeWorkload::Zadd, false) => vec![b"ZSCORE", key, element],
+            (TypeWorkload::Eval, true) => vec![b"EVAL", EVAL_SCRIPT, b"1", key],
+            (TypeWorkload::Eval, false) => vec![b"GET", key],
         }
     }
 }

@@ -26,6 +26,7 @@
 use super::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
 use super::introspect::ObjectField;
 use super::memcached::McWrite;
+use super::script::ScriptCall;
 use super::txn::{decode_steps, decode_watched, encode_steps, encode_watched, TxnStep, WatchedKey};
 use super::types::{CollectionRead, CollectionWrite};
 
@@ -277,6 +278,9 @@ pub enum WriteOp {
         /// The non-blocking pop, or none for a fence.
         op: Option<Box<WriteOp>>,
     },
+    /// EVAL and its kin: a Lua script run atomically as this one entry (see [`super::script`];
+    /// the shard runs it, the key space only carries it).
+    Script(ScriptCall),
 }
 
 /// A read query, answered from applied state at a given time.
@@ -414,6 +418,7 @@ impl WriteOp {
             Self::Memcached(op) => op.key().into_iter().collect(),
             Self::FlushAll => Vec::new(),
             Self::Attempt { op, .. } => op.as_deref().map_or_else(Vec::new, WriteOp::keys),
+            Self::Script(call) => call.keys.iter().map(Vec::as_slice).collect(),
         }
     }
 }
@@ -489,6 +494,8 @@ const TAG_ATTEMPT: u8 = 21;
 const TAG_MEMCACHED: u8 = 22;
 /// A transaction with watched keys: their versions, then the steps (see [`super::txn`]).
 const TAG_WATCHED_TRANSACTION: u8 = 23;
+/// A script call: its body, keys and arguments (see [`super::script`]); top level only.
+const TAG_SCRIPT: u8 = 24;
 // SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
 const TTL_TAG_AT: u8 = 2;
 const TTL_TAG_AFTER: u8 = 3;
@@ -556,6 +563,7 @@ impl KvWrite {
             }
             WriteOp::Del { keys } | WriteOp::RemoveExpired { keys } => keys.iter().map(|k| k.len() + 2).sum(),
             WriteOp::Transaction { steps, watched } => (steps.len() + watched.len()) * 32,
+            WriteOp::Script(call) => call.encoded_len_hint(),
             _ => 32,
         }
     }
@@ -698,6 +706,10 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
                 }
             }
         }
+        WriteOp::Script(call) => {
+            out.push(TAG_SCRIPT);
+            call.encode(out);
+        }
     }
 }
 
@@ -779,6 +791,7 @@ pub(super) fn decode_op(
             };
             WriteOp::Attempt { id, op }
         }
+        TAG_SCRIPT if transaction_allowed => WriteOp::Script(ScriptCall::decode(reader)?),
         TAG_SET => {
             let key = key(reader)?;
             let value = value(reader)?;

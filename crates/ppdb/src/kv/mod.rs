@@ -12,7 +12,9 @@
 //! every replica computes the same state and the same replies.
 //! Expired keys are invisible to reads at once and removed through the log
 //! ([`KvStore::expired_keys`], [`WriteOp::RemoveExpired`]). A single-shard MULTI/EXEC is one
-//! entry too ([`WriteOp::Transaction`]), applied in one step. It knows nothing of RESP, Raft types
+//! entry too ([`WriteOp::Transaction`]), applied in one step; so is a Lua script's call
+//! ([`WriteOp::Script`]), which this layer carries but the shard runs, step by step through
+//! [`KvStore::apply_step`], so that the key space stays free of Lua. It knows nothing of RESP, Raft types
 //! or networking.
 
 mod codec;
@@ -26,6 +28,7 @@ pub mod numeric;
 mod read;
 pub mod reply;
 pub mod scan;
+pub mod script;
 mod snapshot;
 pub mod state_machine;
 mod table;
@@ -40,6 +43,7 @@ pub use command::{
     KEY_BYTES_MAX, VALUE_BYTES_MAX,
 };
 pub use reply::{KvError, Reply};
+pub use script::{ScriptCall, SCRIPT_ARGS_MAX, SCRIPT_BODY_BYTES_MAX};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
 pub use txn::{TxnStep, WatchedKey, TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};

@@ -49,6 +49,11 @@ pub enum Reply {
     /// Pairs that may repeat: an array of two-element arrays in RESP3, a flat array in RESP2
     /// (ZRANGE ... WITHSCORES, HRANDFIELD WITHVALUES).
     Pairs(Vec<(Reply, Reply)>),
+    /// A simple string of any text: a script's status reply (`{ok=...}`).
+    StatusText(String),
+    /// An error of any text, its code first: a script's error reply; like every error, it
+    /// answers a command that changed nothing, or a script's failure after its earlier writes.
+    ErrorText(String),
 }
 
 /// An error produced by applying an operation; the text is Redis 7's.
@@ -188,6 +193,7 @@ impl Reply {
                 pairs.iter().map(|(key, value)| key.bytes() + value.bytes()).sum()
             }
             Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
+            Reply::StatusText(text) | Reply::ErrorText(text) => text.len() as u64,
             Reply::Ok
             | Reply::Status(_)
             | Reply::Nil
@@ -201,7 +207,7 @@ impl Reply {
 
     /// Whether this reply is an error.
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        matches!(self, Reply::Error(_) | Reply::ErrorText(_))
     }
 }
 

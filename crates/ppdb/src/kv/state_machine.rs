@@ -120,13 +120,40 @@ impl KvStore {
     /// the entry's time (or the log's, if later: see the module docs). What it writes takes
     /// `index` as its version; a delayed `flush_all` whose time has come happens first.
     pub fn apply_at(&mut self, index: u64, write: &KvWrite) -> Reply {
+        let now = self.begin_entry(index, write.now_ms);
+        self.apply_op(&write.op, now)
+    }
+
+    /// Starts applying log entry `index`, stamped `now_ms`, whose operations come one by one
+    /// through [`KvStore::apply_step`] (a script's calls): what [`KvStore::apply_at`] does
+    /// before the operation. Returns the time the entry applies at.
+    pub fn begin_entry(&mut self, index: u64, now_ms: u64) -> u64 {
         debug_assert!(index >= self.write_version, "entries are applied in log order");
         self.write_version = index;
-        self.time_ms = self.time_ms.max(write.now_ms);
+        self.time_ms = self.time_ms.max(now_ms);
         if self.flush_due(self.time_ms) {
             self.flush();
         }
-        self.apply_op(&write.op, self.time_ms)
+        self.time_ms
+    }
+
+    /// Applies one command of the entry begun by [`KvStore::begin_entry`], as a transaction's
+    /// step: a write at the entry's time, or a read of the state the earlier steps left. A
+    /// reply larger than `reply_bytes_max` ([`super::Reply::bytes`]) is answered
+    /// `ERR transaction reply exceeds maximum allowed size` instead (a write still took
+    /// effect). Nested transactions and scripts are refused.
+    pub fn apply_step(&mut self, step: &TxnStep, reply_bytes_max: u64) -> Reply {
+        let now = self.time_ms;
+        let reply = match step {
+            TxnStep::Write(WriteOp::Transaction { .. } | WriteOp::Script(_)) => {
+                return Reply::ErrorText("ERR transactions and scripts do not nest".into())
+            }
+            TxnStep::Write(op) => Some(self.apply_op(op, now)),
+            TxnStep::Read(read) => self.read_within(read, now, reply_bytes_max),
+        };
+        reply
+            .filter(|reply| reply.bytes() <= reply_bytes_max)
+            .unwrap_or(Reply::Error(KvError::TxnReplyTooLarge))
     }
 
     /// Whether a delayed `flush_all` is due at `now_ms`: every key is then gone to reads,
@@ -152,7 +179,9 @@ impl KvStore {
         // A transaction's steps each do it for themselves. When no key at all is expired (the
         // earliest expiry is still ahead), there is nothing to look up.
         let any_expired = self.expiries.first().is_some_and(|(at, _)| now > *at);
-        if any_expired && !matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. }) {
+        let own_steps =
+            matches!(op, WriteOp::RemoveExpired { .. } | WriteOp::Transaction { .. } | WriteOp::Script(_));
+        if any_expired && !own_steps {
             for key in op.keys() {
                 self.remove_if_expired(key, now);
             }
@@ -224,6 +253,10 @@ impl KvStore {
             WriteOp::Collection(op) => op.apply(self, now),
             WriteOp::Memcached(op) => op.apply(self, now),
             WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
+            // The shard runs scripts (`server::script`); the key space alone cannot.
+            WriteOp::Script(_) => {
+                Reply::ErrorText("ERR scripts are run by the shard, not the key space".into())
+            }
         }
     }
 

@@ -29,6 +29,7 @@ use super::resp::command::{
 use super::resp::push::delivery_frame;
 use super::resp::reply::error_frame;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
+use super::script::eval::script_entry;
 use super::session::{session_command, Session};
 use super::settings::{OutputBufferLimit, PUBSUB_OUTPUT_BUFFER_LIMIT};
 use super::transaction::{self, ExecElement};
@@ -450,6 +451,13 @@ impl Client {
                     pipeline.answer(frame);
                 }
             }
+            Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.shards(), eval) {
+                Ok((shard, entry)) => {
+                    self.session.written.note(shard);
+                    pipeline.queue(shard, ShardOp::Write(entry));
+                }
+                Err(frame) => pipeline.answer(frame),
+            },
             Command::Block(pop) => {
                 // The replies before it are sent first: it may wait a long time.
                 self.drain(pipeline).await?;

@@ -7,6 +7,7 @@ use super::clients::ClientRegistry;
 use super::pubsub::ClusterPubSub;
 use super::report::NodeReport;
 use super::resp::RespLimits;
+use super::script::ScriptCache;
 use super::settings::ServerSettings;
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +32,8 @@ pub struct ServerContext {
     pub clients: Arc<ClientRegistry>,
     /// Pub/sub: this node's subscribers and the publications sent to the other members.
     pub pubsub: ClusterPubSub,
+    /// The node's script cache (EVALSHA, SCRIPT LOAD/EXISTS/FLUSH).
+    pub scripts: ScriptCache,
 }
 
 impl ServerContext {

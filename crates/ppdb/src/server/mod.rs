@@ -12,7 +12,7 @@
 //!   It imports nothing from `resp`; a second protocol (memcached) builds on it beside RESP.
 //! - [`shard`]: [`shard::KvShard`], the key space as the node runtime replicates it (the
 //!   state machine of every data group), with [`blocking`]'s wake-ups and [`memory`]'s
-//!   accounting.
+//!   accounting, and [`script`]'s Lua state, which runs the entries of EVAL and its kin.
 //! - The RESP service: [`listener`] accepts connections within `maxclients`; [`connection`]
 //!   runs one (socket loop, pipelining, MULTI, writing its pub/sub messages); [`channels`]
 //!   answers its pub/sub commands; [`transaction`] runs EXEC; [`session`] holds a
@@ -40,6 +40,7 @@ pub mod node;
 pub mod pubsub;
 pub mod report;
 pub mod resp;
+pub mod script;
 pub mod session;
 pub mod settings;
 pub mod shard;

@@ -77,6 +77,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         started_unix_s: crate::node::clock::wall_clock_ms() / 1000,
         clients: Arc::default(),
         pubsub,
+        scripts: Default::default(),
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await

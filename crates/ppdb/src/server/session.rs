@@ -1,15 +1,19 @@
 //! A connection's state, and the answers to the commands about the connection or the server
-//! (PING, HELLO, CLIENT, CONFIG, INFO, FUNCTION, SCRIPT, LASTSAVE, WAIT, ...), which the node a
+//! (PING, HELLO, CLIENT, CONFIG, INFO, FUNCTION, SCRIPT, LASTSAVE, WAIT, ...) and EVAL inside
+//! MULTI, which the node a
 //! client is connected to answers itself.
 
+use super::client::forward::ShardOp;
 use super::clients::{ClientRecord, Killed};
 use super::context::ServerContext;
 use super::pubsub::Subscriptions;
 use super::resp::command::{
     ClientCommand, Command, FunctionCommand, Hello, ReplyMode, ScriptCommand, Transaction,
 };
-use super::resp::reply::command_query_reply;
+use super::resp::reply::{command_query_reply, error_frame};
 use super::resp::{Frame, ProtocolVersion};
+use super::script::check_compiles;
+use super::script::eval::script_entry;
 use super::wait::{wait_for_replicas, WrittenShards};
 use crate::kv::WatchedKey;
 use crate::server::resp::command::CommandError;
@@ -146,8 +150,17 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         Command::Auth { .. } => Frame::from(&CommandError::AuthNotConfigured),
         Command::Client(client) => client_reply(ctx, session, client),
         Command::Function(function) => function_reply(function),
-        Command::Script(ScriptCommand::Flush) => Frame::simple("OK"),
-        Command::Script(ScriptCommand::Exists(digests)) => Frame::Array(vec![Frame::Integer(0); digests]),
+        Command::Script(script) => script_reply(ctx, script),
+        Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.shards(), eval) {
+            Ok((shard, entry)) => {
+                session.written.note(shard);
+                match ctx.executor.on_shard(shard, ShardOp::Write(entry)).await {
+                    Ok(reply) => Frame::from(reply),
+                    Err(error) => error_frame(&error),
+                }
+            }
+            Err(frame) => frame,
+        },
         Command::LastSave => Frame::Integer(ctx.started_unix_s() as i64),
         Command::Wait { replicas, timeout_ms } => {
             let shards = ctx.executor.shards();
@@ -202,6 +215,23 @@ fn client_reply(ctx: &ServerContext, session: &mut Session, client: ClientComman
             session.replies.set(mode);
             Frame::simple("OK")
         }
+    }
+}
+
+/// SCRIPT's answers, from the node's script cache.
+fn script_reply(ctx: &ServerContext, script: ScriptCommand) -> Frame {
+    match script {
+        ScriptCommand::Flush => {
+            ctx.scripts.clear();
+            Frame::simple("OK")
+        }
+        ScriptCommand::Exists(digests) => Frame::Array(
+            digests.iter().map(|sha| Frame::Integer(i64::from(ctx.scripts.get(sha).is_some()))).collect(),
+        ),
+        ScriptCommand::Load(body) => match check_compiles(&body) {
+            Ok(()) => Frame::Bulk(bytes::Bytes::from(ctx.scripts.insert(body))),
+            Err(text) => Frame::error(text),
+        },
     }
 }
 

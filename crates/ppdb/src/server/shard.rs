@@ -6,6 +6,10 @@
 //! key's removal ([`StateMachine::time_entry`]): once a client saw a key expired, no leader
 //! shows it again, whatever its clock.
 //!
+//! Scripts: an entry carrying a script call ([`WriteOp::Script`]) is run here, by the shard's
+//! Lua state ([`ScriptEngine`]), which applies the script's commands to the key space one by
+//! one inside the entry; the key space itself knows no Lua.
+//!
 //! Blocked clients: after each write the shard tells `server::blocking::waiters` which keys
 //! that clients wait on it created, and the reply of a blocked client's attempt, so the client
 //! is woken by its own node's replica and learns what its pop did even if the leader's answer
@@ -13,6 +17,7 @@
 
 use super::blocking::waiters;
 use super::memory::ShardMemory;
+use super::script::ScriptEngine;
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
 use crate::node::StateMachine;
@@ -28,6 +33,8 @@ pub struct KvShard {
     store: KvStore,
     /// The shard's part of the node's used memory, kept equal to its data bytes.
     memory: ShardMemory,
+    /// Runs the scripts of script entries.
+    scripts: ScriptEngine,
 }
 
 impl KvShard {
@@ -44,7 +51,13 @@ impl StateMachine for KvShard {
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Reply, String> {
         let write = KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
         let absent = waiters::absent_watched_keys(&write.op, |key| self.exists(key));
-        let reply = self.store.apply_at(index.0, &write);
+        let reply = match &write.op {
+            WriteOp::Script(call) => {
+                let now_ms = self.store.begin_entry(index.0, write.now_ms);
+                self.scripts.run(&mut self.store, call, index.0, now_ms)
+            }
+            _ => self.store.apply_at(index.0, &write),
+        };
         self.memory.publish(self.store.data_bytes());
         waiters::applied(&write.op, &reply, &absent, |key| self.exists(key));
         Ok(reply)
@@ -85,7 +98,7 @@ impl StateMachine for KvShard {
         let mut memory = ShardMemory::default();
         memory.publish(store.data_bytes());
         waiters::restored();
-        Ok(KvShard { store, memory })
+        Ok(KvShard { store, memory, scripts: ScriptEngine::default() })
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {

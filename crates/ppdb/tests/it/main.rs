@@ -19,6 +19,7 @@ mod pubsub;
 mod redis_tools;
 mod reference;
 mod resp_commands;
+mod scripting;
 mod server_commands;
 mod support;
 mod types_hash;

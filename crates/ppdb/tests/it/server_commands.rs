@@ -153,10 +153,10 @@ fn deterministic_replies_are_redis_s() {
     assert_eq!(run(&mut ppdb, "MULTI"), Value::Okay);
     assert!(query(&mut ppdb, "DEBUG SLEEP 0").unwrap_err().starts_with("ERR DEBUG command not allowed"));
     assert!(query(&mut ppdb, "EXEC").unwrap_err().starts_with("EXECABORT"));
-    // Scripting is another piece of work: said plainly.
+    // Functions are another piece of work: said plainly.
     assert_eq!(
-        query(&mut ppdb, "SCRIPT LOAD return").unwrap_err(),
-        "ERR SCRIPT LOAD is not supported yet: PPDB does not run scripts"
+        query(&mut ppdb, "FUNCTION LOAD return").unwrap_err(),
+        "ERR FUNCTION LOAD is not supported yet: PPDB runs EVAL scripts, not functions"
     );
 }
 

@@ -255,6 +255,14 @@ fn encode_reply(e: &mut Encoder, reply: &Reply) {
                 encode_reply(e, second);
             }
         }
+        Reply::StatusText(text) => {
+            e.u8(13);
+            e.bytes(text.as_bytes());
+        }
+        Reply::ErrorText(text) => {
+            e.u8(14);
+            e.bytes(text.as_bytes());
+        }
     }
 }
 
@@ -302,6 +310,8 @@ fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
             }
             Reply::Pairs(pairs)
         }
+        13 => Reply::StatusText(String::from_utf8_lossy(d.bytes(ITEM_BYTES_MAX)?).into_owned()),
+        14 => Reply::ErrorText(String::from_utf8_lossy(d.bytes(ITEM_BYTES_MAX)?).into_owned()),
         _ => return Err(d.error("unknown reply tag")),
     })
 }
@@ -355,6 +365,7 @@ fn reply_bytes(reply: &Reply) -> usize {
             4 + pairs.iter().map(|(k, v)| reply_bytes(k) + reply_bytes(v)).sum::<usize>()
         }
         Reply::Scan { keys, .. } => 8 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>(),
+        Reply::StatusText(text) | Reply::ErrorText(text) => 4 + text.len(),
     }
 }
 

@@ -25,6 +25,8 @@ impl From<Reply> for Frame {
                 Frame::Array(keys.into_iter().map(|k| Frame::Bulk(Bytes::from(k))).collect()),
             ]),
             Reply::Error(error) => Frame::error(error.message()),
+            Reply::ErrorText(text) => Frame::error(text),
+            Reply::StatusText(text) => Frame::Simple(text.replace(['\r', '\n'], " ")),
             Reply::Map(pairs) => Frame::Map(
                 pairs.into_iter().map(|(key, value)| (Frame::from(key), Frame::from(value))).collect(),
             ),

@@ -142,7 +142,13 @@ pub enum CommandError {
     LibraryNotFound,
     /// FUNCTION KILL / SCRIPT KILL while no script runs (none ever does).
     NotBusy,
-    /// A scripting command PPDB does not run yet (FUNCTION LOAD, SCRIPT LOAD, ...).
+    /// EVAL's numkeys is negative.
+    NumKeysNegative,
+    /// EVAL's numkeys is larger than the arguments that follow.
+    NumKeysTooMany,
+    /// A script body larger than [`crate::kv::SCRIPT_BODY_BYTES_MAX`].
+    ScriptTooLarge,
+    /// A scripting command PPDB does not run yet (FUNCTION LOAD, SCRIPT DEBUG, ...).
     ScriptingNotSupported {
         /// The command, upper-cased (`FUNCTION LOAD`).
         command: &'static str,
@@ -298,8 +304,15 @@ impl fmt::Display for CommandError {
             Self::LibraryNameMissing => f.write_str("ERR library name argument was not given"),
             Self::LibraryNotFound => f.write_str("ERR Library not found"),
             Self::NotBusy => f.write_str("NOTBUSY No scripts in execution right now."),
+            Self::NumKeysNegative => f.write_str("ERR Number of keys can't be negative"),
+            Self::NumKeysTooMany => f.write_str("ERR Number of keys can't be greater than number of args"),
+            Self::ScriptTooLarge => write!(
+                f,
+                "ERR script exceeds the maximum script size of {} bytes",
+                crate::kv::SCRIPT_BODY_BYTES_MAX
+            ),
             Self::ScriptingNotSupported { command } => {
-                write!(f, "ERR {command} is not supported yet: PPDB does not run scripts")
+                write!(f, "ERR {command} is not supported yet: PPDB runs EVAL scripts, not functions")
             }
             Self::TimeoutNotInteger => f.write_str("ERR timeout is not an integer or out of range"),
             Self::TimeoutNegative => f.write_str("ERR timeout is negative"),

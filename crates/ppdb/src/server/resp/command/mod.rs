@@ -8,7 +8,7 @@
 //! the time the shard's leader stamps on the entry.
 //!
 //! One file per concern: `connection` (PING, HELLO, CONFIG, ...), `client` (CLIENT), `server`
-//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `introspect` (OBJECT, MEMORY), `pubsub` (SUBSCRIBE, PUBLISH, PUBSUB, ...), `strings` (GET,
+//! (FUNCTION, SCRIPT, DEBUG, LASTSAVE, WAIT), `eval` (EVAL and its kin), `introspect` (OBJECT, MEMORY), `pubsub` (SUBSCRIBE, PUBLISH, PUBSUB, ...), `strings` (GET,
 //! SET, INCR, ...), `keyspace` (DEL, EXPIRE, SCAN, ...), one file per collection type (`hash`,
 //! `list`, ...), `write` (the write commands and their expiry
 //! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
@@ -19,6 +19,7 @@ mod client;
 mod connection;
 mod element_scan;
 pub mod error;
+pub mod eval;
 mod hash;
 mod introspect;
 mod keyspace;
@@ -44,6 +45,7 @@ use crate::kv::KvRead;
 pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
 pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
+pub use eval::{EvalCommand, ScriptSource};
 pub use pop::BlockingPop;
 pub use pubsub::{refused_while_subscribed, PubSubCommand};
 pub use server::{FunctionCommand, ScriptCommand};
@@ -124,6 +126,8 @@ pub enum Command {
     Block(BlockingPop),
     /// A pub/sub command: see `server::pubsub`.
     PubSub(PubSubCommand),
+    /// EVAL and its kin: a Lua script run on the shard of its keys (see `server::script`).
+    Eval(EvalCommand),
 }
 
 impl Command {
@@ -148,6 +152,7 @@ impl Command {
             .or_else(|| hash::parse(spec.name, rest))
             .or_else(|| list::parse(spec.name, rest))
             .or_else(|| server::parse(spec.name, rest))
+            .or_else(|| eval::parse(spec.name, rest))
             .or_else(|| set::parse(spec.name, rest))
             .or_else(|| pop::parse(spec.name, rest))
             .or_else(|| zset::parse(spec.name, rest))
@@ -160,7 +165,7 @@ impl Command {
     pub fn class(&self) -> CommandClass {
         match self {
             Command::Read(_) => CommandClass::Read,
-            Command::Write(_) | Command::Block(_) => CommandClass::Write,
+            Command::Write(_) | Command::Block(_) | Command::Eval(_) => CommandClass::Write,
             _ => CommandClass::Connection,
         }
     }
@@ -172,6 +177,7 @@ impl Command {
             Command::Read(read) => read.keys(),
             Command::Write(write) => write.keys(),
             Command::Block(pop) => pop.op.keys(),
+            Command::Eval(eval) => eval.keys.iter().map(Vec::as_slice).collect(),
             _ => Vec::new(),
         }
     }

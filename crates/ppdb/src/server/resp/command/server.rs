@@ -1,6 +1,6 @@
 //! Server commands that clients and Redis's own test harness send whatever the data: FUNCTION
-//! and SCRIPT (answered as a Redis with no function or script loaded, since PPDB runs none
-//! yet), DEBUG (refused, as a Redis with `enable-debug-command no` refuses it), LASTSAVE and
+//! (answered as a Redis with no function loaded, since PPDB runs no functions yet), SCRIPT
+//! (the node's script cache, see `server::script::cache`), DEBUG (refused, as a Redis with `enable-debug-command no` refuses it), LASTSAVE and
 //! WAIT.
 
 use bytes::Bytes;
@@ -23,12 +23,14 @@ pub enum FunctionCommand {
 }
 
 /// SCRIPT subcommands PPDB answers; the others are refused while parsing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScriptCommand {
-    /// SCRIPT FLUSH [ASYNC|SYNC]: there is nothing to delete.
+    /// SCRIPT FLUSH [ASYNC|SYNC]: empties the node's script cache.
     Flush,
-    /// SCRIPT EXISTS sha1 [sha1 ...]: none is cached (the count of digests asked about).
-    Exists(usize),
+    /// SCRIPT EXISTS sha1 [sha1 ...]: which digests the node's cache holds.
+    Exists(Vec<Bytes>),
+    /// SCRIPT LOAD script: compiles the body and caches it.
+    Load(Bytes),
 }
 
 type Parsed = Result<Command, CommandError>;
@@ -128,10 +130,13 @@ fn script(args: &[Bytes]) -> Parsed {
         ScriptCommand::Flush
     } else if is(sub, "exists") {
         arity(rest, -1, "script|exists")?;
-        ScriptCommand::Exists(rest.len())
+        ScriptCommand::Exists(rest.to_vec())
     } else if is(sub, "load") {
         arity(rest, 1, "script|load")?;
-        return Err(CommandError::ScriptingNotSupported { command: "SCRIPT LOAD" });
+        if rest[0].len() as u64 > crate::kv::SCRIPT_BODY_BYTES_MAX {
+            return Err(CommandError::ScriptTooLarge);
+        }
+        ScriptCommand::Load(rest[0].clone())
     } else if is(sub, "kill") {
         arity(rest, 0, "script|kill")?;
         return Err(CommandError::NotBusy);
@@ -167,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn function_and_script_answer_as_redis_without_scripts() {
+    fn function_answers_as_redis_without_functions_and_script_parses_as_redis() {
         for line in ["FUNCTION FLUSH", "function flush async", "FUNCTION FLUSH SYNC"] {
             assert_eq!(parse(line), Ok(Command::Function(FunctionCommand::Flush)), "{line}");
         }
@@ -175,7 +180,12 @@ mod tests {
         {
             assert_eq!(parse(line), Ok(Command::Function(FunctionCommand::List)), "{line}");
         }
-        assert_eq!(parse("SCRIPT EXISTS a b"), Ok(Command::Script(ScriptCommand::Exists(2))));
+        let digests = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
+        assert_eq!(parse("SCRIPT EXISTS a b"), Ok(Command::Script(ScriptCommand::Exists(digests))));
+        assert_eq!(
+            parse("SCRIPT LOAD x"),
+            Ok(Command::Script(ScriptCommand::Load(Bytes::from_static(b"x"))))
+        );
         assert_eq!(parse("SCRIPT FLUSH ASYNC"), Ok(Command::Script(ScriptCommand::Flush)));
         // Texts from redis-server 7.0.15.
         for (line, text) in [
@@ -197,7 +207,6 @@ mod tests {
             ("SCRIPT EXISTS", "ERR wrong number of arguments for 'script|exists' command"),
             ("SCRIPT KILL", "NOTBUSY No scripts in execution right now."),
             ("SCRIPT LOAD x y", "ERR wrong number of arguments for 'script|load' command"),
-            ("SCRIPT LOAD x", "ERR SCRIPT LOAD is not supported yet: PPDB does not run scripts"),
         ] {
             assert_eq!(error(line), text, "{line}");
         }

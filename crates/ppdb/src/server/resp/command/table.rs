@@ -66,6 +66,9 @@ const FAST: &[&str] = &["fast"];
 const CONN: &[&str] = &["noscript", "loading", "stale"];
 const PUBSUB_CONN: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const PUBSUB_FAST: &[&str] = &["pubsub", "loading", "stale", "fast"];
+const SCRIPTING: &[&str] = &["noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"];
+const SCRIPTING_RO: &[&str] =
+    &["readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"];
 
 macro_rules! spec {
     ($name:literal, $arity:expr, $class:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $summary:literal) => {
@@ -147,6 +150,10 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
         "Discards a transaction."
     ),
     spec!("echo", 2, C, FAST, 0, 0, 0, "Returns the given string."),
+    spec!("eval", -3, W, SCRIPTING, 0, 0, 0, "Executes a server-side Lua script."),
+    spec!("eval_ro", -3, R, SCRIPTING_RO, 0, 0, 0, "Executes a read-only server-side Lua script."),
+    spec!("evalsha", -3, W, SCRIPTING, 0, 0, 0, "Executes a server-side Lua script by SHA1 digest."),
+    spec!("evalsha_ro", -3, R, SCRIPTING_RO, 0, 0, 0, "Executes a read-only server-side Lua script by SHA1 digest."),
     spec!(
         "exec",
         1,

@@ -1,0 +1,131 @@
+//! `redis.call` and `redis.pcall`: a script's command, parsed by the RESP server's parser and
+//! applied to the shard's key space at the entry's time, inside the entry being applied.
+//!
+//! Refused, with Redis 7's words: commands flagged `noscript` (blocking pops, MULTI, WATCH,
+//! CLIENT, ...), unknown commands, wrong arities, arguments other than strings and numbers,
+//! and writes from a read-only script (EVAL_RO). PPDB's own refusal: a key on another shard
+//! than the script's, in Redis Cluster's words (`ERR Script attempted to access a non local
+//! key in a cluster node`). Of the connection commands, PING, ECHO, SELECT 0 and TIME (the
+//! entry's time) answer; the others are refused.
+
+use std::ffi::c_int;
+
+use bytes::Bytes;
+use mlua::{ffi, Lua, MultiValue, Value};
+
+use super::convert::{error_table, reply_to_lua};
+use super::engine::{RunState, CALL_INSTRUCTIONS, LUA_MEMORY_BYTES_MAX};
+use crate::kv::{Reply, TxnStep};
+use crate::server::client::executor::shard_of;
+use crate::server::resp::command::{table, Command};
+use crate::server::resp::Frame;
+
+/// Where [`raw_call`] is kept in the Lua registry, for [`redis_call`].
+pub(super) const RAW_CALL_KEY: &str = "ppdb.raw_call";
+
+/// `redis.call`: [`raw_call`], raising the error table of an error reply. A C function rather
+/// than a Lua one, so that `return redis.call(...)` is no tail call: the script's frame, and
+/// its line in the error, stays on the stack.
+///
+/// # Safety
+///
+/// Called by Lua only, on a state whose registry holds [`raw_call`] at [`RAW_CALL_KEY`].
+pub(super) unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> c_int {
+    let arguments = ffi::lua_gettop(state);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, c"ppdb.raw_call".as_ptr());
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, arguments, 2);
+    if ffi::lua_toboolean(state, -2) != 0 {
+        return 1;
+    }
+    // Redis 7 raises the error's text, which a pcall around redis.call receives.
+    ffi::lua_getfield(state, -1, c"err".as_ptr());
+    ffi::lua_error(state)
+}
+
+/// The host function behind both: `(true, reply)`, or `(false, {err=text})` for an error,
+/// which `redis.pcall` returns and `redis.call` raises as its text (as Redis 7 does).
+pub(super) fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
+    let outcome = arguments(lua, args).and_then(|args| run(lua, &args));
+    let text = match outcome {
+        Ok(Reply::Error(error)) => error.message().to_owned(),
+        Ok(Reply::ErrorText(text)) | Err(text) => text,
+        Ok(reply) => {
+            return Ok(match reply_to_lua(lua, reply)? {
+                Ok(value) => (true, value),
+                Err(error) => (false, error),
+            })
+        }
+    };
+    // Should redis.call raise it and nothing catch it, the script's error is this reply.
+    if let Some(mut run) = lua.app_data_mut::<RunState>() {
+        run.call_error = Some(text.clone());
+    }
+    Ok((false, error_table(lua, &text)?))
+}
+
+/// The command's arguments: strings, or numbers as Lua writes them (`5.5`, `1e+20`).
+fn arguments(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
+    if args.is_empty() {
+        return Err("ERR Please specify at least one argument for this redis lib call".into());
+    }
+    args.into_iter()
+        .map(|arg| match arg {
+            Value::String(text) => Ok(Bytes::copy_from_slice(&text.as_bytes())),
+            number @ (Value::Number(_) | Value::Integer(_)) => match lua.coerce_string(number) {
+                Ok(Some(text)) => Ok(Bytes::copy_from_slice(&text.as_bytes())),
+                _ => Err(String::new()),
+            },
+            _ => Err(String::new()),
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|_| "ERR Lua redis lib command arguments must be strings or integers".into())
+}
+
+/// Parses and applies one command; `Err` is an error reply's text.
+fn run(lua: &Lua, args: &[Bytes]) -> Result<Reply, String> {
+    let spec = table::lookup(&args[0]).ok_or("ERR Unknown Redis command called from script")?;
+    if spec.flags.contains(&"noscript") {
+        return Err("ERR This Redis command is not allowed from script".into());
+    }
+    if !spec.arity_ok(args.len()) {
+        return Err("ERR Wrong number of args calling Redis command from script".into());
+    }
+    let command = Command::parse(args).map_err(|e| e.to_string())?;
+    let mut run = lua.app_data_mut::<RunState>().ok_or("ERR internal: no script is running")?;
+    run.instructions += CALL_INSTRUCTIONS;
+    let scope = run.call;
+    let step = match command {
+        Command::Read(read) => TxnStep::Read(read),
+        Command::Write(_) if scope.read_only => {
+            return Err("ERR Write commands are not allowed from read-only scripts.".into())
+        }
+        Command::Write(write) => {
+            let resolved = write.check_times(scope.now_ms).and_then(|()| write.resolve(scope.now_ms));
+            TxnStep::Write(resolved.map_err(|e| error_text(&Frame::from(&e)))?.op)
+        }
+        Command::Ping(None) => return Ok(Reply::Status("PONG")),
+        Command::Ping(Some(text)) | Command::Echo(text) => return Ok(Reply::Bulk(text.to_vec())),
+        Command::Select => return Ok(Reply::Ok),
+        Command::Time => return Ok(time(scope.now_ms)),
+        _ => return Err("ERR This Redis command is not allowed from script".into()),
+    };
+    if step.keys().iter().any(|key| shard_of(key, scope.shards) != scope.shard) {
+        return Err("ERR Script attempted to access a non local key in a cluster node".into());
+    }
+    Ok(run.store.apply_step(&step, LUA_MEMORY_BYTES_MAX as u64))
+}
+
+/// TIME inside a script: the entry's time, so every replica reads the same.
+fn time(now_ms: u64) -> Reply {
+    let seconds = (now_ms / 1000).to_string().into_bytes();
+    let micros = ((now_ms % 1000) * 1000).to_string().into_bytes();
+    Reply::Array(vec![Reply::Bulk(seconds), Reply::Bulk(micros)])
+}
+
+fn error_text(frame: &Frame) -> String {
+    match frame {
+        Frame::Error(text) => text.clone(),
+        other => format!("ERR {other:?}"),
+    }
+}

@@ -1,0 +1,71 @@
+//! From a client's EVAL (or EVALSHA, EVAL_RO, EVALSHA_RO) to the log entry that runs it, on
+//! the node the client reached.
+//!
+//! The script's KEYS choose its shard, as a transaction's keys do: keys on several shards are
+//! refused with the `CROSSSLOT` error MULTI/EXEC answers (PPDB does not run a script across
+//! shards), and a script without keys runs on shard 1. EVALSHA finds the body in the node's
+//! [`ScriptCache`]; EVAL caches its body there. The entry carries the body itself.
+
+use super::cache::ScriptCache;
+use crate::kv::{KvWrite, ScriptCall, WriteOp};
+use crate::server::client::executor::shard_of;
+use crate::server::resp::command::{EvalCommand, ScriptSource, TransactionError};
+use crate::server::resp::Frame;
+
+/// EVALSHA's answer for a digest the node's cache does not hold.
+pub const NO_SCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+
+/// The shard that runs `eval` and the entry to propose there, or the frame refusing it.
+pub fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
+    let EvalCommand { source, keys, args, read_only } = eval;
+    let body = match source {
+        ScriptSource::Body(body) => {
+            cache.insert(body.clone());
+            body
+        }
+        ScriptSource::Sha(sha) => cache.get(&sha).ok_or_else(|| Frame::error(NO_SCRIPT))?,
+    };
+    let mut touched: Vec<u64> = keys.iter().map(|key| shard_of(key, shards)).collect();
+    touched.sort_unstable();
+    touched.dedup();
+    let shard = match touched[..] {
+        [] => 1,
+        [shard] => shard,
+        _ => return Err(Frame::error(TransactionError::CrossShard { shards: touched }.to_string())),
+    };
+    let call = ScriptCall { body: body.to_vec(), keys, args, read_only, shard, shards };
+    Ok((shard, KvWrite::unstamped(WriteOp::Script(call))))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn eval(source: ScriptSource, keys: &[&str]) -> EvalCommand {
+        let keys = keys.iter().map(|key| key.as_bytes().to_vec()).collect();
+        EvalCommand { source, keys, args: Vec::new(), read_only: false }
+    }
+
+    #[test]
+    fn a_script_runs_on_the_shard_of_its_keys_and_evalsha_needs_the_body_cached() {
+        let cache = ScriptCache::default();
+        let shards = 8;
+        let on =
+            |shard| (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), shards) == shard).unwrap();
+        let (a, b, c) = (on(3), format!("{{{}}}", on(3)), on(5));
+        let b = (0..).map(|i| format!("{b}{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
+        let body = ScriptSource::Body(Bytes::from_static(b"return 1"));
+        let (shard, _) = script_entry(&cache, shards, eval(body.clone(), &[&a, &b])).unwrap();
+        assert_eq!(shard, 3);
+        assert_eq!(script_entry(&cache, shards, eval(body.clone(), &[])).unwrap().0, 1);
+        let refused = script_entry(&cache, shards, eval(body, &[&a, &c])).unwrap_err();
+        assert_eq!(refused, Frame::error(TransactionError::CrossShard { shards: vec![3, 5] }.to_string()));
+        let by_sha = ScriptSource::Sha(Bytes::from_static(b"E0E1F9FABFC9D4800C877A703B823AC0578FF8DB"));
+        let (_, entry) = script_entry(&cache, shards, eval(by_sha, &[&a])).expect("cached by EVAL");
+        assert!(matches!(entry.op, WriteOp::Script(ScriptCall { ref body, .. }) if body == b"return 1"));
+        let unknown = ScriptSource::Sha(Bytes::from_static(b"ffff"));
+        assert_eq!(script_entry(&cache, shards, eval(unknown, &[])).unwrap_err(), Frame::error(NO_SCRIPT));
+    }
+}
