@@ -130,6 +130,9 @@ pub enum Error {
     /// The request is not valid in the current state.
     #[error("invalid in the current state: {0}")]
     State(String),
+    /// A cross-shard transaction did not commit, and certainly changed nothing; why.
+    #[error("cross-shard transaction aborted: {0}")]
+    TxnAborted(String),
     /// A command larger than one log entry may carry ([`crate::limits::COMMAND_BYTES_MAX`]),
     /// refused before it was proposed.
     #[error(
@@ -156,7 +159,7 @@ impl Error {
             Error::Consensus(_) | Error::ProposalDropped { .. } => ErrorCode::Consensus,
             Error::Remote { code, .. } => *code,
             Error::Partition { .. } => ErrorCode::Partition,
-            Error::State(_) | Error::CommandTooLarge { .. } => ErrorCode::State,
+            Error::State(_) | Error::CommandTooLarge { .. } | Error::TxnAborted(_) => ErrorCode::State,
             // A node whose storage failed cannot serve: a state error, not a retryable one.
             Error::Storage(_) => ErrorCode::State,
         }

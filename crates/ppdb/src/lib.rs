@@ -20,5 +20,6 @@ pub mod server;
 pub mod shutdown;
 pub mod storage;
 pub mod transport;
+pub mod txn;
 
 pub use error::{Error, ErrorCode};

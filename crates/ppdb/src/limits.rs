@@ -135,3 +135,12 @@ const _: () = assert!(VALUE_BYTES_MAX + FRAME_ENVELOPE_BYTES_MAX <= REPLY_BYTES_
 const _: () = assert!(FRAME_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(WAL_RECORD_BYTES_MAX <= u32::MAX as usize);
 const _: () = assert!(REPLY_BYTES_MAX <= u32::MAX as usize);
+
+/// The most shards one cross-shard transaction may span: every shard of the largest cluster
+/// PPDB creates (`--shards` is bounded by it too), and the bound decoders put on a
+/// transaction's participant list.
+pub const TXN_SHARDS_MAX: usize = 1024;
+
+/// The largest transaction section a shard snapshot may announce (prepared parts and
+/// remembered outcomes): prepared parts are log entries, so a generous multiple of one.
+pub const SNAPSHOT_TXN_SECTION_BYTES_MAX: u64 = 64 * COMMAND_BYTES_MAX as u64;

@@ -387,6 +387,13 @@ pub enum KvRead {
         /// The keys.
         keys: Vec<Vec<u8>>,
     },
+    /// The cross-shard transactions whose locks on the shard are at least `min_age_ms` old,
+    /// for their resolution: answered by the shard's transaction participant (`crate::txn`)
+    /// as an array of [`super::Reply::Locked`]; the key space alone holds no locks.
+    TxnLocks {
+        /// Youngest lock age reported, in the shard's milliseconds.
+        min_age_ms: u64,
+    },
 }
 
 impl WriteOp {
@@ -457,9 +464,12 @@ impl KvRead {
             Self::MGet { keys } | Self::Exists { keys } | Self::Versions { keys } => {
                 keys.iter().map(Vec::as_slice).collect()
             }
-            Self::Keys { .. } | Self::Scan { .. } | Self::DbSize | Self::Expires | Self::RandomKey => {
-                Vec::new()
-            }
+            Self::Keys { .. }
+            | Self::Scan { .. }
+            | Self::DbSize
+            | Self::Expires
+            | Self::RandomKey
+            | Self::TxnLocks { .. } => Vec::new(),
             Self::Collection(query) => query.keys(),
         }
     }
@@ -978,6 +988,7 @@ mod tests {
             Just(KvRead::Expires),
             Just(KvRead::RandomKey),
             proptest::collection::vec(bytes(), 0..4).prop_map(|keys| KvRead::Versions { keys }),
+            any::<u64>().prop_map(|min_age_ms| KvRead::TxnLocks { min_age_ms }),
         ]
     }
 

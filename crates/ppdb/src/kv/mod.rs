@@ -42,7 +42,7 @@ pub use command::{
     ExpireCondition, ExpireTime, GetExTtl, KvRead, KvWrite, SetCondition, SetTtl, WriteOp, BATCH_KEYS_MAX,
     KEY_BYTES_MAX, VALUE_BYTES_MAX,
 };
-pub use reply::{KvError, Reply};
+pub use reply::{KvError, LockHolder, Reply};
 pub use script::{ScriptCall, SCRIPT_ARGS_MAX, SCRIPT_BODY_BYTES_MAX};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};

@@ -54,6 +54,21 @@ pub enum Reply {
     /// An error of any text, its code first: a script's error reply; like every error, it
     /// answers a command that changed nothing, or a script's failure after its earlier writes.
     ErrorText(String),
+    /// The operation did nothing because a key it touches is locked by a cross-shard
+    /// transaction that has prepared on this shard (see `crate::txn`): the caller waits for
+    /// the lock to go, or resolves its transaction, and tries again. Never sent to a client.
+    Locked(LockHolder),
+}
+
+/// The transaction holding a lock, as a refused operation learns it (see [`Reply::Locked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    /// The transaction's id (`crate::txn::TxnId`).
+    pub txn: u128,
+    /// The transaction's shards, its primary (the shard holding its record) first.
+    pub participants: Vec<u64>,
+    /// How long the lock has been held, by the shard's time, in milliseconds.
+    pub age_ms: u64,
 }
 
 /// An error produced by applying an operation; the text is Redis 7's.
@@ -177,6 +192,17 @@ impl fmt::Display for KvError {
 
 impl std::error::Error for KvError {}
 
+impl LockHolder {
+    /// The error a client would see if a lock were never waited out: Redis Cluster's
+    /// `TRYAGAIN`, for a multi-key operation that cannot run at the moment.
+    pub fn message(&self) -> String {
+        format!(
+            "TRYAGAIN a key is locked by cross-shard transaction {:032x} (held {} ms)",
+            self.txn, self.age_ms
+        )
+    }
+}
+
 impl Reply {
     /// A bulk reply holding `value`, or [`Reply::Nil`] when absent.
     pub fn bulk_or_nil(value: Option<&[u8]>) -> Self {
@@ -194,6 +220,7 @@ impl Reply {
             }
             Reply::Scan { keys, .. } => keys.iter().map(|key| REPLY_ELEMENT_BYTES + key.len() as u64).sum(),
             Reply::StatusText(text) | Reply::ErrorText(text) => text.len() as u64,
+            Reply::Locked(holder) => 8 * holder.participants.len() as u64,
             Reply::Ok
             | Reply::Status(_)
             | Reply::Nil

@@ -602,6 +602,39 @@ impl KvStore {
         self.get_live(key, now).map_or(0, |value| value.version.max(1))
     }
 
+    /// The value stored at `key`, expired or not, as it is: what a cross-shard transaction's
+    /// prepare copies into its scratch key space ([`KvStore::scratch`]).
+    pub fn value(&self, key: &[u8]) -> Option<&Value> {
+        self.entries.get(key)
+    }
+
+    /// A key space holding copies of `keys`' values (cheap: contents are shared), at time and
+    /// index 0, where a cross-shard transaction's part runs, as the entry that prepared it, to
+    /// learn its replies and the values it leaves without touching this store.
+    pub fn scratch<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> KvStore {
+        let mut scratch = KvStore::new();
+        for key in keys {
+            if let Some(value) = self.entries.get(key) {
+                scratch.place(key, Some(value.clone()));
+            }
+        }
+        scratch
+    }
+
+    /// Makes `key` hold exactly `value` (its version and flags included), or nothing: a
+    /// committed transaction's intent, computed at prepare, installed as it was.
+    pub fn place(&mut self, key: &[u8], value: Option<Value>) {
+        self.remove(key);
+        if let Some(value) = value {
+            self.data_bytes += stored_bytes(key, value.data.bytes());
+            self.scan_order.insert((scan_hash(key), key.to_vec()));
+            if let Some(at) = value.expire_at_ms {
+                self.expiries.insert((at, key.to_vec()));
+            }
+            self.entries.insert(key.into(), value);
+        }
+    }
+
     /// Removes `key` and its index entries; returns the old value.
     pub(crate) fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let value = self.entries.remove(key)?;

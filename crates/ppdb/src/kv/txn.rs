@@ -91,6 +91,7 @@ const READ_MEMORY_USAGE: u8 = 17;
 const READ_MC_GET: u8 = 18;
 const READ_VERSIONS: u8 = 19;
 const READ_EXPIRES: u8 = 20;
+const READ_TXN_LOCKS: u8 = 21;
 
 /// Appends the body of a transaction operation (after its tag).
 pub(super) fn encode_steps(steps: &[TxnStep], out: &mut Vec<u8>) {
@@ -197,6 +198,10 @@ pub(super) fn encode_read(read: &KvRead, out: &mut Vec<u8>) {
         }
         KvRead::DbSize => out.push(READ_DBSIZE),
         KvRead::Expires => out.push(READ_EXPIRES),
+        KvRead::TxnLocks { min_age_ms } => {
+            out.push(READ_TXN_LOCKS);
+            put_varint(out, *min_age_ms);
+        }
         KvRead::RandomKey => out.push(READ_RANDOMKEY),
         KvRead::Collection(query) => {
             out.push(READ_COLLECTION);
@@ -267,6 +272,7 @@ pub(super) fn decode_read(reader: &mut Reader<'_>) -> Result<KvRead, KvDecodeErr
         },
         READ_DBSIZE => KvRead::DbSize,
         READ_EXPIRES => KvRead::Expires,
+        READ_TXN_LOCKS => KvRead::TxnLocks { min_age_ms: reader.varint("lock age")? },
         READ_RANDOMKEY => KvRead::RandomKey,
         READ_COLLECTION => KvRead::Collection(CollectionRead::decode(reader)?),
         READ_OBJECT => KvRead::Object { key: key(reader)?, field: object_field(reader)? },

@@ -16,9 +16,16 @@ use super::settings::{ClientLimits, ServerSettings};
 use super::shard::KvShard;
 use crate::config::NodeConfig;
 use crate::error::Error;
+use crate::node::LeaderTable;
 use crate::node::{AssembledNode, PeerService};
+use crate::storage::wal::GroupId;
+use crate::txn::resolver;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often a node looks for old locks in the shards it leads.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Runs a node until Ctrl-C or SIGTERM, until it fails, or until it has been removed from
 /// the cluster.
@@ -34,6 +41,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         node.traffic.clone(),
     );
     let forwarded = executor.clone();
+    tokio::spawn(sweep_transactions(executor.clone(), node.leaders.clone(), node.stopping()));
     let pubsub = ClusterPubSub::new(Arc::default(), node.transport.clone());
     let published = pubsub.clone();
     node.serve_peers(vec![
@@ -113,4 +121,25 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         "node started"
     );
     node.run().await
+}
+
+/// Resolves, now and then, the cross-shard transactions whose locks grew old in the shards
+/// this node leads (their coordinator may be gone), so that no lock outlives it even when no
+/// client touches its keys.
+async fn sweep_transactions(executor: Executor, leaders: LeaderTable, mut stop: watch::Receiver<bool>) {
+    let me = executor.node();
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
+        }
+        for shard in 1..=executor.shards() {
+            if leaders.get(GroupId(shard)) != Some(me) {
+                continue;
+            }
+            if let Err(e) = resolver::sweep(&executor, shard, executor.txn_stats()).await {
+                tracing::debug!(shard, error = %e, "sweeping old transaction locks failed");
+            }
+        }
+    }
 }

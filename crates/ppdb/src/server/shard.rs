@@ -10,6 +10,11 @@
 //! Lua state ([`ScriptEngine`]), which applies the script's commands to the key space one by
 //! one inside the entry; the key space itself knows no Lua.
 //!
+//! Cross-shard transactions: the shard's [`Participant`] applies the transaction protocol's
+//! entries ([`TxnEntry`]) and holds their locks; every other write and read first asks it
+//! whether a key it touches is locked, and is refused with [`Reply::Locked`] (changing
+//! nothing) if so, for the server to wait and retry.
+//!
 //! Blocked clients: after each write the shard tells `server::blocking::waiters` which keys
 //! that clients wait on it created, and the reply of a blocked client's attempt, so the client
 //! is woken by its own node's replica and learns what its pop did even if the leader's answer
@@ -21,6 +26,7 @@ use super::script::ScriptEngine;
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
 use crate::node::StateMachine;
+use crate::txn::{Participant, TxnEntry};
 use ppdb_raft::LogIndex;
 use std::io::Read;
 
@@ -35,12 +41,45 @@ pub struct KvShard {
     memory: ShardMemory,
     /// Runs the scripts of script entries.
     scripts: ScriptEngine,
+    /// Cross-shard transactions prepared here, their locks, and remembered outcomes.
+    participant: Participant,
 }
+
+/// First bytes of a snapshot whose shard had cross-shard transactions in flight or
+/// remembered: `magic len:u64-le` and that many bytes of [`Participant::encode`], then the
+/// key space's image (which starts with its own magic, `PPKV`).
+const PARTICIPANT_MAGIC: &[u8; 4] = b"PPTX";
 
 impl KvShard {
     /// Whether `key` holds a live value at the log's time.
     fn exists(&self, key: &[u8]) -> bool {
         self.store.get_live(key, self.store.time_ms()).is_some()
+    }
+
+    /// Applies a transaction protocol entry.
+    fn apply_txn(&mut self, index: LogIndex, command: &[u8]) -> Result<Reply, String> {
+        let (now_ms, entry) =
+            TxnEntry::decode(command).map_err(|e| format!("undecodable transaction entry: {e}"))?;
+        // Blocked clients wait for keys a commit may create.
+        let written = WriteOp::Del { keys: self.participant.keys_written_by(&entry) };
+        let absent = waiters::absent_watched_keys(&written, |key| self.exists(key));
+        let reply = self.participant.apply(&mut self.store, index.0, now_ms, &entry);
+        self.memory.publish(self.store.data_bytes());
+        waiters::applied(&written, &reply, &absent, |key| self.exists(key));
+        Ok(reply)
+    }
+
+    /// The snapshot's transaction section: empty when there is nothing to keep.
+    fn participant_section(&self) -> Vec<u8> {
+        if self.participant.is_empty() {
+            return Vec::new();
+        }
+        let body = self.participant.encode();
+        let mut section = Vec::with_capacity(PARTICIPANT_MAGIC.len() + 8 + body.len());
+        section.extend_from_slice(PARTICIPANT_MAGIC);
+        section.extend_from_slice(&(body.len() as u64).to_le_bytes());
+        section.extend_from_slice(&body);
+        section
     }
 }
 
@@ -49,7 +88,20 @@ impl StateMachine for KvShard {
     type Output = Reply;
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> Result<Reply, String> {
-        let write = KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
+        if TxnEntry::is_entry(command) {
+            return self.apply_txn(index, command);
+        }
+        let mut write =
+            KvWrite::decode(command).map_err(|e| format!("undecodable key-value command: {e}"))?;
+        if let WriteOp::RemoveExpired { keys } = &mut write.op {
+            // A locked key stays as its transaction found it until the transaction ends.
+            *keys = self.participant.unlocked(std::mem::take(keys));
+        }
+        let now = write.now_ms.max(self.store.time_ms());
+        if let Some(holder) = self.participant.write_blocked(&write.op, now) {
+            self.store.begin_entry(index.0, write.now_ms);
+            return Ok(Reply::Locked(holder));
+        }
         let absent = waiters::absent_watched_keys(&write.op, |key| self.exists(key));
         let reply = match &write.op {
             WriteOp::Script(call) => {
@@ -64,17 +116,30 @@ impl StateMachine for KvShard {
     }
 
     fn query(&self, query: &KvRead, now_ms: u64) -> Reply {
-        self.store.read(query, now_ms.max(self.store.time_ms()))
+        let now = now_ms.max(self.store.time_ms());
+        if let KvRead::TxnLocks { min_age_ms } = query {
+            return self.participant.stale(*min_age_ms, now);
+        }
+        if let Some(holder) = self.participant.read_blocked(query, now) {
+            return Reply::Locked(holder);
+        }
+        self.store.read(query, now)
     }
 
     fn snapshot(&self) -> Vec<u8> {
-        self.store.snapshot()
+        let mut image = self.participant_section();
+        image.extend_from_slice(&self.store.snapshot());
+        image
     }
 
     fn snapshot_job(&self) -> SnapshotJob {
         // Streamed into the snapshot file: no image of the whole key space is built in memory.
         let frozen = self.store.freeze();
-        Box::new(move |out| frozen.serialize_into(out).map(drop))
+        let section = self.participant_section();
+        Box::new(move |out| {
+            out.write_all(&section)?;
+            frozen.serialize_into(out).map(drop)
+        })
     }
 
     fn restore(data: &[u8]) -> Result<Self, String> {
@@ -93,12 +158,32 @@ impl StateMachine for KvShard {
         if read == 0 {
             return Ok(KvShard::default());
         }
-        let mut image = (&first[..]).chain(image);
+        let mut participant = Participant::default();
+        let mut head = first.to_vec();
+        if first[0] == PARTICIPANT_MAGIC[0] {
+            let mut rest = [0u8; PARTICIPANT_MAGIC.len() - 1 + 8];
+            image.read_exact(&mut rest).map_err(|e| format!("reading the snapshot: {e}"))?;
+            head.extend_from_slice(&rest);
+        }
+        let mut image: Box<dyn Read + '_> = if head.starts_with(PARTICIPANT_MAGIC) {
+            let len_bytes: [u8; 8] =
+                head[PARTICIPANT_MAGIC.len()..].try_into().map_err(|_| "short snapshot")?;
+            let len = u64::from_le_bytes(len_bytes);
+            if len > crate::limits::SNAPSHOT_TXN_SECTION_BYTES_MAX {
+                return Err(format!("the snapshot's transaction section claims {len} bytes"));
+            }
+            let mut section = vec![0u8; len as usize];
+            image.read_exact(&mut section).map_err(|e| format!("reading the snapshot: {e}"))?;
+            participant = Participant::decode(&section).map_err(|e| e.to_string())?;
+            Box::new(image)
+        } else {
+            Box::new((&head[..]).chain(image))
+        };
         let store = KvStore::restore_from(&mut image).map_err(|e| e.to_string())?;
         let mut memory = ShardMemory::default();
         memory.publish(store.data_bytes());
         waiters::restored();
-        Ok(KvShard { store, memory, scripts: ScriptEngine::default() })
+        Ok(KvShard { store, memory, scripts: ScriptEngine::default(), participant })
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {
@@ -112,11 +197,13 @@ impl StateMachine for KvShard {
     }
 
     fn stamp(command: &mut [u8], time_ms: u64) {
-        KvWrite::stamp(command, time_ms);
+        if !TxnEntry::stamp(command, time_ms) {
+            KvWrite::stamp(command, time_ms);
+        }
     }
 
     fn stamped_time(command: &[u8]) -> Option<u64> {
-        KvWrite::stamped_time(command)
+        TxnEntry::stamped_time(command).or_else(|| KvWrite::stamped_time(command))
     }
 
     fn time_ms(&self) -> u64 {

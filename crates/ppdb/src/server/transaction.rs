@@ -14,12 +14,17 @@
 //! absent key) linearizably; EXEC puts them in the entry, and the state machine runs none of
 //! the steps, and answers a null array, if a key's version changed in between.
 //!
-//! Keys in several shards, watched keys included, are refused with `CROSSSLOT`, as Redis
-//! Cluster refuses keys in several slots: cross-shard transactions (2PC) are roadmap work.
+//! Keys in several shards, watched keys included, make a cross-shard transaction
+//! (`crate::txn`): each step goes to its key's shard (MSET, DEL, UNLINK, MGET and EXISTS are
+//! split by key and their replies joined), every shard's steps become its part, and the
+//! transaction commits on all of them or none. Commands that need keys of several shards at
+//! once (RENAME, COPY, SMOVE, LMOVE, the *STORE commands, MSETNX) and whole-keyspace commands
+//! (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) are refused with `CROSSSLOT` in a transaction
+//! that spans shards.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::client::executor::{shard_of, Executor};
+use super::client::executor::{shard_of, step_replies, txn_failure, Executor};
 use super::client::forward::ShardOp;
 use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
@@ -27,6 +32,7 @@ use super::resp::Frame;
 use crate::error::Error;
 use crate::kv::{KvRead, KvWrite, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::wall_clock_ms;
+use crate::txn::{Part, TxnError, Vote};
 
 /// One element of EXEC's reply, in queue order.
 #[derive(Debug)]
@@ -112,7 +118,12 @@ async fn run_steps(
     if steps.is_empty() && watched.is_empty() {
         return Ok(Vec::new());
     }
-    let shard = single_shard(executor.shards(), &steps, &watched)?;
+    let shard = match single_shard(executor.shards(), &steps, &watched) {
+        Ok(shard) => shard,
+        Err(crossslot) => {
+            return across_shards(executor, steps, watched).await.map_err(|e| e.unwrap_or(crossslot))
+        }
+    };
     let op = WriteOp::Transaction { steps, watched };
     match executor.on_shard(shard, ShardOp::Write(KvWrite::unstamped(op))).await {
         Ok(Reply::Array(replies)) => Ok(replies),
@@ -120,6 +131,132 @@ async fn run_steps(
         Ok(other) => Err(Frame::error(format!("ERR internal: a transaction answered {other:?}"))),
         Err(error) => Err(error_frame(&error)),
     }
+}
+
+/// How one step's reply is rebuilt from the replies of its pieces, one per shard.
+enum Join {
+    /// One shard ran it whole.
+    Whole(u64),
+    /// Split by key (MSET): OK.
+    Ok(Vec<u64>),
+    /// Split by key (DEL, UNLINK, EXISTS): the sum.
+    Sum(Vec<u64>),
+    /// Split by key (MGET): each shard's elements back at their keys' positions.
+    Gather(Vec<(u64, Vec<usize>)>, usize),
+}
+
+/// Runs the steps as a cross-shard transaction. `Err(None)`: some step cannot run across
+/// shards (the caller answers `CROSSSLOT`).
+async fn across_shards(
+    executor: &Executor,
+    steps: Vec<TxnStep>,
+    watched: Vec<WatchedKey>,
+) -> Result<Vec<Reply>, Option<Frame>> {
+    let shards = executor.shards();
+    let mut parts: BTreeMap<u64, Part> = BTreeMap::new();
+    let mut joins = Vec::with_capacity(steps.len());
+    for step in steps {
+        let mut by_shard: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        let keys = step.keys();
+        if keys.is_empty() {
+            return Err(None);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            by_shard.entry(shard_of(key, shards)).or_default().push(i);
+        }
+        if by_shard.len() == 1 {
+            let shard = *by_shard.keys().next().ok_or(None)?;
+            part(&mut parts, shard).steps.push(step);
+            joins.push(Join::Whole(shard));
+            continue;
+        }
+        let pick =
+            |list: &[Vec<u8>], positions: &[usize]| positions.iter().map(|&i| list[i].clone()).collect();
+        let owned: Vec<Vec<u8>> = keys.iter().map(|key| key.to_vec()).collect();
+        let touched: Vec<u64> = by_shard.keys().copied().collect();
+        let join = match &step {
+            TxnStep::Write(WriteOp::MSet { pairs }) => {
+                for (&shard, positions) in &by_shard {
+                    let pairs = positions.iter().map(|&i| pairs[i].clone()).collect();
+                    part(&mut parts, shard).steps.push(TxnStep::Write(WriteOp::MSet { pairs }));
+                }
+                Join::Ok(touched)
+            }
+            TxnStep::Write(WriteOp::Del { .. }) => {
+                for (&shard, positions) in &by_shard {
+                    part(&mut parts, shard)
+                        .steps
+                        .push(TxnStep::Write(WriteOp::Del { keys: pick(&owned, positions) }));
+                }
+                Join::Sum(touched)
+            }
+            TxnStep::Read(KvRead::Exists { .. }) => {
+                for (&shard, positions) in &by_shard {
+                    part(&mut parts, shard)
+                        .steps
+                        .push(TxnStep::Read(KvRead::Exists { keys: pick(&owned, positions) }));
+                }
+                Join::Sum(touched)
+            }
+            TxnStep::Read(KvRead::MGet { .. }) => {
+                for (&shard, positions) in &by_shard {
+                    part(&mut parts, shard)
+                        .steps
+                        .push(TxnStep::Read(KvRead::MGet { keys: pick(&owned, positions) }));
+                }
+                Join::Gather(by_shard.into_iter().collect(), owned.len())
+            }
+            _ => return Err(None),
+        };
+        joins.push(join);
+    }
+    for watched in watched {
+        part(&mut parts, shard_of(&watched.key, shards)).watched.push(watched);
+    }
+    let order: Vec<u64> = parts.keys().copied().collect();
+    let replies = match executor.across_shards(parts.into_values().collect(), Vote::Always).await {
+        Ok(replies) => replies,
+        Err(TxnError::WatchChanged) => return Err(Some(Frame::NullArray)),
+        Err(error) => return Err(Some(error_frame(&txn_failure(error)))),
+    };
+    let mut per_shard: BTreeMap<u64, std::vec::IntoIter<Reply>> = order
+        .into_iter()
+        .zip(replies)
+        .map(|(shard, reply)| (shard, step_replies(reply).into_iter()))
+        .collect();
+    let mut next = |shard: u64| per_shard.get_mut(&shard).and_then(Iterator::next).unwrap_or(Reply::Nil);
+    let joined = joins.into_iter().map(|join| match join {
+        Join::Whole(shard) => next(shard),
+        Join::Ok(shards) => shards.into_iter().map(&mut next).find(Reply::is_error).unwrap_or(Reply::Ok),
+        Join::Sum(shards) => {
+            let replies: Vec<Reply> = shards.into_iter().map(&mut next).collect();
+            match replies.iter().find(|reply| reply.is_error()) {
+                Some(error) => error.clone(),
+                None => Reply::Integer(
+                    replies.iter().map(|r| if let Reply::Integer(n) = r { *n } else { 0 }).sum(),
+                ),
+            }
+        }
+        Join::Gather(pieces, len) => {
+            let mut values = vec![Reply::Nil; len];
+            for (shard, positions) in pieces {
+                if let Reply::Array(items) = next(shard) {
+                    for (position, item) in positions.into_iter().zip(items) {
+                        if let Some(slot) = values.get_mut(position) {
+                            *slot = item;
+                        }
+                    }
+                }
+            }
+            Reply::Array(values)
+        }
+    });
+    Ok(joined.collect())
+}
+
+/// `shard`'s part, created empty if need be.
+fn part(parts: &mut BTreeMap<u64, Part>, shard: u64) -> &mut Part {
+    parts.entry(shard).or_insert_with(|| Part { shard, steps: Vec::new(), watched: Vec::new() })
 }
 
 /// The one shard all steps' keys and the watched keys live on. A step without keys

@@ -19,6 +19,8 @@ use crate::node::{ClientTraffic, LeaderTable, NodeHandle};
 use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
+use crate::txn::coordinator::{self, Part, TxnError};
+use crate::txn::{resolver, ShardClient, TxnEntry, TxnIds, TxnStats, Vote};
 use futures::future::BoxFuture;
 use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
@@ -47,6 +49,10 @@ pub struct Executor {
     traffic: ClientTraffic,
     /// Joins the operations of concurrent clients for the same leader into one request.
     batcher: Arc<ForwardBatcher>,
+    /// Ids of the cross-shard transactions this node coordinates.
+    txn_ids: Arc<TxnIds>,
+    /// Their counters.
+    txn_stats: Arc<TxnStats>,
 }
 
 impl Executor {
@@ -62,7 +68,58 @@ impl Executor {
         traffic: ClientTraffic,
     ) -> Executor {
         let batcher = Arc::new(ForwardBatcher::new(transport.clone(), handle.timeout()));
-        Executor { node, handle, transport, shards, leaders, traffic, batcher }
+        // Microseconds since the epoch: above every id this node handed out before a restart.
+        let first_id = wall_clock_ms().saturating_mul(1_000);
+        let txn_ids = Arc::new(TxnIds::new(node.0, first_id));
+        let txn_stats = Arc::default();
+        Executor { node, handle, transport, shards, leaders, traffic, batcher, txn_ids, txn_stats }
+    }
+
+    /// The counters of the cross-shard transactions this node coordinated or resolved.
+    pub fn txn_stats(&self) -> &TxnStats {
+        &self.txn_stats
+    }
+
+    /// Runs `parts` (one per shard) as one cross-shard transaction; each part's replies.
+    pub async fn across_shards(&self, parts: Vec<Part>, vote: Vote) -> Result<Vec<Reply>, TxnError> {
+        coordinator::run(self, &self.txn_ids, &self.txn_stats, wall_clock_ms(), parts, vote).await
+    }
+
+    /// A write of several shards, as one transaction: its reply, `combine`d from each part's.
+    async fn write_across(
+        &self,
+        parts: Vec<Part>,
+        vote: Vote,
+        combine: fn(Vec<Reply>) -> Reply,
+    ) -> Result<Reply, Error> {
+        match self.across_shards(parts, vote).await {
+            Ok(replies) => Ok(combine(replies.into_iter().flat_map(step_replies).collect())),
+            Err(TxnError::VotedNo) => Ok(Reply::Integer(0)),
+            Err(error) => Err(txn_failure(error)),
+        }
+    }
+
+    /// MGET over several shards, as of one moment: the keys' versions, their values, their
+    /// versions again, until no key changed in between (each key then held its value
+    /// throughout, and the moment between the two version reads is common to all).
+    async fn mget_across(&self, keys: &[Vec<u8>]) -> Result<Reply, Error> {
+        let versions = |keys| KvRead::Versions { keys };
+        let mut before = self.per_key(keys, versions).await?;
+        for attempt in 0..coordinator::ATTEMPTS_MAX {
+            let values = self.per_key(keys, |keys| KvRead::MGet { keys }).await?;
+            let after = self.per_key(keys, versions).await?;
+            if after == before {
+                return Ok(values);
+            }
+            before = after;
+            self.pause(1 << attempt.min(4)).await;
+        }
+        Err(Error::State("MGET: its keys kept changing on several shards; try again".into()))
+    }
+
+    /// This node.
+    pub fn node(&self) -> NodeId {
+        self.node
     }
 
     /// The number of data shards.
@@ -82,22 +139,20 @@ impl Executor {
                 }
                 Ok(Reply::Ok)
             }
-            WriteOp::MSet { pairs } => {
-                let by_shard = self.group_pairs(pairs);
-                let runs = by_shard.into_iter().map(|(shard, pairs)| {
-                    self.on_shard(shard, ShardOp::Write(KvWrite::unstamped(WriteOp::MSet { pairs })))
-                });
-                for result in futures_join(runs).await {
-                    result?;
-                }
-                Ok(Reply::Ok)
+            WriteOp::MSet { pairs } if self.group_pairs(pairs).len() > 1 => {
+                let parts = self
+                    .group_pairs(pairs)
+                    .into_iter()
+                    .map(|(shard, pairs)| part(shard, WriteOp::MSet { pairs }));
+                self.write_across(parts.collect(), Vote::Always, |_| Reply::Ok).await
             }
-            WriteOp::MSetNx { pairs } if self.group_pairs(pairs).len() > 1 => Err(Error::State(
-                "MSETNX keys span several shards; it is atomic only within one shard until \
-                 cross-shard transactions land (a cluster bootstrapped with one shard, the \
-                 default, keeps every key in it)"
-                    .into(),
-            )),
+            WriteOp::MSetNx { pairs } if self.group_pairs(pairs).len() > 1 => {
+                let parts = self
+                    .group_pairs(pairs)
+                    .into_iter()
+                    .map(|(shard, pairs)| part(shard, WriteOp::MSetNx { pairs }));
+                self.write_across(parts.collect(), Vote::IfEveryReplyIsOne, |_| Reply::Integer(1)).await
+            }
             WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. }
                 if shard_of(from, self.shards) != shard_of(to, self.shards) =>
             {
@@ -110,11 +165,15 @@ impl Executor {
                     shard_of(to, self.shards)
                 )))
             }
-            WriteOp::Del { keys } => {
-                let runs = self.group_keys(keys).into_iter().map(|(shard, keys)| {
-                    self.on_shard(shard, ShardOp::Write(KvWrite::unstamped(WriteOp::Del { keys })))
-                });
-                sum_integers(futures_join(runs).await)
+            WriteOp::Del { keys } if self.group_keys(keys).len() > 1 => {
+                let parts =
+                    self.group_keys(keys).into_iter().map(|(shard, keys)| part(shard, WriteOp::Del { keys }));
+                self.write_across(parts.collect(), Vote::Always, |replies| {
+                    let sum =
+                        replies.iter().map(|reply| if let Reply::Integer(n) = reply { *n } else { 0 }).sum();
+                    Reply::Integer(sum)
+                })
+                .await
             }
             op => {
                 let shard = self.one_shard(&op.keys())?;
@@ -126,7 +185,7 @@ impl Executor {
     /// Runs a read command linearizably.
     pub async fn read(&self, read: &KvRead) -> Result<Reply, Error> {
         match read {
-            KvRead::MGet { keys } => self.per_key(keys, |keys| KvRead::MGet { keys }).await,
+            KvRead::MGet { keys } if self.group_keys(keys).len() > 1 => self.mget_across(keys).await,
             KvRead::Versions { keys } => self.per_key(keys, |keys| KvRead::Versions { keys }).await,
             KvRead::Exists { keys } => {
                 let runs = self
@@ -265,7 +324,38 @@ impl Executor {
     /// Runs `ops` (all writes or all reads, in client order) on `shard`'s leader as one batch,
     /// so their order survives forwarding. An operation is retried only when it certainly did
     /// not take effect, and then together with every later one, so the order holds on retry.
+    /// A read or write refused by a cross-shard transaction's lock ([`Reply::Locked`]) is
+    /// tried again once the lock is gone (or its transaction resolved), until the deadline.
     pub async fn on_shard_batch(&self, shard: u64, ops: Vec<ShardOp>) -> Vec<Result<Reply, Error>> {
+        let (mut results, ops) = self.attempt_batch(shard, ops).await;
+        let locked = |result: &Result<Reply, Error>| matches!(result, Ok(Reply::Locked(_)));
+        if !results.iter().any(locked) {
+            return results;
+        }
+        let deadline = Instant::now() + self.handle.timeout();
+        for (result, op) in results.iter_mut().zip(ops) {
+            let mut attempt = 0;
+            while let Ok(Reply::Locked(holder)) = &*result {
+                if matches!(op, ShardOp::Txn(_)) || Instant::now() >= deadline {
+                    break;
+                }
+                resolver::wait_out(self, holder, attempt, &self.txn_stats).await;
+                attempt += 1;
+                let (mut retried, _) = self.attempt_batch(shard, vec![op.clone()]).await;
+                *result = retried.pop().unwrap_or_else(|| Err(Error::State("empty batch".into())));
+            }
+        }
+        results
+    }
+
+    /// One pass of [`Executor::on_shard_batch`], without waiting out locks: the results, and
+    /// the operations in the same order.
+    async fn attempt_batch(
+        &self,
+        shard: u64,
+        ops: Vec<ShardOp>,
+    ) -> (Vec<Result<Reply, Error>>, Vec<ShardOp>) {
+        let mut done = Vec::with_capacity(ops.len());
         let deadline = Instant::now() + self.handle.timeout();
         let mut target = self.leaders.get(GroupId(shard)).unwrap_or(self.node);
         let mut results: Vec<Result<Reply, Error>> = Vec::with_capacity(ops.len());
@@ -281,7 +371,7 @@ impl Executor {
             let first_retry = answers.iter().position(is_retryable).unwrap_or(answers.len());
             let mut answers = answers.into_iter();
             results.extend(answers.by_ref().take(first_retry));
-            remaining.drain(..first_retry);
+            done.extend(remaining.drain(..first_retry));
             let Some(retry) = answers.next() else { break };
             target = match retry {
                 Err(Error::Consensus(ProposeError::NotLeader { leader: Some(leader) }))
@@ -299,7 +389,8 @@ impl Executor {
                 tokio::time::sleep(NO_LEADER_BACKOFF).await;
             }
         }
-        results
+        done.extend(remaining);
+        (results, done)
     }
 
     /// Submits `ops` to this node's replica of `shard` now (so calls keep their order) and
@@ -311,6 +402,7 @@ impl Executor {
         for op in ops {
             match op {
                 ShardOp::Write(write) => writes.push(write.encode()),
+                ShardOp::Txn(entry) => writes.push(entry.encode()),
                 ShardOp::Read(read) => reads.push(read.clone()),
             }
         }
@@ -328,7 +420,7 @@ impl Executor {
     }
 
     async fn remote(&self, peer: NodeId, shard: u64, ops: &[ShardOp]) -> Vec<Result<Reply, Error>> {
-        let writes = ops.iter().any(|op| matches!(op, ShardOp::Write(_)));
+        let writes = ops.iter().any(ShardOp::is_write);
         let all = |reason: String| {
             ops.iter()
                 .map(|_| Err(Error::Network { peer: peer.to_string(), reason: reason.clone() }))
@@ -459,6 +551,46 @@ impl Executor {
         let keys = write.op.keys();
         let shard = shard_of(keys.first()?, self.shards);
         keys.iter().all(|k| shard_of(k, self.shards) == shard).then_some(shard)
+    }
+}
+
+impl ShardClient for Executor {
+    fn shard_of(&self, key: &[u8]) -> u64 {
+        shard_of(key, self.shards)
+    }
+
+    fn submit(&self, shard: u64, entry: TxnEntry) -> BoxFuture<'_, Result<Reply, Error>> {
+        Box::pin(self.on_shard(shard, ShardOp::Txn(entry)))
+    }
+
+    fn read(&self, shard: u64, read: KvRead) -> BoxFuture<'_, Result<Reply, Error>> {
+        Box::pin(self.on_shard(shard, ShardOp::Read(read)))
+    }
+
+    fn pause(&self, ms: u64) -> BoxFuture<'_, ()> {
+        Box::pin(tokio::time::sleep(Duration::from_millis(ms)))
+    }
+}
+
+/// A part of one write command.
+fn part(shard: u64, op: WriteOp) -> Part {
+    Part { shard, steps: vec![crate::kv::TxnStep::Write(op)], watched: Vec::new() }
+}
+
+/// The replies of a part's commands (a part answers an array of them).
+pub(crate) fn step_replies(part: Reply) -> Vec<Reply> {
+    match part {
+        Reply::Array(replies) => replies,
+        other => vec![other],
+    }
+}
+
+/// What a client is told when its cross-shard transaction did not commit.
+pub(crate) fn txn_failure(error: TxnError) -> Error {
+    match error {
+        TxnError::Unknown(error) => error,
+        TxnError::RepliesLost { source, .. } => source,
+        other => Error::TxnAborted(other.to_string()),
     }
 }
 

@@ -14,7 +14,7 @@
 //!
 //! Request: tag [`SHARD_REQUEST_TAG`] u8, `sections u32`, per section `shard u64` and
 //! `count u32`, then every section's operations in order, per operation `tag u8` (1 write,
-//! 2 read) and its body as length-prefixed bytes ([`KvWrite::encode`] or [`KvRead::encode`],
+//! 2 read, 3 transaction entry) and its body as length-prefixed bytes ([`KvWrite::encode`], [`KvRead::encode`] or [`TxnEntry::encode`],
 //! the log's own encodings). Response: `count u32`, then per operation `0` + reply, `1` +
 //! leader hint (u64, 0 = unknown), or `2` + error code (u8) + message.
 //!
@@ -26,8 +26,9 @@
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::error::{Error, ErrorCode};
 use crate::kv::types::Score;
-use crate::kv::{KvError, KvRead, KvWrite, Reply};
+use crate::kv::{KvError, KvRead, KvWrite, LockHolder, Reply};
 use crate::limits;
+use crate::txn::TxnEntry;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
 
@@ -48,6 +49,15 @@ pub enum ShardOp {
     Write(KvWrite),
     /// A linearizable read.
     Read(KvRead),
+    /// A transaction protocol entry (`crate::txn`), unstamped like a write.
+    Txn(TxnEntry),
+}
+
+impl ShardOp {
+    /// Whether the operation goes through the shard's log.
+    pub fn is_write(&self) -> bool {
+        !matches!(self, ShardOp::Read(_))
+    }
 }
 
 /// A leader's answer to a forwarded operation.
@@ -85,6 +95,10 @@ pub fn encode_ops(ops: &[ShardOp]) -> Vec<u8> {
             ShardOp::Read(read) => {
                 e.u8(2);
                 e.bytes(&read.encode());
+            }
+            ShardOp::Txn(entry) => {
+                e.u8(3);
+                e.bytes(&entry.encode());
             }
         }
     }
@@ -154,6 +168,12 @@ pub fn decode_request(bytes: &[u8]) -> Result<Vec<(u64, Vec<ShardOp>)>, DecodeEr
                     let body = d.bytes(OP_BYTES_MAX)?;
                     ShardOp::Read(KvRead::decode(body).map_err(|_| d.error("undecodable read"))?)
                 }
+                3 => {
+                    let body = d.bytes(OP_BYTES_MAX)?;
+                    let (_, entry) =
+                        TxnEntry::decode(body).map_err(|_| d.error("undecodable transaction entry"))?;
+                    ShardOp::Txn(entry)
+                }
                 _ => return Err(d.error("unknown operation tag")),
             };
             ops.push(op);
@@ -193,7 +213,8 @@ fn decode_keys(d: &mut Decoder<'_>) -> Result<Vec<Vec<u8>>, DecodeError> {
 }
 
 /// Every status reply, at its wire index. Never reorder: nodes of one release talk.
-const STATUSES: [&str; 7] = ["string", "none", "OK", "hash", "list", "set", "zset"];
+const STATUSES: [&str; 10] =
+    ["string", "none", "OK", "hash", "list", "set", "zset", "PREPARED", "COMMITTED", "ABORTED"];
 
 fn encode_reply(e: &mut Encoder, reply: &Reply) {
     match reply {
@@ -263,6 +284,16 @@ fn encode_reply(e: &mut Encoder, reply: &Reply) {
             e.u8(14);
             e.bytes(text.as_bytes());
         }
+        Reply::Locked(holder) => {
+            e.u8(15);
+            e.u64((holder.txn >> 64) as u64);
+            e.u64(holder.txn as u64);
+            e.u32(u32::try_from(holder.participants.len()).unwrap_or(u32::MAX));
+            for &shard in &holder.participants {
+                e.u64(shard);
+            }
+            e.u64(holder.age_ms);
+        }
     }
 }
 
@@ -312,6 +343,12 @@ fn decode_reply(d: &mut Decoder<'_>, depth: u32) -> Result<Reply, DecodeError> {
         }
         13 => Reply::StatusText(String::from_utf8_lossy(d.bytes(ITEM_BYTES_MAX)?).into_owned()),
         14 => Reply::ErrorText(String::from_utf8_lossy(d.bytes(ITEM_BYTES_MAX)?).into_owned()),
+        15 => {
+            let txn = (u128::from(d.u64()?) << 64) | u128::from(d.u64()?);
+            let n = d.count(limits::TXN_SHARDS_MAX, 8)?;
+            let participants = (0..n).map(|_| d.u64()).collect::<Result<_, _>>()?;
+            Reply::Locked(LockHolder { txn, participants, age_ms: d.u64()? })
+        }
         _ => return Err(d.error("unknown reply tag")),
     })
 }
@@ -366,6 +403,7 @@ fn reply_bytes(reply: &Reply) -> usize {
         }
         Reply::Scan { keys, .. } => 8 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>(),
         Reply::StatusText(text) | Reply::ErrorText(text) => 4 + text.len(),
+        Reply::Locked(holder) => 16 + 4 + 8 * holder.participants.len() + 8,
     }
 }
 

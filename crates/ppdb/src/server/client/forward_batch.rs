@@ -98,7 +98,7 @@ impl ForwardBatcher {
         shard: u64,
         ops: &[ShardOp],
     ) -> impl Future<Output = Result<Vec<ForwardOutcome>, ForwardFailure>> + Send + 'static {
-        let writes = ops.iter().any(|op| matches!(op, ShardOp::Write(_)));
+        let writes = ops.iter().any(ShardOp::is_write);
         let key = QueueKey { peer, writes };
         let mut parts = Vec::new();
         let mut job = JobBuilder::default();
@@ -291,7 +291,7 @@ mod tests {
     fn echo(request: Vec<u8>) -> Option<Vec<u8>> {
         let ops: Vec<ShardOp> =
             forward::decode_request(&request).ok()?.into_iter().flat_map(|(_, ops)| ops).collect();
-        let writes = ops.iter().filter(|op| matches!(op, ShardOp::Write(_))).count();
+        let writes = ops.iter().filter(|op| op.is_write()).count();
         assert!(writes == 0 || writes == ops.len(), "a batch mixes reads and writes");
         let outcomes: Vec<ForwardOutcome> = ops.iter().map(|op| ForwardOutcome::Done(echoed(op))).collect();
         Some(forward::encode_outcomes(&outcomes))

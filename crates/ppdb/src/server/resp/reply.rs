@@ -26,6 +26,7 @@ impl From<Reply> for Frame {
             ]),
             Reply::Error(error) => Frame::error(error.message()),
             Reply::ErrorText(text) => Frame::error(text),
+            Reply::Locked(holder) => Frame::error(holder.message()),
             Reply::StatusText(text) => Frame::Simple(text.replace(['\r', '\n'], " ")),
             Reply::Map(pairs) => Frame::Map(
                 pairs.into_iter().map(|(key, value)| (Frame::from(key), Frame::from(value))).collect(),

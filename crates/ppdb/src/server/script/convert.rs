@@ -125,6 +125,7 @@ fn value(lua: &Lua, reply: Reply) -> mlua::Result<Value> {
         }
         Reply::Error(error) => error_table(lua, error.message()),
         Reply::ErrorText(text) => error_table(lua, &text),
+        Reply::Locked(holder) => error_table(lua, &holder.message()),
     }
 }
 

@@ -1,0 +1,116 @@
+//! The transaction counters a node exports (/metrics, INFO): outcomes, the success rate the
+//! seed asks for, commit latency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the commit latency histogram's buckets, in microseconds.
+pub const LATENCY_BUCKETS_US: [u64; 10] =
+    [250, 500, 1_000, 2_000, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000];
+
+/// Counters of the transactions a node coordinated or resolved.
+#[derive(Debug, Default)]
+pub struct TxnStats {
+    committed: AtomicU64,
+    aborted: AtomicU64,
+    conflicts: AtomicU64,
+    resolved_committed: AtomicU64,
+    resolved_aborted: AtomicU64,
+    latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
+    latency_sum_us: AtomicU64,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TxnCounts {
+    /// Cross-shard transactions committed by this node's coordinator.
+    pub committed: u64,
+    /// Aborted (changed watched keys, refusals, conflicts that outlived the retries).
+    pub aborted: u64,
+    /// Attempts refused by a lock and tried again.
+    pub conflicts: u64,
+    /// Transactions of other (perhaps lost) coordinators this node's resolver committed.
+    pub resolved_committed: u64,
+    /// ... or aborted.
+    pub resolved_aborted: u64,
+    /// Commit latency: counts per bucket of [`LATENCY_BUCKETS_US`], the last unbounded.
+    pub latency_buckets: Vec<u64>,
+    /// Sum of commit latencies, microseconds.
+    pub latency_sum_us: u64,
+}
+
+impl TxnCounts {
+    /// Committed out of decided transactions (1 when none was decided): the seed's
+    /// transaction success rate.
+    pub fn success_rate(&self) -> f64 {
+        let decided = self.committed + self.aborted;
+        if decided == 0 {
+            return 1.0;
+        }
+        self.committed as f64 / decided as f64
+    }
+}
+
+impl TxnStats {
+    /// A transaction committed after `latency`.
+    pub fn committed(&self, latency: Duration) {
+        self.committed.fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let bucket =
+            LATENCY_BUCKETS_US.iter().position(|&bound| us <= bound).unwrap_or(LATENCY_BUCKETS_US.len());
+        if let Some(counter) = self.latency_buckets.get(bucket) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// A transaction aborted.
+    pub fn aborted(&self) {
+        self.aborted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An attempt met a lock and will be tried again.
+    pub fn conflict(&self) {
+        self.conflicts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The resolver finished another coordinator's transaction.
+    pub fn resolved(&self, committed: bool) {
+        let counter = if committed { &self.resolved_committed } else { &self.resolved_aborted };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> TxnCounts {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        TxnCounts {
+            committed: load(&self.committed),
+            aborted: load(&self.aborted),
+            conflicts: load(&self.conflicts),
+            resolved_committed: load(&self.resolved_committed),
+            resolved_aborted: load(&self.resolved_aborted),
+            latency_buckets: self.latency_buckets.iter().map(load).collect(),
+            latency_sum_us: load(&self.latency_sum_us),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_success_rate_counts_decided_transactions() {
+        let stats = TxnStats::default();
+        assert_eq!(stats.counts().success_rate(), 1.0);
+        stats.committed(Duration::from_micros(700));
+        stats.committed(Duration::from_secs(5));
+        stats.aborted();
+        stats.conflict();
+        let counts = stats.counts();
+        assert!((counts.success_rate() - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(counts.latency_buckets[2], 1);
+        assert_eq!(counts.latency_buckets[LATENCY_BUCKETS_US.len()], 1);
+        assert_eq!(counts.conflicts, 1);
+    }
+}
