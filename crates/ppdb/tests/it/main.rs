@@ -3,6 +3,7 @@
 
 mod client_limits;
 mod cluster;
+mod cross_shard;
 mod differential;
 mod hostile_apply;
 mod hostile_input;

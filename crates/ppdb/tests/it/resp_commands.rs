@@ -306,17 +306,20 @@ fn multi_key_commands_across_shards() {
     expected.insert(4, None);
     assert_eq!(values, expected, "MGET keeps the request order across shards");
 
-    // MSETNX: all-or-nothing within one shard; refused across shards.
+    // MSETNX: all-or-nothing, within one shard and across shards.
     let same = keys_on_shard("nx", 3, 3);
     assert_eq!(run::<i64, _>(f.via(2), &["MSETNX", &same[0], "a", &same[1], "b"]), 1);
     assert_eq!(run::<i64, _>(f.via(3), &["MSETNX", &same[1], "x", &same[2], "c"]), 0);
     let got: Vec<Option<String>> = run(f.via(1), &["MGET", &same[0], &same[1], &same[2]]);
     assert_eq!(got, vec![Some("a".into()), Some("b".into()), None]);
     let other = keys_on_shard("nx", 5, 1);
-    let refusal = fails(f.via(3), &["MSETNX", &same[2], "c", &other[0], "d"]);
-    assert!(!refusal.is_empty(), "cross-shard MSETNX must be refused");
-    let got: Vec<Option<String>> = run(f.via(1), &["MGET", &same[2], &other[0]]);
-    assert_eq!(got, vec![None, None], "a refused MSETNX writes nothing ({refusal})");
+    assert_eq!(run::<i64, _>(f.via(3), &["MSETNX", &other[0], "d", &same[0], "x"]), 0);
+    let got: Vec<Option<String>> = run(f.via(1), &["MGET", &same[0], &other[0]]);
+    assert_eq!(got, vec![Some("a".into()), None], "an MSETNX that finds a key writes nothing");
+    assert_eq!(run::<i64, _>(f.via(3), &["MSETNX", &same[2], "c", &other[0], "d"]), 1);
+    let got: Vec<Option<String>> = run(f.via(2), &["MGET", &same[2], &other[0]]);
+    assert_eq!(got, vec![Some("c".into()), Some("d".into())]);
+    run::<i64, _>(f.via(2), &["DEL", &same[2], &other[0]]);
 
     // EXISTS counts duplicates; DEL and UNLINK count what they removed, across shards.
     assert_eq!(run::<i64, _>(f.via(1), &["EXISTS", "multi:0", "multi:0", "multi:1", "multi:absent"]), 3);
@@ -779,7 +782,7 @@ fn transactions_on_one_shard_through_any_node() {
 
 /// A transaction whose keys live in several shards is refused at EXEC and nothing applies.
 #[test]
-fn transactions_across_shards_are_refused() {
+fn transactions_across_shards_run_on_every_shard_and_whole_keyspace_ones_are_refused() {
     let mut f = Fixture::start();
     let a = keys_on_shard("xa", 2, 1).remove(0);
     let b = keys_on_shard("xb", 5, 1).remove(0);
@@ -787,14 +790,14 @@ fn transactions_across_shards_are_refused() {
     ok(c, &["MULTI"]);
     assert_eq!(run::<String, _>(c, &["SET", &a, "1"]), "QUEUED");
     assert_eq!(run::<String, _>(c, &["SET", &b, "1"]), "QUEUED");
-    let refused = fails(c, &["EXEC"]);
-    assert!(refused.starts_with("CROSSSLOT Keys in request don't hash to the same slot"), "{refused}");
-    assert!(refused.contains("shards 2, 5"), "{refused}");
-    assert_eq!((get(c, &a), get(c, &b)), (None, None));
-    // One command spanning shards, and a whole-keyspace command, are refused the same way.
+    assert_eq!(run::<Value, _>(c, &["EXEC"]), Value::Array(vec![Value::Okay, Value::Okay]));
+    assert_eq!((get(c, &a), get(c, &b)), (Some("1".into()), Some("1".into())));
+    // One command spanning shards is split by key.
     ok(c, &["MULTI"]);
-    assert_eq!(run::<String, _>(c, &["MSET", &a, "1", &b, "2"]), "QUEUED");
-    assert!(fails(c, &["EXEC"]).starts_with("CROSSSLOT"));
+    assert_eq!(run::<String, _>(c, &["MSET", &a, "2", &b, "3"]), "QUEUED");
+    assert_eq!(run::<Value, _>(c, &["EXEC"]), Value::Array(vec![Value::Okay]));
+    assert_eq!((get(c, &a), get(c, &b)), (Some("2".into()), Some("3".into())));
+    // A whole-keyspace command cannot join a transaction over several shards.
     ok(c, &["MULTI"]);
     assert_eq!(run::<String, _>(c, &["DBSIZE"]), "QUEUED");
     assert!(fails(c, &["EXEC"]).starts_with("CROSSSLOT"));

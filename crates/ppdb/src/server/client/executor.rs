@@ -99,22 +99,39 @@ impl Executor {
         }
     }
 
-    /// MGET over several shards, as of one moment: the keys' versions, their values, their
-    /// versions again, until no key changed in between (each key then held its value
-    /// throughout, and the moment between the two version reads is common to all).
+    /// MGET over several shards, as of one moment. First optimistically: the keys' versions,
+    /// their values, their versions again; if no key changed in between, each key held its
+    /// value throughout, and the moment between the two version reads is common to all. Under
+    /// writes that keep changing the keys, as a read-only cross-shard transaction: its
+    /// PREPAREs lock the keys on every shard at once, so the values are those of one moment.
     async fn mget_across(&self, keys: &[Vec<u8>]) -> Result<Reply, Error> {
         let versions = |keys| KvRead::Versions { keys };
-        let mut before = self.per_key(keys, versions).await?;
-        for attempt in 0..coordinator::ATTEMPTS_MAX {
-            let values = self.per_key(keys, |keys| KvRead::MGet { keys }).await?;
-            let after = self.per_key(keys, versions).await?;
-            if after == before {
-                return Ok(values);
-            }
-            before = after;
-            self.pause(1 << attempt.min(4)).await;
+        let before = self.per_key(keys, versions).await?;
+        let values = self.per_key(keys, |keys| KvRead::MGet { keys }).await?;
+        if self.per_key(keys, versions).await? == before {
+            return Ok(values);
         }
-        Err(Error::State("MGET: its keys kept changing on several shards; try again".into()))
+        let mut positions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, key) in keys.iter().enumerate() {
+            positions.entry(shard_of(key, self.shards)).or_default().push(i);
+        }
+        let parts = positions.iter().map(|(&shard, idx)| Part {
+            shard,
+            steps: vec![crate::kv::TxnStep::Read(KvRead::MGet {
+                keys: idx.iter().map(|&i| keys[i].clone()).collect(),
+            })],
+            watched: Vec::new(),
+        });
+        let replies = self.across_shards(parts.collect(), Vote::Always).await.map_err(txn_failure)?;
+        let mut out = vec![Reply::Nil; keys.len()];
+        for ((_, idx), part) in positions.iter().zip(replies) {
+            if let Some(Reply::Array(values)) = step_replies(part).into_iter().next() {
+                for (&i, value) in idx.iter().zip(values) {
+                    out[i] = value;
+                }
+            }
+        }
+        Ok(Reply::Array(out))
     }
 
     /// This node.
