@@ -125,6 +125,27 @@ pub fn render_status(status: &Value) -> String {
             text(&peer["messages_sent"])
         ));
     }
+    let txns = &status["transactions"];
+    if txns.is_object() {
+        out.push_str(&format!(
+            "transactions: {} committed, {} aborted, {} conflicts, {} resolved, success rate {}, {} keys locked\n",
+            text(&txns["committed"]),
+            text(&txns["aborted"]),
+            text(&txns["conflicts"]),
+            txns["resolved_committed"].as_u64().unwrap_or(0) + txns["resolved_aborted"].as_u64().unwrap_or(0),
+            text(&txns["success_rate"]),
+            text(&txns["locks_held"])
+        ));
+        for txn in list(&txns["in_flight"]) {
+            out.push_str(&format!(
+                "  in flight {} {} {} ms, shards {}\n",
+                text(&txn["id"]),
+                text(&txn["state"]),
+                text(&txn["age_ms"]),
+                text(&txn["participants"])
+            ));
+        }
+    }
     out
 }
 

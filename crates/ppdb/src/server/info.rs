@@ -92,16 +92,26 @@ impl ServerContext {
     fn info_stats(&self, out: &mut String) {
         let stats = &self.stats;
         let load = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+        let txns = self.executor.txn_stats().counts();
         let _ = write!(
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
-             evicted_keys:0\r\nevicted_clients:0\r\n\r\n",
+             evicted_keys:0\r\nevicted_clients:0\r\n\
+             ppdb_transactions_committed:{}\r\nppdb_transactions_aborted:{}\r\n\
+             ppdb_transaction_conflicts:{}\r\nppdb_transactions_resolved:{}\r\n\
+             ppdb_transaction_success_rate:{:.4}\r\nppdb_transaction_locks_held:{}\r\n\r\n",
             load(&stats.connections_total),
             load(&stats.commands),
             load(&stats.net_input_bytes),
             load(&stats.net_output_bytes),
             load(&stats.connections_refused),
+            txns.committed,
+            txns.aborted,
+            txns.conflicts,
+            txns.resolved_committed + txns.resolved_aborted,
+            txns.success_rate(),
+            crate::txn::locks_held(),
         );
     }
 

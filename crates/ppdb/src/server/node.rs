@@ -65,6 +65,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         storage: Arc::clone(&node.storage),
         membership: node.membership.clone(),
         memory: Arc::clone(&memory),
+        txns: executor.txn_stats_shared(),
     };
     let limits = RespLimits::default();
     let settings = ServerSettings {

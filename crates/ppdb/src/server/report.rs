@@ -8,6 +8,8 @@ use crate::node::raft_storage::RaftStorage;
 use crate::node::MembershipService;
 use crate::node::{NodeHandle, PeerState};
 use crate::transport::{LinkState, Transport};
+use crate::txn::stats::LATENCY_BUCKETS_US;
+use crate::txn::{locks_held, TxnStats};
 use ppdb_raft::{NodeId, PeerRole};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -35,6 +37,8 @@ pub struct NodeReport {
     pub membership: MembershipService<KvShard>,
     /// The memory limit (`maxmemory`).
     pub memory: Arc<MemoryLimit>,
+    /// The cross-shard transactions this node coordinates and resolves.
+    pub txns: Arc<TxnStats>,
 }
 
 /// The /status document.
@@ -52,6 +56,76 @@ pub struct StatusDoc {
     pub wal: WalDoc,
     /// Memory used and its limit.
     pub memory: MemoryDoc,
+    /// Cross-shard transactions.
+    pub transactions: TransactionsDoc,
+}
+
+/// Cross-shard transactions: what this node coordinated and resolved, and the locks its
+/// replicas hold.
+#[derive(Debug, Serialize)]
+pub struct TransactionsDoc {
+    /// Committed by this node's coordinator.
+    pub committed: u64,
+    /// Aborted (a changed watched key, a refusal, or conflicts through every retry).
+    pub aborted: u64,
+    /// Attempts refused by another transaction's lock and retried.
+    pub conflicts: u64,
+    /// Transactions of lost or slow coordinators this node's resolver committed.
+    pub resolved_committed: u64,
+    /// ... or aborted.
+    pub resolved_aborted: u64,
+    /// Committed out of decided (the seed's transaction success rate; 1 with none).
+    pub success_rate: f64,
+    /// Commit latency histogram: `[upper bound in µs (0: unbounded), count]`.
+    pub latency_buckets_us: Vec<(u64, u64)>,
+    /// Sum of commit latencies, µs.
+    pub latency_sum_us: u64,
+    /// Keys locked on this node's replicas now (prepared, not yet committed or aborted).
+    pub locks_held: u64,
+    /// Transactions this node is coordinating now.
+    pub in_flight: Vec<InFlightDoc>,
+}
+
+/// A transaction in flight.
+#[derive(Debug, Serialize)]
+pub struct InFlightDoc {
+    /// Its id (hex).
+    pub id: String,
+    /// Its state (the seed's names).
+    pub state: &'static str,
+    /// Milliseconds since it began.
+    pub age_ms: u64,
+    /// Its shards, primary first.
+    pub participants: Vec<u64>,
+}
+
+impl TransactionsDoc {
+    /// The document of `stats` now.
+    pub fn now(stats: &TxnStats) -> TransactionsDoc {
+        let counts = stats.counts();
+        let bounds = LATENCY_BUCKETS_US.iter().copied().chain([0]);
+        TransactionsDoc {
+            committed: counts.committed,
+            aborted: counts.aborted,
+            conflicts: counts.conflicts,
+            resolved_committed: counts.resolved_committed,
+            resolved_aborted: counts.resolved_aborted,
+            success_rate: counts.success_rate(),
+            latency_buckets_us: bounds.zip(counts.latency_buckets.iter().copied()).collect(),
+            latency_sum_us: counts.latency_sum_us,
+            locks_held: locks_held(),
+            in_flight: stats
+                .in_flight()
+                .into_iter()
+                .map(|txn| InFlightDoc {
+                    id: txn.id.to_string(),
+                    state: txn.state.as_str(),
+                    age_ms: u64::try_from(txn.age.as_millis()).unwrap_or(u64::MAX),
+                    participants: txn.participants,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Memory used and its limit, as INFO's memory section has them.
@@ -289,6 +363,7 @@ impl NodeReport {
                 bytes_written: wal.bytes_written,
             },
             memory: MemoryDoc::now(&self.memory),
+            transactions: TransactionsDoc::now(&self.txns),
         })
     }
 }
@@ -398,7 +473,42 @@ pub fn prometheus(doc: &StatusDoc) -> String {
     for (name, help, value) in memory {
         let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{node}\"}} {value}\n");
     }
+    transactions_metrics(&mut out, node, &doc.transactions);
     out
+}
+
+/// The cross-shard transaction metrics: outcomes, success rate, commit latency, locks.
+fn transactions_metrics(out: &mut String, node: u64, txns: &TransactionsDoc) {
+    let name = "ppdb_transactions_total";
+    let _ = write!(out, "# HELP {name} Cross-shard transactions by outcome.\n# TYPE {name} counter\n");
+    for (outcome, count) in [
+        ("committed", txns.committed),
+        ("aborted", txns.aborted),
+        ("conflict", txns.conflicts),
+        ("resolved_committed", txns.resolved_committed),
+        ("resolved_aborted", txns.resolved_aborted),
+    ] {
+        let _ = writeln!(out, "{name}{{node=\"{node}\",outcome=\"{outcome}\"}} {count}");
+    }
+    let _ = write!(
+        out,
+        "# HELP ppdb_transaction_success_rate Committed out of decided cross-shard transactions.\n\
+         # TYPE ppdb_transaction_success_rate gauge\nppdb_transaction_success_rate{{node=\"{node}\"}} {}\n\
+         # HELP ppdb_transaction_locks_held Keys locked by prepared transactions on this node's replicas.\n\
+         # TYPE ppdb_transaction_locks_held gauge\nppdb_transaction_locks_held{{node=\"{node}\"}} {}\n",
+        txns.success_rate, txns.locks_held
+    );
+    let name = "ppdb_transaction_commit_seconds";
+    let _ =
+        write!(out, "# HELP {name} Commit latency of cross-shard transactions.\n# TYPE {name} histogram\n");
+    let mut cumulative = 0;
+    for &(bound_us, count) in &txns.latency_buckets_us {
+        cumulative += count;
+        let le = if bound_us == 0 { "+Inf".to_string() } else { format!("{}", bound_us as f64 / 1e6) };
+        let _ = writeln!(out, "{name}_bucket{{node=\"{node}\",le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{node=\"{node}\"}} {}", txns.latency_sum_us as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count{{node=\"{node}\"}} {cumulative}");
 }
 
 #[cfg(test)]
@@ -460,6 +570,7 @@ mod tests {
                 maxmemory_bytes: 4096,
                 maxmemory_policy: "noeviction",
             },
+            transactions: TransactionsDoc::now(&TxnStats::default()),
         };
         let text = prometheus(&doc);
         for line in [
@@ -467,6 +578,9 @@ mod tests {
             "ppdb_member_state{node=\"1\",member=\"2\",state=\"LEAVING\"} 1",
             "ppdb_raft_is_leader{node=\"1\",shard=\"3\"} 1",
             "ppdb_raft_term{node=\"1\",shard=\"3\"} 4",
+            "ppdb_transactions_total{node=\"1\",outcome=\"committed\"} 0",
+            "ppdb_transaction_success_rate{node=\"1\"} 1",
+            "ppdb_transaction_commit_seconds_bucket{node=\"1\",le=\"+Inf\"} 0",
             "ppdb_elections_started_total{node=\"1\",shard=\"3\"} 2",
             "ppdb_elections_won_total{node=\"1\",shard=\"3\"} 1",
             "ppdb_replication_lag_entries{node=\"1\",shard=\"3\",follower=\"2\"} 3",

@@ -26,7 +26,7 @@ use super::script::ScriptEngine;
 use crate::kv::{KvRead, KvStore, KvWrite, Reply, WriteOp};
 use crate::node::state_machine::SnapshotJob;
 use crate::node::StateMachine;
-use crate::txn::{Participant, TxnEntry};
+use crate::txn::{LockGauge, Participant, TxnEntry};
 use ppdb_raft::LogIndex;
 use std::io::Read;
 
@@ -43,6 +43,8 @@ pub struct KvShard {
     scripts: ScriptEngine,
     /// Cross-shard transactions prepared here, their locks, and remembered outcomes.
     participant: Participant,
+    /// The shard's part of the node's locked keys.
+    locks: LockGauge,
 }
 
 /// First bytes of a snapshot whose shard had cross-shard transactions in flight or
@@ -65,6 +67,7 @@ impl KvShard {
         let absent = waiters::absent_watched_keys(&written, |key| self.exists(key));
         let reply = self.participant.apply(&mut self.store, index.0, now_ms, &entry);
         self.memory.publish(self.store.data_bytes());
+        self.locks.publish(self.participant.locked_keys() as u64);
         waiters::applied(&written, &reply, &absent, |key| self.exists(key));
         Ok(reply)
     }
@@ -183,7 +186,9 @@ impl StateMachine for KvShard {
         let mut memory = ShardMemory::default();
         memory.publish(store.data_bytes());
         waiters::restored();
-        Ok(KvShard { store, memory, scripts: ScriptEngine::default(), participant })
+        let mut locks = LockGauge::default();
+        locks.publish(participant.locked_keys() as u64);
+        Ok(KvShard { store, memory, scripts: ScriptEngine::default(), participant, locks })
     }
 
     fn housekeeping(&self, now_ms: u64) -> Option<Vec<u8>> {

@@ -7,6 +7,8 @@ use crate::error::Error;
 use crate::kv::{KvRead, Reply};
 
 use super::entry::TxnEntry;
+use super::id::TxnId;
+use super::state::Outcome;
 
 /// Sends transaction entries and reads to shards' leaders.
 pub trait ShardClient: Send + Sync {
@@ -22,4 +24,10 @@ pub trait ShardClient: Send + Sync {
 
     /// Waits `ms` milliseconds (a backoff; simulated time in the simulator).
     fn pause(&self, ms: u64) -> BoxFuture<'_, ()>;
+
+    /// Sends the COMMITs (or ABORTs) of a decided transaction without its client waiting for
+    /// them, if this client can run work in the background; false if the caller must.
+    fn finish_later(&self, _id: TxnId, _participants: Vec<u64>, _outcome: Outcome) -> bool {
+        false
+    }
 }

@@ -162,6 +162,17 @@ impl<'c, C: ShardClient + ?Sized> Coordinator<'c, C> {
         }
     }
 
+    /// Applies the committed transaction everywhere, in the background if the client can
+    /// ([`ShardClient::finish_later`]): the transaction is already committed, and the locks
+    /// keep everyone else from seeing it half applied meanwhile.
+    pub async fn commit_in_background(&mut self) {
+        if self.client.finish_later(self.id, self.participants.clone(), Outcome::Committed) {
+            self.become_(TxnState::Committing);
+            return;
+        }
+        self.commit().await;
+    }
+
     /// Applies the committed transaction everywhere. A participant that misses its COMMIT is
     /// finished by a resolver, so this waits for the sends but not for their success.
     pub async fn commit(&mut self) {
@@ -198,10 +209,13 @@ pub async fn run<C: ShardClient + ?Sized>(
     let mut attempt = 0;
     loop {
         let mut coordinator = Coordinator::begin(client, ids.next(), participants.clone(), started_ms);
+        let id = coordinator.id();
+        stats.track(id, TxnState::Preparing, &participants);
         let result = coordinator.prepare(parts.clone(), vote).await;
+        stats.untrack(id);
         match result {
             Ok(replies) => {
-                coordinator.commit().await;
+                coordinator.commit_in_background().await;
                 stats.committed(began.elapsed());
                 return Ok(replies);
             }

@@ -38,4 +38,4 @@ pub use entry::{Prepare, TxnEntry, Vote};
 pub use id::{TxnId, TxnIds};
 pub use participant::Participant;
 pub use state::{Outcome, TxnState};
-pub use stats::{TxnCounts, TxnStats};
+pub use stats::{locks_held, InFlight, LockGauge, TxnCounts, TxnStats};

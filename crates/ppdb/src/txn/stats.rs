@@ -1,8 +1,59 @@
 //! The transaction counters a node exports (/metrics, INFO): outcomes, the success rate the
 //! seed asks for, commit latency.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::id::TxnId;
+use super::state::TxnState;
+
+/// Keys locked by cross-shard transactions on every shard replica of this process.
+static LOCKS_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Keys locked on this process's replicas now.
+pub fn locks_held() -> u64 {
+    LOCKS_HELD.load(Ordering::Relaxed)
+}
+
+/// A replica's part of [`locks_held`]: [`LockGauge::publish`] keeps it equal to the replica's
+/// locked keys, and dropping it (the replica replaced by a snapshot, or removed) takes it back.
+#[derive(Debug, Default)]
+pub struct LockGauge {
+    published: u64,
+}
+
+impl LockGauge {
+    /// Makes the replica's part `locked`.
+    pub fn publish(&mut self, locked: u64) {
+        if locked > self.published {
+            LOCKS_HELD.fetch_add(locked - self.published, Ordering::Relaxed);
+        } else {
+            LOCKS_HELD.fetch_sub(self.published - locked, Ordering::Relaxed);
+        }
+        self.published = locked;
+    }
+}
+
+impl Drop for LockGauge {
+    fn drop(&mut self) {
+        self.publish(0);
+    }
+}
+
+/// A transaction this node is coordinating, as `/status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlight {
+    /// Its id.
+    pub id: TxnId,
+    /// Where it stands.
+    pub state: TxnState,
+    /// How long ago it began.
+    pub age: Duration,
+    /// Its shards, primary first.
+    pub participants: Vec<u64>,
+}
 
 /// Upper bounds of the commit latency histogram's buckets, in microseconds.
 pub const LATENCY_BUCKETS_US: [u64; 10] =
@@ -18,6 +69,7 @@ pub struct TxnStats {
     resolved_aborted: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
+    in_flight: Mutex<BTreeMap<TxnId, (TxnState, Instant, Vec<u64>)>>,
 }
 
 /// A copy of the counters.
@@ -78,6 +130,32 @@ impl TxnStats {
     pub fn resolved(&self, committed: bool) {
         let counter = if committed { &self.resolved_committed } else { &self.resolved_aborted };
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that the transaction `id` is in `state` (the first call records its start).
+    pub fn track(&self, id: TxnId, state: TxnState, participants: &[u64]) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = in_flight.entry(id).or_insert_with(|| (state, Instant::now(), participants.to_vec()));
+        entry.0 = state;
+    }
+
+    /// Forgets the transaction `id`: it ended, as far as its client is concerned.
+    pub fn untrack(&self, id: TxnId) {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+
+    /// The transactions in flight, oldest id first.
+    pub fn in_flight(&self) -> Vec<InFlight> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        in_flight
+            .iter()
+            .map(|(&id, (state, began, participants))| InFlight {
+                id,
+                state: *state,
+                age: began.elapsed(),
+                participants: participants.clone(),
+            })
+            .collect()
     }
 
     /// The counters now.

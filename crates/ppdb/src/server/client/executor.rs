@@ -20,7 +20,7 @@ use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
 use crate::txn::coordinator::{self, Part, TxnError};
-use crate::txn::{resolver, ShardClient, TxnEntry, TxnIds, TxnStats, Vote};
+use crate::txn::{resolver, Outcome, ShardClient, TxnEntry, TxnId, TxnIds, TxnStats, Vote};
 use futures::future::BoxFuture;
 use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
@@ -78,6 +78,11 @@ impl Executor {
     /// The counters of the cross-shard transactions this node coordinated or resolved.
     pub fn txn_stats(&self) -> &TxnStats {
         &self.txn_stats
+    }
+
+    /// The same counters, shared (for the status report).
+    pub fn txn_stats_shared(&self) -> Arc<TxnStats> {
+        Arc::clone(&self.txn_stats)
     }
 
     /// Runs `parts` (one per shard) as one cross-shard transaction; each part's replies.
@@ -586,6 +591,16 @@ impl ShardClient for Executor {
 
     fn pause(&self, ms: u64) -> BoxFuture<'_, ()> {
         Box::pin(tokio::time::sleep(Duration::from_millis(ms)))
+    }
+
+    fn finish_later(&self, id: TxnId, participants: Vec<u64>, outcome: Outcome) -> bool {
+        let executor = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = resolver::finish(&executor, id, &participants, outcome).await {
+                tracing::debug!(txn = %id, error = %e, "a participant missed its commit; the resolver will finish it");
+            }
+        });
+        true
     }
 }
 
