@@ -69,8 +69,11 @@ pub struct TxnStats {
     resolved_aborted: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_US.len() + 1],
     latency_sum_us: AtomicU64,
-    in_flight: Mutex<BTreeMap<TxnId, (TxnState, Instant, Vec<u64>)>>,
+    in_flight: Mutex<BTreeMap<TxnId, Tracked>>,
 }
+
+/// A transaction in flight as [`TxnStats`] keeps it: its state, start and shards.
+type Tracked = (TxnState, Instant, Vec<u64>);
 
 /// A copy of the counters.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
