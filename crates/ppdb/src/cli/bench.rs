@@ -29,6 +29,10 @@ const VALUE_BYTES_MAX: u32 = 1 << 20;
 const REPLY_BYTES_MAX: usize = 4 << 20;
 /// Longest RESP reply header line (`$123\r\n`, `-ERR ...\r\n`).
 const REPLY_LINE_BYTES_MAX: usize = 4096;
+/// Most elements of an array reply (MGET, EXEC of the two-key workloads).
+const REPLY_ELEMENTS_MAX: i64 = 1024;
+/// How deeply array replies nest.
+const REPLY_DEPTH_MAX: u32 = 4;
 /// Highest latency the histogram records; slower requests are clamped to it.
 const LATENCY_US_MAX: u64 = 60_000_000;
 /// Pause before reconnecting after a connection failed, so a dead endpoint is not spun on.
@@ -62,8 +66,9 @@ pub struct BenchArgs {
     pub write_percent: u8,
     /// The data type the writes and reads use (resp:// targets only): `set` (SET / GET),
     /// `hset` (HSET key field value / HGET), `lpush` (LPUSH key value / LINDEX key 0), `sadd`
-    /// (SADD key member / SISMEMBER), `zadd` (ZADD key score member / ZSCORE) or `eval` (EVAL
-    /// of a script doing INCR key and EXPIRE key 100 / GET). Fields,
+    /// (SADD key member / SISMEMBER), `zadd` (ZADD key score member / ZSCORE), `eval` (EVAL
+    /// of a script doing INCR key and EXPIRE key 100 / GET), `mset2` (MSET of the key and a
+    /// twin key / MGET of both) or `multi2` (MULTI, INCR of both, EXEC / MGET). Fields,
     /// members and scores are drawn from a million, so collections grow as Redis's own
     /// benchmark makes them grow.
     #[arg(long, value_enum, default_value_t = TypeWorkload::Set)]
@@ -98,6 +103,12 @@ pub enum TypeWorkload {
     Zadd,
     /// EVAL of a small script (INCR of the key, then EXPIRE 100) and GET.
     Eval,
+    /// MSET of two keys (the drawn key and its `:2` twin, in different shards of a cluster
+    /// with several) and MGET of both.
+    Mset2,
+    /// A transaction of two keys (MULTI, INCR of the key and of its `:2` twin, EXEC) and MGET
+    /// of both.
+    Multi2,
 }
 
 /// The script of the `eval` workload: one INCR and one EXPIRE, as a rate limiter's.
@@ -117,10 +128,34 @@ impl TypeWorkload {
             TypeWorkload::Sadd => "set",
             TypeWorkload::Zadd => "zset",
             TypeWorkload::Eval => "eval",
+            TypeWorkload::Mset2 => "mset2",
+            TypeWorkload::Multi2 => "multi2",
         }
     }
 
-    /// The request for `key`: a write of `value` (or of element `element`), or its read.
+    /// The commands of the request for `key` (sent together, each answered in turn): a write
+    /// of `value` (or of element `element`), or its read. `twin` is the second key of the
+    /// two-key workloads.
+    fn commands<'a>(
+        self,
+        key: &'a [u8],
+        twin: &'a [u8],
+        write: bool,
+        value: &'a [u8],
+        element: &'a [u8],
+        score: &'a [u8],
+    ) -> Vec<Vec<&'a [u8]>> {
+        match (self, write) {
+            (TypeWorkload::Mset2, true) => vec![vec![b"MSET", key, value, twin, value]],
+            (TypeWorkload::Multi2, true) => {
+                vec![vec![b"MULTI"], vec![b"INCR", key], vec![b"INCR", twin], vec![b"EXEC"]]
+            }
+            (TypeWorkload::Mset2 | TypeWorkload::Multi2, false) => vec![vec![b"MGET", key, twin]],
+            _ => vec![self.args(key, write, value, element, score)],
+        }
+    }
+
+    /// The one command of the request for `key` of a one-key workload.
     fn args<'a>(
         self,
         key: &'a [u8],
@@ -142,6 +177,7 @@ impl TypeWorkload {
             (TypeWorkload::Zadd, false) => vec![b"ZSCORE", key, element],
             (TypeWorkload::Eval, true) => vec![b"EVAL", EVAL_SCRIPT, b"1", key],
             (TypeWorkload::Eval, false) => vec![b"GET", key],
+            (TypeWorkload::Mset2 | TypeWorkload::Multi2, _) => vec![b"MGET", key],
         }
     }
 }
@@ -455,30 +491,43 @@ impl RespConnection {
         let io = |e: std::io::Error| RequestError::Io(e.kind().to_string());
         let element = format!("element:{}", request.element);
         let score = request.element.to_string();
-        let args = request.command.args(
+        let mut twin = request.key.to_vec();
+        twin.extend_from_slice(b":2");
+        let commands = request.command.commands(
             request.key,
+            &twin,
             request.write,
             request.value,
             element.as_bytes(),
             score.as_bytes(),
         );
         let mut header = itoa::Buffer::new();
-        self.stream.write_all(b"*").await.map_err(io)?;
-        self.stream.write_all(header.format(args.len()).as_bytes()).await.map_err(io)?;
-        self.stream.write_all(b"\r\n").await.map_err(io)?;
-        for arg in args {
-            self.stream.write_all(b"$").await.map_err(io)?;
-            self.stream.write_all(header.format(arg.len()).as_bytes()).await.map_err(io)?;
+        for args in &commands {
+            self.stream.write_all(b"*").await.map_err(io)?;
+            self.stream.write_all(header.format(args.len()).as_bytes()).await.map_err(io)?;
             self.stream.write_all(b"\r\n").await.map_err(io)?;
-            self.stream.write_all(arg).await.map_err(io)?;
-            self.stream.write_all(b"\r\n").await.map_err(io)?;
+            for arg in args {
+                self.stream.write_all(b"$").await.map_err(io)?;
+                self.stream.write_all(header.format(arg.len()).as_bytes()).await.map_err(io)?;
+                self.stream.write_all(b"\r\n").await.map_err(io)?;
+                self.stream.write_all(arg).await.map_err(io)?;
+                self.stream.write_all(b"\r\n").await.map_err(io)?;
+            }
         }
         self.stream.flush().await.map_err(io)?;
-        self.read_reply().await
+        let mut result = Ok(());
+        for _ in &commands {
+            let reply = self.read_reply(0).await;
+            if result.is_ok() {
+                result = reply;
+            }
+        }
+        result
     }
 
-    /// Reads one reply: a simple string, integer, null, bulk string, or an error.
-    async fn read_reply(&mut self) -> Result<(), RequestError> {
+    /// Reads one reply: a simple string, integer, null, bulk string, error, or an array of
+    /// them (nested at most [`REPLY_DEPTH_MAX`] deep).
+    async fn read_reply(&mut self, depth: u32) -> Result<(), RequestError> {
         let io = |e: std::io::Error| RequestError::Io(e.kind().to_string());
         self.line.clear();
         let read = (&mut self.stream)
@@ -494,6 +543,27 @@ impl RespConnection {
         };
         match body.first() {
             Some(b'+' | b':' | b'_') => Ok(()),
+            Some(b'*') if depth < REPLY_DEPTH_MAX => {
+                let len: i64 = std::str::from_utf8(&body[1..])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| RequestError::Protocol("bad array length".to_string()))?;
+                if len > REPLY_ELEMENTS_MAX {
+                    return Err(RequestError::Protocol(format!(
+                        "array of over {REPLY_ELEMENTS_MAX} elements"
+                    )));
+                }
+                let mut result = Ok(());
+                for _ in 0..len.max(0) {
+                    let element = Box::pin(self.read_reply(depth + 1)).await;
+                    match element {
+                        Err(RequestError::Reply(_)) if result.is_ok() => result = element,
+                        Err(e @ (RequestError::Io(_) | RequestError::Protocol(_))) => return Err(e),
+                        _ => {}
+                    }
+                }
+                result
+            }
             Some(b'-') => {
                 let code = body[1..].split(|b| *b == b' ').next().unwrap_or_default();
                 Err(RequestError::Reply(String::from_utf8_lossy(code).into_owned()))
