@@ -17,7 +17,7 @@
 //! back with [`McOutcome::from_reply`] and [`McItem::from_reply`].
 
 use super::codec::{put_bytes, put_varint, KvDecodeError, Reader};
-use super::command::{key, value};
+use super::entry::{key, value};
 use super::reply::{KvError, Reply};
 use super::state_machine::{KvStore, Value};
 use std::sync::Arc;

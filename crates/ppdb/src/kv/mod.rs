@@ -19,11 +19,13 @@
 
 mod codec;
 pub mod command;
+pub mod entry;
 pub mod glob;
 #[cfg(test)]
 mod hostile_tests;
 pub mod introspect;
 pub mod memcached;
+pub mod multi;
 pub mod numeric;
 mod read;
 pub mod reply;
@@ -34,7 +36,6 @@ pub mod state_machine;
 mod table;
 #[cfg(test)]
 mod tests;
-pub mod txn;
 pub mod types;
 
 pub use codec::KvDecodeError;
@@ -42,9 +43,10 @@ pub use command::{
     ExpireCondition, ExpireTime, GetExTtl, KvRead, KvWrite, SetCondition, SetTtl, WriteOp, BATCH_KEYS_MAX,
     KEY_BYTES_MAX, VALUE_BYTES_MAX,
 };
+pub use command::{TxnStep, WatchedKey};
+pub use multi::{TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};
 pub use reply::{KvError, LockHolder, Reply};
 pub use script::{ScriptCall, SCRIPT_ARGS_MAX, SCRIPT_BODY_BYTES_MAX};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
-pub use txn::{TxnStep, WatchedKey, TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};
 pub use types::{CollectionRead, CollectionWrite, Data};

@@ -92,7 +92,7 @@ pub enum KvError {
     /// OBJECT FREQ without an LFU eviction policy (PPDB has none).
     LfuNotSelected,
     /// A MULTI/EXEC step whose reply would take the transaction's replies past
-    /// [`super::txn::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
+    /// [`super::multi::TXN_REPLY_BYTES_MAX`] (a write step still took effect).
     TxnReplyTooLarge,
     /// LSET of an index the list does not have.
     IndexOutOfRange,

@@ -19,12 +19,12 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::command::TxnStep;
 use super::command::{ExpireCondition, GetExTtl, KvWrite, SetCondition, SetTtl, WriteOp, VALUE_BYTES_MAX};
 use super::numeric::{format_f64, parse_f64, parse_i64};
 use super::reply::{KvError, Reply};
 use super::scan::scan_hash;
 use super::table::KeyTable;
-use super::txn::{TxnStep, WatchedKey, TXN_REPLY_BYTES_MAX};
 use super::types::Data;
 
 /// A stored value: its contents, an optional absolute expiry, its version and memcached's
@@ -174,7 +174,7 @@ impl KvStore {
     }
 
     /// Applies one operation at the entry's time `now`.
-    fn apply_op(&mut self, op: &WriteOp, now: u64) -> Reply {
+    pub(super) fn apply_op(&mut self, op: &WriteOp, now: u64) -> Reply {
         // Lazy expiry first, as Redis's lookupKeyWrite does: a write never sees an expired key.
         // A transaction's steps each do it for themselves. When no key at all is expired (the
         // earliest expiry is still ahead), there is nothing to look up.
@@ -258,37 +258,6 @@ impl KvStore {
                 Reply::ErrorText("ERR scripts are run by the shard, not the key space".into())
             }
         }
-    }
-
-    /// MULTI/EXEC: every step in order, each seeing the ones before; one reply per step. An
-    /// error reply of one step leaves the state as it was and the other steps still apply.
-    /// The replies together stay within [`TXN_REPLY_BYTES_MAX`] (see [`super::txn`]).
-    /// Whether every watched key still has the version the client saw: a key written since,
-    /// deleted, created or expired (Redis 7 counts expiry as a change) breaks the watch.
-    fn watch_holds(&self, watched: &[WatchedKey], now: u64) -> bool {
-        watched.iter().all(|watched| self.live_version(&watched.key, now) == watched.version)
-    }
-
-    fn apply_transaction(&mut self, steps: &[TxnStep], now: u64) -> Reply {
-        self.apply_steps(steps, now, TXN_REPLY_BYTES_MAX)
-    }
-
-    /// The steps of a transaction, their replies holding at most `reply_bytes_max` bytes.
-    pub(super) fn apply_steps(&mut self, steps: &[TxnStep], now: u64, reply_bytes_max: u64) -> Reply {
-        let mut replies = Vec::with_capacity(steps.len());
-        let mut reply_bytes = 0u64;
-        for step in steps {
-            let room = reply_bytes_max.saturating_sub(reply_bytes);
-            let reply = match step {
-                TxnStep::Write(op) => Some(self.apply_op(op, now)),
-                TxnStep::Read(read) => self.read_within(read, now, room),
-            }
-            .filter(|reply| reply.bytes() <= room)
-            .unwrap_or(Reply::Error(KvError::TxnReplyTooLarge));
-            reply_bytes = reply_bytes.saturating_add(reply.bytes());
-            replies.push(reply);
-        }
-        Reply::Array(replies)
     }
 
     /// Up to `limit` keys expired at `now_ms`, earliest expiry first, for the leader to propose

@@ -3,7 +3,7 @@
 //! missing key still answers an empty page, another type still WRONGTYPE).
 
 use crate::kv::codec::{put_bytes, put_option, put_varint, KvDecodeError, Reader};
-use crate::kv::command::{key, value};
+use crate::kv::entry::{key, value};
 use crate::kv::reply::KvError;
 
 /// One page of a collection's elements, with valid options.

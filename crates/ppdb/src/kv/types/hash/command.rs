@@ -23,7 +23,8 @@
 //! | read ScanRefused     | 11  | key, error:u8 (its wire tag)                                |
 
 use crate::kv::codec::{put_bytes, put_list, put_signed, put_varint, KvDecodeError, Reader};
-use crate::kv::command::{key, keys, pairs, value, KeyValuePairs};
+use crate::kv::command::KeyValuePairs;
+use crate::kv::entry::{key, keys, pairs, value};
 use crate::kv::types::{ScanQuery, ScanRefusal};
 
 /// A hash command that changes the key space.

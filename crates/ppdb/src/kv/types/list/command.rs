@@ -21,7 +21,8 @@
 use std::ops::RangeInclusive;
 
 use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
-use crate::kv::command::{key, value, BATCH_KEYS_MAX};
+use crate::kv::command::BATCH_KEYS_MAX;
+use crate::kv::entry::{key, value};
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
 

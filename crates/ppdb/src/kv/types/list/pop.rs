@@ -11,7 +11,7 @@
 //! as a flag byte then a varint.
 
 use crate::kv::codec::{put_bytes, put_varint, KvDecodeError, Reader};
-use crate::kv::command::{key, keys};
+use crate::kv::entry::{key, keys};
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
 

@@ -26,7 +26,7 @@
 //! | SSCAN refused | read 8 | key, error |
 
 use crate::kv::codec::{put_bytes, put_list, put_option, put_signed, put_varint, KvDecodeError, Reader};
-use crate::kv::command::{key, keys, value};
+use crate::kv::entry::{key, keys, value};
 use crate::kv::reply::{KvError, Reply};
 use crate::kv::state_machine::KvStore;
 use crate::kv::types::{Collection, ScanQuery, ScanRefusal};

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 
 use crate::kv::codec::{put_varint, KvDecodeError, Reader};
-use crate::kv::command::{keys, BATCH_KEYS_MAX};
+use crate::kv::command::BATCH_KEYS_MAX;
+use crate::kv::entry::keys;
 use crate::kv::reply::KvError;
 use crate::kv::state_machine::KvStore;
 use crate::kv::types::{Data, SetValue};

@@ -17,7 +17,8 @@
 //! A range is `kind:u8` (0 rank: two signed varints; 1 score: two bounds; 2 lex: two bounds).
 
 use crate::kv::codec::{put_bytes, put_signed, put_varint, KvDecodeError, Reader};
-use crate::kv::command::{key, keys, value, BATCH_KEYS_MAX};
+use crate::kv::command::BATCH_KEYS_MAX;
+use crate::kv::entry::{key, keys, value};
 use crate::kv::types::{ScanQuery, ScanRefusal};
 
 use super::algebra::Combine;

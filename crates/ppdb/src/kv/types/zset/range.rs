@@ -13,7 +13,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::kv::codec::{put_bytes, KvDecodeError, Reader};
-use crate::kv::command::value;
+use crate::kv::entry::value;
 
 use super::{Score, SortedSetValue};
 
