@@ -24,40 +24,10 @@ VALUE_BYTES=${VALUE_BYTES:-100}
 KEYS=${KEYS:-100000}
 COMMANDS=(set hset lpush sadd zadd)
 
-log() { echo "[bench] $*" >&2; }
-
-log "building ppdb (release)"
-cargo build --release -p ppdb --bin ppdb >&2
-PPDB="$(cd "${CARGO_TARGET_DIR:-target}/release" && pwd)/ppdb"
+WORK_NAME=ppdb-bench-types
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 command -v redis-server >/dev/null || { apt-get update >&2 && apt-get install -y redis-server >&2; }
-
-WORK=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}" ppdb-bench-types.XXXXXX)
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [ "${KEEP_DIR:-0}" = 1 ]; then log "data and logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() { # a free TCP port at or above $1 whose next three ports (and +100, +200) are free too
-    local base=$1 used offset ok
-    used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -un)
-    while [ "$base" -lt 60000 ]; do
-        ok=1
-        for offset in 0 1 2 3 101 102 103 201 202 203; do
-            if grep -qx "$((base + offset))" <<<"$used"; then ok=0; break; fi
-        done
-        if [ "$ok" = 1 ]; then echo "$base"; return; fi
-        base=$((base + 1000))
-    done
-    log "no free ports"; exit 1
-}
 
 REDIS_PORT=$(free_port 26000)
 mkdir -p "$WORK/redis"
@@ -71,16 +41,6 @@ PPDB_TARGET=""
 for i in 1 2 3; do PPDB_TARGET+="${PPDB_TARGET:+,}resp://127.0.0.1:$((PPDB_BASE + i))"; done
 REDIS_TARGET="resp://127.0.0.1:$REDIS_PORT"
 
-wait_ready() { # wait_ready NAME TARGET
-    local deadline=$((SECONDS + 60)) out
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        out=$(timeout 10 "$PPDB" bench --target "$2" --clients 3 --requests 30 --warmup-secs 0 \
-            --write-percent 100 --request-timeout-ms 2000 --json 2>/dev/null || true)
-        if grep -q '"errors":0,' <<<"$out" && grep -q '"ops":30,' <<<"$out"; then log "$1 is ready"; return; fi
-        sleep 0.5
-    done
-    log "$1 did not become ready; logs in $WORK"; KEEP_DIR=1; exit 1
-}
 wait_ready redis "$REDIS_TARGET"
 wait_ready ppdb "$PPDB_TARGET"
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ppdb::kv::command::{KvRead, KvWrite, WriteOp};
 use ppdb::kv::scan::scan_hash;
-use ppdb::kv::txn::TxnStep;
+use ppdb::kv::TxnStep;
 use ppdb::kv::types::{HashRead, HashWrite};
 use ppdb::kv::{CollectionRead, CollectionWrite, KvStore};
 use ppdb::node::raft_storage::encode_meta;

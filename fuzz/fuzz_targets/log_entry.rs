@@ -1,6 +1,8 @@
-//! The log-entry codecs: a shard's writes and forwarded reads (`kv/command.rs`, `kv/txn.rs`
-//! over the varint primitives of `kv/codec.rs`) and the Raft types (`codec/raft.rs`: entries,
-//! hard state, snapshot metadata, messages), as they come back from the WAL or a peer.
+//! The log-entry codecs: a shard's writes and forwarded reads (`kv/entry.rs` over the varint
+//! primitives of `kv/codec.rs`), the cross-shard transaction entries and a snapshot's
+//! transaction section (`txn/entry.rs`, `txn/participant.rs`) and the Raft types
+//! (`codec/raft.rs`: entries, hard state, snapshot metadata, messages), as they come back from
+//! the WAL or a peer.
 //!
 //! Input: a selector byte (which decoder), then the bytes.
 //!
@@ -18,6 +20,7 @@ use ppdb::codec::{
     encode_hard_state, encode_message, encode_snapshot_meta, DecodeError, Decoder, Encoder,
 };
 use ppdb::kv::{KvRead, KvWrite};
+use ppdb::txn::{Participant, TxnEntry};
 
 /// Decodes the whole of `bytes` with `decode`, as the WAL and the transport do.
 fn decode_all<T>(bytes: &[u8], decode: fn(&mut Decoder<'_>) -> Result<T, DecodeError>) -> Option<T> {
@@ -82,6 +85,24 @@ fn check_kv_read(bytes: &[u8]) {
     assert_eq!(again, read, "a re-encoded read decodes differently");
 }
 
+fn check_txn_entry(bytes: &[u8]) {
+    let Ok((now_ms, entry)) = TxnEntry::decode(bytes) else { return };
+    let mut encoded = entry.encode();
+    assert!(TxnEntry::stamp(&mut encoded, now_ms), "a transaction entry takes its stamp");
+    // Floats inside a part compare unequal to themselves when NaN: compare encodings.
+    let (again_ms, again) = TxnEntry::decode(&encoded).expect("a re-encoded transaction entry decodes");
+    let mut reencoded = again.encode();
+    TxnEntry::stamp(&mut reencoded, again_ms);
+    assert_eq!(reencoded, encoded, "a transaction entry's encoding is not stable");
+}
+
+fn check_participant(bytes: &[u8]) {
+    let Ok(participant) = Participant::decode(bytes) else { return };
+    let encoded = participant.encode();
+    let again = Participant::decode(&encoded).expect("a re-encoded participant decodes");
+    assert_eq!(again.encode(), encoded, "a participant's encoding is not stable");
+}
+
 /// `encode_entries` in the shape `check_raft` takes: `&T` for the decoded `Vec`.
 #[allow(clippy::ptr_arg)]
 fn encode_entry_batch(e: &mut Encoder, entries: &Vec<ppdb_raft::Entry>) {
@@ -90,12 +111,14 @@ fn encode_entry_batch(e: &mut Encoder, entries: &Vec<ppdb_raft::Entry>) {
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, bytes)) = data.split_first() else { return };
-    match selector % 6 {
+    match selector % 8 {
         0 => check_kv_write(bytes),
         1 => check_kv_read(bytes),
         2 => check_raft(bytes, decode_entries, encode_entry_batch, true),
         3 => check_raft(bytes, decode_hard_state, encode_hard_state, true),
         4 => check_raft(bytes, decode_snapshot_meta, encode_snapshot_meta, false),
-        _ => check_raft(bytes, decode_message, encode_message, false),
+        5 => check_raft(bytes, decode_message, encode_message, false),
+        6 => check_txn_entry(bytes),
+        _ => check_participant(bytes),
     }
 });

@@ -49,8 +49,9 @@ pub struct LocalArgs {
     /// Parent directory of the nodes' data directories (node-1, node-2, ...) and logs.
     #[arg(long, default_value = "ppdb-data")]
     pub dir: PathBuf,
-    /// Number of data shards (default 1: every multi-key command and transaction is atomic;
-    /// with more, those spanning shards are refused or applied per shard, see README).
+    /// Number of data shards (default 1). Multi-key commands and transactions are atomic
+    /// either way; with more shards, those spanning shards commit by two-phase commit
+    /// (docs/transactions.md).
     #[arg(long, default_value_t = crate::config::SHARDS_DEFAULT)]
     pub shards: u32,
 }

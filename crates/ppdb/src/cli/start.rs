@@ -66,7 +66,8 @@ pub struct StartArgs {
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "PPDB_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Number of data shards when bootstrapping (default 1: every multi-key command atomic).
+    /// Number of data shards when bootstrapping (default 1; transactions spanning shards
+    /// commit by two-phase commit).
     #[arg(long, env = "PPDB_SHARDS")]
     pub shards: Option<u32>,
     /// Leader heartbeat interval in milliseconds (default 100).

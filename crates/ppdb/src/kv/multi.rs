@@ -1,4 +1,4 @@
-//! Single-shard transactions (MULTI/EXEC) as one log entry: [`WriteOp::Transaction`].
+//! Single-shard transactions (MULTI/EXEC) as one log entry: [`super::WriteOp::Transaction`].
 //!
 //! A transaction is the ordered list of its key-space commands, writes with their expiries
 //! (absolute, or relative to the entry's time), reads as queries. The state machine applies the whole entry in one step
