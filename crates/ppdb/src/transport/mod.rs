@@ -30,6 +30,7 @@ mod peer;
 mod rpc;
 pub mod snapshot;
 mod stats;
+pub mod tls;
 mod writer;
 
 #[cfg(test)]
