@@ -37,6 +37,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 /// How often the certificate, key and CA files' modification times are checked.
 pub const RELOAD_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Longest a client port's TLS handshake may take before the connection is closed.
+pub const CLIENT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest PEM file read (a certificate chain or a CA bundle).
 pub const PEM_FILE_BYTES_MAX: u64 = 1024 * 1024;
 /// Largest DER certificate whose identity is decoded.
@@ -456,6 +458,25 @@ fn build(files: &TlsFiles, client_auth: ClientAuth) -> Result<Configs, TlsError>
         identity,
         stamps,
     })
+}
+
+/// A client connection as the client port serves it: plain without `tls`, otherwise after
+/// the server side of the TLS handshake. `None` when the handshake failed (logged) or took
+/// longer than [`CLIENT_HANDSHAKE_TIMEOUT`]: the connection is closed.
+pub async fn accept_client(tls: Option<&TlsContext>, tcp: TcpStream) -> Option<MaybeTls> {
+    let Some(tls) = tls else { return Some(MaybeTls::Plain(tcp)) };
+    let addr = tcp.peer_addr().ok();
+    match tokio::time::timeout(CLIENT_HANDSHAKE_TIMEOUT, tls.accept_client(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::info!(addr = ?addr, %error, "client TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!(addr = ?addr, "client TLS handshake timed out");
+            None
+        }
+    }
 }
 
 /// A TCP connection, plain or carrying TLS.
