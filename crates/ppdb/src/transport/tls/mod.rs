@@ -316,24 +316,25 @@ impl TlsContext {
                 if !signalled && !tls.files_changed() {
                     continue;
                 }
+                let seen = stamps(&tls.files);
                 match tls.reload() {
                     Ok(()) => {
                         let identity = tls.identity();
                         tracing::info!(subject = %identity.subject, serial = %identity.serial_hex, "TLS files reloaded");
                     }
                     Err(error) => {
-                        tracing::error!(%error, "TLS files not reloaded; the previous ones stay in force")
+                        tracing::error!(%error, "TLS files not reloaded; the previous ones stay in force");
+                        // Not retried until a file changes again (one written after `seen`
+                        // was taken, such as a key replaced just after its certificate, is).
+                        tls.note_stamps(seen);
                     }
                 }
-                // A file that failed to load is not retried until it changes again.
-                tls.note_stamps();
             }
         })
     }
 
-    /// Records the files' current modification times as seen.
-    fn note_stamps(&self) {
-        let now = stamps(&self.files);
+    /// Records `now` as the files' modification times last seen.
+    fn note_stamps(&self, now: [Option<SystemTime>; 3]) {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         if current.stamps != now {
             let configs = Configs {
