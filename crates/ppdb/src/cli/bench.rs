@@ -11,6 +11,7 @@
 //! etcd is spoken to over real gRPC (HTTP/2 with prior knowledge, as etcd's own Go client does),
 //! with the two messages it needs encoded by hand: this avoids a protobuf compiler at build time.
 
+use crate::transport::tls::{ClientAuth, MaybeTls, TlsContext, TlsFiles};
 use clap::Args;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -19,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufStream};
-use crate::transport::tls::{ClientAuth, MaybeTls, TlsContext, TlsFiles};
 use tokio::net::TcpStream;
 
 /// Most clients one run may start.
@@ -315,7 +315,11 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     let tls = match &args.tls {
         None => None,
         Some(dir) => {
-            let files = TlsFiles { cert: dir.join("client.crt"), key: dir.join("client.key"), ca: dir.join("ca.crt") };
+            let files = TlsFiles {
+                cert: dir.join("client.crt"),
+                key: dir.join("client.key"),
+                ca: dir.join("ca.crt"),
+            };
             Some(TlsContext::load(files, ClientAuth::Required).map_err(|e| format!("--tls: {e}"))?)
         }
     };
@@ -435,7 +439,9 @@ impl Connection {
         let tcp = TcpStream::connect(endpoint).await.map_err(io)?;
         tcp.set_nodelay(true).map_err(io)?;
         let stream = match (protocol, tls) {
-            (Protocol::Etcd, _) => return Ok(Connection::Etcd(EtcdConnection::handshake(tcp, endpoint).await?)),
+            (Protocol::Etcd, _) => {
+                return Ok(Connection::Etcd(EtcdConnection::handshake(tcp, endpoint).await?))
+            }
             (_, None) => BufStream::new(MaybeTls::Plain(tcp)),
             (_, Some(tls)) => BufStream::new(tls.dial_peer(tcp, endpoint.ip()).await.map_err(io)?),
         };
