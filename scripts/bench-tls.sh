@@ -86,7 +86,7 @@ for round in $(seq "$ROUNDS"); do
         log "round $round/$ROUNDS, $system ($CLIENTS clients, 100% writes, ${DURATION_SECS}s + ${WARMUP_SECS}s warm-up)"
         "$PPDB" bench --target "$target" "${flags[@]}" --clients "$CLIENTS" --write-percent 100 \
             --duration-secs "$DURATION_SECS" --warmup-secs "$WARMUP_SECS" --value-bytes "$VALUE_BYTES" \
-            --keys "$KEYS" --json | sed "s/^{/{\"system\":\"$system\",/" >>"$RESULTS"
+            --keys "$KEYS" --json | sed "s/^{/{\"wire\":\"$system\",/" >>"$RESULTS"
     done
 done
 
@@ -99,7 +99,7 @@ import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 by = {}
 for r in rows:
-    by.setdefault(r["system"], []).append(r)
+    by.setdefault(r["wire"], []).append(r)
 med = {s: {f: statistics.median(r[f] for r in rs) for f in ("ops_per_sec", "latency_us_p50", "latency_us_p99")}
        for s, rs in by.items()}
 errors = {s: sum(r["errors"] for r in rs) for s, rs in by.items()}
