@@ -164,7 +164,12 @@ impl InboundConn {
         let mut stream = match &self.shared.tls {
             None => MaybeTls::Plain(tcp),
             Some(tls) => match tokio::time::timeout(limits.handshake_timeout, tls.accept_peer(tcp)).await {
-                Ok(Ok(stream)) => stream,
+                Ok(Ok(stream)) => {
+                    if let Some(certificate) = stream.peer_identity() {
+                        tracing::debug!(addr = %self.addr, subject = %certificate.subject, serial = %certificate.serial_hex, "peer certificate accepted");
+                    }
+                    stream
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(addr = %self.addr, %error, "refused a peer's TLS handshake");
                     return;
