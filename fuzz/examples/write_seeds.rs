@@ -18,6 +18,9 @@ use ppdb::storage::snapshot_file::SnapshotStore;
 use ppdb::storage::wal::GroupId;
 use ppdb::transport::frame::{decode_frame, Frame, FRAME_HEADER_BYTES};
 use ppdb::transport::handshake::{Hello, Incarnation, Refusal, GUEST_TARGET, PROTOCOL_VERSION};
+use ppdb::node::join_credential::encode_authorized_join;
+use ppdb::transport::tls::decode_certificates;
+use ppdb::transport::tls::throwaway::ThrowawayCa;
 use ppdb::transport::RefusalReason;
 use ppdb_raft::{LogIndex, Membership, NodeId, SnapshotMeta, Term};
 
@@ -209,7 +212,24 @@ fn resp_request_seeds() {
     write("resp_request", "hset_hget", &[&[0u8][..], stream.as_bytes()].concat());
 }
 
+/// The certificate identity harness: mode 0 and a DER certificate (a node's, a CA's), mode 1
+/// and an authorized join request.
+fn certificate_identity_seeds() {
+    let ca = ThrowawayCa::new("seed CA").expect("a CA");
+    let issued = ca.issue("node-1", &["127.0.0.1", "localhost", "::1"]).expect("a certificate");
+    for (name, pem) in [("node_certificate", issued.cert_pem.as_str()), ("ca_certificate", ca.cert_pem())] {
+        let der = decode_certificates("certificate", Path::new(name), pem.as_bytes()).expect("PEM decodes");
+        let mut seed = vec![0];
+        seed.extend_from_slice(&der[0]);
+        write("certificate_identity", name, &seed);
+    }
+    let mut join = vec![1];
+    join.extend_from_slice(&encode_authorized_join("0123456789abcdef", &[2, 0, 1]));
+    write("certificate_identity", "authorized_join", &join);
+}
+
 fn main() {
+    certificate_identity_seeds();
     handshake_seeds();
     log_entry_seeds();
     snapshot_file_seeds();

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+mod tls;
+pub use tls::{check_join_token, TlsConfig, JOIN_TOKEN_BYTES_MAX};
+
 /// Default number of data shards chosen at bootstrap: one. Until transactions span shards, one
 /// shard is what makes every multi-key command and every `MULTI` atomic, as Redis clients
 /// assume; and more shards add no throughput today (every node hosts every shard and runs all
@@ -104,6 +107,12 @@ pub struct NodeConfig {
     /// What happens over `maxmemory` (Redis's `maxmemory-policy`): only `noeviction`, which
     /// refuses the writes and evicts nothing.
     pub maxmemory_policy: MaxMemoryPolicy,
+    /// TLS on every port (`[tls]`).
+    pub tls: TlsConfig,
+    /// The secret a node without TLS presents to join the cluster, and that this node asks of
+    /// nodes joining through it (`--join-token`); none: the one in the data directory, or a
+    /// new one written there (docs/security-tls.md).
+    pub join_token: Option<String>,
 }
 
 /// Redis's `maxmemory-policy`, of which PPDB has the one that evicts nothing.
@@ -263,6 +272,8 @@ impl Default for NodeConfig {
             clients: ClientConfig::default(),
             maxmemory: 0,
             maxmemory_policy: MaxMemoryPolicy::NoEviction,
+            tls: TlsConfig::default(),
+            join_token: None,
         }
     }
 }
@@ -330,6 +341,10 @@ impl NodeConfig {
 
     /// Checks every setting, naming the first one that is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.tls.files()?;
+        if let Some(token) = &self.join_token {
+            check_join_token(token)?;
+        }
         let p = &self.peer;
         if p.node_id == 0 {
             return Err(invalid("peer.node_id", "must be at least 1"));

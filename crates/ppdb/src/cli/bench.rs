@@ -11,6 +11,7 @@
 //! etcd is spoken to over real gRPC (HTTP/2 with prior knowledge, as etcd's own Go client does),
 //! with the two messages it needs encoded by hand: this avoids a protobuf compiler at build time.
 
+use crate::transport::tls::{ClientAuth, MaybeTls, TlsContext, TlsFiles};
 use clap::Args;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -85,6 +86,11 @@ pub struct BenchArgs {
     /// Print one JSON line (for scripts) instead of the human-readable summary.
     #[arg(long)]
     pub json: bool,
+    /// Speak TLS to resp:// and memcache:// endpoints, with the CA certificate `ca.crt` and
+    /// the client certificate `client.crt` and key `client.key` of this folder (as `ppdb local
+    /// --tls` writes them into DIR/tls).
+    #[arg(long, value_name = "FOLDER")]
+    pub tls: Option<std::path::PathBuf>,
 }
 
 /// The commands a RESP benchmark sends (see [`BenchArgs::command`]).
@@ -236,6 +242,8 @@ fn parse_target(target: &str) -> Result<(Protocol, Vec<SocketAddr>), String> {
 /// What the clients share: the workload and the clock of the run.
 struct Plan {
     protocol: Protocol,
+    /// TLS to the endpoints, when asked for.
+    tls: Option<TlsContext>,
     endpoints: Vec<SocketAddr>,
     keys: u64,
     write_percent: u64,
@@ -340,8 +348,20 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let started = Instant::now();
     let measure_from = started + Duration::from_secs(args.warmup_secs);
+    let tls = match &args.tls {
+        None => None,
+        Some(dir) => {
+            let files = TlsFiles {
+                cert: dir.join("client.crt"),
+                key: dir.join("client.key"),
+                ca: dir.join("ca.crt"),
+            };
+            Some(TlsContext::load(files, ClientAuth::Required).map_err(|e| format!("--tls: {e}"))?)
+        }
+    };
     let plan = Arc::new(Plan {
         protocol,
+        tls,
         endpoints,
         keys: args.keys,
         write_percent: u64::from(args.write_percent),
@@ -380,7 +400,7 @@ async fn run_client(plan: Arc<Plan>, index: u32) -> Result<Tally, String> {
     while let Some(measured) = plan.next_request(Instant::now()) {
         let conn = match connection.as_mut() {
             Some(conn) => conn,
-            None => match Connection::open(plan.protocol, endpoint).await {
+            None => match Connection::open(plan.protocol, endpoint, plan.tls.as_ref()).await {
                 Ok(conn) => connection.insert(conn),
                 Err(e) => {
                     if measured {
@@ -446,18 +466,24 @@ enum Connection {
 }
 
 impl Connection {
-    async fn open(protocol: Protocol, endpoint: SocketAddr) -> Result<Connection, RequestError> {
-        let stream =
-            TcpStream::connect(endpoint).await.map_err(|e| RequestError::Io(e.kind().to_string()))?;
-        stream.set_nodelay(true).map_err(|e| RequestError::Io(e.kind().to_string()))?;
+    async fn open(
+        protocol: Protocol,
+        endpoint: SocketAddr,
+        tls: Option<&TlsContext>,
+    ) -> Result<Connection, RequestError> {
+        let io = |e: std::io::Error| RequestError::Io(e.kind().to_string());
+        let tcp = TcpStream::connect(endpoint).await.map_err(io)?;
+        tcp.set_nodelay(true).map_err(io)?;
+        let stream = match (protocol, tls) {
+            (Protocol::Etcd, _) => {
+                return Ok(Connection::Etcd(EtcdConnection::handshake(tcp, endpoint).await?))
+            }
+            (_, None) => BufStream::new(MaybeTls::Plain(tcp)),
+            (_, Some(tls)) => BufStream::new(tls.dial_peer(tcp, endpoint.ip()).await.map_err(io)?),
+        };
         Ok(match protocol {
-            Protocol::Resp => {
-                Connection::Resp(RespConnection { stream: BufStream::new(stream), line: Vec::new() })
-            }
-            Protocol::Memcache => {
-                Connection::Memcache(MemcacheConnection { stream: BufStream::new(stream), line: Vec::new() })
-            }
-            Protocol::Etcd => Connection::Etcd(EtcdConnection::handshake(stream, endpoint).await?),
+            Protocol::Memcache => Connection::Memcache(MemcacheConnection { stream, line: Vec::new() }),
+            Protocol::Resp | Protocol::Etcd => Connection::Resp(RespConnection { stream, line: Vec::new() }),
         })
     }
 
@@ -482,7 +508,7 @@ struct Request<'a> {
 
 /// A minimal Redis-protocol client: one request of the workload at a time.
 struct RespConnection {
-    stream: BufStream<TcpStream>,
+    stream: BufStream<MaybeTls>,
     line: Vec<u8>,
 }
 
@@ -596,7 +622,7 @@ impl RespConnection {
 
 /// A minimal memcached text-protocol client: `set` for writes, `get` for reads.
 struct MemcacheConnection {
-    stream: BufStream<TcpStream>,
+    stream: BufStream<MaybeTls>,
     line: Vec<u8>,
 }
 
@@ -885,6 +911,7 @@ mod tests {
         let now = Instant::now();
         let plan = Plan {
             protocol: Protocol::Resp,
+            tls: None,
             endpoints: vec![],
             keys: 1,
             write_percent: 100,

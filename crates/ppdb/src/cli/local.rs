@@ -7,9 +7,12 @@
 //! cluster from starting at all (a port in use, the data directory held by another process) is
 //! checked before any node starts, and reported with the flag that fixes it.
 
+mod secure;
+
 use crate::storage::lock::DataDirLock;
 use crate::storage::StorageError;
 use clap::Args;
+use secure::LocalSecurity;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
@@ -54,6 +57,10 @@ pub struct LocalArgs {
     /// (docs/transactions.md).
     #[arg(long, default_value_t = crate::config::SHARDS_DEFAULT)]
     pub shards: u32,
+    /// TLS on every client, memcached and peer port, from a throwaway CA and certificates
+    /// generated into DIR/tls at each start (peers authenticate each other with them).
+    #[arg(long)]
+    pub tls: bool,
 }
 
 struct NodePorts {
@@ -147,7 +154,13 @@ fn check_ports_free(args: &LocalArgs, nodes: &[NodePorts]) -> Result<(), String>
     Ok(())
 }
 
-fn spawn_node(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str) -> Result<Child, String> {
+fn spawn_node(
+    exe: &Path,
+    args: &LocalArgs,
+    node: &NodePorts,
+    members: &str,
+    security: &LocalSecurity,
+) -> Result<Child, String> {
     let dir = node_dir(args, node.id);
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let log_path = node_log(args, node.id);
@@ -158,7 +171,9 @@ fn spawn_node(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str) -> 
         .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     // In a process group of its own: Ctrl-C in the terminal reaches only the supervisor, which
     // then stops every node, instead of racing the nodes' own exits (reported as deaths).
-    node_command(exe, args, node, members, &dir)
+    let mut command = node_command(exe, args, node, members, &dir);
+    security.configure(&mut command, node.id);
+    command
         .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -196,10 +211,12 @@ pub fn run(args: LocalArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let _cluster_lock = lock_directories(&args, &nodes)?;
     check_ports_free(&args, &nodes)?;
+    let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
+    let security = LocalSecurity::prepare(&args.dir, &ids, args.tls)?;
     let stop = stop_requested()?;
     let mut supervised = Vec::new();
     for node in nodes {
-        match spawn_node(&exe, &args, &node, &members) {
+        match spawn_node(&exe, &args, &node, &members, &security) {
             Ok(child) => supervised.push(SupervisedNode::running(node, child)),
             Err(e) => {
                 stop_all(&mut supervised);
@@ -216,12 +233,19 @@ pub fn run(args: LocalArgs) -> Result<(), String> {
         );
     }
     println!(
-        "Try: redis-cli -p {}    (a node that dies is restarted; Ctrl-C stops the cluster)",
-        supervised[0].ports.client
+        "Try: {}    (a node that dies is restarted; Ctrl-C stops the cluster)",
+        security.redis_cli(supervised[0].ports.client)
     );
+    if !args.tls {
+        println!(
+            "Join another node with: ppdb start --join 127.0.0.1:{} --join-token $(cat {})",
+            supervised[0].ports.peer,
+            args.dir.join(crate::node::join_credential::JOIN_TOKEN_FILE).display()
+        );
+    }
     while !stop.load(Ordering::SeqCst) {
         for node in &mut supervised {
-            node.supervise(&exe, &args, &members);
+            node.supervise(&exe, &args, &members, &security);
         }
         std::thread::sleep(SUPERVISION_INTERVAL);
     }
@@ -268,7 +292,7 @@ impl SupervisedNode {
     }
 
     /// Reports the node's death and schedules its restart, or restarts it when it is due.
-    fn supervise(&mut self, exe: &Path, args: &LocalArgs, members: &str) {
+    fn supervise(&mut self, exe: &Path, args: &LocalArgs, members: &str, security: &LocalSecurity) {
         let id = self.ports.id;
         if let Some(child) = self.child.as_mut() {
             let Ok(Some(status)) = child.try_wait() else { return };
@@ -278,7 +302,7 @@ impl SupervisedNode {
             return;
         }
         if self.restart_at.is_some_and(|at| Instant::now() >= at) {
-            match spawn_node(exe, args, &self.ports, members) {
+            match spawn_node(exe, args, &self.ports, members, security) {
                 Ok(child) => {
                     eprintln!("node {id} restarted (pid {})", child.id());
                     self.child = Some(child);
@@ -408,7 +432,7 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
 
     fn args(dir: &Path, base_port: u16) -> LocalArgs {
-        LocalArgs { base_port, nodes: 3, dir: dir.to_path_buf(), shards: 1 }
+        LocalArgs { base_port, nodes: 3, dir: dir.to_path_buf(), shards: 1, tls: false }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+mod tls;
+
 /// Flags of `ppdb start`. Each may also come from the environment (`PPDB_*`) or a TOML file
 /// (`--config`); flags win over the environment, which wins over the file.
 #[derive(Debug, Args)]
@@ -90,6 +92,9 @@ pub struct StartArgs {
     /// Limits on client connections.
     #[command(flatten)]
     pub clients: ClientFlags,
+    /// TLS and join flags.
+    #[command(flatten)]
+    pub security: tls::SecurityFlags,
 }
 
 /// Flags of `ppdb start` for the limits on client connections (the `[clients]` section).
@@ -240,6 +245,7 @@ impl StartArgs {
             config.peer.election_timeout_ms = ms;
         }
         self.clients.apply(&mut config.clients);
+        self.security.apply(&mut config);
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }

@@ -12,6 +12,7 @@ use super::cluster_file::ClusterFile;
 use super::directory_sync::{dismissed, follow_directory, register_incarnation, Dismissal};
 use super::identity::NodeIdentity;
 use super::join::{join_cluster, refuse_if_already_member};
+use super::join_credential::JoinCredential;
 use super::membership::MembershipService;
 use super::raft_storage::RaftStorage;
 use super::{
@@ -23,6 +24,7 @@ use crate::error::Error;
 use crate::storage::disk::{Disk, FsDisk};
 use crate::storage::lock::DataDirLock;
 use crate::storage::wal::{GroupId, WalConfig};
+use crate::transport::tls::TlsContext;
 use crate::transport::{Inbound, InboundEvent, Transport, TransportConfig, TransportLimits};
 use futures::future::BoxFuture;
 use ppdb_raft::{Message, NodeId, RecoveredState};
@@ -71,6 +73,8 @@ pub struct AssembledNode<S: StateMachine> {
     pub leaders: LeaderTable,
     /// Client operations served, by the node they entered through.
     pub traffic: ClientTraffic,
+    /// TLS on every port, when configured; its files reload while the node runs.
+    pub tls: Option<TlsContext>,
     data_dir: PathBuf,
     directory: watch::Receiver<Directory>,
     inbound: Option<Inbound>,
@@ -91,11 +95,15 @@ impl<S: StateMachine> AssembledNode<S> {
         let identity =
             NodeIdentity::load_or_create(&config.data_dir, config.peer.node_id, recorded.is_some())?;
         let incarnation = identity.incarnation;
+        let tls = load_tls(config)?;
+        let join_credential = JoinCredential::resolve(config, tls.is_some())?;
         let cluster = match (recorded, config.join) {
             (Some(file), _) => file,
-            (None, Some(via)) => join_cluster(config, via, incarnation).await?,
+            (None, Some(via)) => {
+                join_cluster(config, via, incarnation, tls.as_ref(), &join_credential).await?
+            }
             (None, None) => {
-                refuse_if_already_member(config, incarnation).await?;
+                refuse_if_already_member(config, incarnation, tls.as_ref()).await?;
                 ClusterFile::bootstrap(config)?
             }
         };
@@ -118,6 +126,7 @@ impl<S: StateMachine> AssembledNode<S> {
             peers,
             limits: TransportLimits::default(),
             snapshot_files: Some(storage.snapshot_files()),
+            tls: tls.clone(),
         };
         let (transport, inbound) = Transport::start(transport_config).await?;
         let outbox = Arc::new(TransportOutbox(transport.clone()));
@@ -145,7 +154,11 @@ impl<S: StateMachine> AssembledNode<S> {
             handle.clone(),
             transport.clone(),
             directory.clone(),
+            join_credential,
         );
+        if let Some(tls) = &tls {
+            tls.watch(stop.subscribe());
+        }
         let (dismissal_tx, dismissal) = watch::channel(None);
         tokio::spawn(register_incarnation(membership.clone(), directory.clone(), node, incarnation));
         tokio::spawn(follow_directory(
@@ -167,6 +180,7 @@ impl<S: StateMachine> AssembledNode<S> {
             leaders,
             traffic,
             data_dir: config.data_dir.clone(),
+            tls,
             directory,
             inbound: Some(inbound),
             raft_inbox,
@@ -302,4 +316,13 @@ fn initial_groups(
             (group, state)
         })
         .collect()
+}
+
+/// The node's TLS, when `config` sets its files; an unusable file stops the start, saying why.
+fn load_tls(config: &NodeConfig) -> Result<Option<TlsContext>, Error> {
+    let Some(files) = config.tls.files().map_err(|e| Error::State(e.to_string()))? else { return Ok(None) };
+    let tls = TlsContext::load(files, config.tls.auth_clients).map_err(|e| Error::State(e.to_string()))?;
+    let identity = tls.identity();
+    tracing::info!(subject = %identity.subject, serial = %identity.serial_hex, "TLS on every port");
+    Ok(Some(tls))
 }

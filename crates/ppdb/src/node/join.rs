@@ -13,11 +13,13 @@
 //! give it a vote with none of the log it once acknowledged. It stops and says what to do.
 
 use super::cluster_file::ClusterFile;
+use super::join_credential::{encode_authorized_join, JoinCredential};
 use super::membership::{decode_record, decode_response, encode_lookup, encode_request, MemberRecord};
 use super::{DirectoryCommand, MemberStatus};
 use crate::config::NodeConfig;
 use crate::error::{Error, ErrorCode};
 use crate::transport::handshake::Incarnation;
+use crate::transport::tls::TlsContext;
 use crate::transport::{guest_call, TransportError};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -38,16 +40,22 @@ pub async fn join_cluster(
     config: &NodeConfig,
     via: SocketAddr,
     incarnation: Incarnation,
+    tls: Option<&TlsContext>,
+    credential: &JoinCredential,
 ) -> Result<ClusterFile, Error> {
     let node = config.node_id();
     let peer_addr = config.peer_addr().map_err(|e| Error::State(e.to_string()))?;
     let command = DirectoryCommand::Join { node, peer_addr, incarnation: Some(incarnation) };
+    // With TLS the node's certificate is its credential; without, the join token goes along.
+    let request = match credential.token() {
+        Some(token) => encode_authorized_join(token, &encode_request(&command)),
+        None => encode_request(&command),
+    };
     let started = Instant::now();
     tracing::info!(%node, %via, %peer_addr, cluster = %config.peer.cluster_id, "asking to join the cluster");
     let admission = loop {
         let cluster = &config.peer.cluster_id;
-        let answer =
-            guest_call(via, cluster, node, incarnation, encode_request(&command), ATTEMPT_TIMEOUT).await;
+        let answer = guest_call(via, cluster, node, incarnation, request.clone(), ATTEMPT_TIMEOUT, tls).await;
         let attempt = match answer {
             // Another cluster, or a protocol we do not speak: asking again will not help.
             Err(e @ TransportError::Refused { .. }) => {
@@ -86,12 +94,23 @@ pub async fn join_cluster(
 /// knows it in another incarnation (or removed). Nodes that do not answer (not started yet,
 /// down) are taken as knowing nothing; a node started anyway is still refused by its peers
 /// at the handshake.
-pub async fn refuse_if_already_member(config: &NodeConfig, incarnation: Incarnation) -> Result<(), Error> {
+pub async fn refuse_if_already_member(
+    config: &NodeConfig,
+    incarnation: Incarnation,
+    tls: Option<&TlsContext>,
+) -> Result<(), Error> {
     let node = config.node_id();
     let lookups = config.bootstrap.iter().filter(|(&id, _)| id != node.0).map(|(&id, &addr)| async move {
-        let answer =
-            guest_call(addr, &config.peer.cluster_id, node, incarnation, encode_lookup(node), LOOKUP_TIMEOUT)
-                .await;
+        let answer = guest_call(
+            addr,
+            &config.peer.cluster_id,
+            node,
+            incarnation,
+            encode_lookup(node),
+            LOOKUP_TIMEOUT,
+            tls,
+        )
+        .await;
         match answer.map(|bytes| decode_record(&bytes)) {
             Ok(Ok(Some(record))) => Some((id, addr, record)),
             Ok(Ok(None)) => None,

@@ -16,6 +16,7 @@
 //! guests, answered from the local directory without a proposal): request = tag u8, node id
 //! u64. Response = `0` (unknown) or `1`, status u8, incarnation u64 (0 when none recorded).
 
+use super::join_credential::{decode_authorized_join, JoinCredential, AUTHORIZED_JOIN_TAG};
 use super::reconcile::check_removal;
 use super::{Directory, DirectoryCommand, MemberStatus, NodeHandle, StateMachine};
 use crate::codec::{DecodeError, Decoder, Encoder};
@@ -176,6 +177,8 @@ pub struct MembershipService<S: StateMachine> {
     handle: NodeHandle<S>,
     transport: Transport,
     directory: watch::Receiver<Directory>,
+    /// What a guest must present to be admitted.
+    join_credential: JoinCredential,
 }
 
 impl<S: StateMachine> Clone for MembershipService<S> {
@@ -186,20 +189,23 @@ impl<S: StateMachine> Clone for MembershipService<S> {
             handle: self.handle.clone(),
             transport: self.transport.clone(),
             directory: self.directory.clone(),
+            join_credential: self.join_credential.clone(),
         }
     }
 }
 
 impl<S: StateMachine> MembershipService<S> {
-    /// A service proposing through `handle`, forwarding through `transport`.
+    /// A service proposing through `handle`, forwarding through `transport`, admitting guests
+    /// that hold `join_credential`.
     pub fn new(
         node: NodeId,
         shards: u32,
         handle: NodeHandle<S>,
         transport: Transport,
         directory: watch::Receiver<Directory>,
+        join_credential: JoinCredential,
     ) -> MembershipService<S> {
-        MembershipService { node, shards, handle, transport, directory }
+        MembershipService { node, shards, handle, transport, directory, join_credential }
     }
 
     /// The directory as this node last applied it.
@@ -265,11 +271,29 @@ impl<S: StateMachine> MembershipService<S> {
     }
 
     /// Answers a membership request from another node. A guest (a node asking to join) may
-    /// only ask for its own admission, and is answered once it is recorded; a member's
-    /// forwarded command is proposed here only.
+    /// only ask for its own admission, with the cluster's join credential
+    /// ([`super::join_credential`]), and is answered once it is recorded; a member's forwarded
+    /// command is proposed here only.
     pub async fn serve(&self, from: NodeId, guest: bool, request: &[u8]) -> Vec<u8> {
         if request.first() == Some(&MEMBER_LOOKUP_TAG) {
             return self.look_up(request);
+        }
+        let (token, request) = match request.first() {
+            Some(&AUTHORIZED_JOIN_TAG) => match decode_authorized_join(request) {
+                Ok((token, request)) => (Some(token), request),
+                Err(e) => return encode_response(&Err(Error::State(format!("bad join request: {e}")))),
+            },
+            _ => (None, request),
+        };
+        if guest && !self.join_credential.admits(token) {
+            tracing::warn!(guest = %from, presented_token = token.is_some(), "refused a join without the cluster's join credential");
+            let why = match token {
+                Some(_) => "the join token presented is not this cluster's",
+                None => {
+                    "a node must present the cluster's join token (--join-token or PPDB_JOIN_TOKEN) to join"
+                }
+            };
+            return encode_response(&Err(Error::State(format!("join refused: {why}"))));
         }
         let outcome = match decode_request(request) {
             Err(reason) => Err(Error::State(format!("bad membership request: {reason}"))),

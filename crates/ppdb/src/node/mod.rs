@@ -19,6 +19,7 @@ mod directory_sync;
 pub mod handle;
 pub mod identity;
 pub mod join;
+pub mod join_credential;
 pub mod leaders;
 pub mod lifecycle;
 pub mod membership;

@@ -37,6 +37,7 @@ use super::wait::WrittenShards;
 use crate::error::Error;
 use crate::kv::{KvWrite, Reply};
 use crate::node::clock::wall_clock_ms;
+use crate::transport::tls::MaybeTls;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,7 +46,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
@@ -125,10 +125,10 @@ impl ReplyWindow {
 
 /// Serves one client until it disconnects, sends QUIT, breaks the protocol, or passes one of
 /// the client limits (the log says which).
-pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>, id: u64) {
-    let _ = stream.set_nodelay(true);
-    let laddr = stream.local_addr().unwrap_or(ctx.report.client_addr);
-    let record = Arc::new(ClientRecord::new(id, peer, laddr, stream.as_raw_fd()));
+pub async fn serve(stream: MaybeTls, peer: SocketAddr, ctx: Arc<ServerContext>, id: u64) {
+    let _ = stream.tcp().set_nodelay(true);
+    let laddr = stream.tcp().local_addr().unwrap_or(ctx.report.client_addr);
+    let record = Arc::new(ClientRecord::new(id, peer, laddr, stream.tcp().as_raw_fd()));
     let _registration = ctx.clients.register(Arc::clone(&record));
     let mailbox = Mailbox::new(id, PUBSUB_OUTPUT_BUFFER_LIMIT.hard_bytes);
     let subscriptions = Subscriptions::new(Arc::clone(&ctx.pubsub.registry), mailbox);
@@ -148,7 +148,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: Arc<ServerContext>,
 
 /// One connection: its socket, buffers and session.
 struct Client {
-    stream: TcpStream,
+    stream: MaybeTls,
     ctx: Arc<ServerContext>,
     session: Session,
     decoder: RequestDecoder,
@@ -290,8 +290,26 @@ impl Client {
             }
         }
         self.over_soft_limit_since = None;
+        self.flush_tls().await?;
         self.publish_buffers();
         Ok(())
+    }
+
+    /// Sends what TLS kept of the replies when the socket would not take them all (plain TCP
+    /// keeps nothing), within the write timeout.
+    async fn flush_tls(&mut self) -> Result<(), Close> {
+        if !matches!(self.stream, MaybeTls::Tls(_)) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let flushed = match self.ctx.settings.clients.write_timeout() {
+            Some(limit) => match tokio::time::timeout(limit, self.stream.flush()).await {
+                Ok(flushed) => flushed,
+                Err(_) => return Err(Close::WriteStalled { unsent_bytes: 0, stalled: started.elapsed() }),
+            },
+            None => self.stream.flush().await,
+        };
+        flushed.map_err(|_| Close::Gone)
     }
 
     /// Shows the connection's buffers in CLIENT LIST.

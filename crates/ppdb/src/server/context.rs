@@ -34,6 +34,8 @@ pub struct ServerContext {
     pub pubsub: ClusterPubSub,
     /// The node's script cache (EVALSHA, SCRIPT LOAD/EXISTS/FLUSH).
     pub scripts: ScriptCache,
+    /// TLS on the client ports (RESP and memcached), when configured.
+    pub tls: Option<crate::transport::tls::TlsContext>,
 }
 
 impl ServerContext {

@@ -4,6 +4,7 @@
 use super::connection;
 use super::context::ServerContext;
 use super::resp::{Frame, ProtocolVersion};
+use crate::transport::tls;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,9 @@ pub async fn serve(listener: TcpListener, ctx: Arc<ServerContext>, mut shutdown:
         next_id += 1;
         let ctx = Arc::clone(&ctx);
         tokio::spawn(async move {
-            connection::serve(stream, peer, ctx, id).await;
+            if let Some(stream) = tls::accept_client(ctx.tls.as_ref(), stream).await {
+                connection::serve(stream, peer, ctx, id).await;
+            }
             drop(open);
         });
     }

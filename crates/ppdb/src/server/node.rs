@@ -87,6 +87,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         clients: Arc::default(),
         pubsub,
         scripts: Default::default(),
+        tls: node.tls.clone(),
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await

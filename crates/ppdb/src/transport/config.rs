@@ -4,6 +4,7 @@ use super::error::TransportError;
 use super::frame::RESPONSE_CHUNK_ENVELOPE_BYTES;
 use super::handshake::Incarnation;
 use super::snapshot::SnapshotFiles;
+use super::tls::TlsContext;
 use crate::limits;
 use ppdb_raft::NodeId;
 use std::collections::BTreeMap;
@@ -49,6 +50,8 @@ pub struct TransportConfig {
     /// (a transport that carries no Raft traffic) drops snapshots to send and refuses those
     /// received.
     pub snapshot_files: Option<Arc<dyn SnapshotFiles>>,
+    /// Mutual TLS on every peer connection, both ways (`None`: plain TCP).
+    pub tls: Option<TlsContext>,
 }
 
 /// The transport's limits and timers, each with its unit in its name.
@@ -128,6 +131,7 @@ impl TransportConfig {
             peers,
             limits: TransportLimits::default(),
             snapshot_files: None,
+            tls: None,
         }
     }
 

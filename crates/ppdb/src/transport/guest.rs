@@ -8,6 +8,7 @@
 use super::error::TransportError;
 use super::frame::{read_frame, Frame, ResponseStatus};
 use super::handshake::{self, Hello, Incarnation, GUEST_TARGET, PROTOCOL_VERSION};
+use super::tls::{MaybeTls, TlsContext};
 use super::FRAME_BYTES_MAX_DEFAULT;
 use ppdb_raft::NodeId;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Sends `payload` as guest `from` (in its `incarnation`) of `cluster_id` to the node listening on `addr` and returns
-/// its answer. The whole exchange gives up after `timeout`. Errors name node 0 as the peer
+/// its answer, over TLS when `tls` is given. The whole exchange gives up after `timeout`. Errors name node 0 as the peer
 /// (its id is unknown to the guest); a member of another cluster answers with
 /// [`TransportError::Refused`].
 pub async fn guest_call(
@@ -26,17 +27,26 @@ pub async fn guest_call(
     incarnation: Incarnation,
     payload: Vec<u8>,
     timeout: Duration,
+    tls: Option<&TlsContext>,
 ) -> Result<Vec<u8>, TransportError> {
     let peer = GUEST_TARGET;
     let net = |reason: String| TransportError::Network { peer, reason };
     let exchange = async {
-        let mut stream =
+        let tcp =
             TcpStream::connect(addr).await.map_err(|e| net(format!("cannot connect to {addr}: {e}")))?;
+        let mut stream = match tls {
+            None => MaybeTls::Plain(tcp),
+            Some(tls) => tls
+                .dial_peer(tcp, addr.ip())
+                .await
+                .map_err(|e| net(format!("TLS handshake with {addr}: {e}")))?,
+        };
         let cluster_id = cluster_id.to_string();
         let hello = Hello { version: PROTOCOL_VERSION, cluster_id, from, to: peer, incarnation };
         handshake::dial(&mut stream, hello, None, timeout, FRAME_BYTES_MAX_DEFAULT).await?;
         let request = Frame::Request { id: 1, payload }.encode();
         stream.write_all(&request).await.map_err(|e| net(format!("request write: {e}")))?;
+        stream.flush().await.map_err(|e| net(format!("request write: {e}")))?;
         loop {
             let (frame, _) = read_frame(&mut stream, FRAME_BYTES_MAX_DEFAULT)
                 .await

@@ -10,13 +10,14 @@ use super::peer::stopped;
 use super::rpc::{Answer, ChunkedResponse, Responder, ResponseLimits};
 use super::snapshot::SnapshotAssembler;
 use super::stats::PeerCounters;
+use super::tls::MaybeTls;
 use super::Shared;
 use ppdb_raft::{Message, NodeId};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -153,11 +154,32 @@ impl PeerLink {
 }
 
 impl InboundConn {
-    async fn run(self, mut stream: TcpStream) {
-        if let Err(e) = stream.set_nodelay(true) {
+    async fn run(self, tcp: TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(addr = %self.addr, error = %e, "cannot set TCP_NODELAY");
         }
         let limits = &self.shared.limits;
+        // With TLS, a peer without a certificate of the cluster CA ends here, before any
+        // cluster message is read.
+        let mut stream = match &self.shared.tls {
+            None => MaybeTls::Plain(tcp),
+            Some(tls) => match tokio::time::timeout(limits.handshake_timeout, tls.accept_peer(tcp)).await {
+                Ok(Ok(stream)) => {
+                    if let Some(certificate) = stream.peer_identity() {
+                        tracing::debug!(addr = %self.addr, subject = %certificate.subject, serial = %certificate.serial_hex, "peer certificate accepted");
+                    }
+                    stream
+                }
+                Ok(Err(error)) => {
+                    tracing::warn!(addr = %self.addr, %error, "refused a peer's TLS handshake");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(addr = %self.addr, "a peer's TLS handshake timed out");
+                    return;
+                }
+            },
+        };
         let known = |id: NodeId| self.shared.acquaintance(id);
         let accepted = handshake::accept(
             &mut stream,
@@ -185,18 +207,36 @@ impl InboundConn {
         let registered =
             if accepted.guest { Some(PeerLink::guest(peer, self.id)) } else { self.register(peer) };
         let Some(link) = registered else { return };
+        // Plain TCP splits into halves that need no lock; TLS shares one session.
+        let reason = match stream {
+            MaybeTls::Plain(tcp) => {
+                let (rd, wr) = tcp.into_split();
+                self.exchange(&link, rd, wr).await
+            }
+            MaybeTls::Tls(tls) => {
+                let (rd, wr) = tokio::io::split(tls);
+                self.exchange(&link, rd, wr).await
+            }
+        };
+        tracing::info!(peer = %peer, addr = %self.addr, %reason, "inbound connection closed");
+    }
+
+    /// Reads the peer's frames and writes the answers until the connection ends; why it did.
+    async fn exchange<R, W>(&self, link: &PeerLink, rd: R, wr: W) -> String
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
         let mut removed = link.removed.clone();
         let mut newest = link.newest_conn.clone();
         let mut shutdown = self.shared.shutdown.subscribe();
-        let (rd, wr) = stream.into_split();
         let (reply_tx, reply_rx) = mpsc::channel(REPLY_QUEUE_FRAMES_MAX);
-        let reason = tokio::select! {
-            r = self.read_loop(&link, BufReader::new(rd), reply_tx) => r,
+        tokio::select! {
+            r = self.read_loop(link, BufReader::new(rd), reply_tx) => r,
             r = self.write_replies(wr, reply_rx, &link.counters) => r,
             () = stopped(&mut removed, &mut shutdown) => "peer removed or transport shut down".to_string(),
             _ = newest.wait_for(|id| *id != self.id) => "superseded by a newer connection from the peer".to_string(),
-        };
-        tracing::info!(peer = %peer, addr = %self.addr, %reason, "inbound connection closed");
+        }
     }
 
     /// Looks the peer up again (it may have been removed during the handshake) and marks this
@@ -222,7 +262,7 @@ impl InboundConn {
     /// answers queued behind them go out between their chunks.
     async fn write_replies(
         &self,
-        mut wr: OwnedWriteHalf,
+        mut wr: impl AsyncWrite + Unpin,
         mut replies: mpsc::Receiver<Answer>,
         counters: &PeerCounters,
     ) -> String {
@@ -245,7 +285,12 @@ impl InboundConn {
                     chunked.pop_front();
                 }
             }
-            match tokio::time::timeout(write_timeout, wr.write_all(&batch)).await {
+            // Flushing costs nothing on plain TCP; TLS holds what the socket did not take.
+            let write = async {
+                wr.write_all(&batch).await?;
+                wr.flush().await
+            };
+            match tokio::time::timeout(write_timeout, write).await {
                 Err(_) => return format!("reply write blocked for {write_timeout:?}"),
                 Ok(Err(e)) => return format!("reply write failed: {e}"),
                 Ok(Ok(())) => PeerCounters::add(&counters.bytes_sent, batch.len() as u64),
@@ -261,7 +306,7 @@ impl InboundConn {
     async fn read_loop(
         &self,
         link: &PeerLink,
-        mut rd: BufReader<OwnedReadHalf>,
+        mut rd: BufReader<impl AsyncRead + Unpin>,
         replies: mpsc::Sender<Answer>,
     ) -> String {
         let limits = &self.shared.limits;

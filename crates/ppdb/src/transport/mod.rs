@@ -30,6 +30,7 @@ mod peer;
 mod rpc;
 pub mod snapshot;
 mod stats;
+pub mod tls;
 mod writer;
 
 #[cfg(test)]
@@ -72,6 +73,8 @@ struct Shared {
     limits: TransportLimits,
     /// Where snapshots are streamed from and received into.
     snapshot_files: Option<Arc<dyn SnapshotFiles>>,
+    /// Mutual TLS on every connection, dialed or accepted.
+    tls: Option<tls::TlsContext>,
     local_addr: SocketAddr,
     peers: Mutex<BTreeMap<NodeId, PeerEntry>>,
     /// The incarnations the cluster recorded for its members: a peer presenting another one
@@ -176,6 +179,7 @@ impl Transport {
             },
             limits: config.limits.clone(),
             snapshot_files: config.snapshot_files.clone(),
+            tls: config.tls.clone(),
             local_addr,
             peers: Mutex::new(BTreeMap::new()),
             incarnations: Mutex::new(BTreeMap::new()),

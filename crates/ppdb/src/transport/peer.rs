@@ -8,6 +8,7 @@ use super::frame::{read_frame, Frame, ResponseStatus};
 use super::handshake::{self, Hello, PROTOCOL_VERSION};
 use super::rpc::ResponseAssembler;
 use super::stats::PeerCounters;
+use super::tls::MaybeTls;
 use super::writer::Writer;
 use super::Shared;
 use ppdb_raft::{Message, NodeId};
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use tokio::io::BufReader;
-use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -198,14 +199,21 @@ impl Link {
         self.shared.pending.fail_peer(self.peer, "peer unreachable");
     }
 
-    async fn dial(&self) -> Result<TcpStream, TransportError> {
+    async fn dial(&self) -> Result<MaybeTls, TransportError> {
         let limits = &self.shared.limits;
         let net = |reason: String| TransportError::Network { peer: self.peer, reason };
-        let mut stream = tokio::time::timeout(limits.connect_timeout, TcpStream::connect(self.addr))
+        let tcp = tokio::time::timeout(limits.connect_timeout, TcpStream::connect(self.addr))
             .await
             .map_err(|_| net(format!("connect to {} timed out", self.addr)))?
             .map_err(|e| net(format!("connect to {}: {e}", self.addr)))?;
-        stream.set_nodelay(true).map_err(|e| net(format!("set TCP_NODELAY: {e}")))?;
+        tcp.set_nodelay(true).map_err(|e| net(format!("set TCP_NODELAY: {e}")))?;
+        let mut stream = match &self.shared.tls {
+            None => MaybeTls::Plain(tcp),
+            Some(tls) => tokio::time::timeout(limits.handshake_timeout, tls.dial_peer(tcp, self.addr.ip()))
+                .await
+                .map_err(|_| net(format!("TLS handshake with {} timed out", self.addr)))?
+                .map_err(|e| net(format!("TLS handshake with {}: {e}", self.addr)))?,
+        };
         let hello = Hello {
             version: PROTOCOL_VERSION,
             cluster_id: self.shared.identity.cluster_id.clone(),
@@ -224,11 +232,31 @@ impl Link {
     /// Runs one connection until it fails; returns why.
     async fn session(
         &self,
-        stream: TcpStream,
+        stream: MaybeTls,
         queue: &mut mpsc::Receiver<Outbound>,
         writer: &mut Writer,
     ) -> TransportError {
-        let (rd, mut wr) = stream.into_split();
+        // Plain TCP splits into halves that need no lock; TLS shares one session.
+        match stream {
+            MaybeTls::Plain(tcp) => {
+                let (rd, wr) = tcp.into_split();
+                self.exchange(rd, wr, queue, writer).await
+            }
+            MaybeTls::Tls(tls) => {
+                let (rd, wr) = tokio::io::split(tls);
+                self.exchange(rd, wr, queue, writer).await
+            }
+        }
+    }
+
+    /// Writes the queue and reads the answers until the connection fails; why it did.
+    async fn exchange(
+        &self,
+        rd: impl AsyncRead + Unpin,
+        mut wr: impl AsyncWrite + Unpin,
+        queue: &mut mpsc::Receiver<Outbound>,
+        writer: &mut Writer,
+    ) -> TransportError {
         tokio::select! {
             e = self.read_answers(BufReader::new(rd)) => e,
             e = writer.run(&mut wr, queue) => e,
@@ -236,7 +264,7 @@ impl Link {
     }
 
     /// Reads what comes back on an outbound connection: pongs and responses, whole or in chunks.
-    async fn read_answers(&self, mut rd: BufReader<OwnedReadHalf>) -> TransportError {
+    async fn read_answers(&self, mut rd: BufReader<impl AsyncRead + Unpin>) -> TransportError {
         let limits = &self.shared.limits;
         let net = |reason: String| TransportError::Network { peer: self.peer, reason };
         let mut chunked = ResponseAssembler::new(limits.response_bytes_max);

@@ -14,8 +14,7 @@ use ppdb_raft::{Message, MessageBody, NodeId};
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -55,7 +54,7 @@ impl Writer {
     /// Writes until the connection fails or the queue closes; returns why it stopped.
     pub async fn run(
         &mut self,
-        wr: &mut OwnedWriteHalf,
+        wr: &mut (impl AsyncWrite + Unpin),
         queue: &mut mpsc::Receiver<Outbound>,
     ) -> TransportError {
         // Ping at once: the first round trip is measured as soon as the link is up.
@@ -75,7 +74,12 @@ impl Writer {
             if buf.bytes.is_empty() {
                 continue;
             }
-            match tokio::time::timeout(write_timeout, wr.write_all(&buf.bytes)).await {
+            // Flushing costs nothing on plain TCP; TLS holds what the socket did not take.
+            let write = async {
+                wr.write_all(&buf.bytes).await?;
+                wr.flush().await
+            };
+            match tokio::time::timeout(write_timeout, write).await {
                 Err(_) => {
                     let reason = format!("write blocked for {write_timeout:?}: the peer is not reading");
                     return TransportError::Network { peer: self.peer, reason };

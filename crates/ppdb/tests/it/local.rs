@@ -22,7 +22,7 @@ const BANNER: &str = "PPDB local cluster:";
 /// it has the node down (killed, restarting), and taking it would keep that node from coming back.
 /// Tests of this module run at once: each starts its search elsewhere, so two do not pick the
 /// same base before either has bound it.
-fn free_base_port() -> u16 {
+pub(crate) fn free_base_port() -> u16 {
     const FIRST: u32 = 3_000;
     const LAST: u32 = 9_700;
     static SEARCHES: AtomicU32 = AtomicU32::new(0);
@@ -122,14 +122,20 @@ fn ppdb_local_runs_three_nodes_with_one_atomic_shard_and_stops_on_ctrl_c() {
 
 /// A running `ppdb local` whose stderr is collected; dropping it stops the cluster (SIGTERM),
 /// so a failing test leaves no node behind.
-struct LocalCluster {
+pub(crate) struct LocalCluster {
     process: Child,
     stderr: Arc<Mutex<String>>,
 }
 
 impl LocalCluster {
     fn start(base: u16, dir: &Path) -> LocalCluster {
+        LocalCluster::start_with(base, dir, &[])
+    }
+
+    /// `ppdb local` with flags `extra` besides the base port and directory.
+    pub(crate) fn start_with(base: u16, dir: &Path, extra: &[&str]) -> LocalCluster {
         let mut process = local_command(base, dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -146,7 +152,7 @@ impl LocalCluster {
         LocalCluster { process, stderr }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().expect("stderr sink").clone()
     }
 

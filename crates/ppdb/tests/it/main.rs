@@ -23,6 +23,7 @@ mod resp_commands;
 mod scripting;
 mod server_commands;
 mod support;
+mod tls;
 mod types_hash;
 mod types_list;
 mod types_list_pops;

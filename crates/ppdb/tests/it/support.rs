@@ -23,6 +23,8 @@ pub const STOP_DEADLINE: Duration = Duration::from_secs(15);
 /// Read timeout of client connections: above the server's 5 s request timeout, so a request
 /// the server gives up on is seen as the server's error, not as a client-side timeout.
 pub const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// The join token every node of a test cluster is started with.
+pub const TEST_JOIN_TOKEN: &str = "test-cluster-join-token";
 /// Log lines of each node printed when a test fails.
 const LOG_TAIL_LINES: usize = 40;
 
@@ -362,6 +364,8 @@ impl TestCluster {
             .args(["--election-timeout-ms", &options.election_timeout_ms.to_string()])
             .args(["--worker-threads", &options.worker_threads.to_string()])
             .env("RUST_LOG", "info")
+            // Every node of a test cluster holds the same join token, so any may join through any.
+            .env("PPDB_JOIN_TOKEN", TEST_JOIN_TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

@@ -10,6 +10,7 @@ use super::reply;
 use super::session::{Flow, McSession};
 use super::{McStats, MemcachedSettings};
 use crate::server::context::ServerContext;
+use crate::transport::tls::{self, MaybeTls};
 use bytes::{Buf, BytesMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -60,7 +61,9 @@ pub async fn serve(
         let (ctx, settings, stats) = (Arc::clone(&ctx), Arc::clone(&settings), Arc::clone(&stats));
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
-            serve_connection(stream, &ctx, &settings, &stats).await;
+            if let Some(stream) = tls::accept_client(ctx.tls.as_ref(), stream).await {
+                serve_connection(stream, &ctx, &settings, &stats).await;
+            }
             ctx.stats.connections_open.fetch_sub(1, Ordering::Relaxed);
         });
     }
@@ -73,7 +76,7 @@ async fn refuse(mut stream: TcpStream) {
 
 /// Serves one connection until the client leaves, quits, or sends a line too long.
 async fn serve_connection(
-    mut stream: TcpStream,
+    mut stream: MaybeTls,
     ctx: &ServerContext,
     settings: &MemcachedSettings,
     stats: &McStats,
@@ -131,11 +134,13 @@ async fn serve_connection(
     }
 }
 
-async fn write(stream: &mut TcpStream, out: &mut Vec<u8>, ctx: &ServerContext) -> std::io::Result<()> {
+async fn write(stream: &mut MaybeTls, out: &mut Vec<u8>, ctx: &ServerContext) -> std::io::Result<()> {
     if out.is_empty() {
         return Ok(());
     }
     stream.write_all(out).await?;
+    // Nothing to do on plain TCP; TLS holds what the socket did not take.
+    stream.flush().await?;
     ctx.stats.net_output_bytes.fetch_add(out.len() as u64, Ordering::Relaxed);
     out.clear();
     Ok(())

@@ -96,13 +96,27 @@ async fn a_guest_of_the_cluster_may_call_but_not_a_guest_of_another() {
         }
     });
     let addr = a.local_addr();
-    let answer =
-        crate::transport::guest_call(addr, "test", NodeId(9), Incarnation(9), b"join".to_vec(), DEADLINE)
-            .await;
+    let answer = crate::transport::guest_call(
+        addr,
+        "test",
+        NodeId(9),
+        Incarnation(9),
+        b"join".to_vec(),
+        DEADLINE,
+        None,
+    )
+    .await;
     assert_eq!(answer, Ok(b"join".to_vec()));
-    let foreign =
-        crate::transport::guest_call(addr, "other", NodeId(9), Incarnation(9), b"join".to_vec(), DEADLINE)
-            .await;
+    let foreign = crate::transport::guest_call(
+        addr,
+        "other",
+        NodeId(9),
+        Incarnation(9),
+        b"join".to_vec(),
+        DEADLINE,
+        None,
+    )
+    .await;
     assert!(
         matches!(
             foreign,
