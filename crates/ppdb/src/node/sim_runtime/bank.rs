@@ -36,8 +36,9 @@ use crate::server::client::executor::shard_of;
 use crate::server::shard::KvShard;
 use crate::storage::disk::{CrashFaults, Disk, SimDisk};
 use crate::storage::wal::{GroupId, WalConfig, WalWriter};
+use crate::txn::canary::{self, Canary};
 use crate::txn::{coordinator, resolver, Part, ShardClient, TxnEntry, TxnError, TxnIds, TxnStats, Vote};
-use futures::future::BoxFuture;
+use futures::future::{join_all, BoxFuture};
 use ppdb_raft::sim::rng::{mix, SimRng};
 use ppdb_raft::{Config, NodeId, ProposeError, RecoveredState};
 use std::collections::BTreeMap;
@@ -413,29 +414,38 @@ impl Bank {
     /// Runs `read` of each shard's accounts, waiting out locks; the replies in account order.
     async fn per_shard(&self, read: impl Fn(Vec<Vec<u8>>) -> KvRead) -> Result<Vec<Reply>, Error> {
         let mut replies = vec![Reply::Nil; self.accounts.len()];
-        for shard in 1..=SHARDS {
-            let indexes: Vec<usize> =
-                (0..self.accounts.len()).filter(|&i| shard_of(&self.accounts[i], SHARDS) == shard).collect();
+        let indexes: Vec<Vec<usize>> = (1..=SHARDS)
+            .map(|shard| {
+                (0..self.accounts.len()).filter(|&i| shard_of(&self.accounts[i], SHARDS) == shard).collect()
+            })
+            .collect();
+        let reads = (1..=SHARDS).zip(&indexes).map(|(shard, indexes)| {
             let keys = indexes.iter().map(|&i| self.accounts[i].clone()).collect();
-            let query = read(keys);
-            let mut attempt = 0;
-            let answer = loop {
-                match self.client.read(shard, query.clone()).await? {
-                    Reply::Locked(holder) if attempt < coordinator::ATTEMPTS_MAX => {
-                        resolver::wait_out(&self.client, &holder, attempt, &self.stats).await;
-                        attempt += 1;
-                    }
-                    other => break other,
-                }
-            };
-            let Reply::Array(items) = answer else {
-                return Err(Error::State(format!("shard {shard} answered {answer:?}")));
+            self.read_unlocked(shard, read(keys))
+        });
+        for (answer, indexes) in join_all(reads).await.into_iter().zip(indexes) {
+            let Reply::Array(items) = answer? else {
+                return Err(Error::State("a shard did not answer an array".into()));
             };
             for (index, item) in indexes.into_iter().zip(items) {
                 replies[index] = item;
             }
         }
         Ok(replies)
+    }
+
+    /// Runs `query` on `shard`, waiting out (or resolving) the locks it meets.
+    async fn read_unlocked(&self, shard: u64, query: KvRead) -> Result<Reply, Error> {
+        let mut attempt = 0;
+        loop {
+            match self.client.read(shard, query.clone()).await? {
+                Reply::Locked(holder) if attempt < coordinator::ATTEMPTS_MAX => {
+                    resolver::wait_out(&self.client, &holder, attempt, &self.stats).await;
+                    attempt += 1;
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     /// One transfer from `from` to `to`, perhaps watching the source first.
@@ -559,7 +569,7 @@ async fn sweeper(bank: Arc<Bank>) {
 async fn reader(bank: Arc<Bank>) {
     let mut rng = SimRng::new(mix(bank.seed, 99));
     while !bank.stopping() {
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(80))).await;
+        tokio::time::sleep(Duration::from_millis(5 + rng.below(30))).await;
         check_total(&bank, "a whole-bank read").await;
     }
 }
@@ -610,8 +620,10 @@ impl std::fmt::Display for BankFailure {
     }
 }
 
-/// Runs seed `seed` on its own paused-clock, current-thread tokio runtime.
-fn run(seed: u64) -> Result<BankReport, BankFailure> {
+/// Runs seed `seed` on its own paused-clock, current-thread tokio runtime, with `canary`
+/// planted (or none).
+fn run(seed: u64, canary: Option<Canary>) -> Result<BankReport, BankFailure> {
+    canary::plant(canary);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -793,8 +805,9 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// Runs seeds `first..first + count` on every core; the failures (by seed) and the reports.
-fn sweep(first: u64, count: u64) -> (Vec<BankFailure>, Vec<BankReport>) {
+/// Runs seeds `first..first + count` on every core with `canary` planted; the failures (by
+/// seed) and the reports. With a canary, stops at the first failure.
+fn sweep(first: u64, count: u64, canary: Option<Canary>) -> (Vec<BankFailure>, Vec<BankReport>) {
     let next = AtomicU64::new(first);
     let failures = Mutex::new(Vec::new());
     let reports = Mutex::new(Vec::new());
@@ -803,10 +816,10 @@ fn sweep(first: u64, count: u64) -> (Vec<BankFailure>, Vec<BankReport>) {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= first + count {
+                if seed >= first + count || (canary.is_some() && !lock(&failures).is_empty()) {
                     break;
                 }
-                match run(seed) {
+                match run(seed, canary) {
                     Ok(report) => lock(&reports).push(report),
                     Err(failure) => lock(&failures).push(failure),
                 }
@@ -826,7 +839,7 @@ fn the_bank_stays_balanced_and_atomic_under_faults() {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        match run(seed) {
+        match run(seed, None) {
             Ok(report) => println!("seed {seed} passed: {report:?}"),
             Err(failure) => panic!("{failure}"),
         }
@@ -834,7 +847,7 @@ fn the_bank_stays_balanced_and_atomic_under_faults() {
     }
     let first = env_u64("PPDB_BANK_SIM_FIRST_SEED").unwrap_or(0);
     let count = env_u64("PPDB_BANK_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
-    let (failures, reports) = sweep(first, count);
+    let (failures, reports) = sweep(first, count, None);
     let total = |f: fn(&BankReport) -> u64| reports.iter().map(f).sum::<u64>();
     println!(
         "{count} bank simulation seeds: {} failed; transfers {} committed, {} aborted, {} unknown; \
@@ -857,10 +870,29 @@ fn the_bank_stays_balanced_and_atomic_under_faults() {
 /// Determinism: a seed replays to the same trace, another seed does not.
 #[test]
 fn a_bank_seed_replays_exactly() {
-    let a = run(7).unwrap_or_else(|f| panic!("{f}"));
-    let b = run(7).unwrap_or_else(|f| panic!("{f}"));
+    let a = run(7, None).unwrap_or_else(|f| panic!("{f}"));
+    let b = run(7, None).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(a, b, "a seed must replay exactly");
     assert!(a.committed > 0 && a.crashes > 0, "{a:?}");
-    let c = run(8).unwrap_or_else(|f| panic!("{f}"));
+    let c = run(8, None).unwrap_or_else(|f| panic!("{f}"));
     assert_ne!(a.trace_digest, c.trace_digest);
+}
+
+/// Runs the default sweep with `canary` planted: some seed must fail.
+fn assert_caught(canary: Canary) {
+    let (failures, _) = sweep(0, DEFAULT_SEEDS, Some(canary));
+    let failure = failures.first().unwrap_or_else(|| panic!("{canary:?} survived the bank sweep"));
+    println!("{canary:?}: {failure}");
+}
+
+/// Committing although a participant never prepared breaks atomicity.
+#[test]
+fn canary_committing_an_unprepared_participant_is_caught() {
+    assert_caught(Canary::CommitUnprepared);
+}
+
+/// Preparing without locking lets reads and writes in before the decision.
+#[test]
+fn canary_prepare_without_locks_is_caught() {
+    assert_caught(Canary::PrepareWithoutLocks);
 }
