@@ -61,15 +61,15 @@ const OPENING_BALANCE: i64 = 100;
 /// Length of one Raft tick.
 const TICK: Duration = Duration::from_millis(10);
 /// How long a node handle waits for a request.
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(800);
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the simulation's shard client tries a request that certainly did not apply.
-const SUBMIT_DEADLINE_MS: u64 = 1_500;
+const SUBMIT_DEADLINE_MS: u64 = 1_000;
 /// An fdatasync takes 1 to this many milliseconds.
 const FSYNC_MS_MAX: u64 = 3;
 /// Where every node keeps its data on its simulated disk.
 const DATA_DIR: &str = "/node";
 /// Simulated milliseconds with faults on.
-const FAULT_PHASE_MS: u64 = 2_000;
+const FAULT_PHASE_MS: u64 = 1_200;
 /// Simulated milliseconds the liveness phase may take: clients finish (a transaction's
 /// requests time out within a few seconds), then stale locks are swept.
 const LIVENESS_MS_MAX: u64 = 15_000;
