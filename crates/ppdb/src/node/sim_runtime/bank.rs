@@ -347,7 +347,8 @@ struct Transfer {
     from: usize,
     to: usize,
     amount: i64,
-    marker: Vec<u8>,
+    /// Its marker key, on the source's shard.
+    marker: String,
     outcome: Outcome,
 }
 
@@ -364,6 +365,8 @@ struct Bank {
     violations: Mutex<Vec<String>>,
     stopping: AtomicBool,
     reads: AtomicU64,
+    /// Transfers of unknown outcome found applied at the end.
+    unknown_applied: AtomicU64,
 }
 
 impl Bank {
@@ -459,7 +462,7 @@ impl Bank {
     ) -> Result<(), TxnError> {
         let from_shard = shard_of(&self.accounts[from], SHARDS);
         let to_shard = shard_of(&self.accounts[to], SHARDS);
-        let marker = Bank::key_on(from_shard, &format!("marker:{id}"));
+        let marker = String::from_utf8_lossy(&Bank::key_on(from_shard, &format!("marker:{id}"))).into_owned();
         let mut watched = Vec::new();
         if watch {
             let versions = KvRead::Versions { keys: vec![self.accounts[from].clone()] };
@@ -478,7 +481,7 @@ impl Bank {
             shard: from_shard,
             steps: vec![
                 write(WriteOp::IncrBy { key: self.accounts[from].clone(), delta: -amount }),
-                write(WriteOp::MSet { pairs: vec![(marker.clone(), b"1".to_vec())] }),
+                write(WriteOp::MSet { pairs: vec![(marker.clone().into_bytes(), b"1".to_vec())] }),
             ],
             watched,
         };
@@ -673,6 +676,7 @@ async fn simulate(seed: u64) -> Result<BankReport, String> {
         violations: Mutex::default(),
         stopping: AtomicBool::new(false),
         reads: AtomicU64::new(0),
+        unknown_applied: AtomicU64::new(0),
     });
     let opening = tokio::spawn(open_accounts(Arc::clone(&bank)));
     drive(&mut cluster, 10_000, opening).await??;
@@ -730,7 +734,9 @@ async fn liveness(bank: Arc<Bank>, tasks: Vec<JoinHandle<()>>) -> Result<(), Str
     let Some(balances) = check_total(&bank, "the final read").await else {
         return Err("the final whole-bank read failed with every node up".into());
     };
-    check_transfers(&bank, &balances).await
+    let unknown_applied = check_transfers(&bank, &balances).await?;
+    bank.unknown_applied.store(unknown_applied, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Whether no shard holds a lock (sweeping stale ones meanwhile).
@@ -750,12 +756,13 @@ async fn no_locks(bank: &Bank) -> bool {
 
 /// Every acknowledged transfer's marker exists, no aborted one's does, and the balances are
 /// the opening ones moved by exactly the transfers whose marker exists.
-async fn check_transfers(bank: &Bank, balances: &[Option<i64>]) -> Result<(), String> {
+async fn check_transfers(bank: &Bank, balances: &[Option<i64>]) -> Result<u64, String> {
+    let mut unknown_applied = 0;
     let transfers = lock(&bank.transfers).clone();
     let mut expected = vec![OPENING_BALANCE; bank.accounts.len()];
     for (index, transfer) in transfers.iter().enumerate() {
-        let shard = shard_of(&transfer.marker, SHARDS);
-        let read = KvRead::MGet { keys: vec![transfer.marker.clone()] };
+        let shard = shard_of(transfer.marker.as_bytes(), SHARDS);
+        let read = KvRead::MGet { keys: vec![transfer.marker.clone().into_bytes()] };
         let applied = match bank.client.read(shard, read).await {
             Ok(Reply::Array(items)) => items.first().is_some_and(|item| *item != Reply::Nil),
             other => return Err(format!("reading transfer {index}'s marker answered {other:?}")),
@@ -769,6 +776,9 @@ async fn check_transfers(bank: &Bank, balances: &[Option<i64>]) -> Result<(), St
             }
             _ => {}
         }
+        if applied && transfer.outcome == Outcome::Unknown {
+            unknown_applied += 1;
+        }
         if applied {
             expected[transfer.from] -= transfer.amount;
             expected[transfer.to] += transfer.amount;
@@ -781,7 +791,7 @@ async fn check_transfers(bank: &Bank, balances: &[Option<i64>]) -> Result<(), St
         ));
     }
     bank.trace(("final", balances));
-    Ok(())
+    Ok(unknown_applied)
 }
 
 /// The report of a run that passed.
@@ -793,7 +803,7 @@ fn report(bank: &Bank, cluster: &BankCluster) -> Result<BankReport, String> {
         committed: count(Outcome::Committed),
         aborted: count(Outcome::Aborted),
         unknown: count(Outcome::Unknown),
-        unknown_applied: 0,
+        unknown_applied: bank.unknown_applied.load(Ordering::Relaxed),
         reads: bank.reads.load(Ordering::Relaxed),
         crashes: cluster.crashes,
         partitions: cluster.partitions,
@@ -850,12 +860,13 @@ fn the_bank_stays_balanced_and_atomic_under_faults() {
     let (failures, reports) = sweep(first, count, None);
     let total = |f: fn(&BankReport) -> u64| reports.iter().map(f).sum::<u64>();
     println!(
-        "{count} bank simulation seeds: {} failed; transfers {} committed, {} aborted, {} unknown; \
+        "{count} bank simulation seeds: {} failed; transfers {} committed, {} aborted, {} unknown ({} applied); \
          {} whole-bank reads, {} crashes, {} partitions",
         failures.len(),
         total(|r| r.committed),
         total(|r| r.aborted),
         total(|r| r.unknown),
+        total(|r| r.unknown_applied),
         total(|r| r.reads),
         total(|r| r.crashes),
         total(|r| r.partitions),
