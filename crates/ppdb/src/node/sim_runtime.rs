@@ -49,6 +49,7 @@
 //! [`NodeHandle`]: crate::node::NodeHandle
 //! [`WalWriter::Caller`]: crate::storage::wal::WalWriter::Caller
 
+mod bank;
 mod clients;
 mod clock;
 mod cluster;

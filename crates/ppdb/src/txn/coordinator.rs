@@ -129,6 +129,10 @@ impl<'c, C: ShardClient + ?Sized> Coordinator<'c, C> {
                 Err(error) => unanswered.push((shard, error)),
             }
         }
+        #[cfg(test)]
+        if super::canary::planted(super::canary::Canary::CommitUnprepared) {
+            unanswered.clear();
+        }
         if refusal.is_none() && !unanswered.is_empty() {
             refusal = self.fence(unanswered).await?;
         }
