@@ -104,6 +104,18 @@ pub struct NodeConfig {
     /// What happens over `maxmemory` (Redis's `maxmemory-policy`): only `noeviction`, which
     /// refuses the writes and evicts nothing.
     pub maxmemory_policy: MaxMemoryPolicy,
+    /// The `default` user's password (Redis's `requirepass`); none leaves it as the ACL
+    /// users say (open, if nothing configured them).
+    pub requirepass: Option<String>,
+    /// An ACL file in Redis's syntax (`user <name> on >pass ~* +@all`), loaded at start and
+    /// proposed to the cluster (Redis's `aclfile`).
+    pub aclfile: Option<PathBuf>,
+    /// Listen for clients on a non-loopback address without a password or ACL file, and serve
+    /// memcached (which has no authentication) on one.
+    pub insecure: bool,
+    /// The token the admin endpoints that change the cluster require (`Authorization: Bearer
+    /// <token>`); none refuses every such request.
+    pub admin_token: Option<String>,
 }
 
 /// Redis's `maxmemory-policy`, of which PPDB has the one that evicts nothing.
@@ -263,6 +275,10 @@ impl Default for NodeConfig {
             clients: ClientConfig::default(),
             maxmemory: 0,
             maxmemory_policy: MaxMemoryPolicy::NoEviction,
+            requirepass: None,
+            aclfile: None,
+            insecure: false,
+            admin_token: None,
         }
     }
 }
@@ -282,6 +298,46 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl NodeConfig {
+    /// The secure default: no client listener on a non-loopback address without a password
+    /// or an ACL file, and no memcached listener there at all (memcached's text protocol has
+    /// no authentication), unless `insecure` says so.
+    fn validate_exposure(&self) -> Result<(), ConfigError> {
+        if self.insecure {
+            return Ok(());
+        }
+        let has_auth = self.requirepass.as_deref().is_some_and(|p| !p.is_empty()) || self.aclfile.is_some();
+        if !has_auth && !self.client_addr.ip().is_loopback() {
+            return Err(invalid(
+                "client_addr",
+                format!(
+                    "refusing to serve clients on {} without authentication: set --requirepass or \
+                     --aclfile, or pass --insecure to accept any client that can reach it",
+                    self.client_addr
+                ),
+            ));
+        }
+        if self.admin_token.is_none() && !self.admin_addr.ip().is_loopback() {
+            return Err(invalid(
+                "admin_addr",
+                format!(
+                    "refusing to serve the admin endpoints on {} without an admin token: set \
+                     --admin-token, or pass --insecure",
+                    self.admin_addr
+                ),
+            ));
+        }
+        if let Some(addr) = self.memcached_addr.filter(|a| !a.ip().is_loopback()) {
+            return Err(invalid(
+                "memcached_addr",
+                format!(
+                    "refusing to serve memcached on {addr}: its protocol has no authentication; \
+                     listen on a loopback address, or pass --insecure"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads a TOML configuration file.
     pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
         toml::from_str(text).map_err(|e| invalid("file", e.to_string()))
@@ -330,6 +386,7 @@ impl NodeConfig {
 
     /// Checks every setting, naming the first one that is wrong.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_exposure()?;
         let p = &self.peer;
         if p.node_id == 0 {
             return Err(invalid("peer.node_id", "must be at least 1"));

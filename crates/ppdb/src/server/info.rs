@@ -96,12 +96,16 @@ impl ServerContext {
             out,
             "# Stats\r\ntotal_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
              total_net_input_bytes:{}\r\ntotal_net_output_bytes:{}\r\nrejected_connections:{}\r\n\
-             evicted_keys:0\r\nevicted_clients:0\r\n\r\n",
+             evicted_keys:0\r\nevicted_clients:0\r\nacl_access_denied_auth:{}\r\n\
+             acl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:0\r\n\r\n",
             load(&stats.connections_total),
             load(&stats.commands),
             load(&stats.net_input_bytes),
             load(&stats.net_output_bytes),
             load(&stats.connections_refused),
+            load(&self.access.stats.denied_auth),
+            load(&self.access.stats.denied_cmd),
+            load(&self.access.stats.denied_key),
         );
     }
 

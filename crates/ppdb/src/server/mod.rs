@@ -25,6 +25,7 @@
 //! - [`memcached`]: memcached's text protocol beside RESP, on [`client`]'s executor.
 //! - [`node`]: starts all of it on an assembled node.
 
+pub mod acl;
 pub mod admin;
 pub mod blocking;
 pub mod channels;

@@ -35,6 +35,8 @@ pub struct NodeReport {
     pub membership: MembershipService<KvShard>,
     /// The memory limit (`maxmemory`).
     pub memory: Arc<MemoryLimit>,
+    /// The client refusals of ACL checks (failed logins among them).
+    pub acl: Arc<super::acl::AclStats>,
 }
 
 /// The /status document.
