@@ -47,6 +47,9 @@ pub enum UserError {
     /// `<password` or `!hash` of a password the user does not have.
     #[error("The password you are trying to remove from the user does not exist")]
     NoSuchPassword,
+    /// A key pattern after `~*`, which already allows every key.
+    #[error("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns")]
+    PatternAfterAll,
     /// One list would pass its limit.
     #[error("too many passwords or patterns for one user (at most {PATTERNS_MAX} of each, {PASSWORDS_MAX} passwords)")]
     TooMany,
@@ -117,6 +120,9 @@ impl User {
                 self.nopass = false;
             }
             Rule::Keys { pattern, read, write } => {
+                if self.keys.iter().any(|p| p.pattern == b"*" && p.read && p.write) {
+                    return Err(UserError::PatternAfterAll);
+                }
                 let pattern = KeyPattern { pattern: pattern.clone(), read: *read, write: *write };
                 if !self.keys.contains(&pattern) {
                     bounded_push(&mut self.keys, pattern)?;
@@ -202,7 +208,6 @@ impl User {
         if self.nopass {
             flags.push("nopass");
         }
-        flags.push("sanitize-payload");
         flags
     }
 
@@ -246,6 +251,9 @@ impl User {
         rules.extend(self.passwords.iter().map(|h| Rule::AddPassword(*h)));
         rules.extend(self.keys.iter().map(|p| Rule::Keys { pattern: p.pattern.clone(), read: p.read, write: p.write }));
         rules.extend(self.channels.iter().map(|p| Rule::Channels(p.clone())));
+        if self.channels.is_empty() {
+            rules.push(Rule::ResetChannels);
+        }
         let mut words: Vec<Vec<u8>> = rules.iter().map(Rule::canonical).collect();
         words.extend(self.command_text().split(' ').map(|w| w.as_bytes().to_vec()));
         words
@@ -307,6 +315,9 @@ mod tests {
         assert!(!u.may_access(b"other", KeyAccess::Read));
         assert_eq!(u.key_text(), b"~app:* %R~ro:* %W~wo:*");
         assert!(!user("~a resetkeys").may_access(b"a", KeyAccess::Read));
+        let mut all = user("allkeys");
+        let after = all.apply(&Rule::Keys { pattern: b"x".to_vec(), read: true, write: false });
+        assert_eq!(after, Err(UserError::PatternAfterAll), "as Redis 7.0 refuses it");
     }
 
     #[test]
@@ -334,6 +345,10 @@ mod tests {
         assert_eq!(
             User::open().rules().iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect::<Vec<_>>(),
             ["on", "nopass", "~*", "&*", "+@all"]
+        );
+        assert_eq!(
+            user("+get").rules().iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect::<Vec<_>>(),
+            ["off", "resetchannels", "-@all", "+get"]
         );
     }
 

@@ -13,6 +13,12 @@ const ADMIN: &[&str] = &["acl", "config", "debug", "lastsave"];
 /// Commands Redis puts in `@dangerous` without `@admin`.
 const DANGEROUS: &[&str] = &["client", "flushall", "flushdb", "info", "keys"];
 
+/// Subcommands of an `@admin` or `@dangerous` container that Redis puts in neither.
+const HARMLESS_SUBCOMMANDS: &[(&str, &[&str])] = &[
+    ("acl", &["cat", "genpass", "help", "whoami"]),
+    ("client", &["getname", "help", "id", "info", "reply", "setinfo", "setname"]),
+];
+
 /// The category of a command's group (its data type, or what it is about), as Redis files it.
 pub fn group_category(name: &str) -> Option<Category> {
     use Category::*;
@@ -43,8 +49,11 @@ pub fn group_category(name: &str) -> Option<Category> {
     Some(category)
 }
 
-/// The categories of a command.
-pub fn categories(spec: &CommandSpec) -> CategorySet {
+/// The categories of a command, or of one subcommand of a container command.
+pub fn categories(spec: &CommandSpec, subcommand: Option<&str>) -> CategorySet {
+    let harmless = HARMLESS_SUBCOMMANDS
+        .iter()
+        .any(|(name, subs)| *name == spec.name && subcommand.is_some_and(|sub| subs.contains(&sub)));
     let mut set = CategorySet::default();
     let flag = |f: &str| spec.flags.contains(&f);
     if flag("write") {
@@ -55,11 +64,11 @@ pub fn categories(spec: &CommandSpec) -> CategorySet {
     if reads && group != Some(Category::Scripting) {
         set.insert(Category::Read);
     }
-    if flag("admin") || ADMIN.contains(&spec.name) {
+    if (flag("admin") || ADMIN.contains(&spec.name)) && !harmless {
         set.insert(Category::Admin);
         set.insert(Category::Dangerous);
     }
-    if DANGEROUS.contains(&spec.name) {
+    if DANGEROUS.contains(&spec.name) && !harmless {
         set.insert(Category::Dangerous);
     }
     if flag("pubsub") {
@@ -159,13 +168,16 @@ mod tests {
 
     #[test]
     fn categories_follow_redis() {
-        let of = |name: &str| categories(lookup(name.as_bytes()).expect("known"));
+        let of = |name: &str| categories(lookup(name.as_bytes()).expect("known"), None);
         let get = of("get");
         assert!(get.contains(Category::Read) && get.contains(Category::String) && get.contains(Category::Fast));
         assert!(!get.contains(Category::Write));
         let flushall = of("flushall");
         assert!(flushall.contains(Category::Dangerous) && flushall.contains(Category::Write));
         assert!(of("config").contains(Category::Admin));
+        let acl = lookup(b"acl").expect("known");
+        assert!(categories(acl, Some("setuser")).contains(Category::Admin));
+        assert!(!categories(acl, Some("whoami")).contains(Category::Dangerous), "as Redis files ACL WHOAMI");
         assert!(of("blpop").contains(Category::Blocking) && of("blpop").contains(Category::List));
         assert!(of("zadd").contains(Category::SortedSet) && of("hset").contains(Category::Hash));
         assert!(of("publish").contains(Category::PubSub));

@@ -234,13 +234,22 @@ impl SessionAuth {
         if self.open {
             return Ok(());
         }
-        let Some(spec) = args.first().and_then(|name| lookup(name)) else { return Ok(()) };
+        // An unknown command or a wrong number of arguments is answered as such first, as
+        // Redis answers it; such a request runs nothing.
+        let Some(spec) = args.first().and_then(|name| lookup(name)).filter(|s| s.arity_ok(args.len())) else {
+            return Ok(());
+        };
+        // AUTH, HELLO, QUIT and RESET run whoever the connection is: it may always log in
+        // again or leave.
+        if spec.flags.contains(&"no_auth") {
+            return Ok(());
+        }
         if !self.authenticated {
-            return if spec.flags.contains(&"no_auth") { Ok(()) } else { Err(Refusal::NoAuth) };
+            return Err(Refusal::NoAuth);
         }
         let Some(user) = self.users.get(&self.user) else { return Err(Refusal::UserGone) };
         let sub = subcommand(spec, args);
-        let facts = CommandFacts { name: spec.name, subcommand: sub.as_deref(), categories: categories(spec) };
+        let facts = CommandFacts { name: spec.name, subcommand: sub.as_deref(), categories: categories(spec, sub.as_deref()) };
         if !user.may_run(&facts) {
             self.stats.denied_cmd.fetch_add(1, Ordering::Relaxed);
             let full = sub.map_or_else(|| spec.name.to_string(), |sub| format!("{}|{sub}", spec.name));

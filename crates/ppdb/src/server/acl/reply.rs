@@ -4,7 +4,7 @@
 
 use super::command_facts::categories;
 use crate::acl::file::requirepass_change;
-use crate::acl::{AclChange, AclUsers, Category, Rule, User};
+use crate::acl::{AclChange, AclError, AclUsers, Category, Rule, User};
 use crate::acl::rule::CommandSelector;
 use crate::error::Error;
 use crate::node::DirectoryCommand;
@@ -38,10 +38,12 @@ const HELP: &[&str] = &[
 pub async fn acl_reply(ctx: &ServerContext, session: &mut Session, command: AclCommand) -> Frame {
     let users = session.auth.users();
     match command {
-        AclCommand::SetUser { name, rules } => match set_user_change(&name, &rules) {
-            Ok(change) => apply(ctx, session, change).await,
-            Err(frame) => frame,
-        },
+        AclCommand::SetUser { name, rules } => {
+            match set_user_change(&name, &rules).and_then(|change| preview(&users, &name, &rules).map(|()| change)) {
+                Ok(change) => apply(ctx, session, change).await,
+                Err(frame) => frame,
+            }
+        }
         AclCommand::DelUser(names) => {
             let names: Vec<String> = names.iter().map(|n| String::from_utf8_lossy(n).into_owned()).collect();
             let existing = names.iter().filter(|n| users.get(n).is_some()).count();
@@ -62,7 +64,7 @@ pub async fn acl_reply(ctx: &ServerContext, session: &mut Session, command: AclC
             Some(category) => Frame::Array(
                 COMMANDS
                     .iter()
-                    .filter(|spec| categories(spec).contains(category))
+                    .filter(|spec| categories(spec, None).contains(category))
                     .map(|spec| Frame::bulk(spec.name.as_bytes()))
                     .collect(),
             ),
@@ -101,6 +103,20 @@ fn set_user_change(name: &[u8], rules: &[Bytes]) -> Result<AclChange, Frame> {
         }
     }
     AclChange::set_user(name, rules).map_err(|e| Frame::error(format!("ERR {e}")))
+}
+
+/// Refuses rules that do not apply to the user as it is, naming the rule as the client wrote
+/// it (the change holds passwords only as hashes).
+fn preview(users: &AclUsers, name: &[u8], rules: &[Bytes]) -> Result<(), Frame> {
+    let mut user = users.get(&String::from_utf8_lossy(name)).cloned().unwrap_or_default();
+    for text in rules {
+        let rule = String::from_utf8_lossy(text).into_owned();
+        let applied = Rule::parse(text)
+            .map_err(|reason| AclError::Rule { rule: rule.clone(), reason })
+            .and_then(|parsed| user.apply(&parsed).map_err(|reason| AclError::User { rule, reason }));
+        applied.map_err(|e| Frame::error(format!("ERR {e}")))?;
+    }
+    Ok(())
 }
 
 /// Proposes `change` to the meta group and waits until this node applied it.
