@@ -42,9 +42,11 @@ pub fn parse_acl_file(text: &[u8]) -> Result<Vec<AclChange>, AclFileError> {
         if first.starts_with(b"#") {
             continue;
         }
-        let name = words.next().filter(|_| first == b"user").ok_or(AclFileError::NotAUser { line: line_number })?;
+        let name =
+            words.next().filter(|_| first == b"user").ok_or(AclFileError::NotAUser { line: line_number })?;
         let rules: Vec<&[u8]> = std::iter::once(&b"reset"[..]).chain(words).collect();
-        let change = AclChange::set_user(name, &rules).map_err(|error| AclFileError::Rules { line: line_number, error })?;
+        let change = AclChange::set_user(name, &rules)
+            .map_err(|error| AclFileError::Rules { line: line_number, error })?;
         changes.push(change);
     }
     Ok(changes)
@@ -67,7 +69,8 @@ mod tests {
 
     #[test]
     fn an_acl_file_defines_each_user_from_scratch() {
-        let text = b"# operators\nuser default on nopass ~* &* +@all\n\nuser app on >pw ~app:* +@read +@write\n";
+        let text =
+            b"# operators\nuser default on nopass ~* &* +@all\n\nuser app on >pw ~app:* +@read +@write\n";
         let changes = parse_acl_file(text).expect("parses");
         assert_eq!(changes.len(), 2);
         let mut users = AclUsers::default();
@@ -76,7 +79,10 @@ mod tests {
         }
         assert!(users.authenticate("app", b"pw").is_some());
         assert!(parse_acl_file(b"usr x on").is_err_and(|e| e == AclFileError::NotAUser { line: 1 }));
-        assert!(matches!(parse_acl_file(b"user x on\nuser y bogus"), Err(AclFileError::Rules { line: 2, .. })));
+        assert!(matches!(
+            parse_acl_file(b"user x on\nuser y bogus"),
+            Err(AclFileError::Rules { line: 2, .. })
+        ));
         assert_eq!(parse_acl_file(&vec![b' '; ACL_FILE_BYTES_MAX + 1]), Err(AclFileError::TooLarge));
     }
 

@@ -110,7 +110,9 @@ pub enum RuleError {
     #[error("Unknown command or category name in ACL")]
     Unknown,
     /// A `#`/`!` hash that is not 64 lower-case hex digits.
-    #[error("The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters")]
+    #[error(
+        "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
+    )]
     BadHash,
     /// Longer than [`RULE_BYTES_MAX`].
     #[error("rule longer than {RULE_BYTES_MAX} bytes")]

@@ -249,7 +249,11 @@ impl User {
             rules.push(Rule::NoPass);
         }
         rules.extend(self.passwords.iter().map(|h| Rule::AddPassword(*h)));
-        rules.extend(self.keys.iter().map(|p| Rule::Keys { pattern: p.pattern.clone(), read: p.read, write: p.write }));
+        rules.extend(self.keys.iter().map(|p| Rule::Keys {
+            pattern: p.pattern.clone(),
+            read: p.read,
+            write: p.write,
+        }));
         rules.extend(self.channels.iter().map(|p| Rule::Channels(p.clone())));
         if self.channels.is_empty() {
             rules.push(Rule::ResetChannels);
@@ -356,7 +360,10 @@ mod tests {
     fn lists_are_bounded() {
         let mut u = User::default();
         for i in 0..PATTERNS_MAX {
-            assert_eq!(u.apply(&Rule::Keys { pattern: i.to_string().into_bytes(), read: true, write: true }), Ok(()));
+            assert_eq!(
+                u.apply(&Rule::Keys { pattern: i.to_string().into_bytes(), read: true, write: true }),
+                Ok(())
+            );
         }
         let one_more = Rule::Keys { pattern: b"x".to_vec(), read: true, write: true };
         assert_eq!(u.apply(&one_more), Err(UserError::TooMany));

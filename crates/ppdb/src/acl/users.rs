@@ -115,9 +115,8 @@ impl AclChange {
 
 /// A user name, if acceptable.
 fn check_name(name: &[u8]) -> Result<String, AclError> {
-    let acceptable = !name.is_empty()
-        && name.len() <= USER_NAME_BYTES_MAX
-        && name.iter().all(|&b| b > b' ' && b != 0x7f);
+    let acceptable =
+        !name.is_empty() && name.len() <= USER_NAME_BYTES_MAX && name.iter().all(|&b| b > b' ' && b != 0x7f);
     match std::str::from_utf8(name) {
         Ok(text) if acceptable => Ok(text.to_string()),
         _ => Err(AclError::BadName),
@@ -185,7 +184,8 @@ impl AclUsers {
                 let mut user = self.users.get(name).cloned().unwrap_or_default();
                 for text in rules {
                     let rule = String::from_utf8_lossy(text).into_owned();
-                    let parsed = Rule::parse(text).map_err(|reason| AclError::Rule { rule: rule.clone(), reason })?;
+                    let parsed =
+                        Rule::parse(text).map_err(|reason| AclError::Rule { rule: rule.clone(), reason })?;
                     user.apply(&parsed).map_err(|reason| AclError::User { rule, reason })?;
                 }
                 self.users.insert(name.clone(), user);
@@ -251,7 +251,10 @@ mod tests {
         let refused = users.apply(&set("alice", "<nosuch ~b:*"));
         assert!(matches!(refused, Err(AclError::User { reason: UserError::NoSuchPassword, .. })));
         assert_eq!(users, before, "nothing of a refused change applies");
-        assert_eq!(users.apply(&AclChange::DeleteUsers { names: vec!["default".into()] }), Err(AclError::DeleteDefault));
+        assert_eq!(
+            users.apply(&AclChange::DeleteUsers { names: vec!["default".into()] }),
+            Err(AclError::DeleteDefault)
+        );
         users.apply(&AclChange::DeleteUsers { names: vec!["alice".into(), "bob".into()] }).expect("applies");
         assert!(users.get("alice").is_none());
     }
@@ -273,7 +276,11 @@ mod tests {
     #[test]
     fn changes_and_users_round_trip() {
         let mut users = AclUsers::default();
-        for change in [set("alice", "on >pw ~a:* %R~b &c +@read -get"), set("default", "resetpass >x"), AclChange::DeleteUsers { names: vec!["z".into()] }] {
+        for change in [
+            set("alice", "on >pw ~a:* %R~b &c +@read -get"),
+            set("default", "resetpass >x"),
+            AclChange::DeleteUsers { names: vec!["z".into()] },
+        ] {
             let mut e = Encoder::default();
             change.encode(&mut e);
             let bytes = e.finish();

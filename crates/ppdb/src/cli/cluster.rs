@@ -53,7 +53,8 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
 fn post(admin: &str, path: &str, token: Option<&str>) -> Result<(), String> {
     let url = format!("http://{admin}{path}");
     // The header tells the node the request comes from a tool, not a web page (see admin.rs).
-    let mut request = ureq::post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(std::time::Duration::from_secs(30));
+    let mut request =
+        ureq::post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(std::time::Duration::from_secs(30));
     if let Some(token) = token {
         request = request.set("Authorization", &format!("Bearer {token}"));
     }

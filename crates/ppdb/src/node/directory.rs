@@ -14,8 +14,8 @@
 //! incarnation is never replaced: such a node must be removed and join again with a new id.
 
 use super::lifecycle::PeerState;
-use crate::acl::{AclChange, AclUsers};
 use super::state_machine::StateMachine;
+use crate::acl::{AclChange, AclUsers};
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::transport::handshake::Incarnation;
 use ppdb_raft::{LogIndex, NodeId};
@@ -413,7 +413,8 @@ impl StateMachine for Directory {
                 };
                 members.insert(id, Member { peer_addr, status, incarnation });
             }
-            let users = if version == SNAPSHOT_VERSION { AclUsers::decode(&mut d)? } else { AclUsers::default() };
+            let users =
+                if version == SNAPSHOT_VERSION { AclUsers::decode(&mut d)? } else { AclUsers::default() };
             d.finish()?;
             Ok(Directory { members, users: Arc::new(users) })
         };
@@ -490,7 +491,9 @@ mod tests {
             DirectoryCommand::Activate { node: NodeId(4) },
             DirectoryCommand::Leave { node: NodeId(4) },
             DirectoryCommand::Retire { node: NodeId(4) },
-            DirectoryCommand::Acl(AclChange::set_user(b"app", &["on", ">pw", "~app:*", "+@read"]).expect("valid")),
+            DirectoryCommand::Acl(
+                AclChange::set_user(b"app", &["on", ">pw", "~app:*", "+@read"]).expect("valid"),
+            ),
         ];
         let mut d = three();
         for command in &commands {

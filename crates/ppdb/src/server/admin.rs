@@ -64,7 +64,9 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/cluster/leave", post(leave))
         .route("/cluster/remove/:id", post(remove))
-        .layer(axum::middleware::from_fn(move |request, next| refuse_unsafe(Arc::clone(&token), request, next)))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            refuse_unsafe(Arc::clone(&token), request, next)
+        }))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
         .with_state(report);
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -83,7 +83,10 @@ fn without_credentials_only_auth_hello_quit_and_reset_run() {
         }
     }
     let hello = reply(&mut anonymous, &["HELLO", "3"]);
-    assert!(hello.starts_with("NOAUTH HELLO must be called with the client already authenticated"), "{hello}");
+    assert!(
+        hello.starts_with("NOAUTH HELLO must be called with the client already authenticated"),
+        "{hello}"
+    );
     assert!(reply(&mut anonymous, &["HELLO", "2", "AUTH", "default", PASSWORD]).contains("proto"));
     assert_eq!(reply(&mut anonymous, &["SET", "k", "v"]), "OK");
 
@@ -95,9 +98,12 @@ fn without_credentials_only_auth_hello_quit_and_reset_run() {
 
 #[test]
 fn acl_users_are_the_clusters_and_held_to_their_rules_everywhere() {
-    let cluster = secured_cluster(&[]);
+    let mut cluster = secured_cluster(&[]);
     let mut admin = client_as(&cluster, 1, "default", PASSWORD);
-    let set_user = reply(&mut admin, &["ACL", "SETUSER", "app", "on", ">pw", "~app:*", "%R~shared:*", "+@all", "-@dangerous"]);
+    let set_user = reply(
+        &mut admin,
+        &["ACL", "SETUSER", "app", "on", ">pw", "~app:*", "%R~shared:*", "+@all", "-@dangerous"],
+    );
     assert_eq!(set_user, "OK");
     assert_eq!(reply(&mut admin, &["SET", "secret:1", "x"]), "OK");
 
@@ -105,7 +111,11 @@ fn acl_users_are_the_clusters_and_held_to_their_rules_everywhere() {
         let mut app = client_as(&cluster, id, "app", "pw");
         assert_eq!(reply(&mut app, &["ACL", "WHOAMI"]), "app");
         assert_eq!(reply(&mut app, &["SET", &format!("app:{id}"), "v"]), "OK", "node {id}");
-        assert_eq!(reply(&mut app, &["GET", "secret:1"]), "NOPERM No permissions to access a key", "node {id}");
+        assert_eq!(
+            reply(&mut app, &["GET", "secret:1"]),
+            "NOPERM No permissions to access a key",
+            "node {id}"
+        );
         assert_eq!(reply(&mut app, &["GET", "shared:1"]), "nil", "read allowed on node {id}");
         assert_eq!(reply(&mut app, &["SET", "shared:1", "v"]), "NOPERM No permissions to access a key");
         assert_eq!(
@@ -138,6 +148,12 @@ fn acl_users_are_the_clusters_and_held_to_their_rules_everywhere() {
     assert_eq!(reply(&mut admin3, &["ACL", "DELUSER", "app"]), "1");
     let gone = wait_for(DEADLINE, || auth("pw2").starts_with("WRONGPASS").then_some(()));
     assert!(gone.is_some(), "a deleted user still logs in on node 1");
+
+    // Users are durable cluster state: a restarted node knows them.
+    assert_eq!(reply(&mut admin3, &["ACL", "SETUSER", "keeper", "on", ">k", "~*", "+@all"]), "OK");
+    cluster.restart(2);
+    let mut keeper = client_as(&cluster, 2, "keeper", "k");
+    assert_eq!(reply(&mut keeper, &["ACL", "WHOAMI"]), "keeper");
 }
 
 #[test]
@@ -172,7 +188,15 @@ fn acl_replies_and_errors_read_as_redis_servers() {
 
 #[test]
 fn admin_changes_need_the_token_and_a_public_address_needs_a_password() {
-    let cluster = secured_cluster(&["--admin-token", "tok3n"]);
+    let acl_dir = tempfile::tempdir().expect("tempdir");
+    let aclfile = acl_dir.path().join("users.acl");
+    std::fs::write(&aclfile, "# operators\nuser ops on >opspw ~ops:* +@all\n").expect("write the ACL file");
+    let aclfile = aclfile.display().to_string();
+    let cluster = secured_cluster(&["--admin-token", "tok3n", "--aclfile", &aclfile]);
+    let mut ops = client_as(&cluster, 3, "ops", "opspw");
+    assert_eq!(reply(&mut ops, &["SET", "ops:1", "v"]), "OK", "a user of the ACL file");
+    assert_eq!(reply(&mut ops, &["GET", "other"]), "NOPERM No permissions to access a key");
+
     let (ok, text) = cluster.cluster_command(1, &["remove", "9"]);
     assert!(!ok && text.contains("401") && text.contains("admin token"), "{text}");
     let (ok, text) = cluster.cluster_command(1, &["--admin-token", "wrong", "remove", "9"]);
@@ -188,5 +212,8 @@ fn admin_changes_need_the_token_and_a_public_address_needs_a_password() {
         .output()
         .expect("run ppdb start");
     let stderr = String::from_utf8_lossy(&exposed.stderr);
-    assert!(!exposed.status.success() && stderr.contains("--requirepass") && stderr.contains("--insecure"), "{stderr}");
+    assert!(
+        !exposed.status.success() && stderr.contains("--requirepass") && stderr.contains("--insecure"),
+        "{stderr}"
+    );
 }

@@ -93,8 +93,8 @@ pub fn subcommand(spec: &CommandSpec, args: &[Bytes]) -> Option<String> {
 /// Where the `numkeys` argument of a command with moving keys is; its keys follow it.
 fn numkeys_position(name: &str) -> Option<usize> {
     match name {
-        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "blmpop" | "bzmpop" | "zunionstore" | "zinterstore"
-        | "zdiffstore" => Some(2),
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "blmpop" | "bzmpop" | "zunionstore"
+        | "zinterstore" | "zdiffstore" => Some(2),
         "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => Some(1),
         _ => None,
     }
@@ -114,7 +114,8 @@ pub fn command_keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<(&'a [u8],
         }
     }
     if let Some(at) = numkeys_position(spec.name) {
-        let count = args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
+        let count =
+            args.get(at).and_then(|n| std::str::from_utf8(n).ok()?.parse::<usize>().ok()).unwrap_or(0);
         let end = at.saturating_add(1).saturating_add(count).min(args.len());
         positions.extend((at + 1)..end);
     }
@@ -151,7 +152,10 @@ mod tests {
     fn keys(text: &str) -> Vec<(String, KeyAccess)> {
         let args = args(text);
         let spec = lookup(&args[0]).expect("known");
-        command_keys(spec, &args).into_iter().map(|(k, a)| (String::from_utf8_lossy(k).into_owned(), a)).collect()
+        command_keys(spec, &args)
+            .into_iter()
+            .map(|(k, a)| (String::from_utf8_lossy(k).into_owned(), a))
+            .collect()
     }
 
     #[test]
@@ -170,7 +174,9 @@ mod tests {
     fn categories_follow_redis() {
         let of = |name: &str| categories(lookup(name.as_bytes()).expect("known"), None);
         let get = of("get");
-        assert!(get.contains(Category::Read) && get.contains(Category::String) && get.contains(Category::Fast));
+        assert!(
+            get.contains(Category::Read) && get.contains(Category::String) && get.contains(Category::Fast)
+        );
         assert!(!get.contains(Category::Write));
         let flushall = of("flushall");
         assert!(flushall.contains(Category::Dangerous) && flushall.contains(Category::Write));
@@ -192,7 +198,10 @@ mod tests {
         assert_eq!(keys("MSET a 1 b 2"), [(k("a"), Write), (k("b"), Write)]);
         assert_eq!(keys("BLPOP a b 0"), [(k("a"), Write), (k("b"), Write)]);
         assert_eq!(keys("SUNIONSTORE d a b"), [(k("d"), Write), (k("a"), Read), (k("b"), Read)]);
-        assert_eq!(keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"), [(k("d"), Write), (k("a"), Read), (k("b"), Read)]);
+        assert_eq!(
+            keys("ZUNIONSTORE d 2 a b WEIGHTS 1 2"),
+            [(k("d"), Write), (k("a"), Read), (k("b"), Read)]
+        );
         assert_eq!(keys("EVAL s 2 a b c"), [(k("a"), Write), (k("b"), Write)]);
         assert_eq!(keys("EVAL_RO s 1 a"), [(k("a"), Read)]);
         assert_eq!(keys("EVAL s 99 a"), [(k("a"), Write)], "numkeys past the arguments");

@@ -40,7 +40,9 @@ impl AclStats {
             "# HELP ppdb_acl_denied_total Client requests refused: failed logins (auth), commands and keys a user may not use.\n\
              # TYPE ppdb_acl_denied_total counter\n",
         );
-        for (reason, counter) in [("auth", &self.denied_auth), ("cmd", &self.denied_cmd), ("key", &self.denied_key)] {
+        for (reason, counter) in
+            [("auth", &self.denied_auth), ("cmd", &self.denied_cmd), ("key", &self.denied_key)]
+        {
             let value = counter.load(Ordering::Relaxed);
             out.push_str(&format!("ppdb_acl_denied_total{{node=\"{node}\",reason=\"{reason}\"}} {value}\n"));
         }
@@ -249,7 +251,11 @@ impl SessionAuth {
         }
         let Some(user) = self.users.get(&self.user) else { return Err(Refusal::UserGone) };
         let sub = subcommand(spec, args);
-        let facts = CommandFacts { name: spec.name, subcommand: sub.as_deref(), categories: categories(spec, sub.as_deref()) };
+        let facts = CommandFacts {
+            name: spec.name,
+            subcommand: sub.as_deref(),
+            categories: categories(spec, sub.as_deref()),
+        };
         if !user.may_run(&facts) {
             self.stats.denied_cmd.fetch_add(1, Ordering::Relaxed);
             let full = sub.map_or_else(|| spec.name.to_string(), |sub| format!("{}|{sub}", spec.name));
@@ -267,9 +273,10 @@ impl SessionAuth {
         match refusal {
             Refusal::NoAuth => Frame::error("NOAUTH Authentication required."),
             Refusal::UserGone => Frame::error("NOAUTH Authentication required."),
-            Refusal::Command(name) => {
-                Frame::error(format!("NOPERM User {} has no permissions to run the '{name}' command", self.user))
-            }
+            Refusal::Command(name) => Frame::error(format!(
+                "NOPERM User {} has no permissions to run the '{name}' command",
+                self.user
+            )),
             Refusal::Key => Frame::error("NOPERM No permissions to access a key"),
         }
     }

@@ -4,8 +4,8 @@
 
 use super::command_facts::categories;
 use crate::acl::file::requirepass_change;
-use crate::acl::{AclChange, AclError, AclUsers, Category, Rule, User};
 use crate::acl::rule::CommandSelector;
+use crate::acl::{AclChange, AclError, AclUsers, Category, Rule, User};
 use crate::error::Error;
 use crate::node::DirectoryCommand;
 use crate::server::context::ServerContext;
@@ -39,7 +39,9 @@ pub async fn acl_reply(ctx: &ServerContext, session: &mut Session, command: AclC
     let users = session.auth.users();
     match command {
         AclCommand::SetUser { name, rules } => {
-            match set_user_change(&name, &rules).and_then(|change| preview(&users, &name, &rules).map(|()| change)) {
+            match set_user_change(&name, &rules)
+                .and_then(|change| preview(&users, &name, &rules).map(|()| change))
+            {
                 Ok(change) => apply(ctx, session, change).await,
                 Err(frame) => frame,
             }
@@ -56,10 +58,16 @@ pub async fn acl_reply(ctx: &ServerContext, session: &mut Session, command: AclC
             Some(user) => user_frame(user),
             None => Frame::Null,
         },
-        AclCommand::List => Frame::Array(users.iter().map(|(name, user)| Frame::Bulk(list_line(name, user))).collect()),
-        AclCommand::Users => Frame::Array(users.iter().map(|(name, _)| Frame::bulk(name.as_bytes())).collect()),
+        AclCommand::List => {
+            Frame::Array(users.iter().map(|(name, user)| Frame::Bulk(list_line(name, user))).collect())
+        }
+        AclCommand::Users => {
+            Frame::Array(users.iter().map(|(name, _)| Frame::bulk(name.as_bytes())).collect())
+        }
         AclCommand::WhoAmI => Frame::bulk(session.auth.user_name().as_bytes()),
-        AclCommand::Cat(None) => Frame::Array(Category::ALL.iter().map(|c| Frame::bulk(c.name().as_bytes())).collect()),
+        AclCommand::Cat(None) => {
+            Frame::Array(Category::ALL.iter().map(|c| Frame::bulk(c.name().as_bytes())).collect())
+        }
         AclCommand::Cat(Some(name)) => match Category::from_name(&name) {
             Some(category) => Frame::Array(
                 COMMANDS
@@ -90,8 +98,9 @@ pub async fn set_requirepass(ctx: &ServerContext, session: &mut Session, passwor
 /// ACL SETUSER's change, with its command names checked against the command table.
 fn set_user_change(name: &[u8], rules: &[Bytes]) -> Result<AclChange, Frame> {
     for text in rules {
-        if let Ok(Rule::Allow(CommandSelector::Command(command)) | Rule::Deny(CommandSelector::Command(command))) =
-            Rule::parse(text)
+        if let Ok(
+            Rule::Allow(CommandSelector::Command(command)) | Rule::Deny(CommandSelector::Command(command)),
+        ) = Rule::parse(text)
         {
             let parent = command.split('|').next().unwrap_or_default();
             if lookup(parent.as_bytes()).is_none() {

@@ -44,8 +44,11 @@ pub enum AclCommand {
 
 /// Parses ACL's arguments (after the name).
 pub(super) fn parse(args: &[Bytes]) -> Result<Command, CommandError> {
-    let Some((sub, rest)) = args.split_first() else { return Err(CommandError::WrongArity { command: "acl" }) };
-    let arity = |ok: bool, command: &'static str| if ok { Ok(()) } else { Err(CommandError::WrongArity { command }) };
+    let Some((sub, rest)) = args.split_first() else {
+        return Err(CommandError::WrongArity { command: "acl" });
+    };
+    let arity =
+        |ok: bool, command: &'static str| if ok { Ok(()) } else { Err(CommandError::WrongArity { command }) };
     let command = if is(sub, "setuser") {
         let (name, rules) = rest.split_first().ok_or(CommandError::WrongArity { command: "acl|setuser" })?;
         AclCommand::SetUser { name: name.clone(), rules: rules.to_vec() }
