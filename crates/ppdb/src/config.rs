@@ -554,6 +554,26 @@ mod tests {
     }
 
     #[test]
+    fn a_public_address_needs_credentials_or_insecure() {
+        let public = NodeConfig { client_addr: "0.0.0.0:6379".parse().unwrap(), ..NodeConfig::default() };
+        let refused = public.validate().unwrap_err();
+        assert!(
+            refused.reason.contains("--requirepass") && refused.reason.contains("--insecure"),
+            "{refused}"
+        );
+        let with_password = NodeConfig { requirepass: Some("pw".into()), ..public.clone() };
+        with_password.validate().unwrap();
+        NodeConfig { requirepass: Some(String::new()), ..public.clone() }.validate().unwrap_err();
+        NodeConfig { insecure: true, ..public.clone() }.validate().unwrap();
+        let memcached =
+            NodeConfig { memcached_addr: Some("10.0.0.1:11211".parse().unwrap()), ..with_password };
+        assert_eq!(memcached.validate().unwrap_err().setting, "memcached_addr");
+        let admin = NodeConfig { admin_addr: "0.0.0.0:7201".parse().unwrap(), ..NodeConfig::default() };
+        assert_eq!(admin.validate().unwrap_err().setting, "admin_addr");
+        NodeConfig { admin_token: Some("t".into()), ..admin }.validate().unwrap();
+    }
+
+    #[test]
     fn join_excludes_bootstrap_and_the_failure_timeout_outlasts_elections() {
         let mut c = NodeConfig { join: Some("127.0.0.1:7101".parse().unwrap()), ..NodeConfig::default() };
         c.validate().unwrap();
