@@ -113,6 +113,18 @@ pub struct NodeConfig {
     /// nodes joining through it (`--join-token`); none: the one in the data directory, or a
     /// new one written there (docs/security-tls.md).
     pub join_token: Option<String>,
+    /// The `default` user's password (Redis's `requirepass`); none leaves it as the ACL
+    /// users say (open, if nothing configured them).
+    pub requirepass: Option<String>,
+    /// An ACL file in Redis's syntax (`user <name> on >pass ~* +@all`), loaded at start and
+    /// proposed to the cluster (Redis's `aclfile`).
+    pub aclfile: Option<PathBuf>,
+    /// Listen for clients on a non-loopback address without a password or ACL file, and serve
+    /// memcached (which has no authentication) on one.
+    pub insecure: bool,
+    /// The token the admin endpoints that change the cluster require (`Authorization: Bearer
+    /// <token>`); none refuses every such request.
+    pub admin_token: Option<String>,
 }
 
 /// Redis's `maxmemory-policy`, of which PPDB has the one that evicts nothing.
@@ -274,6 +286,10 @@ impl Default for NodeConfig {
             maxmemory_policy: MaxMemoryPolicy::NoEviction,
             tls: TlsConfig::default(),
             join_token: None,
+            requirepass: None,
+            aclfile: None,
+            insecure: false,
+            admin_token: None,
         }
     }
 }
@@ -293,6 +309,46 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl NodeConfig {
+    /// The secure default: no client listener on a non-loopback address without a password
+    /// or an ACL file, and no memcached listener there at all (memcached's text protocol has
+    /// no authentication), unless `insecure` says so.
+    fn validate_exposure(&self) -> Result<(), ConfigError> {
+        if self.insecure {
+            return Ok(());
+        }
+        let has_auth = self.requirepass.as_deref().is_some_and(|p| !p.is_empty()) || self.aclfile.is_some();
+        if !has_auth && !self.client_addr.ip().is_loopback() {
+            return Err(invalid(
+                "client_addr",
+                format!(
+                    "refusing to serve clients on {} without authentication: set --requirepass or \
+                     --aclfile, or pass --insecure to accept any client that can reach it",
+                    self.client_addr
+                ),
+            ));
+        }
+        if self.admin_token.is_none() && !self.admin_addr.ip().is_loopback() {
+            return Err(invalid(
+                "admin_addr",
+                format!(
+                    "refusing to serve the admin endpoints on {} without an admin token: set \
+                     --admin-token, or pass --insecure",
+                    self.admin_addr
+                ),
+            ));
+        }
+        if let Some(addr) = self.memcached_addr.filter(|a| !a.ip().is_loopback()) {
+            return Err(invalid(
+                "memcached_addr",
+                format!(
+                    "refusing to serve memcached on {addr}: its protocol has no authentication; \
+                     listen on a loopback address, or pass --insecure"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Reads a TOML configuration file.
     pub fn from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
         toml::from_str(text).map_err(|e| invalid("file", e.to_string()))
@@ -345,6 +401,7 @@ impl NodeConfig {
         if let Some(token) = &self.join_token {
             check_join_token(token)?;
         }
+        self.validate_exposure()?;
         let p = &self.peer;
         if p.node_id == 0 {
             return Err(invalid("peer.node_id", "must be at least 1"));
@@ -509,6 +566,26 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.bootstrap.len(), 3);
         assert_eq!(c.peer.cluster_id, "prod");
+    }
+
+    #[test]
+    fn a_public_address_needs_credentials_or_insecure() {
+        let public = NodeConfig { client_addr: "0.0.0.0:6379".parse().unwrap(), ..NodeConfig::default() };
+        let refused = public.validate().unwrap_err();
+        assert!(
+            refused.reason.contains("--requirepass") && refused.reason.contains("--insecure"),
+            "{refused}"
+        );
+        let with_password = NodeConfig { requirepass: Some("pw".into()), ..public.clone() };
+        with_password.validate().unwrap();
+        NodeConfig { requirepass: Some(String::new()), ..public.clone() }.validate().unwrap_err();
+        NodeConfig { insecure: true, ..public.clone() }.validate().unwrap();
+        let memcached =
+            NodeConfig { memcached_addr: Some("10.0.0.1:11211".parse().unwrap()), ..with_password };
+        assert_eq!(memcached.validate().unwrap_err().setting, "memcached_addr");
+        let admin = NodeConfig { admin_addr: "0.0.0.0:7201".parse().unwrap(), ..NodeConfig::default() };
+        assert_eq!(admin.validate().unwrap_err().setting, "admin_addr");
+        NodeConfig { admin_token: Some("t".into()), ..admin }.validate().unwrap();
     }
 
     #[test]

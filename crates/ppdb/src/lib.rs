@@ -9,6 +9,7 @@
 //! seed's error codes every layer maps onto. `docs/architecture.md` in the repository says what
 //! each layer owns and follows a read, a write and a transaction through them.
 
+pub mod acl;
 pub mod cli;
 pub mod codec;
 pub mod config;

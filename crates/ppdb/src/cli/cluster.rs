@@ -10,6 +10,10 @@ pub struct ClusterArgs {
     /// Admin address of any node.
     #[arg(long, env = "PPDB_ADMIN", default_value = "127.0.0.1:7201", global = true)]
     pub admin: String,
+    /// The admin token changes need (default: the one `ppdb local` wrote in
+    /// ppdb-data/admin-token, if any).
+    #[arg(long, env = "PPDB_ADMIN_TOKEN", global = true, hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// The operation.
     #[command(subcommand)]
     pub action: ClusterAction,
@@ -33,18 +37,27 @@ pub enum ClusterAction {
 
 /// Runs a `ppdb cluster` operation.
 pub fn run(args: ClusterArgs) -> Result<(), String> {
+    let token = args.admin_token.or_else(|| {
+        let path = std::path::Path::new("ppdb-data").join(super::local::ADMIN_TOKEN_FILE);
+        std::fs::read_to_string(path).ok().map(|t| t.trim().to_string())
+    });
+    let token = token.as_deref();
     match args.action {
         ClusterAction::Status => status(&args.admin),
-        ClusterAction::Leave => post(&args.admin, "/cluster/leave"),
-        ClusterAction::Remove { node } => post(&args.admin, &format!("/cluster/remove/{node}")),
+        ClusterAction::Leave => post(&args.admin, "/cluster/leave", token),
+        ClusterAction::Remove { node } => post(&args.admin, &format!("/cluster/remove/{node}"), token),
     }
 }
 
 /// Sends a membership change to the admin endpoint and prints its answer.
-fn post(admin: &str, path: &str) -> Result<(), String> {
+fn post(admin: &str, path: &str, token: Option<&str>) -> Result<(), String> {
     let url = format!("http://{admin}{path}");
     // The header tells the node the request comes from a tool, not a web page (see admin.rs).
-    let request = ureq::post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(std::time::Duration::from_secs(30));
+    let mut request =
+        ureq::post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(std::time::Duration::from_secs(30));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
     match request.call() {
         Ok(response) => {
             print!("{}", response.into_string().unwrap_or_default());

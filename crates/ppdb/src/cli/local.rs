@@ -199,7 +199,37 @@ fn node_command(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str, d
         .args(["--cluster-id", "local"])
         .args(["--shards", &args.shards.to_string()])
         .args(["--bootstrap", members]);
+    // In the environment, not the arguments, so `ps` does not show it.
+    if let Ok(token) = std::fs::read_to_string(args.dir.join(ADMIN_TOKEN_FILE)) {
+        command.env("PPDB_ADMIN_TOKEN", token.trim());
+    }
     command
+}
+
+/// The file in the data folder holding the cluster's admin token, which `ppdb local` makes
+/// and `ppdb cluster` reads when given none.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The admin token in `dir`, made (256 random bits, hex, readable by the owner only) if there
+/// is none yet.
+fn ensure_admin_token(dir: &Path) -> Result<(), String> {
+    use rand::RngCore;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(ADMIN_TOKEN_FILE);
+    if path.exists() {
+        return Ok(());
+    }
+    let mut random = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut random);
+    let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    file.write_all(token.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// Starts the nodes, prints how to reach them, and keeps them running until Ctrl-C.
@@ -210,6 +240,7 @@ pub fn run(args: LocalArgs) -> Result<(), String> {
     let members = members.join(",");
     std::fs::create_dir_all(&args.dir).map_err(|e| format!("cannot create {}: {e}", args.dir.display()))?;
     let _cluster_lock = lock_directories(&args, &nodes)?;
+    ensure_admin_token(&args.dir)?;
     check_ports_free(&args, &nodes)?;
     let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
     let security = LocalSecurity::prepare(&args.dir, &ids, args.tls)?;

@@ -65,6 +65,19 @@ pub struct StartArgs {
     /// What happens over maxmemory: only `noeviction` (refuse the writes, evict nothing).
     #[arg(long, env = "PPDB_MAXMEMORY_POLICY")]
     pub maxmemory_policy: Option<crate::config::MaxMemoryPolicy>,
+    /// The `default` user's password, as Redis's requirepass.
+    #[arg(long, env = "PPDB_REQUIREPASS", hide_env_values = true)]
+    pub requirepass: Option<String>,
+    /// An ACL file in Redis's syntax, loaded at start and proposed to the cluster.
+    #[arg(long, env = "PPDB_ACLFILE")]
+    pub aclfile: Option<PathBuf>,
+    /// Serve clients on a non-loopback address without a password or ACL file (and memcached,
+    /// which has no authentication, on one).
+    #[arg(long, env = "PPDB_INSECURE")]
+    pub insecure: bool,
+    /// The token the admin endpoints that change the cluster require.
+    #[arg(long, env = "PPDB_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// TOML configuration file (see docs/configuration.md).
     #[arg(long, env = "PPDB_CONFIG")]
     pub config: Option<PathBuf>,
@@ -243,6 +256,16 @@ impl StartArgs {
         }
         if let Some(ms) = self.election_timeout_ms {
             config.peer.election_timeout_ms = ms;
+        }
+        if let Some(password) = self.requirepass {
+            config.requirepass = Some(password);
+        }
+        if let Some(path) = self.aclfile {
+            config.aclfile = Some(path);
+        }
+        config.insecure |= self.insecure;
+        if let Some(token) = self.admin_token {
+            config.admin_token = Some(token);
         }
         self.clients.apply(&mut config.clients);
         self.security.apply(&mut config);

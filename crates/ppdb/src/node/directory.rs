@@ -15,19 +15,23 @@
 
 use super::lifecycle::PeerState;
 use super::state_machine::StateMachine;
+use crate::acl::{AclChange, AclUsers};
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::transport::handshake::Incarnation;
 use ppdb_raft::{LogIndex, NodeId};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Longest peer address text accepted from the log or a snapshot.
 const ADDR_BYTES_MAX: usize = 256;
 /// Most members a directory snapshot may list.
 const MEMBERS_MAX: usize = 4096;
-/// Version byte of the snapshot encoding (2: each member's incarnation, 0 when none).
-const SNAPSHOT_VERSION: u8 = 2;
+/// Version byte of the snapshot encoding (3: the ACL users after the members).
+const SNAPSHOT_VERSION: u8 = 3;
+/// The snapshot encoding with incarnations but before ACL users, still read.
+const SNAPSHOT_VERSION_WITHOUT_USERS: u8 = 2;
 /// The snapshot encoding before incarnations, still read.
 const SNAPSHOT_VERSION_WITHOUT_INCARNATIONS: u8 = 1;
 
@@ -124,17 +128,20 @@ pub enum DirectoryCommand {
         /// The node.
         node: NodeId,
     },
+    /// A change to the ACL users (ACL SETUSER/DELUSER, the ACL file, `requirepass`).
+    Acl(AclChange),
 }
 
 impl DirectoryCommand {
-    /// The node the command is about.
-    pub fn node(&self) -> NodeId {
+    /// The node the command is about (none for an ACL change).
+    pub fn node(&self) -> Option<NodeId> {
         match self {
             DirectoryCommand::Join { node, .. }
             | DirectoryCommand::Register { node, .. }
             | DirectoryCommand::Activate { node }
             | DirectoryCommand::Leave { node }
-            | DirectoryCommand::Retire { node } => *node,
+            | DirectoryCommand::Retire { node } => Some(*node),
+            DirectoryCommand::Acl(_) => None,
         }
     }
 
@@ -165,6 +172,10 @@ impl DirectoryCommand {
                 e.u8(4);
                 e.u64(node.0);
             }
+            DirectoryCommand::Acl(change) => {
+                e.u8(7);
+                change.encode(&mut e);
+            }
         }
         e.finish()
     }
@@ -191,6 +202,7 @@ impl DirectoryCommand {
             2 => DirectoryCommand::Activate { node: NodeId(d.u64()?) },
             3 => DirectoryCommand::Leave { node: NodeId(d.u64()?) },
             4 => DirectoryCommand::Retire { node: NodeId(d.u64()?) },
+            7 => DirectoryCommand::Acl(AclChange::decode(&mut d)?),
             _ => return Err(d.error("unknown directory command")),
         };
         d.finish()?;
@@ -206,10 +218,12 @@ fn decode_addr(d: &mut Decoder<'_>) -> Result<SocketAddr, DecodeError> {
 /// The outcome of a directory command: done, or refused with the reason.
 pub type DirectoryOutput = Result<(), String>;
 
-/// The members of the cluster, by id.
+/// The members of the cluster, by id, and its ACL users.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directory {
     members: BTreeMap<NodeId, Member>,
+    /// Shared, so that the copies the node hands out (one per applied change) stay cheap.
+    users: Arc<AclUsers>,
 }
 
 impl Directory {
@@ -221,7 +235,12 @@ impl Directory {
                 (NodeId(id), Member { peer_addr, status: MemberStatus::Active, incarnation: None })
             })
             .collect();
-        Directory { members }
+        Directory { members, users: Arc::default() }
+    }
+
+    /// The ACL users every node enforces.
+    pub fn users(&self) -> &Arc<AclUsers> {
+        &self.users
     }
 
     /// Every member, removed ones included.
@@ -270,7 +289,10 @@ impl Directory {
 
     /// Applies `command`; refused commands change nothing.
     pub fn execute(&mut self, command: &DirectoryCommand) -> DirectoryOutput {
-        let node = command.node();
+        let Some(node) = command.node() else {
+            let DirectoryCommand::Acl(change) = command else { return Ok(()) };
+            return Arc::make_mut(&mut self.users).apply(change).map_err(|e| e.to_string());
+        };
         let current = self.members.get(&node).map(|m| m.status);
         let next = match (command, current) {
             (DirectoryCommand::Join { .. }, _) if node.0 == 0 => return Err("node id 0 is reserved".into()),
@@ -308,6 +330,7 @@ impl Directory {
                 self.members.insert(node, member);
                 return Ok(());
             }
+            (DirectoryCommand::Acl(_), _) => return Ok(()),
             (_, None) => return Err(format!("no node {node} in this cluster")),
             (DirectoryCommand::Activate { .. }, Some(MemberStatus::Joining)) => MemberStatus::Active,
             (DirectoryCommand::Activate { .. }, Some(s)) => s,
@@ -360,6 +383,7 @@ impl StateMachine for Directory {
             e.u8(member.status.code());
             e.u64(member.incarnation.map_or(0, |i| i.0));
         }
+        self.users.encode(&mut e);
         e.finish()
     }
 
@@ -370,7 +394,10 @@ impl StateMachine for Directory {
         let decode = || -> Result<Directory, DecodeError> {
             let mut d = Decoder::new(data, "directory snapshot");
             let version = d.u8()?;
-            if version != SNAPSHOT_VERSION && version != SNAPSHOT_VERSION_WITHOUT_INCARNATIONS {
+            if !matches!(
+                version,
+                SNAPSHOT_VERSION | SNAPSHOT_VERSION_WITHOUT_USERS | SNAPSHOT_VERSION_WITHOUT_INCARNATIONS
+            ) {
                 return Err(d.error("unknown directory snapshot version"));
             }
             let count = d.count(MEMBERS_MAX, 10)?;
@@ -379,12 +406,17 @@ impl StateMachine for Directory {
                 let id = NodeId(d.u64()?);
                 let peer_addr = decode_addr(&mut d)?;
                 let status = MemberStatus::from_code(d.u8()?).ok_or_else(|| d.error("bad member status"))?;
-                let incarnation =
-                    if version == SNAPSHOT_VERSION { Incarnation::from_raw(d.u64()?) } else { None };
+                let incarnation = if version == SNAPSHOT_VERSION_WITHOUT_INCARNATIONS {
+                    None
+                } else {
+                    Incarnation::from_raw(d.u64()?)
+                };
                 members.insert(id, Member { peer_addr, status, incarnation });
             }
+            let users =
+                if version == SNAPSHOT_VERSION { AclUsers::decode(&mut d)? } else { AclUsers::default() };
             d.finish()?;
-            Ok(Directory { members })
+            Ok(Directory { members, users: Arc::new(users) })
         };
         decode().map_err(|e| e.to_string())
     }
@@ -459,13 +491,23 @@ mod tests {
             DirectoryCommand::Activate { node: NodeId(4) },
             DirectoryCommand::Leave { node: NodeId(4) },
             DirectoryCommand::Retire { node: NodeId(4) },
+            DirectoryCommand::Acl(
+                AclChange::set_user(b"app", &["on", ">pw", "~app:*", "+@read"]).expect("valid"),
+            ),
         ];
         let mut d = three();
         for command in &commands {
             assert_eq!(DirectoryCommand::decode(&command.encode()).as_ref(), Ok(command));
             assert_eq!(d.apply(LogIndex(1), &command.encode()), Ok(Ok(())));
         }
+        assert!(d.users().authenticate("app", b"pw").is_some(), "ACL users are directory state");
         assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
+        let mut without_users = d.snapshot();
+        without_users[0] = SNAPSHOT_VERSION_WITHOUT_USERS;
+        without_users.truncate(without_users.len() - users_bytes(&d));
+        let old = Directory::restore(&without_users).expect("a snapshot written before ACL users");
+        assert_eq!(old.members(), d.members());
+        assert!(!old.users().is_configured());
         assert_eq!(Directory::restore(&[]), Ok(Directory::default()));
         assert!(Directory::restore(&[9, 9, 9]).is_err());
         let legacy_join = [&[1u8][..], &4u64.to_le_bytes(), &10u32.to_le_bytes(), b"[::1]:7104"].concat();
@@ -477,6 +519,13 @@ mod tests {
             "a join logged before incarnations"
         );
         assert!(matches!(d.apply(LogIndex(2), &[77]), Ok(Err(_))), "refused alike by every replica");
+    }
+
+    /// The bytes `d`'s users take at the end of its snapshot.
+    fn users_bytes(d: &Directory) -> usize {
+        let mut e = Encoder::default();
+        d.users().encode(&mut e);
+        e.finish().len()
     }
 
     #[test]

@@ -213,6 +213,11 @@ impl<S: StateMachine> MembershipService<S> {
         self.directory.borrow().clone()
     }
 
+    /// The directory as this node applies it, change by change.
+    pub fn directory_updates(&self) -> watch::Receiver<Directory> {
+        self.directory.clone()
+    }
+
     /// Records `command` through the meta leader, forwarding and retrying through elections
     /// until the request deadline. Refusals by the directory are [`Error::State`].
     pub async fn submit(&self, command: DirectoryCommand) -> Result<Admission, Error> {

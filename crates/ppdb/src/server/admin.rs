@@ -10,6 +10,11 @@
 //! another origin without a CORS preflight, which this listener never grants, and a browser
 //! marks every cross-site (or DNS-rebound) POST with its `Origin`, so no page a browser visits
 //! can remove a node.
+//!
+//! When the node has an admin token (`--admin-token`), a request that changes the cluster
+//! must also carry it (`Authorization: Bearer <token>`), compared in constant time. Without
+//! one, such requests are served only on a loopback admin address (`ppdb start` refuses
+//! another without `--insecure`).
 
 use super::report::{prometheus, NodeReport};
 use crate::error::{Error, ErrorCode};
@@ -25,6 +30,7 @@ use ppdb_raft::NodeId;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Semaphore};
 
@@ -48,15 +54,19 @@ pub const ADMIN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub async fn serve(
     addr: SocketAddr,
     report: NodeReport,
+    token: Option<String>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let token: Arc<Option<String>> = Arc::new(token);
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .route("/status", get(status))
         .route("/cluster/leave", post(leave))
         .route("/cluster/remove/:id", post(remove))
-        .layer(axum::middleware::from_fn(refuse_unsafe))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            refuse_unsafe(Arc::clone(&token), request, next)
+        }))
         .layer(DefaultBodyLimit::max(ADMIN_BODY_BYTES_MAX))
         .with_state(report);
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -96,8 +106,10 @@ async fn serve_connection(stream: TcpStream, app: Router) {
 
 /// Refuses oversized bodies, and requests that change the cluster but could have come from a
 /// web page (see the module's documentation).
-async fn refuse_unsafe(request: Request, next: Next) -> Response {
-    match refusal(request.method(), request.headers()) {
+async fn refuse_unsafe(token: Arc<Option<String>>, request: Request, next: Next) -> Response {
+    let refused = refusal(request.method(), request.headers())
+        .or_else(|| unauthorized(request.method(), request.headers(), token.as_deref()));
+    match refused {
         Some(refused) => refused,
         None => next.run(request).await,
     }
@@ -124,9 +136,27 @@ fn refusal(method: &Method, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
+/// Refuses a request that changes the cluster without the node's admin token, if it has one.
+fn unauthorized(method: &Method, headers: &HeaderMap, token: Option<&str>) -> Option<Response> {
+    let token = token.filter(|_| *method != Method::GET && *method != Method::HEAD)?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok()?.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+        return None;
+    }
+    let why = "refused: a request that changes the cluster needs the admin token (Authorization: Bearer \
+               <token>; ppdb cluster reads it from --admin-token or PPDB_ADMIN_TOKEN)\n";
+    Some((StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], why).into_response())
+}
+
 async fn metrics(State(report): State<NodeReport>) -> Response {
     match report.status().await {
-        Ok(doc) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], prometheus(&doc)).into_response(),
+        Ok(doc) => {
+            let text = prometheus(&doc) + &report.acl.prometheus(report.node.0);
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

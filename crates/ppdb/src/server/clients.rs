@@ -28,6 +28,8 @@ struct Identity {
     /// The last command's full name (`client|list`), `NULL` before the first.
     command: String,
     no_evict: bool,
+    /// The ACL user it is logged in as.
+    user: String,
 }
 
 /// One open connection, as other connections see it.
@@ -76,6 +78,7 @@ impl ClientRecord {
                 resp: ProtocolVersion::Resp2.number(),
                 command: "NULL".to_owned(),
                 no_evict: false,
+                user: DEFAULT_USER.to_owned(),
             }),
             multi: AtomicI64::new(-1),
             query_bytes: AtomicU64::new(0),
@@ -90,6 +93,11 @@ impl ClientRecord {
 
     fn identity(&self) -> MutexGuard<'_, Identity> {
         self.identity.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records the ACL user the connection is logged in as.
+    pub fn set_user(&self, user: &str) {
+        user.clone_into(&mut self.identity().user);
     }
 
     /// Records a request about to run: its command name (if known) and the time.
@@ -189,7 +197,7 @@ impl ClientRecord {
     }
 
     /// The connection's CLIENT LIST line, with Redis 7.2's fields in Redis's order. Fields of
-    /// features PPDB lacks (tracking, ACL users) read as on a Redis client that does
+    /// features PPDB lacks (tracking) read as on a Redis client that does
     /// not use them; buffer sizes are those of the connection's last read or write.
     pub fn line(&self) -> ClientLine {
         let identity = self.identity();
@@ -219,7 +227,7 @@ impl ClientRecord {
             line,
             "id={} addr={} laddr={} fd={} name={} age={age_s} idle={idle_s} flags={flags} db=0 sub={sub} \
              psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 \
-             obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={DEFAULT_USER} redir=-1 resp={} \
+             obl=0 oll=0 omem={} tot-mem={} events=r cmd={} user={} redir=-1 resp={} \
              lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -232,6 +240,7 @@ impl ClientRecord {
             load(&self.output_bytes),
             load(&self.buffers_bytes),
             identity.command,
+            identity.user,
             identity.resp,
             text(&identity.lib_name),
             text(&identity.lib_ver),

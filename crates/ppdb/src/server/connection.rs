@@ -15,6 +15,7 @@
 //! ([`super::clients`]) and closes when CLIENT KILL asks; under CLIENT REPLY OFF or SKIP the
 //! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
+use super::acl::Refusal;
 use super::blocking;
 use super::channels::pubsub_command;
 use super::client::executor::shard_of;
@@ -132,10 +133,11 @@ pub async fn serve(stream: MaybeTls, peer: SocketAddr, ctx: Arc<ServerContext>, 
     let _registration = ctx.clients.register(Arc::clone(&record));
     let mailbox = Mailbox::new(id, PUBSUB_OUTPUT_BUFFER_LIMIT.hard_bytes);
     let subscriptions = Subscriptions::new(Arc::clone(&ctx.pubsub.registry), mailbox);
+    let auth = ctx.access.session();
     let mut client = Client {
         stream,
         ctx,
-        session: Session::new(record, subscriptions),
+        session: Session::new(record, subscriptions, auth),
         decoder: RequestDecoder::default(),
         input: BytesMut::with_capacity(READ_CHUNK_BYTES),
         output: BytesMut::with_capacity(READ_CHUNK_BYTES),
@@ -422,6 +424,15 @@ impl Client {
     /// Runs one request of a pipeline: its reply takes the pipeline's next position.
     async fn run_request(&mut self, pipeline: &mut Pipeline<'_>, args: Vec<Bytes>) -> Result<(), Close> {
         let ctx = pipeline.ctx;
+        if let Err(refusal) = self.session.auth.check(&args) {
+            // Inside MULTI a refused command aborts the transaction, as Redis flags it.
+            if let Some(transaction) = self.session.transaction.as_mut() {
+                transaction.abort();
+            }
+            self.session.closing |= refusal == Refusal::UserGone;
+            pipeline.answer(self.session.auth.refusal_frame(&refusal));
+            return Ok(());
+        }
         let admitted = refuse_over_maxmemory(ctx, &mut self.session, &args)
             .and_then(|()| admit(&mut self.session, &args));
         let command = match admitted {

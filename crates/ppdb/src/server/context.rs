@@ -1,6 +1,7 @@
 //! What every client connection shares: the executor, limits, counters, the registry of open
 //! connections, pub/sub, and the node's report (INFO is rendered in `super::info`).
 
+use super::acl::AccessControl;
 use super::client::executor::Executor;
 use super::client::stats::ServerStats;
 use super::clients::ClientRegistry;
@@ -36,6 +37,8 @@ pub struct ServerContext {
     pub scripts: ScriptCache,
     /// TLS on the client ports (RESP and memcached), when configured.
     pub tls: Option<crate::transport::tls::TlsContext>,
+    /// The ACL users enforced, and the refusals counted.
+    pub access: AccessControl,
 }
 
 impl ServerContext {

@@ -100,7 +100,9 @@ impl ServerContext {
              evicted_keys:0\r\nevicted_clients:0\r\n\
              ppdb_transactions_committed:{}\r\nppdb_transactions_aborted:{}\r\n\
              ppdb_transaction_conflicts:{}\r\nppdb_transactions_resolved:{}\r\n\
-             ppdb_transaction_success_rate:{:.4}\r\nppdb_transaction_locks_held:{}\r\n\r\n",
+             ppdb_transaction_success_rate:{:.4}\r\nppdb_transaction_locks_held:{}\r\n\
+             acl_access_denied_auth:{}\r\n\
+             acl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:0\r\n\r\n",
             load(&stats.connections_total),
             load(&stats.commands),
             load(&stats.net_input_bytes),
@@ -112,6 +114,9 @@ impl ServerContext {
             txns.resolved_committed + txns.resolved_aborted,
             txns.success_rate(),
             crate::txn::locks_held(),
+            load(&self.access.stats.denied_auth),
+            load(&self.access.stats.denied_cmd),
+            load(&self.access.stats.denied_key),
         );
     }
 

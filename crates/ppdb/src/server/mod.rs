@@ -22,9 +22,12 @@
 //!   and sent to every other member (not through the log); the connection writes them.
 //! - The node's shared state and its reports: [`context`] (what all connections share),
 //!   [`report`] (the node's status as one document), [`admin`] (the HTTP endpoints).
+//! - [`acl`]: who a connection is logged in as and the check of every request against the
+//!   user's rules (the users themselves are the meta group's, `crate::acl`).
 //! - [`memcached`]: memcached's text protocol beside RESP, on [`client`]'s executor.
 //! - [`node`]: starts all of it on an assembled node.
 
+pub mod acl;
 pub mod admin;
 pub mod blocking;
 pub mod channels;

@@ -2,6 +2,7 @@
 //! ([`AssembledNode`]); on top of it this starts the client-facing services (the RESP listener
 //! and the HTTP admin endpoints) and the answers to other members' forwarded shard operations and publications.
 
+use super::acl::{AccessControl, AclStats};
 use super::admin;
 use super::client::executor::Executor;
 use super::client::forward::SHARD_REQUEST_TAG;
@@ -14,10 +15,11 @@ use super::report::NodeReport;
 use super::resp::RespLimits;
 use super::settings::{ClientLimits, ServerSettings};
 use super::shard::KvShard;
+use crate::acl::AclChange;
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::node::LeaderTable;
-use crate::node::{AssembledNode, PeerService};
+use crate::node::{AssembledNode, DirectoryCommand, MembershipService, PeerService};
 use crate::storage::wal::GroupId;
 use crate::txn::resolver;
 use std::sync::Arc;
@@ -26,6 +28,9 @@ use tokio::sync::watch;
 
 /// How often a node looks for old locks in the shards it leads.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Pause between attempts to record this node's ACL settings in the cluster.
+const ACL_PROPOSE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// Runs a node until Ctrl-C or SIGTERM, until it fails, or until it has been removed from
 /// the cluster.
@@ -66,7 +71,10 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         membership: node.membership.clone(),
         memory: Arc::clone(&memory),
         txns: executor.txn_stats_shared(),
+        acl: Arc::new(AclStats::default()),
     };
+    let access = access_control(&config, &node.membership, Arc::clone(&report.acl))?;
+    tokio::spawn(propose_acl(node.membership.clone(), access.proposals().to_vec(), node.stopping()));
     let limits = RespLimits::default();
     let settings = ServerSettings {
         clients: ClientLimits::new(&config.clients),
@@ -88,6 +96,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         pubsub,
         scripts: Default::default(),
         tls: node.tls.clone(),
+        access,
     });
     let client_listener = tokio::net::TcpListener::bind(config.client_addr)
         .await
@@ -112,8 +121,9 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     tokio::spawn(listener::serve(client_listener, ctx, node.stopping()));
     let admin_addr = config.admin_addr;
     let admin_stop = node.stopping();
+    let admin_token = config.admin_token.clone();
     tokio::spawn(async move {
-        if let Err(e) = admin::serve(admin_addr, report, admin_stop).await {
+        if let Err(e) = admin::serve(admin_addr, report, admin_token, admin_stop).await {
             tracing::error!(addr = %admin_addr, error = %e, "admin listener failed");
         }
     });
@@ -141,6 +151,50 @@ async fn sweep_transactions(executor: Executor, leaders: LeaderTable, mut stop: 
             }
             if let Err(e) = resolver::sweep(&executor, shard, executor.txn_stats()).await {
                 tracing::debug!(shard, error = %e, "sweeping old transaction locks failed");
+            }
+        }
+    }
+}
+
+/// The users this node enforces: the cluster's, or until it has some, those of its own
+/// `aclfile` and `requirepass`.
+fn access_control(
+    config: &NodeConfig,
+    membership: &MembershipService<KvShard>,
+    stats: Arc<AclStats>,
+) -> Result<AccessControl, Error> {
+    let invalid = Error::State;
+    let aclfile = match &config.aclfile {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .map_err(|e| invalid(format!("cannot read the ACL file {}: {e}", path.display())))?;
+            Some((path.display().to_string(), text))
+        }
+        None => None,
+    };
+    let aclfile = aclfile.as_ref().map(|(path, text)| (path.as_str(), text.as_slice()));
+    let requirepass = config.requirepass.as_deref().map(str::as_bytes);
+    AccessControl::new(membership.directory_updates(), aclfile, requirepass, stats)
+        .map_err(|e| invalid(e.to_string()))
+}
+
+/// Proposes this node's ACL settings to the meta group, each change that the directory does
+/// not reflect yet, retrying until it is recorded or the node stops.
+async fn propose_acl(
+    membership: MembershipService<KvShard>,
+    changes: Vec<AclChange>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    for change in changes {
+        while AccessControl::pending(&membership.directory(), &change) {
+            match membership.submit(DirectoryCommand::Acl(change.clone())).await {
+                Ok(_) => break,
+                Err(e) => tracing::debug!(error = %e, "ACL settings not recorded yet; retrying"),
+            }
+            let pause = tokio::time::sleep(ACL_PROPOSE_RETRY_PAUSE);
+            tokio::select! {
+                () = pause => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
             }
         }
     }

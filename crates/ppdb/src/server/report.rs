@@ -39,6 +39,8 @@ pub struct NodeReport {
     pub memory: Arc<MemoryLimit>,
     /// The cross-shard transactions this node coordinates and resolves.
     pub txns: Arc<TxnStats>,
+    /// The client refusals of ACL checks (failed logins among them).
+    pub acl: Arc<super::acl::AclStats>,
 }
 
 /// The /status document.

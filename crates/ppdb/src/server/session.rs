@@ -3,6 +3,8 @@
 //! MULTI, which the node a
 //! client is connected to answers itself.
 
+use super::acl::reply::{acl_reply, set_requirepass};
+use super::acl::SessionAuth;
 use super::client::forward::ShardOp;
 use super::clients::{ClientRecord, Killed};
 use super::context::ServerContext;
@@ -46,11 +48,14 @@ pub struct Session {
     pub written: WrittenShards,
     /// The channels and patterns it subscribes to, and its messages on their way.
     pub subscriptions: Subscriptions,
+    /// Who it is logged in as.
+    pub auth: SessionAuth,
 }
 
 impl Session {
     /// A fresh connection's state; its messages will arrive in `subscriptions`' mailbox.
-    pub fn new(record: Arc<ClientRecord>, subscriptions: Subscriptions) -> Session {
+    pub fn new(record: Arc<ClientRecord>, subscriptions: Subscriptions, auth: SessionAuth) -> Session {
+        record.set_user(auth.user_name());
         Session {
             id: record.id,
             version: ProtocolVersion::Resp2,
@@ -61,6 +66,7 @@ impl Session {
             replies: ReplySwitch::default(),
             written: WrittenShards::default(),
             subscriptions,
+            auth,
         }
     }
 
@@ -80,6 +86,8 @@ impl Session {
         self.replies = ReplySwitch::default();
         self.subscriptions.clear();
         self.record.set_subscriptions(self.subscriptions.counts());
+        self.auth.reset();
+        self.record.set_user(self.auth.user_name());
     }
 
     fn set_version(&mut self, version: ProtocolVersion) {
@@ -129,6 +137,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         Command::Ping(None) => Frame::simple("PONG"),
         Command::Ping(Some(message)) | Command::Echo(message) => Frame::Bulk(message),
         Command::Hello(hello) => hello_reply(session, hello),
+        Command::Acl(acl) => acl_reply(ctx, session, acl).await,
         Command::Quit => {
             session.closing = true;
             session.transaction = None;
@@ -142,12 +151,26 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         Command::Help(lines) => Frame::Array(lines.iter().map(|line| Frame::simple(line)).collect()),
         Command::Time => time_reply(SystemTime::now()),
         Command::ConfigGet(patterns) => ctx.settings.config_get(&patterns),
-        Command::ConfigSet(changes) => ctx.settings.config_set(&changes),
+        Command::ConfigSet(changes) => match &changes[..] {
+            [(name, password)] if name.eq_ignore_ascii_case(b"requirepass") => {
+                set_requirepass(ctx, session, password).await
+            }
+            _ => ctx.settings.config_set(&changes),
+        },
         Command::ConfigResetStat => {
             ctx.stats.reset();
             Frame::simple("OK")
         }
-        Command::Auth { .. } => Frame::from(&CommandError::AuthNotConfigured),
+        Command::Auth { username: None, .. } if session.auth.default_needs_no_password() => {
+            Frame::from(&CommandError::AuthNotConfigured)
+        }
+        Command::Auth { username, password } => match session.auth.log_in(username.as_deref(), &password) {
+            Ok(()) => {
+                session.record.set_user(session.auth.user_name());
+                Frame::simple("OK")
+            }
+            Err(frame) => frame,
+        },
         Command::Client(client) => client_reply(ctx, session, client),
         Command::Function(function) => function_reply(function),
         Command::Script(script) => script_reply(ctx, script),
@@ -259,6 +282,18 @@ fn time_reply(now: SystemTime) -> Frame {
 }
 
 fn hello_reply(session: &mut Session, hello: Hello) -> Frame {
+    if let Some((user, password)) = &hello.auth {
+        if let Err(frame) = session.auth.log_in(Some(user), password) {
+            return frame;
+        }
+        session.record.set_user(session.auth.user_name());
+    } else if !session.auth.is_authenticated() {
+        return Frame::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO \
+             <proto> AUTH <user> <pass> option can be used to authenticate the client and select the \
+             RESP protocol version at the same time",
+        );
+    }
     if let Some(version) = hello.version {
         session.set_version(version);
     }

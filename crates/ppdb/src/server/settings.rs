@@ -330,7 +330,8 @@ impl ServerSettings {
             ("port", self.client_addr.port().to_string()),
             ("bind", self.client_addr.ip().to_string()),
             ("dir", self.data_dir.display().to_string()),
-            // No password: every connection is the default user (AUTH says so).
+            // Passwords are kept only as hashes (ACL GETUSER default shows them); CONFIG SET
+            // requirepass is answered by `super::acl`.
             ("requirepass", String::new()),
             // DEBUG is refused as a Redis with this setting refuses it.
             ("enable-debug-command", "no".into()),

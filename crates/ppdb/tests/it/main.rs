@@ -1,6 +1,7 @@
 //! PPDB's integration tests, built into one test binary to save link time (see STYLE.md).
 //! Each module tests one thing that crosses a process or the disk.
 
+mod auth;
 mod client_limits;
 mod cluster;
 mod cross_shard;

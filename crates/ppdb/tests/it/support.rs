@@ -49,6 +49,8 @@ pub struct ClusterOptions {
     /// `--worker-threads` (1, the default here: `ppdb local` gives each node one thread on
     /// machines with fewer than six CPUs, so the node runs on a current-thread runtime).
     pub worker_threads: u16,
+    /// More `ppdb start` flags, for every node.
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -62,6 +64,7 @@ impl Default for ClusterOptions {
             failed_node_timeout_ms: 0,
             follow_clients_ms: 0,
             worker_threads: 1,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -363,6 +366,7 @@ impl TestCluster {
             .args(["--heartbeat-interval-ms", &options.heartbeat_interval_ms.to_string()])
             .args(["--election-timeout-ms", &options.election_timeout_ms.to_string()])
             .args(["--worker-threads", &options.worker_threads.to_string()])
+            .args(&options.extra_args)
             .env("RUST_LOG", "info")
             // Every node of a test cluster holds the same join token, so any may join through any.
             .env("PPDB_JOIN_TOKEN", TEST_JOIN_TOKEN)

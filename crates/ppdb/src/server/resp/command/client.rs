@@ -7,8 +7,7 @@ use super::args::{integer, is};
 use super::error::CommandError;
 use super::Command;
 
-/// The only user PPDB has: every connection is authenticated as it (no ACLs).
-pub const DEFAULT_USER: &str = "default";
+pub use crate::acl::DEFAULT_USER;
 
 /// Redis accepts client names made of printable ASCII without spaces (`!` to `~`).
 pub(super) fn valid_client_name(name: &Bytes) -> Result<Bytes, CommandError> {

@@ -65,6 +65,7 @@ pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Parsed> {
             _ => Err(CommandError::Syntax),
         },
         "client" => super::client::parse(args),
+        "acl" => super::acl::parse(args),
         "config" => config(args),
         "multi" => Ok(Command::Multi),
         "exec" => Ok(Command::Exec),

@@ -74,6 +74,8 @@ pub enum CommandError {
         /// The option as sent.
         option: Vec<u8>,
     },
+    /// ACL GENPASS with a number of bits out of range.
+    GenPassBits,
     /// AUTH while no password is configured (the server decides when to send it).
     AuthNotConfigured,
     /// CLIENT SETNAME / HELLO SETNAME with spaces or special characters.
@@ -255,6 +257,9 @@ impl fmt::Display for CommandError {
             Self::HelloSyntax { option } => {
                 write!(f, "ERR Syntax error in HELLO option '{}'", quoted(option, usize::MAX))
             }
+            Self::GenPassBits => f.write_str(
+                "ERR ACL GENPASS argument must be the number of bits for the output password, a positive number up to 4096",
+            ),
             Self::AuthNotConfigured => f.write_str(
                 "ERR AUTH <password> called without any password configured for the default user. \
                  Are you sure your configuration is correct?",

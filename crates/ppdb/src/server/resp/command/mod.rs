@@ -14,6 +14,7 @@
 //! resolution), `transaction` (what a connection inside MULTI queues), `args` (integer and
 //! option parsing helpers), `table` and `error`.
 
+mod acl;
 mod args;
 mod client;
 mod connection;
@@ -42,6 +43,7 @@ use bytes::Bytes;
 
 use crate::kv::KvRead;
 
+pub use acl::AclCommand;
 pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
 pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
@@ -128,6 +130,8 @@ pub enum Command {
     PubSub(PubSubCommand),
     /// EVAL and its kin: a Lua script run on the shard of its keys (see `server::script`).
     Eval(EvalCommand),
+    /// ACL and its subcommands (see `server::acl`).
+    Acl(AclCommand),
 }
 
 impl Command {

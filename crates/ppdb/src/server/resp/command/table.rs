@@ -88,7 +88,7 @@ macro_rules! spec {
 /// Commands with subcommands: Redis names them with their subcommand (`client|list`) in
 /// CLIENT LIST's `cmd` and in its errors.
 pub const CONTAINER_COMMANDS: &[&str] =
-    &["client", "command", "config", "function", "memory", "object", "pubsub", "script"];
+    &["acl", "client", "command", "config", "function", "memory", "object", "pubsub", "script"];
 
 /// The full name of the command `args` asks for (`get`, `client|list`), as Redis names it;
 /// none for an unknown command.
@@ -102,6 +102,7 @@ pub fn full_name(args: &[bytes::Bytes]) -> Option<String> {
 
 /// Every command, sorted by name.
 pub static COMMANDS: &[CommandSpec] = &[
+    spec!("acl", -2, C, CONN, 0, 0, 0, "A container for Access List Control commands."),
     spec!("append", 3, W, WR_OOM_FAST, 1, 1, 1, "Appends a string to the value of a key."),
     spec!(
         "auth",
