@@ -47,6 +47,20 @@ pub struct KvShard {
     locks: LockGauge,
 }
 
+/// Reads into `buf` until it is full or the image ends; how many bytes it read.
+fn read_up_to(image: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match image.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// First bytes of a snapshot whose shard had cross-shard transactions in flight or
 /// remembered: `magic len:u64-le` and that many bytes of [`Participant::encode`], then the
 /// key space's image (which starts with its own magic, `PPKV`).
@@ -164,9 +178,10 @@ impl StateMachine for KvShard {
         let mut participant = Participant::default();
         let mut head = first.to_vec();
         if first[0] == PARTICIPANT_MAGIC[0] {
+            // The key space's own image starts with a `P` too, and may be shorter than this.
             let mut rest = [0u8; PARTICIPANT_MAGIC.len() - 1 + 8];
-            image.read_exact(&mut rest).map_err(|e| format!("reading the snapshot: {e}"))?;
-            head.extend_from_slice(&rest);
+            let read = read_up_to(image, &mut rest).map_err(|e| format!("reading the snapshot: {e}"))?;
+            head.extend_from_slice(&rest[..read]);
         }
         let mut image: Box<dyn Read + '_> = if head.starts_with(PARTICIPANT_MAGIC) {
             let len_bytes: [u8; 8] =
@@ -307,5 +322,35 @@ mod tests {
         let restored = KvShard::restore_from(&mut &image[..]).unwrap();
         assert_eq!(restored.store.len_including_expired(), 1000);
         assert_eq!(KvShard::restore(&[]).map(|s| s.store.len_including_expired()), Ok(0));
+    }
+
+    #[test]
+    fn snapshots_keep_prepared_transactions_and_an_empty_key_space_restores() {
+        use crate::txn::{Prepare, TxnId, Vote};
+        let empty = KvShard::default();
+        let image = empty.snapshot();
+        assert_eq!(KvShard::restore(&image).map(|s| s.store.len_including_expired()), Ok(0));
+        // Shorter than the transaction section's header, and starting with its first byte.
+        assert!(KvShard::restore(b"PP").is_err());
+        let mut shard = KvShard::default();
+        let prepare = TxnEntry::Prepare(Prepare {
+            id: TxnId(9),
+            participants: vec![1, 2],
+            started_ms: 1,
+            steps: vec![crate::kv::TxnStep::Write(WriteOp::Del { keys: vec![b"k".to_vec()] })],
+            watched: Vec::new(),
+            vote: Vote::Always,
+        });
+        let mut command = prepare.encode();
+        <KvShard as StateMachine>::stamp(&mut command, 10);
+        assert!(matches!(shard.apply(LogIndex(1), &command), Ok(Reply::Array(_))));
+        let get = KvRead::Get { key: b"k".to_vec() };
+        assert!(matches!(shard.query(&get, 10), Reply::Locked(_)));
+        let mut streamed = Vec::new();
+        shard.snapshot_job()(&mut streamed).unwrap();
+        for image in [shard.snapshot(), streamed] {
+            let restored = KvShard::restore(&image).unwrap();
+            assert!(matches!(restored.query(&get, 10), Reply::Locked(_)), "the lock survives the snapshot");
+        }
     }
 }
