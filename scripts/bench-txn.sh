@@ -24,16 +24,19 @@ WORK_NAME=ppdb-bench-txn
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-start_cluster() { # start_cluster NAME SHARDS BASE -> prints the target list
+# Not in a command substitution: its subshell would keep the pid from the exit trap.
+start_cluster() { # start_cluster NAME SHARDS BASE -> sets TARGET to the node list
     "$PPDB" local --base-port "$3" --shards "$2" --dir "$WORK/$1" >"$WORK/$1.log" 2>&1 &
     PIDS+=($!)
-    local target="" i
-    for i in 1 2 3; do target+="${target:+,}resp://127.0.0.1:$(($3 + i))"; done
-    echo "$target"
+    local i
+    TARGET=""
+    for i in 1 2 3; do TARGET+="${TARGET:+,}resp://127.0.0.1:$(($3 + i))"; done
 }
-SHARDED=$(start_cluster sharded 8 "$(free_port 18000)")
+start_cluster sharded 8 "$(free_port 18000)"
+SHARDED=$TARGET
 sleep 1
-SINGLE=$(start_cluster single 1 "$(free_port 21000)")
+start_cluster single 1 "$(free_port 21000)"
+SINGLE=$TARGET
 wait_ready "8 shards" "$SHARDED"
 wait_ready "1 shard" "$SINGLE"
 
@@ -57,7 +60,7 @@ echo
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "100% writes, $KEYS keys, ${DURATION_SECS}s measured after ${WARMUP_SECS}s warm-up, median of $ROUNDS rounds"
 echo
-python3 - "$RESULTS" <<'PY'
+python3 - "$RESULTS" "$CLIENTS" <<'PY'
 import json, statistics, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 runs = {}
@@ -74,6 +77,6 @@ print()
 print("2-key MSET across shards, 1 client: p50 x%.2f of SET's (goal <= 2)" % (
     by["mset2-1c"]["latency_us_p50"] / by["set-1c"]["latency_us_p50"]))
 print("2-key transactions at %s clients: cross-shard %.0f%% of single-shard (goal >= 50%%)" % (
-    rows[0]["clients"] if "clients" in rows[0] else "many",
+    sys.argv[2],
     100 * by["multi2-cross"]["ops_per_sec"] / by["multi2-single"]["ops_per_sec"]))
 PY

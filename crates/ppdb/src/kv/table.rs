@@ -35,17 +35,24 @@ const PARTS: usize = 4096;
 type Part = HashMap<Arc<[u8]>, Value>;
 
 /// Keys → values (see the module docs).
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Parts are made when a key first lands in them, and the list of parts when the first key
+/// does: an empty table costs nothing to make or drop, so a cross-shard transaction's scratch
+/// key space (a few keys, made and dropped at every PREPARE and COMMIT) stays cheap.
+#[derive(Clone, Default)]
 pub struct KeyTable {
-    parts: Vec<Arc<Part>>,
+    parts: Vec<Option<Arc<Part>>>,
     len: usize,
 }
 
-impl Default for KeyTable {
-    fn default() -> Self {
-        KeyTable { parts: (0..PARTS).map(|_| Arc::new(HashMap::new())).collect(), len: 0 }
+impl PartialEq for KeyTable {
+    /// Same keys with the same values, however the parts came to be made.
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().all(|(key, value)| other.get(key) == Some(value))
     }
 }
+
+impl Eq for KeyTable {}
 
 impl std::fmt::Debug for KeyTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -62,16 +69,23 @@ impl KeyTable {
 
     /// The part that holds `key`, to change: copied first if a frozen view shares it.
     fn part_mut(&mut self, key: &[u8]) -> Option<&mut Part> {
-        self.parts.get_mut(Self::part(key)).map(Arc::make_mut)
+        if self.parts.is_empty() {
+            self.parts.resize(PARTS, None);
+        }
+        let part = self.parts.get_mut(Self::part(key))?.get_or_insert_with(Default::default);
+        Some(Arc::make_mut(part))
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.parts.get(Self::part(key))?.get(key)
+        self.parts.get(Self::part(key))?.as_ref()?.get(key)
     }
 
     /// The value of `key`, to change in place.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
+        if self.parts.get(Self::part(key))?.is_none() {
+            return None;
+        }
         self.part_mut(key)?.get_mut(key)
     }
 
@@ -91,6 +105,9 @@ impl KeyTable {
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
+        if self.parts.get(Self::part(key))?.is_none() {
+            return None;
+        }
         let old = self.part_mut(key)?.remove(key);
         if old.is_some() {
             self.len -= 1;
@@ -105,7 +122,7 @@ impl KeyTable {
 
     /// Every key and value, in an arbitrary order (see the module docs).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Value)> {
-        self.parts.iter().flat_map(|part| part.iter()).map(|(key, value)| (&key[..], value))
+        self.parts.iter().flatten().flat_map(|part| part.iter()).map(|(key, value)| (&key[..], value))
     }
 
     /// Every key and value in ascending key order.
@@ -125,7 +142,7 @@ impl KeyTable {
 /// A [`KeyTable`]'s contents at one moment ([`KeyTable::freeze`]), readable from any thread.
 #[derive(Debug, Clone)]
 pub struct FrozenTable {
-    parts: Vec<Arc<Part>>,
+    parts: Vec<Option<Arc<Part>>>,
     len: usize,
 }
 
@@ -140,7 +157,7 @@ impl FrozenTable {
     /// holds one range of scan hashes, so sorting each part on its own and taking the parts in
     /// order gives the whole order, a small sort at a time.
     pub fn drain_in_scan_order(self, mut visit: impl FnMut(&[u8], &Value)) {
-        for part in self.parts {
+        for part in self.parts.into_iter().flatten() {
             let mut entries: Vec<_> =
                 part.iter().map(|(key, value)| (scan_hash(key), &key[..], value)).collect();
             entries.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
@@ -183,6 +200,20 @@ mod tests {
             format!("{table:?}"),
             "{[]: Value { data: String([9]), expire_at_ms: None, version: 0, flags: 0 }}"
         );
+    }
+
+    #[test]
+    fn an_empty_table_makes_no_parts_and_equality_ignores_how_parts_came_to_be() {
+        let mut table = KeyTable::default();
+        assert!(table.parts.is_empty());
+        assert_eq!(table.remove(b"a"), None);
+        assert_eq!(table.get_mut(b"a"), None);
+        assert!(table.parts.is_empty(), "a miss makes nothing");
+        table.insert(b"a"[..].into(), value(1));
+        assert_eq!(table.parts.iter().flatten().count(), 1, "one part for one key");
+        assert_ne!(table, KeyTable::default());
+        table.remove(b"a");
+        assert_eq!(table, KeyTable::default(), "an emptied table equals a new one");
     }
 
     #[test]

@@ -154,6 +154,7 @@ impl Participant {
     /// while it is [`Some`]. Housekeeping never waits (see [`Participant::unlocked`]).
     pub fn write_blocked(&self, op: &WriteOp, now: u64) -> Option<LockHolder> {
         match op {
+            _ if self.prepared.is_empty() => None,
             WriteOp::RemoveExpired { .. } => None,
             op => self.blocked(op.keys(), now),
         }
@@ -162,6 +163,7 @@ impl Participant {
     /// The lock holder a read must wait for, if any.
     pub fn read_blocked(&self, read: &KvRead, now: u64) -> Option<LockHolder> {
         match read {
+            _ if self.prepared.is_empty() => None,
             KvRead::TxnLocks { .. } => None,
             read => self.blocked(read.keys(), now),
         }
@@ -188,9 +190,6 @@ impl Participant {
     }
 
     fn blocked(&self, keys: Vec<&[u8]>, now: u64) -> Option<LockHolder> {
-        if self.prepared.is_empty() {
-            return None;
-        }
         if keys.is_empty() {
             // A whole-keyspace operation waits for every lock: the oldest first.
             let (&id, prepared) = self.prepared.iter().min_by_key(|(_, p)| p.index)?;
