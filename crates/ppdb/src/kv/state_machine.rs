@@ -581,7 +581,7 @@ impl KvStore {
     /// index 0, where a cross-shard transaction's part runs, as the entry that prepared it, to
     /// learn its replies and the values it leaves without touching this store.
     pub fn scratch<'a>(&self, keys: impl IntoIterator<Item = &'a [u8]>) -> KvStore {
-        let mut scratch = KvStore::new();
+        let mut scratch = KvStore { entries: KeyTable::single_part(), ..KvStore::default() };
         for key in keys {
             if let Some(value) = self.entries.get(key) {
                 scratch.place(key, Some(value.clone()));

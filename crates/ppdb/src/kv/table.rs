@@ -37,12 +37,21 @@ type Part = HashMap<Arc<[u8]>, Value>;
 /// Keys → values (see the module docs).
 ///
 /// Parts are made when a key first lands in them, and the list of parts when the first key
-/// does: an empty table costs nothing to make or drop, so a cross-shard transaction's scratch
-/// key space (a few keys, made and dropped at every PREPARE and COMMIT) stays cheap.
-#[derive(Clone, Default)]
+/// does: an empty table costs nothing to make or drop. A table for a handful of keys (a
+/// cross-shard transaction's scratch key space, made and dropped at every PREPARE and COMMIT)
+/// has a single part ([`KeyTable::single_part`]).
+#[derive(Clone)]
 pub struct KeyTable {
     parts: Vec<Option<Arc<Part>>>,
+    /// log2 of the number of parts: the top bits of a key's scan hash choose its part.
+    part_bits: u32,
     len: usize,
+}
+
+impl Default for KeyTable {
+    fn default() -> Self {
+        KeyTable { parts: Vec::new(), part_bits: PARTS.trailing_zeros(), len: 0 }
+    }
 }
 
 impl PartialEq for KeyTable {
@@ -61,29 +70,38 @@ impl std::fmt::Debug for KeyTable {
 }
 
 impl KeyTable {
+    /// A table of one part, for a few keys: nothing to make or drop beyond them.
+    pub fn single_part() -> Self {
+        KeyTable { part_bits: 0, ..KeyTable::default() }
+    }
+
     /// The part that holds `key`: the same in every process, so two tables with the same keys
-    /// compare part by part.
-    fn part(key: &[u8]) -> usize {
-        (scan_hash(key) >> (u64::BITS - PARTS.trailing_zeros())) as usize
+    /// and part count hold them in the same parts.
+    fn part(&self, key: &[u8]) -> usize {
+        match self.part_bits {
+            0 => 0,
+            bits => (scan_hash(key) >> (u64::BITS - bits)) as usize,
+        }
     }
 
     /// The part that holds `key`, to change: copied first if a frozen view shares it.
     fn part_mut(&mut self, key: &[u8]) -> Option<&mut Part> {
         if self.parts.is_empty() {
-            self.parts.resize(PARTS, None);
+            self.parts.resize(1 << self.part_bits, None);
         }
-        let part = self.parts.get_mut(Self::part(key))?.get_or_insert_with(Default::default);
+        let index = self.part(key);
+        let part = self.parts.get_mut(index)?.get_or_insert_with(Default::default);
         Some(Arc::make_mut(part))
     }
 
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.parts.get(Self::part(key))?.as_ref()?.get(key)
+        self.parts.get(self.part(key))?.as_ref()?.get(key)
     }
 
     /// The value of `key`, to change in place.
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Value> {
-        if self.parts.get(Self::part(key))?.is_none() {
+        if self.parts.get(self.part(key))?.is_none() {
             return None;
         }
         self.part_mut(key)?.get_mut(key)
@@ -105,7 +123,7 @@ impl KeyTable {
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
-        if self.parts.get(Self::part(key))?.is_none() {
+        if self.parts.get(self.part(key))?.is_none() {
             return None;
         }
         let old = self.part_mut(key)?.remove(key);
@@ -214,6 +232,25 @@ mod tests {
         assert_ne!(table, KeyTable::default());
         table.remove(b"a");
         assert_eq!(table, KeyTable::default(), "an emptied table equals a new one");
+    }
+
+    #[test]
+    fn a_single_part_table_holds_and_drains_keys_as_a_partitioned_one_does() {
+        let (mut small, mut large) = (KeyTable::single_part(), KeyTable::default());
+        for n in 0..200u8 {
+            small.insert(vec![n].into(), value(n));
+            large.insert(vec![n].into(), value(n));
+        }
+        small.remove(&[7]);
+        large.remove(&[7]);
+        assert_eq!(small.parts.len(), 1);
+        assert_eq!(small, large);
+        let drained = |table: &KeyTable| {
+            let mut keys = Vec::new();
+            table.freeze().drain_in_scan_order(|key, _| keys.push(key.to_vec()));
+            keys
+        };
+        assert_eq!(drained(&small), drained(&large));
     }
 
     #[test]
