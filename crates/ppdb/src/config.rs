@@ -310,7 +310,8 @@ fn invalid(setting: &'static str, reason: impl Into<String>) -> ConfigError {
 
 impl NodeConfig {
     /// The secure default: no client listener on a non-loopback address without a password
-    /// or an ACL file, and no memcached listener there at all (memcached's text protocol has
+    /// or an ACL file, no admin listener there without an admin token or TLS (whose client
+    /// certificates are admin credentials), and no memcached listener there at all (memcached's text protocol has
     /// no authentication), unless `insecure` says so.
     fn validate_exposure(&self) -> Result<(), ConfigError> {
         if self.insecure {
@@ -327,12 +328,15 @@ impl NodeConfig {
                 ),
             ));
         }
-        if self.admin_token.is_none() && !self.admin_addr.ip().is_loopback() {
+        // With TLS, a client certificate of the cluster CA is an admin credential.
+        let has_admin_credential = self.admin_token.is_some() || self.tls.cert_file.is_some();
+        if !has_admin_credential && !self.admin_addr.ip().is_loopback() {
             return Err(invalid(
                 "admin_addr",
                 format!(
-                    "refusing to serve the admin endpoints on {} without an admin token: set \
-                     --admin-token, or pass --insecure",
+                    "refusing to serve the admin endpoints on {} without an admin credential: set \
+                     --admin-token or TLS certificates (--tls-cert-file, --tls-key-file, \
+                     --tls-ca-cert-file), or pass --insecure",
                     self.admin_addr
                 ),
             ));
@@ -585,7 +589,14 @@ mod tests {
         assert_eq!(memcached.validate().unwrap_err().setting, "memcached_addr");
         let admin = NodeConfig { admin_addr: "0.0.0.0:7201".parse().unwrap(), ..NodeConfig::default() };
         assert_eq!(admin.validate().unwrap_err().setting, "admin_addr");
-        NodeConfig { admin_token: Some("t".into()), ..admin }.validate().unwrap();
+        NodeConfig { admin_token: Some("t".into()), ..admin.clone() }.validate().unwrap();
+        let tls = TlsConfig {
+            cert_file: Some("n.crt".into()),
+            key_file: Some("n.key".into()),
+            ca_cert_file: Some("ca.crt".into()),
+            ..TlsConfig::default()
+        };
+        NodeConfig { tls, ..admin }.validate().expect("a certificate of the CA is an admin credential");
     }
 
     #[test]

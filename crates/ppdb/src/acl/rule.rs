@@ -87,7 +87,7 @@ pub enum Rule {
     },
     /// `resetkeys`: no key pattern.
     ResetKeys,
-    /// `&pattern`; `allchannels` is `&*`. Stored and shown, not enforced yet.
+    /// `&pattern`; `allchannels` is `&*`: channels the user may publish and subscribe to.
     Channels(Vec<u8>),
     /// `resetchannels`.
     ResetChannels,

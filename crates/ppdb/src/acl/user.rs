@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 pub const PASSWORDS_MAX: usize = 64;
 /// Most key patterns, channel patterns or command rules one user keeps (each).
 pub const PATTERNS_MAX: usize = 1024;
+/// The channel pattern that stands for every channel (`&*`, `allchannels`).
+const ALL_CHANNELS: &[u8] = b"*";
 
 /// A key pattern with the access it grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,9 @@ pub enum UserError {
     /// `<password` or `!hash` of a password the user does not have.
     #[error("The password you are trying to remove from the user does not exist")]
     NoSuchPassword,
+    /// A channel pattern after `&*`, which already allows every channel.
+    #[error("Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels")]
+    ChannelAfterAll,
     /// A key pattern after `~*`, which already allows every key.
     #[error("Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns")]
     PatternAfterAll,
@@ -129,6 +134,10 @@ impl User {
                 }
             }
             Rule::ResetKeys => self.keys.clear(),
+            // `&*` stands for every channel, alone, as Redis keeps it; a pattern after it
+            // changes nothing (a new change offering one is refused: [`User::refuses`]).
+            Rule::Channels(pattern) if pattern == ALL_CHANNELS => self.channels = vec![ALL_CHANNELS.to_vec()],
+            Rule::Channels(_) if self.all_channels() => {}
             Rule::Channels(pattern) => {
                 if !self.channels.contains(pattern) {
                     bounded_push(&mut self.channels, pattern.clone())?;
@@ -140,6 +149,18 @@ impl User {
             Rule::Reset => *self = User::default(),
         }
         Ok(())
+    }
+
+    /// Why Redis would refuse `rule` for this user in a new change (ACL SETUSER, an ACL file),
+    /// beyond what [`User::apply`] refuses: applying it changes nothing, and changes already
+    /// in the log or a snapshot apply as they did.
+    pub fn refuses(&self, rule: &Rule) -> Option<UserError> {
+        match rule {
+            Rule::Channels(pattern) if pattern != ALL_CHANNELS && self.all_channels() => {
+                Some(UserError::ChannelAfterAll)
+            }
+            _ => None,
+        }
     }
 
     /// Adds an allow or deny rule; one about every command makes the ones before it moot,
@@ -202,6 +223,20 @@ impl User {
         })
     }
 
+    /// Whether the user may publish to `channel` or subscribe to it, or, with `pattern`,
+    /// subscribe to the pattern `channel`, as Redis 7 decides: a channel must match one of
+    /// the user's channel patterns; a pattern must be one of them, letter for letter (unless
+    /// the user has every channel, `&*`).
+    pub fn may_use_channel(&self, channel: &[u8], pattern: bool) -> bool {
+        self.all_channels()
+            || self.channels.iter().any(|p| if pattern { p == channel } else { glob_match(p, channel) })
+    }
+
+    /// Whether the user has every channel (`&*`, `allchannels`).
+    fn all_channels(&self) -> bool {
+        self.channels.first().is_some_and(|p| p == ALL_CHANNELS)
+    }
+
     /// The user's flags as ACL GETUSER lists them.
     pub fn flags(&self) -> Vec<&'static str> {
         let mut flags = vec![if self.enabled { "on" } else { "off" }];
@@ -254,10 +289,11 @@ impl User {
             read: p.read,
             write: p.write,
         }));
-        rules.extend(self.channels.iter().map(|p| Rule::Channels(p.clone())));
-        if self.channels.is_empty() {
+        // As Redis describes a user: `&*`, or `resetchannels` and the patterns.
+        if !self.all_channels() {
             rules.push(Rule::ResetChannels);
         }
+        rules.extend(self.channels.iter().map(|p| Rule::Channels(p.clone())));
         let mut words: Vec<Vec<u8>> = rules.iter().map(Rule::canonical).collect();
         words.extend(self.command_text().split(' ').map(|w| w.as_bytes().to_vec()));
         words
@@ -322,6 +358,31 @@ mod tests {
         let mut all = user("allkeys");
         let after = all.apply(&Rule::Keys { pattern: b"x".to_vec(), read: true, write: false });
         assert_eq!(after, Err(UserError::PatternAfterAll), "as Redis 7.0 refuses it");
+    }
+
+    #[test]
+    fn channels_match_as_globs_and_patterns_letter_for_letter() {
+        let u = user("&news.* &chat");
+        assert!(u.may_use_channel(b"news.1", false) && u.may_use_channel(b"chat", false));
+        assert!(!u.may_use_channel(b"other", false) && !u.may_use_channel(b"chatter", false));
+        assert!(u.may_use_channel(b"news.*", true), "the user's own pattern");
+        assert!(u.may_use_channel(b"chat", true));
+        assert!(!u.may_use_channel(b"news.x*", true), "a narrower pattern is not one of the user's");
+        assert!(!u.may_use_channel(b"*", true));
+        assert!(
+            !User::default().may_use_channel(b"chat", false),
+            "a new user has no channel (resetchannels)"
+        );
+        let all = user("&a allchannels");
+        assert!(all.may_use_channel(b"anything", false) && all.may_use_channel(b"x*", true));
+        assert_eq!(all.channel_text(), b"&*", "every channel, alone, as Redis shows it");
+        assert_eq!(all.refuses(&Rule::Channels(b"b".to_vec())), Some(UserError::ChannelAfterAll));
+        assert_eq!(user("&a").refuses(&Rule::Channels(b"b".to_vec())), None);
+        assert!(!user("&* resetchannels &b").may_use_channel(b"a", false));
+        let text =
+            |u: &User| u.rules().iter().map(|r| String::from_utf8_lossy(r).into_owned()).collect::<Vec<_>>();
+        assert_eq!(text(&u), ["off", "resetchannels", "&news.*", "&chat", "-@all"], "as Redis's ACL LIST");
+        assert_eq!(text(&all), ["off", "&*", "-@all"]);
     }
 
     #[test]

@@ -1,19 +1,43 @@
-//! `ppdb cluster`: look at or change a running cluster through a node's HTTP admin address.
+//! `ppdb cluster`: look at or change a running cluster through a node's admin address, over
+//! HTTP, or HTTPS when the node has TLS settings.
 
+use super::https::RustlsConnector;
 use crate::server::admin::ADMIN_REQUEST_HEADER;
+use crate::transport::tls::{client_config, throwaway::CA_CERT_FILE};
 use clap::{Args, Subcommand};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest wait for a membership change's answer.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for the status document.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Flags of `ppdb cluster`.
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// Admin address of any node.
+    /// Admin address of any node: HOST:PORT, or http://HOST:PORT or https://HOST:PORT. Without a
+    /// scheme, HTTPS when a CA certificate is given (or found), HTTP otherwise.
     #[arg(long, env = "PPDB_ADMIN", default_value = "127.0.0.1:7201", global = true)]
     pub admin: String,
     /// The admin token changes need (default: the one `ppdb local` wrote in
     /// ppdb-data/admin-token, if any).
     #[arg(long, env = "PPDB_ADMIN_TOKEN", global = true, hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The cluster CA's certificate (PEM): the node's certificate must chain to it, and name
+    /// the host of --admin (default: ppdb-data/tls/ca.crt, which `ppdb local --tls` writes, if
+    /// there is one).
+    #[arg(long, env = "PPDB_TLS_CA_CERT_FILE", global = true)]
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// A client certificate of the cluster CA (PEM), presented over HTTPS: an admin credential,
+    /// in place of the admin token.
+    #[arg(long, env = "PPDB_TLS_CERT_FILE", global = true)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM).
+    #[arg(long, env = "PPDB_TLS_KEY_FILE", global = true)]
+    pub tls_key_file: Option<PathBuf>,
     /// The operation.
     #[command(subcommand)]
     pub action: ClusterAction,
@@ -37,49 +61,95 @@ pub enum ClusterAction {
 
 /// Runs a `ppdb cluster` operation.
 pub fn run(args: ClusterArgs) -> Result<(), String> {
-    let token = args.admin_token.or_else(|| {
-        let path = std::path::Path::new("ppdb-data").join(super::local::ADMIN_TOKEN_FILE);
+    let admin = AdminEndpoint::new(&args)?;
+    let token = args.admin_token.clone().or_else(|| {
+        let path = Path::new(super::local::DEFAULT_DIR).join(super::local::ADMIN_TOKEN_FILE);
         std::fs::read_to_string(path).ok().map(|t| t.trim().to_string())
     });
     let token = token.as_deref();
     match args.action {
-        ClusterAction::Status => status(&args.admin),
-        ClusterAction::Leave => post(&args.admin, "/cluster/leave", token),
-        ClusterAction::Remove { node } => post(&args.admin, &format!("/cluster/remove/{node}"), token),
+        ClusterAction::Status => admin.status(),
+        ClusterAction::Leave => admin.post("/cluster/leave", token),
+        ClusterAction::Remove { node } => admin.post(&format!("/cluster/remove/{node}"), token),
     }
 }
 
-/// Sends a membership change to the admin endpoint and prints its answer.
-fn post(admin: &str, path: &str, token: Option<&str>) -> Result<(), String> {
-    let url = format!("http://{admin}{path}");
-    // The header tells the node the request comes from a tool, not a web page (see admin.rs).
-    let mut request =
-        ureq::post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(std::time::Duration::from_secs(30));
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    match request.call() {
-        Ok(response) => {
-            print!("{}", response.into_string().unwrap_or_default());
-            Ok(())
-        }
-        Err(ureq::Error::Status(code, response)) => {
-            Err(format!("{url} answered {code}: {}", response.into_string().unwrap_or_default().trim()))
-        }
-        Err(e) => Err(format!("cannot reach {url}: {e}")),
-    }
+/// A node's admin address, and the HTTP client that reaches it.
+struct AdminEndpoint {
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    base: String,
+    agent: ureq::Agent,
 }
 
-fn status(admin: &str) -> Result<(), String> {
-    let url = format!("http://{admin}/status");
-    let body: Value = ureq::get(&url)
-        .timeout(std::time::Duration::from_secs(5))
-        .call()
-        .map_err(|e| format!("cannot reach {url}: {e}"))?
-        .into_json()
-        .map_err(|e| format!("{url} did not answer JSON: {e}"))?;
-    print!("{}", render_status(&body));
-    Ok(())
+impl AdminEndpoint {
+    /// The endpoint `args` name: over HTTPS when they give (or `ppdb local --tls` left) a CA
+    /// certificate, unless the address says `http://`.
+    fn new(args: &ClusterArgs) -> Result<AdminEndpoint, String> {
+        let (scheme, host_port) = match args.admin.split_once("://") {
+            Some((scheme, rest)) => (Some(scheme.to_ascii_lowercase()), rest),
+            None => (None, args.admin.as_str()),
+        };
+        let host_port = host_port.trim_end_matches('/');
+        let local_ca = Path::new(super::local::DEFAULT_DIR).join(super::local::TLS_DIR).join(CA_CERT_FILE);
+        let ca = args.tls_ca_cert_file.clone().or_else(|| local_ca.is_file().then_some(local_ca));
+        let https = match scheme.as_deref() {
+            Some("https") => true,
+            Some("http") => false,
+            Some(other) => {
+                return Err(format!("--admin {}: the scheme must be http or https, not {other}", args.admin))
+            }
+            None => ca.is_some(),
+        };
+        if !https {
+            return Ok(AdminEndpoint { base: format!("http://{host_port}"), agent: ureq::Agent::new() });
+        }
+        let ca = ca.ok_or_else(|| {
+            format!("--admin {}: HTTPS needs the cluster CA's certificate (--tls-ca-cert-file)", args.admin)
+        })?;
+        let identity = match (&args.tls_cert_file, &args.tls_key_file) {
+            (Some(cert), Some(key)) => Some((cert.as_path(), key.as_path())),
+            (None, None) => None,
+            _ => return Err("a client certificate needs both --tls-cert-file and --tls-key-file".into()),
+        };
+        let config = client_config(&ca, identity).map_err(|e| e.to_string())?;
+        let agent = ureq::AgentBuilder::new().tls_connector(Arc::new(RustlsConnector(config))).build();
+        Ok(AdminEndpoint { base: format!("https://{host_port}"), agent })
+    }
+
+    /// Sends a membership change to the admin endpoint and prints its answer.
+    fn post(&self, path: &str, token: Option<&str>) -> Result<(), String> {
+        let url = format!("{}{path}", self.base);
+        // The header tells the node the request comes from a tool, not a web page (see
+        // server/admin/guard.rs).
+        let mut request = self.agent.post(&url).set(ADMIN_REQUEST_HEADER, "1").timeout(CHANGE_TIMEOUT);
+        if let Some(token) = token {
+            request = request.set("Authorization", &format!("Bearer {token}"));
+        }
+        match request.call() {
+            Ok(response) => {
+                print!("{}", response.into_string().unwrap_or_default());
+                Ok(())
+            }
+            Err(ureq::Error::Status(code, response)) => {
+                Err(format!("{url} answered {code}: {}", response.into_string().unwrap_or_default().trim()))
+            }
+            Err(e) => Err(format!("cannot reach {url}: {e}")),
+        }
+    }
+
+    fn status(&self) -> Result<(), String> {
+        let url = format!("{}/status", self.base);
+        let body: Value = self
+            .agent
+            .get(&url)
+            .timeout(STATUS_TIMEOUT)
+            .call()
+            .map_err(|e| format!("cannot reach {url}: {e}"))?
+            .into_json()
+            .map_err(|e| format!("{url} did not answer JSON: {e}"))?;
+        print!("{}", render_status(&body));
+        Ok(())
+    }
 }
 
 /// Renders the status document as a table.

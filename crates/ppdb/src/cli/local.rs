@@ -50,15 +50,16 @@ pub struct LocalArgs {
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=9))]
     pub nodes: u64,
     /// Parent directory of the nodes' data directories (node-1, node-2, ...) and logs.
-    #[arg(long, default_value = "ppdb-data")]
+    #[arg(long, default_value = DEFAULT_DIR)]
     pub dir: PathBuf,
     /// Number of data shards (default 1). Multi-key commands and transactions are atomic
     /// either way; with more shards, those spanning shards commit by two-phase commit
     /// (docs/transactions.md).
     #[arg(long, default_value_t = crate::config::SHARDS_DEFAULT)]
     pub shards: u32,
-    /// TLS on every client, memcached and peer port, from a throwaway CA and certificates
-    /// generated into DIR/tls at each start (peers authenticate each other with them).
+    /// TLS on every port (client, memcached, peer, and HTTPS on the admin port), from a
+    /// throwaway CA and certificates generated into DIR/tls at each start (peers authenticate
+    /// each other with them).
     #[arg(long)]
     pub tls: bool,
 }
@@ -206,6 +207,12 @@ fn node_command(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str, d
     command
 }
 
+/// The folder `ppdb local` keeps its cluster in unless told otherwise, where `ppdb cluster`
+/// looks for the admin token and the CA certificate when given none.
+pub const DEFAULT_DIR: &str = "ppdb-data";
+/// The folder of the cluster's certificates (`ppdb local --tls`), inside its directory.
+pub const TLS_DIR: &str = "tls";
+
 /// The file in the data folder holding the cluster's admin token, which `ppdb local` makes
 /// and `ppdb cluster` reads when given none.
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
@@ -259,14 +266,19 @@ pub fn run(args: LocalArgs) -> Result<(), String> {
     for node in supervised.iter().map(|s| &s.ports) {
         println!(
             "  node {}: redis on 127.0.0.1:{}  memcached on 127.0.0.1:{}  peers on 127.0.0.1:{}  admin \
-             http://127.0.0.1:{}/status",
-            node.id, node.client, node.memcached, node.peer, node.admin
+             {}",
+            node.id,
+            node.client,
+            node.memcached,
+            node.peer,
+            security.admin_url(node.admin, "/status")
         );
     }
     println!(
         "Try: {}    (a node that dies is restarted; Ctrl-C stops the cluster)",
         security.redis_cli(supervised[0].ports.client)
     );
+    println!("     {}", security.curl(supervised[0].ports.admin, "/status"));
     if !args.tls {
         println!(
             "Join another node with: ppdb start --join 127.0.0.1:{} --join-token $(cat {})",

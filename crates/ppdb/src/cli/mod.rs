@@ -5,6 +5,7 @@
 
 mod bench;
 mod cluster;
+mod https;
 mod local;
 mod scheduling;
 mod start;

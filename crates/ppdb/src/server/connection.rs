@@ -12,7 +12,8 @@
 //! queue belongs to the connection: DISCARD, RESET, QUIT and closing the connection drop it.
 //!
 //! The connection publishes what CLIENT LIST shows of it in the node's registry
-//! ([`super::clients`]) and closes when CLIENT KILL asks; under CLIENT REPLY OFF or SKIP the
+//! ([`super::clients`]) and closes when CLIENT KILL asks, or, subscribed, when its user's
+//! channel rules no longer allow one of its subscriptions (as Redis closes it); under CLIENT REPLY OFF or SKIP the
 //! replies it withholds are computed and dropped ([`super::session::ReplySwitch`]).
 
 use super::acl::Refusal;
@@ -22,7 +23,7 @@ use super::client::executor::shard_of;
 use super::client::forward::ShardOp;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
-use super::pubsub::{Mailbox, Subscriptions};
+use super::pubsub::{Mailbox, SubscriptionKind, Subscriptions};
 use super::resp::command::{
     refused_outside_multi, refused_while_subscribed, Admission, BlockingPop, Command, CommandClass, Queued,
     Transaction, TransactionError, WriteCommand,
@@ -35,6 +36,7 @@ use super::session::{session_command, Session};
 use super::settings::{OutputBufferLimit, PUBSUB_OUTPUT_BUFFER_LIMIT};
 use super::transaction::{self, ExecElement};
 use super::wait::WrittenShards;
+use crate::acl::AclUsers;
 use crate::error::Error;
 use crate::kv::{KvWrite, Reply};
 use crate::node::clock::wall_clock_ms;
@@ -78,6 +80,8 @@ enum Close {
     Idle { idle: Duration },
     /// A request larger than `client-query-buffer-limit`.
     QueryBuffer { bytes: usize, limit_bytes: u64 },
+    /// Subscribed to a channel or pattern its user may no longer use, or its user deleted.
+    ChannelsRevoked,
     /// Unsent replies over `client-output-buffer-limit`.
     OutputBuffer { unsent_bytes: usize, limit: OutputBufferLimit },
     /// The client took none of its replies for `client-write-timeout` seconds.
@@ -91,6 +95,9 @@ impl Close {
             Close::Gone | Close::Done => {}
             Close::Killed => tracing::debug!(%client, "closing client killed by CLIENT KILL"),
             Close::Idle { idle } => tracing::debug!(%client, idle_s = idle.as_secs(), "closing idle client"),
+            Close::ChannelsRevoked => tracing::info!(
+                %client, "closing a subscriber whose user may no longer use one of its channels"
+            ),
             Close::QueryBuffer { bytes, limit_bytes } => tracing::warn!(
                 %client, query_buffer_bytes = bytes, client_query_buffer_limit = limit_bytes,
                 "closing client that reached max query buffer length"
@@ -143,6 +150,7 @@ pub async fn serve(stream: MaybeTls, peer: SocketAddr, ctx: Arc<ServerContext>, 
         output: BytesMut::with_capacity(READ_CHUNK_BYTES),
         over_soft_limit_since: None,
         window: ReplyWindow { replies: REPLY_WINDOW_INITIAL },
+        channels_checked_against: None,
     };
     client.decoder = RequestDecoder::new(client.ctx.limits);
     client.run().await.log(peer);
@@ -161,6 +169,8 @@ struct Client {
     /// When the unsent replies went over the soft output limit (none: they are under it).
     over_soft_limit_since: Option<Instant>,
     window: ReplyWindow,
+    /// The users the subscriptions were last checked against (see [`Client::check_channels`]).
+    channels_checked_against: Option<Arc<AclUsers>>,
 }
 
 impl Client {
@@ -168,6 +178,9 @@ impl Client {
     /// the connection ends; why it ended.
     async fn run(&mut self) -> Close {
         loop {
+            if let Err(close) = self.check_channels() {
+                return close;
+            }
             if let Err(close) = self.read().await {
                 return close;
             }
@@ -202,11 +215,14 @@ impl Client {
         self.input.reserve(READ_CHUNK_BYTES);
         let record = Arc::clone(&self.session.record);
         let mailbox = Arc::clone(self.session.subscriptions.mailbox());
+        let subscribed = self.session.subscriptions.is_active();
         let read = async {
             tokio::select! {
                 received = self.stream.read_buf(&mut self.input) => Ok(Some(received)),
                 () = record.killed() => Err(Close::Killed),
                 () = mailbox.ready() => Ok(None),
+                // A subscriber checks its channels again when the users change.
+                () = self.session.auth.users_changed(), if subscribed => Ok(None),
             }
         };
         let idle_timeout =
@@ -225,6 +241,27 @@ impl Client {
             return Err(Close::QueryBuffer { bytes, limit_bytes });
         }
         Ok(())
+    }
+
+    /// Closes a subscribed connection whose user may no longer hold one of its subscriptions,
+    /// or was deleted, as Redis closes it when the user's channel rules change. Checked once
+    /// per state of the users: new subscriptions passed the ACL check as they were made.
+    fn check_channels(&mut self) -> Result<(), Close> {
+        if !self.session.subscriptions.is_active() {
+            return Ok(());
+        }
+        let users = self.session.auth.users();
+        if self.channels_checked_against.as_ref().is_some_and(|checked| Arc::ptr_eq(checked, &users)) {
+            return Ok(());
+        }
+        self.channels_checked_against = Some(users);
+        let subscriptions = self.session.subscriptions.all();
+        let held = subscriptions.map(|(kind, name)| (name.as_ref(), kind == SubscriptionKind::Pattern));
+        if self.session.auth.may_keep(held) {
+            Ok(())
+        } else {
+            Err(Close::ChannelsRevoked)
+        }
     }
 
     /// Appends the messages waiting in the connection's mailbox to its unsent replies; closes

@@ -102,7 +102,7 @@ impl ServerContext {
              ppdb_transaction_conflicts:{}\r\nppdb_transactions_resolved:{}\r\n\
              ppdb_transaction_success_rate:{:.4}\r\nppdb_transaction_locks_held:{}\r\n\
              acl_access_denied_auth:{}\r\n\
-             acl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:0\r\n\r\n",
+             acl_access_denied_cmd:{}\r\nacl_access_denied_key:{}\r\nacl_access_denied_channel:{}\r\n\r\n",
             load(&stats.connections_total),
             load(&stats.commands),
             load(&stats.net_input_bytes),
@@ -117,6 +117,7 @@ impl ServerContext {
             load(&self.access.stats.denied_auth),
             load(&self.access.stats.denied_cmd),
             load(&self.access.stats.denied_key),
+            load(&self.access.stats.denied_channel),
         );
     }
 

@@ -122,8 +122,9 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     let admin_addr = config.admin_addr;
     let admin_stop = node.stopping();
     let admin_token = config.admin_token.clone();
+    let admin_tls = node.tls.clone();
     tokio::spawn(async move {
-        if let Err(e) = admin::serve(admin_addr, report, admin_token, admin_stop).await {
+        if let Err(e) = admin::serve(admin_addr, report, admin_token, admin_tls, admin_stop).await {
             tracing::error!(addr = %admin_addr, error = %e, "admin listener failed");
         }
     });

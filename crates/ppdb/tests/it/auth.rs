@@ -1,13 +1,16 @@
 //! Client authentication and ACLs on a 3-node cluster: without credentials every command but
 //! AUTH, HELLO, QUIT and RESET is refused; ACL users made on one node log in and are held to
 //! their rules on every node, inside MULTI and for scripts' keys; the admin endpoints that
-//! change the cluster need the admin token; the ACL replies and errors read as redis-server's.
+//! change the cluster need the admin token; the ACL replies and errors read as redis-server's;
+//! channel rules hold for publishing and subscribing as in redis-server, and a subscriber whose
+//! user loses one of its channels is disconnected on every node, as redis-server disconnects it.
 
 use std::process::Command;
 use std::time::Duration;
 
 use ppdb::server::resp::command::COMMANDS;
 
+use crate::differential::resp::{Reply, RespConnection};
 use crate::reference::Reference;
 use crate::support::{error_text, free_addrs, http_get, wait_for, ClusterOptions, TestCluster};
 
@@ -216,4 +219,172 @@ fn admin_changes_need_the_token_and_a_public_address_needs_a_password() {
         !exposed.status.success() && stderr.contains("--requirepass") && stderr.contains("--insecure"),
         "{stderr}"
     );
+}
+
+/// Redis 7.0's NOPERM texts and the Redis 7.2 wording PPDB answers with (docs/security.md).
+const NOPERM_WORDING: &[(&str, &str)] = &[(
+    "NOPERM this user has no permissions to access one of the channels used as arguments",
+    "NOPERM No permissions to access a channel",
+)];
+
+/// A frame as text, with a Redis 7.0 NOPERM worded as Redis 7.2 words it.
+fn as_redis_7_2(reply: &Reply) -> String {
+    let text = reply.to_string();
+    NOPERM_WORDING.iter().fold(text, |text, (old, new)| text.replace(old, new))
+}
+
+fn words(line: &str) -> Vec<Vec<u8>> {
+    line.split_whitespace().map(|w| w.as_bytes().to_vec()).collect()
+}
+
+/// Sends each `n command` line of `script` to both connections and compares the n frames each
+/// answers.
+fn assert_same_frames(ppdb: &mut RespConnection, redis: &mut RespConnection, script: &str) {
+    for line in script.lines().map(str::trim).filter(|line| !line.is_empty()) {
+        let (count, command) = line.split_once(' ').expect("`n command`");
+        let count: usize = count.parse().expect("a frame count");
+        ppdb.send(&words(command));
+        redis.send(&words(command));
+        for index in 0..count {
+            let ours = ppdb.receive().unwrap_or_else(|e| panic!("`{line}`: PPDB's frame {index}: {e}"));
+            let theirs = redis.receive().unwrap_or_else(|e| panic!("`{line}`: Redis's frame {index}: {e}"));
+            assert_eq!(
+                ours.to_string(),
+                as_redis_7_2(&theirs),
+                "`{line}`, frame {index}: PPDB (left), Redis (right)"
+            );
+        }
+    }
+}
+
+#[test]
+fn channel_rules_hold_for_publishing_and_subscribing_as_in_redis_7() {
+    let cluster = secured_cluster(&[]);
+    let reference = Reference::start();
+    client_as(&cluster, 1, "default", PASSWORD);
+    let mut ppdb_admin = RespConnection::connect(cluster.node(1).client_addr);
+    assert_eq!(ppdb_admin.call(&words(&format!("AUTH {PASSWORD}"))).to_string(), "+OK");
+    let mut redis_admin = RespConnection::connect(reference.addr());
+    let admin = "
+        1 CONFIG SET requirepass s3cret
+        1 ACL SETUSER u on >pw ~* +@all &news.* &chat
+        1 ACL GETUSER u
+        1 ACL SETUSER all on >pw ~* +@all &a allchannels
+        1 ACL SETUSER all &b
+        1 ACL SETUSER none on >pw ~* +@all
+        1 ACL SETUSER reset on >pw ~* +@all allchannels resetchannels &x
+        1 ACL LIST
+    ";
+    assert_same_frames(&mut ppdb_admin, &mut redis_admin, admin);
+
+    let mut ppdb = RespConnection::connect(cluster.node(2).client_addr);
+    let mut redis = RespConnection::connect(reference.addr());
+    let user = "
+        1 AUTH u pw
+        1 SUBSCRIBE other
+        1 SUBSCRIBE news.1 other
+        1 PSUBSCRIBE news.x*
+        1 PSUBSCRIBE *
+        1 PUBLISH nope hi
+        1 SPUBLISH x hi
+        1 SSUBSCRIBE q
+        1 PUBLISH chat hi
+        1 SPUBLISH chat hi
+        1 PUBSUB NUMSUB nope
+        1 MULTI
+        1 PUBLISH chat queued
+        1 PUBLISH nope refused
+        1 EXEC
+        1 UNSUBSCRIBE nope
+        1 PUNSUBSCRIBE nope*
+        1 SUNSUBSCRIBE nope
+        2 SUBSCRIBE news.1 chat
+        2 PSUBSCRIBE news.* chat
+        1 SSUBSCRIBE news.s
+        1 RESET
+        1 AUTH none pw
+        1 PUBLISH chat hi
+        1 SUBSCRIBE chat
+        1 AUTH all pw
+        1 PSUBSCRIBE any*
+        1 RESET
+    ";
+    assert_same_frames(&mut ppdb, &mut redis, user);
+    let mut info = cluster.client(2);
+    assert_eq!(reply(&mut info, &["AUTH", PASSWORD]), "OK");
+    let stats = reply(&mut info, &["INFO", "stats"]);
+    assert!(stats.contains("acl_access_denied_channel:10"), "{stats}");
+    let metrics = http_get(cluster.node(2).admin_addr, "/metrics").expect("metrics");
+    assert!(metrics.contains("ppdb_acl_denied_total{node=\"2\",reason=\"channel\"} 10"), "{metrics}");
+}
+
+/// A connection to `addr` logged in as `user` (password `pw`), subscribed with `subscribe`.
+fn subscriber(addr: std::net::SocketAddr, user: &str, subscribe: &str) -> RespConnection {
+    let mut connection = RespConnection::connect(addr);
+    assert_eq!(connection.call(&words(&format!("AUTH {user} pw"))).to_string(), "+OK");
+    let confirmation = connection.call(&words(subscribe)).to_string();
+    assert!(confirmation.contains("subscribe"), "{subscribe}: {confirmation}");
+    connection
+}
+
+/// Whether the server closed `connection` within the deadline.
+fn closed(connection: &mut RespConnection) -> bool {
+    connection.set_read_timeout(DEADLINE);
+    match connection.receive() {
+        Err(e) => e.contains("closed") || e.contains("reset"),
+        Ok(frame) => panic!("a frame where the connection should have closed: {frame}"),
+    }
+}
+
+#[test]
+fn a_subscriber_whose_user_loses_a_channel_is_disconnected_on_every_node_as_in_redis() {
+    let cluster = secured_cluster(&[]);
+    let reference = Reference::start();
+    let mut admin = client_as(&cluster, 1, "default", PASSWORD);
+    let mut redis_admin = reference.client();
+    for con in [&mut admin, &mut redis_admin] {
+        assert_eq!(reply(con, &["ACL", "SETUSER", "u", "on", ">pw", "+@all", "&news.*", "&chat"]), "OK");
+        assert_eq!(reply(con, &["ACL", "SETUSER", "gone", "on", ">pw", "+@all", "&*"]), "OK");
+    }
+    // Users reach every node through the meta group before their subscribers connect.
+    wait_for(DEADLINE, || {
+        cluster
+            .ids()
+            .into_iter()
+            .all(|id| reply(&mut cluster.client(id), &["AUTH", "gone", "pw"]) == "OK")
+            .then_some(())
+    })
+    .expect("the users reached every node");
+    let node = |id: u64| cluster.node(id).client_addr;
+    let mut losing = [
+        subscriber(node(2), "u", "SUBSCRIBE news.1"),
+        subscriber(node(3), "u", "PSUBSCRIBE news.*"),
+        subscriber(node(3), "u", "SSUBSCRIBE news.s"),
+        subscriber(reference.addr(), "u", "SUBSCRIBE news.1"),
+        subscriber(reference.addr(), "u", "PSUBSCRIBE news.*"),
+    ];
+    let keeping = [
+        (node(1), subscriber(node(2), "u", "SUBSCRIBE chat")),
+        (reference.addr(), subscriber(reference.addr(), "u", "SUBSCRIBE chat")),
+    ];
+    let mut deleted =
+        [subscriber(node(3), "gone", "SUBSCRIBE x"), subscriber(reference.addr(), "gone", "SUBSCRIBE x")];
+
+    for con in [&mut admin, &mut redis_admin] {
+        assert_eq!(reply(con, &["ACL", "SETUSER", "u", "resetchannels", "&chat"]), "OK");
+        assert_eq!(reply(con, &["ACL", "DELUSER", "gone"]), "1");
+    }
+    for (index, connection) in losing.iter_mut().chain(deleted.iter_mut()).enumerate() {
+        assert!(closed(connection), "subscriber {index} was not disconnected");
+    }
+    // A subscriber whose channels all remain allowed stays, and is served.
+    for (publisher, mut connection) in keeping {
+        let mut publish = RespConnection::connect(publisher);
+        if publisher != reference.addr() {
+            publish.call(&words(&format!("AUTH {PASSWORD}")));
+        }
+        publish.call(&words("PUBLISH chat still-here"));
+        let message = connection.receive().expect("the message on chat");
+        assert_eq!(message.to_string(), r#"["message", "chat", "still-here"]"#);
+    }
 }

@@ -1,10 +1,11 @@
 //! TLS on every port and authorized joining, against real processes: redis-cli with `--tls`
 //! against `ppdb local --tls`; a node whose certificate is from another CA refused at the peer
 //! port's TLS handshake; a node without the cluster's join token refused; a certificate file
-//! replaced on disk served to the next client without a restart.
+//! replaced on disk served to the next client without a restart; the admin port over HTTPS,
+//! where a client certificate of the cluster CA is an admin credential beside the token.
 
 use crate::local::{free_base_port, LocalCluster};
-use crate::support::{free_addrs, wait_for, ClusterOptions, TestCluster, READY_DEADLINE};
+use crate::support::{free_addrs, http_get, wait_for, ClusterOptions, TestCluster, READY_DEADLINE};
 use ppdb::transport::tls::throwaway::ThrowawayCa;
 use ppdb::transport::tls::{ClientAuth, TlsContext, TlsFiles};
 use std::net::SocketAddr;
@@ -189,4 +190,94 @@ fn a_node_without_the_cluster_join_token_cannot_join() {
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(said.contains("join refused") && said.contains("join token"), "{said}");
+}
+
+/// Runs `ppdb cluster` with `args` against `admin`, in `dir` (where no `ppdb-data` holds a
+/// token or a CA) and without `PPDB_*` settings from the environment.
+fn ppdb_cluster(dir: &Path, admin: &str, args: &[&str]) -> (bool, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ppdb"));
+    for variable in ["PPDB_ADMIN_TOKEN", "PPDB_TLS_CA_CERT_FILE", "PPDB_TLS_CERT_FILE", "PPDB_TLS_KEY_FILE"] {
+        command.env_remove(variable);
+    }
+    let output = command
+        .current_dir(dir)
+        .args(["cluster", "--admin", admin])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ppdb cluster");
+    (output.status.success(), text(&output))
+}
+
+#[test]
+fn the_admin_port_serves_https_where_a_certificate_of_the_ca_is_an_admin_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = ThrowawayCa::new("cluster CA").unwrap();
+    let names = ["127.0.0.1", "localhost"];
+    let node_files = ca.write_files(&dir.path().join("tls"), "node-1", "node-1", &names).unwrap();
+    let operator = ca.write_files(&dir.path().join("tls"), "operator", "operator", &["localhost"]).unwrap();
+    let stranger = ThrowawayCa::new("another CA").unwrap();
+    let stranger =
+        stranger.write_files(&dir.path().join("stranger"), "operator", "operator", &names).unwrap();
+    let addrs = free_addrs(3);
+    let bootstrap = format!("1={}", addrs[0]);
+    let how = ["--bootstrap", &bootstrap, "--admin-token", "tok3n-for-admin"];
+    let _node = Reaped(vec![start_node(1, &addrs, &node_files, dir.path(), &how)]);
+    let admin = addrs[2].to_string();
+    let path = |p: &Path| p.display().to_string();
+    let ca_file = path(&node_files.ca);
+    let cluster = |args: &[&str]| {
+        let mut all = vec!["--tls-ca-cert-file", &ca_file];
+        all.extend(args);
+        ppdb_cluster(dir.path(), &admin, &all)
+    };
+
+    // Reads stay open, now over HTTPS.
+    let status = wait_for(READY_DEADLINE, || {
+        let (ok, said) = cluster(&["status"]);
+        (ok && said.contains("node 1")).then_some(said)
+    });
+    let status =
+        status.unwrap_or_else(|| panic!("ppdb cluster status never answered:\n{}", log_of(dir.path(), 1)));
+    assert!(status.contains("cluster tls: ACTIVE"), "{status}");
+    let (ok, said) =
+        ppdb_cluster(dir.path(), &format!("https://{admin}"), &["--tls-ca-cert-file", &ca_file, "status"]);
+    assert!(ok, "an https:// address: {said}");
+
+    // Plain HTTP to the HTTPS port gets no answer.
+    assert!(http_get(addrs[2], "/status").is_none(), "plain HTTP is not served on the HTTPS port");
+    let (ok, said) = ppdb_cluster(dir.path(), &admin, &["status"]);
+    assert!(!ok && said.contains("cannot reach"), "{said}");
+
+    // A change needs a credential: none is refused, the token or a certificate of the CA is taken.
+    let (ok, said) = cluster(&["remove", "9"]);
+    assert!(!ok && said.contains("401") && said.contains("client certificate of the cluster CA"), "{said}");
+    let (ok, said) = cluster(&[
+        "--tls-cert-file",
+        &path(&operator.cert),
+        "--tls-key-file",
+        &path(&operator.key),
+        "remove",
+        "9",
+    ]);
+    assert!(!ok && !said.contains("401") && said.contains("no node 9"), "a certificate of the CA: {said}");
+    let (ok, said) = cluster(&["--admin-token", "tok3n-for-admin", "remove", "9"]);
+    assert!(!ok && !said.contains("401") && said.contains("no node 9"), "the token: {said}");
+    let (ok, said) = cluster(&[
+        "--tls-cert-file",
+        &path(&stranger.cert),
+        "--tls-key-file",
+        &path(&stranger.key),
+        "remove",
+        "9",
+    ]);
+    assert!(!ok && said.contains("cannot reach"), "a certificate of another CA fails the handshake: {said}");
+    assert!(log_of(dir.path(), 1).contains("admin request accepted on a client certificate"));
+
+    // The hint `ppdb local --tls` prints.
+    if Command::new("curl").arg("--version").stdout(Stdio::null()).status().is_ok() {
+        let url = format!("https://{admin}/status");
+        let curl = Command::new("curl").args(["-s", "--cacert", &ca_file, &url]).output().unwrap();
+        assert!(text(&curl).contains("\"cluster_id\":\"tls\""), "{}", text(&curl));
+    }
 }

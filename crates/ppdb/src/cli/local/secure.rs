@@ -1,15 +1,15 @@
 //! What `ppdb local` hands its nodes to keep strangers out: one join token for the cluster,
-//! and with `--tls` a throwaway CA with a certificate for every node and one for clients.
+//! and with `--tls` a throwaway CA with a certificate for every node and one for clients; and
+//! the command lines that reach its nodes with them.
 
+use super::TLS_DIR;
 use crate::node::join_credential::JOIN_TOKEN_FILE;
-use crate::transport::tls::throwaway::ThrowawayCa;
+use crate::transport::tls::throwaway::{ThrowawayCa, CA_CERT_FILE};
 use crate::transport::tls::TlsFiles;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The folder of the cluster's certificates, inside `ppdb local`'s directory.
-const TLS_DIR: &str = "tls";
 /// The file stem of the clients' certificate and key.
 const CLIENT_FILE_STEM: &str = "client";
 
@@ -28,10 +28,17 @@ impl LocalSecurity {
     pub fn prepare(dir: &Path, nodes: &[u64], tls: bool) -> Result<LocalSecurity, String> {
         let join_token = join_token(dir)?;
         let mut security = LocalSecurity { join_token, node_tls: BTreeMap::new(), client_tls: None };
-        if !tls {
-            return Ok(security);
-        }
         let tls_dir = dir.join(TLS_DIR);
+        if !tls {
+            // The CA of an earlier `--tls` run would make `ppdb cluster` speak HTTPS to these
+            // plain nodes; its certificates are of no use without it.
+            return match std::fs::remove_file(tls_dir.join(CA_CERT_FILE)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(format!("cannot remove {}: {e}", tls_dir.join(CA_CERT_FILE).display()))
+                }
+                _ => Ok(security),
+            };
+        }
         let fail = |e: std::io::Error| format!("cannot write certificates into {}: {e}", tls_dir.display());
         let ca = ThrowawayCa::new("ppdb local CA").map_err(fail)?;
         for &id in nodes {
@@ -73,6 +80,22 @@ impl LocalSecurity {
     }
 }
 
+impl LocalSecurity {
+    /// The URL of `path` on the admin port `port`: HTTPS when TLS is on.
+    pub fn admin_url(&self, port: u16, path: &str) -> String {
+        let scheme = if self.client_tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{port}{path}")
+    }
+
+    /// The curl command line that reads `path` from the admin port `port`.
+    pub fn curl(&self, port: u16, path: &str) -> String {
+        match &self.client_tls {
+            None => format!("curl -s {}", self.admin_url(port, path)),
+            Some(files) => format!("curl -s --cacert {} {}", files.ca.display(), self.admin_url(port, path)),
+        }
+    }
+}
+
 /// The local cluster's join token: the one in `dir`, or a new one written there.
 fn join_token(dir: &Path) -> Result<String, String> {
     let path: PathBuf = dir.join(JOIN_TOKEN_FILE);
@@ -85,5 +108,26 @@ fn join_token(dir: &Path) -> Result<String, String> {
             Ok(token)
         }
         Err(e) => Err(format!("cannot read the join token from {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_reach_the_admin_port_over_https_with_tls_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = LocalSecurity::prepare(dir.path(), &[1], false).unwrap();
+        assert_eq!(plain.curl(7201, "/status"), "curl -s http://127.0.0.1:7201/status");
+        let secure = LocalSecurity::prepare(dir.path(), &[1], true).unwrap();
+        let ca = dir.path().join(TLS_DIR).join(CA_CERT_FILE);
+        assert_eq!(
+            secure.curl(7201, "/status"),
+            format!("curl -s --cacert {} https://127.0.0.1:7201/status", ca.display())
+        );
+        assert!(ca.is_file());
+        LocalSecurity::prepare(dir.path(), &[1], false).unwrap();
+        assert!(!ca.exists(), "a plain run leaves no CA for `ppdb cluster` to speak HTTPS with");
     }
 }

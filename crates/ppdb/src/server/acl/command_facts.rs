@@ -1,7 +1,7 @@
 //! What ACL rules need to know of a request, taken from the command table: the command's
 //! categories (from its flags, its data type and a short list of Redis's dangerous and admin
-//! commands) and its keys (from the table's key positions, and `numkeys` for the commands
-//! whose keys move).
+//! commands), its keys (from the table's key positions, and `numkeys` for the commands whose
+//! keys move) and the channels it publishes or subscribes to.
 
 use crate::acl::{Category, CategorySet, KeyAccess};
 use crate::server::resp::command::table::{CommandSpec, CONTAINER_COMMANDS};
@@ -12,6 +12,10 @@ use bytes::Bytes;
 const ADMIN: &[&str] = &["acl", "config", "debug", "lastsave"];
 /// Commands Redis puts in `@dangerous` without `@admin`.
 const DANGEROUS: &[&str] = &["client", "flushall", "flushdb", "info", "keys"];
+
+/// Commands whose key positions name shard channels, for routing: channel rules govern them,
+/// not key patterns (Redis flags those key specs `not_key`).
+const SHARD_CHANNEL_COMMANDS: &[&str] = &["spublish", "ssubscribe", "sunsubscribe"];
 
 /// Subcommands of an `@admin` or `@dangerous` container that Redis puts in neither.
 const HARMLESS_SUBCOMMANDS: &[(&str, &[&str])] = &[
@@ -103,6 +107,9 @@ fn numkeys_position(name: &str) -> Option<usize> {
 /// The keys a request names, with how the command uses each. Positions past the arguments
 /// are skipped (the arity check answers such a request).
 pub fn command_keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<(&'a [u8], KeyAccess)> {
+    if SHARD_CHANNEL_COMMANDS.contains(&spec.name) {
+        return Vec::new();
+    }
     let mut positions = Vec::new();
     if spec.first_key > 0 && spec.key_step > 0 {
         let len = i64::try_from(args.len()).unwrap_or(i64::MAX);
@@ -123,6 +130,19 @@ pub fn command_keys<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<(&'a [u8],
         .into_iter()
         .filter_map(|position| Some((args.get(position)?.as_ref(), access(spec, position))))
         .collect()
+}
+
+/// The channels a request publishes to or subscribes to, each with whether it is a pattern
+/// (PSUBSCRIBE's), as Redis 7 checks them. Unsubscribing names none: leaving is always
+/// allowed.
+pub fn command_channels<'a>(spec: &CommandSpec, args: &'a [Bytes]) -> Vec<(&'a [u8], bool)> {
+    let names = args.get(1..).unwrap_or_default();
+    match spec.name {
+        "subscribe" | "ssubscribe" => names.iter().map(|name| (name.as_ref(), false)).collect(),
+        "psubscribe" => names.iter().map(|name| (name.as_ref(), true)).collect(),
+        "publish" | "spublish" => names.first().map(|name| (name.as_ref(), false)).into_iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// How the command at `spec` uses the key at `position`: a read command reads; a command that
@@ -208,5 +228,27 @@ mod tests {
         assert_eq!(keys("LMPOP 1 l LEFT"), [(k("l"), Write)]);
         assert_eq!(keys("COPY a b"), [(k("a"), Read), (k("b"), Write)]);
         assert!(keys("PING").is_empty() && keys("KEYS *").is_empty());
+        assert!(keys("SPUBLISH s m").is_empty() && keys("SSUBSCRIBE s t").is_empty(), "shard channels");
+    }
+
+    #[test]
+    fn channels_are_those_published_or_subscribed_to() {
+        let channels = |text: &str| {
+            let args = args(text);
+            let spec = lookup(&args[0]).expect("known");
+            command_channels(spec, &args)
+                .into_iter()
+                .map(|(c, pattern)| (String::from_utf8_lossy(c).into_owned(), pattern))
+                .collect::<Vec<_>>()
+        };
+        let c = |s: &str, pattern: bool| (s.to_string(), pattern);
+        assert_eq!(channels("SUBSCRIBE a b"), [c("a", false), c("b", false)]);
+        assert_eq!(channels("SSUBSCRIBE a"), [c("a", false)]);
+        assert_eq!(channels("PSUBSCRIBE a* b"), [c("a*", true), c("b", true)]);
+        assert_eq!(channels("PUBLISH a message"), [c("a", false)]);
+        assert_eq!(channels("SPUBLISH a message"), [c("a", false)]);
+        for free in ["UNSUBSCRIBE a", "PUNSUBSCRIBE a*", "SUNSUBSCRIBE a", "PUBSUB NUMSUB a", "GET a"] {
+            assert!(channels(free).is_empty(), "{free}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Client authentication and ACL enforcement, as Redis 6+ does them: who a connection is
 //! logged in as ([`SessionAuth`]), the check every request passes before it runs or is queued
-//! inside MULTI (`NOAUTH`, `NOPERM`), AUTH and HELLO AUTH (`WRONGPASS`), and the ACL command.
+//! inside MULTI (`NOAUTH`, `NOPERM` for commands, keys and channels), whether a subscriber may
+//! keep its subscriptions when its user changes, AUTH and HELLO AUTH (`WRONGPASS`), and the
+//! ACL command.
 //!
 //! The users are the meta group's ([`crate::node::Directory::users`]), so every node enforces
 //! the same ones. Until the cluster has any ACL configuration (a node that has not applied the
@@ -17,7 +19,7 @@ use crate::node::Directory;
 use crate::server::resp::command::table::lookup;
 use crate::server::resp::Frame;
 use bytes::Bytes;
-use command_facts::{categories, command_keys, subcommand};
+use command_facts::{categories, command_channels, command_keys, subcommand};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -31,18 +33,23 @@ pub struct AclStats {
     pub denied_cmd: AtomicU64,
     /// Commands refused by the user's key patterns.
     pub denied_key: AtomicU64,
+    /// Commands refused by the user's channel patterns.
+    pub denied_channel: AtomicU64,
 }
 
 impl AclStats {
     /// The counters as Prometheus text, labelled with `node`.
     pub fn prometheus(&self, node: u64) -> String {
         let mut out = String::from(
-            "# HELP ppdb_acl_denied_total Client requests refused: failed logins (auth), commands and keys a user may not use.\n\
+            "# HELP ppdb_acl_denied_total Client requests refused: failed logins (auth), commands, keys and channels a user may not use.\n\
              # TYPE ppdb_acl_denied_total counter\n",
         );
-        for (reason, counter) in
-            [("auth", &self.denied_auth), ("cmd", &self.denied_cmd), ("key", &self.denied_key)]
-        {
+        for (reason, counter) in [
+            ("auth", &self.denied_auth),
+            ("cmd", &self.denied_cmd),
+            ("key", &self.denied_key),
+            ("channel", &self.denied_channel),
+        ] {
             let value = counter.load(Ordering::Relaxed);
             out.push_str(&format!("ppdb_acl_denied_total{{node=\"{node}\",reason=\"{reason}\"}} {value}\n"));
         }
@@ -176,6 +183,8 @@ pub enum Refusal {
     Command(String),
     /// The user may not touch one of the keys.
     Key,
+    /// The user may not publish or subscribe to one of the channels.
+    Channel,
 }
 
 impl SessionAuth {
@@ -265,7 +274,36 @@ impl SessionAuth {
             self.stats.denied_key.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Key);
         }
+        if !command_channels(spec, args)
+            .into_iter()
+            .all(|(channel, pattern)| user.may_use_channel(channel, pattern))
+        {
+            self.stats.denied_channel.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Channel);
+        }
         Ok(())
+    }
+
+    /// Waits until the users change (forever, if they no longer can), and takes their new
+    /// state: a subscribed connection then checks it may keep its subscriptions.
+    pub async fn users_changed(&mut self) {
+        if self.updates.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        self.users = effective(&self.updates.borrow_and_update(), &self.local);
+        self.open = !self.users.is_configured();
+    }
+
+    /// Whether the connection's user may still hold its `subscriptions` (each a channel or
+    /// shard channel, or with `true` a pattern): Redis closes a subscriber whose user lost one
+    /// of them, or was deleted.
+    pub fn may_keep<'a>(&mut self, mut subscriptions: impl Iterator<Item = (&'a [u8], bool)>) -> bool {
+        self.refresh();
+        if self.open {
+            return true;
+        }
+        let Some(user) = self.users.get(&self.user) else { return false };
+        subscriptions.all(|(channel, pattern)| user.may_use_channel(channel, pattern))
     }
 
     /// The error frame of `refusal`, worded as Redis 7 words it.
@@ -278,6 +316,7 @@ impl SessionAuth {
                 self.user
             )),
             Refusal::Key => Frame::error("NOPERM No permissions to access a key"),
+            Refusal::Channel => Frame::error("NOPERM No permissions to access a channel"),
         }
     }
 }

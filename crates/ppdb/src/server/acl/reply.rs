@@ -122,7 +122,10 @@ fn preview(users: &AclUsers, name: &[u8], rules: &[Bytes]) -> Result<(), Frame> 
         let rule = String::from_utf8_lossy(text).into_owned();
         let applied = Rule::parse(text)
             .map_err(|reason| AclError::Rule { rule: rule.clone(), reason })
-            .and_then(|parsed| user.apply(&parsed).map_err(|reason| AclError::User { rule, reason }));
+            .and_then(|parsed| match user.refuses(&parsed) {
+                Some(reason) => Err(AclError::User { rule, reason }),
+                None => user.apply(&parsed).map_err(|reason| AclError::User { rule, reason }),
+            });
         applied.map_err(|e| Frame::error(format!("ERR {e}")))?;
     }
     Ok(())

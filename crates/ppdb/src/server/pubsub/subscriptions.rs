@@ -58,6 +58,14 @@ impl Subscriptions {
         [self.channels.len(), self.patterns.len(), self.shard_channels.len()]
     }
 
+    /// Every subscription: channels, then patterns, then shard channels.
+    pub fn all(&self) -> impl Iterator<Item = (SubscriptionKind, &Bytes)> {
+        let channels = self.channels.iter().map(|name| (SubscriptionKind::Channel, name));
+        let patterns = self.patterns.iter().map(|name| (SubscriptionKind::Pattern, name));
+        let shard = self.shard_channels.iter().map(|name| (SubscriptionKind::ShardChannel, name));
+        channels.chain(patterns).chain(shard)
+    }
+
     fn names(&mut self, kind: SubscriptionKind) -> &mut BTreeSet<Bytes> {
         match kind {
             SubscriptionKind::Channel => &mut self.channels,
@@ -149,6 +157,16 @@ mod tests {
         let shard = subscriptions.subscribe(SubscriptionKind::ShardChannel, names(&["s"]));
         assert_eq!(counts(&shard), vec![(Some(&b"s"[..]), 1)], "shard channels count apart");
         assert_eq!(subscriptions.counts(), [2, 1, 1]);
+        let all: Vec<(SubscriptionKind, &[u8])> = subscriptions.all().map(|(k, n)| (k, n.as_ref())).collect();
+        assert_eq!(
+            all,
+            [
+                (SubscriptionKind::Channel, &b"a"[..]),
+                (SubscriptionKind::Channel, b"b"),
+                (SubscriptionKind::Pattern, b"p*"),
+                (SubscriptionKind::ShardChannel, b"s")
+            ]
+        );
         let left = subscriptions.unsubscribe(SubscriptionKind::Channel, Vec::new());
         assert_eq!(counts(&left), vec![(Some(&b"a"[..]), 2), (Some(b"b"), 1)]);
         assert!(subscriptions.is_active());

@@ -8,7 +8,9 @@
 //! dialed. A peer without a certificate of the cluster CA is refused by the TLS handshake,
 //! before any cluster message is read: with TLS on, a node's certificate is its credential,
 //! to be a member and to join. On the client ports (RESP, memcached) the acceptor asks for
-//! client certificates as `tls-auth-clients` says, as Redis does.
+//! client certificates as `tls-auth-clients` says, as Redis does. The admin port (HTTPS) asks
+//! for one and accepts clients without: a certificate of the CA is an admin credential there,
+//! the admin token another.
 //!
 //! The files are read again without a restart ([`TlsContext::watch`]): on SIGHUP, and when one
 //! of their modification times changes (polled every [`RELOAD_POLL_INTERVAL`]). New handshakes
@@ -214,6 +216,8 @@ struct Configs {
     client_port: Arc<ServerConfig>,
     /// For the peer port's acceptor (a client certificate of the CA required).
     peer_acceptor: Arc<ServerConfig>,
+    /// For the admin port (a client certificate of the CA optional).
+    admin_port: Arc<ServerConfig>,
     /// For dialing peers (presents the node's certificate, verifies theirs).
     peer_dialer: Arc<ClientConfig>,
     /// The node certificate's identity.
@@ -284,6 +288,12 @@ impl TlsContext {
         Ok(MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?.into())))
     }
 
+    /// Completes the server side of an admin client's handshake (HTTPS).
+    pub async fn accept_admin(&self, tcp: TcpStream) -> io::Result<MaybeTls> {
+        let acceptor = TlsAcceptor::from(Arc::clone(&self.configs().admin_port));
+        Ok(MaybeTls::Tls(Box::new(acceptor.accept(tcp).await?.into())))
+    }
+
     /// Completes the acceptor's side of a peer's mutual handshake.
     pub async fn accept_peer(&self, tcp: TcpStream) -> io::Result<MaybeTls> {
         let acceptor = TlsAcceptor::from(Arc::clone(&self.configs().peer_acceptor));
@@ -340,6 +350,7 @@ impl TlsContext {
             let configs = Configs {
                 client_port: Arc::clone(&current.client_port),
                 peer_acceptor: Arc::clone(&current.peer_acceptor),
+                admin_port: Arc::clone(&current.admin_port),
                 peer_dialer: Arc::clone(&current.peer_dialer),
                 identity: current.identity.clone(),
                 stamps: now,
@@ -401,6 +412,34 @@ pub fn decode_private_key(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'stat
     })
 }
 
+/// The configuration of a client of a node's TLS port (`ppdb cluster` over HTTPS): it trusts
+/// the CA certificates of `ca` and, given a certificate and key (`identity`), presents them.
+pub fn client_config(ca: &Path, identity: Option<(&Path, &Path)>) -> Result<Arc<ClientConfig>, TlsError> {
+    let mut roots = RootCertStore::empty();
+    for cert in decode_certificates("CA", ca, &read_pem("CA", ca)?)? {
+        roots.add(cert).map_err(|e| TlsError::Ca { path: ca.to_path_buf(), reason: e.to_string() })?;
+    }
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Ca { path: ca.to_path_buf(), reason: e.to_string() })?
+        .with_root_certificates(roots);
+    let config = match identity {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let chain = decode_certificates("certificate", cert, &read_pem("certificate", cert)?)?;
+            let private_key = decode_private_key(key, &read_pem("key", key)?)?;
+            builder.with_client_auth_cert(chain, private_key).map_err(|e| TlsError::Identity {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+                reason: e.to_string(),
+            })?
+        }
+    };
+    Ok(Arc::new(config))
+}
+
 /// Builds every configuration from the files.
 fn build(files: &TlsFiles, client_auth: ClientAuth) -> Result<Configs, TlsError> {
     let stamps = stamps(files);
@@ -446,6 +485,12 @@ fn build(files: &TlsFiles, client_auth: ClientAuth) -> Result<Configs, TlsError>
         .with_client_cert_verifier(verifier(ClientAuth::Required)?)
         .with_single_cert(chain.clone(), key.clone_key())
         .map_err(identity_error)?;
+    let mut admin_port = server()?
+        .with_client_cert_verifier(verifier(ClientAuth::Optional)?)
+        .with_single_cert(chain.clone(), key.clone_key())
+        .map_err(identity_error)?;
+    // HTTP/1.1 only, as the admin listener serves it.
+    admin_port.alpn_protocols = vec![b"http/1.1".to_vec()];
     let peer_dialer = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(identity_error)?
@@ -455,6 +500,7 @@ fn build(files: &TlsFiles, client_auth: ClientAuth) -> Result<Configs, TlsError>
     Ok(Configs {
         client_port: Arc::new(client_port),
         peer_acceptor: Arc::new(peer_acceptor),
+        admin_port: Arc::new(admin_port),
         peer_dialer: Arc::new(peer_dialer),
         identity,
         stamps,
