@@ -6,7 +6,7 @@
 #   - 1 client: SET and 2-key MSET on the 8-shard cluster, p50 latency (goal: MSET <= 2x SET);
 #   - CLIENTS clients: 2-key MULTI/INCR/INCR/EXEC on both clusters, ops/s (goal: cross-shard
 #     >= 50% of single-shard), and SET on both for reference.
-# Each figure is the median of ROUNDS rounds.
+# Each figure is the median of ROUNDS rounds; each ratio the median of the rounds' ratios.
 #
 # Usage: scripts/bench-txn.sh
 # Environment (all optional): DURATION_SECS=10 WARMUP_SECS=2 ROUNDS=3 CLIENTS=64 KEYS=100000
@@ -73,10 +73,14 @@ for label in ["set-1c", "mset2-1c", "multi2-cross", "multi2-single", "set-8shard
     f = by[label]
     print("%-14s %9.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  errors %d" % (
         label, f["ops_per_sec"], f["latency_us_p50"] / 1000, f["latency_us_p99"] / 1000, f["errors"]))
+# Ratios are taken round by round (each round measures its pair minutes apart at most, while
+# the machine's disk and load drift over a run), then their median.
+def ratio(numerator, denominator, field):
+    pairs = zip(runs[numerator], runs[denominator])
+    return statistics.median(a[field] / b[field] for a, b in pairs)
 print()
 print("2-key MSET across shards, 1 client: p50 x%.2f of SET's (goal <= 2)" % (
-    by["mset2-1c"]["latency_us_p50"] / by["set-1c"]["latency_us_p50"]))
+    ratio("mset2-1c", "set-1c", "latency_us_p50")))
 print("2-key transactions at %s clients: cross-shard %.0f%% of single-shard (goal >= 50%%)" % (
-    sys.argv[2],
-    100 * by["multi2-cross"]["ops_per_sec"] / by["multi2-single"]["ops_per_sec"]))
+    sys.argv[2], 100 * ratio("multi2-cross", "multi2-single", "ops_per_sec")))
 PY
