@@ -56,6 +56,7 @@ mod cluster;
 mod convergence;
 mod directories;
 mod group_logs;
+mod machines;
 mod membership;
 mod net;
 mod observer;

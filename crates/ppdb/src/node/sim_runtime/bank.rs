@@ -22,31 +22,26 @@
 //! - `PPDB_BANK_SIM_SEEDS=<count>` (and `PPDB_BANK_SIM_FIRST_SEED`): a longer sweep.
 
 use super::clock::SimClock;
-use super::net::{NetFaults, SimNet};
-use super::observer::Observer;
+use super::machines::{KvMachines, Setup};
+use super::net::NetFaults;
 use crate::error::Error;
 use crate::kv::{KvRead, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::WallClock;
 use crate::node::handle::NodeHandle;
 use crate::node::leaders::LeaderTable;
-use crate::node::raft_storage::RaftStorage;
-use crate::node::runtime::{Outbox, Runtime, RuntimeConfig};
-use crate::node::MembershipPolicy;
 use crate::server::client::executor::shard_of;
 use crate::server::shard::KvShard;
-use crate::storage::disk::{CrashFaults, Disk, SimDisk};
-use crate::storage::wal::{GroupId, WalConfig, WalWriter};
+use crate::storage::disk::CrashFaults;
+use crate::storage::wal::GroupId;
 use crate::txn::canary::{self, Canary};
 use crate::txn::{coordinator, resolver, Part, ShardClient, TxnEntry, TxnError, TxnIds, TxnStats, Vote};
 use futures::future::{join_all, BoxFuture};
 use ppdb_raft::sim::rng::{mix, SimRng};
-use ppdb_raft::{Config, NodeId, ProposeError, RecoveredState};
+use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -58,16 +53,10 @@ const NODES: u64 = 3;
 const ACCOUNTS_PER_SHARD: usize = 2;
 /// Every account's starting balance.
 const OPENING_BALANCE: i64 = 100;
-/// Length of one Raft tick.
-const TICK: Duration = Duration::from_millis(10);
 /// How long a node handle waits for a request.
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
 /// How long the simulation's shard client tries a request that certainly did not apply.
 const SUBMIT_DEADLINE_MS: u64 = 1_000;
-/// An fdatasync takes 1 to this many milliseconds.
-const FSYNC_MS_MAX: u64 = 3;
-/// Where every node keeps its data on its simulated disk.
-const DATA_DIR: &str = "/node";
 /// Simulated milliseconds with faults on.
 const FAULT_PHASE_MS: u64 = 1_200;
 /// Simulated milliseconds the liveness phase may take: clients finish (a transaction's
@@ -79,23 +68,6 @@ const TRANSFER_CLIENTS: u64 = 3;
 const SWEEP_EVERY_MS: u64 = 500;
 /// Seeds of the default sweep.
 const DEFAULT_SEEDS: u64 = 1_000;
-
-/// One machine: its disk survives crashes, its runtime does not.
-struct Machine {
-    disk: Arc<SimDisk>,
-    clock: Arc<SimClock>,
-    running: Option<Running>,
-}
-
-/// A machine's running runtime.
-struct Running {
-    storage: Arc<RaftStorage>,
-    task: JoinHandle<Result<(), Error>>,
-    /// Kept open: a runtime stops when its shutdown channel closes.
-    _shutdown: watch::Sender<bool>,
-    /// When the fdatasync of the batch being written completes (simulated milliseconds).
-    sync_at_ms: Option<u64>,
-}
 
 /// What clients reach a running node through.
 #[derive(Clone)]
@@ -113,35 +85,22 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Three nodes replicating four shards.
 struct BankCluster {
-    seed: u64,
-    rng: SimRng,
-    net: Arc<SimNet>,
-    machines: BTreeMap<NodeId, Machine>,
+    machines: KvMachines,
     endpoints: Endpoints,
-    steps: u64,
     crashes: u64,
     partitions: u64,
 }
 
 impl BankCluster {
     fn start(seed: u64, faults: NetFaults) -> BankCluster {
-        let net = SimNet::new(mix(seed, 1), faults, Observer::new(seed));
-        let machines = (1..=NODES)
-            .map(|id| {
-                let disk = Arc::new(SimDisk::new(mix(seed, id.rotate_left(40))));
-                (NodeId(id), Machine { disk, clock: Arc::new(SimClock::new(0)), running: None })
-            })
-            .collect();
-        let mut cluster = BankCluster {
-            seed,
-            rng: SimRng::new(mix(seed, 2)),
-            net,
-            machines,
-            endpoints: Arc::default(),
-            steps: 0,
-            crashes: 0,
-            partitions: 0,
+        let setup = Setup {
+            groups: (1..=SHARDS).map(GroupId).collect(),
+            request_timeout: REQUEST_TIMEOUT,
+            entries_between_snapshots: 200,
+            entries_kept_after_snapshot: 50,
         };
+        let machines = KvMachines::new(seed, faults, &[0; NODES as usize], setup);
+        let mut cluster = BankCluster { machines, endpoints: Arc::default(), crashes: 0, partitions: 0 };
         for id in 1..=NODES {
             cluster.boot(NodeId(id));
         }
@@ -150,77 +109,28 @@ impl BankCluster {
 
     /// Starts `id`'s runtime from what its disk holds (every shard bootstrapped on first boot).
     fn boot(&mut self, id: NodeId) {
-        let seed = self.seed;
-        let Some(machine) = self.machines.get_mut(&id).filter(|m| m.running.is_none()) else { return };
-        let disk: Arc<dyn Disk> = machine.disk.clone();
-        let wal = WalConfig { writer: WalWriter::Caller, ..WalConfig::default() };
-        let (storage, recovered) = RaftStorage::open(disk, Path::new(DATA_DIR), wal)
-            .unwrap_or_else(|e| panic!("seed {seed}: node {id} cannot open its storage: {e}"));
-        let storage = Arc::new(storage);
-        let bootstrap = (1..=SHARDS)
-            .map(|shard| (GroupId(shard), RecoveredState::bootstrap((1..=NODES).map(NodeId))))
-            .collect();
-        let config = RuntimeConfig {
-            node: id,
-            tick: TICK,
-            raft: Config::new(id),
-            entries_between_snapshots: 200,
-            entries_kept_after_snapshot: 50,
-            membership: MembershipPolicy::default(),
-            rng_seed: Some(mix(seed, id.0 + 1_000 * self.crashes)),
-            snapshots_on_loop: true,
-            clock: machine.clock.clone(),
-        };
-        let outbox: Arc<dyn Outbox> = self.net.clone();
-        let runtime: Runtime<KvShard> =
-            Runtime::new(config, Arc::clone(&storage), recovered, bootstrap, outbox)
-                .unwrap_or_else(|e| panic!("seed {seed}: node {id} cannot start: {e}"));
-        let leaders = runtime.leaders();
-        let (inbox, inbound) = mpsc::channel(4096);
-        let (requests, requests_rx) = mpsc::unbounded_channel();
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(runtime.run(inbound, requests_rx, shutdown_rx));
-        self.net.connect(id, inbox, storage.snapshot_files());
-        let handle = NodeHandle::new(requests, REQUEST_TIMEOUT);
-        lock(&self.endpoints).insert(id, Endpoint { handle, leaders });
-        machine.running = Some(Running { storage, task, _shutdown: shutdown, sync_at_ms: None });
+        let rng_seed = mix(self.machines.seed, id.0 + 1_000 * self.crashes);
+        if let Some(running) = self.machines.boot(id, rng_seed) {
+            let endpoint = Endpoint { handle: running.handle.clone(), leaders: running.leaders.clone() };
+            lock(&self.endpoints).insert(id, endpoint);
+        }
     }
 
     /// Power loss at `id`: its runtime stops, its disk keeps what was synced.
     fn crash(&mut self, id: NodeId) {
-        let Some(running) = self.machines.get_mut(&id).and_then(|m| m.running.take()) else { return };
         lock(&self.endpoints).remove(&id);
-        self.net.disconnect(id);
-        running.task.abort();
-        if let Some(machine) = self.machines.get(&id) {
-            machine.disk.crash(CrashFaults { torn_writes: true, flip_bit: false });
+        if self.machines.crash(id, Some(CrashFaults { torn_writes: true, flip_bit: false })) {
+            self.crashes += 1;
         }
-        self.crashes += 1;
     }
 
     fn down(&self) -> Vec<NodeId> {
-        self.machines.iter().filter(|(_, m)| m.running.is_none()).map(|(&id, _)| id).collect()
+        self.machines.down()
     }
 
     /// One simulated millisecond: disks, then deliveries.
     async fn step(&mut self) {
-        self.steps += 1;
-        let now = self.steps;
-        for (id, machine) in &mut self.machines {
-            let Some(running) = machine.running.as_mut() else { continue };
-            let wal = running.storage.wal();
-            if running.sync_at_ms.is_some_and(|at| at <= now) {
-                wal.sync_written().unwrap_or_else(|e| panic!("node {id}: {e}"));
-                running.sync_at_ms = None;
-            }
-            if running.sync_at_ms.is_none()
-                && wal.write_queued().unwrap_or_else(|e| panic!("node {id}: {e}")) > 0
-            {
-                running.sync_at_ms = Some(now + 1 + self.rng.below(FSYNC_MS_MAX));
-            }
-        }
-        self.net.deliver_due();
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        self.machines.step().await;
     }
 
     /// One millisecond of the fault phase: perhaps a crash, a restart, a partition or a heal.
@@ -228,29 +138,29 @@ impl BankCluster {
         let nodes: Vec<NodeId> = (1..=NODES).map(NodeId).collect();
         let down = self.down();
         if let Some(&id) = down.first() {
-            if self.rng.chance(3) {
+            if self.machines.rng.chance(3) {
                 tracing::info!(node = %id, "sim: restart");
                 self.boot(id);
             }
-        } else if self.rng.chance(2) {
-            let id = nodes[self.rng.below(NODES) as usize];
+        } else if self.machines.rng.chance(2) {
+            let id = nodes[self.machines.rng.below(NODES) as usize];
             tracing::info!(node = %id, "sim: crash");
             self.crash(id);
         }
-        if self.rng.chance(2) {
-            let id = nodes[self.rng.below(NODES) as usize];
+        if self.machines.rng.chance(2) {
+            let id = nodes[self.machines.rng.below(NODES) as usize];
             tracing::info!(node = %id, "sim: isolate");
-            self.net.isolate(id, &nodes);
+            self.machines.net.isolate(id, &nodes);
             self.partitions += 1;
-        } else if self.rng.chance(4) {
-            self.net.heal();
+        } else if self.machines.rng.chance(4) {
+            self.machines.net.heal();
         }
     }
 
     /// Faults off: the network heals and calms, every node runs.
     fn calm(&mut self) {
-        self.net.set_faults(NetFaults::CALM);
-        self.net.heal();
+        self.machines.net.set_faults(NetFaults::CALM);
+        self.machines.net.heal();
         for id in self.down() {
             self.boot(id);
         }
@@ -680,7 +590,7 @@ async fn simulate(seed: u64) -> Result<BankReport, String> {
     });
     let opening = tokio::spawn(open_accounts(Arc::clone(&bank)));
     drive(&mut cluster, 10_000, opening).await??;
-    cluster.net.set_faults(faults);
+    cluster.machines.net.set_faults(faults);
     let mut tasks: Vec<JoinHandle<()>> =
         (0..TRANSFER_CLIENTS).map(|c| tokio::spawn(transfer_client(Arc::clone(&bank), c))).collect();
     tasks.push(tokio::spawn(reader(Arc::clone(&bank))));
