@@ -2,8 +2,9 @@
 //! applied to the shard's key space at the entry's time, inside the entry being applied.
 //!
 //! Refused, with Redis 7's words: commands flagged `noscript` (blocking pops, MULTI, WATCH,
-//! CLIENT, ...), unknown commands, wrong arities, arguments other than strings and numbers,
-//! and writes from a read-only script (EVAL_RO). PPDB's own refusal: a key on another shard
+//! CLIENT, ...), unknown commands, wrong arities, commands and keys the calling user may not
+//! use ([`super::access`]), arguments other than strings and numbers, and writes from a
+//! read-only script (EVAL_RO, FCALL_RO, a `no-writes` function). PPDB's own refusal: a key on another shard
 //! than the script's, in Redis Cluster's words (`ERR Script attempted to access a non local
 //! key in a cluster node`). Of the connection commands, PING, ECHO, SELECT 0 and TIME (the
 //! entry's time) answer; the others are refused.
@@ -91,8 +92,11 @@ fn run(lua: &Lua, args: &[Bytes]) -> Result<Reply, String> {
     if !spec.arity_ok(args.len()) {
         return Err("ERR Wrong number of args calling Redis command from script".into());
     }
-    let command = Command::parse(args).map_err(|e| e.to_string())?;
     let mut run = lua.app_data_mut::<RunState>().ok_or("ERR internal: no script is running")?;
+    if let Some(refusal) = run.access.as_ref().and_then(|access| access.refusal(spec, args)) {
+        return Err(refusal);
+    }
+    let command = Command::parse(args).map_err(|e| e.to_string())?;
     run.instructions += CALL_INSTRUCTIONS;
     let scope = run.call;
     let step = match command {
