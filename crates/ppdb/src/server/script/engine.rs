@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
-use super::call::{raw_call, redis_call, RAW_CALL_KEY};
+use super::call::{raw_call, redis_call, unpack_items, CallItems, RAW_CALL_KEY};
 use super::convert::to_reply;
 use super::library::install_library;
 use crate::functions::{metadata, FunctionFlags, FunctionInfo, Library, FUNCTIONS_PER_LIBRARY_MAX};
@@ -39,8 +39,8 @@ pub const LUA_MEMORY_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// compiled again from the body its entry carries).
 pub const COMPILED_SCRIPTS_MAX: usize = 512;
 
-/// The most KEYS and ARGV passed to a run on Lua's stack (past it, as two tables).
-const STACK_ARGUMENTS_MAX: usize = 1_000;
+/// Lua's collector pause, in percent of the heap the last cycle kept.
+const GC_PAUSE_PERCENT: std::ffi::c_int = 400;
 
 /// The chunk name scripts compile under, as Redis names them in errors (`user_script:1:`).
 const CHUNK_NAME: &str = "@user_script";
@@ -259,6 +259,11 @@ impl LuaState {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         lua.set_memory_limit(LUA_MEMORY_BYTES_MAX)?;
+        // A cycle when the heap reaches 4 times what the last one kept (Lua's default: twice):
+        // runs leave little behind, and collecting half as often halves the collector's share
+        // of a script's cost. When it runs changes no reply (nothing a script can reach shows
+        // it, but weak tables: docs/scripting.md).
+        lua.gc_inc(GC_PAUSE_PERCENT, 0, 0);
         let globals = lua.globals();
         install_library(&lua, &globals)?;
         let budget_spent = lua.create_function(|lua, ()| {
@@ -271,10 +276,18 @@ impl LuaState {
             }
             Ok(())
         })?;
+        // SAFETY: `unpack_items` only reads the `CallItems` its caller lends for the call.
+        let unpack_items = unsafe { lua.create_c_function(unpack_items)? };
         let sandbox = lua.load(include_str!("sandbox.lua")).set_name("=sandbox").into_function()?;
-        let (env, run, load_library, call_function): (Table, Function, Function, Function) = sandbox.call(
-            (lua.create_function(raw_call)?, redis_call_function(&lua)?, budget_spent, handler, no_writes),
-        )?;
+        let (env, run, load_library, call_function): (Table, Function, Function, Function) =
+            sandbox.call((
+                lua.create_function(raw_call)?,
+                redis_call_function(&lua)?,
+                budget_spent,
+                handler,
+                no_writes,
+                unpack_items,
+            ))?;
         // What reaches outside the state, or differs between replicas (the collector's counts).
         for name in [
             "dofile",
@@ -315,10 +328,8 @@ impl LuaState {
             Ok(chunk) => chunk,
             Err(text) => return Reply::ErrorText(text),
         };
-        let outcome = self.arguments(chunk, call).and_then(|mut arguments| {
-            arguments.insert(1, Value::String(self.lua.create_string(name)?));
-            self.call_function.call::<MultiValue>(arguments)
-        });
+        let items = CallItems { keys: &call.keys, args: &call.args };
+        let outcome = self.call_function.call::<MultiValue>((chunk, name, items.lent()));
         let values = match outcome {
             Ok(values) => values,
             Err(e) => return self.failure_reply(Origin::Function(name), Some(Value::Error(Box::new(e)))),
@@ -390,8 +401,8 @@ impl LuaState {
                 ))
             }
         };
-        let outcome =
-            self.arguments(script, call).and_then(|arguments| self.run.call::<MultiValue>(arguments));
+        let items = CallItems { keys: &call.keys, args: &call.args };
+        let outcome = self.run.call::<MultiValue>((script, items.lent()));
         match outcome {
             Ok(values) => {
                 let mut values = values.into_iter();
@@ -420,31 +431,6 @@ impl LuaState {
         }
         self.compiled.insert(body.to_vec(), script.clone());
         Ok(script)
-    }
-
-    /// The runner's arguments: the script, then KEYS and ARGV as strings after their count, or,
-    /// when there are too many for Lua's stack, as two tables after -1.
-    fn arguments(&self, script: Function, call: &ScriptCall) -> mlua::Result<MultiValue> {
-        let mut arguments = MultiValue::with_capacity(2 + call.keys.len() + call.args.len());
-        arguments.push_back(Value::Function(script));
-        if call.keys.len() + call.args.len() <= STACK_ARGUMENTS_MAX {
-            arguments.push_back(Value::Integer(call.keys.len() as mlua::Integer));
-            for item in call.keys.iter().chain(&call.args) {
-                arguments.push_back(Value::String(self.lua.create_string(item)?));
-            }
-            return Ok(arguments);
-        }
-        let list = |items: &[Vec<u8>]| -> mlua::Result<Value> {
-            let table = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                table.raw_set(i + 1, self.lua.create_string(item)?)?;
-            }
-            Ok(Value::Table(table))
-        };
-        arguments.push_back(Value::Integer(-1));
-        arguments.push_back(list(&call.keys)?);
-        arguments.push_back(list(&call.args)?);
-        Ok(arguments)
     }
 
     /// The error reply of a failed run: Redis's text, then which script or function and line.

@@ -8,7 +8,7 @@
 -- A library's code runs with the environment Redis 7 gives it while loading: only
 -- `redis.register_function`, `redis.log` and the `redis` constants; the functions it
 -- registers run later with the scripts' whole environment, given KEYS and ARGV as arguments.
-local raw_call, redis_call, budget_spent, error_handler, no_writes = ...
+local raw_call, redis_call, budget_spent, error_handler, no_writes, unpack_items = ...
 local G = _G
 local error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type =
     error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type
@@ -44,26 +44,18 @@ local function readonly(t)
     return proxy
 end
 
--- While a library loads, globals are looked up here instead of in G.
-local loading = false
-local load_api = {}
-
-local env = setmetatable({}, {
+-- The scripts' globals: an empty table whose reads go on to G (a table, so that a global is
+-- found without a call), or, while a library loads, to `load_api`; a name found in neither
+-- raises Redis's error from their own metatable.
+local missing = {
     __index = function(_, name)
-        local value
-        if loading then
-            value = rawget(load_api, name)
-        else
-            value = rawget(G, name)
-        end
-        if value == nil then
-            error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
-        end
-        return value
+        error("Script attempted to access nonexistent global variable '" .. tostring(name) .. "'", 2)
     end,
-    __newindex = refuse,
-    __metatable = false,
-})
+}
+setmetatable(G, missing)
+local load_api = setmetatable({}, missing)
+local env_meta = { __index = G, __newindex = refuse, __metatable = false }
+local env = setmetatable({}, env_meta)
 protected[env] = true
 
 -- Text chunks only (Lua 5.1 has no bytecode verifier), compiled into the scripts' globals.
@@ -100,7 +92,7 @@ G.rawset = function(t, k, v)
 end
 
 for _, name in pairs({ "string", "table", "math", "coroutine", "redis", "cjson", "bit" }) do
-    G[name] = readonly(G[name])
+    G[name] = readonly(rawget(G, name))
 end
 getmetatable("").__metatable = false
 G._G = env
@@ -115,21 +107,11 @@ local function sweep()
     end
 end
 
--- One run: KEYS and ARGV set (from the first `key_count` strings and the rest, or, with a
--- negative count, from the two tables given), the script called under the host's error
--- handler, then KEYS, ARGV and any raw write into a read-only table undone.
-local function run(script, key_count, ...)
-    local keys, argv = ...
-    if key_count >= 0 then
-        local all = { ... }
-        keys, argv = {}, {}
-        for i = 1, key_count do
-            keys[i] = all[i]
-        end
-        for i = key_count + 1, select("#", ...) do
-            argv[i - key_count] = all[i]
-        end
-    end
+-- One run: KEYS and ARGV set (made by the host's `unpack_items` from the items it lent), the
+-- script called under the host's error handler, then KEYS, ARGV and any raw write into a
+-- read-only table undone.
+local function run(script, items)
+    local keys, argv = unpack_items(items)
     rawset(G, "KEYS", keys)
     rawset(G, "ARGV", argv)
     local ok, result = xpcall(script, error_handler)
@@ -249,9 +231,9 @@ protected[load_api.redis] = true
 -- and the error.
 local function load_library(chunk)
     library = { functions = {}, names = {} }
-    loading = true
+    env_meta.__index = load_api
     local ok, result = xpcall(chunk, error_handler)
-    loading = false
+    env_meta.__index = G
     local loaded = library
     library = nil
     sweep()
@@ -265,7 +247,7 @@ end
 -- outlives the call, as on a replica that loads it for the first time), then calls function
 -- `name` with KEYS and ARGV as its two arguments. Returns the outcome, the value or error, and
 -- the function's flags (nil when the library failed to load or lacks the function).
-local function call_function(chunk, name, key_count, ...)
+local function call_function(chunk, name, items)
     local loaded_ok, loaded = load_library(chunk)
     if not loaded_ok then
         return false, loaded, nil
@@ -274,17 +256,7 @@ local function call_function(chunk, name, key_count, ...)
     if f == nil then
         return false, "Function not found", nil
     end
-    local keys, argv = ...
-    if key_count >= 0 then
-        local all = { ... }
-        keys, argv = {}, {}
-        for i = 1, key_count do
-            keys[i] = all[i]
-        end
-        for i = key_count + 1, select("#", ...) do
-            argv[i - key_count] = all[i]
-        end
-    end
+    local keys, argv = unpack_items(items)
     if f.flags % 2 == 1 then
         no_writes()
     end
