@@ -34,13 +34,18 @@ redis.pcall = function(...)
     return reply
 end
 
-local protected = {}
+-- The read-only tables, as a set (for rawset's check) and as a list (for the sweep).
+local protected, protected_list = {}, {}
+local function protect(t)
+    protected[t] = true
+    protected_list[#protected_list + 1] = t
+end
 local function refuse()
     error("Attempt to modify a readonly table", 2)
 end
 local function readonly(t)
     local proxy = setmetatable({}, { __index = t, __newindex = refuse, __metatable = false })
-    protected[proxy] = true
+    protect(proxy)
     return proxy
 end
 
@@ -56,7 +61,7 @@ setmetatable(G, missing)
 local load_api = setmetatable({}, missing)
 local env_meta = { __index = G, __newindex = refuse, __metatable = false }
 local env = setmetatable({}, env_meta)
-protected[env] = true
+protect(env)
 
 -- Text chunks only (Lua 5.1 has no bytecode verifier), compiled into the scripts' globals.
 local function compile(source, name)
@@ -98,7 +103,8 @@ getmetatable("").__metatable = false
 G._G = env
 
 local function sweep()
-    for proxy in pairs(protected) do
+    for i = 1, #protected_list do
+        local proxy = protected_list[i]
         local key = next(proxy)
         while key ~= nil do
             rawset(proxy, key, nil)
@@ -224,7 +230,7 @@ load_api.redis = setmetatable({}, {
     __newindex = refuse,
     __metatable = false,
 })
-protected[load_api.redis] = true
+protect(load_api.redis)
 
 -- Loads a library: runs its code with the loading environment and returns true and what it
 -- registered ({functions = {name = {callback, flags, description}}, names = {...}}), or false
