@@ -14,6 +14,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod functions;
 pub mod kv;
 pub mod limits;
 pub mod node;

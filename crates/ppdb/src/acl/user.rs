@@ -212,6 +212,12 @@ impl User {
         allowed
     }
 
+    /// Whether the user may run every command on every key (`+@all ~*`, nothing denied).
+    pub fn is_unrestricted(&self) -> bool {
+        matches!(&self.commands[..], [(true, CommandSelector::All)])
+            && self.keys.iter().any(|p| p.pattern == b"*" && p.read && p.write)
+    }
+
     /// Whether the user may access `key` so.
     pub fn may_access(&self, key: &[u8], access: KeyAccess) -> bool {
         self.keys.iter().any(|p| {

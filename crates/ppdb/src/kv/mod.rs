@@ -46,7 +46,7 @@ pub use command::{
 pub use command::{TxnStep, WatchedKey};
 pub use multi::{TXN_REPLY_BYTES_MAX, TXN_STEPS_MAX};
 pub use reply::{KvError, LockHolder, Reply};
-pub use script::{ScriptCall, SCRIPT_ARGS_MAX, SCRIPT_BODY_BYTES_MAX};
+pub use script::{ScriptAccess, ScriptCall, SCRIPT_ARGS_MAX, SCRIPT_BODY_BYTES_MAX};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
 pub use types::{CollectionRead, CollectionWrite, Data};

@@ -1,15 +1,20 @@
 //! A Lua script's call as one log entry: [`ScriptCall`], the data of [`WriteOp::Script`].
 //!
 //! The key space only carries the call: the script's body (the source, not only its SHA1, so
-//! every replica can run it, after a restart too), its KEYS and ARGV, and the shard the client
-//! routed it to. Running it is the shard's job (`server::script`): this layer knows nothing of
-//! Lua, and applying [`WriteOp::Script`] here alone answers an error.
+//! every replica can run it, after a restart too) or, for FCALL, the function library's source
+//! and the function's name, its KEYS and ARGV, the shard the client routed it to, and the ACL
+//! permissions of the calling user when they are restricted. Running it is the shard's job
+//! (`server::script`): this layer knows nothing of Lua or ACL rules, and applying
+//! [`WriteOp::Script`] here alone answers an error.
 //!
 //! # Encoding (inside an entry, operation tag 24)
 //!
-//! `flags:u8` (bit 0: read-only, EVAL_RO), `shard:varint shards:varint`, `body:bytes` (at most
-//! [`SCRIPT_BODY_BYTES_MAX`]), `count:varint` and the keys, `count:varint` and the arguments
-//! (each count at most [`SCRIPT_ARGS_MAX`]).
+//! `flags:u8` (bit 0: read-only, EVAL_RO; bit 1: a function call; bit 2: restricted access),
+//! `shard:varint shards:varint`, `body:bytes` (at most [`SCRIPT_BODY_BYTES_MAX`]), with bit 1
+//! `function:bytes` (at most [`FUNCTION_NAME_BYTES_MAX`]), with bit 2 `user:bytes` and
+//! `count:varint` ACL rules as bytes (at most [`ACCESS_RULES_MAX`] of
+//! [`ACCESS_RULE_BYTES_MAX`]), then `count:varint` and the keys, `count:varint` and the
+//! arguments (each count at most [`SCRIPT_ARGS_MAX`]).
 //!
 //! [`WriteOp::Script`]: super::WriteOp::Script
 
@@ -21,11 +26,35 @@ pub const SCRIPT_BODY_BYTES_MAX: u64 = 4 * 1024 * 1024;
 /// The most KEYS, and the most ARGV, one script call carries.
 pub const SCRIPT_ARGS_MAX: u64 = crate::limits::REQUEST_KEYS_MAX as u64;
 
+/// The longest function name an FCALL entry carries, in bytes.
+pub const FUNCTION_NAME_BYTES_MAX: u64 = 256;
+
+/// The most ACL rules a restricted call carries (a user's canonical rules).
+pub const ACCESS_RULES_MAX: u64 = 4 * 1024 + 16;
+
+/// The longest ACL rule or user name a call carries, in bytes.
+pub const ACCESS_RULE_BYTES_MAX: u64 = 4096;
+
+/// The permissions of the user a script runs for, when they are restricted: what the
+/// script's commands are checked against on every replica.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptAccess {
+    /// The user's name.
+    pub user: Vec<u8>,
+    /// The user's rules, canonical (as ACL LIST shows them): they rebuild the user.
+    pub rules: Vec<Vec<u8>>,
+}
+
 /// One run of a script on one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptCall {
-    /// The Lua source.
+    /// The Lua source: the script, or the function's library.
     pub body: Vec<u8>,
+    /// FCALL: the name of the function `body` registers that is called.
+    pub function: Option<Vec<u8>>,
+    /// The calling user's permissions, when restricted; `None` lets the script use every
+    /// command and key.
+    pub access: Option<ScriptAccess>,
     /// KEYS: the keys the script declares, all on `shard`.
     pub keys: Vec<Vec<u8>>,
     /// ARGV.
@@ -40,14 +69,33 @@ pub struct ScriptCall {
 }
 
 const FLAG_READ_ONLY: u8 = 1;
+const FLAG_FUNCTION: u8 = 2;
+const FLAG_ACCESS: u8 = 4;
 
 impl ScriptCall {
     /// Appends the call's fields (after its operation tag).
     pub(super) fn encode(&self, out: &mut Vec<u8>) {
-        out.push(if self.read_only { FLAG_READ_ONLY } else { 0 });
+        let mut flags = if self.read_only { FLAG_READ_ONLY } else { 0 };
+        if self.function.is_some() {
+            flags |= FLAG_FUNCTION;
+        }
+        if self.access.is_some() {
+            flags |= FLAG_ACCESS;
+        }
+        out.push(flags);
         put_varint(out, self.shard);
         put_varint(out, self.shards);
         put_bytes(out, &self.body);
+        if let Some(function) = &self.function {
+            put_bytes(out, function);
+        }
+        if let Some(access) = &self.access {
+            put_bytes(out, &access.user);
+            put_varint(out, access.rules.len() as u64);
+            for rule in &access.rules {
+                put_bytes(out, rule);
+            }
+        }
         for list in [&self.keys, &self.args] {
             put_varint(out, list.len() as u64);
             for item in list {
@@ -60,21 +108,42 @@ impl ScriptCall {
     pub(super) fn decode(reader: &mut Reader<'_>) -> Result<ScriptCall, KvDecodeError> {
         let offset = reader.offset();
         let flags = reader.u8("script flags")?;
-        if flags & !FLAG_READ_ONLY != 0 {
+        if flags & !(FLAG_READ_ONLY | FLAG_FUNCTION | FLAG_ACCESS) != 0 {
             return Err(KvDecodeError::InvalidTag { field: "script flags", tag: flags, offset });
         }
         let shard = reader.varint("script shard")?;
         let shards = reader.varint("script shard count")?;
         let body = reader.bytes("script body", SCRIPT_BODY_BYTES_MAX)?;
+        let function = match flags & FLAG_FUNCTION {
+            0 => None,
+            _ => Some(reader.bytes("function name", FUNCTION_NAME_BYTES_MAX)?),
+        };
+        let access = match flags & FLAG_ACCESS {
+            0 => None,
+            _ => {
+                let user = reader.bytes("script user", ACCESS_RULE_BYTES_MAX)?;
+                let count = reader.count("script ACL rule count", ACCESS_RULES_MAX)?;
+                let mut rules = Vec::with_capacity((count as usize).min(reader.remaining()));
+                for _ in 0..count {
+                    rules.push(reader.bytes("script ACL rule", ACCESS_RULE_BYTES_MAX)?);
+                }
+                Some(ScriptAccess { user, rules })
+            }
+        };
         let keys = list(reader, "script key count")?;
         let args = list(reader, "script argument count")?;
-        Ok(ScriptCall { body, keys, args, read_only: flags & FLAG_READ_ONLY != 0, shard, shards })
+        let read_only = flags & FLAG_READ_ONLY != 0;
+        Ok(ScriptCall { body, function, access, keys, args, read_only, shard, shards })
     }
 
     /// Bytes the encoded call takes, about.
     pub(super) fn encoded_len_hint(&self) -> usize {
         let items = self.keys.iter().chain(&self.args).map(|item| item.len() + 2).sum::<usize>();
-        self.body.len() + items + 16
+        let function = self.function.as_ref().map_or(0, |name| name.len() + 2);
+        let access = self.access.as_ref().map_or(0, |access| {
+            access.user.len() + access.rules.iter().map(|rule| rule.len() + 2).sum::<usize>() + 4
+        });
+        self.body.len() + items + function + access + 16
     }
 }
 
@@ -98,15 +167,22 @@ mod tests {
 
     fn call() -> impl Strategy<Value = ScriptCall> {
         let items = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4);
-        (prop::collection::vec(any::<u8>(), 0..64), items.clone(), items, any::<bool>(), 1..9u64, 1..9u64)
-            .prop_map(|(body, keys, args, read_only, shard, shards)| ScriptCall {
+        let function = prop::option::of(prop::collection::vec(any::<u8>(), 0..8));
+        let access = prop::option::of((prop::collection::vec(any::<u8>(), 0..8), items.clone()))
+            .prop_map(|access| access.map(|(user, rules)| ScriptAccess { user, rules }));
+        let body = prop::collection::vec(any::<u8>(), 0..64);
+        ((body, function, access), items.clone(), items, any::<bool>(), 1..9u64, 1..9u64).prop_map(
+            |((body, function, access), keys, args, read_only, shard, shards)| ScriptCall {
                 body,
+                function,
+                access,
                 keys,
                 args,
                 read_only,
                 shard,
                 shards,
-            })
+            },
+        )
     }
 
     proptest! {
@@ -126,6 +202,8 @@ mod tests {
         let nested = WriteOp::Transaction {
             steps: vec![crate::kv::TxnStep::Write(WriteOp::Script(ScriptCall {
                 body: b"return 1".to_vec(),
+                function: None,
+                access: None,
                 keys: Vec::new(),
                 args: Vec::new(),
                 read_only: false,

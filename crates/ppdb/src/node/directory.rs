@@ -17,6 +17,7 @@ use super::lifecycle::PeerState;
 use super::state_machine::StateMachine;
 use crate::acl::{AclChange, AclUsers};
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::functions::{FunctionChange, Libraries};
 use crate::transport::handshake::Incarnation;
 use ppdb_raft::{LogIndex, NodeId};
 use std::collections::BTreeMap;
@@ -28,8 +29,10 @@ use std::sync::Arc;
 const ADDR_BYTES_MAX: usize = 256;
 /// Most members a directory snapshot may list.
 const MEMBERS_MAX: usize = 4096;
-/// Version byte of the snapshot encoding (3: the ACL users after the members).
-const SNAPSHOT_VERSION: u8 = 3;
+/// Version byte of the snapshot encoding (4: the function libraries after the ACL users).
+const SNAPSHOT_VERSION: u8 = 4;
+/// The snapshot encoding with ACL users but before function libraries, still read.
+const SNAPSHOT_VERSION_WITHOUT_FUNCTIONS: u8 = 3;
 /// The snapshot encoding with incarnations but before ACL users, still read.
 const SNAPSHOT_VERSION_WITHOUT_USERS: u8 = 2;
 /// The snapshot encoding before incarnations, still read.
@@ -130,10 +133,12 @@ pub enum DirectoryCommand {
     },
     /// A change to the ACL users (ACL SETUSER/DELUSER, the ACL file, `requirepass`).
     Acl(AclChange),
+    /// A change to the function libraries (FUNCTION LOAD, DELETE, FLUSH, RESTORE).
+    Functions(FunctionChange),
 }
 
 impl DirectoryCommand {
-    /// The node the command is about (none for an ACL change).
+    /// The node the command is about (none for an ACL or function change).
     pub fn node(&self) -> Option<NodeId> {
         match self {
             DirectoryCommand::Join { node, .. }
@@ -141,7 +146,7 @@ impl DirectoryCommand {
             | DirectoryCommand::Activate { node }
             | DirectoryCommand::Leave { node }
             | DirectoryCommand::Retire { node } => Some(*node),
-            DirectoryCommand::Acl(_) => None,
+            DirectoryCommand::Acl(_) | DirectoryCommand::Functions(_) => None,
         }
     }
 
@@ -176,6 +181,10 @@ impl DirectoryCommand {
                 e.u8(7);
                 change.encode(&mut e);
             }
+            DirectoryCommand::Functions(change) => {
+                e.u8(8);
+                change.encode(&mut e);
+            }
         }
         e.finish()
     }
@@ -203,6 +212,7 @@ impl DirectoryCommand {
             3 => DirectoryCommand::Leave { node: NodeId(d.u64()?) },
             4 => DirectoryCommand::Retire { node: NodeId(d.u64()?) },
             7 => DirectoryCommand::Acl(AclChange::decode(&mut d)?),
+            8 => DirectoryCommand::Functions(FunctionChange::decode(&mut d)?),
             _ => return Err(d.error("unknown directory command")),
         };
         d.finish()?;
@@ -218,12 +228,14 @@ fn decode_addr(d: &mut Decoder<'_>) -> Result<SocketAddr, DecodeError> {
 /// The outcome of a directory command: done, or refused with the reason.
 pub type DirectoryOutput = Result<(), String>;
 
-/// The members of the cluster, by id, and its ACL users.
+/// The members of the cluster, by id, its ACL users and its function libraries.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directory {
     members: BTreeMap<NodeId, Member>,
     /// Shared, so that the copies the node hands out (one per applied change) stay cheap.
     users: Arc<AclUsers>,
+    /// Shared for the same reason.
+    functions: Arc<Libraries>,
 }
 
 impl Directory {
@@ -235,12 +247,17 @@ impl Directory {
                 (NodeId(id), Member { peer_addr, status: MemberStatus::Active, incarnation: None })
             })
             .collect();
-        Directory { members, users: Arc::default() }
+        Directory { members, users: Arc::default(), functions: Arc::default() }
     }
 
     /// The ACL users every node enforces.
     pub fn users(&self) -> &Arc<AclUsers> {
         &self.users
+    }
+
+    /// The function libraries FCALL finds functions in.
+    pub fn functions(&self) -> &Arc<Libraries> {
+        &self.functions
     }
 
     /// Every member, removed ones included.
@@ -290,8 +307,15 @@ impl Directory {
     /// Applies `command`; refused commands change nothing.
     pub fn execute(&mut self, command: &DirectoryCommand) -> DirectoryOutput {
         let Some(node) = command.node() else {
-            let DirectoryCommand::Acl(change) = command else { return Ok(()) };
-            return Arc::make_mut(&mut self.users).apply(change).map_err(|e| e.to_string());
+            return match command {
+                DirectoryCommand::Acl(change) => {
+                    Arc::make_mut(&mut self.users).apply(change).map_err(|e| e.to_string())
+                }
+                DirectoryCommand::Functions(change) => {
+                    Arc::make_mut(&mut self.functions).apply(change).map_err(|e| e.to_string())
+                }
+                _ => Ok(()),
+            };
         };
         let current = self.members.get(&node).map(|m| m.status);
         let next = match (command, current) {
@@ -330,7 +354,7 @@ impl Directory {
                 self.members.insert(node, member);
                 return Ok(());
             }
-            (DirectoryCommand::Acl(_), _) => return Ok(()),
+            (DirectoryCommand::Acl(_) | DirectoryCommand::Functions(_), _) => return Ok(()),
             (_, None) => return Err(format!("no node {node} in this cluster")),
             (DirectoryCommand::Activate { .. }, Some(MemberStatus::Joining)) => MemberStatus::Active,
             (DirectoryCommand::Activate { .. }, Some(s)) => s,
@@ -384,6 +408,7 @@ impl StateMachine for Directory {
             e.u64(member.incarnation.map_or(0, |i| i.0));
         }
         self.users.encode(&mut e);
+        self.functions.encode(&mut e);
         e.finish()
     }
 
@@ -396,7 +421,10 @@ impl StateMachine for Directory {
             let version = d.u8()?;
             if !matches!(
                 version,
-                SNAPSHOT_VERSION | SNAPSHOT_VERSION_WITHOUT_USERS | SNAPSHOT_VERSION_WITHOUT_INCARNATIONS
+                SNAPSHOT_VERSION
+                    | SNAPSHOT_VERSION_WITHOUT_FUNCTIONS
+                    | SNAPSHOT_VERSION_WITHOUT_USERS
+                    | SNAPSHOT_VERSION_WITHOUT_INCARNATIONS
             ) {
                 return Err(d.error("unknown directory snapshot version"));
             }
@@ -413,10 +441,15 @@ impl StateMachine for Directory {
                 };
                 members.insert(id, Member { peer_addr, status, incarnation });
             }
-            let users =
-                if version == SNAPSHOT_VERSION { AclUsers::decode(&mut d)? } else { AclUsers::default() };
+            let users = if version >= SNAPSHOT_VERSION_WITHOUT_FUNCTIONS {
+                AclUsers::decode(&mut d)?
+            } else {
+                AclUsers::default()
+            };
+            let functions =
+                if version == SNAPSHOT_VERSION { Libraries::decode(&mut d)? } else { Libraries::default() };
             d.finish()?;
-            Ok(Directory { members, users: Arc::new(users) })
+            Ok(Directory { members, users: Arc::new(users), functions: Arc::new(functions) })
         };
         decode().map_err(|e| e.to_string())
     }
@@ -494,6 +527,18 @@ mod tests {
             DirectoryCommand::Acl(
                 AclChange::set_user(b"app", &["on", ">pw", "~app:*", "+@read"]).expect("valid"),
             ),
+            DirectoryCommand::Functions(FunctionChange::Load {
+                library: crate::functions::Library {
+                    name: "lib".into(),
+                    source: b"#!lua name=lib\n".to_vec(),
+                    functions: vec![crate::functions::FunctionInfo {
+                        name: "f".into(),
+                        description: None,
+                        flags: crate::functions::FunctionFlags::default(),
+                    }],
+                },
+                replace: false,
+            }),
         ];
         let mut d = three();
         for command in &commands {
@@ -501,8 +546,15 @@ mod tests {
             assert_eq!(d.apply(LogIndex(1), &command.encode()), Ok(Ok(())));
         }
         assert!(d.users().authenticate("app", b"pw").is_some(), "ACL users are directory state");
+        assert!(d.functions().function(b"f").is_some(), "function libraries are directory state");
         assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
-        let mut without_users = d.snapshot();
+        let mut without_functions = d.snapshot();
+        without_functions[0] = SNAPSHOT_VERSION_WITHOUT_FUNCTIONS;
+        without_functions.truncate(without_functions.len() - functions_bytes(&d));
+        let old = Directory::restore(&without_functions).expect("a snapshot written before functions");
+        assert_eq!((old.members(), old.users()), (d.members(), d.users()));
+        assert!(old.functions().iter().next().is_none());
+        let mut without_users = without_functions;
         without_users[0] = SNAPSHOT_VERSION_WITHOUT_USERS;
         without_users.truncate(without_users.len() - users_bytes(&d));
         let old = Directory::restore(&without_users).expect("a snapshot written before ACL users");
@@ -521,7 +573,14 @@ mod tests {
         assert!(matches!(d.apply(LogIndex(2), &[77]), Ok(Err(_))), "refused alike by every replica");
     }
 
-    /// The bytes `d`'s users take at the end of its snapshot.
+    /// The bytes `d`'s function libraries take at the end of its snapshot.
+    fn functions_bytes(d: &Directory) -> usize {
+        let mut e = Encoder::default();
+        d.functions().encode(&mut e);
+        e.finish().len()
+    }
+
+    /// The bytes `d`'s users take in its snapshot, before the libraries.
     fn users_bytes(d: &Directory) -> usize {
         let mut e = Encoder::default();
         d.users().encode(&mut e);

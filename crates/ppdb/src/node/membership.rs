@@ -213,6 +213,11 @@ impl<S: StateMachine> MembershipService<S> {
         self.directory.borrow().clone()
     }
 
+    /// The function libraries as this node last applied them.
+    pub fn functions(&self) -> std::sync::Arc<crate::functions::Libraries> {
+        std::sync::Arc::clone(self.directory.borrow().functions())
+    }
+
     /// The directory as this node applies it, change by change.
     pub fn directory_updates(&self) -> watch::Receiver<Directory> {
         self.directory.clone()

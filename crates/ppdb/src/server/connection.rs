@@ -31,7 +31,6 @@ use super::resp::command::{
 use super::resp::push::delivery_frame;
 use super::resp::reply::error_frame;
 use super::resp::{Frame, ProtocolVersion, RequestDecoder};
-use super::script::eval::script_entry;
 use super::session::{session_command, Session};
 use super::settings::{OutputBufferLimit, PUBSUB_OUTPUT_BUFFER_LIMIT};
 use super::transaction::{self, ExecElement};
@@ -517,7 +516,7 @@ impl Client {
                     pipeline.answer(frame);
                 }
             }
-            Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.shards(), eval) {
+            Command::Eval(eval) => match ctx.script_entry(&mut self.session.auth, eval) {
                 Ok((shard, entry)) => {
                     self.session.written.note(shard);
                     pipeline.queue(shard, ShardOp::Write(entry));

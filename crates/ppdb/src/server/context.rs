@@ -1,15 +1,19 @@
 //! What every client connection shares: the executor, limits, counters, the registry of open
 //! connections, pub/sub, and the node's report (INFO is rendered in `super::info`).
 
-use super::acl::AccessControl;
+use super::acl::{AccessControl, SessionAuth};
 use super::client::executor::Executor;
 use super::client::stats::ServerStats;
 use super::clients::ClientRegistry;
 use super::pubsub::ClusterPubSub;
 use super::report::NodeReport;
-use super::resp::RespLimits;
+use super::resp::command::{EvalCommand, ScriptSource};
+use super::resp::{Frame, RespLimits};
+use super::script::eval::{script_entry, ScriptScope};
 use super::script::ScriptCache;
 use super::settings::ServerSettings;
+use crate::functions::Libraries;
+use crate::kv::KvWrite;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,9 +45,26 @@ pub struct ServerContext {
     pub access: AccessControl,
 }
 
+/// The libraries an EVAL is resolved against: it names no function.
+static NO_LIBRARIES: Libraries = Libraries::new();
+
 impl ServerContext {
     /// When the node started, in seconds since the Unix epoch.
     pub fn started_unix_s(&self) -> u64 {
         self.started_unix_s
+    }
+
+    /// The shard that runs `eval` for the user of `auth`, and the entry to propose there, or
+    /// the frame refusing it.
+    pub fn script_entry(&self, auth: &mut SessionAuth, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
+        let functions =
+            matches!(eval.source, ScriptSource::Function(_)).then(|| self.report.membership.functions());
+        let scope = ScriptScope {
+            cache: &self.scripts,
+            functions: functions.as_deref().unwrap_or(&NO_LIBRARIES),
+            shards: self.executor.shards(),
+            access: auth.script_access(),
+        };
+        script_entry(scope, eval)
     }
 }

@@ -9,23 +9,17 @@ use super::client::forward::ShardOp;
 use super::clients::{ClientRecord, Killed};
 use super::context::ServerContext;
 use super::pubsub::Subscriptions;
-use super::resp::command::{
-    ClientCommand, Command, FunctionCommand, Hello, ReplyMode, ScriptCommand, Transaction,
-};
+use super::resp::command::{ClientCommand, Command, Hello, ReplyMode, ScriptCommand, Transaction};
 use super::resp::reply::{command_query_reply, error_frame};
 use super::resp::{Frame, ProtocolVersion};
 use super::script::check_compiles;
-use super::script::eval::script_entry;
+use super::script::function::function_reply;
 use super::wait::{wait_for_replicas, WrittenShards};
 use crate::kv::WatchedKey;
 use crate::server::resp::command::CommandError;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// FUNCTION DUMP's payload when no library is loaded, as Redis 7.0 serializes it: the RDB
-/// version (10, two bytes little endian) and the CRC-64 of what precedes it, nothing between.
-const EMPTY_FUNCTION_DUMP: &[u8] = b"\x0a\x00\x5d\x9b\x5c\x40\x0f\x7f\xa2\xda";
 
 /// The state of one connection.
 pub struct Session {
@@ -172,9 +166,9 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
             Err(frame) => frame,
         },
         Command::Client(client) => client_reply(ctx, session, client),
-        Command::Function(function) => function_reply(function),
+        Command::Function(function) => function_reply(ctx, function).await,
         Command::Script(script) => script_reply(ctx, script),
-        Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.shards(), eval) {
+        Command::Eval(eval) => match ctx.script_entry(&mut session.auth, eval) {
             Ok((shard, entry)) => {
                 session.written.note(shard);
                 match ctx.executor.on_shard(shard, ShardOp::Write(entry)).await {
@@ -255,19 +249,6 @@ fn script_reply(ctx: &ServerContext, script: ScriptCommand) -> Frame {
             Ok(()) => Frame::Bulk(bytes::Bytes::from(ctx.scripts.insert(body))),
             Err(text) => Frame::error(text),
         },
-    }
-}
-
-/// FUNCTION's answers with no library loaded. STATS lists no engine: PPDB has none yet.
-fn function_reply(function: FunctionCommand) -> Frame {
-    match function {
-        FunctionCommand::Flush => Frame::simple("OK"),
-        FunctionCommand::List => Frame::Array(Vec::new()),
-        FunctionCommand::Dump => Frame::bulk(EMPTY_FUNCTION_DUMP),
-        FunctionCommand::Stats => Frame::Map(vec![
-            (Frame::bulk(b"running_script"), Frame::Null),
-            (Frame::bulk(b"engines"), Frame::Map(Vec::new())),
-        ]),
     }
 }
 

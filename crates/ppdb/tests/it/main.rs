@@ -6,6 +6,7 @@ mod client_limits;
 mod cluster;
 mod cross_shard;
 mod differential;
+mod functions;
 mod hostile_apply;
 mod hostile_input;
 mod identity;

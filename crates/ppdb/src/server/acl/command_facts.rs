@@ -44,7 +44,9 @@ pub fn group_category(name: &str) -> Option<Category> {
         "acl" | "auth" | "client" | "command" | "echo" | "hello" | "ping" | "quit" | "reset" | "select"
         | "wait" => Connection,
         "discard" | "exec" | "multi" | "unwatch" | "watch" => Transaction,
-        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "function" | "script" => Scripting,
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro" | "function" | "script" => {
+            Scripting
+        }
         "config" | "debug" | "info" | "lastsave" | "memory" | "time" => return None,
         hash if hash.starts_with('h') => Hash,
         zset if zset.starts_with('z') || zset.starts_with("bz") => SortedSet,
@@ -97,8 +99,8 @@ pub fn subcommand(spec: &CommandSpec, args: &[Bytes]) -> Option<String> {
 /// Where the `numkeys` argument of a command with moving keys is; its keys follow it.
 fn numkeys_position(name: &str) -> Option<usize> {
     match name {
-        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "blmpop" | "bzmpop" | "zunionstore"
-        | "zinterstore" | "zdiffstore" => Some(2),
+        "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro" | "blmpop" | "bzmpop"
+        | "zunionstore" | "zinterstore" | "zdiffstore" => Some(2),
         "zunion" | "zinter" | "zdiff" | "zintercard" | "sintercard" | "lmpop" | "zmpop" => Some(1),
         _ => None,
     }

@@ -15,6 +15,7 @@ pub mod reply;
 
 use crate::acl::file::{parse_acl_file, requirepass_change};
 use crate::acl::{AclChange, AclUsers, CommandFacts, User, DEFAULT_USER};
+use crate::kv::ScriptAccess;
 use crate::node::Directory;
 use crate::server::resp::command::table::lookup;
 use crate::server::resp::Frame;
@@ -304,6 +305,21 @@ impl SessionAuth {
         }
         let Some(user) = self.users.get(&self.user) else { return false };
         subscriptions.all(|(channel, pattern)| user.may_use_channel(channel, pattern))
+    }
+
+    /// The permissions a script of this connection's user runs with: `None` when the user may
+    /// use every command and key (or no ACL is configured), so an unrestricted call carries
+    /// nothing.
+    pub fn script_access(&mut self) -> Option<ScriptAccess> {
+        self.refresh();
+        if self.open {
+            return None;
+        }
+        let user = self.users.get(&self.user)?;
+        if user.is_unrestricted() {
+            return None;
+        }
+        Some(ScriptAccess { user: self.user.as_bytes().to_vec(), rules: user.rules() })
     }
 
     /// The error frame of `refusal`, worded as Redis 7 words it.

@@ -2,8 +2,9 @@
 //! applied to the shard's key space at the entry's time, inside the entry being applied.
 //!
 //! Refused, with Redis 7's words: commands flagged `noscript` (blocking pops, MULTI, WATCH,
-//! CLIENT, ...), unknown commands, wrong arities, arguments other than strings and numbers,
-//! and writes from a read-only script (EVAL_RO). PPDB's own refusal: a key on another shard
+//! CLIENT, ...), unknown commands, wrong arities, commands and keys the calling user may not
+//! use ([`super::access`]), arguments other than strings and numbers, and writes from a
+//! read-only script (EVAL_RO, FCALL_RO, a `no-writes` function). PPDB's own refusal: a key on another shard
 //! than the script's, in Redis Cluster's words (`ERR Script attempted to access a non local
 //! key in a cluster node`). Of the connection commands, PING, ECHO, SELECT 0 and TIME (the
 //! entry's time) answer; the others are refused.
@@ -43,6 +44,51 @@ pub(super) unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) ->
     ffi::lua_error(state)
 }
 
+/// What a run's KEYS and ARGV are made from, lent to the Lua runner for the run as a light
+/// userdata: [`unpack_items`] makes the two tables inside Lua, so the strings are made by Lua's
+/// own calls, not one protected call each through the binding.
+pub(super) struct CallItems<'a> {
+    /// KEYS.
+    pub keys: &'a [Vec<u8>],
+    /// ARGV.
+    pub args: &'a [Vec<u8>],
+}
+
+impl CallItems<'_> {
+    /// The items as the light userdata `unpack_items` reads; valid while `self` lives.
+    pub fn lent(&self) -> mlua::LightUserData {
+        mlua::LightUserData(self as *const CallItems<'_> as *mut std::ffi::c_void)
+    }
+}
+
+/// `unpack_items(items)`: KEYS and ARGV, as two new tables, from the [`CallItems`] lent.
+///
+/// # Safety
+///
+/// Called by Lua only, from `sandbox.lua`'s runners (scripts cannot reach it), with a light
+/// userdata from [`CallItems::lent`] of items that outlive the call. A memory error raised by
+/// Lua leaves this frame, which holds nothing to drop.
+pub(super) unsafe extern "C-unwind" fn unpack_items(state: *mut ffi::lua_State) -> c_int {
+    let items = ffi::lua_touserdata(state, 1) as *const CallItems<'_>;
+    // SAFETY: the runners pass what `CallItems::lent` made, alive for the whole run.
+    let Some(items) = (unsafe { items.as_ref() }) else {
+        ffi::lua_pushstring(state, c"no call items".as_ptr());
+        ffi::lua_error(state)
+    };
+    for list in [items.keys, items.args] {
+        ffi::lua_createtable(state, c_int::try_from(list.len()).unwrap_or(0), 0);
+        for (index, item) in list.iter().enumerate() {
+            ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+            ffi::lua_rawseti(
+                state,
+                -2,
+                ffi::lua_Integer::try_from(index + 1).unwrap_or(ffi::lua_Integer::MAX),
+            );
+        }
+    }
+    2
+}
+
 /// The host function behind both: `(true, reply)`, or `(false, {err=text})` for an error,
 /// which `redis.pcall` returns and `redis.call` raises as its text (as Redis 7 does).
 pub(super) fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value)> {
@@ -64,6 +110,16 @@ pub(super) fn raw_call(lua: &Lua, args: MultiValue) -> mlua::Result<(bool, Value
     Ok((false, error_table(lua, &text)?))
 }
 
+/// Below this, an integral number is written by Lua's `%.14g` as its digits alone, as Rust
+/// writes an `i64`.
+const INTEGRAL_TEXT_MAX: f64 = 1e14;
+
+/// Whether Lua writes `n` as the digits of an integer: such numbers (most arguments that are
+/// numbers) are written here, without a protected call into Lua.
+fn is_integral_text(n: f64) -> bool {
+    n.fract() == 0.0 && n.abs() < INTEGRAL_TEXT_MAX && !(n == 0.0 && n.is_sign_negative())
+}
+
 /// The command's arguments: strings, or numbers as Lua writes them (`5.5`, `1e+20`).
 fn arguments(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
     if args.is_empty() {
@@ -72,6 +128,8 @@ fn arguments(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, String> {
     args.into_iter()
         .map(|arg| match arg {
             Value::String(text) => Ok(Bytes::copy_from_slice(&text.as_bytes())),
+            Value::Integer(n) if (n as f64).abs() < INTEGRAL_TEXT_MAX => Ok(Bytes::from(n.to_string())),
+            Value::Number(n) if is_integral_text(n) => Ok(Bytes::from((n as i64).to_string())),
             number @ (Value::Number(_) | Value::Integer(_)) => match lua.coerce_string(number) {
                 Ok(Some(text)) => Ok(Bytes::copy_from_slice(&text.as_bytes())),
                 _ => Err(String::new()),
@@ -91,8 +149,11 @@ fn run(lua: &Lua, args: &[Bytes]) -> Result<Reply, String> {
     if !spec.arity_ok(args.len()) {
         return Err("ERR Wrong number of args calling Redis command from script".into());
     }
-    let command = Command::parse(args).map_err(|e| e.to_string())?;
     let mut run = lua.app_data_mut::<RunState>().ok_or("ERR internal: no script is running")?;
+    if let Some(refusal) = run.access.as_ref().and_then(|access| access.refusal(spec, args)) {
+        return Err(refusal);
+    }
+    let command = Command::parse_known(spec, args).map_err(|e| e.to_string())?;
     run.instructions += CALL_INSTRUCTIONS;
     let scope = run.call;
     let step = match command {

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
-use super::call::{raw_call, redis_call, RAW_CALL_KEY};
+use super::call::{raw_call, redis_call, unpack_items, CallItems, RAW_CALL_KEY};
 use super::convert::to_reply;
 use super::library::install_library;
+use crate::functions::{metadata, FunctionFlags, FunctionInfo, Library, FUNCTIONS_PER_LIBRARY_MAX};
 use crate::kv::{KvStore, Reply, ScriptCall};
 
 /// Lua instructions one script may run, each `redis.call` counting [`CALL_INSTRUCTIONS`]: the
@@ -38,11 +39,14 @@ pub const LUA_MEMORY_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// compiled again from the body its entry carries).
 pub const COMPILED_SCRIPTS_MAX: usize = 512;
 
-/// The most KEYS and ARGV passed to a run on Lua's stack (past it, as two tables).
-const STACK_ARGUMENTS_MAX: usize = 1_000;
+/// Lua's collector pause, in percent of the heap the last cycle kept.
+const GC_PAUSE_PERCENT: std::ffi::c_int = 1000;
 
 /// The chunk name scripts compile under, as Redis names them in errors (`user_script:1:`).
 const CHUNK_NAME: &str = "@user_script";
+
+/// The chunk name function libraries compile under (`user_function:2:`).
+const LIBRARY_CHUNK_NAME: &str = "@user_function";
 
 /// What a run lends the Lua state, reached by the host functions through its app data.
 pub(super) struct RunState {
@@ -60,6 +64,8 @@ pub(super) struct RunState {
     pub failure: Option<Failure>,
     /// The text of the last error reply `redis.call` raised, to tell it from a Lua error.
     pub call_error: Option<String>,
+    /// The calling user's permissions, when restricted.
+    pub access: Option<std::sync::Arc<super::access::Access>>,
 }
 
 /// The parts of a call that `redis.call` checks.
@@ -69,7 +75,7 @@ pub(super) struct CallScope {
     pub shard: u64,
     /// The cluster's shard count.
     pub shards: u64,
-    /// EVAL_RO: writes are refused.
+    /// EVAL_RO, FCALL_RO, or a `no-writes` function: writes are refused.
     pub read_only: bool,
     /// The entry's time, ms since the Unix epoch.
     pub now_ms: u64,
@@ -93,6 +99,8 @@ pub struct ScriptEngine {
     /// An empty key space standing in for the shard's while a run borrows it: made once, as
     /// an empty key table is not free to make.
     stand_in: Option<KvStore>,
+    /// The restricted users' permissions the shard's calls carried, rebuilt once each.
+    access: super::access::AccessCache,
 }
 
 impl std::fmt::Debug for ScriptEngine {
@@ -108,7 +116,22 @@ struct LuaState {
     env: Table,
     /// `sandbox.lua`'s runner: sets KEYS and ARGV, runs a script, cleans up.
     run: Function,
+    /// `sandbox.lua`'s loader of a library: what it registers.
+    load_library: Function,
+    /// `sandbox.lua`'s FCALL: loads a library and calls one of its functions.
+    call_function: Function,
+    /// Compiled scripts, by body.
     compiled: BTreeMap<Vec<u8>, Function>,
+    /// Compiled libraries, by source.
+    libraries: BTreeMap<Vec<u8>, Function>,
+}
+
+/// Where a failing run's code came from, as its error names it.
+enum Origin<'a> {
+    /// EVAL's script, named by its SHA1.
+    Script(&'a [u8]),
+    /// A library's function, named by its name.
+    Function(&'a str),
 }
 
 impl ScriptEngine {
@@ -116,12 +139,10 @@ impl ScriptEngine {
     /// [`KvStore::begin_entry`]) and returns the script's reply. Writes done before an error
     /// stay, as in Redis.
     pub fn run(&mut self, store: &mut KvStore, call: &ScriptCall, index: u64, now_ms: u64) -> Reply {
-        let state = match &mut self.state {
-            Some(state) => state,
-            empty => match LuaState::new() {
-                Ok(state) => empty.insert(state),
-                Err(e) => return Reply::ErrorText(format!("ERR cannot start the Lua interpreter: {e}")),
-            },
+        let access = call.access.as_ref().map(|access| self.access.get(access));
+        let state = match state_of(&mut self.state) {
+            Ok(state) => state,
+            Err(reply) => return reply,
         };
         let scope = CallScope { shard: call.shard, shards: call.shards, read_only: call.read_only, now_ms };
         let stand_in = self.stand_in.take().unwrap_or_default();
@@ -133,17 +154,88 @@ impl ScriptEngine {
             random: index,
             failure: None,
             call_error: None,
+            access,
         };
-        state.lua.set_app_data(run);
-        // Setting the hook restarts its count: the first charge comes after exactly
-        // HOOK_INSTRUCTIONS of this run, whatever the runs before left of the count.
-        state.lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS), charge_instructions);
-        let reply = state.execute(call);
-        // Set above and taken nowhere else: the shard's key space comes back here.
+        state.begin(run);
+        let reply = match &call.function {
+            None => state.execute(call),
+            Some(name) => state.execute_function(call, &String::from_utf8_lossy(name)),
+        };
+        // Set by `begin` and taken nowhere else: the shard's key space comes back here.
         let run = state.lua.remove_app_data::<RunState>().expect("the run's state outlives the run");
         self.stand_in = Some(std::mem::replace(store, run.store));
         reply
     }
+
+    /// What loading the library `source` registers, as FUNCTION LOAD finds it on the node it
+    /// reached before proposing the library; `Err` is Redis's error text.
+    pub fn describe_library(&mut self, source: &[u8]) -> Result<Library, String> {
+        let metadata = metadata::parse(source).map_err(|e| format!("ERR {e}"))?;
+        let state =
+            state_of(&mut self.state).map_err(|_| "ERR cannot start the Lua interpreter".to_owned())?;
+        let chunk = state.library(source)?;
+        state.begin(RunState {
+            store: KvStore::default(),
+            call: CallScope { shard: 1, shards: 1, read_only: true, now_ms: 0 },
+            instructions: 0,
+            budget_spent: false,
+            random: 0,
+            failure: None,
+            call_error: None,
+            access: None,
+        });
+        let loaded = state.load_library.call::<(bool, Value)>(chunk);
+        let failure = state.failure_text();
+        state.lua.remove_app_data::<RunState>();
+        let registered = match loaded {
+            Ok((true, Value::Table(registered))) => registered,
+            Ok((_, error)) => {
+                return Err(format!("ERR Error registering functions: {}", failure(Some(error))))
+            }
+            Err(e) => {
+                return Err(format!(
+                    "ERR Error registering functions: {}",
+                    failure(Some(Value::Error(Box::new(e))))
+                ))
+            }
+        };
+        let functions = described_functions(&registered).map_err(|e| format!("ERR {e}"))?;
+        if functions.len() > FUNCTIONS_PER_LIBRARY_MAX {
+            return Err(format!("ERR a library registers at most {FUNCTIONS_PER_LIBRARY_MAX} functions"));
+        }
+        Ok(Library { name: metadata.name, source: source.to_vec(), functions })
+    }
+}
+
+/// The shard's Lua state, made on first use; `Err` is the reply when it cannot be made.
+fn state_of(slot: &mut Option<LuaState>) -> Result<&mut LuaState, Reply> {
+    match slot {
+        Some(state) => Ok(state),
+        empty => match LuaState::new() {
+            Ok(state) => Ok(empty.insert(state)),
+            Err(e) => Err(Reply::ErrorText(format!("ERR cannot start the Lua interpreter: {e}"))),
+        },
+    }
+}
+
+/// The functions a loaded library registered, sorted by name.
+fn described_functions(registered: &Table) -> mlua::Result<Vec<FunctionInfo>> {
+    let names: Table = registered.raw_get("names")?;
+    let functions: Table = registered.raw_get("functions")?;
+    let mut described = Vec::new();
+    for name in names.sequence_values::<mlua::String>() {
+        let name = name?;
+        let function: Table = functions.raw_get(name.clone())?;
+        let flags: i64 = function.raw_get("flags")?;
+        let description: Option<mlua::String> = function.raw_get("description")?;
+        described.push(FunctionInfo {
+            name: name.to_string_lossy(),
+            description: description.map(|d| d.as_bytes().to_vec()),
+            flags: FunctionFlags(u8::try_from(flags).unwrap_or_default()),
+        });
+    }
+    described.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(described)
 }
 
 /// `redis.call`, a C function finding `raw_call` in the registry.
@@ -167,19 +259,36 @@ impl LuaState {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH;
         let lua = Lua::new_with(libs, LuaOptions::default())?;
         lua.set_memory_limit(LUA_MEMORY_BYTES_MAX)?;
+        // A cycle when the heap reaches 10 times what the last one kept (Lua's default: twice):
+        // runs leave little behind (a few kilobytes), and each cycle walks every object, so
+        // collecting a fifth as often takes most of the collector's share of a script's cost.
+        // When it runs changes no reply (nothing a script can reach shows it, but weak tables:
+        // docs/scripting.md).
+        lua.gc_inc(GC_PAUSE_PERCENT, 0, 0);
         let globals = lua.globals();
         install_library(&lua, &globals)?;
         let budget_spent = lua.create_function(|lua, ()| {
             Ok(lua.app_data_ref::<RunState>().is_some_and(|run| run.budget_spent))
         })?;
         let handler = lua.create_function(error_handler)?;
+        let no_writes = lua.create_function(|lua, ()| {
+            if let Some(mut run) = lua.app_data_mut::<RunState>() {
+                run.call.read_only = true;
+            }
+            Ok(())
+        })?;
+        // SAFETY: `unpack_items` only reads the `CallItems` its caller lends for the call.
+        let unpack_items = unsafe { lua.create_c_function(unpack_items)? };
         let sandbox = lua.load(include_str!("sandbox.lua")).set_name("=sandbox").into_function()?;
-        let (env, run): (Table, Function) = sandbox.call((
-            lua.create_function(raw_call)?,
-            redis_call_function(&lua)?,
-            budget_spent,
-            handler,
-        ))?;
+        let (env, run, load_library, call_function): (Table, Function, Function, Function) =
+            sandbox.call((
+                lua.create_function(raw_call)?,
+                redis_call_function(&lua)?,
+                budget_spent,
+                handler,
+                no_writes,
+                unpack_items,
+            ))?;
         // What reaches outside the state, or differs between replicas (the collector's counts).
         for name in [
             "dofile",
@@ -195,7 +304,91 @@ impl LuaState {
         ] {
             globals.raw_set(name, Value::Nil)?;
         }
-        Ok(LuaState { lua, env, run, compiled: BTreeMap::new() })
+        Ok(LuaState {
+            lua,
+            env,
+            run,
+            load_library,
+            call_function,
+            compiled: BTreeMap::new(),
+            libraries: BTreeMap::new(),
+        })
+    }
+
+    /// Lends the run's state to Lua and starts counting its instructions.
+    fn begin(&mut self, run: RunState) {
+        self.lua.set_app_data(run);
+        // Setting the hook restarts its count: the first charge comes after exactly
+        // HOOK_INSTRUCTIONS of this run, whatever the runs before left of the count.
+        self.lua.set_hook(HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS), charge_instructions);
+    }
+
+    /// Loads the library `call.body` and calls its function `name` with KEYS and ARGV.
+    fn execute_function(&mut self, call: &ScriptCall, name: &str) -> Reply {
+        let chunk = match self.library(&call.body) {
+            Ok(chunk) => chunk,
+            Err(text) => return Reply::ErrorText(text),
+        };
+        let items = CallItems { keys: &call.keys, args: &call.args };
+        let outcome = self.call_function.call::<MultiValue>((chunk, name, items.lent()));
+        let values = match outcome {
+            Ok(values) => values,
+            Err(e) => return self.failure_reply(Origin::Function(name), Some(Value::Error(Box::new(e)))),
+        };
+        let mut values = values.into_iter();
+        match (values.next(), values.next(), values.next()) {
+            (Some(Value::Boolean(true)), result, _) => to_reply(result.unwrap_or(Value::Nil)),
+            (_, Some(Value::String(text)), None | Some(Value::Nil)) if text == "Function not found" => {
+                Reply::ErrorText("ERR Function not found".into())
+            }
+            (_, error, None | Some(Value::Nil)) => {
+                let failure = self.failure_text();
+                Reply::ErrorText(format!("ERR Error registering functions: {}", failure(error)))
+            }
+            (_, error, _) => self.failure_reply(Origin::Function(name), error),
+        }
+    }
+
+    /// The compiled code of library `source` (after its first line), or Redis's error.
+    fn library(&mut self, source: &[u8]) -> Result<Function, String> {
+        if let Some(chunk) = self.libraries.get(source) {
+            return Ok(chunk.clone());
+        }
+        let metadata = metadata::parse(source).map_err(|e| format!("ERR {e}"))?;
+        let chunk = self
+            .lua
+            .load(&source[metadata.code_offset..])
+            .set_name(LIBRARY_CHUNK_NAME)
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(self.env.clone())
+            .into_function()
+            .map_err(|e| format!("ERR Error compiling function: {}", compile_message(&e)))?;
+        if self.libraries.len() >= COMPILED_SCRIPTS_MAX {
+            self.libraries.clear();
+        }
+        self.libraries.insert(source.to_vec(), chunk.clone());
+        Ok(chunk)
+    }
+
+    /// How a failure reads once the run stopped: the budget's error, the one the error
+    /// handler noted, or `error`'s text; `ERR ` first unless it is an error reply's.
+    fn failure_text(&self) -> impl Fn(Option<Value>) -> String {
+        let run = self.lua.app_data_ref::<RunState>();
+        let spent = run.as_ref().is_some_and(|run| run.budget_spent);
+        let noted = run.as_ref().and_then(|run| run.failure.clone());
+        drop(run);
+        move |error: Option<Value>| {
+            let Failure { text, is_reply, .. } = match (spent, noted.clone()) {
+                (true, _) => Failure { text: budget_text(), is_reply: true, line: None },
+                (false, Some(failure)) => failure,
+                (false, None) => describe(error.as_ref().unwrap_or(&Value::Nil), None),
+            };
+            if is_reply {
+                text
+            } else {
+                format!("ERR {text}")
+            }
+        }
     }
 
     /// Compiles (or finds) the script and runs it with its KEYS and ARGV.
@@ -209,17 +402,17 @@ impl LuaState {
                 ))
             }
         };
-        let outcome =
-            self.arguments(script, call).and_then(|arguments| self.run.call::<MultiValue>(arguments));
+        let items = CallItems { keys: &call.keys, args: &call.args };
+        let outcome = self.run.call::<MultiValue>((script, items.lent()));
         match outcome {
             Ok(values) => {
                 let mut values = values.into_iter();
                 match (values.next(), values.next()) {
                     (Some(Value::Boolean(true)), result) => to_reply(result.unwrap_or(Value::Nil)),
-                    (_, error) => self.failure_reply(&call.body, error),
+                    (_, error) => self.failure_reply(Origin::Script(&call.body), error),
                 }
             }
-            Err(e) => self.failure_reply(&call.body, Some(Value::Error(Box::new(e)))),
+            Err(e) => self.failure_reply(Origin::Script(&call.body), Some(Value::Error(Box::new(e)))),
         }
     }
 
@@ -241,52 +434,16 @@ impl LuaState {
         Ok(script)
     }
 
-    /// The runner's arguments: the script, then KEYS and ARGV as strings after their count, or,
-    /// when there are too many for Lua's stack, as two tables after -1.
-    fn arguments(&self, script: Function, call: &ScriptCall) -> mlua::Result<MultiValue> {
-        let mut arguments = MultiValue::with_capacity(2 + call.keys.len() + call.args.len());
-        arguments.push_back(Value::Function(script));
-        if call.keys.len() + call.args.len() <= STACK_ARGUMENTS_MAX {
-            arguments.push_back(Value::Integer(call.keys.len() as mlua::Integer));
-            for item in call.keys.iter().chain(&call.args) {
-                arguments.push_back(Value::String(self.lua.create_string(item)?));
-            }
-            return Ok(arguments);
-        }
-        let list = |items: &[Vec<u8>]| -> mlua::Result<Value> {
-            let table = self.lua.create_table_with_capacity(items.len(), 0)?;
-            for (i, item) in items.iter().enumerate() {
-                table.raw_set(i + 1, self.lua.create_string(item)?)?;
-            }
-            Ok(Value::Table(table))
-        };
-        arguments.push_back(Value::Integer(-1));
-        arguments.push_back(list(&call.keys)?);
-        arguments.push_back(list(&call.args)?);
-        Ok(arguments)
-    }
-
-    /// The error reply of a failed run: Redis's text, then which script and line.
-    fn failure_reply(&self, body: &[u8], error: Option<Value>) -> Reply {
-        let run = self.lua.app_data_ref::<RunState>();
-        let spent = run.as_ref().is_some_and(|run| run.budget_spent);
-        let failure = run.as_ref().and_then(|run| run.failure.clone());
-        drop(run);
-        let sha = super::cache::script_sha(body);
-        let Failure { text, is_reply, line } = match (spent, failure) {
-            (true, failure) => Failure {
-                text: format!(
-                    "ERR Script exceeded its instruction budget of {SCRIPT_INSTRUCTIONS_MAX} instructions"
-                ),
-                is_reply: true,
-                line: failure.and_then(|f| f.line),
-            },
-            (false, Some(failure)) => failure,
-            (false, None) => describe(error.as_ref().unwrap_or(&Value::Nil), None),
-        };
-        let text = if is_reply { text } else { format!("ERR {text}") };
+    /// The error reply of a failed run: Redis's text, then which script or function and line.
+    fn failure_reply(&self, origin: Origin<'_>, error: Option<Value>) -> Reply {
+        let line = self.lua.app_data_ref::<RunState>().and_then(|run| run.failure.as_ref()?.line);
+        let text = self.failure_text()(error);
         let line = line.map_or_else(|| "?".to_owned(), |line| line.to_string());
-        Reply::ErrorText(format!("{text} script: {sha}, on @user_script:{line}."))
+        let (name, chunk) = match origin {
+            Origin::Script(body) => (super::cache::script_sha(body), "user_script"),
+            Origin::Function(name) => (name.to_owned(), "user_function"),
+        };
+        Reply::ErrorText(format!("{text} script: {name}, on @{chunk}:{line}."))
     }
 }
 
@@ -317,6 +474,11 @@ fn error_text(error: &mlua::Error) -> String {
     }
 }
 
+/// The error of a run stopped by the instruction budget.
+fn budget_text() -> String {
+    format!("ERR Script exceeded its instruction budget of {SCRIPT_INSTRUCTIONS_MAX} instructions")
+}
+
 fn compile_message(error: &mlua::Error) -> String {
     let text = error_text(error);
     text.strip_prefix("[string \"user_script\"]").map_or(text.clone(), str::to_owned)
@@ -327,7 +489,7 @@ fn compile_message(error: &mlua::Error) -> String {
 fn error_handler(lua: &Lua, error: Value) -> mlua::Result<Value> {
     let line = (0..64).filter_map(|level| lua.inspect_stack(level)).find_map(|frame| {
         let source = frame.source();
-        let ours = source.source.as_deref() == Some(CHUNK_NAME);
+        let ours = matches!(source.source.as_deref(), Some(CHUNK_NAME | LIBRARY_CHUNK_NAME));
         let line = frame.curr_line();
         (ours && line > 0).then_some(line as usize)
     });

@@ -1,13 +1,16 @@
-//! From a client's EVAL (or EVALSHA, EVAL_RO, EVALSHA_RO) to the log entry that runs it, on
-//! the node the client reached.
+//! From a client's EVAL (or EVALSHA, EVAL_RO, EVALSHA_RO, FCALL, FCALL_RO) to the log entry
+//! that runs it, on the node the client reached.
 //!
 //! The script's KEYS choose its shard, as a transaction's keys do: keys on several shards are
 //! refused with the `CROSSSLOT` error MULTI/EXEC answers (PPDB does not run a script across
 //! shards), and a script without keys runs on shard 1. EVALSHA finds the body in the node's
-//! [`ScriptCache`]; EVAL caches its body there. The entry carries the body itself.
+//! [`ScriptCache`]; EVAL caches its body there. FCALL finds the function in the cluster's
+//! libraries. The entry carries the body itself (for FCALL, the library's source and the
+//! function's name), and the calling user's permissions when they are restricted.
 
 use super::cache::ScriptCache;
-use crate::kv::{KvWrite, ScriptCall, WriteOp};
+use crate::functions::Libraries;
+use crate::kv::{KvWrite, ScriptAccess, ScriptCall, WriteOp};
 use crate::server::client::executor::shard_of;
 use crate::server::resp::command::{EvalCommand, ScriptSource, TransactionError};
 use crate::server::resp::Frame;
@@ -15,15 +18,39 @@ use crate::server::resp::Frame;
 /// EVALSHA's answer for a digest the node's cache does not hold.
 pub const NO_SCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
+/// What a script call is resolved against on the node the client reached.
+pub struct ScriptScope<'a> {
+    /// The node's script cache (EVALSHA).
+    pub cache: &'a ScriptCache,
+    /// The cluster's function libraries, as this node applied them (FCALL).
+    pub functions: &'a Libraries,
+    /// The cluster's shard count.
+    pub shards: u64,
+    /// The calling user's permissions, when restricted.
+    pub access: Option<ScriptAccess>,
+}
+
 /// The shard that runs `eval` and the entry to propose there, or the frame refusing it.
-pub fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
-    let EvalCommand { source, keys, args, read_only } = eval;
+pub fn script_entry(scope: ScriptScope<'_>, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
+    let ScriptScope { cache, functions, shards, access } = scope;
+    let EvalCommand { source, keys, args, mut read_only } = eval;
+    let mut function = None;
     let body = match source {
         ScriptSource::Body(body) => {
             cache.insert(body.clone());
-            body
+            body.to_vec()
         }
-        ScriptSource::Sha(sha) => cache.get(&sha).ok_or_else(|| Frame::error(NO_SCRIPT))?,
+        ScriptSource::Sha(sha) => cache.get(&sha).ok_or_else(|| Frame::error(NO_SCRIPT))?.to_vec(),
+        ScriptSource::Function(name) => {
+            let (library, info) =
+                functions.function(&name).ok_or_else(|| Frame::error("ERR Function not found"))?;
+            if read_only && !info.flags.no_writes() {
+                return Err(Frame::error("ERR Can not execute a script with write flag using *_ro command."));
+            }
+            read_only |= info.flags.no_writes();
+            function = Some(name.to_vec());
+            library.source.clone()
+        }
     };
     let mut touched: Vec<u64> = keys.iter().map(|key| shard_of(key, shards)).collect();
     touched.sort_unstable();
@@ -33,7 +60,7 @@ pub fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Resu
         [shard] => shard,
         _ => return Err(Frame::error(TransactionError::CrossShard { shards: touched }.to_string())),
     };
-    let call = ScriptCall { body: body.to_vec(), keys, args, read_only, shard, shards };
+    let call = ScriptCall { body, function, access, keys, args, read_only, shard, shards };
     Ok((shard, KvWrite::unstamped(WriteOp::Script(call))))
 }
 
@@ -46,6 +73,11 @@ mod tests {
     fn eval(source: ScriptSource, keys: &[&str]) -> EvalCommand {
         let keys = keys.iter().map(|key| key.as_bytes().to_vec()).collect();
         EvalCommand { source, keys, args: Vec::new(), read_only: false }
+    }
+
+    fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
+        let functions = Libraries::default();
+        super::script_entry(ScriptScope { cache, functions: &functions, shards, access: None }, eval)
     }
 
     #[test]

@@ -11,16 +11,22 @@
 //! the same instruction everywhere. A script that fails half way keeps its earlier writes, as
 //! in Redis.
 //!
+//! Functions (FCALL) run the same way: the entry carries the library's source and the
+//! function's name; the shard loads the library in its Lua state and calls the function.
+//!
 //! The parts: [`engine`] (the Lua state, its sandbox and one run), [`call`] (`redis.call`),
-//! [`convert`] (reply and Lua conversions), [`library`] (`redis.*`, `cjson`, `math.random`),
-//! [`cache`] (the node's script cache for EVALSHA and SCRIPT) and [`eval`] (from a client's
-//! EVAL to the entry, on the node the client reached).
+//! [`access`] (ACL checks of a script's commands), [`convert`] (reply and Lua conversions),
+//! [`library`] (`redis.*`, `cjson`, `math.random`), [`cache`] (the node's script cache for
+//! EVALSHA and SCRIPT), [`eval`] (from a client's EVAL or FCALL to the entry, on the node the
+//! client reached) and [`function`] (the FUNCTION command's answers).
 
+pub mod access;
 pub mod cache;
 pub mod call;
 pub mod convert;
 pub mod engine;
 pub mod eval;
+pub mod function;
 pub mod library;
 
 pub use cache::ScriptCache;

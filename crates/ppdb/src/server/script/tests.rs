@@ -16,15 +16,43 @@ impl Shard {
     fn eval_on(&mut self, body: &str, keys: &[&str], args: &[&str], read_only: bool, shards: u64) -> Reply {
         let call = ScriptCall {
             body: body.as_bytes().to_vec(),
+            function: None,
+            access: None,
             keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
             args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
             read_only,
             shard: 1,
             shards,
         };
+        self.apply(&call)
+    }
+
+    fn apply(&mut self, call: &ScriptCall) -> Reply {
         self.index += 1;
         let now_ms = self.store.begin_entry(self.index, 1_700_000_000_000 + self.index);
-        self.engine.run(&mut self.store, &call, self.index, now_ms)
+        self.engine.run(&mut self.store, call, self.index, now_ms)
+    }
+
+    /// FCALL of `function` of `library`, as its entry carries it.
+    fn fcall(
+        &mut self,
+        library: &str,
+        function: &str,
+        keys: &[&str],
+        args: &[&str],
+        read_only: bool,
+    ) -> Reply {
+        let call = ScriptCall {
+            body: library.as_bytes().to_vec(),
+            function: Some(function.as_bytes().to_vec()),
+            access: None,
+            keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
+            read_only,
+            shard: 1,
+            shards: 1,
+        };
+        self.apply(&call)
     }
 
     fn eval(&mut self, body: &str, keys: &[&str], args: &[&str]) -> Reply {
@@ -198,5 +226,89 @@ fn the_redis_library_answers_as_redis() {
             "return type(os)",
             1
         )
+    );
+}
+
+const LIBRARY: &str = "#!lua name=lib\n\
+    local calls = 0\n\
+    redis.register_function('count', function(keys, args) calls = calls + 1 redis.call('SET', keys[1], args[1]) return calls end)\n\
+    redis.register_function{function_name='peek', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}\n\
+    redis.register_function('write_anyway', function(keys) return redis.call('SET', keys[1], 'x') end)\n\
+    redis.register_function('fails', function(keys) return KEYS end)";
+
+#[test]
+fn a_function_call_loads_its_library_afresh_and_calls_the_function_with_keys_and_args() {
+    let mut shard = Shard::default();
+    assert_eq!(shard.fcall(LIBRARY, "count", &["k"], &["v"], false), Reply::Integer(1));
+    assert_eq!(
+        shard.fcall(LIBRARY, "count", &["k"], &["w"], false),
+        Reply::Integer(1),
+        "no state outlives a call"
+    );
+    assert_eq!(shard.get("k"), bulk("w"));
+    assert_eq!(shard.fcall(LIBRARY, "peek", &["k"], &[], false), bulk("w"));
+    let refused = Reply::ErrorText(
+        "ERR Write commands are not allowed from read-only scripts. script: write_anyway, on @user_function:5.".into(),
+    );
+    assert_eq!(shard.fcall(LIBRARY, "write_anyway", &["k"], &[], true), refused);
+    assert_eq!(
+        shard.fcall(LIBRARY, "fails", &[], &[], false),
+        Reply::ErrorText(
+            "ERR user_function:6: Script attempted to access nonexistent global variable 'KEYS' script: fails, on @user_function:6."
+                .into()
+        )
+    );
+    assert_eq!(
+        shard.fcall(LIBRARY, "nosuch", &[], &[], false),
+        Reply::ErrorText("ERR Function not found".into())
+    );
+    assert_eq!(
+        shard.eval("return redis.call('GET', 'k')", &[], &[]),
+        bulk("w"),
+        "scripts run after functions"
+    );
+}
+
+#[test]
+fn a_no_writes_function_cannot_write_whatever_the_entry_says() {
+    let library = "#!lua name=ro\nredis.register_function{function_name='w', callback=function(keys) return redis.call('SET', keys[1], 'x') end, flags={'no-writes'}}";
+    let mut shard = Shard::default();
+    let refused = shard.fcall(library, "w", &["k"], &[], false);
+    assert!(
+        matches!(&refused, Reply::ErrorText(text) if text.starts_with("ERR Write commands are not allowed")),
+        "{refused:?}"
+    );
+    assert_eq!(shard.get("k"), Reply::Nil);
+}
+
+#[test]
+fn a_restricted_users_script_is_held_to_its_rules() {
+    let mut shard = Shard::default();
+    let rules = ["on", "~app:*", "+@all", "-set"].iter().map(|r| r.as_bytes().to_vec()).collect();
+    let call = |body: &str| ScriptCall {
+        body: body.as_bytes().to_vec(),
+        function: None,
+        access: Some(crate::kv::ScriptAccess { user: b"app".to_vec(), rules: Vec::clone(&rules) }),
+        keys: Vec::new(),
+        args: Vec::new(),
+        read_only: false,
+        shard: 1,
+        shards: 1,
+    };
+    let body = "return redis.call('SET', 'app:1', 'x')";
+    assert_eq!(
+        shard.apply(&call(body)),
+        error("ERR ACL failure in script: User app has no permissions to run the 'set' command", body, 1)
+    );
+    let body = "return redis.pcall('GET', 'other')";
+    assert_eq!(
+        shard.apply(&call(body)),
+        Reply::ErrorText("ERR ACL failure in script: No permissions to access a key".into())
+    );
+    assert_eq!(shard.apply(&call("return redis.call('INCR', 'app:n')")), Reply::Integer(1));
+    assert_eq!(
+        shard.eval("return redis.call('SET', 'app:1', 'x')", &[], &[]),
+        Reply::StatusText("OK".into()),
+        "an unrestricted call"
     );
 }

@@ -140,8 +140,15 @@ pub enum CommandError {
     },
     /// FUNCTION LIST LIBRARYNAME without a pattern.
     LibraryNameMissing,
-    /// FUNCTION DELETE of a library that is not loaded (none is).
-    LibraryNotFound,
+    /// FUNCTION LOAD with an option other than REPLACE before the code.
+    UnknownOption {
+        /// The option as sent.
+        option: Vec<u8>,
+    },
+    /// FUNCTION RESTORE with a policy other than FLUSH, APPEND or REPLACE.
+    RestorePolicy,
+    /// FCALL's numkeys is not an integer.
+    BadNumKeys,
     /// FUNCTION KILL / SCRIPT KILL while no script runs (none ever does).
     NotBusy,
     /// EVAL's numkeys is negative.
@@ -150,7 +157,7 @@ pub enum CommandError {
     NumKeysTooMany,
     /// A script body larger than [`crate::kv::SCRIPT_BODY_BYTES_MAX`].
     ScriptTooLarge,
-    /// A scripting command PPDB does not run yet (FUNCTION LOAD, SCRIPT DEBUG, ...).
+    /// A scripting command PPDB does not run (SCRIPT DEBUG).
     ScriptingNotSupported {
         /// The command, upper-cased (`FUNCTION LOAD`).
         command: &'static str,
@@ -307,7 +314,13 @@ impl fmt::Display for CommandError {
                 write!(f, "ERR Unknown argument {}", quoted(argument, usize::MAX))
             }
             Self::LibraryNameMissing => f.write_str("ERR library name argument was not given"),
-            Self::LibraryNotFound => f.write_str("ERR Library not found"),
+            Self::UnknownOption { option } => {
+                write!(f, "ERR Unknown option given: {}", String::from_utf8_lossy(option))
+            }
+            Self::RestorePolicy => f.write_str(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
+            Self::BadNumKeys => f.write_str("ERR Bad number of keys provided"),
             Self::NotBusy => f.write_str("NOTBUSY No scripts in execution right now."),
             Self::NumKeysNegative => f.write_str("ERR Number of keys can't be negative"),
             Self::NumKeysTooMany => f.write_str("ERR Number of keys can't be greater than number of args"),
@@ -317,7 +330,7 @@ impl fmt::Display for CommandError {
                 crate::kv::SCRIPT_BODY_BYTES_MAX
             ),
             Self::ScriptingNotSupported { command } => {
-                write!(f, "ERR {command} is not supported yet: PPDB runs EVAL scripts, not functions")
+                write!(f, "ERR {command} is not supported: PPDB has no script debugger")
             }
             Self::TimeoutNotInteger => f.write_str("ERR timeout is not an integer or out of range"),
             Self::TimeoutNegative => f.write_str("ERR timeout is negative"),

@@ -1,4 +1,5 @@
-//! EVAL, EVALSHA, EVAL_RO and EVALSHA_RO: `script numkeys key... arg...`.
+//! EVAL, EVALSHA, EVAL_RO and EVALSHA_RO: `script numkeys key... arg...`; FCALL and FCALL_RO:
+//! `function numkeys key... arg...`.
 
 use bytes::Bytes;
 
@@ -13,6 +14,8 @@ pub enum ScriptSource {
     Body(Bytes),
     /// EVALSHA: the SHA1 of a body in the node's script cache.
     Sha(Bytes),
+    /// FCALL: the name of a function of the cluster's libraries.
+    Function(Bytes),
 }
 
 /// A script to run on the shard of its keys.
@@ -24,27 +27,33 @@ pub struct EvalCommand {
     pub keys: Vec<Vec<u8>>,
     /// ARGV.
     pub args: Vec<Vec<u8>>,
-    /// EVAL_RO, EVALSHA_RO: writes are refused.
+    /// EVAL_RO, EVALSHA_RO, FCALL_RO: writes are refused.
     pub read_only: bool,
 }
 
 /// Parses an EVAL-family command `name` (lower case); `None` if not one.
 pub(super) fn parse(name: &str, args: &[Bytes]) -> Option<Result<Command, CommandError>> {
-    let (by_sha, read_only) = match name {
-        "eval" => (false, false),
-        "eval_ro" => (false, true),
-        "evalsha" => (true, false),
-        "evalsha_ro" => (true, true),
+    let (source, read_only): (fn(Bytes) -> ScriptSource, bool) = match name {
+        "eval" => (ScriptSource::Body, false),
+        "eval_ro" => (ScriptSource::Body, true),
+        "evalsha" => (ScriptSource::Sha, false),
+        "evalsha_ro" => (ScriptSource::Sha, true),
+        "fcall" => (ScriptSource::Function, false),
+        "fcall_ro" => (ScriptSource::Function, true),
         _ => return None,
     };
-    Some(eval(args, by_sha, read_only))
+    Some(eval(args, source, read_only))
 }
 
-fn eval(args: &[Bytes], by_sha: bool, read_only: bool) -> Result<Command, CommandError> {
+fn eval(args: &[Bytes], source: fn(Bytes) -> ScriptSource, read_only: bool) -> Result<Command, CommandError> {
     let [script, numkeys, rest @ ..] = args else {
         return Err(CommandError::WrongArity { command: "eval" });
     };
-    let numkeys = integer(numkeys)?;
+    let source = source(script.clone());
+    let numkeys = match (integer(numkeys), &source) {
+        (Err(_), ScriptSource::Function(_)) => return Err(CommandError::BadNumKeys),
+        (numkeys, _) => numkeys?,
+    };
     let numkeys = usize::try_from(numkeys).map_err(|_| CommandError::NumKeysNegative)?;
     if numkeys > rest.len() {
         return Err(CommandError::NumKeysTooMany);
@@ -54,7 +63,6 @@ fn eval(args: &[Bytes], by_sha: bool, read_only: bool) -> Result<Command, Comman
     }
     let (keys, args) = rest.split_at(numkeys);
     let to_vec = |items: &[Bytes]| items.iter().map(|item| item.to_vec()).collect();
-    let source = if by_sha { ScriptSource::Sha(script.clone()) } else { ScriptSource::Body(script.clone()) };
     Ok(Command::Eval(EvalCommand { source, keys: to_vec(keys), args: to_vec(args), read_only }))
 }
 
@@ -78,6 +86,8 @@ mod tests {
             ("EVAL x 2 a", "ERR Number of keys can't be greater than number of args"),
             ("EVAL x -1", "ERR Number of keys can't be negative"),
             ("EVAL x", "ERR wrong number of arguments for 'eval' command"),
+            ("FCALL f x", "ERR Bad number of keys provided"),
+            ("FCALL_RO f 2 a", "ERR Number of keys can't be greater than number of args"),
         ] {
             assert_eq!(parse(line).expect_err(line).to_string(), text, "{line}");
         }

@@ -149,6 +149,15 @@ impl Command {
         if !spec.arity_ok(args.len()) {
             return Err(CommandError::WrongArity { command: spec.name });
         }
+        Command::parse_known(spec, args)
+    }
+
+    /// Parses `args` (name first) whose command `spec` was looked up and whose arity was
+    /// checked already (a script's `redis.call` does both before anything else).
+    pub fn parse_known(spec: &CommandSpec, args: &[Bytes]) -> Result<Command, CommandError> {
+        let Some((name, rest)) = args.split_first() else {
+            return Err(CommandError::UnknownCommand { name: Vec::new(), args: Vec::new() });
+        };
         connection::parse(spec.name, rest)
             .or_else(|| strings::parse(spec.name, rest))
             .or_else(|| keyspace::parse(spec.name, rest))

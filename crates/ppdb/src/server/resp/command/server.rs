@@ -1,7 +1,7 @@
 //! Server commands that clients and Redis's own test harness send whatever the data: FUNCTION
-//! (answered as a Redis with no function loaded, since PPDB runs no functions yet), SCRIPT
-//! (the node's script cache, see `server::script::cache`), DEBUG (refused, as a Redis with `enable-debug-command no` refuses it), LASTSAVE and
-//! WAIT.
+//! (the cluster's function libraries, see `crate::functions`), SCRIPT (the node's script
+//! cache, see `server::script::cache`), DEBUG (refused, as a Redis with
+//! `enable-debug-command no` refuses it), LASTSAVE and WAIT.
 
 use bytes::Bytes;
 
@@ -10,15 +10,36 @@ use super::error::CommandError;
 use super::Command;
 
 /// FUNCTION subcommands PPDB answers; the others are refused while parsing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionCommand {
-    /// FUNCTION FLUSH [ASYNC|SYNC]: there is nothing to delete.
+    /// FUNCTION LOAD \[REPLACE\] code.
+    Load {
+        /// Whether a library of the same name is replaced.
+        replace: bool,
+        /// The library's source.
+        source: Bytes,
+    },
+    /// FUNCTION DELETE library.
+    Delete(Bytes),
+    /// FUNCTION FLUSH [ASYNC|SYNC]: deletes every library.
     Flush,
-    /// FUNCTION LIST \[WITHCODE\] \[LIBRARYNAME pattern\]: no library.
-    List,
-    /// FUNCTION DUMP: the serialized empty set of libraries.
+    /// FUNCTION LIST \[WITHCODE\] \[LIBRARYNAME pattern\].
+    List {
+        /// Whether each library's source is shown.
+        with_code: bool,
+        /// Only libraries whose names match this glob (case-insensitive), if given.
+        pattern: Option<Bytes>,
+    },
+    /// FUNCTION DUMP: the libraries as a payload.
     Dump,
-    /// FUNCTION STATS: no running script, no engine.
+    /// FUNCTION RESTORE payload \[FLUSH|APPEND|REPLACE\].
+    Restore {
+        /// FUNCTION DUMP's payload.
+        payload: Bytes,
+        /// What happens to the libraries loaded.
+        policy: crate::functions::RestorePolicy,
+    },
+    /// FUNCTION STATS: no running script, the engine's counts.
     Stats,
 }
 
@@ -69,8 +90,8 @@ fn function(args: &[Bytes]) -> Parsed {
         flush_option(rest, CommandError::FunctionFlushOption)?;
         FunctionCommand::Flush
     } else if is(sub, "list") {
-        function_list_options(rest)?;
-        FunctionCommand::List
+        let (with_code, pattern) = function_list_options(rest)?;
+        FunctionCommand::List { with_code, pattern }
     } else if is(sub, "dump") {
         arity(rest, 0, "function|dump")?;
         FunctionCommand::Dump
@@ -79,16 +100,37 @@ fn function(args: &[Bytes]) -> Parsed {
         FunctionCommand::Stats
     } else if is(sub, "delete") {
         arity(rest, 1, "function|delete")?;
-        return Err(CommandError::LibraryNotFound);
+        FunctionCommand::Delete(rest[0].clone())
     } else if is(sub, "kill") {
         arity(rest, 0, "function|kill")?;
         return Err(CommandError::NotBusy);
     } else if is(sub, "load") {
         arity(rest, -1, "function|load")?;
-        return Err(CommandError::ScriptingNotSupported { command: "FUNCTION LOAD" });
+        let (source, options) =
+            rest.split_last().ok_or(CommandError::WrongArity { command: "function|load" })?;
+        for option in options {
+            if !is(option, "replace") {
+                return Err(CommandError::UnknownOption { option: option.to_vec() });
+            }
+        }
+        if source.len() as u64 > crate::kv::SCRIPT_BODY_BYTES_MAX {
+            return Err(CommandError::ScriptTooLarge);
+        }
+        FunctionCommand::Load { replace: !options.is_empty(), source: source.clone() }
     } else if is(sub, "restore") {
         arity(rest, -1, "function|restore")?;
-        return Err(CommandError::ScriptingNotSupported { command: "FUNCTION RESTORE" });
+        use crate::functions::RestorePolicy;
+        let policy = match &rest[1..] {
+            [] => RestorePolicy::Append,
+            [policy] if is(policy, "append") => RestorePolicy::Append,
+            [policy] if is(policy, "replace") => RestorePolicy::Replace,
+            [policy] if is(policy, "flush") => RestorePolicy::Flush,
+            [_] => return Err(CommandError::RestorePolicy),
+            _ => {
+                return Err(CommandError::SubcommandSyntax { subcommand: sub.to_vec(), command: "FUNCTION" })
+            }
+        };
+        FunctionCommand::Restore { payload: rest[0].clone(), policy }
     } else {
         return Err(CommandError::UnknownSubcommand { command: "FUNCTION", subcommand: sub.to_vec() });
     };
@@ -105,20 +147,19 @@ fn flush_option(rest: &[Bytes], wrong: CommandError) -> Result<(), CommandError>
 }
 
 /// FUNCTION LIST's options, each at most once: WITHCODE, LIBRARYNAME pattern.
-fn function_list_options(rest: &[Bytes]) -> Result<(), CommandError> {
-    let (mut with_code, mut library_name) = (false, false);
+fn function_list_options(rest: &[Bytes]) -> Result<(bool, Option<Bytes>), CommandError> {
+    let (mut with_code, mut pattern) = (false, None);
     let mut options = rest.iter();
     while let Some(option) = options.next() {
         if is(option, "withcode") && !with_code {
             with_code = true;
-        } else if is(option, "libraryname") && !library_name {
-            options.next().ok_or(CommandError::LibraryNameMissing)?;
-            library_name = true;
+        } else if is(option, "libraryname") && pattern.is_none() {
+            pattern = Some(options.next().ok_or(CommandError::LibraryNameMissing)?.clone());
         } else {
             return Err(CommandError::UnknownArgument { argument: option.to_vec() });
         }
     }
-    Ok(())
+    Ok((with_code, pattern))
 }
 
 fn script(args: &[Bytes]) -> Parsed {
@@ -172,14 +213,27 @@ mod tests {
     }
 
     #[test]
-    fn function_answers_as_redis_without_functions_and_script_parses_as_redis() {
+    fn function_and_script_parse_as_redis() {
         for line in ["FUNCTION FLUSH", "function flush async", "FUNCTION FLUSH SYNC"] {
             assert_eq!(parse(line), Ok(Command::Function(FunctionCommand::Flush)), "{line}");
         }
-        for line in ["FUNCTION LIST", "FUNCTION LIST WITHCODE LIBRARYNAME x*", "FUNCTION LIST libraryname a"]
-        {
-            assert_eq!(parse(line), Ok(Command::Function(FunctionCommand::List)), "{line}");
-        }
+        let list = |with_code, pattern: Option<&'static str>| {
+            Ok(Command::Function(FunctionCommand::List {
+                with_code,
+                pattern: pattern.map(|p: &'static str| Bytes::from_static(p.as_bytes())),
+            }))
+        };
+        assert_eq!(parse("FUNCTION LIST"), list(false, None));
+        assert_eq!(parse("FUNCTION LIST WITHCODE LIBRARYNAME x*"), list(true, Some("x*")));
+        assert_eq!(parse("FUNCTION LIST libraryname a"), list(false, Some("a")));
+        let load = |replace, source| Ok(Command::Function(FunctionCommand::Load { replace, source }));
+        assert_eq!(parse("FUNCTION LOAD REPLACE x"), load(true, Bytes::from_static(b"x")));
+        assert_eq!(parse("FUNCTION LOAD replace"), load(false, Bytes::from_static(b"replace")));
+        let restore = |policy| {
+            Ok(Command::Function(FunctionCommand::Restore { payload: Bytes::from_static(b"p"), policy }))
+        };
+        assert_eq!(parse("FUNCTION RESTORE p"), restore(crate::functions::RestorePolicy::Append));
+        assert_eq!(parse("FUNCTION RESTORE p flush"), restore(crate::functions::RestorePolicy::Flush));
         let digests = vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")];
         assert_eq!(parse("SCRIPT EXISTS a b"), Ok(Command::Script(ScriptCommand::Exists(digests))));
         assert_eq!(
@@ -199,7 +253,11 @@ mod tests {
             ("FUNCTION LIST libraryname", "ERR library name argument was not given"),
             ("FUNCTION LIST libraryname a libraryname b", "ERR Unknown argument libraryname"),
             ("FUNCTION DUMP x", "ERR wrong number of arguments for 'function|dump' command"),
-            ("FUNCTION DELETE x", "ERR Library not found"),
+            ("FUNCTION LOAD a b", "ERR Unknown option given: a"),
+            (
+                "FUNCTION RESTORE p x",
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ),
             ("FUNCTION KILL", "NOTBUSY No scripts in execution right now."),
             ("FUNCTION foo", "ERR unknown subcommand 'foo'. Try FUNCTION HELP."),
             ("SCRIPT FLUSH foo", "ERR SCRIPT FLUSH only support SYNC|ASYNC option"),

@@ -169,6 +169,8 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
     spec!("expire", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key in seconds."),
     spec!("expireat", -3, W, WR_FAST, 1, 1, 1, "Sets the expiration time of a key to a Unix timestamp."),
     spec!("expiretime", 2, R, RO_FAST, 1, 1, 1, "Returns the expiration time of a key as a Unix timestamp."),
+    spec!("fcall", -3, W, SCRIPTING, 0, 0, 0, "Invokes a function."),
+    spec!("fcall_ro", -3, R, SCRIPTING_RO, 0, 0, 0, "Invokes a read-only function."),
     spec!("flushall", -1, W, WR, 0, 0, 0, "Removes all keys from all databases."),
     spec!("flushdb", -1, W, WR, 0, 0, 0, "Remove all keys from the current database."),
     spec!("function", -2, C, &[], 0, 0, 0, "A container for function commands"),
