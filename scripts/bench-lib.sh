@@ -21,12 +21,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { # a free TCP port at or above $1 whose next three ports (and +100, +200) are free too
+free_port() { # a free TCP port at or above $1 whose nodes' ports (+1..3, +101..103, +201..203, +4211..4213) are free
     local base=$1 used offset ok
     used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -un)
-    while [ "$base" -lt 60000 ]; do
+    while [ "$base" -lt 55000 ]; do
         ok=1
-        for offset in 0 1 2 3 101 102 103 201 202 203; do
+        for offset in 0 1 2 3 101 102 103 201 202 203 4211 4212 4213; do
             if grep -qx "$((base + offset))" <<<"$used"; then ok=0; break; fi
         done
         if [ "$ok" = 1 ]; then echo "$base"; return; fi
@@ -35,13 +35,14 @@ free_port() { # a free TCP port at or above $1 whose next three ports (and +100,
     log "no free ports"; exit 1
 }
 
-wait_ready() { # wait_ready NAME TARGET
-    local deadline=$((SECONDS + 60)) out
+wait_ready() { # wait_ready NAME TARGET [BENCH FLAGS...]
+    local name=$1 target=$2 deadline=$((SECONDS + 60)) out
+    shift 2
     while [ "$SECONDS" -lt "$deadline" ]; do
-        out=$(timeout 10 "$PPDB" bench --target "$2" --clients 3 --requests 30 --warmup-secs 0 \
+        out=$(timeout 10 "$PPDB" bench --target "$target" "$@" --clients 3 --requests 30 --warmup-secs 0 \
             --write-percent 100 --request-timeout-ms 2000 --json 2>/dev/null || true)
-        if grep -q '"errors":0,' <<<"$out" && grep -q '"ops":30,' <<<"$out"; then log "$1 is ready"; return; fi
+        if grep -q '"errors":0,' <<<"$out" && grep -q '"ops":30,' <<<"$out"; then log "$name is ready"; return; fi
         sleep 0.5
     done
-    log "$1 did not become ready; logs in $WORK"; KEEP_DIR=1; exit 1
+    log "$name did not become ready; logs in $WORK"; KEEP_DIR=1; exit 1
 }

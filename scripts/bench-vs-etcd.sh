@@ -19,14 +19,11 @@ CLIENTS=${CLIENTS:-64}
 VALUE_BYTES=${VALUE_BYTES:-100}
 KEYS=${KEYS:-100000}
 
-log() { echo "[bench] $*" >&2; }
+WORK_NAME=ppdb-bench
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
-# --- build and install --------------------------------------------------------------------------
-log "building ppdb (release)"
-cargo build --release -p ppdb --bin ppdb >&2
-PPDB="${CARGO_TARGET_DIR:-target}/release/ppdb"
-PPDB="$(cd "$(dirname "$PPDB")" && pwd)/ppdb"
-
+# --- install etcd -------------------------------------------------------------------------------
 if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
     log "installing etcd (Debian's etcd-server, etcd-client)"
     apt-get install -y etcd-server etcd-client >&2 || { apt-get update >&2 && apt-get install -y etcd-server etcd-client >&2; }
@@ -37,42 +34,13 @@ done
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# --- temporary directory and cleanup ------------------------------------------------------------
-WORK=$(mktemp -d -p "${BENCH_DIR:-${TMPDIR:-/tmp}}" ppdb-bench.XXXXXX)
 FS_TYPE=$(stat -f -c %T "$WORK")
 if [ "$FS_TYPE" = tmpfs ]; then
     log "WARNING: $WORK is on tmpfs: fsync is free there; set BENCH_DIR to a directory on a disk"
 fi
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-    if [ "${KEEP_DIR:-0}" = 1 ]; then log "data and logs kept in $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A base port B such that B+1..B+3, B+101..B+103 and B+201..B+203 are all free.
-free_base_port() {
-    local base=$1 used offset ok
-    used=$(ss -Htan | awk '{print $4}' | sed 's/.*://' | sort -un)
-    while [ "$base" -lt 60000 ]; do
-        ok=1
-        for offset in 1 2 3 101 102 103 201 202 203; do
-            if grep -qx "$((base + offset))" <<<"$used"; then ok=0; break; fi
-        done
-        if [ "$ok" = 1 ]; then echo "$base"; return; fi
-        base=$((base + 1000))
-    done
-    log "no free ports"; exit 1
-}
 
 # --- start etcd ---------------------------------------------------------------------------------
-ETCD_BASE=$(free_base_port 22000)
+ETCD_BASE=$(free_port 22000)
 ETCD_CLUSTER=""
 for i in 1 2 3; do ETCD_CLUSTER+="${ETCD_CLUSTER:+,}e$i=http://127.0.0.1:$((ETCD_BASE + 100 + i))"; done
 ETCD_ENDPOINTS=""
@@ -92,7 +60,7 @@ done
 ETCD_PIDS=("${PIDS[@]}")
 
 # --- start PPDB ---------------------------------------------------------------------------------
-PPDB_BASE=$(free_base_port 17000)
+PPDB_BASE=$(free_port 17000)
 "$PPDB" local --base-port "$PPDB_BASE" --dir "$WORK/ppdb" >"$WORK/ppdb-local.log" 2>&1 &
 PPDB_LOCAL_PID=$!
 PIDS+=("$PPDB_LOCAL_PID")
@@ -102,18 +70,6 @@ for i in 1 2 3; do PPDB_ENDPOINTS+="${PPDB_ENDPOINTS:+,}127.0.0.1:$((PPDB_BASE +
 # --- wait until both answer writes through every endpoint ---------------------------------------
 target() { # target SCHEME ENDPOINTS -> SCHEME://a,SCHEME://b,...
     sed "s|\([^,]*\)|$1://\1|g" <<<"$2"
-}
-wait_ready() { # wait_ready NAME TARGET
-    local deadline=$((SECONDS + 60)) out
-    while [ "$SECONDS" -lt "$deadline" ]; do
-        out=$(timeout 10 "$PPDB" bench --target "$2" --clients 3 --requests 30 --warmup-secs 0 \
-            --write-percent 100 --request-timeout-ms 2000 --json 2>/dev/null || true)
-        if grep -q '"errors":0,' <<<"$out" && grep -q '"ops":30,' <<<"$out"; then
-            log "$1 is ready"; return
-        fi
-        sleep 0.5
-    done
-    log "$1 did not become ready; logs in $WORK"; KEEP_DIR=1; exit 1
 }
 ETCD_TARGET=$(target etcd "$ETCD_ENDPOINTS")
 PPDB_TARGET=$(target resp "$PPDB_ENDPOINTS")
