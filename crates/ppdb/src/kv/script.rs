@@ -7,7 +7,8 @@
 //!
 //! # Encoding (inside an entry, operation tag 24)
 //!
-//! `flags:u8` (bit 0: read-only, EVAL_RO), `shard:varint shards:varint`, `body:bytes` (at most
+//! `flags:u8` (bit 0: read-only, EVAL_RO; bit 1: keys routed by hash slots, clear in entries
+//! written before hash slots existed, which were routed by crc32c), `shard:varint shards:varint`, `body:bytes` (at most
 //! [`SCRIPT_BODY_BYTES_MAX`]), `count:varint` and the keys, `count:varint` and the arguments
 //! (each count at most [`SCRIPT_ARGS_MAX`]).
 //!
@@ -37,14 +38,18 @@ pub struct ScriptCall {
     pub shard: u64,
     /// The cluster's shard count when the call was routed.
     pub shards: u64,
+    /// Whether the cluster routes keys by hash slots (else by crc32c modulo `shards`).
+    pub hash_slots: bool,
 }
 
 const FLAG_READ_ONLY: u8 = 1;
+const FLAG_HASH_SLOTS: u8 = 2;
 
 impl ScriptCall {
     /// Appends the call's fields (after its operation tag).
     pub(super) fn encode(&self, out: &mut Vec<u8>) {
-        out.push(if self.read_only { FLAG_READ_ONLY } else { 0 });
+        let read_only = if self.read_only { FLAG_READ_ONLY } else { 0 };
+        out.push(read_only | if self.hash_slots { FLAG_HASH_SLOTS } else { 0 });
         put_varint(out, self.shard);
         put_varint(out, self.shards);
         put_bytes(out, &self.body);
@@ -60,7 +65,7 @@ impl ScriptCall {
     pub(super) fn decode(reader: &mut Reader<'_>) -> Result<ScriptCall, KvDecodeError> {
         let offset = reader.offset();
         let flags = reader.u8("script flags")?;
-        if flags & !FLAG_READ_ONLY != 0 {
+        if flags & !(FLAG_READ_ONLY | FLAG_HASH_SLOTS) != 0 {
             return Err(KvDecodeError::InvalidTag { field: "script flags", tag: flags, offset });
         }
         let shard = reader.varint("script shard")?;
@@ -68,7 +73,15 @@ impl ScriptCall {
         let body = reader.bytes("script body", SCRIPT_BODY_BYTES_MAX)?;
         let keys = list(reader, "script key count")?;
         let args = list(reader, "script argument count")?;
-        Ok(ScriptCall { body, keys, args, read_only: flags & FLAG_READ_ONLY != 0, shard, shards })
+        Ok(ScriptCall {
+            body,
+            keys,
+            args,
+            read_only: flags & FLAG_READ_ONLY != 0,
+            shard,
+            shards,
+            hash_slots: flags & FLAG_HASH_SLOTS != 0,
+        })
     }
 
     /// Bytes the encoded call takes, about.
@@ -98,15 +111,18 @@ mod tests {
 
     fn call() -> impl Strategy<Value = ScriptCall> {
         let items = prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..4);
-        (prop::collection::vec(any::<u8>(), 0..64), items.clone(), items, any::<bool>(), 1..9u64, 1..9u64)
-            .prop_map(|(body, keys, args, read_only, shard, shards)| ScriptCall {
+        let flags = (any::<bool>(), any::<bool>());
+        (prop::collection::vec(any::<u8>(), 0..64), items.clone(), items, flags, 1..9u64, 1..9u64).prop_map(
+            |(body, keys, args, (read_only, hash_slots), shard, shards)| ScriptCall {
                 body,
                 keys,
                 args,
                 read_only,
                 shard,
                 shards,
-            })
+                hash_slots,
+            },
+        )
     }
 
     proptest! {
@@ -131,6 +147,7 @@ mod tests {
                 read_only: false,
                 shard: 1,
                 shards: 1,
+                hash_slots: true,
             }))],
             watched: Vec::new(),
         };

@@ -19,7 +19,7 @@ use crate::acl::AclChange;
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::node::LeaderTable;
-use crate::node::{AssembledNode, DirectoryCommand, MembershipService, PeerService};
+use crate::node::{AssembledNode, DirectoryCommand, KeyRouting, MembershipService, PeerService, Router};
 use crate::storage::wal::GroupId;
 use crate::txn::resolver;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         node.node,
         node.handle.clone(),
         node.transport.clone(),
-        u64::from(node.cluster.shards),
+        Router::new(KeyRouting::Crc32cModulo, u64::from(node.cluster.shards)),
         node.leaders.clone(),
         node.traffic.clone(),
     );
@@ -145,7 +145,7 @@ async fn sweep_transactions(executor: Executor, leaders: LeaderTable, mut stop: 
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
         }
-        for shard in 1..=executor.shards() {
+        for shard in executor.router().shards().map(|shard| shard.0) {
             if leaders.get(GroupId(shard)) != Some(me) {
                 continue;
             }

@@ -174,7 +174,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         Command::Client(client) => client_reply(ctx, session, client),
         Command::Function(function) => function_reply(function),
         Command::Script(script) => script_reply(ctx, script),
-        Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.shards(), eval) {
+        Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.router(), eval) {
             Ok((shard, entry)) => {
                 session.written.note(shard);
                 match ctx.executor.on_shard(shard, ShardOp::Write(entry)).await {
@@ -186,7 +186,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         },
         Command::LastSave => Frame::Integer(ctx.started_unix_s() as i64),
         Command::Wait { replicas, timeout_ms } => {
-            let shards = ctx.executor.shards();
+            let shards = ctx.executor.router().shard_count();
             let handle = &ctx.report.handle;
             let count =
                 wait_for_replicas(handle, &session.written, shards, replicas, timeout_ms, &session.record);

@@ -6,6 +6,7 @@
 //! directory and addresses, and reads each node's `/status`. Dropping it kills every child
 //! still running; when the test is panicking it first prints the tail of every node's log.
 
+use ppdb::node::{KeyRouting, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -176,9 +177,9 @@ pub fn free_addrs(count: usize) -> Vec<SocketAddr> {
     addrs
 }
 
-/// The shard of `key`, as the database computes it (crc32c of the key, 1-based).
+/// The shard of `key` in a test cluster of `shards` shards, as the database routes it.
 pub fn shard_of(key: &[u8], shards: u64) -> u64 {
-    u64::from(crc32c::crc32c(key)) % shards + 1
+    Router::new(KeyRouting::Crc32cModulo, shards).shard_of(key).0
 }
 
 /// An HTTP GET of `path` on `addr`; `None` when the node does not answer 200.

@@ -19,6 +19,7 @@ use super::call::{raw_call, redis_call, RAW_CALL_KEY};
 use super::convert::to_reply;
 use super::library::install_library;
 use crate::kv::{KvStore, Reply, ScriptCall};
+use crate::node::{KeyRouting, Router};
 
 /// Lua instructions one script may run, each `redis.call` counting [`CALL_INSTRUCTIONS`]: the
 /// same on every replica, so an endless script stops at the same instruction everywhere.
@@ -67,8 +68,8 @@ pub(super) struct RunState {
 pub(super) struct CallScope {
     /// The shard the script runs on.
     pub shard: u64,
-    /// The cluster's shard count.
-    pub shards: u64,
+    /// How the cluster routed keys when the call was made.
+    pub router: Router,
     /// EVAL_RO: writes are refused.
     pub read_only: bool,
     /// The entry's time, ms since the Unix epoch.
@@ -123,7 +124,9 @@ impl ScriptEngine {
                 Err(e) => return Reply::ErrorText(format!("ERR cannot start the Lua interpreter: {e}")),
             },
         };
-        let scope = CallScope { shard: call.shard, shards: call.shards, read_only: call.read_only, now_ms };
+        let routing = if call.hash_slots { KeyRouting::HashSlots } else { KeyRouting::Crc32cModulo };
+        let router = Router::new(routing, call.shards);
+        let scope = CallScope { shard: call.shard, router, read_only: call.read_only, now_ms };
         let stand_in = self.stand_in.take().unwrap_or_default();
         let run = RunState {
             store: std::mem::replace(store, stand_in),

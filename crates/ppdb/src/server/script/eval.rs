@@ -8,7 +8,7 @@
 
 use super::cache::ScriptCache;
 use crate::kv::{KvWrite, ScriptCall, WriteOp};
-use crate::server::client::executor::shard_of;
+use crate::node::{KeyRouting, Router};
 use crate::server::resp::command::{EvalCommand, ScriptSource, TransactionError};
 use crate::server::resp::Frame;
 
@@ -16,7 +16,7 @@ use crate::server::resp::Frame;
 pub const NO_SCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
 
 /// The shard that runs `eval` and the entry to propose there, or the frame refusing it.
-pub fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
+pub fn script_entry(cache: &ScriptCache, router: Router, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
     let EvalCommand { source, keys, args, read_only } = eval;
     let body = match source {
         ScriptSource::Body(body) => {
@@ -25,7 +25,7 @@ pub fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Resu
         }
         ScriptSource::Sha(sha) => cache.get(&sha).ok_or_else(|| Frame::error(NO_SCRIPT))?,
     };
-    let mut touched: Vec<u64> = keys.iter().map(|key| shard_of(key, shards)).collect();
+    let mut touched: Vec<u64> = keys.iter().map(|key| router.shard_of(key).0).collect();
     touched.sort_unstable();
     touched.dedup();
     let shard = match touched[..] {
@@ -33,7 +33,8 @@ pub fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Resu
         [shard] => shard,
         _ => return Err(Frame::error(TransactionError::CrossShard { shards: touched }.to_string())),
     };
-    let call = ScriptCall { body: body.to_vec(), keys, args, read_only, shard, shards };
+    let (shards, hash_slots) = (router.shard_count(), router.routing() == KeyRouting::HashSlots);
+    let call = ScriptCall { body: body.to_vec(), keys, args, read_only, shard, shards, hash_slots };
     Ok((shard, KvWrite::unstamped(WriteOp::Script(call))))
 }
 
@@ -51,11 +52,11 @@ mod tests {
     #[test]
     fn a_script_runs_on_the_shard_of_its_keys_and_evalsha_needs_the_body_cached() {
         let cache = ScriptCache::default();
-        let shards = 8;
-        let on =
-            |shard| (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), shards) == shard).unwrap();
-        let (a, b, c) = (on(3), format!("{{{}}}", on(3)), on(5));
-        let b = (0..).map(|i| format!("{b}{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
+        let shards = Router::new(KeyRouting::HashSlots, 8);
+        let on = |shard| {
+            (0..).map(|i| format!("k{i}")).find(|k| shards.shard_of(k.as_bytes()).0 == shard).unwrap()
+        };
+        let (a, b, c) = (on(3), format!("{{{}}}:b", on(3)), on(5));
         let body = ScriptSource::Body(Bytes::from_static(b"return 1"));
         let (shard, _) = script_entry(&cache, shards, eval(body.clone(), &[&a, &b])).unwrap();
         assert_eq!(shard, 3);

@@ -2,7 +2,7 @@
 
 use super::engine::{ScriptEngine, SCRIPT_INSTRUCTIONS_MAX};
 use crate::kv::{KvRead, KvStore, Reply, ScriptCall};
-use crate::server::client::executor::shard_of;
+use crate::node::{KeyRouting, Router, ShardId};
 
 /// A shard's key space and engine, applying script entries one after the other.
 #[derive(Default)]
@@ -13,14 +13,22 @@ struct Shard {
 }
 
 impl Shard {
-    fn eval_on(&mut self, body: &str, keys: &[&str], args: &[&str], read_only: bool, shards: u64) -> Reply {
+    fn eval_on(
+        &mut self,
+        body: &str,
+        keys: &[&str],
+        args: &[&str],
+        read_only: bool,
+        router: Router,
+    ) -> Reply {
         let call = ScriptCall {
             body: body.as_bytes().to_vec(),
             keys: keys.iter().map(|k| k.as_bytes().to_vec()).collect(),
             args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
             read_only,
             shard: 1,
-            shards,
+            shards: router.shard_count(),
+            hash_slots: router.routing() == KeyRouting::HashSlots,
         };
         self.index += 1;
         let now_ms = self.store.begin_entry(self.index, 1_700_000_000_000 + self.index);
@@ -28,7 +36,7 @@ impl Shard {
     }
 
     fn eval(&mut self, body: &str, keys: &[&str], args: &[&str]) -> Reply {
-        self.eval_on(body, keys, args, false, 1)
+        self.eval_on(body, keys, args, false, Router::new(KeyRouting::HashSlots, 1))
     }
 
     fn get(&self, key: &str) -> Reply {
@@ -169,13 +177,25 @@ fn replicas_with_different_histories_run_the_same_entries_alike() {
 fn read_only_scripts_and_keys_of_other_shards_are_refused() {
     let mut shard = Shard::default();
     let body = "return redis.call('SET', 'a', 'b')";
-    let refused = shard.eval_on(body, &[], &[], true, 1);
+    let one = Router::new(KeyRouting::HashSlots, 1);
+    let refused = shard.eval_on(body, &[], &[], true, one);
     assert_eq!(refused, error("ERR Write commands are not allowed from read-only scripts.", body, 1));
-    assert_eq!(shard.eval_on("return redis.call('GET', 'a')", &[], &[], true, 1), Reply::Nil);
-    let elsewhere = (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), 2) == 2).unwrap();
-    let body = format!("return redis.call('GET', '{elsewhere}')");
-    let refused = shard.eval_on(&body, &[], &[], false, 2);
-    assert_eq!(refused, error("ERR Script attempted to access a non local key in a cluster node", &body, 1));
+    assert_eq!(shard.eval_on("return redis.call('GET', 'a')", &[], &[], true, one), Reply::Nil);
+    // Entries say how their cluster routes keys: those written before hash slots by crc32c.
+    for routing in [KeyRouting::HashSlots, KeyRouting::Crc32cModulo] {
+        let two = Router::new(routing, 2);
+        let elsewhere =
+            (0..).map(|i| format!("k{i}")).find(|k| two.shard_of(k.as_bytes()) == ShardId(2)).unwrap();
+        let here = (0..).map(|i| format!("k{i}")).find(|k| two.shard_of(k.as_bytes()) == ShardId(1)).unwrap();
+        let body = format!("return redis.call('GET', '{elsewhere}')");
+        let refused = shard.eval_on(&body, &[], &[], false, two);
+        assert_eq!(
+            refused,
+            error("ERR Script attempted to access a non local key in a cluster node", &body, 1)
+        );
+        let body = format!("return redis.call('GET', '{here}')");
+        assert_eq!(shard.eval_on(&body, &[], &[], false, two), Reply::Nil, "{routing:?}: {here} is local");
+    }
 }
 
 #[test]
