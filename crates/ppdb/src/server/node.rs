@@ -19,7 +19,7 @@ use crate::acl::AclChange;
 use crate::config::NodeConfig;
 use crate::error::Error;
 use crate::node::LeaderTable;
-use crate::node::{AssembledNode, DirectoryCommand, KeyRouting, MembershipService, PeerService, Router};
+use crate::node::{AssembledNode, DirectoryCommand, MembershipService, PeerService};
 use crate::storage::wal::GroupId;
 use crate::txn::resolver;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         node.node,
         node.handle.clone(),
         node.transport.clone(),
-        Router::new(KeyRouting::Crc32cModulo, u64::from(node.cluster.shards)),
+        node.cluster.router(),
         node.leaders.clone(),
         node.traffic.clone(),
     );
@@ -130,6 +130,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     tracing::info!(
         node = %node.node, cluster = %node.cluster.cluster_id, peer = %node.peer_addr,
         client = %config.client_addr, admin = %config.admin_addr, shards = node.cluster.shards,
+        routing = ?node.cluster.routing,
         "node started"
     );
     node.run().await

@@ -21,6 +21,7 @@ mod pubsub;
 mod redis_tools;
 mod reference;
 mod resp_commands;
+mod routing;
 mod scripting;
 mod server_commands;
 mod support;

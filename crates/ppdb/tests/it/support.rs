@@ -177,9 +177,10 @@ pub fn free_addrs(count: usize) -> Vec<SocketAddr> {
     addrs
 }
 
-/// The shard of `key` in a test cluster of `shards` shards, as the database routes it.
+/// The shard of `key` in a test cluster of `shards` shards (founded by this version: routed
+/// by hash slots), as the database routes it.
 pub fn shard_of(key: &[u8], shards: u64) -> u64 {
-    Router::new(KeyRouting::Crc32cModulo, shards).shard_of(key).0
+    Router::new(KeyRouting::HashSlots, shards).shard_of(key).0
 }
 
 /// An HTTP GET of `path` on `addr`; `None` when the node does not answer 200.
@@ -228,6 +229,12 @@ pub fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> 
 impl TestCluster {
     /// Starts the cluster and waits until every shard has a leader and every node is ACTIVE.
     pub fn start(options: ClusterOptions) -> TestCluster {
+        TestCluster::start_prepared(options, |_| {})
+    }
+
+    /// As [`TestCluster::start`], after `prepare` has seen the nodes' directories and addresses
+    /// (to lay down files a node of an earlier version would have left there).
+    pub fn start_prepared(options: ClusterOptions, prepare: impl FnOnce(&TestCluster)) -> TestCluster {
         let root = tempfile::tempdir().expect("tempdir");
         let addrs = free_addrs(4 * options.nodes as usize);
         let nodes = (1..=options.nodes)
@@ -248,6 +255,7 @@ impl TestCluster {
             })
             .collect();
         let mut cluster = TestCluster { options, nodes, root };
+        prepare(&cluster);
         for id in cluster.ids() {
             cluster.spawn(id);
         }
