@@ -7,6 +7,7 @@ use super::acl::reply::{acl_reply, set_requirepass};
 use super::acl::SessionAuth;
 use super::client::forward::ShardOp;
 use super::clients::{ClientRecord, Killed};
+use super::cluster::cluster_reply;
 use super::context::ServerContext;
 use super::pubsub::Subscriptions;
 use super::resp::command::{
@@ -173,6 +174,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         },
         Command::Client(client) => client_reply(ctx, session, client),
         Command::Function(function) => function_reply(function),
+        Command::Cluster(cluster) => cluster_reply(ctx, session.record.laddr, cluster).await,
         Command::Script(script) => script_reply(ctx, script),
         Command::Eval(eval) => match script_entry(&ctx.scripts, ctx.executor.router(), eval) {
             Ok((shard, entry)) => {
