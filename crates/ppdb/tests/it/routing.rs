@@ -148,7 +148,7 @@ fn commits(cluster: &TestCluster) -> Vec<u64> {
 }
 
 #[test]
-fn a_cluster_recorded_before_hash_slots_keeps_routing_by_crc32c_across_restarts() {
+fn a_cluster_recorded_before_hash_slots_keeps_routing_by_crc32c_across_restarts_and_joins() {
     let options = ClusterOptions { shards: SHARDS, ..ClusterOptions::default() };
     let mut cluster = TestCluster::start_prepared(options, record_cluster_before_hash_slots);
     // Keys crc32c puts on shard 2; hash slots would spread them over the four shards.
@@ -189,4 +189,22 @@ fn a_cluster_recorded_before_hash_slots_keeps_routing_by_crc32c_across_restarts(
         let value: Option<String> = con.get(key).expect("GET");
         assert_eq!(value, Some(format!("value of {key}")), "{key} after the restart");
     }
+
+    // A node joining now is told the cluster's routing, and routes as its founders do.
+    let joiner = cluster.add_node(1);
+    let first = &keys[0];
+    let found = wait_for(Duration::from_secs(30), || {
+        let client = redis::Client::open(format!("redis://{}/", cluster.node(joiner).client_addr)).ok()?;
+        let mut con = client.get_connection_with_timeout(Duration::from_secs(2)).ok()?;
+        con.get::<_, Option<String>>(first).ok().flatten()
+    });
+    assert_eq!(found, Some(format!("value of {first}")), "{first} through the node that joined");
+    let mut con = cluster.client(joiner);
+    for key in &keys {
+        let value: Option<String> = con.get(key).expect("GET");
+        assert_eq!(value, Some(format!("value of {key}")), "{key} through the node that joined");
+    }
+    let recorded =
+        std::fs::read_to_string(cluster.node(joiner).dir.join("cluster.json")).expect("cluster.json");
+    assert!(recorded.contains(r#""routing": "crc32c-modulo""#), "{recorded}");
 }
