@@ -9,11 +9,12 @@
 //!
 //! # Encoding (inside an entry, operation tag 24)
 //!
-//! `flags:u8` (bit 0: read-only, EVAL_RO; bit 1: a function call; bit 2: restricted access),
-//! `shard:varint shards:varint`, `body:bytes` (at most [`SCRIPT_BODY_BYTES_MAX`]), with bit 1
-//! `function:bytes` (at most [`FUNCTION_NAME_BYTES_MAX`]), with bit 2 `user:bytes` and
-//! `count:varint` ACL rules as bytes (at most [`ACCESS_RULES_MAX`] of
-//! [`ACCESS_RULE_BYTES_MAX`]), then `count:varint` and the keys, `count:varint` and the
+//! `flags:u8` (bit 0: read-only, EVAL_RO; bit 1: a function call; bit 2: restricted access;
+//! bit 3: keys routed by hash slots, clear in entries written before hash slots existed, which
+//! were routed by crc32c), `shard:varint shards:varint`, `body:bytes` (at most
+//! [`SCRIPT_BODY_BYTES_MAX`]), with bit 1 `function:bytes` (at most [`FUNCTION_NAME_BYTES_MAX`]),
+//! with bit 2 `user:bytes` and `count:varint` ACL rules as bytes (at most [`ACCESS_RULES_MAX`]
+//! of [`ACCESS_RULE_BYTES_MAX`]), then `count:varint` and the keys, `count:varint` and the
 //! arguments (each count at most [`SCRIPT_ARGS_MAX`]).
 //!
 //! [`WriteOp::Script`]: super::WriteOp::Script
@@ -66,11 +67,14 @@ pub struct ScriptCall {
     pub shard: u64,
     /// The cluster's shard count when the call was routed.
     pub shards: u64,
+    /// Whether the cluster routes keys by hash slots (else by crc32c modulo `shards`).
+    pub hash_slots: bool,
 }
 
 const FLAG_READ_ONLY: u8 = 1;
 const FLAG_FUNCTION: u8 = 2;
 const FLAG_ACCESS: u8 = 4;
+const FLAG_HASH_SLOTS: u8 = 8;
 
 impl ScriptCall {
     /// Appends the call's fields (after its operation tag).
@@ -81,6 +85,9 @@ impl ScriptCall {
         }
         if self.access.is_some() {
             flags |= FLAG_ACCESS;
+        }
+        if self.hash_slots {
+            flags |= FLAG_HASH_SLOTS;
         }
         out.push(flags);
         put_varint(out, self.shard);
@@ -108,7 +115,7 @@ impl ScriptCall {
     pub(super) fn decode(reader: &mut Reader<'_>) -> Result<ScriptCall, KvDecodeError> {
         let offset = reader.offset();
         let flags = reader.u8("script flags")?;
-        if flags & !(FLAG_READ_ONLY | FLAG_FUNCTION | FLAG_ACCESS) != 0 {
+        if flags & !(FLAG_READ_ONLY | FLAG_FUNCTION | FLAG_ACCESS | FLAG_HASH_SLOTS) != 0 {
             return Err(KvDecodeError::InvalidTag { field: "script flags", tag: flags, offset });
         }
         let shard = reader.varint("script shard")?;
@@ -133,7 +140,8 @@ impl ScriptCall {
         let keys = list(reader, "script key count")?;
         let args = list(reader, "script argument count")?;
         let read_only = flags & FLAG_READ_ONLY != 0;
-        Ok(ScriptCall { body, function, access, keys, args, read_only, shard, shards })
+        let hash_slots = flags & FLAG_HASH_SLOTS != 0;
+        Ok(ScriptCall { body, function, access, keys, args, read_only, shard, shards, hash_slots })
     }
 
     /// Bytes the encoded call takes, about.
@@ -171,18 +179,10 @@ mod tests {
         let access = prop::option::of((prop::collection::vec(any::<u8>(), 0..8), items.clone()))
             .prop_map(|access| access.map(|(user, rules)| ScriptAccess { user, rules }));
         let body = prop::collection::vec(any::<u8>(), 0..64);
-        ((body, function, access), items.clone(), items, any::<bool>(), 1..9u64, 1..9u64).prop_map(
-            |((body, function, access), keys, args, read_only, shard, shards)| ScriptCall {
-                body,
-                function,
-                access,
-                keys,
-                args,
-                read_only,
-                shard,
-                shards,
-            },
-        )
+        ((body, function, access), items.clone(), items, (any::<bool>(), any::<bool>()), 1..9u64, 1..9u64)
+            .prop_map(|((body, function, access), keys, args, (read_only, hash_slots), shard, shards)| {
+                ScriptCall { body, function, access, keys, args, read_only, shard, shards, hash_slots }
+            })
     }
 
     proptest! {
@@ -209,6 +209,7 @@ mod tests {
                 read_only: false,
                 shard: 1,
                 shards: 1,
+                hash_slots: true,
             }))],
             watched: Vec::new(),
         };

@@ -150,7 +150,7 @@ impl<S: StateMachine> AssembledNode<S> {
         let handle = NodeHandle::new(request_tx, Duration::from_millis(config.request_timeout_ms));
         let membership = MembershipService::new(
             node,
-            cluster.shards,
+            cluster.router(),
             handle.clone(),
             transport.clone(),
             directory.clone(),

@@ -81,6 +81,7 @@ pub async fn join_cluster(
         cluster_id: config.peer.cluster_id.clone(),
         node_id: node.0,
         shards: admission.shards,
+        routing: admission.routing,
         members,
         joined: true,
     };

@@ -9,7 +9,9 @@
 //!
 //! Wire format (a peer request, tag [`MEMBERSHIP_REQUEST_TAG`]): request = tag u8, the encoded
 //! command. Response = `0`, shard count u32, member count u32, per member id u64 + peer
-//! address; or `1` + error code u8 + message.
+//! address, then the key routing u8 (`0` crc32c modulo, `1` hash slots; absent in answers of
+//! nodes from before hash slots, whose clusters route by crc32c); or `1` + error code u8 +
+//! message.
 //!
 //! A node starting on an empty data directory first asks the members it was given what the
 //! cluster records of its id (a *member lookup*, tag [`MEMBER_LOOKUP_TAG`], allowed to
@@ -18,8 +20,10 @@
 
 use super::join_credential::{decode_authorized_join, JoinCredential, AUTHORIZED_JOIN_TAG};
 use super::reconcile::check_removal;
+use super::router::{KeyRouting, Router};
 use super::{Directory, DirectoryCommand, MemberStatus, NodeHandle, StateMachine};
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::config::SHARDS_MAX;
 use crate::error::{Error, ErrorCode};
 use crate::transport::handshake::Incarnation;
 use crate::transport::{LinkState, Transport};
@@ -45,8 +49,18 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 pub struct Admission {
     /// Number of data shards.
     pub shards: u32,
+    /// How the cluster routes keys to them.
+    pub routing: KeyRouting,
     /// Peer addresses of the members not removed (the newcomer included once recorded).
     pub members: BTreeMap<NodeId, SocketAddr>,
+}
+
+/// The wire code of a key routing scheme.
+fn routing_code(routing: KeyRouting) -> u8 {
+    match routing {
+        KeyRouting::Crc32cModulo => 0,
+        KeyRouting::HashSlots => 1,
+    }
 }
 
 /// Encodes a membership request for the transport.
@@ -76,6 +90,7 @@ fn encode_response(outcome: &Result<Admission, Error>) -> Vec<u8> {
                 e.u64(id.0);
                 e.bytes(addr.to_string().as_bytes());
             }
+            e.u8(routing_code(admission.routing));
         }
         Err(error) => {
             e.u8(1);
@@ -92,6 +107,9 @@ pub fn decode_response(from: u64, bytes: &[u8]) -> Result<Result<Admission, Erro
     let outcome = match d.u8()? {
         0 => {
             let shards = d.u32()?;
+            if shards == 0 || shards > SHARDS_MAX {
+                return Err(d.error("shard count out of range"));
+            }
             let count = d.count(MEMBERS_MAX, 10)?;
             let mut members = BTreeMap::new();
             for _ in 0..count {
@@ -103,7 +121,15 @@ pub fn decode_response(from: u64, bytes: &[u8]) -> Result<Result<Admission, Erro
                     .ok_or_else(|| d.error("bad member address"))?;
                 members.insert(id, addr);
             }
-            Ok(Admission { shards, members })
+            let routing = match d.remaining() {
+                0 => KeyRouting::Crc32cModulo,
+                _ => match d.u8()? {
+                    0 => KeyRouting::Crc32cModulo,
+                    1 => KeyRouting::HashSlots,
+                    _ => return Err(d.error("unknown key routing")),
+                },
+            };
+            Ok(Admission { shards, routing, members })
         }
         1 => {
             let code = ErrorCode::from_wire(d.u8()?).ok_or_else(|| d.error("unknown error code"))?;
@@ -173,7 +199,7 @@ pub fn decode_record(bytes: &[u8]) -> Result<Option<MemberRecord>, DecodeError> 
 /// Submits membership changes on behalf of this node, whose groups replicate `S`.
 pub struct MembershipService<S: StateMachine> {
     node: NodeId,
-    shards: u32,
+    router: Router,
     handle: NodeHandle<S>,
     transport: Transport,
     directory: watch::Receiver<Directory>,
@@ -185,7 +211,7 @@ impl<S: StateMachine> Clone for MembershipService<S> {
     fn clone(&self) -> Self {
         MembershipService {
             node: self.node,
-            shards: self.shards,
+            router: self.router,
             handle: self.handle.clone(),
             transport: self.transport.clone(),
             directory: self.directory.clone(),
@@ -196,16 +222,16 @@ impl<S: StateMachine> Clone for MembershipService<S> {
 
 impl<S: StateMachine> MembershipService<S> {
     /// A service proposing through `handle`, forwarding through `transport`, admitting guests
-    /// that hold `join_credential`.
+    /// that hold `join_credential` into a cluster whose keys `router` routes.
     pub fn new(
         node: NodeId,
-        shards: u32,
+        router: Router,
         handle: NodeHandle<S>,
         transport: Transport,
         directory: watch::Receiver<Directory>,
         join_credential: JoinCredential,
     ) -> MembershipService<S> {
-        MembershipService { node, shards, handle, transport, directory, join_credential }
+        MembershipService { node, router, handle, transport, directory, join_credential }
     }
 
     /// The directory as this node last applied it.
@@ -277,7 +303,11 @@ impl<S: StateMachine> MembershipService<S> {
     }
 
     fn admission(&self) -> Admission {
-        Admission { shards: self.shards, members: self.directory.borrow().live_addrs() }
+        Admission {
+            shards: u32::try_from(self.router.shard_count()).unwrap_or(SHARDS_MAX),
+            routing: self.router.routing(),
+            members: self.directory.borrow().live_addrs(),
+        }
     }
 
     /// Answers a membership request from another node. A guest (a node asking to join) may
@@ -353,9 +383,20 @@ mod tests {
 
     #[test]
     fn responses_round_trip_and_garbage_is_an_error() {
-        let members = [(NodeId(1), SocketAddr::from(([127, 0, 0, 1], 7101)))].into_iter().collect();
-        let ok: Result<Admission, Error> = Ok(Admission { shards: 8, members });
+        let members: BTreeMap<NodeId, SocketAddr> =
+            [(NodeId(1), SocketAddr::from(([127, 0, 0, 1], 7101)))].into_iter().collect();
+        let ok: Result<Admission, Error> =
+            Ok(Admission { shards: 8, routing: KeyRouting::HashSlots, members: members.clone() });
         assert_eq!(decode_response(1, &encode_response(&ok)).ok().map(|r| r.ok()), Some(ok.ok()));
+        // A node from before hash slots answers without the routing: its cluster's is crc32c.
+        let old = Admission { shards: 8, routing: KeyRouting::Crc32cModulo, members: members.clone() };
+        let mut without_routing = encode_response(&Ok(old.clone()));
+        without_routing.pop();
+        assert_eq!(decode_response(1, &without_routing).ok().map(|r| r.ok()), Some(Some(old)));
+        let new = Admission { shards: 8, routing: KeyRouting::HashSlots, members };
+        let mut zero_shards = encode_response(&Ok(new));
+        zero_shards[1..5].copy_from_slice(&0u32.to_le_bytes());
+        assert!(decode_response(1, &zero_shards).is_err());
         let refused: Result<Admission, Error> = Err(Error::State("node 4 was removed".into()));
         let decoded = decode_response(1, &encode_response(&refused));
         assert!(

@@ -3,7 +3,8 @@
 //!
 //! It talks to the network only through an [`runtime::Outbox`] (and an inbound channel), and
 //! to the disk only through [`raft_storage::RaftStorage`]. It knows nothing of Redis: it
-//! replicates any [`state_machine::StateMachine`].
+//! replicates any [`state_machine::StateMachine`]. Which shard owns a key is decided here too
+//! ([`router`], over the hash [`slots`]), so every layer above routes alike.
 //!
 //! [`assembly`] starts what every node has whatever client protocols it serves: the data
 //! directory's [`cluster_file`] and [`identity`], joining ([`join`]) or founding the cluster,
@@ -21,13 +22,15 @@ pub mod identity;
 pub mod join;
 pub mod join_credential;
 pub mod leaders;
+pub mod leadership;
 pub mod lifecycle;
 pub mod membership;
-pub mod placement;
 pub mod raft_storage;
 pub mod reconcile;
 pub mod replica;
+pub mod router;
 pub mod runtime;
+pub mod slots;
 pub mod snapshot_transfer;
 pub mod state_machine;
 
@@ -37,10 +40,11 @@ pub use cluster_file::ClusterFile;
 pub use directory::{Directory, DirectoryCommand, MemberStatus};
 pub use handle::NodeHandle;
 pub use leaders::LeaderTable;
+pub use leadership::ClientTraffic;
 pub use lifecycle::PeerState;
 pub use membership::MembershipService;
-pub use placement::ClientTraffic;
 pub use reconcile::MembershipPolicy;
+pub use router::{KeyRouting, Router, ShardId};
 pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GROUP};
 pub use state_machine::StateMachine;
 

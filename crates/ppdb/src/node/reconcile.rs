@@ -33,7 +33,7 @@ pub struct MembershipPolicy {
     pub colocate_leaders: bool,
     /// Ticks in each window over which the meta group's leader counts where client requests
     /// enter, to hand leadership to a node that brings most of them
-    /// ([`super::placement::follow_clients_target`]); `None` leaves leadership where it is.
+    /// ([`super::leadership::follow_clients_target`]); `None` leaves leadership where it is.
     pub follow_clients_ticks: Option<u64>,
 }
 

@@ -20,7 +20,7 @@
 use super::clock::WallClock;
 use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
 use super::leaders::LeaderTable;
-use super::placement::{self, ClientTraffic};
+use super::leadership::{self, ClientTraffic};
 use super::raft_storage::{self, RaftStorage};
 use super::reconcile::{self, GroupAction, MembershipPolicy};
 use super::replica::{ApplyStopped, GroupReplica, Replica, Reply};
@@ -269,7 +269,7 @@ impl<S: StateMachine> Runtime<S> {
     }
 
     /// Where the request path records the client requests this node serves, so that
-    /// leadership can follow the clients ([`placement`]).
+    /// leadership can follow the clients ([`leadership`]).
     pub fn client_traffic(&self) -> ClientTraffic {
         self.traffic.clone()
     }
@@ -386,7 +386,7 @@ impl<S: StateMachine> Runtime<S> {
 
     /// On the meta group's leader, at the end of each traffic window: hands leadership to the
     /// node most client requests entered through, if one brought most of them
-    /// ([`placement::follow_clients_target`]); the data groups then follow the meta leader.
+    /// ([`leadership::follow_clients_target`]); the data groups then follow the meta leader.
     /// A window counts only while this node leads throughout it.
     fn follow_clients(&mut self, ticks: u64) {
         let Some(window) = self.config.membership.follow_clients_ticks else { return };
@@ -408,7 +408,7 @@ impl<S: StateMachine> Runtime<S> {
         let served = self.traffic.take();
         let recent_ticks = 2 * u64::from(self.config.raft.heartbeat_interval_ticks);
         let status = meta.raft.status();
-        if let Some(to) = placement::follow_clients_target(&served, meta.state(), &status, recent_ticks) {
+        if let Some(to) = leadership::follow_clients_target(&served, meta.state(), &status, recent_ticks) {
             tracing::info!(%to, ?served, "moving leadership to the node the clients use");
             meta.raft.transfer_leader(to);
         }

@@ -19,7 +19,6 @@
 use super::acl::Refusal;
 use super::blocking;
 use super::channels::pubsub_command;
-use super::client::executor::shard_of;
 use super::client::forward::ShardOp;
 use super::clients::ClientRecord;
 use super::context::ServerContext;
@@ -39,6 +38,7 @@ use crate::acl::AclUsers;
 use crate::error::Error;
 use crate::kv::{KvWrite, Reply};
 use crate::node::clock::wall_clock_ms;
+use crate::node::Router;
 use crate::transport::tls::MaybeTls;
 use bytes::{Buf, Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -479,7 +479,7 @@ impl Client {
             }
         };
         if let Command::Write(write) = &command {
-            note_written(&mut self.session.written, write, ctx.executor.shards());
+            note_written(&mut self.session.written, write, ctx.executor.router());
         }
         let class = command.class();
         if class != pipeline.lanes_class {
@@ -543,13 +543,13 @@ impl Client {
 }
 
 /// Notes the shards `write` goes to, for WAIT (every shard for a write without keys).
-fn note_written(written: &mut WrittenShards, write: &WriteCommand, shards: u64) {
+fn note_written(written: &mut WrittenShards, write: &WriteCommand, router: Router) {
     let keys = write.keys();
     if keys.is_empty() {
         written.note_all();
     }
     for key in keys {
-        written.note(shard_of(key, shards));
+        written.note(router.shard_of(key).0);
     }
 }
 
@@ -741,7 +741,7 @@ async fn transaction_command(ctx: &ServerContext, session: &mut Session, command
             };
             for queued in &queued {
                 if let Queued::Command(Command::Write(write)) = queued {
-                    note_written(&mut session.written, write, ctx.executor.shards());
+                    note_written(&mut session.written, write, ctx.executor.router());
                 }
             }
             match transaction::exec(&ctx.executor, queued, watched).await {

@@ -62,7 +62,7 @@ impl ServerContext {
         let scope = ScriptScope {
             cache: &self.scripts,
             functions: functions.as_deref().unwrap_or(&NO_LIBRARIES),
-            shards: self.executor.shards(),
+            router: self.executor.router(),
             access: auth.script_access(),
         };
         script_entry(scope, eval)

@@ -17,7 +17,8 @@
 //!   runs one (socket loop, pipelining, MULTI, writing its pub/sub messages); [`channels`]
 //!   answers its pub/sub commands; [`transaction`] runs EXEC; [`session`] holds a
 //!   connection's state and answers the commands about the connection or the server, with
-//!   [`info`], [`wait`], [`clients`] (CLIENT LIST/KILL) and [`settings`] (CONFIG).
+//!   [`info`], [`wait`], [`clients`] (CLIENT LIST/KILL), [`cluster`] (CLUSTER) and [`settings`]
+//!   (CONFIG).
 //! - [`pubsub`]: channels, patterns and shard channels, delivered to this node's subscribers
 //!   and sent to every other member (not through the log); the connection writes them.
 //! - The node's shared state and its reports: [`context`] (what all connections share),
@@ -33,6 +34,7 @@ pub mod blocking;
 pub mod channels;
 pub mod client;
 pub mod clients;
+pub mod cluster;
 pub mod connection;
 pub mod context;
 pub mod info;

@@ -41,7 +41,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         node.node,
         node.handle.clone(),
         node.transport.clone(),
-        u64::from(node.cluster.shards),
+        node.cluster.router(),
         node.leaders.clone(),
         node.traffic.clone(),
     );
@@ -131,6 +131,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
     tracing::info!(
         node = %node.node, cluster = %node.cluster.cluster_id, peer = %node.peer_addr,
         client = %config.client_addr, admin = %config.admin_addr, shards = node.cluster.shards,
+        routing = ?node.cluster.routing,
         "node started"
     );
     node.run().await
@@ -146,7 +147,7 @@ async fn sweep_transactions(executor: Executor, leaders: LeaderTable, mut stop: 
             _ = stop.wait_for(|stop| *stop) => return,
             _ = tokio::time::sleep(SWEEP_INTERVAL) => {}
         }
-        for shard in 1..=executor.shards() {
+        for shard in executor.router().shards().map(|shard| shard.0) {
             if leaders.get(GroupId(shard)) != Some(me) {
                 continue;
             }

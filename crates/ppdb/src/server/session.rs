@@ -7,6 +7,7 @@ use super::acl::reply::{acl_reply, set_requirepass};
 use super::acl::SessionAuth;
 use super::client::forward::ShardOp;
 use super::clients::{ClientRecord, Killed};
+use super::cluster::cluster_reply;
 use super::context::ServerContext;
 use super::pubsub::Subscriptions;
 use super::resp::command::{ClientCommand, Command, Hello, ReplyMode, ScriptCommand, Transaction};
@@ -167,6 +168,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         },
         Command::Client(client) => client_reply(ctx, session, client),
         Command::Function(function) => function_reply(ctx, function).await,
+        Command::Cluster(cluster) => cluster_reply(ctx, session.record.laddr, cluster).await,
         Command::Script(script) => script_reply(ctx, script),
         Command::Eval(eval) => match ctx.script_entry(&mut session.auth, eval) {
             Ok((shard, entry)) => {
@@ -180,7 +182,7 @@ pub async fn session_command(ctx: &ServerContext, session: &mut Session, command
         },
         Command::LastSave => Frame::Integer(ctx.started_unix_s() as i64),
         Command::Wait { replicas, timeout_ms } => {
-            let shards = ctx.executor.shards();
+            let shards = ctx.executor.router().shard_count();
             let handle = &ctx.report.handle;
             let count =
                 wait_for_replicas(handle, &session.written, shards, replicas, timeout_ms, &session.record);

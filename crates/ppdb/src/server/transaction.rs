@@ -24,7 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::client::executor::{shard_of, step_replies, txn_failure, Executor};
+use super::client::executor::{step_replies, txn_failure, Executor};
 use super::client::forward::ShardOp;
 use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
@@ -32,6 +32,7 @@ use super::resp::Frame;
 use crate::error::Error;
 use crate::kv::{KvRead, KvWrite, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::wall_clock_ms;
+use crate::node::Router;
 use crate::txn::{Part, TxnError, Vote};
 
 /// One element of EXEC's reply, in queue order.
@@ -118,7 +119,7 @@ async fn run_steps(
     if steps.is_empty() && watched.is_empty() {
         return Ok(Vec::new());
     }
-    let shard = match single_shard(executor.shards(), &steps, &watched) {
+    let shard = match single_shard(executor.router(), &steps, &watched) {
         Ok(shard) => shard,
         Err(crossslot) => {
             return across_shards(executor, steps, watched).await.map_err(|e| e.unwrap_or(crossslot))
@@ -152,7 +153,7 @@ async fn across_shards(
     steps: Vec<TxnStep>,
     watched: Vec<WatchedKey>,
 ) -> Result<Vec<Reply>, Option<Frame>> {
-    let shards = executor.shards();
+    let router = executor.router();
     let mut parts: BTreeMap<u64, Part> = BTreeMap::new();
     let mut joins = Vec::with_capacity(steps.len());
     for step in steps {
@@ -162,7 +163,7 @@ async fn across_shards(
             return Err(None);
         }
         for (i, key) in keys.iter().enumerate() {
-            by_shard.entry(shard_of(key, shards)).or_default().push(i);
+            by_shard.entry(router.shard_of(key).0).or_default().push(i);
         }
         if by_shard.len() == 1 {
             let shard = *by_shard.keys().next().ok_or(None)?;
@@ -211,7 +212,7 @@ async fn across_shards(
         joins.push(join);
     }
     for watched in watched {
-        part(&mut parts, shard_of(&watched.key, shards)).watched.push(watched);
+        part(&mut parts, router.shard_of(&watched.key).0).watched.push(watched);
     }
     let order: Vec<u64> = parts.keys().copied().collect();
     let replies = match executor.across_shards(parts.into_values().collect(), Vote::Always).await {
@@ -261,14 +262,14 @@ fn part(parts: &mut BTreeMap<u64, Part>, shard: u64) -> &mut Part {
 
 /// The one shard all steps' keys and the watched keys live on. A step without keys
 /// (FLUSHALL, KEYS, SCAN, DBSIZE, RANDOMKEY) concerns every shard.
-fn single_shard(shards: u64, steps: &[TxnStep], watched: &[WatchedKey]) -> Result<u64, Frame> {
-    let mut touched: BTreeSet<u64> = watched.iter().map(|watched| shard_of(&watched.key, shards)).collect();
+fn single_shard(router: Router, steps: &[TxnStep], watched: &[WatchedKey]) -> Result<u64, Frame> {
+    let mut touched: BTreeSet<u64> = watched.iter().map(|watched| router.shard_of(&watched.key).0).collect();
     for step in steps {
         let keys = step.keys();
         if keys.is_empty() {
-            touched.extend(1..=shards.max(1));
+            touched.extend(router.shards().map(|shard| shard.0));
         }
-        touched.extend(keys.into_iter().map(|key| shard_of(key, shards)));
+        touched.extend(keys.into_iter().map(|key| router.shard_of(key).0));
     }
     match touched.first() {
         Some(&shard) if touched.len() == 1 => Ok(shard),
@@ -289,10 +290,11 @@ mod tests {
 
     #[test]
     fn a_transaction_runs_on_the_one_shard_of_its_keys_or_is_refused() {
-        let shards = 8;
-        let a = (0..).map(|i| format!("a{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
-        let b = (0..).map(|i| format!("b{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
-        let c = (0..).map(|i| format!("c{i}")).find(|k| shard_of(k.as_bytes(), shards) == 5).unwrap();
+        let shards = Router::new(crate::node::KeyRouting::HashSlots, 8);
+        let on = |prefix: &str, shard| {
+            (0..).map(|i| format!("{prefix}{i}")).find(|k| shards.shard_of(k.as_bytes()).0 == shard).unwrap()
+        };
+        let (a, b, c) = (on("a", 3), on("b", 3), on("c", 5));
         assert_eq!(single_shard(shards, &[get(&a), get(&b)], &[]), Ok(3));
         let refused = single_shard(shards, &[get(&a), get(&c)], &[]).unwrap_err();
         assert_eq!(refused, Frame::error(TransactionError::CrossShard { shards: vec![3, 5] }.to_string()));
@@ -302,6 +304,9 @@ mod tests {
         assert_eq!(single_shard(shards, &[get(&a)], &[watched(&b)]), Ok(3));
         assert!(single_shard(shards, &[get(&a)], &[watched(&c)]).is_err(), "a watched key on another shard");
         assert_eq!(single_shard(shards, &[], &[watched(&c)]), Ok(5));
-        assert_eq!(single_shard(1, &[TxnStep::Write(WriteOp::FlushAll), get(&c)], &[]), Ok(1));
+        let one = Router::new(crate::node::KeyRouting::HashSlots, 1);
+        assert_eq!(single_shard(one, &[TxnStep::Write(WriteOp::FlushAll), get(&c)], &[]), Ok(1));
+        let tagged: Vec<TxnStep> = (0..50).map(|i| get(&format!("{{user1}}:{i}"))).collect();
+        assert!(single_shard(shards, &tagged, &[watched("{user1}:w")]).is_ok(), "a hash tag keeps one shard");
     }
 }

@@ -12,9 +12,6 @@ use super::state::Outcome;
 
 /// Sends transaction entries and reads to shards' leaders.
 pub trait ShardClient: Send + Sync {
-    /// The shard (1-based) that owns `key`.
-    fn shard_of(&self, key: &[u8]) -> u64;
-
     /// Replicates `entry` in `shard` and answers its reply; retried only when it certainly
     /// did not take effect, so an error leaves its outcome unknown.
     fn submit(&self, shard: u64, entry: TxnEntry) -> BoxFuture<'_, Result<Reply, Error>>;

@@ -15,11 +15,26 @@ use crate::support::{error_text, free_addrs, wait_for};
 pub struct Reference {
     child: Child,
     addr: SocketAddr,
+    /// Where a cluster-enabled server keeps its cluster configuration file.
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Reference {
     /// Starts `redis-server` with no persistence and waits until it answers.
     pub fn start() -> Reference {
+        Reference::start_with(Vec::new(), None)
+    }
+
+    /// Starts `redis-server` in cluster mode, alone and with no slot assigned: it answers
+    /// CLUSTER KEYSLOT, and refuses key commands.
+    pub fn start_cluster_enabled() -> Reference {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("nodes.conf").to_string_lossy().into_owned();
+        let args = vec!["--cluster-enabled".into(), "yes".into(), "--cluster-config-file".into(), config];
+        Reference::start_with(args, Some(dir))
+    }
+
+    fn start_with(extra_args: Vec<String>, dir: Option<tempfile::TempDir>) -> Reference {
         let addr = free_addrs(1)[0];
         let child = Command::new("redis-server")
             .args([
@@ -32,11 +47,12 @@ impl Reference {
                 "--appendonly",
                 "no",
             ])
+            .args(&extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server, the reference implementation, must be installed (`.ci/run` installs it)");
-        let reference = Reference { child, addr };
+        let reference = Reference { child, addr, _dir: dir };
         let client = redis::Client::open(format!("redis://{addr}/")).expect("client url");
         wait_for(Duration::from_secs(10), || client.get_connection().ok()).expect("redis-server starts");
         reference

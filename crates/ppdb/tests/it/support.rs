@@ -6,6 +6,7 @@
 //! directory and addresses, and reads each node's `/status`. Dropping it kills every child
 //! still running; when the test is panicking it first prints the tail of every node's log.
 
+use ppdb::node::{KeyRouting, Router};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -176,9 +177,10 @@ pub fn free_addrs(count: usize) -> Vec<SocketAddr> {
     addrs
 }
 
-/// The shard of `key`, as the database computes it (crc32c of the key, 1-based).
+/// The shard of `key` in a test cluster of `shards` shards (founded by this version: routed
+/// by hash slots), as the database routes it.
 pub fn shard_of(key: &[u8], shards: u64) -> u64 {
-    u64::from(crc32c::crc32c(key)) % shards + 1
+    Router::new(KeyRouting::HashSlots, shards).shard_of(key).0
 }
 
 /// An HTTP GET of `path` on `addr`; `None` when the node does not answer 200.
@@ -227,6 +229,12 @@ pub fn wait_for<T>(deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> 
 impl TestCluster {
     /// Starts the cluster and waits until every shard has a leader and every node is ACTIVE.
     pub fn start(options: ClusterOptions) -> TestCluster {
+        TestCluster::start_prepared(options, |_| {})
+    }
+
+    /// As [`TestCluster::start`], after `prepare` has seen the nodes' directories and addresses
+    /// (to lay down files a node of an earlier version would have left there).
+    pub fn start_prepared(options: ClusterOptions, prepare: impl FnOnce(&TestCluster)) -> TestCluster {
         let root = tempfile::tempdir().expect("tempdir");
         let addrs = free_addrs(4 * options.nodes as usize);
         let nodes = (1..=options.nodes)
@@ -247,6 +255,7 @@ impl TestCluster {
             })
             .collect();
         let mut cluster = TestCluster { options, nodes, root };
+        prepare(&cluster);
         for id in cluster.ids() {
             cluster.spawn(id);
         }

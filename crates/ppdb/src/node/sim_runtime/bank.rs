@@ -29,7 +29,7 @@ use crate::kv::{KvRead, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::WallClock;
 use crate::node::handle::NodeHandle;
 use crate::node::leaders::LeaderTable;
-use crate::server::client::executor::shard_of;
+use crate::node::{KeyRouting, Router};
 use crate::server::shard::KvShard;
 use crate::storage::disk::CrashFaults;
 use crate::storage::wal::GroupId;
@@ -51,6 +51,11 @@ const SHARDS: u64 = 4;
 const NODES: u64 = 3;
 /// Accounts per shard.
 const ACCOUNTS_PER_SHARD: usize = 2;
+
+/// The shard that owns `key`, as a cluster founded with [`SHARDS`] shards routes it.
+fn shard_of(key: &[u8]) -> u64 {
+    Router::new(KeyRouting::HashSlots, SHARDS).shard_of(key).0
+}
 /// Every account's starting balance.
 const OPENING_BALANCE: i64 = 100;
 /// How long a node handle waits for a request.
@@ -222,10 +227,6 @@ impl SimShardClient {
 }
 
 impl ShardClient for SimShardClient {
-    fn shard_of(&self, key: &[u8]) -> u64 {
-        shard_of(key, SHARDS)
-    }
-
     fn submit(&self, shard: u64, entry: TxnEntry) -> BoxFuture<'_, Result<Reply, Error>> {
         let command = entry.encode();
         Box::pin(self.on_leader(shard, false, move |e| e.handle.propose(GroupId(shard), command.clone())))
@@ -304,7 +305,7 @@ impl Bank {
     fn key_on(shard: u64, prefix: &str) -> Vec<u8> {
         (0u32..)
             .map(|n| format!("{prefix}:{n}").into_bytes())
-            .find(|key| shard_of(key, SHARDS) == shard)
+            .find(|key| shard_of(key) == shard)
             .unwrap_or_default()
     }
 
@@ -328,9 +329,7 @@ impl Bank {
     async fn per_shard(&self, read: impl Fn(Vec<Vec<u8>>) -> KvRead) -> Result<Vec<Reply>, Error> {
         let mut replies = vec![Reply::Nil; self.accounts.len()];
         let indexes: Vec<Vec<usize>> = (1..=SHARDS)
-            .map(|shard| {
-                (0..self.accounts.len()).filter(|&i| shard_of(&self.accounts[i], SHARDS) == shard).collect()
-            })
+            .map(|shard| (0..self.accounts.len()).filter(|&i| shard_of(&self.accounts[i]) == shard).collect())
             .collect();
         let reads = (1..=SHARDS).zip(&indexes).map(|(shard, indexes)| {
             let keys = indexes.iter().map(|&i| self.accounts[i].clone()).collect();
@@ -370,8 +369,8 @@ impl Bank {
         watch: bool,
         id: u64,
     ) -> Result<(), TxnError> {
-        let from_shard = shard_of(&self.accounts[from], SHARDS);
-        let to_shard = shard_of(&self.accounts[to], SHARDS);
+        let from_shard = shard_of(&self.accounts[from]);
+        let to_shard = shard_of(&self.accounts[to]);
         let marker = String::from_utf8_lossy(&Bank::key_on(from_shard, &format!("marker:{id}"))).into_owned();
         let mut watched = Vec::new();
         if watch {
@@ -446,7 +445,7 @@ async fn transfer_client(bank: Arc<Bank>, client: u64) {
     while !bank.stopping() {
         let from = rng.below(accounts) as usize;
         let mut to = rng.below(accounts) as usize;
-        while shard_of(&bank.accounts[to], SHARDS) == shard_of(&bank.accounts[from], SHARDS) {
+        while shard_of(&bank.accounts[to]) == shard_of(&bank.accounts[from]) {
             to = rng.below(accounts) as usize;
         }
         let amount = 1 + rng.below(10) as i64;
@@ -619,7 +618,7 @@ async fn open_accounts(bank: Arc<Bank>) -> Result<(), String> {
             let pairs = bank
                 .accounts
                 .iter()
-                .filter(|key| shard_of(key, SHARDS) == shard)
+                .filter(|key| shard_of(key) == shard)
                 .map(|key| (key.clone(), opening.clone()))
                 .collect();
             Part { shard, steps: vec![TxnStep::Write(WriteOp::MSet { pairs })], watched: Vec::new() }
@@ -671,7 +670,7 @@ async fn check_transfers(bank: &Bank, balances: &[Option<i64>]) -> Result<u64, S
     let transfers = lock(&bank.transfers).clone();
     let mut expected = vec![OPENING_BALANCE; bank.accounts.len()];
     for (index, transfer) in transfers.iter().enumerate() {
-        let shard = shard_of(transfer.marker.as_bytes(), SHARDS);
+        let shard = shard_of(transfer.marker.as_bytes());
         let read = KvRead::MGet { keys: vec![transfer.marker.clone().into_bytes()] };
         let applied = match bank.client.read(shard, read).await {
             Ok(Reply::Array(items)) => items.first().is_some_and(|item| *item != Reply::Nil),

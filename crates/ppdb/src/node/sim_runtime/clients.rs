@@ -25,7 +25,7 @@ const MARKER_CLIENT: u64 = 0xFFFF;
 
 /// Client requests each simulated request stands for in the traffic counts: a simulated
 /// client is slow next to a real workload, and a window needs
-/// [`crate::node::placement::FOLLOW_CLIENTS_REQUESTS_MIN`] requests to move leadership.
+/// [`crate::node::leadership::FOLLOW_CLIENTS_REQUESTS_MIN`] requests to move leadership.
 const REQUESTS_PER_CLIENT_REQUEST: u64 = 20;
 
 /// Chance per request, in thousandths, that a client moves to another home.

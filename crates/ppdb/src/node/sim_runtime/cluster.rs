@@ -35,7 +35,7 @@ use crate::error::Error;
 use crate::node::clock::WallClock;
 use crate::node::directory::{Directory, MemberStatus};
 use crate::node::handle::NodeHandle;
-use crate::node::placement::ClientTraffic;
+use crate::node::leadership::ClientTraffic;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::runtime::{Outbox, Runtime, RuntimeConfig, META_GROUP};
 use crate::node::state_machine::StateMachine;
@@ -77,7 +77,7 @@ const DATA_DIR: &str = "/node";
 pub(super) type Handles = Arc<Mutex<BTreeMap<NodeId, NodeHandle<Register>>>>;
 
 /// Where each running node records the client requests it serves, by the node they entered
-/// through (see [`crate::node::placement`]).
+/// through (see [`crate::node::leadership`]).
 pub(super) type Traffic = Arc<Mutex<BTreeMap<NodeId, ClientTraffic>>>;
 
 /// Locks the handles (a poisoned lock still holds a usable map).

@@ -47,7 +47,7 @@ pub fn group_category(name: &str) -> Option<Category> {
         "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro" | "function" | "script" => {
             Scripting
         }
-        "config" | "debug" | "info" | "lastsave" | "memory" | "time" => return None,
+        "cluster" | "config" | "debug" | "info" | "lastsave" | "memory" | "time" => return None,
         hash if hash.starts_with('h') => Hash,
         zset if zset.starts_with('z') || zset.starts_with("bz") => SortedSet,
         _ => return None,
@@ -182,7 +182,7 @@ mod tests {
 
     #[test]
     fn every_command_has_a_group_or_is_a_server_command() {
-        let server = ["config", "debug", "info", "lastsave", "memory", "time"];
+        let server = ["cluster", "config", "debug", "info", "lastsave", "memory", "time"];
         for spec in COMMANDS {
             assert!(
                 group_category(spec.name).is_some() || server.contains(&spec.name),

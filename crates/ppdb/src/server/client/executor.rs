@@ -15,7 +15,7 @@ use super::forward_batch::{ForwardBatcher, ForwardFailure};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
 use crate::node::clock::wall_clock_ms;
-use crate::node::{ClientTraffic, LeaderTable, NodeHandle};
+use crate::node::{ClientTraffic, LeaderTable, NodeHandle, Router};
 use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
@@ -33,18 +33,13 @@ type Pair = (Vec<u8>, Vec<u8>);
 /// Pause before retrying while a shard has no known leader (an election is running).
 const NO_LEADER_BACKOFF: Duration = Duration::from_millis(20);
 
-/// The shard (Raft group, 1-based) that owns `key` among `shards`.
-pub fn shard_of(key: &[u8], shards: u64) -> u64 {
-    u64::from(crc32c::crc32c(key)) % shards.max(1) + 1
-}
-
 /// Runs commands for client connections; cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
     node: NodeId,
     handle: NodeHandle<KvShard>,
     transport: Transport,
-    shards: u64,
+    router: Router,
     leaders: LeaderTable,
     traffic: ClientTraffic,
     /// Joins the operations of concurrent clients for the same leader into one request.
@@ -56,14 +51,14 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor for this node's runtime and transport, over `shards` data shards, sending
+    /// An executor for this node's runtime and transport, routing keys with `router`, sending
     /// each shard's operations to the leader `leaders` names (its own replica when unknown),
     /// and counting in `traffic` the operations it serves, by the node they entered through.
     pub fn new(
         node: NodeId,
         handle: NodeHandle<KvShard>,
         transport: Transport,
-        shards: u64,
+        router: Router,
         leaders: LeaderTable,
         traffic: ClientTraffic,
     ) -> Executor {
@@ -72,7 +67,7 @@ impl Executor {
         let first_id = wall_clock_ms().saturating_mul(1_000);
         let txn_ids = Arc::new(TxnIds::new(node.0, first_id));
         let txn_stats = Arc::default();
-        Executor { node, handle, transport, shards, leaders, traffic, batcher, txn_ids, txn_stats }
+        Executor { node, handle, transport, router, leaders, traffic, batcher, txn_ids, txn_stats }
     }
 
     /// The counters of the cross-shard transactions this node coordinated or resolved.
@@ -118,7 +113,7 @@ impl Executor {
         }
         let mut positions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, key) in keys.iter().enumerate() {
-            positions.entry(shard_of(key, self.shards)).or_default().push(i);
+            positions.entry(self.shard_of(key)).or_default().push(i);
         }
         let parts = positions.iter().map(|(&shard, idx)| Part {
             shard,
@@ -144,9 +139,14 @@ impl Executor {
         self.node
     }
 
-    /// The number of data shards.
-    pub fn shards(&self) -> u64 {
-        self.shards
+    /// How keys map to this cluster's shards.
+    pub fn router(&self) -> Router {
+        self.router
+    }
+
+    /// The shard that owns `key`.
+    fn shard_of(&self, key: &[u8]) -> u64 {
+        self.router.shard_of(key).0
     }
 
     /// Runs a write (its entry unstamped: the shard's leader stamps it). Multi-key writes that
@@ -155,7 +155,8 @@ impl Executor {
     pub async fn write(&self, write: KvWrite) -> Result<Reply, Error> {
         match &write.op {
             WriteOp::FlushAll => {
-                let all = (1..=self.shards).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
+                let all =
+                    (1..=self.router.shard_count()).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
                 for result in futures_join(all).await {
                     result?;
                 }
@@ -176,15 +177,15 @@ impl Executor {
                 self.write_across(parts.collect(), Vote::IfEveryReplyIsOne, |_| Reply::Integer(1)).await
             }
             WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. }
-                if shard_of(from, self.shards) != shard_of(to, self.shards) =>
+                if self.shard_of(from) != self.shard_of(to) =>
             {
                 Err(Error::State(format!(
                     "{} keys live in different shards (shards {} and {}); it works within one \
                      shard until cross-shard transactions land (a cluster bootstrapped with one \
                      shard, the default, keeps every key in it)",
                     if matches!(write.op, WriteOp::Rename { .. }) { "RENAME" } else { "COPY" },
-                    shard_of(from, self.shards),
-                    shard_of(to, self.shards)
+                    self.shard_of(from),
+                    self.shard_of(to)
                 )))
             }
             WriteOp::Del { keys } if self.group_keys(keys).len() > 1 => {
@@ -228,9 +229,10 @@ impl Executor {
             }
             KvRead::Scan { .. } => self.scan(read).await,
             KvRead::RandomKey => {
-                let start = wall_clock_ms() % self.shards;
-                for i in 0..self.shards {
-                    let shard = (start + i) % self.shards + 1;
+                let shards = self.router.shard_count();
+                let start = wall_clock_ms() % shards;
+                for i in 0..shards {
+                    let shard = (start + i) % shards + 1;
                     let reply = self.on_shard(shard, ShardOp::Read(KvRead::RandomKey)).await?;
                     if reply != Reply::Nil {
                         return Ok(reply);
@@ -246,7 +248,8 @@ impl Executor {
     }
 
     async fn everywhere(&self, read: &KvRead) -> Vec<Result<Reply, Error>> {
-        futures_join((1..=self.shards).map(|s| self.on_shard(s, ShardOp::Read(read.clone())))).await
+        futures_join((1..=self.router.shard_count()).map(|s| self.on_shard(s, ShardOp::Read(read.clone()))))
+            .await
     }
 
     /// A read answering one element per key (MGET, WATCH's versions), over the keys' shards at
@@ -258,7 +261,7 @@ impl Executor {
     ) -> Result<Reply, Error> {
         let mut positions: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         for (i, key) in keys.iter().enumerate() {
-            positions.entry(shard_of(key, self.shards)).or_default().push(i);
+            positions.entry(self.shard_of(key)).or_default().push(i);
         }
         let runs = positions.iter().map(|(&shard, idx)| {
             let keys = idx.iter().map(|&i| keys[i].clone()).collect();
@@ -306,7 +309,7 @@ impl Executor {
     /// keys live in several, as a multi-key command runs within one shard until cross-shard
     /// transactions land.
     pub(crate) fn one_shard(&self, keys: &[&[u8]]) -> Result<u64, Error> {
-        let mut shards = keys.iter().map(|key| shard_of(key, self.shards));
+        let mut shards = keys.iter().map(|key| self.shard_of(key));
         let first = shards.next().unwrap_or(1);
         match shards.find(|&shard| shard != first) {
             None => Ok(first),
@@ -321,7 +324,7 @@ impl Executor {
     fn group_keys(&self, keys: &[Vec<u8>]) -> BTreeMap<u64, Vec<Vec<u8>>> {
         let mut out: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
         for key in keys {
-            out.entry(shard_of(key, self.shards)).or_default().push(key.clone());
+            out.entry(self.shard_of(key)).or_default().push(key.clone());
         }
         out
     }
@@ -329,7 +332,7 @@ impl Executor {
     fn group_pairs(&self, pairs: &[(Vec<u8>, Vec<u8>)]) -> BTreeMap<u64, Vec<Pair>> {
         let mut out: BTreeMap<u64, Vec<Pair>> = BTreeMap::new();
         for pair in pairs {
-            out.entry(shard_of(&pair.0, self.shards)).or_default().push(pair.clone());
+            out.entry(self.shard_of(&pair.0)).or_default().push(pair.clone());
         }
         out
     }
@@ -522,7 +525,7 @@ impl Executor {
         let mut outcomes: Vec<Option<ForwardOutcome>> = vec![None; total];
         let mut answers = Vec::with_capacity(by_shard.len());
         for (shard, (ops, positions)) in by_shard {
-            if (1..=self.shards).contains(&shard) {
+            if self.router.has_shard(shard) {
                 answers.push((self.local(shard, &ops), positions));
                 continue;
             }
@@ -562,7 +565,7 @@ impl Executor {
             | KvRead::GetRange { key, .. }
             | KvRead::Ttl { key }
             | KvRead::PTtl { key }
-            | KvRead::Type { key } => Some((shard_of(key, self.shards), ShardOp::Read(read.clone()))),
+            | KvRead::Type { key } => Some((self.shard_of(key), ShardOp::Read(read.clone()))),
             _ => None,
         }
     }
@@ -571,16 +574,12 @@ impl Executor {
     /// spanning several shards (or all of them).
     pub fn write_shard(&self, write: &KvWrite) -> Option<u64> {
         let keys = write.op.keys();
-        let shard = shard_of(keys.first()?, self.shards);
-        keys.iter().all(|k| shard_of(k, self.shards) == shard).then_some(shard)
+        let shard = self.shard_of(keys.first()?);
+        keys.iter().all(|k| self.shard_of(k) == shard).then_some(shard)
     }
 }
 
 impl ShardClient for Executor {
-    fn shard_of(&self, key: &[u8]) -> u64 {
-        shard_of(key, self.shards)
-    }
-
     fn submit(&self, shard: u64, entry: TxnEntry) -> BoxFuture<'_, Result<Reply, Error>> {
         Box::pin(self.on_shard(shard, ShardOp::Txn(entry)))
     }

@@ -3,7 +3,7 @@
 //!
 //! - [`executor`]: runs key-space operations on the cluster. A write is a
 //!   [`crate::kv::KvWrite`] (unstamped: the shard's leader stamps it), a read a
-//!   [`crate::kv::KvRead`]; the executor routes each key to its shard ([`executor::shard_of`]),
+//!   [`crate::kv::KvRead`]; the executor routes each key to its shard ([`crate::node::router`]),
 //!   sends the operation to the shard's leader (here, or forwarded over the transport:
 //!   [`forward`] is the wire format, [`forward_batch`] joins concurrent clients' operations
 //!   per leader), retries only what certainly did not take effect, and answers a

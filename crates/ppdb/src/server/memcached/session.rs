@@ -11,7 +11,7 @@ use super::{McStats, MemcachedSettings};
 use crate::error::Error;
 use crate::kv::memcached::{McExpiry, McItem, McOutcome, McWrite, StoreMode};
 use crate::kv::{KvRead, KvWrite, Reply, WriteOp};
-use crate::server::client::executor::{shard_of, Executor};
+use crate::server::client::executor::Executor;
 use crate::server::client::failure::Failure;
 use crate::server::client::forward::ShardOp;
 use crate::server::context::ServerContext;
@@ -54,7 +54,7 @@ impl McSession<'_> {
     }
 
     async fn write(&self, op: McWrite) -> Result<McOutcome, Error> {
-        let shard = op.key().map_or(1, |key| shard_of(key, self.executor().shards()));
+        let shard = op.key().map_or(1, |key| self.executor().router().shard_of(key).0);
         let write = ShardOp::Write(KvWrite::unstamped(WriteOp::Memcached(op)));
         let reply = self.executor().on_shard(shard, write).await?;
         McOutcome::from_reply(reply.clone())
@@ -62,7 +62,7 @@ impl McSession<'_> {
     }
 
     async fn read(&self, key: &[u8]) -> Result<Option<McItem>, Error> {
-        let shard = shard_of(key, self.executor().shards());
+        let shard = self.executor().router().shard_of(key).0;
         match self.executor().on_shard(shard, ShardOp::Read(KvRead::McGet { key: key.to_vec() })).await? {
             Reply::Nil => Ok(None),
             reply => McItem::from_reply(reply.clone())
@@ -109,7 +109,7 @@ impl McSession<'_> {
                 counter(&self.stats.cmd_flush, 1);
                 let delay = McExpiry::from_exptime(delay.max(0));
                 let mut result = Ok(McOutcome::Ok);
-                for shard in 1..=self.executor().shards() {
+                for shard in self.executor().router().shards().map(|shard| shard.0) {
                     let op =
                         ShardOp::Write(KvWrite::unstamped(WriteOp::Memcached(McWrite::FlushAll { delay })));
                     if let Err(error) = self.executor().on_shard(shard, op).await {

@@ -17,7 +17,6 @@ use mlua::{ffi, Lua, MultiValue, Value};
 use super::convert::{error_table, reply_to_lua};
 use super::engine::{RunState, CALL_INSTRUCTIONS, LUA_MEMORY_BYTES_MAX};
 use crate::kv::{Reply, TxnStep};
-use crate::server::client::executor::shard_of;
 use crate::server::resp::command::{table, Command};
 use crate::server::resp::Frame;
 
@@ -171,7 +170,7 @@ fn run(lua: &Lua, args: &[Bytes]) -> Result<Reply, String> {
         Command::Time => return Ok(time(scope.now_ms)),
         _ => return Err("ERR This Redis command is not allowed from script".into()),
     };
-    if step.keys().iter().any(|key| shard_of(key, scope.shards) != scope.shard) {
+    if step.keys().iter().any(|key| scope.router.shard_of(key).0 != scope.shard) {
         return Err("ERR Script attempted to access a non local key in a cluster node".into());
     }
     Ok(run.store.apply_step(&step, LUA_MEMORY_BYTES_MAX as u64))

@@ -20,6 +20,7 @@ use super::convert::to_reply;
 use super::library::install_library;
 use crate::functions::{metadata, FunctionFlags, FunctionInfo, Library, FUNCTIONS_PER_LIBRARY_MAX};
 use crate::kv::{KvStore, Reply, ScriptCall};
+use crate::node::{KeyRouting, Router};
 
 /// Lua instructions one script may run, each `redis.call` counting [`CALL_INSTRUCTIONS`]: the
 /// same on every replica, so an endless script stops at the same instruction everywhere.
@@ -73,8 +74,8 @@ pub(super) struct RunState {
 pub(super) struct CallScope {
     /// The shard the script runs on.
     pub shard: u64,
-    /// The cluster's shard count.
-    pub shards: u64,
+    /// How the cluster routed keys when the call was made.
+    pub router: Router,
     /// EVAL_RO, FCALL_RO, or a `no-writes` function: writes are refused.
     pub read_only: bool,
     /// The entry's time, ms since the Unix epoch.
@@ -144,7 +145,9 @@ impl ScriptEngine {
             Ok(state) => state,
             Err(reply) => return reply,
         };
-        let scope = CallScope { shard: call.shard, shards: call.shards, read_only: call.read_only, now_ms };
+        let routing = if call.hash_slots { KeyRouting::HashSlots } else { KeyRouting::Crc32cModulo };
+        let router = Router::new(routing, call.shards);
+        let scope = CallScope { shard: call.shard, router, read_only: call.read_only, now_ms };
         let stand_in = self.stand_in.take().unwrap_or_default();
         let run = RunState {
             store: std::mem::replace(store, stand_in),
@@ -176,7 +179,12 @@ impl ScriptEngine {
         let chunk = state.library(source)?;
         state.begin(RunState {
             store: KvStore::default(),
-            call: CallScope { shard: 1, shards: 1, read_only: true, now_ms: 0 },
+            call: CallScope {
+                shard: 1,
+                router: Router::new(KeyRouting::HashSlots, 1),
+                read_only: true,
+                now_ms: 0,
+            },
             instructions: 0,
             budget_spent: false,
             random: 0,

@@ -11,7 +11,7 @@
 use super::cache::ScriptCache;
 use crate::functions::Libraries;
 use crate::kv::{KvWrite, ScriptAccess, ScriptCall, WriteOp};
-use crate::server::client::executor::shard_of;
+use crate::node::{KeyRouting, Router};
 use crate::server::resp::command::{EvalCommand, ScriptSource, TransactionError};
 use crate::server::resp::Frame;
 
@@ -24,15 +24,15 @@ pub struct ScriptScope<'a> {
     pub cache: &'a ScriptCache,
     /// The cluster's function libraries, as this node applied them (FCALL).
     pub functions: &'a Libraries,
-    /// The cluster's shard count.
-    pub shards: u64,
+    /// How the cluster routes keys.
+    pub router: Router,
     /// The calling user's permissions, when restricted.
     pub access: Option<ScriptAccess>,
 }
 
 /// The shard that runs `eval` and the entry to propose there, or the frame refusing it.
 pub fn script_entry(scope: ScriptScope<'_>, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
-    let ScriptScope { cache, functions, shards, access } = scope;
+    let ScriptScope { cache, functions, router, access } = scope;
     let EvalCommand { source, keys, args, mut read_only } = eval;
     let mut function = None;
     let body = match source {
@@ -52,7 +52,7 @@ pub fn script_entry(scope: ScriptScope<'_>, eval: EvalCommand) -> Result<(u64, K
             library.source.clone()
         }
     };
-    let mut touched: Vec<u64> = keys.iter().map(|key| shard_of(key, shards)).collect();
+    let mut touched: Vec<u64> = keys.iter().map(|key| router.shard_of(key).0).collect();
     touched.sort_unstable();
     touched.dedup();
     let shard = match touched[..] {
@@ -60,7 +60,8 @@ pub fn script_entry(scope: ScriptScope<'_>, eval: EvalCommand) -> Result<(u64, K
         [shard] => shard,
         _ => return Err(Frame::error(TransactionError::CrossShard { shards: touched }.to_string())),
     };
-    let call = ScriptCall { body, function, access, keys, args, read_only, shard, shards };
+    let (shards, hash_slots) = (router.shard_count(), router.routing() == KeyRouting::HashSlots);
+    let call = ScriptCall { body, function, access, keys, args, read_only, shard, shards, hash_slots };
     Ok((shard, KvWrite::unstamped(WriteOp::Script(call))))
 }
 
@@ -75,19 +76,19 @@ mod tests {
         EvalCommand { source, keys, args: Vec::new(), read_only: false }
     }
 
-    fn script_entry(cache: &ScriptCache, shards: u64, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
+    fn script_entry(cache: &ScriptCache, router: Router, eval: EvalCommand) -> Result<(u64, KvWrite), Frame> {
         let functions = Libraries::default();
-        super::script_entry(ScriptScope { cache, functions: &functions, shards, access: None }, eval)
+        super::script_entry(ScriptScope { cache, functions: &functions, router, access: None }, eval)
     }
 
     #[test]
     fn a_script_runs_on_the_shard_of_its_keys_and_evalsha_needs_the_body_cached() {
         let cache = ScriptCache::default();
-        let shards = 8;
-        let on =
-            |shard| (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), shards) == shard).unwrap();
-        let (a, b, c) = (on(3), format!("{{{}}}", on(3)), on(5));
-        let b = (0..).map(|i| format!("{b}{i}")).find(|k| shard_of(k.as_bytes(), shards) == 3).unwrap();
+        let shards = Router::new(KeyRouting::HashSlots, 8);
+        let on = |shard| {
+            (0..).map(|i| format!("k{i}")).find(|k| shards.shard_of(k.as_bytes()).0 == shard).unwrap()
+        };
+        let (a, b, c) = (on(3), format!("{{{}}}:b", on(3)), on(5));
         let body = ScriptSource::Body(Bytes::from_static(b"return 1"));
         let (shard, _) = script_entry(&cache, shards, eval(body.clone(), &[&a, &b])).unwrap();
         assert_eq!(shard, 3);

@@ -2,7 +2,7 @@
 
 use super::engine::{ScriptEngine, SCRIPT_INSTRUCTIONS_MAX};
 use crate::kv::{KvRead, KvStore, Reply, ScriptCall};
-use crate::server::client::executor::shard_of;
+use crate::node::{KeyRouting, Router, ShardId};
 
 /// A shard's key space and engine, applying script entries one after the other.
 #[derive(Default)]
@@ -13,7 +13,14 @@ struct Shard {
 }
 
 impl Shard {
-    fn eval_on(&mut self, body: &str, keys: &[&str], args: &[&str], read_only: bool, shards: u64) -> Reply {
+    fn eval_on(
+        &mut self,
+        body: &str,
+        keys: &[&str],
+        args: &[&str],
+        read_only: bool,
+        router: Router,
+    ) -> Reply {
         let call = ScriptCall {
             body: body.as_bytes().to_vec(),
             function: None,
@@ -22,7 +29,8 @@ impl Shard {
             args: args.iter().map(|a| a.as_bytes().to_vec()).collect(),
             read_only,
             shard: 1,
-            shards,
+            shards: router.shard_count(),
+            hash_slots: router.routing() == KeyRouting::HashSlots,
         };
         self.apply(&call)
     }
@@ -51,12 +59,13 @@ impl Shard {
             read_only,
             shard: 1,
             shards: 1,
+            hash_slots: true,
         };
         self.apply(&call)
     }
 
     fn eval(&mut self, body: &str, keys: &[&str], args: &[&str]) -> Reply {
-        self.eval_on(body, keys, args, false, 1)
+        self.eval_on(body, keys, args, false, Router::new(KeyRouting::HashSlots, 1))
     }
 
     fn get(&self, key: &str) -> Reply {
@@ -197,13 +206,25 @@ fn replicas_with_different_histories_run_the_same_entries_alike() {
 fn read_only_scripts_and_keys_of_other_shards_are_refused() {
     let mut shard = Shard::default();
     let body = "return redis.call('SET', 'a', 'b')";
-    let refused = shard.eval_on(body, &[], &[], true, 1);
+    let one = Router::new(KeyRouting::HashSlots, 1);
+    let refused = shard.eval_on(body, &[], &[], true, one);
     assert_eq!(refused, error("ERR Write commands are not allowed from read-only scripts.", body, 1));
-    assert_eq!(shard.eval_on("return redis.call('GET', 'a')", &[], &[], true, 1), Reply::Nil);
-    let elsewhere = (0..).map(|i| format!("k{i}")).find(|k| shard_of(k.as_bytes(), 2) == 2).unwrap();
-    let body = format!("return redis.call('GET', '{elsewhere}')");
-    let refused = shard.eval_on(&body, &[], &[], false, 2);
-    assert_eq!(refused, error("ERR Script attempted to access a non local key in a cluster node", &body, 1));
+    assert_eq!(shard.eval_on("return redis.call('GET', 'a')", &[], &[], true, one), Reply::Nil);
+    // Entries say how their cluster routes keys: those written before hash slots by crc32c.
+    for routing in [KeyRouting::HashSlots, KeyRouting::Crc32cModulo] {
+        let two = Router::new(routing, 2);
+        let elsewhere =
+            (0..).map(|i| format!("k{i}")).find(|k| two.shard_of(k.as_bytes()) == ShardId(2)).unwrap();
+        let here = (0..).map(|i| format!("k{i}")).find(|k| two.shard_of(k.as_bytes()) == ShardId(1)).unwrap();
+        let body = format!("return redis.call('GET', '{elsewhere}')");
+        let refused = shard.eval_on(&body, &[], &[], false, two);
+        assert_eq!(
+            refused,
+            error("ERR Script attempted to access a non local key in a cluster node", &body, 1)
+        );
+        let body = format!("return redis.call('GET', '{here}')");
+        assert_eq!(shard.eval_on(&body, &[], &[], false, two), Reply::Nil, "{routing:?}: {here} is local");
+    }
 }
 
 #[test]
@@ -294,6 +315,7 @@ fn a_restricted_users_script_is_held_to_its_rules() {
         read_only: false,
         shard: 1,
         shards: 1,
+        hash_slots: true,
     };
     let body = "return redis.call('SET', 'app:1', 'x')";
     assert_eq!(

@@ -162,6 +162,15 @@ pub enum CommandError {
         /// The command, upper-cased (`FUNCTION LOAD`).
         command: &'static str,
     },
+    /// A CLUSTER slot argument outside 0 to 16,383.
+    InvalidSlot,
+    /// CLUSTER GETKEYSINSLOT with a slot outside 0 to 16,383 or a negative count.
+    InvalidSlotOrCount,
+    /// A CLUSTER subcommand that assigns slots or changes membership, which PPDB does itself.
+    ClusterManagedBySelf {
+        /// The subcommand as sent.
+        subcommand: Vec<u8>,
+    },
     /// WAIT's timeout is not an integer.
     TimeoutNotInteger,
     /// WAIT's timeout is negative.
@@ -332,6 +341,13 @@ impl fmt::Display for CommandError {
             Self::ScriptingNotSupported { command } => {
                 write!(f, "ERR {command} is not supported: PPDB has no script debugger")
             }
+            Self::InvalidSlot => f.write_str("ERR Invalid slot"),
+            Self::InvalidSlotOrCount => f.write_str("ERR Invalid slot or number of keys"),
+            Self::ClusterManagedBySelf { subcommand } => write!(
+                f,
+                "ERR CLUSTER {} is not supported: PPDB assigns slots to shards and nodes to the cluster itself",
+                String::from_utf8_lossy(&subcommand[..subcommand.len().min(QUOTED_BYTES_MAX)]).to_uppercase()
+            ),
             Self::TimeoutNotInteger => f.write_str("ERR timeout is not an integer or out of range"),
             Self::TimeoutNegative => f.write_str("ERR timeout is negative"),
             Self::DebugNotAllowed => f.write_str(

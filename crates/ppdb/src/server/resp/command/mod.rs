@@ -17,6 +17,7 @@
 mod acl;
 mod args;
 mod client;
+mod cluster;
 mod connection;
 mod element_scan;
 pub mod error;
@@ -45,6 +46,7 @@ use crate::kv::KvRead;
 
 pub use acl::AclCommand;
 pub use client::{ClientCommand, ClientListFilter, ClientType, KillFilter, ReplyMode, DEFAULT_USER};
+pub use cluster::ClusterCommand;
 pub use connection::{CommandQuery, Hello};
 pub use error::CommandError;
 pub use eval::{EvalCommand, ScriptSource};
@@ -132,6 +134,8 @@ pub enum Command {
     Eval(EvalCommand),
     /// ACL and its subcommands (see `server::acl`).
     Acl(AclCommand),
+    /// CLUSTER subcommands describing the cluster (see `server::cluster`).
+    Cluster(ClusterCommand),
 }
 
 impl Command {
@@ -171,6 +175,7 @@ impl Command {
             .or_else(|| zset::parse(spec.name, rest))
             .or_else(|| zset_range::parse(spec.name, rest))
             .or_else(|| pubsub::parse(spec.name, rest))
+            .or_else(|| (spec.name == "cluster").then(|| cluster::parse(rest)))
             .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
     }
 

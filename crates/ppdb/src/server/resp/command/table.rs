@@ -88,7 +88,7 @@ macro_rules! spec {
 /// Commands with subcommands: Redis names them with their subcommand (`client|list`) in
 /// CLIENT LIST's `cmd` and in its errors.
 pub const CONTAINER_COMMANDS: &[&str] =
-    &["acl", "client", "command", "config", "function", "memory", "object", "pubsub", "script"];
+    &["acl", "client", "cluster", "command", "config", "function", "memory", "object", "pubsub", "script"];
 
 /// The full name of the command `args` asks for (`get`, `client|list`), as Redis names it;
 /// none for an unknown command.
@@ -123,6 +123,7 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
     spec!("bzpopmax", -3, W, &["write", "noscript", "blocking", "fast"], 1, -2, 1, "Remove and return the member with the highest score from one or more sorted sets, or block until one is available"),
     spec!("bzpopmin", -3, W, &["write", "noscript", "blocking", "fast"], 1, -2, 1, "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available"),
     spec!("client", -2, C, CONN, 0, 0, 0, "A container for client connection commands."),
+    spec!("cluster", -2, C, &[], 0, 0, 0, "A container for Redis Cluster commands."),
     spec!(
         "command",
         -1,
