@@ -120,7 +120,7 @@ pub enum RestorePolicy {
 /// A change to the registry, as one meta group entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FunctionChange {
-    /// FUNCTION LOAD [REPLACE].
+    /// FUNCTION LOAD \[REPLACE\].
     Load {
         /// The library, as loading its source described it.
         library: Library,
