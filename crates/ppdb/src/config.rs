@@ -24,6 +24,9 @@ pub use tls::{check_join_token, TlsConfig, JOIN_TOKEN_BYTES_MAX};
 pub const SHARDS_DEFAULT: u32 = 1;
 /// Most data shards a cluster may have.
 pub const SHARDS_MAX: u32 = 1024;
+/// Default replication factor chosen at bootstrap: every shard on 3 nodes, which survives the
+/// loss of any one of them, and lets a cluster of more nodes hold more data than one node.
+pub const REPLICAS_DEFAULT: u32 = 3;
 
 /// The seed's node configuration: how peers reach this node and how Raft is timed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,6 +78,10 @@ pub struct NodeConfig {
     pub memcached_item_bytes_max: u64,
     /// Number of data shards, fixed when the cluster is bootstrapped.
     pub shards: u32,
+    /// Replicas per data shard, fixed when the cluster is bootstrapped (1 to
+    /// [`crate::node::placement::REPLICAS_MAX`]); a cluster of fewer nodes puts a replica of
+    /// every shard on each.
+    pub replicas: u32,
     /// Length of one Raft tick in milliseconds (timeouts are whole ticks).
     pub tick_ms: u64,
     /// How long a client request may wait for commit or a read confirmation.
@@ -274,6 +281,7 @@ impl Default for NodeConfig {
             memcached_addr: None,
             memcached_item_bytes_max: crate::server::memcached::parse::ITEM_BYTES_MAX_DEFAULT as u64,
             shards: SHARDS_DEFAULT,
+            replicas: REPLICAS_DEFAULT,
             tick_ms: 10,
             request_timeout_ms: 5000,
             snapshot_entries: 50_000,
@@ -430,6 +438,10 @@ impl NodeConfig {
         self.raft_config()?;
         if self.shards == 0 || self.shards > SHARDS_MAX {
             return Err(invalid("shards", format!("must be between 1 and {SHARDS_MAX}")));
+        }
+        let replicas_max = crate::node::placement::REPLICAS_MAX;
+        if self.replicas == 0 || self.replicas > replicas_max {
+            return Err(invalid("replicas", format!("must be between 1 and {replicas_max}")));
         }
         if self.request_timeout_ms < p.election_timeout_ms {
             return Err(invalid("request_timeout_ms", "must be at least the election timeout"));

@@ -383,6 +383,11 @@ impl Raft {
         Ok(self.log.last_index())
     }
 
+    /// Whether the membership in force comes from a change not yet committed.
+    pub(crate) fn membership_uncommitted(&self) -> bool {
+        self.conf_history.last().is_some_and(|&(index, _)| index > self.log.committed())
+    }
+
     fn check_can_propose(&self) -> Result<(), ProposeError> {
         if self.role != Role::Leader {
             return Err(ProposeError::NotLeader { leader: self.leader });

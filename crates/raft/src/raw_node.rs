@@ -86,6 +86,9 @@ pub struct Status {
     pub snapshot_index: LogIndex,
     /// The membership in force.
     pub membership: Membership,
+    /// Whether `membership` comes from a change not yet committed (it may still be lost with
+    /// a leader change).
+    pub membership_uncommitted: bool,
     /// Leader only: each follower's progress.
     pub followers: Vec<FollowerStatus>,
 }
@@ -296,6 +299,7 @@ impl RawNode {
             last_index: r.log.last_index(),
             snapshot_index: r.log.snapshot_index(),
             membership: r.membership.clone(),
+            membership_uncommitted: r.membership_uncommitted(),
             followers: r
                 .progress
                 .iter()

@@ -198,6 +198,25 @@ pub fn render_status(status: &Value) -> String {
             followers.join(" ")
         ));
     }
+    let placement = list(&status["placement"]);
+    if !placement.is_empty() {
+        let factor = status["replication_factor"].as_u64().unwrap_or(0);
+        let factor = if factor == 0 { "every node".to_string() } else { factor.to_string() };
+        out.push_str(&format!(
+            "{:>6} {:>13} {:>8}  replicas (replication factor {factor})\n",
+            "shard", "slots", "moving"
+        ));
+        for shard in placement {
+            let replicas: Vec<String> = list(&shard["replicas"]).iter().map(text).collect();
+            out.push_str(&format!(
+                "{:>6} {:>13} {:>8}  {}\n",
+                text(&shard["shard"]),
+                shard["slots"].as_str().unwrap_or("-"),
+                if shard["moving"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+                replicas.join(",")
+            ));
+        }
+    }
     out.push_str(&format!("{:>6} {:>10} {:>10} {:>14}\n", "peer", "connected", "rtt_us", "messages_sent"));
     for peer in list(&status["peers"]) {
         out.push_str(&format!(

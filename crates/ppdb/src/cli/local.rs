@@ -57,6 +57,10 @@ pub struct LocalArgs {
     /// (docs/transactions.md).
     #[arg(long, default_value_t = crate::config::SHARDS_DEFAULT)]
     pub shards: u32,
+    /// Replicas of each shard (default 3). With more nodes than replicas, each node holds
+    /// only some shards.
+    #[arg(long, default_value_t = crate::config::REPLICAS_DEFAULT)]
+    pub replicas: u32,
     /// TLS on every port (client, memcached, peer, and HTTPS on the admin port), from a
     /// throwaway CA and certificates generated into DIR/tls at each start (peers authenticate
     /// each other with them).
@@ -199,6 +203,7 @@ fn node_command(exe: &Path, args: &LocalArgs, node: &NodePorts, members: &str, d
         .args(["--memcached-addr", &format!("127.0.0.1:{}", node.memcached)])
         .args(["--cluster-id", "local"])
         .args(["--shards", &args.shards.to_string()])
+        .args(["--replicas", &args.replicas.to_string()])
         .args(["--bootstrap", members]);
     // In the environment, not the arguments, so `ps` does not show it.
     if let Ok(token) = std::fs::read_to_string(args.dir.join(ADMIN_TOKEN_FILE)) {
@@ -475,7 +480,7 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
 
     fn args(dir: &Path, base_port: u16) -> LocalArgs {
-        LocalArgs { base_port, nodes: 3, dir: dir.to_path_buf(), shards: 1, tls: false }
+        LocalArgs { base_port, nodes: 3, dir: dir.to_path_buf(), shards: 1, replicas: 3, tls: false }
     }
 
     #[test]

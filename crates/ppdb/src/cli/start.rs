@@ -85,6 +85,10 @@ pub struct StartArgs {
     /// commit by two-phase commit).
     #[arg(long, env = "PPDB_SHARDS")]
     pub shards: Option<u32>,
+    /// Replicas of each data shard when bootstrapping (default 3): a cluster of more nodes
+    /// spreads the shards over them, so each node holds a part of the data.
+    #[arg(long, env = "PPDB_REPLICAS")]
+    pub replicas: Option<u32>,
     /// Leader heartbeat interval in milliseconds (default 100).
     #[arg(long, env = "PPDB_HEARTBEAT_INTERVAL_MS")]
     pub heartbeat_interval_ms: Option<u64>,
@@ -250,6 +254,9 @@ impl StartArgs {
         }
         if let Some(shards) = self.shards {
             config.shards = shards;
+        }
+        if let Some(replicas) = self.replicas {
+            config.replicas = replicas;
         }
         if let Some(ms) = self.heartbeat_interval_ms {
             config.peer.heartbeat_interval_ms = ms;

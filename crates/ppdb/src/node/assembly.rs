@@ -9,11 +9,12 @@
 //! runtime error, or once the cluster dismissed it.
 
 use super::cluster_file::ClusterFile;
-use super::directory_sync::{dismissed, follow_directory, register_incarnation, Dismissal};
+use super::directory_sync::{dismissed, follow_directory, forward_reports, register_incarnation, Dismissal};
 use super::identity::NodeIdentity;
 use super::join::{join_cluster, refuse_if_already_member};
 use super::join_credential::JoinCredential;
 use super::membership::MembershipService;
+use super::placement::Placement;
 use super::raft_storage::RaftStorage;
 use super::{
     ClientTraffic, Directory, LeaderTable, MemberStatus, NodeHandle, Outbox, Runtime, RuntimeConfig,
@@ -130,8 +131,9 @@ impl<S: StateMachine> AssembledNode<S> {
         };
         let (transport, inbound) = Transport::start(transport_config).await?;
         let outbox = Arc::new(TransportOutbox(transport.clone()));
-        let runtime: Runtime<S> =
+        let mut runtime: Runtime<S> =
             Runtime::new(runtime_config(config, node)?, Arc::clone(&storage), recovered, bootstrap, outbox)?;
+        let reports = runtime.directory_reports();
         let directory = runtime.directory();
         let leaders = runtime.leaders();
         let traffic = runtime.client_traffic();
@@ -161,6 +163,9 @@ impl<S: StateMachine> AssembledNode<S> {
         }
         let (dismissal_tx, dismissal) = watch::channel(None);
         tokio::spawn(register_incarnation(membership.clone(), directory.clone(), node, incarnation));
+        if let Some(reports) = reports {
+            tokio::spawn(forward_reports(membership.clone(), reports));
+        }
         tokio::spawn(follow_directory(
             directory.clone(),
             transport.clone(),
@@ -300,6 +305,7 @@ fn initial_groups(
     recovered: &BTreeMap<GroupId, RecoveredState>,
 ) -> BTreeMap<GroupId, RecoveredState> {
     let voters: Vec<NodeId> = cluster.members.keys().copied().map(NodeId).collect();
+    let placement = Placement::initial(u64::from(cluster.shards), &voters, cluster.replicas);
     (0..=u64::from(cluster.shards))
         .map(GroupId)
         .filter(|group| !recovered.contains_key(group))
@@ -307,12 +313,21 @@ fn initial_groups(
             if cluster.joined {
                 return (group, RecoveredState::default());
             }
-            let mut state = RecoveredState::bootstrap(voters.clone());
             if group == META_GROUP {
+                let mut state = RecoveredState::bootstrap(voters.clone());
                 if let Some(snapshot) = state.snapshot.as_mut() {
-                    snapshot.data = Arc::new(Directory::bootstrap(&cluster.members).snapshot());
+                    let directory = Directory::bootstrap(&cluster.members, placement.clone());
+                    snapshot.data = Arc::new(directory.snapshot());
                 }
+                return (group, state);
             }
+            let state = match placement.group(group) {
+                Some(placed) if !placed.replicas.contains(&NodeId(cluster.node_id)) => {
+                    RecoveredState::default()
+                }
+                Some(placed) => RecoveredState::bootstrap(placed.replicas.iter().copied()),
+                None => RecoveredState::bootstrap(voters.clone()),
+            };
             (group, state)
         })
         .collect()

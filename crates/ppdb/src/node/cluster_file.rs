@@ -26,6 +26,11 @@ pub struct ClusterFile {
     /// Members' peer addresses, as last known (the meta group's directory is authoritative;
     /// this copy lets a restarting node find its peers).
     pub members: BTreeMap<u64, SocketAddr>,
+    /// Replicas per data shard, read when founding the cluster (the directory records the
+    /// placement from then on). 0 on joined nodes, and in files written before placements,
+    /// whose clusters keep every shard on every member.
+    #[serde(default)]
+    pub replicas: u32,
     /// Whether this node joined a running cluster (its groups start empty and are filled by
     /// the leaders) rather than founding it (its groups start from the bootstrap membership).
     #[serde(default)]
@@ -96,6 +101,7 @@ impl ClusterFile {
             node_id: config.peer.node_id,
             shards: config.shards,
             routing: KeyRouting::HashSlots,
+            replicas: config.replicas,
             members: config.bootstrap.clone(),
             joined: false,
         };

@@ -14,6 +14,7 @@
 //! incarnation is never replaced: such a node must be removed and join again with a new id.
 
 use super::lifecycle::PeerState;
+use super::placement::{Placement, PlacementChange};
 use super::state_machine::StateMachine;
 use crate::acl::{AclChange, AclUsers};
 use crate::codec::{DecodeError, Decoder, Encoder};
@@ -29,8 +30,10 @@ use std::sync::Arc;
 const ADDR_BYTES_MAX: usize = 256;
 /// Most members a directory snapshot may list.
 const MEMBERS_MAX: usize = 4096;
-/// Version byte of the snapshot encoding (4: the function libraries after the ACL users).
-const SNAPSHOT_VERSION: u8 = 4;
+/// Version byte of the snapshot encoding (5: the placement after the function libraries).
+const SNAPSHOT_VERSION: u8 = 5;
+/// The snapshot encoding with function libraries but before placements, still read.
+const SNAPSHOT_VERSION_WITHOUT_PLACEMENT: u8 = 4;
 /// The snapshot encoding with ACL users but before function libraries, still read.
 const SNAPSHOT_VERSION_WITHOUT_FUNCTIONS: u8 = 3;
 /// The snapshot encoding with incarnations but before ACL users, still read.
@@ -135,10 +138,12 @@ pub enum DirectoryCommand {
     Acl(AclChange),
     /// A change to the function libraries (FUNCTION LOAD, DELETE, FLUSH, RESTORE).
     Functions(FunctionChange),
+    /// A change to where shard replicas live (a move, or a group reporting it settled).
+    Placement(PlacementChange),
 }
 
 impl DirectoryCommand {
-    /// The node the command is about (none for an ACL or function change).
+    /// The node the command is about (none for an ACL, function or placement change).
     pub fn node(&self) -> Option<NodeId> {
         match self {
             DirectoryCommand::Join { node, .. }
@@ -146,7 +151,9 @@ impl DirectoryCommand {
             | DirectoryCommand::Activate { node }
             | DirectoryCommand::Leave { node }
             | DirectoryCommand::Retire { node } => Some(*node),
-            DirectoryCommand::Acl(_) | DirectoryCommand::Functions(_) => None,
+            DirectoryCommand::Acl(_) | DirectoryCommand::Functions(_) | DirectoryCommand::Placement(_) => {
+                None
+            }
         }
     }
 
@@ -185,6 +192,10 @@ impl DirectoryCommand {
                 e.u8(8);
                 change.encode(&mut e);
             }
+            DirectoryCommand::Placement(change) => {
+                e.u8(9);
+                change.encode(&mut e);
+            }
         }
         e.finish()
     }
@@ -213,6 +224,7 @@ impl DirectoryCommand {
             4 => DirectoryCommand::Retire { node: NodeId(d.u64()?) },
             7 => DirectoryCommand::Acl(AclChange::decode(&mut d)?),
             8 => DirectoryCommand::Functions(FunctionChange::decode(&mut d)?),
+            9 => DirectoryCommand::Placement(PlacementChange::decode(&mut d)?),
             _ => return Err(d.error("unknown directory command")),
         };
         d.finish()?;
@@ -228,7 +240,8 @@ fn decode_addr(d: &mut Decoder<'_>) -> Result<SocketAddr, DecodeError> {
 /// The outcome of a directory command: done, or refused with the reason.
 pub type DirectoryOutput = Result<(), String>;
 
-/// The members of the cluster, by id, its ACL users and its function libraries.
+/// The members of the cluster, by id, its ACL users, its function libraries and where its
+/// shards' replicas live.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directory {
     members: BTreeMap<NodeId, Member>,
@@ -236,18 +249,31 @@ pub struct Directory {
     users: Arc<AclUsers>,
     /// Shared for the same reason.
     functions: Arc<Libraries>,
+    /// Shared for the same reason.
+    placement: Arc<Placement>,
 }
 
 impl Directory {
-    /// The directory of a new cluster: the bootstrap members, all ACTIVE.
-    pub fn bootstrap(members: &BTreeMap<u64, SocketAddr>) -> Directory {
+    /// The directory of a new cluster: the bootstrap members, all ACTIVE, and its shards'
+    /// initial placement.
+    pub fn bootstrap(members: &BTreeMap<u64, SocketAddr>, placement: Placement) -> Directory {
         let members = members
             .iter()
             .map(|(&id, &peer_addr)| {
                 (NodeId(id), Member { peer_addr, status: MemberStatus::Active, incarnation: None })
             })
             .collect();
-        Directory { members, users: Arc::default(), functions: Arc::default() }
+        Directory {
+            members,
+            users: Arc::default(),
+            functions: Arc::default(),
+            placement: Arc::new(placement),
+        }
+    }
+
+    /// Where the shards' replicas live.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
     }
 
     /// The ACL users every node enforces.
@@ -314,6 +340,11 @@ impl Directory {
                 DirectoryCommand::Functions(change) => {
                     Arc::make_mut(&mut self.functions).apply(change).map_err(|e| e.to_string())
                 }
+                DirectoryCommand::Placement(change) => {
+                    let members = &self.members;
+                    let may_hold = |n| members.get(&n).is_some_and(|m| m.status == MemberStatus::Active);
+                    Arc::make_mut(&mut self.placement).apply(change, may_hold).map_err(|e| e.to_string())
+                }
                 _ => Ok(()),
             };
         };
@@ -354,7 +385,10 @@ impl Directory {
                 self.members.insert(node, member);
                 return Ok(());
             }
-            (DirectoryCommand::Acl(_) | DirectoryCommand::Functions(_), _) => return Ok(()),
+            (
+                DirectoryCommand::Acl(_) | DirectoryCommand::Functions(_) | DirectoryCommand::Placement(_),
+                _,
+            ) => return Ok(()),
             (_, None) => return Err(format!("no node {node} in this cluster")),
             (DirectoryCommand::Activate { .. }, Some(MemberStatus::Joining)) => MemberStatus::Active,
             (DirectoryCommand::Activate { .. }, Some(s)) => s,
@@ -409,6 +443,7 @@ impl StateMachine for Directory {
         }
         self.users.encode(&mut e);
         self.functions.encode(&mut e);
+        self.placement.encode(&mut e);
         e.finish()
     }
 
@@ -422,6 +457,7 @@ impl StateMachine for Directory {
             if !matches!(
                 version,
                 SNAPSHOT_VERSION
+                    | SNAPSHOT_VERSION_WITHOUT_PLACEMENT
                     | SNAPSHOT_VERSION_WITHOUT_FUNCTIONS
                     | SNAPSHOT_VERSION_WITHOUT_USERS
                     | SNAPSHOT_VERSION_WITHOUT_INCARNATIONS
@@ -446,10 +482,23 @@ impl StateMachine for Directory {
             } else {
                 AclUsers::default()
             };
-            let functions =
-                if version == SNAPSHOT_VERSION { Libraries::decode(&mut d)? } else { Libraries::default() };
+            let functions = if version >= SNAPSHOT_VERSION_WITHOUT_PLACEMENT {
+                Libraries::decode(&mut d)?
+            } else {
+                Libraries::default()
+            };
+            let placement = if version == SNAPSHOT_VERSION {
+                Placement::decode(&mut d)?
+            } else {
+                Placement::everywhere()
+            };
             d.finish()?;
-            Ok(Directory { members, users: Arc::new(users), functions: Arc::new(functions) })
+            Ok(Directory {
+                members,
+                users: Arc::new(users),
+                functions: Arc::new(functions),
+                placement: Arc::new(placement),
+            })
         };
         decode().map_err(|e| e.to_string())
     }
@@ -458,13 +507,17 @@ impl StateMachine for Directory {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::wal::GroupId;
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
     fn three() -> Directory {
-        Directory::bootstrap(&[(1, addr(1)), (2, addr(2)), (3, addr(3))].into_iter().collect())
+        Directory::bootstrap(
+            &[(1, addr(1)), (2, addr(2)), (3, addr(3))].into_iter().collect(),
+            Placement::everywhere(),
+        )
     }
 
     fn status(d: &Directory, node: u64) -> Option<MemberStatus> {
@@ -548,7 +601,13 @@ mod tests {
         assert!(d.users().authenticate("app", b"pw").is_some(), "ACL users are directory state");
         assert!(d.functions().function(b"f").is_some(), "function libraries are directory state");
         assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
-        let mut without_functions = d.snapshot();
+        let mut without_placement = d.snapshot();
+        without_placement[0] = SNAPSHOT_VERSION_WITHOUT_PLACEMENT;
+        without_placement.truncate(without_placement.len() - placement_bytes(&d));
+        let old = Directory::restore(&without_placement).expect("a snapshot written before placements");
+        assert_eq!((old.members(), old.functions()), (d.members(), d.functions()));
+        assert!(!old.placement().is_placed(), "such a cluster keeps every shard on every node");
+        let mut without_functions = without_placement;
         without_functions[0] = SNAPSHOT_VERSION_WITHOUT_FUNCTIONS;
         without_functions.truncate(without_functions.len() - functions_bytes(&d));
         let old = Directory::restore(&without_functions).expect("a snapshot written before functions");
@@ -571,6 +630,37 @@ mod tests {
             "a join logged before incarnations"
         );
         assert!(matches!(d.apply(LogIndex(2), &[77]), Ok(Err(_))), "refused alike by every replica");
+    }
+
+    /// The bytes `d`'s placement takes at the end of its snapshot.
+    fn placement_bytes(d: &Directory) -> usize {
+        let mut e = Encoder::default();
+        d.placement().encode(&mut e);
+        e.finish().len()
+    }
+
+    #[test]
+    fn placements_change_through_commands_and_survive_snapshots() {
+        let members = [(1, addr(1)), (2, addr(2)), (3, addr(3)), (4, addr(4))].into_iter().collect();
+        let ids: Vec<NodeId> = (1..=4).map(NodeId).collect();
+        let mut d = Directory::bootstrap(&members, Placement::initial(4, &ids, 3));
+        let replicas = [NodeId(1), NodeId(2), NodeId(4)].into_iter().collect();
+        let place = DirectoryCommand::Placement(PlacementChange::Place { group: GroupId(1), replicas });
+        assert_eq!(DirectoryCommand::decode(&place.encode()).as_ref(), Ok(&place));
+        assert_eq!(d.apply(LogIndex(1), &place.encode()), Ok(Ok(())));
+        assert_eq!(d.placement().hosts(GroupId(1), NodeId(4)), Some(true));
+        assert_eq!(d.placement().moving().collect::<Vec<_>>(), vec![GroupId(1)]);
+        assert_eq!(Directory::restore(&d.snapshot()), Ok(d.clone()));
+        assert_eq!(d.execute(&DirectoryCommand::Leave { node: NodeId(3) }), Ok(()));
+        let to_leaving = [NodeId(1), NodeId(3), NodeId(4)].into_iter().collect();
+        let refused = d.execute(&DirectoryCommand::Placement(PlacementChange::Place {
+            group: GroupId(2),
+            replicas: to_leaving,
+        }));
+        assert!(
+            refused.is_err_and(|e| e.contains("not an active member")),
+            "a leaving node gets no new replica"
+        );
     }
 
     /// The bytes `d`'s function libraries take at the end of its snapshot.

@@ -137,6 +137,23 @@ pub(super) async fn register_incarnation<S: StateMachine>(
     }
 }
 
+/// Forwards the directory changes this node's groups report (a data group it leads whose
+/// placement is settled, [`super::Runtime::directory_reports`]) to the meta group's leader.
+/// A report lost on the way is sent again on a later housekeeping round, while the directory
+/// still lacks it; one already recorded changes nothing, so reports queued meanwhile are
+/// dropped rather than sent twice.
+pub(super) async fn forward_reports<S: StateMachine>(
+    membership: MembershipService<S>,
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<DirectoryCommand>,
+) {
+    while let Some(report) = reports.recv().await {
+        if let Err(e) = membership.submit(report.clone()).await {
+            tracing::debug!(?report, error = %e, "report not recorded; sent again on a later round");
+        }
+        while reports.try_recv().is_ok() {}
+    }
+}
+
 /// How a node stops once dismissed: a clean exit if it was asked to leave, else an error
 /// saying what to do.
 pub(super) fn dismissed(

@@ -82,6 +82,7 @@ pub async fn join_cluster(
         node_id: node.0,
         shards: admission.shards,
         routing: admission.routing,
+        replicas: 0,
         members,
         joined: true,
     };

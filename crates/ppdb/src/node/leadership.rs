@@ -116,6 +116,7 @@ mod tests {
             last_index: LogIndex(10),
             snapshot_index: LogIndex(0),
             membership: Membership::with_voters(voters.iter().map(|&id| NodeId(id))),
+            membership_uncommitted: false,
             followers,
         }
     }

@@ -285,8 +285,19 @@ impl<S: StateMachine> MembershipService<S> {
             return Ok(());
         }
         let groups = self.handle.status().await?;
-        let memberships: Vec<(u64, &Membership)> =
-            groups.iter().map(|g| (g.group.0, &g.raft.membership)).collect();
+        // A shard placed on other nodes only: this node's replica is empty, so its placement
+        // stands for its voters.
+        let placement = directory.placement();
+        let memberships: Vec<(u64, Membership)> = groups
+            .iter()
+            .map(|g| match placement.group(g.group) {
+                Some(placed) if !g.raft.membership.contains(self.node) => {
+                    (g.group.0, Membership::with_voters(placed.replicas.iter().copied()))
+                }
+                _ => (g.group.0, g.raft.membership.clone()),
+            })
+            .collect();
+        let memberships: Vec<(u64, &Membership)> = memberships.iter().map(|(g, m)| (*g, m)).collect();
         let reachable = |id: NodeId| {
             id == self.node || matches!(self.transport.link_state(id), Some(LinkState::Connected))
         };

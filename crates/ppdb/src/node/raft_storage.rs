@@ -11,6 +11,11 @@
 //!   crash can keep a received snapshot's file and lose its marker; the node then restarts
 //!   from the file and logs on after it, so a run of entries that resumes after a gap is
 //!   accepted when the latest snapshot file covers the gap (and is corruption otherwise).
+//! - `Tombstone`: the group's copy on this node was deleted (its replica moved to other nodes,
+//!   [`RaftStorage::drop_group`]): the group's records before it are void, and so is every
+//!   snapshot file up to the index it names unless a later marker names that file again. It
+//!   holds the hard state the group restarts from (term and vote kept, so a vote is never
+//!   cast twice in a term, commit 0) and the last index the deleted copy had.
 //!
 //! A snapshot file holds the encoded snapshot metadata and the state machine's image
 //! (`storage/snapshot_file.rs`). The image never sits in memory whole: the Raft core's
@@ -205,6 +210,10 @@ struct GroupReplay {
     gap: Option<(u64, StorageError)>,
     /// The records the entries came from.
     records: EntryRecords,
+    /// The last index of a deleted copy (a `Tombstone`): snapshot files up to it are void.
+    void_through: Option<u64>,
+    /// The newest snapshot marker after the last tombstone: its file is valid again.
+    marked_after_void: Option<u64>,
 }
 
 impl GroupReplay {
@@ -232,9 +241,27 @@ impl GroupReplay {
             RecordKind::SnapshotMarker => {
                 let meta = codec::decode_snapshot_meta(&mut d).map_err(bad)?;
                 self.drop_through(meta.index.0);
+                if self.void_through.is_some() {
+                    self.marked_after_void = Some(meta.index.0);
+                }
+            }
+            RecordKind::Tombstone => {
+                let hard_state = codec::decode_hard_state(&mut d).map_err(bad)?;
+                let last_index = d.u64().map_err(bad)?;
+                d.finish().map_err(bad)?;
+                *self = GroupReplay {
+                    hard_state,
+                    void_through: Some(last_index.max(self.void_through.unwrap_or(0))),
+                    ..GroupReplay::default()
+                };
             }
         }
         Ok(())
+    }
+
+    /// Whether a snapshot file at `index` belongs to a copy a tombstone deleted.
+    fn voids(&self, index: u64) -> bool {
+        self.void_through.is_some_and(|through| index <= through) && self.marked_after_void != Some(index)
     }
 
     /// Forgets entries a snapshot covers; if the rest does not follow it, forgets them too
@@ -278,6 +305,11 @@ impl RaftStorage {
         for (group, mut replay) in replays {
             entry_records.insert(group, std::mem::take(&mut replay.records));
             let snapshot = match snapshots.load_latest(group)? {
+                Some(stored) if replay.voids(stored.last_index()) => {
+                    // The copy was deleted after the tombstone was written, or was about to be.
+                    snapshots.remove_older_than(group, stored.last_index().saturating_add(1))?;
+                    None
+                }
                 Some(stored) => {
                     let snapshot = current_snapshot(&snapshots, group, stored)?;
                     replay.drop_through(snapshot.meta.index.0);
@@ -536,6 +568,34 @@ impl RaftStorage {
         Ok(())
     }
 
+    /// Deletes this node's copy of `group` (its replica moved to other nodes and its removal
+    /// is committed): appends a tombstone holding `hard_state` (its term and vote; the
+    /// commit index restarts at 0) and `last_index`, the copy's last log index, waits until it
+    /// is durable, then lets the WAL drop the group's older records and deletes its snapshot
+    /// files. A crash at any point leaves either the whole copy or none of it. Blocks on the
+    /// WAL's fsync.
+    pub fn drop_group(
+        &self,
+        group: GroupId,
+        hard_state: HardState,
+        last_index: u64,
+    ) -> Result<(), StorageError> {
+        let kept = HardState { commit: LogIndex(0), ..hard_state };
+        let mut e = Encoder::default();
+        codec::encode_hard_state(&mut e, &kept);
+        e.u64(last_index);
+        let ticket = self.wal.append(group, RecordKind::Tombstone, e.finish())?;
+        let seq = ticket.seq();
+        ticket.wait()?;
+        self.remember_hard_state(group, kept);
+        self.entry_records(group, |records| *records = EntryRecords::default());
+        self.wal.release(group, seq);
+        self.snapshots.remove_older_than(group, u64::MAX)?;
+        let removed = self.wal.compact()?;
+        tracing::debug!(group = group.0, last_index, removed, "copy deleted");
+        Ok(())
+    }
+
     /// Makes everything queued durable and stops the WAL writer (a clean shutdown).
     pub fn close(self) -> Result<(), StorageError> {
         self.wal.close()
@@ -778,6 +838,48 @@ mod tests {
         assert_eq!(image, Some(b"state at 8".to_vec()));
         assert_eq!(state.entries.iter().map(|e| e.index.0).collect::<Vec<_>>(), vec![9, 10]);
         assert_eq!(state.hard_state.commit, LogIndex(9));
+    }
+
+    /// A deleted copy never comes back: not from the WAL, not from a snapshot file that
+    /// outlived its deletion; its term and vote do. A copy received after it is kept.
+    #[test]
+    fn a_dropped_group_restarts_empty_with_its_term_and_vote() {
+        let disk: Arc<dyn Disk> = Arc::new(SimDisk::new(4));
+        let dir = Path::new("/node");
+        let group = GroupId(2);
+        let other = GroupId(1);
+        let hs = HardState { term: Term(5), vote: Some(NodeId(3)), commit: LogIndex(9) };
+        let mut snapshot = RecoveredState::bootstrap([NodeId(1), NodeId(2), NodeId(3)]).snapshot.unwrap();
+        snapshot.meta.index = LogIndex(8);
+        snapshot.data = Arc::new(b"state at 8".to_vec());
+        {
+            let (storage, _) = RaftStorage::open(Arc::clone(&disk), dir, WalConfig::default()).unwrap();
+            let entries: Vec<Entry> = (2..=10).map(|i| entry(i, 1, b"x")).collect();
+            storage.persist(group, &ready(entries.clone(), Some(hs))).unwrap().unwrap().wait().unwrap();
+            storage.persist(other, &ready(entries.clone(), None)).unwrap().unwrap().wait().unwrap();
+            storage.checkpoint(group, &snapshot, &hs, &entries[7..]).unwrap();
+            storage.drop_group(group, hs, 10).unwrap();
+        }
+        let (storage, recovered) = RaftStorage::open(Arc::clone(&disk), dir, WalConfig::default()).unwrap();
+        let state = &recovered[&group];
+        assert!(state.snapshot.is_none() && state.entries.is_empty(), "{state:?}");
+        assert_eq!(state.hard_state, HardState { commit: LogIndex(0), ..hs });
+        assert_eq!(recovered[&other].entries.len(), 9, "other groups keep everything");
+        // The snapshot file outlives the tombstone (a crash before its deletion): still void.
+        storage.save_image(group, &snapshot.meta, &snapshot.data).unwrap();
+        drop(storage);
+        let (storage, recovered) = RaftStorage::open(Arc::clone(&disk), dir, WalConfig::default()).unwrap();
+        assert!(recovered[&group].snapshot.is_none(), "the deleted copy's file is ignored");
+        // Placed here again: a snapshot received and marked after the tombstone counts.
+        let install = Ready {
+            snapshot: Some(storage.save_image(group, &snapshot.meta, &snapshot.data).unwrap()),
+            ..Ready::default()
+        };
+        storage.persist(group, &install).unwrap().unwrap().wait().unwrap();
+        drop(storage);
+        let (storage, recovered) = RaftStorage::open(disk, dir, WalConfig::default()).unwrap();
+        let back = recovered[&group].snapshot.as_ref().map(|s| image_of(&storage, group, s));
+        assert_eq!(back, Some(b"state at 8".to_vec()));
     }
 
     #[test]

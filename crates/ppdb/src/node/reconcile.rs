@@ -15,6 +15,8 @@
 //! on a later round, because the difference is still there).
 
 use super::directory::{Directory, DirectoryCommand, MemberStatus};
+use super::placement::PlacementChange;
+use crate::storage::wal::GroupId;
 use ppdb_raft::{ConfChange, ConfChangeKind, Membership, NodeId, Status};
 use std::collections::BTreeSet;
 
@@ -60,8 +62,10 @@ pub enum GroupAction {
     TransferLeadership(NodeId),
 }
 
-/// Whether `node` belongs in a group according to the directory: `None` for a node the
-/// directory does not know (left alone). For the meta group, `meta` holds its membership and
+/// Whether `node` belongs in data group `group`, or the meta group when `meta` is given,
+/// according to the directory: `None` for a node the directory does not know (left alone).
+/// Where the cluster places shards, a data group's members are its placed replicas (never a
+/// removed node). For the meta group, `meta` holds its membership and
 /// the nodes still in some data group. A leaving member of the meta group stays in it while it
 /// is in any data group, so it learns it is leaving and hands over the data groups it leads
 /// (a node dropped from the meta group first never applies its own LEAVING state, and would
@@ -69,10 +73,13 @@ pub enum GroupAction {
 /// keep it that long ([`meta_keeps`]).
 fn belongs(
     directory: &Directory,
+    group: GroupId,
     node: NodeId,
     meta: Option<(&Membership, &BTreeSet<NodeId>)>,
 ) -> Option<bool> {
+    let placed = meta.is_none().then(|| directory.placement().hosts(group, node)).flatten();
     directory.get(node).map(|m| match m.status {
+        _ if placed.is_some() => placed == Some(true) && m.status != MemberStatus::Removed,
         MemberStatus::Joining | MemberStatus::Active => true,
         MemberStatus::Leaving => meta.is_some_and(|(meta, in_data_groups)| {
             meta.contains(node) && (in_data_groups.contains(&node) || meta_keeps(directory, meta, node))
@@ -97,11 +104,17 @@ fn meta_keeps(directory: &Directory, meta: &Membership, node: NodeId) -> bool {
     meta.voters.iter().filter(staying).count() >= meta.quorum()
 }
 
-/// The next step for the group whose leader reports `status`, if its membership differs from
+/// The next step for `group`, whose leader reports `status`, if its membership differs from
 /// the directory. For the meta group, `in_data_groups` is given: the nodes that are still
 /// members of some data group as far as this node knows (see [`nodes_in_data_groups`]).
+///
+/// Where the cluster places shards, a replica that is no longer placed in the group is
+/// removed only once every placed replica is a voter, so a move never leaves the group with
+/// fewer voters than its replication factor (nodes already removed from the cluster go first:
+/// they are gone).
 pub fn next_group_action(
     directory: &Directory,
+    group: GroupId,
     status: &Status,
     in_data_groups: Option<&BTreeSet<NodeId>>,
     policy: &MembershipPolicy,
@@ -109,10 +122,13 @@ pub fn next_group_action(
     let membership = &status.membership;
     let meta = in_data_groups.map(|nodes| (membership, nodes));
     let change = |kind, node| Some(GroupAction::Change(ConfChange { kind, node }));
-    // A leader on its way out hands over first, also in the meta group, whose leader must
-    // see the data groups from a replica that stays in them.
+    // A leader on its way out (of the cluster or of the group) hands over first, also in the
+    // meta group, whose leader must see the data groups from a replica that stays in them.
     let may_lead = |node| {
-        directory.get(node).is_none_or(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::Active))
+        let alive = directory
+            .get(node)
+            .is_none_or(|m| matches!(m.status, MemberStatus::Joining | MemberStatus::Active));
+        alive && (meta.is_some() || directory.placement().hosts(group, node) != Some(false))
     };
     if !may_lead(status.id) {
         let successor = status
@@ -128,13 +144,20 @@ pub fn next_group_action(
     // Removed members go first: they have stopped, and while they still count as voters,
     // removing a live member could leave too few live voters for a quorum.
     let going: Vec<NodeId> =
-        membership.members().filter(|&n| belongs(directory, n, meta) == Some(false)).collect();
+        membership.members().filter(|&n| belongs(directory, group, n, meta) == Some(false)).collect();
     let removed = |n: &&NodeId| directory.get(**n).is_some_and(|m| m.status == MemberStatus::Removed);
-    if let Some(&node) = going.iter().find(removed).or(going.first()) {
+    if let Some(&node) = going.iter().find(removed) {
+        return change(ConfChangeKind::Remove, node);
+    }
+    let placed_are_voters = match directory.placement().group(group).filter(|_| meta.is_none()) {
+        Some(placement) => placement.replicas.iter().all(|&n| membership.is_voter(n)),
+        None => true,
+    };
+    if let Some(&node) = going.first().filter(|_| placed_are_voters) {
         return change(ConfChangeKind::Remove, node);
     }
     for &node in directory.members().keys() {
-        if belongs(directory, node, meta) == Some(true) && !membership.contains(node) {
+        if belongs(directory, group, node, meta) == Some(true) && !membership.contains(node) {
             return change(ConfChangeKind::AddLearner, node);
         }
     }
@@ -142,11 +165,23 @@ pub fn next_group_action(
         let caught_up = status.followers.iter().any(|f| {
             f.id == node && f.matched.0.saturating_add(policy.catch_up_entries) >= status.last_index.0
         });
-        if caught_up && may_lead(node) && belongs(directory, node, meta) == Some(true) {
+        if caught_up && may_lead(node) && belongs(directory, group, node, meta) == Some(true) {
             return change(ConfChangeKind::AddVoter, node);
         }
     }
     None
+}
+
+/// For data group `group`, whose leader reports `status`: the report that its committed
+/// membership is now exactly its placement, when the directory does not record that yet.
+/// Until then its old replicas keep their copies, and the rebalancer moves it no further.
+pub fn settled_report(directory: &Directory, group: GroupId, status: &Status) -> Option<PlacementChange> {
+    let placement = directory.placement().group(group)?;
+    let settled = !status.membership_uncommitted
+        && status.membership.learners.is_empty()
+        && status.membership.voters == placement.replicas;
+    (!placement.settled && settled)
+        .then(|| PlacementChange::Settled { group, replicas: placement.replicas.clone() })
 }
 
 /// For a data group this node leads: the node to hand leadership to so that the meta group's
@@ -167,8 +202,16 @@ pub fn colocation_target(meta_leader: Option<NodeId>, status: &Status, recent_ti
 
 /// The nodes that are members of some data group, as this node's replicas (`data`) show them.
 /// Only a voter's replica is sure to be current, so where this node (`me`) is not a voter of
-/// every data group, every node of the directory is counted in.
+/// every data group, every node of the directory is counted in. Where the cluster places
+/// shards, the placement says it: the placed replicas, and every node while a group moves.
 pub fn nodes_in_data_groups(directory: &Directory, me: NodeId, data: &[Status]) -> BTreeSet<NodeId> {
+    let placement = directory.placement();
+    if placement.is_placed() {
+        if placement.moving().next().is_some() {
+            return directory.members().keys().copied().collect();
+        }
+        return placement.replica_counts().into_keys().collect();
+    }
     if data.iter().all(|s| s.membership.is_voter(me)) {
         data.iter().flat_map(|s| s.membership.members()).collect()
     } else {
@@ -185,17 +228,28 @@ pub fn next_directory_command(
     data: &[Status],
     policy: &MembershipPolicy,
 ) -> Option<DirectoryCommand> {
+    let placement = directory.placement();
     for node in directory.with_status(MemberStatus::Joining) {
-        if meta.membership.is_voter(node) && data.iter().all(|s| s.membership.is_voter(node)) {
+        // Where shards are placed, a newcomer holds none until it is active.
+        let in_data = placement.is_placed() || data.iter().all(|s| s.membership.is_voter(node));
+        if meta.membership.is_voter(node) && in_data {
             return Some(DirectoryCommand::Activate { node });
         }
     }
     // Only a voter's replica of a data group shows who is out of it: a newcomer leading the
     // meta group may not even have received the data groups' state (empty memberships).
-    let sees_data = data.iter().all(|s| s.membership.is_voter(meta.id));
+    // Where shards are placed, the placement says it instead: the node is out of every data
+    // group once no group is placed on it and every group reported its membership settled.
+    let out_of_data = |node| match placement.is_placed() {
+        true => placement.moving().next().is_none() && !placement.replica_counts().contains_key(&node),
+        false => {
+            data.iter().all(|s| s.membership.is_voter(meta.id))
+                && data.iter().all(|s| !s.membership.contains(node))
+        }
+    };
     for node in directory.with_status(MemberStatus::Leaving) {
         let meta_done = !meta.membership.contains(node) || meta_keeps(directory, &meta.membership, node);
-        if sees_data && meta_done && data.iter().all(|s| !s.membership.contains(node)) {
+        if meta_done && out_of_data(node) {
             return Some(DirectoryCommand::Retire { node });
         }
     }
@@ -298,6 +352,7 @@ mod tests {
             last_index: LogIndex(100),
             snapshot_index: LogIndex(0),
             membership,
+            membership_uncommitted: false,
             followers: followers
                 .iter()
                 .map(|&(id, matched, silent_ticks)| FollowerStatus {
@@ -333,11 +388,17 @@ mod tests {
         use MemberStatus::*;
         let d = directory(&[(1, Active), (2, Active), (3, Active), (4, Joining)]);
         let group = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
-        assert_eq!(next_group_action(&d, &group, None, &POLICY), change(ConfChangeKind::AddLearner, 4));
+        assert_eq!(
+            next_group_action(&d, GroupId(1), &group, None, &POLICY),
+            change(ConfChangeKind::AddLearner, 4)
+        );
         let behind = leader(&[1, 2, 3], &[4], &[(2, 100, 0), (3, 100, 0), (4, 50, 0)]);
-        assert_eq!(next_group_action(&d, &behind, None, &POLICY), None);
+        assert_eq!(next_group_action(&d, GroupId(1), &behind, None, &POLICY), None);
         let caught_up = leader(&[1, 2, 3], &[4], &[(2, 100, 0), (3, 100, 0), (4, 95, 0)]);
-        assert_eq!(next_group_action(&d, &caught_up, None, &POLICY), change(ConfChangeKind::AddVoter, 4));
+        assert_eq!(
+            next_group_action(&d, GroupId(1), &caught_up, None, &POLICY),
+            change(ConfChangeKind::AddVoter, 4)
+        );
         let everywhere = leader(&[1, 2, 3, 4], &[], &[]);
         assert_eq!(
             next_directory_command(&d, &everywhere, std::slice::from_ref(&everywhere), &POLICY),
@@ -350,9 +411,12 @@ mod tests {
         use MemberStatus::*;
         let d = directory(&[(1, Active), (2, Active), (3, Leaving)]);
         let group = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
-        assert_eq!(next_group_action(&d, &group, None, &POLICY), change(ConfChangeKind::Remove, 3));
         assert_eq!(
-            next_group_action(&d, &group, Some(&nodes(&[])), &POLICY),
+            next_group_action(&d, GroupId(1), &group, None, &POLICY),
+            change(ConfChangeKind::Remove, 3)
+        );
+        assert_eq!(
+            next_group_action(&d, GroupId(1), &group, Some(&nodes(&[])), &POLICY),
             None,
             "stays in meta until removed"
         );
@@ -365,7 +429,7 @@ mod tests {
         assert_eq!(next_directory_command(&d, &group, &[not_in_data], &POLICY), None, "a stateless view");
         let removed = directory(&[(1, Active), (2, Active), (3, Removed)]);
         assert_eq!(
-            next_group_action(&removed, &group, Some(&nodes(&[1, 2, 3])), &POLICY),
+            next_group_action(&removed, GroupId(1), &group, Some(&nodes(&[1, 2, 3])), &POLICY),
             change(ConfChangeKind::Remove, 3)
         );
     }
@@ -377,17 +441,21 @@ mod tests {
         let meta = leader(&[1, 2], &[], &[(2, 100, 0)]);
         let data = leader(&[1], &[], &[]);
         assert_eq!(
-            next_group_action(&d, &meta, Some(&nodes(&[1, 2])), &POLICY),
+            next_group_action(&d, GroupId(1), &meta, Some(&nodes(&[1, 2])), &POLICY),
             None,
             "kept while still in a data group, so it learns it is leaving and hands over"
         );
         assert_eq!(
-            next_group_action(&d, &meta, Some(&nodes(&[1])), &POLICY),
+            next_group_action(&d, GroupId(1), &meta, Some(&nodes(&[1])), &POLICY),
             change(ConfChangeKind::Remove, 2)
         );
         assert_eq!(next_directory_command(&d, &meta, std::slice::from_ref(&data), &POLICY), None);
         let meta_without = leader(&[1], &[], &[]);
-        assert_eq!(next_group_action(&d, &meta_without, Some(&nodes(&[1])), &POLICY), None, "not added back");
+        assert_eq!(
+            next_group_action(&d, GroupId(1), &meta_without, Some(&nodes(&[1])), &POLICY),
+            None,
+            "not added back"
+        );
         assert_eq!(
             next_directory_command(&d, &meta_without, &[data], &POLICY),
             Some(DirectoryCommand::Retire { node: NodeId(2) })
@@ -395,17 +463,17 @@ mod tests {
         let two_leaving = directory(&[(1, Active), (2, Leaving), (3, Leaving)]);
         let meta3 = leader(&[1, 2, 3], &[], &[(2, 100, 0), (3, 100, 0)]);
         assert_eq!(
-            next_group_action(&two_leaving, &meta3, Some(&nodes(&[1])), &POLICY),
+            next_group_action(&two_leaving, GroupId(1), &meta3, Some(&nodes(&[1])), &POLICY),
             change(ConfChangeKind::Remove, 2)
         );
         assert_eq!(
-            next_group_action(&two_leaving, &meta3, Some(&nodes(&[1, 2])), &POLICY),
+            next_group_action(&two_leaving, GroupId(1), &meta3, Some(&nodes(&[1, 2])), &POLICY),
             change(ConfChangeKind::Remove, 3),
             "the one out of the data groups goes first"
         );
         let one_gone = directory(&[(1, Active), (2, Leaving), (3, Removed)]);
         assert_eq!(
-            next_group_action(&one_gone, &meta3, Some(&nodes(&[1, 2])), &POLICY),
+            next_group_action(&one_gone, GroupId(1), &meta3, Some(&nodes(&[1, 2])), &POLICY),
             change(ConfChangeKind::Remove, 3),
             "the stopped node first"
         );
@@ -419,12 +487,15 @@ mod tests {
         let in_data = nodes(&[1, 2, 3]);
         for meta_view in [None, Some(&in_data)] {
             assert_eq!(
-                next_group_action(&d, &group, meta_view, &POLICY),
+                next_group_action(&d, GroupId(1), &group, meta_view, &POLICY),
                 Some(GroupAction::TransferLeadership(NodeId(3)))
             );
         }
         let alone = leader(&[1], &[], &[]);
-        assert_eq!(next_group_action(&d, &alone, None, &POLICY), change(ConfChangeKind::Remove, 1));
+        assert_eq!(
+            next_group_action(&d, GroupId(1), &alone, None, &POLICY),
+            change(ConfChangeKind::Remove, 1)
+        );
     }
 
     #[test]

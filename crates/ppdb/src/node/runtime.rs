@@ -22,6 +22,7 @@ use super::directory::{Directory, DirectoryCommand, DirectoryOutput};
 use super::leaders::LeaderTable;
 use super::leadership::{self, ClientTraffic};
 use super::raft_storage::{self, RaftStorage};
+use super::rebalance::{self, RebalancePolicy};
 use super::reconcile::{self, GroupAction, MembershipPolicy};
 use super::replica::{ApplyStopped, GroupReplica, Replica, Reply};
 use super::state_machine::StateMachine;
@@ -31,7 +32,8 @@ use crate::storage::wal::{DurableTicket, GroupId};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use ppdb_raft::{
-    Config, LogIndex, Message, MessageBody, NodeId, PeerRole, RawNode, RecoveredState, Snapshot, Status,
+    Config, HardState, LogIndex, Message, MessageBody, NodeId, PeerRole, RawNode, RecoveredState, Snapshot,
+    Status,
 };
 use rand::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet};
@@ -212,6 +214,11 @@ pub struct Runtime<S: StateMachine> {
     snapshot_retries: BTreeMap<GroupId, SnapshotRetry>,
     /// Where the last round's time went, for the slow-turn warning.
     round_times: RoundTimes,
+    /// Directory changes this node's groups need but only the meta group's leader can
+    /// propose (a data group reporting its placement settled), for whoever forwards them
+    /// ([`Runtime::directory_reports`]).
+    reports: mpsc::UnboundedSender<DirectoryCommand>,
+    reports_rx: Option<mpsc::UnboundedReceiver<DirectoryCommand>>,
 }
 
 impl<S: StateMachine> Runtime<S> {
@@ -246,6 +253,7 @@ impl<S: StateMachine> Runtime<S> {
         let directory = watch::Sender::new(meta.as_ref().map(|m| m.state().clone()).unwrap_or_default());
         let last_group = groups.keys().next_back().copied().unwrap_or(META_GROUP);
         let leaders = LeaderTable::new(last_group);
+        let (reports, reports_rx) = mpsc::unbounded_channel();
         Ok(Runtime {
             config,
             meta,
@@ -260,7 +268,16 @@ impl<S: StateMachine> Runtime<S> {
             saving_snapshot: BTreeSet::new(),
             snapshot_retries: BTreeMap::new(),
             round_times: RoundTimes::default(),
+            reports,
+            reports_rx: Some(reports_rx),
         })
+    }
+
+    /// The directory changes this node's groups report for the meta group's leader to
+    /// propose, when this node does not lead the meta group: whoever takes this forwards them
+    /// (the node's membership service does). Taken once; reports are dropped if never taken.
+    pub fn directory_reports(&mut self) -> Option<mpsc::UnboundedReceiver<DirectoryCommand>> {
+        self.reports_rx.take()
     }
 
     /// Each group's leader as this node sees it, updated after every round.
@@ -315,6 +332,7 @@ impl<S: StateMachine> Runtime<S> {
                     if ticks % HOUSEKEEPING_TICKS == 0 {
                         self.checkpoint_groups_holding_the_wal()?;
                         self.retry_snapshots(woke)?;
+                        self.drop_unplaced_copies()?;
                     }
                     ("tick", woke)
                 }
@@ -349,7 +367,12 @@ impl<S: StateMachine> Runtime<S> {
             self.round_times = RoundTimes::default();
             stepped_while_syncing = self.process_readies(&mut inbound).await?;
             for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
-                self.leaders.set(group, replica.raft().leader());
+                let raft = replica.raft();
+                // A replica outside its group's membership (the group is placed on other
+                // nodes) knows no leader; the request path keeps its own hint for it.
+                if raft.membership().contains(self.config.node) {
+                    self.leaders.set(group, raft.leader());
+                }
             }
             let took = woke.elapsed();
             if took >= SLOW_TURN {
@@ -422,6 +445,7 @@ impl<S: StateMachine> Runtime<S> {
         let policy = self.config.membership;
         let data: Vec<Status> = self.groups.values().map(|r| r.raft.status()).collect();
         let in_data_groups = reconcile::nodes_in_data_groups(&directory, self.config.node, &data);
+        let mut reports = Vec::new();
         for (group, replica) in hosted(&mut self.meta, &mut self.groups) {
             let raft = replica.raft();
             if raft.role() != PeerRole::Leader {
@@ -429,7 +453,12 @@ impl<S: StateMachine> Runtime<S> {
             }
             let status = raft.status();
             let meta_view = (group == META_GROUP).then_some(&in_data_groups);
-            match reconcile::next_group_action(&directory, &status, meta_view, &policy) {
+            if group != META_GROUP {
+                if let Some(report) = reconcile::settled_report(&directory, group, &status) {
+                    reports.push(DirectoryCommand::Placement(report));
+                }
+            }
+            match reconcile::next_group_action(&directory, group, &status, meta_view, &policy) {
                 Some(GroupAction::Change(change)) => match raft.propose_conf_change(change) {
                     Ok(index) => {
                         tracing::info!(group = group.0, ?change, %index, "membership change proposed")
@@ -450,14 +479,59 @@ impl<S: StateMachine> Runtime<S> {
         }
         let Some(meta) = self.meta.as_mut() else { return };
         if meta.raft.role() != PeerRole::Leader {
+            for report in reports {
+                // Only fails once nobody takes the reports (tests without forwarding).
+                let _ = self.reports.send(report);
+            }
             return;
         }
         let meta_status = meta.raft.status();
-        if let Some(command) = reconcile::next_directory_command(&directory, &meta_status, &data, &policy) {
+        let lifecycle = reconcile::next_directory_command(&directory, &meta_status, &data, &policy);
+        let moves =
+            rebalance::next_change(&directory, &RebalancePolicy::default()).map(DirectoryCommand::Placement);
+        for command in reports.into_iter().chain(lifecycle).chain(moves) {
             tracing::info!(?command, "directory change proposed");
             let (reply, _) = tokio::sync::oneshot::channel();
             meta.propose(vec![command.encode()], vec![reply]);
         }
+    }
+
+    /// Deletes this node's copy of every data group the placement moved away from it, once
+    /// the group's leader reported the move settled: the removal is then committed, so the
+    /// copy will never count again, and keeping it would hold its memory and disk for
+    /// nothing. The storage keeps a tombstone, so the copy does not come back at a restart;
+    /// an empty replica stays, ready to be filled should the group be placed here again.
+    fn drop_unplaced_copies(&mut self) -> Result<(), Error> {
+        let directory = self.directory.borrow().clone();
+        let placement = directory.placement();
+        let me = self.config.node;
+        let doomed: Vec<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(&group, replica)| {
+                placement.hosts(group, me) == Some(false)
+                    && placement.group(group).is_some_and(|p| p.settled)
+                    && (replica.raft.last_index() > LogIndex(0)
+                        || replica.raft.snapshot_index() > LogIndex(0))
+                    && !self.saving_snapshot.contains(&group)
+            })
+            .map(|(&group, _)| group)
+            .collect();
+        for group in doomed {
+            let Some(old) = self.groups.get(&group) else { continue };
+            let hard_state = old.raft.hard_state();
+            let last_index = old.raft.last_index();
+            let storage = Arc::clone(&self.storage);
+            blocking(|| storage.drop_group(group, hard_state, last_index.0))?;
+            let hard_state = HardState { commit: LogIndex(0), ..hard_state };
+            let state = RecoveredState { hard_state, ..RecoveredState::default() };
+            let fresh = replica(&self.config, &self.storage, group, state)?;
+            self.groups.insert(group, fresh);
+            self.snapshot_retries.remove(&group);
+            self.leaders.set(group, None);
+            tracing::info!(group = group.0, %last_index, "copy deleted: the group moved to other nodes");
+        }
+        Ok(())
     }
 
     /// Hands each data group this node leads to the meta group's leader when it is ready to

@@ -44,6 +44,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         node.cluster.router(),
         node.leaders.clone(),
         node.traffic.clone(),
+        node.membership.directory_updates(),
     );
     let forwarded = executor.clone();
     tokio::spawn(sweep_transactions(executor.clone(), node.leaders.clone(), node.stopping()));
@@ -70,6 +71,7 @@ pub async fn run_node(config: NodeConfig) -> Result<(), Error> {
         storage: Arc::clone(&node.storage),
         membership: node.membership.clone(),
         memory: Arc::clone(&memory),
+        router: node.cluster.router(),
         txns: executor.txn_stats_shared(),
         acl: Arc::new(AclStats::default()),
     };

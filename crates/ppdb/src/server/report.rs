@@ -6,7 +6,7 @@ use super::shard::KvShard;
 use crate::error::Error;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::MembershipService;
-use crate::node::{NodeHandle, PeerState};
+use crate::node::{NodeHandle, PeerState, Router};
 use crate::transport::{LinkState, Transport};
 use crate::txn::stats::LATENCY_BUCKETS_US;
 use crate::txn::{locks_held, TxnStats};
@@ -37,6 +37,8 @@ pub struct NodeReport {
     pub membership: MembershipService<KvShard>,
     /// The memory limit (`maxmemory`).
     pub memory: Arc<MemoryLimit>,
+    /// How keys map to shards (for each shard's slots).
+    pub router: Router,
     /// The cross-shard transactions this node coordinates and resolves.
     pub txns: Arc<TxnStats>,
     /// The client refusals of ACL checks (failed logins among them).
@@ -50,8 +52,13 @@ pub struct StatusDoc {
     pub node: NodeDoc,
     /// Every member of the cluster, as the directory records it.
     pub members: Vec<MemberDoc>,
-    /// One entry per Raft group hosted here: group 0 is the meta group, 1..=N the data shards.
+    /// One entry per Raft group this node holds a replica of: group 0 is the meta group,
+    /// 1..=N the data shards.
     pub shards: Vec<ShardDoc>,
+    /// Replicas per data shard; 0 when every node holds every shard.
+    pub replication_factor: u32,
+    /// Every data shard: its slots, the nodes placed to hold it, and whether it is moving.
+    pub placement: Vec<PlacementDoc>,
     /// One entry per peer.
     pub peers: Vec<PeerDoc>,
     /// Write-ahead log counters.
@@ -188,6 +195,20 @@ pub struct MemberDoc {
     pub incarnation: Option<String>,
 }
 
+/// Where one data shard lives.
+#[derive(Debug, Serialize)]
+pub struct PlacementDoc {
+    /// Shard (Raft group) id.
+    pub shard: u64,
+    /// Its hash slots (`first-last`), when slots route keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slots: Option<String>,
+    /// The nodes that hold (or are taking) a replica.
+    pub replicas: Vec<u64>,
+    /// Whether a move of one of its replicas is in progress.
+    pub moving: bool,
+}
+
 /// One shard's Raft state on this node.
 #[derive(Debug, Serialize)]
 pub struct ShardDoc {
@@ -302,8 +323,34 @@ impl NodeReport {
             Some(member) => member.status.peer_state(),
             None => PeerState::from_memberships(self.node, groups.iter().map(|g| &g.raft.membership), false),
         };
+        let placement = directory.placement();
+        let slots = self.router.slot_ranges().unwrap_or_default();
+        let placement_docs = self
+            .router
+            .shards()
+            .map(|shard| {
+                let placed = placement.group(shard.group());
+                let replicas = match placed {
+                    Some(p) => p.replicas.iter().map(|n| n.0).collect(),
+                    None => directory.live_addrs().keys().map(|n| n.0).collect(),
+                };
+                PlacementDoc {
+                    shard: shard.0,
+                    slots: slots
+                        .iter()
+                        .find(|s| s.shard == shard)
+                        .map(|s| format!("{}-{}", s.first.get(), s.last.get())),
+                    replicas,
+                    moving: placed.is_some_and(|p| !p.settled),
+                }
+            })
+            .collect();
+        // A shard placed on other nodes only leaves an empty replica here: not listed.
         let shards = groups
             .into_iter()
+            .filter(|g| {
+                g.raft.membership.contains(self.node) || placement.hosts(g.group, self.node) != Some(false)
+            })
             .map(|g| (g.group, g.raft, g.elections_started, g.elections_won, g.apply_stopped))
             .map(|(group, s, elections_started, elections_won, stopped)| ShardDoc {
                 shard: group.0,
@@ -358,6 +405,8 @@ impl NodeReport {
             },
             members,
             shards,
+            replication_factor: placement.factor(),
+            placement: placement_docs,
             peers,
             wal: WalDoc {
                 records_durable: wal.records_durable,
@@ -555,6 +604,8 @@ mod tests {
                 }],
                 apply_stopped: None,
             }],
+            replication_factor: 3,
+            placement: Vec::new(),
             peers: vec![PeerDoc {
                 id: 2,
                 connected: true,

@@ -150,6 +150,7 @@ mod tests {
                 last_index: LogIndex(last),
                 snapshot_index: LogIndex(0),
                 membership: Membership::with_voters((1..=matched.len() as u64 + 1).map(NodeId)),
+                membership_uncommitted: false,
                 followers: matched
                     .iter()
                     .enumerate()

@@ -102,6 +102,16 @@ pub enum StoredSnapshot {
     },
 }
 
+impl StoredSnapshot {
+    /// The last log index it covers.
+    pub fn last_index(&self) -> u64 {
+        match self {
+            StoredSnapshot::Current(file) => file.last_index,
+            StoredSnapshot::Version1 { last_index, .. } => *last_index,
+        }
+    }
+}
+
 /// The snapshot files of one node, in one directory.
 #[derive(Debug, Clone)]
 pub struct SnapshotStore {

@@ -36,6 +36,7 @@ use crate::node::clock::WallClock;
 use crate::node::directory::{Directory, MemberStatus};
 use crate::node::handle::NodeHandle;
 use crate::node::leadership::ClientTraffic;
+use crate::node::placement::Placement;
 use crate::node::raft_storage::RaftStorage;
 use crate::node::runtime::{Outbox, Runtime, RuntimeConfig, META_GROUP};
 use crate::node::state_machine::StateMachine;
@@ -239,7 +240,7 @@ impl Cluster {
         let addrs = founders.iter().map(|f| (f.0, peer_addr(*f))).collect();
         let mut meta = RecoveredState::bootstrap(founders.iter().copied());
         if let Some(snapshot) = meta.snapshot.as_mut() {
-            snapshot.data = Arc::new(Directory::bootstrap(&addrs).snapshot());
+            snapshot.data = Arc::new(Directory::bootstrap(&addrs, Placement::everywhere()).snapshot());
         }
         BTreeMap::from([(META_GROUP, meta), (GROUP, RecoveredState::bootstrap(founders))])
     }

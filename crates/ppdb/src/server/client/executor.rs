@@ -15,7 +15,7 @@ use super::forward_batch::{ForwardBatcher, ForwardFailure};
 use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
 use crate::node::clock::wall_clock_ms;
-use crate::node::{ClientTraffic, LeaderTable, NodeHandle, Router};
+use crate::node::{ClientTraffic, Directory, LeaderTable, NodeHandle, Router};
 use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
@@ -26,6 +26,7 @@ use ppdb_raft::{NodeId, ProposeError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
 /// A key and its value (MSET).
 type Pair = (Vec<u8>, Vec<u8>);
@@ -42,6 +43,8 @@ pub struct Executor {
     router: Router,
     leaders: LeaderTable,
     traffic: ClientTraffic,
+    /// The cluster directory, for where each shard's replicas are.
+    directory: watch::Receiver<Directory>,
     /// Joins the operations of concurrent clients for the same leader into one request.
     batcher: Arc<ForwardBatcher>,
     /// Ids of the cross-shard transactions this node coordinates.
@@ -52,8 +55,9 @@ pub struct Executor {
 
 impl Executor {
     /// An executor for this node's runtime and transport, routing keys with `router`, sending
-    /// each shard's operations to the leader `leaders` names (its own replica when unknown),
-    /// and counting in `traffic` the operations it serves, by the node they entered through.
+    /// each shard's operations to the leader `leaders` names (when unknown, its own replica,
+    /// or one of the shard's replicas as `directory` places them), and counting in `traffic`
+    /// the operations it serves, by the node they entered through.
     pub fn new(
         node: NodeId,
         handle: NodeHandle<KvShard>,
@@ -61,13 +65,14 @@ impl Executor {
         router: Router,
         leaders: LeaderTable,
         traffic: ClientTraffic,
+        directory: watch::Receiver<Directory>,
     ) -> Executor {
         let batcher = Arc::new(ForwardBatcher::new(transport.clone(), handle.timeout()));
         // Microseconds since the epoch: above every id this node handed out before a restart.
         let first_id = wall_clock_ms().saturating_mul(1_000);
         let txn_ids = Arc::new(TxnIds::new(node.0, first_id));
         let txn_stats = Arc::default();
-        Executor { node, handle, transport, router, leaders, traffic, batcher, txn_ids, txn_stats }
+        Executor { node, handle, transport, router, leaders, traffic, directory, batcher, txn_ids, txn_stats }
     }
 
     /// The counters of the cross-shard transactions this node coordinated or resolved.
@@ -382,7 +387,9 @@ impl Executor {
     ) -> (Vec<Result<Reply, Error>>, Vec<ShardOp>) {
         let mut done = Vec::with_capacity(ops.len());
         let deadline = Instant::now() + self.handle.timeout();
-        let mut target = self.leaders.get(GroupId(shard)).unwrap_or(self.node);
+        let mut asked = 0;
+        let mut target =
+            self.leaders.get(GroupId(shard)).unwrap_or_else(|| self.replica_to_ask(shard, asked));
         let mut results: Vec<Result<Reply, Error>> = Vec::with_capacity(ops.len());
         let mut remaining = ops;
         while !remaining.is_empty() {
@@ -398,24 +405,52 @@ impl Executor {
             results.extend(answers.by_ref().take(first_retry));
             done.extend(remaining.drain(..first_retry));
             let Some(retry) = answers.next() else { break };
-            target = match retry {
+            let redirected = match retry {
                 Err(Error::Consensus(ProposeError::NotLeader { leader: Some(leader) }))
                     if leader != target =>
                 {
-                    leader
+                    if !self.replicates(shard) {
+                        // The runtime keeps no hint for a shard this node does not replicate.
+                        self.leaders.set(GroupId(shard), Some(leader));
+                    }
+                    Some(leader)
                 }
-                _ => self.node,
+                _ => None,
             };
             if Instant::now() >= deadline {
                 results.extend(remaining.iter().map(|_| Err(Error::Partition { group: shard })));
                 break;
             }
-            if target == self.node {
-                tokio::time::sleep(NO_LEADER_BACKOFF).await;
-            }
+            target = match redirected {
+                Some(leader) => leader,
+                None => {
+                    asked += 1;
+                    tokio::time::sleep(NO_LEADER_BACKOFF).await;
+                    self.replica_to_ask(shard, asked)
+                }
+            };
         }
         done.extend(remaining);
         (results, done)
+    }
+
+    /// Whether this node should hold a replica of `shard` (every node does in a cluster that
+    /// keeps every shard everywhere).
+    fn replicates(&self, shard: u64) -> bool {
+        self.directory.borrow().placement().hosts(GroupId(shard), self.node) != Some(false)
+    }
+
+    /// Where to send `shard`'s operations when its leader is unknown: this node's own replica,
+    /// which knows its leader, or, for a shard placed on other nodes only, one of them (the
+    /// `asked`-th, so retries go round them); each answers with its leader.
+    fn replica_to_ask(&self, shard: u64, asked: usize) -> NodeId {
+        let directory = self.directory.borrow();
+        match directory.placement().group(GroupId(shard)) {
+            Some(placed) if !placed.replicas.contains(&self.node) && !placed.replicas.is_empty() => {
+                placed.replicas.iter().nth(asked % placed.replicas.len()).copied().unwrap_or(self.node)
+            }
+            _ => self.node,
+        }
     }
 
     /// Submits `ops` to this node's replica of `shard` now (so calls keep their order) and

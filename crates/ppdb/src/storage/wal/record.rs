@@ -80,6 +80,8 @@ pub enum RecordKind {
     HardState,
     /// A marker saying a group's snapshot now covers its log up to some point.
     SnapshotMarker,
+    /// The group's copy on this node was deleted: everything before it is void.
+    Tombstone,
 }
 
 impl RecordKind {
@@ -89,6 +91,7 @@ impl RecordKind {
             RecordKind::Entries => 1,
             RecordKind::HardState => 2,
             RecordKind::SnapshotMarker => 3,
+            RecordKind::Tombstone => 4,
         }
     }
 
@@ -98,6 +101,7 @@ impl RecordKind {
             1 => Some(RecordKind::Entries),
             2 => Some(RecordKind::HardState),
             3 => Some(RecordKind::SnapshotMarker),
+            4 => Some(RecordKind::Tombstone),
             _ => None,
         }
     }
@@ -309,7 +313,12 @@ mod tests {
     }
 
     fn any_kind() -> impl Strategy<Value = RecordKind> {
-        prop_oneof![Just(RecordKind::Entries), Just(RecordKind::HardState), Just(RecordKind::SnapshotMarker)]
+        prop_oneof![
+            Just(RecordKind::Entries),
+            Just(RecordKind::HardState),
+            Just(RecordKind::SnapshotMarker),
+            Just(RecordKind::Tombstone)
+        ]
     }
 
     proptest! {
