@@ -18,6 +18,7 @@ mod membership;
 mod memcached;
 mod memory_limit;
 mod pause;
+mod placement;
 mod pubsub;
 mod redis_tools;
 mod reference;

@@ -77,6 +77,17 @@ pub struct Status {
     pub members: Vec<MemberDoc>,
     pub shards: Vec<ShardDoc>,
     pub peers: Vec<PeerDoc>,
+    /// Where every data shard lives (empty from nodes before placements).
+    #[serde(default)]
+    pub placement: Vec<PlacementDoc>,
+}
+
+/// One data shard's placement in [`Status`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlacementDoc {
+    pub shard: u64,
+    pub replicas: Vec<u64>,
+    pub moving: bool,
 }
 
 /// The node part of [`Status`].
