@@ -51,7 +51,8 @@ fn under_writes(
 }
 
 /// Node `seen_by`'s status once no shard is moving and every running node holds between
-/// `min` and `max` shards (as its own status lists them), every one as a voter.
+/// `min` and `max` shards (as its own status lists them), exactly those placed on it, every
+/// one as a voter.
 fn settled(cluster: &TestCluster, seen_by: u64, min: usize, max: usize) -> Option<Status> {
     let statuses = cluster.statuses()?;
     let status = statuses.get(&seen_by)?.clone();
@@ -61,7 +62,10 @@ fn settled(cluster: &TestCluster, seen_by: u64, min: usize, max: usize) -> Optio
     for (&id, s) in &statuses {
         let held: Vec<_> = s.shards.iter().filter(|d| d.shard != 0).collect();
         let voter = held.iter().all(|d| d.voters.contains(&id) && d.learners.is_empty());
-        if held.len() < min || held.len() > max || !voter {
+        let placed: Vec<u64> =
+            status.placement.iter().filter(|p| p.replicas.contains(&id)).map(|p| p.shard).collect();
+        let as_placed = held.iter().map(|d| d.shard).eq(placed.iter().copied());
+        if held.len() < min || held.len() > max || !voter || !as_placed {
             return None;
         }
     }
