@@ -11,10 +11,12 @@
 //! 3. while two active nodes' replica counts differ by more than one, a replica moves from
 //!    the most loaded to the least loaded.
 //!
-//! Each change replaces at most one replica, so the old and new replica sets share a majority
-//! of both; a group whose last change is still being carried out (not settled) is left alone,
-//! and at most [`RebalancePolicy::moves_at_once`] groups move at a time, which bounds the
-//! snapshots in flight.
+//! Each change replaces at most one replica, so a group of 3 or more keeps a majority of its
+//! replicas through it. A group whose last change is still being carried out (not settled) is
+//! left alone, except by rule 1: a node placed to receive a replica that then starts leaving
+//! (or fails) would never be promoted, and the move would never settle. At most
+//! [`RebalancePolicy::moves_at_once`] groups move at a time, which bounds the snapshots in
+//! flight.
 
 use super::directory::{Directory, MemberStatus};
 use super::placement::{GroupPlacement, PlacementChange};
@@ -40,7 +42,7 @@ impl Default for RebalancePolicy {
 /// The next placement change the cluster needs, if any.
 pub fn next_change(directory: &Directory, policy: &RebalancePolicy) -> Option<PlacementChange> {
     let placement = directory.placement();
-    if !placement.is_placed() || placement.moving().count() >= policy.moves_at_once {
+    if !placement.is_placed() {
         return None;
     }
     let active: BTreeSet<NodeId> = directory.with_status(MemberStatus::Active).collect();
@@ -53,16 +55,15 @@ pub fn next_change(directory: &Directory, policy: &RebalancePolicy) -> Option<Pl
             *l = count;
         }
     }
-    let settled: Vec<(GroupId, &GroupPlacement)> =
-        placement.groups().iter().filter(|(_, p)| p.settled).map(|(&g, p)| (g, p)).collect();
+    let all: Vec<(GroupId, &GroupPlacement)> = placement.groups().iter().map(|(&g, p)| (g, p)).collect();
     let least_loaded_without = |replicas: &BTreeSet<NodeId>| {
         load.iter().filter(|(n, _)| !replicas.contains(n)).min_by_key(|(&n, &l)| (l, n)).map(|(&n, _)| n)
     };
     let place = |group, replicas| Some(PlacementChange::Place { group, replicas });
     let factor = usize::try_from(placement.factor()).unwrap_or(usize::MAX).min(active.len());
 
-    // 1. Replicas on nodes that are no longer active.
-    for &(group, p) in &settled {
+    // 1. Replicas on nodes that are no longer active, moving groups included.
+    for &(group, p) in &all {
         let Some(&gone) = p.replicas.iter().find(|n| !active.contains(n)) else { continue };
         let mut replicas = p.replicas.clone();
         replicas.remove(&gone);
@@ -75,6 +76,10 @@ pub fn next_change(directory: &Directory, policy: &RebalancePolicy) -> Option<Pl
         }
         return place(group, replicas);
     }
+    if placement.moving().count() >= policy.moves_at_once {
+        return None;
+    }
+    let settled: Vec<(GroupId, &GroupPlacement)> = all.into_iter().filter(|(_, p)| p.settled).collect();
     // 2. Groups with too few or too many replicas.
     for &(group, p) in &settled {
         if p.replicas.len() < factor {
@@ -207,6 +212,28 @@ mod tests {
             run(&mut d, DirectoryCommand::Placement(change));
         }
         assert_eq!(next_change(&d, &policy), None, "two groups are moving");
+    }
+
+    #[test]
+    fn a_move_to_a_node_that_starts_leaving_is_redirected() {
+        let mut d = cluster(3, 1, 3);
+        for node in 4..=5 {
+            run(
+                &mut d,
+                DirectoryCommand::Join { node: NodeId(node), peer_addr: addr(node), incarnation: None },
+            );
+            run(&mut d, DirectoryCommand::Activate { node: NodeId(node) });
+        }
+        run(&mut d, DirectoryCommand::Leave { node: NodeId(3) });
+        let policy = RebalancePolicy::default();
+        let first = next_change(&d, &policy).expect("node 3's replica moves");
+        run(&mut d, DirectoryCommand::Placement(first));
+        let target =
+            *d.placement().group(GroupId(1)).expect("placed").replicas.iter().max().expect("replicas");
+        run(&mut d, DirectoryCommand::Leave { node: target });
+        let second = next_change(&d, &policy).expect("the unsettled move is redirected");
+        let PlacementChange::Place { replicas, .. } = second else { unreachable!("only moves") };
+        assert!(!replicas.contains(&target) && !replicas.contains(&NodeId(3)), "{replicas:?}");
     }
 
     #[derive(Debug, Clone)]

@@ -6,7 +6,9 @@
 //! the directory's (see `observer`).
 //!
 //! Every node hosts the meta group (its state machine the cluster directory) and one data
-//! group. A run (one seed) has a fault phase, with message loss, duplication, delay and
+//! group: on every member in half the seeds, placed on 3 nodes in the others, so that joins,
+//! leaves and removals move its replicas (the rebalancer, `node/rebalance.rs`) under the
+//! faults, and old replicas delete their copies once a move settles. A run (one seed) has a fault phase, with message loss, duplication, delay and
 //! reordering, partitions that come and heal, crashes (half of them of a leader, some in the
 //! middle of a WAL batch) and restarts, and membership changes: spare nodes join, members
 //! are asked to leave, silent nodes are removed by the meta leader (in some seeds). Then

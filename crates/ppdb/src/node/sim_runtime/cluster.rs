@@ -26,7 +26,7 @@
 mod faults;
 
 use super::clock::SimClock;
-use super::membership::peer_addr;
+use super::membership::{forward_reports, peer_addr};
 use super::net::SimNet;
 use super::observer::Observer;
 use super::options::SimOptions;
@@ -238,11 +238,17 @@ impl Cluster {
         }
         let founders = self.founders();
         let addrs = founders.iter().map(|f| (f.0, peer_addr(*f))).collect();
+        let placement = Placement::initial(GROUP.0, &founders, self.opts.replicas);
+        let data = match placement.group(GROUP) {
+            Some(placed) if !placed.replicas.contains(&id) => RecoveredState::default(),
+            Some(placed) => RecoveredState::bootstrap(placed.replicas.iter().copied()),
+            None => RecoveredState::bootstrap(founders.iter().copied()),
+        };
         let mut meta = RecoveredState::bootstrap(founders.iter().copied());
         if let Some(snapshot) = meta.snapshot.as_mut() {
-            snapshot.data = Arc::new(Directory::bootstrap(&addrs, Placement::everywhere()).snapshot());
+            snapshot.data = Arc::new(Directory::bootstrap(&addrs, placement).snapshot());
         }
-        BTreeMap::from([(META_GROUP, meta), (GROUP, RecoveredState::bootstrap(founders))])
+        BTreeMap::from([(META_GROUP, meta), (GROUP, data)])
     }
 
     /// The one place a node's runtime settings are made.
@@ -283,12 +289,16 @@ impl Cluster {
         let bootstrap = self.initial_groups(id);
         let outbox: Arc<dyn Outbox> = self.net.clone();
         let context = NodeContext { node: id, observer: Arc::clone(&self.observer) };
-        let runtime: Runtime<Register> = NODE
+        let mut runtime: Runtime<Register> = NODE
             .sync_scope(context.clone(), || {
                 Runtime::new(config, Arc::clone(&storage), recovered, bootstrap, outbox)
             })
             .map_err(|e| failure("recovery", format!("node {id} cannot start its runtime: {e}")))?;
         self.observer.watch_directory(id, runtime.directory());
+        if let Some(reports) = runtime.directory_reports() {
+            let seed = mix(self.seed, 5_000 + self.boots);
+            tokio::spawn(forward_reports(reports, seed, Arc::clone(&self.handles)));
+        }
         let traffic = runtime.client_traffic();
         let (inbox, inbound) = mpsc::channel(INBOX_CAPACITY);
         let (requests, requests_rx) = mpsc::unbounded_channel();
@@ -408,12 +418,16 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether every member (every node started and not removed) runs and has applied every
-    /// command up to `index`.
+    /// Whether every member (every node started and not removed) that holds the data group,
+    /// as the latest directory places it, runs and has applied every command up to `index`.
     pub fn all_applied(&self, index: LogIndex) -> bool {
+        let placement = self.observer.latest_directory().placement().clone();
         let applied =
             |id: NodeId, n: &SimNode| n.running.is_some() && self.observer.applied_index(id) >= index;
-        self.nodes.iter().filter(|(_, n)| n.stage == Stage::Member).all(|(&id, n)| applied(id, n))
+        self.nodes
+            .iter()
+            .filter(|(&id, n)| n.stage == Stage::Member && placement.hosts(GROUP, id) != Some(false))
+            .all(|(&id, n)| applied(id, n))
     }
 
     /// One line per node, for failure reports.

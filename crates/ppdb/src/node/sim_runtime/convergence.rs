@@ -10,6 +10,7 @@ use super::cluster::{lock, Handles, GROUP};
 use super::observer::Observer;
 use crate::node::directory::MemberStatus;
 use crate::node::runtime::{GroupReport, META_GROUP};
+use crate::storage::wal::GroupId;
 use futures::FutureExt;
 use ppdb_raft::{NodeId, PeerRole};
 use std::collections::BTreeSet;
@@ -73,6 +74,16 @@ async fn probe(handles: Handles) -> Reports {
     reports
 }
 
+/// The node leading `group` at the highest term among `reports`, and its report of it.
+fn group_leader(reports: &Reports, group: GroupId) -> Option<(NodeId, &GroupReport)> {
+    reports
+        .iter()
+        .filter_map(|(id, groups)| {
+            groups.iter().find(|g| g.group == group && g.raft.role == PeerRole::Leader).map(|g| (*id, g))
+        })
+        .max_by_key(|(_, g)| g.raft.term)
+}
+
 /// What keeps the memberships from being settled, as the meta leader among `reports` sees them.
 fn unsettled(reports: &Reports, observer: &Observer) -> Option<String> {
     let leads_meta = |groups: &Vec<GroupReport>| {
@@ -100,15 +111,34 @@ fn unsettled(reports: &Reports, observer: &Observer) -> Option<String> {
             member.status
         ));
     }
+    let placement = directory.placement();
+    if let Some(group) = placement.moving().next() {
+        return Some(format!(
+            "group {} is still moving in the directory of the meta leader {leader}",
+            group.0
+        ));
+    }
     for group in groups {
-        let membership = &group.raft.membership;
-        if membership.voters != active || !membership.learners.is_empty() {
+        // A placed data group is checked on its own leader, which the meta leader may not be.
+        let (seen_on, report, expected) =
+            match placement.group(group.group).filter(|_| group.group != META_GROUP) {
+                Some(placed) => {
+                    let Some((node, report)) = group_leader(reports, group.group) else {
+                        return Some(format!("no node leads group {}", group.group.0));
+                    };
+                    (node, report, placed.replicas.clone())
+                }
+                None => (leader, group, active.clone()),
+            };
+        let membership = &report.raft.membership;
+        if membership.voters != expected || !membership.learners.is_empty() || !expected.is_subset(&active) {
             return Some(format!(
-                "on the meta leader {leader}, group {} has voters {:?} and learners {:?}; ACTIVE: {active:?}",
+                "on {seen_on}, group {} has voters {:?} and learners {:?}; expected {expected:?}, ACTIVE: {active:?}",
                 group.group.0, membership.voters, membership.learners
             ));
         }
-        if group.group == GROUP && group.raft.role != PeerRole::Leader {
+        let colocated = expected.contains(&leader);
+        if group.group == GROUP && colocated && group.raft.role != PeerRole::Leader {
             return Some(format!("the meta leader {leader} does not lead the data group"));
         }
     }

@@ -15,6 +15,7 @@
 //!   still holds.)
 
 use crate::node::directory::{Directory, MemberStatus};
+use crate::node::runtime::META_GROUP;
 use crate::storage::wal::GroupId;
 use ppdb_raft::sim::check::{Verdict, Violation};
 use ppdb_raft::{ConfChange, ConfChangeKind, NodeId};
@@ -113,10 +114,15 @@ impl DirectoryHistory {
     /// `leader` created `change` in `group`: its directory must call for it.
     pub fn check_change(&self, group: GroupId, leader: NodeId, change: ConfChange) -> Verdict {
         let Some(directory) = self.watches.get(&leader) else { return Ok(()) };
-        let status = directory.borrow().get(change.node).map(|m| m.status);
+        let directory = directory.borrow();
+        let status = directory.get(change.node).map(|m| m.status);
+        // A data group placed on some nodes drops the others, whatever their lifecycle.
+        let unplaced = group != META_GROUP && directory.placement().hosts(group, change.node) == Some(false);
         let called_for = match change.kind {
             ConfChangeKind::AddLearner | ConfChangeKind::AddVoter => status.is_some(),
-            ConfChangeKind::Remove => matches!(status, Some(MemberStatus::Leaving | MemberStatus::Removed)),
+            ConfChangeKind::Remove => {
+                unplaced || matches!(status, Some(MemberStatus::Leaving | MemberStatus::Removed))
+            }
         };
         if called_for {
             return Ok(());

@@ -142,6 +142,22 @@ impl MembershipChanges {
     }
 }
 
+/// Forwards a node's reports (a data group settled on its placement) to the meta group's
+/// leader, as a node's membership service does; reports queued meanwhile are dropped (the
+/// runtime sends them again while the directory lacks them).
+pub(super) async fn forward_reports(
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<DirectoryCommand>,
+    seed: u64,
+    handles: Handles,
+) {
+    let mut sent = 0u64;
+    while let Some(report) = reports.recv().await {
+        sent += 1;
+        decide(report, SimRng::new(mix(seed, sent)), Arc::clone(&handles)).await;
+        while reports.try_recv().is_ok() {}
+    }
+}
+
 /// Proposes `command` through the meta group's leader until the directory decides it
 /// (accepted or refused), retrying through refusals, timeouts and leader changes.
 async fn decide(command: DirectoryCommand, mut rng: SimRng, handles: Handles) {

@@ -149,9 +149,15 @@ impl Observer {
         self.seen().applied.remove(&node);
     }
 
-    /// `node`'s state machine was rebuilt from a snapshot (at a start or an install).
+    /// `node`'s state machine was rebuilt from a snapshot (at a start or an install), or
+    /// created empty (at a start, or when the node deleted its copy of a group placed on
+    /// other nodes: it applies nothing until placed there again, from a snapshot).
     pub fn restored(&self, node: NodeId, state: Observed) {
         let mut seen = self.seen();
+        if state.index == LogIndex(0) {
+            seen.applied.remove(&node);
+            return;
+        }
         if let Some(previous) = seen.applied.insert(node, state.index).filter(|&p| p > state.index) {
             seen.record(Err(Violation {
                 invariant: "state machine safety",

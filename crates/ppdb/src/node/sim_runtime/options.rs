@@ -53,6 +53,9 @@ pub(super) struct SimOptions {
     pub leaves_max: u64,
     /// Probability of asking a node to leave.
     pub leave_per_mille: u32,
+    /// Replicas of the data group: 0 keeps it on every member; 3 places it on 3 nodes, so
+    /// leaves, failures and joins move its replicas (on 5 founders, 2 hold none at first).
+    pub replicas: u32,
 }
 
 impl SimOptions {
@@ -95,6 +98,7 @@ impl SimOptions {
             },
             leaves_max: rng.below(3),
             leave_per_mille: 5,
+            replicas: [0, 3][rng.below(2) as usize],
         }
     }
 }
