@@ -253,6 +253,8 @@ impl KvStore {
             WriteOp::Collection(op) => op.apply(self, now),
             WriteOp::Memcached(op) => op.apply(self, now),
             WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
+            WriteOp::Export { key, then } => self.export(key, then.as_deref(), now),
+            WriteOp::Imported { imports, op, expect } => self.run_imported(imports, op, *expect, now),
             // The shard runs scripts (`server::script`); the key space alone cannot.
             WriteOp::Script(_) => {
                 Reply::ErrorText("ERR scripts are run by the shard, not the key space".into())

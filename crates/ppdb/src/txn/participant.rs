@@ -23,6 +23,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::kv::transfer::{MISGUESSED, MISGUESS_CODE};
 use crate::kv::{KvRead, KvStore, KvWrite, LockHolder, Reply, TxnStep, WriteOp};
 
 use super::entry::{Prepare, TxnEntry, Vote};
@@ -134,6 +135,11 @@ impl Participant {
         }
         let prepared = Prepared { prepare: prepare.clone(), index, now_ms: now, keys };
         let (replies, _) = run_part(store, &prepared);
+        let misguessed = misguessed_steps(&replies);
+        if !misguessed.is_empty() {
+            self.remember(id, Outcome::Aborted, now);
+            return Reply::ErrorText(format!("{MISGUESS_CODE} {misguessed}"));
+        }
         if prepare.vote == Vote::IfEveryReplyIsOne && !every_reply_is_one(&replies) {
             self.remember(id, Outcome::Aborted, now);
             return Reply::Status("ABORTED");
@@ -289,6 +295,14 @@ impl Participant {
         d.finish()?;
         Ok(participant)
     }
+}
+
+/// The indexes, space-separated, of the steps that answered [`MISGUESSED`].
+fn misguessed_steps(replies: &Reply) -> String {
+    let Reply::Array(items) = replies else { return String::new() };
+    let misguessed =
+        items.iter().enumerate().filter(|(_, item)| matches!(item, Reply::ErrorText(t) if t == MISGUESSED));
+    misguessed.map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(" ")
 }
 
 fn every_reply_is_one(replies: &Reply) -> bool {
