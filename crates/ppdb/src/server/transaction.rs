@@ -17,10 +17,13 @@
 //! Keys in several shards, watched keys included, make a cross-shard transaction
 //! (`crate::txn`): each step goes to its key's shard (MSET, DEL, UNLINK, MGET and EXISTS are
 //! split by key and their replies joined), every shard's steps become its part, and the
-//! transaction commits on all of them or none. Commands that need keys of several shards at
-//! once (RENAME, COPY, SMOVE, LMOVE, the *STORE commands, MSETNX) and whole-keyspace commands
-//! (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) are refused with `CROSSSLOT` in a transaction
-//! that spans shards.
+//! transaction commits on all of them or none. Commands that move values between keys of
+//! several shards (RENAME, RENAMENX, COPY, SMOVE, LMOVE, RPOPLPUSH, the *STORE commands) run
+//! on their destination's shard with their sources' values imported ([`super::moves`]); a
+//! guess their sources' effects rest on that proves wrong makes the transaction run again on
+//! the other guess. Whole-keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL), other
+//! multi-key commands (MSETNX, SUNION, LMPOP, ...) and moves whose shards need each other's
+//! values in a cycle are refused with `CROSSSLOT` in a transaction that spans shards.
 
 use std::collections::{BTreeMap, BTreeSet};
 
