@@ -592,6 +592,20 @@ impl KvStore {
         scratch
     }
 
+    /// A copy of the whole key space at time and index 0 (cheap per key: contents are
+    /// shared), where a cross-shard transaction's shard-wide part (KEYS, FLUSHALL, ...) runs as
+    /// the entry that prepared it.
+    pub fn rewound(&self) -> KvStore {
+        KvStore { time_ms: 0, write_version: 0, ..self.clone() }
+    }
+
+    /// Takes `other`'s keys (a shard-wide part's result, [`KvStore::rewound`]), keeping this
+    /// store's time and index.
+    pub fn replace_keys(&mut self, other: KvStore) {
+        let (time_ms, write_version) = (self.time_ms.max(other.time_ms), self.write_version);
+        *self = KvStore { time_ms, write_version, ..other };
+    }
+
     /// Makes `key` hold exactly `value` (its version and flags included), or nothing: a
     /// committed transaction's intent, computed at prepare, installed as it was.
     pub fn place(&mut self, key: &[u8], value: Option<Value>) {

@@ -21,9 +21,11 @@
 //! several shards (RENAME, RENAMENX, COPY, SMOVE, LMOVE, RPOPLPUSH, the *STORE commands) run
 //! on their destination's shard with their sources' values imported ([`super::moves`]); a
 //! guess their sources' effects rest on that proves wrong makes the transaction run again on
-//! the other guess. Whole-keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL), other
-//! multi-key commands (MSETNX, SUNION, LMPOP, ...) and moves whose shards need each other's
-//! values in a cycle are refused with `CROSSSLOT` in a transaction that spans shards.
+//! the other guess. Whole-keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) run on
+//! every shard, each part holding one locking its whole shard, and their replies are joined
+//! as outside a transaction. Other multi-key commands (MSETNX, SUNION, LMPOP, ...) and moves
+//! whose shards need each other's values in a cycle are refused with `CROSSSLOT` in a
+//! transaction that spans shards.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -34,6 +36,7 @@ use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
 use super::resp::Frame;
 use crate::error::Error;
+use crate::kv::scan::scan_hash;
 use crate::kv::{KvRead, KvWrite, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::wall_clock_ms;
 use crate::node::Router;
@@ -155,6 +158,77 @@ enum Join {
     /// A move ([`moves`]): its sources' exports (replies dropped), then its destination's
     /// reply.
     Moved { home: u64, sources: Vec<u64> },
+    /// A whole-keyspace command, run on every shard, its replies joined as this says.
+    Everywhere(Vec<u64>, Whole),
+}
+
+/// How the replies of a whole-keyspace command run on every shard make one.
+#[derive(Debug, Clone, Copy)]
+enum Whole {
+    /// KEYS: every shard's keys.
+    Concat,
+    /// DBSIZE: the sum.
+    Sum,
+    /// FLUSHALL: OK.
+    Ok,
+    /// RANDOMKEY: the first shard's key that is not nil.
+    First,
+    /// SCAN: the pages merged as `Executor::scan` merges them.
+    Scan,
+}
+
+impl Whole {
+    /// How `step`'s replies are joined, if it is a whole-keyspace command a transaction runs.
+    fn of(step: &TxnStep) -> Option<Whole> {
+        Some(match step {
+            TxnStep::Read(KvRead::Keys { .. }) => Whole::Concat,
+            TxnStep::Read(KvRead::DbSize) => Whole::Sum,
+            TxnStep::Read(KvRead::RandomKey) => Whole::First,
+            TxnStep::Read(KvRead::Scan { .. }) => Whole::Scan,
+            TxnStep::Write(WriteOp::FlushAll) => Whole::Ok,
+            _ => return None,
+        })
+    }
+
+    /// The replies of every shard joined into one.
+    fn join(self, replies: Vec<Reply>) -> Reply {
+        if let Some(error) = replies.iter().find(|reply| reply.is_error()) {
+            return error.clone();
+        }
+        match self {
+            Whole::Ok => Reply::Ok,
+            Whole::Sum => {
+                Reply::Integer(replies.iter().map(|r| if let Reply::Integer(n) = r { *n } else { 0 }).sum())
+            }
+            Whole::Concat => Reply::Array(
+                replies
+                    .into_iter()
+                    .flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() })
+                    .collect(),
+            ),
+            Whole::First => replies.into_iter().find(|r| *r != Reply::Nil).unwrap_or(Reply::Nil),
+            Whole::Scan => {
+                let pages: Vec<(u64, Vec<Vec<u8>>)> = replies
+                    .into_iter()
+                    .filter_map(|r| {
+                        if let Reply::Scan { cursor, keys } = r {
+                            Some((cursor, keys))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let next = pages.iter().map(|(c, _)| *c).filter(|&c| c != 0).min().unwrap_or(0);
+                let mut keys: Vec<Vec<u8>> = pages
+                    .into_iter()
+                    .flat_map(|(_, keys)| keys)
+                    .filter(|k| next == 0 || scan_hash(k) < next)
+                    .collect();
+                keys.sort_by_key(|k| scan_hash(k));
+                Reply::Scan { cursor: next, keys }
+            }
+        }
+    }
 }
 
 /// How many times a transaction with moves is tried again on other guesses.
@@ -209,7 +283,13 @@ fn plan(router: Router, steps: &[TxnStep], watched: &[WatchedKey], moved: &[bool
         let mut by_shard: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let keys = step.keys();
         if keys.is_empty() {
-            return None;
+            let whole = Whole::of(step)?;
+            let shards: Vec<u64> = router.shards().map(|shard| shard.0).collect();
+            for &shard in &shards {
+                part(&mut parts, shard).steps.push(step.clone());
+            }
+            joins.push(Join::Everywhere(shards, whole));
+            continue;
         }
         for (i, key) in keys.iter().enumerate() {
             by_shard.entry(router.shard_of(key).0).or_default().push(i);
@@ -308,6 +388,7 @@ fn join(order: Vec<u64>, joins: Vec<Join>, replies: Vec<Reply>) -> Vec<Reply> {
             }
             next(home)
         }
+        Join::Everywhere(shards, whole) => whole.join(shards.into_iter().map(&mut next).collect()),
         Join::Ok(shards) => shards.into_iter().map(&mut next).find(Reply::is_error).unwrap_or(Reply::Ok),
         Join::Sum(shards) => {
             let replies: Vec<Reply> = shards.into_iter().map(&mut next).collect();

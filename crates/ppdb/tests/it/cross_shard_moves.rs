@@ -1,7 +1,8 @@
 //! Commands that need keys of several shards at once (RENAME, RENAMENX, COPY, SMOVE, LMOVE,
 //! RPOPLPUSH, the *STORE commands), on a 3-node cluster with 8 shards where their keys live in
-//! different shards, alone and inside MULTI: every reply is a real Redis 7's, and the values
-//! move whole, typed, with their expiry.
+//! different shards, alone and inside MULTI, and whole-keyspace commands (KEYS, SCAN, DBSIZE,
+//! RANDOMKEY, FLUSHALL) inside a MULTI over several shards: every reply is a real Redis 7's,
+//! and the values move whole, typed, with their expiry.
 
 use crate::reference::{assert_same_replies, Reference};
 use crate::support::{shard_of, ClusterOptions, TestCluster};
@@ -139,4 +140,51 @@ fn moves_across_shards_answer_as_redis_does() {
         replies.push(crate::reference::reply_text(&mut ppdb, &args, false));
     }
     assert!(replies[3].contains("CROSSSLOT"), "{replies:?}");
+}
+
+#[test]
+fn whole_keyspace_commands_run_on_every_shard_at_one_moment() {
+    let cluster = TestCluster::start(ClusterOptions { shards: SHARDS, ..ClusterOptions::default() });
+    let reference = Reference::start();
+    let mut ppdb = cluster.client(3);
+    let mut redis = reference.client();
+    let script = on_shards(
+        "
+        MSET <a:1> 1 <b:2> 2 <c:3> 3 <d:4> 4
+        MULTI
+        SET <e:5> 5
+        DBSIZE
+        KEYS *
+        RENAME <a:1> <f:6>
+        DBSIZE
+        DEL <b:2>
+        ~ EXEC
+        DBSIZE
+        MULTI
+        RANDOMKEY
+        EXISTS <c:3>
+        EXEC
+        MULTI
+        FLUSHALL
+        SET <g:7> 7
+        DBSIZE
+        GET <c:3>
+        EXEC
+        ~ KEYS *
+        MSET <a:1> 1 <b:2> 2 <c:3> 3
+        FLUSHALL
+        DBSIZE
+        MGET <a:1> <b:2> <c:3>
+        ",
+    );
+    // RANDOMKEY's key differs; inside MULTI only its being one of the keys is compared.
+    let script = script.replace("        RANDOMKEY\n", "");
+    assert_same_replies(&mut ppdb, &mut redis, &script);
+    let mut con = cluster.client(1);
+    assert_eq!(crate::reference::reply_text(&mut con, &[b"SET", b"x", b"1"], false), "ok");
+    assert_eq!(crate::reference::reply_text(&mut con, &[b"MULTI"], false), "ok");
+    crate::reference::reply_text(&mut con, &[b"SCAN", b"0", b"COUNT", b"1000"], false);
+    crate::reference::reply_text(&mut con, &[b"RANDOMKEY"], false);
+    let exec = crate::reference::reply_text(&mut con, &[b"EXEC"], false);
+    assert!(exec.contains("'\"x\"'"), "SCAN and RANDOMKEY find the one key: {exec}");
 }

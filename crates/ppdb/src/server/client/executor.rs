@@ -163,16 +163,18 @@ impl Executor {
 
     /// Runs a write (its entry unstamped: the shard's leader stamps it). Multi-key writes that
     /// span shards run as cross-shard transactions: MSET, MSETNX, DEL and UNLINK split by key,
-    /// RENAME, COPY, SMOVE, LMOVE and the *STORE commands as moves (`server::moves`).
+    /// RENAME, COPY, SMOVE, LMOVE and the *STORE commands as moves (`server::moves`), FLUSHALL
+    /// on every shard at once.
     pub async fn write(&self, write: KvWrite) -> Result<Reply, Error> {
         match &write.op {
-            WriteOp::FlushAll => {
-                let all =
-                    (1..=self.router.shard_count()).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
-                for result in futures_join(all).await {
-                    result?;
+            // Every shard at one moment: a transaction locking every shard whole.
+            WriteOp::FlushAll if self.router.shard_count() > 1 => {
+                let step = crate::kv::TxnStep::Write(WriteOp::FlushAll);
+                match crate::server::transaction::across(self, vec![step], Vec::new()).await {
+                    Ok(_) => Ok(Reply::Ok),
+                    Err(Some(error)) => Err(txn_failure(error)),
+                    Err(None) => Err(Error::State("FLUSHALL could not run across shards".into())),
                 }
-                Ok(Reply::Ok)
             }
             WriteOp::MSet { pairs } if self.group_pairs(pairs).len() > 1 => {
                 let parts = self

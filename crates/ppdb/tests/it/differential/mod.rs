@@ -11,10 +11,11 @@
 //!
 //! The main run uses one shard, PPDB's default. Two more runs put sequences on 8 shards, where
 //! transactions, MSET, MSETNX, DEL, MGET, RENAME, COPY, SMOVE, LMOVE and the *STORE commands
-//! span shards as cross-shard transactions; there a command PPDB refuses across shards
-//! (`CROSSSLOT`: whole-keyspace commands in a MULTI spanning shards, moves whose shards need
-//! each other's values in a cycle; or a multi-key read, pop, blocking or script command whose
-//! keys live in different shards) ends its sequence, counted as a skip. Commands that differ by design (`compatibility`) are skipped, and counted.
+//! span shards as cross-shard transactions, whole-keyspace commands inside MULTI too; there a
+//! command PPDB refuses across shards (`CROSSSLOT`: moves whose shards need each other's
+//! values in a cycle, or a multi-key read or pop in a MULTI spanning shards; or a multi-key
+//! read, pop, blocking or script command whose keys live in different shards) ends its
+//! sequence, counted as a skip. Commands that differ by design (`compatibility`) are skipped, and counted.
 //!
 //! Environment:
 //! - `PPDB_SEED=<seed>`: run only that sequence (the replay a failure message prints).
