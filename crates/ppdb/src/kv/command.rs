@@ -16,6 +16,7 @@
 use super::introspect::ObjectField;
 use super::memcached::McWrite;
 use super::script::ScriptCall;
+use super::transfer::Expect;
 use super::types::{CollectionRead, CollectionWrite};
 
 /// The largest string value: PPDB's `proto-max-bulk-len` ([`crate::limits::VALUE_BYTES_MAX`]).
@@ -261,6 +262,25 @@ pub enum WriteOp {
     /// EVAL and its kin: a Lua script run atomically as this one entry (see [`super::script`];
     /// the shard runs it, the key space only carries it).
     Script(ScriptCall),
+    /// A cross-shard command's source ([`super::transfer`]): answers `key`'s whole value,
+    /// typed, with its expiry and flags (nil when absent), then applies `then` to `key`
+    /// (RENAME's delete, SMOVE's removal, LMOVE's pop), its reply dropped.
+    Export {
+        /// The source key.
+        key: Vec<u8>,
+        /// What the command does to the source, if anything.
+        then: Option<Box<WriteOp>>,
+    },
+    /// A cross-shard command run on its destination's shard ([`super::transfer`]), with the
+    /// values of the keys other shards hold imported as their shards exported them.
+    Imported {
+        /// The imported keys and their exported values (none for an absent key).
+        imports: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        /// The command.
+        op: Box<WriteOp>,
+        /// What the sources' effects assumed of its outcome.
+        expect: Expect,
+    },
 }
 
 /// A read query, answered from applied state at a given time.
@@ -406,6 +426,12 @@ impl WriteOp {
             Self::FlushAll => Vec::new(),
             Self::Attempt { op, .. } => op.as_deref().map_or_else(Vec::new, WriteOp::keys),
             Self::Script(call) => call.keys.iter().map(Vec::as_slice).collect(),
+            Self::Export { key, .. } => vec![key.as_slice()],
+            Self::Imported { imports, op, .. } => op
+                .keys()
+                .into_iter()
+                .filter(|key| imports.iter().all(|(imported, _)| imported != key))
+                .collect(),
         }
     }
 }

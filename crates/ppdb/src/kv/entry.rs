@@ -33,6 +33,7 @@ use super::introspect::ObjectField;
 use super::memcached::McWrite;
 use super::multi::TXN_STEPS_MAX;
 use super::script::ScriptCall;
+use super::transfer::Expect;
 use super::types::{CollectionRead, CollectionWrite};
 
 /// Version byte of the entry encoding written by this build.
@@ -74,6 +75,12 @@ const TAG_MEMCACHED: u8 = 22;
 const TAG_WATCHED_TRANSACTION: u8 = 23;
 /// A script call: its body, keys and arguments (see [`super::script`]); top level only.
 const TAG_SCRIPT: u8 = 24;
+/// A cross-shard command's source: the key, then a flag and the effect (see [`super::transfer`]).
+const TAG_EXPORT: u8 = 25;
+/// A cross-shard command at its destination: `count:varint` imported keys (at most
+/// [`BATCH_KEYS_MAX`]), each `key:bytes has_value:u8 [value:bytes]`, then `expect:u8` and the
+/// command (see [`super::transfer`]).
+const TAG_IMPORTED: u8 = 26;
 // SET and GETEX time-to-live tags: 0 clear/unchanged, 1 keep/persist, 2 absolute, 3 relative.
 const TTL_TAG_AT: u8 = 2;
 const TTL_TAG_AFTER: u8 = 3;
@@ -300,6 +307,45 @@ pub(super) fn encode_op(op: &WriteOp, out: &mut Vec<u8>) {
             out.push(TAG_SCRIPT);
             call.encode(out);
         }
+        WriteOp::Export { key, then } => {
+            out.push(TAG_EXPORT);
+            put_bytes(out, key);
+            match then {
+                None => out.push(0),
+                Some(op) => {
+                    out.push(1);
+                    encode_op(op, out);
+                }
+            }
+        }
+        WriteOp::Imported { imports, op, expect } => {
+            out.push(TAG_IMPORTED);
+            put_varint(out, imports.len() as u64);
+            for (key, value) in imports {
+                put_bytes(out, key);
+                match value {
+                    None => out.push(0),
+                    Some(value) => {
+                        out.push(1);
+                        put_bytes(out, value);
+                    }
+                }
+            }
+            out.push(expect.tag());
+            encode_op(op, out);
+        }
+    }
+}
+
+/// Decodes the operation an export or an import wraps: a plain one, never a transaction, an
+/// attempt, a script, an export or an import, so nesting stays one level deep.
+fn decode_wrapped_op(reader: &mut Reader<'_>) -> Result<WriteOp, KvDecodeError> {
+    let offset = reader.offset();
+    match decode_op(reader, false)? {
+        WriteOp::Export { .. } | WriteOp::Imported { .. } => {
+            Err(KvDecodeError::Invalid { field: "wrapped operation", offset })
+        }
+        op => Ok(op),
     }
 }
 
@@ -456,6 +502,35 @@ pub(super) fn decode_op(
         TAG_FLUSHALL => WriteOp::FlushAll,
         TAG_COLLECTION => WriteOp::Collection(CollectionWrite::decode(reader)?),
         TAG_MEMCACHED => WriteOp::Memcached(McWrite::decode(reader)?),
+        TAG_EXPORT => {
+            let key = key(reader)?;
+            let then = match tag(reader, "export flag", 1)? {
+                0 => None,
+                _ => Some(Box::new(decode_wrapped_op(reader)?)),
+            };
+            WriteOp::Export { key, then }
+        }
+        TAG_IMPORTED => {
+            let count = reader.count("import count", BATCH_KEYS_MAX)?;
+            // Each import takes at least two bytes.
+            let mut imports = Vec::with_capacity((count as usize).min(reader.remaining() / 2));
+            for _ in 0..count {
+                let key = key(reader)?;
+                let value = match tag(reader, "import flag", 1)? {
+                    0 => None,
+                    _ => Some(reader.bytes("imported value", crate::limits::COMMAND_BYTES_MAX as u64)?),
+                };
+                imports.push((key, value));
+            }
+            let expect_offset = reader.offset();
+            let expect_tag = reader.u8("import expectation")?;
+            let expect = Expect::from_tag(expect_tag).ok_or(KvDecodeError::InvalidTag {
+                field: "import expectation",
+                tag: expect_tag,
+                offset: expect_offset,
+            })?;
+            WriteOp::Imported { imports, op: Box::new(decode_wrapped_op(reader)?), expect }
+        }
         other => return Err(KvDecodeError::InvalidTag { field: "operation", tag: other, offset }),
     })
 }

@@ -36,6 +36,7 @@ pub mod state_machine;
 mod table;
 #[cfg(test)]
 mod tests;
+pub mod transfer;
 pub mod types;
 
 pub use codec::KvDecodeError;
@@ -49,4 +50,5 @@ pub use reply::{KvError, LockHolder, Reply};
 pub use script::{ScriptAccess, ScriptCall, SCRIPT_ARGS_MAX, SCRIPT_BODY_BYTES_MAX};
 pub use snapshot::FrozenKv;
 pub use state_machine::{KvStore, Value};
+pub use transfer::{Expect, MISGUESSED};
 pub use types::{CollectionRead, CollectionWrite, Data};

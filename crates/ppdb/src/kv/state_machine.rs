@@ -253,6 +253,8 @@ impl KvStore {
             WriteOp::Collection(op) => op.apply(self, now),
             WriteOp::Memcached(op) => op.apply(self, now),
             WriteOp::Attempt { op, .. } => op.as_ref().map_or(Reply::Nil, |op| self.apply_op(op, now)),
+            WriteOp::Export { key, then } => self.export(key, then.as_deref(), now),
+            WriteOp::Imported { imports, op, expect } => self.run_imported(imports, op, *expect, now),
             // The shard runs scripts (`server::script`); the key space alone cannot.
             WriteOp::Script(_) => {
                 Reply::ErrorText("ERR scripts are run by the shard, not the key space".into())
@@ -588,6 +590,20 @@ impl KvStore {
             }
         }
         scratch
+    }
+
+    /// A copy of the whole key space at time and index 0 (cheap per key: contents are
+    /// shared), where a cross-shard transaction's shard-wide part (KEYS, FLUSHALL, ...) runs as
+    /// the entry that prepared it.
+    pub fn rewound(&self) -> KvStore {
+        KvStore { time_ms: 0, write_version: 0, ..self.clone() }
+    }
+
+    /// Takes `other`'s keys (a shard-wide part's result, [`KvStore::rewound`]), keeping this
+    /// store's time and index.
+    pub fn replace_keys(&mut self, other: KvStore) {
+        let (time_ms, write_version) = (self.time_ms.max(other.time_ms), self.write_version);
+        *self = KvStore { time_ms, write_version, ..other };
     }
 
     /// Makes `key` hold exactly `value` (its version and flags included), or nothing: a

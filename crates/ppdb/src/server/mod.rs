@@ -41,6 +41,7 @@ pub mod info;
 pub mod listener;
 pub mod memcached;
 pub mod memory;
+pub mod moves;
 pub mod node;
 pub mod pubsub;
 pub mod report;

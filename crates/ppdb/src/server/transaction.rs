@@ -17,23 +17,30 @@
 //! Keys in several shards, watched keys included, make a cross-shard transaction
 //! (`crate::txn`): each step goes to its key's shard (MSET, DEL, UNLINK, MGET and EXISTS are
 //! split by key and their replies joined), every shard's steps become its part, and the
-//! transaction commits on all of them or none. Commands that need keys of several shards at
-//! once (RENAME, COPY, SMOVE, LMOVE, the *STORE commands, MSETNX) and whole-keyspace commands
-//! (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) are refused with `CROSSSLOT` in a transaction
-//! that spans shards.
+//! transaction commits on all of them or none. Commands that move values between keys of
+//! several shards (RENAME, RENAMENX, COPY, SMOVE, LMOVE, RPOPLPUSH, the *STORE commands) run
+//! on their destination's shard with their sources' values imported ([`super::moves`]); a
+//! guess their sources' effects rest on that proves wrong makes the transaction run again on
+//! the other guess. Whole-keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) run on
+//! every shard, each part holding one locking its whole shard, and their replies are joined
+//! as outside a transaction. Other multi-key commands (MSETNX, SUNION, LMPOP, ...) and moves
+//! whose shards need each other's values in a cycle are refused with `CROSSSLOT` in a
+//! transaction that spans shards.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::executor::{step_replies, txn_failure, Executor};
 use super::client::forward::ShardOp;
+use super::moves;
 use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
 use super::resp::Frame;
 use crate::error::Error;
+use crate::kv::scan::scan_hash;
 use crate::kv::{KvRead, KvWrite, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::wall_clock_ms;
 use crate::node::Router;
-use crate::txn::{Part, TxnError, Vote};
+use crate::txn::{Link, Part, TxnError, Vote};
 
 /// One element of EXEC's reply, in queue order.
 #[derive(Debug)]
@@ -122,7 +129,11 @@ async fn run_steps(
     let shard = match single_shard(executor.router(), &steps, &watched) {
         Ok(shard) => shard,
         Err(crossslot) => {
-            return across_shards(executor, steps, watched).await.map_err(|e| e.unwrap_or(crossslot))
+            return across(executor, steps, watched).await.map_err(|error| match error {
+                None => crossslot,
+                Some(TxnError::WatchChanged) => Frame::NullArray,
+                Some(error) => error_frame(&txn_failure(error)),
+            })
         }
     };
     let op = WriteOp::Transaction { steps, watched };
@@ -144,41 +155,160 @@ enum Join {
     Sum(Vec<u64>),
     /// Split by key (MGET): each shard's elements back at their keys' positions.
     Gather(Vec<(u64, Vec<usize>)>, usize),
+    /// A move ([`moves`]): its sources' exports (replies dropped), then its destination's
+    /// reply.
+    Moved { home: u64, sources: Vec<u64> },
+    /// A whole-keyspace command, run on every shard, its replies joined as this says.
+    Everywhere(Vec<u64>, Whole),
 }
 
-/// Runs the steps as a cross-shard transaction. `Err(None)`: some step cannot run across
-/// shards (the caller answers `CROSSSLOT`).
-async fn across_shards(
+/// How the replies of a whole-keyspace command run on every shard make one.
+#[derive(Debug, Clone, Copy)]
+enum Whole {
+    /// KEYS: every shard's keys.
+    Concat,
+    /// DBSIZE: the sum.
+    Sum,
+    /// FLUSHALL: OK.
+    Ok,
+    /// RANDOMKEY: the first shard's key that is not nil.
+    First,
+    /// SCAN: the pages merged as `Executor::scan` merges them.
+    Scan,
+}
+
+impl Whole {
+    /// How `step`'s replies are joined, if it is a whole-keyspace command a transaction runs.
+    fn of(step: &TxnStep) -> Option<Whole> {
+        Some(match step {
+            TxnStep::Read(KvRead::Keys { .. }) => Whole::Concat,
+            TxnStep::Read(KvRead::DbSize) => Whole::Sum,
+            TxnStep::Read(KvRead::RandomKey) => Whole::First,
+            TxnStep::Read(KvRead::Scan { .. }) => Whole::Scan,
+            TxnStep::Write(WriteOp::FlushAll) => Whole::Ok,
+            _ => return None,
+        })
+    }
+
+    /// The replies of every shard joined into one.
+    fn join(self, replies: Vec<Reply>) -> Reply {
+        if let Some(error) = replies.iter().find(|reply| reply.is_error()) {
+            return error.clone();
+        }
+        match self {
+            Whole::Ok => Reply::Ok,
+            Whole::Sum => {
+                Reply::Integer(replies.iter().map(|r| if let Reply::Integer(n) = r { *n } else { 0 }).sum())
+            }
+            Whole::Concat => Reply::Array(
+                replies
+                    .into_iter()
+                    .flat_map(|r| if let Reply::Array(items) = r { items } else { Vec::new() })
+                    .collect(),
+            ),
+            Whole::First => replies.into_iter().find(|r| *r != Reply::Nil).unwrap_or(Reply::Nil),
+            Whole::Scan => {
+                let pages: Vec<(u64, Vec<Vec<u8>>)> = replies
+                    .into_iter()
+                    .filter_map(|r| {
+                        if let Reply::Scan { cursor, keys } = r {
+                            Some((cursor, keys))
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let next = pages.iter().map(|(c, _)| *c).filter(|&c| c != 0).min().unwrap_or(0);
+                let mut keys: Vec<Vec<u8>> = pages
+                    .into_iter()
+                    .flat_map(|(_, keys)| keys)
+                    .filter(|k| next == 0 || scan_hash(k) < next)
+                    .collect();
+                keys.sort_by_key(|k| scan_hash(k));
+                Reply::Scan { cursor: next, keys }
+            }
+        }
+    }
+}
+
+/// How many times a transaction with moves is tried again on other guesses.
+const GUESSES_MAX: usize = 8;
+
+/// Runs the steps as a cross-shard transaction, trying again on the other guess when a
+/// move's guess was wrong ([`moves`]). `Err(None)`: some step cannot run across shards (the
+/// caller answers `CROSSSLOT`).
+pub(crate) async fn across(
     executor: &Executor,
     steps: Vec<TxnStep>,
     watched: Vec<WatchedKey>,
-) -> Result<Vec<Reply>, Option<Frame>> {
-    let router = executor.router();
+) -> Result<Vec<Reply>, Option<TxnError>> {
+    let mut moved: Vec<bool> = vec![true; steps.len()];
+    let mut tries = 0;
+    loop {
+        let plan = plan(executor.router(), &steps, &watched, &moved).ok_or(None)?;
+        match executor.across_linked(plan.parts, &plan.links, Vote::Always).await {
+            Err(TxnError::Misguessed { shard, steps: wrong }) if tries + 1 < GUESSES_MAX => {
+                for step in wrong {
+                    if let Some(guess) = plan.origins.get(&(shard, step)).and_then(|&i| moved.get_mut(i)) {
+                        *guess = !*guess;
+                    }
+                }
+                tries += 1;
+            }
+            Err(error) => return Err(Some(error)),
+            Ok(replies) => return Ok(join(plan.order, plan.joins, replies)),
+        }
+    }
+}
+
+/// A cross-shard transaction's parts, and how to rebuild the steps' replies from theirs.
+struct Plan {
+    parts: Vec<Part>,
+    links: Vec<Link>,
+    joins: Vec<Join>,
+    /// The parts' shards, in order.
+    order: Vec<u64>,
+    /// Which client step each move's destination step comes from, by shard and index.
+    origins: BTreeMap<(u64, usize), usize>,
+}
+
+/// Splits the steps into parts, each move on its guess in `moved`; `None` if some step
+/// cannot run across shards.
+fn plan(router: Router, steps: &[TxnStep], watched: &[WatchedKey], moved: &[bool]) -> Option<Plan> {
     let mut parts: BTreeMap<u64, Part> = BTreeMap::new();
+    let mut links = Vec::new();
+    let mut origins = BTreeMap::new();
     let mut joins = Vec::with_capacity(steps.len());
-    for step in steps {
+    for (n, step) in steps.iter().enumerate() {
         let mut by_shard: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let keys = step.keys();
         if keys.is_empty() {
-            return Err(None);
+            let whole = Whole::of(step)?;
+            let shards: Vec<u64> = router.shards().map(|shard| shard.0).collect();
+            for &shard in &shards {
+                part(&mut parts, shard).steps.push(step.clone());
+            }
+            joins.push(Join::Everywhere(shards, whole));
+            continue;
         }
         for (i, key) in keys.iter().enumerate() {
             by_shard.entry(router.shard_of(key).0).or_default().push(i);
         }
         if by_shard.len() == 1 {
-            let shard = *by_shard.keys().next().ok_or(None)?;
-            part(&mut parts, shard).steps.push(step);
+            let shard = *by_shard.keys().next()?;
+            part(&mut parts, shard).steps.push(step.clone());
             joins.push(Join::Whole(shard));
             continue;
         }
-        let pick =
-            |list: &[Vec<u8>], positions: &[usize]| positions.iter().map(|&i| list[i].clone()).collect();
+        let pick = |list: &[Vec<u8>], positions: &[usize]| {
+            positions.iter().filter_map(|&i| list.get(i).cloned()).collect::<Vec<_>>()
+        };
         let owned: Vec<Vec<u8>> = keys.iter().map(|key| key.to_vec()).collect();
         let touched: Vec<u64> = by_shard.keys().copied().collect();
-        let join = match &step {
+        let join = match step {
             TxnStep::Write(WriteOp::MSet { pairs }) => {
                 for (&shard, positions) in &by_shard {
-                    let pairs = positions.iter().map(|&i| pairs[i].clone()).collect();
+                    let pairs = positions.iter().filter_map(|&i| pairs.get(i).cloned()).collect();
                     part(&mut parts, shard).steps.push(TxnStep::Write(WriteOp::MSet { pairs }));
                 }
                 Join::Ok(touched)
@@ -207,19 +337,43 @@ async fn across_shards(
                 }
                 Join::Gather(by_shard.into_iter().collect(), owned.len())
             }
-            _ => return Err(None),
+            TxnStep::Write(op) => {
+                let split = moves::split(router, op, moved.get(n).copied().unwrap_or(true))?;
+                let home = split.home;
+                let step_at = part(&mut parts, home).steps.len();
+                let mut sources = Vec::with_capacity(split.exports.len());
+                for (import, (shard, export)) in split.exports.into_iter().enumerate() {
+                    let source = part(&mut parts, shard);
+                    links.push(Link {
+                        to: home,
+                        step: step_at,
+                        import,
+                        from: shard,
+                        from_step: source.steps.len(),
+                    });
+                    source.steps.push(TxnStep::Write(export));
+                    sources.push(shard);
+                }
+                part(&mut parts, home).steps.push(TxnStep::Write(split.step));
+                origins.insert((home, step_at), n);
+                Join::Moved { home, sources }
+            }
+            _ => return None,
         };
         joins.push(join);
     }
     for watched in watched {
-        part(&mut parts, router.shard_of(&watched.key).0).watched.push(watched);
+        part(&mut parts, router.shard_of(&watched.key).0).watched.push(watched.clone());
     }
     let order: Vec<u64> = parts.keys().copied().collect();
-    let replies = match executor.across_shards(parts.into_values().collect(), Vote::Always).await {
-        Ok(replies) => replies,
-        Err(TxnError::WatchChanged) => return Err(Some(Frame::NullArray)),
-        Err(error) => return Err(Some(error_frame(&txn_failure(error)))),
-    };
+    let parts: Vec<Part> = parts.into_values().collect();
+    // Moves whose shards need each other's values in a cycle cannot be ordered.
+    crate::txn::coordinator::rounds(&parts, &links).ok()?;
+    Some(Plan { parts, links, joins, order, origins })
+}
+
+/// The steps' replies, rebuilt from the parts' (one array per part, in `order`).
+fn join(order: Vec<u64>, joins: Vec<Join>, replies: Vec<Reply>) -> Vec<Reply> {
     let mut per_shard: BTreeMap<u64, std::vec::IntoIter<Reply>> = order
         .into_iter()
         .zip(replies)
@@ -228,6 +382,13 @@ async fn across_shards(
     let mut next = |shard: u64| per_shard.get_mut(&shard).and_then(Iterator::next).unwrap_or(Reply::Nil);
     let joined = joins.into_iter().map(|join| match join {
         Join::Whole(shard) => next(shard),
+        Join::Moved { home, sources } => {
+            for shard in sources {
+                next(shard);
+            }
+            next(home)
+        }
+        Join::Everywhere(shards, whole) => whole.join(shards.into_iter().map(&mut next).collect()),
         Join::Ok(shards) => shards.into_iter().map(&mut next).find(Reply::is_error).unwrap_or(Reply::Ok),
         Join::Sum(shards) => {
             let replies: Vec<Reply> = shards.into_iter().map(&mut next).collect();
@@ -252,7 +413,7 @@ async fn across_shards(
             Reply::Array(values)
         }
     });
-    Ok(joined.collect())
+    joined.collect()
 }
 
 /// `shard`'s part, created empty if need be.

@@ -35,7 +35,7 @@ pub mod state;
 pub mod stats;
 
 pub use client::ShardClient;
-pub use coordinator::{Coordinator, Part, TxnError};
+pub use coordinator::{Coordinator, Link, Part, TxnError};
 pub use entry::{Prepare, TxnEntry, Vote};
 pub use id::{TxnId, TxnIds};
 pub use participant::Participant;

@@ -7,7 +7,11 @@
 //! meets another transaction's lock is refused, so no deadlock can form. While a key is
 //! locked every other operation on it (and every whole-keyspace operation on the shard) is
 //! refused with [`Reply::Locked`] and retried by the server, so nothing reads or writes a
-//! key between its transaction's decision and the moment its part is applied here.
+//! key between its transaction's decision and the moment its part is applied here. A part
+//! holding a whole-keyspace command (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) locks the whole
+//! shard: it prepares only when no other part is prepared here, every other operation waits
+//! for it, and it runs on a copy of the whole key space (one entry per key, the values
+//! shared); a shard with nothing prepared pays one emptiness check per operation, as before.
 //!
 //! Because the locked keys cannot change between PREPARE and COMMIT (housekeeping skips
 //! them, see [`Participant::unlocked`]), running the part again at COMMIT gives what it gave
@@ -23,6 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::codec::{DecodeError, Decoder, Encoder};
+use crate::kv::transfer::{MISGUESSED, MISGUESS_CODE};
 use crate::kv::{KvRead, KvStore, KvWrite, LockHolder, Reply, TxnStep, WriteOp};
 
 use super::entry::{Prepare, TxnEntry, Vote};
@@ -53,6 +58,9 @@ struct Prepared {
 pub struct Participant {
     prepared: BTreeMap<TxnId, Prepared>,
     locks: HashMap<Vec<u8>, TxnId>,
+    /// The transaction whose part locks the whole shard (a whole-keyspace command: KEYS,
+    /// SCAN, DBSIZE, RANDOMKEY, FLUSHALL), if any: it is then the only one prepared here.
+    whole: Option<TxnId>,
     outcomes: BTreeMap<TxnId, (Outcome, u64)>,
     /// `(decided_ms, id)` of every remembered outcome, oldest first, to forget them in order.
     outcome_times: BTreeSet<(u64, TxnId)>,
@@ -117,14 +125,15 @@ impl Participant {
                 "TXNABORTED transaction {id} began more than {PREPARE_AGE_MAX_MS} ms ago"
             ));
         }
-        if prepare.steps.iter().any(|step| step.keys().is_empty()) {
-            self.remember(id, Outcome::Aborted, now);
-            return Reply::ErrorText(
-                "ERR a whole-keyspace command cannot run in a cross-shard transaction".into(),
-            );
-        }
         let keys = part_keys(prepare);
-        if let Some(holder) = self.holder_of(keys.iter().map(Vec::as_slice), now) {
+        let whole = is_shard_wide(prepare);
+        let holder = match whole || self.whole.is_some() {
+            // A shard-wide part waits for every other (the oldest first), and every part for
+            // a shard-wide one.
+            true => self.blocked(Vec::new(), now),
+            false => self.holder_of(keys.iter().map(Vec::as_slice), now),
+        };
+        if let Some(holder) = holder {
             self.remember(id, Outcome::Aborted, now);
             return Reply::Locked(holder);
         }
@@ -134,6 +143,11 @@ impl Participant {
         }
         let prepared = Prepared { prepare: prepare.clone(), index, now_ms: now, keys };
         let (replies, _) = run_part(store, &prepared);
+        let misguessed = misguessed_steps(&replies);
+        if !misguessed.is_empty() {
+            self.remember(id, Outcome::Aborted, now);
+            return Reply::ErrorText(format!("{MISGUESS_CODE} {misguessed}"));
+        }
         if prepare.vote == Vote::IfEveryReplyIsOne && !every_reply_is_one(&replies) {
             self.remember(id, Outcome::Aborted, now);
             return Reply::Status("ABORTED");
@@ -145,6 +159,9 @@ impl Participant {
         }
         for key in &prepared.keys {
             self.locks.insert(key.clone(), id);
+        }
+        if whole {
+            self.whole = Some(id);
         }
         self.prepared.insert(id, prepared);
         replies
@@ -172,6 +189,9 @@ impl Participant {
     /// The keys among `keys` no transaction locks: what housekeeping may remove, so that a
     /// locked key stays as its transaction found it.
     pub fn unlocked(&self, keys: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        if self.whole.is_some() {
+            return Vec::new();
+        }
         if self.locks.is_empty() {
             return keys;
         }
@@ -190,6 +210,9 @@ impl Participant {
     }
 
     fn blocked(&self, keys: Vec<&[u8]>, now: u64) -> Option<LockHolder> {
+        if let Some(prepared) = self.whole.as_ref().and_then(|id| self.prepared.get(id)) {
+            return Some(holder(prepared.prepare.id, prepared, now));
+        }
         if keys.is_empty() {
             // A whole-keyspace operation waits for every lock: the oldest first.
             let (&id, prepared) = self.prepared.iter().min_by_key(|(_, p)| p.index)?;
@@ -209,6 +232,9 @@ impl Participant {
     fn release(&mut self, prepared: &Prepared) {
         for key in &prepared.keys {
             self.locks.remove(key);
+        }
+        if self.whole == Some(prepared.prepare.id) {
+            self.whole = None;
         }
     }
 
@@ -272,6 +298,9 @@ impl Participant {
             for key in &keys {
                 participant.locks.insert(key.clone(), prepare.id);
             }
+            if is_shard_wide(&prepare) {
+                participant.whole = Some(prepare.id);
+            }
             participant.prepared.insert(prepare.id, Prepared { prepare, index, now_ms, keys });
         }
         for _ in 0..d.count(RECORDS_MAX, 25)? {
@@ -289,6 +318,14 @@ impl Participant {
         d.finish()?;
         Ok(participant)
     }
+}
+
+/// The indexes, space-separated, of the steps that answered [`MISGUESSED`].
+fn misguessed_steps(replies: &Reply) -> String {
+    let Reply::Array(items) = replies else { return String::new() };
+    let misguessed =
+        items.iter().enumerate().filter(|(_, item)| matches!(item, Reply::ErrorText(t) if t == MISGUESSED));
+    misguessed.map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(" ")
 }
 
 fn every_reply_is_one(replies: &Reply) -> bool {
@@ -309,10 +346,19 @@ fn part_keys(prepare: &Prepare) -> BTreeSet<Vec<u8>> {
     steps.chain(prepare.watched.iter().map(|watched| watched.key.clone())).collect()
 }
 
-/// Runs a prepared part on a scratch copy of its keys, at its PREPARE's index and time: its
-/// replies, and the scratch key space it left.
+/// Whether a part holds a whole-keyspace command, and so locks and reads the whole shard.
+fn is_shard_wide(prepare: &Prepare) -> bool {
+    prepare.steps.iter().any(|step| step.keys().is_empty())
+}
+
+/// Runs a prepared part on a scratch copy of its keys (of the whole key space for a
+/// shard-wide part: a copy of every key's entry, the values shared), at its PREPARE's index
+/// and time: its replies, and the scratch key space it left.
 fn run_part(store: &KvStore, prepared: &Prepared) -> (Reply, KvStore) {
-    let mut scratch = store.scratch(prepared.keys.iter().map(Vec::as_slice));
+    let mut scratch = match is_shard_wide(&prepared.prepare) {
+        true => store.rewound(),
+        false => store.scratch(prepared.keys.iter().map(Vec::as_slice)),
+    };
     let op = WriteOp::Transaction { steps: prepared.prepare.steps.clone(), watched: Vec::new() };
     let reply = scratch.apply_at(prepared.index, &KvWrite { now_ms: prepared.now_ms, op });
     (reply, scratch)
@@ -323,9 +369,14 @@ fn written_keys(prepare: &Prepare) -> BTreeSet<&[u8]> {
     prepare.steps.iter().filter(|step| matches!(step, TxnStep::Write(_))).flat_map(TxnStep::keys).collect()
 }
 
-/// COMMIT: the part's writes, as running it again leaves them, installed in `store`.
+/// COMMIT: the part's writes, as running it again leaves them, installed in `store` (for a
+/// shard-wide part, the whole key space it left: nothing else changed while it held the shard).
 fn install(store: &mut KvStore, prepared: &Prepared) {
     let (_, scratch) = run_part(store, prepared);
+    if is_shard_wide(&prepared.prepare) {
+        store.replace_keys(scratch);
+        return;
+    }
     for key in written_keys(&prepared.prepare) {
         store.place(key, scratch.value(key).cloned());
     }
@@ -450,5 +501,36 @@ mod tests {
         assert!(!participant.is_empty());
         participant.apply(&mut store, 7, 10 * OUTCOME_RETENTION_MS, &TxnEntry::Fence(TxnId(100)));
         assert_eq!(participant.outcomes.len(), 1, "only the newest outcome is remembered");
+    }
+
+    #[test]
+    fn a_shard_wide_part_locks_every_key_and_waits_for_every_other_part() {
+        let (mut store, mut participant) = (KvStore::new(), Participant::default());
+        store.apply_at(
+            1,
+            &KvWrite { now_ms: 1_000, op: WriteOp::MSet { pairs: vec![(b"a".to_vec(), b"1".to_vec())] } },
+        );
+        assert!(matches!(
+            participant.apply(&mut store, 2, 1_000, &prepare(1, vec![set("b", "2")])),
+            Reply::Array(_)
+        ));
+        let flush = prepare(2, vec![TxnStep::Read(KvRead::DbSize), TxnStep::Write(WriteOp::FlushAll)]);
+        let refused = participant.apply(&mut store, 3, 1_000, &flush);
+        assert!(matches!(refused, Reply::Locked(LockHolder { txn: 1, .. })), "{refused:?}");
+        participant.apply(&mut store, 4, 1_000, &TxnEntry::Commit(TxnId(1)));
+        let flush = prepare(3, vec![TxnStep::Read(KvRead::DbSize), TxnStep::Write(WriteOp::FlushAll)]);
+        let replies = participant.apply(&mut store, 5, 1_000, &flush);
+        assert_eq!(replies, Reply::Array(vec![Reply::Integer(2), Reply::Ok]));
+        assert_eq!(store.read(&KvRead::DbSize, 1_000), Reply::Integer(2), "nothing flushed before COMMIT");
+        assert!(participant.read_blocked(&get("z"), 1_000).is_some(), "every key waits");
+        assert!(participant.unlocked(vec![b"a".to_vec()]).is_empty(), "housekeeping too");
+        let keyed = participant.apply(&mut store, 6, 1_000, &prepare(4, vec![set("z", "1")]));
+        assert!(matches!(keyed, Reply::Locked(LockHolder { txn: 3, .. })), "{keyed:?}");
+        assert_eq!(Participant::decode(&participant.encode()).expect("decodes"), participant);
+        participant.apply(&mut store, 7, 2_000, &TxnEntry::Commit(TxnId(3)));
+        assert_eq!(store.read(&KvRead::DbSize, 2_000), Reply::Integer(0));
+        assert_eq!(store.time_ms(), 2_000, "the store keeps its own time");
+        assert!(participant.read_blocked(&get("z"), 2_000).is_none());
+        store.check_indexes();
     }
 }

@@ -5,6 +5,7 @@ mod auth;
 mod client_limits;
 mod cluster;
 mod cross_shard;
+mod cross_shard_moves;
 mod differential;
 mod functions;
 mod hostile_apply;

@@ -16,10 +16,11 @@ use crate::error::{Error, ErrorCode};
 use crate::kv::{scan::scan_hash, KvRead, KvWrite, Reply, WriteOp};
 use crate::node::clock::wall_clock_ms;
 use crate::node::{ClientTraffic, Directory, LeaderTable, NodeHandle, Router};
+use crate::server::moves;
 use crate::server::shard::KvShard;
 use crate::storage::wal::GroupId;
 use crate::transport::{LinkState, Transport};
-use crate::txn::coordinator::{self, Part, TxnError};
+use crate::txn::coordinator::{self, Link, Part, TxnError};
 use crate::txn::{resolver, Outcome, ShardClient, TxnEntry, TxnId, TxnIds, TxnStats, Vote};
 use futures::future::BoxFuture;
 use ppdb_raft::{NodeId, ProposeError};
@@ -90,6 +91,17 @@ impl Executor {
         coordinator::run(self, &self.txn_ids, &self.txn_stats, wall_clock_ms(), parts, vote).await
     }
 
+    /// [`Executor::across_shards`] of parts whose steps import values other parts export.
+    pub async fn across_linked(
+        &self,
+        parts: Vec<Part>,
+        links: &[Link],
+        vote: Vote,
+    ) -> Result<Vec<Reply>, TxnError> {
+        coordinator::run_linked(self, &self.txn_ids, &self.txn_stats, wall_clock_ms(), parts, links, vote)
+            .await
+    }
+
     /// A write of several shards, as one transaction: its reply, `combine`d from each part's.
     async fn write_across(
         &self,
@@ -155,17 +167,19 @@ impl Executor {
     }
 
     /// Runs a write (its entry unstamped: the shard's leader stamps it). Multi-key writes that
-    /// span shards run per shard: MSET and DEL are then not atomic across shards (documented);
-    /// MSETNX, RENAME and COPY are refused.
+    /// span shards run as cross-shard transactions: MSET, MSETNX, DEL and UNLINK split by key,
+    /// RENAME, COPY, SMOVE, LMOVE and the *STORE commands as moves (`server::moves`), FLUSHALL
+    /// on every shard at once.
     pub async fn write(&self, write: KvWrite) -> Result<Reply, Error> {
         match &write.op {
-            WriteOp::FlushAll => {
-                let all =
-                    (1..=self.router.shard_count()).map(|s| self.on_shard(s, ShardOp::Write(write.clone())));
-                for result in futures_join(all).await {
-                    result?;
+            // Every shard at one moment: a transaction locking every shard whole.
+            WriteOp::FlushAll if self.router.shard_count() > 1 => {
+                let step = crate::kv::TxnStep::Write(WriteOp::FlushAll);
+                match crate::server::transaction::across(self, vec![step], Vec::new()).await {
+                    Ok(_) => Ok(Reply::Ok),
+                    Err(Some(error)) => Err(txn_failure(error)),
+                    Err(None) => Err(Error::State("FLUSHALL could not run across shards".into())),
                 }
-                Ok(Reply::Ok)
             }
             WriteOp::MSet { pairs } if self.group_pairs(pairs).len() > 1 => {
                 let parts = self
@@ -181,17 +195,15 @@ impl Executor {
                     .map(|(shard, pairs)| part(shard, WriteOp::MSetNx { pairs }));
                 self.write_across(parts.collect(), Vote::IfEveryReplyIsOne, |_| Reply::Integer(1)).await
             }
-            WriteOp::Rename { from, to, .. } | WriteOp::Copy { from, to, .. }
-                if self.shard_of(from) != self.shard_of(to) =>
-            {
-                Err(Error::State(format!(
-                    "{} keys live in different shards (shards {} and {}); it works within one \
-                     shard until cross-shard transactions land (a cluster bootstrapped with one \
-                     shard, the default, keeps every key in it)",
-                    if matches!(write.op, WriteOp::Rename { .. }) { "RENAME" } else { "COPY" },
-                    self.shard_of(from),
-                    self.shard_of(to)
-                )))
+            op if self.write_shard(&write).is_none() && moves::split(self.router, op, true).is_some() => {
+                let step = crate::kv::TxnStep::Write(write.op.clone());
+                match crate::server::transaction::across(self, vec![step], Vec::new()).await {
+                    Ok(mut replies) => {
+                        replies.pop().ok_or_else(|| Error::State("a move answered nothing".into()))
+                    }
+                    Err(Some(error)) => Err(txn_failure(error)),
+                    Err(None) => Err(Error::State("the command cannot run across shards".into())),
+                }
             }
             WriteOp::Del { keys } if self.group_keys(keys).len() > 1 => {
                 let parts =
@@ -311,17 +323,15 @@ impl Executor {
     }
 
     /// The one shard that holds every key of a command (shard 1 for none); an error when the
-    /// keys live in several, as a multi-key command runs within one shard until cross-shard
-    /// transactions land.
+    /// keys live in several (a blocking command, a script, a multi-key read that is not split).
     pub(crate) fn one_shard(&self, keys: &[&[u8]]) -> Result<u64, Error> {
         let mut shards = keys.iter().map(|key| self.shard_of(key));
         let first = shards.next().unwrap_or(1);
         match shards.find(|&shard| shard != first) {
             None => Ok(first),
             Some(other) => Err(Error::State(format!(
-                "the command's keys live in different shards (shards {first} and {other}); a \
-                 multi-key command runs within one shard until cross-shard transactions land (a \
-                 cluster bootstrapped with one shard, the default, keeps every key in it)"
+                "the command's keys live in different shards (shards {first} and {other}), and \
+                 it runs within one shard (hash tags such as {{user1}}:a keep keys together)"
             ))),
         }
     }

@@ -9,12 +9,13 @@
 //! the command's index, the command, both replies and the sequence so far, and says how to
 //! replay it. Nothing waits on the clock: expiries are far ahead or long past.
 //!
-//! The main run uses one shard, PPDB's default, so that every multi-key command (RENAME,
-//! COPY, SMOVE, the *STORE commands, ...) is compared. A second run puts the same kinds of
-//! sequences on 8 shards, where transactions, MSET, MSETNX, DEL and MGET span shards as
-//! cross-shard transactions; there a command PPDB refuses across shards (`CROSSSLOT`, or a
-//! multi-key command whose keys live in different shards) ends its sequence, counted as a
-//! skip. Commands that differ by design (`compatibility`) are skipped, and counted.
+//! The main run uses one shard, PPDB's default. Two more runs put sequences on 8 shards, where
+//! transactions, MSET, MSETNX, DEL, MGET, RENAME, COPY, SMOVE, LMOVE and the *STORE commands
+//! span shards as cross-shard transactions, whole-keyspace commands inside MULTI too; there a
+//! command PPDB refuses across shards (`CROSSSLOT`: moves whose shards need each other's
+//! values in a cycle, or a multi-key read or pop in a MULTI spanning shards; or a multi-key
+//! read, pop, blocking or script command whose keys live in different shards) ends its
+//! sequence, counted as a skip. Commands that differ by design (`compatibility`) are skipped, and counted.
 //!
 //! Environment:
 //! - `PPDB_SEED=<seed>`: run only that sequence (the replay a failure message prints).
@@ -351,7 +352,23 @@ fn transactions_across_eight_shards_answer_as_redis_does() {
     run_plan(plan, 8);
 }
 
-/// Sequences of the 8-shard run by default.
+/// Sequences of key-space, set, list and sorted-set commands on 8 shards, where RENAME, COPY,
+/// SMOVE, LMOVE and the *STORE commands mostly span shards and run as cross-shard
+/// transactions (`server::moves`), alone and inside MULTI: the replies are Redis's.
+#[test]
+fn moves_across_eight_shards_answer_as_redis_does() {
+    let mut plan = Plan::from_env();
+    if std::env::var_os("PPDB_DIFF_GROUPS").is_none() {
+        let moving = ["keyspace", "sets", "lists", "zsets", "strings", "transactions"];
+        plan.groups = GROUPS.iter().filter(|g| moving.contains(&g.name)).collect();
+    }
+    if env_u64("PPDB_SEED").is_none() && env_u64("PPDB_DIFF_SEQUENCES").is_none() {
+        plan.seeds.truncate(EIGHT_SHARD_SEQUENCES_DEFAULT);
+    }
+    run_plan(plan, 8);
+}
+
+/// Sequences of each 8-shard run by default.
 const EIGHT_SHARD_SEQUENCES_DEFAULT: usize = 300;
 
 fn run_plan(plan: Plan, shards: u64) {

@@ -1,0 +1,338 @@
+//! Whole values moved between shards: how a cross-shard transaction runs a command whose keys
+//! live in different shards (RENAME, COPY, SMOVE, LMOVE, the *STORE commands).
+//!
+//! Such a command runs on the shard of the key it writes (its destination), as the command
+//! itself, with the values of its keys held by other shards imported into it:
+//! [`WriteOp::Imported`]. Each source shard first answers its key's whole value, typed, with
+//! its expiry and memcached flags ([`WriteOp::Export`], a reply of [`encode_value`]'s bytes),
+//! and applies there what the command does to the source (RENAME deletes it, SMOVE removes the
+//! member, LMOVE pops the element). The transaction layer (`crate::txn`) prepares the sources
+//! first, under their locks, and builds the destination's step from their replies, so every
+//! key is read and written at one moment of the transaction.
+//!
+//! What a source does may depend on the destination (RENAMENX moves nothing when the new name
+//! exists, SMOVE nothing when the destination is not a set). The source's effect is then a
+//! guess, which the destination checks ([`Expect`]): the destination's step answers
+//! [`MISGUESSED`] when the command's outcome there contradicts the guess, the participant
+//! refuses the transaction, and the server tries again with the other guess.
+//!
+//! # Encoding of a value (version 1)
+//!
+//! `version:u8 has_expiry:u8 [expire_at_ms:varint] flags:varint type:u8 body`, the body as a
+//! snapshot's value (`kv::snapshot`): a string's bytes; a collection's element count and its
+//! elements (a sorted set's scores as 8 little-endian bytes). Decoding is bounded as every
+//! entry's is: lengths are checked against [`crate::limits::STORED_VALUE_BYTES_MAX`] and the
+//! input that remains, counts against the input, and an empty collection or NaN score is an
+//! error.
+
+use super::codec::{put_bytes, put_varint, KvDecodeError, Reader};
+use super::command::WriteOp;
+use super::reply::Reply;
+use super::state_machine::{KvStore, Value};
+use super::types::{Collection, Data, HashValue, ListValue, SetValue, SortedSetValue};
+
+/// The code that starts [`MISGUESSED`], and a participant's refusal of a part holding such a
+/// step (followed by the steps' indexes).
+pub const MISGUESS_CODE: &str = "TXNGUESS";
+/// The error text a destination's step answers when the guess it was built on was wrong.
+pub const MISGUESSED: &str = "TXNGUESS the source's effect contradicts the destination";
+
+const VALUE_VERSION: u8 = 1;
+const TYPE_STRING: u8 = 0;
+const TYPE_HASH: u8 = 1;
+const TYPE_LIST: u8 = 2;
+const TYPE_SET: u8 = 3;
+const TYPE_SORTED_SET: u8 = 4;
+const ELEMENT_BYTES_MAX: u64 = crate::limits::STORED_VALUE_BYTES_MAX as u64;
+
+/// What a source's effect assumed of the command's outcome at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Nothing: the source's effect does not depend on it (RENAME, COPY, *STORE).
+    Any,
+    /// The command moved something (RENAMENX answering 1, SMOVE 1, LMOVE an element).
+    Moved,
+    /// The command moved nothing (any other reply, errors included).
+    Kept,
+}
+
+impl Expect {
+    /// The tag it is logged as.
+    pub(crate) fn tag(self) -> u8 {
+        match self {
+            Expect::Any => 0,
+            Expect::Moved => 1,
+            Expect::Kept => 2,
+        }
+    }
+
+    /// The expectation logged as `tag`.
+    pub(crate) fn from_tag(tag: u8) -> Option<Expect> {
+        match tag {
+            0 => Some(Expect::Any),
+            1 => Some(Expect::Moved),
+            2 => Some(Expect::Kept),
+            _ => None,
+        }
+    }
+
+    /// Whether `reply`, the command's reply at the destination, agrees with the expectation.
+    pub fn holds(self, reply: &Reply) -> bool {
+        let moved = matches!(reply, Reply::Integer(1) | Reply::Bulk(_));
+        match self {
+            Expect::Any => true,
+            Expect::Moved => moved,
+            Expect::Kept => !moved,
+        }
+    }
+}
+
+/// A key's value as a source exports it (format in the module docs).
+pub fn encode_value(value: &Value) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    match value.expire_at_ms {
+        Some(at) => {
+            out.push(1);
+            put_varint(&mut out, at);
+        }
+        None => out.push(0),
+    }
+    put_varint(&mut out, u64::from(value.flags));
+    match &value.data {
+        Data::String(bytes) => {
+            out.push(TYPE_STRING);
+            put_bytes(&mut out, bytes);
+        }
+        Data::Hash(hash) => {
+            out.push(TYPE_HASH);
+            put_varint(&mut out, hash.len() as u64);
+            for (field, value) in hash.iter() {
+                put_bytes(&mut out, field);
+                put_bytes(&mut out, value);
+            }
+        }
+        Data::List(list) => {
+            out.push(TYPE_LIST);
+            put_varint(&mut out, list.len() as u64);
+            list.iter().for_each(|item| put_bytes(&mut out, item));
+        }
+        Data::Set(set) => {
+            out.push(TYPE_SET);
+            put_varint(&mut out, set.len() as u64);
+            set.iter().for_each(|member| put_bytes(&mut out, member));
+        }
+        Data::SortedSet(zset) => {
+            out.push(TYPE_SORTED_SET);
+            put_varint(&mut out, zset.len() as u64);
+            for (member, score) in zset.iter() {
+                put_bytes(&mut out, member);
+                out.extend_from_slice(&score.to_bits().to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// Reads back what [`encode_value`] wrote, as a value of version 0 (the destination's write
+/// gives it its own); never panics, bounded allocation.
+pub fn decode_value(bytes: &[u8]) -> Result<Value, KvDecodeError> {
+    let mut reader = Reader::new(bytes);
+    let offset = reader.offset();
+    if reader.u8("transfer version")? != VALUE_VERSION {
+        return Err(KvDecodeError::Invalid { field: "transfer version", offset });
+    }
+    let expire_at_ms = match reader.flag("transfer expiry flag")? {
+        true => Some(reader.varint("transfer expiry")?),
+        false => None,
+    };
+    let flags_offset = reader.offset();
+    let flags = u32::try_from(reader.varint("transfer flags")?)
+        .map_err(|_| KvDecodeError::Invalid { field: "transfer flags", offset: flags_offset })?;
+    let data = decode_data(&mut reader)?;
+    reader.finish()?;
+    Ok(Value { data, expire_at_ms, version: 0, flags })
+}
+
+fn decode_data(reader: &mut Reader<'_>) -> Result<Data, KvDecodeError> {
+    let offset = reader.offset();
+    let element = |reader: &mut Reader<'_>| reader.bytes("transfer element", ELEMENT_BYTES_MAX);
+    // Every element takes at least one byte: a count beyond the input is corrupt.
+    let count = |reader: &mut Reader<'_>| {
+        let max = reader.remaining() as u64;
+        reader.count("transfer element count", max)
+    };
+    let data = match reader.u8("transfer type")? {
+        TYPE_STRING => return Ok(Data::String(element(reader)?.into())),
+        TYPE_HASH => {
+            let mut hash = HashValue::default();
+            for _ in 0..count(reader)? {
+                let field = element(reader)?;
+                hash.insert(&field, &element(reader)?);
+            }
+            hash.into_data()
+        }
+        TYPE_LIST => {
+            let mut list = ListValue::default();
+            for _ in 0..count(reader)? {
+                list.push_back(&element(reader)?);
+            }
+            list.into_data()
+        }
+        TYPE_SET => {
+            let mut set = SetValue::default();
+            for _ in 0..count(reader)? {
+                set.insert(&element(reader)?);
+            }
+            set.into_data()
+        }
+        TYPE_SORTED_SET => {
+            let mut zset = SortedSetValue::default();
+            for _ in 0..count(reader)? {
+                let member = element(reader)?;
+                let score_offset = reader.offset();
+                let score = f64::from_bits(reader.u64_le("transfer score")?);
+                if score.is_nan() {
+                    return Err(KvDecodeError::Invalid { field: "transfer score", offset: score_offset });
+                }
+                zset.insert(&member, score);
+            }
+            zset.into_data()
+        }
+        tag => return Err(KvDecodeError::InvalidTag { field: "transfer type", tag, offset }),
+    };
+    if data.bytes() == 0 {
+        return Err(KvDecodeError::Invalid { field: "transfer collection (empty)", offset });
+    }
+    Ok(data)
+}
+
+impl KvStore {
+    /// EXPORT: `key`'s whole value as [`encode_value`] writes it (nil when absent), then
+    /// `then` applied to it (its reply dropped), which may touch `key` alone.
+    pub(super) fn export(&mut self, key: &[u8], then: Option<&WriteOp>, now: u64) -> Reply {
+        if then.is_some_and(|op| op.keys() != [key]) {
+            return Reply::ErrorText("ERR an export's effect touches another key".into());
+        }
+        let reply = match self.entries.get(key) {
+            Some(value) => Reply::Bulk(encode_value(value)),
+            None => Reply::Nil,
+        };
+        if let Some(op) = then {
+            self.apply_op(op, now);
+        }
+        reply
+    }
+
+    /// IMPORTED: runs `op` as if each imported key held the value given (exported by its
+    /// shard; none for an absent key), changing only `op`'s other keys; the imported keys
+    /// stay as they were here. [`MISGUESSED`], and nothing changed, if the reply contradicts
+    /// `expect`.
+    pub(super) fn run_imported(
+        &mut self,
+        imports: &[(Vec<u8>, Option<Vec<u8>>)],
+        op: &WriteOp,
+        expect: Expect,
+        now: u64,
+    ) -> Reply {
+        let local: Vec<&[u8]> =
+            op.keys().into_iter().filter(|key| imports.iter().all(|(imported, _)| imported != key)).collect();
+        let mut scratch = self.scratch(local.iter().copied());
+        scratch.begin_entry(self.write_version, now);
+        for (key, value) in imports {
+            let value = match value.as_deref().map(decode_value).transpose() {
+                Ok(value) => value,
+                Err(error) => return Reply::ErrorText(format!("ERR an imported value is corrupt: {error}")),
+            };
+            scratch.place(key, value);
+        }
+        let reply = scratch.apply_op(op, now);
+        if !expect.holds(&reply) {
+            return Reply::ErrorText(MISGUESSED.into());
+        }
+        for key in local {
+            self.place(key, scratch.entries.get(key).cloned());
+        }
+        reply
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvRead, KvWrite, SetCondition, SetTtl};
+    use proptest::prelude::*;
+
+    fn store_with(ops: Vec<WriteOp>) -> KvStore {
+        let mut store = KvStore::new();
+        for op in ops {
+            store.apply(&KvWrite { now_ms: 1_000, op });
+        }
+        store
+    }
+
+    fn set(key: &str, value: &str, ttl: SetTtl) -> WriteOp {
+        WriteOp::Set {
+            key: key.into(),
+            value: value.into(),
+            condition: SetCondition::Always,
+            ttl,
+            get: false,
+        }
+    }
+
+    #[test]
+    fn every_type_round_trips_with_its_expiry_and_flags() {
+        use crate::kv::types::{CollectionWrite, SetWrite};
+        let store = store_with(vec![
+            set("s", "v", SetTtl::At(5_000)),
+            WriteOp::Collection(CollectionWrite::Set(SetWrite::Add {
+                key: b"set".to_vec(),
+                members: vec![b"a".to_vec(), b"b".to_vec()],
+            })),
+        ]);
+        for key in [&b"s"[..], b"set"] {
+            let mut value = store.value(key).cloned().expect("stored");
+            value.flags = 7;
+            let decoded = decode_value(&encode_value(&value)).expect("decodes");
+            assert_eq!(decoded, Value { version: 0, ..value });
+        }
+    }
+
+    #[test]
+    fn an_imported_rename_writes_only_the_destination_and_a_wrong_guess_writes_nothing() {
+        let source = store_with(vec![set("a", "1", SetTtl::At(9_000))]);
+        let exported = encode_value(source.value(b"a").expect("stored"));
+        let mut dest = store_with(vec![set("b", "old", SetTtl::Clear)]);
+        let rename = |if_new| WriteOp::Rename { from: b"a".to_vec(), to: b"b".to_vec(), if_new };
+        let imports = vec![(b"a".to_vec(), Some(exported))];
+        let wrong = dest.run_imported(&imports, &rename(true), Expect::Moved, 1_000);
+        assert_eq!(wrong, Reply::ErrorText(MISGUESSED.into()));
+        assert_eq!(dest.read(&KvRead::Get { key: b"b".to_vec() }, 1_000), Reply::Bulk(b"old".to_vec()));
+        assert_eq!(dest.run_imported(&imports, &rename(true), Expect::Kept, 1_000), Reply::Integer(0));
+        assert_eq!(dest.run_imported(&imports, &rename(false), Expect::Any, 1_000), Reply::Ok);
+        assert_eq!(dest.read(&KvRead::Get { key: b"b".to_vec() }, 1_000), Reply::Bulk(b"1".to_vec()));
+        assert_eq!(dest.read(&KvRead::PTtl { key: b"b".to_vec() }, 1_000), Reply::Integer(8_000));
+        assert_eq!(dest.value(b"a"), None, "the imported key is not left here");
+        let missing = dest.run_imported(&[(b"a".to_vec(), None)], &rename(false), Expect::Any, 1_000);
+        assert_eq!(missing, Reply::Error(crate::kv::KvError::NoSuchKey));
+        dest.check_indexes();
+    }
+
+    #[test]
+    fn an_export_answers_the_value_before_its_effect() {
+        let mut source = store_with(vec![set("a", "1", SetTtl::Clear)]);
+        let reply = source.export(b"a", Some(&WriteOp::Del { keys: vec![b"a".to_vec()] }), 1_000);
+        assert!(matches!(reply, Reply::Bulk(_)), "{reply:?}");
+        assert_eq!(source.value(b"a"), None);
+        assert_eq!(source.export(b"a", None, 1_000), Reply::Nil);
+        let other = source.export(b"a", Some(&WriteOp::Del { keys: vec![b"x".to_vec()] }), 1_000);
+        assert!(matches!(other, Reply::ErrorText(_)));
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(input in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_value(&input);
+        }
+    }
+}
