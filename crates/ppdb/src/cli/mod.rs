@@ -4,6 +4,7 @@
 //! calls into the server layer. It holds no database logic of its own.
 
 mod bench;
+mod bench_pubsub;
 mod cluster;
 mod https;
 mod local;
@@ -33,6 +34,8 @@ pub enum Command {
     Cluster(cluster::ClusterArgs),
     /// Measure throughput and latency of PPDB or etcd with a closed-loop load generator.
     Bench(bench::BenchArgs),
+    /// Measure pub/sub publish-to-delivery latency, on the publisher's node and across nodes.
+    BenchPubsub(bench_pubsub::PubSubArgs),
 }
 
 /// Entry point of the `ppdb` binary.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Local(args) => local::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchPubsub(args) => bench_pubsub::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
-use super::call::{raw_call, redis_call, unpack_items, CallItems, RAW_CALL_KEY};
+use super::call::{
+    host_call, lent_call, raw_call, redis_call, unpack_items, CallItems, LENT_CALL_KEY, RAW_CALL_KEY,
+};
 use super::convert::to_reply;
 use super::library::install_library;
 use crate::functions::{metadata, FunctionFlags, FunctionInfo, Library, FUNCTIONS_PER_LIBRARY_MAX};
@@ -246,11 +248,13 @@ fn described_functions(registered: &Table) -> mlua::Result<Vec<FunctionInfo>> {
     Ok(described)
 }
 
-/// `redis.call`, a C function finding `raw_call` in the registry.
-fn redis_call_function(lua: &Lua) -> mlua::Result<Function> {
+/// `redis.call` and the host call behind `redis.pcall`: C functions finding `raw_call` and
+/// `lent_call` in the registry.
+fn call_functions(lua: &Lua) -> mlua::Result<(Function, Function)> {
     lua.set_named_registry_value(RAW_CALL_KEY, lua.create_function(raw_call)?)?;
-    // SAFETY: `redis_call` only uses the Lua stack and the registry entry just set.
-    unsafe { lua.create_c_function(redis_call) }
+    lua.set_named_registry_value(LENT_CALL_KEY, lua.create_function(lent_call)?)?;
+    // SAFETY: both only use the Lua stack and the registry entries just set.
+    unsafe { Ok((lua.create_c_function(host_call)?, lua.create_c_function(redis_call)?)) }
 }
 
 /// Whether `body` compiles, as SCRIPT LOAD checks it: `Err` is Redis's error text.
@@ -288,15 +292,9 @@ impl LuaState {
         // SAFETY: `unpack_items` only reads the `CallItems` its caller lends for the call.
         let unpack_items = unsafe { lua.create_c_function(unpack_items)? };
         let sandbox = lua.load(include_str!("sandbox.lua")).set_name("=sandbox").into_function()?;
+        let (host_call, redis_call) = call_functions(&lua)?;
         let (env, run, load_library, call_function): (Table, Function, Function, Function) =
-            sandbox.call((
-                lua.create_function(raw_call)?,
-                redis_call_function(&lua)?,
-                budget_spent,
-                handler,
-                no_writes,
-                unpack_items,
-            ))?;
+            sandbox.call((host_call, redis_call, budget_spent, handler, no_writes, unpack_items))?;
         // What reaches outside the state, or differs between replicas (the collector's counts).
         for name in [
             "dofile",
@@ -411,15 +409,10 @@ impl LuaState {
             }
         };
         let items = CallItems { keys: &call.keys, args: &call.args };
-        let outcome = self.run.call::<MultiValue>((script, items.lent()));
-        match outcome {
-            Ok(values) => {
-                let mut values = values.into_iter();
-                match (values.next(), values.next()) {
-                    (Some(Value::Boolean(true)), result) => to_reply(result.unwrap_or(Value::Nil)),
-                    (_, error) => self.failure_reply(Origin::Script(&call.body), error),
-                }
-            }
+        // The runner returns exactly two values (xpcall's first two): typed, they need no list.
+        match self.run.call::<(bool, Value)>((script, items.lent())) {
+            Ok((true, result)) => to_reply(result),
+            Ok((false, error)) => self.failure_reply(Origin::Script(&call.body), Some(error)),
             Err(e) => self.failure_reply(Origin::Script(&call.body), Some(Value::Error(Box::new(e)))),
         }
     }

@@ -1,5 +1,5 @@
 -- Run once when a shard's Lua state is made, with the globals of the state as _G. It
--- installs redis.call (the host's) and redis.pcall over the host's `raw_call`, makes the
+-- installs redis.call (the host's) and redis.pcall over the host's `host_call`, makes the
 -- libraries and the scripts' globals read-only (as Redis 7 does), keeps pcall from swallowing
 -- the end of the instruction budget, and returns what the host needs: the scripts'
 -- environment, the runner of one script (which also undoes what a script may have slipped
@@ -8,7 +8,7 @@
 -- A library's code runs with the environment Redis 7 gives it while loading: only
 -- `redis.register_function`, `redis.log` and the `redis` constants; the functions it
 -- registers run later with the scripts' whole environment, given KEYS and ARGV as arguments.
-local raw_call, redis_call, budget_spent, error_handler, no_writes, unpack_items = ...
+local host_call, redis_call, budget_spent, error_handler, no_writes, unpack_items = ...
 local G = _G
 local error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type =
     error, pairs, next, rawset, rawget, setmetatable, getmetatable, setfenv, tostring, type
@@ -30,7 +30,7 @@ coroutine.resume = function(...) return unless_spent(resume(...)) end
 local redis = G.redis
 redis.call = redis_call
 redis.pcall = function(...)
-    local _, reply = raw_call(...)
+    local _, reply = host_call(...)
     return reply
 end
 

@@ -162,21 +162,32 @@ impl Command {
         let Some((name, rest)) = args.split_first() else {
             return Err(CommandError::UnknownCommand { name: Vec::new(), args: Vec::new() });
         };
-        connection::parse(spec.name, rest)
-            .or_else(|| strings::parse(spec.name, rest))
-            .or_else(|| keyspace::parse(spec.name, rest))
-            .or_else(|| introspect::parse(spec.name, rest))
-            .or_else(|| hash::parse(spec.name, rest))
-            .or_else(|| list::parse(spec.name, rest))
-            .or_else(|| server::parse(spec.name, rest))
-            .or_else(|| eval::parse(spec.name, rest))
-            .or_else(|| set::parse(spec.name, rest))
-            .or_else(|| pop::parse(spec.name, rest))
-            .or_else(|| zset::parse(spec.name, rest))
-            .or_else(|| zset_range::parse(spec.name, rest))
-            .or_else(|| pubsub::parse(spec.name, rest))
-            .or_else(|| (spec.name == "cluster").then(|| cluster::parse(rest)))
-            .unwrap_or(Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() }))
+        // Each module answers the names it owns; the first that does returns. A loop with an
+        // early return rather than a chain of `or_else`, which moved the parsed command through
+        // every remaining step.
+        type Parser = fn(&str, &[Bytes]) -> Option<Result<Command, CommandError>>;
+        const PARSERS: [Parser; 14] = [
+            connection::parse,
+            strings::parse,
+            keyspace::parse,
+            introspect::parse,
+            hash::parse,
+            list::parse,
+            server::parse,
+            eval::parse,
+            set::parse,
+            pop::parse,
+            zset::parse,
+            zset_range::parse,
+            pubsub::parse,
+            |name, rest| (name == "cluster").then(|| cluster::parse(rest)),
+        ];
+        for parse in PARSERS {
+            if let Some(parsed) = parse(spec.name, rest) {
+                return parsed;
+            }
+        }
+        Err(CommandError::UnknownCommand { name: name.to_vec(), args: Vec::new() })
     }
 
     /// Whether the command reads, writes, or concerns only the connection or server.

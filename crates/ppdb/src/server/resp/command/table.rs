@@ -479,14 +479,32 @@ spec!("blmove", 6, W, &["write", "denyoom", "noscript", "blocking"], 1, 2, 1, "P
 
 /// Finds a command by name, ignoring ASCII case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    // Names are short ASCII; lower-case into a small stack buffer before the binary search.
-    let mut lower = [0u8; 16];
-    let slot = lower.get_mut(..name.len())?;
-    for (dst, src) in slot.iter_mut().zip(name) {
+    // Every command runs it, and every `redis.call` of every script on every replica: a binary
+    // search over integers, not over strings.
+    let packed = packed_name(name)?;
+    PACKED_NAMES.binary_search(&packed).ok().and_then(|i| COMMANDS.get(i))
+}
+
+/// Longest command name [`lookup`] finds, in bytes: the width of a `u128`.
+const NAME_BYTES_MAX: usize = 16;
+
+/// The names of [`COMMANDS`] as [`packed_name`] packs them, in the same (sorted) order.
+static PACKED_NAMES: std::sync::LazyLock<Vec<u128>> = std::sync::LazyLock::new(|| {
+    COMMANDS.iter().map(|spec| packed_name(spec.name.as_bytes()).unwrap_or(u128::MAX)).collect()
+});
+
+/// A name lower-cased into the big-endian bytes of a `u128`, zero-padded: integers that sort as
+/// the names do. `None` for a name no command has: empty, longer than [`NAME_BYTES_MAX`], or
+/// holding a zero byte (which padding would hide).
+fn packed_name(name: &[u8]) -> Option<u128> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(&0) {
+        return None;
+    }
+    let mut bytes = [0u8; NAME_BYTES_MAX];
+    for (dst, src) in bytes.iter_mut().zip(name) {
         *dst = src.to_ascii_lowercase();
     }
-    let lower = &lower[..name.len()];
-    COMMANDS.binary_search_by(|spec| spec.name.as_bytes().cmp(lower)).ok().map(|i| &COMMANDS[i])
+    Some(u128::from_be_bytes(bytes))
 }
 
 #[cfg(test)]
@@ -500,6 +518,18 @@ mod tests {
         assert_eq!(lookup(b"incrbyfloat").map(|s| s.name), Some("incrbyfloat"));
         assert!(lookup(b"nosuchcommandatall").is_none());
         assert!(lookup(b"").is_none());
+        assert!(lookup(b"get\0").is_none() && lookup(b"\0get").is_none(), "padding hides no byte");
+    }
+
+    #[test]
+    fn every_command_is_found_by_its_name_and_only_by_it() {
+        assert!(COMMANDS.iter().all(|spec| spec.name.len() <= NAME_BYTES_MAX), "every name packs");
+        for spec in COMMANDS {
+            assert_eq!(lookup(spec.name.as_bytes()).map(|s| s.name), Some(spec.name));
+            assert_eq!(lookup(spec.name.to_uppercase().as_bytes()).map(|s| s.name), Some(spec.name));
+            let longer = format!("{}x", spec.name);
+            assert!(lookup(longer.as_bytes()).is_none_or(|s| s.name == longer), "{longer}");
+        }
     }
 
     #[test]

@@ -139,8 +139,14 @@ impl WriteCommand {
     /// since the Unix epoch, only checks relative expiries as Redis does: one that would
     /// overflow once added to the clock is an invalid expire time.
     pub fn resolve(&self, clock_ms: u64) -> Result<KvWrite, CommandError> {
+        self.clone().into_resolved(clock_ms)
+    }
+
+    /// [`WriteCommand::resolve`], taking the command: its keys and values move into the entry
+    /// rather than being copied (a script's `redis.call` resolves every write it runs).
+    pub fn into_resolved(self, clock_ms: u64) -> Result<KvWrite, CommandError> {
         let op = match self {
-            WriteCommand::Ready(op) => op.clone(),
+            WriteCommand::Ready(op) => op,
             WriteCommand::Set(set) => {
                 let ttl = match (set.expiry, set.keep_ttl) {
                     (Some(expiry), _) => match expiry_ms(expiry, clock_ms, set.command)? {
@@ -150,28 +156,22 @@ impl WriteCommand {
                     (None, true) => SetTtl::Keep,
                     (None, false) => SetTtl::Clear,
                 };
-                WriteOp::Set {
-                    key: set.key.clone(),
-                    value: set.value.clone(),
-                    condition: set.condition,
-                    ttl,
-                    get: set.get,
-                }
+                WriteOp::Set { key: set.key, value: set.value, condition: set.condition, ttl, get: set.get }
             }
             WriteCommand::GetEx { key, option } => {
                 let ttl = match option {
                     GetExOption::None => GetExTtl::Unchanged,
                     GetExOption::Persist => GetExTtl::Persist,
-                    GetExOption::Expire(expiry) => match expiry_ms(*expiry, clock_ms, "getex")? {
+                    GetExOption::Expire(expiry) => match expiry_ms(expiry, clock_ms, "getex")? {
                         (ExpireBase::Now, ms) => GetExTtl::After(ms),
                         (ExpireBase::UnixEpoch, ms) => GetExTtl::At(ms),
                     },
                 };
-                WriteOp::GetEx { key: key.clone(), ttl }
+                WriteOp::GetEx { key, ttl }
             }
             WriteCommand::Expire(expire) => WriteOp::Expire {
-                key: expire.key.clone(),
-                when: expire_time(expire, clock_ms)?,
+                when: expire_time(&expire, clock_ms)?,
+                key: expire.key,
                 condition: expire.condition,
             },
         };
