@@ -419,6 +419,40 @@ impl NodeReport {
     }
 }
 
+/// Where the shards live, as this node's directory says: the replication factor, the shards
+/// moving, and the replicas placed on each member (the rebalancer keeps these within one of
+/// each other); with the shards this node holds and leads.
+fn placement_metrics(out: &mut String, doc: &StatusDoc) {
+    let node = doc.node.id;
+    let moving = doc.placement.iter().filter(|p| p.moving).count();
+    let held = doc.shards.iter().filter(|s| s.shard != 0).count();
+    let led = doc.shards.iter().filter(|s| s.shard != 0 && s.role == PeerRole::Leader.to_string()).count();
+    let single: [(&str, &str, usize); 4] = [
+        (
+            "ppdb_replication_factor",
+            "Replicas per shard (0: every node holds every shard).",
+            doc.replication_factor as usize,
+        ),
+        ("ppdb_shards_moving", "Shards whose replicas are being moved.", moving),
+        ("ppdb_shards_held", "Data shards this node holds a replica of.", held),
+        ("ppdb_shards_led", "Data shards this node leads.", led),
+    ];
+    for (name, help, value) in single {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{node=\"{node}\"}} {value}\n");
+    }
+    let name = "ppdb_replicas_placed";
+    let _ =
+        write!(out, "# HELP {name} Shard replicas the placement puts on each member.\n# TYPE {name} gauge\n");
+    let mut per_member: std::collections::BTreeMap<u64, usize> =
+        doc.members.iter().map(|m| (m.id, 0)).collect();
+    for replica in doc.placement.iter().flat_map(|p| &p.replicas) {
+        *per_member.entry(*replica).or_insert(0) += 1;
+    }
+    for (member, count) in per_member {
+        let _ = writeln!(out, "{name}{{node=\"{node}\",member=\"{member}\"}} {count}");
+    }
+}
+
 /// A per-shard gauge: name, help, value.
 type ShardGauge = (&'static str, &'static str, fn(&ShardDoc) -> u64);
 /// A per-peer metric: name, type, help, value.
@@ -476,6 +510,7 @@ pub fn prometheus(doc: &StatusDoc) -> String {
             let _ = writeln!(out, "{name}{{node=\"{node}\",shard=\"{}\"}} {}", shard.shard, value(shard));
         }
     }
+    placement_metrics(&mut out, doc);
     let _ = write!(out, "# HELP ppdb_replication_lag_entries Entries a follower lags behind the leader.\n# TYPE ppdb_replication_lag_entries gauge\n");
     for shard in &doc.shards {
         for f in &shard.followers {
@@ -605,7 +640,10 @@ mod tests {
                 apply_stopped: None,
             }],
             replication_factor: 3,
-            placement: Vec::new(),
+            placement: vec![
+                PlacementDoc { shard: 3, slots: None, replicas: vec![1, 2, 3], moving: true },
+                PlacementDoc { shard: 4, slots: None, replicas: vec![1, 3, 4], moving: false },
+            ],
             peers: vec![PeerDoc {
                 id: 2,
                 connected: true,
@@ -643,6 +681,11 @@ mod tests {
             "ppdb_used_memory_bytes{node=\"1\"} 2048",
             "ppdb_used_memory_rss_bytes{node=\"1\"} 8192",
             "ppdb_maxmemory_bytes{node=\"1\"} 4096",
+            "ppdb_replication_factor{node=\"1\"} 3",
+            "ppdb_shards_moving{node=\"1\"} 1",
+            "ppdb_shards_led{node=\"1\"} 1",
+            "ppdb_replicas_placed{node=\"1\",member=\"1\"} 2",
+            "ppdb_replicas_placed{node=\"1\",member=\"4\"} 1",
         ] {
             assert!(text.contains(line), "missing `{line}` in:\n{text}");
         }
