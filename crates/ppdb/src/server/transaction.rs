@@ -29,14 +29,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::client::executor::{step_replies, txn_failure, Executor};
+use super::client::executor::{join_scan_pages, step_replies, txn_failure, Executor};
 use super::client::forward::ShardOp;
 use super::moves;
 use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
 use super::resp::Frame;
 use crate::error::Error;
-use crate::kv::scan::scan_hash;
 use crate::kv::{KvRead, KvWrite, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::wall_clock_ms;
 use crate::node::Router;
@@ -218,14 +217,7 @@ impl Whole {
                         }
                     })
                     .collect();
-                let next = pages.iter().map(|(c, _)| *c).filter(|&c| c != 0).min().unwrap_or(0);
-                let mut keys: Vec<Vec<u8>> = pages
-                    .into_iter()
-                    .flat_map(|(_, keys)| keys)
-                    .filter(|k| next == 0 || scan_hash(k) < next)
-                    .collect();
-                keys.sort_by_key(|k| scan_hash(k));
-                Reply::Scan { cursor: next, keys }
+                join_scan_pages(pages)
             }
         }
     }

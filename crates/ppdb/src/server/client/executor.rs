@@ -312,14 +312,7 @@ impl Executor {
                 _ => return Err(Error::State("SCAN on a shard did not answer a page".into())),
             }
         }
-        let next = pages.iter().map(|(c, _)| *c).filter(|&c| c != 0).min().unwrap_or(0);
-        let mut keys: Vec<Vec<u8>> = pages
-            .into_iter()
-            .flat_map(|(_, keys)| keys)
-            .filter(|k| next == 0 || scan_hash(k) < next)
-            .collect();
-        keys.sort_by_key(|k| scan_hash(k));
-        Ok(Reply::Scan { cursor: next, keys })
+        Ok(join_scan_pages(pages))
     }
 
     /// The one shard that holds every key of a command (shard 1 for none); an error when the
@@ -693,4 +686,15 @@ fn sum_integers(results: Vec<Result<Reply, Error>>) -> Result<Reply, Error> {
 /// request submitted) in order before any is awaited.
 async fn futures_join<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     futures::future::join_all(futures).await
+}
+
+/// One SCAN page from every shard's page (each a cursor and keys): the next cursor is the
+/// smallest position any shard stopped at (0 once all are done), and keys at or beyond it are
+/// left for the next call, so each key present throughout is returned exactly once.
+pub fn join_scan_pages(pages: Vec<(u64, Vec<Vec<u8>>)>) -> Reply {
+    let next = pages.iter().map(|(c, _)| *c).filter(|&c| c != 0).min().unwrap_or(0);
+    let mut keys: Vec<Vec<u8>> =
+        pages.into_iter().flat_map(|(_, keys)| keys).filter(|k| next == 0 || scan_hash(k) < next).collect();
+    keys.sort_by_key(|k| scan_hash(k));
+    Reply::Scan { cursor: next, keys }
 }
