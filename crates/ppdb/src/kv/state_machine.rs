@@ -609,15 +609,31 @@ impl KvStore {
     /// Makes `key` hold exactly `value` (its version and flags included), or nothing: a
     /// committed transaction's intent, computed at prepare, installed as it was.
     pub fn place(&mut self, key: &[u8], value: Option<Value>) {
-        self.remove(key);
-        if let Some(value) = value {
+        let Some(value) = value else {
+            self.remove(key);
+            return;
+        };
+        if let Some(old) = self.entries.get_mut(key) {
+            // The key keeps its place in the scan order: only its size and expiry change.
+            self.data_bytes -= stored_bytes(key, old.data.bytes());
             self.data_bytes += stored_bytes(key, value.data.bytes());
-            self.scan_order.insert((scan_hash(key), key.to_vec()));
-            if let Some(at) = value.expire_at_ms {
-                self.expiries.insert((at, key.to_vec()));
+            if old.expire_at_ms != value.expire_at_ms {
+                if let Some(at) = old.expire_at_ms {
+                    self.expiries.remove(&(at, key.to_vec()));
+                }
+                if let Some(at) = value.expire_at_ms {
+                    self.expiries.insert((at, key.to_vec()));
+                }
             }
-            self.entries.insert(key.into(), value);
+            *old = value;
+            return;
         }
+        self.data_bytes += stored_bytes(key, value.data.bytes());
+        self.scan_order.insert((scan_hash(key), key.to_vec()));
+        if let Some(at) = value.expire_at_ms {
+            self.expiries.insert((at, key.to_vec()));
+        }
+        self.entries.insert(key.into(), value);
     }
 
     /// Removes `key` and its index entries; returns the old value.

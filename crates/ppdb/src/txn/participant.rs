@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::kv::transfer::{MISGUESSED, MISGUESS_CODE};
-use crate::kv::{KvRead, KvStore, KvWrite, LockHolder, Reply, TxnStep, WriteOp};
+use crate::kv::{KvRead, KvStore, KvWrite, LockHolder, Reply, TxnStep, Value, WriteOp};
 
 use super::entry::{Prepare, TxnEntry, Vote};
 use super::id::TxnId;
@@ -42,7 +42,7 @@ pub const OUTCOME_RETENTION_MS: u64 = 120_000;
 const RECORDS_MAX: usize = 16 * 1024 * 1024;
 
 /// A part prepared here and not yet decided.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 struct Prepared {
     /// The PREPARE as it came.
     prepare: Prepare,
@@ -51,6 +51,22 @@ struct Prepared {
     now_ms: u64,
     /// The keys it locks.
     keys: BTreeSet<Vec<u8>>,
+    /// What the part's writes left (each written key's value, `None` if removed), as running
+    /// it at PREPARE found: COMMIT installs this instead of running the part again, since the
+    /// locked keys cannot have changed meanwhile. `None` where COMMIT runs the part again: a
+    /// shard-wide part, or a part restored from a snapshot (which keeps commands, not results).
+    written: Option<Vec<(Vec<u8>, Option<Value>)>>,
+}
+
+impl PartialEq for Prepared {
+    /// The same part prepared at the same place; whether its result is kept does not matter,
+    /// since COMMIT installs the same values either way.
+    fn eq(&self, other: &Self) -> bool {
+        self.prepare == other.prepare
+            && self.index == other.index
+            && self.now_ms == other.now_ms
+            && self.keys == other.keys
+    }
 }
 
 /// The transaction state of one shard: prepared parts, their locks, remembered outcomes.
@@ -93,7 +109,7 @@ impl Participant {
             TxnEntry::Commit(id) => match self.prepared.remove(id) {
                 Some(prepared) => {
                     self.release(&prepared);
-                    install(store, &prepared);
+                    install(store, prepared);
                     self.remember(*id, Outcome::Committed, now)
                 }
                 None => self.outcome_reply(*id, "COMMIT"),
@@ -141,8 +157,8 @@ impl Participant {
             self.remember(id, Outcome::Aborted, now);
             return Reply::NilArray;
         }
-        let prepared = Prepared { prepare: prepare.clone(), index, now_ms: now, keys };
-        let (replies, _) = run_part(store, &prepared);
+        let mut prepared = Prepared { prepare: prepare.clone(), index, now_ms: now, keys, written: None };
+        let (replies, mut scratch) = run_part(store, &prepared);
         let misguessed = misguessed_steps(&replies);
         if !misguessed.is_empty() {
             self.remember(id, Outcome::Aborted, now);
@@ -162,6 +178,12 @@ impl Participant {
         }
         if whole {
             self.whole = Some(id);
+        } else {
+            let written = written_keys(&prepared.prepare)
+                .into_iter()
+                .map(|key| (key.to_vec(), scratch.remove(key)))
+                .collect();
+            prepared.written = Some(written);
         }
         self.prepared.insert(id, prepared);
         replies
@@ -301,7 +323,7 @@ impl Participant {
             if is_shard_wide(&prepare) {
                 participant.whole = Some(prepare.id);
             }
-            participant.prepared.insert(prepare.id, Prepared { prepare, index, now_ms, keys });
+            participant.prepared.insert(prepare.id, Prepared { prepare, index, now_ms, keys, written: None });
         }
         for _ in 0..d.count(RECORDS_MAX, 25)? {
             let low = d.u64()?;
@@ -369,10 +391,17 @@ fn written_keys(prepare: &Prepare) -> BTreeSet<&[u8]> {
     prepare.steps.iter().filter(|step| matches!(step, TxnStep::Write(_))).flat_map(TxnStep::keys).collect()
 }
 
-/// COMMIT: the part's writes, as running it again leaves them, installed in `store` (for a
-/// shard-wide part, the whole key space it left: nothing else changed while it held the shard).
-fn install(store: &mut KvStore, prepared: &Prepared) {
-    let (_, scratch) = run_part(store, prepared);
+/// COMMIT: the part's writes installed in `store`: as PREPARE left them when it kept them,
+/// else as running the part again leaves them (for a shard-wide part, the whole key space it
+/// left: nothing else changed while it held the shard).
+fn install(store: &mut KvStore, prepared: Prepared) {
+    if let Some(written) = prepared.written {
+        for (key, value) in written {
+            store.place(&key, value);
+        }
+        return;
+    }
+    let (_, scratch) = run_part(store, &prepared);
     if is_shard_wide(&prepared.prepare) {
         store.replace_keys(scratch);
         return;
@@ -447,6 +476,53 @@ mod tests {
             Reply::Status("COMMITTED")
         );
         store.check_indexes();
+    }
+
+    #[test]
+    fn a_commit_installs_what_running_the_part_again_would() {
+        let incr = |key: &str| TxnStep::Write(WriteOp::IncrBy { key: key.into(), delta: 5 });
+        let expire = TxnStep::Write(WriteOp::Expire {
+            key: b"n".to_vec(),
+            when: crate::kv::ExpireTime::At(90_000),
+            condition: crate::kv::ExpireCondition::Always,
+        });
+        let del = TxnStep::Write(WriteOp::Del { keys: vec![b"gone".to_vec()] });
+        let mut store = KvStore::new();
+        store.apply_at(
+            1,
+            &KvWrite {
+                now_ms: 1_000,
+                op: WriteOp::Set {
+                    key: b"gone".to_vec(),
+                    value: b"x".to_vec(),
+                    condition: crate::kv::SetCondition::Always,
+                    ttl: crate::kv::SetTtl::Clear,
+                    get: false,
+                },
+            },
+        );
+        store.apply_at(2, &KvWrite { now_ms: 1_000, op: WriteOp::IncrBy { key: b"n".to_vec(), delta: 1 } });
+        let mut participant = Participant::default();
+        let part = prepare(7, vec![incr("n"), expire, incr("new"), del]);
+        assert_eq!(
+            participant.apply(&mut store, 3, 1_000, &part),
+            Reply::Array(vec![Reply::Integer(6), Reply::Integer(1), Reply::Integer(5), Reply::Integer(1)])
+        );
+        // A replica restored from a snapshot keeps the commands only, and runs them again.
+        let mut restored = Participant::decode(&participant.encode()).expect("decodes");
+        let mut restored_store = store.clone();
+        for (participant, store) in [(&mut participant, &mut store), (&mut restored, &mut restored_store)] {
+            assert_eq!(
+                participant.apply(store, 4, 2_000, &TxnEntry::Commit(TxnId(7))),
+                Reply::Status("COMMITTED")
+            );
+            store.check_indexes();
+        }
+        assert!(store == restored_store, "kept result and run again differ");
+        assert_eq!(store.read(&get("n"), 2_000), Reply::Bulk(b"6".to_vec()));
+        assert_eq!(store.read(&get("new"), 2_000), Reply::Bulk(b"5".to_vec()));
+        assert_eq!(store.read(&get("gone"), 2_000), Reply::Nil);
+        assert_eq!(store.live_version(b"n", 2_000), 3, "the key's version is its prepare's index");
     }
 
     #[test]
