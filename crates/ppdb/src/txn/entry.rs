@@ -8,7 +8,9 @@
 //! leader stamps both alike. PREPARE's body is `started_ms:u64 vote:u8 count:u32 shard:u64...` (the
 //! participants, primary first, at most [`limits::TXN_SHARDS_MAX`]) and the shard's part as
 //! one key-value transaction entry (`len:u32 bytes`, [`KvWrite::encode`] of
-//! [`WriteOp::Transaction`]); COMMIT, ABORT and FENCE have none.
+//! [`WriteOp::Transaction`]); COMMIT, ABORT and FENCE have none. COMMITS (several
+//! transactions' COMMITs joined into one entry) has id 0 and the body `count:u32 id:u128-le...`
+//! (1 to [`COMMITS_MAX`] ids).
 
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::kv::{KvWrite, TxnStep, WatchedKey, WriteOp};
@@ -26,6 +28,10 @@ const TAG_PREPARE: u8 = 1;
 const TAG_COMMIT: u8 = 2;
 const TAG_ABORT: u8 = 3;
 const TAG_FENCE: u8 = 4;
+const TAG_COMMITS: u8 = 5;
+
+/// Most COMMITs one [`TxnEntry::Commits`] entry joins: 64 KiB of ids, well within an entry.
+pub const COMMITS_MAX: usize = 4096;
 
 /// A participant's part of a transaction, sent to it in the PREPARE entry.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +69,10 @@ pub enum TxnEntry {
     Prepare(Prepare),
     /// Apply the prepared part and release its locks.
     Commit(TxnId),
+    /// [`TxnEntry::Commit`] of each transaction in turn: the COMMITs of concurrent transactions
+    /// joined into one entry by the shard's leader, so that a busy shard replicates and applies
+    /// one entry for them instead of one each.
+    Commits(Vec<TxnId>),
     /// Drop the prepared part and release its locks; remember the transaction as aborted so
     /// that a PREPARE arriving later is refused.
     Abort(TxnId),
@@ -72,14 +82,6 @@ pub enum TxnEntry {
 }
 
 impl TxnEntry {
-    /// The transaction the entry is about.
-    pub fn id(&self) -> TxnId {
-        match self {
-            TxnEntry::Prepare(prepare) => prepare.id,
-            TxnEntry::Commit(id) | TxnEntry::Abort(id) | TxnEntry::Fence(id) => *id,
-        }
-    }
-
     /// Whether `command` (a log entry's command) is a transaction protocol entry.
     pub fn is_entry(command: &[u8]) -> bool {
         command.first() == Some(&TXN_ENTRY_VERSION)
@@ -95,6 +97,7 @@ impl TxnEntry {
             TxnEntry::Commit(id) => (TAG_COMMIT, *id),
             TxnEntry::Abort(id) => (TAG_ABORT, *id),
             TxnEntry::Fence(id) => (TAG_FENCE, *id),
+            TxnEntry::Commits(_) => (TAG_COMMITS, TxnId(0)),
         };
         e.u8(tag);
         e.u64(id.0 as u64);
@@ -112,6 +115,13 @@ impl TxnEntry {
             let part =
                 WriteOp::Transaction { steps: prepare.steps.clone(), watched: prepare.watched.clone() };
             e.bytes(&KvWrite::unstamped(part).encode());
+        }
+        if let TxnEntry::Commits(ids) = self {
+            e.u32(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+            for id in ids {
+                e.u64(id.0 as u64);
+                e.u64((id.0 >> 64) as u64);
+            }
         }
         let mut bytes = e.finish();
         // The codec writes integers little-endian; the stamp is at a fixed offset either way.
@@ -153,6 +163,21 @@ impl TxnEntry {
             TAG_COMMIT => TxnEntry::Commit(id),
             TAG_ABORT => TxnEntry::Abort(id),
             TAG_FENCE => TxnEntry::Fence(id),
+            TAG_COMMITS => {
+                if id != TxnId(0) {
+                    return Err(d.error("a joined commit names a transaction in its header"));
+                }
+                let count = d.count(COMMITS_MAX, 16)?;
+                if count == 0 {
+                    return Err(d.error("a joined commit of no transaction"));
+                }
+                let mut ids = Vec::with_capacity(count);
+                for _ in 0..count {
+                    let low = d.u64()?;
+                    ids.push(TxnId((u128::from(d.u64()?) << 64) | u128::from(low)));
+                }
+                TxnEntry::Commits(ids)
+            }
             _ => return Err(d.error("unknown transaction entry tag")),
         };
         d.finish()?;
@@ -206,6 +231,7 @@ mod tests {
             TxnEntry::Commit(TxnId(1)),
             TxnEntry::Abort(TxnId(u128::MAX)),
             TxnEntry::Fence(TxnId(5)),
+            TxnEntry::Commits(vec![TxnId(7), TxnId(u128::MAX)]),
         ] {
             let mut bytes = entry.encode();
             assert!(TxnEntry::is_entry(&bytes));
@@ -215,6 +241,20 @@ mod tests {
         }
         assert!(!TxnEntry::is_entry(&KvWrite::unstamped(WriteOp::FlushAll).encode()));
         assert!(!TxnEntry::stamp(&mut KvWrite::unstamped(WriteOp::FlushAll).encode(), 1));
+    }
+
+    #[test]
+    fn a_joined_commit_holds_one_to_commits_max_ids_and_no_header_id() {
+        assert!(TxnEntry::decode(&TxnEntry::Commits(Vec::new()).encode()).is_err(), "no id");
+        let most = TxnEntry::Commits((0..COMMITS_MAX as u128).map(TxnId).collect());
+        assert!(TxnEntry::decode(&most.encode()).is_ok());
+        let too_many = TxnEntry::Commits((0..=COMMITS_MAX as u128).map(TxnId).collect());
+        assert!(TxnEntry::decode(&too_many.encode()).is_err(), "over COMMITS_MAX");
+        let mut named = TxnEntry::Commits(vec![TxnId(1)]).encode();
+        if let Some(byte) = named.get_mut(STAMP_OFFSET + STAMP_BYTES + 1) {
+            *byte = 9; // the header's id
+        }
+        assert!(TxnEntry::decode(&named).is_err(), "a header id");
     }
 
     #[test]

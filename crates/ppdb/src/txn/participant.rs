@@ -88,11 +88,18 @@ impl Participant {
         self.prepared.is_empty() && self.outcomes.is_empty()
     }
 
-    /// The keys a COMMIT entry will write (none for other entries).
+    /// The keys a COMMIT (or joined COMMITs) entry will write (none for other entries).
     pub fn keys_written_by(&self, entry: &TxnEntry) -> Vec<Vec<u8>> {
-        let TxnEntry::Commit(id) = entry else { return Vec::new() };
-        let Some(prepared) = self.prepared.get(id) else { return Vec::new() };
-        written_keys(&prepared.prepare).into_iter().map(<[u8]>::to_vec).collect()
+        let ids = match entry {
+            TxnEntry::Commit(id) => std::slice::from_ref(id),
+            TxnEntry::Commits(ids) => ids.as_slice(),
+            _ => return Vec::new(),
+        };
+        ids.iter()
+            .filter_map(|id| self.prepared.get(id))
+            .flat_map(|prepared| written_keys(&prepared.prepare))
+            .map(<[u8]>::to_vec)
+            .collect()
     }
 
     /// How many keys are locked.
@@ -106,14 +113,10 @@ impl Participant {
         self.forget_before(now.saturating_sub(OUTCOME_RETENTION_MS));
         match entry {
             TxnEntry::Prepare(prepare) => self.prepare(store, index, now, prepare),
-            TxnEntry::Commit(id) => match self.prepared.remove(id) {
-                Some(prepared) => {
-                    self.release(&prepared);
-                    install(store, prepared);
-                    self.remember(*id, Outcome::Committed, now)
-                }
-                None => self.outcome_reply(*id, "COMMIT"),
-            },
+            TxnEntry::Commit(id) => self.commit(store, *id, now),
+            TxnEntry::Commits(ids) => {
+                Reply::Array(ids.iter().map(|&id| self.commit(store, id, now)).collect())
+            }
             TxnEntry::Abort(id) => match self.prepared.remove(id) {
                 Some(prepared) => {
                     self.release(&prepared);
@@ -249,6 +252,18 @@ impl Participant {
         }
         let id = keys.find_map(|key| self.locks.get(key))?;
         self.prepared.get(id).map(|prepared| holder(*id, prepared, now))
+    }
+
+    /// COMMIT of `id`: its prepared part installed and its locks released; its outcome.
+    fn commit(&mut self, store: &mut KvStore, id: TxnId, now: u64) -> Reply {
+        match self.prepared.remove(&id) {
+            Some(prepared) => {
+                self.release(&prepared);
+                install(store, prepared);
+                self.remember(id, Outcome::Committed, now)
+            }
+            None => self.outcome_reply(id, "COMMIT"),
+        }
     }
 
     fn release(&mut self, prepared: &Prepared) {
@@ -523,6 +538,32 @@ mod tests {
         assert_eq!(store.read(&get("new"), 2_000), Reply::Bulk(b"5".to_vec()));
         assert_eq!(store.read(&get("gone"), 2_000), Reply::Nil);
         assert_eq!(store.live_version(b"n", 2_000), 3, "the key's version is its prepare's index");
+    }
+
+    #[test]
+    fn joined_commits_commit_each_transaction_in_turn() {
+        let (mut store, mut participant) = (KvStore::new(), Participant::default());
+        for (index, (id, key)) in [(1u128, "a"), (2, "b"), (3, "c")].into_iter().enumerate() {
+            let reply =
+                participant.apply(&mut store, index as u64 + 1, 1_000, &prepare(id, vec![set(key, key)]));
+            assert_eq!(reply, Reply::Array(vec![Reply::Ok]));
+        }
+        participant.apply(&mut store, 4, 1_000, &TxnEntry::Abort(TxnId(2)));
+        let joined = TxnEntry::Commits(vec![TxnId(3), TxnId(2), TxnId(9), TxnId(1)]);
+        assert_eq!(participant.keys_written_by(&joined), vec![b"c".to_vec(), b"a".to_vec()]);
+        let Reply::Array(replies) = participant.apply(&mut store, 5, 2_000, &joined) else {
+            panic!("joined commits answer an array")
+        };
+        assert_eq!(replies.get(..2), Some(&[Reply::Status("COMMITTED"), Reply::Status("ABORTED")][..]));
+        assert!(
+            matches!(replies.get(2), Some(Reply::ErrorText(t)) if t.starts_with("TXNUNKNOWN")),
+            "{replies:?}"
+        );
+        assert_eq!(replies.get(3), Some(&Reply::Status("COMMITTED")));
+        assert_eq!(store.read(&get("a"), 2_000), Reply::Bulk(b"a".to_vec()));
+        assert_eq!(store.read(&get("b"), 2_000), Reply::Nil, "aborted");
+        assert_eq!(store.read(&get("c"), 2_000), Reply::Bulk(b"c".to_vec()));
+        assert_eq!(participant.locked_keys(), 0);
     }
 
     #[test]

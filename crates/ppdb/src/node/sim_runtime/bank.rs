@@ -4,6 +4,8 @@
 //! money between accounts of different shards with [`coordinator::run`] (DECRBY on one
 //! shard, INCRBY on the other, a marker key `SET` in the source's part; some WATCH the source
 //! first); some coordinators are killed at a random moment, between any two protocol steps.
+//! COMMITs go through the server's commit joiner, so concurrent transfers' COMMITs in a shard
+//! share one joined entry.
 //! A sweeper runs [`resolver::sweep`] on every shard now and then, as every node's server
 //! does; a reader reads the whole bank as of one moment, as a cross-shard MGET does.
 //!
@@ -30,6 +32,7 @@ use crate::node::clock::WallClock;
 use crate::node::handle::NodeHandle;
 use crate::node::leaders::LeaderTable;
 use crate::node::{KeyRouting, Router};
+use crate::server::client::commit_join::CommitJoiner;
 use crate::server::shard::KvShard;
 use crate::storage::disk::CrashFaults;
 use crate::storage::wal::GroupId;
@@ -79,6 +82,8 @@ const DEFAULT_SEEDS: u64 = 1_000;
 struct Endpoint {
     handle: NodeHandle<KvShard>,
     leaders: LeaderTable,
+    /// Joins the COMMITs of concurrent transfers in a shard the node leads, as the server does.
+    commits: Arc<CommitJoiner>,
 }
 
 /// The running nodes' endpoints, shared with the clients.
@@ -116,7 +121,11 @@ impl BankCluster {
     fn boot(&mut self, id: NodeId) {
         let rng_seed = mix(self.machines.seed, id.0 + 1_000 * self.crashes);
         if let Some(running) = self.machines.boot(id, rng_seed) {
-            let endpoint = Endpoint { handle: running.handle.clone(), leaders: running.leaders.clone() };
+            let endpoint = Endpoint {
+                handle: running.handle.clone(),
+                leaders: running.leaders.clone(),
+                commits: Arc::new(CommitJoiner::new(running.handle.clone())),
+            };
             lock(&self.endpoints).insert(id, endpoint);
         }
     }
@@ -228,6 +237,9 @@ impl SimShardClient {
 
 impl ShardClient for SimShardClient {
     fn submit(&self, shard: u64, entry: TxnEntry) -> BoxFuture<'_, Result<Reply, Error>> {
+        if let TxnEntry::Commit(id) = entry {
+            return Box::pin(self.on_leader(shard, false, move |e| e.commits.commit(shard, id)));
+        }
         let command = entry.encode();
         Box::pin(self.on_leader(shard, false, move |e| e.handle.propose(GroupId(shard), command.clone())))
     }

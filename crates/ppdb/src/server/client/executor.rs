@@ -10,6 +10,7 @@
 //! answer, or a proposal overwritten by a new leader. A timeout, or a lost connection while a
 //! forwarded write was in flight, leaves the outcome unknown and is reported as such.
 
+use super::commit_join::CommitJoiner;
 use super::forward::{self, ForwardOutcome, ShardOp};
 use super::forward_batch::{ForwardBatcher, ForwardFailure};
 use crate::error::{Error, ErrorCode};
@@ -48,6 +49,8 @@ pub struct Executor {
     directory: watch::Receiver<Directory>,
     /// Joins the operations of concurrent clients for the same leader into one request.
     batcher: Arc<ForwardBatcher>,
+    /// Joins the COMMITs of concurrent transactions in a shard led here into one entry.
+    commits: Arc<CommitJoiner>,
     /// Ids of the cross-shard transactions this node coordinates.
     txn_ids: Arc<TxnIds>,
     /// Their counters.
@@ -73,7 +76,20 @@ impl Executor {
         let first_id = wall_clock_ms().saturating_mul(1_000);
         let txn_ids = Arc::new(TxnIds::new(node.0, first_id));
         let txn_stats = Arc::default();
-        Executor { node, handle, transport, router, leaders, traffic, directory, batcher, txn_ids, txn_stats }
+        let commits = Arc::new(CommitJoiner::new(handle.clone()));
+        Executor {
+            node,
+            handle,
+            transport,
+            router,
+            leaders,
+            traffic,
+            directory,
+            batcher,
+            commits,
+            txn_ids,
+            txn_stats,
+        }
     }
 
     /// The counters of the cross-shard transactions this node coordinated or resolved.
@@ -457,29 +473,53 @@ impl Executor {
     }
 
     /// Submits `ops` to this node's replica of `shard` now (so calls keep their order) and
-    /// returns the wait for their answers.
+    /// returns the wait for their answers. COMMITs join the shard's other concurrent COMMITs
+    /// in one entry ([`CommitJoiner`]); they keep no order with the operations around them.
     fn local(&self, shard: u64, ops: &[ShardOp]) -> BoxFuture<'static, Vec<Result<Reply, Error>>> {
         let group = GroupId(shard);
         let mut writes = Vec::new();
         let mut reads = Vec::new();
-        for op in ops {
+        let mut commits = Vec::new();
+        for (position, op) in ops.iter().enumerate() {
             match op {
+                ShardOp::Txn(TxnEntry::Commit(id)) => {
+                    commits.push((position, self.commits.commit(shard, *id)))
+                }
                 ShardOp::Write(write) => writes.push(write.encode()),
                 ShardOp::Txn(entry) => writes.push(entry.encode()),
                 ShardOp::Read(read) => reads.push(read.clone()),
             }
         }
-        match (writes.is_empty(), reads.is_empty()) {
-            (false, true) => Box::pin(self.handle.propose_batch(group, writes)),
-            (true, false) => Box::pin(self.handle.read_batch(group, reads)),
-            (true, true) => Box::pin(async { Vec::new() }),
-            (false, false) => {
-                let n = writes.len() + reads.len();
-                let refused =
-                    (0..n).map(|_| Err(Error::State("a batch mixes reads and writes".into()))).collect();
-                Box::pin(async move { refused })
-            }
+        let others: BoxFuture<'static, Vec<Result<Reply, Error>>> =
+            match (writes.is_empty(), reads.is_empty()) {
+                (false, true) => Box::pin(self.handle.propose_batch(group, writes)),
+                (true, false) if commits.is_empty() => Box::pin(self.handle.read_batch(group, reads)),
+                (true, true) => Box::pin(async { Vec::new() }),
+                _ => {
+                    let refused = (0..ops.len())
+                        .map(|_| Err(Error::State("a batch mixes reads and writes".into())))
+                        .collect();
+                    return Box::pin(async move { refused });
+                }
+            };
+        if commits.is_empty() {
+            return others;
         }
+        let count = ops.len();
+        Box::pin(async move {
+            let mut others = others.await.into_iter();
+            let mut commits = commits.into_iter().peekable();
+            let mut results = Vec::with_capacity(count);
+            for position in 0..count {
+                match commits.next_if(|(at, _)| *at == position) {
+                    Some((_, commit)) => results.push(commit.await),
+                    None => results.push(
+                        others.next().unwrap_or_else(|| Err(Error::State("a shard gave no answer".into()))),
+                    ),
+                }
+            }
+            results
+        })
     }
 
     async fn remote(&self, peer: NodeId, shard: u64, ops: &[ShardOp]) -> Vec<Result<Reply, Error>> {

@@ -7,7 +7,8 @@
 //!   sends the operation to the shard's leader (here, or forwarded over the transport:
 //!   [`forward`] is the wire format, [`forward_batch`] joins concurrent clients' operations
 //!   per leader), retries only what certainly did not take effect, and answers a
-//!   [`crate::kv::Reply`] or a typed [`crate::error::Error`].
+//!   [`crate::kv::Reply`] or a typed [`crate::error::Error`]; [`commit_join`] joins the
+//!   COMMITs of concurrent cross-shard transactions in a shard led here into one entry.
 //! - [`failure`]: that error in the neutral form each protocol words its own way.
 //! - [`stats`]: the counters of the client service.
 //!
@@ -15,6 +16,7 @@
 //! the per-connection state a protocol defines (RESP's MULTI queue, CLIENT REPLY, the
 //! protocol version) stays with that protocol.
 
+pub mod commit_join;
 pub mod executor;
 pub mod failure;
 pub mod forward;
