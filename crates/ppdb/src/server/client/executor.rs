@@ -477,37 +477,44 @@ impl Executor {
     /// in one entry ([`CommitJoiner`]); they keep no order with the operations around them.
     fn local(&self, shard: u64, ops: &[ShardOp]) -> BoxFuture<'static, Vec<Result<Reply, Error>>> {
         let group = GroupId(shard);
+        if ops.is_empty() {
+            return Box::pin(async { Vec::new() });
+        }
+        let reads_only = ops.iter().all(|op| !op.is_write());
+        if !reads_only && ops.iter().any(|op| !op.is_write()) {
+            let refused =
+                (0..ops.len()).map(|_| Err(Error::State("a batch mixes reads and writes".into()))).collect();
+            return Box::pin(async move { refused });
+        }
+        if reads_only {
+            let reads = ops.iter().filter_map(|op| match op {
+                ShardOp::Read(read) => Some(read.clone()),
+                _ => None,
+            });
+            return Box::pin(self.handle.read_batch(group, reads.collect()));
+        }
         let mut writes = Vec::new();
-        let mut reads = Vec::new();
         let mut commits = Vec::new();
         for (position, op) in ops.iter().enumerate() {
             match op {
                 ShardOp::Txn(TxnEntry::Commit(id)) => {
                     commits.push((position, self.commits.commit(shard, *id)))
                 }
-                ShardOp::Write(write) => writes.push(write.encode()),
                 ShardOp::Txn(entry) => writes.push(entry.encode()),
-                ShardOp::Read(read) => reads.push(read.clone()),
+                ShardOp::Write(write) => writes.push(write.encode()),
+                ShardOp::Read(_) => {}
             }
         }
-        let others: BoxFuture<'static, Vec<Result<Reply, Error>>> =
-            match (writes.is_empty(), reads.is_empty()) {
-                (false, true) => Box::pin(self.handle.propose_batch(group, writes)),
-                (true, false) if commits.is_empty() => Box::pin(self.handle.read_batch(group, reads)),
-                (true, true) => Box::pin(async { Vec::new() }),
-                _ => {
-                    let refused = (0..ops.len())
-                        .map(|_| Err(Error::State("a batch mixes reads and writes".into())))
-                        .collect();
-                    return Box::pin(async move { refused });
-                }
-            };
         if commits.is_empty() {
-            return others;
+            return Box::pin(self.handle.propose_batch(group, writes));
         }
+        let others = (!writes.is_empty()).then(|| self.handle.propose_batch(group, writes));
         let count = ops.len();
         Box::pin(async move {
-            let mut others = others.await.into_iter();
+            let mut others = match others {
+                Some(others) => others.await.into_iter(),
+                None => Vec::new().into_iter(),
+            };
             let mut commits = commits.into_iter().peekable();
             let mut results = Vec::with_capacity(count);
             for position in 0..count {
