@@ -14,7 +14,15 @@
 //! exists, SMOVE nothing when the destination is not a set). The source's effect is then a
 //! guess, which the destination checks ([`Expect`]): the destination's step answers
 //! [`MISGUESSED`] when the command's outcome there contradicts the guess, the participant
-//! refuses the transaction, and the server tries again with the other guess.
+//! refuses the transaction, and the server tries again with the other guess. A pop from the
+//! first non-empty of several keys (LMPOP, ZMPOP) runs the same way on a guessed shard, its
+//! earlier keys imported: there the step checks that it changed no imported key
+//! ([`Expect::ImportsKept`]) and, unless it saw the last keys, that it found something
+//! ([`Expect::FoundHere`]).
+//!
+//! A read combining several keys' values (SUNION, ZINTER, ...) writes nothing: its keys' shards
+//! export their values and the coordinating node computes the reply from them
+//! ([`read_exported`]).
 //!
 //! # Encoding of a value (version 1)
 //!

@@ -244,23 +244,16 @@ pub(crate) async fn across(
     steps: Vec<TxnStep>,
     watched: Vec<WatchedKey>,
 ) -> Result<Vec<Reply>, Option<TxnError>> {
-    let mut guesses: Vec<usize> = vec![0; steps.len()];
-    let pop_guesses: usize = steps
-        .iter()
-        .map(|step| match step {
-            TxnStep::Write(op) => moves::pop_guesses(executor.router(), op),
-            TxnStep::Read(_) => 0,
-        })
-        .sum();
-    let tries_max = GUESSES_MAX + pop_guesses;
+    let mut guesses = Guesses::new(executor.router(), &steps);
+    let tries_max = GUESSES_MAX + guesses.choices.iter().sum::<usize>();
     let mut tries = 0;
     loop {
         let plan = plan_acyclic(executor.router(), &steps, &watched, &mut guesses).ok_or(None)?;
         match executor.across_linked(plan.parts, &plan.links, Vote::Always).await {
             Err(TxnError::Misguessed { shard, steps: wrong }) if tries + 1 < tries_max => {
                 for step in wrong {
-                    if let Some(guess) = plan.origins.get(&(shard, step)).and_then(|&i| guesses.get_mut(i)) {
-                        *guess += 1;
+                    if let Some(&i) = plan.origins.get(&(shard, step)) {
+                        guesses.wrong(i);
                     }
                 }
                 tries += 1;
@@ -271,39 +264,97 @@ pub(crate) async fn across(
     }
 }
 
+/// Each step's guess ([`moves::split`]), and for the pops what their guesses can be and
+/// which proved wrong.
+struct Guesses {
+    /// Each step's guess, counted from 0.
+    at: Vec<usize>,
+    /// How many guesses each step's pop can make (0: not a pop across shards).
+    choices: Vec<usize>,
+    /// The guesses of each pop that proved wrong (forgotten once all have: the keys changed
+    /// between tries).
+    wrong: Vec<BTreeSet<usize>>,
+}
+
+impl Guesses {
+    /// Every step on its first guess.
+    fn new(router: Router, steps: &[TxnStep]) -> Guesses {
+        let choices: Vec<usize> = steps
+            .iter()
+            .map(|step| match step {
+                TxnStep::Write(op) => moves::pop_guesses(router, op),
+                TxnStep::Read(_) => 0,
+            })
+            .collect();
+        Guesses { at: vec![0; steps.len()], wrong: vec![BTreeSet::new(); steps.len()], choices }
+    }
+
+    /// Step `i`'s guess was wrong: it takes the next.
+    fn wrong(&mut self, i: usize) {
+        let (Some(at), Some(&choices), Some(wrong)) =
+            (self.at.get_mut(i), self.choices.get(i), self.wrong.get_mut(i))
+        else {
+            return;
+        };
+        if choices > 1 {
+            wrong.insert(*at % choices);
+            if wrong.len() >= choices {
+                wrong.clear();
+            }
+        }
+        *at += 1;
+    }
+
+    /// Whether no pop is on a guess that proved wrong.
+    fn plausible(&self) -> bool {
+        self.at
+            .iter()
+            .zip(&self.choices)
+            .zip(&self.wrong)
+            .all(|((&at, &choices), wrong)| choices < 2 || !wrong.contains(&(at % choices)))
+    }
+
+    /// The pops' next combination of guesses, the first pop's counting fastest.
+    fn advance(&mut self) {
+        for (at, &choices) in self.at.iter_mut().zip(&self.choices).filter(|(_, &choices)| choices > 1) {
+            *at = (*at % choices + 1) % choices;
+            if *at != 0 {
+                break;
+            }
+        }
+    }
+}
+
 /// How many plans a transaction whose moves and pops need each other's shards' values in a
 /// cycle tries, guessing other shards for its pops, before it is refused.
 const PLANS_MAX: usize = 64;
 
 /// [`plan`] whose parts can be prepared in rounds: when the guessed shards of the pops
 /// ([`moves::pop_guesses`]) make moves and pops need each other's shards' values in a cycle,
-/// the next guesses in turn (the first pop's counting fastest), at most [`PLANS_MAX`].
-/// `None` if some step cannot run across shards, or no guess tried avoids a cycle.
+/// the next combinations of guesses in turn, skipping those that proved wrong, at most
+/// [`PLANS_MAX`] plans. `None` if some step cannot run across shards, or no plausible guess
+/// tried avoids a cycle.
 fn plan_acyclic(
     router: Router,
     steps: &[TxnStep],
     watched: &[WatchedKey],
-    guesses: &mut [usize],
+    guesses: &mut Guesses,
 ) -> Option<Plan> {
-    let choices: Vec<usize> = steps
-        .iter()
-        .map(|step| match step {
-            TxnStep::Write(op) => moves::pop_guesses(router, op),
-            TxnStep::Read(_) => 0,
-        })
-        .collect();
-    let combinations = choices.iter().filter(|&&n| n > 1).try_fold(1usize, |all, &n| all.checked_mul(n));
-    for _ in 0..combinations.unwrap_or(PLANS_MAX).min(PLANS_MAX) {
-        let plan = plan(router, steps, watched, guesses)?;
-        if crate::txn::coordinator::rounds(&plan.parts, &plan.links).is_ok() {
-            return Some(plan);
-        }
-        for (guess, &choices) in guesses.iter_mut().zip(&choices).filter(|(_, &choices)| choices > 1) {
-            *guess = (*guess % choices + 1) % choices;
-            if *guess != 0 {
-                break;
+    let combinations =
+        guesses.choices.iter().filter(|&&n| n > 1).try_fold(1usize, |all, &n| all.checked_mul(n));
+    let mut planned = 0;
+    for _ in 0..combinations.unwrap_or(usize::MAX) {
+        if guesses.plausible() {
+            let plan = plan(router, steps, watched, &guesses.at)?;
+            if crate::txn::coordinator::rounds(&plan.parts, &plan.links).is_ok() {
+                return Some(plan);
+            }
+            planned += 1;
+            if planned >= PLANS_MAX {
+                return None;
             }
         }
+        guesses.advance();
     }
     None
 }
@@ -559,15 +610,23 @@ mod tests {
         };
         // Guessing each pop's second key needs shard 2 before 7 and 7 before 2.
         let steps = vec![pop(vec![a.clone(), b.clone()]), pop(vec![b.clone(), a.clone()])];
-        let mut guesses = vec![1, 1];
+        let mut guesses = Guesses::new(router, &steps);
+        guesses.at = vec![1, 1];
         let plan = plan_acyclic(router, &steps, &[], &mut guesses).expect("a guess without a cycle");
-        assert_eq!(guesses, vec![0, 0], "the guesses counted on, the first pop fastest");
+        assert_eq!(guesses.at, vec![0, 0], "the guesses counted on, the first pop fastest");
         assert!(crate::txn::coordinator::rounds(&plan.parts, &plan.links).is_ok());
+        // Once both first guesses proved wrong, the only plausible ones make a cycle.
+        let mut guesses = Guesses::new(router, &steps);
+        guesses.wrong(0);
+        guesses.wrong(1);
+        assert_eq!(guesses.at, vec![1, 1]);
+        assert!(plan_acyclic(router, &steps, &[], &mut guesses).is_none(), "refused, not tried");
         let rename = |from: &[u8], to: &[u8]| {
             TxnStep::Write(WriteOp::Rename { from: from.to_vec(), to: to.to_vec(), if_new: false })
         };
         let (c, d) = (on("c", 2).into_bytes(), on("d", 7).into_bytes());
         let cycle = vec![rename(&a, &b), rename(&d, &c)];
-        assert!(plan_acyclic(router, &cycle, &[], &mut [0, 0]).is_none(), "moves have no other guess");
+        let mut guesses = Guesses::new(router, &cycle);
+        assert!(plan_acyclic(router, &cycle, &[], &mut guesses).is_none(), "moves have no other guess");
     }
 }
