@@ -96,7 +96,7 @@ impl Expect {
     }
 
     /// Whether `reply`, the command's reply at the destination, agrees with the expectation
-    /// (that imports were kept is checked on the values, by [`KvStore::run_imported`]).
+    /// (that imports were kept is checked on the values, by the IMPORTED step itself).
     pub fn holds(self, reply: &Reply) -> bool {
         let moved = matches!(reply, Reply::Integer(1) | Reply::Bulk(_));
         match self {
