@@ -14,7 +14,15 @@
 //! exists, SMOVE nothing when the destination is not a set). The source's effect is then a
 //! guess, which the destination checks ([`Expect`]): the destination's step answers
 //! [`MISGUESSED`] when the command's outcome there contradicts the guess, the participant
-//! refuses the transaction, and the server tries again with the other guess.
+//! refuses the transaction, and the server tries again with the other guess. A pop from the
+//! first non-empty of several keys (LMPOP, ZMPOP) runs the same way on a guessed shard, its
+//! earlier keys imported: there the step checks that it changed no imported key
+//! ([`Expect::ImportsKept`]) and, unless it saw the last keys, that it found something
+//! ([`Expect::FoundHere`]).
+//!
+//! A read combining several keys' values (SUNION, ZINTER, ...) writes nothing: its keys' shards
+//! export their values and the coordinating node computes the reply from them
+//! ([`read_exported`]).
 //!
 //! # Encoding of a value (version 1)
 //!
@@ -26,7 +34,7 @@
 //! error.
 
 use super::codec::{put_bytes, put_varint, KvDecodeError, Reader};
-use super::command::WriteOp;
+use super::command::{KvRead, WriteOp};
 use super::reply::Reply;
 use super::state_machine::{KvStore, Value};
 use super::types::{Collection, Data, HashValue, ListValue, SetValue, SortedSetValue};
@@ -54,6 +62,13 @@ pub enum Expect {
     Moved,
     /// The command moved nothing (any other reply, errors included).
     Kept,
+    /// The command left every imported key as it came: what it changed lives on this shard
+    /// (LMPOP, ZMPOP on their last keys: the first non-empty key was guessed to be here, or
+    /// none to be anywhere).
+    ImportsKept,
+    /// As [`Expect::ImportsKept`], and the command found something (a reply other than nil:
+    /// LMPOP, ZMPOP on the first of their keys, which is where it must find it).
+    FoundHere,
 }
 
 impl Expect {
@@ -63,6 +78,8 @@ impl Expect {
             Expect::Any => 0,
             Expect::Moved => 1,
             Expect::Kept => 2,
+            Expect::ImportsKept => 3,
+            Expect::FoundHere => 4,
         }
     }
 
@@ -72,15 +89,19 @@ impl Expect {
             0 => Some(Expect::Any),
             1 => Some(Expect::Moved),
             2 => Some(Expect::Kept),
+            3 => Some(Expect::ImportsKept),
+            4 => Some(Expect::FoundHere),
             _ => None,
         }
     }
 
-    /// Whether `reply`, the command's reply at the destination, agrees with the expectation.
+    /// Whether `reply`, the command's reply at the destination, agrees with the expectation
+    /// (that imports were kept is checked on the values, by the IMPORTED step itself).
     pub fn holds(self, reply: &Reply) -> bool {
         let moved = matches!(reply, Reply::Integer(1) | Reply::Bulk(_));
         match self {
-            Expect::Any => true,
+            Expect::Any | Expect::ImportsKept => true,
+            Expect::FoundHere => !matches!(reply, Reply::Nil | Reply::NilArray),
             Expect::Moved => moved,
             Expect::Kept => !moved,
         }
@@ -238,15 +259,21 @@ impl KvStore {
             op.keys().into_iter().filter(|key| imports.iter().all(|(imported, _)| imported != key)).collect();
         let mut scratch = self.scratch(local.iter().copied());
         scratch.begin_entry(self.write_version, now);
+        let mut placed = Vec::with_capacity(imports.len());
         for (key, value) in imports {
             let value = match value.as_deref().map(decode_value).transpose() {
                 Ok(value) => value,
                 Err(error) => return Reply::ErrorText(format!("ERR an imported value is corrupt: {error}")),
             };
+            if matches!(expect, Expect::ImportsKept | Expect::FoundHere) {
+                placed.push((key, value.clone()));
+            }
             scratch.place(key, value);
         }
         let reply = scratch.apply_op(op, now);
-        if !expect.holds(&reply) {
+        let changed_an_import =
+            placed.iter().any(|(key, value)| scratch.entries.get(key.as_slice()) != value.as_ref());
+        if !expect.holds(&reply) || changed_an_import {
             return Reply::ErrorText(MISGUESSED.into());
         }
         for key in local {
@@ -254,6 +281,21 @@ impl KvStore {
         }
         reply
     }
+}
+
+/// A multi-key read (SUNION, ZINTER, ...) answered from its keys' values as their shards
+/// exported them ([`encode_value`]; none for an absent key), away from any shard: the values
+/// are placed in an empty key space and the read runs there, so its reply and errors are the
+/// key space's own. Each export was live at its shard's time, so expiries are dropped.
+pub fn read_exported(read: &KvRead, values: &[(Vec<u8>, Option<Vec<u8>>)]) -> Reply {
+    let mut store = KvStore::new();
+    for (key, value) in values {
+        match value.as_deref().map(decode_value).transpose() {
+            Ok(value) => store.place(key, value.map(|value| Value { expire_at_ms: None, ..value })),
+            Err(error) => return Reply::ErrorText(format!("ERR an exported value is corrupt: {error}")),
+        }
+    }
+    store.read(read, store.time_ms())
 }
 
 #[cfg(test)]
@@ -327,6 +369,73 @@ mod tests {
         assert_eq!(source.export(b"a", None, 1_000), Reply::Nil);
         let other = source.export(b"a", Some(&WriteOp::Del { keys: vec![b"x".to_vec()] }), 1_000);
         assert!(matches!(other, Reply::ErrorText(_)));
+    }
+
+    fn rpush(key: &str, items: &[&str]) -> WriteOp {
+        use crate::kv::types::list::Side;
+        use crate::kv::types::ListWrite;
+        WriteOp::Collection(crate::kv::CollectionWrite::List(ListWrite::Push {
+            key: key.into(),
+            elements: items.iter().map(|item| item.as_bytes().to_vec()).collect(),
+            side: Side::Right,
+            existing_only: false,
+        }))
+    }
+
+    fn lmpop(keys: &[&str]) -> WriteOp {
+        use crate::kv::types::{End, ListPop, ListWrite};
+        WriteOp::Collection(crate::kv::CollectionWrite::List(ListWrite::Pop(ListPop::First {
+            keys: keys.iter().map(|key| key.as_bytes().to_vec()).collect(),
+            end: End::Head,
+            count: Some(1),
+        })))
+    }
+
+    #[test]
+    fn a_pop_that_would_change_an_imported_key_or_find_nothing_here_is_misguessed() {
+        let source = store_with(vec![rpush("a", &["x"])]);
+        let exported = encode_value(source.value(b"a").expect("stored"));
+        let mut home = store_with(vec![rpush("b", &["y"])]);
+        let imports = vec![(b"a".to_vec(), Some(exported))];
+        let before = home.value(b"b").cloned();
+        let wrong = home.run_imported(&imports, &lmpop(&["a", "b"]), Expect::ImportsKept, 1_000);
+        assert_eq!(wrong, Reply::ErrorText(MISGUESSED.into()), "a's shard must pop it");
+        assert_eq!(home.value(b"b").cloned(), before, "nothing changed");
+        let absent = vec![(b"a".to_vec(), None)];
+        let found = home.run_imported(&absent, &lmpop(&["a", "b"]), Expect::FoundHere, 1_000);
+        assert!(matches!(found, Reply::Array(_)), "{found:?}");
+        assert_eq!(home.value(b"b"), None, "b popped empty");
+        let nothing = home.run_imported(&absent, &lmpop(&["a", "b"]), Expect::FoundHere, 1_000);
+        assert_eq!(nothing, Reply::ErrorText(MISGUESSED.into()), "a later key may hold one");
+        assert_eq!(
+            home.run_imported(&absent, &lmpop(&["a", "b"]), Expect::ImportsKept, 1_000),
+            Reply::NilArray
+        );
+        home.check_indexes();
+    }
+
+    #[test]
+    fn a_read_over_exported_values_answers_as_the_key_space() {
+        use crate::kv::types::set::SetAlgebra;
+        use crate::kv::types::{CollectionRead, SetRead};
+        let store = store_with(vec![
+            rpush("l", &["x"]),
+            WriteOp::Collection(crate::kv::CollectionWrite::Set(crate::kv::types::SetWrite::Add {
+                key: b"s".to_vec(),
+                members: vec![b"m".to_vec()],
+            })),
+        ]);
+        let export = |key: &[u8]| (key.to_vec(), store.value(key).map(encode_value));
+        let union = |keys: &[&[u8]]| {
+            let keys = keys.iter().map(|key| key.to_vec()).collect();
+            KvRead::Collection(CollectionRead::Set(SetRead::Combine { algebra: SetAlgebra::Union, keys }))
+        };
+        let reply = read_exported(&union(&[b"s", b"none"]), &[export(b"s"), export(b"none")]);
+        assert_eq!(reply, store.read(&union(&[b"s", b"none"]), 1_000));
+        let wrong = read_exported(&union(&[b"s", b"l"]), &[export(b"s"), export(b"l")]);
+        assert_eq!(wrong, Reply::Error(crate::kv::KvError::WrongType));
+        let corrupt = read_exported(&union(&[b"s"]), &[(b"s".to_vec(), Some(vec![9]))]);
+        assert!(matches!(corrupt, Reply::ErrorText(_)), "{corrupt:?}");
     }
 
     proptest! {

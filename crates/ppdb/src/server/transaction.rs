@@ -21,11 +21,16 @@
 //! several shards (RENAME, RENAMENX, COPY, SMOVE, LMOVE, RPOPLPUSH, the *STORE commands) run
 //! on their destination's shard with their sources' values imported ([`super::moves`]); a
 //! guess their sources' effects rest on that proves wrong makes the transaction run again on
-//! the other guess. Whole-keyspace commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) run on
-//! every shard, each part holding one locking its whole shard, and their replies are joined
-//! as outside a transaction. Other multi-key commands (MSETNX, SUNION, LMPOP, ...) and moves
-//! whose shards need each other's values in a cycle are refused with `CROSSSLOT` in a
-//! transaction that spans shards.
+//! the other guess. MSETNX is such a move (its first key's shard decides, the others set
+//! their keys on the guess that it did), and so are LMPOP and ZMPOP, run on a guessed shard of
+//! their keys ([`super::moves`]). Reads that combine several keys' values (SUNION, SINTER,
+//! SDIFF, SINTERCARD, ZUNION, ZINTER, ZDIFF, ZINTERCARD) export every key's value from its
+//! shard, under the part's lock and after the part's earlier steps, and their reply is
+//! computed here from those values ([`crate::kv::transfer::read_exported`]). Whole-keyspace
+//! commands (KEYS, SCAN, DBSIZE, RANDOMKEY, FLUSHALL) run on every shard, each part holding
+//! one locking its whole shard, and their replies are joined as outside a transaction. Other
+//! multi-key commands (scripts) and moves whose shards need each other's values in a cycle
+//! are refused with `CROSSSLOT` in a transaction that spans shards.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,6 +41,7 @@ use super::resp::command::{Command, Queued, TransactionError};
 use super::resp::reply::error_frame;
 use super::resp::Frame;
 use crate::error::Error;
+use crate::kv::transfer::read_exported;
 use crate::kv::{KvRead, KvWrite, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::wall_clock_ms;
 use crate::node::Router;
@@ -159,6 +165,9 @@ enum Join {
     Moved { home: u64, sources: Vec<u64> },
     /// A whole-keyspace command, run on every shard, its replies joined as this says.
     Everywhere(Vec<u64>, Whole),
+    /// A read combining several keys' values ([`moves::combines`]): each key's export, by
+    /// shard, in the keys' order, then the read computed from the values.
+    Computed { read: KvRead, sources: Vec<(u64, Vec<u8>)> },
 }
 
 /// How the replies of a whole-keyspace command run on every shard make one.
@@ -223,26 +232,28 @@ impl Whole {
     }
 }
 
-/// How many times a transaction with moves is tried again on other guesses.
+/// How many times a transaction with moves is tried again on other guesses, besides one
+/// more try for each guess its pops can make.
 const GUESSES_MAX: usize = 8;
 
-/// Runs the steps as a cross-shard transaction, trying again on the other guess when a
-/// move's guess was wrong ([`moves`]). `Err(None)`: some step cannot run across shards (the
-/// caller answers `CROSSSLOT`).
+/// Runs the steps as a cross-shard transaction, trying again on the next guess when a
+/// move's or a pop's guess was wrong ([`moves`]). `Err(None)`: some step cannot run across
+/// shards (the caller answers `CROSSSLOT`).
 pub(crate) async fn across(
     executor: &Executor,
     steps: Vec<TxnStep>,
     watched: Vec<WatchedKey>,
 ) -> Result<Vec<Reply>, Option<TxnError>> {
-    let mut moved: Vec<bool> = vec![true; steps.len()];
+    let mut guesses = Guesses::new(executor.router(), &steps);
+    let tries_max = GUESSES_MAX + guesses.choices.iter().sum::<usize>();
     let mut tries = 0;
     loop {
-        let plan = plan(executor.router(), &steps, &watched, &moved).ok_or(None)?;
+        let plan = plan_acyclic(executor.router(), &steps, &watched, &mut guesses).ok_or(None)?;
         match executor.across_linked(plan.parts, &plan.links, Vote::Always).await {
-            Err(TxnError::Misguessed { shard, steps: wrong }) if tries + 1 < GUESSES_MAX => {
+            Err(TxnError::Misguessed { shard, steps: wrong }) if tries + 1 < tries_max => {
                 for step in wrong {
-                    if let Some(guess) = plan.origins.get(&(shard, step)).and_then(|&i| moved.get_mut(i)) {
-                        *guess = !*guess;
+                    if let Some(&i) = plan.origins.get(&(shard, step)) {
+                        guesses.wrong(i);
                     }
                 }
                 tries += 1;
@@ -251,6 +262,101 @@ pub(crate) async fn across(
             Ok(replies) => return Ok(join(plan.order, plan.joins, replies)),
         }
     }
+}
+
+/// Each step's guess ([`moves::split`]), and for the pops what their guesses can be and
+/// which proved wrong.
+struct Guesses {
+    /// Each step's guess, counted from 0.
+    at: Vec<usize>,
+    /// How many guesses each step's pop can make (0: not a pop across shards).
+    choices: Vec<usize>,
+    /// The guesses of each pop that proved wrong (forgotten once all have: the keys changed
+    /// between tries).
+    wrong: Vec<BTreeSet<usize>>,
+}
+
+impl Guesses {
+    /// Every step on its first guess.
+    fn new(router: Router, steps: &[TxnStep]) -> Guesses {
+        let choices: Vec<usize> = steps
+            .iter()
+            .map(|step| match step {
+                TxnStep::Write(op) => moves::pop_guesses(router, op),
+                TxnStep::Read(_) => 0,
+            })
+            .collect();
+        Guesses { at: vec![0; steps.len()], wrong: vec![BTreeSet::new(); steps.len()], choices }
+    }
+
+    /// Step `i`'s guess was wrong: it takes the next.
+    fn wrong(&mut self, i: usize) {
+        let (Some(at), Some(&choices), Some(wrong)) =
+            (self.at.get_mut(i), self.choices.get(i), self.wrong.get_mut(i))
+        else {
+            return;
+        };
+        if choices > 1 {
+            wrong.insert(*at % choices);
+            if wrong.len() >= choices {
+                wrong.clear();
+            }
+        }
+        *at += 1;
+    }
+
+    /// Whether no pop is on a guess that proved wrong.
+    fn plausible(&self) -> bool {
+        self.at
+            .iter()
+            .zip(&self.choices)
+            .zip(&self.wrong)
+            .all(|((&at, &choices), wrong)| choices < 2 || !wrong.contains(&(at % choices)))
+    }
+
+    /// The pops' next combination of guesses, the first pop's counting fastest.
+    fn advance(&mut self) {
+        for (at, &choices) in self.at.iter_mut().zip(&self.choices).filter(|(_, &choices)| choices > 1) {
+            *at = (*at % choices + 1) % choices;
+            if *at != 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// How many plans a transaction whose moves and pops need each other's shards' values in a
+/// cycle tries, guessing other shards for its pops, before it is refused.
+const PLANS_MAX: usize = 64;
+
+/// [`plan`] whose parts can be prepared in rounds: when the guessed shards of the pops
+/// ([`moves::pop_guesses`]) make moves and pops need each other's shards' values in a cycle,
+/// the next combinations of guesses in turn, skipping those that proved wrong, at most
+/// [`PLANS_MAX`] plans. `None` if some step cannot run across shards, or no plausible guess
+/// tried avoids a cycle.
+fn plan_acyclic(
+    router: Router,
+    steps: &[TxnStep],
+    watched: &[WatchedKey],
+    guesses: &mut Guesses,
+) -> Option<Plan> {
+    let combinations =
+        guesses.choices.iter().filter(|&&n| n > 1).try_fold(1usize, |all, &n| all.checked_mul(n));
+    let mut planned = 0;
+    for _ in 0..combinations.unwrap_or(usize::MAX) {
+        if guesses.plausible() {
+            let plan = plan(router, steps, watched, &guesses.at)?;
+            if crate::txn::coordinator::rounds(&plan.parts, &plan.links).is_ok() {
+                return Some(plan);
+            }
+            planned += 1;
+            if planned >= PLANS_MAX {
+                return None;
+            }
+        }
+        guesses.advance();
+    }
+    None
 }
 
 /// A cross-shard transaction's parts, and how to rebuild the steps' replies from theirs.
@@ -264,9 +370,10 @@ struct Plan {
     origins: BTreeMap<(u64, usize), usize>,
 }
 
-/// Splits the steps into parts, each move on its guess in `moved`; `None` if some step
-/// cannot run across shards.
-fn plan(router: Router, steps: &[TxnStep], watched: &[WatchedKey], moved: &[bool]) -> Option<Plan> {
+/// Splits the steps into parts, each move or pop on its guess in `guesses`; `None` if some
+/// step cannot run across shards. The parts may need each other's values in a cycle
+/// ([`plan_acyclic`] checks).
+fn plan(router: Router, steps: &[TxnStep], watched: &[WatchedKey], guesses: &[usize]) -> Option<Plan> {
     let mut parts: BTreeMap<u64, Part> = BTreeMap::new();
     let mut links = Vec::new();
     let mut origins = BTreeMap::new();
@@ -329,8 +436,21 @@ fn plan(router: Router, steps: &[TxnStep], watched: &[WatchedKey], moved: &[bool
                 }
                 Join::Gather(by_shard.into_iter().collect(), owned.len())
             }
+            TxnStep::Read(read) if moves::combines(read) => {
+                let mut sources: Vec<(u64, Vec<u8>)> = Vec::new();
+                for key in &owned {
+                    if sources.iter().all(|(_, seen)| seen != key) {
+                        let shard = router.shard_of(key).0;
+                        part(&mut parts, shard)
+                            .steps
+                            .push(TxnStep::Write(WriteOp::Export { key: key.clone(), then: None }));
+                        sources.push((shard, key.clone()));
+                    }
+                }
+                Join::Computed { read: read.clone(), sources }
+            }
             TxnStep::Write(op) => {
-                let split = moves::split(router, op, moved.get(n).copied().unwrap_or(true))?;
+                let split = moves::split(router, op, guesses.get(n).copied().unwrap_or(0))?;
                 let home = split.home;
                 let step_at = part(&mut parts, home).steps.len();
                 let mut sources = Vec::with_capacity(split.exports.len());
@@ -359,8 +479,6 @@ fn plan(router: Router, steps: &[TxnStep], watched: &[WatchedKey], moved: &[bool
     }
     let order: Vec<u64> = parts.keys().copied().collect();
     let parts: Vec<Part> = parts.into_values().collect();
-    // Moves whose shards need each other's values in a cycle cannot be ordered.
-    crate::txn::coordinator::rounds(&parts, &links).ok()?;
     Some(Plan { parts, links, joins, order, origins })
 }
 
@@ -381,6 +499,18 @@ fn join(order: Vec<u64>, joins: Vec<Join>, replies: Vec<Reply>) -> Vec<Reply> {
             next(home)
         }
         Join::Everywhere(shards, whole) => whole.join(shards.into_iter().map(&mut next).collect()),
+        Join::Computed { read, sources } => {
+            let mut values = Vec::with_capacity(sources.len());
+            let mut failed = None;
+            for (shard, key) in sources {
+                match next(shard) {
+                    Reply::Bulk(value) => values.push((key, Some(value))),
+                    Reply::Nil => values.push((key, None)),
+                    error => failed = failed.or(Some(error)),
+                }
+            }
+            failed.unwrap_or_else(|| read_exported(&read, &values))
+        }
         Join::Ok(shards) => shards.into_iter().map(&mut next).find(Reply::is_error).unwrap_or(Reply::Ok),
         Join::Sum(shards) => {
             let replies: Vec<Reply> = shards.into_iter().map(&mut next).collect();
@@ -461,5 +591,42 @@ mod tests {
         assert_eq!(single_shard(one, &[TxnStep::Write(WriteOp::FlushAll), get(&c)], &[]), Ok(1));
         let tagged: Vec<TxnStep> = (0..50).map(|i| get(&format!("{{user1}}:{i}"))).collect();
         assert!(single_shard(shards, &tagged, &[watched("{user1}:w")]).is_ok(), "a hash tag keeps one shard");
+    }
+
+    #[test]
+    fn pops_in_opposite_directions_are_planned_on_guesses_without_a_cycle() {
+        use crate::kv::types::{CollectionWrite, End, ListPop, ListWrite};
+        let router = Router::new(crate::node::KeyRouting::HashSlots, 8);
+        let on = |prefix: &str, shard| {
+            (0..).map(|i| format!("{prefix}{i}")).find(|k| router.shard_of(k.as_bytes()).0 == shard).unwrap()
+        };
+        let (a, b) = (on("a", 2).into_bytes(), on("b", 7).into_bytes());
+        let pop = |keys: Vec<Vec<u8>>| {
+            TxnStep::Write(WriteOp::Collection(CollectionWrite::List(ListWrite::Pop(ListPop::First {
+                keys,
+                end: End::Head,
+                count: Some(1),
+            }))))
+        };
+        // Guessing each pop's second key needs shard 2 before 7 and 7 before 2.
+        let steps = vec![pop(vec![a.clone(), b.clone()]), pop(vec![b.clone(), a.clone()])];
+        let mut guesses = Guesses::new(router, &steps);
+        guesses.at = vec![1, 1];
+        let plan = plan_acyclic(router, &steps, &[], &mut guesses).expect("a guess without a cycle");
+        assert_eq!(guesses.at, vec![0, 0], "the guesses counted on, the first pop fastest");
+        assert!(crate::txn::coordinator::rounds(&plan.parts, &plan.links).is_ok());
+        // Once both first guesses proved wrong, the only plausible ones make a cycle.
+        let mut guesses = Guesses::new(router, &steps);
+        guesses.wrong(0);
+        guesses.wrong(1);
+        assert_eq!(guesses.at, vec![1, 1]);
+        assert!(plan_acyclic(router, &steps, &[], &mut guesses).is_none(), "refused, not tried");
+        let rename = |from: &[u8], to: &[u8]| {
+            TxnStep::Write(WriteOp::Rename { from: from.to_vec(), to: to.to_vec(), if_new: false })
+        };
+        let (c, d) = (on("c", 2).into_bytes(), on("d", 7).into_bytes());
+        let cycle = vec![rename(&a, &b), rename(&d, &c)];
+        let mut guesses = Guesses::new(router, &cycle);
+        assert!(plan_acyclic(router, &cycle, &[], &mut guesses).is_none(), "moves have no other guess");
     }
 }

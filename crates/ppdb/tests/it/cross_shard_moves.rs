@@ -15,7 +15,7 @@ fn key_on(prefix: &str, shard: u64) -> String {
 }
 
 /// `script` with each `{name:shard}` replaced by a key named after `name` on that shard.
-fn on_shards(script: &str) -> String {
+pub(crate) fn on_shards(script: &str) -> String {
     let mut out = String::new();
     let mut rest = script;
     while let Some(start) = rest.find('<') {

@@ -6,6 +6,7 @@ mod client_limits;
 mod cluster;
 mod cross_shard;
 mod cross_shard_moves;
+mod cross_shard_reads;
 mod differential;
 mod functions;
 mod hostile_apply;

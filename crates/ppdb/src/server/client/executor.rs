@@ -184,8 +184,8 @@ impl Executor {
 
     /// Runs a write (its entry unstamped: the shard's leader stamps it). Multi-key writes that
     /// span shards run as cross-shard transactions: MSET, MSETNX, DEL and UNLINK split by key,
-    /// RENAME, COPY, SMOVE, LMOVE and the *STORE commands as moves (`server::moves`), FLUSHALL
-    /// on every shard at once.
+    /// RENAME, COPY, SMOVE, LMOVE, the *STORE commands, LMPOP and ZMPOP as moves
+    /// (`server::moves`), FLUSHALL on every shard at once.
     pub async fn write(&self, write: KvWrite) -> Result<Reply, Error> {
         match &write.op {
             // Every shard at one moment: a transaction locking every shard whole.
@@ -211,7 +211,7 @@ impl Executor {
                     .map(|(shard, pairs)| part(shard, WriteOp::MSetNx { pairs }));
                 self.write_across(parts.collect(), Vote::IfEveryReplyIsOne, |_| Reply::Integer(1)).await
             }
-            op if self.write_shard(&write).is_none() && moves::split(self.router, op, true).is_some() => {
+            op if self.write_shard(&write).is_none() && moves::split(self.router, op, 0).is_some() => {
                 let step = crate::kv::TxnStep::Write(write.op.clone());
                 match crate::server::transaction::across(self, vec![step], Vec::new()).await {
                     Ok(mut replies) => {
@@ -238,10 +238,21 @@ impl Executor {
         }
     }
 
-    /// Runs a read command linearizably.
+    /// Runs a read command linearizably. A read combining several keys' values (SUNION,
+    /// ZINTER, ...) whose keys span shards runs as a cross-shard transaction exporting them.
     pub async fn read(&self, read: &KvRead) -> Result<Reply, Error> {
         match read {
             KvRead::MGet { keys } if self.group_keys(keys).len() > 1 => self.mget_across(keys).await,
+            combined if moves::combines(combined) && self.one_shard(&combined.keys()).is_err() => {
+                let step = crate::kv::TxnStep::Read(combined.clone());
+                match crate::server::transaction::across(self, vec![step], Vec::new()).await {
+                    Ok(mut replies) => replies
+                        .pop()
+                        .ok_or_else(|| Error::State("a cross-shard read answered nothing".into())),
+                    Err(Some(error)) => Err(txn_failure(error)),
+                    Err(None) => Err(Error::State("the read cannot run across shards".into())),
+                }
+            }
             KvRead::Versions { keys } => self.per_key(keys, |keys| KvRead::Versions { keys }).await,
             KvRead::Exists { keys } => {
                 let runs = self

@@ -10,11 +10,11 @@
 //! replay it. Nothing waits on the clock: expiries are far ahead or long past.
 //!
 //! The main run uses one shard, PPDB's default. Two more runs put sequences on 8 shards, where
-//! transactions, MSET, MSETNX, DEL, MGET, RENAME, COPY, SMOVE, LMOVE and the *STORE commands
-//! span shards as cross-shard transactions, whole-keyspace commands inside MULTI too; there a
-//! command PPDB refuses across shards (`CROSSSLOT`: moves whose shards need each other's
-//! values in a cycle, or a multi-key read or pop in a MULTI spanning shards; or a multi-key
-//! read, pop, blocking or script command whose keys live in different shards) ends its
+//! transactions, MSET, MSETNX, DEL, MGET, RENAME, COPY, SMOVE, LMOVE, the *STORE commands,
+//! SUNION and the other multi-key set and sorted-set reads, LMPOP and ZMPOP span shards as
+//! cross-shard transactions, whole-keyspace commands inside MULTI too; there a command PPDB
+//! refuses across shards (`CROSSSLOT`: moves and pops whose shards need each other's values
+//! in a cycle; or a blocking or script command whose keys live in different shards) ends its
 //! sequence, counted as a skip. Commands that differ by design (`compatibility`) are skipped, and counted.
 //!
 //! Environment:
@@ -353,8 +353,9 @@ fn transactions_across_eight_shards_answer_as_redis_does() {
 }
 
 /// Sequences of key-space, set, list and sorted-set commands on 8 shards, where RENAME, COPY,
-/// SMOVE, LMOVE and the *STORE commands mostly span shards and run as cross-shard
-/// transactions (`server::moves`), alone and inside MULTI: the replies are Redis's.
+/// SMOVE, LMOVE, the *STORE commands, the multi-key reads (SUNION, ZINTER, ...) and pops
+/// (LMPOP, ZMPOP) mostly span shards and run as cross-shard transactions (`server::moves`),
+/// alone and inside MULTI: the replies are Redis's.
 #[test]
 fn moves_across_eight_shards_answer_as_redis_does() {
     let mut plan = Plan::from_env();
