@@ -51,6 +51,9 @@ pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GRO
 pub use state_machine::StateMachine;
 
 #[cfg(test)]
+pub(crate) mod canary;
+
+#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

@@ -510,7 +510,7 @@ impl<S: StateMachine> Runtime<S> {
             .iter()
             .filter(|(&group, replica)| {
                 placement.hosts(group, me) == Some(false)
-                    && placement.group(group).is_some_and(|p| p.settled)
+                    && (placement.group(group).is_some_and(|p| p.settled) || drop_before_settled())
                     && (replica.raft.last_index() > LogIndex(0)
                         || replica.raft.snapshot_index() > LogIndex(0))
                     && !self.saving_snapshot.contains(&group)
@@ -522,7 +522,9 @@ impl<S: StateMachine> Runtime<S> {
             let hard_state = old.raft.hard_state();
             let last_index = old.raft.last_index();
             let storage = Arc::clone(&self.storage);
-            blocking(|| storage.drop_group(group, hard_state, last_index.0))?;
+            if !drop_without_tombstone() {
+                blocking(|| storage.drop_group(group, hard_state, last_index.0))?;
+            }
             let hard_state = HardState { commit: LogIndex(0), ..hard_state };
             let state = RecoveredState { hard_state, ..RecoveredState::default() };
             let fresh = replica(&self.config, &self.storage, group, state)?;
@@ -931,6 +933,30 @@ fn replica<T: StateMachine>(
     let raft =
         RawNode::new(raft_config, state, rng).map_err(|e| Error::State(format!("group {}: {e}", group.0)))?;
     Ok(Replica::new(group, raft, sm, applied, snapshot_bytes, Arc::clone(&config.clock)))
+}
+
+/// Whether the planted bug of deleting a moved copy before the move settled is on.
+#[cfg(test)]
+fn drop_before_settled() -> bool {
+    super::canary::planted(super::canary::Canary::DropBeforeSettled)
+}
+
+/// Never outside tests.
+#[cfg(not(test))]
+fn drop_before_settled() -> bool {
+    false
+}
+
+/// Whether the planted bug of deleting a moved copy without its tombstone is on.
+#[cfg(test)]
+fn drop_without_tombstone() -> bool {
+    super::canary::planted(super::canary::Canary::DropWithoutTombstone)
+}
+
+/// Never outside tests.
+#[cfg(not(test))]
+fn drop_without_tombstone() -> bool {
+    false
 }
 
 /// Every hosted replica that still applies its log, the meta group's first, as the runtime's

@@ -8,13 +8,24 @@
 //! Every node hosts the meta group (its state machine the cluster directory) and one data
 //! group: on every member in half the seeds, placed on 3 nodes in the others, so that joins,
 //! leaves and removals move its replicas (the rebalancer, `node/rebalance.rs`) under the
-//! faults, and old replicas delete their copies once a move settles. A run (one seed) has a fault phase, with message loss, duplication, delay and
-//! reordering, partitions that come and heal, crashes (half of them of a leader, some in the
-//! middle of a WAL batch) and restarts, and membership changes: spare nodes join, members
-//! are asked to leave, silent nodes are removed by the meta leader (in some seeds). Then
-//! comes a liveness phase: the network heals, every member restarts, a marker write must be
-//! acknowledged, every member must apply every acknowledged write, and every group's
-//! membership must settle where the directory says, within a bound.
+//! faults, and old replicas delete their copies once a move settles; in those seeds the run
+//! also moves a replica itself now and then (`membership`), so that sources stay members. A
+//! run (one seed) has a fault phase, with message loss, duplication, delay and reordering,
+//! partitions that come and heal, crashes (half of them of a leader, some in the middle of a
+//! WAL batch) and restarts, and membership changes: spare nodes join, members are asked to
+//! leave, silent nodes are removed by the meta leader (in some seeds). While the data group
+//! moves, a seed-chosen share of the crashes strikes the move's target, its source, the data
+//! group's leader or the meta group's leader, and of the partitions cuts the target or the
+//! source off (`moves`). Then comes a liveness phase: the network heals, every member
+//! restarts, a marker write must be acknowledged, every member must apply every acknowledged
+//! write, and every group's membership must settle where the directory says, within a bound:
+//! every move ends (its placement settled, its committed membership exactly the placement)
+//! and no running node outside the placement keeps a copy (`convergence`). At the end, those
+//! nodes are stopped and their disks reopened: none may recover a copy (`cluster`). All along,
+//! a node may delete its copy only once its directory records the move settled without it.
+//!
+//! Planted bugs (`node/canary.rs`) must fail the sweep: a source deleting its copy before the
+//! move settles, and one deleting it without a tombstone.
 //!
 //! Determinism: every task of a run (runtimes, clients, the simulation) runs on one
 //! current-thread tokio runtime whose clock is paused, so time moves only when every task
@@ -38,6 +49,7 @@
 //! - `observer`: what a run saw, and the invariants checked on it (with `group_logs` and
 //!   `directories`).
 //! - `convergence`: where memberships must settle once faults stop.
+//! - `moves`: who has which part in a move in progress, for the faults aimed at moves.
 //! - `options`: each seed's cluster shape, fault mix and membership changes.
 //!
 //! - `cargo test -p ppdb --lib sim_runtime`: the default sweep.
@@ -60,17 +72,20 @@ mod directories;
 mod group_logs;
 mod machines;
 mod membership;
+mod moves;
 mod net;
 mod observer;
 mod options;
 mod register;
 mod skewed_clocks;
 
+use crate::node::canary::{self, Canary};
 use clients::{spawn_marker, Clients};
 use cluster::Cluster;
 use convergence::Convergence;
 use futures::FutureExt;
 use membership::MembershipChanges;
+use moves::MoveFaults;
 use net::SimNet;
 use observer::{Counts, Observer};
 use options::SimOptions;
@@ -138,12 +153,18 @@ struct SimReport {
     joined: u64,
     /// Nodes removed (and stopped).
     removed: u64,
+    /// Moves of the data group started (placements it was given after its first).
+    moves: u64,
+    /// Faults injected in the middle of a move.
+    move_faults: MoveFaults,
     /// Simulated milliseconds the liveness phase took.
     liveness_ms: u128,
 }
 
-/// Runs seed `seed` on its own paused-clock, current-thread tokio runtime.
-fn run(seed: u64) -> Result<SimReport, SimFailure> {
+/// Runs seed `seed` on its own paused-clock, current-thread tokio runtime, with `canary`
+/// planted (or none).
+fn run(seed: u64, canary: Option<Canary>) -> Result<SimReport, SimFailure> {
+    canary::plant(canary);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -183,6 +204,7 @@ async fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
     let mut run = Run { cluster, clients, changes, observer: Arc::clone(&observer) };
     let liveness_ms = run.liveness().await.map_err(fail)?;
     observer.check_acknowledged_kept().map_err(fail)?;
+    run.cluster.check_copies_deleted().map_err(fail)?;
     let (trace_digest, counts) = observer.summary();
     let spares = run.cluster.spares();
     let joined = observer.latest_directory().members().keys().filter(|id| spares.contains(id)).count();
@@ -193,6 +215,8 @@ async fn simulate(seed: u64) -> Result<SimReport, SimFailure> {
         partitions: run.cluster.partitions,
         joined: joined as u64,
         removed: run.cluster.removals,
+        moves: counts.placements.saturating_sub(1),
+        move_faults: run.cluster.move_faults,
         liveness_ms,
     })
 }
@@ -294,9 +318,9 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.parse().ok())
 }
 
-/// Runs seeds `first..first + count` on every core; returns the failures (by seed) and the
-/// reports.
-fn sweep(first: u64, count: u64) -> (Vec<SimFailure>, Vec<SimReport>) {
+/// Runs seeds `first..first + count` on every core with `canary` planted; returns the
+/// failures (by seed) and the reports. With a canary, stops at the first failure.
+fn sweep(first: u64, count: u64, canary: Option<Canary>) -> (Vec<SimFailure>, Vec<SimReport>) {
     let next = AtomicU64::new(first);
     let failures = Mutex::new(Vec::new());
     let reports = Mutex::new(Vec::new());
@@ -305,10 +329,11 @@ fn sweep(first: u64, count: u64) -> (Vec<SimFailure>, Vec<SimReport>) {
         for _ in 0..threads {
             scope.spawn(|| loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= first + count {
+                let failed = || !failures.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+                if seed >= first + count || (canary.is_some() && failed()) {
                     break;
                 }
-                match run(seed) {
+                match run(seed, canary) {
                     Ok(report) => reports.lock().unwrap_or_else(|e| e.into_inner()).push(report),
                     Err(failure) => failures.lock().unwrap_or_else(|e| e.into_inner()).push(failure),
                 }
@@ -326,7 +351,7 @@ fn replay(seed: u64) {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    match run(seed) {
+    match run(seed, None) {
         Ok(report) => println!("seed {seed} passed: {report:?}"),
         Err(failure) => panic!("{failure}"),
     }
@@ -341,7 +366,7 @@ fn the_node_runtime_stays_safe_and_live_under_simulation() {
     }
     let first = env_u64("PPDB_RUNTIME_SIM_FIRST_SEED").unwrap_or(0);
     let count = env_u64("PPDB_RUNTIME_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
-    let (failures, reports) = sweep(first, count);
+    let (failures, reports) = sweep(first, count, None);
     let total = |f: fn(&SimReport) -> u64| reports.iter().map(f).sum::<u64>();
     let acknowledged = total(|r| r.counts.acknowledged);
     let reads = total(|r| r.counts.reads);
@@ -349,12 +374,23 @@ fn the_node_runtime_stays_safe_and_live_under_simulation() {
     let restored = total(|r| r.counts.snapshots_restored);
     let joined = total(|r| r.joined);
     let removed = total(|r| r.removed);
+    let moves = total(|r| r.moves);
+    let mut mid_move = MoveFaults::default();
+    reports.iter().for_each(|r| mid_move.add(&r.move_faults));
     let slowest = reports.iter().map(|r| r.liveness_ms).max().unwrap_or(0);
     println!(
         "{count} runtime simulation seeds: {} failed; {acknowledged} writes acknowledged, {reads} reads, \
          {crashes} crashes, {restored} state machines restored from snapshots, {joined} nodes joined, \
-         {removed} removed, slowest recovery {slowest} ms",
-        failures.len()
+         {removed} removed, {moves} moves of the data group, {} crashes in the middle of a move \
+         ({} of a target, {} of a source, {} of the data leader, {} of the meta leader) and {} \
+         partitions cutting a target or a source off, slowest recovery {slowest} ms",
+        failures.len(),
+        mid_move.crashes(),
+        mid_move.target_crashes,
+        mid_move.source_crashes,
+        mid_move.data_leader_crashes,
+        mid_move.meta_leader_crashes,
+        mid_move.partitions,
     );
     for failure in failures.iter().take(10) {
         eprintln!("{failure}");
@@ -364,6 +400,10 @@ fn the_node_runtime_stays_safe_and_live_under_simulation() {
         acknowledged > 0 && reads > 0 && crashes > 0 && restored > 0 && joined > 0 && removed > 0,
         "the sweep must exercise writes, reads, crashes, snapshots, joins and removals"
     );
+    assert!(
+        moves > 0 && mid_move.target_crashes > 0 && mid_move.source_crashes > 0 && mid_move.partitions > 0,
+        "the sweep must move the data group and crash and cut off its targets and sources mid-move: {mid_move:?}"
+    );
 }
 
 /// A seed whose run has crashes, partitions, checkpoints, snapshot restores, joins and removals.
@@ -372,11 +412,31 @@ const REPLAY_SEED: u64 = 18;
 /// Determinism: a seed replays to the same trace, another seed does not.
 #[test]
 fn a_seed_replays_exactly() {
-    let a = run(REPLAY_SEED).unwrap_or_else(|f| panic!("{f}"));
-    let b = run(REPLAY_SEED).unwrap_or_else(|f| panic!("{f}"));
+    let a = run(REPLAY_SEED, None).unwrap_or_else(|f| panic!("{f}"));
+    let b = run(REPLAY_SEED, None).unwrap_or_else(|f| panic!("{f}"));
     assert_eq!(a, b, "a seed must replay exactly");
     assert!(a.crashes > 0 && a.partitions > 0 && a.counts.snapshots_restored > 0, "{a:?}");
     assert!(a.joined > 0 && a.removed > 0, "{a:?}");
-    let c = run(REPLAY_SEED + 1).unwrap_or_else(|f| panic!("{f}"));
+    let c = run(REPLAY_SEED + 1, None).unwrap_or_else(|f| panic!("{f}"));
     assert_ne!(a.trace_digest, c.trace_digest);
+}
+
+/// Runs the default sweep with `canary` planted: some seed must fail, for `invariant`.
+fn assert_caught(canary: Canary, invariant: &str) {
+    let (failures, _) = sweep(0, DEFAULT_SEEDS, Some(canary));
+    let failure = failures.first().unwrap_or_else(|| panic!("{canary:?} survived the runtime sweep"));
+    println!("{canary:?}: {failure}");
+    assert_eq!(failure.violation.invariant, invariant, "{failure}");
+}
+
+/// A source that deletes its copy before its removal is committed is caught when it does.
+#[test]
+fn canary_deleting_a_copy_before_the_move_settles_is_caught() {
+    assert_caught(Canary::DropBeforeSettled, "copies go after their removal");
+}
+
+/// A source that deletes its copy without a durable tombstone is caught at the end of the run.
+#[test]
+fn canary_deleting_a_copy_without_a_tombstone_is_caught() {
+    assert_caught(Canary::DropWithoutTombstone, "copies go after their removal");
 }

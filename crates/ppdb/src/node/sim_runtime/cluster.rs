@@ -23,10 +23,12 @@
 //! whatever is not synced then; half of the crashes strike just after the writer took a batch
 //! (its records written, not synced), and the simulated disk may keep a torn prefix of them.
 
+mod copies;
 mod faults;
 
 use super::clock::SimClock;
 use super::membership::{forward_reports, peer_addr};
+use super::moves::{MoveFaults, MoveWatch};
 use super::net::SimNet;
 use super::observer::Observer;
 use super::options::SimOptions;
@@ -140,6 +142,10 @@ pub(super) struct Cluster {
     pub partitions: u64,
     /// Nodes stopped for good because they were removed.
     pub removals: u64,
+    /// Who plays which part in the data group's move in progress, for the faults aimed at it.
+    moves: MoveWatch,
+    /// Faults injected in the middle of a move.
+    pub move_faults: MoveFaults,
 }
 
 impl Cluster {
@@ -177,6 +183,8 @@ impl Cluster {
             crashes: 0,
             partitions: 0,
             removals: 0,
+            moves: MoveWatch::default(),
+            move_faults: MoveFaults::default(),
         };
         for id in cluster.founders() {
             cluster.boot(id)?;
@@ -270,17 +278,21 @@ impl Cluster {
         }
     }
 
+    /// Every node's WAL settings: written by the simulation, with the run's segment size.
+    fn wal_config(&self) -> WalConfig {
+        WalConfig {
+            writer: WalWriter::Caller,
+            segment_bytes_max: self.opts.wal_segment_bytes_max,
+            ..WalConfig::default()
+        }
+    }
+
     /// Starts `id`'s runtime from what its disk holds.
     fn boot(&mut self, id: NodeId) -> Verdict {
         let Some(node) = self.nodes.get(&id) else { return Ok(()) };
         tracing::info!(node = %id, "sim: start");
         let disk: Arc<dyn Disk> = node.disk.clone();
-        let wal = WalConfig {
-            writer: WalWriter::Caller,
-            segment_bytes_max: self.opts.wal_segment_bytes_max,
-            ..WalConfig::default()
-        };
-        let (storage, recovered) = RaftStorage::open(disk, Path::new(DATA_DIR), wal)
+        let (storage, recovered) = RaftStorage::open(disk, Path::new(DATA_DIR), self.wal_config())
             .map_err(|e| failure("recovery", format!("node {id} cannot open its storage: {e}")))?;
         let storage = Arc::new(storage);
         self.boots += 1;

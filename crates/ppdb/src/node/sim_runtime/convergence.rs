@@ -1,18 +1,23 @@
 //! Where membership must settle once faults stop: probed on the nodes' status pages, on the
 //! meta group's leader (as `reconcile` sees it there), and required by the liveness phase.
 //!
-//! Settled means: nobody is JOINING or LEAVING in the leader's directory; in every group the
-//! voters are exactly the ACTIVE members and there is no learner left (so removed nodes are
-//! in no group); every ACTIVE member runs and publishes the same directory; and the meta
-//! leader leads the data group too (`colocate_leaders`).
+//! Settled means: nobody is JOINING or LEAVING in the leader's directory; no group is moving
+//! (every placement the directory records is settled); in every group the voters are exactly
+//! the ACTIVE members, or for a placed data group its placement, in a committed membership
+//! with no learner left (so removed nodes are in no group); no running node outside a group's
+//! placement keeps a copy of it (its log and snapshot deleted; that the deletion is durable is
+//! checked once the run ends, `Cluster::check_copies_deleted`); every ACTIVE member runs and
+//! publishes the same directory; and the meta leader leads the data group too
+//! (`colocate_leaders`).
 
 use super::cluster::{lock, Handles, GROUP};
 use super::observer::Observer;
 use crate::node::directory::MemberStatus;
+use crate::node::placement::Placement;
 use crate::node::runtime::{GroupReport, META_GROUP};
 use crate::storage::wal::GroupId;
 use futures::FutureExt;
-use ppdb_raft::{NodeId, PeerRole};
+use ppdb_raft::{LogIndex, NodeId, PeerRole};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -21,7 +26,7 @@ use tokio::task::JoinHandle;
 const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// Every running node's groups, as its status page reports them.
-type Reports = Vec<(NodeId, Vec<GroupReport>)>;
+pub(super) type Reports = Vec<(NodeId, Vec<GroupReport>)>;
 
 /// The probes of the liveness phase and what the last one found.
 pub(super) struct Convergence {
@@ -62,7 +67,7 @@ impl Convergence {
 }
 
 /// Asks every running node for its groups' status, after a pause.
-async fn probe(handles: Handles) -> Reports {
+pub(super) async fn probe(handles: Handles) -> Reports {
     tokio::time::sleep(PROBE_INTERVAL).await;
     let nodes: Vec<_> = lock(&handles).iter().map(|(&id, h)| (id, h.clone())).collect();
     let mut reports = Vec::new();
@@ -75,13 +80,33 @@ async fn probe(handles: Handles) -> Reports {
 }
 
 /// The node leading `group` at the highest term among `reports`, and its report of it.
-fn group_leader(reports: &Reports, group: GroupId) -> Option<(NodeId, &GroupReport)> {
+pub(super) fn group_leader(reports: &Reports, group: GroupId) -> Option<(NodeId, &GroupReport)> {
     reports
         .iter()
         .filter_map(|(id, groups)| {
             groups.iter().find(|g| g.group == group && g.raft.role == PeerRole::Leader).map(|g| (*id, g))
         })
         .max_by_key(|(_, g)| g.raft.term)
+}
+
+/// A running node that still holds a copy (a log or a snapshot) of a data group placed on
+/// other nodes, if any.
+fn unplaced_copy(reports: &Reports, placement: &Placement) -> Option<String> {
+    reports.iter().find_map(|(node, groups)| {
+        let unplaced =
+            |g: &&GroupReport| g.group != META_GROUP && placement.hosts(g.group, *node) == Some(false);
+        groups.iter().filter(unplaced).find_map(|g| {
+            let (last, snapshot) = (g.raft.last_index, g.raft.snapshot_index);
+            (last > LogIndex(0) || snapshot > LogIndex(0)).then(|| {
+                format!(
+                    "node {node} is outside group {}'s placement {:?} but keeps a copy \
+                     (log up to {last}, snapshot at {snapshot})",
+                    g.group.0,
+                    placement.group(g.group).map(|p| &p.replicas)
+                )
+            })
+        })
+    })
 }
 
 /// What keeps the memberships from being settled, as the meta leader among `reports` sees them.
@@ -137,10 +162,16 @@ fn unsettled(reports: &Reports, observer: &Observer) -> Option<String> {
                 group.group.0, membership.voters, membership.learners
             ));
         }
+        if report.raft.membership_uncommitted {
+            return Some(format!("on {seen_on}, group {}'s membership is not committed yet", group.group.0));
+        }
         let colocated = expected.contains(&leader);
         if group.group == GROUP && colocated && group.raft.role != PeerRole::Leader {
             return Some(format!("the meta leader {leader} does not lead the data group"));
         }
+    }
+    if let Some(copy) = unplaced_copy(reports, placement) {
+        return Some(copy);
     }
     let differs = |node: &&NodeId| observer.directory_of(**node).as_ref() != Some(&directory);
     if let Some(node) = active.iter().find(differs) {

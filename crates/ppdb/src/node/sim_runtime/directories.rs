@@ -10,16 +10,20 @@
 //! - **Someone stays**: every directory has an ACTIVE member (the last one may not leave).
 //! - **Groups follow the directory**: a leader creates a membership change only as its own
 //!   directory says: it adds a node (as learner or voter) only once the directory admitted it,
-//!   and removes one only once it is LEAVING or REMOVED. (Checked when an append carrying the
-//!   change is sent: the directory only moves forward, so what held when the change was made
-//!   still holds.)
+//!   and removes one only once it is LEAVING or REMOVED or placed outside the group. (Checked
+//!   when an append first carries the change, as the leader made it then: a placement may
+//!   later take the node back, so a resend is not checked again.)
+//! - **Copies go after their removal**: a node deletes its copy of the data group only once
+//!   its own directory, as published when it does, places the group elsewhere and records it
+//!   settled there (its leader saw the node's removal committed).
 
+use super::cluster::GROUP;
 use crate::node::directory::{Directory, MemberStatus};
 use crate::node::runtime::META_GROUP;
 use crate::storage::wal::GroupId;
 use ppdb_raft::sim::check::{Verdict, Violation};
 use ppdb_raft::{ConfChange, ConfChangeKind, NodeId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tokio::sync::watch;
 
 /// The directories seen so far, and the running nodes' directories being watched.
@@ -79,6 +83,13 @@ impl DirectoryHistory {
         self.seen.len() as u64
     }
 
+    /// Distinct replica sets among the data group's placements seen.
+    pub fn distinct_placements(&self) -> u64 {
+        let sets: BTreeSet<&BTreeSet<NodeId>> =
+            self.seen.iter().filter_map(|d| d.placement().group(GROUP)).map(|p| &p.replicas).collect();
+        sets.len() as u64
+    }
+
     /// `node` published `directory`.
     fn published(&mut self, node: NodeId, directory: Directory) -> Verdict {
         if directory.members().is_empty() {
@@ -132,6 +143,29 @@ impl DirectoryHistory {
             detail: format!(
                 "node {leader} made change {change:?} in group {} while its directory has node {} as {status:?}",
                 group.0, change.node
+            ),
+        })
+    }
+}
+
+impl DirectoryHistory {
+    /// `node` deleted its copy of the data group: its directory must place the group
+    /// elsewhere and record it settled there. Read from the node's own watch, not its last
+    /// polled directory, because the node decided on what it published last.
+    pub fn check_copy_deleted(&self, node: NodeId) -> Verdict {
+        let Some(directory) = self.watches.get(&node) else { return Ok(()) };
+        let directory = directory.borrow();
+        let placement = directory.placement();
+        let settled = placement.group(GROUP).is_some_and(|p| p.settled);
+        if settled && placement.hosts(GROUP, node) == Some(false) {
+            return Ok(());
+        }
+        Err(Violation {
+            invariant: "copies go after their removal",
+            detail: format!(
+                "node {node} deleted its copy of group {} while its directory places it on {:?}",
+                GROUP.0,
+                placement.group(GROUP)
             ),
         })
     }

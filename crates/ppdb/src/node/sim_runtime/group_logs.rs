@@ -19,7 +19,7 @@ use ppdb_raft::sim::rng::mix;
 use ppdb_raft::{
     ConfChange, ConfChangeKind, Entry, EntryPayload, LogIndex, Membership, Message, NodeId, Snapshot, Term,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The checkers of one group.
 #[derive(Default)]
@@ -32,6 +32,10 @@ struct GroupLog {
     entries: LogMatching,
     /// Index → digest of every snapshot sent at it.
     snapshots: BTreeMap<LogIndex, u64>,
+    /// The membership changes already reported, by index and term: a change is checked
+    /// against its leader's directory when first sent, as it was made then; a placement may
+    /// later take a node back, so a resend may no longer match it.
+    changes_seen: BTreeSet<(LogIndex, Term)>,
 }
 
 /// The checkers of every group, fed with every message a node hands to the network.
@@ -43,7 +47,8 @@ pub(super) struct GroupLogs {
 
 impl GroupLogs {
     /// `message` of `group` was sent. Returns the membership changes it carries that its
-    /// sender created (entries of the term it leads), for the directory checks.
+    /// sender created (entries of the term it leads) and that were not sent before, for the
+    /// directory checks.
     pub fn observe(&mut self, group: GroupId, message: &Message) -> Result<Vec<ConfChange>, Violation> {
         let log = self.groups.entry(group).or_default();
         let in_group = |violation: Violation| Violation {
@@ -54,7 +59,12 @@ impl GroupLogs {
             MessageBody::Append { prev_term, entries, .. } => {
                 log.led(message).map_err(in_group)?;
                 log.appended(message.from, *prev_term, entries).map_err(in_group)?;
-                Ok(created_conf_changes(entries, message.term))
+                let created = created_conf_changes(entries, message.term);
+                Ok(created
+                    .into_iter()
+                    .filter(|&(index, term, _)| log.changes_seen.insert((index, term)))
+                    .map(|(_, _, change)| change)
+                    .collect())
             }
             MessageBody::InstallSnapshot { snapshot } => {
                 log.led(message).map_err(in_group)?;
@@ -112,13 +122,14 @@ impl GroupLog {
     }
 }
 
-/// The membership changes among `entries` created in `term` (by the leader of that term).
-fn created_conf_changes(entries: &[Entry], term: Term) -> Vec<ConfChange> {
+/// The membership changes among `entries` created in `term` (by the leader of that term), with
+/// their indexes and terms.
+fn created_conf_changes(entries: &[Entry], term: Term) -> Vec<(LogIndex, Term, ConfChange)> {
     entries
         .iter()
         .filter(|entry| entry.term == term)
         .filter_map(|entry| match entry.payload {
-            EntryPayload::ConfChange(change) => Some(change),
+            EntryPayload::ConfChange(change) => Some((entry.index, entry.term, change)),
             _ => None,
         })
         .collect()

@@ -4,19 +4,23 @@
 //! a member is asked to leave (`Leave`, half the time the meta group's leader, to exercise
 //! leadership hand-over), within the run's budget and only while another member stays ACTIVE
 //! (the directory refuses to let the last one go). Removals of silent nodes come from the
-//! meta leader itself (`MembershipPolicy::failed_after_ticks`).
+//! meta leader itself (`MembershipPolicy::failed_after_ticks`). Where the data group is placed
+//! on some nodes, the run also moves it now and then, as the rebalancer would: one replica
+//! swapped for an ACTIVE node without one (`SimOptions::moves_max`), so that sources of moves
+//! stay in the cluster and must delete their copies.
 //!
 //! Each change is proposed through [`NodeHandle::propose_membership`] on whichever node leads
 //! the meta group, found as the clients find the data group's leader: a refusal names the
 //! leader to try next; a timeout or a lost proposal is retried (both commands are idempotent).
 
 use super::clients::leader_named;
-use super::cluster::{lock, Cluster, Handles, TICK_MS};
+use super::cluster::{lock, Cluster, Handles, GROUP, TICK_MS};
 use super::observer::Observer;
 use super::options::SimOptions;
 use super::register::Register;
 use crate::node::directory::{DirectoryCommand, DirectoryOutput, MemberStatus};
 use crate::node::handle::NodeHandle;
+use crate::node::placement::PlacementChange;
 use crate::node::runtime::META_GROUP;
 use ppdb_raft::sim::check::Verdict;
 use ppdb_raft::sim::rng::{mix, SimRng};
@@ -55,6 +59,12 @@ pub(super) struct MembershipChanges {
     proposed: u64,
     /// The leave in flight, if any (one at a time).
     leave: Option<JoinHandle<()>>,
+    /// Moves of the data group still to ask for.
+    moves_left: u64,
+    /// Probability of asking for a move, per tick.
+    move_per_mille: u32,
+    /// The move asked for and not yet decided, if any (one at a time).
+    moving: Option<JoinHandle<()>>,
     /// The joins in flight.
     joining: Vec<JoinHandle<()>>,
 }
@@ -82,6 +92,9 @@ impl MembershipChanges {
             leave_per_mille: opts.leave_per_mille,
             proposed: 0,
             leave: None,
+            moves_left: opts.moves_max,
+            move_per_mille: opts.move_per_mille,
+            moving: None,
             joining: Vec::new(),
         }
     }
@@ -100,14 +113,39 @@ impl MembershipChanges {
         if now_ms % TICK_MS == 0 && self.leaves_left > 0 && self.rng.chance(self.leave_per_mille) {
             self.maybe_leave();
         }
+        if now_ms % TICK_MS == 0 && self.moves_left > 0 && self.rng.chance(self.move_per_mille) {
+            self.maybe_move();
+        }
         Ok(())
     }
 
-    /// Whether every planned join was decided and no leave is in flight.
+    /// Whether every planned join was decided and no leave or move is in flight.
     pub fn finished(&mut self) -> bool {
         self.joining.retain(|task| !task.is_finished());
         self.leave = self.leave.take().filter(|task| !task.is_finished());
-        self.joins.is_empty() && self.joining.is_empty() && self.leave.is_none()
+        self.moving = self.moving.take().filter(|task| !task.is_finished());
+        self.joins.is_empty() && self.joining.is_empty() && self.leave.is_none() && self.moving.is_none()
+    }
+
+    /// Asks for a move of the data group, if none asked for is in flight, the group is settled
+    /// and an ACTIVE node holds no replica: one of its replicas, drawn at random, goes there.
+    fn maybe_move(&mut self) {
+        if self.moving.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let directory = self.observer.latest_directory();
+        let Some(placed) = directory.placement().group(GROUP).filter(|p| p.settled) else { return };
+        let spare: Vec<NodeId> =
+            directory.with_status(MemberStatus::Active).filter(|n| !placed.replicas.contains(n)).collect();
+        let sources: Vec<NodeId> = placed.replicas.iter().copied().collect();
+        let (Some(target), Some(source)) = (self.rng.pick(&spare), self.rng.pick(&sources)) else { return };
+        let mut replicas = placed.replicas.clone();
+        replicas.remove(&source);
+        replicas.insert(target);
+        tracing::info!(%source, %target, "sim: moves a replica");
+        self.moves_left -= 1;
+        let change = PlacementChange::Place { group: GROUP, replicas };
+        self.moving = Some(self.propose(DirectoryCommand::Placement(change)));
     }
 
     /// Asks a member to leave, if none is leaving on our request and the directory lets one.

@@ -13,6 +13,9 @@
 //!   snapshot installed on a running node never takes its state back.
 //! - **Linearizable reads**: a read answers with a state at or after every write acknowledged
 //!   before it began, and with a digest the nodes really had there.
+//! - **A copy goes only after its removal is committed**: a running node deletes its copy of
+//!   the data group only once its directory records the group settled on other nodes (its
+//!   leader saw a committed membership without the node; `directories`).
 //! - **No acknowledged write lost**: at the end, every acknowledged command is still the one
 //!   committed at the index its client was told.
 //!
@@ -48,6 +51,8 @@ pub(super) struct Counts {
     pub snapshots_restored: u64,
     /// Distinct directories published.
     pub directories: u64,
+    /// Distinct replica sets the data group was placed on (each move gives it a new one).
+    pub placements: u64,
 }
 
 /// The run's observations and checkers, shared by the network, the state machines and the
@@ -155,7 +160,11 @@ impl Observer {
     pub fn restored(&self, node: NodeId, state: Observed) {
         let mut seen = self.seen();
         if state.index == LogIndex(0) {
-            seen.applied.remove(&node);
+            if seen.applied.remove(&node).is_some() {
+                // Not a start (which forgets the node's applies first): it deleted its copy.
+                let verdict = seen.directories.check_copy_deleted(node);
+                seen.record(verdict);
+            }
             return;
         }
         if let Some(previous) = seen.applied.insert(node, state.index).filter(|&p| p > state.index) {
@@ -265,6 +274,11 @@ impl Observer {
     /// The trace digest and counters so far.
     pub fn summary(&self) -> (u64, Counts) {
         let seen = self.seen();
-        (seen.trace, Counts { directories: seen.directories.distinct(), ..seen.counts })
+        let counts = Counts {
+            directories: seen.directories.distinct(),
+            placements: seen.directories.distinct_placements(),
+            ..seen.counts
+        };
+        (seen.trace, counts)
     }
 }

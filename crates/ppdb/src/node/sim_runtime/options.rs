@@ -5,7 +5,7 @@
 use super::net::NetFaults;
 use crate::node::reconcile::MembershipPolicy;
 use crate::storage::wal::SEGMENT_BYTES_MIN;
-use ppdb_raft::sim::rng::SimRng;
+use ppdb_raft::sim::rng::{mix, SimRng};
 use ppdb_raft::{Config, NodeId};
 
 /// The knobs of one run. Fault rates are per mille per Raft tick.
@@ -56,6 +56,15 @@ pub(super) struct SimOptions {
     /// Replicas of the data group: 0 keeps it on every member; 3 places it on 3 nodes, so
     /// leaves, failures and joins move its replicas (on 5 founders, 2 hold none at first).
     pub replicas: u32,
+    /// Share of the crash and partition draws that, while the data group moves, strike a
+    /// node with a part in the move (`moves`): 0, half or all of them.
+    pub move_fault_per_mille: u32,
+    /// Most moves of the data group the simulation asks for itself (one replica swapped for
+    /// an ACTIVE node without one, as the rebalancer does), beside those the rebalancer makes
+    /// for leaving and failed nodes; 0 when the group is on every member.
+    pub moves_max: u64,
+    /// Probability of asking for such a move, per tick.
+    pub move_per_mille: u32,
 }
 
 impl SimOptions {
@@ -68,7 +77,7 @@ impl SimOptions {
         raft.check_quorum = rng.below(4) != 0;
         raft.append_entries_max = [4, 64][rng.below(2) as usize];
         raft.inflight_appends_max = [1, 8][rng.below(2) as usize];
-        SimOptions {
+        let mut opts = SimOptions {
             founders: if seed % 2 == 0 { 3 } else { 5 },
             spares: 1 + rng.below(2),
             raft,
@@ -99,6 +108,14 @@ impl SimOptions {
             leaves_max: rng.below(3),
             leave_per_mille: 5,
             replicas: [0, 3][rng.below(2) as usize],
+            // Drawn apart from the run's generator, so the rest of a seed's draws stay as they were.
+            move_fault_per_mille: [0, 500, 1000][(mix(seed, 0xFA17) % 3) as usize],
+            moves_max: mix(seed, 0x303E) % 4,
+            move_per_mille: 10,
+        };
+        if opts.replicas == 0 {
+            opts.moves_max = 0;
         }
+        opts
     }
 }
