@@ -501,16 +501,30 @@ impl<S: StateMachine> Runtime<S> {
     /// copy will never count again, and keeping it would hold its memory and disk for
     /// nothing. The storage keeps a tombstone, so the copy does not come back at a restart;
     /// an empty replica stays, ready to be filled should the group be placed here again.
+    ///
+    /// The directory this node holds may be older than its replica of the group (a node
+    /// restarted before its meta replica caught up still sees the placement from before the
+    /// group moved onto it), and a member's copy is what its votes and acknowledgements stand
+    /// for. So a copy whose membership still lists this node goes only when, besides, the meta
+    /// replica hears a leader and has applied its whole log, and the group's replica hears no
+    /// leader (a removed node stops hearing from its group; a member that restarted hears its
+    /// leader again). A node whose removal reached it goes at once.
     fn drop_unplaced_copies(&mut self) -> Result<(), Error> {
         let directory = self.directory.borrow().clone();
         let placement = directory.placement();
         let me = self.config.node;
+        let directory_current = self.meta.as_ref().is_some_and(|meta| {
+            let status = meta.raft.status();
+            status.leader.is_some() && status.applied == status.commit && status.commit == status.last_index
+        });
         let doomed: Vec<GroupId> = self
             .groups
             .iter()
             .filter(|(&group, replica)| {
                 placement.hosts(group, me) == Some(false)
                     && (placement.group(group).is_some_and(|p| p.settled) || drop_before_settled())
+                    && (!replica.raft.membership().contains(me)
+                        || (directory_current && replica.raft.leader().is_none()))
                     && (replica.raft.last_index() > LogIndex(0)
                         || replica.raft.snapshot_index() > LogIndex(0))
                     && !self.saving_snapshot.contains(&group)
