@@ -10,6 +10,8 @@
 //! each layer owns and follows a read, a write and a transaction through them.
 
 pub mod acl;
+#[cfg(test)]
+pub(crate) mod canary;
 pub mod cli;
 pub mod codec;
 pub mod config;

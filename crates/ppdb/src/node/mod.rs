@@ -51,9 +51,6 @@ pub use runtime::{GroupReport, Outbox, Request, Runtime, RuntimeConfig, META_GRO
 pub use state_machine::StateMachine;
 
 #[cfg(test)]
-pub(crate) mod canary;
-
-#[cfg(test)]
 mod tests;
 
 #[cfg(test)]

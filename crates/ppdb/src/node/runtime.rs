@@ -952,7 +952,7 @@ fn replica<T: StateMachine>(
 /// Whether the planted bug of deleting a moved copy before the move settled is on.
 #[cfg(test)]
 fn drop_before_settled() -> bool {
-    super::canary::planted(super::canary::Canary::DropBeforeSettled)
+    crate::canary::planted(crate::canary::Canary::DropBeforeSettled)
 }
 
 /// Never outside tests.
@@ -964,7 +964,7 @@ fn drop_before_settled() -> bool {
 /// Whether the planted bug of deleting a moved copy without its tombstone is on.
 #[cfg(test)]
 fn drop_without_tombstone() -> bool {
-    super::canary::planted(super::canary::Canary::DropWithoutTombstone)
+    crate::canary::planted(crate::canary::Canary::DropWithoutTombstone)
 }
 
 /// Never outside tests.

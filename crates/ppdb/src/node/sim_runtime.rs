@@ -24,7 +24,7 @@
 //! nodes are stopped and their disks reopened: none may recover a copy (`cluster`). All along,
 //! a node may delete its copy only once its directory records the move settled without it.
 //!
-//! Planted bugs (`node/canary.rs`) must fail the sweep: a source deleting its copy before the
+//! Planted bugs (`src/canary.rs`) must fail the sweep: a source deleting its copy before the
 //! move settles, and one deleting it without a tombstone.
 //!
 //! Determinism: every task of a run (runtimes, clients, the simulation) runs on one
@@ -79,7 +79,7 @@ mod options;
 mod register;
 mod skewed_clocks;
 
-use crate::node::canary::{self, Canary};
+use crate::canary::{self, Canary};
 use clients::{spawn_marker, Clients};
 use cluster::Cluster;
 use convergence::Convergence;

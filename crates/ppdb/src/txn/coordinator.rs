@@ -197,7 +197,7 @@ impl<'c, C: ShardClient + ?Sized> Coordinator<'c, C> {
                 }
             }
             #[cfg(test)]
-            if super::canary::planted(super::canary::Canary::CommitUnprepared) {
+            if crate::canary::planted(crate::canary::Canary::CommitUnprepared) {
                 unanswered.clear();
             }
             if refusal.is_none() && !unanswered.is_empty() {

@@ -23,8 +23,6 @@
 //! [`crate::server`] (which splits client commands into parts and implements
 //! [`client::ShardClient`]); the shard's state machine calls [`participant`].
 
-#[cfg(test)]
-pub(crate) mod canary;
 pub mod client;
 pub mod coordinator;
 pub mod entry;

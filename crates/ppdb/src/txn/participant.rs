@@ -172,7 +172,7 @@ impl Participant {
             return Reply::Status("ABORTED");
         }
         #[cfg(test)]
-        if super::canary::planted(super::canary::Canary::PrepareWithoutLocks) {
+        if crate::canary::planted(crate::canary::Canary::PrepareWithoutLocks) {
             self.prepared.insert(id, prepared);
             return replies;
         }

@@ -26,6 +26,7 @@
 use super::clock::SimClock;
 use super::machines::{KvMachines, Setup};
 use super::net::NetFaults;
+use crate::canary::{self, Canary};
 use crate::error::Error;
 use crate::kv::{KvRead, Reply, TxnStep, WatchedKey, WriteOp};
 use crate::node::clock::WallClock;
@@ -36,7 +37,6 @@ use crate::server::client::commit_join::CommitJoiner;
 use crate::server::shard::KvShard;
 use crate::storage::disk::CrashFaults;
 use crate::storage::wal::GroupId;
-use crate::txn::canary::{self, Canary};
 use crate::txn::{coordinator, resolver, Part, ShardClient, TxnEntry, TxnError, TxnIds, TxnStats, Vote};
 use futures::future::{join_all, BoxFuture};
 use ppdb_raft::sim::rng::{mix, SimRng};

@@ -1,6 +1,7 @@
-//! Known protocol bugs the bank simulation must catch (`node::sim_runtime::bank`), planted
-//! only in test builds and only on the thread that asks: a sweep's worker thread runs its
-//! seeds' whole simulation, so other tests running at the same time are unaffected.
+//! Known bugs the simulations must catch, planted only in test builds and only on the thread
+//! that asks: a sweep's worker thread runs its seeds' whole simulation, so other tests running
+//! at the same time are unaffected. The bank simulation (`node::sim_runtime::bank`) catches the
+//! transaction protocol's, the runtime simulation (`node::sim_runtime`) the replica moves'.
 
 use std::cell::Cell;
 
@@ -12,6 +13,12 @@ pub(crate) enum Canary {
     /// A participant prepares its part without locking its keys, so they are free before
     /// the transaction is decided.
     PrepareWithoutLocks,
+    /// A source deletes its copy as soon as the placement moves the group away, before its
+    /// removal from the group is committed (the group not yet settled).
+    DropBeforeSettled,
+    /// A source deletes its copy in memory but writes no tombstone and deletes nothing on
+    /// disk, so a restart brings the stale copy back.
+    DropWithoutTombstone,
 }
 
 thread_local! {
